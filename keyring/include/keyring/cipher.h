@@ -1,0 +1,44 @@
+/* sparkwire libkeyring: the session cipher, AES-128-CBC in length-prefixed frames (PROTOCOL.md 3). */
+#ifndef KEYRING_CIPHER_H
+#define KEYRING_CIPHER_H
+
+#include <stdbool.h>
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One direction of one connection. IV rule: the IV of a frame is the first ciphertext block (C1) of the
+ * previous frame in the same direction; the first frame uses M[16..31]. One EVP context, reused. */
+typedef struct kr_cipher kr_cipher;
+
+kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16]);
+void kr_cipher_free(kr_cipher *c);
+/* A frame of this direction was lost (gap, or the capture began mid-session): the next frame's first
+ * block cannot be decrypted; later ones can. */
+void kr_cipher_lose_sync(kr_cipher *c);
+bool kr_cipher_in_sync(const kr_cipher *c);
+
+typedef enum kr_dec_result {
+    KR_DEC_OK = 0,
+    KR_DEC_PARTIAL,       /* decrypted from the second block on: the first block was lost */
+    KR_DEC_BAD_LENGTH,    /* ciphertext length not a multiple of 16, or 0 */
+    KR_DEC_BAD_PADDING    /* PKCS#7 padding invalid: wrong key, or not this direction's stream */
+} kr_dec_result;
+
+/* Decrypts one frame body (without the 2-byte length prefix). pt must hold len bytes. On OK, *pt_len is
+ * the CoAP message length (padding removed) and *pt_skip is 0. On PARTIAL, pt holds message bytes from
+ * offset 16 on, *pt_skip = 16, *pt_len the number of those bytes. The IV advances on every frame of valid
+ * length, whatever the padding says. */
+kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
+                                size_t *pt_skip);
+
+/* Encrypts one message into a whole frame (2-byte length + ciphertext) with PKCS#7 padding. Returns the
+ * frame length, or -1 when out_cap is too small. */
+int kr_cipher_encrypt(kr_cipher *c, const uint8_t *pt, size_t len, uint8_t *out, size_t out_cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

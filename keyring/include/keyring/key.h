@@ -1,0 +1,87 @@
+/* sparkwire libkeyring: loading and checking RSA keys as the devices and the cloud store them. */
+#ifndef KEYRING_KEY_H
+#define KEYRING_KEY_H
+
+#include <stdbool.h>
+#include <openssl/evp.h>
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How the key was stored. */
+typedef enum kr_key_encoding {
+    KR_ENC_PKCS1_PRIVATE = 1, /* RSAPrivateKey ("BEGIN RSA PRIVATE KEY"): what the device flash wants */
+    KR_ENC_PKCS8_PRIVATE,     /* PrivateKeyInfo ("BEGIN PRIVATE KEY"): OpenSSL 3 default, breaks devices */
+    KR_ENC_PKCS1_PUBLIC,      /* RSAPublicKey ("BEGIN RSA PUBLIC KEY") */
+    KR_ENC_SPKI_PUBLIC        /* SubjectPublicKeyInfo ("BEGIN PUBLIC KEY"): what the cloud and device want */
+} kr_key_encoding;
+
+/* What a key is meant to be used as; decides which device-readability checks apply. */
+typedef enum kr_role {
+    KR_ROLE_ANY = 0,
+    KR_ROLE_DEVICE_PRIVATE,   /* RSA-1024 PKCS#1 DER laid out as PROTOCOL.md 5.1 */
+    KR_ROLE_DEVICE_PUBLIC,    /* RSA-1024 SPKI (what the cloud holds per device) */
+    KR_ROLE_SERVER_PRIVATE,   /* RSA-2048 */
+    KR_ROLE_SERVER_PUBLIC     /* RSA-2048 SPKI DER, 294 bytes, as the device reads it (5.3) */
+} kr_role;
+
+typedef struct kr_key {
+    EVP_PKEY *pkey;           /* owned; an RSA key */
+    bool is_private;
+    int bits;                 /* modulus size in bits */
+    unsigned long exponent;   /* public exponent, 0 if it does not fit */
+    kr_key_encoding encoding;
+    bool pem;                 /* was PEM armoured text */
+    uint8_t *der;             /* owned copy of the DER object as stored (without trailing bytes) */
+    size_t der_len;
+    size_t trailing_len;      /* bytes after the DER object in a DER file (flash slots carry these) */
+    bool trailing_all_ff;     /* the trailing bytes are erased flash (0xFF) */
+    uint8_t spki_sha256[32];  /* SHA-256 of the public half as SubjectPublicKeyInfo DER: the fingerprint */
+    char source[512];         /* file path or a name given by the caller */
+} kr_key;
+
+/* Loads an RSA key from DER or PEM, PKCS#1 or PKCS#8 private, PKCS#1 or SPKI public, sniffing the
+ * content (the extension is ignored). Returns NULL and fills err on failure (not a key, truncated,
+ * password protected, not RSA...). */
+kr_key *kr_key_load_file(const char *path, kr_err *err);
+kr_key *kr_key_load_mem(const uint8_t *buf, size_t len, const char *name, kr_err *err);
+/* Wraps a public or private EVP_PKEY (takes ownership); der fields describe its SPKI/PKCS#1 form. */
+kr_key *kr_key_from_pkey(EVP_PKEY *pkey, const char *name, kr_err *err);
+void kr_key_free(kr_key *key);
+
+/* True when both keys share modulus and exponent (a private key and its public half). */
+bool kr_key_same_public(const kr_key *a, const kr_key *b);
+
+/* The public half as SubjectPublicKeyInfo DER. out must hold der_cap bytes. Returns length or -1. */
+int kr_key_public_spki(const kr_key *key, uint8_t *out, size_t out_cap);
+
+/* SHA-256 fingerprint as 64 lower-case hex digits into out[65]. */
+char *kr_key_fingerprint(const kr_key *key, char out[65]);
+
+/* True for the public Particle cloud key (PROTOCOL.md 5.3, SPKI SHA-256 aa8aba3c...). */
+bool kr_key_is_particle_cloud(const kr_key *key);
+
+/* Human words for the encoding, e.g. "PKCS#1 RSAPrivateKey DER". */
+const char *kr_key_encoding_str(const kr_key *key);
+
+/* A finding about a key. */
+typedef enum kr_note_level { KR_NOTE_INFO = 0, KR_NOTE_WARNING, KR_NOTE_PROBLEM } kr_note_level;
+typedef struct kr_note {
+    kr_note_level level;
+    char text[384];   /* what is wrong and what it causes, e.g. "PKCS#8 wrapped: the device misreads it and
+                         fails every handshake with a decryption error (orange blink)" */
+    char fix[384];    /* a command that fixes it, or "" */
+} kr_note;
+
+/* Checks a key for use in a role: size (device 1024, server 2048), exponent, device-readability of a
+ * private key (PKCS#8 wrapping, integers shorter than nominal, layout of 5.1), server public key not in
+ * 294-byte SPKI DER form, trailing bytes, the Particle cloud key. Writes at most max notes; returns the
+ * number of notes written. The worst level is what decides `keyring`'s exit code. */
+int kr_key_check(const kr_key *key, kr_role role, kr_note *notes, int max);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

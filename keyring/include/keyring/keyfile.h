@@ -1,0 +1,83 @@
+/* sparkwire libkeyring: the keyfile (DESIGN.md), one format for the plugin, cloudmon and keyring.
+ *
+ *   server-private  keys/server-private.pem
+ *   server-public   keys/cloud_public.der
+ *   device  55ff6d065075555332071787  keys/55ff6d065075555332071787.der
+ *   device  *  keys/core-private.der
+ *   session 55ff6d065075555332071787  <80 hex digits>
+ *
+ * '#' starts a comment, blank lines are ignored, paths are relative to the keyfile's folder.
+ * Every bad line is an error "FILE:LINE: what is wrong (what to do)"; nothing is skipped.
+ */
+#ifndef KEYRING_KEYFILE_H
+#define KEYRING_KEYFILE_H
+
+#include <stdbool.h>
+#include "common.h"
+#include "key.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kr_entry_kind {
+    KR_ENTRY_SERVER_PRIVATE = 1,
+    KR_ENTRY_SERVER_PUBLIC,
+    KR_ENTRY_DEVICE,          /* a device private key, for one id or for any id (wildcard) */
+    KR_ENTRY_SESSION          /* 40 bytes of session material for a device id */
+} kr_entry_kind;
+
+typedef struct kr_entry {
+    kr_entry_kind kind;
+    int line;                         /* line number in the keyfile */
+    bool wildcard;                    /* device * */
+    bool has_id;
+    uint8_t device_id[KR_DEVICE_ID_LEN];
+    char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
+    char path[1024];                  /* resolved path of the key file ("" for session lines) */
+    kr_key *key;                      /* loaded key (owned by the keyfile), NULL for session lines */
+    uint8_t session[KR_SESSION_LEN];  /* session lines */
+} kr_entry;
+
+typedef struct kr_keyfile kr_keyfile;
+
+/* Loads and checks a keyfile, loading every key it names. NULL + err ("FILE:LINE: ...") on the first
+ * bad line: unknown keyword, missing or unreadable key file, key of the wrong kind (public where a private
+ * key is needed...), bad device id (not 24 hex digits), bad session hex (not 80 hex digits), duplicate
+ * device id or duplicate server key. */
+kr_keyfile *kr_keyfile_load(const char *path, kr_err *err);
+/* Parses keyfile text; base_dir resolves relative paths, name is used in error messages. */
+kr_keyfile *kr_keyfile_parse(const char *text, size_t len, const char *base_dir, const char *name,
+                             kr_err *err);
+/* An empty keyfile (no keys): the tools work without keys. */
+kr_keyfile *kr_keyfile_new_empty(void);
+void kr_keyfile_free(kr_keyfile *kf);
+
+const char *kr_keyfile_path(const kr_keyfile *kf);      /* "" for an empty or parsed-from-text one */
+size_t kr_keyfile_count(const kr_keyfile *kf);
+const kr_entry *kr_keyfile_entry(const kr_keyfile *kf, size_t i);
+
+const kr_key *kr_keyfile_server_private(const kr_keyfile *kf);  /* NULL when absent */
+const kr_key *kr_keyfile_server_public(const kr_keyfile *kf);   /* explicit server-public, or the public
+                                                                   half of server-private; NULL if neither */
+/* Device private key for exactly this id, or NULL. Wildcards are not returned here. */
+const kr_key *kr_keyfile_device_key(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN]);
+/* Wildcard device keys (device *), in keyfile order. */
+size_t kr_keyfile_wildcard_count(const kr_keyfile *kf);
+const kr_key *kr_keyfile_wildcard(const kr_keyfile *kf, size_t i);
+/* All device keys (by id and wildcard), in keyfile order: what to try when the id is unknown. */
+size_t kr_keyfile_device_key_count(const kr_keyfile *kf);
+const kr_entry *kr_keyfile_device_entry(const kr_keyfile *kf, size_t i);
+/* Session material for this id, or NULL. */
+const uint8_t *kr_keyfile_session(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN]);
+/* All session lines, in keyfile order (mid-session captures where the id is not known). */
+size_t kr_keyfile_session_count(const kr_keyfile *kf);
+const kr_entry *kr_keyfile_session_entry(const kr_keyfile *kf, size_t i);
+/* Finds the device entry whose key's public half equals this SPKI DER (a key a device offered in
+ * its id block). NULL when none matches. */
+const kr_entry *kr_keyfile_find_device_by_public(const kr_keyfile *kf, const uint8_t *spki, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1 @@
+#include "keyring/keyring.h"
