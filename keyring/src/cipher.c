@@ -1,1 +1,135 @@
-#include "keyring/keyring.h"
+/* sparkwire libkeyring: one direction of the session cipher (PROTOCOL.md 3.1-3.3).
+ *
+ * AES-128-CBC inside each frame; the IV of a frame is the first ciphertext block of the previous frame
+ * of the same direction. One EVP context is kept per direction and re-initialised with the new IV only.
+ */
+#include "keyring/cipher.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+struct kr_cipher {
+    EVP_CIPHER_CTX *ctx;
+    int mode;              /* 1 encrypt, 0 decrypt: what ctx is keyed for */
+    uint8_t key[16];
+    uint8_t iv[16];
+    bool in_sync;
+};
+
+kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
+{
+    kr_cipher *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ctx = EVP_CIPHER_CTX_new();
+    if (!c->ctx || !EVP_DecryptInit_ex(c->ctx, EVP_aes_128_cbc(), NULL, key, iv)) {
+        kr_cipher_free(c);
+        return NULL;
+    }
+    c->mode = 0;
+    memcpy(c->key, key, 16);
+    memcpy(c->iv, iv, 16);
+    c->in_sync = true;
+    return c;
+}
+
+void kr_cipher_free(kr_cipher *c)
+{
+    if (!c)
+        return;
+    EVP_CIPHER_CTX_free(c->ctx);
+    OPENSSL_cleanse(c, sizeof *c);
+    free(c);
+}
+
+void kr_cipher_lose_sync(kr_cipher *c)
+{
+    if (c)
+        c->in_sync = false;
+}
+
+bool kr_cipher_in_sync(const kr_cipher *c)
+{
+    return c && c->in_sync;
+}
+
+/* Sets the context up for mode with this IV, keying it again only when the mode changes. */
+static int cipher_start(kr_cipher *c, int mode, const uint8_t iv[16])
+{
+    const uint8_t *key = NULL;
+    const EVP_CIPHER *type = NULL;
+    if (mode != c->mode) {
+        key = c->key;
+        type = EVP_aes_128_cbc();
+    }
+    if (!EVP_CipherInit_ex(c->ctx, type, NULL, key, iv, mode))
+        return -1;
+    c->mode = mode;
+    return EVP_CIPHER_CTX_set_padding(c->ctx, mode) ? 0 : -1;   /* PKCS#7 checked by hand on decrypt */
+}
+
+kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
+                                size_t *pt_skip)
+{
+    *pt_len = 0;
+    *pt_skip = 0;
+    if (!c || len == 0 || len % 16 != 0 || len > KR_FRAME_MAX)
+        return KR_DEC_BAD_LENGTH;
+
+    bool partial = !c->in_sync;
+    const uint8_t *iv = c->iv;
+    const uint8_t *body = ct;
+    size_t blen = len;
+    if (partial) {
+        /* The IV is C1 of a frame not seen: block 1 is lost; each later block uses the block before it. */
+        iv = ct;
+        body = ct + 16;
+        blen = len - 16;
+        *pt_skip = 16;
+    }
+    uint8_t next_iv[16];
+    memcpy(next_iv, ct, 16);
+
+    int outl = 0;
+    int ok = 1;
+    if (blen > 0) {
+        ok = cipher_start(c, 0, iv) == 0 && EVP_DecryptUpdate(c->ctx, pt, &outl, body, (int)blen) &&
+             (size_t)outl == blen;
+    }
+    memcpy(c->iv, next_iv, 16);
+    c->in_sync = true;
+    if (!ok)
+        return KR_DEC_BAD_PADDING;
+
+    if (partial && blen == 0)
+        return KR_DEC_PARTIAL;      /* a one-block frame gives nothing */
+
+    uint8_t pad = pt[blen - 1];
+    if (pad == 0 || pad > 16 || pad > blen)
+        return KR_DEC_BAD_PADDING;
+    for (size_t i = blen - pad; i < blen; i++)
+        if (pt[i] != pad)
+            return KR_DEC_BAD_PADDING;
+    *pt_len = blen - pad;
+    return partial ? KR_DEC_PARTIAL : KR_DEC_OK;
+}
+
+int kr_cipher_encrypt(kr_cipher *c, const uint8_t *pt, size_t len, uint8_t *out, size_t out_cap)
+{
+    if (!c)
+        return -1;
+    size_t padded = (len / 16 + 1) * 16;
+    if (padded > KR_FRAME_MAX || out_cap < padded + 2)
+        return -1;
+    int n1 = 0, n2 = 0;
+    if (cipher_start(c, 1, c->iv) != 0 || !EVP_EncryptUpdate(c->ctx, out + 2, &n1, pt, (int)len) ||
+        !EVP_EncryptFinal_ex(c->ctx, out + 2 + n1, &n2) || (size_t)(n1 + n2) != padded)
+        return -1;
+    out[0] = (uint8_t)(padded >> 8);
+    out[1] = (uint8_t)(padded & 0xff);
+    memcpy(c->iv, out + 2, 16);
+    c->in_sync = true;
+    return (int)(padded + 2);
+}

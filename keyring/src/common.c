@@ -1,1 +1,87 @@
-#include "keyring/keyring.h"
+/* sparkwire libkeyring: error lines and small helpers shared by every module. */
+#include "keyring/common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+const char *kr_dir_str(kr_dir d)
+{
+    return d == KR_D2S ? "device->cloud" : "cloud->device";
+}
+
+const char *kr_dir_short(kr_dir d)
+{
+    return d == KR_D2S ? "D->S" : "S->D";
+}
+
+void kr_err_set(kr_err *err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+}
+
+void kr_err_openssl(kr_err *err)
+{
+    unsigned long code;
+    char buf[256];
+    int first = 1;
+
+    while ((code = ERR_get_error()) != 0) {
+        if (!err || !first)
+            continue;           /* keep draining the queue */
+        ERR_error_string_n(code, buf, sizeof buf);
+        size_t used = strlen(err->msg);
+        if (used + 3 < sizeof err->msg)
+            snprintf(err->msg + used, sizeof err->msg - used, " (%s)", buf);
+        first = 0;
+    }
+}
+
+char *kr_hex(const uint8_t *data, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[data[i] >> 4];
+        out[2 * i + 1] = digits[data[i] & 15];
+    }
+    out[2 * len] = '\0';
+    return out;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int kr_unhex(const char *text, uint8_t *out, size_t len)
+{
+    if (!text)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (text[2 * i] == '\0' || text[2 * i + 1] == '\0')
+            return -1;
+        int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+char *kr_device_id_hex(const uint8_t id[KR_DEVICE_ID_LEN], char out[KR_DEVICE_ID_HEX_LEN + 1])
+{
+    return kr_hex(id, KR_DEVICE_ID_LEN, out);
+}

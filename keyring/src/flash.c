@@ -1,1 +1,253 @@
-#include "keyring/keyring.h"
+/* sparkwire libkeyring: key slots of a Spark Core flash dump or a Photon/P1 DCT dump (PROTOCOL.md 5.6, 5.7). */
+#include "keyring/flash.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* snprintf that may cut long paths short without a compiler complaint */
+static void sfmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void sfmt(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+
+#define DUMP_MAX (64 * 1024 * 1024)
+#define READ_AREA 1024   /* what a DFU read of a key slot returns */
+
+const char *kr_flash_layout_str(kr_flash_layout l)
+{
+    switch (l) {
+    case KR_FLASH_CORE: return "Spark Core external flash";
+    case KR_FLASH_DCT: return "Photon/P1 DCT";
+    default: return "unknown layout";
+    }
+}
+
+const char *kr_slot_state_str(kr_slot_state s)
+{
+    switch (s) {
+    case KR_SLOT_ABSENT: return "absent";
+    case KR_SLOT_BLANK: return "blank";
+    case KR_SLOT_INVALID: return "invalid";
+    case KR_SLOT_KEY: return "key";
+    }
+    return "?";
+}
+
+static bool all_ff(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0xff)
+            return false;
+    return true;
+}
+
+/* want_private: 1 private key expected, 0 public key expected. */
+static void read_slot(const uint8_t *buf, size_t len, const char *dumpname, const char *name, size_t off,
+                      size_t area, size_t used, int want_private, kr_flash_slot *s)
+{
+    memset(s, 0, sizeof *s);
+    s->name = name;
+    s->offset = off;
+    if (len < off + 4 || len < off + (used < 64 ? used : 64)) {
+        s->state = KR_SLOT_ABSENT;
+        sfmt(s->why, sizeof s->why, "%s at 0x%zx: not in the dump (it ends at 0x%zx): read at least 0x%zx "
+             "bytes from address 0", name, off, len, off + used);
+        return;
+    }
+    size_t n = len - off < area ? len - off : area;
+    s->size = n;
+    const uint8_t *p = buf + off;
+    if (all_ff(p, n < used ? n : used)) {
+        s->state = KR_SLOT_BLANK;
+        sfmt(s->why, sizeof s->why, "%s at 0x%zx: blank (erased flash, all 0xFF): no key stored%s", name,
+                 off, want_private ? "; the device cannot connect until a key is written there" : "");
+        return;
+    }
+    char label[128];
+    sfmt(label, sizeof label, "%s@0x%zx", dumpname, off);
+    kr_err kerr;
+    kr_key *k = kr_key_load_mem(p, n, label, &kerr);
+    if (!k) {
+        s->state = KR_SLOT_INVALID;
+        sfmt(s->why, sizeof s->why, "%s at 0x%zx: not a valid key: %s", name, off, kerr.msg);
+        return;
+    }
+    if (want_private && !k->is_private) {
+        s->state = KR_SLOT_INVALID;
+        sfmt(s->why, sizeof s->why, "%s at 0x%zx: holds a public key, not the device's private key",
+                 name, off);
+        kr_key_free(k);
+        return;
+    }
+    if (want_private && !kr_key_private_consistent(k)) {
+        s->state = KR_SLOT_INVALID;
+        sfmt(s->why, sizeof s->why, "%s at 0x%zx: parses as RSA-%d but its numbers are inconsistent "
+                 "(n != p*q): a corrupt key", name, off, k->bits);
+        kr_key_free(k);
+        return;
+    }
+    s->state = KR_SLOT_KEY;
+    s->key = k;
+}
+
+static void read_address(const uint8_t *buf, size_t len, size_t off, kr_server_address *a)
+{
+    memset(a, 0, sizeof *a);
+    a->offset = off;
+    if (len < off + KR_SERVER_ADDR_LEN) {
+        a->state = KR_SLOT_ABSENT;
+        sfmt(a->why, sizeof a->why, "server address record at 0x%zx: not in the dump", off);
+        return;
+    }
+    const uint8_t *p = buf + off;
+    a->type = p[0];
+    a->len = p[1];
+    a->port = (uint16_t)(p[66] << 8 | p[67]);
+    a->port_used = (a->port == 0 || a->port == 0xffff) ? 5683 : a->port;
+    if (all_ff(p, KR_SERVER_ADDR_LEN)) {
+        a->state = KR_SLOT_BLANK;
+        sfmt(a->why, sizeof a->why, "server address record at 0x%zx: blank: devices connect to "
+                 "device.spark.io", off);
+        return;
+    }
+    if (a->type == 0 && a->len == 4) {
+        sfmt(a->host, sizeof a->host, "%u.%u.%u.%u", p[2], p[3], p[4], p[5]);
+        a->state = KR_SLOT_KEY;
+        return;
+    }
+    if (a->type == 1 && a->len >= 1 && a->len <= 64) {
+        size_t o = 0;
+        for (size_t i = 0; i < a->len && o + 5 < sizeof a->host; i++) {
+            uint8_t c = p[2 + i];
+            if (c >= 0x21 && c < 0x7f)
+                a->host[o++] = (char)c;
+            else
+                { sfmt(a->host + o, sizeof a->host - o, "\\x%02x", c); o += 4; }
+        }
+        a->host[o] = '\0';
+        a->state = KR_SLOT_KEY;
+        return;
+    }
+    a->state = KR_SLOT_INVALID;
+    sfmt(a->why, sizeof a->why, "server address record at 0x%zx: invalid (type %u, length %u): devices "
+             "fall back to device.spark.io", off, a->type, a->len);
+}
+
+static void parse_layout(const uint8_t *buf, size_t len, const char *name, kr_flash_layout l, kr_flash *f)
+{
+    memset(f, 0, sizeof *f);
+    f->layout = l;
+    f->dump_len = len;
+    if (l == KR_FLASH_CORE) {
+        read_slot(buf, len, name, "device private key", KR_CORE_DEVICE_KEY_OFFSET, READ_AREA,
+                  KR_DEVICE_KEY_SLOT, 1, &f->device_private);
+        read_slot(buf, len, name, "server public key", KR_CORE_SERVER_KEY_OFFSET, KR_SERVER_KEY_SLOT,
+                  KR_SERVER_SPKI_LEN, 0, &f->server_public);
+        f->device_public.name = "device public key";
+        f->device_public.state = KR_SLOT_ABSENT;
+        sfmt(f->device_public.why, sizeof f->device_public.why,
+                 "device public key: not stored by a Core (derived from the private key)");
+        read_address(buf, len, KR_CORE_SERVER_ADDR_OFFSET, &f->address);
+    } else {
+        read_slot(buf, len, name, "device private key", KR_DCT_DEVICE_KEY_OFFSET, 1216, KR_DEVICE_KEY_SLOT, 1,
+                  &f->device_private);
+        read_slot(buf, len, name, "device public key", KR_DCT_DEVICE_PUB_OFFSET, 384, KR_DEVICE_SPKI_LEN, 0,
+                  &f->device_public);
+        read_slot(buf, len, name, "server public key", KR_DCT_SERVER_KEY_OFFSET, KR_SERVER_KEY_SLOT,
+                  KR_SERVER_SPKI_LEN, 0, &f->server_public);
+        read_address(buf, len, KR_DCT_SERVER_ADDR_OFFSET, &f->address);
+    }
+}
+
+static int score(const kr_flash *f)
+{
+    return (f->device_private.state == KR_SLOT_KEY) + (f->server_public.state == KR_SLOT_KEY) +
+           (f->device_public.state == KR_SLOT_KEY) + (f->address.state == KR_SLOT_KEY);
+}
+
+static int present(const kr_flash *f)
+{
+    return (f->device_private.state != KR_SLOT_ABSENT) + (f->server_public.state != KR_SLOT_ABSENT);
+}
+
+static int parse_named(const uint8_t *buf, size_t len, const char *name, kr_flash_layout layout, kr_flash *out,
+                       kr_err *err)
+{
+    if (layout == KR_FLASH_CORE || layout == KR_FLASH_DCT) {
+        parse_layout(buf, len, name, layout, out);
+    } else {
+        kr_flash core, dct;
+        parse_layout(buf, len, name, KR_FLASH_CORE, &core);
+        parse_layout(buf, len, name, KR_FLASH_DCT, &dct);
+        int sc = score(&core), sd = score(&dct);
+        bool take_dct = sd > sc || (sd == sc && present(&core) == 0 && present(&dct) > 0) ||
+                        (sd == sc && len <= KR_DCT_SIZE && len < KR_CORE_DEVICE_KEY_OFFSET + KR_DEVICE_KEY_SLOT);
+        if (take_dct) {
+            kr_flash_clear(&core);
+            *out = dct;
+        } else {
+            kr_flash_clear(&dct);
+            *out = core;
+        }
+    }
+    if (present(out) == 0) {
+        kr_err_set(err, "%s: %zu bytes: too short for a %s dump (a Core dump must reach 0x%x, a DCT dump %d "
+                   "bytes); for a single key file use `keyring show`", name, len,
+                   kr_flash_layout_str(out->layout == KR_FLASH_DCT ? KR_FLASH_DCT : KR_FLASH_CORE),
+                   KR_CORE_DEVICE_KEY_OFFSET + KR_DEVICE_KEY_SLOT, KR_DCT_SERVER_ADDR_OFFSET + KR_SERVER_ADDR_LEN);
+        kr_flash_clear(out);
+        return -1;
+    }
+    return 0;
+}
+
+int kr_flash_parse(const uint8_t *buf, size_t len, kr_flash_layout layout, kr_flash *out, kr_err *err)
+{
+    return parse_named(buf, len, "dump", layout, out, err);
+}
+
+int kr_flash_load_file(const char *path, kr_flash_layout layout, kr_flash *out, kr_err *err)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        kr_err_set(err, "%s: cannot open the dump: %s", path, strerror(errno));
+        return -1;
+    }
+    uint8_t *buf = malloc(DUMP_MAX + 1);
+    if (!buf) {
+        fclose(f);
+        kr_err_set(err, "%s: out of memory", path);
+        return -1;
+    }
+    size_t n = fread(buf, 1, DUMP_MAX + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    int r = -1;
+    if (bad)
+        kr_err_set(err, "%s: cannot read the dump", path);
+    else if (n > DUMP_MAX)
+        kr_err_set(err, "%s: larger than 64 MB: not a flash dump (the Core's flash is 2 MB)", path);
+    else
+        r = parse_named(buf, n, path, layout, out, err);
+    free(buf);
+    return r;
+}
+
+void kr_flash_clear(kr_flash *f)
+{
+    if (!f)
+        return;
+    kr_key_free(f->device_private.key);
+    kr_key_free(f->server_public.key);
+    kr_key_free(f->device_public.key);
+    f->device_private.key = f->server_public.key = f->device_public.key = NULL;
+}

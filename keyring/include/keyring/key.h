@@ -73,6 +73,9 @@ typedef struct kr_note {
     char text[384];   /* what is wrong and what it causes, e.g. "PKCS#8 wrapped: the device misreads it and
                          fails every handshake with a decryption error (orange blink)" */
     char fix[384];    /* a command that fixes it, or "" */
+    bool storage;     /* the note is about how the bytes are stored for the device or the cloud (PEM text,
+                         PKCS#8 wrapping, PKCS#1 public form), not about the key itself: the sparkwire
+                         tools read such a file fine */
 } kr_note;
 
 /* Checks a key for use in a role: size (device 1024, server 2048), exponent, device-readability of a
@@ -80,6 +83,21 @@ typedef struct kr_note {
  * 294-byte SPKI DER form, trailing bytes, the Particle cloud key. Writes at most max notes; returns the
  * number of notes written. The worst level is what decides `keyring`'s exit code. */
 int kr_key_check(const kr_key *key, kr_role role, kr_note *notes, int max);
+
+/* Words for a role: "device private key", "server public key"... */
+const char *kr_role_str(kr_role role);
+/* The role a key most likely plays, from its size and kind (1024 private -> device private...). */
+kr_role kr_key_guess_role(const kr_key *key);
+
+/* Checks PKCS#1 RSAPrivateKey DER bytes against the fixed layout devices read (PROTOCOL.md 5.1): outer
+ * SEQUENCE with a 2-byte length, then each number at its nominal size (n, d: 128 bytes; p, q, dp, dq,
+ * qinv: 64 bytes; a leading zero allowed). Returns true when a device reads it right; otherwise false and,
+ * when why is not NULL, one line saying which number deviates. Does not check the size or exponent. */
+bool kr_key_device_layout_ok(const uint8_t *der, size_t len, char *why, size_t why_cap);
+
+/* True when the private key's numbers are consistent (n = p*q and the rest), checked by OpenSSL.
+ * False for public keys. */
+bool kr_key_private_consistent(const kr_key *key);
 
 #ifdef __cplusplus
 }

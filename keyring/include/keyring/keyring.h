@@ -6,5 +6,6 @@
 #include "keyfile.h"
 #include "handshake.h"
 #include "cipher.h"
+#include "flash.h"
 #include "tracker.h"
 #endif

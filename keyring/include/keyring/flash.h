@@ -1,0 +1,92 @@
+/* sparkwire libkeyring: keys read back from a device's storage (PROTOCOL.md 5.6, 5.7).
+ *
+ * A Spark Core keeps its keys in the 2 MB external SPI flash: the server public key (294-byte SPKI DER)
+ * at 0x1000, the server address record at 0x1180, the device private key (PKCS#1 DER, up to 612 bytes)
+ * at 0x2000, each followed by erased flash (0xFF). A Photon/P1 keeps them in the 16 KB DCT: device private
+ * key at 34, device public key at 1250, server public key at 2082, address record at 2466.
+ * A dump may be the whole flash or any shorter read that starts at address 0.
+ */
+#ifndef KEYRING_FLASH_H
+#define KEYRING_FLASH_H
+
+#include <stdbool.h>
+#include "common.h"
+#include "key.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kr_flash_layout {
+    KR_FLASH_AUTO = 0,        /* decide from the size and content */
+    KR_FLASH_CORE,            /* Spark Core external flash (0x1000 / 0x1180 / 0x2000) */
+    KR_FLASH_DCT              /* Photon / P1 DCT (34 / 1250 / 2082 / 2466) */
+} kr_flash_layout;
+
+const char *kr_flash_layout_str(kr_flash_layout l);   /* "Spark Core external flash", "Photon/P1 DCT" */
+
+/* Core offsets */
+#define KR_CORE_SERVER_KEY_OFFSET   0x1000
+#define KR_CORE_SERVER_ADDR_OFFSET  0x1180
+#define KR_CORE_DEVICE_KEY_OFFSET   0x2000
+#define KR_CORE_FLASH_SIZE          (2 * 1024 * 1024)
+/* Photon / P1 DCT offsets */
+#define KR_DCT_DEVICE_KEY_OFFSET    34
+#define KR_DCT_DEVICE_PUB_OFFSET    1250
+#define KR_DCT_SERVER_KEY_OFFSET    2082
+#define KR_DCT_SERVER_ADDR_OFFSET   2466
+#define KR_DCT_SIZE                 (16 * 1024)
+
+#define KR_DEVICE_KEY_SLOT          612   /* bytes a device reads for its private key */
+#define KR_SERVER_KEY_SLOT          384   /* key area before the address record */
+#define KR_SERVER_ADDR_LEN          128
+
+typedef enum kr_slot_state {
+    KR_SLOT_ABSENT = 0,   /* the dump ends before this slot */
+    KR_SLOT_BLANK,        /* all 0xFF: erased, no key stored */
+    KR_SLOT_INVALID,      /* holds bytes that are not a valid key of the expected kind (see why) */
+    KR_SLOT_KEY           /* a valid key (may still have notes from kr_key_check) */
+} kr_slot_state;
+
+const char *kr_slot_state_str(kr_slot_state s);  /* "absent", "blank", "invalid", "key" */
+
+typedef struct kr_flash_slot {
+    const char *name;     /* "device private key", "server public key", "device public key" */
+    size_t offset;        /* in the dump */
+    size_t size;          /* bytes of the slot examined */
+    kr_slot_state state;
+    kr_key *key;          /* owned; set when state is KR_SLOT_KEY */
+    char why[512];        /* for ABSENT / BLANK / INVALID: one line naming the slot and the problem */
+} kr_flash_slot;
+
+typedef struct kr_server_address {
+    kr_slot_state state;  /* ABSENT, BLANK, INVALID (type not 0/1 or bad length: devices fall back to
+                             device.spark.io), or KEY meaning "valid record" */
+    size_t offset;
+    uint8_t type;         /* 0 IPv4, 1 domain name */
+    uint8_t len;
+    char host[80];        /* dotted IPv4 or the domain name (non-printable bytes as \xNN) */
+    uint16_t port;        /* as stored (big-endian at +66) */
+    uint16_t port_used;   /* the port a G2 device connects to: 5683 when stored as 0 or 0xFFFF */
+    char why[256];
+} kr_server_address;
+
+typedef struct kr_flash {
+    kr_flash_layout layout;
+    size_t dump_len;
+    kr_flash_slot device_private;
+    kr_flash_slot server_public;
+    kr_flash_slot device_public;   /* DCT only; ABSENT for the Core */
+    kr_server_address address;
+} kr_flash;
+
+/* Reads the key slots of a dump. Returns 0 (even when slots are blank or invalid: see each slot's state),
+ * or -1 and err when the buffer is not a dump at all (too short to hold any slot). */
+int kr_flash_parse(const uint8_t *buf, size_t len, kr_flash_layout layout, kr_flash *out, kr_err *err);
+int kr_flash_load_file(const char *path, kr_flash_layout layout, kr_flash *out, kr_err *err);
+void kr_flash_clear(kr_flash *f);   /* frees the keys; the struct itself is the caller's */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
