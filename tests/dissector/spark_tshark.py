@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""Runs tshark with the spark.so plugin on captures and checks what it shows.
+
+  spark_tshark.py PLUGIN TEST      TEST: one of the names in TESTS (see the bottom of this file)
+
+tshark ignores plugin folders when run as root, so as root it runs as nobody, with a private copy of the
+plugin, the captures and the keys in a world-readable temporary folder. Exit 77 (skip) only when tshark
+is missing."""
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+SKIP = 77
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+# ---- tshark in a private folder -------------------------------------------------------------------
+
+class Shark:
+    def __init__(self, plugin):
+        self.tshark = shutil.which("tshark")
+        if not self.tshark:
+            print("SKIP: tshark is not installed (apt-get install tshark)")
+            sys.exit(SKIP)
+        ver = subprocess.run(["pkg-config", "--modversion", "wireshark"], capture_output=True, text=True)
+        parts = (ver.stdout.strip() or "4.0").split(".")
+        self.plugver = parts[0] + "." + parts[1]
+        self.tmp = tempfile.mkdtemp(prefix="spark-ws-")
+        self.plugdir = os.path.join(self.tmp, "plugins")
+        epan = os.path.join(self.plugdir, self.plugver, "epan")
+        os.makedirs(epan)
+        shutil.copy(plugin, os.path.join(epan, "spark.so"))
+        self.emptydir = os.path.join(self.tmp, "noplugins")
+        os.makedirs(self.emptydir)
+        self.home = os.path.join(self.tmp, "home")
+        os.makedirs(self.home)
+        self.sanitized = os.environ.get("SPARKWIRE_SANITIZED") == "1"
+        self.fix_perms()
+
+    def fix_perms(self):
+        for root, dirs, files in os.walk(self.tmp):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o644)
+        os.chmod(self.tmp, 0o755)
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def copy_in(self, src, name):
+        dst = self.path(name)
+        if os.path.isdir(src):
+            shutil.copytree(src, dst)
+        else:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy(src, dst)
+        self.fix_perms()
+        return dst
+
+    def write(self, name, data):
+        p = self.path(name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        self.fix_perms()
+        return p
+
+    def run(self, args, plugin=True, check_rc=True):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home, "LANG": "C.UTF-8",
+               "WIRESHARK_PLUGIN_DIR": self.plugdir if plugin else self.emptydir}
+        if self.sanitized and plugin:
+            libs = []
+            for lib in ("libasan.so", "libubsan.so"):
+                p = subprocess.run(["gcc", "-print-file-name=" + lib], capture_output=True,
+                                   text=True).stdout.strip()
+                if p and os.path.isabs(p):
+                    libs.append(p)
+            env["LD_PRELOAD"] = " ".join(libs)
+            env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
+            env["UBSAN_OPTIONS"] = os.environ.get("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        cmd = [self.tshark] + args
+        if os.geteuid() == 0:
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env"] + \
+                  ["%s=%s" % kv for kv in env.items()] + cmd
+            env = None
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=self.tmp, timeout=120)
+        for bad in ("AddressSanitizer", "runtime error:", "Segmentation fault", "LeakSanitizer"):
+            check(bad not in r.stderr, "tshark %s: %s in stderr:\n%s" % (" ".join(args), bad, r.stderr[-3000:]))
+        if check_rc and r.returncode != 0:
+            raise Fail("tshark %s exited %d:\n%s" % (" ".join(args), r.returncode, r.stderr[-3000:]))
+        return r
+
+    def fields(self, cap, fields, extra=(), plugin=True, two_pass=True):
+        """One row per frame: [frame.number, field1, field2, ...] (multiple values joined with ',')."""
+        args = ["-r", cap, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "frame.number"]
+        if two_pass:
+            args.insert(0, "-2")
+        for f in fields:
+            args += ["-e", f]
+        args += list(extra)
+        out = self.run(args, plugin=plugin).stdout
+        rows = []
+        for line in out.splitlines():
+            cols = line.split("\t")
+            cols += [""] * (len(fields) + 1 - len(cols))
+            rows.append(cols)
+        return rows
+
+    def close(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---- hand-made captures ---------------------------------------------------------------------------
+
+SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
+
+
+def _csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    s += s >> 16
+    return (~s) & 0xffff
+
+
+class Capture:
+    """An Ethernet/IPv4/TCP connection written as a classic pcap; the device is the client."""
+
+    def __init__(self, cport=40001, sport=5683, t0=1700000000.0):
+        self.dev = ("10.0.0.2", cport)
+        self.srv = ("10.0.0.1", sport)
+        self.seq = {0: 1000, 1: 70000}   # 0 = device->cloud, 1 = cloud->device
+        self.pkts = []
+        self.t = t0
+
+    def pkt(self, d, flags, data=b"", seq=None, advance=True):
+        src, dst = (self.dev, self.srv) if d == 0 else (self.srv, self.dev)
+        sq = self.seq[d] if seq is None else seq
+        tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], sq, self.seq[1 - d], 5 << 4, flags, 65535, 0, 0) + data
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+                         bytes(map(int, src[0].split("."))), bytes(map(int, dst[0].split("."))))
+        ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+        eth = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
+        self.t += 0.01
+        self.pkts.append((self.t, eth + ip + tcp))
+        if seq is None and advance:
+            self.seq[d] += len(data) + (1 if flags & (SYN | FIN) else 0)
+
+    def skip(self, d, n):
+        """n bytes of direction d that the capture missed."""
+        self.seq[d] += n
+
+    def open(self):
+        self.pkt(0, SYN)
+        self.pkt(1, SYN | ACK)
+        self.pkt(0, ACK)
+
+    def close(self, first=1):
+        self.pkt(first, FIN | ACK)
+        self.pkt(1 - first, FIN | ACK)
+        self.pkt(first, ACK)
+
+    def bytes(self):
+        out = [struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)]
+        for t, p in self.pkts:
+            out.append(struct.pack("<IIII", int(t), int(round((t % 1) * 1e6)), len(p), len(p)) + p)
+        return b"".join(out)
+
+
+def rnd(n, rng):
+    return bytes(rng.getrandbits(8) for _ in range(n))
+
+
+def frame(body_len, rng):
+    return struct.pack("!H", body_len) + rnd(body_len, rng)
+
+
+# ---- tests on hand-made captures (no keys: the handshake's shape and the TCP handling) ------------
+
+def steps_by_frame(rows):
+    return {int(r[0]): r[1] for r in rows if r[1]}
+
+
+def test_plugin_loads(sh):
+    out = sh.run(["-G", "plugins"]).stdout
+    check(any(l.split("\t")[0].strip() == "spark.so" for l in out.splitlines()),
+          "tshark -G plugins does not list spark.so:\n" + out)
+    fields = sh.run(["-G", "fields"]).stdout
+    names = {l.split("\t")[2] for l in fields.splitlines() if l.startswith("F\t")}
+    for f in ("spark.step", "spark.direction", "spark.device_id", "spark.nonce", "spark.nonce_ok",
+              "spark.id_block", "spark.session_block", "spark.signature_valid", "spark.signature_ok",
+              "spark.frame.length", "spark.verdict", "spark.verdict.evidence", "spark.verdict.proven",
+              "spark.verdict.candidate", "spark.finding", "spark.generation", "spark.response_time",
+              "spark.response_to", "spark.response_in", "spark.msg.kind", "spark.event.name",
+              "spark.event.data", "spark.event.ttl", "spark.event.public", "spark.function.name",
+              "spark.function.arg", "spark.function.result", "spark.variable.name", "spark.variable.value",
+              "spark.time", "spark.ota.chunk_index", "spark.ota.crc_ok"):
+        check(f in names, "field %s is not registered" % f)
+    prefs = sh.run(["-G", "defaultprefs"]).stdout
+    check("spark.keyfile" in prefs, "preference spark.keyfile is missing")
+    heur = sh.run(["-G", "heuristic-decodes"]).stdout
+    check(any(l.split("\t")[:2] == ["tcp", "spark"] for l in heur.splitlines()),
+          "no Spark heuristic on tcp:\n" + heur)
+
+
+def handshake_capture(rng, sport=5683, split=True):
+    """A complete handshake shape: nonce in 2 segments, id block, session block in 3 segments, two Hellos,
+    then two frames in one segment and one frame across two segments; closed by the device."""
+    c = Capture(sport=sport)
+    c.open()
+    n = rnd(40, rng)
+    if split:
+        c.pkt(1, PSH | ACK, n[:25])
+        c.pkt(1, PSH | ACK, n[25:])
+    else:
+        c.pkt(1, PSH | ACK, n)
+    c.pkt(0, PSH | ACK, rnd(256, rng))
+    b = rnd(384, rng)
+    if split:
+        c.pkt(1, ACK, b[:200])
+        c.pkt(1, ACK, b[200:300])
+        c.pkt(1, PSH | ACK, b[300:])
+    else:
+        c.pkt(1, PSH | ACK, b)
+    c.pkt(0, PSH | ACK, frame(16, rng))
+    c.pkt(1, PSH | ACK, frame(16, rng))
+    c.pkt(0, PSH | ACK, frame(16, rng) + frame(32, rng))
+    f = frame(48, rng)
+    c.pkt(0, PSH | ACK, f[:20])
+    c.pkt(0, PSH | ACK, f[20:])
+    c.close(first=0)
+    return c
+
+
+def test_handshake_shape(sh):
+    rng = random.Random(5683)
+    cap = sh.write("shape.pcap", handshake_capture(rng).bytes())
+    rows = sh.fields(cap, ["spark.step", "spark.direction", "spark.pdu.first_frame", "spark.pdu.completed_in",
+                           "spark.frame.length", "spark.verdict"])
+    by = {int(r[0]): r for r in rows}
+    # frames: 1-3 TCP handshake, 4-5 nonce, 6 id block, 7-9 session block, 10 hello, 11 hello,
+    # 12 two frames, 13-14 one frame, 15-17 FIN
+    check(by[4][1] == "" and by[4][4] == "5", "frame 4 (first part of the nonce) should point at frame 5: %r"
+          % by[4])
+    check(by[5][1] == "nonce" and by[5][2] == "1", "frame 5 should complete the nonce (cloud->device): %r" % by[5])
+    check(by[5][3] == "4", "the nonce should start in frame 4: %r" % by[5])
+    check(by[6][1] == "id-block" and by[6][2] == "0", "frame 6 should be the id block (device->cloud): %r" % by[6])
+    check(by[7][4] == "9" and by[8][4] == "9", "frames 7, 8 should point at frame 9: %r %r" % (by[7], by[8]))
+    check(by[9][1] == "session-block" and by[9][3] == "7", "frame 9 should complete the session block: %r"
+          % by[9])
+    check(by[10][1] == "hello" and by[10][2] == "0" and by[10][5] == "16", "frame 10: device hello: %r" % by[10])
+    check(by[11][1] == "hello" and by[11][2] == "1", "frame 11: cloud hello: %r" % by[11])
+    check(by[12][1] == "frame,frame" and by[12][5] == "16,32", "frame 12 should hold two frames: %r" % by[12])
+    check(by[13][1] == "" and by[13][4] == "14", "frame 13 should point at frame 14: %r" % by[13])
+    check(by[14][1] == "frame" and by[14][5] == "48" and by[14][3] == "13",
+          "frame 14 should complete a 48-byte frame begun in 13: %r" % by[14])
+    for r in rows:
+        check(int(r[0]) < 4 or int(r[0]) > 14 or r[1] or r[4], "frame %s shows nothing: %r" % (r[0], r))
+
+
+def test_retransmission(sh):
+    rng = random.Random(7)
+    c = Capture()
+    c.open()
+    n = rnd(40, rng)
+    c.pkt(1, PSH | ACK, n)
+    c.pkt(1, PSH | ACK, n, seq=c.seq[1] - 40)            # the nonce again: a retransmission
+    idb = rnd(256, rng)
+    c.pkt(0, PSH | ACK, idb[:100])
+    c.pkt(0, PSH | ACK, idb[50:], seq=c.seq[0] - 50)     # overlaps 50 bytes already seen
+    c.seq[0] += 256 - 100
+    c.pkt(1, PSH | ACK, rnd(384, rng))
+    c.close()
+    cap = sh.write("retrans.pcap", c.bytes())
+    for extra in ([], ["-o", "tcp.analyze_sequence_numbers:FALSE"]):
+        rows = sh.fields(cap, ["spark.step"], extra=extra)
+        steps = [s for r in rows for s in r[1].split(",") if s]
+        check(steps == ["nonce", "id-block", "session-block"],
+              "retransmitted bytes must not make steps twice (%r): %r" % (extra, steps))
+    for extra in ([], ["-o", "tcp.analyze_sequence_numbers:FALSE"]):
+        rows = sh.fields(cap, ["spark.step", "spark.retransmitted", "spark.id_block", "spark.nonce"], extra=extra)
+        by = {int(r[0]): r for r in rows}
+        check(by[5][2] == "40", "frame 5 repeats the 40 nonce bytes: %r" % by[5])
+        check(by[4][4] == n.hex(), "the nonce field must hold the nonce bytes: %r" % by[4])
+        check(by[7][1] == "id-block" and by[7][2] == "50",
+              "frame 7 completes the id block after 50 old bytes (%r): %r" % (extra, by[7]))
+        check(by[7][3] == idb.hex(), "the id block must be the device's 256 bytes, overlap removed (%r)" % extra)
+
+
+def test_gap(sh):
+    rng = random.Random(11)
+    c = Capture()
+    c.open()
+    c.pkt(1, PSH | ACK, rnd(40, rng))
+    c.pkt(0, PSH | ACK, rnd(256, rng))
+    c.pkt(1, PSH | ACK, rnd(384, rng))
+    c.pkt(0, PSH | ACK, frame(16, rng))
+    c.pkt(1, PSH | ACK, frame(16, rng))
+    c.skip(1, 34)                                        # a 34-byte cloud frame the capture missed
+    c.pkt(1, PSH | ACK, frame(32, rng))
+    c.close()
+    cap = sh.write("gap.pcap", c.bytes())
+    rows = sh.fields(cap, ["spark.gap", "spark.finding", "spark.step"])
+    by = {int(r[0]): r for r in rows}
+    check(by[9][1] == "34", "frame 9 should report 34 missing bytes: %r" % by[9])
+    check("gap" in by[9][2].split(","), "frame 9 should carry the finding gap: %r" % by[9])
+    out = sh.run(["-2", "-r", cap, "-q", "-z", "expert,warn"]).stdout
+    check("missing from the capture" in out, "no expert info about the missing bytes:\n" + out)
+
+
+def test_heuristic(sh):
+    rng = random.Random(3)
+    cap = sh.write("heur.pcap", handshake_capture(rng, sport=7000, split=False).bytes())
+    rows = sh.fields(cap, ["spark.step"])
+    steps = [s for r in rows for s in r[1].split(",") if s]
+    check(steps[:5] == ["nonce", "id-block", "session-block", "hello", "hello"],
+          "the heuristic should find the handshake on port 7000: %r" % steps)
+    rows = sh.fields(cap, ["spark.step"], extra=["--disable-heuristic", "spark_tcp"])
+    check(not any(r[1] for r in rows), "with the heuristic disabled nothing on port 7000 is Spark")
+    # Decode As works on the same capture with the heuristic off
+    rows = sh.fields(cap, ["spark.step"], extra=["--disable-heuristic", "spark_tcp", "-d", "tcp.port==7000,spark"])
+    steps = [s for r in rows for s in r[1].split(",") if s]
+    check(steps[:3] == ["nonce", "id-block", "session-block"], "Decode As tcp.port==7000,spark: %r" % steps)
+    # a text banner of 40 bytes on another port is not taken
+    c = Capture(sport=8080)
+    c.open()
+    c.pkt(1, PSH | ACK, b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n\r\n")
+    c.pkt(0, PSH | ACK, rnd(256, rng))
+    c.close()
+    cap = sh.write("banner.pcap", c.bytes())
+    rows = sh.fields(cap, ["spark.step"])
+    check(not any(r[1] for r in rows), "a text banner on port 8080 must not be taken for a nonce: %r" % rows)
+
+
+def test_port_pref(sh):
+    """spark.tcp.port adds the port to the Spark port table (the heuristic is off to show the table)."""
+    rng = random.Random(4)
+    cap = sh.write("port.pcap", handshake_capture(rng, sport=7000, split=False).bytes())
+    off = ["--disable-heuristic", "spark_tcp"]
+    rows = sh.fields(cap, ["spark.step"], extra=off)
+    check(not any(r[1] for r in rows), "port 7000 is not Spark by default: %r" % rows)
+    rows = sh.fields(cap, ["spark.step"], extra=off + ["-o", "spark.tcp.port:7000"])
+    steps = [s for r in rows for s in r[1].split(",") if s]
+    check(steps[:3] == ["nonce", "id-block", "session-block"], "spark.tcp.port:7000 should take port 7000: %r"
+          % steps)
+
+
+def test_not_spark(sh):
+    rng = random.Random(8)
+    c = Capture()
+    c.open()
+    c.pkt(1, PSH | ACK, b"HTTP/1.1 302 Found\r\nLocation: http://portal.example/login\r\n\r\n")
+    c.pkt(0, PSH | ACK, rnd(256, rng))
+    c.close()
+    cap = sh.write("portal.pcap", c.bytes())
+    rows = sh.fields(cap, ["spark.step", "spark.verdict"])
+    verdicts = [v for r in rows for v in r[2].split(",") if v]
+    check(verdicts and verdicts[-1] == "not-spark", "a captive portal on 5683 should be not-spark: %r" % rows)
+
+
+def test_stock_tshark(sh):
+    """The 'before': without the plugin, Wireshark calls the handshake CoAP, and much of it malformed."""
+    rng = random.Random(5)
+    cap = sh.write("stock.pcap", handshake_capture(rng, split=False).bytes())
+    out = sh.run(["-r", cap], plugin=False).stdout
+    check("CoAP" in out, "stock tshark should show CoAP on port 5683:\n" + out)
+    check("Spark" not in out, "stock tshark must not know Spark:\n" + out)
+    plugins = sh.run(["-G", "plugins"], plugin=False).stdout
+    check("spark.so" not in plugins, "the stock run must not load spark.so")
+    out = sh.run(["-r", cap]).stdout
+    check("Spark" in out and "Nonce" in out, "with the plugin the same capture is Spark:\n" + out)
+
+
+def test_bad_keyfile(sh):
+    rng = random.Random(6)
+    cap = sh.write("bk.pcap", handshake_capture(rng).bytes())
+    kf = sh.write("bad/keyfile", "server-private keys/none.pem\ndevise 0123 nothing\n")
+    r = sh.run(["-r", cap, "-o", "spark.keyfile:" + kf], check_rc=False)
+    lines = [l for l in r.stderr.splitlines() if "keyfile" in l]
+    check(len(lines) >= 1, "a bad keyfile must be reported on stderr:\n" + r.stderr)
+    check(kf in lines[0], "the error must name the keyfile: %r" % lines[0])
+    check("Nonce" in r.stdout, "the capture must still be dissected without keys:\n" + r.stdout)
+    out = sh.run(["-2", "-r", cap, "-o", "spark.keyfile:" + kf, "-q", "-z", "expert,error"], check_rc=False).stdout
+    check("was not loaded" in out, "the keyfile error must also be an expert info:\n" + out)
+
+
+TESTS = {
+    "plugin-loads": test_plugin_loads,
+    "stock-tshark": test_stock_tshark,
+    "handshake-shape": test_handshake_shape,
+    "retransmission": test_retransmission,
+    "gap": test_gap,
+    "heuristic": test_heuristic,
+    "port-pref": test_port_pref,
+    "not-spark": test_not_spark,
+    "bad-keyfile": test_bad_keyfile,
+}
+
+
+def main():
+    if len(sys.argv) < 3 or sys.argv[2] not in TESTS:
+        sys.exit("usage: spark_tshark.py PLUGIN TEST   (TEST: %s)" % ", ".join(sorted(TESTS)))
+    plugin, name = sys.argv[1], sys.argv[2]
+    if not os.path.exists(plugin):
+        sys.exit("spark_tshark.py: plugin %s not found (build it first: ninja -C BUILD)" % plugin)
+    sh = Shark(plugin)
+    try:
+        TESTS[name](sh)
+    except Fail as e:
+        print("FAIL %s: %s" % (name, e))
+        return 1
+    finally:
+        sh.close()
+    print("ok %s" % name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
