@@ -181,6 +181,14 @@ static int present(const kr_flash *f)
 static int parse_named(const uint8_t *buf, size_t len, const char *name, kr_flash_layout layout, kr_flash *out,
                        kr_err *err)
 {
+    const size_t min_len = KR_DCT_SERVER_ADDR_OFFSET + KR_SERVER_ADDR_LEN;
+    memset(out, 0, sizeof *out);
+    if (len < min_len) {
+        kr_err_set(err, "%s: %zu bytes: too short for a flash dump (a Photon DCT dump has %d bytes, a Core "
+                   "dump must reach 0x%x); for a single key file use `keyring show`", name, len, KR_DCT_SIZE,
+                   KR_CORE_DEVICE_KEY_OFFSET + KR_DEVICE_KEY_SLOT);
+        return -1;
+    }
     if (layout == KR_FLASH_CORE || layout == KR_FLASH_DCT) {
         parse_layout(buf, len, name, layout, out);
     } else {

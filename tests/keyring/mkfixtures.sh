@@ -1,0 +1,192 @@
+#!/bin/bash
+# Makes the key material the keyring tests read, with the openssl command line only (never with
+# libkeyring itself), so that the tests compare libkeyring against an independent implementation.
+#   mkfixtures.sh OUTDIR STAMP
+set -eu
+out=$1
+stamp=$(realpath -m "$2")
+rm -rf "$out"
+mkdir -p "$out"
+cd "$out"
+
+ossl() { openssl "$@" 2>/dev/null; }
+hex() { od -An -v -tx1 "$1" | tr -d ' \n'; }
+unhex() { printf "$(printf '%s' "$1" | sed 's/../\\x&/g')"; }
+be16() { unhex "$(printf '%04x' "$1")"; }
+
+# Lengths of the nine INTEGERs of a PKCS#1 private key DER, one line.
+int_lengths() {
+    openssl asn1parse -inform DER -in "$1" | awk '/INTEGER/ { sub(/.*l= */, ""); sub(/ .*/, ""); printf "%s ", $0 }'
+}
+# True when every number has its nominal size (the layout devices read, PROTOCOL.md 5.1).
+nominal() {
+    set -- $(int_lengths "$1")
+    [ "$2" -eq 129 ] && [ "$4" -ge 128 ] && [ "$5" -ge 64 ] && [ "$6" -ge 64 ] && [ "$7" -ge 64 ] &&
+        [ "$8" -ge 64 ] && [ "$9" -ge 64 ]
+}
+# A 1024-bit PKCS#1 DER device key with the nominal layout (or, with "short", one with a short number).
+device_key() {
+    want=$2
+    i=0
+    while [ $i -lt 3000 ]; do
+        i=$((i + 1))
+        ossl genrsa -traditional -out "$1.tmp.pem" 1024
+        ossl rsa -in "$1.tmp.pem" -traditional -outform DER -out "$1"
+        rm -f "$1.tmp.pem"
+        if nominal "$1"; then
+            [ "$want" = nominal ] && return 0
+        else
+            [ "$want" = short ] && return 0
+        fi
+    done
+    echo "mkfixtures: no $want key after $i tries" >&2
+    exit 1
+}
+
+# ---- keys -------------------------------------------------------------------------------------
+ossl genrsa -traditional -out server.pem 2048
+ossl pkey -in server.pem -out server.pkcs8.pem
+ossl rsa -in server.pem -pubout -outform DER -out server.pub.der
+ossl rsa -in server.pem -pubout -out server.pub.pem
+ossl rsa -in server.pem -RSAPublicKey_out -outform DER -out server.rsapub.der
+ossl genrsa -traditional -out server2.pem 2048
+ossl rsa -in server2.pem -pubout -outform DER -out server2.pub.der
+
+device_key device.der nominal
+device_key device2.der nominal
+device_key short-int.der short
+ossl rsa -inform DER -in device.der -traditional -out device.pem
+ossl pkcs8 -topk8 -nocrypt -inform DER -in device.der -outform DER -out device.pkcs8.der
+ossl pkey -inform DER -in device.der -out device.pkcs8.pem
+ossl rsa -inform DER -in device.der -pubout -out device.pub.pem
+ossl rsa -inform DER -in device.der -pubout -outform DER -out device.pub.der
+cp device.pem device.cer
+ossl rsa -inform DER -in device2.der -pubout -out device2.pub.pem
+
+ossl genrsa -traditional -3 -out e3.pem 1024
+ossl rsa -in e3.pem -traditional -outform DER -out e3.der
+ossl genrsa -traditional -out small.pem 512
+ossl rsa -in small.pem -traditional -outform DER -out small.der
+
+# password protected: PKCS#8 encrypted PEM, traditional encrypted PEM, encrypted PKCS#8 DER
+ossl pkey -inform DER -in device.der -aes128 -passout pass:secret -out enc.pem
+ossl rsa -inform DER -in device.der -traditional -aes128 -passout pass:secret -out enc-trad.pem
+ossl pkcs8 -topk8 -inform DER -in device.der -outform DER -v2 aes128 -passout pass:secret -out enc.der
+
+# not RSA
+ossl ecparam -genkey -name prime256v1 -out ec.pem
+ossl ec -in ec.pem -pubout -out ec.pub.pem
+ossl pkcs8 -topk8 -nocrypt -in ec.pem -outform DER -out ec.pkcs8.der
+ossl ec -in ec.pem -outform DER -out ec.der
+
+# damaged
+head -c 300 device.der > truncated.der
+printf 'hello, this is not a key\n' > text.txt
+: > empty.der
+
+# a device read of the key slot: the DER then 0xFF up to 1024 bytes
+ff() { dd if=/dev/zero bs=1024 count="$1" 2>/dev/null | tr '\000' '\377'; }
+{ cat device.der; ff 1; } | head -c 1024 > device-slot.der
+# trailing bytes that are not erased flash
+{ cat device.der; printf 'JUNK'; } > device-junk.der
+
+# ---- flash dumps ---------------------------------------------------------------------------------
+put() {   # put FILE OFFSET DATAFILE
+    dd if="$3" of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+# server address record: type 1, length 15, "device.spark.io", port 5683 at +66
+{ printf '\001\017device.spark.io'; } > addr.bin
+{ cat addr.bin; ff 1; } | head -c 66 > addr66.bin
+{ cat addr66.bin; printf '\026\063'; ff 1; } | head -c 128 > addr.rec
+
+ff 2048 > core.bin
+put core.bin 4096 server.pub.der
+put core.bin 4480 addr.rec
+put core.bin 8192 device.der
+
+ff 2048 > core-blank.bin                     # never written
+ff 16 > core-nodevice.bin                    # server key only
+put core-nodevice.bin 4096 server.pub.der
+head -c 12288 core.bin > core-short.bin      # a read of the first 12 KB
+head -c 5000 core.bin > core-tooshort.bin    # ends before the device key
+ff 16 > core-garbage.bin                     # device slot holds junk
+put core-garbage.bin 4096 server.pub.der
+printf 'this is not a key but it is not erased flash either' > junk.bin
+put core-garbage.bin 8192 junk.bin
+ff 16 > core-pkcs8.bin                       # device slot written with a PKCS#8 key
+put core-pkcs8.bin 4096 server.pub.der
+put core-pkcs8.bin 8192 device.pkcs8.der
+
+ff 16 > dct.bin                               # Photon DCT, 16 KB
+put dct.bin 34 device.der
+put dct.bin 1250 device.pub.der
+put dct.bin 2082 server.pub.der
+# IPv4 record 10.1.2.3 port 5684
+{ printf '\000\004\012\001\002\003'; ff 1; } | head -c 66 > ip66.bin
+{ cat ip66.bin; printf '\026\064'; ff 1; } | head -c 128 > ip.rec
+put dct.bin 2466 ip.rec
+
+# ---- handshake known answers -------------------------------------------------------------------
+nonce=00112233445566778899aabbccddeeff0123456789abcdef0f1e2d3c4b5a69788796a5b4c3d2e1f0
+id=53ff6d065067544809140287
+unhex "$nonce" > nonce.bin
+unhex "$id" > id.bin
+cat nonce.bin id.bin > idplain52.bin
+cat nonce.bin id.bin device.pub.der > idplain214.bin
+ossl pkeyutl -encrypt -pubin -inkey server.pub.pem -pkeyopt rsa_padding_mode:pkcs1 -in idplain52.bin -out idblock52.bin
+ossl pkeyutl -encrypt -pubin -inkey server.pub.pem -pkeyopt rsa_padding_mode:pkcs1 -in idplain214.bin -out idblock214.bin
+head -c 30 idplain52.bin > idplain30.bin
+ossl pkeyutl -encrypt -pubin -inkey server.pub.pem -in idplain30.bin -out idblock30.bin
+ossl pkeyutl -encrypt -pubin -inkey server2.pub.der -keyform DER -in idplain52.bin -out idblock-other.bin
+
+m=0f0e0d0c0b0a09080706050403020100a0a1a2a3a4a5a6a7a8a9aaabacadaeafb1c2d3e4f5061728
+unhex "$m" > m.bin
+ossl pkeyutl -encrypt -pubin -inkey device.pub.pem -in m.bin -out e.bin
+ossl pkeyutl -encrypt -pubin -inkey device2.pub.pem -in m.bin -out e-other.bin
+{ cat m.bin; printf 'X'; } > m41.bin
+ossl pkeyutl -encrypt -pubin -inkey device.pub.pem -in m41.bin -out e41.bin
+openssl mac -digest SHA1 -macopt hexkey:"$m" -binary -in e.bin -out hmac.bin HMAC
+ossl pkeyutl -sign -inkey server.pem -pkeyopt rsa_padding_mode:pkcs1 -in hmac.bin -out sig.bin
+ossl pkeyutl -sign -inkey server2.pem -in hmac.bin -out sig-other.bin
+# signed over other 20 bytes: right structure, wrong HMAC
+printf 'twenty bytes, wrong.' > other20.bin
+ossl pkeyutl -sign -inkey server.pem -in other20.bin -out sig-mismatch.bin
+cat e.bin sig.bin > session.bin
+
+# ---- session frames ---------------------------------------------------------------------------
+# Each direction: messages encrypted with AES-128-CBC and PKCS#7, the IV of a frame being the first
+# ciphertext block of the previous frame of that direction, the first IV M[16..31].
+key=$(printf '%s' "$m" | cut -c1-32)
+iv0=$(printf '%s' "$m" | cut -c33-64)
+frames() {   # frames DIR MESSAGE...
+    dir=$1
+    shift
+    iv=$iv0
+    : > "$dir.frames"
+    : > "$dir.plains"
+    for msg in "$@"; do
+        printf '%s' "$msg" > msg.tmp
+        openssl enc -aes-128-cbc -K "$key" -iv "$iv" -in msg.tmp -out ct.tmp
+        n=$(wc -c < ct.tmp)
+        { be16 "$n"; cat ct.tmp; } >> "$dir.frames"
+        { be16 "$(wc -c < msg.tmp)"; cat msg.tmp; } >> "$dir.plains"
+        iv=$(head -c 16 ct.tmp | od -An -v -tx1 | tr -d ' \n')
+    done
+    rm -f msg.tmp ct.tmp
+}
+frames d2s 'P hello' 'exactly sixteen!' 'a longer message that spans several AES blocks of the frame' 'x' \
+    'the fifth message, after which nothing'
+frames s2d 'A cloud hello' '' 'the cloud answers with a fairly long message here' 'ok'
+
+# ---- expected values, from openssl ------------------------------------------------------------
+{
+    echo "nonce $nonce"
+    echo "id $id"
+    echo "m $m"
+    echo "hmac $(hex hmac.bin)"
+    echo "server_fp $(ossl rsa -in server.pem -pubout -outform DER | openssl dgst -sha256 -r | cut -c1-64)"
+    echo "device_fp $(openssl dgst -sha256 -r device.pub.der | cut -c1-64)"
+    echo "device_pub $(hex device.pub.der)"
+} > expected.txt
+
+touch "$stamp"

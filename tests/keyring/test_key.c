@@ -1,0 +1,390 @@
+/* Key loading and checks, on keys made by the openssl command line and the PROTOCOL.md 8 keys. */
+#include "testutil.h"
+#include "vectors.h"
+
+#include <openssl/evp.h>
+
+static int count_level(const kr_note *n, int cnt, kr_note_level l)
+{
+    int c = 0;
+    for (int i = 0; i < cnt; i++)
+        c += n[i].level == l;
+    return c;
+}
+
+static const kr_note *find_note(const kr_note *n, int cnt, kr_note_level l, const char *word)
+{
+    for (int i = 0; i < cnt; i++)
+        if (n[i].level == l && strstr(n[i].text, word))
+            return &n[i];
+    return NULL;
+}
+
+static void load_error(const char *name, const char *word)
+{
+    kr_err err = {{0}};
+    kr_key *k = kr_key_load_file(fx_path(name), &err);
+    assert_null(k);
+    if (!strstr(err.msg, word))
+        fail_msg("%s: error \"%s\" does not mention \"%s\"", name, err.msg, word);
+    /* one line naming the file */
+    assert_null(strchr(err.msg, '\n'));
+    assert_non_null(strstr(err.msg, name));
+}
+
+static void test_device_der(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *raw = fx_read("device.der", &len);
+    kr_key *k = fx_key("device.der");
+    assert_int_equal(k->bits, 1024);
+    assert_int_equal(k->exponent, 65537);
+    assert_true(k->is_private);
+    assert_false(k->pem);
+    assert_int_equal(k->encoding, KR_ENC_PKCS1_PRIVATE);
+    assert_int_equal(k->der_len, len);
+    assert_memory_equal(k->der, raw, len);
+    assert_int_equal(k->trailing_len, 0);
+    char fp[65];
+    assert_string_equal(kr_key_fingerprint(k, fp), fx_expected("device_fp"));
+    assert_int_equal(kr_key_guess_role(k), KR_ROLE_DEVICE_PRIVATE);
+    assert_true(kr_key_device_layout_ok(k->der, k->der_len, NULL, 0));
+    assert_true(kr_key_private_consistent(k));
+    kr_note notes[16];
+    int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    assert_int_equal(n, 0);
+    /* the public half, as SubjectPublicKeyInfo, equals what openssl wrote */
+    size_t plen;
+    uint8_t *pub = fx_read("device.pub.der", &plen);
+    uint8_t spki[600];
+    assert_int_equal(kr_key_public_spki(k, spki, sizeof spki), (int)plen);
+    assert_memory_equal(spki, pub, plen);
+    assert_int_equal(kr_key_public_spki(k, spki, 100), -1);
+    free(pub);
+    free(raw);
+    kr_key_free(k);
+}
+
+static void test_same_key_every_form(void **state)
+{
+    (void)state;
+    const char *names[] = {"device.pem", "device.pkcs8.der", "device.pkcs8.pem", "device.cer",
+                           "device.pub.pem", "device.pub.der", "device-slot.der", "device-junk.der"};
+    const kr_key_encoding enc[] = {KR_ENC_PKCS1_PRIVATE, KR_ENC_PKCS8_PRIVATE, KR_ENC_PKCS8_PRIVATE,
+                                   KR_ENC_PKCS1_PRIVATE, KR_ENC_SPKI_PUBLIC, KR_ENC_SPKI_PUBLIC,
+                                   KR_ENC_PKCS1_PRIVATE, KR_ENC_PKCS1_PRIVATE};
+    const bool pem[] = {true, false, true, true, true, false, false, false};
+    kr_key *ref = fx_key("device.der");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        kr_key *k = fx_key(names[i]);
+        assert_int_equal(k->encoding, enc[i]);
+        assert_int_equal(k->pem, pem[i]);
+        assert_true(kr_key_same_public(k, ref));
+        assert_int_equal(k->bits, 1024);
+        kr_key_free(k);
+    }
+    kr_key_free(ref);
+}
+
+static void test_trailing(void **state)
+{
+    (void)state;
+    kr_key *k = fx_key("device-slot.der");
+    size_t len;
+    uint8_t *raw = fx_read("device.der", &len);
+    assert_int_equal(k->der_len, len);
+    assert_int_equal(k->trailing_len, 1024 - len);
+    assert_true(k->trailing_all_ff);
+    kr_note notes[16];
+    int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_INFO, "0xFF"));
+    assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
+    kr_key_free(k);
+
+    k = fx_key("device-junk.der");
+    assert_int_equal(k->trailing_len, 4);
+    assert_false(k->trailing_all_ff);
+    n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_WARNING, "not erased"));
+    kr_key_free(k);
+    free(raw);
+}
+
+static void test_pkcs8_device_key_problem(void **state)
+{
+    (void)state;
+    kr_key *k = fx_key("device.pkcs8.der");
+    kr_note notes[16];
+    int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, "PKCS#8");
+    assert_non_null(x);
+    assert_true(x->storage);
+    assert_non_null(strstr(x->text, "decryption error"));
+    assert_non_null(strstr(x->fix, "openssl rsa -in"));
+    assert_non_null(strstr(x->fix, "-traditional -outform DER"));
+    /* the key inside is laid out fine: only the wrapping is wrong */
+    assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 1);
+    kr_key_free(k);
+
+    k = fx_key("device.pem");
+    n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    x = find_note(notes, n, KR_NOTE_WARNING, "PEM");
+    assert_non_null(x);
+    assert_true(x->storage);
+    assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
+    kr_key_free(k);
+}
+
+static void test_short_integer(void **state)
+{
+    (void)state;
+    kr_key *k = fx_key("short-int.der");
+    char why[256];
+    assert_false(kr_key_device_layout_ok(k->der, k->der_len, why, sizeof why));
+    assert_non_null(strstr(why, "instead of"));
+    kr_note notes[16];
+    int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, "instead of");
+    assert_non_null(x);
+    assert_false(x->storage);
+    assert_non_null(strstr(x->fix, "genrsa -traditional"));
+    assert_true(kr_key_private_consistent(k));   /* a valid key all the same */
+    kr_key_free(k);
+}
+
+static void test_exponent_and_size(void **state)
+{
+    (void)state;
+    kr_note notes[16];
+    kr_key *k = fx_key("e3.der");
+    assert_int_equal(k->exponent, 3);
+    int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_PROBLEM, "exponent 3"));
+    kr_key_free(k);
+
+    k = fx_key("small.der");
+    assert_int_equal(k->bits, 512);
+    n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_PROBLEM, "RSA-512"));
+    n = kr_key_check(k, KR_ROLE_ANY, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_WARNING, "neither"));
+    assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
+    kr_key_free(k);
+
+    k = fx_key("server.pem");
+    n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_PROBLEM, "RSA-2048"));
+    n = kr_key_check(k, KR_ROLE_SERVER_PRIVATE, notes, 16);
+    assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
+    kr_key_free(k);
+}
+
+static void test_server_public_forms(void **state)
+{
+    (void)state;
+    kr_note notes[16];
+    kr_key *k = fx_key("server.pub.der");
+    assert_int_equal(k->der_len, KR_SERVER_SPKI_LEN);
+    assert_int_equal(kr_key_guess_role(k), KR_ROLE_SERVER_PUBLIC);
+    int n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
+    assert_int_equal(n, 0);
+    char fp[65];
+    assert_string_equal(kr_key_fingerprint(k, fp), fx_expected("server_fp"));
+    kr_key *priv = fx_key("server.pem");
+    kr_key *p8 = fx_key("server.pkcs8.pem");
+    kr_key *other = fx_key("server2.pub.der");
+    assert_true(kr_key_same_public(k, priv));
+    assert_true(kr_key_same_public(p8, priv));
+    assert_false(kr_key_same_public(k, other));
+
+    n = kr_key_check(priv, KR_ROLE_SERVER_PUBLIC, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_PROBLEM, "private key"));
+    kr_key_free(k);
+    kr_key_free(priv);
+    kr_key_free(p8);
+    kr_key_free(other);
+
+    k = fx_key("server.pub.pem");
+    n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
+    const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, "PEM");
+    assert_non_null(x);
+    assert_true(x->storage);
+    assert_non_null(strstr(x->fix, "openssl rsa -pubin -in"));
+    assert_non_null(strstr(x->fix, "-outform DER"));
+    kr_key_free(k);
+
+    k = fx_key("server.rsapub.der");
+    assert_int_equal(k->encoding, KR_ENC_PKCS1_PUBLIC);
+    assert_false(k->is_private);
+    n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
+    x = find_note(notes, n, KR_NOTE_PROBLEM, "RSAPublicKey");
+    assert_non_null(x);
+    assert_non_null(strstr(x->fix, "-RSAPublicKey_in"));
+    kr_key_free(k);
+}
+
+static void test_load_errors(void **state)
+{
+    (void)state;
+    load_error("truncated.der", "truncated");
+    load_error("enc.pem", "password");
+    load_error("enc-trad.pem", "password");
+    load_error("enc.der", "password");
+    load_error("ec.pem", "EC");
+    load_error("ec.der", "EC");
+    load_error("ec.pub.pem", "EC");
+    load_error("ec.pkcs8.der", "EC");
+    load_error("text.txt", "not a key");
+    load_error("empty.der", "empty");
+    load_error("no-such-file.der", "cannot open");
+
+    kr_err err = {{0}};
+    uint8_t ff[612];
+    memset(ff, 0xff, sizeof ff);
+    assert_null(kr_key_load_mem(ff, sizeof ff, "slot", &err));
+    assert_non_null(strstr(err.msg, "blank"));
+
+    /* a DER header that claims more than there is, for every cut of a real key */
+    size_t len;
+    uint8_t *raw = fx_read("device.der", &len);
+    for (size_t cut = 0; cut < len; cut += 7) {
+        kr_key *k = kr_key_load_mem(raw, cut, "cut", &err);
+        assert_null(k);
+    }
+    free(raw);
+}
+
+static void test_inconsistent_key(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *raw = fx_read("device.der", &len);
+    raw[len - 150] ^= 0x01;   /* a bit inside p or q */
+    kr_err err = {{0}};
+    kr_key *k = kr_key_load_mem(raw, len, "damaged", &err);
+    if (k) {
+        assert_false(kr_key_private_consistent(k));
+        kr_note notes[16];
+        int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+        assert_non_null(find_note(notes, n, KR_NOTE_PROBLEM, "inconsistent"));
+        kr_key_free(k);
+    } else {
+        assert_non_null(strstr(err.msg, "damaged"));
+    }
+    free(raw);
+}
+
+static void sha256_hex(const uint8_t *d, size_t n, char out[65])
+{
+    uint8_t h[32];
+    assert_true(EVP_Digest(d, n, h, NULL, EVP_sha256(), NULL));
+    kr_hex(h, 32, out);
+}
+
+static void test_protocol_keys(void **state)
+{
+    (void)state;
+    char hex[65];
+    size_t len;
+    uint8_t *der = hexbytes(V81_DEVICE_PRIV, &len);
+    assert_int_equal(len, 607);
+    sha256_hex(der, len, hex);
+    assert_string_equal(hex, V81_DEVICE_PRIV_SHA256);
+    /* the slot as the test suite had it: zero padded to 612 */
+    uint8_t slot[612];
+    memset(slot, 0, sizeof slot);
+    memcpy(slot, der, len);
+    kr_err err = {{0}};
+    kr_key *k = kr_key_load_mem(slot, sizeof slot, "v81-device", &err);
+    assert_non_null(k);
+    assert_int_equal(k->der_len, 607);
+    assert_int_equal(k->trailing_len, 5);
+    assert_false(k->trailing_all_ff);
+    assert_true(kr_key_device_layout_ok(k->der, k->der_len, NULL, 0));   /* 02 81 80 d and 02 40 dq/qinv */
+    kr_note notes[16];
+    int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
+    kr_key_free(k);
+    free(der);
+
+    k = hex_key(V81_SERVER_PUB, "v81-server");
+    assert_string_equal(kr_key_fingerprint(k, hex), V81_SERVER_PUB_SHA256);
+    assert_false(kr_key_is_particle_cloud(k));
+    n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
+    assert_int_equal(n, 0);
+    kr_key_free(k);
+
+    k = hex_key(V82_SERVER_PUB, "v82-server");
+    assert_string_equal(kr_key_fingerprint(k, hex), V82_SERVER_PUB_SHA256);
+    kr_key_free(k);
+
+    der = hexbytes(V82_DEVICE_PRIV, &len);
+    assert_int_equal(len, 610);
+    sha256_hex(der, len, hex);
+    assert_string_equal(hex, V82_DEVICE_PRIV_SHA256);
+    free(der);
+    k = hex_key(V82_DEVICE_PRIV, "v82-device");
+    uint8_t spki[200];
+    size_t elen;
+    uint8_t *expect = hexbytes(V82_DEVICE_SPKI, &elen);
+    assert_int_equal(kr_key_public_spki(k, spki, sizeof spki), KR_DEVICE_SPKI_LEN);
+    assert_memory_equal(spki, expect, elen);
+    free(expect);
+    kr_key_free(k);
+}
+
+static void test_from_pkey(void **state)
+{
+    (void)state;
+    kr_key *src = fx_key("device.der");
+    EVP_PKEY_up_ref(src->pkey);
+    kr_err err = {{0}};
+    kr_key *k = kr_key_from_pkey(src->pkey, "copy", &err);
+    assert_non_null(k);
+    assert_true(k->is_private);
+    assert_int_equal(k->encoding, KR_ENC_PKCS1_PRIVATE);
+    assert_int_equal(k->der_len, src->der_len);
+    assert_memory_equal(k->der, src->der, src->der_len);
+    assert_true(kr_key_same_public(k, src));
+    kr_key_free(k);
+    kr_key_free(src);
+    assert_null(kr_key_from_pkey(NULL, "none", &err));
+}
+
+static void test_role_words(void **state)
+{
+    (void)state;
+    assert_string_equal(kr_role_str(KR_ROLE_DEVICE_PRIVATE), "device private key");
+    assert_string_equal(kr_role_str(KR_ROLE_SERVER_PUBLIC), "server public key");
+    kr_key *k = fx_key("device.pub.pem");
+    assert_int_equal(kr_key_guess_role(k), KR_ROLE_DEVICE_PUBLIC);
+    assert_string_equal(kr_key_encoding_str(k), "SubjectPublicKeyInfo PEM (BEGIN PUBLIC KEY)");
+    kr_note notes[16];
+    int n = kr_key_check(k, KR_ROLE_DEVICE_PUBLIC, notes, 16);
+    assert_int_equal(n, 0);
+    n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_PROBLEM, "public key"));
+    kr_key_free(k);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        fixture_dir = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_device_der),
+        cmocka_unit_test(test_same_key_every_form),
+        cmocka_unit_test(test_trailing),
+        cmocka_unit_test(test_pkcs8_device_key_problem),
+        cmocka_unit_test(test_short_integer),
+        cmocka_unit_test(test_exponent_and_size),
+        cmocka_unit_test(test_server_public_forms),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_inconsistent_key),
+        cmocka_unit_test(test_protocol_keys),
+        cmocka_unit_test(test_from_pkey),
+        cmocka_unit_test(test_role_words),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
