@@ -1,0 +1,54 @@
+/* cloudmon: the running program: options, the packet source, the model, and the pump that moves
+ * packets from one to the other. Shared by the line outputs and the screen. */
+#ifndef CLOUDMON_APP_H
+#define CLOUDMON_APP_H
+
+#include <signal.h>
+#include "capture.h"
+#include "mon.h"
+#include "output.h"
+#include "export.h"
+
+typedef struct cm_opts {
+    const char *iface, *file, *write, *filter, *keyfile, *user, *export_path;
+    uint64_t count;          /* stop after this many packets (0: no limit) */
+    double duration;         /* stop after this many seconds (0: no limit) */
+    bool batch, json, tui;
+    unsigned port;           /* the cloud's TCP port */
+    double idle;
+    size_t max_conns, max_history;
+} cm_opts;
+
+typedef struct cm_app {
+    cm_opts o;
+    cm_capture cap;
+    cm_mon mon;
+    kr_keyfile *kf;
+    cm_output out;
+    cm_tally tally;          /* when the screen runs */
+    cm_export exp;
+    bool exporting;
+    char source[sizeof(((cm_capture *)0)->name) + 16];        /* "interface eth0" / "file x.pcap" */
+    double start_wall;       /* wall clock at start */
+    double first_ts;         /* first packet time (0 before it) */
+    double last_expire;
+    bool eof;                /* the source has no more packets (or a limit was reached) */
+    bool failed;             /* reading failed: err holds why */
+    char err[CM_ERRLEN];
+} cm_app;
+
+extern volatile sig_atomic_t cm_stop;
+
+/* Reads up to max packets (live: returns early on a read timeout). Returns how many were read;
+ * sets a->eof at the end of the source, a limit, or a stop request; a->failed on a read error. */
+int cm_app_pump(cm_app *a, int max);
+/* Expires idle connections; called about once a second. */
+void cm_app_tick(cm_app *a);
+/* The capture is over: ends every connection. */
+void cm_app_finish(cm_app *a);
+double cm_wall(void);
+
+/* The screen (tui.c). Returns the exit code. */
+int cm_tui_run(cm_app *a);
+
+#endif

@@ -1,0 +1,338 @@
+/* cloudmon: watch Spark Core devices talk to the cloud. Capture (an interface or a file), TCP
+ * reassembly, libkeyring's tracker, and a screen or lines/JSON Lines for what it found. */
+#include "app.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+volatile sig_atomic_t cm_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    cm_stop = 1;
+}
+
+double cm_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: cloudmon (-i IFACE | -r FILE) [options]\n"
+"Watches Spark Core / Particle devices reach the cloud (TCP 5683): which devices try, how far\n"
+"each handshake gets, why it fails, and with keys what the devices and the cloud say.\n"
+"\n"
+"Source:\n"
+"  -i, --interface IFACE   capture live on IFACE ('any' for all interfaces)\n"
+"  -r, --read FILE         read a pcap or pcapng file ('-' for standard input)\n"
+"  -f, --filter EXPR       BPF filter (default: 'tcp port PORT')\n"
+"  -p, --port PORT         the cloud's TCP port (default 5683)\n"
+"  -Z, --user USER         drop root privileges to USER right after opening the capture\n"
+"  -c, --count N           stop after N packets\n"
+"      --duration SEC      stop after SEC seconds (capture time for files)\n"
+"Keys:\n"
+"  -k, --keyfile FILE      keys to open handshakes and decrypt sessions (see cloudmon(1))\n"
+"Output:\n"
+"  -w, --write FILE        save the captured packets to a pcap file\n"
+"      --export-decrypted FILE  write the decrypted CoAP messages as UDP to a pcap file\n"
+"      --batch             one line per step, message, finding and verdict (the default\n"
+"                          when standard output is not a terminal)\n"
+"      --json              the same as JSON Lines\n"
+"Limits:\n"
+"      --idle SEC          end connections silent for SEC seconds (default 600)\n"
+"      --max-conns N       follow at most N connections at once (default 1024)\n"
+"      --history N         keep at most N ended connections (default 1000)\n"
+"  -h, --help              this text\n"
+"  -V, --version           the version\n"
+"\n"
+"Exit status: 0 when the capture was read to its end (or a limit or q ended it), whatever the\n"
+"verdicts; 2 for a usage, key, capture or I/O error (one line on standard error says which).\n");
+}
+
+static void die(const char *msg)
+{
+    fprintf(stderr, "cloudmon: %s\n", msg);
+    exit(2);
+}
+
+static int parse_num(const char *opt, const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < min || v > max) {
+        fprintf(stderr, "cloudmon: %s '%s': not a number between %g and %g (see cloudmon --help)\n", opt, s, min, max);
+        exit(2);
+    }
+    *out = v;
+    return 0;
+}
+
+enum { OPT_DURATION = 256, OPT_BATCH, OPT_JSON, OPT_EXPORT, OPT_IDLE, OPT_MAXCONN, OPT_HISTORY };
+
+static void parse_args(cm_opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "interface", required_argument, NULL, 'i' },
+        { "read", required_argument, NULL, 'r' },
+        { "filter", required_argument, NULL, 'f' },
+        { "port", required_argument, NULL, 'p' },
+        { "user", required_argument, NULL, 'Z' },
+        { "count", required_argument, NULL, 'c' },
+        { "duration", required_argument, NULL, OPT_DURATION },
+        { "keyfile", required_argument, NULL, 'k' },
+        { "write", required_argument, NULL, 'w' },
+        { "export-decrypted", required_argument, NULL, OPT_EXPORT },
+        { "batch", no_argument, NULL, OPT_BATCH },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "idle", required_argument, NULL, OPT_IDLE },
+        { "max-conns", required_argument, NULL, OPT_MAXCONN },
+        { "history", required_argument, NULL, OPT_HISTORY },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    memset(o, 0, sizeof *o);
+    o->port = 5683;
+    o->idle = 600;
+    o->max_conns = 1024;
+    o->max_history = 1000;
+    double v;
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":i:r:f:p:Z:c:k:w:hV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'i': o->iface = optarg; break;
+        case 'r': o->file = optarg; break;
+        case 'f': o->filter = optarg; break;
+        case 'p': parse_num("-p", optarg, 1, 65535, &v); o->port = (unsigned)v; break;
+        case 'Z': o->user = optarg; break;
+        case 'c': parse_num("-c", optarg, 1, 1e15, &v); o->count = (uint64_t)v; break;
+        case OPT_DURATION: parse_num("--duration", optarg, 0.001, 1e9, &o->duration); break;
+        case 'k': o->keyfile = optarg; break;
+        case 'w': o->write = optarg; break;
+        case OPT_EXPORT: o->export_path = optarg; break;
+        case OPT_BATCH: o->batch = true; break;
+        case OPT_JSON: o->json = true; break;
+        case OPT_IDLE: parse_num("--idle", optarg, 1, 1e9, &o->idle); break;
+        case OPT_MAXCONN: parse_num("--max-conns", optarg, 1, 1e6, &v); o->max_conns = (size_t)v; break;
+        case OPT_HISTORY: parse_num("--history", optarg, 0, 1e6, &v); o->max_history = (size_t)v; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': printf("cloudmon (sparkwire) %s\n", SPARKWIRE_VERSION); exit(0);
+        case ':':
+            fprintf(stderr, "cloudmon: option %s needs a value (see cloudmon --help)\n", argv[optind - 1]);
+            exit(2);
+        default:
+            if (optopt)
+                fprintf(stderr, "cloudmon: unknown option -%c (see cloudmon --help)\n", optopt);
+            else
+                fprintf(stderr, "cloudmon: unknown option %s (see cloudmon --help)\n", argv[optind - 1]);
+            exit(2);
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "cloudmon: unexpected argument '%s' (a filter goes after -f; see cloudmon --help)\n", argv[optind]);
+        exit(2);
+    }
+    if (!o->iface == !o->file)
+        die(o->iface ? "give either -i IFACE or -r FILE, not both (see cloudmon --help)"
+                     : "nothing to watch: give -i IFACE to capture live or -r FILE to read a capture (see cloudmon --help)");
+    o->tui = !o->batch && !o->json && isatty(STDOUT_FILENO);
+}
+
+int cm_app_pump(cm_app *a, int max)
+{
+    int n = 0;
+    while (n < max && !a->eof) {
+        if (cm_stop) {
+            a->eof = true;
+            break;
+        }
+        struct pcap_pkthdr *h;
+        const u_char *data;
+        int rc = pcap_next_ex(a->cap.p, &h, &data);
+        if (rc == 0)
+            break;                    /* live read timeout */
+        if (rc == PCAP_ERROR_BREAK) {
+            a->eof = true;
+            break;
+        }
+        if (rc < 0) {
+            const char *why = pcap_geterr(a->cap.p);
+            if (a->cap.live)
+                snprintf(a->err, sizeof a->err, "interface %s: capture failed: %s", a->cap.name, why);
+            else
+                snprintf(a->err, sizeof a->err,
+                         "%s: the capture is damaged or truncated after %llu packets: %s (the results cover the "
+                         "packets before it)",
+                         a->cap.name, (unsigned long long)a->mon.st.packets, why);
+            a->failed = true;
+            a->eof = true;
+            break;
+        }
+        double ts = (double)h->ts.tv_sec + (double)h->ts.tv_usec / 1e6;
+        if (a->first_ts == 0)
+            a->first_ts = ts;
+        if (a->o.duration > 0 && !a->cap.live && ts - a->first_ts > a->o.duration) {
+            a->eof = true;
+            break;
+        }
+        cm_capture_record(&a->cap, h, data);
+        cm_pkt p;
+        cm_dec_result r = cm_decode(a->cap.dlt, data, h->caplen, &p);
+        cm_mon_packet(&a->mon, ts, r, &p);
+        n++;
+        if (!a->cap.live && ts - a->last_expire >= 1.0) {
+            cm_mon_expire(&a->mon, ts);
+            a->last_expire = ts;
+        }
+        if (a->o.count && a->mon.st.packets >= a->o.count)
+            a->eof = true;
+    }
+    if (a->cap.live && a->o.duration > 0 && cm_wall() - a->start_wall >= a->o.duration)
+        a->eof = true;
+    return n;
+}
+
+void cm_app_tick(cm_app *a)
+{
+    if (a->cap.live) {
+        double now = cm_wall();
+        if (now - a->last_expire >= 1.0) {
+            cm_mon_expire(&a->mon, now);
+            a->last_expire = now;
+        }
+    }
+}
+
+void cm_app_finish(cm_app *a)
+{
+    double end = a->cap.live ? cm_wall() : a->mon.now;
+    cm_mon_finish(&a->mon, end, a->cap.live ? "capture stopped" : "capture ended");
+}
+
+int main(int argc, char **argv)
+{
+    static cm_app app;
+    cm_app *a = &app;
+    parse_args(&a->o, argc, argv);
+
+    kr_err kerr = { "" };
+    if (a->o.keyfile) {
+        a->kf = kr_keyfile_load(a->o.keyfile, &kerr);
+        if (!a->kf) {
+            fprintf(stderr, "cloudmon: %s\n", kerr.msg);
+            return 2;
+        }
+    } else {
+        a->kf = kr_keyfile_new_empty();
+    }
+
+    const char *f = a->o.filter;
+    int rc = a->o.iface ? cm_capture_open_live(&a->cap, a->o.iface, f, a->o.port, a->err)
+                        : cm_capture_open_file(&a->cap, a->o.file, f, a->o.port, a->err);
+    if (rc < 0) {
+        fprintf(stderr, "cloudmon: %s\n", a->err);
+        cm_capture_close(&a->cap);
+        kr_keyfile_free(a->kf);
+        return 2;
+    }
+    if (a->o.user && cm_capture_drop_privileges(a->o.user, a->err) < 0) {
+        fprintf(stderr, "cloudmon: %s\n", a->err);
+        cm_capture_close(&a->cap);
+        kr_keyfile_free(a->kf);
+        return 2;
+    }
+    if (a->o.write && cm_capture_open_dump(&a->cap, a->o.write, a->err) < 0) {
+        fprintf(stderr, "cloudmon: %s\n", a->err);
+        cm_capture_close(&a->cap);
+        kr_keyfile_free(a->kf);
+        return 2;
+    }
+    snprintf(a->source, sizeof a->source, "%s %.250s", a->cap.live ? "interface" : "file", a->cap.name);
+
+    cm_mon_init(&a->mon, a->kf);
+    a->mon.idle = a->o.idle;
+    a->mon.max_conns = a->o.max_conns;
+    a->mon.max_history = a->o.max_history;
+    a->mon.server_port = (uint16_t)a->o.port;
+    if (a->o.export_path) {
+        if (cm_export_open(&a->exp, a->o.export_path, a->err, sizeof a->err) < 0) {
+            fprintf(stderr, "cloudmon: %s\n", a->err);
+            cm_mon_free(&a->mon);
+            cm_capture_close(&a->cap);
+            kr_keyfile_free(a->kf);
+            return 2;
+        }
+        a->exporting = true;
+        cm_observer eo = cm_export_observer(&a->exp);
+        cm_mon_observe(&a->mon, &eo);
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    a->start_wall = cm_wall();
+
+    int code = 0;
+    if (a->o.tui) {
+        cm_observer to = cm_tally_observer(&a->tally);
+        cm_mon_observe(&a->mon, &to);
+        cm_capture_keep(&a->cap, 64u << 20);
+        code = cm_tui_run(a);
+        cm_app_finish(a);
+        cm_output_summary(stdout, false, &a->mon, &a->tally, a->source);
+    } else {
+        a->out.out = stdout;
+        a->out.json = a->o.json;
+        cm_observer oo = cm_output_observer(&a->out);
+        cm_mon_observe(&a->mon, &oo);
+        if (a->cap.live) {
+            fprintf(stderr, "cloudmon: listening on %s, link type %s\n", a->cap.name, cm_dlt_name(a->cap.dlt));
+            fflush(stderr);
+        }
+        int pfd = a->cap.live ? pcap_get_selectable_fd(a->cap.p) : -1;
+        while (!a->eof) {
+            int n = cm_app_pump(a, 256);
+            cm_app_tick(a);
+            if (a->cap.live && n == 0 && !a->eof) {
+                /* nothing waiting: sleep until packets come, or 100 ms to look at the clock and signals */
+                struct pollfd pf = { pfd, POLLIN, 0 };
+                poll(&pf, pfd >= 0 ? 1 : 0, 100);
+            }
+        }
+        cm_app_finish(a);
+        cm_output_summary(stdout, a->o.json, &a->mon, &a->out.tally, a->source);
+    }
+    if (a->failed) {
+        fprintf(stderr, "cloudmon: %s\n", a->err);
+        code = 2;
+    }
+    if (a->exporting)
+        cm_export_close(&a->exp);
+    cm_mon_free(&a->mon);
+    cm_capture_close(&a->cap);
+    kr_keyfile_free(a->kf);
+    if (fflush(stdout) != 0 && errno != EPIPE) {
+        fprintf(stderr, "cloudmon: standard output: %s\n", strerror(errno));
+        code = 2;
+    }
+    return code;
+}

@@ -1,0 +1,33 @@
+/* cloudmon: the non-interactive outputs. One line per step, message, finding and verdict, as text or
+ * as JSON Lines (an object per line with a "type" of step, message, finding, verdict or summary), and
+ * the closing summary. */
+#ifndef CLOUDMON_OUTPUT_H
+#define CLOUDMON_OUTPUT_H
+
+#include <stdio.h>
+#include "mon.h"
+
+typedef struct cm_tally {
+    uint64_t verdicts[KR_V_MID_SESSION + 1];  /* final verdicts of ended connections */
+    uint64_t ended;
+} cm_tally;
+
+typedef struct cm_output {
+    FILE *out;
+    bool json;
+    cm_tally tally;
+} cm_output;
+
+/* An observer that writes lines (json false) or JSON Lines to out. */
+cm_observer cm_output_observer(cm_output *o);
+/* An observer that only counts final verdicts (for the summary when the screen is used). */
+cm_observer cm_tally_observer(cm_tally *t);
+/* The summary: one JSON object, or a few lines of text. */
+void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t, const char *source);
+
+/* Small helpers shared with the screen. */
+const char *cm_coap_type_str(uint8_t type);            /* CON NON ACK RST */
+char *cm_coap_code_str(uint8_t code, char out[8]);     /* "2.05" */
+char *cm_time_str(double t, char *out, size_t cap);    /* "15:04:05.123456" UTC */
+
+#endif

@@ -1,0 +1,96 @@
+"""Helpers for the cloudmon integration tests: run the program, parse JSON Lines, skip, fail."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.environ.get("SPARKWIRE_SOURCE_ROOT", os.path.abspath(os.path.join(HERE, "..", "..")))
+BUILD = os.environ.get("SPARKWIRE_BUILD_ROOT", os.path.join(SRC, "build"))
+CLOUDMON = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(BUILD, "monitor", "cloudmon")
+PCAPTOOL = os.path.join(HERE, "pcaptool.py")
+SAMPLES = os.path.join(SRC, "samples")
+failures = []
+
+
+def skip(why):
+    print("SKIP:", why)
+    sys.exit(77)
+
+
+def check(cond, what):
+    if cond:
+        print("ok  ", what)
+    else:
+        print("FAIL", what)
+        failures.append(what)
+    return cond
+
+
+def done():
+    if failures:
+        print("%d check(s) failed:" % len(failures))
+        for f in failures:
+            print("  -", f)
+        sys.exit(1)
+    print("all checks passed")
+    sys.exit(0)
+
+
+def run(args, stdin=None, timeout=60, env=None, input_bytes=None):
+    e = dict(os.environ)
+    e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    if env:
+        e.update(env)
+    p = subprocess.run([CLOUDMON] + args, stdin=stdin, input=input_bytes, capture_output=True,
+                       timeout=timeout, env=e)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def jsonl(text):
+    out = []
+    for line in text.splitlines():
+        if line.strip():
+            out.append(json.loads(line))
+    return out
+
+
+def tool(*args):
+    subprocess.run([sys.executable, PCAPTOOL] + list(args), check=True)
+
+
+def tmpdir():
+    d = tempfile.mkdtemp(prefix="cloudmon-test-")
+    os.chmod(d, 0o755)
+    return d
+
+
+def samples():
+    """(name, capture, keyfile or None) for every sample scenario present."""
+    out = []
+    if not os.path.isdir(SAMPLES):
+        return out
+    for name in sorted(os.listdir(SAMPLES)):
+        cap = os.path.join(SAMPLES, name, "capture.pcap")
+        if os.path.isfile(cap):
+            kf = os.path.join(SAMPLES, name, "keyfile")
+            out.append((name, cap, kf if os.path.isfile(kf) else None))
+    return out
+
+
+def shape(objs):
+    """What must not change when only the TCP segmentation changes: steps, messages, findings and
+    verdicts in order, without times."""
+    out = []
+    for o in objs:
+        t = o.get("type")
+        if t == "step":
+            out.append(("step", o["conn"], o["dir"], o["step"], o["length"], o.get("frame"), o.get("device_id")))
+        elif t == "message":
+            out.append(("message", o["conn"], o["dir"], o["message"], o.get("summary")))
+        elif t == "finding":
+            out.append(("finding", o["conn"], o["dir"], o["finding"]))
+        elif t == "verdict":
+            out.append(("verdict", o["conn"], o["verdict"], o["proven"], o["final"], tuple(o["candidates"])))
+    return out

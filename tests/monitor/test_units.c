@@ -1,0 +1,378 @@
+/* cloudmon unit tests: TCP reassembly (reasm.c), header parsing (decode.c), the UDP wrapping of the
+ * decrypted export (export.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "decode.h"
+#include "export.h"
+#include "reasm.h"
+
+/* ---- a recorder for reassembly output ---- */
+
+typedef struct rec {
+    uint8_t out[4096];
+    size_t n;
+    int gaps;
+    uint64_t gap_bytes;
+    int fins;
+    char log[512];           /* "d5 g3 d4 f" : deliveries, gaps, fin in order */
+} rec;
+
+static void r_deliver(void *ud, const uint8_t *d, size_t len, double ts)
+{
+    (void)ts;
+    rec *r = ud;
+    assert_true(r->n + len <= sizeof r->out);
+    memcpy(r->out + r->n, d, len);
+    r->n += len;
+    snprintf(r->log + strlen(r->log), sizeof r->log - strlen(r->log), "d%zu ", len);
+}
+
+static void r_gap(void *ud, uint64_t n, double ts)
+{
+    (void)ts;
+    rec *r = ud;
+    r->gaps++;
+    r->gap_bytes += n;
+    snprintf(r->log + strlen(r->log), sizeof r->log - strlen(r->log), "g%llu ", (unsigned long long)n);
+}
+
+static void r_fin(void *ud, double ts)
+{
+    (void)ts;
+    rec *r = ud;
+    r->fins++;
+    snprintf(r->log + strlen(r->log), sizeof r->log - strlen(r->log), "f ");
+}
+
+static const cm_reasm_ops ops = { r_deliver, r_gap, r_fin };
+static const uint8_t text[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/* feeds text[from, to) as one segment of a stream whose first byte has sequence number base */
+static void seg(cm_reasm *s, rec *r, uint32_t base, size_t from, size_t to, bool fin)
+{
+    cm_reasm_segment(s, base + (uint32_t)from, text + from, to - from, to - from, fin, 1.0, &ops, r);
+}
+
+static void test_in_order(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 1024);
+    cm_reasm_syn(&s, 999);
+    seg(&s, &r, 1000, 0, 10, false);
+    seg(&s, &r, 1000, 10, 30, true);
+    assert_int_equal(r.n, 30);
+    assert_memory_equal(r.out, text, 30);
+    assert_string_equal(r.log, "d10 d20 f ");
+    cm_reasm_free(&s);
+}
+
+static void test_retransmission_and_overlap(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 1024);
+    cm_reasm_syn(&s, 99);
+    seg(&s, &r, 100, 0, 10, false);
+    seg(&s, &r, 100, 0, 10, false);     /* exact copy */
+    seg(&s, &r, 100, 5, 15, false);     /* overlaps the end */
+    seg(&s, &r, 100, 2, 4, false);      /* inside what was delivered */
+    seg(&s, &r, 100, 15, 20, false);
+    assert_int_equal(r.n, 20);
+    assert_memory_equal(r.out, text, 20);
+    assert_int_equal(r.gaps, 0);
+    assert_int_equal(s.retransmitted, 10 + 5 + 2);
+    cm_reasm_free(&s);
+}
+
+static void test_out_of_order(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 1024);
+    cm_reasm_syn(&s, 0xfffffff0u);      /* the sequence numbers wrap inside the stream */
+    uint32_t base = 0xfffffff1u;
+    seg(&s, &r, base, 20, 30, false);
+    seg(&s, &r, base, 10, 20, false);
+    seg(&s, &r, base, 15, 25, false);   /* overlaps two waiting ones */
+    assert_int_equal(r.n, 0);
+    seg(&s, &r, base, 0, 10, false);
+    assert_int_equal(r.n, 30);
+    assert_memory_equal(r.out, text, 30);
+    assert_int_equal(s.ooo_count, 0);
+    assert_int_equal(cm_reasm_memory(&s), 0);
+    cm_reasm_free(&s);
+}
+
+static void test_one_byte_segments_reversed(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 4096);
+    cm_reasm_syn(&s, 0);
+    for (size_t i = 40; i > 0; i--)
+        seg(&s, &r, 1, i - 1, i, false);
+    assert_int_equal(r.n, 40);
+    assert_memory_equal(r.out, text, 40);
+    cm_reasm_free(&s);
+}
+
+static void test_gap_at_buffer_limit(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 16);              /* at most 16 bytes wait */
+    cm_reasm_syn(&s, 0);
+    seg(&s, &r, 1, 0, 5, false);
+    seg(&s, &r, 1, 10, 20, false);      /* 5..10 missing: waits (10 bytes) */
+    assert_int_equal(r.gaps, 0);
+    seg(&s, &r, 1, 20, 30, false);      /* 20 bytes would wait: the hole is given up */
+    assert_int_equal(r.gaps, 1);
+    assert_int_equal(r.gap_bytes, 5);
+    assert_int_equal(r.n, 25);
+    assert_memory_equal(r.out + 5, text + 10, 20);
+    assert_string_equal(r.log, "d5 g5 d10 d10 ");
+    assert_true(cm_reasm_memory(&s) == 0);
+    cm_reasm_free(&s);
+}
+
+static void test_gap_at_end_and_fin(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 1024);
+    cm_reasm_syn(&s, 0);
+    seg(&s, &r, 1, 0, 5, false);
+    seg(&s, &r, 1, 8, 12, true);        /* FIN after a hole */
+    assert_int_equal(r.fins, 0);
+    cm_reasm_flush(&s, 2.0, &ops, &r);
+    assert_string_equal(r.log, "d5 g3 d4 f ");
+    cm_reasm_free(&s);
+}
+
+static void test_fin_hole_only(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 1024);
+    cm_reasm_syn(&s, 0);
+    seg(&s, &r, 1, 0, 5, false);
+    /* a bare FIN at 9: bytes 5..9 never seen */
+    cm_reasm_segment(&s, 10, NULL, 0, 0, true, 1.0, &ops, &r);
+    cm_reasm_flush(&s, 2.0, &ops, &r);
+    assert_string_equal(r.log, "d5 g4 f ");
+    cm_reasm_free(&s);
+}
+
+static void test_ack_gives_up_hole(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 1024);
+    cm_reasm_syn(&s, 0);
+    seg(&s, &r, 1, 0, 5, false);
+    seg(&s, &r, 1, 9, 12, false);
+    cm_reasm_ack(&s, 1 + 6, 1.0, &ops, &r);  /* the peer has bytes up to 6 only: keep waiting */
+    assert_int_equal(r.gaps, 0);
+    cm_reasm_ack(&s, 1 + 12, 1.0, &ops, &r); /* the peer got everything: the capture lost 5..9 */
+    assert_string_equal(r.log, "d5 g4 d3 ");
+    cm_reasm_free(&s);
+}
+
+static void test_joined_late(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 1024);
+    seg(&s, &r, 5000, 10, 20, false);   /* no SYN: the first segment starts the stream */
+    seg(&s, &r, 5000, 20, 25, false);
+    assert_int_equal(r.n, 15);
+    assert_memory_equal(r.out, text + 10, 15);
+    cm_reasm_free(&s);
+}
+
+static void test_snaplen_cut(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 1024);
+    cm_reasm_syn(&s, 0);
+    cm_reasm_segment(&s, 1, text, 4, 10, false, 1.0, &ops, &r);   /* 10 on the wire, 4 captured */
+    seg(&s, &r, 1, 10, 14, false);
+    assert_string_equal(r.log, "d4 g6 d4 ");
+    cm_reasm_free(&s);
+}
+
+/* ---- decode ---- */
+
+static size_t ipv4_tcp(uint8_t *b, const char *payload, uint8_t flags)
+{
+    size_t pl = strlen(payload);
+    memset(b, 0, 40);
+    b[0] = 0x45;
+    b[2] = (uint8_t)((40 + pl) >> 8);
+    b[3] = (uint8_t)(40 + pl);
+    b[8] = 64;
+    b[9] = 6;
+    memcpy(b + 12, "\x0a\x00\x00\x02", 4);
+    memcpy(b + 16, "\x0a\x00\x00\x01", 4);
+    uint8_t *t = b + 20;
+    t[0] = 0x9c; t[1] = 0x41;           /* 40001 */
+    t[2] = 0x16; t[3] = 0x33;           /* 5683 */
+    t[4] = 0; t[5] = 0; t[6] = 0x03; t[7] = 0xe8;
+    t[12] = 5 << 4;
+    t[13] = flags;
+    memcpy(b + 40, payload, pl);
+    return 40 + pl;
+}
+
+static void check_pkt(const cm_pkt *p)
+{
+    char a[64], b[64];
+    assert_string_equal(cm_addr_str(&p->src, a, sizeof a), "10.0.0.2:40001");
+    assert_string_equal(cm_addr_str(&p->dst, b, sizeof b), "10.0.0.1:5683");
+    assert_int_equal(p->seq, 1000);
+    assert_int_equal(p->payload_len, 5);
+    assert_memory_equal(p->payload, "hello", 5);
+}
+
+static void test_decode_links(void **st)
+{
+    (void)st;
+    uint8_t ip[128], f[160];
+    size_t n = ipv4_tcp(ip, "hello", CM_TCP_ACK | CM_TCP_PSH);
+    cm_pkt p;
+    /* raw */
+    assert_int_equal(cm_decode(DLT_RAW, ip, n, &p), CM_DEC_TCP);
+    check_pkt(&p);
+    /* Ethernet with two VLAN tags and trailing padding */
+    memset(f, 0, 12);
+    memcpy(f + 12, "\x88\xa8\x00\x01\x81\x00\x00\x02\x08\x00", 10);
+    memcpy(f + 22, ip, n);
+    memset(f + 22 + n, 0xee, 6);
+    assert_int_equal(cm_decode(DLT_EN10MB, f, 22 + n + 6, &p), CM_DEC_TCP);
+    check_pkt(&p);
+    /* Linux cooked v1 */
+    memset(f, 0, 16);
+    f[14] = 0x08;
+    memcpy(f + 16, ip, n);
+    assert_int_equal(cm_decode(DLT_LINUX_SLL, f, 16 + n, &p), CM_DEC_TCP);
+    check_pkt(&p);
+    /* BSD loopback, host order family 2 */
+    uint32_t fam = 2;
+    memcpy(f, &fam, 4);
+    memcpy(f + 4, ip, n);
+    assert_int_equal(cm_decode(DLT_NULL, f, 4 + n, &p), CM_DEC_TCP);
+    check_pkt(&p);
+    /* cut short inside the TCP header */
+    assert_int_equal(cm_decode(DLT_RAW, ip, 30, &p), CM_DEC_SHORT);
+    /* a fragment */
+    ip[6] = 0x20;
+    assert_int_equal(cm_decode(DLT_RAW, ip, n, &p), CM_DEC_FRAGMENT);
+    ip[6] = 0;
+    /* UDP */
+    ip[9] = 17;
+    assert_int_equal(cm_decode(DLT_RAW, ip, n, &p), CM_DEC_OTHER);
+    assert_false(cm_linktype_supported(105));  /* 802.11 */
+    assert_true(cm_linktype_supported(DLT_EN10MB));
+}
+
+static void test_decode_ipv6_ext(void **st)
+{
+    (void)st;
+    uint8_t b[128] = { 0 };
+    b[0] = 0x60;
+    b[4] = 0;
+    b[5] = 8 + 20 + 3;
+    b[6] = 0;                           /* hop-by-hop first */
+    b[7] = 64;
+    b[23] = 2;
+    b[39] = 1;
+    b[40] = 6;                          /* then TCP */
+    b[41] = 0;                          /* 8 bytes */
+    uint8_t *t = b + 48;
+    t[1] = 80;
+    t[3] = 0x33;
+    t[2] = 0x16;
+    t[12] = 5 << 4;
+    memcpy(t + 20, "abc", 3);
+    cm_pkt p;
+    assert_int_equal(cm_decode(DLT_RAW, b, 48 + 23, &p), CM_DEC_TCP);
+    char a[64];
+    assert_string_equal(cm_addr_str(&p.dst, a, sizeof a), "[::1]:5683");
+    assert_int_equal(p.payload_len, 3);
+    /* captured 1 byte of the 3: the rest counts as missing */
+    assert_int_equal(cm_decode(DLT_RAW, b, 48 + 21, &p), CM_DEC_TCP);
+    assert_int_equal(p.payload_len, 1);
+    assert_int_equal(p.payload_wire_len, 3);
+}
+
+/* ---- export ---- */
+
+static uint16_t csum(const uint8_t *p, size_t n, uint32_t s)
+{
+    for (size_t i = 0; i + 1 < n; i += 2)
+        s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (n & 1)
+        s += (uint32_t)p[n - 1] << 8;
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+static void test_export_build(void **st)
+{
+    (void)st;
+    cm_addr a = { 4, { 10, 0, 0, 2 }, 40001 }, b = { 4, { 10, 0, 0, 1 }, 5683 };
+    const uint8_t coap[] = { 0x50, 0x02, 0x12, 0x34, 0xb1, 'h' };
+    uint8_t out[256];
+    size_t n = cm_export_build(&a, &b, coap, sizeof coap, out, sizeof out);
+    assert_int_equal(n, 20 + 8 + sizeof coap);
+    assert_int_equal(csum(out, 20, 0), 0xffff);          /* IPv4 header checksum verifies */
+    uint32_t ph = csum(out + 12, 8, 0) + 17 + 8 + sizeof coap;
+    assert_int_equal(csum(out + 20, 8 + sizeof coap, ph), 0xffff);
+    assert_memory_equal(out + 28, coap, sizeof coap);
+    cm_addr c = { 6, { 0 }, 40001 }, d = { 6, { 0 }, 5683 };
+    c.ip[15] = 2;
+    d.ip[15] = 1;
+    n = cm_export_build(&c, &d, coap, sizeof coap, out, sizeof out);
+    assert_int_equal(n, 40 + 8 + sizeof coap);
+    ph = csum(out + 8, 32, 0) + 17 + 8 + sizeof coap;
+    assert_int_equal(csum(out + 40, 8 + sizeof coap, ph), 0xffff);
+    assert_int_equal(cm_export_build(&a, &b, coap, sizeof coap, out, 20), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_in_order),
+        cmocka_unit_test(test_retransmission_and_overlap),
+        cmocka_unit_test(test_out_of_order),
+        cmocka_unit_test(test_one_byte_segments_reversed),
+        cmocka_unit_test(test_gap_at_buffer_limit),
+        cmocka_unit_test(test_gap_at_end_and_fin),
+        cmocka_unit_test(test_fin_hole_only),
+        cmocka_unit_test(test_ack_gives_up_hole),
+        cmocka_unit_test(test_joined_late),
+        cmocka_unit_test(test_snaplen_cut),
+        cmocka_unit_test(test_decode_links),
+        cmocka_unit_test(test_decode_ipv6_ext),
+        cmocka_unit_test(test_export_build),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
