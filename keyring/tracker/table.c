@@ -137,7 +137,7 @@ void kr_table_remove(kr_table *tab, const void *key, size_t keylen)
         return;
     kr_tentry *e = find(tab, key, keylen);
     if (e)
-        drop(tab, e, false);
+        drop(tab, e, true);
 }
 
 size_t kr_table_count(const kr_table *tab)

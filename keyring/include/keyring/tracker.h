@@ -296,6 +296,7 @@ void kr_table_put(kr_table *tab, const void *key, size_t keylen, kr_tracker *t, 
 void kr_table_touch(kr_table *tab, const void *key, size_t keylen, double ts);
 /* Finishes and removes connections idle since before `older_than`. Returns how many. */
 size_t kr_table_expire(kr_table *tab, double older_than);
+/* Finishes (kr_tracker_finish, a no-op when already finished), calls on_evict and frees the tracker. */
 void kr_table_remove(kr_table *tab, const void *key, size_t keylen);
 size_t kr_table_count(const kr_table *tab);
 

@@ -1,0 +1,1015 @@
+/* sparkwire tests: the tracker on hand-made connections for every verdict, every key subset, gaps at
+ * every position, chunking, bounded memory and the connection table.
+ *
+ * Keys are made fresh (RSA 2048 cloud, RSA 1024 devices), the handshake blocks with kr_hs_make_* and
+ * the frames with kr_cipher_encrypt, so these tests need nothing from samples/. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include "util.h"
+
+/* ---- keys -------------------------------------------------------------------------------------- */
+
+typedef struct keys {
+    char *dir;
+    kr_key *srv, *srv_other;           /* private (public half used to make id blocks) */
+    kr_key *dev, *dev_other;
+    uint8_t dev_spki[KR_DEVICE_SPKI_LEN];
+    uint8_t id[KR_DEVICE_ID_LEN];
+    char id_hex[KR_DEVICE_ID_HEX_LEN + 1];
+    uint8_t m[KR_SESSION_LEN];         /* session material used by every built session */
+    char m_hex[81];
+} keys;
+
+static keys K;
+
+static kr_key *make_key(int bits, const char *file)
+{
+    EVP_PKEY *p = EVP_RSA_gen((unsigned)bits);
+    assert_non_null(p);
+    unsigned char *der = NULL;
+    int n = i2d_PrivateKey(p, &der);
+    assert_true(n > 0);
+    tk_write(K.dir, file, der, (size_t)n);
+    OPENSSL_free(der);
+    EVP_PKEY_free(p);
+    char *path = g_build_filename(K.dir, file, NULL);
+    kr_err err;
+    kr_key *k = kr_key_load_file(path, &err);
+    if (!k)
+        fprintf(stderr, "%s\n", err.msg);
+    assert_non_null(k);
+    g_free(path);
+    return k;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    K.dir = tk_tmpdir();
+    K.srv = make_key(2048, "server.der");
+    K.srv_other = make_key(2048, "other-server.der");
+    K.dev = make_key(1024, "device.der");
+    K.dev_other = make_key(1024, "other-device.der");
+    /* the server public key file, as the keyfile's server-public line wants it */
+    uint8_t spki[600];
+    int n = kr_key_public_spki(K.srv, spki, sizeof spki);
+    assert_true(n > 0);
+    tk_write(K.dir, "server-public.der", spki, (size_t)n);
+    n = kr_key_public_spki(K.dev, K.dev_spki, sizeof K.dev_spki);
+    assert_int_equal(n, KR_DEVICE_SPKI_LEN);
+    for (int i = 0; i < KR_DEVICE_ID_LEN; i++)
+        K.id[i] = (uint8_t)(0x53 + i * 7);
+    kr_hex(K.id, KR_DEVICE_ID_LEN, K.id_hex);
+    for (int i = 0; i < KR_SESSION_LEN; i++)
+        K.m[i] = (uint8_t)(i * 13 + 5);
+    K.m[32] = 0x12;
+    K.m[33] = 0x34; /* message-id counter 0x1234: the device Hello carries 0x1235 */
+    kr_hex(K.m, KR_SESSION_LEN, K.m_hex);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kr_key_free(K.srv);
+    kr_key_free(K.srv_other);
+    kr_key_free(K.dev);
+    kr_key_free(K.dev_other);
+    tk_rmdir(K.dir);
+    g_free(K.dir);
+    return 0;
+}
+
+/* Keyfile with the chosen kinds of keys: a = all, or letters p (server-private), u (server-public),
+ * d (device key for the id), w (device * wildcard), s (session line), n (none). */
+static kr_keyfile *keyfile(const char *what)
+{
+    GString *t = g_string_new(NULL);
+    bool all = strcmp(what, "a") == 0;
+    if (all || strchr(what, 'p'))
+        g_string_append(t, "server-private server.der\n");
+    if (all || strchr(what, 'u'))
+        g_string_append(t, "server-public server-public.der\n");
+    if (all || strchr(what, 'd'))
+        g_string_append_printf(t, "device %s device.der\n", K.id_hex);
+    if (strchr(what, 'w'))
+        g_string_append(t, "device * device.der\n");
+    if (strchr(what, 's'))
+        g_string_append_printf(t, "session %s %s\n", K.id_hex, K.m_hex);
+    kr_keyfile *kf = tk_keyfile(K.dir, t->str);
+    g_string_free(t, TRUE);
+    return kf;
+}
+
+/* ---- CoAP builder ------------------------------------------------------------------------------- */
+
+typedef struct coap {
+    uint8_t b[1024];
+    size_t n;
+    int last_opt;
+} coap;
+
+static void c_start(coap *c, int type, int code, uint16_t id, int tok)
+{
+    c->n = 0;
+    c->last_opt = 0;
+    c->b[c->n++] = (uint8_t)(0x40 | type << 4 | (tok >= 0 ? 1 : 0));
+    c->b[c->n++] = (uint8_t)code;
+    c->b[c->n++] = (uint8_t)(id >> 8);
+    c->b[c->n++] = (uint8_t)id;
+    if (tok >= 0)
+        c->b[c->n++] = (uint8_t)tok;
+}
+
+static void c_opt(coap *c, int num, const void *v, size_t len)
+{
+    int delta = num - c->last_opt;
+    c->last_opt = num;
+    uint8_t *h = &c->b[c->n++];
+    int dn = delta < 13 ? delta : 13, ln = len < 13 ? (int)len : 13;
+    *h = (uint8_t)(dn << 4 | ln);
+    if (dn == 13)
+        c->b[c->n++] = (uint8_t)(delta - 13);
+    if (ln == 13)
+        c->b[c->n++] = (uint8_t)(len - 13);
+    memcpy(c->b + c->n, v, len);
+    c->n += len;
+}
+
+static void c_path(coap *c, const char *s)
+{
+    c_opt(c, 11, s, strlen(s));
+}
+
+static void c_query(coap *c, const void *v, size_t len)
+{
+    c_opt(c, 15, v, len);
+}
+
+static void c_payload(coap *c, const void *p, size_t len)
+{
+    c->b[c->n++] = 0xff;
+    memcpy(c->b + c->n, p, len);
+    c->n += len;
+}
+
+/* ---- sessions ----------------------------------------------------------------------------------- */
+
+typedef struct sess {
+    tk_conn *c;
+    kr_cipher *enc[2];
+    uint16_t dev_id;     /* next device message id */
+    uint16_t srv_id;
+    uint8_t srv_tok;
+} sess;
+
+static uint8_t NONCE[KR_NONCE_LEN];
+
+/* open + nonce + id block (G2 unless g1) made with `srv_pub` for the id block. */
+static void s_begin(sess *s, bool g1, const kr_key *idblock_key, bool bad_nonce)
+{
+    memset(s, 0, sizeof *s);
+    s->c = tk_conn_new();
+    for (int i = 0; i < KR_NONCE_LEN; i++)
+        NONCE[i] = (uint8_t)(i * 91 + 17);
+    tk_conn_open(s->c, 0);
+    tk_conn_data(s->c, KR_S2D, 0.001, NONCE, KR_NONCE_LEN);
+    uint8_t echo[KR_NONCE_LEN];
+    memcpy(echo, NONCE, sizeof echo);
+    if (bad_nonce)
+        echo[5] ^= 0x40;
+    uint8_t blk[KR_IDBLOCK_LEN];
+    kr_err err;
+    assert_int_equal(kr_hs_make_idblock(idblock_key, echo, K.id, g1 ? NULL : K.dev_spki, blk, &err), 0);
+    tk_conn_data(s->c, KR_D2S, 0.002, blk, sizeof blk);
+}
+
+/* session block: E to `dev_pub`, signed by `srv_priv`; ciphers keyed with M. */
+static void s_session(sess *s, const kr_key *dev_pub, const kr_key *srv_priv)
+{
+    uint8_t blk[KR_SESSIONBLOCK_LEN];
+    kr_err err;
+    assert_int_equal(kr_hs_make_session_block(dev_pub, srv_priv, K.m, blk, &err), 0);
+    tk_conn_data(s->c, KR_S2D, 0.005, blk, sizeof blk);
+    s->enc[KR_D2S] = kr_cipher_new(K.m, K.m + 16);
+    s->enc[KR_S2D] = kr_cipher_new(K.m, K.m + 16);
+    s->dev_id = 0x1235;
+    s->srv_id = 0x7000;
+}
+
+static void s_send(sess *s, kr_dir dir, double dt, const coap *c)
+{
+    uint8_t out[1100];
+    int n = kr_cipher_encrypt(s->enc[dir], c->b, c->n, out, sizeof out);
+    assert_true(n > 0);
+    tk_conn_data(s->c, dir, dt, out, (size_t)n);
+}
+
+static void s_end(sess *s)
+{
+    kr_cipher_free(s->enc[0]);
+    kr_cipher_free(s->enc[1]);
+    tk_conn_free(s->c);
+}
+
+/* Device Hello (G2: platform 6) and cloud Hello. */
+static void s_hellos(sess *s)
+{
+    coap c;
+    c_start(&c, 1, 2, s->dev_id++, -1);
+    c_path(&c, "h");
+    uint8_t hp[8] = { 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 6 };
+    c_payload(&c, hp, sizeof hp);
+    s_send(s, KR_D2S, 0.002, &c);
+    c_start(&c, 1, 2, s->srv_id++, ++s->srv_tok);
+    c_path(&c, "h");
+    s_send(s, KR_S2D, 0.001, &c);
+}
+
+/* A healthy G2 session with a describe, typed variables, a function, events, a ping and the time. */
+static tk_conn *healthy(sess *s)
+{
+    s_begin(s, false, K.srv, false);
+    s_session(s, K.dev, K.srv);
+    s_hellos(s);
+    coap c;
+    /* describe */
+    c_start(&c, 0, 1, s->srv_id, ++s->srv_tok);
+    c_path(&c, "d");
+    s_send(s, KR_S2D, 0.010, &c);
+    uint8_t tok = s->srv_tok;
+    c_start(&c, 2, 0x45, s->srv_id++, tok);
+    const char *js = "{\"f\":[\"brew\",\"led\"],\"v\":{\"temperature\":9,\"count\":2,\"ready\":1,\"label\":4}}";
+    c_payload(&c, js, strlen(js));
+    s_send(s, KR_D2S, 0.012, &c);
+    /* variable reads */
+    struct { const char *name; uint8_t v[8]; size_t n; } vars[] = {
+        { "temperature", { 0, 0, 0, 0, 0, 0x80, 0x35, 0x40 }, 8 },  /* 21.5 little-endian */
+        { "count", { 0xff, 0xff, 0xff, 0xfe }, 4 },
+        { "ready", { 1 }, 1 },
+        { "label", { 'k', 'i', 't' }, 3 },
+    };
+    for (size_t i = 0; i < 4; i++) {
+        c_start(&c, 0, 1, s->srv_id, ++s->srv_tok);
+        c_path(&c, "v");
+        c_path(&c, vars[i].name);
+        s_send(s, KR_S2D, 0.1, &c);
+        c_start(&c, 2, 0x45, s->srv_id++, s->srv_tok);
+        c_payload(&c, vars[i].v, vars[i].n);
+        s_send(s, KR_D2S, 0.012, &c);
+    }
+    /* function call: empty ACK, then the return */
+    c_start(&c, 0, 2, s->srv_id, ++s->srv_tok);
+    c_path(&c, "f");
+    c_path(&c, "brew");
+    c_query(&c, "coffee", 6);
+    s_send(s, KR_S2D, 0.1, &c);
+    c_start(&c, 2, 0, s->srv_id++, -1);
+    s_send(s, KR_D2S, 0.003, &c);
+    c_start(&c, 1, 0x44, s->dev_id++, s->srv_tok);
+    uint8_t one[4] = { 0, 0, 0, 1 };
+    c_payload(&c, one, 4);
+    s_send(s, KR_D2S, 0.020, &c);
+    /* event and its ACK */
+    c_start(&c, 1, 2, s->dev_id, -1);
+    c_path(&c, "e");
+    c_path(&c, "temperature");
+    c_payload(&c, "21.5", 4);
+    s_send(s, KR_D2S, 0.1, &c);
+    c_start(&c, 2, 0, s->dev_id++, 0);
+    s_send(s, KR_S2D, 0.004, &c);
+    /* time */
+    c_start(&c, 0, 1, s->dev_id, 0x20);
+    c_path(&c, "t");
+    s_send(s, KR_D2S, 0.1, &c);
+    c_start(&c, 2, 0x45, s->dev_id++, 0x20);
+    uint8_t tm[4] = { 0x53, 0x59, 0x66, 0xad };
+    c_payload(&c, tm, 4);
+    s_send(s, KR_S2D, 0.008, &c);
+    /* ping */
+    c_start(&c, 0, 0, s->dev_id, -1);
+    s_send(s, KR_D2S, 15.0, &c);
+    c_start(&c, 2, 0, s->dev_id++, -1);
+    s_send(s, KR_S2D, 0.005, &c);
+    /* signal */
+    c_start(&c, 0, 3, s->srv_id, ++s->srv_tok);
+    c_path(&c, "s");
+    uint8_t on = 1;
+    c_query(&c, &on, 1);
+    s_send(s, KR_S2D, 0.1, &c);
+    c_start(&c, 2, 0x44, s->srv_id++, s->srv_tok);
+    s_send(s, KR_D2S, 0.002, &c);
+    return s->c;
+}
+
+/* ---- running ------------------------------------------------------------------------------------ */
+
+typedef struct rec {
+    GPtrArray *summaries;   /* message summaries */
+    GPtrArray *findings;    /* "code: text" */
+    int verdicts;
+    int steps;
+    int partial;
+    int decrypted;
+    kr_verdict first;
+} rec;
+
+static void r_step(void *ud, const kr_step *s)
+{
+    rec *r = ud;
+    r->steps++;
+    if (s->frame_state == KR_FRAME_PARTIAL)
+        r->partial++;
+    if (s->frame_state == KR_FRAME_DECRYPTED)
+        r->decrypted++;
+}
+
+static void r_msg(void *ud, const kr_message *m)
+{
+    rec *r = ud;
+    g_ptr_array_add(r->summaries, g_strdup(m->summary));
+}
+
+static void r_find(void *ud, const kr_finding *f)
+{
+    rec *r = ud;
+    g_ptr_array_add(r->findings, g_strdup_printf("%s: %s", kr_finding_str(f->code), f->text));
+}
+
+static void r_verdict(void *ud, const kr_verdict *v)
+{
+    rec *r = ud;
+    if (r->verdicts++ == 0)
+        r->first = *v;
+}
+
+static const kr_callbacks rec_cb = { r_step, r_msg, r_find, r_verdict };
+
+static void rec_init(rec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->summaries = g_ptr_array_new_with_free_func(g_free);
+    r->findings = g_ptr_array_new_with_free_func(g_free);
+}
+
+static void rec_free(rec *r)
+{
+    g_ptr_array_free(r->summaries, TRUE);
+    g_ptr_array_free(r->findings, TRUE);
+}
+
+static bool has(GPtrArray *a, const char *s)
+{
+    for (guint i = 0; i < a->len; i++)
+        if (strstr(a->pdata[i], s))
+            return true;
+    return false;
+}
+
+/* Runs with the keys `what`; checks that byte-by-byte and random chunks print the same text. */
+static kr_verdict run(const tk_conn *c, const char *what, rec *r)
+{
+    kr_keyfile *kf = keyfile(what);
+    kr_verdict v;
+    char *whole = tk_conn_run_cb(c, kf, 0, &v, r ? &rec_cb : NULL, r);
+    if (getenv("TK_VERBOSE"))
+        fprintf(stderr, "--- keys %s\n%s", what, whole);
+    static const unsigned chunkings[] = { 1, 5, 99 };
+    for (size_t i = 0; i < 3; i++) {
+        char *o = tk_conn_run(c, kf, chunkings[i], NULL);
+        assert_string_equal(whole, o);
+        g_free(o);
+    }
+    g_free(whole);
+    kr_keyfile_free(kf);
+    return v;
+}
+
+static void expect(const tk_conn *c, const char *what, kr_verdict_code code, bool proven, const char *cands)
+{
+    kr_verdict v = run(c, what, NULL);
+    if (v.code != code || v.proven != proven)
+        fprintf(stderr, "keys '%s': got %s (%s): %s\n", what, kr_verdict_str(v.code), v.proven ? "proven" : "inferred",
+                v.evidence);
+    assert_string_equal(kr_verdict_str(v.code), kr_verdict_str(code));
+    assert_int_equal(v.proven, proven);
+    assert_true(v.final);
+    char got[128] = "";
+    size_t o = 0;
+    for (int i = 0; i < v.n_candidates; i++)
+        o += (size_t)snprintf(got + o, sizeof got - o, "%s%s", i ? "," : "", kr_verdict_str(v.candidates[i]));
+    assert_string_equal(got, cands);
+    assert_true(v.evidence[0] != '\0');
+}
+
+/* ---- verdicts ----------------------------------------------------------------------------------- */
+
+static void test_healthy(void **state)
+{
+    (void)state;
+    sess s;
+    tk_conn *c = healthy(&s);
+    tk_conn_close(c, KR_D2S, 1.0, false);
+    tk_conn_close(c, KR_S2D, 0.001, false);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_true(v.proven);
+    assert_true(has(r.summaries, "Describe: 2 functions, 4 variables"));
+    assert_true(has(r.summaries, "Variable temperature = 21.5 (double)"));
+    assert_true(has(r.summaries, "Variable count = -2 (int32)"));
+    assert_true(has(r.summaries, "Variable ready = true (bool)"));
+    assert_true(has(r.summaries, "Variable label = kit (string)"));
+    assert_true(has(r.summaries, "Function brew(coffee)"));
+    assert_true(has(r.summaries, "Function brew(coffee) -> 1"));
+    assert_true(has(r.summaries, "Event temperature = 21.5"));
+    assert_true(has(r.summaries, "ACK to Event temperature (4 ms)"));
+    assert_true(has(r.summaries, "Time 2014-04-24T19:31:57Z"));
+    assert_true(has(r.summaries, "Ping"));
+    assert_true(has(r.summaries, "ACK to Ping (5 ms)"));
+    assert_true(has(r.summaries, "ACK 2.04 to Signal start (2 ms)"));
+    assert_true(has(r.summaries, "Device Hello: product 65535, version 65535, flags 0x01, platform 6 (Photon)"));
+    assert_int_equal(r.findings->len, 0);
+    rec_free(&r);
+
+    /* every key subset reaches ok; what is proven depends on the keys */
+    expect(c, "n", KR_V_OK, false, "");
+    expect(c, "p", KR_V_OK, false, "");
+    expect(c, "u", KR_V_OK, false, "");
+    expect(c, "d", KR_V_OK, true, "");
+    expect(c, "w", KR_V_OK, true, "");
+    expect(c, "s", KR_V_OK, true, "");
+    /* the id learned from the server private key selects the device key */
+    rec_init(&r);
+    v = run(c, "pd", &r);
+    assert_true(v.proven);
+    assert_true(has(r.summaries, "Variable temperature = 21.5 (double)"));
+    rec_free(&r);
+    s_end(&s);
+}
+
+static void test_device_key_mismatch(void **state)
+{
+    (void)state;
+    sess s;
+    /* G2: the cloud encrypts to another key; the device closes 250 ms later without a frame */
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev_other, K.srv);
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    expect(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, true, "");
+    expect(s.c, "d", KR_V_DEVICE_KEY_MISMATCH, true, "");
+    expect(s.c, "n", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch,bad-signature");
+    /* the server public key (or its private half) sees a genuine signature: bad-signature is ruled out */
+    expect(s.c, "u", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch");
+    expect(s.c, "p", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch");
+    s_end(&s);
+
+    /* G1: the device keeps sending frames the cloud cannot read; the cloud closes 30 s later */
+    s_begin(&s, true, K.srv, false);
+    s_session(&s, K.dev_other, K.srv);
+    uint8_t junk[50];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 29 + 3);
+    junk[0] = 0;
+    junk[1] = 16;
+    tk_conn_data(s.c, KR_D2S, 0.3, junk, 18);
+    junk[1] = 48;
+    tk_conn_data(s.c, KR_D2S, 0.01, junk, 50);
+    tk_conn_close(s.c, KR_S2D, 29.7, false);
+    tk_conn_close(s.c, KR_D2S, 0.05, true);
+    expect(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, true, "");
+    expect(s.c, "n", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch,bad-signature");
+    s_end(&s);
+}
+
+static void test_bad_signature(void **state)
+{
+    (void)state;
+    sess s;
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv_other);
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    expect(s.c, "a", KR_V_BAD_SIGNATURE, true, "");
+    expect(s.c, "u", KR_V_BAD_SIGNATURE, true, "");
+    expect(s.c, "n", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch,bad-signature");
+    /* the device key alone opens E but cannot judge the signature */
+    expect(s.c, "d", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch,bad-signature");
+    s_end(&s);
+}
+
+static void test_id_block_failures(void **state)
+{
+    (void)state;
+    sess s;
+    /* server-key-mismatch: the device used another cloud key; the cloud closes at once */
+    s_begin(&s, false, K.srv_other, false);
+    tk_conn_close(s.c, KR_S2D, 0.002, false);
+    tk_conn_close(s.c, KR_D2S, 0.001, false);
+    expect(s.c, "a", KR_V_SERVER_KEY_MISMATCH, true, "");
+    expect(s.c, "p", KR_V_SERVER_KEY_MISMATCH, true, "");
+    expect(s.c, "n", KR_V_ID_BLOCK_REJECTED, false, "server-key-mismatch,unknown-device,nonce-mismatch");
+    expect(s.c, "ud", KR_V_ID_BLOCK_REJECTED, false, "server-key-mismatch,unknown-device,nonce-mismatch");
+    s_end(&s);
+    /* unknown-device: the block is fine, the cloud closes anyway */
+    s_begin(&s, true, K.srv, false);
+    tk_conn_close(s.c, KR_S2D, 0.002, false);
+    tk_conn_close(s.c, KR_D2S, 0.001, false);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(s.c, "p", &r);
+    assert_int_equal(v.code, KR_V_UNKNOWN_DEVICE);
+    assert_true(v.proven);
+    assert_non_null(strstr(v.evidence, K.id_hex));
+    rec_free(&r);
+    expect(s.c, "n", KR_V_ID_BLOCK_REJECTED, false, "server-key-mismatch,unknown-device,nonce-mismatch");
+    s_end(&s);
+    /* nonce-mismatch */
+    s_begin(&s, false, K.srv, true);
+    tk_conn_close(s.c, KR_S2D, 0.002, false);
+    expect(s.c, "a", KR_V_NONCE_MISMATCH, true, "");
+    s_end(&s);
+}
+
+static void test_not_spark(void **state)
+{
+    (void)state;
+    /* HTTP answer from a captive portal: decided on its first bytes, before the connection ends */
+    tk_conn *c = tk_conn_new();
+    tk_conn_open(c, 0);
+    const char *http = "HTTP/1.1 302 Found\r\nLocation: http://portal.example/\r\nContent-Length: 0\r\n\r\n";
+    tk_conn_data(c, KR_S2D, 0.01, (const uint8_t *)http, strlen(http));
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, "n", &r);
+    assert_int_equal(v.code, KR_V_NOT_SPARK);
+    assert_int_equal(r.first.code, KR_V_NOT_SPARK);
+    assert_false(r.first.final);
+    rec_free(&r);
+    tk_conn_free(c);
+
+    /* TLS */
+    c = tk_conn_new();
+    tk_conn_open(c, 0);
+    tk_conn_hex(c, KR_S2D, 0.01, "160303003d020000390303");
+    expect(c, "n", KR_V_NOT_SPARK, false, "");
+    tk_conn_free(c);
+
+    /* a "nonce" of few byte values */
+    c = tk_conn_new();
+    tk_conn_open(c, 0);
+    uint8_t low[40];
+    for (int i = 0; i < 40; i++)
+        low[i] = (uint8_t)(i % 4);
+    tk_conn_data(c, KR_S2D, 0.01, low, sizeof low);
+    expect(c, "n", KR_V_NOT_SPARK, false, "");
+    tk_conn_free(c);
+
+    /* the cloud sends more than 40 bytes before the device's id block */
+    c = tk_conn_new();
+    tk_conn_open(c, 0);
+    for (int i = 0; i < 40; i++)
+        low[i] = (uint8_t)(i * 97 + 1);
+    tk_conn_data(c, KR_S2D, 0.01, low, 40);
+    tk_conn_data(c, KR_S2D, 0.01, low, 20);
+    expect(c, "n", KR_V_NOT_SPARK, false, "");
+    tk_conn_free(c);
+
+    /* accepted but silent; the device gives up after 20 s */
+    c = tk_conn_new();
+    tk_conn_open(c, 0);
+    tk_conn_close(c, KR_D2S, 20.0, false);
+    tk_conn_close(c, KR_S2D, 0.001, false);
+    expect(c, "n", KR_V_NOT_SPARK, false, "");
+    tk_conn_free(c);
+}
+
+static void test_stalled_incomplete(void **state)
+{
+    (void)state;
+    /* nonce, then nothing: the cloud closes 30 s later */
+    tk_conn *c = tk_conn_new();
+    tk_conn_open(c, 0);
+    uint8_t n[40];
+    for (int i = 0; i < 40; i++)
+        n[i] = (uint8_t)(i * 97 + 1);
+    tk_conn_data(c, KR_S2D, 0.01, n, 40);
+    tk_conn_close(c, KR_S2D, 30.0, false);
+    tk_conn_close(c, KR_D2S, 0.01, false);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, "n", &r);
+    assert_int_equal(v.code, KR_V_STALLED);
+    assert_non_null(strstr(v.evidence, "30.0 s"));
+    rec_free(&r);
+    tk_conn_free(c);
+
+    /* id block, the cloud never answers, the device gives up after 20 s */
+    sess s;
+    s_begin(&s, false, K.srv, false);
+    tk_conn_close(s.c, KR_D2S, 20.0, false);
+    expect(s.c, "n", KR_V_STALLED, false, "");
+    expect(s.c, "p", KR_V_STALLED, false, "unknown-device");
+    s_end(&s);
+
+    /* the capture ends after the id block */
+    s_begin(&s, false, K.srv, false);
+    expect(s.c, "n", KR_V_INCOMPLETE, false, "");
+    s_end(&s);
+
+    /* the capture ends in the middle of the session block */
+    s_begin(&s, false, K.srv, false);
+    tk_conn_data(s.c, KR_S2D, 0.01, n, 40);
+    expect(s.c, "a", KR_V_INCOMPLETE, false, "");
+    s_end(&s);
+
+    /* G2 device Hello, no cloud Hello: the device closes 2 s later */
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv);
+    coap co;
+    c_start(&co, 1, 2, s.dev_id++, -1);
+    c_path(&co, "h");
+    uint8_t hp[8] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 6 };
+    c_payload(&co, hp, sizeof hp);
+    s_send(&s, KR_D2S, 0.01, &co);
+    tk_conn_close(s.c, KR_D2S, 2.0, false);
+    expect(s.c, "a", KR_V_STALLED, true, "");
+    expect(s.c, "n", KR_V_STALLED, false, "");
+    s_end(&s);
+}
+
+static void test_mid_session(void **state)
+{
+    (void)state;
+    sess s;
+    healthy(&s);
+    /* the same frames without the handshake: take the bytes after the handshake of each direction */
+    tk_conn *m = tk_conn_new();
+    uint64_t skip[2] = { KR_IDBLOCK_LEN, KR_NONCE_LEN + KR_SESSIONBLOCK_LEN };
+    for (guint i = 0; i < s.c->ev->len; i++) {
+        tk_ev *e = &g_array_index(s.c->ev, tk_ev, i);
+        if (e->kind != TK_DATA)
+            continue;
+        size_t n = e->data->len;
+        if (skip[e->dir] >= n) {
+            skip[e->dir] -= n;
+            continue;
+        }
+        tk_conn_data(m, e->dir, 0.01, e->data->data + skip[e->dir], n - skip[e->dir]);
+        skip[e->dir] = 0;
+    }
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(m, "s", &r);
+    assert_int_equal(v.code, KR_V_MID_SESSION);
+    assert_true(v.proven);
+    /* the first frame of each direction lost its first block; the rest decrypt */
+    assert_int_equal(r.partial, 2);
+    assert_true(has(r.summaries, "Variable label = kit"));
+    assert_true(has(r.summaries, "Function brew(coffee) -> 1"));
+    rec_free(&r);
+    expect(m, "n", KR_V_MID_SESSION, false, "");
+    expect(m, "a", KR_V_MID_SESSION, false, "");
+    tk_conn_free(m);
+    s_end(&s);
+}
+
+static void test_counter_and_ota(void **state)
+{
+    (void)state;
+    sess s;
+    s_begin(&s, true, K.srv, false);
+    s_session(&s, K.dev, K.srv);
+    s_hellos(&s);
+    coap c;
+    /* a device message id that skips one */
+    s.dev_id++;
+    c_start(&c, 1, 2, s.dev_id++, -1);
+    c_path(&c, "e");
+    c_path(&c, "x");
+    s_send(&s, KR_D2S, 0.01, &c);
+    /* OTA: begin, ready, chunk 0 ok, chunk 1 bad CRC, re-sent, then the device stops answering */
+    c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+    c_path(&c, "u");
+    s_send(&s, KR_S2D, 0.1, &c);
+    c_start(&c, 2, 0, s.srv_id++, -1);
+    s_send(&s, KR_D2S, 0.01, &c);
+    c_start(&c, 1, 0x44, s.dev_id++, s.srv_tok);
+    s_send(&s, KR_D2S, 0.01, &c);
+    /* chunks sent: 0 (good), 1 (bad CRC, device says 4.00), 1 again (good), 2 (good, never answered) */
+    static const struct { int index; bool good; int answer; } plan[] = {
+        { 0, true, 0x44 }, { 1, false, 0x80 }, { 1, true, 0x44 }, { 2, true, 0 },
+    };
+    uint8_t data[256];
+    for (size_t p = 0; p < 4; p++) {
+        for (size_t i = 0; i < sizeof data; i++)
+            data[i] = (uint8_t)(i + (size_t)plan[p].index * 3);
+        uint32_t crc = 0xdeadbeefu;
+        if (plan[p].good) {
+            /* a correct CRC-32, computed bit by bit here, independently of the tracker's table */
+            uint32_t x = 0xffffffffu;
+            for (size_t i = 0; i < sizeof data; i++) {
+                x ^= data[i];
+                for (int k = 0; k < 8; k++)
+                    x = (x >> 1) ^ (0xedb88320u & (0u - (x & 1)));
+            }
+            crc = ~x;
+        }
+        uint8_t cb[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc };
+        c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+        c_path(&c, "c");
+        c_query(&c, cb, 4);
+        c_payload(&c, data, sizeof data);
+        s_send(&s, KR_S2D, 0.05, &c);
+        if (!plan[p].answer)
+            break;
+        c_start(&c, 2, 0, s.srv_id++, -1);
+        s_send(&s, KR_D2S, 0.01, &c);
+        c_start(&c, 1, plan[p].answer, s.dev_id++, s.srv_tok);
+        s_send(&s, KR_D2S, 0.01, &c);
+    }
+    tk_conn_close(s.c, KR_S2D, 12.0, false);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_true(has(r.findings, "counter-error: device message id"));
+    assert_true(has(r.findings, "ota-chunk-error: chunk 1 (256 bytes): the CRC option says deadbeef"));
+    assert_true(has(r.findings, "ota-chunk-error: the device reports chunk 1 bad"));
+    assert_true(has(r.findings, "ota-chunk-error: chunk 1 sent again"));
+    assert_true(has(r.findings, "ota-incomplete"));
+    assert_true(has(r.findings, "the device stopped"));
+    assert_true(has(r.findings, "12.0 s"));
+    assert_true(has(r.summaries, "Chunk 0: 256 bytes, CRC ok"));
+    assert_true(has(r.summaries, "Chunk 1 received BAD"));
+    rec_free(&r);
+    s_end(&s);
+}
+
+/* ---- gaps at every position --------------------------------------------------------------------- */
+
+/* A short session: handshake, Hellos, then small frames both ways. */
+static tk_conn *short_session(sess *s, int frames)
+{
+    s_begin(s, false, K.srv, false);
+    s_session(s, K.dev, K.srv);
+    s_hellos(s);
+    coap c;
+    for (int i = 0; i < frames; i++) {
+        c_start(&c, 1, 2, s->dev_id++, -1);
+        c_path(&c, "e");
+        char name[32];
+        snprintf(name, sizeof name, "ev%d%s", i, i % 3 == 0 ? "-with-a-longer-name" : "");
+        c_path(&c, name);
+        s_send(s, KR_D2S, 0.01, &c);
+        c_start(&c, 2, 0, s->dev_id - 1, -1);
+        s_send(s, KR_S2D, 0.001, &c);
+    }
+    return s->c;
+}
+
+/* Concatenation of a direction's bytes, with the timestamp of each byte. */
+typedef struct flat {
+    GByteArray *b;
+    GArray *ts;
+} flat;
+
+static void test_gaps_everywhere(void **state)
+{
+    (void)state;
+    sess s;
+    short_session(&s, 10);
+    kr_keyfile *kf = keyfile("du");
+    for (int dir = 0; dir < 2; dir++) {
+        /* total bytes in this direction */
+        size_t total = 0;
+        for (guint i = 0; i < s.c->ev->len; i++) {
+            tk_ev *e = &g_array_index(s.c->ev, tk_ev, i);
+            if (e->kind == TK_DATA && e->dir == (kr_dir)dir)
+                total += e->data->len;
+        }
+        size_t hs = dir == KR_D2S ? KR_IDBLOCK_LEN : KR_NONCE_LEN + KR_SESSIONBLOCK_LEN;
+        for (size_t pos = 0; pos < total; pos++) {
+            for (int known = 0; known < 2; known++) {
+                size_t drop = 5;
+                if (pos + drop > total)
+                    drop = total - pos;
+                /* rebuild the connection with bytes [pos, pos+drop) of this direction missing */
+                tk_conn *g = tk_conn_new();
+                size_t off = 0;
+                for (guint i = 0; i < s.c->ev->len; i++) {
+                    tk_ev *e = &g_array_index(s.c->ev, tk_ev, i);
+                    if (e->kind == TK_OPEN) {
+                        tk_conn_open(g, 0);
+                        continue;
+                    }
+                    if (e->kind != TK_DATA)
+                        continue;
+                    if (e->dir != (kr_dir)dir) {
+                        tk_conn_data(g, e->dir, 0.001, e->data->data, e->data->len);
+                        continue;
+                    }
+                    size_t a = off, b = off + e->data->len;
+                    off = b;
+                    if (b <= pos || a >= pos + drop) {
+                        tk_conn_data(g, e->dir, 0.001, e->data->data, e->data->len);
+                        continue;
+                    }
+                    if (pos > a)
+                        tk_conn_data(g, e->dir, 0.001, e->data->data, pos - a);
+                    if (pos >= a)
+                        tk_conn_gap(g, e->dir, 0.0, known ? drop : 0);
+                    size_t resume = pos + drop;
+                    if (resume < b)
+                        tk_conn_data(g, e->dir, 0.001, e->data->data + (resume - a), b - resume);
+                }
+                rec r;
+                rec_init(&r);
+                char *txt = tk_conn_run_cb(g, kf, 0, NULL, &rec_cb, &r);
+                assert_true(has(r.findings, "gap: "));
+                /* past the handshake, frames after the gap decrypt again: the last events are there */
+                if (pos >= hs + 18 && pos + drop + 5 * 58 < total) {
+                    char last[32];
+                    snprintf(last, sizeof last, "%s", dir == KR_D2S ? "Event ev8" : "ACK to Event ev8");
+                    if (!has(r.summaries, last)) {
+                        fprintf(stderr, "gap at %zu (%s, %s): no '%s' after it\n%s", pos, dir ? "S->D" : "D->S",
+                                known ? "size known" : "size unknown", last, txt);
+                        fail();
+                    }
+                }
+                g_free(txt);
+                rec_free(&r);
+                tk_conn_free(g);
+            }
+        }
+    }
+    kr_keyfile_free(kf);
+    s_end(&s);
+}
+
+/* ---- robustness --------------------------------------------------------------------------------- */
+
+static void test_memory_and_junk(void **state)
+{
+    (void)state;
+    kr_keyfile *kf = keyfile("a");
+    /* junk without a handshake: bounded memory, no crash, a verdict at the end */
+    kr_tracker *t = kr_tracker_new(kf, NULL, NULL);
+    GRand *rnd = g_rand_new_with_seed(99);
+    uint8_t buf[4096];
+    size_t peak = 0;
+    for (int i = 0; i < 256; i++) {
+        for (size_t k = 0; k < sizeof buf; k++)
+            buf[k] = (uint8_t)g_rand_int(rnd);
+        kr_tracker_data(t, (kr_dir)(i & 1), buf, (size_t)g_rand_int_range(rnd, 1, (gint32)sizeof buf), i * 0.01);
+        size_t m = kr_tracker_memory(t);
+        if (m > peak)
+            peak = m;
+    }
+    kr_tracker_finish(t, 10.0);
+    assert_true(peak < 64 * 1024);
+    assert_int_not_equal(kr_tracker_verdict(t)->code, KR_V_NONE);
+    kr_tracker_free(t);
+
+    /* one huge frame: the buffer grows to one PDU and shrinks back after it */
+    sess s;
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv);
+    s_hellos(&s);
+    coap c;
+    static uint8_t big[1000];
+    memset(big, 'x', sizeof big);
+    c_start(&c, 1, 2, s.dev_id++, -1);
+    c_path(&c, "e");
+    c_path(&c, "big");
+    c_payload(&c, big, 900);
+    s_send(&s, KR_D2S, 0.01, &c);
+    t = kr_tracker_new(kf, NULL, NULL);
+    size_t small = 0;
+    for (guint i = 0; i < s.c->ev->len; i++) {
+        tk_ev *e = &g_array_index(s.c->ev, tk_ev, i);
+        if (e->kind == TK_OPEN)
+            kr_tracker_open(t, e->ts);
+        else if (e->kind == TK_DATA) {
+            kr_tracker_data(t, e->dir, e->data->data, e->data->len, e->ts);
+            if (e->data->len == 18)
+                small = kr_tracker_memory(t);
+        }
+    }
+    /* a 64 KB frame body, fed in pieces */
+    uint8_t hdr[2] = { 0xff, 0xf0 };
+    kr_tracker_data(t, KR_D2S, hdr, 2, 5.0);
+    for (int i = 0; i < 16; i++) {
+        memset(buf, i, sizeof buf);
+        kr_tracker_data(t, KR_D2S, buf, 4095, 5.0);
+        assert_true(kr_tracker_memory(t) < small + 2 * 65537 + 4096);
+    }
+    kr_tracker_data(t, KR_D2S, buf, 65520 - 16 * 4095, 5.0);
+    assert_true(kr_tracker_memory(t) < small + 16384);
+    kr_tracker_finish(t, 6.0);
+    kr_tracker_free(t);
+    s_end(&s);
+    g_rand_free(rnd);
+    kr_keyfile_free(kf);
+}
+
+static void test_bad_lengths(void **state)
+{
+    (void)state;
+    /* after a good session, a frame length that is not a multiple of 16: resync, later frames decrypt */
+    sess s;
+    short_session(&s, 2);
+    tk_conn_hex(s.c, KR_D2S, 0.01, "0011aabbccdd");
+    coap c;
+    for (int i = 0; i < 5; i++) {
+        c_start(&c, 1, 2, s.dev_id++, -1);
+        c_path(&c, "e");
+        c_path(&c, "after");
+        s_send(&s, KR_D2S, 0.01, &c);
+    }
+    rec r;
+    rec_init(&r);
+    run(s.c, "a", &r);
+    assert_true(has(r.summaries, "Event after"));
+    rec_free(&r);
+    s_end(&s);
+}
+
+/* ---- the table ---------------------------------------------------------------------------------- */
+
+static int evicted;
+static double evicted_ts[8];
+
+static void on_evict(void *ud, kr_tracker *t, void *conn_ud)
+{
+    (void)ud;
+    const kr_verdict *v = kr_tracker_verdict(t);
+    assert_true(v->final);
+    evicted_ts[evicted++ % 8] = *(double *)conn_ud;
+    g_free(conn_ud);
+}
+
+static void test_table(void **state)
+{
+    (void)state;
+    kr_keyfile *kf = kr_keyfile_new_empty();
+    evicted = 0;
+    kr_table *tab = kr_table_new(3, on_evict, NULL);
+    for (int i = 0; i < 5; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "conn-%d", i);
+        kr_tracker *t = kr_tracker_new(kf, NULL, NULL);
+        kr_tracker_open(t, i);
+        double *ud = g_new(double, 1);
+        *ud = i;
+        kr_table_put(tab, key, strlen(key), t, ud, i);
+        if (i == 2)
+            kr_table_touch(tab, "conn-0", 6, 2.5); /* conn-0 is now newer than conn-1 */
+    }
+    assert_int_equal(kr_table_count(tab), 3);
+    assert_int_equal(evicted, 2);
+    assert_true(evicted_ts[0] == 1.0);   /* the one idle the longest went first */
+    assert_true(evicted_ts[1] == 2.0);
+    void *ud = NULL;
+    assert_non_null(kr_table_get(tab, "conn-4", 6, &ud));
+    assert_true(*(double *)ud == 4.0);
+    assert_null(kr_table_get(tab, "conn-1", 6, NULL));
+    assert_int_equal(kr_table_expire(tab, 2.75), 1);  /* conn-0 (last active at 2.5) */
+    assert_int_equal(kr_table_count(tab), 2);
+    kr_table_remove(tab, "conn-3", 6);
+    assert_int_equal(kr_table_count(tab), 1);
+    kr_table_free(tab);
+    assert_int_equal(evicted, 5);
+    kr_keyfile_free(kf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_healthy),
+        cmocka_unit_test(test_device_key_mismatch),
+        cmocka_unit_test(test_bad_signature),
+        cmocka_unit_test(test_id_block_failures),
+        cmocka_unit_test(test_not_spark),
+        cmocka_unit_test(test_stalled_incomplete),
+        cmocka_unit_test(test_mid_session),
+        cmocka_unit_test(test_counter_and_ota),
+        cmocka_unit_test(test_gaps_everywhere),
+        cmocka_unit_test(test_memory_and_junk),
+        cmocka_unit_test(test_bad_lengths),
+        cmocka_unit_test(test_table),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
