@@ -11,6 +11,7 @@
  * A postdissector sees every frame of a Spark connection (also the ones without payload) to tell the
  * tracker about FIN and RST.
  */
+#include <math.h>
 #include <string.h>
 
 #include <epan/packet.h>
@@ -812,8 +813,9 @@ static void render_message(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, 
             proto_item_set_generated(it);
             {
                 nstime_t d;
-                d.secs = (time_t)m->response_time;
-                d.nsecs = (int)((m->response_time - (double)d.secs) * 1e9);
+                double us = floor(m->response_time * 1e6 + 0.5);   /* captures count microseconds */
+                d.secs = (time_t)(us / 1e6);
+                d.nsecs = (int)(us - (double)d.secs * 1e6) * 1000;
                 it = proto_tree_add_time(mt, hf_spark_response_time, tvb, 0, 0, &d);
                 proto_item_set_generated(it);
             }

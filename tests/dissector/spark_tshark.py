@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 SKIP = 77
 
 
@@ -79,8 +81,10 @@ class Shark:
         return p
 
     def run(self, args, plugin=True, check_rc=True):
+        # no extcap helpers (they are not needed, and under the sanitizer preload they hang -G plugins)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home, "LANG": "C.UTF-8",
-               "WIRESHARK_PLUGIN_DIR": self.plugdir if plugin else self.emptydir}
+               "WIRESHARK_PLUGIN_DIR": self.plugdir if plugin else self.emptydir,
+               "WIRESHARK_EXTCAP_DIR": self.emptydir, "WIRESHARK_CONFIG_DIR": self.home}
         if self.sanitized and plugin:
             libs = []
             for lib in ("libasan.so", "libubsan.so"):
@@ -398,6 +402,116 @@ def test_bad_keyfile(sh):
     check("was not loaded" in out, "the keyfile error must also be an expert info:\n" + out)
 
 
+# ---- decryption with the specification's test vectors --------------------------------------------
+
+def vectors_capture():
+    import vectors as v
+    rng = random.Random(82)
+    c = Capture()
+    c.open()
+    c.pkt(1, PSH | ACK, bytes.fromhex(v.NONCE))
+    c.pkt(0, PSH | ACK, rnd(256, rng))          # the id block (no server private key for these vectors)
+    blk = bytes.fromhex(v.SESSION_BLOCK)
+    c.pkt(1, ACK, blk[:128])
+    c.pkt(1, PSH | ACK, blk[128:])
+    for d, hx in v.FRAMES:
+        c.pkt(0 if d == "d2s" else 1, PSH | ACK, bytes.fromhex(hx))
+    c.close(first=0)
+    return c
+
+
+def vectors_setup(sh):
+    import vectors as v
+    cap = sh.write("vec/capture.pcap", vectors_capture().bytes())
+    sh.write("vec/keys/device.der", bytes.fromhex(v.DEVICE_PRIVATE_DER))
+    sh.write("vec/keys/other-device.der", bytes.fromhex(v.OTHER_DEVICE_PRIVATE_DER))
+    sh.write("vec/keys/cloud.der", bytes.fromhex(v.SERVER_PUBLIC_DER))
+    sh.write("vec/keys/other-cloud.der", bytes.fromhex(v.SERVER_PUBLIC_8_1_DER))
+    return cap
+
+
+VEC_FIELDS = ["spark.step", "spark.session_block.opened", "spark.signature_valid", "spark.signature_ok",
+              "spark.frame.state", "coap.opt.uri_path_recon", "coap.mid", "spark.msg.kind",
+              "spark.function.name", "spark.function.arg", "spark.function.result", "spark.response_to",
+              "spark.verdict"]
+
+
+def vec_rows(sh, cap, keyfile, extra=(), two_pass=True):
+    args = list(extra)
+    if keyfile:
+        args = ["-o", "spark.keyfile:" + keyfile] + args
+    rows = sh.fields(cap, VEC_FIELDS, extra=args, two_pass=two_pass)
+    return {int(r[0]): dict(zip(["frame"] + VEC_FIELDS, r)) for r in rows}
+
+
+def test_decrypt_vectors(sh):
+    """A first-generation session from the specification's vectors, opened with the device key."""
+    cap = vectors_setup(sh)
+    kf = sh.write("vec/keyfile", "# test vectors\nserver-public keys/cloud.der\ndevice * keys/device.der\n")
+    by = vec_rows(sh, cap, kf)
+    # 1-3 SYN, 4 nonce, 5 id block, 6-7 session block, 8 hello, 9 call, 10 ack, 11 return, 12-14 FIN
+    check(by[7]["spark.step"] == "session-block", "frame 7 completes the session block: %r" % by[7])
+    check(by[7]["spark.session_block.opened"] == "1", "the device key opens the session block: %r" % by[7])
+    check(by[7]["spark.signature_valid"] == "1" and by[7]["spark.signature_ok"] == "1",
+          "the cloud's signature verifies: %r" % by[7])
+    check(by[8]["coap.opt.uri_path_recon"] == "/h" and by[8]["coap.mid"] == "38834",
+          "the device Hello decrypts to CoAP POST /h, id 0x97b2: %r" % by[8])
+    check(by[9]["coap.opt.uri_path_recon"] == "/f/brew", "the call decrypts to /f/brew: %r" % by[9])
+    check(by[9]["spark.function.name"] == "brew" and by[9]["spark.function.arg"] == "32,240",
+          "function brew(32,240): %r" % by[9])
+    check(by[11]["spark.function.result"] == "456", "the function returns 456: %r" % by[11])
+    check(by[11]["spark.response_to"] == "9", "the return answers the call in frame 9: %r" % by[11])
+    check(by[10]["spark.msg.kind"] == "empty-ack", "frame 10 is an empty ack: %r" % by[10])
+    # same answers in one pass and through a display filter
+    one = vec_rows(sh, cap, kf, two_pass=False)
+    for n in (7, 8, 9, 10, 11):
+        for f in ("spark.step", "coap.opt.uri_path_recon", "spark.function.name", "spark.function.result",
+                  "spark.signature_ok"):
+            check(one[n][f] == by[n][f], "one pass differs at frame %d %s: %r vs %r" % (n, f, one[n][f], by[n][f]))
+    flt = vec_rows(sh, cap, kf, extra=["-Y", 'spark.function.name == "brew"'])
+    check(sorted(flt) == [9, 11], "filter spark.function.name == brew: frames %r" % sorted(flt))
+    check(flt[11]["spark.function.result"] == "456", "filtered run shows the same result: %r" % flt[11])
+    flt = vec_rows(sh, cap, kf, extra=["-Y", "coap"])
+    check(sorted(flt) == [8, 9, 10, 11], "filter coap matches the decrypted frames only: %r" % sorted(flt))
+
+
+def test_decrypt_session_line(sh):
+    """A session line (40 bytes of session material) decrypts without any RSA key."""
+    cap = vectors_setup(sh)
+    m = "ead9e1e2014903b9e76632f6fa5afa66" "9522a567e100cd3cfe5215473921b63d" "97b197250038fa09"
+    import vectors as v
+    kf = sh.write("vec/keyfile-session", "session %s %s\n" % (v.DEVICE_ID, m))
+    by = vec_rows(sh, cap, kf)
+    check(by[9]["coap.opt.uri_path_recon"] == "/f/brew", "the session line decrypts the call: %r" % by[9])
+    check(by[11]["spark.function.result"] == "456", "and the return: %r" % by[11])
+
+
+def test_no_keys(sh):
+    """Without keys nothing is decrypted and nothing is handed to CoAP; the steps are still named."""
+    cap = vectors_setup(sh)
+    by = vec_rows(sh, cap, None)
+    steps = [by[n]["spark.step"] for n in sorted(by) if by[n]["spark.step"]]
+    check(steps == ["nonce", "id-block", "session-block", "hello", "hello", "frame", "frame"],
+          "steps without keys: %r" % steps)
+    for n in sorted(by):
+        check(by[n]["coap.mid"] == "", "frame %d must not reach CoAP without keys: %r" % (n, by[n]))
+    check(by[8]["spark.frame.state"] == "0", "frames are not decrypted: %r" % by[8])
+
+
+def test_wrong_keys(sh):
+    """Another device's key does not open the session block; another cloud's key does not verify it."""
+    cap = vectors_setup(sh)
+    kf = sh.write("vec/keyfile-wrong", "server-public keys/other-cloud.der\ndevice * keys/other-device.der\n")
+    by = vec_rows(sh, cap, kf)
+    check(by[7]["spark.session_block.opened"] == "0", "the wrong device key must not open it: %r" % by[7])
+    check(by[7]["spark.signature_valid"] == "0", "the wrong cloud key must not verify it: %r" % by[7])
+    for n in sorted(by):
+        check(by[n]["coap.mid"] == "", "frame %d must not decrypt with wrong keys: %r" % (n, by[n]))
+    out = sh.run(["-2", "-r", cap, "-o", "spark.keyfile:" + kf, "-q", "-z", "expert"]).stdout
+    check("Session key block not opened" in out, "an expert info must say the session block was not opened:\n"
+          + out)
+
+
 TESTS = {
     "plugin-loads": test_plugin_loads,
     "stock-tshark": test_stock_tshark,
@@ -408,6 +522,10 @@ TESTS = {
     "port-pref": test_port_pref,
     "not-spark": test_not_spark,
     "bad-keyfile": test_bad_keyfile,
+    "decrypt-vectors": test_decrypt_vectors,
+    "decrypt-session-line": test_decrypt_session_line,
+    "no-keys": test_no_keys,
+    "wrong-keys": test_wrong_keys,
 }
 
 
