@@ -1,0 +1,562 @@
+/* sparkdev: runs the sparkwire device stack on a POSIX host against a cloud (real or sparkcloud). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "device.h"
+#include "util.h"
+
+#define MAX_EVENTS 8
+
+typedef struct ev_spec {
+    char name[SW_MAX_EVENT_NAME + 1];
+    char data[SW_MAX_EVENT_DATA + 1];
+    uint64_t period_ms;
+    unsigned long count, sent;
+    unsigned long ttl;
+    bool is_private;
+    uint64_t due;
+} ev_spec;
+
+typedef struct fn_spec {
+    bool fixed;
+    long result;
+} fn_spec;
+
+typedef struct var_value {
+    bool b;
+    int32_t i;
+    double d;
+    char s[SW_MAX_EVENT_DATA + 1];
+} var_value;
+
+static struct {
+    int fd;
+    uint64_t t0;
+    int ota_fd;
+    const char *ota_path;
+    bool ota_error;
+} rt = {-1, 0, -1, NULL, false};
+
+static int hal_send(void *ctx, const uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    return sw_send_all(rt.fd, buf, len);
+}
+
+static int hal_recv(void *ctx, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    ssize_t n = recv(rt.fd, buf, len, MSG_DONTWAIT);
+    if (n > 0)
+        return (int)n;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1;
+}
+
+static uint32_t hal_millis(void *ctx)
+{
+    (void)ctx;
+    return (uint32_t)(sw_now_ms() - rt.t0);
+}
+
+static int hal_random(void *ctx, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+static void notify(void *user, sw_note n, const char *name, long value)
+{
+    (void)user;
+    switch (n) {
+    case SW_NOTE_STEP:
+        if (value == SW_STEP_NONCE)
+            sw_log("nonce received");
+        else if (value == SW_STEP_ID_BLOCK)
+            sw_log("id block sent");
+        else if (value == SW_STEP_SESSION_BLOCK)
+            sw_log("session block decrypted, signature verified");
+        else if (value == SW_STEP_HELLO)
+            sw_log("hello sent");
+        else if (value == SW_STEP_CONNECTED)
+            sw_log("connected");
+        break;
+    case SW_NOTE_HANDSHAKE_FAILED: sw_log("handshake failed: %s", name); break;
+    case SW_NOTE_SERVER_HELLO: sw_log("server hello (id 0x%04lx)", value); break;
+    case SW_NOTE_DESCRIBE: sw_log("describe answered"); break;
+    case SW_NOTE_FUNCTION: sw_log("function %s called, returned %ld", name, value); break;
+    case SW_NOTE_VARIABLE: sw_log("variable %s read", name); break;
+    case SW_NOTE_UNKNOWN_NAME: sw_log("unknown %s asked for", name); break;
+    case SW_NOTE_TIME: sw_log("time from the cloud: %ld", value); break;
+    case SW_NOTE_EVENT_SENT: sw_log("event %s published (%ld bytes of data)", name, value); break;
+    case SW_NOTE_EVENT_RECEIVED: sw_log("event %s received (%ld bytes of data)", name, value); break;
+    case SW_NOTE_SIGNAL: sw_log("signal %s", value ? "start" : "stop"); break;
+    case SW_NOTE_PING_SENT: sw_log("ping sent (id 0x%04lx)", value); break;
+    case SW_NOTE_PING_ANSWERED: sw_log("empty ack received (id 0x%04lx)", value); break;
+    case SW_NOTE_SERVER_PING: sw_log("ping from the cloud answered"); break;
+    case SW_NOTE_UPDATE_BEGIN: sw_log("update begins"); break;
+    case SW_NOTE_CHUNK: sw_log("chunk %ld %s", value, name); break;
+    case SW_NOTE_UPDATE_DONE: sw_log("update done: %ld bytes", value); break;
+    case SW_NOTE_IGNORED: sw_log("ignored: %s", name); break;
+    case SW_NOTE_FRAME_ERROR: sw_log("frame error: %s (%ld)", name, value); break;
+    }
+}
+
+static void ota_write(void *user, uint32_t offset, const uint8_t *data, size_t len)
+{
+    (void)user;
+    if (rt.ota_fd < 0 || rt.ota_error)
+        return;
+    if (pwrite(rt.ota_fd, data, len, offset) != (ssize_t)len) {
+        sw_err("update file %s: write failed (%s)", rt.ota_path, strerror(errno));
+        rt.ota_error = true;
+    }
+}
+
+static int fn_call(void *user, const char *arg)
+{
+    const fn_spec *f = user;
+    return f->fixed ? (int)f->result : (int)strlen(arg);
+}
+
+static void on_event(void *user, const char *name, const uint8_t *data, size_t len)
+{
+    (void)user;
+    sw_log("subscription matched event %s: %.*s", name, (int)len, data ? (const char *)data : "");
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: sparkdev [options] HOST:PORT\n"
+"Runs the sparkwire device stack against a Spark cloud (use sparkcloud for a lab cloud on loopback).\n"
+"\n"
+"identity and keys:\n"
+"  --id HEX              device id, 24 hex digits (required)\n"
+"  --key FILE            device private key, RSA 1024 (PEM or DER) (required)\n"
+"  --server-key FILE     server public key, RSA 2048 (SPKI DER/PEM, or the private key) (required)\n"
+"  --generation g1|g2    g1: 52-byte id block, 13-byte Hello, no wait for the server Hello, keeps the\n"
+"                        socket after a failed handshake; g2 (default): 214 bytes, 15-byte Hello,\n"
+"                        waits 2 s for the server Hello, closes 250 ms after a failed handshake\n"
+"  --platform N          platform id in the g2 Hello (default 0, the Core)\n"
+"application:\n"
+"  --function NAME[=R]   expose a function returning R (default: length of its argument)\n"
+"  --variable NAME:TYPE:VALUE   expose a variable; TYPE bool, int, double or string\n"
+"  --event NAME:DATA:PERIOD_MS:COUNT[:TTL[:private]]   publish COUNT times, every PERIOD_MS\n"
+"  --subscribe PREFIX    subscribe to events (my devices only)\n"
+"  --no-time             do not ask for the time after connecting\n"
+"  --no-system-events    do not publish the spark/... events after connecting\n"
+"  --ota-out FILE        write a received update image to FILE\n"
+"timing:\n"
+"  --run-time SEC        close the connection after SEC seconds (default: run until it ends)\n"
+"  --io-timeout MS       handshake read timeout (default 20000)\n"
+"  --hello-timeout MS    g2 wait for the server Hello (default 2000)\n"
+"  --ping-idle MS        ping after this long without receiving (default 15000)\n"
+"  --ping-timeout MS     drop the connection when a ping is not answered (default 10000)\n"
+"faults:\n"
+"  --stop-after STEP     go silent after nonce, id-block, session-block or hello\n"
+"  --on-fail close|hold  after a failed handshake close (g2 default) or keep the socket (g1 default)\n"
+"  --corrupt-frame N     damage the N-th session frame sent (1 = the Hello)\n"
+"  --ota-stall-after N   go silent after N update chunks\n"
+"  -h, --help            this text\n"
+"\n"
+"exit status: 0 session ended normally, 1 connection failed or dropped, 2 bad usage or keys,\n"
+"6 decryption error (device key mismatch), 8 signature error, 9 no server Hello.\n");
+}
+
+enum {
+    O_ID = 256, O_KEY, O_SKEY, O_GEN, O_PLATFORM, O_FUNC, O_VAR, O_EVENT, O_SUB, O_NOTIME, O_NOSYS, O_OTAOUT,
+    O_RUN, O_IOT, O_HELLOT, O_PINGI, O_PINGT, O_STOP, O_ONFAIL, O_CORRUPT, O_OTASTALL,
+};
+
+static int bad(const char *opt, const char *val, const char *fix)
+{
+    sw_err("option %s: bad value '%s'; %s", opt, val, fix);
+    return 2;
+}
+
+/* Splits s at ':' into at most n fields (in place); returns the field count. */
+static int split(char *s, char **f, int n)
+{
+    int k = 0;
+    f[k++] = s;
+    for (char *p = s; *p && k < n; p++) {
+        if (*p == ':') {
+            *p = 0;
+            f[k++] = p + 1;
+        }
+    }
+    return k;
+}
+
+int main(int argc, char **argv)
+{
+    sw_prog = "sparkdev";
+    static sw_device dev;
+    static sw_keybuf dkey, skey;
+    static fn_spec fns[SW_MAX_FUNCTIONS];
+    static var_value vars[SW_MAX_VARIABLES];
+    static ev_spec evs[MAX_EVENTS];
+    static char sub_prefix[SW_MAX_SUBSCRIPTIONS][SW_MAX_EVENT_NAME + 1];
+    size_t nfns = 0, nvars = 0, nevs = 0, nsubs = 0;
+    char fn_names[SW_MAX_FUNCTIONS][SW_MAX_NAME + 1];
+    char var_names[SW_MAX_VARIABLES][SW_MAX_NAME + 1];
+    sw_var_type var_types[SW_MAX_VARIABLES];
+    const char *id_hex = NULL, *key_path = NULL, *skey_path = NULL;
+    int generation = 2;
+    unsigned long platform = 0;
+    bool no_time = false, no_sys = false;
+    uint64_t run_ms = 0;
+    long io_t = -1, hello_t = -1, ping_i = -1, ping_t = -1;
+    sw_step stop_after = SW_STEP_NONE;
+    int on_fail = -1;
+    unsigned long corrupt = 0, ota_stall = 0;
+
+    static const struct option opts[] = {
+        {"id", required_argument, 0, O_ID}, {"key", required_argument, 0, O_KEY},
+        {"server-key", required_argument, 0, O_SKEY}, {"generation", required_argument, 0, O_GEN},
+        {"platform", required_argument, 0, O_PLATFORM}, {"function", required_argument, 0, O_FUNC},
+        {"variable", required_argument, 0, O_VAR}, {"event", required_argument, 0, O_EVENT},
+        {"subscribe", required_argument, 0, O_SUB}, {"no-time", no_argument, 0, O_NOTIME},
+        {"no-system-events", no_argument, 0, O_NOSYS}, {"ota-out", required_argument, 0, O_OTAOUT},
+        {"run-time", required_argument, 0, O_RUN}, {"io-timeout", required_argument, 0, O_IOT},
+        {"hello-timeout", required_argument, 0, O_HELLOT}, {"ping-idle", required_argument, 0, O_PINGI},
+        {"ping-timeout", required_argument, 0, O_PINGT}, {"stop-after", required_argument, 0, O_STOP},
+        {"on-fail", required_argument, 0, O_ONFAIL}, {"corrupt-frame", required_argument, 0, O_CORRUPT},
+        {"ota-stall-after", required_argument, 0, O_OTASTALL}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int c;
+    unsigned long ul;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case O_ID: id_hex = optarg; break;
+        case O_KEY: key_path = optarg; break;
+        case O_SKEY: skey_path = optarg; break;
+        case O_GEN:
+            if (strcmp(optarg, "g1") == 0 || strcmp(optarg, "1") == 0)
+                generation = 1;
+            else if (strcmp(optarg, "g2") == 0 || strcmp(optarg, "2") == 0)
+                generation = 2;
+            else
+                return bad("--generation", optarg, "use g1 or g2");
+            break;
+        case O_PLATFORM:
+            if (sw_parse_ulong(optarg, 0, 65535, &platform) < 0)
+                return bad("--platform", optarg, "give a number 0..65535");
+            break;
+        case O_FUNC: {
+            if (nfns >= SW_MAX_FUNCTIONS)
+                return bad("--function", optarg, "at most 4 functions");
+            char *eq = strchr(optarg, '=');
+            size_t nl = eq ? (size_t)(eq - optarg) : strlen(optarg);
+            if (nl == 0 || nl > SW_MAX_NAME)
+                return bad("--function", optarg, "the name must have 1 to 12 characters");
+            memcpy(fn_names[nfns], optarg, nl);
+            fn_names[nfns][nl] = 0;
+            if (eq) {
+                char *end;
+                errno = 0;
+                long r = strtol(eq + 1, &end, 10);
+                if (errno || *end || eq[1] == 0 || r < INT32_MIN || r > INT32_MAX)
+                    return bad("--function", optarg, "the result must be a 32-bit integer");
+                fns[nfns].fixed = true;
+                fns[nfns].result = r;
+            }
+            nfns++;
+            break;
+        }
+        case O_VAR: {
+            if (nvars >= SW_MAX_VARIABLES)
+                return bad("--variable", optarg, "at most 10 variables");
+            char *f[3];
+            char *copy = strdup(optarg);
+            if (copy == NULL || split(copy, f, 3) != 3) {
+                free(copy);
+                return bad("--variable", optarg, "use NAME:TYPE:VALUE");
+            }
+            if (strlen(f[0]) == 0 || strlen(f[0]) > SW_MAX_NAME) {
+                free(copy);
+                return bad("--variable", optarg, "the name must have 1 to 12 characters");
+            }
+            snprintf(var_names[nvars], sizeof var_names[nvars], "%s", f[0]);
+            var_value *v = &vars[nvars];
+            int ok = 1;
+            char *end = NULL;
+            if (strcmp(f[1], "bool") == 0) {
+                var_types[nvars] = SW_VAR_BOOL;
+                ok = strcmp(f[2], "true") == 0 || strcmp(f[2], "1") == 0 || strcmp(f[2], "false") == 0 ||
+                     strcmp(f[2], "0") == 0;
+                v->b = strcmp(f[2], "true") == 0 || strcmp(f[2], "1") == 0;
+            } else if (strcmp(f[1], "int") == 0) {
+                var_types[nvars] = SW_VAR_INT;
+                errno = 0;
+                long x = strtol(f[2], &end, 10);
+                ok = !errno && *end == 0 && f[2][0] && x >= INT32_MIN && x <= INT32_MAX;
+                v->i = (int32_t)x;
+            } else if (strcmp(f[1], "double") == 0) {
+                var_types[nvars] = SW_VAR_DOUBLE;
+                errno = 0;
+                v->d = strtod(f[2], &end);
+                ok = !errno && *end == 0 && f[2][0];
+            } else if (strcmp(f[1], "string") == 0) {
+                var_types[nvars] = SW_VAR_STRING;
+                ok = strlen(f[2]) <= SW_MAX_EVENT_DATA;
+                snprintf(v->s, sizeof v->s, "%s", f[2]);
+            } else {
+                ok = 0;
+            }
+            free(copy);
+            if (!ok)
+                return bad("--variable", optarg, "TYPE is bool, int, double or string and VALUE must fit it");
+            nvars++;
+            break;
+        }
+        case O_EVENT: {
+            if (nevs >= MAX_EVENTS)
+                return bad("--event", optarg, "at most 8 events");
+            char *f[6];
+            char *copy = strdup(optarg);
+            int k = copy ? split(copy, f, 6) : 0;
+            ev_spec *e = &evs[nevs];
+            unsigned long per = 0;
+            int ok = k >= 4 && strlen(f[0]) >= 1 && strlen(f[0]) <= SW_MAX_EVENT_NAME &&
+                     strlen(f[1]) <= SW_MAX_EVENT_DATA && sw_parse_ulong(f[2], 0, 86400000, &per) == 0 &&
+                     sw_parse_ulong(f[3], 1, 100000, &e->count) == 0;
+            e->ttl = 60;
+            if (ok && k >= 5 && f[4][0])
+                ok = sw_parse_ulong(f[4], 0, 0xFFFFFF, &e->ttl) == 0;
+            if (ok && k >= 6)
+                ok = strcmp(f[5], "private") == 0 || strcmp(f[5], "public") == 0;
+            if (ok) {
+                snprintf(e->name, sizeof e->name, "%s", f[0]);
+                snprintf(e->data, sizeof e->data, "%s", f[1]);
+                e->period_ms = per;
+                e->is_private = k >= 6 && strcmp(f[5], "private") == 0;
+            }
+            free(copy);
+            if (!ok)
+                return bad("--event", optarg,
+                           "use NAME:DATA:PERIOD_MS:COUNT[:TTL[:private|public]] (name <= 63, data <= 255 bytes)");
+            nevs++;
+            break;
+        }
+        case O_SUB:
+            if (nsubs >= SW_MAX_SUBSCRIPTIONS || strlen(optarg) == 0 || strlen(optarg) > SW_MAX_EVENT_NAME)
+                return bad("--subscribe", optarg, "at most 4 prefixes of 1 to 63 characters");
+            snprintf(sub_prefix[nsubs++], sizeof sub_prefix[0], "%s", optarg);
+            break;
+        case O_NOTIME: no_time = true; break;
+        case O_NOSYS: no_sys = true; break;
+        case O_OTAOUT: rt.ota_path = optarg; break;
+        case O_RUN:
+            if (sw_parse_seconds(optarg, &run_ms) < 0)
+                return bad("--run-time", optarg, "give seconds, e.g. 5 or 0.5");
+            break;
+        case O_IOT: case O_HELLOT: case O_PINGI: case O_PINGT:
+            if (sw_parse_ulong(optarg, 1, 3600000, &ul) < 0)
+                return bad(name, optarg, "give milliseconds, 1..3600000");
+            if (c == O_IOT) io_t = (long)ul;
+            else if (c == O_HELLOT) hello_t = (long)ul;
+            else if (c == O_PINGI) ping_i = (long)ul;
+            else ping_t = (long)ul;
+            break;
+        case O_STOP:
+            if (strcmp(optarg, "nonce") == 0) stop_after = SW_STEP_NONCE;
+            else if (strcmp(optarg, "id-block") == 0) stop_after = SW_STEP_ID_BLOCK;
+            else if (strcmp(optarg, "session-block") == 0) stop_after = SW_STEP_SESSION_BLOCK;
+            else if (strcmp(optarg, "hello") == 0) stop_after = SW_STEP_HELLO;
+            else return bad("--stop-after", optarg, "use nonce, id-block, session-block or hello");
+            break;
+        case O_ONFAIL:
+            if (strcmp(optarg, "close") == 0) on_fail = 0;
+            else if (strcmp(optarg, "hold") == 0) on_fail = 1;
+            else return bad("--on-fail", optarg, "use close or hold");
+            break;
+        case O_CORRUPT:
+            if (sw_parse_ulong(optarg, 1, 1000000, &corrupt) < 0)
+                return bad("--corrupt-frame", optarg, "give a frame number from 1");
+            break;
+        case O_OTASTALL:
+            if (sw_parse_ulong(optarg, 1, 1000000, &ota_stall) < 0)
+                return bad("--ota-stall-after", optarg, "give a chunk count from 1");
+            break;
+        default:
+            sw_err("unknown option; see sparkdev --help");
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        sw_err(optind >= argc ? "no cloud address; give HOST:PORT (see --help)"
+                              : "too many arguments; give one HOST:PORT (see --help)");
+        return 2;
+    }
+    char host[256], port[16];
+    if (sw_split_hostport(argv[optind], host, sizeof host, port, sizeof port) < 0) {
+        sw_err("cloud address '%s': not HOST:PORT; e.g. 127.0.0.1:5683", argv[optind]);
+        return 2;
+    }
+    if (id_hex == NULL || key_path == NULL || skey_path == NULL) {
+        sw_err("missing %s; see --help", id_hex == NULL ? "--id" : key_path == NULL ? "--key" : "--server-key");
+        return 2;
+    }
+    sw_device_config cfg;
+    sw_device_defaults(&cfg, generation);
+    if (sw_parse_hex(id_hex, cfg.device_id, SW_DEVICE_ID_LEN) < 0) {
+        sw_err("device id '%s': not 24 hex digits; e.g. 55ff6d065075555332071787", id_hex);
+        return 2;
+    }
+    if (sw_load_private_key(key_path, "device key", &dkey) < 0 ||
+        sw_load_public_key(skey_path, "server key", &skey) < 0)
+        return 2;
+    if (dkey.bits != 1024) {
+        sw_err("device key %s: RSA %d bits; a Spark device key is RSA 1024", key_path, dkey.bits);
+        return 2;
+    }
+    if (skey.bits != 2048) {
+        sw_err("server key %s: RSA %d bits; the Spark cloud key is RSA 2048", skey_path, skey.bits);
+        return 2;
+    }
+    cfg.private_key = dkey.der;
+    cfg.private_key_len = dkey.len;
+    cfg.server_key = skey.der;
+    cfg.server_key_len = skey.len;
+    cfg.platform_id = (uint16_t)platform;
+    if (io_t > 0) cfg.io_timeout_ms = (uint32_t)io_t;
+    if (hello_t > 0) cfg.hello_timeout_ms = (uint32_t)hello_t;
+    if (ping_i > 0) cfg.ping_idle_ms = (uint32_t)ping_i;
+    if (ping_t > 0) cfg.ping_timeout_ms = (uint32_t)ping_t;
+    cfg.stop_after = stop_after;
+    if (on_fail >= 0) cfg.hold_on_fail = on_fail == 1;
+    cfg.corrupt_frame = (uint32_t)corrupt;
+    cfg.ota_stall_after = (uint32_t)ota_stall;
+    cfg.send_time_request = !no_time;
+    cfg.notify = notify;
+    cfg.ota_write = ota_write;
+
+    if (rt.ota_path) {
+        rt.ota_fd = open(rt.ota_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (rt.ota_fd < 0) {
+            sw_err("update file %s: cannot create (%s)", rt.ota_path, strerror(errno));
+            return 2;
+        }
+    }
+
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    int gai = getaddrinfo(host, port, &hints, &ai);
+    if (gai != 0) {
+        sw_err("cloud address %s: %s", host, gai_strerror(gai));
+        return 1;
+    }
+    rt.fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (rt.fd < 0 || connect(rt.fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        sw_err("connect to %s:%s failed: %s; is the cloud running?", host, port, strerror(errno));
+        freeaddrinfo(ai);
+        return 1;
+    }
+    freeaddrinfo(ai);
+    int one = 1;
+    setsockopt(rt.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* each frame leaves when written */
+    rt.t0 = sw_now_ms();
+    sw_log("connected to %s:%s as %s (%s)", host, port, id_hex, generation == 1 ? "g1" : "g2");
+
+    sw_hal hal = {NULL, hal_send, hal_recv, hal_millis, hal_random};
+    sw_device_init(&dev, &cfg, &hal);
+    for (size_t i = 0; i < nfns; i++)
+        sw_device_function(&dev, fn_names[i], fn_call, &fns[i]);
+    for (size_t i = 0; i < nvars; i++) {
+        const void *p = var_types[i] == SW_VAR_BOOL ? (const void *)&vars[i].b
+                      : var_types[i] == SW_VAR_INT ? (const void *)&vars[i].i
+                      : var_types[i] == SW_VAR_DOUBLE ? (const void *)&vars[i].d : (const void *)vars[i].s;
+        sw_device_variable(&dev, var_names[i], var_types[i], p);
+    }
+    for (size_t i = 0; i < nsubs; i++)
+        sw_device_subscribe(&dev, sub_prefix[i], true, on_event, NULL);
+    sw_device_start(&dev);
+
+    bool was_connected = false, sys_sent = no_sys;
+    sw_status st = SW_RUNNING;
+    while (st == SW_RUNNING) {
+        sw_wait_readable(rt.fd, 5);
+        st = sw_device_poll(&dev);
+        if (st != SW_RUNNING)
+            break;
+        uint64_t t = sw_now_ms();
+        if (sw_device_connected(&dev)) {
+            if (!was_connected) {
+                was_connected = true;
+                for (size_t i = 0; i < nevs; i++)
+                    evs[i].due = t;
+            }
+            if (!sys_sent) {
+                sys_sent = true;
+                if (generation == 1)
+                    sw_device_publish(&dev, "spark/cc3000-patch-version", (const uint8_t *)"1.28", 4, 60, false);
+                else
+                    sw_device_publish(&dev, "spark/hardware/max_binary", (const uint8_t *)"108000", 6, 60, false);
+            }
+            for (size_t i = 0; i < nevs; i++) {
+                ev_spec *e = &evs[i];
+                if (e->sent < e->count && t >= e->due &&
+                    sw_device_publish(&dev, e->name, (const uint8_t *)e->data, strlen(e->data), (uint32_t)e->ttl,
+                                      e->is_private) == 0) {
+                    e->sent++;
+                    e->due = t + e->period_ms;
+                }
+            }
+        }
+        if (run_ms && t - rt.t0 >= run_ms) {
+            sw_log("run time over, closing");
+            sw_device_stop(&dev);
+        }
+    }
+    close(rt.fd);
+    if (rt.ota_fd >= 0)
+        close(rt.ota_fd);
+    const char *step = sw_step_name(dev.step);
+    switch (st) {
+    case SW_FINISHED:
+        sw_log("closed (last step: %s)", step);
+        return 0;
+    case SW_UPDATE_APPLIED:
+        sw_log("update applied, closing to restart");
+        return rt.ota_error ? 1 : 0;
+    case SW_ERR_DECRYPTION:
+        sw_err("handshake failed after %s: decryption error: the session block does not decrypt with the device "
+               "key %s (the cloud holds another public key for %s, or the peer is not a Spark cloud) [code 6]", step, key_path, id_hex);
+        return 6;
+    case SW_ERR_AUTHENTICATION:
+        sw_err("handshake failed after %s: signature error: the session block is not signed by the server key %s "
+               "(impostor cloud or wrong server key) [code 8]", step, skey_path);
+        return 8;
+    case SW_ERR_MESSAGE_TIMEOUT:
+        sw_err("no server Hello within %u ms after the device Hello; closing", cfg.hello_timeout_ms);
+        return 9;
+    case SW_ERR_SERVER_KEY:
+        sw_err("server key %s cannot encrypt the id block; give the cloud's RSA 2048 public key", skey_path);
+        return 2;
+    case SW_ERR_CONFIG:
+        sw_err("device key %s: cannot build the device public key or a message; give an RSA 1024 key", key_path);
+        return 2;
+    case SW_ERR_TIMEOUT:
+        sw_err("handshake timed out after %s: nothing from the cloud within %u ms", step, cfg.io_timeout_ms);
+        return 1;
+    default:
+        sw_err("connection ended after %s: %s", step, sw_status_text(st));
+        return 1;
+    }
+}
