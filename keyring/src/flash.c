@@ -98,39 +98,42 @@ static void read_slot(const uint8_t *buf, size_t len, const char *dumpname, cons
     s->key = k;
 }
 
-static void read_address(const uint8_t *buf, size_t len, size_t off, kr_server_address *a)
+void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_server_address *a)
 {
     memset(a, 0, sizeof *a);
-    a->offset = off;
-    if (len < off + KR_SERVER_ADDR_LEN) {
+    a->offset = offset;
+    if (avail < 2) {
         a->state = KR_SLOT_ABSENT;
-        sfmt(a->why, sizeof a->why, "server address record at 0x%zx: not in the dump", off);
+        sfmt(a->why, sizeof a->why, "server address record at 0x%zx: not in the dump", offset);
         return;
     }
-    const uint8_t *p = buf + off;
+    if (avail > KR_SERVER_ADDR_LEN)
+        avail = KR_SERVER_ADDR_LEN;
     a->type = p[0];
     a->len = p[1];
-    a->port = (uint16_t)(p[66] << 8 | p[67]);
+    a->port = avail >= 68 ? (uint16_t)(p[66] << 8 | p[67]) : 0;
     a->port_used = (a->port == 0 || a->port == 0xffff) ? 5683 : a->port;
-    if (all_ff(p, KR_SERVER_ADDR_LEN)) {
+    if (all_ff(p, avail)) {
         a->state = KR_SLOT_BLANK;
         sfmt(a->why, sizeof a->why, "server address record at 0x%zx: blank: devices connect to "
-                 "device.spark.io", off);
+             "device.spark.io", offset);
         return;
     }
-    if (a->type == 0 && a->len == 4) {
+    if (a->type == 0 && a->len == 4 && avail >= 6) {
         sfmt(a->host, sizeof a->host, "%u.%u.%u.%u", p[2], p[3], p[4], p[5]);
         a->state = KR_SLOT_KEY;
         return;
     }
-    if (a->type == 1 && a->len >= 1 && a->len <= 64) {
+    if (a->type == 1 && a->len >= 1 && a->len <= 64 && avail >= 2u + a->len) {
         size_t o = 0;
         for (size_t i = 0; i < a->len && o + 5 < sizeof a->host; i++) {
             uint8_t c = p[2 + i];
-            if (c >= 0x21 && c < 0x7f)
+            if (c >= 0x21 && c < 0x7f) {
                 a->host[o++] = (char)c;
-            else
-                { sfmt(a->host + o, sizeof a->host - o, "\\x%02x", c); o += 4; }
+            } else {
+                sfmt(a->host + o, sizeof a->host - o, "\\x%02x", c);
+                o += 4;
+            }
         }
         a->host[o] = '\0';
         a->state = KR_SLOT_KEY;
@@ -138,7 +141,19 @@ static void read_address(const uint8_t *buf, size_t len, size_t off, kr_server_a
     }
     a->state = KR_SLOT_INVALID;
     sfmt(a->why, sizeof a->why, "server address record at 0x%zx: invalid (type %u, length %u): devices "
-             "fall back to device.spark.io", off, a->type, a->len);
+         "fall back to device.spark.io", offset, a->type, a->len);
+}
+
+static void read_address(const uint8_t *buf, size_t len, size_t off, kr_server_address *a)
+{
+    if (len < off + KR_SERVER_ADDR_LEN) {
+        memset(a, 0, sizeof *a);
+        a->offset = off;
+        a->state = KR_SLOT_ABSENT;
+        sfmt(a->why, sizeof a->why, "server address record at 0x%zx: not in the dump", off);
+        return;
+    }
+    kr_server_address_parse(buf + off, KR_SERVER_ADDR_LEN, off, a);
 }
 
 static void parse_layout(const uint8_t *buf, size_t len, const char *name, kr_flash_layout l, kr_flash *f)

@@ -6,6 +6,7 @@
  * and checks the fixed layout the devices rely on (PROTOCOL.md 5.1).
  */
 #include "keyring/key.h"
+#include "keyring/flash.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -241,6 +242,11 @@ static kr_key *load_der(const uint8_t *buf, size_t len, const char *name, bool p
         kr_err_set(err, "%s: blank (all %zu bytes are 0xFF, erased flash): no key stored there", name, len);
         return NULL;
     }
+    if (buf[0] == 0xff && len >= 4096) {
+        kr_err_set(err, "%s: not a key: %zu bytes starting with erased flash (0xFF): a flash dump? read its keys "
+                   "with `keyring import %s --out DIR`", name, len, name);
+        return NULL;
+    }
     if (buf[0] != 0x30) {
         kr_err_set(err, "%s: not a key: neither DER (which starts with byte 0x30) nor PEM "
                    "(\"-----BEGIN ...\"); first byte is 0x%02x", name, buf[0]);
@@ -343,6 +349,16 @@ static kr_key *load_der(const uint8_t *buf, size_t len, const char *name, bool p
     if (!pem) {
         k->trailing_len = len - objlen;
         k->trailing_all_ff = k->trailing_len > 0 && all_ff(buf + objlen, k->trailing_len);
+        if (!k->trailing_all_ff && objlen <= KR_SERVER_KEY_SLOT && len > KR_SERVER_KEY_SLOT + 2 &&
+            all_ff(buf + objlen, KR_SERVER_KEY_SLOT - objlen)) {
+            kr_server_address a;
+            kr_server_address_parse(buf + KR_SERVER_KEY_SLOT, len - KR_SERVER_KEY_SLOT, KR_SERVER_KEY_SLOT, &a);
+            if (a.state == KR_SLOT_KEY) {
+                k->trailing_address = true;
+                sfmt(k->trailing_address_text, sizeof k->trailing_address_text, "%s %s port %u",
+                     a.type == 0 ? "IPv4" : "domain", a.host, a.port_used);
+            }
+        }
     }
     if (key_finish(k, err) != 0) {
         kr_key_free(k);
@@ -857,10 +873,15 @@ int kr_key_check(const kr_key *key, kr_role role, kr_note *out, int max)
             note_add(&ns, KR_NOTE_INFO, false, "",
                      "%zu bytes of 0xFF after the %zu-byte key (erased flash, as a read from a device "
                      "gives): ignored", key->trailing_len, key->der_len);
+        else if (key->trailing_address)
+            note_add(&ns, KR_NOTE_INFO, false, "",
+                     "%zu bytes after the %zu-byte key: 0xFF fill and the server address record at offset 384 "
+                     "(%s), as in a device's server-key slot: ignored", key->trailing_len, key->der_len,
+                     key->trailing_address_text);
         else
             note_add(&ns, KR_NOTE_WARNING, false, "",
-                     "%zu bytes after the %zu-byte key that are not erased flash (a server address record "
-                     "or other data): ignored", key->trailing_len, key->der_len);
+                     "%zu bytes after the %zu-byte key that are not erased flash: ignored; check that the file "
+                     "holds the key you think", key->trailing_len, key->der_len);
     }
     if (kr_key_is_particle_cloud(key))
         note_add(&ns, KR_NOTE_INFO, false, "",

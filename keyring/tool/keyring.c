@@ -104,8 +104,10 @@ static void print_key_facts(const kr_key *k, const char *indent)
     printf("%sfingerprint: %s (SHA-256 of the public key as SubjectPublicKeyInfo DER)\n", indent,
            kr_key_fingerprint(k, fp));
     if (k->trailing_len)
-        printf("%strailing: %zu bytes after the key%s\n", indent, k->trailing_len,
-               k->trailing_all_ff ? ", all 0xFF (erased flash)" : ", not erased flash");
+        printf("%strailing: %zu bytes after the key%s%s\n", indent, k->trailing_len,
+               k->trailing_all_ff ? ", all 0xFF (erased flash)" :
+               k->trailing_address ? ", 0xFF and a server address record: " : ", not erased flash",
+               k->trailing_address ? k->trailing_address_text : "");
 }
 
 /* ---- show --------------------------------------------------------------------------------------- */

@@ -1,10 +1,12 @@
 #!/bin/bash
 # Makes the key material the keyring tests read, with the openssl command line only (never with
 # libkeyring itself), so that the tests compare libkeyring against an independent implementation.
-#   mkfixtures.sh OUTDIR STAMP
+#   mkfixtures.sh OUTDIR STAMP CLOUD_DER
+# CLOUD_DER: the public key of the Particle cloud (PROTOCOL.md 5.3), 294 bytes of DER.
 set -eu
 out=$1
 stamp=$(realpath -m "$2")
+cloud=$(realpath "$3")
 rm -rf "$out"
 mkdir -p "$out"
 cd "$out"
@@ -89,6 +91,12 @@ ff() { dd if=/dev/zero bs=1024 count="$1" 2>/dev/null | tr '\000' '\377'; }
 { cat device.der; ff 1; } | head -c 1024 > device-slot.der
 # trailing bytes that are not erased flash
 { cat device.der; printf 'JUNK'; } > device-junk.der
+
+# the cloud's public key as spark-cli wrote it to a device: DER, 0xFF up to 384, the address record
+cp "$cloud" particle-cloud.der
+{ cat "$cloud"; ff 1; } | head -c 384 > cloud384.tmp
+{ cat cloud384.tmp; printf '\001\017device.spark.io\000'; ff 1; } | head -c 512 > particle-cloud-cli.der
+rm -f cloud384.tmp
 
 # ---- flash dumps ---------------------------------------------------------------------------------
 put() {   # put FILE OFFSET DATAFILE

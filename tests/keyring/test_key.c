@@ -334,6 +334,36 @@ static void test_protocol_keys(void **state)
     kr_key_free(k);
 }
 
+static void test_particle_cloud(void **state)
+{
+    (void)state;
+    kr_key *k = fx_key("particle-cloud.der");
+    assert_true(kr_key_is_particle_cloud(k));
+    kr_note notes[16];
+    int n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_INFO, "Particle"));
+    assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
+    kr_key_free(k);
+
+    /* the file spark-cli wrote to the server-key slot: key, 0xFF, address record at 384 */
+    k = fx_key("particle-cloud-cli.der");
+    assert_true(kr_key_is_particle_cloud(k));
+    assert_int_equal(k->der_len, 294);
+    assert_int_equal(k->trailing_len, 512 - 294);
+    assert_false(k->trailing_all_ff);
+    assert_true(k->trailing_address);
+    assert_string_equal(k->trailing_address_text, "domain device.spark.io port 5683");
+    n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_INFO, "server address record"));
+    assert_int_equal(count_level(notes, n, KR_NOTE_WARNING), 0);
+    assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
+    kr_key_free(k);
+
+    k = fx_key("server.pub.der");
+    assert_false(kr_key_is_particle_cloud(k));
+    kr_key_free(k);
+}
+
 static void test_from_pkey(void **state)
 {
     (void)state;
@@ -383,6 +413,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_inconsistent_key),
         cmocka_unit_test(test_protocol_keys),
+        cmocka_unit_test(test_particle_cloud),
         cmocka_unit_test(test_from_pkey),
         cmocka_unit_test(test_role_words),
     };

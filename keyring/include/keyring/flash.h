@@ -80,6 +80,10 @@ typedef struct kr_flash {
     kr_server_address address;
 } kr_flash;
 
+/* Reads a server address record (PROTOCOL.md 5.4) from avail bytes at p (at most 128 are looked at);
+ * offset is only reported. state KR_SLOT_KEY means a valid record. */
+void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_server_address *a);
+
 /* Reads the key slots of a dump. Returns 0 (even when slots are blank or invalid: see each slot's state),
  * or -1 and err when the buffer is not a dump at all (too short to hold any slot). */
 int kr_flash_parse(const uint8_t *buf, size_t len, kr_flash_layout layout, kr_flash *out, kr_err *err);

@@ -38,6 +38,9 @@ typedef struct kr_key {
     size_t der_len;
     size_t trailing_len;      /* bytes after the DER object in a DER file (flash slots carry these) */
     bool trailing_all_ff;     /* the trailing bytes are erased flash (0xFF) */
+    bool trailing_address;    /* the trailing bytes are 0xFF up to offset 384 and a server address record
+                                 (PROTOCOL.md 5.4): a server-key slot or a spark-cli server key file */
+    char trailing_address_text[96]; /* e.g. "device.spark.io port 5683" */
     uint8_t spki_sha256[32];  /* SHA-256 of the public half as SubjectPublicKeyInfo DER: the fingerprint */
     char source[512];         /* file path or a name given by the caller */
 } kr_key;
