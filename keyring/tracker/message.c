@@ -438,21 +438,32 @@ void kr_ota_finish(kr_tracker *t, double ts)
     else
         snprintf(what, sizeof what, "%d chunk%s sent, %d confirmed", o->chunks, o->chunks == 1 ? "" : "s",
                  o->chunks_ok);
-    char last[96];
-    if (o->last_chunk_index >= 0)
-        snprintf(last, sizeof last, "chunk %d", o->last_chunk_index);
-    else
-        snprintf(last, sizeof last, "the update begin");
     if (o->last_dir == KR_S2D) {
+        char what2[96], answered[48];
+        if (o->last_answered_index >= 0)
+            snprintf(answered, sizeof answered, "chunk %d", o->last_answered_index);
+        else
+            snprintf(answered, sizeof answered, "%s", o->chunks ? "the update began, before any chunk"
+                                                                : "the update begin");
+        if (o->last_kind == KR_MSG_CHUNK && o->last_chunk_index >= 0)
+            snprintf(what2, sizeof what2, "chunk %d%s", o->last_chunk_index, o->last_resend ? " (sent again)" : "");
+        else
+            snprintf(what2, sizeof what2, "%s", o->last_kind == KR_MSG_UPDATE_DONE ? "update done"
+                     : o->last_kind == KR_MSG_UPDATE_BEGIN ? "update begin" : kr_msg_kind_str(o->last_kind));
         kr_tracker_emit_finding(t, KR_FIND_OTA_INCOMPLETE, KR_D2S, ts, 0,
                                 "the update began %.1f s into the connection and did not finish (%s): the device "
-                                "stopped, it did not answer the cloud's %s (after %s) for %.1f s until the end",
-                                o->begin_time - t->first_time, what, kr_msg_kind_str(o->last_kind), last, waited);
+                                "stopped after %s; the cloud's %s got no answer for %.1f s until the end",
+                                o->begin_time - t->first_time, what, answered, what2, waited);
     } else {
+        char after[64];
+        if (o->last_chunk_index >= 0)
+            snprintf(after, sizeof after, "chunk %d", o->last_chunk_index);
+        else
+            snprintf(after, sizeof after, "the update begin");
         kr_tracker_emit_finding(t, KR_FIND_OTA_INCOMPLETE, KR_S2D, ts, 0,
                                 "the update began %.1f s into the connection and did not finish (%s): the cloud "
-                                "stopped after %s, it sent nothing more of the update for %.1f s until the end",
-                                o->begin_time - t->first_time, what, last, waited);
+                                "stopped after %s; it sent nothing more of the update for %.1f s until the end",
+                                o->begin_time - t->first_time, what, after, waited);
     }
 }
 
@@ -773,6 +784,8 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
         o->active = true;
         o->begin_time = ts;
         o->last_chunk_index = -1;
+        o->last_ok_index = -1;
+        o->last_answered_index = -1;
         t->ota_reported = false;
         if (m->payload_len >= 12) {
             const uint8_t *p = m->payload;
@@ -793,6 +806,8 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
             o->active = true;
             o->begin_time = ts;
             o->last_chunk_index = -1;
+            o->last_ok_index = -1;
+            o->last_answered_index = -1;
         }
         if (cv.n_query >= 1)
             m->chunk_crc = be_uint(cv.query[0].v, cv.query[0].len);
@@ -815,6 +830,7 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
         o->last_chunk_index = idx;
         o->last_chunk_time = ts;
         o->last_chunk_acked = false;
+        o->last_resend = resend;
         o->next_index = idx + 1;
         chunk_for_request = idx;
         snprintf(m->value, sizeof m->value, "crc %08x", m->chunk_crc);
@@ -973,8 +989,10 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
                 bool ok = m->code == 0x44;
                 if (r->chunk_index == t->ota.last_chunk_index)
                     t->ota.last_chunk_acked = true;
+                t->ota.last_answered_index = r->chunk_index;
                 if (ok) {
                     t->ota.chunks_ok++;
+                    t->ota.last_ok_index = r->chunk_index;
                 } else {
                     t->ota.chunks_bad++;
                     t->ota.next_index = r->chunk_index;

@@ -80,6 +80,13 @@ static bool valid_len(unsigned l, unsigned max)
     return l >= 16 && l <= max && l % 16 == 0;
 }
 
+/* The file name of a key without its folder (notes must not depend on where the files live). */
+static const char *base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
 /* ---- output ----------------------------------------------------------------------------------- */
 
 static void fill_step_keys(const kr_tracker *t, kr_step *s)
@@ -261,6 +268,19 @@ static void install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool
     t->no_decrypt_reason[0] = '\0';
 }
 
+/* The device id of the keyfile line whose key or session material fits this connection. */
+static void adopt_id(kr_tracker *t, const kr_entry *e)
+{
+    if (t->device_id_known || !e || !e->has_id)
+        return;
+    t->device_id_known = true;
+    t->device_id_from_key = true;
+    memcpy(t->device_id, e->device_id, KR_DEVICE_ID_LEN);
+    kr_device_id_hex(t->device_id, t->device_id_hex);
+    t->info.device_id_known = true;
+    memcpy(t->info.device_id_hex, t->device_id_hex, sizeof t->info.device_id_hex);
+}
+
 /* Session lines that may apply when no handshake opened: the one for the device id, or all of them
  * when no id is known (each is tried on the first frame). */
 static void consider_session_lines(kr_tracker *t)
@@ -281,8 +301,10 @@ static void consider_session_lines(kr_tracker *t)
     if (n == 1) {
         /* the only session line: use it (a wrong one shows as decrypt errors) */
         const kr_entry *e = kr_keyfile_session_entry(t->kf, 0);
-        if (e)
+        if (e) {
             install_session(t, e->session, true);
+            adopt_id(t, e);
+        }
         return;
     }
     for (size_t i = 0; i < n && t->n_session_cands < 16; i++) {
@@ -325,6 +347,11 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
             ds->frames = frames > 0 ? frames - 1 : 0;
             install_session(t, m, true);
             ds->frames = (uint32_t)frames;
+            for (size_t k = 0; k < kr_keyfile_session_count(t->kf); k++) {
+                const kr_entry *e = kr_keyfile_session_entry(t->kf, k);
+                if (e && e->session == m)
+                    adopt_id(t, e);
+            }
             break;
         }
     }
@@ -405,7 +432,7 @@ static void do_idblock(kr_tracker *t, double ts)
         } else {
             t->id_block_opened = KR_NO;
             snprintf(note, sizeof note, "does not open with the server private key (%s): %s; the device "
-                     "encrypted its id to another public key", sp->source, kr_hs_result_str(res));
+                     "encrypted its id to another public key", base_name(sp->source), kr_hs_result_str(res));
         }
     }
     kr_step s;
@@ -456,7 +483,7 @@ static void do_sessionblock(kr_tracker *t, double ts)
                 if (res == KR_HS_OK) {
                     opened = true;
                     snprintf(t->device_key_name, sizeof t->device_key_name, "the wildcard device key %s",
-                             k->source);
+                             base_name(k->source));
                 }
             }
             size_t nd = kr_keyfile_device_key_count(t->kf);
@@ -1209,6 +1236,8 @@ kr_tracker *kr_tracker_new(const kr_keyfile *kf, const kr_callbacks *cb, void *u
     t->id_block_opened = t->nonce_ok = t->offered_key_known = KR_UNKNOWN;
     t->session_opened = t->signature_valid = t->signature_ok = KR_UNKNOWN;
     t->ota.last_chunk_index = -1;
+    t->ota.last_ok_index = -1;
+    t->ota.last_answered_index = -1;
     t->info.last_step = KR_STEP_NONE;
     if (!kf || (kr_keyfile_device_key_count(kf) == 0 && kr_keyfile_session_count(kf) == 0))
         snprintf(t->info.no_decrypt_reason, sizeof t->info.no_decrypt_reason,
@@ -1386,6 +1415,8 @@ void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts)
     end_direction(t, by, ts);
     if (rst)
         end_direction(t, (kr_dir)!by, ts);
+    if (rst || (t->d[0].closed && t->d[1].closed))
+        kr_ota_finish(t, ts);   /* the connection is over: an unfinished update is reported now */
     evaluate(t, ts);
 }
 

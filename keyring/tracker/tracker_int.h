@@ -91,6 +91,9 @@ typedef struct kr_ota {
     int last_chunk_index;
     double last_chunk_time;
     bool last_chunk_acked; /* ChunkReceived for the last chunk seen */
+    bool last_resend;      /* the last chunk was a re-send */
+    int last_ok_index;     /* last chunk confirmed with 2.04, -1 none */
+    int last_answered_index; /* last chunk the device answered (2.04 or 4.00), -1 none */
     int missed[8];         /* indexes asked again by ChunkMissed */
     int n_missed;
     uint8_t seen[1024];    /* bitmap of chunk indexes seen (first 8192 chunks) */

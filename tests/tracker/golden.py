@@ -18,6 +18,7 @@ and samples/expected.tsv, when present, gives each sample's expected verdict.
     golden.py TRACKER_DUMP SOURCE_ROOT --update   rewrite the golden files from the current output
 """
 import difflib
+import hashlib
 import os
 import subprocess
 import sys
@@ -76,10 +77,12 @@ def main():
             failures += 1
             continue
         whole = run(dump, root, capture, keyfile, subset)
+        with open(os.path.join(root, capture), "rb") as cf:
+            stamp = "# capture %s sha256 %s keys %s\n" % (capture, hashlib.sha256(cf.read()).hexdigest(), subset)
         gpath = os.path.join(HERE, "golden", golden)
         if update:
             with open(gpath, "w", encoding="utf-8") as g:
-                g.write(whole)
+                g.write(stamp + whole)
             print("wrote %s" % gpath)
         elif not os.path.exists(gpath):
             print("FAIL %s: golden file %s is missing (run golden.py with --update)" % (name, gpath))
@@ -87,6 +90,12 @@ def main():
         else:
             with open(gpath, encoding="utf-8") as g:
                 want = g.read()
+            first, _, want = want.partition("\n")
+            want = want if first.startswith("# capture") else first + "\n" + want
+            if first.startswith("# capture") and first + "\n" != stamp:
+                print("FAIL %s: %s changed since %s was made; check the new output and run golden.py --update"
+                      % (name, capture, golden))
+                failures += 1
             if want != whole:
                 print("FAIL %s: output differs from %s:" % (name, golden))
                 sys.stdout.writelines(difflib.unified_diff(want.splitlines(True), whole.splitlines(True),
@@ -129,19 +138,49 @@ def main():
 
     expected = os.path.join(root, "samples", "expected.tsv")
     if os.path.exists(expected):
-        for n, f in read_list(expected):
-            if len(f) < 2 or f[0] in ("scenario", "name"):
+        with open(expected, encoding="utf-8") as f:
+            rows = [l.rstrip("\n").split("\t") for l in f if l.strip() and not l.startswith("#")]
+        head = rows[0] if rows else []
+        for n, r in enumerate(rows[1:], 2):
+            row = dict(zip(head, r))
+            name = row.get("scenario")
+            capture = os.path.join("samples", row.get("capture", ""))
+            keyfile = os.path.join("samples", name or "", "keyfile")
+            if not name or not os.path.exists(os.path.join(root, capture)):
+                print("FAIL samples/expected.tsv:%d: capture %s is missing" % (n, capture))
+                failures += 1
                 continue
-            name, verdict = f[0], f[1]
-            capture = os.path.join("samples", name, "capture.pcap")
-            keyfile = os.path.join("samples", name, "keyfile")
-            if not os.path.exists(os.path.join(root, capture)):
-                continue
-            got = final_verdicts(run(dump, root, capture, keyfile))
-            codes = sorted({v[0] for v in got.values()})
-            if verdict not in codes:
-                print("FAIL samples/expected.tsv:%d %s: tracker says %s, expected %s" % (n, name, ",".join(codes),
-                                                                                       verdict))
+            text = run(dump, root, capture, keyfile)
+            got = final_verdicts(text)
+            conns = sorted(got, key=lambda c: int(c.strip("[]")))
+            mine = [got[c][0] for c in conns]
+            want = row.get("verdicts", "").split(",")
+            problems = []
+            if mine != want:
+                problems.append("verdicts %s, expected %s" % (",".join(mine), ",".join(want)))
+            ids = {}
+            codes = set()
+            for line in text.splitlines():
+                p = line.split()
+                if len(p) > 2 and p[1] == "info":
+                    ids[p[0]] = p[2][len("device="):]
+                if len(p) > 2 and p[1] == "finding":
+                    codes.add(p[2])
+            want_ids = row.get("device_ids", "").split(",")
+            for c, w in zip(conns, want_ids):
+                if ids.get(c, "-") not in ("-", w):
+                    problems.append("connection %s device %s, expected %s" % (c, ids.get(c), w))
+            want_f = set() if row.get("findings", "-") == "-" else set(row["findings"].split(","))
+            if codes != want_f:
+                problems.append("findings %s, expected %s" % (",".join(sorted(codes)) or "-",
+                                                              ",".join(sorted(want_f)) or "-"))
+            nokeys = final_verdicts(run(dump, root, capture, keyfile, "none"))
+            mine0 = [nokeys[c][0] for c in sorted(nokeys, key=lambda c: int(c.strip("[]")))]
+            want0 = row.get("verdicts_without_keys", "").split(",")
+            if mine0 != want0:
+                problems.append("without keys %s, expected %s" % (",".join(mine0), ",".join(want0)))
+            if problems:
+                print("FAIL samples/expected.tsv:%d %s: %s" % (n, name, "; ".join(problems)))
                 failures += 1
             else:
                 checked += 1

@@ -353,6 +353,9 @@ int main(int argc, char **argv)
         GError *e = NULL;
         if (!g_file_get_contents(keyfile, &text, &tl, &e)) {
             fprintf(stderr, "tracker-dump: cannot read keyfile %s: %s\n", keyfile, e->message);
+            g_error_free(e);
+            if (c.rnd)
+                g_rand_free(c.rnd);
             return 1;
         }
         char *kept = filter_keyfile(text, subset);
@@ -365,6 +368,8 @@ int main(int argc, char **argv)
         g_free(text);
         if (!kf) {
             fprintf(stderr, "tracker-dump: %s\n", err.msg);
+            if (c.rnd)
+                g_rand_free(c.rnd);
             return 1;
         }
     } else {
@@ -376,6 +381,8 @@ int main(int argc, char **argv)
     if (!pc) {
         fprintf(stderr, "tracker-dump: cannot read capture %s: %s\n", argv[optind], errbuf);
         kr_keyfile_free(kf);
+        if (c.rnd)
+            g_rand_free(c.rnd);
         return 1;
     }
     int lt = pcap_datalink(pc);
