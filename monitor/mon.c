@@ -353,6 +353,12 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
         cm_reasm_syn(&c->rs[dir], p->seq);
     }
     /* what the sender had received before it sent this segment comes first */
+    if (!c->rs[!dir].started && c->rs[!dir].ooo &&
+        (!(p->flags & CM_TCP_ACK) || (int32_t)(p->ack - cm_reasm_first_waiting(&c->rs[!dir])) >= 0)) {
+        /* the peer expects no byte before the lowest one waiting: the stream joined late starts there */
+        dir_ctx sc = { c, (kr_dir)!dir };
+        cm_reasm_settle(&c->rs[!dir], ts, &rs_ops, &sc);
+    }
     if ((p->flags & CM_TCP_ACK) && c->rs[!dir].ooo) {
         dir_ctx oc = { c, (kr_dir)!dir };
         cm_reasm_ack(&c->rs[!dir], p->ack, ts, &rs_ops, &oc);

@@ -12,6 +12,8 @@ struct cm_seg {
     uint8_t data[];
 };
 
+#define CM_SETTLE_WAIT 1.0   /* seconds the first segments of a stream joined late wait for their order */
+
 /* Signed distance from b to a in sequence space. */
 static int32_t seq_diff(uint32_t a, uint32_t b) { return (int32_t)(a - b); }
 
@@ -108,6 +110,8 @@ static void skip_hole(cm_reasm *r, double ts, const cm_reasm_ops *ops, void *ud)
     drain(r, ops, ud);
 }
 
+void cm_reasm_settle(cm_reasm *r, double ts, const cm_reasm_ops *ops, void *ud);
+
 static void store(cm_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, double ts)
 {
     cm_seg **pp = &r->ooo;
@@ -135,15 +139,25 @@ void cm_reasm_segment(cm_reasm *r, uint32_t seq, const uint8_t *data, size_t len
                       bool fin, double ts, const cm_reasm_ops *ops, void *ud)
 {
     r->segments++;
-    if (!r->started) {
-        r->next_seq = seq;
-        r->started = true;
-    }
     if (wire_len < len)
         wire_len = len;
     if (fin && !r->fin_seen) {
         r->fin_seen = true;
         r->fin_seq = seq + (uint32_t)wire_len;
+    }
+    if (!r->started) {
+        /* joined without a SYN: the first segments seen may be out of order, so they wait until the
+         * other side acknowledges up to the lowest one (or a second has passed), and the stream starts there */
+        if (len > 0)
+            store(r, seq, data, (uint32_t)len, ts);
+        if (fin || r->ooo_bytes > r->max_ooo_bytes) {
+            if (!r->ooo) {
+                r->next_seq = seq + (uint32_t)wire_len;
+                r->started = true;
+            }
+            cm_reasm_settle(r, ts, ops, ud);
+        }
+        return;
     }
     if (len > 0) {
         int32_t rel = seq_diff(seq, r->next_seq);
@@ -169,6 +183,23 @@ void cm_reasm_segment(cm_reasm *r, uint32_t seq, const uint8_t *data, size_t len
     check_fin(r, ts, ops, ud);
 }
 
+uint32_t cm_reasm_first_waiting(const cm_reasm *r)
+{
+    return r->ooo ? r->ooo->seq : r->next_seq;
+}
+
+void cm_reasm_settle(cm_reasm *r, double ts, const cm_reasm_ops *ops, void *ud)
+{
+    if (!r->started && r->ooo) {
+        r->next_seq = r->ooo->seq;
+        r->started = true;
+        drain(r, ops, ud);
+        while (r->ooo_bytes > r->max_ooo_bytes && r->ooo)
+            skip_hole(r, ts, ops, ud);
+    }
+    check_fin(r, ts, ops, ud);
+}
+
 void cm_reasm_ack(cm_reasm *r, uint32_t ack, double ts, const cm_reasm_ops *ops, void *ud)
 {
     if (r->started && r->ooo && seq_diff(ack, r->ooo->seq) >= 0)
@@ -177,12 +208,15 @@ void cm_reasm_ack(cm_reasm *r, uint32_t ack, double ts, const cm_reasm_ops *ops,
 
 void cm_reasm_age(cm_reasm *r, double now, double max_wait, const cm_reasm_ops *ops, void *ud)
 {
+    if (!r->started && r->ooo && now - r->ooo->ts > CM_SETTLE_WAIT)
+        cm_reasm_settle(r, now, ops, ud);
     while (r->ooo && now - r->ooo->ts > max_wait)
         skip_hole(r, now, ops, ud);
 }
 
 void cm_reasm_flush(cm_reasm *r, double ts, const cm_reasm_ops *ops, void *ud)
 {
+    cm_reasm_settle(r, ts, ops, ud);
     while (r->ooo)
         skip_hole(r, ts, ops, ud);
     if (r->fin_seen && !r->fin_done && seq_diff(r->fin_seq, r->next_seq) > 0) {

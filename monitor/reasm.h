@@ -20,7 +20,7 @@ typedef struct cm_reasm_ops {
 typedef struct cm_seg cm_seg;
 
 typedef struct cm_reasm {
-    bool started;            /* next_seq is known (from the SYN or the first segment seen) */
+    bool started;            /* next_seq is known (from the SYN, or settled from the first segments seen) */
     bool saw_syn;
     uint32_t next_seq;       /* sequence number of the next byte to deliver */
     bool fin_seen, fin_done;
@@ -44,10 +44,16 @@ void cm_reasm_syn(cm_reasm *r, uint32_t isn);
  * cut by the snap length become a hole), and whether it carries FIN. */
 void cm_reasm_segment(cm_reasm *r, uint32_t seq, const uint8_t *data, size_t len, size_t wire_len,
                       bool fin, double ts, const cm_reasm_ops *ops, void *ud);
+/* A stream joined without a SYN starts at the lowest segment waiting: called when the other side
+ * acknowledges that far (and by cm_reasm_age after a second, and at the end). */
+void cm_reasm_settle(cm_reasm *r, double ts, const cm_reasm_ops *ops, void *ud);
+/* Sequence number of the lowest waiting segment (next_seq when none waits). */
+uint32_t cm_reasm_first_waiting(const cm_reasm *r);
 /* The other side acknowledged everything before ack: a hole in front of waiting segments that the
  * peer already received will never be filled (the capture missed it), so it is given up now. */
 void cm_reasm_ack(cm_reasm *r, uint32_t ack, double ts, const cm_reasm_ops *ops, void *ud);
-/* Gives up a hole whose first waiting segment is older than max_wait seconds at time now. */
+/* Gives up a hole whose first waiting segment is older than max_wait seconds at time now; settles a
+ * stream joined late whose first segment waited a second. */
 void cm_reasm_age(cm_reasm *r, double now, double max_wait, const cm_reasm_ops *ops, void *ud);
 /* No more segments will come: hands on whatever waits, reporting the holes in between. */
 void cm_reasm_flush(cm_reasm *r, double ts, const cm_reasm_ops *ops, void *ud);

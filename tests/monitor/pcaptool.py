@@ -129,7 +129,6 @@ class Seg:
 
 def mutate(link, pkts, ops):
     segs = [Seg(link, ts, b) for ts, b in pkts]
-    times = sorted(s.ts for s in segs)
     for op in ops:
         name, _, arg = op.partition(":")
         out = []
@@ -195,8 +194,13 @@ def mutate(link, pkts, ops):
         else:
             sys.exit("unknown op " + op)
         segs = out
-    times = sorted(s.ts for s in segs) if len(times) != len(segs) else times
-    return [[t, s.frame] for t, s in zip(times, segs)]
+    # each packet keeps its time, but never earlier than the packet before it (capture order)
+    out, last = [], None
+    for s in segs:
+        t = s.ts if last is None or s.ts >= last else last
+        out.append([t, s.frame])
+        last = t
+    return out
 
 
 def frame_for(linkname, ip, v6):

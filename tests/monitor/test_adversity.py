@@ -18,17 +18,22 @@ for name, cap, kf in cases:
     rc, out, err = run(["-r", cap, "--json"] + keys)
     if not check(rc == 0, "%s: original reads (rc %d %s)" % (name, rc, err.strip()[:200])):
         continue
-    ref = shape(jsonl(out))
-    nsteps = sum(1 for x in ref if x[0] == "step")
+    ref = shape_by_dir(jsonl(out))
+    nsteps = sum(1 for v in ref[0].values() for x in v if x[0] == "step")
     for ops in MUTATIONS:
         m = os.path.join(d, "%s-%s.pcap" % (name, ops.replace(":", "").replace(",", "-")))
         tool("mutate", cap, m, ops)
         rc, out, err = run(["-r", m, "--json"] + keys)
-        got = shape(jsonl(out))
+        got = shape_by_dir(jsonl(out))
         same = rc == 0 and got == ref
         if not same:
-            diff = [(a, b) for a, b in zip(ref, got) if a != b][:2]
-            print("   first differences:", diff, "lengths", len(ref), len(got))
+            for k in sorted(set(ref[0]) | set(got[0])):
+                a, b = ref[0].get(k, []), got[0].get(k, [])
+                diff = [(x, y) for x, y in zip(a, b) if x != y][:2]
+                if diff or len(a) != len(b):
+                    print("   %s: first differences %s, lengths %d %d" % (k, diff, len(a), len(b)))
+            if ref[1] != got[1]:
+                print("   final verdicts differ:", ref[1], got[1])
         check(same, "%s %s: same %d steps, messages and verdicts" % (name, ops, nsteps))
     # drop one data segment in the middle of the stream: a gap finding, and nothing else is lost silently
     objs = jsonl(run(["-r", cap, "--json"] + keys)[1])
@@ -45,5 +50,6 @@ for name, cap, kf in cases:
         m2 = os.path.join(d, "%s-drop-split.pcap" % name)
         tool("mutate", m, m2, "split:1")
         rc2, out2, _ = run(["-r", m2, "--json"] + keys)
-        check(rc2 == 0 and shape(jsonl(out2)) == shape(objs), "%s drop:%d then split:1: same as drop alone" % (name, k))
+        check(rc2 == 0 and shape_by_dir(jsonl(out2)) == shape_by_dir(objs),
+              "%s drop:%d then split:1: same as drop alone" % (name, k))
 done()

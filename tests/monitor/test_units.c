@@ -198,10 +198,46 @@ static void test_joined_late(void **st)
     cm_reasm s;
     rec r = { 0 };
     cm_reasm_init(&s, 1024);
-    seg(&s, &r, 5000, 10, 20, false);   /* no SYN: the first segment starts the stream */
+    seg(&s, &r, 5000, 10, 20, false);   /* no SYN: the segments wait for the other side */
     seg(&s, &r, 5000, 20, 25, false);
+    assert_int_equal(r.n, 0);
+    cm_reasm_settle(&s, 1.0, &ops, &r);  /* the other side sent: the stream starts at the lowest */
     assert_int_equal(r.n, 15);
     assert_memory_equal(r.out, text + 10, 15);
+    seg(&s, &r, 5000, 25, 30, false);   /* then bytes flow at once */
+    assert_int_equal(r.n, 20);
+    assert_int_equal(r.gaps, 0);
+    cm_reasm_free(&s);
+}
+
+static void test_joined_late_out_of_order(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 1024);
+    seg(&s, &r, 7000, 8, 16, false);    /* the later segment is seen first */
+    seg(&s, &r, 7000, 0, 8, false);
+    cm_reasm_flush(&s, 2.0, &ops, &r);  /* the end settles it too */
+    assert_string_equal(r.log, "d8 d8 ");
+    assert_memory_equal(r.out, text, 16);
+    cm_reasm_free(&s);
+}
+
+static void test_joined_late_settles_in_time(void **st)
+{
+    (void)st;
+    cm_reasm s;
+    rec r = { 0 };
+    cm_reasm_init(&s, 1024);
+    for (size_t i = 0; i < 8; i++)
+        seg(&s, &r, 100, i * 2, i * 2 + 2, false);
+    assert_int_equal(r.n, 0);
+    cm_reasm_age(&s, 1.5, 5.0, &ops, &r);   /* half a second later: still waiting */
+    assert_int_equal(r.n, 0);
+    cm_reasm_age(&s, 2.5, 5.0, &ops, &r);   /* the other side stays silent: start anyway */
+    assert_int_equal(r.n, 16);
+    assert_memory_equal(r.out, text, 16);
     cm_reasm_free(&s);
 }
 
@@ -369,6 +405,8 @@ int main(void)
         cmocka_unit_test(test_fin_hole_only),
         cmocka_unit_test(test_ack_gives_up_hole),
         cmocka_unit_test(test_joined_late),
+        cmocka_unit_test(test_joined_late_out_of_order),
+        cmocka_unit_test(test_joined_late_settles_in_time),
         cmocka_unit_test(test_snaplen_cut),
         cmocka_unit_test(test_decode_links),
         cmocka_unit_test(test_decode_ipv6_ext),
