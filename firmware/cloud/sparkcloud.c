@@ -41,7 +41,7 @@ typedef struct step {
 static struct {
     char host[256], port[16];
     sw_keybuf server_key, sign_key, wrong_key;
-    bool have_sign_key, have_wrong_key;
+    bool have_sign_key, have_wrong_key, no_hello;
     const char *server_key_path, *keys_dir;
     struct { char id[25]; sw_keybuf key; } devkeys[MAX_DEVKEYS];
     size_t ndevkeys;
@@ -725,9 +725,13 @@ static void handle(conn *c)
     uint8_t tok = new_token(c);
     uint16_t id = new_id(c);
     uint8_t hello[7] = {0x51, SW_COAP_POST, (uint8_t)(id >> 8), (uint8_t)id, tok, 0xb1, 'h'};
-    if (send_msg(c, hello, 7) < 0)
-        return;
-    CLOG(c, "hello sent (id 0x%04x, token %u); handshake complete", id, tok);
+    if (opt.no_hello) {
+        CLOG(c, "server Hello withheld; handshake complete on the cloud side");
+    } else {
+        if (send_msg(c, hello, 7) < 0)
+            return;
+        CLOG(c, "hello sent (id 0x%04x, token %u); handshake complete", id, tok);
+    }
     c->outcome = "ok";
     run_session(c);
 }
@@ -766,6 +770,7 @@ static void usage(FILE *f)
 "  --sign-key FILE        sign session blocks with this private key (impostor)\n"
 "  --captive-portal       answer with an HTTP redirect instead of the protocol\n"
 "  --stall                send the nonce, then nothing\n"
+"  --no-hello             do not send the server Hello\n"
 "running:\n"
 "  --connections N        handle N connections, then exit when they end (default 1)\n"
 "  --time-limit SEC       exit after SEC seconds whatever happens\n"
@@ -776,7 +781,7 @@ static void usage(FILE *f)
 enum {
     O_SKEY = 256, O_KDIR, O_DKEY, O_DESCRIBE, O_CALL, O_READ, O_SIGNAL, O_SEVENT, O_OTA, O_OTABAD, O_SESSION,
     O_DELAY, O_SLOG, O_IDT, O_HELLOT, O_HST, O_REPLYT, O_OTAT, O_WRONG, O_SIGN, O_CAPTIVE, O_STALL, O_CONNS,
-    O_LIMIT,
+    O_LIMIT, O_NOHELLO,
 };
 
 static int bad(const char *opt_name, const char *val, const char *fix)
@@ -849,6 +854,7 @@ int main(int argc, char **argv)
         {"reply-timeout", required_argument, 0, O_REPLYT}, {"ota-timeout", required_argument, 0, O_OTAT},
         {"wrong-key", required_argument, 0, O_WRONG}, {"sign-key", required_argument, 0, O_SIGN},
         {"captive-portal", no_argument, 0, O_CAPTIVE}, {"stall", no_argument, 0, O_STALL},
+        {"no-hello", no_argument, 0, O_NOHELLO},
         {"connections", required_argument, 0, O_CONNS}, {"time-limit", required_argument, 0, O_LIMIT},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
@@ -936,6 +942,7 @@ int main(int argc, char **argv)
             break;
         case O_CAPTIVE: opt.mode = M_CAPTIVE; break;
         case O_STALL: opt.mode = M_STALL; break;
+        case O_NOHELLO: opt.no_hello = true; break;
         case O_CONNS:
             if (sw_parse_ulong(optarg, 1, 10000, &opt.connections) < 0)
                 return bad("--connections", optarg, "give a count from 1 to 10000");
