@@ -724,9 +724,10 @@ static void resync_scan(kr_tracker *t, kr_dir dir, double ts, bool ended)
 {
     kr_dirstate *ds = &t->d[dir];
     size_t p;
-    for (p = 0; p < ds->have; p++) {
+    for (p = ds->scan_from < ds->have ? ds->scan_from : 0; p < ds->have; p++) {
         int r = chain_at(ds->buf, ds->have, p, ended);
         if (r == 1) {
+            ds->scan_from = 0;
             emit_data(t, dir, p, ts, t->mid_session && ds->frames == 0 ? "before the first frame boundary"
                                                                        : "skipped to the next frame boundary");
             size_t n = ds->have;
@@ -744,16 +745,21 @@ static void resync_scan(kr_tracker *t, kr_dir dir, double ts, bool ended)
         if (r == -1)
             break;
     }
-    if (ended)
+    ds->scan_from = p;
+    if (ended) {
         emit_data(t, dir, ds->have, ts, "with no frame boundary found");
-    else if (ds->have >= KR_RESYNC_CAP && p > 0)
+        ds->scan_from = 0;
+    } else if (ds->have >= KR_RESYNC_CAP && p > 0) {
         emit_data(t, dir, p, ts, "with no frame boundary found");
+        ds->scan_from = 0;
+    }
 }
 
 static void enter_resync(kr_tracker *t, kr_dir dir)
 {
     kr_dirstate *ds = &t->d[dir];
     ds->st = PST_RESYNC;
+    ds->scan_from = 0;
     if (ds->cipher)
         kr_cipher_lose_sync(ds->cipher);
     ds->have_last_id = false;
@@ -909,6 +915,8 @@ static void feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double
             /* resync window full and undecided cannot happen (chains are shorter than the window);
              * drop one byte as data to guarantee progress */
             emit_data(t, dir, 1, ts, "with no frame boundary found");
+            if (ds->scan_from)
+                ds->scan_from--;
             continue;
         }
         if (!ensure(ds, ds->have + n)) {
@@ -1424,6 +1432,9 @@ void kr_tracker_finish(kr_tracker *t, double ts)
 {
     if (!t || t->finished)
         return;
+    /* the end cannot lie before the last thing seen (callers without a clock pass 0) */
+    if (t->any_time && ts < t->last_time)
+        ts = t->last_time;
     note_time(t, ts);
     end_direction(t, KR_D2S, ts);
     end_direction(t, KR_S2D, ts);

@@ -29,6 +29,7 @@ typedef struct kr_dirstate {
     enum kr_pst st;
     uint8_t *buf;          /* current PDU (or resync window); grown lazily */
     size_t cap, have;
+    size_t scan_from;      /* resync: positions before this are known not to start a frame chain */
     uint64_t offset;       /* stream offset of the next byte */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
