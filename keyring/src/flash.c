@@ -182,6 +182,57 @@ static void parse_layout(const uint8_t *buf, size_t len, const char *name, kr_fl
     }
 }
 
+/* Looks for keys outside the slots of the layout. */
+static void scan_other_keys(const uint8_t *buf, size_t len, const char *dumpname, kr_flash *f)
+{
+    static const uint8_t spki2048[] = {0x30, 0x82, 0x01, 0x22, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48,
+                                       0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00};
+    static const uint8_t spki1024[] = {0x30, 0x81, 0x9f, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                       0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00};
+    const kr_flash_slot *known[3] = {&f->device_private, &f->server_public, &f->device_public};
+    f->n_found = 0;
+    for (size_t off = 0; off + 16 <= len && f->n_found < KR_FLASH_MAX_FOUND; off++) {
+        if (buf[off] != 0x30)
+            continue;
+        const uint8_t *p = buf + off;
+        size_t avail = len - off;
+        const char *what = NULL;
+        size_t want = 0;
+        int want_private = 0;
+        if (avail >= sizeof spki2048 && memcmp(p, spki2048, sizeof spki2048) == 0) {
+            what = "RSA-2048 public key (a server key?)";
+            want = KR_SERVER_SPKI_LEN;
+        } else if (avail >= sizeof spki1024 && memcmp(p, spki1024, sizeof spki1024) == 0) {
+            what = "RSA-1024 public key (a device public key?)";
+            want = KR_DEVICE_SPKI_LEN;
+        } else if (p[1] == 0x82 && p[2] == 0x02 && (p[3] & 0xf0) == 0x50 && p[4] == 0x02 && p[5] == 0x01 &&
+                   p[6] == 0x00 && p[7] == 0x02 && p[8] == 0x81 && p[9] == 0x81 && p[10] == 0x00) {
+            what = "RSA-1024 private key (a device key?)";
+            want = 4 + ((size_t)p[2] << 8 | p[3]);
+            want_private = 1;
+        }
+        if (!what || avail < want)
+            continue;
+        bool in_slot = false;
+        for (int i = 0; i < 3; i++) {
+            size_t end = known[i]->offset + (known[i]->key ? known[i]->key->der_len : 1);
+            if (known[i]->state != KR_SLOT_ABSENT && off >= known[i]->offset && off < end)
+                in_slot = true;   /* the slot's own key, or a part of it (PKCS#1 inside PKCS#8) */
+        }
+        if (in_slot)
+            continue;
+        kr_flash_slot *x = &f->found[f->n_found];
+        read_slot(buf, off + want, dumpname, what, off, want, want, want_private, x);
+        if (x->state == KR_SLOT_KEY) {
+            f->n_found++;
+            off += want - 1;
+        } else {
+            kr_key_free(x->key);
+            memset(x, 0, sizeof *x);
+        }
+    }
+}
+
 static int score(const kr_flash *f)
 {
     return (f->device_private.state == KR_SLOT_KEY) + (f->server_public.state == KR_SLOT_KEY) +
@@ -221,6 +272,8 @@ static int parse_named(const uint8_t *buf, size_t len, const char *name, kr_flas
             *out = core;
         }
     }
+    if (present(out) > 0)
+        scan_other_keys(buf, len, name, out);
     if (present(out) == 0) {
         kr_err_set(err, "%s: %zu bytes: too short for a %s dump (a Core dump must reach 0x%x, a DCT dump %d "
                    "bytes); for a single key file use `keyring show`", name, len,
@@ -273,4 +326,9 @@ void kr_flash_clear(kr_flash *f)
     kr_key_free(f->server_public.key);
     kr_key_free(f->device_public.key);
     f->device_private.key = f->server_public.key = f->device_public.key = NULL;
+    for (size_t i = 0; i < f->n_found && i < KR_FLASH_MAX_FOUND; i++) {
+        kr_key_free(f->found[i].key);
+        f->found[i].key = NULL;
+    }
+    f->n_found = 0;
 }

@@ -587,6 +587,21 @@ static int cmd_import(int argc, char **argv)
     else
         printf("%s\n", fl.address.why);
 
+    for (size_t i = 0; i < fl.n_found; i++) {
+        const kr_flash_slot *x = &fl.found[i];
+        char fp[65];
+        const char *same = "";
+        if (fl.device_private.key && kr_key_same_public(x->key, fl.device_private.key))
+            same = ": the same key as the device key slot";
+        else if (fl.server_public.key && kr_key_same_public(x->key, fl.server_public.key))
+            same = ": the same key as the server key slot";
+        else if (x->key->bits == 1024)
+            same = ": not the key in the device key slot";
+        else if (x->key->bits == 2048)
+            same = ": not the key in the server key slot";
+        printf("also found at 0x%zx: %s, fingerprint %s%s\n", x->offset, x->name, kr_key_fingerprint(x->key, fp),
+               same);
+    }
     if (!make_dir(out, &err)) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         kr_flash_clear(&fl);

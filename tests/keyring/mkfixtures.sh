@@ -112,6 +112,10 @@ put core.bin 4096 server.pub.der
 put core.bin 4480 addr.rec
 put core.bin 8192 device.der
 
+cp core.bin core-backup.bin                  # backups written to free flash at 0x80000
+put core-backup.bin 524288 device2.der
+put core-backup.bin 528384 server2.pub.der
+put core-backup.bin 532480 device.der
 ff 2048 > core-blank.bin                     # never written
 ff 16 > core-nodevice.bin                    # server key only
 put core-nodevice.bin 4096 server.pub.der

@@ -151,6 +151,10 @@ cmp -s "$tmp/imp/53ff6d065067544809140287.der" "$F/device.der" || { echo "FAIL: 
 cmp -s "$tmp/imp/server-public.der" "$F/server.pub.der" || { echo "FAIL: imported server key differs"; fails=$((fails + 1)); }
 cmp -s "$tmp/imp/53ff6d065067544809140287.pub.pem" "$F/device.pub.pem" || { echo "FAIL: public PEM differs from openssl's"; fails=$((fails + 1)); }
 run 0 "$K" check "$tmp/imp/keyfile"; has "is its public half: match"; has "fine"
+run 0 "$K" import "$F/core-backup.bin" --out "$tmp/backup"
+has "also found at 0x80000: RSA-1024 private key (a device key?), fingerprint"; has "not the key in the device key slot"
+has "also found at 0x82000: RSA-1024 private key (a device key?), fingerprint $device_fp: the same key as the device key slot"
+has "also found at 0x81000: RSA-2048 public key"
 run 0 "$K" import "$F/dct.bin" --out "$tmp/dct"; has "Photon/P1 DCT dump"; has "IPv4 10.1.2.3, port 5684"; has "device  *  device.der"
 run 1 "$K" import "$F/core-blank.bin" --out "$tmp/blank"; has "blank (erased flash, all 0xFF)"
 run 1 "$K" import "$F/core-garbage.bin" --out "$tmp/garbage"; has "not a valid key"

@@ -32,8 +32,32 @@ static void test_core_dump(void **state)
     assert_string_equal(f.address.host, "device.spark.io");
     assert_int_equal(f.address.port, 5683);
     assert_int_equal(f.address.port_used, 5683);
+    assert_int_equal(f.n_found, 0);
     kr_flash_clear(&f);
     assert_null(f.device_private.key);
+
+    /* keys written elsewhere are found too */
+    load_dump("core-backup.bin", KR_FLASH_AUTO, &f);
+    assert_int_equal(f.n_found, 3);
+    assert_int_equal(f.found[0].offset, 0x80000);
+    assert_true(f.found[0].key->is_private);
+    assert_int_equal(f.found[0].key->bits, 1024);
+    assert_false(kr_key_same_public(f.found[0].key, f.device_private.key));
+    assert_int_equal(f.found[1].offset, 0x81000);
+    assert_int_equal(f.found[1].key->bits, 2048);
+    assert_false(kr_key_same_public(f.found[1].key, f.server_public.key));
+    assert_int_equal(f.found[2].offset, 0x82000);
+    assert_true(kr_key_same_public(f.found[2].key, f.device_private.key));
+    kr_flash_clear(&f);
+    assert_int_equal(f.n_found, 0);
+    /* a PKCS#8 key holds a PKCS#1 key inside: not reported as another key */
+    load_dump("core-pkcs8.bin", KR_FLASH_CORE, &f);
+    assert_int_equal(f.n_found, 0);
+    kr_flash_clear(&f);
+    /* the DCT's own public key slot is not "another" key */
+    load_dump("dct.bin", KR_FLASH_DCT, &f);
+    assert_int_equal(f.n_found, 0);
+    kr_flash_clear(&f);
 
     /* a read of the first 12 KB has both keys too */
     load_dump("core-short.bin", KR_FLASH_AUTO, &f);

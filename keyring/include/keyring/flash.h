@@ -71,6 +71,8 @@ typedef struct kr_server_address {
     char why[256];
 } kr_server_address;
 
+#define KR_FLASH_MAX_FOUND 8
+
 typedef struct kr_flash {
     kr_flash_layout layout;
     size_t dump_len;
@@ -78,6 +80,11 @@ typedef struct kr_flash {
     kr_flash_slot server_public;
     kr_flash_slot device_public;   /* DCT only; ABSENT for the Core */
     kr_server_address address;
+    /* Other keys found elsewhere in the dump (e.g. backups users wrote to free flash): RSA-2048 and
+     * RSA-1024 SubjectPublicKeyInfo, RSA-1024 PKCS#1 private keys that parse and whose numbers fit
+     * (PROTOCOL.md 5.6). state is KR_SLOT_KEY; name says what it is. */
+    size_t n_found;
+    kr_flash_slot found[KR_FLASH_MAX_FOUND];
 } kr_flash;
 
 /* Reads a server address record (PROTOCOL.md 5.4) from avail bytes at p (at most 128 are looked at);
