@@ -417,6 +417,7 @@ static void ota_mark(kr_ota *o, int idx)
 static void ota_touch(kr_tracker *t, const kr_message *m)
 {
     t->ota.last_time = m->time;
+    t->ota.last_offset = m->frame_offset;
     t->ota.last_dir = m->dir;
     t->ota.last_kind = m->kind;
 }
@@ -450,7 +451,7 @@ void kr_ota_finish(kr_tracker *t, double ts)
         else
             snprintf(what2, sizeof what2, "%s", o->last_kind == KR_MSG_UPDATE_DONE ? "update done"
                      : o->last_kind == KR_MSG_UPDATE_BEGIN ? "update begin" : kr_msg_kind_str(o->last_kind));
-        kr_tracker_emit_finding(t, KR_FIND_OTA_INCOMPLETE, KR_D2S, ts, 0,
+        kr_tracker_emit_finding(t, KR_FIND_OTA_INCOMPLETE, o->last_dir, ts, o->last_offset,
                                 "the update began %.1f s into the connection and did not finish (%s): the device "
                                 "stopped after %s; the cloud's %s got no answer for %.1f s until the end",
                                 o->begin_time - t->first_time, what, answered, what2, waited);
@@ -460,7 +461,7 @@ void kr_ota_finish(kr_tracker *t, double ts)
             snprintf(after, sizeof after, "chunk %d", o->last_chunk_index);
         else
             snprintf(after, sizeof after, "the update begin");
-        kr_tracker_emit_finding(t, KR_FIND_OTA_INCOMPLETE, KR_S2D, ts, 0,
+        kr_tracker_emit_finding(t, KR_FIND_OTA_INCOMPLETE, o->last_dir, ts, o->last_offset,
                                 "the update began %.1f s into the connection and did not finish (%s): the cloud "
                                 "stopped after %s; it sent nothing more of the update for %.1f s until the end",
                                 o->begin_time - t->first_time, what, after, waited);

@@ -264,6 +264,8 @@ static void install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool
     install_cipher(t, KR_S2D);
     t->n_session_cands = 0;
     t->info.decrypting = true;
+    if (from_line && t->mid_session)
+        t->info.handshake_done = true;   /* the session came from a session line */
     t->info.no_decrypt_reason[0] = '\0';
     t->no_decrypt_reason[0] = '\0';
 }
@@ -1091,6 +1093,12 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
                  "public key in the keyfile, which rules out a bad signature: the likely cause is the device "
                  "key (no device key in the keyfile to prove it)", w);
             add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
+        } else if (t->session_opened == KR_YES) {
+            vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; the session block opens with %s, but without the "
+                 "server public key a bad signature cannot be told from a device holding another private key",
+                 w, kname);
+            add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
+            add_cand(v, KR_V_BAD_SIGNATURE);
         } else {
             vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; without the device private key (or the server "
                  "public key) a decryption error and a signature error look the same", w);

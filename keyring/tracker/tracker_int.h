@@ -83,6 +83,7 @@ typedef struct kr_ota {
     bool done_refused;
     double begin_time;
     double last_time;      /* last OTA message */
+    uint64_t last_offset;  /* its frame's stream offset (in its direction) */
     kr_dir last_dir;       /* who sent the last OTA message */
     kr_msg_kind last_kind;
     int chunks;            /* chunks sent (including re-sends) */
