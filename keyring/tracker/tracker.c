@@ -1346,8 +1346,9 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
     if (ds->st == PST_DATA) {
         after = "";
         ds->offset += nbytes;
-    } else if (fixed && nbytes && ds->sniffed && ds->have + nbytes <= fixed && ensure(ds, fixed)) {
+    } else if (fixed && nbytes && ds->have + nbytes <= fixed && ensure(ds, fixed)) {
         /* inside a handshake block: its boundary is still known */
+        ds->sniffed = true;
         memset(ds->buf + ds->have, 0, (size_t)nbytes);
         if (ds->have == 0) {
             ds->pdu_offset = ds->offset;
