@@ -23,6 +23,7 @@
 #include "crc32.h"
 #include "crypto_port.h"
 #include "frame.h"
+#include "keyfile.h"
 #include "util.h"
 
 #define MAX_STEPS 16
@@ -522,7 +523,7 @@ static const uint8_t *find_device_key(const char *id_hex, size_t *len, char *pat
     for (size_t i = 0; i < opt.ndevkeys; i++) {
         if (strcmp(opt.devkeys[i].id, id_hex) == 0) {
             *len = opt.devkeys[i].key.len;
-            snprintf(path, pcap, "(--device-key)");
+            snprintf(path, pcap, "(--device-key or keyfile)");
             return opt.devkeys[i].key.der;
         }
     }
@@ -748,6 +749,7 @@ static void usage(FILE *f)
 "  --server-key FILE      server private key, RSA 2048 (PEM or DER) (required)\n"
 "  --keys-dir DIR         device public keys as DIR/<id>.pub.pem\n"
 "  --device-key ID=FILE   the public key (or private key) of one device; repeatable\n"
+"  --keyfile FILE         server private key and device keys from a keyfile (DESIGN.md format)\n"
 "session script (run in this order after the handshake):\n"
 "  --describe             ask the device to describe itself\n"
 "  --call NAME[=ARG]      call a function\n"
@@ -781,7 +783,7 @@ static void usage(FILE *f)
 enum {
     O_SKEY = 256, O_KDIR, O_DKEY, O_DESCRIBE, O_CALL, O_READ, O_SIGNAL, O_SEVENT, O_OTA, O_OTABAD, O_SESSION,
     O_DELAY, O_SLOG, O_IDT, O_HELLOT, O_HST, O_REPLYT, O_OTAT, O_WRONG, O_SIGN, O_CAPTIVE, O_STALL, O_CONNS,
-    O_LIMIT, O_NOHELLO,
+    O_LIMIT, O_NOHELLO, O_KEYFILE,
 };
 
 static int bad(const char *opt_name, const char *val, const char *fix)
@@ -841,7 +843,7 @@ int main(int argc, char **argv)
     opt.reply_timeout_ms = 10000;
     opt.ota_timeout_ms = 10000;
     opt.ota_bad_chunk = -1;
-    const char *ota_path = NULL;
+    const char *ota_path = NULL, *keyfile_path = NULL;
     static const struct option opts[] = {
         {"server-key", required_argument, 0, O_SKEY}, {"keys-dir", required_argument, 0, O_KDIR},
         {"device-key", required_argument, 0, O_DKEY}, {"describe", no_argument, 0, O_DESCRIBE},
@@ -854,7 +856,7 @@ int main(int argc, char **argv)
         {"reply-timeout", required_argument, 0, O_REPLYT}, {"ota-timeout", required_argument, 0, O_OTAT},
         {"wrong-key", required_argument, 0, O_WRONG}, {"sign-key", required_argument, 0, O_SIGN},
         {"captive-portal", no_argument, 0, O_CAPTIVE}, {"stall", no_argument, 0, O_STALL},
-        {"no-hello", no_argument, 0, O_NOHELLO},
+        {"no-hello", no_argument, 0, O_NOHELLO}, {"keyfile", required_argument, 0, O_KEYFILE},
         {"connections", required_argument, 0, O_CONNS}, {"time-limit", required_argument, 0, O_LIMIT},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
@@ -943,6 +945,7 @@ int main(int argc, char **argv)
         case O_CAPTIVE: opt.mode = M_CAPTIVE; break;
         case O_STALL: opt.mode = M_STALL; break;
         case O_NOHELLO: opt.no_hello = true; break;
+        case O_KEYFILE: keyfile_path = optarg; break;
         case O_CONNS:
             if (sw_parse_ulong(optarg, 1, 10000, &opt.connections) < 0)
                 return bad("--connections", optarg, "give a count from 1 to 10000");
@@ -963,12 +966,27 @@ int main(int argc, char **argv)
         sw_err("listen address '%s': not HOST:PORT; e.g. 127.0.0.1:5683", argv[optind]);
         return 2;
     }
+    bool have_server_key = false;
+    if (keyfile_path) {
+        sw_keyfile *kf = sw_keyfile_open(keyfile_path);
+        if (kf == NULL)
+            return 2;
+        if (opt.server_key_path == NULL && sw_keyfile_server_private(kf, &opt.server_key) == 0) {
+            have_server_key = true;
+            opt.server_key_path = keyfile_path;
+        }
+        for (size_t i = 0; i < sw_keyfile_device_count(kf) && opt.ndevkeys < MAX_DEVKEYS; i++)
+            if (sw_keyfile_device_public(kf, i, opt.devkeys[opt.ndevkeys].id, &opt.devkeys[opt.ndevkeys].key) == 0)
+                opt.ndevkeys++;
+        sw_keyfile_close(kf);
+    }
     if (opt.mode != M_CAPTIVE) {
         if (opt.server_key_path == NULL) {
-            sw_err("missing --server-key; the cloud needs its RSA 2048 private key (see --help)");
+            sw_err("missing --server-key; the cloud needs its RSA 2048 private key (or a keyfile with a "
+                   "server-private line) (see --help)");
             return 2;
         }
-        if (sw_load_private_key(opt.server_key_path, "server key", &opt.server_key) < 0)
+        if (!have_server_key && sw_load_private_key(opt.server_key_path, "server key", &opt.server_key) < 0)
             return 2;
         if (opt.server_key.bits != 2048) {
             sw_err("server key %s: RSA %d bits; the Spark cloud key is RSA 2048", opt.server_key_path,

@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "device.h"
+#include "keyfile.h"
 #include "util.h"
 
 #define MAX_EVENTS 8
@@ -147,6 +148,7 @@ static void usage(FILE *f)
 "  --id HEX              device id, 24 hex digits (required)\n"
 "  --key FILE            device private key, RSA 1024 (PEM or DER) (required)\n"
 "  --server-key FILE     server public key, RSA 2048 (SPKI DER/PEM, or the private key) (required)\n"
+"  --keyfile FILE        take the device key (by --id) and the server public key from a keyfile\n"
 "  --generation g1|g2    g1: 52-byte id block, 13-byte Hello, no wait for the server Hello, keeps the\n"
 "                        socket after a failed handshake; g2 (default): 214 bytes, 15-byte Hello,\n"
 "                        waits 2 s for the server Hello, closes 250 ms after a failed handshake\n"
@@ -178,7 +180,7 @@ static void usage(FILE *f)
 
 enum {
     O_ID = 256, O_KEY, O_SKEY, O_GEN, O_PLATFORM, O_FUNC, O_VAR, O_EVENT, O_SUB, O_NOTIME, O_NOSYS, O_OTAOUT,
-    O_RUN, O_IOT, O_HELLOT, O_PINGI, O_PINGT, O_STOP, O_ONFAIL, O_CORRUPT, O_OTASTALL,
+    O_RUN, O_KEYFILE, O_IOT, O_HELLOT, O_PINGI, O_PINGT, O_STOP, O_ONFAIL, O_CORRUPT, O_OTASTALL,
 };
 
 static int bad(const char *opt, const char *val, const char *fix)
@@ -214,7 +216,7 @@ int main(int argc, char **argv)
     char fn_names[SW_MAX_FUNCTIONS][SW_MAX_NAME + 1];
     char var_names[SW_MAX_VARIABLES][SW_MAX_NAME + 1];
     sw_var_type var_types[SW_MAX_VARIABLES];
-    const char *id_hex = NULL, *key_path = NULL, *skey_path = NULL;
+    const char *id_hex = NULL, *key_path = NULL, *skey_path = NULL, *keyfile_path = NULL;
     int generation = 2;
     unsigned long platform = 0;
     bool no_time = false, no_sys = false;
@@ -231,7 +233,7 @@ int main(int argc, char **argv)
         {"variable", required_argument, 0, O_VAR}, {"event", required_argument, 0, O_EVENT},
         {"subscribe", required_argument, 0, O_SUB}, {"no-time", no_argument, 0, O_NOTIME},
         {"no-system-events", no_argument, 0, O_NOSYS}, {"ota-out", required_argument, 0, O_OTAOUT},
-        {"run-time", required_argument, 0, O_RUN}, {"io-timeout", required_argument, 0, O_IOT},
+        {"run-time", required_argument, 0, O_RUN}, {"keyfile", required_argument, 0, O_KEYFILE}, {"io-timeout", required_argument, 0, O_IOT},
         {"hello-timeout", required_argument, 0, O_HELLOT}, {"ping-idle", required_argument, 0, O_PINGI},
         {"ping-timeout", required_argument, 0, O_PINGT}, {"stop-after", required_argument, 0, O_STOP},
         {"on-fail", required_argument, 0, O_ONFAIL}, {"corrupt-frame", required_argument, 0, O_CORRUPT},
@@ -246,6 +248,7 @@ int main(int argc, char **argv)
         case O_ID: id_hex = optarg; break;
         case O_KEY: key_path = optarg; break;
         case O_SKEY: skey_path = optarg; break;
+        case O_KEYFILE: keyfile_path = optarg; break;
         case O_GEN:
             if (strcmp(optarg, "g1") == 0 || strcmp(optarg, "1") == 0)
                 generation = 1;
@@ -409,8 +412,9 @@ int main(int argc, char **argv)
         sw_err("cloud address '%s': not HOST:PORT; e.g. 127.0.0.1:5683", argv[optind]);
         return 2;
     }
-    if (id_hex == NULL || key_path == NULL || skey_path == NULL) {
-        sw_err("missing %s; see --help", id_hex == NULL ? "--id" : key_path == NULL ? "--key" : "--server-key");
+    if (id_hex == NULL || (keyfile_path == NULL && (key_path == NULL || skey_path == NULL))) {
+        sw_err("missing %s; see --help", id_hex == NULL ? "--id" : key_path == NULL ? "--key (or --keyfile)"
+                                                                                    : "--server-key (or --keyfile)");
         return 2;
     }
     sw_device_config cfg;
@@ -419,8 +423,30 @@ int main(int argc, char **argv)
         sw_err("device id '%s': not 24 hex digits; e.g. 55ff6d065075555332071787", id_hex);
         return 2;
     }
-    if (sw_load_private_key(key_path, "device key", &dkey) < 0 ||
-        sw_load_public_key(skey_path, "server key", &skey) < 0)
+    if (keyfile_path) {
+        sw_keyfile *kf = sw_keyfile_open(keyfile_path);
+        if (kf == NULL)
+            return 2;
+        int bad_dev = key_path == NULL && sw_keyfile_device_private(kf, cfg.device_id, &dkey) < 0;
+        int bad_srv = skey_path == NULL && sw_keyfile_server_public(kf, &skey) < 0;
+        sw_keyfile_close(kf);
+        if (bad_dev) {
+            sw_err("keyfile %s: no device line for %s; add 'device %s keys/FILE' or give --key", keyfile_path,
+                   id_hex, id_hex);
+            return 2;
+        }
+        if (bad_srv) {
+            sw_err("keyfile %s: no server-public or server-private line; add one or give --server-key",
+                   keyfile_path);
+            return 2;
+        }
+        if (key_path == NULL)
+            key_path = keyfile_path;
+        if (skey_path == NULL)
+            skey_path = keyfile_path;
+    }
+    if ((key_path != keyfile_path && sw_load_private_key(key_path, "device key", &dkey) < 0) ||
+        (skey_path != keyfile_path && sw_load_public_key(skey_path, "server key", &skey) < 0))
         return 2;
     if (dkey.bits != 1024) {
         sw_err("device key %s: RSA %d bits; a Spark device key is RSA 1024", key_path, dkey.bits);

@@ -382,6 +382,40 @@ def session_log(c):
 
 
 @scenario
+def keyfile(c):
+    # Both sides take their keys from a sample's keyfile (read with libkeyring's parser).
+    kf = os.path.join(SRC, 'samples', 'healthy', 'keyfile')
+    port = free_port()
+    addr = '127.0.0.1:%d' % port
+    clog = os.path.join(TMP, 'cloud-kf.log')
+    with open(clog, 'w') as out:
+        cloud = subprocess.Popen([CLOUD, '--keyfile', kf, '--describe', '--session-time', '5', '--time-limit', '10',
+                                  addr], stderr=out)
+    wait_listening(cloud, clog)
+    p = subprocess.run([DEV, '--keyfile', kf, '--id', D1, '--function', 'f', '--run-time', '1', addr],
+                       stderr=subprocess.PIPE, text=True, timeout=10)
+    cloud.wait(timeout=10)
+    log = open(clog).read()
+    c.that(p.returncode == 0, 'sparkdev with --keyfile exit %r' % p.returncode, p.stderr)
+    c.has(log, r'describe: \{"f":\["f"\]', 'cloud')
+    c.has(log, r'outcome: ok', 'cloud')
+    # Every sample keyfile loads.
+    for d in sorted(os.listdir(os.path.join(SRC, 'samples'))):
+        path = os.path.join(SRC, 'samples', d, 'keyfile')
+        if not os.path.isfile(path):
+            continue
+        r = subprocess.run([CLOUD, '--keyfile', path, '--time-limit', '0.05', '127.0.0.1:%d' % free_port()],
+                           stderr=subprocess.PIPE, text=True, timeout=10)
+        c.that('listening on' in r.stderr, 'sample keyfile %s loads' % path, r.stderr)
+    bad = os.path.join(TMP, 'bad.keyfile')
+    with open(bad, 'w') as f:
+        f.write('server-private keys/none.pem\n')
+    r = subprocess.run([CLOUD, '--keyfile', bad], stderr=subprocess.PIPE, text=True, timeout=10)
+    c.that(r.returncode == 2 and 'bad.keyfile:1' in r.stderr and r.stderr.count('\n') == 1,
+           'bad keyfile: %r %r' % (r.returncode, r.stderr))
+
+
+@scenario
 def usage_errors(c):
     def sh(args):
         p = subprocess.run(args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, timeout=10)
