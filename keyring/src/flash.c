@@ -298,13 +298,21 @@ int kr_flash_load_file(const char *path, kr_flash_layout layout, kr_flash *out, 
         kr_err_set(err, "%s: cannot open the dump: %s", path, strerror(errno));
         return -1;
     }
-    uint8_t *buf = malloc(DUMP_MAX + 1);
+    /* Size the buffer from the file when it tells (a regular file), else read up to the limit. */
+    size_t cap = DUMP_MAX + 1;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        if (end >= 0 && (unsigned long)end <= DUMP_MAX)
+            cap = (size_t)end + 1;
+        rewind(f);
+    }
+    uint8_t *buf = malloc(cap);
     if (!buf) {
         fclose(f);
         kr_err_set(err, "%s: out of memory", path);
         return -1;
     }
-    size_t n = fread(buf, 1, DUMP_MAX + 1, f);
+    size_t n = fread(buf, 1, cap, f);
     int bad = ferror(f);
     fclose(f);
     int r = -1;
