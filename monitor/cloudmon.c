@@ -53,7 +53,7 @@ static void usage(FILE *f)
 "Limits:\n"
 "      --idle SEC          end connections silent for SEC seconds (default 600)\n"
 "      --max-conns N       follow at most N connections at once (default 1024)\n"
-"      --history N         keep at most N ended connections (default 1000)\n"
+"      --history N         keep at most N ended connections (default 200)\n"
 "  -h, --help              this text\n"
 "  -V, --version           the version\n"
 "\n"
@@ -108,7 +108,7 @@ static void parse_args(cm_opts *o, int argc, char **argv)
     o->port = 5683;
     o->idle = 600;
     o->max_conns = 1024;
-    o->max_history = 1000;
+    o->max_history = 200;
     double v;
     int ch;
     opterr = 0;
@@ -190,14 +190,15 @@ int cm_app_pump(cm_app *a, int max)
             break;
         }
         cm_capture_record(&a->cap, h, data);
+        if (!a->cap.live && ts - a->last_expire >= 1.0) {
+            /* a file keeps its own clock: connections silent for too long end before this packet */
+            cm_mon_expire(&a->mon, ts);
+            a->last_expire = ts;
+        }
         cm_pkt p;
         cm_dec_result r = cm_decode(a->cap.dlt, data, h->caplen, &p);
         cm_mon_packet(&a->mon, ts, r, &p);
         n++;
-        if (!a->cap.live && ts - a->last_expire >= 1.0) {
-            cm_mon_expire(&a->mon, ts);
-            a->last_expire = ts;
-        }
         if (a->o.count && a->mon.st.packets >= a->o.count)
             a->eof = true;
     }

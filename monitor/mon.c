@@ -58,8 +58,9 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
 {
     c->mon->version++;
     if (c->events->len >= CM_MAX_EVENTS) {
+        /* keep the opening (the handshake) and the newest: drop the oldest after the opening */
+        g_array_remove_index(c->events, CM_KEEP_HEAD);
         c->events_dropped++;
-        return;
     }
     cm_event e = { type, dir, time, length, kind, g_strdup(title ? title : ""),
                    g_strdup(text ? text : "") };
@@ -150,7 +151,7 @@ void cm_mon_init(cm_mon *m, const kr_keyfile *kf)
     m->closed = g_hash_table_new(key_hash, key_equal);
     m->conns = g_ptr_array_new();
     m->max_conns = 1024;
-    m->max_history = 1000;
+    m->max_history = 200;
     m->max_ooo = 256 * 1024;
     m->idle = 600;
     m->server_port = 5683;

@@ -47,7 +47,7 @@ typedef struct cm_conn {
     uint64_t wire_bytes;     /* TCP payload bytes on the wire, both directions */
     double first, last;
     GArray *events;          /* cm_event, at most CM_MAX_EVENTS */
-    uint64_t events_dropped;
+    uint64_t events_dropped; /* events removed from the middle to stay within the limit */
     unsigned verdict_changes;
     bool final_reported;
     bool lingering;          /* ended by FIN or RST and still in the closed table */
@@ -56,7 +56,8 @@ typedef struct cm_conn {
     uint8_t key[38];
 } cm_conn;
 
-#define CM_MAX_EVENTS 4096
+#define CM_MAX_EVENTS 1024  /* events kept per connection ... */
+#define CM_KEEP_HEAD 128    /* ... the first ones always, then the newest */
 #define CM_LINGER 60.0
 
 /* Notified as things happen (outputs: lines, JSON, the decrypted export). Any member may be NULL. */

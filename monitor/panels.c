@@ -125,11 +125,11 @@ static void list_panel(cm_screen *s, cm_app *a)
     int top = 1, height = LINES - 2;
     char addr1[80], addr2[80], t[32];
     /* the addresses go first when the terminal is narrow */
-    bool show_dev = COLS >= 118, show_cloud = COLS >= 140;
+    bool show_dev = COLS >= 118, show_cloud = COLS >= 140, show_last = COLS >= 96;
     char hdr[512];
-    snprintf(hdr, sizeof hdr, "%4s %-24s %s%s%-13s %-22s %-8s %5s %8s  %s", "#", "DEVICE",
+    snprintf(hdr, sizeof hdr, "%4s %-24s %s%s%-13s %-22s %s%5s %s %s", "#", "DEVICE",
              show_dev ? "DEVICE ADDRESS         " : "", show_cloud ? "CLOUD ADDRESS          " : "",
-             "STEP", "VERDICT", "LAST", "MSGS", "BYTES", "NOTE");
+             "STEP", "VERDICT", show_last ? "LAST     " : "", "MSGS", show_last ? "   BYTES " : "", "NOTE");
     attron(A_BOLD);
     put(top, 0, COLS, hdr);
     attroff(A_BOLD);
@@ -175,7 +175,10 @@ static void list_panel(cm_screen *s, cm_app *a)
         x += 23;
         cm_time_str(c->last, t, sizeof t);
         t[8] = 0;
-        putf(y, x, COLS - x, "%-8s %5u %8llu  %s", t, in->messages, (unsigned long long)c->wire_bytes, note);
+        if (show_last)
+            putf(y, x, COLS - x, "%-8s %5u %8llu  %s", t, in->messages, (unsigned long long)c->wire_bytes, note);
+        else
+            putf(y, x, COLS - x, "%5u %s", in->messages, note);
         attroff(base);
     }
 }
@@ -318,8 +321,8 @@ static GArray *detail_lines(cm_screen *s, cm_app *a, const cm_conn *c, int width
         add(l, 0, 0, "%+10.3fs %s %-16s %s", e->time - c->first, e->dir == KR_D2S ? "D->S" : "S->D", e->title, e->text);
     }
     if (c->events_dropped)
-        add(l, C_WARN, 0, "  (%llu later events not kept: the per-connection limit is %d)",
-            (unsigned long long)c->events_dropped, CM_MAX_EVENTS);
+        add(l, C_WARN, 0, "  (%llu events between the opening and the newest %d are no longer kept)",
+            (unsigned long long)c->events_dropped, CM_MAX_EVENTS - CM_KEEP_HEAD);
     size_t nf = kr_tracker_function_count(c->tr), nv = kr_tracker_variable_count(c->tr);
     if (nf || nv) {
         GString *g = g_string_new("");

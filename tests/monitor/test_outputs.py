@@ -38,6 +38,8 @@ for name, cap, kf in cases:
     kinds = [l.split()[4] if len(l.split()) > 4 and l.split()[3] in ("D->S", "S->D") else l.split()[3]
              for l in blines[:-1]]
     check(kinds == [o["type"] for o in objs[:-1]], "%s: the text lines come in the JSON order" % name)
+    if name not in ("synthetic", "healthy", "multi-device", "mid-session"):
+        continue
     n = objs[-1]["packets"]
     # -c
     half = max(1, n // 2)
@@ -62,6 +64,25 @@ for name, cap, kf in cases:
 # --duration on a file counts capture time
 rc, out, err = run(["-r", synth, "--json", "--duration", "0.055"])
 check(rc == 0 and jsonl(out)[-1]["packets"] == 6, "--duration 0.055 on the synthetic capture keeps the 6 packets of its first 0.055 s")
+
+# bounded tables: a full connection table ends the connection idle the longest; idle ones expire
+md = [c for c in samples() if c[0] == "multi-device"]
+if md:
+    name, cap, kf = md[0]
+    rc, out, err = run(["-r", cap, "-k", kf, "--json", "--max-conns", "1"])
+    objs = jsonl(out)
+    finals = {o["conn"] for o in objs if o["type"] == "verdict" and o["final"]}
+    check(rc == 0 and objs[-1]["evicted"] >= 2 and len(finals) == objs[-1]["connections"],
+          "--max-conns 1 with three devices: %s evicted, each connection still gets a final verdict"
+          % objs[-1].get("evicted"))
+hl = [c for c in samples() if c[0] == "healthy"]
+if hl:
+    name, cap, kf = hl[0]
+    rc, out, err = run(["-r", cap, "-k", kf, "--json", "--idle", "5"])
+    objs = jsonl(out)
+    vs = [o["verdict"] for o in objs if o["type"] == "verdict" and o["final"]]
+    check(rc == 0 and objs[-1]["expired"] >= 1 and vs[:1] == ["ok"] and "mid-session" in vs,
+          "--idle 5 on a session with a 15 s silence: it expires (ok), the rest is a late-joined connection: %s" % vs)
 
 # decrypted export, checked with tshark's own CoAP dissector
 tshark = shutil.which("tshark")
