@@ -14,7 +14,8 @@ typedef struct sw_hal {
     int (*recv)(void *ctx, uint8_t *buf, size_t len);
     /* Milliseconds from any fixed start; may wrap. */
     uint32_t (*millis)(void *ctx);
-    /* Fills buf with random bytes; returns 0 or -1. */
+    /* Fills buf with random bytes; returns 0 or -1. The core itself draws none today (RSA padding is the
+     * crypto port's job); a port without its own generator takes its randomness from here. */
     int (*random)(void *ctx, uint8_t *buf, size_t len);
 } sw_hal;
 
