@@ -23,6 +23,7 @@
 #include <epan/to_str.h>
 #include <epan/dissectors/packet-tcp.h>
 #include <wsutil/wmem/wmem.h>
+#include <glib/gstdio.h>
 
 #include <keyring/keyring.h>
 
@@ -149,6 +150,7 @@ static kr_keyfile *spark_keys;          /* never NULL while a file is open */
 static char *spark_keys_path;           /* what spark_keys was loaded from ("" = no keyfile) */
 static char *spark_keys_error;          /* the load error, NULL when the keyfile loaded */
 static gboolean spark_keys_dirty = TRUE;
+static gint64 spark_keys_mtime;         /* of the keyfile when it was read: an edited keyfile is read again */
 
 /* ---- per-connection state (file scope) -------------------------------------------------------- */
 
@@ -179,6 +181,13 @@ typedef struct spark_step_rec {
     int generation;
 } spark_step_rec;
 
+typedef struct spark_verdict_rec {
+    kr_verdict v;
+    gboolean id_known;            /* the connection's device id when the verdict was given */
+    char id[KR_DEVICE_ID_HEX_LEN + 1];
+    int generation;
+} spark_verdict_rec;
+
 typedef struct spark_close_rec {
     kr_dir by;
     gboolean rst;
@@ -189,7 +198,7 @@ typedef struct spark_ev {
     union {
         spark_step_rec *step;
         kr_finding *finding;
-        kr_verdict *verdict;
+        spark_verdict_rec *verdict;
         spark_close_rec *close;
     } u;
 } spark_ev;
@@ -293,12 +302,17 @@ static void spark_keys_unload(void)
 static void spark_keys_load(void)
 {
     const char *path = pref_keyfile ? pref_keyfile : "";
+    gint64 mtime = 0;
+    GStatBuf st;
 
-    if (spark_keys && !spark_keys_dirty && g_strcmp0(spark_keys_path, path) == 0)
+    if (path[0] != '\0' && g_stat(path, &st) == 0)
+        mtime = (gint64)st.st_mtime;
+    if (spark_keys && !spark_keys_dirty && g_strcmp0(spark_keys_path, path) == 0 && mtime == spark_keys_mtime)
         return;
     spark_keys_unload();
     spark_keys_dirty = FALSE;
     spark_keys_path = g_strdup(path);
+    spark_keys_mtime = mtime;
     if (path[0] != '\0') {
         kr_err err;
         memset(&err, 0, sizeof err);
@@ -351,7 +365,7 @@ static void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p)
     switch (type) {
     case SPARK_EV_STEP: ev.u.step = (spark_step_rec *)p; break;
     case SPARK_EV_FINDING: ev.u.finding = (kr_finding *)p; break;
-    case SPARK_EV_VERDICT: ev.u.verdict = (kr_verdict *)p; break;
+    case SPARK_EV_VERDICT: ev.u.verdict = (spark_verdict_rec *)p; break;
     case SPARK_EV_CLOSE: ev.u.close = (spark_close_rec *)p; break;
     }
     wmem_array_append_one(rec->events, ev);
@@ -495,9 +509,21 @@ static void cb_finding(void *ud, const kr_finding *f)
 static void cb_verdict(void *ud, const kr_verdict *v)
 {
     spark_conv *conv = (spark_conv *)ud;
+    spark_verdict_rec *vr;
+    const kr_conn_info *info;
+
     if (!conv->cur)
         return;
-    rec_add(conv->cur, SPARK_EV_VERDICT, wmem_memdup(wmem_file_scope(), v, sizeof *v));
+    vr = wmem_new0(wmem_file_scope(), spark_verdict_rec);
+    vr->v = *v;
+    info = kr_tracker_info(conv->tracker);
+    if (info) {
+        vr->id_known = info->device_id_known;
+        if (info->device_id_known)
+            g_strlcpy(vr->id, info->device_id_hex, sizeof vr->id);
+        vr->generation = info->generation;
+    }
+    rec_add(conv->cur, SPARK_EV_VERDICT, vr);
 }
 
 static const kr_callbacks spark_callbacks = { cb_step, cb_message, cb_finding, cb_verdict };
@@ -937,8 +963,11 @@ static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spa
         proto_item_set_generated(it);
         switch (s->frame_state) {
         case KR_FRAME_NOT_DECRYPTED:
-            expert_add_info_format(pinfo, it, &ei_spark_not_decrypted, "Not decrypted: %s",
-                                   s->note[0] ? s->note : "no session key");
+            if (g_ascii_strncasecmp(s->note, "not decrypted", 13) == 0)
+                expert_add_info_format(pinfo, it, &ei_spark_not_decrypted, "%c%s", 'N', s->note + 1);
+            else
+                expert_add_info_format(pinfo, it, &ei_spark_not_decrypted, "Not decrypted: %s",
+                                       s->note[0] ? s->note : "no session key");
             break;
         case KR_FRAME_PARTIAL:
             expert_add_info_format(pinfo, it, &ei_spark_partial,
@@ -991,8 +1020,9 @@ static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spa
 }
 
 static void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
-                           const kr_verdict *v)
+                           const spark_verdict_rec *vr)
 {
+    const kr_verdict *v = &vr->v;
     const char *code = kr_verdict_str(v->code);
     const char *meaning = kr_verdict_meaning(v->code);
     proto_item *vi, *it;
@@ -1027,6 +1057,12 @@ static void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
         add_gen_string(vt, hf_spark_verdict_candidate, tvb, kr_verdict_str(v->candidates[i]));
     if (v->last_step != KR_STEP_NONE)
         add_gen_string(vt, hf_spark_verdict_last_step, tvb, kr_step_str(v->last_step));
+    if (vr->id_known)
+        add_gen_string(vt, hf_spark_device_id, tvb, vr->id);
+    if (vr->generation) {
+        it = proto_tree_add_uint(vt, hf_spark_generation, tvb, 0, 0, (guint32)vr->generation);
+        proto_item_set_generated(it);
+    }
 
     switch (v->code) {
     case KR_V_OK:

@@ -512,6 +512,217 @@ def test_wrong_keys(sh):
           + out)
 
 
+# ---- the samples (captures of the lab device and cloud, with their keyfiles) ------------------------
+
+def samples_dir():
+    root = os.environ.get("SPARKWIRE_SOURCE_ROOT") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                   "..", "..")
+    return os.path.join(root, "samples")
+
+
+def read_expected():
+    path = os.path.join(samples_dir(), "expected.tsv")
+    if not os.path.exists(path):
+        raise Fail("%s is missing" % path)
+    lines = [l.rstrip("\n") for l in open(path) if l.strip()]
+    head = lines[0].split("\t")
+    rows = [dict(zip(head, l.split("\t"))) for l in lines[1:]]
+    check(rows, "expected.tsv has no scenarios")
+    return rows
+
+
+def sample_in(sh, scenario):
+    """Copies one scenario (capture, keyfile, keys) into the private folder; returns (capture, keyfile)."""
+    dst = "samples/" + scenario
+    if not os.path.exists(sh.path(dst)):
+        sh.copy_in(os.path.join(samples_dir(), scenario), dst)
+    return sh.path(dst + "/capture.pcap"), sh.path(dst + "/keyfile")
+
+
+def connections(sh, cap, keyfile=None, two_pass=True, extra=()):
+    """Per TCP connection that shows Spark, in the order they start: last verdict, device ids, findings."""
+    args = list(extra)
+    if keyfile:
+        args = ["-o", "spark.keyfile:" + keyfile] + args
+    rows = sh.fields(cap, ["tcp.stream", "spark.verdict", "spark.device_id", "spark.finding", "spark.step",
+                           "coap.mid", "spark.msg.kind"], extra=args, two_pass=two_pass)
+    conns = {}
+    order = []
+    for r in rows:
+        stream, verdict, ids, finds, steps, mid, kind = r[1:8]
+        if not (verdict or ids or finds or steps) or stream == "":
+            continue
+        if stream not in conns:
+            conns[stream] = {"verdict": "", "ids": set(), "findings": set(), "decrypted": 0, "steps": set()}
+            order.append(stream)
+        c = conns[stream]
+        if mid or kind:
+            c["decrypted"] += 1
+        c["steps"].update(x for x in steps.split(",") if x)
+        if verdict:
+            c["verdict"] = verdict.split(",")[-1]
+        c["ids"].update(i for i in ids.split(",") if i)
+        c["findings"].update(f for f in finds.split(",") if f)
+    return [conns[k] for k in order]
+
+
+def test_samples_keys(sh):
+    """Every sample with its keyfile: the verdict, the device id and the findings of expected.tsv."""
+    for row in read_expected():
+        cap, kf = sample_in(sh, row["scenario"])
+        conns = connections(sh, cap, kf)
+        want_v = row["verdicts"].split(",")
+        want_ids = row["device_ids"].split(",")
+        want_f = set() if row["findings"] in ("-", "") else set(row["findings"].split(","))
+        got_v = [c["verdict"] for c in conns]
+        check(got_v == want_v, "%s: verdicts %r, expected %r" % (row["scenario"], got_v, want_v))
+        for i, c in enumerate(conns):
+            # the id travels only inside the id block: when the device never sent one (stalled-device), or
+            # sealed it to a cloud key the keyfile does not hold (server-key-mismatch), no key reveals it
+            if not c["ids"] and (c["verdict"] == "server-key-mismatch" or "id-block" not in c["steps"]):
+                continue
+            check(c["ids"] == {want_ids[i]}, "%s: connection %d device id %r, expected %s"
+                  % (row["scenario"], i, sorted(c["ids"]), want_ids[i]))
+        got_f = set().union(*[c["findings"] for c in conns])
+        check(got_f == want_f, "%s: findings %r, expected %r" % (row["scenario"], sorted(got_f), sorted(want_f)))
+        if "ok" in want_v and row["scenario"] != "mid-session":
+            check(all(c["decrypted"] > 0 for c in conns), "%s: the keyfile decrypts every session: %r"
+                  % (row["scenario"], conns))
+
+
+
+def test_samples_no_keys(sh):
+    """Every sample without keys: the verdict inferred from the wire, and nothing decrypted."""
+    for row in read_expected():
+        cap, _ = sample_in(sh, row["scenario"])
+        conns = connections(sh, cap)
+        got = [c["verdict"] for c in conns]
+        want = row["verdicts_without_keys"].split(",")
+        check(got == want, "%s without keys: verdicts %r, expected %r" % (row["scenario"], got, want))
+        check(all(c["decrypted"] == 0 for c in conns), "%s without keys: frames decrypted: %r"
+              % (row["scenario"], conns))
+    # inferred verdicts name their candidate causes
+    cap, _ = sample_in(sh, "server-key-mismatch")
+    rows = sh.fields(cap, ["spark.verdict.candidate", "spark.verdict.proven"], extra=["-Y", "spark.verdict"])
+    cands = set(rows[-1][1].split(","))
+    check(cands == {"server-key-mismatch", "unknown-device", "nonce-mismatch"} and rows[-1][2] == "0",
+          "id-block-rejected must list its candidates and be inferred: %r" % rows)
+
+
+def test_samples_one_pass(sh):
+    """tshark without -2 (one pass, as a live capture is seen) gives every sample's verdict too, and the same
+    decrypted session as two passes (the second pass renders what the first found, no crypto again)."""
+    for row in read_expected():
+        cap, kf = sample_in(sh, row["scenario"])
+        one = [c["verdict"] for c in connections(sh, cap, kf, two_pass=False)]
+        check(one == row["verdicts"].split(","), "%s in one pass: verdicts %r, expected %s"
+              % (row["scenario"], one, row["verdicts"]))
+    cap, kf = sample_in(sh, "healthy")
+    f = ["spark.step", "spark.msg.kind", "spark.msg.summary", "coap.mid", "coap.opt.uri_path_recon"]
+    a = sh.fields(cap, f, extra=["-o", "spark.keyfile:" + kf], two_pass=False)
+    b = sh.fields(cap, f, extra=["-o", "spark.keyfile:" + kf])
+    check(a == b, "healthy: one pass and two passes differ")
+
+
+def test_samples_filtered(sh):
+    """A display filter on spark.verdict keeps exactly the frames that carry the verdicts."""
+    for row in read_expected():
+        cap, kf = sample_in(sh, row["scenario"])
+        want = row["verdicts"].split(",")[0]
+        flt = [c["verdict"] for c in connections(sh, cap, kf, extra=["-Y", 'spark.verdict == "%s"' % want])]
+        check(flt and set(flt) == {want} and len(flt) == row["verdicts"].count(want),
+              "%s filtered: verdicts %r, expected %s"
+              % (row["scenario"], flt, row["verdicts"]))
+
+
+def _cloud_log(scenario):
+    return open(os.path.join(samples_dir(), scenario, "sparkcloud.log")).read()
+
+
+def test_samples_messages(sh):
+    """The healthy session decrypted: what the lab cloud logged is what the plugin shows, and CoAP parses it."""
+    import re
+    import datetime
+    cap, kf = sample_in(sh, "healthy")
+    log = _cloud_log("healthy")
+    f = ["spark.msg.kind", "coap.opt.uri_path_recon", "spark.event.name", "spark.event.data", "spark.event.ttl",
+         "spark.event.public", "spark.function.name", "spark.function.arg", "spark.function.result",
+         "spark.variable.name", "spark.variable.value", "spark.time", "spark.response_to", "spark.direction",
+         "coap.code"]
+    rows = sh.fields(cap, f, extra=["-o", "spark.keyfile:" + kf, "-Y", "spark.msg.kind"])
+    recs = [dict(zip(["frame"] + f, r)) for r in rows]
+    kinds = [r["spark.msg.kind"] for r in recs]
+    check(kinds[:2] == ["hello", "hello"], "the session opens with the two Hellos: %r" % kinds[:4])
+    check(recs[0]["coap.opt.uri_path_recon"] == "/h" and recs[0]["spark.direction"] == "0",
+          "the device Hello is CoAP POST /h: %r" % recs[0])
+    for m in re.finditer(r'event (public|private) "([^"]+)" data "([^"]*)" ttl (\d+)', log):
+        pub, name, data, ttl = m.groups()
+        hit = [r for r in recs if r["spark.event.name"] == name and r["spark.direction"] == "0"]
+        check(hit, "event %s from the log is not shown" % name)
+        r = hit[0]
+        check(r["spark.event.data"] == data and r["spark.event.ttl"] == ttl and
+              r["spark.event.public"] == ("1" if pub == "public" else "0"),
+              "event %s: data %r ttl %r public %r, log says %r %r %r" % (name, r["spark.event.data"],
+              r["spark.event.ttl"], r["spark.event.public"], data, ttl, pub))
+        want_uri = "/%s/%s" % ("e" if pub == "public" else "E", name)
+        check(r["coap.opt.uri_path_recon"] == want_uri, "event %s: CoAP URI %r, expected %r"
+              % (name, r["coap.opt.uri_path_recon"], want_uri))
+    m = re.search(r'function (\w+)\("([^"]*)"\) returned (-?\d+)', log)
+    check(m, "the healthy log has no function call")
+    fname, farg, fres = m.groups()
+    call = [r for r in recs if r["spark.msg.kind"] == "function-call" and r["spark.function.name"] == fname]
+    ret = [r for r in recs if r["spark.msg.kind"] == "function-return"]
+    check(call and call[0]["spark.function.arg"] == farg, "function call %s(%s) not shown: %r" % (fname, farg, call))
+    check(ret and ret[0]["spark.function.result"] == fres, "function result %s not shown: %r" % (fres, ret))
+    check(ret[0]["spark.response_to"] == call[0]["frame"], "the return must point at the call's frame: %r %r"
+          % (ret[0], call[0]))
+    for m in re.finditer(r'variable (\w+) = ("?)([^"(]*?)\2 \((\w+)\)', log):
+        name, _, value, _ = m.groups()
+        vals = [r["spark.variable.value"] for r in recs
+                if r["spark.msg.kind"] == "variable-value" and r["spark.variable.name"] == name]
+        check(vals and vals[0] == value, "variable %s = %s from the log: shown %r" % (name, value, vals))
+    m = re.search(r"time request answered \((\d+)\)", log)
+    check(m, "the healthy log has no time answer")
+    when = datetime.datetime.fromtimestamp(int(m.group(1)), datetime.timezone.utc)
+    t = [r["spark.time"] for r in recs if r["spark.msg.kind"] == "time-response"]
+    check(t and when.strftime("%H:%M:%S") in t[0] and str(when.year) in t[0],
+          "time answer %s: shown %r" % (when.isoformat(), t))
+    check("ping" in kinds, "the device ping is shown: %r" % kinds)
+
+
+def test_samples_ota(sh):
+    """Firmware updates: chunk indexes and CRC checks, and the failed update's findings as expert infos."""
+    cap, kf = sample_in(sh, "ota-complete")
+    rows = sh.fields(cap, ["spark.msg.kind", "spark.ota.chunk_index", "spark.ota.crc_ok"],
+                     extra=["-o", "spark.keyfile:" + kf, "-Y", 'spark.msg.kind == "chunk"'])
+    check([r[2] for r in rows] == ["0", "1", "2", "3"], "ota-complete: chunk indexes %r" % rows)
+    check(all(r[3] == "1" for r in rows), "ota-complete: every chunk's CRC matches: %r" % rows)
+    cap, kf = sample_in(sh, "ota-failed")
+    rows = sh.fields(cap, ["spark.ota.chunk_index", "spark.ota.crc_ok"],
+                     extra=["-o", "spark.keyfile:" + kf, "-Y", 'spark.msg.kind == "chunk"'])
+    check(any(r[1] == "1" and r[2] == "0" for r in rows), "ota-failed: chunk 1 with a bad CRC: %r" % rows)
+    out = sh.run(["-2", "-r", cap, "-o", "spark.keyfile:" + kf, "-q", "-z", "expert"]).stdout
+    check("ota-incomplete" in out and "ota-chunk-error" in out, "ota findings must be expert infos:\n" + out)
+
+
+def test_samples_wrong_keys(sh):
+    """The healthy capture with another device's and another cloud's keys: the handshake still completes on
+    the wire (ok), nothing decrypts, and the expert infos say which key failed."""
+    cap, _ = sample_in(sh, "healthy")
+    src = os.path.join(samples_dir(), "keys")
+    for k in ("other-device.der", "other-server-private.pem", "other-server-public.der"):
+        sh.copy_in(os.path.join(src, k), "samples/healthy/wrong/" + k)
+    kf = sh.write("samples/healthy/wrong/keyfile", "server-private other-server-private.pem\n"
+                  "server-public other-server-public.der\ndevice * other-device.der\n")
+    conns = connections(sh, cap, kf)
+    check([c["verdict"] for c in conns] == ["ok"], "healthy with wrong keys: %r" % conns)
+    coap = sh.fields(cap, ["coap.mid"], extra=["-o", "spark.keyfile:" + kf, "-Y", "coap"])
+    check(coap == [], "nothing may decrypt with wrong keys: %d frames" % len(coap))
+    out = sh.run(["-2", "-r", cap, "-o", "spark.keyfile:" + kf, "-q", "-z", "expert"]).stdout
+    check("Device ID block not opened" in out and "Session key block not opened" in out,
+          "the expert infos must say which blocks did not open:\n" + out)
+
+
 TESTS = {
     "plugin-loads": test_plugin_loads,
     "stock-tshark": test_stock_tshark,
@@ -526,6 +737,13 @@ TESTS = {
     "decrypt-session-line": test_decrypt_session_line,
     "no-keys": test_no_keys,
     "wrong-keys": test_wrong_keys,
+    "samples-keys": test_samples_keys,
+    "samples-no-keys": test_samples_no_keys,
+    "samples-one-pass": test_samples_one_pass,
+    "samples-filtered": test_samples_filtered,
+    "samples-messages": test_samples_messages,
+    "samples-ota": test_samples_ota,
+    "samples-wrong-keys": test_samples_wrong_keys,
 }
 
 
