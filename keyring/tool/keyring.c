@@ -9,6 +9,7 @@
  * Exit status: 0 fine, 1 a problem was found, 2 usage or I/O error.
  */
 #include <errno.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -832,6 +833,7 @@ static void print_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    setlocale(LC_ALL, "");
     if (argc < 2) {
         print_usage(stderr);
         return EXIT_USAGE;

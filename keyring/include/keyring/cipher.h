@@ -31,7 +31,7 @@ typedef enum kr_dec_result {
  * the CoAP message length (padding removed) and *pt_skip is 0. On PARTIAL, pt holds message bytes from
  * offset 16 on (pt[0] is message byte 16), *pt_skip = 16, *pt_len the number of those bytes (0 for a
  * one-block frame, which gives nothing). The IV advances on every frame of valid
- * length, whatever the padding says. */
+ * length, whatever the padding says. pt must not overlap ct. */
 kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
                                 size_t *pt_skip);
 
