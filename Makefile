@@ -8,7 +8,7 @@ ASAN_BUILD ?= build-asan
 DEMO_SAMPLE ?= samples/healthy
 
 # Debian packages the build, the tests and the demo need.
-PKGS := build-essential pkg-config meson ninja-build python3 openssl libssl-dev libglib2.0-dev \
+PKGS := build-essential pkg-config meson ninja-build python3 python3-cryptography openssl libssl-dev libglib2.0-dev \
         libjson-c-dev libcoap3-dev libcmocka-dev libpcap-dev libncurses-dev \
         libwireshark-dev wireshark-dev tshark tcpdump tcpreplay tmux util-linux iproute2 \
         gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
