@@ -849,9 +849,19 @@ static void act(kr_tracker *t, kr_dir dir, double ts)
                 declare_not_spark(t, dir, ts, "the client sent %s", o);
                 return;
             }
-            /* a device never speaks first: frames before any nonce mean the capture joined late */
-            if (t->d[KR_S2D].offset == 0 && valid_len((unsigned)ds->buf[0] << 8 | ds->buf[1], KR_RESYNC_MAXLEN))
-                enter_mid_session(t, ts);
+            /* a device never speaks first: frames before any nonce mean the capture joined late, or (15 s
+             * and more after the connection opened) first Core firmware that gave up waiting for a nonce
+             * and sends its frames anyway (PROTOCOL.md 2.5, 7.5) */
+            if (t->d[KR_S2D].offset == 0 && valid_len((unsigned)ds->buf[0] << 8 | ds->buf[1], KR_RESYNC_MAXLEN)) {
+                if (t->opened && ts - t->open_time >= 15.0) {
+                    t->silent_peer = true;
+                    t->silent_after = ts - t->open_time;
+                    ds->st = PST_FRAMES;
+                    evaluate(t, ts);
+                } else {
+                    enter_mid_session(t, ts);
+                }
+            }
             return;
         }
         do_idblock(t, ts);
@@ -988,6 +998,12 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
 
     if (t->not_spark) {
         vset(v, KR_V_NOT_SPARK, false, "%s", t->not_spark_why);
+        return;
+    }
+    if (t->silent_peer && !t->nonce_seen) {
+        vset(v, KR_V_NOT_SPARK, false, "the peer accepted the connection but sent no nonce; %.1f s later the "
+             "device sent frames on it (first Core firmware does so after its 20 s wait for the nonce)",
+             t->silent_after);
         return;
     }
     if (t->mid_session) {

@@ -23,7 +23,7 @@ enum kr_pst {
 #define KR_RESYNC_CAP     4096   /* bytes looked at when searching a frame chain */
 #define KR_RESYNC_MAXLEN  1024   /* longest frame accepted while resynchronising */
 #define KR_RESYNC_CHAIN   3      /* consecutive valid lengths that prove a frame boundary */
-#define KR_REQ_RING       32     /* requests remembered per direction for response matching */
+#define KR_REQ_RING       16     /* requests remembered per direction for response matching */
 
 typedef struct kr_dirstate {
     enum kr_pst st;
@@ -66,8 +66,8 @@ typedef struct kr_request {
     double time;
     bool acked;            /* an ACK matched it */
     bool answered;         /* a separate response matched it */
-    char name[128];
-    char arg[128];
+    char name[64];         /* event names are at most 63 bytes, function and variable names 12 */
+    char arg[64];          /* the device reads at most 63 bytes of argument */
     int chunk_index;
 } kr_request;
 
@@ -98,7 +98,7 @@ typedef struct kr_ota {
     int last_answered_index; /* last chunk the device answered (2.04 or 4.00), -1 none */
     int missed[8];         /* indexes asked again by ChunkMissed */
     int n_missed;
-    uint8_t seen[1024];    /* bitmap of chunk indexes seen (first 8192 chunks) */
+    uint8_t seen[256];     /* bitmap of chunk indexes seen (first 2048 chunks) */
     uint32_t file_size, chunk_size;
 } kr_ota;
 
@@ -113,6 +113,8 @@ struct kr_tracker {
     double first_time, last_time;
     bool mid_session;      /* no handshake start in the capture */
     bool not_spark;
+    bool silent_peer;      /* the cloud never spoke; the device sent frames after waiting */
+    double silent_after;
     char not_spark_why[256];
     bool finished;
     uint32_t step_index;

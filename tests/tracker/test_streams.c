@@ -587,6 +587,20 @@ static void test_not_spark(void **state)
     expect(c, "n", KR_V_NOT_SPARK, false, "");
     tk_conn_free(c);
 
+    /* accepted but silent; first Core firmware sends its frames anyway after 20 s */
+    c = tk_conn_new();
+    tk_conn_open(c, 0);
+    uint8_t f[18] = { 0x00, 0x10, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 1 };
+    tk_conn_data(c, KR_D2S, 20.0, f, sizeof f);
+    tk_conn_data(c, KR_D2S, 0.01, f, sizeof f);
+    rec_init(&r);
+    v = run(c, "n", &r);
+    assert_int_equal(v.code, KR_V_NOT_SPARK);
+    assert_non_null(strstr(v.evidence, "sent no nonce"));
+    assert_int_equal(r.steps, 2);   /* the two frames */
+    rec_free(&r);
+    tk_conn_free(c);
+
     /* accepted but silent; the device gives up after 20 s */
     c = tk_conn_new();
     tk_conn_open(c, 0);
