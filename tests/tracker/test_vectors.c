@@ -442,6 +442,10 @@ static void test_no_keys(void **state)
     assert_int_equal(r.steps[2].session_opened, KR_UNKNOWN);
     assert_int_equal(v.code, KR_V_OK);
     assert_false(v.proven);
+    /* no keyfile at all behaves as an empty one */
+    char *txt2 = tk_conn_run(c, NULL, 0, NULL);
+    assert_string_equal(txt, txt2);
+    g_free(txt2);
     g_free(txt);
     tk_conn_free(c);
     kr_keyfile_free(empty);

@@ -239,6 +239,21 @@ typedef struct kr_conn_info {
 
 /* ---- the tracker ------------------------------------------------------------------------------- */
 
+/* When each callback fires (always from inside the call that caused it):
+ * - step: when a PDU is complete, from kr_tracker_data. Frames found by resynchronising (a capture that
+ *   starts mid-session, or after a gap of unknown size) are given once three consecutive frame lengths
+ *   confirm the boundary, so up to two frames after their bytes arrived, or at the end of the stream
+ *   (kr_tracker_close of that side, kr_tracker_finish). "data" steps (bytes of another protocol, skipped
+ *   bytes) come in blocks of at most 1024 bytes, the rest when the stream ends.
+ * - message: right after the step of the frame that carried it (step->msg is the same struct).
+ * - finding: after the step / message it concerns; "gap" from kr_tracker_gap; "ota-incomplete" when the
+ *   connection ends (an RST, both sides' FIN, or kr_tracker_finish).
+ * - verdict: when first decided and whenever its code, proven, final or candidates change: "ok" at the
+ *   second Hello, "not-spark" on the first bytes that do not fit, "mid-session" on the first data without
+ *   a handshake, a handshake failure at the close that shows it. final is true once the connection ended
+ *   (an RST, both sides' FIN) or kr_tracker_finish ran; after kr_tracker_finish there is always a final
+ *   verdict (incomplete when nothing else fits).
+ * The output depends only on the bytes, their order and the timestamps, never on how they were chunked. */
 typedef struct kr_callbacks {
     void (*step)(void *ud, const kr_step *s);
     void (*message)(void *ud, const kr_message *m);   /* after the step that carried it */
