@@ -249,7 +249,7 @@ typedef struct kr_conn_info {
  * - finding: after the step / message it concerns; "gap" from kr_tracker_gap; "ota-incomplete" when the
  *   connection ends (an RST, both sides' FIN, or kr_tracker_finish).
  * - verdict: when first decided and whenever its code, proven, final or candidates change: "ok" at the
- *   second Hello, "not-spark" on the first bytes that do not fit, "mid-session" on the first data without
+ *   second Hello, "not-spark" on the first bytes that do not fit, "mid-session" on the first frame found without
  *   a handshake, a handshake failure at the close that shows it. final is true once the connection ended
  *   (an RST, both sides' FIN) or kr_tracker_finish ran; after kr_tracker_finish there is always a final
  *   verdict (incomplete when nothing else fits).
