@@ -222,6 +222,14 @@ long cm_capture_save(cm_capture *c, const char *path, char *err)
     return n;
 }
 
+uint64_t cm_capture_drops(cm_capture *c)
+{
+    struct pcap_stat ps;
+    if (!c->live || !c->p || pcap_stats(c->p, &ps) < 0)
+        return 0;
+    return (uint64_t)ps.ps_drop + ps.ps_ifdrop;
+}
+
 void cm_capture_close(cm_capture *c)
 {
     if (c->w)

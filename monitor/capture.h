@@ -35,6 +35,8 @@ void cm_capture_keep(cm_capture *c, size_t max_bytes);
 void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data);
 /* Writes the packets in the ring to path. Returns the count or -1 with err set. */
 long cm_capture_save(cm_capture *c, const char *path, char *err);
+/* Packets the kernel or the interface dropped (live captures; 0 for files). */
+uint64_t cm_capture_drops(cm_capture *c);
 /* Link type name for messages. */
 const char *cm_dlt_name(int dlt);
 void cm_capture_close(cm_capture *c);

@@ -299,7 +299,7 @@ int main(int argc, char **argv)
         cm_capture_keep(&a->cap, 64u << 20);
         code = cm_tui_run(a);
         cm_app_finish(a);
-        cm_output_summary(stdout, false, &a->mon, &a->tally, a->source);
+        cm_output_summary(stdout, false, &a->mon, &a->tally, a->source, cm_capture_drops(&a->cap));
     } else {
         a->out.out = stdout;
         a->out.json = a->o.json;
@@ -320,7 +320,7 @@ int main(int argc, char **argv)
             }
         }
         cm_app_finish(a);
-        cm_output_summary(stdout, a->o.json, &a->mon, &a->out.tally, a->source);
+        cm_output_summary(stdout, a->o.json, &a->mon, &a->out.tally, a->source, cm_capture_drops(&a->cap));
     }
     if (a->failed) {
         fprintf(stderr, "cloudmon: %s\n", a->err);

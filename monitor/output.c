@@ -276,7 +276,8 @@ cm_observer cm_tally_observer(cm_tally *t)
     return ob;
 }
 
-void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t, const char *source)
+void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t, const char *source,
+                       uint64_t dropped)
 {
     if (json) {
         json_object *j = json_object_new_object();
@@ -296,6 +297,7 @@ void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t,
         json_object_object_add(j, "evicted", json_object_new_int64((int64_t)m->st.evicted));
         json_object_object_add(j, "expired", json_object_new_int64((int64_t)m->st.expired));
         json_object_object_add(j, "fragments_ignored", json_object_new_int64((int64_t)m->st.fragments));
+        json_object_object_add(j, "dropped_by_capture", json_object_new_int64((int64_t)dropped));
         fputs(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), out);
         fputc('\n', out);
         json_object_put(j);
@@ -313,6 +315,8 @@ void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t,
             }
         if (m->st.fragments)
             fprintf(out, "; %llu IP fragments ignored", (unsigned long long)m->st.fragments);
+        if (dropped)
+            fprintf(out, "; %llu packets dropped by the capture (kernel buffer full)", (unsigned long long)dropped);
         fputc('\n', out);
     }
     fflush(out);

@@ -22,8 +22,9 @@ typedef struct cm_output {
 cm_observer cm_output_observer(cm_output *o);
 /* An observer that only counts final verdicts (for the summary when the screen is used). */
 cm_observer cm_tally_observer(cm_tally *t);
-/* The summary: one JSON object, or a few lines of text. */
-void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t, const char *source);
+/* The summary: one JSON object, or one line of text. dropped: packets the capture lost (live). */
+void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t, const char *source,
+                       uint64_t dropped);
 
 /* Small helpers shared with the screen. */
 const char *cm_coap_type_str(uint8_t type);            /* CON NON ACK RST */

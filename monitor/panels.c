@@ -77,9 +77,12 @@ static const char *verdict_word(const cm_conn *c)
 
 static void header(cm_screen *s, cm_app *a)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf, " cloudmon  %s  packets %llu  connections %llu (%zu live)  sort: %s%s%s%s%s",
-             a->source, (unsigned long long)a->mon.st.packets, (unsigned long long)a->mon.st.conns,
+    char buf[1024], drops[48] = "";
+    uint64_t dropped = cm_capture_drops(&a->cap);
+    if (dropped)
+        snprintf(drops, sizeof drops, " (%llu dropped)", (unsigned long long)dropped);
+    snprintf(buf, sizeof buf, " cloudmon  %s  packets %llu%s  connections %llu (%zu live)  sort: %s%s%s%s%s",
+             a->source, (unsigned long long)a->mon.st.packets, drops, (unsigned long long)a->mon.st.conns,
              cm_mon_live_count(&a->mon), cm_sort_name(s->sort), s->filter[0] ? "  filter: " : "", s->filter,
              s->paused ? "  [PAUSED]" : "", s->finished ? (a->cap.live ? "  [stopped]" : "  [end of file]") : "");
     bar(s, 0, buf);
@@ -125,9 +128,9 @@ static void list_panel(cm_screen *s, cm_app *a)
     int top = 1, height = LINES - 2;
     char addr1[80], addr2[80], t[32];
     /* the addresses go first when the terminal is narrow */
-    bool show_dev = COLS >= 118, show_cloud = COLS >= 140, show_last = COLS >= 96;
+    bool show_dev = COLS >= 119, show_cloud = COLS >= 141, show_last = COLS >= 97;
     char hdr[512];
-    snprintf(hdr, sizeof hdr, "%4s %-24s %s%s%-13s %-22s %s%5s %s %s", "#", "DEVICE",
+    snprintf(hdr, sizeof hdr, "%4s %-24s %s%s%-13s %-23s %s%5s %s %s", "#", "DEVICE",
              show_dev ? "DEVICE ADDRESS         " : "", show_cloud ? "CLOUD ADDRESS          " : "",
              "STEP", "VERDICT", show_last ? "LAST     " : "", "MSGS", show_last ? "   BYTES " : "", "NOTE");
     attron(A_BOLD);
@@ -170,9 +173,9 @@ static void list_panel(cm_screen *s, cm_app *a)
         attron(vp | A_BOLD);
         char vw[40];
         snprintf(vw, sizeof vw, "%s%s", verdict_word(c), in->verdict.code && !in->verdict.proven ? "?" : "");
-        putf(y, x, COLS - x, "%-22s", vw);
+        putf(y, x, COLS - x, "%-23s", vw);
         attroff(vp | A_BOLD);
-        x += 23;
+        x += 24;
         cm_time_str(c->last, t, sizeof t);
         t[8] = 0;
         if (show_last)

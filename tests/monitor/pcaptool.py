@@ -2,6 +2,7 @@
 """Rewrites a capture to test cloudmon's TCP reassembly, and makes small captures for the tests.
 
   pcaptool.py mutate IN OUT OP[,OP...]   ops: split:N  reorder  dup  overlap  drop:K  truncate:BYTES
+                                         flip:SEED (overwrite up to 3 random bytes in every packet)
   pcaptool.py synth OUT LINK [ipv6]      a made-up Spark-shaped connection on link type LINK
                                          (en10mb, vlan, sll, sll2, null, loop, raw)
   pcaptool.py info IN                    link type and counts
@@ -188,6 +189,14 @@ def mutate(link, pkts, ops):
                     if n == k:
                         continue
                 out.append(s)
+        elif name == "flip":
+            rnd = random.Random(int(arg))
+            for s in segs:
+                b = bytearray(s.frame)
+                for _ in range(rnd.randint(0, 3)):
+                    if b:
+                        b[rnd.randrange(len(b))] = rnd.randrange(256)
+                out.append(Seg(link, s.ts, bytes(b)))
         elif name == "truncate":
             data = b"".join(struct.pack("<IIII", 0, 0, len(s.frame), len(s.frame)) + s.frame for s in segs)
             return None, int(arg)

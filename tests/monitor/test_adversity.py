@@ -56,4 +56,13 @@ for name, cap, kf in cases:
         rc2, out2, _ = run(["-r", m2, "--json"] + keys)
         check(rc2 == 0 and shape_by_dir(jsonl(out2)) == shape_by_dir(objs),
               "%s drop:%d then split:1: same as drop alone" % (name, k))
+# damaged packets (random bytes overwritten anywhere, headers included): no crash, a clean run, the summary
+for name, cap, kf in cases[:4] + cases[-3:]:
+    for seed in (1, 2):
+        m = os.path.join(d, "%s-flip%d.pcap" % (name, seed))
+        tool("mutate", cap, m, "flip:%d" % seed)
+        rc, out, err = run(["-r", m, "--json", "-f", ""] + (["-k", kf] if kf else []))
+        objs = jsonl(out)
+        check(rc == 0 and err == "" and objs and objs[-1]["type"] == "summary",
+              "%s with damaged packets (seed %d): runs clean (rc %d %s)" % (name, seed, rc, err.strip()[:200]))
 done()
