@@ -600,6 +600,8 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
         m->payload = pt;
         m->payload_len = len;
         snprintf(m->summary, sizeof m->summary, "not a valid CoAP message (%zu bytes)", len);
+        pend(t, KR_FIND_DECRYPT_ERROR, "the frame decrypts with valid padding but is not a valid CoAP message "
+             "(%zu bytes)", len);
         return;
     }
     /* uri and query text */

@@ -857,6 +857,15 @@ static void test_more_messages(void **state)
     c_start(&c, 0, 2, s.srv_id++, ++s.srv_tok);
     c_path(&c, "s");
     s_send(&s, KR_S2D, 0.01, &c);
+    /* valid padding, CoAP version 1, but a reserved option nibble: not CoAP after all */
+    c.n = 0;
+    c.b[c.n++] = 0x50;
+    c.b[c.n++] = 0x02;
+    c.b[c.n++] = 0x12;
+    c.b[c.n++] = 0x34;
+    c.b[c.n++] = 0xf1;
+    c.b[c.n++] = 0x41;
+    s_send(&s, KR_D2S, 0.01, &c);
     /* a device message id that goes back */
     c_start(&c, 0, 0, (uint16_t)(s.dev_id - 3), -1);
     s_send(&s, KR_D2S, 0.01, &c);
@@ -877,6 +886,8 @@ static void test_more_messages(void **state)
     assert_true(has(r.summaries, "Save begin"));
     assert_true(has(r.findings, "counter-error"));
     assert_true(has(r.findings, "ota-incomplete"));
+    assert_true(has(r.findings, "decrypt-error: the frame decrypts with valid padding but is not a valid CoAP"));
+    assert_true(has(r.summaries, "not a valid CoAP message (6 bytes)"));
     rec_free(&r);
     s_end(&s);
 }
