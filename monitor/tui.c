@@ -299,6 +299,8 @@ int cm_tui_run(cm_app *a)
         struct pollfd fds[2] = { { fileno(tty_in), POLLIN, 0 }, { pfd, POLLIN, 0 } };
         poll(fds, reading && pfd >= 0 ? 2 : 1, wait_ms);
         timeout(0);
+        /* the rows point at connections: rebuild them, reading packets may have dropped old ones */
+        cm_screen_rows(&s, a);
         int ch;
         while ((ch = getch()) != ERR) {
             if (ch == KEY_RESIZE) {
