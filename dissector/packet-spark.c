@@ -216,6 +216,8 @@ typedef struct spark_frame_rec {
     guint64 gap;                  /* bytes missing before this frame's bytes */
     guint32 completed_in;         /* the bytes continue a PDU completed in that frame (0 unknown) */
     gboolean pending;             /* its last bytes belong to a PDU not yet complete */
+    guint64 range_start;          /* stream offsets of the bytes it gave the tracker */
+    guint64 range_end;
     const char *keyfile_error;    /* shown on the first frame of a connection */
 } spark_frame_rec;
 
@@ -413,23 +415,35 @@ static void cb_step(void *ud, const kr_step *s)
         if (pos + s->length <= conv->chunk_len && memcmp(conv->chunk + pos, s->bytes, s->length) == 0)
             sr->in_packet = conv->chunk_tvb_offset + (gint)pos;
     }
+    /* The earlier frames whose bytes this PDU holds now know where it completed; the one holding its
+     * first byte is where it starts. Frames whose bytes all lie before this PDU's end are done. */
     sr->first_frame = rec->frame;
-    if (sr->in_packet < 0) {
-        wmem_array_t *pend = conv->pending[s->dir];
-        if (wmem_array_get_count(pend) > 0)
-            sr->first_frame = (*(spark_frame_rec **)wmem_array_index(pend, 0))->frame;
-    }
-    /* the frames whose bytes ran into this PDU now know where it completed */
     {
         wmem_array_t *pend = conv->pending[s->dir];
+        wmem_array_t *keep = NULL;
+        guint64 s0 = s->offset, s1 = s->offset + s->length;
+        gboolean start_found = FALSE;
         guint i, n = wmem_array_get_count(pend);
         for (i = 0; i < n; i++) {
             spark_frame_rec *p = *(spark_frame_rec **)wmem_array_index(pend, i);
-            if (p != rec && p->completed_in == 0)
-                p->completed_in = rec->frame;
+            if (p != rec && p->range_end > s0 && p->range_start < s1) {
+                if (p->completed_in == 0)
+                    p->completed_in = rec->frame;
+                if (sr->in_packet < 0 && p->range_start <= s0 && !start_found) {
+                    sr->first_frame = p->frame;
+                    start_found = TRUE;
+                }
+            }
+            if (p->range_end > s1) {
+                if (!keep)
+                    keep = wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
+                wmem_array_append_one(keep, p);
+            }
         }
+        if (sr->in_packet < 0 && !start_found && n > 0)
+            sr->first_frame = (*(spark_frame_rec **)wmem_array_index(pend, 0))->frame;
         if (n > 0)
-            conv->pending[s->dir] = wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
+            conv->pending[s->dir] = keep ? keep : wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
     }
     if (conv->chunk_active && s->dir == conv->chunk_dir)
         conv->step_in_chunk = TRUE;
@@ -668,6 +682,8 @@ static void feed_segment(spark_conv *conv, spark_frame_rec *rec, tvbuff_t *tvb, 
         /* bytes after the last PDU this frame completed belong to a PDU still to come */
         if (!conv->step_in_chunk || conv->last_step_end[dir] != conv->stream_pos[dir]) {
             rec->pending = TRUE;
+            rec->range_start = conv->chunk_start;
+            rec->range_end = conv->stream_pos[dir];
             wmem_array_append_one(conv->pending[dir], rec);
         }
     }

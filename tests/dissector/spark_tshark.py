@@ -387,6 +387,13 @@ def test_stock_tshark(sh):
     check("spark.so" not in plugins, "the stock run must not load spark.so")
     out = sh.run(["-r", cap]).stdout
     check("Spark" in out and "Nonce" in out, "with the plugin the same capture is Spark:\n" + out)
+    # a real failing capture: stock tshark's expert infos call it malformed CoAP; the plugin names the cause
+    cap, kf = sample_in(sh, "device-key-mismatch-g1")
+    out = sh.run(["-r", cap, "-q", "-z", "expert"], plugin=False).stdout
+    check("Malformed" in out and "CoAP" in out, "stock tshark should report malformed CoAP:\n" + out)
+    out = sh.run(["-r", cap, "-o", "spark.keyfile:" + kf, "-q", "-z", "expert"]).stdout
+    check("Malformed" not in out and "Verdict device-key-mismatch (proven by a key)" in out,
+          "with the plugin: no malformed CoAP, the verdict instead:\n" + out)
 
 
 def test_bad_keyfile(sh):
