@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import subprocess
+import shutil
 import time
 from cmtest import *
 
@@ -35,6 +36,17 @@ with open(kf, "w") as f:
 
 addr = "127.0.0.77"
 port = random.randint(20000, 40000)
+filt = ["-p", str(port), "-f", "tcp port %d and host %s" % (port, addr)]
+# a second run that must stop by itself (--duration), and the screen in tmux when there is tmux
+timed = subprocess.Popen([CLOUDMON, "-i", "lo", "--batch", "--duration", "2"] + filt,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+t_start = time.time()
+tmux = shutil.which("tmux")
+sock = "cloudmon-live-%d" % os.getpid()
+if tmux:
+    subprocess.run([tmux, "-L", sock, "new-session", "-d", "-s", "cm", "-x", "150", "-y", "30",
+                    "TERM=xterm-256color %s -i lo %s -k %s; sleep 30" % (CLOUDMON, " ".join("'%s'" % a for a in filt), kf)],
+                   check=True)
 mon_err = open(os.path.join(d, "mon.err"), "w+")
 mon = subprocess.Popen([CLOUDMON, "-i", "lo", "--json", "-p", str(port), "-f", "tcp port %d and host %s" % (port, addr),
                         "-k", kf, "-Z", "nobody", "--duration", "40"],
@@ -65,6 +77,19 @@ try:
                         capture_output=True, timeout=30)
     cl.wait(timeout=30)
     time.sleep(0.5)
+    if tmux:
+        end = time.time() + 10
+        scr = ""
+        while time.time() < end:
+            scr = subprocess.run([tmux, "-L", sock, "capture-pane", "-p", "-t", "cm"], capture_output=True).stdout.decode()
+            if D1 in scr and " ok " in scr:
+                break
+            time.sleep(0.2)
+        check(D1 in scr and " ok " in scr and "interface lo" in scr,
+              "the screen on lo lists the device with verdict ok")
+    tout, terr = timed.communicate(timeout=20)
+    check(timed.returncode == 0 and "summary: interface lo" in tout.decode() and time.time() - t_start < 15,
+          "--duration 2 stops a live capture by itself, with a summary (rc %s)" % timed.returncode)
     mon.send_signal(signal.SIGINT)
     out, _ = mon.communicate(timeout=20)
     objs = jsonl(out.decode())
@@ -79,6 +104,11 @@ try:
     kinds = [o["message"] for o in objs if o["type"] == "message"]
     check("hello" in kinds and "describe" in kinds, "the decrypted messages include hello and describe: %s" % kinds[:12])
 finally:
+    if tmux:
+        subprocess.run([tmux, "-L", sock, "kill-server"], capture_output=True)
+    if timed.poll() is None:
+        timed.kill()
+        timed.wait()
     for p in procs:
         if p.poll() is None:
             p.kill()
