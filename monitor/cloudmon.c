@@ -224,62 +224,65 @@ void cm_app_finish(cm_app *a)
     cm_mon_finish(&a->mon, end, a->cap.live ? "capture stopped" : "capture ended");
 }
 
+/* Keys, capture, privilege drop, output files, the model. Returns -1 with a->err set. */
+static int setup(cm_app *a)
+{
+    kr_err kerr = { "" };
+    cm_mon_init(&a->mon, NULL);
+    if (a->o.keyfile) {
+        a->kf = kr_keyfile_load(a->o.keyfile, &kerr);
+        if (!a->kf) {
+            g_strlcpy(a->err, kerr.msg, sizeof a->err);
+            return -1;
+        }
+    } else {
+        a->kf = kr_keyfile_new_empty();
+    }
+    a->mon.kf = a->kf;
+    a->mon.idle = a->o.idle;
+    a->mon.max_conns = a->o.max_conns;
+    a->mon.max_history = a->o.max_history;
+    a->mon.server_port = (uint16_t)a->o.port;
+
+    int rc = a->o.iface ? cm_capture_open_live(&a->cap, a->o.iface, a->o.filter, a->o.port, a->err)
+                        : cm_capture_open_file(&a->cap, a->o.file, a->o.filter, a->o.port, a->err);
+    if (rc < 0)
+        return -1;
+    /* as tcpdump does: the capture is open, nothing else needs root */
+    if (a->o.user && cm_capture_drop_privileges(a->o.user, a->err) < 0)
+        return -1;
+    if (a->o.write && cm_capture_open_dump(&a->cap, a->o.write, a->err) < 0)
+        return -1;
+    snprintf(a->source, sizeof a->source, "%s %.250s", a->cap.live ? "interface" : "file", a->cap.name);
+    if (a->o.export_path) {
+        if (cm_export_open(&a->exp, a->o.export_path, a->err, sizeof a->err) < 0)
+            return -1;
+        a->exporting = true;
+        cm_observer eo = cm_export_observer(&a->exp);
+        cm_mon_observe(&a->mon, &eo);
+    }
+    return 0;
+}
+
+static void teardown(cm_app *a)
+{
+    if (a->exporting)
+        cm_export_close(&a->exp);
+    cm_mon_free(&a->mon);
+    cm_capture_close(&a->cap);
+    if (a->kf)
+        kr_keyfile_free(a->kf);
+}
+
 int main(int argc, char **argv)
 {
     static cm_app app;
     cm_app *a = &app;
     parse_args(&a->o, argc, argv);
-
-    kr_err kerr = { "" };
-    if (a->o.keyfile) {
-        a->kf = kr_keyfile_load(a->o.keyfile, &kerr);
-        if (!a->kf) {
-            fprintf(stderr, "cloudmon: %s\n", kerr.msg);
-            return 2;
-        }
-    } else {
-        a->kf = kr_keyfile_new_empty();
-    }
-
-    const char *f = a->o.filter;
-    int rc = a->o.iface ? cm_capture_open_live(&a->cap, a->o.iface, f, a->o.port, a->err)
-                        : cm_capture_open_file(&a->cap, a->o.file, f, a->o.port, a->err);
-    if (rc < 0) {
+    if (setup(a) < 0) {
         fprintf(stderr, "cloudmon: %s\n", a->err);
-        cm_capture_close(&a->cap);
-        kr_keyfile_free(a->kf);
+        teardown(a);
         return 2;
-    }
-    if (a->o.user && cm_capture_drop_privileges(a->o.user, a->err) < 0) {
-        fprintf(stderr, "cloudmon: %s\n", a->err);
-        cm_capture_close(&a->cap);
-        kr_keyfile_free(a->kf);
-        return 2;
-    }
-    if (a->o.write && cm_capture_open_dump(&a->cap, a->o.write, a->err) < 0) {
-        fprintf(stderr, "cloudmon: %s\n", a->err);
-        cm_capture_close(&a->cap);
-        kr_keyfile_free(a->kf);
-        return 2;
-    }
-    snprintf(a->source, sizeof a->source, "%s %.250s", a->cap.live ? "interface" : "file", a->cap.name);
-
-    cm_mon_init(&a->mon, a->kf);
-    a->mon.idle = a->o.idle;
-    a->mon.max_conns = a->o.max_conns;
-    a->mon.max_history = a->o.max_history;
-    a->mon.server_port = (uint16_t)a->o.port;
-    if (a->o.export_path) {
-        if (cm_export_open(&a->exp, a->o.export_path, a->err, sizeof a->err) < 0) {
-            fprintf(stderr, "cloudmon: %s\n", a->err);
-            cm_mon_free(&a->mon);
-            cm_capture_close(&a->cap);
-            kr_keyfile_free(a->kf);
-            return 2;
-        }
-        a->exporting = true;
-        cm_observer eo = cm_export_observer(&a->exp);
-        cm_mon_observe(&a->mon, &eo);
     }
 
     struct sigaction sa;
@@ -326,11 +329,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cloudmon: %s\n", a->err);
         code = 2;
     }
-    if (a->exporting)
-        cm_export_close(&a->exp);
-    cm_mon_free(&a->mon);
-    cm_capture_close(&a->cap);
-    kr_keyfile_free(a->kf);
+    teardown(a);
     if (fflush(stdout) != 0 && errno != EPIPE) {
         fprintf(stderr, "cloudmon: standard output: %s\n", strerror(errno));
         code = 2;

@@ -69,13 +69,17 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
 
 /* ---- tracker callbacks ---- */
 
+/* Passes one event to every observer that takes it. */
+#define NOTIFY(c, member, arg)                                                  \
+    for (int i_ = 0; i_ < (c)->mon->n_obs; i_++)                                \
+        if ((c)->mon->obs[i_].member)                                           \
+            (c)->mon->obs[i_].member((c)->mon->obs[i_].ud, (c), (arg))
+
 static void on_step(void *ud, const kr_step *s)
 {
     cm_conn *c = ud;
     add_event(c, CM_EV_STEP, s->dir, s->time, s->length, s->kind, kr_step_title(s->kind, s->dir), s->note);
-    for (int i = 0; i < c->mon->n_obs; i++)
-        if (c->mon->obs[i].step)
-            c->mon->obs[i].step(c->mon->obs[i].ud, c, s);
+    NOTIFY(c, step, s);
 }
 
 static void on_message(void *ud, const kr_message *msg)
@@ -83,9 +87,7 @@ static void on_message(void *ud, const kr_message *msg)
     cm_conn *c = ud;
     c->mon->st.messages++;
     add_event(c, CM_EV_MESSAGE, msg->dir, msg->time, 0, msg->kind, kr_msg_kind_str(msg->kind), msg->summary);
-    for (int i = 0; i < c->mon->n_obs; i++)
-        if (c->mon->obs[i].message)
-            c->mon->obs[i].message(c->mon->obs[i].ud, c, msg);
+    NOTIFY(c, message, msg);
 }
 
 static void on_finding(void *ud, const kr_finding *f)
@@ -93,9 +95,7 @@ static void on_finding(void *ud, const kr_finding *f)
     cm_conn *c = ud;
     c->mon->st.findings++;
     add_event(c, CM_EV_FINDING, f->dir, f->time, 0, f->code, kr_finding_str(f->code), f->text);
-    for (int i = 0; i < c->mon->n_obs; i++)
-        if (c->mon->obs[i].finding)
-            c->mon->obs[i].finding(c->mon->obs[i].ud, c, f);
+    NOTIFY(c, finding, f);
 }
 
 static void on_verdict(void *ud, const kr_verdict *v)
@@ -105,9 +105,7 @@ static void on_verdict(void *ud, const kr_verdict *v)
     if (v->final)
         c->final_reported = true;
     add_event(c, CM_EV_VERDICT, v->last_dir, v->time, 0, v->code, kr_verdict_str(v->code), v->evidence);
-    for (int i = 0; i < c->mon->n_obs; i++)
-        if (c->mon->obs[i].verdict)
-            c->mon->obs[i].verdict(c->mon->obs[i].ud, c, v);
+    NOTIFY(c, verdict, v);
 }
 
 static const kr_callbacks tracker_cb = { on_step, on_message, on_finding, on_verdict };
@@ -244,7 +242,7 @@ static void conn_end(cm_conn *c, double ts, const char *reason, bool linger)
     }
     for (int i = 0; i < c->mon->n_obs; i++)
         if (c->mon->obs[i].end)
-            c->mon->obs[i].end(c->mon->obs[i].ud, c);
+            c->mon->obs[i].end(c->mon->obs[i].ud, c);     /* the one callback without an argument */
     c->mon->version++;
 }
 
