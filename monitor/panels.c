@@ -128,7 +128,9 @@ static void list_panel(cm_screen *s, cm_app *a)
     int top = 1, height = LINES - 2;
     char addr1[80], addr2[80], t[32];
     /* the addresses go first when the terminal is narrow */
-    bool show_dev = COLS >= 119, show_cloud = COLS >= 141, show_last = COLS >= 97;
+    /* the note (why a session is not decrypted) matters more than the times and the addresses; a
+     * device whose id is not known is named by its address */
+    bool show_last = COLS >= 120, show_dev = COLS >= 150, show_cloud = COLS >= 173;
     char hdr[512];
     snprintf(hdr, sizeof hdr, "%4s %-24s %s%s%-13s %-23s %s%5s %s %s", "#", "DEVICE",
              show_dev ? "DEVICE ADDRESS         " : "", show_cloud ? "CLOUD ADDRESS          " : "",
@@ -159,8 +161,12 @@ static void list_panel(cm_screen *s, cm_app *a)
             snprintf(da, sizeof da, "%-22s ", cm_addr_str(&c->client, addr1, sizeof addr1));
         if (show_cloud)
             snprintf(ca, sizeof ca, "%-22s ", cm_addr_str(&c->server, addr2, sizeof addr2));
-        snprintf(line, sizeof line, "%4u %-24s %s%s%-13s ", c->id, in->device_id_known ? in->device_id_hex : "?",
-                 da, ca, kr_step_str(in->last_step));
+        char who[40];
+        if (in->device_id_known)
+            g_strlcpy(who, in->device_id_hex, sizeof who);
+        else
+            snprintf(who, sizeof who, "? %s", cm_addr_str(&c->client, addr1, sizeof addr1));
+        snprintf(line, sizeof line, "%4u %-24.24s %s%s%-13s ", c->id, who, da, ca, kr_step_str(in->last_step));
         int y = top + 1 + i;
         bool sel = s->list_top + i == s->sel;
         int base = sel ? (s->color ? COLOR_PAIR(C_SEL) : A_REVERSE) : 0;
