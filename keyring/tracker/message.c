@@ -716,7 +716,13 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
         }
         break;
     case KR_MSG_DESCRIBE:
-        snprintf(m->summary, sizeof m->summary, "Describe request");
+        /* firmware 0.6.1 and later: a one-byte option after "d" selects what to describe */
+        if (cv.n_query == 1 && cv.query[0].len == 1 && (cv.query[0].v[0] == 2 || cv.query[0].v[0] == 4 ||
+                                                        cv.query[0].v[0] == 6))
+            snprintf(m->summary, sizeof m->summary, "Describe request (%s)", cv.query[0].v[0] == 2 ? "system"
+                     : cv.query[0].v[0] == 4 ? "application" : "system and application");
+        else
+            snprintf(m->summary, sizeof m->summary, "Describe request");
         break;
     case KR_MSG_FUNCTION_CALL:
         if (cv.n_path >= 2)

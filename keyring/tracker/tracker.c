@@ -388,6 +388,7 @@ static void do_idblock(kr_tracker *t, double ts)
     t->idblock_seen = true;
     t->idblock_time = ts;
     t->idblock_damaged = ds->damaged;
+    t->idblock_split = ts - ds->pdu_first_time;
     char note[384];
     kr_hs_result res = KR_HS_OK;
     const kr_key *sp = kr_keyfile_server_private(t->kf);
@@ -1161,7 +1162,13 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
         } else if (!rejected && !stalled) {
             vset(v, KR_V_INCOMPLETE, false, "%s", w);
         } else if (t->id_block_opened == KR_YES) {
-            if (rejected)
+            if (rejected && t->idblock_split > 0.0005)
+                /* spark-protocol decrypts what one socket read returns: a block in two reads fails */
+                vset(v, KR_V_UNKNOWN_DEVICE, false, "the id block opens with the server private key and echoes "
+                     "the nonce (device %s), yet the cloud closed; the block came in pieces %.3f s apart, and a "
+                     "cloud that decrypts what one read returns (spark-protocol) fails on a split block, so that "
+                     "may be the cause rather than a missing key; %s", t->device_id_hex, t->idblock_split, w);
+            else if (rejected)
                 vset(v, KR_V_UNKNOWN_DEVICE, true, "the id block opens with the server private key and echoes "
                      "the nonce: the cloud read device %s and closed, so it has no key for it%s; %s",
                      t->device_id_hex, t->id_plain_len == KR_IDPLAIN_G2_LEN

@@ -129,6 +129,7 @@ struct kr_tracker {
     uint8_t e_block[KR_SESSION_E_LEN];
     bool nonce_damaged;
     bool idblock_damaged, sessionblock_damaged;
+    double idblock_split;      /* seconds between the id block's first and last byte */
     kr_tri id_block_opened;
     kr_hs_result id_result;
     size_t id_plain_len;

@@ -535,6 +535,23 @@ static void test_id_block_failures(void **state)
     assert_non_null(strstr(v.evidence, K.id_hex));
     rec_free(&r);
     expect(s.c, "n", KR_V_ID_BLOCK_REJECTED, false, "server-key-mismatch,unknown-device,nonce-mismatch");
+    /* the same, but the id block came in two segments 50 ms apart: a cloud that decrypts one read fails */
+    {
+        tk_conn *c = tk_conn_new();
+        tk_conn_open(c, 0);
+        tk_ev *nonce = &g_array_index(s.c->ev, tk_ev, 1);
+        tk_ev *blk = &g_array_index(s.c->ev, tk_ev, 2);
+        assert_int_equal(blk->data->len, KR_IDBLOCK_LEN);
+        tk_conn_data(c, KR_S2D, 0.001, nonce->data->data, nonce->data->len);
+        tk_conn_data(c, KR_D2S, 0.002, blk->data->data, 100);
+        tk_conn_data(c, KR_D2S, 0.050, blk->data->data + 100, KR_IDBLOCK_LEN - 100);
+        tk_conn_close(c, KR_S2D, 0.002, false);
+        v = run(c, "p", NULL);
+        assert_int_equal(v.code, KR_V_UNKNOWN_DEVICE);
+        assert_false(v.proven);
+        assert_non_null(strstr(v.evidence, "split block"));
+        tk_conn_free(c);
+    }
     s_end(&s);
     /* nonce-mismatch */
     s_begin(&s, false, K.srv, true);
@@ -813,6 +830,8 @@ static void test_more_messages(void **state)
     /* describe answered twice (firmware 0.4-0.6): system part, then the application part with another id */
     c_start(&c, 0, 1, s.srv_id, ++s.srv_tok);
     c_path(&c, "d");
+    uint8_t what = 6;
+    c_query(&c, &what, 1);
     s_send(&s, KR_S2D, 0.01, &c);
     c_start(&c, 2, 0x45, s.srv_id++, s.srv_tok);
     const char *sys = "{\"p\":6,\"m\":[{\"s\":16384,\"l\":\"m\"},{\"s\":262144,\"l\":\"m\"}]}";
@@ -875,6 +894,7 @@ static void test_more_messages(void **state)
     rec_init(&r);
     kr_verdict v = run(s.c, "a", &r);
     assert_int_equal(v.code, KR_V_OK);
+    assert_true(has(r.summaries, "Describe request (system and application)"));
     assert_true(has(r.summaries, "Describe: 0 functions, 0 variables, platform 6, 2 firmware modules"));
     assert_true(has(r.summaries, "Describe: 0 functions, 1 variable"));
     assert_true(has(r.summaries, "Update begin: 2048 bytes in chunks of 512, fast OTA offered"));
