@@ -58,6 +58,12 @@ try:
         mon_err.seek(0)
         if "listening on lo" in mon_err.read():
             break
+        if mon.poll() is not None:
+            mon_err.seek(0)
+            why = mon_err.read().strip()
+            if "no permission" in why:
+                skip("root without the right to capture here: " + why)
+            break
         time.sleep(0.05)
     mon_err.seek(0)
     check("listening on lo" in mon_err.read(), "cloudmon reports it is listening on lo")
