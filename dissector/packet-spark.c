@@ -227,6 +227,7 @@ typedef struct spark_conv {
     guint32 server_port;
     gboolean finished;
     gboolean closed[2];
+    gboolean reset[2];
     gboolean seq_known[2];
     guint32 next_seq[2];
     guint64 stream_pos[2];        /* bytes of each direction given to the tracker, gaps included */
@@ -243,9 +244,11 @@ typedef struct spark_conv {
     wmem_array_t *pending[2];     /* spark_frame_rec * waiting for the PDU their bytes start */
     wmem_array_t *messages;       /* spark_msg_rec *, by message index */
     spark_frame_rec *last_rec;    /* the last frame of this connection with a record */
+    double last_ts;               /* time of the last bytes or close given to the tracker */
 } spark_conv;
 
 static GPtrArray *spark_trackers; /* every live tracker, freed by the cleanup routine */
+static GPtrArray *spark_convs;    /* every connection of the open file (file scope), for the end of the read */
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
@@ -573,6 +576,9 @@ static spark_conv *conv_new(conversation_t *c, packet_info *pinfo, gboolean serv
         if (!spark_trackers)
             spark_trackers = g_ptr_array_new();
         g_ptr_array_add(spark_trackers, conv->tracker);
+        if (!spark_convs)
+            spark_convs = g_ptr_array_new();
+        g_ptr_array_add(spark_convs, conv);
     }
     return conv;
 }
@@ -584,8 +590,8 @@ static kr_dir conv_dir(const spark_conv *conv, packet_info *pinfo)
     return KR_D2S;
 }
 
-/* The capture has been read once (we are on a later pass): tell the tracker nothing more will come,
- * and keep what that decides with the connection's last frame. */
+/* The capture has been read once: tell the tracker nothing more will come, and keep what that decides
+ * (e.g. "incomplete") with the connection's last frame, where later passes show it. */
 static void conv_finish(spark_conv *conv)
 {
     if (conv->finished)
@@ -594,8 +600,18 @@ static void conv_finish(spark_conv *conv)
     if (!conv->tracker || !conv->last_rec)
         return;
     conv->cur = conv->last_rec;
-    kr_tracker_finish(conv->tracker, 0.0);
+    kr_tracker_finish(conv->tracker, conv->last_ts);
     conv->cur = NULL;
+}
+
+/* Wireshark and tshark -2 call this when the sequential read of the file (or a live capture) is over. */
+static void spark_postseq(void)
+{
+    guint i;
+    if (!spark_convs)
+        return;
+    for (i = 0; i < spark_convs->len; i++)
+        conv_finish((spark_conv *)g_ptr_array_index(spark_convs, i));
 }
 
 static void spark_init(void)
@@ -607,6 +623,10 @@ static void spark_cleanup(void)
 {
     guint i;
     /* the connections themselves live in file scope, which goes away with the file */
+    if (spark_convs) {
+        g_ptr_array_free(spark_convs, TRUE);
+        spark_convs = NULL;
+    }
     if (spark_trackers) {
         for (i = 0; i < spark_trackers->len; i++)
             kr_tracker_free((kr_tracker *)g_ptr_array_index(spark_trackers, i));
@@ -636,6 +656,7 @@ static void feed_segment(spark_conv *conv, spark_frame_rec *rec, tvbuff_t *tvb, 
     if (conv->finished || !conv->tracker)
         return;
     conv->cur = rec;
+    conv->last_ts = ts;
 
     if (tcpi) {
         if (!conv->seq_known[dir]) {
@@ -1244,8 +1265,6 @@ static int dissect_spark_common(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
         feed_segment(conv, rec, tvb, 0, pinfo, tcpi, dir);
         pass_get(pinfo)->main_ran = TRUE;
     } else {
-        if (conv && !conv->finished)
-            conv_finish(conv);
         rec = rec_get(pinfo);
     }
     if (!rec)
@@ -1361,20 +1380,21 @@ static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
         if ((flags & (SPARK_TH_FIN | SPARK_TH_RST)) && conv->tracker && !conv->finished) {
             kr_dir by = conv_dir(conv, pinfo);
             gboolean rst = (flags & SPARK_TH_RST) != 0;
-            if (!conv->closed[by] || rst) {
+            if (!conv->closed[by] || (rst && !conv->reset[by])) {
                 spark_close_rec *cr = wmem_new0(wmem_file_scope(), spark_close_rec);
                 conv->closed[by] = TRUE;
+                if (rst)
+                    conv->reset[by] = TRUE;
                 rec = rec_get_or_new(pinfo, conv, by);
                 cr->by = by;
                 cr->rst = rst;
                 rec_add(rec, SPARK_EV_CLOSE, cr);
                 conv->cur = rec;
-                kr_tracker_close(conv->tracker, by, rst, ts_of(&pinfo->abs_ts));
+                conv->last_ts = ts_of(&pinfo->abs_ts);
+                kr_tracker_close(conv->tracker, by, rst, conv->last_ts);
                 conv->cur = NULL;
             }
         }
-    } else if (!conv->finished) {
-        conv_finish(conv);
     }
     rec = rec_get(pinfo);
     if (!rec)
@@ -1597,6 +1617,7 @@ void proto_register_spark(void)
     spark_post_handle = create_dissector_handle(dissect_spark_post, proto_spark);
     register_init_routine(spark_init);
     register_cleanup_routine(spark_cleanup);
+    register_postseq_cleanup_routine(spark_postseq);
     register_shutdown_routine(spark_shutdown);
 }
 

@@ -409,6 +409,20 @@ def test_bad_keyfile(sh):
     check("was not loaded" in out, "the keyfile error must also be an expert info:\n" + out)
 
 
+def test_capture_ends(sh):
+    """A capture that stops mid-handshake: the second pass knows the capture ended and says incomplete,
+    on the connection's last frame."""
+    rng = random.Random(12)
+    c = Capture()
+    c.open()
+    c.pkt(1, PSH | ACK, rnd(40, rng))
+    c.pkt(0, PSH | ACK, rnd(256, rng))
+    cap = sh.write("ends.pcap", c.bytes())
+    rows = sh.fields(cap, ["spark.verdict", "spark.verdict.final"])
+    check([r[1] for r in rows] == ["", "", "", "", "incomplete"] and rows[-1][2] == "1",
+          "the last frame should carry the final verdict incomplete: %r" % rows)
+
+
 # ---- decryption with the specification's test vectors --------------------------------------------
 
 def vectors_capture():
@@ -740,6 +754,7 @@ TESTS = {
     "port-pref": test_port_pref,
     "not-spark": test_not_spark,
     "bad-keyfile": test_bad_keyfile,
+    "capture-ends": test_capture_ends,
     "decrypt-vectors": test_decrypt_vectors,
     "decrypt-session-line": test_decrypt_session_line,
     "no-keys": test_no_keys,
