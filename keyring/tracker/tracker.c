@@ -1069,7 +1069,9 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
             rejected = true;
             if (fc == KR_D2S)
                 snprintf(wire, sizeof wire, "the device %s %.3f s after the session block without sending a "
-                         "frame", close_word(dd), since);
+                         "frame%s", close_word(dd), since,
+                         since >= 0.2 && since <= 2.0 ? " (firmware 0.4 and later close 250 ms after a failed "
+                         "handshake)" : "");
             else
                 snprintf(wire, sizeof wire, "the cloud %s %.1f s after the session block; the device sent "
                          "nothing after its id block", close_word(sd), since);
