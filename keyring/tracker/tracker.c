@@ -400,7 +400,10 @@ static void do_idblock(kr_tracker *t, double ts)
     } else {
         kr_idblock ib;
         memset(&ib, 0, sizeof ib);
-        res = kr_hs_open_idblock(sp, block, (t->nonce_seen && !t->nonce_damaged) ? t->nonce : NULL, &ib);
+        /* a peer that is not a Spark cloud still had its first 40 bytes taken as the nonce */
+        const uint8_t *nonce = (t->nonce_seen && !t->nonce_damaged) ? t->nonce
+                               : (t->not_spark && t->s2d_head_len == KR_NONCE_LEN) ? t->s2d_head : NULL;
+        res = kr_hs_open_idblock(sp, block, nonce, &ib);
         t->id_result = res;
         if (res == KR_HS_OK || res == KR_HS_NONCE) {
             t->id_block_opened = KR_YES;
@@ -408,7 +411,7 @@ static void do_idblock(kr_tracker *t, double ts)
             t->device_id_known = true;
             memcpy(t->device_id, ib.device_id, KR_DEVICE_ID_LEN);
             kr_device_id_hex(t->device_id, t->device_id_hex);
-            t->nonce_ok = res == KR_HS_NONCE ? KR_NO : (t->nonce_seen && !t->nonce_damaged ? KR_YES : KR_UNKNOWN);
+            t->nonce_ok = res == KR_HS_NONCE ? KR_NO : (nonce ? KR_YES : KR_UNKNOWN);
             t->generation = ib.plain_len == KR_IDPLAIN_G1_LEN ? 1 : (ib.plain_len >= KR_IDPLAIN_G2_LEN ? 2 : 0);
             char offered[200] = "";
             if (ib.has_public_key) {
@@ -427,7 +430,9 @@ static void do_idblock(kr_tracker *t, double ts)
             snprintf(note, sizeof note, "opened with the server private key: device %s, %s, %zu-byte plaintext "
                      "(%s)%s", t->device_id_hex,
                      res == KR_HS_NONCE ? "nonce echo DIFFERS from the nonce sent"
-                     : (t->nonce_ok == KR_YES ? "nonce echo ok" : "nonce not captured"),
+                     : (t->nonce_ok == KR_YES ? (t->nonce_seen ? "nonce echo ok"
+                                                 : "it echoes the peer's first 40 bytes as its nonce")
+                        : "nonce not captured"),
                      ib.plain_len,
                      t->generation == 1 ? "first Core firmware" : t->generation == 2 ? "firmware 0.4 or later"
                      : "unexpected length", offered);
@@ -906,6 +911,15 @@ static void act(kr_tracker *t, kr_dir dir, double ts)
 static void feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts)
 {
     kr_dirstate *ds = &t->d[dir];
+    if (dir == KR_S2D && ds->offset < KR_NONCE_LEN && ds->started_at_zero) {
+        /* the first 40 bytes from the cloud port: what the device takes as its nonce, whatever they are */
+        size_t n = KR_NONCE_LEN - (size_t)ds->offset;
+        if (n > len)
+            n = len;
+        memcpy(t->s2d_head + ds->offset, p, n);
+        if ((size_t)ds->offset + n > t->s2d_head_len)
+            t->s2d_head_len = (size_t)ds->offset + n;
+    }
     while (len > 0) {
         /* the cloud sending past its nonce before the device's id block: not this protocol */
         if (dir == KR_S2D && ds->st == PST_SESSION && ds->have == 0 && !t->idblock_seen && !t->mid_session) {

@@ -126,6 +126,8 @@ struct kr_tracker {
     bool nonce_seen, idblock_seen, sessionblock_seen;
     double nonce_time, idblock_time, sessionblock_time;
     uint8_t nonce[KR_NONCE_LEN];
+    uint8_t s2d_head[KR_NONCE_LEN];   /* first bytes from the cloud port, whatever they are */
+    size_t s2d_head_len;
     uint8_t e_block[KR_SESSION_E_LEN];
     bool nonce_damaged;
     bool idblock_damaged, sessionblock_damaged;
