@@ -4,11 +4,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "decode.h"
 #include "export.h"
+#include "mon.h"
 #include "reasm.h"
 
 /* ---- a recorder for reassembly output ---- */
@@ -393,6 +395,142 @@ static void test_export_build(void **st)
     assert_int_equal(cm_export_build(&a, &b, coap, sizeof coap, out, 20), 0);
 }
 
+/* ---- the connection table (mon.c) with the real tracker and no keys ---- */
+
+static cm_pkt mkpkt(int client, uint16_t cport, bool from_client, uint32_t seq, uint8_t flags,
+                    const uint8_t *data, size_t len)
+{
+    cm_pkt p;
+    memset(&p, 0, sizeof p);
+    cm_addr dev = { 4, { 10, 0, 0, (uint8_t)client }, cport }, cloud = { 4, { 10, 0, 0, 1 }, 5683 };
+    p.src = from_client ? dev : cloud;
+    p.dst = from_client ? cloud : dev;
+    p.seq = seq;
+    p.flags = flags;
+    p.payload = data;
+    p.payload_len = p.payload_wire_len = len;
+    return p;
+}
+
+/* SYN, SYN-ACK, the nonce; then nframes 18-byte frames from the device after a made-up handshake;
+ * closes with FIN both ways when fin is set. */
+static void feed_conn(cm_mon *m, int client, uint16_t port, double t, int nframes, bool fin)
+{
+    static uint8_t buf[384];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 167 + 13);           /* not text: a plausible nonce */
+    uint32_t cs = 1000, ss = 50000;
+    cm_pkt p = mkpkt(client, port, true, cs, CM_TCP_SYN, NULL, 0);
+    cm_mon_packet(m, t, CM_DEC_TCP, &p);
+    p = mkpkt(client, port, false, ss, CM_TCP_SYN | CM_TCP_ACK, NULL, 0);
+    cm_mon_packet(m, t, CM_DEC_TCP, &p);
+    cs++, ss++;
+    p = mkpkt(client, port, false, ss, CM_TCP_ACK, buf, 40);
+    cm_mon_packet(m, t + 0.01, CM_DEC_TCP, &p);
+    ss += 40;
+    p = mkpkt(client, port, true, cs, CM_TCP_ACK, buf, 256);
+    cm_mon_packet(m, t + 0.02, CM_DEC_TCP, &p);
+    cs += 256;
+    p = mkpkt(client, port, false, ss, CM_TCP_ACK, buf, 384);
+    cm_mon_packet(m, t + 0.03, CM_DEC_TCP, &p);
+    ss += 384;
+    uint8_t frame[18] = { 0x00, 0x10 };
+    for (int i = 0; i < nframes; i++) {
+        memset(frame + 2, i & 0xff, 16);
+        p = mkpkt(client, port, true, cs, CM_TCP_ACK, frame, sizeof frame);
+        cm_mon_packet(m, t + 0.04 + i * 0.001, CM_DEC_TCP, &p);
+        cs += sizeof frame;
+    }
+    if (fin) {
+        p = mkpkt(client, port, true, cs, CM_TCP_ACK | CM_TCP_FIN, NULL, 0);
+        cm_mon_packet(m, t + 5, CM_DEC_TCP, &p);
+        p = mkpkt(client, port, false, ss, CM_TCP_ACK | CM_TCP_FIN, NULL, 0);
+        cm_mon_packet(m, t + 5, CM_DEC_TCP, &p);
+        /* a late retransmission of the last frame belongs to the ended connection */
+        p = mkpkt(client, port, true, cs - (nframes ? 18 : 0), CM_TCP_ACK, frame, nframes ? 18 : 0);
+        if (nframes)
+            cm_mon_packet(m, t + 6, CM_DEC_TCP, &p);
+    }
+}
+
+static int count_ended(const cm_mon *m)
+{
+    int n = 0;
+    for (guint i = 0; i < m->conns->len; i++)
+        n += ((cm_conn *)g_ptr_array_index(m->conns, i))->ended;
+    return n;
+}
+
+static void test_mon_history_and_linger(void **st)
+{
+    (void)st;
+    kr_keyfile *kf = kr_keyfile_new_empty();
+    cm_mon m;
+    cm_mon_init(&m, kf);
+    m.max_history = 2;
+    for (int i = 0; i < 5; i++)
+        feed_conn(&m, 2 + i, (uint16_t)(40000 + i), 100.0 + i * 10, 3, true);
+    assert_int_equal(m.st.conns, 5);               /* late retransmissions opened nothing new */
+    assert_int_equal(cm_mon_live_count(&m), 0);
+    assert_int_equal(count_ended(&m), 2);          /* only the newest two ended ones are kept */
+    cm_conn *last = g_ptr_array_index(m.conns, m.conns->len - 1);
+    assert_int_equal(last->id, 5);
+    assert_true(last->late_packets >= 1);
+    assert_string_equal(last->end_reason, "closed by both sides");
+    assert_true(last->info.verdict.final || last->info.verdict.code != KR_V_NONE);
+    cm_mon_free(&m);
+    kr_keyfile_free(kf);
+}
+
+static void test_mon_table_limit_and_idle(void **st)
+{
+    (void)st;
+    kr_keyfile *kf = kr_keyfile_new_empty();
+    cm_mon m;
+    cm_mon_init(&m, kf);
+    m.max_conns = 3;
+    m.idle = 30;
+    for (int i = 0; i < 5; i++)
+        feed_conn(&m, 2 + i, (uint16_t)(41000 + i), 200.0 + i, 1, false);
+    assert_int_equal(cm_mon_live_count(&m), 3);    /* the table never holds more than its limit */
+    assert_int_equal(m.st.evicted, 2);
+    cm_conn *first = g_ptr_array_index(m.conns, 0);
+    assert_true(first->ended);                     /* the one idle the longest went first */
+    assert_string_equal(first->end_reason, "evicted (connection table full)");
+    cm_mon_expire(&m, 300.0);                      /* everything silent for more than 30 s */
+    assert_int_equal(cm_mon_live_count(&m), 0);
+    assert_int_equal(m.st.expired, 3);
+    cm_mon_free(&m);
+    kr_keyfile_free(kf);
+}
+
+static void test_mon_event_limit(void **st)
+{
+    (void)st;
+    kr_keyfile *kf = kr_keyfile_new_empty();
+    cm_mon m;
+    cm_mon_init(&m, kf);
+    feed_conn(&m, 2, 42000, 300.0, 3000, false);
+    cm_conn *c = g_ptr_array_index(m.conns, 0);
+    assert_int_equal(c->events->len, CM_MAX_EVENTS);   /* bounded */
+    assert_true(c->events_dropped > 0);
+    /* the opening stays: the SYN, then the first steps of the handshake */
+    const cm_event *e0 = &g_array_index(c->events, cm_event, 0);
+    assert_int_equal(e0->type, CM_EV_TCP);
+    assert_string_equal(e0->title, "SYN");
+    bool first_step = false;
+    for (int i = 1; i < 6; i++) {
+        const cm_event *ei = &g_array_index(c->events, cm_event, i);
+        first_step |= ei->type == CM_EV_STEP && ei->time < 300.015;   /* the 40 bytes at 300.01 */
+    }
+    assert_true(first_step);
+    /* and the newest are the last frames */
+    const cm_event *e = &g_array_index(c->events, cm_event, c->events->len - 1);
+    assert_true(e->time > 300.0 + 0.04 + 2990 * 0.001);
+    cm_mon_free(&m);
+    kr_keyfile_free(kf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +549,9 @@ int main(void)
         cmocka_unit_test(test_decode_links),
         cmocka_unit_test(test_decode_ipv6_ext),
         cmocka_unit_test(test_export_build),
+        cmocka_unit_test(test_mon_history_and_linger),
+        cmocka_unit_test(test_mon_table_limit_and_idle),
+        cmocka_unit_test(test_mon_event_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
