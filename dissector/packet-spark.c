@@ -126,6 +126,7 @@ static expert_field ei_spark_verdict_inferred = EI_INIT;
 static expert_field ei_spark_verdict_not_spark = EI_INIT;
 static expert_field ei_spark_verdict_capture = EI_INIT;
 static expert_field ei_spark_not_opened = EI_INIT;
+static expert_field ei_spark_no_key = EI_INIT;
 static expert_field ei_spark_not_decrypted = EI_INIT;
 static expert_field ei_spark_partial = EI_INIT;
 static expert_field ei_spark_decrypt_error = EI_INIT;
@@ -983,6 +984,17 @@ static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spa
         if (s->session_opened == KR_NO)
             expert_add_info_format(pinfo, sti, &ei_spark_not_opened, "Session key block not opened: %s",
                                    s->note[0] ? s->note : kr_hs_result_str(s->hs_result));
+        else if (s->session_opened == KR_UNKNOWN && !s->session_known) {
+            if (sr->conn_id_known)
+                expert_add_info_format(pinfo, sti, &ei_spark_no_key,
+                                       "No key for device %s: the session stays encrypted (add a line "
+                                       "'device %s PATH' with its private key to the keyfile)",
+                                       sr->conn_id, sr->conn_id);
+            else
+                expert_add_info_format(pinfo, sti, &ei_spark_no_key,
+                                       "No device key: the session stays encrypted (add 'device * PATH' with "
+                                       "the device's private key to the keyfile)");
+        }
         if (s->signature_valid == KR_NO || s->signature_ok == KR_NO)
             expert_add_info_format(pinfo, sti, &ei_spark_signature_bad,
                                    "The session block's signature does not verify: %s",
@@ -1563,6 +1575,8 @@ void proto_register_spark(void)
           "The capture does not hold the whole handshake", EXPFILL } },
         { &ei_spark_not_opened, { "spark.expert.not_opened", PI_DECRYPTION, PI_WARN,
           "Handshake block not opened with the keys at hand", EXPFILL } },
+        { &ei_spark_no_key, { "spark.expert.no_key", PI_DECRYPTION, PI_WARN,
+          "No device key for this connection", EXPFILL } },
         { &ei_spark_not_decrypted, { "spark.expert.not_decrypted", PI_DECRYPTION, PI_NOTE,
           "Frame not decrypted", EXPFILL } },
         { &ei_spark_partial, { "spark.expert.partial", PI_DECRYPTION, PI_WARN,

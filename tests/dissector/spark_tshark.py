@@ -742,6 +742,15 @@ def test_samples_wrong_keys(sh):
     out = sh.run(["-2", "-r", cap, "-o", "spark.keyfile:" + kf, "-q", "-z", "expert"]).stdout
     check("Device ID block not opened" in out and "Session key block not opened" in out,
           "the expert infos must say which blocks did not open:\n" + out)
+    # the server keys alone: the id block opens (device id known), the session has no key
+    kf = sh.write("samples/healthy/server-only", "server-private keys/server-private.pem\n"
+                  "server-public keys/server-public.der\n")
+    out = sh.run(["-2", "-r", cap, "-o", "spark.keyfile:" + kf, "-q", "-z", "expert,warn"]).stdout
+    check("No key for device 53ff6c065067544816300187" in out, "the expert infos must name the device without a "
+          "key:\n" + out)
+    conns = connections(sh, cap, kf)
+    check(conns[0]["ids"] == {"53ff6c065067544816300187"} and conns[0]["decrypted"] == 0,
+          "server keys only: the id is known, nothing decrypts: %r" % conns)
 
 
 TESTS = {
