@@ -1104,7 +1104,11 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
             return;
         }
         const char *w = wire[0] ? wire : "the capture ends before the device answered the session block";
-        if (t->session_opened == KR_NO) {
+        if (t->session_opened == KR_NO && t->offered_key_known == KR_NO) {
+            vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "the session block does not open with %s, but that key is "
+                 "not the one the device offers in its id block either, so the keyfile does not hold this "
+                 "device's key; %s", kname, w);
+        } else if (t->session_opened == KR_NO) {
             vset(v, KR_V_DEVICE_KEY_MISMATCH, true, "the session block does not open with %s: the cloud "
                  "encrypted the session key to another public key; %s", kname, w);
         } else if (t->signature_valid == KR_NO) {
@@ -1113,6 +1117,10 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
         } else if (t->signature_ok == KR_NO) {
             vset(v, KR_V_BAD_SIGNATURE, true, "the signature recovers with the server public key but signs "
                  "another HMAC than HMAC(M, E); %s", w);
+        } else if (t->session_opened == KR_YES && t->offered_key_known == KR_NO) {
+            vset(v, KR_V_DEVICE_KEY_MISMATCH, true, "the session block opens with %s, but the public key the "
+                 "device offers in its id block is another one: the cloud encrypted to a key the device does not "
+                 "hold; %s", kname, w);
         } else if (t->session_opened == KR_YES && t->signature_ok == KR_YES) {
             vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "the session block opens with %s and its signature is "
                  "good, yet the device rejected it: the device holds another private key; %s", kname, w);

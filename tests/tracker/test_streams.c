@@ -474,6 +474,21 @@ static void test_device_key_mismatch(void **state)
     /* the server public key (or its private half) sees a genuine signature: bad-signature is ruled out */
     expect(s.c, "u", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch");
     expect(s.c, "p", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch");
+    /* the keyfile holds the key the cloud has on file, not the device's: E opens with it, and the id block
+     * shows the device offering another public key */
+    {
+        char text[256];
+        snprintf(text, sizeof text, "server-private server.der\ndevice %s other-device.der\n", K.id_hex);
+        kr_keyfile *kf = tk_keyfile(K.dir, text);
+        kr_verdict v;
+        char *out = tk_conn_run(s.c, kf, 0, &v);
+        assert_int_equal(v.code, KR_V_DEVICE_KEY_MISMATCH);
+        assert_true(v.proven);
+        assert_non_null(strstr(v.evidence, "offers in its id block is another one"));
+        assert_non_null(strstr(out, "offered=no"));
+        g_free(out);
+        kr_keyfile_free(kf);
+    }
     s_end(&s);
 
     /* G1: the device keeps sending frames the cloud cannot read; the cloud closes 30 s later */
