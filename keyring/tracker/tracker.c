@@ -922,7 +922,8 @@ static void feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double
     }
     while (len > 0) {
         /* the cloud sending past its nonce before the device's id block: not this protocol */
-        if (dir == KR_S2D && ds->st == PST_SESSION && ds->have == 0 && !t->idblock_seen && !t->mid_session) {
+        if (dir == KR_S2D && ds->st == PST_SESSION && ds->have == 0 && !t->idblock_seen && !t->mid_session &&
+            !t->d[KR_D2S].gapped) {
             declare_not_spark(t, dir, ts, "the cloud sent more than 40 bytes before the device's 256-byte id "
                               "block");
         }
@@ -1037,6 +1038,12 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
     }
 
     uint32_t dframes = dd->frames, sframes = sd->frames;
+    if (!t->sessionblock_seen && sframes > 0 && dframes > 0) {
+        /* cloud frames without a session block: it was lost in a gap, and the session runs */
+        vset(v, KR_V_OK, false, "the session block is missing from the capture (gap), but the device and the "
+             "cloud exchange frames");
+        return;
+    }
     if (t->sessionblock_seen) {
         double since = closed ? ct - t->sessionblock_time : 0;
         if (dframes > 0 && sframes > 0) {
@@ -1383,6 +1390,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
     note_time(t, ts);
     kr_dirstate *ds = &t->d[dir];
     uint64_t at = ds->offset;
+    ds->gapped = true;
     char nb[48];
     if (nbytes)
         snprintf(nb, sizeof nb, "%llu bytes", (unsigned long long)nbytes);

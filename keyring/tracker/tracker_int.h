@@ -36,6 +36,7 @@ typedef struct kr_dirstate {
     bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled) */
     bool sniffed;          /* first bytes of the stream checked */
     bool started_at_zero;  /* the stream is seen from its first byte */
+    bool gapped;           /* bytes of this direction were lost in a gap */
     kr_cipher *cipher;
     uint8_t *pt;           /* plaintext scratch */
     size_t pt_cap;
