@@ -34,12 +34,6 @@ static void sfmt(char *buf, size_t cap, const char *fmt, ...)
 
 #define KR_KEY_FILE_MAX (1024 * 1024)
 
-/* SHA-256 of the production cloud's 294-byte SubjectPublicKeyInfo (PROTOCOL.md 5.3). */
-static const uint8_t particle_cloud_sha256[32] = {
-    0xaa, 0x8a, 0xba, 0x3c, 0x97, 0x3e, 0xd4, 0xb6, 0x68, 0x99, 0x90, 0x47, 0xa0, 0x95, 0x97, 0x94,
-    0x8f, 0x36, 0xee, 0xfd, 0xe5, 0x25, 0x35, 0x2e, 0x70, 0x5f, 0xe8, 0xef, 0x98, 0xc1, 0x67, 0x7e,
-};
-
 static const uint8_t oid_rsa[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01};
 static const uint8_t oid_rsa_pss[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a};
 static const uint8_t oid_ec[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01};
@@ -560,9 +554,17 @@ char *kr_key_fingerprint(const kr_key *key, char out[65])
     return kr_hex(key->spki_sha256, 32, out);
 }
 
+bool kr_key_has_fingerprint(const kr_key *key, const char *sha256_hex)
+{
+    uint8_t want[32];
+    if (!key || !sha256_hex || strlen(sha256_hex) != 64 || kr_unhex(sha256_hex, want, sizeof want) != 0)
+        return false;
+    return memcmp(key->spki_sha256, want, sizeof want) == 0;
+}
+
 bool kr_key_is_particle_cloud(const kr_key *key)
 {
-    return key && memcmp(key->spki_sha256, particle_cloud_sha256, 32) == 0;
+    return kr_key_has_fingerprint(key, KR_PARTICLE_CLOUD_FINGERPRINT);
 }
 
 const char *kr_key_encoding_str(const kr_key *key)

@@ -1,12 +1,10 @@
 #!/bin/bash
 # Makes the key material the keyring tests read, with the openssl command line only (never with
 # libkeyring itself), so that the tests compare libkeyring against an independent implementation.
-#   mkfixtures.sh OUTDIR STAMP CLOUD_DER
-# CLOUD_DER: the public key of the Particle cloud (PROTOCOL.md 5.3), 294 bytes of DER.
+#   mkfixtures.sh OUTDIR STAMP
 set -eu
 out=$1
 stamp=$(realpath -m "$2")
-cloud=$(realpath "$3")
 rm -rf "$out"
 mkdir -p "$out"
 cd "$out"
@@ -92,11 +90,12 @@ ff() { dd if=/dev/zero bs=1024 count="$1" 2>/dev/null | tr '\000' '\377'; }
 # trailing bytes that are not erased flash
 { cat device.der; printf 'JUNK'; } > device-junk.der
 
-# the cloud's public key as spark-cli wrote it to a device: DER, 0xFF up to 384, the address record
-cp "$cloud" particle-cloud.der
-{ cat "$cloud"; ff 1; } | head -c 384 > cloud384.tmp
-{ cat cloud384.tmp; printf '\001\017device.spark.io\000'; ff 1; } | head -c 512 > particle-cloud-cli.der
+# a server public key as spark-cli wrote it to a device: DER, 0xFF up to 384, the address record
+{ cat server.pub.der; ff 1; } | head -c 384 > cloud384.tmp
+{ cat cloud384.tmp; printf '\001\017device.spark.io\000'; ff 1; } | head -c 512 > server-cli.der
 rm -f cloud384.tmp
+# the fingerprint of server.pub.der, computed by openssl
+openssl dgst -sha256 -r server.pub.der | cut -c1-64 > server.pub.sha256
 
 # ---- flash dumps ---------------------------------------------------------------------------------
 put() {   # put FILE OFFSET DATAFILE

@@ -1,4 +1,5 @@
 /* Key loading and checks, on keys made by the openssl command line and the PROTOCOL.md 8 keys. */
+#include <ctype.h>
 #include "testutil.h"
 #include "vectors.h"
 
@@ -337,30 +338,41 @@ static void test_protocol_keys(void **state)
 static void test_particle_cloud(void **state)
 {
     (void)state;
-    kr_key *k = fx_key("particle-cloud.der");
-    assert_true(kr_key_is_particle_cloud(k));
-    kr_note notes[16];
-    int n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
-    assert_non_null(find_note(notes, n, KR_NOTE_INFO, "Particle"));
-    assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
+    /* the fingerprint of PROTOCOL.md 5.3 */
+    assert_string_equal(KR_PARTICLE_CLOUD_FINGERPRINT,
+                        "aa8aba3c973ed4b668999047a09597948f36eefde525352e705fe8ef98c1677e");
+
+    /* fingerprint matching, against the value openssl computed for server.pub.der */
+    char want[80] = {0};
+    FILE *f = fopen(fx_path("server.pub.sha256"), "r");
+    assert_non_null(f);
+    assert_non_null(fgets(want, sizeof want, f));
+    fclose(f);
+    want[strcspn(want, "\r\n")] = 0;
+    assert_int_equal(strlen(want), 64);
+    kr_key *k = fx_key("server.pub.der");
+    assert_true(kr_key_has_fingerprint(k, want));
+    for (char *p = want; *p; p++)   /* either case */
+        *p = (char)toupper((unsigned char)*p);
+    assert_true(kr_key_has_fingerprint(k, want));
+    want[10] = want[10] == '0' ? '1' : '0';
+    assert_false(kr_key_has_fingerprint(k, want));
+    assert_false(kr_key_has_fingerprint(k, "aa8a"));
+    assert_false(kr_key_is_particle_cloud(k));
     kr_key_free(k);
 
     /* the file spark-cli wrote to the server-key slot: key, 0xFF, address record at 384 */
-    k = fx_key("particle-cloud-cli.der");
-    assert_true(kr_key_is_particle_cloud(k));
+    k = fx_key("server-cli.der");
     assert_int_equal(k->der_len, 294);
     assert_int_equal(k->trailing_len, 512 - 294);
     assert_false(k->trailing_all_ff);
     assert_true(k->trailing_address);
     assert_string_equal(k->trailing_address_text, "domain device.spark.io port 5683");
-    n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
+    kr_note notes[16];
+    int n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
     assert_non_null(find_note(notes, n, KR_NOTE_INFO, "server address record"));
     assert_int_equal(count_level(notes, n, KR_NOTE_WARNING), 0);
     assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
-    kr_key_free(k);
-
-    k = fx_key("server.pub.der");
-    assert_false(kr_key_is_particle_cloud(k));
     kr_key_free(k);
 }
 

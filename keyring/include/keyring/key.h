@@ -63,7 +63,13 @@ int kr_key_public_spki(const kr_key *key, uint8_t *out, size_t out_cap);
 /* SHA-256 fingerprint as 64 lower-case hex digits into out[65]. */
 char *kr_key_fingerprint(const kr_key *key, char out[65]);
 
-/* True for the public Particle cloud key (PROTOCOL.md 5.3, SPKI SHA-256 aa8aba3c...). */
+/* SHA-256 of the public Particle cloud key's 294-byte SPKI DER (PROTOCOL.md 5.3). */
+#define KR_PARTICLE_CLOUD_FINGERPRINT "aa8aba3c973ed4b668999047a09597948f36eefde525352e705fe8ef98c1677e"
+
+/* True when the key's fingerprint equals 64 hex digits (either case). */
+bool kr_key_has_fingerprint(const kr_key *key, const char *sha256_hex);
+
+/* True for the public Particle cloud key: kr_key_has_fingerprint(key, KR_PARTICLE_CLOUD_FINGERPRINT). */
 bool kr_key_is_particle_cloud(const kr_key *key);
 
 /* Human words for the encoding, e.g. "PKCS#1 RSAPrivateKey DER". */
