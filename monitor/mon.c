@@ -322,6 +322,8 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
         if (gone && !((p->flags & CM_TCP_SYN) && !(p->flags & CM_TCP_ACK)) && ts - gone->last < CM_LINGER) {
             /* a retransmission or a last ACK after the end: it belongs to the ended connection */
             gone->late_packets++;
+            gone->packets++;
+            gone->wire_bytes += p->payload_wire_len;
             return;
         }
         if (gone) {
