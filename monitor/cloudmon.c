@@ -313,7 +313,7 @@ int main(int argc, char **argv)
             fflush(stderr);
         }
         int pfd = a->cap.live ? pcap_get_selectable_fd(a->cap.p) : -1;
-        while (!a->eof) {
+        while (!a->eof && !a->out.broken) {
             int n = cm_app_pump(a, 256);
             cm_app_tick(a);
             if (a->cap.live && n == 0 && !a->eof) {

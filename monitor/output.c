@@ -52,11 +52,18 @@ static void jdevice(json_object *o, const cm_conn *c)
         jstr(o, "device_id", i->device_id_hex);
 }
 
+/* Every line goes out at once (a live capture is followed as it happens); a failed write stops the run. */
+static void line_done(cm_output *o)
+{
+    if (fflush(o->out) != 0 || ferror(o->out))
+        o->broken = true;
+}
+
 static void jemit(cm_output *o, json_object *j)
 {
     fputs(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), o->out);
     fputc('\n', o->out);
-    fflush(o->out);
+    line_done(o);
     json_object_put(j);
 }
 
@@ -187,7 +194,7 @@ static void t_step(void *ud, const cm_conn *c, const kr_step *s)
     if (s->note[0] && !(s->msg && s->frame_state == KR_FRAME_DECRYPTED))
         fprintf(o->out, ": %s", s->note);
     fputc('\n', o->out);
-    fflush(o->out);
+    line_done(o);
 }
 
 static void t_message(void *ud, const cm_conn *c, const kr_message *m)
@@ -202,7 +209,7 @@ static void t_message(void *ud, const cm_conn *c, const kr_message *m)
     else
         fprintf(o->out, " [first block lost]");
     fprintf(o->out, ": %s\n", m->summary);
-    fflush(o->out);
+    line_done(o);
 }
 
 static void t_finding(void *ud, const cm_conn *c, const kr_finding *f)
@@ -210,7 +217,7 @@ static void t_finding(void *ud, const cm_conn *c, const kr_finding *f)
     cm_output *o = ud;
     tprefix(o, c, f->time);
     fprintf(o->out, "%s finding %s: %s\n", kr_dir_short(f->dir), kr_finding_str(f->code), f->text);
-    fflush(o->out);
+    line_done(o);
 }
 
 static void t_verdict(void *ud, const cm_conn *c, const kr_verdict *v)
@@ -231,7 +238,7 @@ static void t_verdict(void *ud, const cm_conn *c, const kr_verdict *v)
         fputc(']', o->out);
     }
     fputc('\n', o->out);
-    fflush(o->out);
+    line_done(o);
 }
 
 static void tally_end(void *ud, const cm_conn *c)

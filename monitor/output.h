@@ -15,6 +15,7 @@ typedef struct cm_tally {
 typedef struct cm_output {
     FILE *out;
     bool json;
+    bool broken;             /* writing failed (e.g. the reader of a pipe went away): stop */
     cm_tally tally;
 } cm_output;
 
