@@ -208,17 +208,14 @@ struct spark_conv;
 
 /* Everything one frame showed on the first pass. */
 typedef struct spark_frame_rec {
-    struct spark_conv *conv;
     guint32 frame;
-    kr_dir dir;
     wmem_array_t *events;         /* spark_ev, in the order the tracker reported them */
     guint32 fed;                  /* new stream bytes this frame gave the tracker */
     guint32 retransmitted;        /* bytes already seen, dropped */
     guint64 gap;                  /* bytes missing before this frame's bytes */
     guint32 completed_in;         /* the bytes continue a PDU completed in that frame (0 unknown) */
-    gboolean pending;             /* its last bytes belong to a PDU not yet complete */
-    guint64 range_start;          /* stream offsets of the bytes it gave the tracker */
-    guint64 range_end;
+    guint64 range_start;          /* stream offsets of the bytes it gave the tracker (while some of */
+    guint64 range_end;            /* them belong to a PDU not yet complete) */
     const char *keyfile_error;    /* shown on the first frame of a connection */
 } spark_frame_rec;
 
@@ -348,14 +345,12 @@ static spark_frame_rec *rec_get(packet_info *pinfo)
     return (spark_frame_rec *)p_get_proto_data(wmem_file_scope(), pinfo, proto_spark, 0);
 }
 
-static spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv, kr_dir dir)
+static spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
 {
     spark_frame_rec *rec = rec_get(pinfo);
     if (!rec) {
         rec = wmem_new0(wmem_file_scope(), spark_frame_rec);
-        rec->conv = conv;
         rec->frame = pinfo->num;
-        rec->dir = dir;
         rec->events = wmem_array_new(wmem_file_scope(), sizeof(spark_ev));
         p_add_proto_data(wmem_file_scope(), pinfo, proto_spark, 0, rec);
     }
@@ -573,6 +568,11 @@ static spark_conv *conv_new(conversation_t *c, packet_info *pinfo, gboolean serv
         conv->pending[d] = wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
     conv->messages = wmem_array_new(wmem_file_scope(), sizeof(spark_msg_rec *));
     conversation_add_proto_data(c, proto_spark, conv);
+    if (conv->tracker && pinfo->ptype == PT_TCP) {
+        struct tcp_analysis *tcpd = get_tcp_conversation_data(c, pinfo);
+        if (tcpd && tcpd->server_port != 0)   /* the SYN is in the capture: the connection starts here */
+            kr_tracker_open(conv->tracker, ts_of(&tcpd->ts_first));
+    }
     if (conv->tracker) {
         if (!spark_trackers)
             spark_trackers = g_ptr_array_new();
@@ -703,7 +703,6 @@ static void feed_segment(spark_conv *conv, spark_frame_rec *rec, tvbuff_t *tvb, 
         rec->fed += len;
         /* bytes after the last PDU this frame completed belong to a PDU still to come */
         if (!conv->step_in_chunk || conv->last_step_end[dir] != conv->stream_pos[dir]) {
-            rec->pending = TRUE;
             rec->range_start = conv->chunk_start;
             rec->range_end = conv->stream_pos[dir];
             wmem_array_append_one(conv->pending[dir], rec);
@@ -1253,28 +1252,14 @@ static int dissect_spark_common(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
     spark_frame_rec *rec;
 
     if (!PINFO_FD_VISITED(pinfo)) {
-        const struct tcpinfo *tcpi = (const struct tcpinfo *)data;
-        kr_dir dir;
-        if (pinfo->ptype != PT_TCP)
-            tcpi = NULL;
-        if (!conv) {
-            struct tcp_analysis *tcpd = NULL;
+        const struct tcpinfo *tcpi = pinfo->ptype == PT_TCP ? (const struct tcpinfo *)data : NULL;
+        gboolean first = conv == NULL;
+        if (first)
             conv = conv_new(c, pinfo, server_is_src_if_new);
-            if (pinfo->ptype == PT_TCP)
-                tcpd = get_tcp_conversation_data(c, pinfo);
-            if (conv->tracker && tcpd && tcpd->server_port != 0) {
-                /* the SYN is in the capture: the connection starts here */
-                kr_tracker_open(conv->tracker, ts_of(&tcpd->ts_first));
-            }
-            dir = conv_dir(conv, pinfo);
-            rec = rec_get_or_new(pinfo, conv, dir);
-            if (spark_keys_error)
-                rec->keyfile_error = wmem_strdup(wmem_file_scope(), spark_keys_error);
-        } else {
-            dir = conv_dir(conv, pinfo);
-            rec = rec_get_or_new(pinfo, conv, dir);
-        }
-        feed_segment(conv, rec, tvb, 0, pinfo, tcpi, dir);
+        rec = rec_get_or_new(pinfo, conv);
+        if (first && spark_keys_error)
+            rec->keyfile_error = wmem_strdup(wmem_file_scope(), spark_keys_error);
+        feed_segment(conv, rec, tvb, 0, pinfo, tcpi, conv_dir(conv, pinfo));
         pass_get(pinfo)->main_ran = TRUE;
     } else {
         rec = rec_get(pinfo);
@@ -1330,13 +1315,85 @@ static gboolean dissect_spark_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tree
     return TRUE;
 }
 
-/* Sees every frame: FIN and RST of Spark connections go to the tracker (first pass), and what they
- * decided is shown on that frame (every pass). */
+/* The last value of a field the postdissector asked for (see set_postdissector_wanted_hfids). */
+static field_info *last_field(proto_tree *tree, int hf)
+{
+    GPtrArray *a;
+    if (!tree || hf <= 0)
+        return NULL;
+    a = proto_get_finfo_ptr_array(tree, hf);
+    return (a && a->len > 0) ? (field_info *)g_ptr_array_index(a, a->len - 1) : NULL;
+}
+
+static guint32 field_uint(field_info *fi)
+{
+#if WIRESHARK_VERSION_MAJOR > 4 || (WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR >= 2)
+    return fvalue_get_uinteger(fi->value);
+#else
+    return fvalue_get_uinteger(&fi->value);
+#endif
+}
+
+/* TCP gives no payload to subdissectors for segments it takes for retransmissions
+ * (tcp.no_subdissector_on_error), although they may carry new bytes: feed those from here. */
+static void post_feed_payload(spark_conv *conv, tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
+{
+    field_info *pfi = last_field(tree, hf_tcp_payload_id);
+    field_info *sfi = last_field(tree, hf_tcp_seq_id);
+    struct tcpinfo ti;
+
+    if (!pfi || !sfi || pfi->ds_tvb != tvb || pfi->length <= 0 || !tvb_bytes_exist(tvb, pfi->start, pfi->length))
+        return;
+    memset(&ti, 0, sizeof ti);
+    ti.seq = field_uint(sfi);
+    feed_segment(conv, rec_get_or_new(pinfo, conv), tvb_new_subset_length(tvb, pfi->start, pfi->length),
+                 pfi->start, pinfo, &ti, conv_dir(conv, pinfo));
+}
+
+/* FIN and RST: once per side (an RST after a FIN too). */
+static void post_close(spark_conv *conv, packet_info *pinfo, proto_tree *tree, conversation_t *c)
+{
+    field_info *ffi = last_field(tree, hf_tcp_flags_id);
+    guint32 flags = 0;
+    kr_dir by = conv_dir(conv, pinfo);
+    gboolean rst;
+    spark_frame_rec *rec;
+    spark_close_rec *cr;
+
+    if (ffi) {
+        flags = field_uint(ffi);
+    } else {
+        /* no tree: TCP still remembers the frame of each side's FIN */
+        struct tcp_analysis *tcpd = get_tcp_conversation_data(c, pinfo);
+        if (tcpd && tcpd->fwd && tcpd->fwd->fin == pinfo->num)
+            flags = SPARK_TH_FIN;
+    }
+    if (!(flags & (SPARK_TH_FIN | SPARK_TH_RST)) || !conv->tracker || conv->finished)
+        return;
+    rst = (flags & SPARK_TH_RST) != 0;
+    if (conv->closed[by] && (!rst || conv->reset[by]))
+        return;
+    conv->closed[by] = TRUE;
+    conv->reset[by] = conv->reset[by] || rst;
+    rec = rec_get_or_new(pinfo, conv);
+    cr = wmem_new0(wmem_file_scope(), spark_close_rec);
+    cr->by = by;
+    cr->rst = rst;
+    rec_add(rec, SPARK_EV_CLOSE, cr);
+    conv->cur = rec;
+    conv->last_ts = ts_of(&pinfo->abs_ts);
+    kr_tracker_close(conv->tracker, by, rst, conv->last_ts);
+    conv->cur = NULL;
+}
+
+/* Sees every frame: on the first pass, the bytes TCP kept from us and FIN/RST of Spark connections go to
+ * the tracker; on every pass, what they brought is shown on the frame. */
 static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
 {
     conversation_t *c;
     spark_conv *conv;
     spark_frame_rec *rec;
+    spark_pass *pass;
 
     if (pinfo->ptype != PT_TCP)
         return 0;
@@ -1344,78 +1401,17 @@ static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
     conv = conv_get(c);
     if (!conv)
         return 0;
-
+    pass = pass_get(pinfo);
     if (!PINFO_FD_VISITED(pinfo)) {
-        guint32 flags = 0;
-        gboolean have_flags = FALSE;
-        if (tree && hf_tcp_flags_id > 0) {
-            GPtrArray *fa = proto_get_finfo_ptr_array(tree, hf_tcp_flags_id);
-            if (fa && fa->len > 0) {
-                field_info *fi = (field_info *)g_ptr_array_index(fa, fa->len - 1);
-#if WIRESHARK_VERSION_MAJOR > 4 || (WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR >= 2)
-                flags = fvalue_get_uinteger(fi->value);
-#else
-                flags = fvalue_get_uinteger(&fi->value);
-#endif
-                have_flags = TRUE;
-            }
-        }
-        if (!have_flags) {
-            struct tcp_analysis *tcpd = get_tcp_conversation_data(c, pinfo);
-            if (tcpd && tcpd->fwd && tcpd->fwd->fin == pinfo->num)
-                flags |= SPARK_TH_FIN;
-        }
-        /* TCP gives no payload to subdissectors for segments it takes for retransmissions
-         * (tcp.no_subdissector_on_error); their new bytes, if any, are fed from here */
-        if (!pass_get(pinfo)->main_ran && tree && hf_tcp_payload_id > 0 && hf_tcp_seq_id > 0) {
-            GPtrArray *pa = proto_get_finfo_ptr_array(tree, hf_tcp_payload_id);
-            GPtrArray *sa = proto_get_finfo_ptr_array(tree, hf_tcp_seq_id);
-            if (pa && pa->len > 0 && sa && sa->len > 0) {
-                field_info *pfi = (field_info *)g_ptr_array_index(pa, pa->len - 1);
-                field_info *sfi = (field_info *)g_ptr_array_index(sa, sa->len - 1);
-                if (pfi->ds_tvb == tvb && pfi->length > 0 &&
-                    tvb_bytes_exist(tvb, pfi->start, pfi->length)) {
-                    struct tcpinfo ti;
-                    tvbuff_t *ptvb = tvb_new_subset_length(tvb, pfi->start, pfi->length);
-                    kr_dir dir = conv_dir(conv, pinfo);
-                    memset(&ti, 0, sizeof ti);
-#if WIRESHARK_VERSION_MAJOR > 4 || (WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR >= 2)
-                    ti.seq = fvalue_get_uinteger(sfi->value);
-#else
-                    ti.seq = fvalue_get_uinteger(&sfi->value);
-#endif
-                    rec = rec_get_or_new(pinfo, conv, dir);
-                    feed_segment(conv, rec, ptvb, pfi->start, pinfo, &ti, dir);
-                }
-            }
-        }
-        if ((flags & (SPARK_TH_FIN | SPARK_TH_RST)) && conv->tracker && !conv->finished) {
-            kr_dir by = conv_dir(conv, pinfo);
-            gboolean rst = (flags & SPARK_TH_RST) != 0;
-            if (!conv->closed[by] || (rst && !conv->reset[by])) {
-                spark_close_rec *cr = wmem_new0(wmem_file_scope(), spark_close_rec);
-                conv->closed[by] = TRUE;
-                if (rst)
-                    conv->reset[by] = TRUE;
-                rec = rec_get_or_new(pinfo, conv, by);
-                cr->by = by;
-                cr->rst = rst;
-                rec_add(rec, SPARK_EV_CLOSE, cr);
-                conv->cur = rec;
-                conv->last_ts = ts_of(&pinfo->abs_ts);
-                kr_tracker_close(conv->tracker, by, rst, conv->last_ts);
-                conv->cur = NULL;
-            }
-        }
+        if (!pass->main_ran)
+            post_feed_payload(conv, tvb, pinfo, tree);
+        post_close(conv, pinfo, tree, c);
     }
     rec = rec_get(pinfo);
     if (!rec)
         return 0;
-    {
-        spark_pass *pass = pass_get(pinfo);
-        if (!pass->tree)
-            pass->info_started = TRUE;  /* a frame without Spark bytes keeps TCP's columns; we append */
-    }
+    if (!pass->tree)
+        pass->info_started = TRUE;  /* a frame without Spark bytes keeps TCP's columns; we append */
     render_rec(tvb, pinfo, tree, rec);
     return 0;
 }
