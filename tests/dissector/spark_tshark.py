@@ -144,9 +144,10 @@ def _csum(b):
 class Capture:
     """An Ethernet/IPv4/TCP connection written as a classic pcap; the device is the client."""
 
-    def __init__(self, cport=40001, sport=5683, t0=1700000000.0):
-        self.dev = ("10.0.0.2", cport)
-        self.srv = ("10.0.0.1", sport)
+    def __init__(self, cport=40001, sport=5683, t0=1700000000.0, ipv6=False):
+        self.ipv6 = ipv6
+        self.dev = ("fd00::2" if ipv6 else "10.0.0.2", cport)
+        self.srv = ("fd00::1" if ipv6 else "10.0.0.1", sport)
         self.seq = {0: 1000, 1: 70000}   # 0 = device->cloud, 1 = cloud->device
         self.pkts = []
         self.t = t0
@@ -155,10 +156,17 @@ class Capture:
         src, dst = (self.dev, self.srv) if d == 0 else (self.srv, self.dev)
         sq = self.seq[d] if seq is None else seq
         tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], sq, self.seq[1 - d], 5 << 4, flags, 65535, 0, 0) + data
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
-                         bytes(map(int, src[0].split("."))), bytes(map(int, dst[0].split("."))))
-        ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
-        eth = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
+        if self.ipv6:
+            import ipaddress
+            ip = struct.pack("!IHBB", 6 << 28, len(tcp), 6, 64) + ipaddress.IPv6Address(src[0]).packed + \
+                ipaddress.IPv6Address(dst[0]).packed
+            ethertype = b"\x86\xdd"
+        else:
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+                             bytes(map(int, src[0].split("."))), bytes(map(int, dst[0].split("."))))
+            ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+            ethertype = b"\x08\x00"
+        eth = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02" + ethertype
         self.t += 0.01
         self.pkts.append((self.t, eth + ip + tcp))
         if seq is None and advance:
@@ -221,10 +229,10 @@ def test_plugin_loads(sh):
           "no Spark heuristic on tcp:\n" + heur)
 
 
-def handshake_capture(rng, sport=5683, split=True):
+def handshake_capture(rng, sport=5683, split=True, ipv6=False):
     """A complete handshake shape: nonce in 2 segments, id block, session block in 3 segments, two Hellos,
     then two frames in one segment and one frame across two segments; closed by the device."""
-    c = Capture(sport=sport)
+    c = Capture(sport=sport, ipv6=ipv6)
     c.open()
     n = rnd(40, rng)
     if split:
@@ -250,9 +258,9 @@ def handshake_capture(rng, sport=5683, split=True):
     return c
 
 
-def test_handshake_shape(sh):
+def test_handshake_shape(sh, ipv6=False):
     rng = random.Random(5683)
-    cap = sh.write("shape.pcap", handshake_capture(rng).bytes())
+    cap = sh.write("shape.pcap", handshake_capture(rng, ipv6=ipv6).bytes())
     rows = sh.fields(cap, ["spark.step", "spark.direction", "spark.pdu.first_frame", "spark.pdu.completed_in",
                            "spark.frame.length", "spark.verdict"])
     by = {int(r[0]): r for r in rows}
@@ -274,6 +282,17 @@ def test_handshake_shape(sh):
           "frame 14 should complete a 48-byte frame begun in 13: %r" % by[14])
     for r in rows:
         check(int(r[0]) < 4 or int(r[0]) > 14 or r[1] or r[4], "frame %s shows nothing: %r" % (r[0], r))
+
+
+def test_ipv6(sh):
+    """The same over IPv6, on the port and through the heuristic."""
+    test_handshake_shape(sh, ipv6=True)
+    rng = random.Random(6)
+    cap = sh.write("v6heur.pcap", handshake_capture(rng, sport=7000, split=False, ipv6=True).bytes())
+    rows = sh.fields(cap, ["spark.step", "spark.direction", "ipv6.src"])
+    steps = [(r[1], r[2], r[3]) for r in rows if r[1]]
+    check(steps[:3] == [("nonce", "1", "fd00::1"), ("id-block", "0", "fd00::2"), ("session-block", "1", "fd00::1")],
+          "IPv6 on port 7000: %r" % rows)
 
 
 def test_retransmission(sh):
@@ -758,6 +777,7 @@ TESTS = {
     "stock-tshark": test_stock_tshark,
     "handshake-shape": test_handshake_shape,
     "retransmission": test_retransmission,
+    "ipv6": test_ipv6,
     "gap": test_gap,
     "heuristic": test_heuristic,
     "port-pref": test_port_pref,
