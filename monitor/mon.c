@@ -317,6 +317,12 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
     uint8_t key[KEY_LEN];
     make_key(&p->src, &p->dst, key);
     cm_conn *c = g_hash_table_lookup(m->live, key);
+    if (c && (p->flags & CM_TCP_SYN) && !(p->flags & CM_TCP_ACK) &&
+        (c->rs[0].delivered || c->rs[1].delivered || c->rs[0].ooo || c->rs[1].ooo)) {
+        /* a SYN on ports that carried data: a new connection reuses them, the old one is over */
+        conn_end(c, ts, "its ports were reused by a new connection", false);
+        c = NULL;
+    }
     if (!c) {
         cm_conn *gone = g_hash_table_lookup(m->closed, key);
         if (gone && !((p->flags & CM_TCP_SYN) && !(p->flags & CM_TCP_ACK)) && ts - gone->last < CM_LINGER) {

@@ -202,7 +202,7 @@ void cm_reasm_settle(cm_reasm *r, double ts, const cm_reasm_ops *ops, void *ud)
 
 void cm_reasm_ack(cm_reasm *r, uint32_t ack, double ts, const cm_reasm_ops *ops, void *ud)
 {
-    if (r->started && r->ooo && seq_diff(ack, r->ooo->seq) >= 0)
+    while (r->started && r->ooo && seq_diff(ack, r->ooo->seq) >= 0)
         skip_hole(r, ts, ops, ud);
 }
 

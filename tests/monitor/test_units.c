@@ -504,6 +504,24 @@ static void test_mon_table_limit_and_idle(void **st)
     kr_keyfile_free(kf);
 }
 
+static void test_mon_port_reuse(void **st)
+{
+    (void)st;
+    kr_keyfile *kf = kr_keyfile_new_empty();
+    cm_mon m;
+    cm_mon_init(&m, kf);
+    feed_conn(&m, 2, 43000, 400.0, 2, false);       /* never closed (the FINs were not captured) */
+    feed_conn(&m, 2, 43000, 410.0, 2, false);       /* the same ports again, with a new SYN */
+    assert_int_equal(m.st.conns, 2);
+    cm_conn *a = g_ptr_array_index(m.conns, 0), *b = g_ptr_array_index(m.conns, 1);
+    assert_true(a->ended);
+    assert_string_equal(a->end_reason, "its ports were reused by a new connection");
+    assert_false(b->ended);
+    assert_true(b->saw_syn);
+    cm_mon_free(&m);
+    kr_keyfile_free(kf);
+}
+
 static void test_mon_event_limit(void **st)
 {
     (void)st;
@@ -551,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_export_build),
         cmocka_unit_test(test_mon_history_and_linger),
         cmocka_unit_test(test_mon_table_limit_and_idle),
+        cmocka_unit_test(test_mon_port_reuse),
         cmocka_unit_test(test_mon_event_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
