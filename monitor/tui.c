@@ -195,7 +195,7 @@ static void k_save(cm_screen *s, cm_app *a)
 #define HELP (1u << CM_VIEW_HELP)
 
 const cm_key cm_keys[] = {
-    { { '?', KEY_F(1), 'H' }, "? F1", "show or leave this help", ALL, k_help },
+    { { '?', KEY_F(1) }, "? F1", "show or leave this help", ALL, k_help },
     { { 'q', 'Q' }, "q", "quit (prints a summary)", ALL, k_quit },
     { { KEY_UP, 'k' }, "Up k", "previous connection / scroll up", ALL, k_up },
     { { KEY_DOWN, 'j' }, "Down j", "next connection / scroll down", ALL, k_down },
