@@ -244,14 +244,24 @@ static void declare_not_spark(kr_tracker *t, kr_dir dir, double ts, const char *
 
 /* ---- sessions and ciphers ----------------------------------------------------------------------- */
 
+/* A cipher for the next frame of this direction: its IV is C1 of the last frame seen (whether or not
+ * that frame was decrypted), or M[16..31] before the first frame; when neither is known (the capture
+ * joined late, or a gap took the last frame) the next frame loses its first block. */
+static kr_cipher *cipher_at(const kr_tracker *t, kr_dir dir, const uint8_t key[16], const uint8_t iv[16])
+{
+    const kr_dirstate *ds = &t->d[dir];
+    kr_cipher *c = kr_cipher_new(key, ds->have_c1 ? ds->last_c1 : iv);
+    if (c && !ds->have_c1 && (t->mid_session || ds->frames > 0))
+        kr_cipher_lose_sync(c);
+    return c;
+}
+
 static void install_cipher(kr_tracker *t, kr_dir dir)
 {
     kr_dirstate *ds = &t->d[dir];
     if (ds->cipher)
         kr_cipher_free(ds->cipher);
-    ds->cipher = kr_cipher_new(t->sess.key, t->sess.iv);
-    if (ds->cipher && (t->mid_session || ds->frames > 0))
-        kr_cipher_lose_sync(ds->cipher);
+    ds->cipher = cipher_at(t, dir, t->sess.key, t->sess.iv);
 }
 
 static void install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool from_line)
@@ -300,15 +310,6 @@ static void consider_session_lines(kr_tracker *t)
     if (t->device_id_known)
         return;
     size_t n = kr_keyfile_session_count(t->kf);
-    if (n == 1) {
-        /* the only session line: use it (a wrong one shows as decrypt errors) */
-        const kr_entry *e = kr_keyfile_session_entry(t->kf, 0);
-        if (e) {
-            install_session(t, e->session, true);
-            adopt_id(t, e);
-        }
-        return;
-    }
     for (size_t i = 0; i < n && t->n_session_cands < 16; i++) {
         const kr_entry *e = kr_keyfile_session_entry(t->kf, i);
         if (e)
@@ -321,41 +322,44 @@ static bool coap_plausible(const uint8_t *pt, size_t len)
     return len >= 4 && (pt[0] >> 6) == 1 && (pt[0] & 0x0f) <= 8 && len >= 4u + (pt[0] & 0x0f);
 }
 
-/* Tries each candidate session line on this frame; installs the first that decrypts it. */
+/* Tries each candidate session line on this frame (no device id tells which applies); installs the
+ * first that decrypts it. A one-block frame whose first block is lost cannot tell: the next frame can. */
 static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *body, size_t len)
 {
-    kr_dirstate *ds = &t->d[dir];
     if (t->n_session_cands == 0 || len < 16)
         return;
     uint8_t *pt = malloc(len);
     if (!pt)
         return;
+    bool all_failed = true;
     for (size_t i = 0; i < t->n_session_cands; i++) {
         kr_session s;
         kr_session_from_material(t->session_cands[i], &s);
-        kr_cipher *c = kr_cipher_new(s.key, s.iv);
+        kr_cipher *c = cipher_at(t, dir, s.key, s.iv);
         if (!c)
             continue;
-        if (t->mid_session || ds->frames > 1)
-            kr_cipher_lose_sync(c);
         size_t pl = 0, skip = 0;
         kr_dec_result r = kr_cipher_decrypt(c, body, len, pt, &pl, &skip);
         kr_cipher_free(c);
         bool fits = (r == KR_DEC_OK && coap_plausible(pt, pl)) || (r == KR_DEC_PARTIAL && len >= 32);
+        if (r == KR_DEC_PARTIAL && len < 32)
+            all_failed = false;
         if (fits) {
             const uint8_t *m = t->session_cands[i];
-            uint64_t frames = ds->frames;
-            /* the new cipher must stand where this frame starts */
-            ds->frames = frames > 0 ? frames - 1 : 0;
             install_session(t, m, true);
-            ds->frames = (uint32_t)frames;
             for (size_t k = 0; k < kr_keyfile_session_count(t->kf); k++) {
                 const kr_entry *e = kr_keyfile_session_entry(t->kf, k);
                 if (e && e->session == m)
                     adopt_id(t, e);
             }
+            all_failed = false;
             break;
         }
+    }
+    if (all_failed) {
+        snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: none of the keyfile's "
+                 "session lines decrypts this connection's frames");
+        snprintf(t->info.no_decrypt_reason, sizeof t->info.no_decrypt_reason, "%s", t->no_decrypt_reason);
     }
     free(pt);
 }
@@ -617,8 +621,6 @@ static void do_frame(kr_tracker *t, kr_dir dir, double ts)
     if (hello)
         ds->first_frame_done = true;
     s.frame_len = (uint16_t)len;
-    ds->frames++;
-    t->info.frames[dir] = ds->frames;
 
     kr_message m;
     bool have_msg = false;
@@ -670,6 +672,15 @@ static void do_frame(kr_tracker *t, kr_dir dir, double ts)
                 ds->frames_ok++;
             }
         }
+    }
+    /* the frame is counted, and its C1 kept, once it has been decrypted (or not) */
+    ds->frames++;
+    t->info.frames[dir] = ds->frames;
+    if (ds->damaged) {
+        ds->have_c1 = false;
+    } else {
+        memcpy(ds->last_c1, body, 16);
+        ds->have_c1 = true;
     }
     if (bad)
         ds->frames_bad++;
@@ -768,6 +779,7 @@ static void enter_resync(kr_tracker *t, kr_dir dir)
     kr_dirstate *ds = &t->d[dir];
     ds->st = PST_RESYNC;
     ds->scan_from = 0;
+    ds->have_c1 = false;
     if (ds->cipher)
         kr_cipher_lose_sync(ds->cipher);
     ds->have_last_id = false;
@@ -1355,11 +1367,13 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
         for (int i = 0; i < 2; i++)
             enter_resync(t, (kr_dir)i);
         consider_session_lines(t);
-        if (!t->session_known && t->n_session_cands == 0) {
+        if (!t->session_known && t->n_session_cands == 0)
             snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: the capture starts "
                      "after the handshake and the keyfile has no session line");
-            snprintf(t->info.no_decrypt_reason, sizeof t->info.no_decrypt_reason, "%s", t->no_decrypt_reason);
-        }
+        else if (!t->session_known)
+            snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key yet: the keyfile's "
+                     "session lines are tried on the frames (a one-block frame cut at the start cannot tell)");
+        snprintf(t->info.no_decrypt_reason, sizeof t->info.no_decrypt_reason, "%s", t->no_decrypt_reason);
     }
     if (!ds->any_data) {
         ds->any_data = true;
@@ -1419,6 +1433,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
         ds->have += (size_t)nbytes;
         ds->offset += nbytes;
         ds->damaged = true;
+        ds->have_c1 = false;
         if (ds->cipher)
             kr_cipher_lose_sync(ds->cipher);
         after = ds->cipher ? "; the frame they belong to is lost, the next one decrypts from its second block"
