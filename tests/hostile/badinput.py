@@ -21,6 +21,35 @@ def sh(cmd, cwd):
     subprocess.run(cmd, shell=True, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def write_refused(path):
+    """A connection refused: the device's SYN and the host's RST-ACK, nothing else (Ethernet, IPv4)."""
+    import struct
+
+    def csum(b):
+        if len(b) % 2:
+            b += b"\0"
+        s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+        while s >> 16:
+            s = (s & 0xffff) + (s >> 16)
+        return (~s) & 0xffff
+
+    def pkt(src, dst, sp, dp, seq, ack, flags):
+        tcp = struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 5 << 4, flags, 65495 if flags & 2 else 0, 0, 0)
+        pseudo = struct.pack("!4s4sBBH", src, dst, 0, 6, len(tcp))
+        tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0, src, dst)
+        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        return b"\0" * 12 + b"\x08\x00" + ip + tcp
+
+    a, b = bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])
+    frames = [pkt(a, b, 38910, 5683, 1000, 0, 0x02), pkt(b, a, 5683, 38910, 0, 1001, 0x14)]
+    out = struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1)
+    for i, f in enumerate(frames):
+        out += struct.pack("<IIII", 1700000000, 10 * i, len(f), len(f)) + f
+    with open(path, "wb") as fh:
+        fh.write(out)
+
+
 def fixtures(t):
     keys = os.path.join(SAMPLES, "keys")
     with open(os.path.join(keys, "53ff6c065067544816300187.der"), "rb") as f:
@@ -36,6 +65,7 @@ def fixtures(t):
         pcap = f.read()
     open(os.path.join(t, "trunc.pcap"), "wb").write(pcap[:10])
     open(os.path.join(t, "cut.pcap"), "wb").write(pcap[:len(pcap) // 2 + 7])
+    write_refused(os.path.join(t, "refused.pcap"))
     have_editcap = shutil.which("editcap") is not None
     if have_editcap:
         sh("editcap -s 80 %s snap.pcap" % cap, t)
