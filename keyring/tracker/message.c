@@ -875,7 +875,9 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
     }
     case KR_MSG_UPDATE_DONE:
         t->ota.done = true;
-        snprintf(m->summary, sizeof m->summary, "Update done");
+        if (dir == KR_D2S)
+            t->ota.done_acked = true;   /* fast OTA: the device ends the update itself once it has every chunk */
+        snprintf(m->summary, sizeof m->summary, "Update done%s", dir == KR_D2S ? " (from the device)" : "");
         if (t->ota.active)
             ota_touch(t, m);
         break;

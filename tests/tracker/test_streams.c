@@ -932,6 +932,34 @@ static void test_more_messages(void **state)
     s_end(&s);
 }
 
+/* Fast OTA ends with the device's own UpdateDone: the update is complete. */
+static void test_fast_ota_done(void **state)
+{
+    (void)state;
+    sess s;
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv);
+    s_hellos(&s);
+    coap c;
+    c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+    c_path(&c, "u");
+    s_send(&s, KR_S2D, 0.01, &c);
+    c_start(&c, 2, 0, s.srv_id++, -1);
+    s_send(&s, KR_D2S, 0.01, &c);
+    c_start(&c, 1, 3, s.dev_id++, -1);
+    c_path(&c, "u");
+    s_send(&s, KR_D2S, 0.5, &c);
+    tk_conn_close(s.c, KR_D2S, 0.1, false);
+    tk_conn_close(s.c, KR_S2D, 0.01, false);
+    rec r;
+    rec_init(&r);
+    run(s.c, "a", &r);
+    assert_true(has(r.summaries, "Update done (from the device)"));
+    assert_false(has(r.findings, "ota-incomplete"));
+    rec_free(&r);
+    s_end(&s);
+}
+
 /* Several session lines and no device id: each is tried on the first frame; the one that fits wins. */
 static void test_session_candidates(void **state)
 {
@@ -1295,6 +1323,7 @@ int main(void)
         cmocka_unit_test(test_memory_and_junk),
         cmocka_unit_test(test_bad_lengths),
         cmocka_unit_test(test_more_messages),
+        cmocka_unit_test(test_fast_ota_done),
         cmocka_unit_test(test_session_candidates),
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_table),
