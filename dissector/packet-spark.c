@@ -162,17 +162,61 @@ typedef enum spark_ev_type {
     SPARK_EV_CLOSE
 } spark_ev_type;
 
+/* What the plugin keeps of a kr_message / kr_step: the fields it shows, strings only when set ("" else).
+ * A capture holds many of them, so they stay small. */
+typedef struct spark_msg_info {
+    kr_dir dir;
+    uint32_t index;
+    kr_msg_kind kind;
+    const char *uri, *query, *summary, *name, *arg, *value;
+    kr_var_type var_type;
+    bool event_public;
+    uint32_t ttl;
+    uint16_t product_id, product_version;
+    uint8_t hello_flags;
+    int platform_id;
+    uint32_t unix_time;
+    uint32_t chunk_crc;
+    kr_tri chunk_crc_ok;
+    int chunk_index;
+    uint32_t chunk_size;
+    int answers;
+    kr_msg_kind answers_kind;
+    double response_time;
+} spark_msg_info;
+
+typedef struct spark_step_info {
+    kr_step_kind kind;
+    kr_dir dir;
+    uint64_t offset;
+    uint32_t length;
+    uint32_t index;
+    bool device_id_known;         /* this step revealed the device id (then it is the record's conn_id) */
+    kr_tri id_block_opened;
+    size_t id_plain_len;
+    kr_tri nonce_ok;
+    kr_tri offered_key_known;
+    kr_tri session_opened;
+    bool session_known;
+    kr_tri signature_valid;
+    kr_tri signature_ok;
+    kr_hs_result hs_result;
+    kr_frame_state frame_state;
+    size_t plaintext_len;
+    size_t plaintext_skip;
+    const char *note;
+} spark_step_info;
+
 typedef struct spark_msg_rec {
-    kr_message m;                 /* copy; m.payload points at payload below */
-    guint8 *payload;
+    spark_msg_info m;
     guint32 frame;
     guint32 response_in;          /* frame of the answer (request side), 0 when none seen */
     guint32 request_frame;        /* frame of the request this answers, 0 none */
 } spark_msg_rec;
 
 typedef struct spark_step_rec {
-    kr_step s;                    /* copy; bytes/plaintext/msg point at the copies below */
-    guint8 *bytes;
+    spark_step_info s;
+    guint8 *bytes;                /* the PDU, kept only when it is not whole in this frame (in_packet < 0) */
     guint8 *plaintext;
     spark_msg_rec *msg;
     gint in_packet;               /* offset of the PDU in this frame's TCP payload, -1 when it spans segments */
@@ -383,6 +427,62 @@ static spark_step_rec *rec_last_step(spark_frame_rec *rec)
     return NULL;
 }
 
+static const char *keep_str(const char *text)
+{
+    return text[0] ? wmem_strdup(wmem_file_scope(), text) : "";
+}
+
+static void keep_step(spark_step_info *d, const kr_step *s)
+{
+    d->kind = s->kind;
+    d->dir = s->dir;
+    d->offset = s->offset;
+    d->length = s->length;
+    d->index = s->index;
+    d->device_id_known = s->device_id_known;
+    d->id_block_opened = s->id_block_opened;
+    d->id_plain_len = s->id_plain_len;
+    d->nonce_ok = s->nonce_ok;
+    d->offered_key_known = s->offered_key_known;
+    d->session_opened = s->session_opened;
+    d->session_known = s->session_known;
+    d->signature_valid = s->signature_valid;
+    d->signature_ok = s->signature_ok;
+    d->hs_result = s->hs_result;
+    d->frame_state = s->frame_state;
+    d->plaintext_len = s->plaintext ? s->plaintext_len : 0;
+    d->plaintext_skip = s->plaintext_skip;
+    d->note = keep_str(s->note);
+}
+
+static void keep_message(spark_msg_info *d, const kr_message *m)
+{
+    d->dir = m->dir;
+    d->index = m->index;
+    d->kind = m->kind;
+    d->uri = keep_str(m->uri);
+    d->query = keep_str(m->query);
+    d->summary = keep_str(m->summary);
+    d->name = keep_str(m->name);
+    d->arg = keep_str(m->arg);
+    d->value = keep_str(m->value);
+    d->var_type = m->var_type;
+    d->event_public = m->event_public;
+    d->ttl = m->ttl;
+    d->product_id = m->product_id;
+    d->product_version = m->product_version;
+    d->hello_flags = m->hello_flags;
+    d->platform_id = m->platform_id;
+    d->unix_time = m->unix_time;
+    d->chunk_crc = m->chunk_crc;
+    d->chunk_crc_ok = m->chunk_crc_ok;
+    d->chunk_index = m->chunk_index;
+    d->chunk_size = m->chunk_size;
+    d->answers = m->answers;
+    d->answers_kind = m->answers_kind;
+    d->response_time = m->response_time;
+}
+
 static void cb_step(void *ud, const kr_step *s)
 {
     spark_conv *conv = (spark_conv *)ud;
@@ -393,18 +493,9 @@ static void cb_step(void *ud, const kr_step *s)
     if (!rec)
         return;
     sr = wmem_new0(wmem_file_scope(), spark_step_rec);
-    sr->s = *s;
-    sr->s.bytes = NULL;
-    sr->s.plaintext = NULL;
-    sr->s.msg = NULL;
-    if (s->bytes && s->length > 0) {
-        sr->bytes = (guint8 *)wmem_memdup(wmem_file_scope(), s->bytes, s->length);
-        sr->s.bytes = sr->bytes;
-    }
-    if (s->plaintext && s->plaintext_len > 0) {
+    keep_step(&sr->s, s);
+    if (s->plaintext && s->plaintext_len > 0)
         sr->plaintext = (guint8 *)wmem_memdup(wmem_file_scope(), s->plaintext, s->plaintext_len);
-        sr->s.plaintext = sr->plaintext;
-    }
 
     /* Where is it in this frame? Only where the PDU lies whole in the bytes being fed. */
     sr->in_packet = -1;
@@ -414,6 +505,8 @@ static void cb_step(void *ud, const kr_step *s)
         if (pos + s->length <= conv->chunk_len && memcmp(conv->chunk + pos, s->bytes, s->length) == 0)
             sr->in_packet = conv->chunk_tvb_offset + (gint)pos;
     }
+    if (sr->in_packet < 0 && s->bytes && s->length > 0)   /* later passes show it from a copy */
+        sr->bytes = (guint8 *)wmem_memdup(wmem_file_scope(), s->bytes, s->length);
     /* The earlier frames whose bytes this PDU holds now know where it completed; the one holding its
      * first byte is where it starts. Frames whose bytes all lie before this PDU's end are done. */
     sr->first_frame = rec->frame;
@@ -472,12 +565,7 @@ static void cb_message(void *ud, const kr_message *m)
     if (!rec)
         return;
     mr = wmem_new0(wmem_file_scope(), spark_msg_rec);
-    mr->m = *m;
-    mr->m.payload = NULL;
-    if (m->payload && m->payload_len > 0) {
-        mr->payload = (guint8 *)wmem_memdup(wmem_file_scope(), m->payload, m->payload_len);
-        mr->m.payload = mr->payload;
-    }
+    keep_message(&mr->m, m);
     mr->frame = rec->frame;
     if (m->answers >= 0 && (guint)m->answers < wmem_array_get_count(conv->messages)) {
         spark_msg_rec *req = *(spark_msg_rec **)wmem_array_index(conv->messages, (guint)m->answers);
@@ -496,17 +584,16 @@ static void cb_message(void *ud, const kr_message *m)
     sr = rec_last_step(rec);
     if (sr && !sr->msg) {
         sr->msg = mr;
-        sr->s.msg = &mr->m;
     } else {
         /* a message without its own step in this frame: give it an empty step of its own */
         spark_step_rec *lone = wmem_new0(wmem_file_scope(), spark_step_rec);
         lone->s.kind = KR_STEP_FRAME;
         lone->s.dir = m->dir;
         lone->s.frame_state = KR_FRAME_DECRYPTED;
+        lone->s.note = "";
         lone->in_packet = -1;
         lone->first_frame = rec->frame;
         lone->msg = mr;
-        lone->s.msg = &mr->m;
         rec_add(rec, SPARK_EV_STEP, lone);
     }
 }
@@ -767,7 +854,7 @@ static proto_item *add_gen_string(proto_tree *tree, int hf, tvbuff_t *tvb, const
 
 static void render_message(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, const spark_msg_rec *mr)
 {
-    const kr_message *m = &mr->m;
+    const spark_msg_info *m = &mr->m;
     proto_tree *mt;
     proto_item *it;
 
@@ -894,7 +981,7 @@ static void render_message(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, 
 static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
                         spark_step_rec *sr)
 {
-    const kr_step *s = &sr->s;
+    const spark_step_info *s = &sr->s;
     tvbuff_t *stvb = tvb;
     gint off = 0;
     guint32 len = s->length;
@@ -967,7 +1054,7 @@ static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spa
             expert_add_info_format(pinfo, sti, &ei_spark_not_opened, "Device ID block not opened: %s",
                                    s->note[0] ? s->note : kr_hs_result_str(s->hs_result));
         if (s->device_id_known)
-            g_snprintf(info, sizeof info, "%s (device %s)", title, s->device_id_hex);
+            g_snprintf(info, sizeof info, "%s (device %s)", title, sr->conn_id);
         break;
     case KR_STEP_SESSIONBLOCK: {
         proto_tree *bt;
