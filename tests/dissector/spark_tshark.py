@@ -9,6 +9,7 @@ is missing."""
 import os
 import random
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -805,6 +806,8 @@ def main():
     if not os.path.exists(plugin):
         sys.exit("spark_tshark.py: plugin %s not found (build it first: ninja -C BUILD)" % plugin)
     sh = Shark(plugin)
+    # meson ends a test that runs too long with SIGTERM: still remove the private folder
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("FAIL %s: stopped (SIGTERM)" % name))
     try:
         TESTS[name](sh)
     except Fail as e:
