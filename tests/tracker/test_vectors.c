@@ -119,7 +119,8 @@ static void r_msg(void *ud, const kr_message *m)
         x->m = *m;
         x->m.payload = NULL;
         size_t n = m->payload_len < sizeof x->payload - 1 ? m->payload_len : sizeof x->payload - 1;
-        memcpy(x->payload, m->payload, n);
+        if (n > 0)
+            memcpy(x->payload, m->payload, n);
         x->payload[n] = '\0';
     }
 }
