@@ -1,9 +1,13 @@
 /* sparkwire libkeyring: error lines and small helpers shared by every module. */
 #include "keyring/common.h"
+#include "internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 
@@ -84,4 +88,51 @@ int kr_unhex(const char *text, uint8_t *out, size_t len)
 char *kr_device_id_hex(const uint8_t id[KR_DEVICE_ID_LEN], char out[KR_DEVICE_ID_HEX_LEN + 1])
 {
     return kr_hex(id, KR_DEVICE_ID_LEN, out);
+}
+
+void kr_sfmt(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+uint8_t *kr_read_file(const char *path, size_t max, const char *what, const char *too_big, size_t *len,
+                      kr_err *err)
+{
+    const char *sep = what ? " " : "";
+    what = what ? what : "";
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        kr_err_set(err, "%s: cannot open%s%s: %s", path, sep, what, strerror(errno));
+        return NULL;
+    }
+    /* Size the buffer from the file when it tells (a regular file), else read up to the limit. */
+    size_t cap = max + 1;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= max)
+        cap = (size_t)st.st_size + 1;
+    uint8_t *buf = malloc(cap);
+    if (!buf) {
+        fclose(f);
+        kr_err_set(err, "%s: out of memory", path);
+        return NULL;
+    }
+    size_t n = fread(buf, 1, cap, f);
+    int bad = ferror(f);
+    int saved = errno;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        kr_err_set(err, "%s: cannot read%s%s: %s", path, sep, what, strerror(saved ? saved : EIO));
+        return NULL;
+    }
+    if (n > max) {
+        free(buf);
+        kr_err_set(err, "%s: %s", path, too_big);
+        return NULL;
+    }
+    *len = n;
+    return buf;
 }

@@ -1,21 +1,12 @@
 /* sparkwire libkeyring: key slots of a Spark Core flash dump or a Photon/P1 DCT dump (PROTOCOL.md 5.6, 5.7). */
 #include "keyring/flash.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* snprintf that may cut long paths short without a compiler complaint */
-static void sfmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void sfmt(char *buf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-}
 
 
 #define DUMP_MAX (64 * 1024 * 1024)
@@ -58,7 +49,7 @@ static void read_slot(const uint8_t *buf, size_t len, const char *dumpname, cons
     s->offset = off;
     if (len < off + 4 || len < off + (used < 64 ? used : 64)) {
         s->state = KR_SLOT_ABSENT;
-        sfmt(s->why, sizeof s->why, "%s at 0x%zx: not in the dump (it ends at 0x%zx): read at least 0x%zx "
+        kr_sfmt(s->why, sizeof s->why, "%s at 0x%zx: not in the dump (it ends at 0x%zx): read at least 0x%zx "
              "bytes from address 0", name, off, len, off + used);
         return;
     }
@@ -67,29 +58,29 @@ static void read_slot(const uint8_t *buf, size_t len, const char *dumpname, cons
     const uint8_t *p = buf + off;
     if (all_ff(p, n < used ? n : used)) {
         s->state = KR_SLOT_BLANK;
-        sfmt(s->why, sizeof s->why, "%s at 0x%zx: blank (erased flash, all 0xFF): no key stored%s", name,
+        kr_sfmt(s->why, sizeof s->why, "%s at 0x%zx: blank (erased flash, all 0xFF): no key stored%s", name,
                  off, want_private ? "; the device cannot connect until a key is written there" : "");
         return;
     }
     char label[128];
-    sfmt(label, sizeof label, "%s@0x%zx", dumpname, off);
+    kr_sfmt(label, sizeof label, "%s@0x%zx", dumpname, off);
     kr_err kerr;
     kr_key *k = kr_key_load_mem(p, n, label, &kerr);
     if (!k) {
         s->state = KR_SLOT_INVALID;
-        sfmt(s->why, sizeof s->why, "%s at 0x%zx: not a valid key: %s", name, off, kerr.msg);
+        kr_sfmt(s->why, sizeof s->why, "%s at 0x%zx: not a valid key: %s", name, off, kerr.msg);
         return;
     }
     if (want_private && !k->is_private) {
         s->state = KR_SLOT_INVALID;
-        sfmt(s->why, sizeof s->why, "%s at 0x%zx: holds a public key, not the device's private key",
+        kr_sfmt(s->why, sizeof s->why, "%s at 0x%zx: holds a public key, not the device's private key",
                  name, off);
         kr_key_free(k);
         return;
     }
     if (want_private && !kr_key_private_consistent(k)) {
         s->state = KR_SLOT_INVALID;
-        sfmt(s->why, sizeof s->why, "%s at 0x%zx: parses as RSA-%d but its numbers are inconsistent "
+        kr_sfmt(s->why, sizeof s->why, "%s at 0x%zx: parses as RSA-%d but its numbers are inconsistent "
                  "(n != p*q): a corrupt key", name, off, k->bits);
         kr_key_free(k);
         return;
@@ -104,7 +95,7 @@ void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_s
     a->offset = offset;
     if (avail < 2) {
         a->state = KR_SLOT_ABSENT;
-        sfmt(a->why, sizeof a->why, "server address record at 0x%zx: not in the dump", offset);
+        kr_sfmt(a->why, sizeof a->why, "server address record at 0x%zx: not in the dump", offset);
         return;
     }
     if (avail > KR_SERVER_ADDR_LEN)
@@ -115,12 +106,12 @@ void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_s
     a->port_used = (a->port == 0 || a->port == 0xffff) ? 5683 : a->port;
     if (all_ff(p, avail)) {
         a->state = KR_SLOT_BLANK;
-        sfmt(a->why, sizeof a->why, "server address record at 0x%zx: blank: devices connect to "
+        kr_sfmt(a->why, sizeof a->why, "server address record at 0x%zx: blank: devices connect to "
              "device.spark.io", offset);
         return;
     }
     if (a->type == 0 && a->len == 4 && avail >= 6) {
-        sfmt(a->host, sizeof a->host, "%u.%u.%u.%u", p[2], p[3], p[4], p[5]);
+        kr_sfmt(a->host, sizeof a->host, "%u.%u.%u.%u", p[2], p[3], p[4], p[5]);
         a->state = KR_SLOT_KEY;
         return;
     }
@@ -131,7 +122,7 @@ void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_s
             if (c >= 0x21 && c < 0x7f) {
                 a->host[o++] = (char)c;
             } else {
-                sfmt(a->host + o, sizeof a->host - o, "\\x%02x", c);
+                kr_sfmt(a->host + o, sizeof a->host - o, "\\x%02x", c);
                 o += 4;
             }
         }
@@ -140,7 +131,7 @@ void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_s
         return;
     }
     a->state = KR_SLOT_INVALID;
-    sfmt(a->why, sizeof a->why, "server address record at 0x%zx: invalid (type %u, length %u): devices "
+    kr_sfmt(a->why, sizeof a->why, "server address record at 0x%zx: invalid (type %u, length %u): devices "
          "fall back to device.spark.io", offset, a->type, a->len);
 }
 
@@ -150,7 +141,7 @@ static void read_address(const uint8_t *buf, size_t len, size_t off, kr_server_a
         memset(a, 0, sizeof *a);
         a->offset = off;
         a->state = KR_SLOT_ABSENT;
-        sfmt(a->why, sizeof a->why, "server address record at 0x%zx: not in the dump", off);
+        kr_sfmt(a->why, sizeof a->why, "server address record at 0x%zx: not in the dump", off);
         return;
     }
     kr_server_address_parse(buf + off, KR_SERVER_ADDR_LEN, off, a);
@@ -168,7 +159,7 @@ static void parse_layout(const uint8_t *buf, size_t len, const char *name, kr_fl
                   KR_SERVER_SPKI_LEN, 0, &f->server_public);
         f->device_public.name = "device public key";
         f->device_public.state = KR_SLOT_ABSENT;
-        sfmt(f->device_public.why, sizeof f->device_public.why,
+        kr_sfmt(f->device_public.why, sizeof f->device_public.why,
                  "device public key: not stored by a Core (derived from the private key)");
         read_address(buf, len, KR_CORE_SERVER_ADDR_OFFSET, &f->address);
     } else {
@@ -293,35 +284,12 @@ int kr_flash_parse(const uint8_t *buf, size_t len, kr_flash_layout layout, kr_fl
 int kr_flash_load_file(const char *path, kr_flash_layout layout, kr_flash *out, kr_err *err)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        kr_err_set(err, "%s: cannot open the dump: %s", path, strerror(errno));
+    size_t n = 0;
+    uint8_t *buf = kr_read_file(path, DUMP_MAX, "the dump",
+                                "larger than 64 MB: not a flash dump (the Core's flash is 2 MB)", &n, err);
+    if (!buf)
         return -1;
-    }
-    /* Size the buffer from the file when it tells (a regular file), else read up to the limit. */
-    size_t cap = DUMP_MAX + 1;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long end = ftell(f);
-        if (end >= 0 && (unsigned long)end <= DUMP_MAX)
-            cap = (size_t)end + 1;
-        rewind(f);
-    }
-    uint8_t *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        kr_err_set(err, "%s: out of memory", path);
-        return -1;
-    }
-    size_t n = fread(buf, 1, cap, f);
-    int bad = ferror(f);
-    fclose(f);
-    int r = -1;
-    if (bad)
-        kr_err_set(err, "%s: cannot read the dump", path);
-    else if (n > DUMP_MAX)
-        kr_err_set(err, "%s: larger than 64 MB: not a flash dump (the Core's flash is 2 MB)", path);
-    else
-        r = parse_named(buf, n, path, layout, out, err);
+    int r = parse_named(buf, n, path, layout, out, err);
     free(buf);
     return r;
 }

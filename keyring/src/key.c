@@ -6,6 +6,7 @@
  * and checks the fixed layout the devices rely on (PROTOCOL.md 5.1).
  */
 #include "keyring/key.h"
+#include "internal.h"
 #include "keyring/flash.h"
 
 #include <errno.h>
@@ -20,16 +21,6 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-
-/* snprintf that may cut long paths short without a compiler complaint */
-static void sfmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void sfmt(char *buf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-}
 
 
 #define KR_KEY_FILE_MAX (1024 * 1024)
@@ -211,7 +202,7 @@ static kr_key *key_alloc(const char *name)
 {
     kr_key *k = calloc(1, sizeof *k);
     if (k)
-        sfmt(k->source, sizeof k->source, "%s", name ? name : "key");
+        kr_sfmt(k->source, sizeof k->source, "%s", name ? name : "key");
     return k;
 }
 
@@ -349,7 +340,7 @@ static kr_key *load_der(const uint8_t *buf, size_t len, const char *name, bool p
             kr_server_address_parse(buf + KR_SERVER_KEY_SLOT, len - KR_SERVER_KEY_SLOT, KR_SERVER_KEY_SLOT, &a);
             if (a.state == KR_SLOT_KEY) {
                 k->trailing_address = true;
-                sfmt(k->trailing_address_text, sizeof k->trailing_address_text, "%s %s port %u",
+                kr_sfmt(k->trailing_address_text, sizeof k->trailing_address_text, "%s %s port %u",
                      a.type == 0 ? "IPv4" : "domain", a.host, a.port_used);
             }
         }
@@ -431,30 +422,11 @@ kr_key *kr_key_load_mem(const uint8_t *buf, size_t len, const char *name, kr_err
 
 kr_key *kr_key_load_file(const char *path, kr_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        kr_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    size_t n = 0;
+    uint8_t *buf = kr_read_file(path, KR_KEY_FILE_MAX, NULL,
+                                "larger than 1 MB: not a key file (for a flash dump use `keyring import`)", &n, err);
+    if (!buf)
         return NULL;
-    }
-    uint8_t *buf = malloc(KR_KEY_FILE_MAX + 1);
-    if (!buf) {
-        fclose(f);
-        kr_err_set(err, "%s: out of memory", path);
-        return NULL;
-    }
-    size_t n = fread(buf, 1, KR_KEY_FILE_MAX + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        kr_err_set(err, "%s: cannot read: %s", path, strerror(errno ? errno : EIO));
-        return NULL;
-    }
-    if (n > KR_KEY_FILE_MAX) {
-        free(buf);
-        kr_err_set(err, "%s: larger than 1 MB: not a key file (for a flash dump use `keyring import`)", path);
-        return NULL;
-    }
     kr_key *k = kr_key_load_mem(buf, n, path, err);
     free(buf);
     return k;
@@ -618,11 +590,11 @@ bool kr_key_device_layout_ok(const uint8_t *der, size_t len, char *why, size_t w
     why[0] = '\0';
     tlv top;
     if (!der || tlv_read(der, len, &top) != 0 || top.tag != 0x30) {
-        sfmt(why, why_cap, "not a DER SEQUENCE");
+        kr_sfmt(why, why_cap, "not a DER SEQUENCE");
         return false;
     }
     if (top.hdr != 4) {
-        sfmt(why, why_cap, "the outer SEQUENCE has a %zu-byte length, the device expects 30 82 xx xx",
+        kr_sfmt(why, why_cap, "the outer SEQUENCE has a %zu-byte length, the device expects 30 82 xx xx",
                  top.hdr - 2);
         return false;
     }
@@ -630,7 +602,7 @@ bool kr_key_device_layout_ok(const uint8_t *der, size_t len, char *why, size_t w
     for (int i = 0; i < 9; i++) {
         tlv t;
         if (tlv_read(der + pos, end - pos, &t) != 0 || t.tag != 0x02) {
-            sfmt(why, why_cap, "element %d (%s) is not an INTEGER: not a PKCS#1 RSAPrivateKey", i, names[i]);
+            kr_sfmt(why, why_cap, "element %d (%s) is not an INTEGER: not a PKCS#1 RSAPrivateKey", i, names[i]);
             return false;
         }
         const uint8_t *v = der + pos + t.hdr;
@@ -639,26 +611,26 @@ bool kr_key_device_layout_ok(const uint8_t *der, size_t len, char *why, size_t w
         if (i == 2) {
             /* e = 65537 is assumed, never read: its form does not matter to the parser. */
         } else if (t.len < want) {
-            sfmt(why, why_cap, "%s is %zu bytes (header %02x %02x) instead of %zu: the device reads it "
+            kr_sfmt(why, why_cap, "%s is %zu bytes (header %02x %02x) instead of %zu: the device reads it "
                      "at the wrong offset", names[i], t.len, der[pos], der[pos + 1], want);
             return false;
         } else if (t.len != want && !lead0) {
-            sfmt(why, why_cap, "%s is %zu bytes instead of %zu: not a 1024-bit key laid out as the device "
+            kr_sfmt(why, why_cap, "%s is %zu bytes instead of %zu: not a 1024-bit key laid out as the device "
                      "expects", names[i], t.len, want);
             return false;
         }
         if (i == 1 && pos != 7) {
-            sfmt(why, why_cap, "the modulus starts at offset %zu instead of 7", pos);
+            kr_sfmt(why, why_cap, "the modulus starts at offset %zu instead of 7", pos);
             return false;
         }
         if (i == 1 && !lead0) {
-            sfmt(why, why_cap, "the modulus is not stored as 02 81 81 00 + 128 bytes");
+            kr_sfmt(why, why_cap, "the modulus is not stored as 02 81 81 00 + 128 bytes");
             return false;
         }
         pos += t.hdr + t.len;
     }
     if (pos != end) {
-        sfmt(why, why_cap, "%zu extra bytes inside the key SEQUENCE (multi-prime key?)", end - pos);
+        kr_sfmt(why, why_cap, "%zu extra bytes inside the key SEQUENCE (multi-prime key?)", end - pos);
         return false;
     }
     return true;
@@ -699,7 +671,7 @@ static kr_note *note_add(notes *ns, kr_note_level level, bool storage, const cha
     va_start(ap, fmt);
     vsnprintf(x->text, sizeof x->text, fmt, ap);
     va_end(ap);
-    sfmt(x->fix, sizeof x->fix, "%s", fix ? fix : "");
+    kr_sfmt(x->fix, sizeof x->fix, "%s", fix ? fix : "");
     return x;
 }
 
@@ -716,9 +688,9 @@ static void out_name(const char *src, const char *tag, char *out, size_t cap)
     size_t stem = dot ? (size_t)(dot - src) : strlen(src);
     bool is_der = dot && strcmp(dot, ".der") == 0;
     if (is_der || !dot)
-        sfmt(out, cap, "%.*s-%s.der", (int)stem, src, tag);
+        kr_sfmt(out, cap, "%.*s-%s.der", (int)stem, src, tag);
     else
-        sfmt(out, cap, "%.*s.der", (int)stem, src);
+        kr_sfmt(out, cap, "%.*s.der", (int)stem, src);
 }
 
 static void check_device_private(const kr_key *k, notes *ns)
@@ -736,11 +708,11 @@ static void check_device_private(const kr_key *k, notes *ns)
     char dst[512];
     out_name(src, "pkcs1", dst, sizeof dst);
     if (k->encoding == KR_ENC_PKCS8_PRIVATE) {
-        sfmt(fix, sizeof fix, "openssl rsa -in %s -traditional -outform DER -out %s", src, dst);
+        kr_sfmt(fix, sizeof fix, "openssl rsa -in %s -traditional -outform DER -out %s", src, dst);
         note_add(ns, KR_NOTE_PROBLEM, true, fix,
                  "PKCS#8 wrapped (\"BEGIN PRIVATE KEY\", OpenSSL 3's default): %s", fails);
     } else if (k->pem) {
-        sfmt(fix, sizeof fix, "openssl rsa -in %s -traditional -outform DER -out %s", src, dst);
+        kr_sfmt(fix, sizeof fix, "openssl rsa -in %s -traditional -outform DER -out %s", src, dst);
         note_add(ns, KR_NOTE_WARNING, true, fix,
                  "PEM text: fine for sparkwire, but the device flash needs the DER bytes");
     }
@@ -789,23 +761,23 @@ static void check_server_public(const kr_key *k, notes *ns)
     if (k->bits != 2048)
         return;
     if (k->is_private) {
-        sfmt(fix, sizeof fix, "openssl rsa -in %s -pubout -outform DER -out %s", src, dst);
+        kr_sfmt(fix, sizeof fix, "openssl rsa -in %s -pubout -outform DER -out %s", src, dst);
         note_add(ns, KR_NOTE_PROBLEM, true, fix,
                  "a private key: the device's server-key slot must hold the public half as 294-byte "
                  "SubjectPublicKeyInfo DER");
     } else if (k->encoding == KR_ENC_PKCS1_PUBLIC) {
-        sfmt(fix, sizeof fix, "openssl rsa -RSAPublicKey_in -in %s%s -pubout -outform DER -out %s",
+        kr_sfmt(fix, sizeof fix, "openssl rsa -RSAPublicKey_in -in %s%s -pubout -outform DER -out %s",
                  src, k->pem ? "" : " -inform DER", dst);
         note_add(ns, KR_NOTE_PROBLEM, true, fix,
                  "PKCS#1 RSAPublicKey (30 82 01 0a), not the 294-byte SubjectPublicKeyInfo the device reads: "
                  "written to the device it gives a wrong modulus and the cloud cannot open the id block");
     } else if (k->pem) {
-        sfmt(fix, sizeof fix, "openssl rsa -pubin -in %s -outform DER -out %s", src, dst);
+        kr_sfmt(fix, sizeof fix, "openssl rsa -pubin -in %s -outform DER -out %s", src, dst);
         note_add(ns, KR_NOTE_PROBLEM, true, fix,
                  "PEM text, not the 294-byte DER the device reads: written to the device it gives a wrong "
                  "modulus and the cloud cannot open the id block");
     } else if (k->der_len != KR_SERVER_SPKI_LEN) {
-        sfmt(fix, sizeof fix, "openssl rsa -pubin -in %s -inform DER -outform DER -out %s", src, dst);
+        kr_sfmt(fix, sizeof fix, "openssl rsa -pubin -in %s -inform DER -outform DER -out %s", src, dst);
         note_add(ns, KR_NOTE_PROBLEM, true, fix,
                  "%zu bytes of DER instead of 294: the device reads the modulus at fixed offsets", k->der_len);
     }
@@ -830,7 +802,7 @@ int kr_key_check(const kr_key *key, kr_role role, kr_note *out, int max)
                      "public exponent %lu instead of 65537: devices assume 65537", key->exponent);
         if (key->encoding == KR_ENC_PKCS1_PUBLIC) {
             char fix[384];
-            sfmt(fix, sizeof fix, "openssl rsa -RSAPublicKey_in -in %s%s -pubout -out %s.pub.pem",
+            kr_sfmt(fix, sizeof fix, "openssl rsa -RSAPublicKey_in -in %s%s -pubout -out %s.pub.pem",
                      key->source, key->pem ? "" : " -inform DER", key->source);
             note_add(&ns, KR_NOTE_WARNING, true, fix,
                      "PKCS#1 RSAPublicKey: the cloud wants SubjectPublicKeyInfo (\"BEGIN PUBLIC KEY\") PEM");

@@ -1,6 +1,7 @@
 /* sparkwire libkeyring: the keyfile (DESIGN.md "Keyfile"). Every bad line stops the load with one
  * "FILE:LINE: what is wrong (what to do)" error; nothing is skipped. */
 #include "keyring/keyfile.h"
+#include "internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,16 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* snprintf that may cut long paths short without a compiler complaint */
-static void sfmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void sfmt(char *buf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-}
 
 
 #define KEYFILE_MAX (4 * 1024 * 1024)
@@ -190,9 +181,9 @@ kr_keyfile *kr_keyfile_parse(const char *text, size_t len, const char *base_dir,
                      e.device_id_hex, dup->line);
         } else {
             if (file[0] == '/' || !base_dir || !base_dir[0])
-                sfmt(e.path, sizeof e.path, "%s", file);
+                kr_sfmt(e.path, sizeof e.path, "%s", file);
             else
-                sfmt(e.path, sizeof e.path, "%s/%s", base_dir, file);
+                kr_sfmt(e.path, sizeof e.path, "%s/%s", base_dir, file);
             if (access(e.path, F_OK) != 0)
                 FAIL("%s:%d: key file %s does not exist (fix the path; paths are relative to the keyfile's "
                      "folder)", name, lineno, e.path);
@@ -260,37 +251,22 @@ fail:
 
 kr_keyfile *kr_keyfile_load(const char *path, kr_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        kr_err_set(err, "%s: cannot open the keyfile: %s", path, strerror(errno));
+    size_t n = 0;
+    char *buf = (char *)kr_read_file(path, KEYFILE_MAX, "the keyfile", "larger than 4 MB: not a keyfile", &n, err);
+    if (!buf)
         return NULL;
-    }
-    char *buf = malloc(KEYFILE_MAX + 1);
-    if (!buf) {
-        fclose(f);
-        kr_err_set(err, "%s: out of memory", path);
-        return NULL;
-    }
-    size_t n = fread(buf, 1, KEYFILE_MAX + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n > KEYFILE_MAX) {
-        free(buf);
-        kr_err_set(err, "%s: %s", path, bad ? "cannot read the keyfile" : "larger than 4 MB: not a keyfile");
-        return NULL;
-    }
     char dir[1024];
     const char *slash = strrchr(path, '/');
     if (!slash)
-        sfmt(dir, sizeof dir, ".");
+        kr_sfmt(dir, sizeof dir, ".");
     else if (slash == path)
-        sfmt(dir, sizeof dir, "/");
+        kr_sfmt(dir, sizeof dir, "/");
     else
-        sfmt(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        kr_sfmt(dir, sizeof dir, "%.*s", (int)(slash - path), path);
     kr_keyfile *kf = kr_keyfile_parse(buf, n, dir, path, err);
     free(buf);
     if (kf)
-        sfmt(kf->path, sizeof kf->path, "%s", path);
+        kr_sfmt(kf->path, sizeof kf->path, "%s", path);
     return kf;
 }
 
