@@ -1014,9 +1014,78 @@ static const char *close_word(const kr_dirstate *ds)
     return ds->rst ? "reset" : "closed";
 }
 
-static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
+/* Appends "; note" to the evidence. */
+static void add_note(kr_verdict *v, const char *note)
+{
+    size_t l = strlen(v->evidence);
+    if (note[0] && l + 2 < sizeof v->evidence)
+        snprintf(v->evidence + l, sizeof v->evidence - l, "; %s", note);
+}
+
+/* A handshake failure that the server private key proves at the id block (KR_V_NONE when it proves none).
+ * The verdict is given at that step; the wire facts of the close complete its evidence later. */
+static kr_verdict_code id_proof(const kr_tracker *t, char *text, size_t len)
+{
+    if (t->id_block_opened == KR_NO) {
+        snprintf(text, len, "the id block does not open with the server private key: the device encrypted its "
+                 "id to another public key");
+        return KR_V_SERVER_KEY_MISMATCH;
+    }
+    if (t->nonce_ok == KR_NO) {
+        snprintf(text, len, "the id block opens with the server private key but does not echo the nonce the "
+                 "cloud sent (device %s)", t->device_id_hex);
+        return KR_V_NONCE_MISMATCH;
+    }
+    return KR_V_NONE;
+}
+
+/* The cloud went on after the id block as if it had opened it: the id block's proof was made with a key
+ * that is not this cloud's (or on a nonce the cloud did not send). */
+static void id_withdrawn(const kr_tracker *t, kr_verdict_code code, char *text, size_t len)
+{
+    const kr_key *sp = kr_keyfile_server_private(t->kf);
+    if (code == KR_V_SERVER_KEY_MISMATCH)
+        snprintf(text, len, "the id block does not open with the keyfile's server private key (%s), yet the "
+                 "cloud answered it: that key is not this cloud's, so the server-key-mismatch given at the id "
+                 "block does not stand", sp ? base_name(sp->source) : "?");
+    else
+        snprintf(text, len, "the id block does not echo the nonce seen in the capture, yet the cloud answered "
+                 "it, so the nonce-mismatch given at the id block does not stand");
+}
+
+/* A handshake failure that a device key or the server public key proves at the session block (KR_V_NONE
+ * when they prove none). */
+static kr_verdict_code session_proof(const kr_tracker *t, const char *kname, char *text, size_t len)
+{
+    if (t->session_opened == KR_NO && t->offered_key_known != KR_NO) {
+        snprintf(text, len, "the session block does not open with %s: the cloud encrypted the session key to "
+                 "another public key", kname);
+        return KR_V_DEVICE_KEY_MISMATCH;
+    }
+    if (t->signature_valid == KR_NO) {
+        snprintf(text, len, "the session block's signature does not recover with the server public key in the "
+                 "keyfile: it was not signed by that cloud");
+        return KR_V_BAD_SIGNATURE;
+    }
+    if (t->signature_ok == KR_NO) {
+        snprintf(text, len, "the signature recovers with the server public key but signs another HMAC than "
+                 "HMAC(M, E)");
+        return KR_V_BAD_SIGNATURE;
+    }
+    if (t->session_opened == KR_YES && t->offered_key_known == KR_NO) {
+        snprintf(text, len, "the session block opens with %s, but the public key the device offers in its id "
+                 "block is another one: the cloud encrypted to a key the device does not hold", kname);
+        return KR_V_DEVICE_KEY_MISMATCH;
+    }
+    return KR_V_NONE;
+}
+
+/* The verdict as the facts seen so far show it (code KR_V_NONE: nothing decided yet). `withdrawn` gets a
+ * note when a key's proof given earlier is contradicted by what the wire showed since. */
+static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdrawn, size_t wlen)
 {
     memset(v, 0, sizeof *v);
+    withdrawn[0] = '\0';
     v->last_step = t->info.last_step;
     int fc = first_closer(t);
     const kr_dirstate *dd = &t->d[KR_D2S], *sd = &t->d[KR_S2D];
@@ -1050,14 +1119,21 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
     }
 
     uint32_t dframes = dd->frames, sframes = sd->frames;
+    char idtext[384] = "";
+    kr_verdict_code idcode = t->idblock_seen ? id_proof(t, idtext, sizeof idtext) : KR_V_NONE;
+    if (idcode != KR_V_NONE && (t->sessionblock_seen || sframes > 0))
+        id_withdrawn(t, idcode, withdrawn, wlen);
     if (!t->sessionblock_seen && sframes > 0 && dframes > 0) {
         /* cloud frames without a session block: it was lost in a gap, and the session runs */
         vset(v, KR_V_OK, false, "the session block is missing from the capture (gap), but the device and the "
              "cloud exchange frames");
+        add_note(v, withdrawn);
         return;
     }
     if (t->sessionblock_seen) {
         double since = closed ? ct - t->sessionblock_time : 0;
+        char ptext[384] = "";
+        kr_verdict_code pcode = session_proof(t, kname, ptext, sizeof ptext);
         if (dframes > 0 && sframes > 0) {
             if (t->device_hello_ok && t->cloud_hello_ok)
                 vset(v, KR_V_OK, true, "handshake done: the device Hello and the cloud Hello decrypt with the "
@@ -1065,6 +1141,18 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
             else
                 vset(v, KR_V_OK, false, "handshake done: the device and the cloud each sent a frame after the "
                      "session block%s", t->session_known ? "" : " (not decrypted)");
+            if (pcode != KR_V_NONE) {
+                /* the cloud answered the device's frames: the device took the session block, so the key
+                 * that proved a failure at the session block is not the one this connection used */
+                char note[512];
+                snprintf(note, sizeof note, "%s, yet the device and the cloud went on: the key that showed it "
+                         "is not the one in use here, so the %s given at the session block does not stand",
+                         ptext, kr_verdict_str(pcode));
+                add_note(v, note);
+                if (!withdrawn[0])
+                    snprintf(withdrawn, wlen, "%s", note);
+            }
+            add_note(v, idcode != KR_V_NONE ? withdrawn : "");
             return;
         }
         /* the device accepted the session block and said Hello: the cloud did not answer */
@@ -1109,10 +1197,19 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
                 snprintf(wire, sizeof wire, "the cloud %s %.1f s after the session block; the device sent "
                          "nothing after its id block", close_word(sd), since);
         }
+        if (pcode != KR_V_NONE) {
+            /* given at the session block; the device's reaction and the close complete the evidence */
+            const char *w = wire[0] ? wire : final ? "the capture ends before the device answered the session "
+                                                     "block" : "";
+            vset(v, pcode, true, "%s%s%s", ptext, w[0] ? "; " : "", w);
+            add_note(v, withdrawn);
+            return;
+        }
         bool key_says_fail = t->session_opened == KR_NO || t->signature_valid == KR_NO ||
                              t->signature_ok == KR_NO;
         if (stalled) {
             vset(v, KR_V_STALLED, t->device_hello_ok, "%s", wire);
+            add_note(v, withdrawn);
             return;
         }
         if (!rejected && !final && !(closed && key_says_fail))
@@ -1120,6 +1217,7 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
         if (!rejected && !key_says_fail) {
             vset(v, KR_V_INCOMPLETE, false, "the capture ends after the session block (%u device frame%s, no "
                  "cloud frame)", dframes, dframes == 1 ? "" : "s");
+            add_note(v, withdrawn);
             return;
         }
         const char *w = wire[0] ? wire : "the capture ends before the device answered the session block";
@@ -1127,19 +1225,6 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
             vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "the session block does not open with %s, but that key is "
                  "not the one the device offers in its id block either, so the keyfile does not hold this "
                  "device's key; %s", kname, w);
-        } else if (t->session_opened == KR_NO) {
-            vset(v, KR_V_DEVICE_KEY_MISMATCH, true, "the session block does not open with %s: the cloud "
-                 "encrypted the session key to another public key; %s", kname, w);
-        } else if (t->signature_valid == KR_NO) {
-            vset(v, KR_V_BAD_SIGNATURE, true, "the session block's signature does not recover with the server "
-                 "public key in the keyfile: it was not signed by that cloud; %s", w);
-        } else if (t->signature_ok == KR_NO) {
-            vset(v, KR_V_BAD_SIGNATURE, true, "the signature recovers with the server public key but signs "
-                 "another HMAC than HMAC(M, E); %s", w);
-        } else if (t->session_opened == KR_YES && t->offered_key_known == KR_NO) {
-            vset(v, KR_V_DEVICE_KEY_MISMATCH, true, "the session block opens with %s, but the public key the "
-                 "device offers in its id block is another one: the cloud encrypted to a key the device does not "
-                 "hold; %s", kname, w);
         } else if (t->session_opened == KR_YES && t->signature_ok == KR_YES) {
             vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "the session block opens with %s and its signature is "
                  "good, yet the device rejected it: the device holds another private key; %s", kname, w);
@@ -1165,6 +1250,7 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
             add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
             add_cand(v, KR_V_BAD_SIGNATURE);
         }
+        add_note(v, withdrawn);
         return;
     }
 
@@ -1190,19 +1276,16 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final)
                          since >= 15 && since <= 30 ? " (its 20 s read timeout)" : "");
             }
         }
-        bool key_fail = t->id_block_opened == KR_NO || t->nonce_ok == KR_NO;
-        if (!closed && !final && !key_fail)
+        if (idcode != KR_V_NONE) {
+            /* given at the id block; how the cloud reacted completes the evidence */
+            const char *w = wire[0] ? wire : final ? "the capture ends after the id block" : "";
+            vset(v, idcode, true, "%s%s%s", idtext, w[0] ? "; " : "", w);
             return;
+        }
         if (!closed && !final)
-            return; /* the cloud may still answer: keys alone do not end the handshake */
+            return; /* the cloud may still answer */
         const char *w = wire[0] ? wire : "the capture ends after the id block";
-        if (t->id_block_opened == KR_NO) {
-            vset(v, KR_V_SERVER_KEY_MISMATCH, true, "the id block does not open with the server private key: "
-                 "the device encrypted its id to another public key; %s", w);
-        } else if (t->nonce_ok == KR_NO) {
-            vset(v, KR_V_NONCE_MISMATCH, true, "the id block opens with the server private key but does not "
-                 "echo the nonce the cloud sent (device %s); %s", t->device_id_hex, w);
-        } else if (!rejected && !stalled) {
+        if (!rejected && !stalled) {
             vset(v, KR_V_INCOMPLETE, false, "%s", w);
         } else if (t->id_block_opened == KR_YES) {
             if (rejected && t->idblock_split > 0.0005)
@@ -1278,9 +1361,17 @@ static void evaluate(kr_tracker *t, double ts)
 {
     bool final = t->finished || (t->d[0].closed && t->d[1].closed) || t->d[0].rst || t->d[1].rst;
     kr_verdict v;
-    evaluate_into(t, &v, final);
-    if (v.code == KR_V_NONE)
+    char withdrawn[512];
+    evaluate_into(t, &v, final, withdrawn, sizeof withdrawn);
+    if (v.code == KR_V_NONE) {
+        /* nothing decided yet, but the wire has contradicted the key's proof behind the verdict given: its
+         * evidence says so until the next verdict is decided */
+        if (t->verdict_emitted && withdrawn[0] && !strstr(t->verdict.evidence, withdrawn)) {
+            add_note(&t->verdict, withdrawn);
+            t->info.verdict = t->verdict;
+        }
         return;
+    }
     v.final = final;
     v.last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
     v.time = ts;

@@ -323,12 +323,18 @@ typedef struct rec {
     int decrypted;
     int undecrypted;
     kr_verdict first;
+    kr_verdict all[8];      /* the first eight verdicts given */
+    double idblock_time, sessionblock_time;
 } rec;
 
 static void r_step(void *ud, const kr_step *s)
 {
     rec *r = ud;
     r->steps++;
+    if (s->kind == KR_STEP_IDBLOCK)
+        r->idblock_time = s->time;
+    if (s->kind == KR_STEP_SESSIONBLOCK)
+        r->sessionblock_time = s->time;
     if (s->frame_state == KR_FRAME_PARTIAL)
         r->partial++;
     if (s->frame_state == KR_FRAME_DECRYPTED)
@@ -352,6 +358,8 @@ static void r_find(void *ud, const kr_finding *f)
 static void r_verdict(void *ud, const kr_verdict *v)
 {
     rec *r = ud;
+    if (r->verdicts < 8)
+        r->all[r->verdicts] = *v;
     if (r->verdicts++ == 0)
         r->first = *v;
 }
@@ -1114,6 +1122,230 @@ static void test_gaps_everywhere(void **state)
     s_end(&s);
 }
 
+/* ---- when verdicts are given -------------------------------------------------------------------- */
+
+/* Time of the n-th close of a hand-made connection. */
+static double close_time(const tk_conn *c, int n)
+{
+    for (guint i = 0; i < c->ev->len; i++) {
+        const tk_ev *e = &g_array_index(c->ev, tk_ev, i);
+        if (e->kind == TK_CLOSE && n-- == 0)
+            return e->ts;
+    }
+    fail_msg("no close %d", n);
+    return 0;
+}
+
+/* Runs with the keys `what` and checks the verdicts given: the first at `at` (open), then only the final
+ * one (same code), whose evidence starts with the first one's and adds `wire`. */
+static void expect_early(const tk_conn *c, const char *what, kr_verdict_code code, double at, const char *wire)
+{
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, what, &r);
+    if (r.verdicts != 2 || r.first.time != at)
+        fprintf(stderr, "keys '%s': %d verdicts, the first %s at %.6f (expected at %.6f): %s\n", what, r.verdicts,
+                kr_verdict_str(r.first.code), r.first.time, at, r.first.evidence);
+    assert_int_equal(r.verdicts, 2);
+    assert_int_equal(r.all[0].code, code);
+    assert_true(r.all[0].proven);
+    assert_false(r.all[0].final);
+    assert_true(r.all[0].time == at);
+    /* at the step only the key's proof is known: no wire facts yet */
+    assert_null(strstr(r.all[0].evidence, "closed"));
+    assert_int_equal(r.all[1].code, code);
+    assert_true(r.all[1].proven);
+    assert_true(r.all[1].final);
+    assert_int_equal(r.all[1].n_candidates, 0);
+    assert_true(strncmp(r.all[1].evidence, r.all[0].evidence, strlen(r.all[0].evidence)) == 0);
+    if (!strstr(r.all[1].evidence, wire))
+        fprintf(stderr, "final evidence without '%s': %s\n", wire, r.all[1].evidence);
+    assert_non_null(strstr(r.all[1].evidence, wire));
+    assert_int_equal(v.code, code);
+    rec_free(&r);
+}
+
+static void test_verdict_timing(void **state)
+{
+    (void)state;
+    sess s;
+    rec r;
+    kr_verdict v;
+    /* device-key-mismatch (G2): given at the session block, final at the second FIN, not again at the
+     * first */
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev_other, K.srv);
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    rec_init(&r);
+    run(s.c, "a", &r);
+    double sb = r.sessionblock_time;
+    assert_true(sb > 0);
+    rec_free(&r);
+    expect_early(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, sb, "the device closed 0.250 s after the session block");
+    expect_early(s.c, "d", KR_V_DEVICE_KEY_MISMATCH, sb, "the device closed 0.250 s after the session block");
+    /* without the device key the wire decides, at the close that shows it */
+    rec_init(&r);
+    v = run(s.c, "n", &r);
+    assert_int_equal(v.code, KR_V_SESSION_BLOCK_REJECTED);
+    assert_true(r.first.time == close_time(s.c, 0));
+    assert_int_equal(r.verdicts, 2);
+    rec_free(&r);
+    s_end(&s);
+
+    /* device-key-mismatch (G1): the device's frames after the session block change nothing; the cloud's
+     * FIN 30 s later leaves it as it is, the device's RST makes it final */
+    s_begin(&s, true, K.srv, false);
+    s_session(&s, K.dev_other, K.srv);
+    uint8_t junk[50];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 29 + 3);
+    junk[0] = 0;
+    junk[1] = 48;
+    tk_conn_data(s.c, KR_D2S, 0.3, junk, 50);
+    tk_conn_data(s.c, KR_D2S, 0.01, junk, 50);
+    tk_conn_close(s.c, KR_S2D, 29.7, false);
+    tk_conn_close(s.c, KR_D2S, 0.05, true);
+    rec_init(&r);
+    run(s.c, "a", &r);
+    sb = r.sessionblock_time;
+    rec_free(&r);
+    expect_early(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, sb, "the cloud closed 30.0 s after the session block");
+    s_end(&s);
+
+    /* bad-signature: given at the session block by the server public key alone */
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv_other);
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    rec_init(&r);
+    run(s.c, "u", &r);
+    sb = r.sessionblock_time;
+    rec_free(&r);
+    expect_early(s.c, "u", KR_V_BAD_SIGNATURE, sb, "the device closed 0.250 s after the session block");
+    expect_early(s.c, "a", KR_V_BAD_SIGNATURE, sb, "the device closed 0.250 s after the session block");
+    s_end(&s);
+
+    /* server-key-mismatch: given at the id block */
+    s_begin(&s, false, K.srv_other, false);
+    tk_conn_close(s.c, KR_S2D, 0.002, false);
+    tk_conn_close(s.c, KR_D2S, 0.001, false);
+    rec_init(&r);
+    run(s.c, "p", &r);
+    double ib = r.idblock_time;
+    assert_true(ib > 0);
+    rec_free(&r);
+    expect_early(s.c, "p", KR_V_SERVER_KEY_MISMATCH, ib, "the cloud closed 0.002 s after the id block");
+    s_end(&s);
+
+    /* nonce-mismatch: given at the id block; the cloud's FIN alone leaves it open, the end of the capture
+     * makes it final */
+    s_begin(&s, false, K.srv, true);
+    tk_conn_close(s.c, KR_S2D, 0.002, false);
+    rec_init(&r);
+    run(s.c, "p", &r);
+    ib = r.idblock_time;
+    rec_free(&r);
+    expect_early(s.c, "p", KR_V_NONCE_MISMATCH, ib, "the cloud closed 0.002 s after the id block");
+    s_end(&s);
+
+    /* unknown-device needs the cloud's reaction: given at the cloud's close, not at the id block */
+    s_begin(&s, false, K.srv, false);
+    tk_conn_close(s.c, KR_S2D, 0.002, false);
+    tk_conn_close(s.c, KR_D2S, 0.001, false);
+    rec_init(&r);
+    v = run(s.c, "p", &r);
+    assert_int_equal(v.code, KR_V_UNKNOWN_DEVICE);
+    assert_int_equal(r.verdicts, 2);
+    assert_false(r.all[0].final);
+    assert_true(r.all[0].time == close_time(s.c, 0));
+    assert_true(r.all[0].time > r.idblock_time);
+    rec_free(&r);
+    s_end(&s);
+}
+
+/* A key's proof given at a step, then the wire shows the handshake went on: the verdict follows the wire
+ * and its evidence says which proof does not stand and why. */
+static void test_verdict_contradicted(void **state)
+{
+    (void)state;
+    sess s;
+    short_session(&s, 2);
+    tk_conn_close(s.c, KR_D2S, 1.0, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    /* every key wrong: another cloud's private key, another device's key */
+    kr_keyfile *kf = tk_keyfile(K.dir, "server-private other-server.der\ndevice * other-device.der\n");
+    rec r;
+    rec_init(&r);
+    kr_verdict v;
+    char *out = tk_conn_run_cb(s.c, kf, 0, &v, &rec_cb, &r);
+    if (r.verdicts != 4)
+        fprintf(stderr, "%s", out);
+    assert_int_equal(r.verdicts, 4);
+    assert_int_equal(r.all[0].code, KR_V_SERVER_KEY_MISMATCH);
+    assert_true(r.all[0].time == r.idblock_time);
+    /* the cloud answered the id block: the server key's proof does not stand; the device key's proof is
+     * given at the session block */
+    assert_int_equal(r.all[1].code, KR_V_DEVICE_KEY_MISMATCH);
+    assert_true(r.all[1].proven);
+    assert_true(r.all[1].time == r.sessionblock_time);
+    assert_non_null(strstr(r.all[1].evidence, "so the server-key-mismatch given at the id block does not stand"));
+    /* frames both ways: the device took the session block */
+    assert_int_equal(r.all[2].code, KR_V_OK);
+    assert_false(r.all[2].proven);
+    assert_false(r.all[2].final);
+    assert_non_null(strstr(r.all[2].evidence, "so the device-key-mismatch given at the session block does not "
+                                               "stand"));
+    assert_non_null(strstr(r.all[2].evidence, "so the server-key-mismatch given at the id block does not stand"));
+    assert_int_equal(r.all[3].code, KR_V_OK);
+    assert_true(r.all[3].final);
+    assert_int_equal(v.code, KR_V_OK);
+    g_free(out);
+    rec_free(&r);
+    kr_keyfile_free(kf);
+
+    /* only the device key is wrong: device-key-mismatch at the session block, ok at the cloud's Hello */
+    kf = tk_keyfile(K.dir, "device * other-device.der\n");
+    rec_init(&r);
+    out = tk_conn_run_cb(s.c, kf, 0, &v, &rec_cb, &r);
+    assert_int_equal(r.verdicts, 3);
+    assert_int_equal(r.all[0].code, KR_V_DEVICE_KEY_MISMATCH);
+    assert_true(r.all[0].time == r.sessionblock_time);
+    assert_int_equal(r.all[1].code, KR_V_OK);
+    assert_non_null(strstr(r.all[1].evidence, "yet the device and the cloud went on"));
+    assert_non_null(strstr(r.all[1].evidence, "so the device-key-mismatch given at the session block does not "
+                                               "stand"));
+    assert_int_equal(v.code, KR_V_OK);
+    assert_true(v.final);
+    g_free(out);
+    rec_free(&r);
+    kr_keyfile_free(kf);
+    s_end(&s);
+
+    /* nonce-mismatch given at the id block, then the cloud sends a session block that no key here decides:
+     * the verdict given stays until the next one, and its evidence says the cloud answered */
+    s_begin(&s, false, K.srv, true);
+    s_session(&s, K.dev, K.srv);
+    kf = keyfile("p");
+    kr_tracker *t = kr_tracker_new(kf, NULL, NULL);
+    for (guint i = 0; i < s.c->ev->len; i++) {
+        const tk_ev *e = &g_array_index(s.c->ev, tk_ev, i);
+        if (e->kind == TK_OPEN)
+            kr_tracker_open(t, e->ts);
+        else if (e->kind == TK_DATA)
+            kr_tracker_data(t, e->dir, e->data->data, e->data->len, e->ts);
+    }
+    const kr_verdict *tv = kr_tracker_verdict(t);
+    assert_int_equal(tv->code, KR_V_NONCE_MISMATCH);
+    assert_false(tv->final);
+    assert_non_null(strstr(tv->evidence, "yet the cloud answered it, so the nonce-mismatch given at the id block "
+                                         "does not stand"));
+    assert_string_equal(kr_tracker_info(t)->verdict.evidence, tv->evidence);
+    kr_tracker_free(t);
+    kr_keyfile_free(kf);
+    s_end(&s);
+}
+
 /* ---- robustness --------------------------------------------------------------------------------- */
 
 static void test_memory_and_junk(void **state)
@@ -1325,6 +1557,8 @@ int main(void)
         cmocka_unit_test(test_more_messages),
         cmocka_unit_test(test_fast_ota_done),
         cmocka_unit_test(test_session_candidates),
+        cmocka_unit_test(test_verdict_timing),
+        cmocka_unit_test(test_verdict_contradicted),
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_table),
     };

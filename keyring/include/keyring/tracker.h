@@ -248,17 +248,25 @@ typedef struct kr_conn_info {
  * - message: right after the step of the frame that carried it (step->msg is the same struct).
  * - finding: after the step / message it concerns; "gap" from kr_tracker_gap; "ota-incomplete" when the
  *   connection ends (an RST, both sides' FIN, or kr_tracker_finish).
- * - verdict: when first decided and whenever its code, proven, final or candidates change: "ok" at the
- *   second Hello, "not-spark" on the first bytes that do not fit, "mid-session" on the first frame found without
- *   a handshake, a handshake failure at the close that shows it. final is true once the connection ended
- *   (an RST, both sides' FIN) or kr_tracker_finish ran; after kr_tracker_finish there is always a final
- *   verdict (incomplete when nothing else fits).
+ * - verdict: when first decided and whenever its code, proven, final or candidates change, never again
+ *   while those stay the same (a FIN that only adds a wire fact to the evidence gives no call; the evidence
+ *   in kr_tracker_verdict / kr_tracker_info is kept up to date all the same): "ok" at the second Hello,
+ *   "not-spark" on the first bytes that do not fit, "mid-session" on the first frame found without a
+ *   handshake; a failure a key proves at the step that proves it ("server-key-mismatch" and
+ *   "nonce-mismatch" at the id block, "device-key-mismatch" and "bad-signature" at the session block), its
+ *   evidence completed by the wire facts of the close; "unknown-device" and the failures inferred from the
+ *   wire alone at the close that shows them. When the wire then shows the handshake went on (the cloud
+ *   answers the id block, frames flow both ways after the session block), the key was not the one in use:
+ *   the verdict follows the wire and its evidence names the proof that does not stand. final is true once
+ *   the connection ended (an RST, both sides' FIN) or kr_tracker_finish ran; after kr_tracker_finish there
+ *   is always a final verdict (incomplete when nothing else fits).
  * The output depends only on the bytes, their order and the timestamps, never on how they were chunked. */
 typedef struct kr_callbacks {
     void (*step)(void *ud, const kr_step *s);
     void (*message)(void *ud, const kr_message *m);   /* after the step that carried it */
     void (*finding)(void *ud, const kr_finding *f);
-    /* called when the verdict is first decided or changes (e.g. "ok" after both Hellos; a failure at close) */
+    /* called when the verdict is first decided or its code, proven, final or candidates change (e.g. "ok"
+     * after both Hellos; device-key-mismatch at the session block, then final at the close) */
     void (*verdict)(void *ud, const kr_verdict *v);
 } kr_callbacks;
 
