@@ -173,17 +173,32 @@ def healthy_g1(c):
     c.has(clog, r'outcome: ok', 'cloud')
 
 
+
+def cloud_waits_out_garbage(c, clog, frames):
+    """An early device that failed its handshake sends `frames` frames the cloud cannot decrypt. The cloud
+    ignores each one, unless its last block happens to end in valid PKCS#7 padding (about 1 in 256): then
+    the cloud, like the real one, reads it as a Hello that does not parse and closes at once. Checks that
+    one of the two happened; returns True when the cloud waited for its Hello timeout."""
+    ignored = clog.count('does not decrypt with the session key, ignored')
+    if 'first message is not a Hello' in clog:
+        c.that(ignored < frames, 'a frame decrypted by chance, yet %d frames were ignored' % ignored, clog)
+        c.has(clog, r'outcome: bad-hello', 'cloud')
+        return False
+    c.that(ignored == frames, 'cloud should ignore the %d frames the early device sends after failing' % frames,
+           clog)
+    c.has(clog, r'no device Hello in time', 'cloud')
+    c.has(clog, r'outcome: hello-timeout', 'cloud')
+    return True
+
+
 @scenario
 def device_key_mismatch_g1(c):
     clog, [(rc, dlog, secs)] = run(['--hello-timeout', '1.5'],
                                    [device(D2, 'other-device.der', '--run-time', '10', gen='g1')])
     c.that(rc == 6, 'sparkdev exit %r, want 6 (decryption error)' % rc, dlog)
     c.has(dlog, r'decryption error', 'device')
-    c.that(clog.count('does not decrypt with the session key, ignored') == 2,
-           'cloud should ignore the two frames the early device sends after failing', clog)
-    c.has(clog, r'no device Hello in time', 'cloud')
-    c.has(clog, r'outcome: hello-timeout', 'cloud')
-    c.that(secs >= 1.4, 'the early device should hold the socket until the cloud closes (%.2f s)' % secs)
+    if cloud_waits_out_garbage(c, clog, 2):
+        c.that(secs >= 1.4, 'the early device should hold the socket until the cloud closes (%.2f s)' % secs)
 
 
 @scenario
@@ -230,7 +245,7 @@ def bad_signature_g1_holds(c):
     clog, [(rc, dlog, secs)] = run(['--sign-key', k('other-server-private.pem'), '--hello-timeout', '1'],
                                    [device(D2, D2 + '.der', '--run-time', '10', gen='g1')])
     c.that(rc == 8, 'sparkdev exit %r, want 8' % rc, dlog)
-    c.has(clog, r'outcome: hello-timeout', 'cloud')
+    cloud_waits_out_garbage(c, clog, 2)
 
 
 @scenario
