@@ -11,7 +11,8 @@ DEMO_SAMPLE ?= samples/healthy
 PKGS := build-essential pkg-config meson ninja-build python3 python3-cryptography openssl libssl-dev libglib2.0-dev \
         libjson-c-dev libcoap3-dev libcmocka-dev libpcap-dev libncurses-dev \
         libwireshark-dev wireshark-dev tshark tcpdump tcpreplay tmux util-linux iproute2 \
-        gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
+        gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi \
+        clang libclang-rt-14-dev
 
 .PHONY: all deps build build-asan test demo clean
 
