@@ -815,8 +815,10 @@ int kr_key_check(const kr_key *key, kr_role role, kr_note *out, int max)
             note_add(&ns, KR_NOTE_PROBLEM, false, "",
                      "a public key where the server private key is needed (the cloud's own key file, e.g. "
                      "spark-server's default_key.pem)");
+        /* The key still loads (other sizes load with a warning); in the server role it cannot work. */
         if (key->bits != 2048)
-            note_add(&ns, KR_NOTE_WARNING, false, "",
+            note_add(&ns, KR_NOTE_PROBLEM, false,
+                     "give the cloud's RSA-2048 private key, or make one: `openssl genrsa -out server.pem 2048`",
                      "RSA-%d: server keys are RSA-2048; devices cannot use a server key of this size",
                      key->bits);
         if (key->exponent != 65537)

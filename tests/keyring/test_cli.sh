@@ -73,6 +73,11 @@ run 1 "$K" show "$F/server.pub.pem"; has "fix: openssl rsa -pubin -in $F/server.
 run 1 "$K" show "$F/server.rsapub.der"; has "RSAPublicKey"
 run 0 "$K" show --role device-public "$F/device.pub.pem"; has "role: device public key"; hasnt "guessed"
 run 1 "$K" show --role device "$F/server.pem"; has "RSA-2048"
+# a key of the wrong size for an explicit server role is a problem, not a warning (it still loads)
+run 1 "$K" show --role server-private "$F/device.der"
+has "problem: RSA-1024: server keys are RSA-2048"; has "verdict: PROBLEM"; hasnt "with warnings"
+run 1 "$K" show --role server-public "$F/device.pub.pem"; has "problem: RSA-1024"; has "verdict: PROBLEM"
+run 0 "$K" show "$F/device.der"; has "role: device private key"; hasnt "problem:"
 run 2 "$K" show --role bogus "$F/device.der"; has 'unknown role "bogus"'
 run 1 "$K" show "$F/truncated.der"; has "truncated DER"
 run 1 "$K" show "$F/enc.pem"; has "password"
@@ -125,6 +130,9 @@ sed -i 's|keys/server2.pub.der|keys/server.pub.der|' "$tmp/kf/keyfile"
 # a PKCS#8 device key: readable by the tools, a warning for the device
 sed -i 's|keys/device2.der|keys/device.pkcs8.der|' "$tmp/kf/keyfile"
 run 0 "$K" check "$tmp/kf/keyfile"; has "warning: for writing to a device: PKCS#8"; has "with warnings"
+# a keyfile whose server-private line names an RSA-1024 key: the same rating as show --role (exit 1)
+printf 'server-private keys/device.der\n' > "$tmp/kf/small-server"
+run 1 "$K" check "$tmp/kf/small-server"; has "small-server:1:"; has "RSA-1024"; hasnt "with warnings"
 # bad lines: exit 1 with FILE:LINE
 printf 'server-private keys/server.pem\ndevise * keys/device.der\n' > "$tmp/kf/bad1"
 run 1 "$K" check "$tmp/kf/bad1"; has "$tmp/kf/bad1:2: unknown keyword \"devise\""

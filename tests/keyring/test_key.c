@@ -179,6 +179,16 @@ static void test_exponent_and_size(void **state)
     n = kr_key_check(k, KR_ROLE_SERVER_PRIVATE, notes, 16);
     assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
     kr_key_free(k);
+
+    /* a device-sized key loads, but in the server role its size is a problem, not a warning */
+    k = fx_key("device.der");
+    assert_int_equal(k->bits, 1024);
+    n = kr_key_check(k, KR_ROLE_SERVER_PRIVATE, notes, 16);
+    assert_non_null(find_note(notes, n, KR_NOTE_PROBLEM, "RSA-1024: server keys are RSA-2048"));
+    assert_null(find_note(notes, n, KR_NOTE_WARNING, "RSA-1024"));
+    n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+    assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
+    kr_key_free(k);
 }
 
 static void test_server_public_forms(void **state)
