@@ -861,7 +861,8 @@ int main(int argc, char **argv)
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
     unsigned long ul;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         const char *oname = argv[optind - 1];
         step *s;
         uint64_t *ms_target = NULL;
@@ -951,7 +952,7 @@ int main(int argc, char **argv)
                 return bad("--connections", optarg, "give a count from 1 to 10000");
             break;
         default:
-            sw_err("unknown option; see sparkcloud --help");
+            sw_bad_option(ch, argc, argv);
             return 2;
         }
         if (ms_target && sw_parse_seconds(optarg, ms_target) < 0)

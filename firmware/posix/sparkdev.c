@@ -241,7 +241,8 @@ int main(int argc, char **argv)
         {0, 0, 0, 0}};
     int c;
     unsigned long ul;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
         switch (c) {
         case 'h': usage(stdout); return 0;
@@ -398,7 +399,7 @@ int main(int argc, char **argv)
                 return bad("--ota-stall-after", optarg, "give a chunk count from 1");
             break;
         default:
-            sw_err("unknown option; see sparkdev --help");
+            sw_bad_option(c, argc, argv);
             return 2;
         }
     }

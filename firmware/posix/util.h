@@ -28,6 +28,10 @@ int sw_load_private_key(const char *path, const char *what, sw_keybuf *out);
 /* Loads an RSA public key as SubjectPublicKeyInfo DER; a private key file gives its public half. */
 int sw_load_public_key(const char *path, const char *what, sw_keybuf *out);
 
+/* The one error line for a getopt_long result of '?' or ':' (needs opterr = 0 and an optstring starting
+ * with ':'): names the option and points at --help. */
+void sw_bad_option(int c, int argc, char **argv);
+
 int sw_parse_hex(const char *hex, uint8_t *out, size_t len);      /* exactly 2*len hex digits */
 void sw_to_hex(const uint8_t *in, size_t len, char *out);         /* out holds 2*len+1 */
 /* Unsigned decimal in [min, max]; 0 or -1. */

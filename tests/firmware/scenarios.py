@@ -441,6 +441,27 @@ def usage_errors(c):
     c.that(rc == 2 and '/nonexistent/key.der' in err and err.count('\n') == 1, 'missing key: %r %r' % (rc, err))
     rc, err = sh([DEV, '--id', D1, '--key', k('server-public.der'), '--server-key', k('server-public.der'), '127.0.0.1:1'])
     c.that(rc == 2 and 'not an RSA private key' in err, 'public key given as private: %r %r' % (rc, err))
+    pw = os.path.join(TMP, 'pw.pem')
+    subprocess.run(['openssl', 'genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024', '-aes128',
+                    '-pass', 'pass:secret', '-out', pw], check=True, capture_output=True, timeout=30)
+    cut = os.path.join(TMP, 'cut.der')
+    with open(k(D1 + '.der'), 'rb') as f, open(cut, 'wb') as g:
+        g.write(f.read()[:300])
+    rc, err = sh([DEV, '--id', D1, '--key', pw, '--server-key', k('server-public.der'), '127.0.0.1:1'])
+    c.that(rc == 2 and err.count('\n') == 1 and 'password protected' in err and 'openssl rsa -in ' + pw in err,
+           'password-protected device key: %r %r' % (rc, err))
+    rc, err = sh([CLOUD, '--server-key', pw, '127.0.0.1:1'])
+    c.that(rc == 2 and err.count('\n') == 1 and 'password protected' in err,
+           'password-protected server key: %r %r' % (rc, err))
+    rc, err = sh([DEV, '--id', D1, '--key', cut, '--server-key', k('server-public.der'), '127.0.0.1:1'])
+    c.that(rc == 2 and err.count('\n') == 1 and 'cut.der: truncated DER' in err, 'truncated key: %r %r' % (rc, err))
+    for prog in (DEV, CLOUD):
+        rc, err = sh([prog, '--frob=1'])
+        c.that(rc == 2 and err.count('\n') == 1 and 'unknown option --frob;' in err and '--help' in err,
+               'unknown option: %r %r' % (rc, err))
+        rc, err = sh([prog, '--keyfile'])
+        c.that(rc == 2 and err.count('\n') == 1 and 'option --keyfile needs a value' in err,
+               'option without its value: %r %r' % (rc, err))
     rc, err = sh([DEV, '--id', D1, '--key', k('server-private.pem'), '--server-key', k('server-public.der'), '127.0.0.1:1'])
     c.that(rc == 2 and 'RSA 2048 bits' in err and 'RSA 1024' in err, '2048-bit device key: %r %r' % (rc, err))
     rc, err = sh([DEV, '--id', 'xyz', '--key', k(D1 + '.der'), '--server-key', k('server-public.der'), '127.0.0.1:1'])
