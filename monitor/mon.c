@@ -380,7 +380,13 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
             dir_ctx ac = { c, (kr_dir)d };
             cm_reasm_age(&c->rs[d], ts, CM_HOLE_WAIT, &rs_ops, &ac);
         }
-    if (p->flags & CM_TCP_RST) {
+    if ((p->flags & CM_TCP_RST) && dir == KR_S2D && c->saw_syn && c->rs[KR_D2S].saw_syn &&
+        !c->rs[KR_S2D].saw_syn && c->rs[KR_D2S].segments == 0 && c->rs[KR_S2D].segments == 0) {
+        /* an RST answers the SYN and no SYN-ACK was seen: the connection was refused */
+        add_event(c, CM_EV_TCP, dir, ts, 0, 0, "RST", "the connection was refused (no SYN-ACK)");
+        kr_tracker_refused(c->tr, ts);
+        conn_end(c, ts, "refused: an RST answered the SYN", true);
+    } else if (p->flags & CM_TCP_RST) {
         /* the sender drops the connection: what is still missing will not come */
         cm_reasm_flush(&c->rs[dir], ts, &rs_ops, &dc);
         add_event(c, CM_EV_TCP, dir, ts, 0, 0, "RST", dir == KR_D2S ? "the device reset" : "the cloud reset");

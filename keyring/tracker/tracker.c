@@ -847,12 +847,13 @@ static void act(kr_tracker *t, kr_dir dir, double ts)
                 declare_not_spark(t, dir, ts, "the cloud port answered with %s, not a 40-byte nonce", o);
             return;
         }
-        if (nonce_unfit(ds->buf, ds->have, why, sizeof why)) {
+        /* a nonce with bytes lost in a gap is not judged: the zeros standing in for them are not the wire */
+        if (!ds->damaged && nonce_unfit(ds->buf, ds->have, why, sizeof why)) {
             declare_not_spark(t, dir, ts, "%s", why);
             return;
         }
         /* a length chain inside the 40 bytes: these are frames, the capture joined late */
-        if (!t->opened || (valid_len((unsigned)ds->buf[0] << 8 | ds->buf[1], KR_RESYNC_MAXLEN) &&
+        if (!t->opened || (!ds->damaged && valid_len((unsigned)ds->buf[0] << 8 | ds->buf[1], KR_RESYNC_MAXLEN) &&
                            chain_at(ds->buf, ds->have, 0, false) == 1)) {
             enter_mid_session(t, ts);
             return;
@@ -1095,6 +1096,12 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
 
     if (t->not_spark) {
         vset(v, KR_V_NOT_SPARK, false, "%s", t->not_spark_why);
+        return;
+    }
+    if (t->refused) {
+        vset(v, KR_V_NOT_SPARK, false, "the connection was refused: the device's SYN was answered by an RST, "
+             "not a SYN-ACK, so nothing listens on that address and port or a firewall rejects the connection "
+             "(check the cloud address the device uses, and the firewalls on the way)");
         return;
     }
     if (t->silent_peer && !t->nonce_seen) {
@@ -1357,12 +1364,36 @@ static bool verdict_differs(const kr_verdict *a, const kr_verdict *b)
     return false;
 }
 
+/* Handshake blocks with bytes lost in a gap were never read whole: no key checked them, and the verdict
+ * rests on the wire alone. The evidence says so, naming the blocks. */
+static void note_lost_blocks(const kr_tracker *t, kr_verdict *v)
+{
+    const char *names[3];
+    int n = 0;
+    if (t->nonce_damaged)
+        names[n++] = "the nonce";
+    if (t->idblock_seen && t->idblock_damaged)
+        names[n++] = "the id block";
+    if (t->sessionblock_seen && t->sessionblock_damaged)
+        names[n++] = "the session block";
+    if (n == 0)
+        return;
+    char note[256];
+    snprintf(note, sizeof note, "the handshake could not be read: bytes of %s%s%s%s%s are missing from the "
+             "capture (gap), so no key could check %s", names[0], n > 1 ? (n > 2 ? ", " : " and ") : "",
+             n > 1 ? names[1] : "", n > 2 ? " and " : "", n > 2 ? names[2] : "", n > 1 ? "them" : "it");
+    if (!strstr(v->evidence, note))
+        add_note(v, note);
+}
+
 static void evaluate(kr_tracker *t, double ts)
 {
     bool final = t->finished || (t->d[0].closed && t->d[1].closed) || t->d[0].rst || t->d[1].rst;
     kr_verdict v;
     char withdrawn[512];
     evaluate_into(t, &v, final, withdrawn, sizeof withdrawn);
+    if (v.code != KR_V_NONE && !t->not_spark && !t->mid_session)
+        note_lost_blocks(t, &v);
     if (v.code == KR_V_NONE) {
         /* nothing decided yet, but the wire has contradicted the key's proof behind the verdict given: its
          * evidence says so until the next verdict is decided */
@@ -1553,6 +1584,15 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
     /* a completed damaged block or frame */
     if (ds->st != PST_RESYNC && ds->st != PST_DATA && ds->have > 0 && ds->have == want(t, dir))
         act(t, dir, ts);
+}
+
+void kr_tracker_refused(kr_tracker *t, double ts)
+{
+    if (!t || t->finished)
+        return;
+    if (t->d[KR_D2S].bytes == 0 && t->d[KR_S2D].bytes == 0 && !t->mid_session)
+        t->refused = true;
+    kr_tracker_close(t, KR_S2D, true, ts);
 }
 
 static void end_direction(kr_tracker *t, kr_dir dir, double ts)

@@ -118,6 +118,7 @@ struct kr_tracker {
     bool not_spark;
     bool silent_peer;      /* the cloud never spoke; the device sent frames after waiting */
     double silent_after;
+    bool refused;          /* the SYN was answered by an RST, never by a SYN-ACK (kr_tracker_refused) */
     char not_spark_why[256];
     bool finished;
     uint32_t step_index;

@@ -286,6 +286,11 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
 void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts);
 /* The side `by` closed: FIN (rst false) or RST. */
 void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts);
+/* The connection was refused: the device's SYN was answered by an RST and no SYN-ACK was seen, so no
+ * byte could flow (nothing listens on that address and port, or a firewall rejects the connection;
+ * PROTOCOL.md 7.5). Ends the connection like an RST from the cloud side (kr_tracker_close) and gives the
+ * final verdict not-spark with that evidence. Ignored once data was seen: then it is a plain RST. */
+void kr_tracker_refused(kr_tracker *t, double ts);
 /* No more data will come (capture ended, connection expired): settles the verdict (incomplete etc.). */
 void kr_tracker_finish(kr_tracker *t, double ts);
 
