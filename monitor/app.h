@@ -34,6 +34,9 @@ typedef struct cm_app {
     double last_expire;
     bool eof;                /* the source has no more packets (or a limit was reached) */
     bool failed;             /* reading failed: err holds why */
+    uint64_t snap_cut;       /* packets the capture's snapshot length cut inside their TCP headers or data */
+    unsigned snap_len;       /* bytes kept of the first packet cut */
+    char snap_warn[512];     /* the warning about it ("" until the first such packet) */
     char err[CM_ERRLEN];
 } cm_app;
 

@@ -10,7 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SNAPLEN 262144
+/* Live capture. Immediate mode keeps the screen live; libpcap on Linux then uses a TPACKET_V2 ring whose
+ * slots are each one snapshot length long, so the snapshot length and the buffer together set how many
+ * packets the kernel can hold while cloudmon is busy: 65,535 bytes of IP packet (the longest a frame of this
+ * protocol needs, 2 + 65,535 bytes of TCP data, fits in one IP packet only up to that) plus link headers,
+ * and 64 MB, give about a thousand slots (262,144 and 8 MB gave about 30). Packets cut anyway (offloaded
+ * super-segments) become gaps, and a warning says so. */
+#define SNAPLEN (65535 + 64)
+#define LIVE_BUFFER (64 << 20)
 
 const char *cm_dlt_name(int dlt)
 {
@@ -51,11 +58,25 @@ static int check_link(cm_capture *c, char *err)
 {
     c->dlt = pcap_datalink(c->p);
     if (!cm_linktype_supported(c->dlt)) {
+        /* name the type by its number as well: libpcap has no name for some (USER0..USER15 among them) */
+        char what[160];
+        const char *n = pcap_datalink_val_to_name(c->dlt);
         const char *d = pcap_datalink_val_to_description(c->dlt);
+        if (c->dlt >= 147 && c->dlt <= 162)
+            snprintf(what, sizeof what, "DLT %d (USER%d, a private type whose contents cloudmon cannot know)",
+                     c->dlt, c->dlt - 147);
+        else if (n && d && strcmp(n, d) != 0)
+            snprintf(what, sizeof what, "DLT %d (%s, %s)", c->dlt, n, d);
+        else if (n)
+            snprintf(what, sizeof what, "DLT %d (%s)", c->dlt, n);
+        else
+            snprintf(what, sizeof what, "DLT %d (a type libpcap does not name)", c->dlt);
         snprintf(err, CM_ERRLEN,
-                 "%s: link type %s (%s) is not supported (cloudmon reads Ethernet, Linux cooked, loopback and "
-                 "raw IP: capture on another interface, or with -i any)",
-                 c->name, cm_dlt_name(c->dlt), d ? d : "no description");
+                 "%s: link type %s is not supported; cloudmon reads Ethernet (DLT %d), Linux cooked (DLT %d, %d), "
+                 "loopback (DLT %d, %d) and raw IP (DLT %d, %d, %d): capture on another interface or with -i any%s",
+                 c->name, what, DLT_EN10MB, DLT_LINUX_SLL, DLT_LINUX_SLL2, DLT_NULL, DLT_LOOP, DLT_RAW, DLT_IPV4,
+                 DLT_IPV6, c->dlt >= 147 && c->dlt <= 162
+                 ? ", or if the packets are Ethernet frames give the file that type (editcap -T ether IN OUT)" : "");
         return -1;
     }
     return 0;
@@ -77,7 +98,7 @@ int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, u
     pcap_set_promisc(c->p, 1);
     pcap_set_timeout(c->p, 100);
     pcap_set_immediate_mode(c->p, 1);
-    pcap_set_buffer_size(c->p, 8 << 20);
+    pcap_set_buffer_size(c->p, LIVE_BUFFER);
     int rc = pcap_activate(c->p);
     if (rc < 0) {
         const char *why = pcap_geterr(c->p);

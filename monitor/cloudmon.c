@@ -152,6 +152,24 @@ static void parse_args(cm_opts *o, int argc, char **argv)
     o->tui = !o->batch && !o->json && isatty(STDOUT_FILENO);
 }
 
+/* The snapshot length cut a packet's TCP headers or data: the missing bytes go to the tracker as a gap
+ * (reasm.c); the user is told once why, and how to capture whole packets. */
+static void note_snap_cut(cm_app *a, const struct pcap_pkthdr *h)
+{
+    if (a->snap_cut++)
+        return;
+    a->snap_len = h->caplen;
+    snprintf(a->snap_warn, sizeof a->snap_warn,
+             "%s: the capture's snapshot length (%u bytes) cut packets short (a %u-byte packet has only %u bytes "
+             "captured); the missing bytes are gaps, and handshake blocks in them cannot be read (capture with "
+             "-s 0 or a larger snaplen)",
+             a->cap.name, (unsigned)h->caplen, (unsigned)h->len, (unsigned)h->caplen);
+    if (!a->o.tui) {
+        fprintf(stderr, "cloudmon: warning: %s\n", a->snap_warn);
+        fflush(stderr);
+    }
+}
+
 int cm_app_pump(cm_app *a, int max)
 {
     int n = 0;
@@ -197,6 +215,8 @@ int cm_app_pump(cm_app *a, int max)
         }
         cm_pkt p;
         cm_dec_result r = cm_decode(a->cap.dlt, data, h->caplen, &p);
+        if (h->caplen < h->len && ((r == CM_DEC_TCP && p.payload_len < p.payload_wire_len) || r == CM_DEC_SHORT))
+            note_snap_cut(a, h);
         cm_mon_packet(&a->mon, ts, r, &p);
         n++;
         if (a->o.count && a->mon.st.packets >= a->o.count)

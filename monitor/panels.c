@@ -81,8 +81,12 @@ static void header(cm_screen *s, cm_app *a)
     uint64_t dropped = cm_capture_drops(&a->cap);
     if (dropped)
         snprintf(drops, sizeof drops, " (%llu dropped)", (unsigned long long)dropped);
-    snprintf(buf, sizeof buf, " cloudmon  %s  packets %llu%s  connections %llu (%zu live)  sort: %s%s%s%s%s",
-             a->source, (unsigned long long)a->mon.st.packets, drops, (unsigned long long)a->mon.st.conns,
+    char snap[96] = "";
+    if (a->snap_cut)
+        snprintf(snap, sizeof snap, "  [snaplen %u cut %llu packets: capture with -s 0]", a->snap_len,
+                 (unsigned long long)a->snap_cut);
+    snprintf(buf, sizeof buf, " cloudmon  %s  packets %llu%s%s  connections %llu (%zu live)  sort: %s%s%s%s%s",
+             a->source, (unsigned long long)a->mon.st.packets, drops, snap, (unsigned long long)a->mon.st.conns,
              cm_mon_live_count(&a->mon), cm_sort_name(s->sort), s->filter[0] ? "  filter: " : "", s->filter,
              s->paused ? "  [PAUSED]" : "", s->finished ? (a->cap.live ? "  [stopped]" : "  [end of file]") : "");
     bar(s, 0, buf);
