@@ -653,6 +653,85 @@ static void test_not_spark(void **state)
     tk_conn_free(c);
 }
 
+/* Bytes lost inside the nonce (a snapshot length cut its packet): the zeros standing in for them are not
+ * judged, and the verdict says the handshake could not be read. */
+static void test_gap_in_nonce(void **state)
+{
+    (void)state;
+    uint8_t head[14];
+    for (int i = 0; i < 14; i++)
+        head[i] = (uint8_t)(i * 37 + 11);
+    tk_conn *c = tk_conn_new();
+    tk_conn_open(c, 0);
+    tk_conn_data(c, KR_S2D, 0.01, head, sizeof head);
+    tk_conn_gap(c, KR_S2D, 0.0, 26);
+    kr_verdict v = run(c, "n", NULL);
+    assert_string_equal(kr_verdict_str(v.code), "incomplete");
+    assert_non_null(strstr(v.evidence, "the handshake could not be read: bytes of the nonce are missing"));
+    tk_conn_free(c);
+
+    /* the same nonce whole, with few byte values: that is judged */
+    c = tk_conn_new();
+    tk_conn_open(c, 0);
+    uint8_t low[40];
+    memcpy(low, head, sizeof head);
+    memset(low + sizeof head, 0, sizeof low - sizeof head);
+    tk_conn_data(c, KR_S2D, 0.01, low, sizeof low);
+    v = run(c, "n", NULL);
+    assert_string_equal(kr_verdict_str(v.code), "not-spark");
+    assert_non_null(strstr(v.evidence, "different byte values"));
+    tk_conn_free(c);
+
+    /* nonce and id block cut, the cloud closes at once: inferred from the wire, and the evidence says why no
+     * key could tell more */
+    c = tk_conn_new();
+    tk_conn_open(c, 0);
+    tk_conn_data(c, KR_S2D, 0.01, head, sizeof head);
+    tk_conn_gap(c, KR_S2D, 0.0, 26);
+    tk_conn_data(c, KR_D2S, 0.01, head, sizeof head);
+    tk_conn_gap(c, KR_D2S, 0.0, KR_IDBLOCK_LEN - sizeof head);
+    tk_conn_close(c, KR_S2D, 0.01, false);
+    v = run(c, "du", NULL);
+    assert_string_equal(kr_verdict_str(v.code), "id-block-rejected");
+    assert_false(v.proven);
+    assert_non_null(strstr(v.evidence, "bytes of the nonce and the id block are missing from the capture"));
+    tk_conn_free(c);
+}
+
+/* A SYN answered by an RST: refused, not "accepted but silent". */
+static void test_refused(void **state)
+{
+    (void)state;
+    rec r;
+    rec_init(&r);
+    kr_keyfile *kf = kr_keyfile_new_empty();
+    kr_tracker *t = kr_tracker_new(kf, &rec_cb, &r);
+    kr_tracker_open(t, 1.0);
+    kr_tracker_refused(t, 1.001);
+    const kr_verdict *v = kr_tracker_verdict(t);
+    assert_string_equal(kr_verdict_str(v->code), "not-spark");
+    assert_true(v->final);
+    assert_false(v->proven);
+    assert_non_null(strstr(v->evidence, "the connection was refused"));
+    assert_null(strstr(v->evidence, "accepted"));
+    assert_int_equal(r.verdicts, 1);
+    kr_tracker_finish(t, 2.0);
+    assert_string_equal(kr_verdict_str(kr_tracker_verdict(t)->code), "not-spark");
+    kr_tracker_free(t);
+
+    /* after data it is a plain reset, not a refusal */
+    t = kr_tracker_new(kf, NULL, NULL);
+    kr_tracker_open(t, 1.0);
+    const uint8_t http[] = "HTTP/1.1 200 OK\r\n";
+    kr_tracker_data(t, KR_S2D, http, sizeof http - 1, 1.01);
+    kr_tracker_refused(t, 1.02);
+    assert_null(strstr(kr_tracker_verdict(t)->evidence, "refused"));
+    assert_true(kr_tracker_verdict(t)->final);
+    kr_tracker_free(t);
+    kr_keyfile_free(kf);
+    rec_free(&r);
+}
+
 static void test_stalled_incomplete(void **state)
 {
     (void)state;
@@ -1548,6 +1627,8 @@ int main(void)
         cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_id_block_failures),
         cmocka_unit_test(test_not_spark),
+        cmocka_unit_test(test_gap_in_nonce),
+        cmocka_unit_test(test_refused),
         cmocka_unit_test(test_stalled_incomplete),
         cmocka_unit_test(test_mid_session),
         cmocka_unit_test(test_counter_and_ota),
