@@ -206,6 +206,21 @@ static void key_error(const char *what, const char *path, const key_bytes *kb, E
     }
 }
 
+/* Writes the key as DER (PKCS#1 private key, or SPKI public key) into out. 0, or -1 with an error line. */
+static int store_der(EVP_PKEY *k, bool private_key, const char *what, const char *path, sw_keybuf *out)
+{
+    int n = private_key ? i2d_PrivateKey(k, NULL) : i2d_PUBKEY(k, NULL);
+    unsigned char *p = out->der;
+    if (n <= 0 || (size_t)n > sizeof out->der ||
+        (private_key ? i2d_PrivateKey(k, &p) : i2d_PUBKEY(k, &p)) != n) {
+        sw_err("%s %s: key too large; use an RSA key of at most 4096 bits", what, path);
+        return -1;
+    }
+    out->len = (size_t)n;
+    out->bits = EVP_PKEY_get_bits(k);
+    return 0;
+}
+
 int sw_load_private_key(const char *path, const char *what, sw_keybuf *out)
 {
     size_t len = 0;
@@ -226,15 +241,7 @@ int sw_load_private_key(const char *path, const char *what, sw_keybuf *out)
     } else if (k == NULL || !EVP_PKEY_is_a(k, "RSA")) {
         key_error(what, path, &kb, k, true);
     } else {
-        int n = i2d_PrivateKey(k, NULL);
-        unsigned char *p = out->der;
-        if (n <= 0 || (size_t)n > sizeof out->der || i2d_PrivateKey(k, &p) != n) {
-            sw_err("%s %s: key too large; use an RSA key of at most 4096 bits", what, path);
-        } else {
-            out->len = (size_t)n;
-            out->bits = EVP_PKEY_get_bits(k);
-            rc = 0;
-        }
+        rc = store_der(k, true, what, path, out);
     }
     EVP_PKEY_free(k);
     key_bytes_free(&kb);
@@ -261,15 +268,7 @@ int sw_load_public_key(const char *path, const char *what, sw_keybuf *out)
     if (k == NULL || !EVP_PKEY_is_a(k, "RSA")) {
         key_error(what, path, &kb, k, false);
     } else {
-        int n = i2d_PUBKEY(k, NULL);
-        unsigned char *p = out->der;
-        if (n <= 0 || (size_t)n > sizeof out->der || i2d_PUBKEY(k, &p) != n) {
-            sw_err("%s %s: key too large; use an RSA key of at most 4096 bits", what, path);
-        } else {
-            out->len = (size_t)n;
-            out->bits = EVP_PKEY_get_bits(k);
-            rc = 0;
-        }
+        rc = store_der(k, false, what, path, out);
     }
     EVP_PKEY_free(k);
     key_bytes_free(&kb);
