@@ -746,6 +746,18 @@ static int fill(sw_device *d, size_t want)
     return 1;
 }
 
+/* A handshake read: true once want bytes are in. Otherwise false, with *st set to the failure (socket
+ * error, or the step's deadline passed) or left alone while the bytes may still come. */
+static bool fill_by_deadline(sw_device *d, size_t want, sw_status *st)
+{
+    int r = fill(d, want);
+    if (r < 0)
+        *st = fail(d, SW_ERR_IO);
+    else if (r == 0 && expired(d, d->deadline))
+        *st = fail(d, SW_ERR_TIMEOUT);
+    return r > 0;
+}
+
 /* Reads and drops whatever arrives; -1 when the peer closed. */
 static int drain(sw_device *d)
 {
@@ -839,16 +851,8 @@ sw_status sw_device_poll(sw_device *d)
             st = SW_ERR_CONFIG;
             break;
         }
-        int r = fill(d, SW_NONCE_LEN);
-        if (r < 0) {
-            st = fail(d, SW_ERR_IO);
+        if (!fill_by_deadline(d, SW_NONCE_LEN, &st))
             break;
-        }
-        if (r == 0) {
-            if (expired(d, d->deadline))
-                st = fail(d, SW_ERR_TIMEOUT);
-            break;
-        }
         memcpy(d->nonce, d->rx, SW_NONCE_LEN);
         d->rx_len = 0;
         if (stop_here(d, SW_STEP_NONCE))
@@ -867,16 +871,8 @@ sw_status sw_device_poll(sw_device *d)
         break;
     }
     case ST_SESSION_BLOCK: {
-        int r = fill(d, SW_SESSION_BLOCK_LEN);
-        if (r < 0) {
-            st = fail(d, SW_ERR_IO);
+        if (!fill_by_deadline(d, SW_SESSION_BLOCK_LEN, &st))
             break;
-        }
-        if (r == 0) {
-            if (expired(d, d->deadline))
-                st = fail(d, SW_ERR_TIMEOUT);
-            break;
-        }
         d->rx_len = 0;
         st = check_session_block(d);
         if (st != SW_RUNNING) {
