@@ -217,7 +217,7 @@ int cm_app_pump(cm_app *a, int max)
         cm_dec_result r = cm_decode(a->cap.dlt, data, h->caplen, &p);
         if (h->caplen < h->len && ((r == CM_DEC_TCP && p.payload_len < p.payload_wire_len) || r == CM_DEC_SHORT))
             note_snap_cut(a, h);
-        cm_mon_packet(&a->mon, ts, r, &p);
+        cm_mon_packet(&a->mon, ts, r, &p, h->caplen < h->len);
         n++;
         if (a->o.count && a->mon.st.packets >= a->o.count)
             a->eof = true;

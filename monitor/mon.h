@@ -1,18 +1,18 @@
-/* cloudmon: the model of what was seen. Connections keyed by their addresses, each with its two
- * reassembled byte streams feeding a libkeyring tracker, the events the tracker reported (steps,
- * messages, findings, verdicts) and the totals. Bounded: at most max_conns live connections (the one
- * idle the longest is ended first), idle ones expire, and ended ones stay in a history of at most
- * max_history before the oldest is dropped. */
+/* cloudmon: the model of what was seen, for the screen and the outputs. Packets go to libkeyring's
+ * connection layer (keyring/conn.h: identity, reassembly, TCP events, the trackers, the bounded table);
+ * this keeps, per connection it follows, the events it reported (TCP events, steps, messages, findings,
+ * verdicts) and the totals. Ended connections stay in a history of at most max_history before the oldest
+ * is dropped. */
 #ifndef CLOUDMON_MON_H
 #define CLOUDMON_MON_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <glib.h>
+#include <keyring/conn.h>
 #include <keyring/tracker.h>
 
 #include "decode.h"
-#include "reasm.h"
 
 typedef enum cm_ev_type {
     CM_EV_STEP = 0,
@@ -39,9 +39,8 @@ typedef struct cm_conn {
     bool saw_syn;
     bool ended;
     char end_reason[64];
-    bool closed[2];          /* FIN handled per kr_dir */
-    cm_reasm rs[2];
-    kr_tracker *tr;
+    kr_conn *kc;             /* the connection layer's, while live */
+    kr_tracker *tr;          /* its tracker (kept after the end for the history) */
     kr_conn_info info;       /* copy of the tracker's, refreshed after each packet */
     uint64_t packets;
     uint64_t wire_bytes;     /* TCP payload bytes on the wire, both directions */
@@ -49,16 +48,12 @@ typedef struct cm_conn {
     GArray *events;          /* cm_event, at most CM_MAX_EVENTS */
     uint64_t events_dropped; /* events removed from the middle to stay within the limit */
     unsigned verdict_changes;
-    bool final_reported;
-    bool lingering;          /* ended by FIN or RST and still in the closed table */
-    uint64_t late_packets;   /* packets after the end (retransmissions, last ACKs), counted and dropped */     /* a verdict with final set went to the observers */
+    bool final_reported;     /* a verdict with final set went to the observers */
     struct cm_mon *mon;
-    uint8_t key[38];
 } cm_conn;
 
 #define CM_MAX_EVENTS 1024  /* events kept per connection ... */
 #define CM_KEEP_HEAD 128    /* ... the first ones always, then the newest */
-#define CM_LINGER 60.0
 
 /* Notified as things happen (outputs: lines, JSON, the decrypted export). Any member may be NULL. */
 typedef struct cm_observer {
@@ -79,14 +74,15 @@ typedef struct cm_stats {
     uint64_t conns;          /* connections seen */
     uint64_t evicted;        /* ended early because the table was full */
     uint64_t expired;        /* ended because idle */
+    uint64_t untracked;      /* new connections not followed: the table held only live sessions */
+    uint64_t late;           /* packets of ended connections (retransmissions, last ACKs) */
+    uint64_t rst_ignored;    /* RSTs out of the window or survived */
     uint64_t messages, findings;
 } cm_stats;
 
 typedef struct cm_mon {
     const kr_keyfile *kf;
-    GHashTable *live;        /* key -> cm_conn* */
-    GHashTable *closed;      /* key -> cm_conn* ended by FIN or RST less than CM_LINGER s ago: their
-                                late packets are not taken for a new connection */
+    kr_conn_table *tab;      /* made at the first packet, from the settings below */
     GPtrArray *conns;        /* every kept connection (live and ended), oldest first */
     size_t max_conns, max_history, max_ooo;
     double idle;             /* seconds without a packet before a connection is ended */
@@ -102,8 +98,8 @@ typedef struct cm_mon {
 void cm_mon_init(cm_mon *m, const kr_keyfile *kf);
 void cm_mon_free(cm_mon *m);
 void cm_mon_observe(cm_mon *m, const cm_observer *o);
-/* One decoded packet (any result of cm_decode). */
-void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p);
+/* One decoded packet (any result of cm_decode); cut: the capture cut the frame (snap length). */
+void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p, bool cut);
 /* Ends connections idle since before now - m->idle. */
 void cm_mon_expire(cm_mon *m, double now);
 /* Ends every live connection (capture over). */

@@ -16,6 +16,7 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 #include "keyring/handshake.h"
+#include "keyring/conn.h"
 
 #define KR_AT_ONCE       5.0    /* a close within this many seconds of the last step is "at once" */
 
@@ -189,34 +190,10 @@ static const char *sniff_other(const uint8_t *b, size_t n)
     return NULL;
 }
 
-static bool printable(uint8_t c)
-{
-    return (c >= 0x20 && c < 0x7f) || c == '\r' || c == '\n' || c == '\t';
-}
-
-/* Why 40 bytes cannot be a nonce (NULL when they can). */
+/* Why 40 bytes cannot be a nonce (NULL when they can): the one rule, in keyring/conn/nonce.c. */
 static const char *nonce_unfit(const uint8_t *b, size_t n, char *why, size_t whylen)
 {
-    size_t pr = 0, distinct = 0;
-    bool seen[256] = { false };
-    for (size_t i = 0; i < n; i++) {
-        if (printable(b[i]))
-            pr++;
-        if (!seen[b[i]]) {
-            seen[b[i]] = true;
-            distinct++;
-        }
-    }
-    if (pr == n) {
-        snprintf(why, whylen, "the first %zu bytes from the cloud port are text", n);
-        return why;
-    }
-    if (n >= KR_NONCE_LEN && distinct < 20) {
-        snprintf(why, whylen, "the 40-byte nonce has only %zu different byte values (a real nonce is random)",
-                 distinct);
-        return why;
-    }
-    return NULL;
+    return kr_nonce_unfit(b, n, why, whylen);
 }
 
 static void go_data(kr_tracker *t, kr_dir dir, double ts)

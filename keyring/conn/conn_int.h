@@ -1,0 +1,113 @@
+/* sparkwire libkeyring: the connection layer's internal state (see keyring/conn.h). */
+#ifndef KEYRING_CONN_INT_H
+#define KEYRING_CONN_INT_H
+
+#include <glib.h>
+#include "keyring/conn.h"
+
+/* ---- one direction's byte stream (reasm.c) ---- */
+
+typedef struct kr_seg kr_seg;
+
+typedef struct kr_reasm_ops {
+    void (*deliver)(void *ud, const uint8_t *data, size_t len, double ts, bool from_packet);
+    void (*gap)(void *ud, uint64_t nbytes, double ts);
+    void (*fin)(void *ud, double ts);      /* every byte before the FIN was handled */
+} kr_reasm_ops;
+
+typedef struct kr_reasm {
+    bool started;            /* next_seq is known (ISN+1 from the SYN, or settled from the first segments) */
+    bool saw_syn;
+    uint32_t isn;
+    uint32_t next_seq;       /* sequence number of the next byte to hand on */
+    bool have_max;
+    uint32_t max_end;        /* highest sequence number + length seen in this direction */
+    bool fin_seen, fin_done;
+    uint32_t fin_seq;
+    kr_seg *ooo;             /* waiting segments, sorted by seq */
+    size_t ooo_bytes, ooo_count, max_ooo_bytes;
+    uint64_t delivered, retransmitted, gap_bytes;
+    uint32_t gaps, segments;
+} kr_reasm;
+
+void kr_reasm_init(kr_reasm *r, size_t max_ooo_bytes);
+void kr_reasm_free(kr_reasm *r);
+void kr_reasm_syn(kr_reasm *r, uint32_t isn);
+/* Returns the number of new bytes (beyond everything seen in this direction) the segment carries. */
+uint32_t kr_reasm_segment(kr_reasm *r, uint32_t seq, const uint8_t *data, size_t len, size_t wire_len, bool fin,
+                          double ts, const kr_reasm_ops *ops, void *ud);
+void kr_reasm_settle(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud);
+uint32_t kr_reasm_first_waiting(const kr_reasm *r);
+void kr_reasm_ack(kr_reasm *r, uint32_t ack, double ts, const kr_reasm_ops *ops, void *ud);
+void kr_reasm_age(kr_reasm *r, double now, double max_wait, const kr_reasm_ops *ops, void *ud);
+void kr_reasm_flush(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud);
+size_t kr_reasm_memory(const kr_reasm *r);
+/* The sequence number the sender would use next (for RST checks); false when nothing is known. */
+bool kr_reasm_snd_nxt(const kr_reasm *r, uint32_t *out);
+
+static inline int32_t kr_seq_diff(uint32_t a, uint32_t b) { return (int32_t)(a - b); }
+
+/* ---- one connection ---- */
+
+typedef enum kr_conn_state {
+    KR_CS_UNDECIDED = 0,     /* other port, SYN seen: waiting for the cloud's first bytes */
+    KR_CS_FOLLOWED,          /* the protocol's: a tracker is fed */
+    KR_CS_IGNORED,           /* decided not to be the protocol's */
+    KR_CS_ENDED              /* ended; kept a while so late packets are not taken for a new connection */
+} kr_conn_state;
+
+#define KR_CONN_KEY_LEN 37
+#define KR_CONN_PRE_MAX 40   /* bytes of an undecided connection's cloud stream held for the heuristic */
+
+struct kr_conn {
+    kr_conn_table *tab;
+    uint8_t key[KR_CONN_KEY_LEN];
+    unsigned id;
+    kr_conn_state state;
+    kr_endpoint dev, cloud;
+    bool saw_syn, saw_synack, joined;
+    kr_tracker *tr;
+    void *user;
+    kr_reasm rs[2];
+    uint32_t window[2];      /* last window advertised by the receiver of each direction */
+    bool have_ack[2];
+    uint32_t ack_of[2];      /* last acknowledgement the receiver of each direction sent */
+    uint64_t stream_pos[2];  /* bytes of each direction handed to the tracker, gaps included */
+    bool closed[2];
+    uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
+    /* an accepted RST waiting to see whether the connection survives it */
+    bool rst_pending;
+    kr_dir rst_dir;
+    double rst_time;
+    /* undecided: the first bytes of the cloud stream */
+    uint8_t pre[KR_CONN_PRE_MAX];
+    size_t pre_len;
+    double pre_time;
+    double first, last;
+    uint64_t packets;
+    char end_reason[64];
+    bool in_packet;          /* the packet being handled is this connection's */
+};
+
+struct kr_conn_table {
+    const kr_keyfile *kf;
+    kr_conn_options o;
+    kr_conn_callbacks cb;
+    void *ud;
+    GHashTable *map;         /* key -> kr_conn* (live and ended-lingering) */
+    unsigned next_id;
+    size_t live;
+    double last_expire;
+    kr_conn_stats st;
+};
+
+/* tcp.c */
+void kr_conn_handle(kr_conn *c, const kr_packet *p);
+void kr_conn_event(kr_conn *c, kr_tcp_kind kind, kr_dir dir, double ts, uint64_t n, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* Ends the connection: flushes both streams, commits a pending RST, finishes the tracker, calls end. */
+void kr_conn_end_now(kr_conn *c, double ts, const char *reason);
+void kr_conn_follow(kr_conn *c, double ts);
+extern const kr_reasm_ops kr_conn_rs_ops[2];
+
+#endif

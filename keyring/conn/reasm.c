@@ -1,0 +1,252 @@
+/* sparkwire libkeyring: one direction's TCP byte stream. Segments come in capture order; bytes leave in
+ * stream order. Retransmitted and overlapping bytes are handed on once. Segments ahead of the next
+ * expected byte wait in a bounded list; a hole is given up (a gap) when the list is over its byte limit,
+ * when the peer acknowledges past it, when it waited too long, or when the stream ends. */
+#include <stdlib.h>
+#include <string.h>
+#include "conn_int.h"
+
+struct kr_seg {
+    uint32_t seq;
+    uint32_t len;
+    double ts;
+    kr_seg *next;
+    uint8_t data[];
+};
+
+#define KR_SETTLE_WAIT 1.0   /* seconds the first segments of a stream joined late wait for their order */
+
+void kr_reasm_init(kr_reasm *r, size_t max_ooo_bytes)
+{
+    memset(r, 0, sizeof *r);
+    r->max_ooo_bytes = max_ooo_bytes;
+}
+
+void kr_reasm_free(kr_reasm *r)
+{
+    kr_seg *s = r->ooo;
+    while (s) {
+        kr_seg *n = s->next;
+        free(s);
+        s = n;
+    }
+    r->ooo = NULL;
+    r->ooo_bytes = r->ooo_count = 0;
+}
+
+size_t kr_reasm_memory(const kr_reasm *r)
+{
+    return r->ooo_bytes + r->ooo_count * sizeof(kr_seg);
+}
+
+void kr_reasm_syn(kr_reasm *r, uint32_t isn)
+{
+    if (r->saw_syn)
+        return;                       /* a retransmitted SYN */
+    r->saw_syn = true;
+    r->isn = isn;
+    if (!r->started) {
+        r->next_seq = isn + 1;
+        r->started = true;
+    }
+    if (!r->have_max) {
+        r->have_max = true;
+        r->max_end = isn + 1;
+    }
+}
+
+bool kr_reasm_snd_nxt(const kr_reasm *r, uint32_t *out)
+{
+    if (!r->have_max)
+        return false;
+    *out = r->max_end;
+    return true;
+}
+
+static void check_fin(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
+{
+    if (r->fin_seen && !r->fin_done && r->started && kr_seq_diff(r->next_seq, r->fin_seq) >= 0) {
+        r->fin_done = true;
+        if (ops->fin)
+            ops->fin(ud, ts);
+    }
+}
+
+/* Hands on in-order bytes of [seq, seq+len), skipping what was already handed on. */
+static void take(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, double ts, bool from_packet,
+                 const kr_reasm_ops *ops, void *ud)
+{
+    int32_t d = kr_seq_diff(r->next_seq, seq);
+    if (d < 0)
+        return;
+    if ((uint32_t)d >= len) {
+        r->retransmitted += len;
+        return;
+    }
+    r->retransmitted += (uint32_t)d;
+    uint32_t n = len - (uint32_t)d;
+    if (r->fin_seen && kr_seq_diff(r->fin_seq, r->next_seq) >= 0 && kr_seq_diff(r->next_seq + n, r->fin_seq) > 0)
+        n = (uint32_t)kr_seq_diff(r->fin_seq, r->next_seq);   /* nothing after the FIN */
+    if (n == 0)
+        return;
+    r->next_seq += n;
+    r->delivered += n;
+    if (ops->deliver)
+        ops->deliver(ud, data + d, n, ts, from_packet);
+}
+
+static void drain(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
+{
+    while (r->ooo && kr_seq_diff(r->ooo->seq, r->next_seq) <= 0) {
+        kr_seg *s = r->ooo;
+        r->ooo = s->next;
+        r->ooo_bytes -= s->len;
+        r->ooo_count--;
+        take(r, s->seq, s->data, s->len, s->ts, false, ops, ud);
+        free(s);
+    }
+}
+
+static void give_up(kr_reasm *r, uint32_t missing, double ts, const kr_reasm_ops *ops, void *ud)
+{
+    r->gaps++;
+    r->gap_bytes += missing;
+    r->next_seq += missing;
+    if (ops->gap)
+        ops->gap(ud, missing, ts);
+}
+
+/* Gives up the hole before the first waiting segment. */
+static void skip_hole(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
+{
+    if (!r->ooo)
+        return;
+    give_up(r, (uint32_t)kr_seq_diff(r->ooo->seq, r->next_seq), ts, ops, ud);
+    drain(r, ops, ud);
+}
+
+static void store(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, double ts)
+{
+    kr_seg **pp = &r->ooo;
+    while (*pp && kr_seq_diff((*pp)->seq, seq) <= 0) {
+        if ((*pp)->seq == seq && (*pp)->len >= len) {
+            r->retransmitted += len;
+            return;
+        }
+        pp = &(*pp)->next;
+    }
+    kr_seg *s = malloc(sizeof *s + len);
+    if (!s)
+        return;                       /* out of memory: the bytes become a hole reported later */
+    s->seq = seq;
+    s->len = len;
+    s->ts = ts;
+    memcpy(s->data, data, len);
+    s->next = *pp;
+    *pp = s;
+    r->ooo_bytes += len;
+    r->ooo_count++;
+}
+
+/* Bytes beyond everything seen so far in this direction. */
+static uint32_t note_extent(kr_reasm *r, uint32_t seq, uint32_t wire_len)
+{
+    uint32_t end = seq + wire_len;
+    if (!r->have_max) {
+        r->have_max = true;
+        r->max_end = end;
+        return wire_len;
+    }
+    int32_t d = kr_seq_diff(end, r->max_end);
+    if (d <= 0)
+        return 0;
+    r->max_end = end;
+    return (uint32_t)d < wire_len ? (uint32_t)d : wire_len;
+}
+
+uint32_t kr_reasm_segment(kr_reasm *r, uint32_t seq, const uint8_t *data, size_t len, size_t wire_len, bool fin,
+                          double ts, const kr_reasm_ops *ops, void *ud)
+{
+    r->segments++;
+    if (wire_len < len)
+        wire_len = len;
+    uint32_t fresh = note_extent(r, seq, (uint32_t)wire_len);
+    if (fin && !r->fin_seen) {
+        r->fin_seen = true;
+        r->fin_seq = seq + (uint32_t)wire_len;
+    }
+    if (!r->started) {
+        /* joined without a SYN: the first segments may be out of order, so they wait until the other side
+         * acknowledges up to the lowest one (or a second has passed), and the stream starts there */
+        if (len > 0)
+            store(r, seq, data, (uint32_t)len, ts);
+        if (fin || r->ooo_bytes > r->max_ooo_bytes) {
+            if (!r->ooo) {
+                r->next_seq = seq + (uint32_t)wire_len;
+                r->started = true;
+            }
+            kr_reasm_settle(r, ts, ops, ud);
+        }
+        return fresh;
+    }
+    if (len > 0) {
+        if (kr_seq_diff(seq, r->next_seq) <= 0) {
+            take(r, seq, data, (uint32_t)len, ts, true, ops, ud);
+            drain(r, ops, ud);
+        } else {
+            store(r, seq, data, (uint32_t)len, ts);
+            while (r->ooo_bytes > r->max_ooo_bytes && r->ooo)
+                skip_hole(r, ts, ops, ud);
+        }
+    }
+    if (wire_len > len && kr_seq_diff(r->next_seq, seq + (uint32_t)len) == 0) {
+        /* the capture cut this segment short: the rest is a hole */
+        give_up(r, (uint32_t)(wire_len - len), ts, ops, ud);
+        drain(r, ops, ud);
+    }
+    check_fin(r, ts, ops, ud);
+    return fresh;
+}
+
+uint32_t kr_reasm_first_waiting(const kr_reasm *r)
+{
+    return r->ooo ? r->ooo->seq : r->next_seq;
+}
+
+void kr_reasm_settle(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
+{
+    if (!r->started && r->ooo) {
+        r->next_seq = r->ooo->seq;
+        r->started = true;
+        drain(r, ops, ud);
+        while (r->ooo_bytes > r->max_ooo_bytes && r->ooo)
+            skip_hole(r, ts, ops, ud);
+    }
+    check_fin(r, ts, ops, ud);
+}
+
+void kr_reasm_ack(kr_reasm *r, uint32_t ack, double ts, const kr_reasm_ops *ops, void *ud)
+{
+    /* the peer acknowledged past the hole: it got those bytes, the capture did not */
+    while (r->started && r->ooo && kr_seq_diff(ack, r->ooo->seq) >= 0 &&
+           (!r->have_max || kr_seq_diff(ack, r->max_end) <= 0))
+        skip_hole(r, ts, ops, ud);
+}
+
+void kr_reasm_age(kr_reasm *r, double now, double max_wait, const kr_reasm_ops *ops, void *ud)
+{
+    if (!r->started && r->ooo && now - r->ooo->ts > KR_SETTLE_WAIT)
+        kr_reasm_settle(r, now, ops, ud);
+    while (r->started && r->ooo && now - r->ooo->ts > max_wait)
+        skip_hole(r, now, ops, ud);
+}
+
+void kr_reasm_flush(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
+{
+    kr_reasm_settle(r, ts, ops, ud);
+    while (r->ooo)
+        skip_hole(r, ts, ops, ud);
+    if (r->fin_seen && !r->fin_done && r->started && kr_seq_diff(r->fin_seq, r->next_seq) > 0)
+        give_up(r, (uint32_t)kr_seq_diff(r->fin_seq, r->next_seq), ts, ops, ud);
+    check_fin(r, ts, ops, ud);
+}

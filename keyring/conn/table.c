@@ -1,0 +1,401 @@
+/* sparkwire libkeyring: the connection table: identity (one entry for both directions), which side is
+ * the device, following a connection, bounded size with eviction that spares protocol sessions, expiry. */
+#include <stdlib.h>
+#include <string.h>
+#include "conn_int.h"
+
+#define KR_LINGER 60.0       /* seconds an ended connection absorbs its late packets */
+
+void kr_conn_options_default(kr_conn_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->cloud_port = 5683;
+    o->heuristic = true;
+    o->strict = true;
+    o->max_conns = 1024;
+    o->max_waiting = 256 * 1024;
+    o->hole_wait = 5.0;
+    o->idle = 600.0;
+}
+
+static void put_end(uint8_t *o, const kr_endpoint *e)
+{
+    memcpy(o, e->ip, 16);
+    o[16] = (uint8_t)(e->port >> 8);
+    o[17] = (uint8_t)e->port;
+}
+
+static void make_key(const kr_packet *p, uint8_t key[KR_CONN_KEY_LEN])
+{
+    uint8_t a[18], b[18];
+    put_end(a, &p->src);
+    put_end(b, &p->dst);
+    key[0] = p->src.family;
+    bool a_first = memcmp(a, b, 18) <= 0;
+    memcpy(key + 1, a_first ? a : b, 18);
+    memcpy(key + 19, a_first ? b : a, 18);
+}
+
+static guint key_hash(gconstpointer k)
+{
+    const uint8_t *p = k;
+    guint h = 2166136261u;
+    for (int i = 0; i < KR_CONN_KEY_LEN; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+static gboolean key_equal(gconstpointer a, gconstpointer b)
+{
+    return memcmp(a, b, KR_CONN_KEY_LEN) == 0;
+}
+
+static bool same_end(const kr_endpoint *a, const kr_endpoint *b)
+{
+    return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, 16) == 0;
+}
+
+kr_dir kr_conn_dir(const kr_conn *c, const kr_packet *p)
+{
+    return same_end(&p->src, &c->dev) ? KR_D2S : KR_S2D;
+}
+
+/* ---- tracker callbacks: the connection is the user pointer ---- */
+
+static void on_step(void *ud, const kr_step *s)
+{
+    kr_conn *c = ud;
+    if (s->kind != KR_STEP_DATA)
+        c->steps++;
+    if (c->tab->cb.step)
+        c->tab->cb.step(c->tab->ud, c, s);
+}
+
+static void on_message(void *ud, const kr_message *m)
+{
+    kr_conn *c = ud;
+    if (c->tab->cb.message)
+        c->tab->cb.message(c->tab->ud, c, m);
+}
+
+static void on_finding(void *ud, const kr_finding *f)
+{
+    kr_conn *c = ud;
+    if (c->tab->cb.finding)
+        c->tab->cb.finding(c->tab->ud, c, f);
+}
+
+static void on_verdict(void *ud, const kr_verdict *v)
+{
+    kr_conn *c = ud;
+    if (c->tab->cb.verdict)
+        c->tab->cb.verdict(c->tab->ud, c, v);
+}
+
+static const kr_callbacks conn_tracker_cb = { on_step, on_message, on_finding, on_verdict };
+
+void kr_conn_follow(kr_conn *c, double ts)
+{
+    if (c->state == KR_CS_FOLLOWED)
+        return;
+    c->state = KR_CS_FOLLOWED;
+    c->tr = kr_tracker_new(c->tab->kf, &conn_tracker_cb, c);
+    c->tab->st.conns++;
+    c->id = ++c->tab->next_id;
+    if (c->tab->cb.open)
+        c->tab->cb.open(c->tab->ud, c);
+    if (c->saw_syn) {
+        kr_tracker_open(c->tr, c->first);
+        kr_conn_event(c, KR_TCP_EV_SYN, KR_D2S, c->first, 0, "the device connects");
+    } else if (c->joined) {
+        kr_conn_event(c, KR_TCP_EV_JOINED, KR_D2S, ts, 0, "no SYN: the capture joined the connection after its start");
+    }
+    if (c->saw_synack)
+        kr_conn_event(c, KR_TCP_EV_SYNACK, KR_S2D, c->first, 0, "the cloud accepts");
+}
+
+/* ---- the table ---- */
+
+kr_conn_table *kr_conn_table_new(const kr_keyfile *kf, const kr_conn_options *o, const kr_conn_callbacks *cb,
+                                 void *ud)
+{
+    kr_conn_table *t = g_new0(kr_conn_table, 1);
+    t->kf = kf;
+    if (o)
+        t->o = *o;
+    else
+        kr_conn_options_default(&t->o);
+    if (!t->o.max_waiting)
+        t->o.max_waiting = 256 * 1024;
+    if (t->o.hole_wait <= 0)
+        t->o.hole_wait = 5.0;
+    if (t->o.idle <= 0)
+        t->o.idle = 600.0;
+    if (cb)
+        t->cb = *cb;
+    t->ud = ud;
+    t->map = g_hash_table_new(key_hash, key_equal);
+    return t;
+}
+
+static void conn_free(kr_conn *c)
+{
+    for (int d = 0; d < 2; d++)
+        kr_reasm_free(&c->rs[d]);
+    if (c->tr)
+        kr_tracker_free(c->tr);
+    g_free(c);
+}
+
+static void conn_remove(kr_conn_table *t, kr_conn *c, double ts, const char *reason)
+{
+    kr_conn_end_now(c, ts, reason);
+    g_hash_table_remove(t->map, c->key);
+    conn_free(c);
+}
+
+void kr_conn_table_free(kr_conn_table *t)
+{
+    if (!t)
+        return;
+    kr_conn_finish(t, 0, "table freed");
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, t->map);
+    while (g_hash_table_iter_next(&it, &k, &v))
+        conn_free(v);
+    g_hash_table_destroy(t->map);
+    g_free(t);
+}
+
+/* Which connections go first when the table is full; -1: never for a new connection. */
+static int evict_class(const kr_conn *c)
+{
+    switch (c->state) {
+    case KR_CS_ENDED: return 0;
+    case KR_CS_IGNORED: return 1;
+    case KR_CS_UNDECIDED: return 2;
+    default: break;
+    }
+    if (c->steps > 0)
+        return -1;                           /* it carried protocol data */
+    return c->stream_pos[0] + c->stream_pos[1] == 0 ? 3 : 4;
+}
+
+static bool make_room(kr_conn_table *t, double ts)
+{
+    if (!t->o.max_conns || g_hash_table_size(t->map) < t->o.max_conns)
+        return true;
+    kr_conn *victim = NULL;
+    int vclass = 99;
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, t->map);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        kr_conn *c = v;
+        int cl = evict_class(c);
+        if (cl >= 0 && (cl < vclass || (cl == vclass && c->last < victim->last))) {
+            victim = c;
+            vclass = cl;
+        }
+    }
+    if (!victim) {
+        t->st.untracked++;
+        return false;
+    }
+    if (victim->state != KR_CS_ENDED)
+        t->st.evicted++;
+    conn_remove(t, victim, ts, "evicted (connection table full)");
+    return true;
+}
+
+static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *key, bool src_is_dev)
+{
+    if (!make_room(t, p->time))
+        return NULL;
+    kr_conn *c = g_new0(kr_conn, 1);
+    c->tab = t;
+    memcpy(c->key, key, KR_CONN_KEY_LEN);
+    c->dev = src_is_dev ? p->src : p->dst;
+    c->cloud = src_is_dev ? p->dst : p->src;
+    c->first = c->last = p->time;
+    c->state = KR_CS_UNDECIDED;
+    for (int d = 0; d < 2; d++)
+        kr_reasm_init(&c->rs[d], t->o.max_waiting);
+    g_hash_table_insert(t->map, c->key, c);
+    t->live++;
+    return c;
+}
+
+/* A packet of no followed connection: does it start one, and which side is the device? */
+static kr_conn *start(kr_conn_table *t, const kr_packet *p, const uint8_t *key)
+{
+    bool syn = p->flags & KR_TCP_SYN, ack = p->flags & KR_TCP_ACK, rst = p->flags & KR_TCP_RST;
+    uint16_t cp = t->o.cloud_port;
+    bool to_cloud = cp && p->dst.port == cp, from_cloud = cp && p->src.port == cp;
+    if (rst)
+        return NULL;
+    if (syn) {
+        /* the SYN sender is the device, the SYN-ACK sender the cloud */
+        if (!(to_cloud || from_cloud) && !(t->o.heuristic && !ack))
+            return NULL;
+        kr_conn *c = conn_new(t, p, key, !ack);
+        if (c && (to_cloud || from_cloud))
+            kr_conn_follow(c, p->time);
+        return c;
+    }
+    if (!(to_cloud || from_cloud) || p->wire_len == 0)
+        return NULL;                         /* joined late: only at a segment with data on the cloud port */
+    kr_conn *c = conn_new(t, p, key, to_cloud && !from_cloud);
+    if (c) {
+        c->joined = true;
+        kr_conn_follow(c, p->time);
+    }
+    return c;
+}
+
+static void maybe_expire(kr_conn_table *t, double now);
+
+kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
+{
+    t->st.packets++;
+    maybe_expire(t, p->time);
+    uint8_t key[KR_CONN_KEY_LEN];
+    make_key(p, key);
+    kr_conn *c = g_hash_table_lookup(t->map, key);
+    bool new_syn = (p->flags & KR_TCP_SYN) && !(p->flags & KR_TCP_ACK);
+    if (c && new_syn && c->state != KR_CS_ENDED &&
+        (c->rs[0].delivered || c->rs[1].delivered || c->rs[0].ooo || c->rs[1].ooo ||
+         (c->rs[KR_D2S].saw_syn && c->rs[KR_D2S].isn != p->seq))) {
+        /* a new SYN on ports that carried a connection: a new one reuses them, the old one is over */
+        conn_remove(t, c, p->time, "its ports were reused by a new connection");
+        c = NULL;
+    }
+    if (c && c->state == KR_CS_ENDED) {
+        if (!new_syn && p->time - c->last < KR_LINGER) {
+            t->st.late++;                    /* a retransmission or a last ACK after the end */
+            return NULL;
+        }
+        g_hash_table_remove(t->map, c->key);
+        conn_free(c);
+        c = NULL;
+    }
+    if (!c && !(c = start(t, p, key)))
+        return NULL;
+    c->in_packet = true;
+    kr_conn_handle(c, p);
+    c->in_packet = false;
+    return c->state == KR_CS_FOLLOWED || (c->state == KR_CS_ENDED && c->id) ? c : NULL;
+}
+
+kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *cloud)
+{
+    uint8_t key[KR_CONN_KEY_LEN];
+    make_key(p, key);
+    kr_conn *c = g_hash_table_lookup(t->map, key);
+    if (c && c->state == KR_CS_ENDED)
+        return c->id ? c : NULL;
+    if (!c) {
+        c = conn_new(t, p, key, !same_end(&p->src, cloud));
+        if (!c)
+            return NULL;
+        c->joined = true;
+    } else if (c->state == KR_CS_IGNORED) {
+        return NULL;                         /* its first bytes were not followed: nothing to say */
+    }
+    if (!same_end(&c->cloud, cloud)) {
+        kr_endpoint d = c->dev;
+        c->dev = c->cloud;
+        c->cloud = d;
+    }
+    kr_conn_follow(c, p->time);
+    return c;
+}
+
+/* ---- expiry and the end ---- */
+
+static size_t expire(kr_conn_table *t, double now, bool all, const char *reason)
+{
+    GPtrArray *old = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, t->map);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        kr_conn *c = v;
+        bool ended = c->state == KR_CS_ENDED;
+        if ((all && !ended) || (ended && now - c->last > KR_LINGER) || (!ended && c->last < now - t->o.idle))
+            g_ptr_array_add(old, c);
+    }
+    size_t n = 0;
+    for (guint i = 0; i < old->len; i++) {
+        kr_conn *c = g_ptr_array_index(old, i);
+        if (c->state == KR_CS_ENDED) {
+            g_hash_table_remove(t->map, c->key);
+            conn_free(c);
+            continue;
+        }
+        n++;
+        if (all) {
+            kr_conn_end_now(c, now > c->last ? now : c->last, reason);
+        } else {
+            t->st.expired++;
+            conn_remove(t, c, now, "idle timeout");   /* later packets start a new (joined) connection */
+        }
+    }
+    g_ptr_array_free(old, TRUE);
+    return n;
+}
+
+static void maybe_expire(kr_conn_table *t, double now)
+{
+    static const double every = 1.0;
+    if (t->last_expire == 0 || now - t->last_expire >= every) {
+        if (t->last_expire != 0)
+            expire(t, now, false, NULL);
+        t->last_expire = now;
+    }
+}
+
+size_t kr_conn_expire(kr_conn_table *t, double now)
+{
+    return expire(t, now, false, NULL);
+}
+
+void kr_conn_finish(kr_conn_table *t, double now, const char *reason)
+{
+    expire(t, now, true, reason ? reason : "capture ended");
+}
+
+/* ---- accessors ---- */
+
+const kr_conn_stats *kr_conn_table_stats(const kr_conn_table *t) { return &t->st; }
+size_t kr_conn_live_count(const kr_conn_table *t) { return t->live; }
+unsigned kr_conn_id(const kr_conn *c) { return c->id; }
+const kr_endpoint *kr_conn_device(const kr_conn *c) { return &c->dev; }
+const kr_endpoint *kr_conn_cloud(const kr_conn *c) { return &c->cloud; }
+bool kr_conn_saw_syn(const kr_conn *c) { return c->saw_syn; }
+kr_tracker *kr_conn_tracker(const kr_conn *c) { return c->tr; }
+void kr_conn_set_user(kr_conn *c, void *user) { c->user = user; }
+void *kr_conn_user(const kr_conn *c) { return c->user; }
+
+kr_tracker *kr_conn_take_tracker(kr_conn *c)
+{
+    kr_tracker *tr = c->tr;
+    c->tr = NULL;
+    return tr;
+}
+
+size_t kr_conn_table_memory(const kr_conn_table *t)
+{
+    size_t n = sizeof *t;
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, t->map);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        const kr_conn *c = v;
+        n += sizeof *c + kr_reasm_memory(&c->rs[0]) + kr_reasm_memory(&c->rs[1]);
+        if (c->tr)
+            n += kr_tracker_memory(c->tr);
+    }
+    return n;
+}

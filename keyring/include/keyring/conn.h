@@ -1,0 +1,201 @@
+/* sparkwire libkeyring: the connection layer. The only TCP logic of the project: every frontend (cloudmon,
+ * the Wireshark plugin, the golden-file harness, the generator's checks) hands it what each packet says
+ * and gets back the tracker's steps, messages, findings and verdicts plus the TCP events of the ladder.
+ *
+ * It owns:
+ * - connection identity (addresses and ports of both ends, one entry for both directions) and which side
+ *   is the device: the sender of the SYN (without ACK) is the device; without a SYN, the side on the cloud
+ *   port is the cloud; on other ports a connection is followed only when its SYN was seen and the first
+ *   bytes of the accepting side look like a nonce (kr_conn_nonce_like, the one heuristic);
+ * - the two byte streams: the next expected byte is ISN+1 when the SYN was seen; retransmitted and
+ *   overlapping bytes are handed on once; segments ahead of the next byte wait (bounded) until the hole
+ *   fills, the peer acknowledges past it, it waits too long, or the stream ends, and then the hole becomes
+ *   a gap; bytes a snap length cut are a gap; an IP length that claims more bytes than a frame the capture
+ *   did not cut is not believed; a segment whose checksum is known to be bad is not taken;
+ * - SYN, SYN-ACK, FIN, refused (a SYN answered by an RST that acknowledges it, before any SYN-ACK) and
+ *   RST: an RST counts only when its sequence number is the next byte its sender would send (RFC 5961
+ *   3.2); one inside the window but not exact, or outside it, is reported as ignored. An accepted RST
+ *   ends the connection only when nothing new follows: if either side goes on sending new bytes, the RST
+ *   is reported as ignored (the connection demonstrably survived) and the connection goes on;
+ * - the table: bounded; when full, a new connection first replaces an ended one, then one that was never
+ *   decided to be this protocol, then a half-open or silent one; a connection that carried protocol data is
+ *   never evicted for a new one (the new one is then not followed, counted in stats.untracked).
+ *
+ * All output is by callbacks, called synchronously from inside kr_conn_packet (or kr_conn_expire /
+ * kr_conn_finish), so a frontend ties each output to the packet it is handling. Pointers passed to
+ * callbacks are valid only during the callback.
+ */
+#ifndef KEYRING_CONN_H
+#define KEYRING_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "common.h"
+#include "keyfile.h"
+#include "tracker.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* TCP flag bits as in the header. */
+#define KR_TCP_FIN 0x01
+#define KR_TCP_SYN 0x02
+#define KR_TCP_RST 0x04
+#define KR_TCP_PSH 0x08
+#define KR_TCP_ACK 0x10
+
+typedef enum kr_checksum {
+    KR_CSUM_UNKNOWN = 0,     /* not verified (offloaded, or the frontend does not check) */
+    KR_CSUM_GOOD,
+    KR_CSUM_BAD              /* the receiver dropped it: its bytes are not taken */
+} kr_checksum;
+
+typedef struct kr_endpoint {
+    uint8_t family;          /* 4 or 6 */
+    uint8_t ip[16];          /* IPv4 in the first 4 bytes */
+    uint16_t port;
+} kr_endpoint;
+
+/* What one TCP segment says. */
+typedef struct kr_packet {
+    kr_endpoint src, dst;
+    uint32_t seq, ack;
+    uint8_t flags;           /* KR_TCP_* */
+    uint32_t window;         /* the advertised window as in the header (unscaled) */
+    const uint8_t *payload;  /* the captured payload bytes */
+    size_t captured_len;
+    size_t wire_len;         /* payload length the IP header claims (>= captured_len) */
+    bool cut;                /* the capture cut this frame (snap length): bytes beyond captured_len were on
+                                the wire. When false, a wire_len beyond captured_len is a bogus IP length. */
+    kr_checksum checksum;
+    double time;
+} kr_packet;
+
+/* TCP events for the ladder. */
+typedef enum kr_tcp_kind {
+    KR_TCP_EV_SYN = 0,       /* "SYN": the device connects */
+    KR_TCP_EV_SYNACK,        /* "SYN-ACK": the cloud accepts */
+    KR_TCP_EV_JOINED,        /* "joined": the capture joined after the start (no SYN) */
+    KR_TCP_EV_FIN,           /* "FIN": one side closed (after all its bytes) */
+    KR_TCP_EV_RST,           /* "RST": an RST that ends the connection (unless data follows) */
+    KR_TCP_EV_RST_IGNORED,   /* "RST ignored": out of window, not exact, or survived */
+    KR_TCP_EV_REFUSED,       /* "refused": the SYN was answered by an RST */
+    KR_TCP_EV_GAP,           /* "gap": bytes missing from the capture in one direction */
+    KR_TCP_EV_BOGUS_LENGTH   /* "bogus length": the IP length claims bytes the frame does not hold */
+} kr_tcp_kind;
+
+const char *kr_tcp_kind_str(kr_tcp_kind k);
+
+typedef struct kr_tcp_event {
+    kr_tcp_kind kind;
+    kr_dir dir;              /* the sender */
+    double time;
+    uint64_t nbytes;         /* gap, bogus length: bytes concerned */
+    char text[160];          /* one line: "the device connects", "RST 5000 bytes outside the window: ignored" */
+} kr_tcp_event;
+
+typedef struct kr_conn kr_conn;
+typedef struct kr_conn_table kr_conn_table;
+
+/* Why a connection ended (kr_conn_end_reason). */
+typedef enum kr_conn_end {
+    KR_END_NONE = 0,
+    KR_END_CLOSED,           /* "closed by both sides" */
+    KR_END_RESET_DEVICE,     /* "reset by the device" */
+    KR_END_RESET_CLOUD,      /* "reset by the cloud" */
+    KR_END_REFUSED,          /* "refused: an RST answered the SYN" */
+    KR_END_REUSED,           /* "its ports were reused by a new connection" */
+    KR_END_EVICTED,          /* "evicted (connection table full)" */
+    KR_END_IDLE,             /* "idle timeout" */
+    KR_END_FINISHED          /* the reason given to kr_conn_finish */
+} kr_conn_end;
+
+typedef struct kr_conn_callbacks {
+    /* a connection is followed from now on (before any other callback of it) */
+    void (*open)(void *ud, kr_conn *c);
+    void (*step)(void *ud, kr_conn *c, const kr_step *s);
+    void (*message)(void *ud, kr_conn *c, const kr_message *m);
+    void (*finding)(void *ud, kr_conn *c, const kr_finding *f);
+    void (*verdict)(void *ud, kr_conn *c, const kr_verdict *v);
+    void (*tcp)(void *ud, kr_conn *c, const kr_tcp_event *e);
+    /* in-order bytes about to be given to the tracker: offset in the direction's stream; from_packet is
+     * true when they are bytes of the packet being handled (bytes points into its payload) */
+    void (*data)(void *ud, kr_conn *c, kr_dir dir, uint64_t offset, const uint8_t *bytes, size_t len,
+                 bool from_packet);
+    /* the connection ended (the tracker is finished, its verdict final); the kr_conn is freed after */
+    void (*end)(void *ud, kr_conn *c, const char *reason);
+} kr_conn_callbacks;
+
+typedef struct kr_conn_options {
+    uint16_t cloud_port;     /* 5683; 0: only the heuristic and kr_conn_claim decide */
+    bool heuristic;          /* follow other ports whose first cloud bytes look like a nonce */
+    bool strict;             /* the nonce must look random (kr_conn_nonce_like); false: any 40 bytes */
+    size_t max_conns;        /* 0: unbounded */
+    size_t max_waiting;      /* bytes waiting out of order per direction (default 256 KiB) */
+    double hole_wait;        /* seconds a hole waits for a retransmission (default 5) */
+    double idle;             /* kr_conn_expire: seconds without a packet (default 600) */
+} kr_conn_options;
+
+void kr_conn_options_default(kr_conn_options *o);
+
+typedef struct kr_conn_stats {
+    uint64_t packets;        /* handed to kr_conn_packet */
+    uint64_t conns;          /* connections followed */
+    uint64_t evicted, expired;
+    uint64_t untracked;      /* packets that would have started a connection, not followed because the
+                                table held only sessions with protocol data */
+    uint64_t late;           /* packets of connections that had ended */
+    uint64_t rst_ignored;
+    uint64_t bogus_length;
+    uint64_t bad_checksum;
+} kr_conn_stats;
+
+/* kf must outlive the table; cb may have NULL members. */
+kr_conn_table *kr_conn_table_new(const kr_keyfile *kf, const kr_conn_options *o, const kr_conn_callbacks *cb,
+                                 void *ud);
+/* Ends every live connection (kr_conn_finish with "table freed") and frees everything. */
+void kr_conn_table_free(kr_conn_table *tab);
+
+/* One TCP segment, in capture order. Returns the connection it went to (NULL when it belongs to none that
+ * is followed). */
+kr_conn *kr_conn_packet(kr_conn_table *tab, const kr_packet *p);
+/* The frontend knows this packet's connection is the protocol's (a port preference, Decode As): follow it,
+ * with the cloud on the side of `cloud`. Returns the connection (NULL when the table cannot take it). */
+kr_conn *kr_conn_claim(kr_conn_table *tab, const kr_packet *p, const kr_endpoint *cloud);
+/* Ends connections silent since before now - idle. Returns how many. */
+size_t kr_conn_expire(kr_conn_table *tab, double now);
+/* No more packets (capture over): every live connection ends with this reason. */
+void kr_conn_finish(kr_conn_table *tab, double now, const char *reason);
+
+const kr_conn_stats *kr_conn_table_stats(const kr_conn_table *tab);
+size_t kr_conn_live_count(const kr_conn_table *tab);
+/* Bytes held by the table (connections, waiting segments and trackers). */
+size_t kr_conn_table_memory(const kr_conn_table *tab);
+
+/* ---- one connection ---------------------------------------------------------------------------- */
+
+unsigned kr_conn_id(const kr_conn *c);               /* 1, 2, ... in the order they were followed */
+const kr_endpoint *kr_conn_device(const kr_conn *c);
+const kr_endpoint *kr_conn_cloud(const kr_conn *c);
+bool kr_conn_saw_syn(const kr_conn *c);
+kr_tracker *kr_conn_tracker(const kr_conn *c);
+void kr_conn_set_user(kr_conn *c, void *user);
+void *kr_conn_user(const kr_conn *c);
+/* Direction of a packet of this connection. */
+kr_dir kr_conn_dir(const kr_conn *c, const kr_packet *p);
+/* In the end callback: the frontend keeps the tracker (for its history); it must free it. */
+kr_tracker *kr_conn_take_tracker(kr_conn *c);
+
+/* The one nonce rule: why the first n bytes from the cloud cannot open a handshake (all text, or 40 bytes
+ * with fewer than 20 different values, which a random nonce practically never has), in why; NULL when
+ * they can. The tracker uses it for the cloud port, the heuristic for other ports. */
+const char *kr_nonce_unfit(const uint8_t *b, size_t n, char *why, size_t whylen);
+/* The heuristic for other ports: exactly 40 bytes that kr_nonce_unfit accepts. */
+bool kr_conn_nonce_like(const uint8_t *p, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
