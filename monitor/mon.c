@@ -180,7 +180,6 @@ static kr_conn_table *table(cm_mon *m)
         kr_conn_options o;
         kr_conn_options_default(&o);
         o.cloud_port = m->server_port;
-        o.heuristic = false;        /* cloudmon follows the cloud port it was given */
         o.max_conns = m->max_conns;
         o.max_waiting = m->max_ooo;
         o.idle = m->idle;

@@ -1571,54 +1571,6 @@ static void test_mutations(void **state)
     s_end(&s);
 }
 
-/* ---- the table ---------------------------------------------------------------------------------- */
-
-static int evicted;
-static double evicted_ts[8];
-
-static void on_evict(void *ud, kr_tracker *t, void *conn_ud)
-{
-    (void)ud;
-    const kr_verdict *v = kr_tracker_verdict(t);
-    assert_true(v->final);
-    evicted_ts[evicted++ % 8] = *(double *)conn_ud;
-    g_free(conn_ud);
-}
-
-static void test_table(void **state)
-{
-    (void)state;
-    kr_keyfile *kf = kr_keyfile_new_empty();
-    evicted = 0;
-    kr_table *tab = kr_table_new(3, on_evict, NULL);
-    for (int i = 0; i < 5; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "conn-%d", i);
-        kr_tracker *t = kr_tracker_new(kf, NULL, NULL);
-        kr_tracker_open(t, i);
-        double *ud = g_new(double, 1);
-        *ud = i;
-        kr_table_put(tab, key, strlen(key), t, ud, i);
-        if (i == 2)
-            kr_table_touch(tab, "conn-0", 6, 2.5); /* conn-0 is now newer than conn-1 */
-    }
-    assert_int_equal(kr_table_count(tab), 3);
-    assert_int_equal(evicted, 2);
-    assert_true(evicted_ts[0] == 1.0);   /* the one idle the longest went first */
-    assert_true(evicted_ts[1] == 2.0);
-    void *ud = NULL;
-    assert_non_null(kr_table_get(tab, "conn-4", 6, &ud));
-    assert_true(*(double *)ud == 4.0);
-    assert_null(kr_table_get(tab, "conn-1", 6, NULL));
-    assert_int_equal(kr_table_expire(tab, 2.75), 1);  /* conn-0 (last active at 2.5) */
-    assert_int_equal(kr_table_count(tab), 2);
-    kr_table_remove(tab, "conn-3", 6);
-    assert_int_equal(kr_table_count(tab), 1);
-    kr_table_free(tab);
-    assert_int_equal(evicted, 5);
-    kr_keyfile_free(kf);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1641,7 +1593,6 @@ int main(void)
         cmocka_unit_test(test_verdict_timing),
         cmocka_unit_test(test_verdict_contradicted),
         cmocka_unit_test(test_mutations),
-        cmocka_unit_test(test_table),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

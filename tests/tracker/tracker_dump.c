@@ -1,7 +1,7 @@
 /* tracker-dump: reads a capture file, follows each TCP connection through libkeyring's tracker and prints
  * its steps, messages, findings and verdicts as stable text lines (the tracker's golden format, see
- * dump.c). Test tool: in-order TCP only (a segment beyond the next expected byte is reported to the
- * tracker as a gap), IPv4/IPv6 over Ethernet, loopback, raw IP or Linux cooked captures.
+ * dump.c). The segments go through libkeyring's connection layer (keyring/conn.h), as in cloudmon and
+ * the plugin. IPv4/IPv6 over Ethernet, loopback, raw IP or Linux cooked captures.
  *
  *   tracker-dump [-k KEYFILE] [-s all|none|server-private|server-public|device|session]
  *                [-c whole|byte|SEED] CAPTURE
@@ -14,26 +14,17 @@
 #include <string.h>
 #include <glib.h>
 #include "dump.h"
+#include "keyring/conn.h"
 
-#define CLOUD_PORT 5683
 
 typedef struct conn {
-    int n;
     tk_dump dump;
-    kr_tracker *t;
-    uint8_t cli_addr[16], srv_addr[16];
-    int alen;
-    uint16_t cli_port, srv_port;
-    bool have_seq[2];
-    uint32_t next_seq[2];
-    bool fin[2];
 } conn;
 
 typedef struct ctx {
     const kr_keyfile *kf;
-    kr_table *tab;
+    kr_conn_table *tab;
     GString *out;
-    int n_conns;
     bool have_t0;
     double t0;
     unsigned chunking;   /* 0 whole, 1 byte, >1 seed */
@@ -41,162 +32,151 @@ typedef struct ctx {
     unsigned long skipped;
 } ctx;
 
-static void on_evict(void *ud, kr_tracker *t, void *conn_ud)
-{
-    ctx *c = ud;
-    conn *k = conn_ud;
-    (void)c;
-    tk_dump_info(&k->dump, t);
-    g_free(k);
-}
-
-static void addr_text(const uint8_t *a, int alen, uint16_t port, char *out, size_t cap)
+static void addr_text(const kr_endpoint *e, char *out, size_t cap)
 {
     char buf[64];
-    inet_ntop(alen == 4 ? AF_INET : AF_INET6, a, buf, sizeof buf);
-    if (alen == 4)
-        snprintf(out, cap, "%s:%u", buf, port);
+    inet_ntop(e->family == 4 ? AF_INET : AF_INET6, e->ip, buf, sizeof buf);
+    if (e->family == 4)
+        snprintf(out, cap, "%s:%u", buf, e->port);
     else
-        snprintf(out, cap, "[%s]:%u", buf, port);
+        snprintf(out, cap, "[%s]:%u", buf, e->port);
 }
 
-static void feed_chunked(ctx *c, conn *k, kr_dir dir, const uint8_t *p, size_t len, double ts)
+/* ---- the connection layer's output as golden lines ---- */
+
+static void on_open(void *ud, kr_conn *kc)
 {
-    size_t off = 0;
-    while (off < len) {
-        size_t n = len - off;
-        if (c->chunking == 1)
-            n = 1;
-        else if (c->rnd)
-            n = (size_t)g_rand_int_range(c->rnd, 1, 97);
-        if (n > len - off)
-            n = len - off;
-        uint8_t *piece = g_memdup2(p + off, n);
-        kr_tracker_data(k->t, dir, piece, n, ts);
-        g_free(piece);
-        off += n;
+    ctx *c = ud;
+    conn *k = g_new0(conn, 1);
+    tk_dump_init(&k->dump, c->out, (int)kr_conn_id(kc), c->t0);
+    kr_conn_set_user(kc, k);
+    char a[80], b[80];
+    addr_text(kr_conn_device(kc), a, sizeof a);
+    addr_text(kr_conn_cloud(kc), b, sizeof b);
+    tk_dump_line(&k->dump, "conn %s -> %s", a, b);
+}
+
+static void on_step(void *ud, kr_conn *kc, const kr_step *s)
+{
+    (void)ud;
+    conn *k = kr_conn_user(kc);
+    tk_dump_callbacks.step(&k->dump, s);
+}
+
+static void on_message(void *ud, kr_conn *kc, const kr_message *m)
+{
+    (void)ud;
+    conn *k = kr_conn_user(kc);
+    tk_dump_callbacks.message(&k->dump, m);
+}
+
+static void on_finding(void *ud, kr_conn *kc, const kr_finding *f)
+{
+    (void)ud;
+    conn *k = kr_conn_user(kc);
+    tk_dump_callbacks.finding(&k->dump, f);
+}
+
+static void on_verdict(void *ud, kr_conn *kc, const kr_verdict *v)
+{
+    (void)ud;
+    conn *k = kr_conn_user(kc);
+    tk_dump_callbacks.verdict(&k->dump, v);
+}
+
+static void on_tcp(void *ud, kr_conn *kc, const kr_tcp_event *e)
+{
+    ctx *c = ud;
+    conn *k = kr_conn_user(kc);
+    double t = e->time - c->t0;
+    switch (e->kind) {
+    case KR_TCP_EV_SYN: tk_dump_line(&k->dump, "open t=+%.6f", t); break;
+    case KR_TCP_EV_GAP:
+        tk_dump_line(&k->dump, "gap %s %llu t=+%.6f", kr_dir_short(e->dir), (unsigned long long)e->nbytes, t);
+        break;
+    case KR_TCP_EV_FIN: tk_dump_line(&k->dump, "close %s FIN t=+%.6f", kr_dir_short(e->dir), t); break;
+    case KR_TCP_EV_RST: tk_dump_line(&k->dump, "close %s RST t=+%.6f", kr_dir_short(e->dir), t); break;
+    case KR_TCP_EV_SYNACK: case KR_TCP_EV_JOINED: break;
+    default: tk_dump_line(&k->dump, "tcp %s %s t=+%.6f: %s", kr_tcp_kind_str(e->kind), kr_dir_short(e->dir), t, e->text);
     }
 }
 
-static int32_t seq_diff(uint32_t a, uint32_t b)
+static void on_end(void *ud, kr_conn *kc, const char *reason)
 {
-    return (int32_t)(a - b);
+    (void)ud;
+    (void)reason;
+    conn *k = kr_conn_user(kc);
+    tk_dump_info(&k->dump, kr_conn_tracker(kc));
+    g_free(k);
 }
 
+static const kr_conn_callbacks dump_conn_cb = {
+    .open = on_open, .step = on_step, .message = on_message, .finding = on_finding,
+    .verdict = on_verdict, .tcp = on_tcp, .end = on_end,
+};
+
+static void endpoint(kr_endpoint *e, const uint8_t *ip, int alen, uint16_t port)
+{
+    memset(e, 0, sizeof *e);
+    e->family = alen == 4 ? 4 : 6;
+    memcpy(e->ip, ip, (size_t)alen);
+    e->port = port;
+}
+
+/* One segment to the connection layer; with -c byte or a seed, its payload as several segments (the
+ * tracker's output must not depend on how the bytes were cut). */
 static void tcp_segment(ctx *c, const uint8_t *src, const uint8_t *dst, int alen, const uint8_t *tcp, size_t tlen,
-                        double ts)
+                        double ts, bool cut, size_t wire_tlen)
 {
     if (tlen < 20)
         return;
     size_t doff = (size_t)(tcp[12] >> 4) * 4;
     if (doff < 20 || doff > tlen)
         return;
-    uint16_t sport = (uint16_t)(tcp[0] << 8 | tcp[1]), dport = (uint16_t)(tcp[2] << 8 | tcp[3]);
-    uint32_t seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
-    uint8_t flags = tcp[13];
-    bool syn = flags & 0x02, ack = flags & 0x10, fin = flags & 0x01, rst = flags & 0x04;
-    const uint8_t *data = tcp + doff;
-    size_t dlen = tlen - doff;
-
     if (!c->have_t0) {
         c->have_t0 = true;
         c->t0 = ts;
     }
-    /* key: lower endpoint first, so both directions find the same connection */
-    uint8_t key[2 * 16 + 4];
-    memset(key, 0, sizeof key);
-    int cmp = memcmp(src, dst, (size_t)alen);
-    bool src_first = cmp < 0 || (cmp == 0 && sport <= dport);
-    memcpy(key, src_first ? src : dst, (size_t)alen);
-    memcpy(key + 16, src_first ? dst : src, (size_t)alen);
-    uint16_t p1 = src_first ? sport : dport, p2 = src_first ? dport : sport;
-    key[32] = (uint8_t)(p1 >> 8);
-    key[33] = (uint8_t)p1;
-    key[34] = (uint8_t)(p2 >> 8);
-    key[35] = (uint8_t)p2;
-
-    void *ud = NULL;
-    kr_tracker *t = kr_table_get(c->tab, key, sizeof key, &ud);
-    conn *k = ud;
-    if (syn && !ack && t) {
-        /* a new connection on the same addresses: the old one ends */
-        kr_table_remove(c->tab, key, sizeof key);
-        t = NULL;
-    }
-    if (!t) {
-        if (rst && dlen == 0)
-            return;
-        k = g_new0(conn, 1);
-        k->n = ++c->n_conns;
-        k->alen = alen;
-        bool src_is_client;
-        if (syn && !ack)
-            src_is_client = true;
-        else if (syn && ack)
-            src_is_client = false;
-        else if (dport == CLOUD_PORT)
-            src_is_client = true;
-        else if (sport == CLOUD_PORT)
-            src_is_client = false;
-        else
-            src_is_client = true;
-        memcpy(k->cli_addr, src_is_client ? src : dst, (size_t)alen);
-        memcpy(k->srv_addr, src_is_client ? dst : src, (size_t)alen);
-        k->cli_port = src_is_client ? sport : dport;
-        k->srv_port = src_is_client ? dport : sport;
-        tk_dump_init(&k->dump, c->out, k->n, c->t0);
-        k->t = kr_tracker_new(c->kf, &tk_dump_callbacks, &k->dump);
-        char a[80], b[80];
-        addr_text(k->cli_addr, alen, k->cli_port, a, sizeof a);
-        addr_text(k->srv_addr, alen, k->srv_port, b, sizeof b);
-        tk_dump_line(&k->dump, "conn %s -> %s", a, b);
-        kr_table_put(c->tab, key, sizeof key, k->t, k, ts);
-        t = k->t;
-        if (syn && !ack) {
-            tk_dump_line(&k->dump, "open t=+%.6f", ts - c->t0);
-            kr_tracker_open(t, ts);
-        }
-    }
-    kr_table_touch(c->tab, key, sizeof key, ts);
-    kr_dir dir = (sport == k->cli_port && memcmp(src, k->cli_addr, (size_t)alen) == 0) ? KR_D2S : KR_S2D;
-    if (syn) {
-        k->have_seq[dir] = true;
-        k->next_seq[dir] = seq + 1;
+    kr_packet p;
+    memset(&p, 0, sizeof p);
+    endpoint(&p.src, src, alen, (uint16_t)(tcp[0] << 8 | tcp[1]));
+    endpoint(&p.dst, dst, alen, (uint16_t)(tcp[2] << 8 | tcp[3]));
+    p.seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
+    p.ack = (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11];
+    p.flags = tcp[13];
+    p.window = (uint32_t)(tcp[14] << 8 | tcp[15]);
+    p.time = ts;
+    p.cut = cut;
+    const uint8_t *data = tcp + doff;
+    size_t dlen = tlen - doff, wire = wire_tlen > doff ? wire_tlen - doff : 0;
+    if (c->chunking == 0 || dlen == 0 || wire != dlen) {
+        p.payload = data;
+        p.captured_len = dlen;
+        p.wire_len = wire;
+        kr_conn_packet(c->tab, &p);
         return;
     }
-    if (dlen > 0 && !k->fin[dir]) {
-        if (!k->have_seq[dir]) {
-            k->have_seq[dir] = true;
-            k->next_seq[dir] = seq;
-        }
-        int32_t d = seq_diff(seq, k->next_seq[dir]);
-        if (d > 0) {
-            tk_dump_line(&k->dump, "gap %s %d t=+%.6f", kr_dir_short(dir), d, ts - c->t0);
-            kr_tracker_gap(t, dir, (uint64_t)d, ts);
-            d = 0;
-        }
-        if (d < 0 && (size_t)(-(int64_t)d) < dlen) {
-            data += -d;
-            dlen -= (size_t)-d;
-            d = 0;
-        }
-        if (d == 0) {
-            feed_chunked(c, k, dir, data, dlen, ts);
-            k->next_seq[dir] = seq + (uint32_t)(tlen - doff);
-        }
-    }
-    if (fin && !k->fin[dir]) {
-        k->fin[dir] = true;
-        tk_dump_line(&k->dump, "close %s FIN t=+%.6f", kr_dir_short(dir), ts - c->t0);
-        kr_tracker_close(t, dir, false, ts);
-    }
-    if (rst) {
-        tk_dump_line(&k->dump, "close %s RST t=+%.6f", kr_dir_short(dir), ts - c->t0);
-        kr_tracker_close(t, dir, true, ts);
+    uint8_t flags = p.flags;
+    uint32_t seq0 = p.seq + ((flags & 0x02) ? 1u : 0u);
+    for (size_t off = 0; off < dlen;) {
+        size_t n = c->chunking == 1 ? 1 : (size_t)g_rand_int_range(c->rnd, 1, 97);
+        if (n > dlen - off)
+            n = dlen - off;
+        bool last = off + n == dlen;
+        p.flags = (uint8_t)(last ? flags : (flags & ~(0x01 | 0x04)));
+        if (off > 0)
+            p.flags &= (uint8_t)~0x02;
+        p.seq = off > 0 ? seq0 + (uint32_t)off : p.seq;
+        uint8_t *piece = g_memdup2(data + off, n);
+        p.payload = piece;
+        p.captured_len = p.wire_len = n;
+        kr_conn_packet(c->tab, &p);
+        g_free(piece);
+        off += n;
     }
 }
 
-static void ip_packet(ctx *c, const uint8_t *p, size_t len, double ts)
+static void ip_packet(ctx *c, const uint8_t *p, size_t len, double ts, bool cut)
 {
     if (len < 1)
         return;
@@ -206,18 +186,20 @@ static void ip_packet(ctx *c, const uint8_t *p, size_t len, double ts)
             return;
         size_t ihl = (size_t)(p[0] & 0x0f) * 4;
         size_t tot = (size_t)(p[2] << 8 | p[3]);
-        if (ihl < 20 || tot < ihl || tot > len || p[9] != 6)
+        if (ihl < 20 || tot < ihl || ihl > len || p[9] != 6)
             return;
         if ((p[6] & 0x3f) || p[7])
             return; /* fragments are not followed */
-        tcp_segment(c, p + 12, p + 16, 4, p + ihl, tot - ihl, ts);
+        size_t have = tot < len ? tot : len;
+        tcp_segment(c, p + 12, p + 16, 4, p + ihl, have - ihl, ts, cut, tot - ihl);
     } else if (v == 6) {
         if (len < 40)
             return;
         size_t plen = (size_t)(p[4] << 8 | p[5]);
-        if (p[6] != 6 || 40 + plen > len)
+        if (p[6] != 6)
             return;
-        tcp_segment(c, p + 8, p + 24, 16, p + 40, plen, ts);
+        size_t have = 40 + plen < len ? plen : len - 40;
+        tcp_segment(c, p + 8, p + 24, 16, p + 40, have, ts, cut, plen);
     }
 }
 
@@ -225,11 +207,12 @@ static void packet(ctx *c, int linktype, const struct pcap_pkthdr *h, const uint
 {
     double ts = (double)h->ts.tv_sec + (double)h->ts.tv_usec / 1e6;
     size_t len = h->caplen;
+    bool cut = h->caplen < h->len;
     switch (linktype) {
     case DLT_NULL:
     case DLT_LOOP:
         if (len > 4)
-            ip_packet(c, p + 4, len - 4, ts);
+            ip_packet(c, p + 4, len - 4, ts, cut);
         break;
     case DLT_EN10MB: {
         if (len < 14)
@@ -242,17 +225,17 @@ static void packet(ctx *c, int linktype, const struct pcap_pkthdr *h, const uint
         }
         off += 2;
         if ((et == 0x0800 || et == 0x86dd) && len > off)
-            ip_packet(c, p + off, len - off, ts);
+            ip_packet(c, p + off, len - off, ts, cut);
         break;
     }
     case DLT_LINUX_SLL:
         if (len > 16)
-            ip_packet(c, p + 16, len - 16, ts);
+            ip_packet(c, p + 16, len - 16, ts, cut);
         break;
 #ifdef DLT_LINUX_SLL2
     case DLT_LINUX_SLL2:
         if (len > 20)
-            ip_packet(c, p + 20, len - 20, ts);
+            ip_packet(c, p + 20, len - 20, ts, cut);
         break;
 #endif
     case DLT_RAW:
@@ -260,7 +243,7 @@ static void packet(ctx *c, int linktype, const struct pcap_pkthdr *h, const uint
     case DLT_IPV4:
     case DLT_IPV6:
 #endif
-        ip_packet(c, p, len, ts);
+        ip_packet(c, p, len, ts, cut);
         break;
     default:
         c->skipped++;
@@ -388,7 +371,9 @@ int main(int argc, char **argv)
     int lt = pcap_datalink(pc);
     c.kf = kf;
     c.out = g_string_new(NULL);
-    c.tab = kr_table_new(1024, on_evict, &c);
+    kr_conn_options o;
+    kr_conn_options_default(&o);
+    c.tab = kr_conn_table_new(kf, &o, &dump_conn_cb, &c);
     struct pcap_pkthdr *h;
     const u_char *data;
     int r;
@@ -402,8 +387,8 @@ int main(int argc, char **argv)
     if (r == -1)
         fprintf(stderr, "tracker-dump: %s: %s (the rest of the capture is not read)\n", argv[optind],
                 pcap_geterr(pc));
-    (void)last;
-    kr_table_free(c.tab);
+    kr_conn_finish(c.tab, last, "capture ended");
+    kr_conn_table_free(c.tab);
     fputs(c.out->str, stdout);
     g_string_free(c.out, TRUE);
     pcap_close(pc);

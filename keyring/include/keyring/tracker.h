@@ -306,27 +306,7 @@ const char *kr_tracker_variable(const kr_tracker *t, size_t i, kr_var_type *type
 /* Bytes of memory this tracker holds now (bounded: buffers never exceed one PDU). */
 size_t kr_tracker_memory(const kr_tracker *t);
 
-/* ---- a table of trackers for frontends that follow many connections ---------------------------- */
-
-typedef struct kr_table kr_table;
-
-/* max_conns: at most this many live trackers; when full, the one idle the longest is finished
- * (kr_tracker_finish) and evicted. on_evict (may be NULL) is called before a tracker is freed, with the
- * user pointer given at insert. */
-kr_table *kr_table_new(size_t max_conns, void (*on_evict)(void *ud, kr_tracker *t, void *conn_ud),
-                       void *ud);
-void kr_table_free(kr_table *tab);      /* evicts (finishes) every tracker */
-/* Looks up a connection by an opaque key (e.g. addresses and ports). NULL when absent. */
-kr_tracker *kr_table_get(kr_table *tab, const void *key, size_t keylen, void **conn_ud);
-/* Inserts a new tracker (made by the caller) under key; may evict the oldest idle one first. */
-void kr_table_put(kr_table *tab, const void *key, size_t keylen, kr_tracker *t, void *conn_ud, double ts);
-/* Marks activity (for idle ordering). */
-void kr_table_touch(kr_table *tab, const void *key, size_t keylen, double ts);
-/* Finishes and removes connections idle since before `older_than`. Returns how many. */
-size_t kr_table_expire(kr_table *tab, double older_than);
-/* Finishes (kr_tracker_finish, a no-op when already finished), calls on_evict and frees the tracker. */
-void kr_table_remove(kr_table *tab, const void *key, size_t keylen);
-size_t kr_table_count(const kr_table *tab);
+/* Many connections: keyring/conn.h (the connection layer) keeps the table of trackers. */
 
 #ifdef __cplusplus
 }
