@@ -1,15 +1,15 @@
 /* sparkwire Wireshark plugin: the Spark Core / Particle device-cloud protocol on TCP 5683.
  *
- * Glue only. libkeyring's tracker (keyring/tracker.h) splits the two byte streams of a connection into
- * handshake steps and frames, opens what the keyfile's keys allow, decrypts the session and names a
- * verdict. This file:
- *   - feeds the tracker the new, in-order bytes of each TCP segment, once, on the first pass;
+ * Glue only. libkeyring's connection layer (keyring/conn.h, fed by spark-conn.c with each TCP frame's
+ * facts, as cloudmon feeds it) follows the connections and drives libkeyring's tracker
+ * (keyring/tracker.h), which splits the two byte streams into handshake steps and frames, opens what the
+ * keyfile's keys allow, decrypts the session and names a verdict. This file:
  *   - records what the tracker reports against the frame that completed it (file scope);
  *   - renders those records on every pass (no crypto after the first pass, so a second pass, a display
  *     filter or a click on a packet shows the same thing);
  *   - hands each decrypted CoAP message to Wireshark's own CoAP dissector.
- * A postdissector sees every frame of a Spark connection (also the ones without payload) to tell the
- * tracker about FIN and RST.
+ * A postdissector sees every TCP frame (also the ones without payload): on the first pass it hands the
+ * frame to the connection layer, on every pass it renders what that frame brought.
  */
 #include <math.h>
 #include <string.h>
@@ -28,12 +28,11 @@
 #include <keyring/keyring.h>
 
 #include "spark.h"
+#include "spark-conn.h"
 
 #define SPARK_TCP_PORT 5683
 
 /* TCP flag bits as in the TCP header */
-#define SPARK_TH_FIN 0x01
-#define SPARK_TH_RST 0x04
 
 /* ---- registration handles ---------------------------------------------------------------------- */
 
@@ -41,9 +40,6 @@ static int proto_spark = -1;
 static dissector_handle_t spark_handle;
 static dissector_handle_t spark_post_handle;
 static dissector_handle_t coap_handle;
-static int hf_tcp_flags_id = -1;
-static int hf_tcp_seq_id = -1;
-static int hf_tcp_payload_id = -1;
 
 static int hf_spark_step = -1;
 static int hf_spark_direction = -1;
@@ -236,6 +232,7 @@ typedef struct spark_verdict_rec {
 typedef struct spark_close_rec {
     kr_dir by;
     gboolean rst;
+    const char *text;             /* other TCP events (refused, an RST ignored): the layer's words */
 } spark_close_rec;
 
 typedef struct spark_ev {
@@ -264,14 +261,8 @@ typedef struct spark_frame_rec {
 } spark_frame_rec;
 
 typedef struct spark_conv {
-    kr_tracker *tracker;
-    address server_addr;
-    guint32 server_port;
+    kr_tracker *tracker;          /* the connection layer's, NULL once the connection ended */
     gboolean finished;
-    gboolean closed[2];
-    gboolean reset[2];
-    gboolean seq_known[2];
-    guint32 next_seq[2];
     guint64 stream_pos[2];        /* bytes of each direction given to the tracker, gaps included */
     /* during a feed */
     spark_frame_rec *cur;
@@ -286,18 +277,9 @@ typedef struct spark_conv {
     wmem_array_t *pending[2];     /* spark_frame_rec * waiting for the PDU their bytes start */
     wmem_array_t *messages;       /* spark_msg_rec *, by message index */
     spark_frame_rec *last_rec;    /* the last frame of this connection with a record */
-    double last_ts;               /* time of the last bytes or close given to the tracker */
 } spark_conv;
 
-static GPtrArray *spark_trackers; /* every live tracker, freed by the cleanup routine */
-static GPtrArray *spark_convs;    /* every connection of the open file (file scope), for the end of the read */
-
 /* ---- small helpers ---------------------------------------------------------------------------- */
-
-static double ts_of(const nstime_t *t)
-{
-    return (double)t->secs + (double)t->nsecs / 1e9;
-}
 
 static const value_string spark_dir_vals[] = {
     { KR_D2S, "device->cloud" },
@@ -499,8 +481,8 @@ static void cb_step(void *ud, const kr_step *s)
 
     /* Where is it in this frame? Only where the PDU lies whole in the bytes being fed. */
     sr->in_packet = -1;
-    if (conv->chunk_active && s->dir == conv->chunk_dir && s->offset >= conv->chunk_start &&
-        s->bytes && s->length > 0) {
+    if (conv->chunk_active && conv->chunk_tvb_offset >= 0 && s->dir == conv->chunk_dir &&
+        s->offset >= conv->chunk_start && s->bytes && s->length > 0) {
         guint64 pos = s->offset - conv->chunk_start;
         if (pos + s->length <= conv->chunk_len && memcmp(conv->chunk + pos, s->bytes, s->length) == 0)
             sr->in_packet = conv->chunk_tvb_offset + (gint)pos;
@@ -628,180 +610,134 @@ static void cb_verdict(void *ud, const kr_verdict *v)
 
 static const kr_callbacks spark_callbacks = { cb_step, cb_message, cb_finding, cb_verdict };
 
-/* ---- connections ------------------------------------------------------------------------------ */
+/* ---- connections: the connection layer's hooks (spark-conn.c) ----------------------------------- */
 
-static spark_conv *conv_get(conversation_t *c)
-{
-    return c ? (spark_conv *)conversation_get_proto_data(c, proto_spark) : NULL;
-}
-
-/* server_is_src: the sender of this packet is the cloud side. */
-static spark_conv *conv_new(conversation_t *c, packet_info *pinfo, gboolean server_is_src)
+static void *conv_open(kr_conn *kc)
 {
     spark_conv *conv = wmem_new0(wmem_file_scope(), spark_conv);
     int d;
 
-    if (!spark_keys)
-        spark_keys_load();
-    conv->tracker = kr_tracker_new(spark_keys, &spark_callbacks, conv);
-    if (server_is_src) {
-        copy_address_wmem(wmem_file_scope(), &conv->server_addr, &pinfo->src);
-        conv->server_port = pinfo->srcport;
-    } else {
-        copy_address_wmem(wmem_file_scope(), &conv->server_addr, &pinfo->dst);
-        conv->server_port = pinfo->destport;
-    }
+    conv->tracker = kr_conn_tracker(kc);
     for (d = 0; d < 2; d++)
         conv->pending[d] = wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
     conv->messages = wmem_array_new(wmem_file_scope(), sizeof(spark_msg_rec *));
-    conversation_add_proto_data(c, proto_spark, conv);
-    if (conv->tracker && pinfo->ptype == PT_TCP) {
-        struct tcp_analysis *tcpd = get_tcp_conversation_data(c, pinfo);
-        if (tcpd && tcpd->server_port != 0)   /* the SYN is in the capture: the connection starts here */
-            kr_tracker_open(conv->tracker, ts_of(&tcpd->ts_first));
-    }
-    if (conv->tracker) {
-        if (!spark_trackers)
-            spark_trackers = g_ptr_array_new();
-        g_ptr_array_add(spark_trackers, conv->tracker);
-        if (!spark_convs)
-            spark_convs = g_ptr_array_new();
-        g_ptr_array_add(spark_convs, conv);
-    }
     return conv;
 }
 
-static kr_dir conv_dir(const spark_conv *conv, packet_info *pinfo)
+/* The record the next callbacks of conv go to: this frame's, or the connection's last one. */
+static void conv_bind(void *p, packet_info *pinfo)
 {
-    if (pinfo->srcport == conv->server_port && addresses_equal(&pinfo->src, &conv->server_addr))
-        return KR_S2D;
-    return KR_D2S;
+    spark_conv *conv = (spark_conv *)p;
+    gboolean first = conv->last_rec == NULL;
+    if (!pinfo) {
+        conv->cur = conv->last_rec;
+        return;
+    }
+    conv->cur = rec_get_or_new(pinfo, conv);
+    if (first && spark_keys_error)
+        conv->cur->keyfile_error = wmem_strdup(wmem_file_scope(), spark_keys_error);
 }
 
-/* The capture has been read once: tell the tracker nothing more will come, and keep what that decides
- * (e.g. "incomplete") with the connection's last frame, where later passes show it. */
-static void conv_finish(spark_conv *conv)
+/* The bytes of the last chunk after the last PDU it completed belong to a PDU still to come. */
+static void chunk_done(spark_conv *conv)
 {
-    if (conv->finished)
+    spark_frame_rec *rec = conv->cur;
+    kr_dir dir = conv->chunk_dir;
+    if (!conv->chunk_active)
         return;
-    conv->finished = TRUE;
-    if (!conv->tracker || !conv->last_rec)
-        return;
-    conv->cur = conv->last_rec;
-    kr_tracker_finish(conv->tracker, conv->last_ts);
+    conv->chunk_active = FALSE;
+    conv->chunk = NULL;
+    if (rec && (!conv->step_in_chunk || conv->last_step_end[dir] != conv->stream_pos[dir])) {
+        rec->range_start = conv->chunk_start;
+        rec->range_end = conv->stream_pos[dir];
+        wmem_array_append_one(conv->pending[dir], rec);
+    }
+}
+
+static void conv_data(void *p, kr_dir dir, guint64 offset, const guint8 *bytes, size_t len, gint tvb_offset)
+{
+    spark_conv *conv = (spark_conv *)p;
+    chunk_done(conv);
+    conv->chunk_active = TRUE;
+    conv->chunk_dir = dir;
+    conv->chunk_start = offset;
+    conv->chunk_len = (guint32)len;
+    conv->chunk = bytes;
+    conv->chunk_tvb_offset = tvb_offset;
+    conv->step_in_chunk = FALSE;
+    conv->stream_pos[dir] = offset + len;
+    if (conv->cur)
+        conv->cur->fed += (guint32)len;
+}
+
+static void conv_done(void *p)
+{
+    spark_conv *conv = (spark_conv *)p;
+    chunk_done(conv);
     conv->cur = NULL;
 }
 
-/* Wireshark and tshark -2 call this when the sequential read of the file (or a live capture) is over. */
+static void conv_tcp(void *p, packet_info *pinfo, const kr_tcp_event *e)
+{
+    spark_conv *conv = (spark_conv *)p;
+    spark_close_rec *cr;
+
+    conv_bind(conv, pinfo);
+    if (!conv->cur)
+        return;
+    switch (e->kind) {
+    case KR_TCP_EV_GAP: conv->cur->gap += e->nbytes; return;
+    case KR_TCP_EV_RETRANSMITTED: conv->cur->retransmitted += (guint32)e->nbytes; return;
+    case KR_TCP_EV_FIN: case KR_TCP_EV_RST: case KR_TCP_EV_REFUSED: case KR_TCP_EV_RST_IGNORED: break;
+    default: return;
+    }
+    cr = wmem_new0(wmem_file_scope(), spark_close_rec);
+    cr->by = e->dir;
+    cr->rst = e->kind == KR_TCP_EV_RST;
+    if (e->kind == KR_TCP_EV_REFUSED || e->kind == KR_TCP_EV_RST_IGNORED)
+        cr->text = wmem_strdup_printf(wmem_file_scope(), "%s: %s", kr_tcp_kind_str(e->kind), e->text);
+    rec_add(conv->cur, SPARK_EV_CLOSE, cr);
+}
+
+static void conv_end(void *p)
+{
+    spark_conv *conv = (spark_conv *)p;
+    chunk_done(conv);
+    conv->finished = TRUE;
+    conv->tracker = NULL;
+    conv->cur = NULL;
+}
+
+static const spark_conn_hooks spark_hooks = {
+    &spark_callbacks, conv_open, conv_bind, conv_tcp, conv_data, conv_done, conv_end,
+};
+
+/* Wireshark and tshark -2 call this when the sequential read of the file (or a live capture) is over:
+ * every connection ends, and what that decides (e.g. "incomplete") stays with its last frame. */
 static void spark_postseq(void)
 {
-    guint i;
-    if (!spark_convs)
-        return;
-    for (i = 0; i < spark_convs->len; i++)
-        conv_finish((spark_conv *)g_ptr_array_index(spark_convs, i));
+    spark_conn_finish();
 }
 
 static void spark_init(void)
 {
+    heur_dtbl_entry_t *h = find_heur_dissector_by_unique_short_name("spark_tcp");
     spark_keys_load();
+    spark_conn_start(spark_keys, &spark_hooks, h ? h->enabled : TRUE, pref_heuristic_strict);
 }
 
 static void spark_cleanup(void)
 {
-    guint i;
-    /* the connections themselves live in file scope, which goes away with the file */
-    if (spark_convs) {
-        g_ptr_array_free(spark_convs, TRUE);
-        spark_convs = NULL;
-    }
-    if (spark_trackers) {
-        for (i = 0; i < spark_trackers->len; i++)
-            kr_tracker_free((kr_tracker *)g_ptr_array_index(spark_trackers, i));
-        g_ptr_array_free(spark_trackers, TRUE);
-        spark_trackers = NULL;
-    }
+    /* the connections' records live in file scope, which goes away with the file */
+    spark_conn_stop();
     if (spark_keys_dirty)
         spark_keys_unload();
 }
 
 static void spark_shutdown(void)
 {
+    spark_conn_stop();
     spark_keys_unload();
-}
-
-/* ---- first pass: feed the tracker ------------------------------------------------------------- */
-
-/* tvb: the TCP payload; tvb_base: where it starts in the tvb the frame's steps are shown on. */
-static void feed_segment(spark_conv *conv, spark_frame_rec *rec, tvbuff_t *tvb, gint tvb_base,
-                         packet_info *pinfo, const struct tcpinfo *tcpi, kr_dir dir)
-{
-    double ts = ts_of(&pinfo->abs_ts);
-    guint32 captured = tvb_captured_length(tvb);
-    guint32 reported = tvb_reported_length(tvb);
-    guint32 skip = 0;
-
-    if (conv->finished || !conv->tracker)
-        return;
-    conv->cur = rec;
-    conv->last_ts = ts;
-
-    if (tcpi) {
-        if (!conv->seq_known[dir]) {
-            conv->seq_known[dir] = TRUE;
-            conv->next_seq[dir] = tcpi->seq;
-        }
-        gint32 diff = (gint32)(tcpi->seq - conv->next_seq[dir]);
-        if (diff > 0) {
-            rec->gap += (guint64)diff;
-            conv->stream_pos[dir] += (guint64)diff;
-            kr_tracker_gap(conv->tracker, dir, (guint64)diff, ts);
-            conv->next_seq[dir] = tcpi->seq;
-        } else if (diff < 0) {
-            guint32 dup = (guint32)(-(gint64)diff);
-            if (dup >= reported) {
-                rec->retransmitted += reported;
-                conv->cur = NULL;
-                return;
-            }
-            skip = dup;
-            rec->retransmitted += dup;
-        }
-        conv->next_seq[dir] = tcpi->seq + reported;
-    }
-
-    if (captured > skip) {
-        guint32 len = captured - skip;
-        const guint8 *bytes = tvb_get_ptr(tvb, (gint)skip, (gint)len);
-
-        conv->chunk_active = TRUE;
-        conv->chunk_dir = dir;
-        conv->chunk_start = conv->stream_pos[dir];
-        conv->chunk_len = len;
-        conv->chunk = bytes;
-        conv->chunk_tvb_offset = tvb_base + (gint)skip;
-        conv->step_in_chunk = FALSE;
-
-        kr_tracker_data(conv->tracker, dir, bytes, len, ts);
-
-        conv->chunk_active = FALSE;
-        conv->chunk = NULL;
-        conv->stream_pos[dir] += len;
-        rec->fed += len;
-        /* bytes after the last PDU this frame completed belong to a PDU still to come */
-        if (!conv->step_in_chunk || conv->last_step_end[dir] != conv->stream_pos[dir]) {
-            rec->range_start = conv->chunk_start;
-            rec->range_end = conv->stream_pos[dir];
-            wmem_array_append_one(conv->pending[dir], rec);
-        }
-    }
-    if (reported > captured && captured >= skip) {
-        /* the capture cut this segment short (snap length): the rest is missing */
-        guint64 lost = reported - (captured > skip ? captured : skip);
-        conv->stream_pos[dir] += lost;
-        kr_tracker_gap(conv->tracker, dir, lost, ts);
-    }
-    conv->cur = NULL;
 }
 
 /* ---- rendering (every pass) ------------------------------------------------------------------- */
@@ -1259,11 +1195,14 @@ static void render_finding(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
 static void render_close(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
                          const spark_close_rec *c)
 {
-    char text[96];
+    char text[200];
     proto_item *it;
 
-    g_snprintf(text, sizeof text, "%s by the %s", c->rst ? "reset" : "closed",
-               c->by == KR_D2S ? "device" : "cloud");
+    if (c->text)
+        g_strlcpy(text, c->text, sizeof text);
+    else
+        g_snprintf(text, sizeof text, "%s by the %s", c->rst ? "reset" : "closed",
+                   c->by == KR_D2S ? "device" : "cloud");
     it = add_gen_string(tree, hf_spark_close, tvb, text);
     expert_add_info_format(pinfo, it, &ei_spark_closed, "Connection %s", text);
     text[0] = g_ascii_toupper(text[0]);
@@ -1331,29 +1270,13 @@ static void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spar
 
 /* ---- dissectors ------------------------------------------------------------------------------- */
 
-static int dissect_spark_common(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data,
-                                gboolean server_is_src_if_new)
+static int dissect_spark_common(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree _U_, void *data _U_,
+                                gboolean server_is_src_if_new, gboolean claim)
 {
-    conversation_t *c = find_or_create_conversation(pinfo);
-    spark_conv *conv = conv_get(c);
-    spark_frame_rec *rec;
-
-    if (!PINFO_FD_VISITED(pinfo)) {
-        const struct tcpinfo *tcpi = pinfo->ptype == PT_TCP ? (const struct tcpinfo *)data : NULL;
-        gboolean first = conv == NULL;
-        if (first)
-            conv = conv_new(c, pinfo, server_is_src_if_new);
-        rec = rec_get_or_new(pinfo, conv);
-        if (first && spark_keys_error)
-            rec->keyfile_error = wmem_strdup(wmem_file_scope(), spark_keys_error);
-        feed_segment(conv, rec, tvb, 0, pinfo, tcpi, conv_dir(conv, pinfo));
-        pass_get(pinfo)->main_ran = TRUE;
-    } else {
-        rec = rec_get(pinfo);
-    }
-    if (!rec)
-        return tvb_captured_length(tvb);
-    render_rec(tvb, pinfo, tree, rec);
+    /* the postdissector hands the frame to the connection layer and renders it, on the frame's tvb */
+    if (!PINFO_FD_VISITED(pinfo) && claim)
+        spark_conn_claim(pinfo, server_is_src_if_new);
+    pass_get(pinfo)->main_ran = TRUE;
     return tvb_captured_length(tvb);
 }
 
@@ -1363,141 +1286,50 @@ static int dissect_spark(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
     gboolean server_is_src = pinfo->srcport == pinfo->match_uint && pinfo->destport != pinfo->match_uint;
     if (pinfo->srcport == pinfo->match_uint && pinfo->destport == pinfo->match_uint)
         server_is_src = TRUE;   /* both on the port: the first talker sends the nonce */
-    return dissect_spark_common(tvb, pinfo, tree, data, server_is_src);
+    return dissect_spark_common(tvb, pinfo, tree, data, server_is_src, TRUE);
 }
 
-/* Heuristic entry for other ports: the first bytes of the connection are 40 random-looking bytes from
- * the side that accepted it. The conversation is then given to this dissector. */
+/* Heuristic entry for other ports: the first bytes of the connection are 40 bytes from the side that
+ * accepted it that pass libkeyring's nonce rule (the connection layer applies the same rule to follow the
+ * connection). The conversation is then given to this dissector. */
 static gboolean dissect_spark_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
 {
     const struct tcpinfo *tcpi = (const struct tcpinfo *)data;
     conversation_t *c;
     struct tcp_analysis *tcpd;
-    guint8 seen[256];
-    guint distinct = 0, printable = 0, i;
 
     if (pinfo->ptype != PT_TCP || !tcpi || tvb_captured_length(tvb) != KR_NONCE_LEN ||
         tvb_reported_length(tvb) != KR_NONCE_LEN)
         return FALSE;
     c = find_or_create_conversation(pinfo);
-    if (conv_get(c))
-        return FALSE;
     tcpd = get_tcp_conversation_data(c, pinfo);
     if (!tcpd || tcpd->server_port == 0 || pinfo->srcport != tcpd->server_port)
         return FALSE;           /* need the SYN, and the nonce comes from the side that accepted */
     if (tcpi->seq != 1 && tcpi->seq != tcpd->fwd->base_seq + 1)
         return FALSE;           /* not the first byte of the server's stream */
-    memset(seen, 0, sizeof seen);
-    for (i = 0; i < KR_NONCE_LEN; i++) {
-        guint8 b = tvb_get_guint8(tvb, i);
-        if (!seen[b]++)
-            distinct++;
-        if (b >= 0x20 && b < 0x7f)
-            printable++;
-    }
-    if (pref_heuristic_strict && (distinct < 24 || printable == KR_NONCE_LEN))
+    if (pref_heuristic_strict && !kr_conn_nonce_like(tvb_get_ptr(tvb, 0, KR_NONCE_LEN), KR_NONCE_LEN))
         return FALSE;           /* text or a constant pattern: a banner, not a nonce */
     conversation_set_dissector(c, spark_handle);
-    dissect_spark_common(tvb, pinfo, tree, data, TRUE);
+    dissect_spark_common(tvb, pinfo, tree, data, TRUE, FALSE);
     return TRUE;
 }
 
-/* The last value of a field the postdissector asked for (see set_postdissector_wanted_hfids). */
-static field_info *last_field(proto_tree *tree, int hf)
-{
-    GPtrArray *a;
-    if (!tree || hf <= 0)
-        return NULL;
-    a = proto_get_finfo_ptr_array(tree, hf);
-    return (a && a->len > 0) ? (field_info *)g_ptr_array_index(a, a->len - 1) : NULL;
-}
-
-static guint32 field_uint(field_info *fi)
-{
-#if WIRESHARK_VERSION_MAJOR > 4 || (WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR >= 2)
-    return fvalue_get_uinteger(fi->value);
-#else
-    return fvalue_get_uinteger(&fi->value);
-#endif
-}
-
-/* TCP gives no payload to subdissectors for segments it takes for retransmissions
- * (tcp.no_subdissector_on_error), although they may carry new bytes: feed those from here. */
-static void post_feed_payload(spark_conv *conv, tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
-{
-    field_info *pfi = last_field(tree, hf_tcp_payload_id);
-    field_info *sfi = last_field(tree, hf_tcp_seq_id);
-    struct tcpinfo ti;
-
-    if (!pfi || !sfi || pfi->ds_tvb != tvb || pfi->length <= 0 || !tvb_bytes_exist(tvb, pfi->start, pfi->length))
-        return;
-    memset(&ti, 0, sizeof ti);
-    ti.seq = field_uint(sfi);
-    feed_segment(conv, rec_get_or_new(pinfo, conv), tvb_new_subset_length(tvb, pfi->start, pfi->length),
-                 pfi->start, pinfo, &ti, conv_dir(conv, pinfo));
-}
-
-/* FIN and RST: once per side (an RST after a FIN too). */
-static void post_close(spark_conv *conv, packet_info *pinfo, proto_tree *tree, conversation_t *c)
-{
-    field_info *ffi = last_field(tree, hf_tcp_flags_id);
-    guint32 flags = 0;
-    kr_dir by = conv_dir(conv, pinfo);
-    gboolean rst;
-    spark_frame_rec *rec;
-    spark_close_rec *cr;
-
-    if (ffi) {
-        flags = field_uint(ffi);
-    } else {
-        /* no tree: TCP still remembers the frame of each side's FIN */
-        struct tcp_analysis *tcpd = get_tcp_conversation_data(c, pinfo);
-        if (tcpd && tcpd->fwd && tcpd->fwd->fin == pinfo->num)
-            flags = SPARK_TH_FIN;
-    }
-    if (!(flags & (SPARK_TH_FIN | SPARK_TH_RST)) || !conv->tracker || conv->finished)
-        return;
-    rst = (flags & SPARK_TH_RST) != 0;
-    if (conv->closed[by] && (!rst || conv->reset[by]))
-        return;
-    conv->closed[by] = TRUE;
-    conv->reset[by] = conv->reset[by] || rst;
-    rec = rec_get_or_new(pinfo, conv);
-    cr = wmem_new0(wmem_file_scope(), spark_close_rec);
-    cr->by = by;
-    cr->rst = rst;
-    rec_add(rec, SPARK_EV_CLOSE, cr);
-    conv->cur = rec;
-    conv->last_ts = ts_of(&pinfo->abs_ts);
-    kr_tracker_close(conv->tracker, by, rst, conv->last_ts);
-    conv->cur = NULL;
-}
-
-/* Sees every frame: on the first pass, the bytes TCP kept from us and FIN/RST of Spark connections go to
- * the tracker; on every pass, what they brought is shown on the frame. */
+/* Sees every frame: on the first pass, every TCP frame goes to the connection layer (spark-conn.c); on
+ * every pass, what it brought is shown on the frame. */
 static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
 {
-    conversation_t *c;
-    spark_conv *conv;
     spark_frame_rec *rec;
     spark_pass *pass;
 
     if (pinfo->ptype != PT_TCP)
         return 0;
-    c = find_conversation_pinfo(pinfo, 0);
-    conv = conv_get(c);
-    if (!conv)
-        return 0;
-    pass = pass_get(pinfo);
-    if (!PINFO_FD_VISITED(pinfo)) {
-        if (!pass->main_ran)
-            post_feed_payload(conv, tvb, pinfo, tree);
-        post_close(conv, pinfo, tree, c);
-    }
+    if (!PINFO_FD_VISITED(pinfo))
+        spark_conn_frame(tvb, pinfo, tree);
     rec = rec_get(pinfo);
     if (!rec)
         return 0;
-    if (!pass->tree)
+    pass = pass_get(pinfo);
+    if (!pass->tree && !pass->main_ran)
         pass->info_started = TRUE;  /* a frame without Spark bytes keeps TCP's columns; we append */
     render_rec(tvb, pinfo, tree, rec);
     return 0;
@@ -1728,15 +1560,7 @@ void proto_reg_handoff_spark(void)
     coap_handle = find_dissector("coap");
 
     register_postdissector(spark_post_handle);
-    hf_tcp_flags_id = proto_registrar_get_id_byname("tcp.flags");
-    hf_tcp_seq_id = proto_registrar_get_id_byname("tcp.seq");
-    hf_tcp_payload_id = proto_registrar_get_id_byname("tcp.payload");
     wanted = g_array_new(FALSE, FALSE, (guint)sizeof(int));
-    if (hf_tcp_flags_id > 0)
-        g_array_append_val(wanted, hf_tcp_flags_id);
-    if (hf_tcp_seq_id > 0)
-        g_array_append_val(wanted, hf_tcp_seq_id);
-    if (hf_tcp_payload_id > 0)
-        g_array_append_val(wanted, hf_tcp_payload_id);
+    spark_conn_want(wanted);
     set_postdissector_wanted_hfids(spark_post_handle, wanted);
 }

@@ -111,8 +111,8 @@ static void on_tcp(void *ud, kr_conn *kc, const kr_tcp_event *e)
     (void)ud;
     if (e->kind == KR_TCP_EV_SYN)
         c->saw_syn = true;
-    if (e->kind == KR_TCP_EV_GAP)
-        return;                  /* the tracker reports the gap as a finding */
+    if (e->kind == KR_TCP_EV_GAP || e->kind == KR_TCP_EV_RETRANSMITTED)
+        return;                  /* the tracker reports gaps as findings; retransmissions are not news */
     add_event(c, CM_EV_TCP, e->dir, e->time, 0, (int)e->kind, kr_tcp_kind_str(e->kind), e->text);
 }
 

@@ -237,8 +237,8 @@ static kr_conn *start(kr_conn_table *t, const kr_packet *p, const uint8_t *key)
         return NULL;
     if (syn) {
         /* the SYN sender is the device, the SYN-ACK sender the cloud */
-        if (!(to_cloud || from_cloud) && !(t->o.heuristic && !ack))
-            return NULL;
+        if (!(to_cloud || from_cloud) && ack)
+            return NULL;                     /* other ports: from the SYN on (heuristic or claim) */
         kr_conn *c = conn_new(t, p, key, !ack);
         if (c && (to_cloud || from_cloud))
             kr_conn_follow(c, p->time);
@@ -293,8 +293,8 @@ kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *
     uint8_t key[KR_CONN_KEY_LEN];
     make_key(p, key);
     kr_conn *c = g_hash_table_lookup(t->map, key);
-    if (c && c->state == KR_CS_ENDED)
-        return c->id ? c : NULL;
+    if (c && (c->state == KR_CS_ENDED || c->state == KR_CS_FOLLOWED))
+        return c->id ? c : NULL;             /* followed already: its sides stay as they are */
     if (!c) {
         c = conn_new(t, p, key, !same_end(&p->src, cloud));
         if (!c)
@@ -374,6 +374,7 @@ unsigned kr_conn_id(const kr_conn *c) { return c->id; }
 const kr_endpoint *kr_conn_device(const kr_conn *c) { return &c->dev; }
 const kr_endpoint *kr_conn_cloud(const kr_conn *c) { return &c->cloud; }
 bool kr_conn_saw_syn(const kr_conn *c) { return c->saw_syn; }
+bool kr_conn_in_packet(const kr_conn *c) { return c->in_packet; }
 kr_tracker *kr_conn_tracker(const kr_conn *c) { return c->tr; }
 void kr_conn_set_user(kr_conn *c, void *user) { c->user = user; }
 void *kr_conn_user(const kr_conn *c) { return c->user; }

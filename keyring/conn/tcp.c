@@ -10,7 +10,7 @@
 const char *kr_tcp_kind_str(kr_tcp_kind k)
 {
     static const char *const names[] = { "SYN", "SYN-ACK", "joined", "FIN", "RST", "RST ignored", "refused",
-                                         "gap", "bogus length" };
+                                         "gap", "bogus length", "retransmitted" };
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -48,8 +48,8 @@ static void to_tracker(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, 
 /* Undecided (other port): the cloud's first 40 bytes decide. */
 static void to_heuristic(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, double ts, bool from_packet)
 {
-    if (dir == KR_D2S) {
-        c->state = KR_CS_IGNORED;            /* the device spoke first: not this protocol */
+    if (dir == KR_D2S || !c->tab->o.heuristic) {
+        c->state = KR_CS_IGNORED;            /* the device spoke first, or no heuristic: not followed */
         return;
     }
     if (c->pre_len == 0 && len >= KR_NONCE_LEN) {
@@ -173,7 +173,8 @@ static void on_rst(kr_conn *c, const kr_packet *p, kr_dir dir)
     uint32_t nxt;
     if (rcv_nxt(c, dir, &nxt)) {
         int32_t off = kr_seq_diff(p->seq, nxt);
-        uint32_t wnd = c->window[dir] > 0 ? c->window[dir] : 65535;
+        /* the scale factor is not known here: a window is taken to be at least 64 KiB */
+        uint32_t wnd = c->window[dir] > 65535 ? c->window[dir] : 65535;
         if (off < 0 || (uint32_t)off >= wnd) {
             kr_conn_event(c, KR_TCP_EV_RST_IGNORED, dir, p->time, 0,
                           "RST from the %s %lld bytes from the next expected byte, outside the window of %u: ignored",
@@ -247,9 +248,14 @@ void kr_conn_handle(kr_conn *c, const kr_packet *p)
     uint32_t seq = p->seq + ((p->flags & KR_TCP_SYN) ? 1u : 0u);
     size_t cap = p->captured_len < wire ? p->captured_len : wire;
     uint32_t fresh = 0;
+    uint64_t seen = c->rs[dir].retransmitted;
     if (wire > 0 || (p->flags & KR_TCP_FIN))
         fresh = kr_reasm_segment(&c->rs[dir], seq, p->payload, cap, wire, (p->flags & KR_TCP_FIN) != 0, p->time,
                                  &kr_conn_rs_ops[dir], c);
+    if (c->rs[dir].retransmitted > seen)
+        kr_conn_event(c, KR_TCP_EV_RETRANSMITTED, dir, p->time, c->rs[dir].retransmitted - seen,
+                      "%llu bytes seen before: not handed on again",
+                      (unsigned long long)(c->rs[dir].retransmitted - seen));
     if (fresh > 0 && c->rst_pending && p->time >= c->rst_time)
         rst_survived(c, dir, p->time);
     for (int d = 0; d < 2 && c->state != KR_CS_ENDED; d++)

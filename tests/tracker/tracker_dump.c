@@ -96,7 +96,7 @@ static void on_tcp(void *ud, kr_conn *kc, const kr_tcp_event *e)
         break;
     case KR_TCP_EV_FIN: tk_dump_line(&k->dump, "close %s FIN t=+%.6f", kr_dir_short(e->dir), t); break;
     case KR_TCP_EV_RST: tk_dump_line(&k->dump, "close %s RST t=+%.6f", kr_dir_short(e->dir), t); break;
-    case KR_TCP_EV_SYNACK: case KR_TCP_EV_JOINED: break;
+    case KR_TCP_EV_SYNACK: case KR_TCP_EV_JOINED: case KR_TCP_EV_RETRANSMITTED: break;
     default: tk_dump_line(&k->dump, "tcp %s %s t=+%.6f: %s", kr_tcp_kind_str(e->kind), kr_dir_short(e->dir), t, e->text);
     }
 }

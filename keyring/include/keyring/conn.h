@@ -83,7 +83,8 @@ typedef enum kr_tcp_kind {
     KR_TCP_EV_RST_IGNORED,   /* "RST ignored": out of window, not exact, or survived */
     KR_TCP_EV_REFUSED,       /* "refused": the SYN was answered by an RST */
     KR_TCP_EV_GAP,           /* "gap": bytes missing from the capture in one direction */
-    KR_TCP_EV_BOGUS_LENGTH   /* "bogus length": the IP length claims bytes the frame does not hold */
+    KR_TCP_EV_BOGUS_LENGTH,  /* "bogus length": the IP length claims bytes the frame does not hold */
+    KR_TCP_EV_RETRANSMITTED  /* "retransmitted": bytes of the segment seen before, not handed on again */
 } kr_tcp_kind;
 
 const char *kr_tcp_kind_str(kr_tcp_kind k);
@@ -92,7 +93,7 @@ typedef struct kr_tcp_event {
     kr_tcp_kind kind;
     kr_dir dir;              /* the sender */
     double time;
-    uint64_t nbytes;         /* gap, bogus length: bytes concerned */
+    uint64_t nbytes;         /* gap, bogus length, retransmitted: bytes concerned */
     char text[160];          /* one line: "the device connects", "RST 5000 bytes outside the window: ignored" */
 } kr_tcp_event;
 
@@ -120,8 +121,9 @@ typedef struct kr_conn_callbacks {
     void (*finding)(void *ud, kr_conn *c, const kr_finding *f);
     void (*verdict)(void *ud, kr_conn *c, const kr_verdict *v);
     void (*tcp)(void *ud, kr_conn *c, const kr_tcp_event *e);
-    /* in-order bytes about to be given to the tracker: offset in the direction's stream; from_packet is
-     * true when they are bytes of the packet being handled (bytes points into its payload) */
+    /* in-order bytes about to be given to the tracker: offset in the direction's stream (gaps included);
+     * from_packet is true when they are bytes of the packet being handled (bytes then points into its
+     * payload) */
     void (*data)(void *ud, kr_conn *c, kr_dir dir, uint64_t offset, const uint8_t *bytes, size_t len,
                  bool from_packet);
     /* the connection ended (the tracker is finished, its verdict final); the kr_conn is freed after */
@@ -180,6 +182,9 @@ unsigned kr_conn_id(const kr_conn *c);               /* 1, 2, ... in the order t
 const kr_endpoint *kr_conn_device(const kr_conn *c);
 const kr_endpoint *kr_conn_cloud(const kr_conn *c);
 bool kr_conn_saw_syn(const kr_conn *c);
+/* True while the packet being handled is this connection's (false in callbacks that expiry or eviction
+ * caused while another connection's packet was handled). */
+bool kr_conn_in_packet(const kr_conn *c);
 kr_tracker *kr_conn_tracker(const kr_conn *c);
 void kr_conn_set_user(kr_conn *c, void *user);
 void *kr_conn_user(const kr_conn *c);
