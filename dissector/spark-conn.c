@@ -38,6 +38,7 @@ static void on_open(void *ud, kr_conn *kc)
 {
     (void)ud;
     kr_conn_set_user(kc, spark_hooks.open(kc));
+    bound(kc);               /* the connection's first record: where its end is shown if nothing else is */
 }
 
 static void on_step(void *ud, kr_conn *kc, const kr_step *s)

@@ -220,6 +220,7 @@ static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *ke
     c->cloud = src_is_dev ? p->dst : p->src;
     c->first = c->last = p->time;
     c->state = KR_CS_UNDECIDED;
+    c->in_packet = true;                     /* made for the packet being handled */
     for (int d = 0; d < 2; d++)
         kr_reasm_init(&c->rs[d], t->o.max_waiting);
     g_hash_table_insert(t->map, c->key, c);
@@ -308,7 +309,9 @@ kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *
         c->dev = c->cloud;
         c->cloud = d;
     }
+    c->in_packet = true;
     kr_conn_follow(c, p->time);
+    c->in_packet = false;
     return c;
 }
 

@@ -1,0 +1,648 @@
+/* Unit tests of libkeyring's connection layer (keyring/conn.h): the byte stream of one direction
+ * (reasm.c), and each rule of the layer: ISN+1, out-of-order, overlap, RST in and out of the window, an
+ * RST the connection survives, refused, eviction under a SYN flood, the IP length against the captured
+ * length, gaps, idle expiry and the nonce rule. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "conn_int.h"
+
+/* ---- a recorder for reassembly output ---- */
+
+typedef struct rec {
+    uint8_t out[4096];
+    size_t n;
+    int gaps;
+    uint64_t gap_bytes;
+    int fins;
+    char log[512];           /* "d5 g3 d4 f" : deliveries, gaps, fin in order */
+} rec;
+
+static void r_deliver(void *ud, const uint8_t *d, size_t len, double ts, bool from_packet)
+{
+    (void)ts;
+    (void)from_packet;
+    rec *r = ud;
+    assert_true(r->n + len <= sizeof r->out);
+    memcpy(r->out + r->n, d, len);
+    r->n += len;
+    snprintf(r->log + strlen(r->log), sizeof r->log - strlen(r->log), "d%zu ", len);
+}
+
+static void r_gap(void *ud, uint64_t n, double ts)
+{
+    (void)ts;
+    rec *r = ud;
+    r->gaps++;
+    r->gap_bytes += n;
+    snprintf(r->log + strlen(r->log), sizeof r->log - strlen(r->log), "g%llu ", (unsigned long long)n);
+}
+
+static void r_fin(void *ud, double ts)
+{
+    (void)ts;
+    rec *r = ud;
+    r->fins++;
+    snprintf(r->log + strlen(r->log), sizeof r->log - strlen(r->log), "f ");
+}
+
+static const kr_reasm_ops ops = { r_deliver, r_gap, r_fin };
+static const uint8_t text[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/* feeds text[from, to) as one segment of a stream whose first byte has sequence number base */
+static void seg(kr_reasm *s, rec *r, uint32_t base, size_t from, size_t to, bool fin)
+{
+    kr_reasm_segment(s, base + (uint32_t)from, text + from, to - from, to - from, fin, 1.0, &ops, r);
+}
+
+static void test_in_order(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 1024);
+    kr_reasm_syn(&s, 999);
+    seg(&s, &r, 1000, 0, 10, false);
+    seg(&s, &r, 1000, 10, 30, true);
+    assert_int_equal(r.n, 30);
+    assert_memory_equal(r.out, text, 30);
+    assert_string_equal(r.log, "d10 d20 f ");
+    kr_reasm_free(&s);
+}
+
+static void test_retransmission_and_overlap(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 1024);
+    kr_reasm_syn(&s, 99);
+    seg(&s, &r, 100, 0, 10, false);
+    seg(&s, &r, 100, 0, 10, false);     /* exact copy */
+    seg(&s, &r, 100, 5, 15, false);     /* overlaps the end */
+    seg(&s, &r, 100, 2, 4, false);      /* inside what was delivered */
+    seg(&s, &r, 100, 15, 20, false);
+    assert_int_equal(r.n, 20);
+    assert_memory_equal(r.out, text, 20);
+    assert_int_equal(r.gaps, 0);
+    assert_int_equal(s.retransmitted, 10 + 5 + 2);
+    kr_reasm_free(&s);
+}
+
+static void test_out_of_order(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 1024);
+    kr_reasm_syn(&s, 0xfffffff0u);      /* the sequence numbers wrap inside the stream */
+    uint32_t base = 0xfffffff1u;
+    seg(&s, &r, base, 20, 30, false);
+    seg(&s, &r, base, 10, 20, false);
+    seg(&s, &r, base, 15, 25, false);   /* overlaps two waiting ones */
+    assert_int_equal(r.n, 0);
+    seg(&s, &r, base, 0, 10, false);
+    assert_int_equal(r.n, 30);
+    assert_memory_equal(r.out, text, 30);
+    assert_int_equal(s.ooo_count, 0);
+    assert_int_equal(kr_reasm_memory(&s), 0);
+    kr_reasm_free(&s);
+}
+
+static void test_one_byte_segments_reversed(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 4096);
+    kr_reasm_syn(&s, 0);
+    for (size_t i = 40; i > 0; i--)
+        seg(&s, &r, 1, i - 1, i, false);
+    assert_int_equal(r.n, 40);
+    assert_memory_equal(r.out, text, 40);
+    kr_reasm_free(&s);
+}
+
+static void test_gap_at_buffer_limit(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 16);              /* at most 16 bytes wait */
+    kr_reasm_syn(&s, 0);
+    seg(&s, &r, 1, 0, 5, false);
+    seg(&s, &r, 1, 10, 20, false);      /* 5..10 missing: waits (10 bytes) */
+    assert_int_equal(r.gaps, 0);
+    seg(&s, &r, 1, 20, 30, false);      /* 20 bytes would wait: the hole is given up */
+    assert_int_equal(r.gaps, 1);
+    assert_int_equal(r.gap_bytes, 5);
+    assert_int_equal(r.n, 25);
+    assert_memory_equal(r.out + 5, text + 10, 20);
+    assert_string_equal(r.log, "d5 g5 d10 d10 ");
+    assert_true(kr_reasm_memory(&s) == 0);
+    kr_reasm_free(&s);
+}
+
+static void test_gap_at_end_and_fin(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 1024);
+    kr_reasm_syn(&s, 0);
+    seg(&s, &r, 1, 0, 5, false);
+    seg(&s, &r, 1, 8, 12, true);        /* FIN after a hole */
+    assert_int_equal(r.fins, 0);
+    kr_reasm_flush(&s, 2.0, &ops, &r);
+    assert_string_equal(r.log, "d5 g3 d4 f ");
+    kr_reasm_free(&s);
+}
+
+static void test_fin_hole_only(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 1024);
+    kr_reasm_syn(&s, 0);
+    seg(&s, &r, 1, 0, 5, false);
+    /* a bare FIN at 9: bytes 5..9 never seen */
+    kr_reasm_segment(&s, 10, NULL, 0, 0, true, 1.0, &ops, &r);
+    kr_reasm_flush(&s, 2.0, &ops, &r);
+    assert_string_equal(r.log, "d5 g4 f ");
+    kr_reasm_free(&s);
+}
+
+static void test_ack_gives_up_hole(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 1024);
+    kr_reasm_syn(&s, 0);
+    seg(&s, &r, 1, 0, 5, false);
+    seg(&s, &r, 1, 9, 12, false);
+    kr_reasm_ack(&s, 1 + 6, 1.0, &ops, &r);  /* the peer has bytes up to 6 only: keep waiting */
+    assert_int_equal(r.gaps, 0);
+    kr_reasm_ack(&s, 1 + 12, 1.0, &ops, &r); /* the peer got everything: the capture lost 5..9 */
+    assert_string_equal(r.log, "d5 g4 d3 ");
+    kr_reasm_free(&s);
+}
+
+static void test_joined_late(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 1024);
+    seg(&s, &r, 5000, 10, 20, false);   /* no SYN: the segments wait for the other side */
+    seg(&s, &r, 5000, 20, 25, false);
+    assert_int_equal(r.n, 0);
+    kr_reasm_settle(&s, 1.0, &ops, &r);  /* the other side sent: the stream starts at the lowest */
+    assert_int_equal(r.n, 15);
+    assert_memory_equal(r.out, text + 10, 15);
+    seg(&s, &r, 5000, 25, 30, false);   /* then bytes flow at once */
+    assert_int_equal(r.n, 20);
+    assert_int_equal(r.gaps, 0);
+    kr_reasm_free(&s);
+}
+
+static void test_joined_late_out_of_order(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 1024);
+    seg(&s, &r, 7000, 8, 16, false);    /* the later segment is seen first */
+    seg(&s, &r, 7000, 0, 8, false);
+    kr_reasm_flush(&s, 2.0, &ops, &r);  /* the end settles it too */
+    assert_string_equal(r.log, "d8 d8 ");
+    assert_memory_equal(r.out, text, 16);
+    kr_reasm_free(&s);
+}
+
+static void test_joined_late_settles_in_time(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 1024);
+    for (size_t i = 0; i < 8; i++)
+        seg(&s, &r, 100, i * 2, i * 2 + 2, false);
+    assert_int_equal(r.n, 0);
+    kr_reasm_age(&s, 1.5, 5.0, &ops, &r);   /* half a second later: still waiting */
+    assert_int_equal(r.n, 0);
+    kr_reasm_age(&s, 2.5, 5.0, &ops, &r);   /* the other side stays silent: start anyway */
+    assert_int_equal(r.n, 16);
+    assert_memory_equal(r.out, text, 16);
+    kr_reasm_free(&s);
+}
+
+static void test_snaplen_cut(void **st)
+{
+    (void)st;
+    kr_reasm s;
+    rec r = { 0 };
+    kr_reasm_init(&s, 1024);
+    kr_reasm_syn(&s, 0);
+    kr_reasm_segment(&s, 1, text, 4, 10, false, 1.0, &ops, &r);   /* 10 on the wire, 4 captured */
+    seg(&s, &r, 1, 10, 14, false);
+    assert_string_equal(r.log, "d4 g6 d4 ");
+    kr_reasm_free(&s);
+}
+
+/* ---- the layer: a recorder of what it reports ---- */
+
+typedef struct log {
+    char text[8192];
+    int opens, ends, verdicts;
+    kr_verdict_code last_code;
+    bool last_final;
+    char end_reason[64];
+    int steps[8];            /* per kr_step_kind */
+    uint64_t first_nonce_offset;
+} log_t;
+
+static void lg(log_t *l, const char *fmt, ...)
+{
+    size_t n = strlen(l->text);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->text + n, sizeof l->text - n, fmt, ap);
+    va_end(ap);
+}
+
+static void c_open(void *ud, kr_conn *c) { (void)c; ((log_t *)ud)->opens++; }
+
+static void c_step(void *ud, kr_conn *c, const kr_step *s)
+{
+    (void)c;
+    log_t *l = ud;
+    if (s->kind == KR_STEP_NONCE && l->steps[KR_STEP_NONCE] == 0)
+        l->first_nonce_offset = s->offset;
+    l->steps[s->kind]++;
+    lg(l, "step:%s ", kr_step_str(s->kind));
+}
+
+static void c_verdict(void *ud, kr_conn *c, const kr_verdict *v)
+{
+    (void)c;
+    log_t *l = ud;
+    l->verdicts++;
+    l->last_code = v->code;
+    l->last_final = v->final;
+}
+
+static void c_tcp(void *ud, kr_conn *c, const kr_tcp_event *e)
+{
+    (void)c;
+    if (e->kind == KR_TCP_EV_GAP)
+        lg(ud, "gap%llu ", (unsigned long long)e->nbytes);
+    else
+        lg(ud, "%s ", kr_tcp_kind_str(e->kind));
+}
+
+static void c_end(void *ud, kr_conn *c, const char *reason)
+{
+    (void)c;
+    log_t *l = ud;
+    l->ends++;
+    snprintf(l->end_reason, sizeof l->end_reason, "%s", reason);
+}
+
+static const kr_conn_callbacks cbs = { .open = c_open, .step = c_step, .verdict = c_verdict, .tcp = c_tcp,
+                                       .end = c_end };
+
+#define DEV_PORT 40001
+#define ISN_D 1000u
+#define ISN_S 5000u
+
+static uint8_t nonce[40], idblock[256], sblock[384];
+
+static void fill(void)
+{
+    for (size_t i = 0; i < sizeof nonce; i++)
+        nonce[i] = (uint8_t)(i * 167 + 13);
+    for (size_t i = 0; i < sizeof idblock; i++)
+        idblock[i] = (uint8_t)(i * 91 + 7);
+    for (size_t i = 0; i < sizeof sblock; i++)
+        sblock[i] = (uint8_t)(i * 53 + 3);
+}
+
+static kr_packet pk(bool from_dev, uint16_t port, uint32_t seq, uint32_t ack, uint8_t flags, const uint8_t *d,
+                    size_t n, double t)
+{
+    kr_packet p;
+    memset(&p, 0, sizeof p);
+    kr_endpoint dev = { 4, { 10, 0, 0, 2 }, port }, cloud = { 4, { 10, 0, 0, 1 }, 5683 };
+    p.src = from_dev ? dev : cloud;
+    p.dst = from_dev ? cloud : dev;
+    p.seq = seq;
+    p.ack = ack;
+    p.flags = flags;
+    p.window = 65535;
+    p.payload = d;
+    p.captured_len = p.wire_len = n;
+    p.time = t;
+    return p;
+}
+
+static kr_conn_table *table(log_t *l, size_t max_conns)
+{
+    static kr_keyfile *kf;
+    if (!kf)
+        kf = kr_keyfile_new_empty();     /* lives for the whole test run */
+    memset(l, 0, sizeof *l);
+    fill();
+    kr_conn_options o;
+    kr_conn_options_default(&o);
+    o.max_conns = max_conns;
+    o.idle = 30;
+    return kr_conn_table_new(kf, &o, &cbs, l);
+}
+
+static void feed(kr_conn_table *t, kr_packet p)
+{
+    kr_conn_packet(t, &p);
+}
+
+/* SYN, SYN-ACK, ACK, the nonce, the id block, the session block (no keys: the handshake's shape). */
+static void handshake(kr_conn_table *t, uint16_t port, double t0)
+{
+    feed(t, pk(true, port, ISN_D, 0, KR_TCP_SYN, NULL, 0, t0));
+    feed(t, pk(false, port, ISN_S, ISN_D + 1, KR_TCP_SYN | KR_TCP_ACK, NULL, 0, t0 + 0.001));
+    feed(t, pk(true, port, ISN_D + 1, ISN_S + 1, KR_TCP_ACK, NULL, 0, t0 + 0.002));
+    feed(t, pk(false, port, ISN_S + 1, ISN_D + 1, KR_TCP_ACK, nonce, 40, t0 + 0.01));
+    feed(t, pk(true, port, ISN_D + 1, ISN_S + 41, KR_TCP_ACK, idblock, 256, t0 + 0.02));
+    feed(t, pk(false, port, ISN_S + 41, ISN_D + 257, KR_TCP_ACK, sblock, 384, t0 + 0.03));
+}
+
+static void test_isn_plus_one_and_out_of_order(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    feed(t, pk(true, DEV_PORT, ISN_D, 0, KR_TCP_SYN, NULL, 0, 1.0));
+    feed(t, pk(false, DEV_PORT, ISN_S, ISN_D + 1, KR_TCP_SYN | KR_TCP_ACK, NULL, 0, 1.001));
+    /* the nonce's second half comes first: it waits for the first, which starts at ISN+1 */
+    feed(t, pk(false, DEV_PORT, ISN_S + 21, ISN_D + 1, KR_TCP_ACK, nonce + 20, 20, 1.01));
+    assert_int_equal(l.steps[KR_STEP_NONCE], 0);
+    feed(t, pk(false, DEV_PORT, ISN_S + 1, ISN_D + 1, KR_TCP_ACK, nonce, 20, 1.011));
+    assert_int_equal(l.steps[KR_STEP_NONCE], 1);
+    assert_int_equal(l.first_nonce_offset, 0);
+    assert_non_null(strstr(l.text, "SYN SYN-ACK step:nonce"));
+    kr_conn_table_free(t);
+}
+
+static void test_lost_first_segment_is_a_gap_from_isn(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    feed(t, pk(true, DEV_PORT, ISN_D, 0, KR_TCP_SYN, NULL, 0, 1.0));
+    feed(t, pk(false, DEV_PORT, ISN_S, ISN_D + 1, KR_TCP_SYN | KR_TCP_ACK, NULL, 0, 1.001));
+    /* the nonce was lost; the session block comes; the device acknowledges it all: 40 bytes are missing */
+    feed(t, pk(false, DEV_PORT, ISN_S + 41, ISN_D + 1, KR_TCP_ACK, sblock, 384, 1.02));
+    feed(t, pk(true, DEV_PORT, ISN_D + 1, ISN_S + 425, KR_TCP_ACK, NULL, 0, 1.03));
+    assert_non_null(strstr(l.text, "gap40 "));          /* counted from ISN+1: exactly the nonce is missing */
+    assert_int_equal(kr_conn_table_stats(t)->packets, 4);
+    kr_conn_table_free(t);
+}
+
+static void test_overlap_with_other_bytes(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    uint8_t other[40];
+    memset(other, 0xee, sizeof other);
+    /* a copy of the nonce's bytes with other content: reported as seen before, never handed on twice */
+    feed(t, pk(false, DEV_PORT, ISN_S + 1, ISN_D + 257, KR_TCP_ACK, other, 40, 1.04));
+    assert_int_equal(l.steps[KR_STEP_NONCE], 1);
+    assert_int_equal(l.steps[KR_STEP_SESSIONBLOCK], 1);
+    assert_non_null(strstr(l.text, "retransmitted"));
+    kr_conn_table_free(t);
+}
+
+static void test_rst_in_window_ends(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    feed(t, pk(false, DEV_PORT, ISN_S + 425, ISN_D + 257, KR_TCP_RST | KR_TCP_ACK, NULL, 0, 1.05));
+    assert_non_null(strstr(l.text, "RST "));
+    assert_null(strstr(l.text, "RST ignored"));
+    kr_conn_finish(t, 2.0, "capture ended");
+    assert_int_equal(l.ends, 1);
+    assert_string_equal(l.end_reason, "reset by the cloud");
+    assert_true(l.last_final);
+    kr_conn_table_free(t);
+}
+
+static void test_rst_out_of_window_ignored(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    feed(t, pk(false, DEV_PORT, ISN_S + 425 + 70000, ISN_D + 257, KR_TCP_RST, NULL, 0, 1.05));
+    assert_non_null(strstr(l.text, "RST ignored"));
+    assert_int_equal(kr_conn_table_stats(t)->rst_ignored, 1);
+    kr_conn_finish(t, 2.0, "capture ended");
+    assert_string_equal(l.end_reason, "capture ended");
+    kr_conn_table_free(t);
+}
+
+static void test_rst_survived(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    feed(t, pk(true, DEV_PORT, ISN_D + 257, ISN_S + 425, KR_TCP_RST, NULL, 0, 1.05));
+    assert_int_equal(l.ends, 0);
+    uint8_t frame[18] = { 0x00, 0x10 };
+    /* the device goes on sending: the RST did not end the connection */
+    feed(t, pk(true, DEV_PORT, ISN_D + 257, ISN_S + 425, KR_TCP_ACK, frame, sizeof frame, 1.06));
+    assert_non_null(strstr(l.text, "RST ignored"));
+    assert_int_equal(l.ends, 0);
+    kr_conn_finish(t, 2.0, "capture ended");
+    assert_string_equal(l.end_reason, "capture ended");
+    kr_conn_table_free(t);
+}
+
+static void test_refused(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    feed(t, pk(true, DEV_PORT, ISN_D, 0, KR_TCP_SYN, NULL, 0, 1.0));
+    /* an RST that does not acknowledge the SYN is not an answer to it */
+    feed(t, pk(false, DEV_PORT, 0, ISN_D + 7, KR_TCP_RST | KR_TCP_ACK, NULL, 0, 1.001));
+    assert_non_null(strstr(l.text, "RST ignored"));
+    assert_int_equal(l.ends, 0);
+    feed(t, pk(false, DEV_PORT, 0, ISN_D + 1, KR_TCP_RST | KR_TCP_ACK, NULL, 0, 1.002));
+    assert_non_null(strstr(l.text, "refused"));
+    assert_int_equal(l.ends, 1);
+    assert_string_equal(l.end_reason, "refused: an RST answered the SYN");
+    assert_true(l.last_final);
+    kr_conn_table_free(t);
+}
+
+static void test_syn_flood_spares_the_session(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 8);
+    handshake(t, DEV_PORT, 1.0);
+    for (int i = 0; i < 1100; i++)
+        feed(t, pk(true, (uint16_t)(20000 + i), (uint32_t)i * 7919u, 0, KR_TCP_SYN, NULL, 0, 1.1 + i * 0.0007));
+    assert_true(kr_conn_live_count(t) <= 8);
+    assert_true(kr_conn_table_stats(t)->evicted >= 1000);
+    /* the session with protocol data was never ended: its next bytes are still its own */
+    assert_int_equal(l.ends, (int)kr_conn_table_stats(t)->evicted);
+    uint8_t frame[18] = { 0x00, 0x10 };
+    feed(t, pk(true, DEV_PORT, ISN_D + 257, ISN_S + 425, KR_TCP_ACK, frame, sizeof frame, 2.0));
+    assert_int_equal(l.steps[KR_STEP_NONCE], 1);
+    assert_null(strstr(l.text, "joined"));
+    kr_conn_table_free(t);
+}
+
+static void test_ip_length_against_captured(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    /* a 66-byte ACK whose IP length claims 1448 payload bytes; the frame was not cut */
+    kr_packet p = pk(true, DEV_PORT, ISN_D + 257, ISN_S + 425, KR_TCP_ACK, NULL, 0, 1.05);
+    p.wire_len = 1448;
+    feed(t, p);
+    assert_non_null(strstr(l.text, "bogus length"));
+    assert_null(strstr(l.text, "gap"));
+    assert_int_equal(kr_conn_table_stats(t)->bogus_length, 1);
+    /* the same, cut by the snap length: the bytes were on the wire and are missing */
+    p.cut = true;
+    p.time = 1.06;
+    feed(t, p);
+    assert_non_null(strstr(l.text, "gap"));
+    kr_conn_table_free(t);
+}
+
+static void test_gap_given_up_by_ack(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    uint8_t frame[18] = { 0x00, 0x10 };
+    feed(t, pk(true, DEV_PORT, ISN_D + 257 + 18, ISN_S + 425, KR_TCP_ACK, frame, sizeof frame, 1.05));
+    assert_null(strstr(l.text, "gap"));                 /* may only be out of order */
+    feed(t, pk(false, DEV_PORT, ISN_S + 425, ISN_D + 257 + 36, KR_TCP_ACK, NULL, 0, 1.06));
+    assert_non_null(strstr(l.text, "gap"));             /* the cloud got the bytes the capture lost */
+    kr_conn_table_free(t);
+}
+
+static void test_idle_expiry(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    assert_int_equal(kr_conn_expire(t, 20.0), 0);       /* silent for 19 s of 30 */
+    assert_int_equal(kr_conn_expire(t, 40.0), 1);
+    assert_string_equal(l.end_reason, "idle timeout");
+    assert_true(l.last_final);
+    assert_int_equal(kr_conn_table_stats(t)->expired, 1);
+    /* a later packet of the same ports is a new connection, joined after its start */
+    uint8_t frame[18] = { 0x00, 0x10 };
+    feed(t, pk(true, DEV_PORT, ISN_D + 257, ISN_S + 425, KR_TCP_ACK, frame, sizeof frame, 41.0));
+    assert_int_equal(l.opens, 2);
+    kr_conn_table_free(t);
+}
+
+static void test_nonce_rule_and_heuristic(void **st)
+{
+    (void)st;
+    log_t l;
+    char why[128];
+    kr_conn_table *t = table(&l, 16);
+    uint8_t text[40], flat[40];
+    memset(text, 'a', sizeof text);
+    for (int i = 0; i < 40; i++)
+        flat[i] = (uint8_t)(0x80 + i % 19);             /* 19 values: a pattern */
+    assert_false(kr_conn_nonce_like(text, 40));
+    assert_non_null(kr_nonce_unfit(text, 40, why, sizeof why));
+    assert_false(kr_conn_nonce_like(flat, 40));
+    assert_true(kr_conn_nonce_like(nonce, 40));
+    assert_false(kr_conn_nonce_like(nonce, 39));
+    kr_conn_table_free(t);
+}
+
+static void test_heuristic_other_port(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    kr_endpoint dev = { 4, { 10, 0, 0, 2 }, 40002 }, srv = { 4, { 10, 0, 0, 1 }, 7000 };
+    kr_packet p;
+    for (int round = 0; round < 2; round++) {
+        memset(&l, 0, sizeof l);
+        const uint8_t *first = round == 0 ? nonce : (const uint8_t *)"HTTP/1.1 400 Bad Request\r\nServer: xy\r\n\r\n";
+        dev.port = (uint16_t)(40002 + round);
+        memset(&p, 0, sizeof p);
+        p.src = dev, p.dst = srv, p.seq = ISN_D, p.flags = KR_TCP_SYN, p.time = 1.0;
+        kr_conn_packet(t, &p);
+        p.src = srv, p.dst = dev, p.seq = ISN_S, p.ack = ISN_D + 1, p.flags = KR_TCP_SYN | KR_TCP_ACK;
+        kr_conn_packet(t, &p);
+        p.seq = ISN_S + 1, p.flags = KR_TCP_ACK, p.payload = first, p.captured_len = p.wire_len = 40;
+        kr_conn_packet(t, &p);
+        if (round == 0) {
+            assert_int_equal(l.opens, 1);
+            assert_int_equal(l.steps[KR_STEP_NONCE], 1);
+            assert_non_null(strstr(l.text, "SYN SYN-ACK step:nonce"));
+        } else {
+            assert_int_equal(l.opens, 0);               /* a text banner is not a nonce */
+        }
+    }
+    kr_conn_table_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_in_order),
+        cmocka_unit_test(test_retransmission_and_overlap),
+        cmocka_unit_test(test_out_of_order),
+        cmocka_unit_test(test_one_byte_segments_reversed),
+        cmocka_unit_test(test_gap_at_buffer_limit),
+        cmocka_unit_test(test_gap_at_end_and_fin),
+        cmocka_unit_test(test_fin_hole_only),
+        cmocka_unit_test(test_ack_gives_up_hole),
+        cmocka_unit_test(test_joined_late),
+        cmocka_unit_test(test_joined_late_out_of_order),
+        cmocka_unit_test(test_joined_late_settles_in_time),
+        cmocka_unit_test(test_snaplen_cut),
+        cmocka_unit_test(test_isn_plus_one_and_out_of_order),
+        cmocka_unit_test(test_lost_first_segment_is_a_gap_from_isn),
+        cmocka_unit_test(test_overlap_with_other_bytes),
+        cmocka_unit_test(test_rst_in_window_ends),
+        cmocka_unit_test(test_rst_out_of_window_ignored),
+        cmocka_unit_test(test_rst_survived),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_syn_flood_spares_the_session),
+        cmocka_unit_test(test_ip_length_against_captured),
+        cmocka_unit_test(test_gap_given_up_by_ack),
+        cmocka_unit_test(test_idle_expiry),
+        cmocka_unit_test(test_nonce_rule_and_heuristic),
+        cmocka_unit_test(test_heuristic_other_port),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
