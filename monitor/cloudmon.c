@@ -1,5 +1,5 @@
-/* cloudmon: watch Spark Core devices talk to the cloud. Capture (an interface or a file), TCP
- * reassembly, libkeyring's tracker, and a screen or lines/JSON Lines for what it found. */
+/* cloudmon: watch Spark Core devices talk to the cloud. Capture (an interface or a file), libkeyring's
+ * connection layer and tracker, and a screen or lines/JSON Lines for what it found. */
 #include "app.h"
 
 #include <errno.h>
