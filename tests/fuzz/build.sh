@@ -25,13 +25,13 @@ cflags="-g -O1 -std=c11 -D_GNU_SOURCE -DSPARKWIRE_VERSION=\"fuzz\" -DFUZZ_SOURCE
 libs="$(pkg-config --libs $pkgs) -lm"
 lib_src="$src/keyring/src/common.c $src/keyring/src/key.c $src/keyring/src/keyfile.c $src/keyring/src/handshake.c
  $src/keyring/src/cipher.c $src/keyring/src/flash.c $src/keyring/tracker/names.c $src/keyring/tracker/tracker.c
- $src/keyring/tracker/message.c $src/keyring/tracker/table.c $src/monitor/decode.c $src/monitor/reasm.c
- $src/monitor/mon.c $src/firmware/core/coap.c $src/firmware/core/crc32.c $src/firmware/core/device.c
+ $src/keyring/tracker/message.c $src/keyring/conn/table.c $src/keyring/conn/reasm.c $src/keyring/conn/tcp.c
+ $src/keyring/conn/nonce.c $src/monitor/decode.c $src/monitor/mon.c $src/firmware/core/coap.c $src/firmware/core/crc32.c $src/firmware/core/device.c
  $src/firmware/core/frame.c $src/firmware/port/openssl/crypto_openssl.c"
 objs=()
 for f in $lib_src; do
     o="$out/obj/$(echo "${f#$src/}" | tr / _).o"
-    if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ -n "$(find "$src/keyring/include" "$src/monitor" "$src/firmware/core" "$src/keyring/tracker" -name '*.h' -newer "$o" 2>/dev/null | head -n 1)" ]; then
+    if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ -n "$(find "$src/keyring/include" "$src/monitor" "$src/firmware/core" "$src/keyring/tracker" "$src/keyring/conn" -name '*.h' -newer "$o" 2>/dev/null | head -n 1)" ]; then
         $CC $cflags -fsanitize=fuzzer-no-link -c "$f" -o "$o"
     fi
     objs+=("$o")

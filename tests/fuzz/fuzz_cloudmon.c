@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             len = size - i;
         cm_pkt p;
         cm_dec_result r = cm_decode(dlt, data + i, len, &p);
-        cm_mon_packet(&m, ts, r, &p);
+        cm_mon_packet(&m, ts, r, &p, (data[i - 1] & 1) != 0);   /* odd: as if the snap length cut it */
         if (data[i - 1] == 0xff)
             cm_mon_expire(&m, ts);
         i += len;
