@@ -3,7 +3,7 @@
 through tshark with the plugin and through cloudmon --json; each connection must get the same final
 verdict from both, and where the damage leaves the wire's meaning intact, the sample's verdict.
 
-  agree.py PLUGIN CLOUDMON
+  agree.py PLUGIN CLOUDMON          (AGREE_VERBOSE=1 prints every connection's verdicts)
 
 The cases are built here from the samples (plain struct-level pcap rewriting, tests/monitor/pcaptool.py).
 Variants of one sample go into one capture (one tshark and one cloudmon run per sample): each variant's
