@@ -46,7 +46,7 @@ static uint16_t get16(const cm_pcapng_rd *rd, const uint8_t *p)
 
 static int fail(cm_pcapng_rd *rd, const char *what)
 {
-    snprintf(rd->err, sizeof rd->err, "%s after %llu packets", what, (unsigned long long)rd->packets);
+    snprintf(rd->err, sizeof rd->err, "%s", what);
     return PCAP_ERROR;
 }
 

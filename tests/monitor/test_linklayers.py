@@ -201,6 +201,19 @@ check(sorted(o["client"] for o in objs if o["type"] == "verdict" and o["final"])
 rc, err, objs = story(mixed, ["-f", "ip6"])
 check(rc == 0 and objs and objs[-1].get("connections") == 1, "mixed-link pcapng: -f applies per link type (ip6: 1 connection)")
 
+# ---- a damaged pcapng: the packets before the damage, and one line naming it ----
+data = open(mixed, "rb").read()
+for name, bad, want in (("truncated", data[:-10], "ends inside a block (truncated)"),
+                        ("bad block length", data[:-4] + b"\x01\x00\x00\x00", "two lengths differ")):
+    p = os.path.join(d, "bad.pcapng")
+    open(p, "wb").write(bad)
+    rc, out, err = run(["-r", p, "--json"])
+    objs = jsonl(out)
+    check(rc == 2 and want in err and "after 33 packets" in err and err.count("\n") == 1,
+          "pcapng %s: exit 2, one line (%r)" % (name, err.strip()))
+    check(objs and objs[-1]["type"] == "summary" and objs[-1]["packets"] == 33,
+          "pcapng %s: the 33 packets before the damage are reported" % name)
+
 # ---- an ACK whose IP length claims 1500 bytes: bogus, not 1448 missing bytes ----
 p = os.path.join(d, "bogus.pcap")
 link, pkts = pt.read_pcap(cap)
