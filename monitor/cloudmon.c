@@ -237,9 +237,8 @@ int cm_app_pump(cm_app *a, int max)
         struct pcap_pkthdr *h;
         const u_char *data;
         int rc = cm_capture_next(&a->cap, &h, &data);
-        if (a->cap.warn[0]) {
-            if (!a->o.tui)
-                fprintf(stderr, "cloudmon: warning: %s\n", a->cap.warn);
+        if (a->cap.warn[0] && !a->o.tui) {   /* the screen's are said when it closes */
+            fprintf(stderr, "cloudmon: warning: %s\n", a->cap.warn);
             a->cap.warn[0] = 0;
         }
         if (rc == 0)
@@ -313,12 +312,14 @@ void cm_app_finish(cm_app *a)
 static void final_notes(cm_app *a)
 {
     const cm_frag_stats *f = &a->frag.st;
+    if (a->cap.warn[0])
+        fprintf(stderr, "cloudmon: warning: %s\n", a->cap.warn);
     if (cm_frag_dropped(&a->frag))
         fprintf(stderr, "cloudmon: warning: %llu fragmented datagrams were not reassembled: %llu with overlapping "
                 "fragments that disagree, %llu over the reassembly limits, %llu incomplete, %llu cut by the "
                 "snapshot length\n", (unsigned long long)cm_frag_dropped(&a->frag), (unsigned long long)f->overlap,
                 (unsigned long long)f->limit, (unsigned long long)f->timeout, (unsigned long long)f->cut);
-    if (a->bogus > 1)
+    if (a->bogus > (a->o.tui ? 0u : 1u))
         fprintf(stderr, "cloudmon: warning: %llu packets claimed more TCP data than their frames held\n",
                 (unsigned long long)a->bogus);
     if (a->port_packets || a->failed)
