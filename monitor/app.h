@@ -41,6 +41,7 @@ typedef struct cm_app {
     unsigned snap_len;       /* bytes kept of the first packet cut */
     char snap_warn[512];     /* the warning about it ("" until the first such packet) */
     cm_frag frag;            /* IP fragments waiting for the rest of their datagram */
+    uint64_t read;           /* packets read from the source, kept or not */
     uint64_t port_packets;   /* TCP packets to or from the cloud port */
     uint32_t *syn_ports;     /* SYNs per destination port, for the hint when none went to the cloud port */
     uint64_t bogus;          /* packets whose IP length claims more than the frame held */
@@ -50,7 +51,8 @@ typedef struct cm_app {
 
 extern volatile sig_atomic_t cm_stop;
 
-/* Reads up to max packets (live: returns early on a read timeout). Returns how many were read;
+/* Reads up to max packets (live: returns early on a read timeout). Returns how many were read (those the
+ * default filter leaves out included);
  * sets a->eof at the end of the source, a limit, or a stop request; a->failed on a read error. */
 int cm_app_pump(cm_app *a, int max);
 /* Expires idle connections; called about once a second. */

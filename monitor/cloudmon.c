@@ -255,11 +255,13 @@ int cm_app_pump(cm_app *a, int max)
                 snprintf(a->err, sizeof a->err,
                          "%s: the capture is damaged or truncated after %llu packets: %s (the results cover the "
                          "packets before it)",
-                         a->cap.name, (unsigned long long)a->mon.st.packets, why);
+                         a->cap.name, (unsigned long long)a->read, why);
             a->failed = true;
             a->eof = true;
             break;
         }
+        a->read++;
+        n++;
         double ts = (double)h->ts.tv_sec + (double)h->ts.tv_usec / 1e6;
         if (a->first_ts == 0)
             a->first_ts = ts;
@@ -280,7 +282,6 @@ int cm_app_pump(cm_app *a, int max)
         cm_mon_packet(&a->mon, ts, r, &p);
         a->in_packet = false;
         cm_capture_record(&a->cap, h, data);
-        n++;
         if (a->o.count && a->mon.st.packets >= a->o.count)
             a->eof = true;
     }

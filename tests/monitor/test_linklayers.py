@@ -14,71 +14,6 @@ HEALTHY = os.path.join(SAMPLES, "healthy")
 cap, kf = os.path.join(HEALTHY, "capture.pcap"), os.path.join(HEALTHY, "keyfile")
 
 
-def split_frame(link, b):
-    """(link header as Ethernet addresses, IP packet) for a frame of any supported link type."""
-    o = pt.ip_offset(link, b)
-    return (b[:12] if link == 1 else b"\x02\0\0\0\0\1\x02\0\0\0\0\2"), b[o:]
-
-
-def eth(macs, tags, ip):
-    et = b"\x86\xdd" if ip[0] >> 4 == 6 else b"\x08\x00"
-    return macs + b"".join(struct.pack(">HH", t, 100 + i) for i, t in enumerate(tags)) + et + ip
-
-
-def tcp_of(ip):
-    """(IP header length, protocol) of an IPv4/IPv6 packet without extension headers."""
-    return ((ip[0] & 15) * 4, ip[9]) if ip[0] >> 4 == 4 else (40, ip[6])
-
-
-def frag4(ip, size):
-    """IPv4 fragments of size bytes of IP payload (a multiple of 8), last first."""
-    hl, _ = tcp_of(ip)
-    body, out = ip[hl:], []
-    for off in range(0, len(body), size):
-        chunk = body[off:off + size]
-        more = off + size < len(body)
-        h = bytearray(ip[:hl])
-        h[2:4] = struct.pack(">H", hl + len(chunk))
-        h[6:8] = struct.pack(">H", (off // 8) | (0x2000 if more else 0))
-        h[10:12] = b"\0\0"
-        h[10:12] = struct.pack(">H", pt.csum(bytes(h)))
-        out.append(bytes(h) + chunk)
-    return out[::-1]
-
-
-def frag6(ip, size, ident):
-    """IPv6 fragments (fragment header right after the IPv6 header), last first."""
-    body, out = ip[40:], []
-    for off in range(0, len(body), size):
-        chunk = body[off:off + size]
-        more = off + size < len(body)
-        fh = struct.pack(">BBHI", ip[6], 0, off | (1 if more else 0), ident)
-        h = bytearray(ip[:40])
-        h[4:6] = struct.pack(">H", 8 + len(chunk))
-        h[6] = 44
-        out.append(bytes(h) + fh + chunk)
-    return out[::-1]
-
-
-def ext6(ip):
-    """The same IPv6 packet with hop-by-hop and destination options headers in front of TCP."""
-    h = bytearray(ip[:40])
-    hop = bytes([60, 0, 1, 4, 0, 0, 0, 0])           # next: destination options; PadN
-    dst = bytes([ip[6], 0, 1, 4, 0, 0, 0, 0])
-    h[6] = 0
-    h[4:6] = struct.pack(">H", len(ip) - 40 + 16)
-    return bytes(h) + hop + dst + ip[40:]
-
-
-def rewrite(src, dst, fn):
-    link, pkts = pt.read_pcap(src)
-    out = []
-    for ts, b in pkts:
-        for f in fn(link, b):
-            out.append([ts, f])
-    pt.write_pcap(dst, 1, out)
-
-
 def story(path, extra=()):
     rc, out, err = run(["-r", path, "--json"] + list(extra))
     objs = jsonl(out) if rc == 0 else []
@@ -110,9 +45,9 @@ for tags in ((0x88a8, 0x8100), (0x88a8, 0x9100, 0x8100)):
     p = os.path.join(d, "vlan%d.pcap" % len(tags))
 
     def qinq(link, b, tags=tags):
-        macs, ip = split_frame(link, b)
-        return [eth(macs, tags, ip)]
-    rewrite(cap, p, qinq)
+        macs, ip = pt.split_frame(link, b)
+        return [pt.eth(macs, tags, ip)]
+    pt.rewrite(cap, p, qinq)
     same_as_ref("%d VLAN tags %s" % (len(tags), "/".join("%04x" % t for t in tags)), p)
 
 # ---- IPv4 fragments, last first, one repeated before the datagram is whole ----
@@ -120,13 +55,13 @@ p = os.path.join(d, "frag4.pcap")
 
 
 def fr4(link, b):
-    macs, ip = split_frame(link, b)
-    hl, proto = tcp_of(ip)
+    macs, ip = pt.split_frame(link, b)
+    hl, proto = pt.tcp_of(ip)
     if proto != 6 or len(ip) - hl <= 48:
-        return [eth(macs, (), ip)]
-    frs = frag4(ip, 48)
-    return [eth(macs, (0x8100,), f) for f in frs[:1] + frs]
-rewrite(cap, p, fr4)
+        return [pt.eth(macs, (), ip)]
+    frs = pt.frag4(ip, 48)
+    return [pt.eth(macs, (0x8100,), f) for f in frs[:1] + frs]
+pt.rewrite(cap, p, fr4)
 link, pk = pt.read_pcap(p)
 check(len(pk) > 60, "IPv4 fragments: the capture now has %d frames (47 before)" % len(pk))
 same_as_ref("IPv4 fragments behind a VLAN tag, out of order and repeated", p)
@@ -137,16 +72,16 @@ evil_done = []
 
 
 def fr4_evil(link, b):
-    macs, ip = split_frame(link, b)
-    hl, proto = tcp_of(ip)
+    macs, ip = pt.split_frame(link, b)
+    hl, proto = pt.tcp_of(ip)
     if proto != 6 or len(ip) - hl <= 200 or evil_done:
-        return [eth(macs, (), ip)]
+        return [pt.eth(macs, (), ip)]
     evil_done.append(1)
-    frs = frag4(ip, 64)
+    frs = pt.frag4(ip, 64)
     bad = bytearray(frs[-1])                         # the first fragment, other bytes at the end
     bad[-1] ^= 0xff
-    return [eth(macs, (), f) for f in frs[-1:] + [bytes(bad)] + frs[:-1]]
-rewrite(cap, p, fr4_evil)
+    return [pt.eth(macs, (), f) for f in frs[-1:] + [bytes(bad)] + frs[:-1]]
+pt.rewrite(cap, p, fr4_evil)
 rc, err, objs = story(p, ["-k", kf])
 check(rc == 0 and "1 fragmented datagrams were not reassembled: 1 with overlapping fragments that disagree" in err,
       "disagreeing fragments: the datagram is dropped with a warning (%r)" % err.strip()[:300])
@@ -164,22 +99,22 @@ ident = [0]
 
 def v6case(name, fn):
     p = os.path.join(d, name.replace(" ", "_") + ".pcap")
-    rewrite(v6, p, fn)
+    pt.rewrite(v6, p, fn)
     rc, err, objs = story(p)
     check(rc == 0 and err == "", "IPv6 %s: exit 0, nothing on stderr (%d %r)" % (name, rc, err[:200]))
     check(shape_by_dir(objs) == ref6_shape, "IPv6 %s: same story as plain IPv6" % name)
     return objs
 
 
-v6case("extension headers", lambda link, b: [eth(b[:12], (), ext6(split_frame(link, b)[1]))])
+v6case("extension headers", lambda link, b: [pt.eth(b[:12], (), pt.ext6(pt.split_frame(link, b)[1]))])
 
 
 def fr6(link, b):
-    macs, ip = split_frame(link, b)
+    macs, ip = pt.split_frame(link, b)
     if len(ip) - 40 <= 64:
-        return [eth(macs, (0x88a8, 0x8100), ip)]
+        return [pt.eth(macs, (0x88a8, 0x8100), ip)]
     ident[0] += 1
-    return [eth(macs, (0x88a8, 0x8100), f) for f in frag6(ip, 64, ident[0])]
+    return [pt.eth(macs, (0x88a8, 0x8100), f) for f in pt.frag6(ip, 64, ident[0])]
 v6case("fragments behind QinQ", fr6)
 
 # ---- a pcapng file with Ethernet and raw IP interfaces ----
@@ -200,6 +135,28 @@ check(sorted(o["client"] for o in objs if o["type"] == "verdict" and o["final"])
       "mixed-link pcapng: one final verdict for the IPv6 Ethernet and one for the raw IPv4 connection")
 rc, err, objs = story(mixed, ["-f", "ip6"])
 check(rc == 0 and objs and objs[-1].get("connections") == 1, "mixed-link pcapng: -f applies per link type (ip6: 1 connection)")
+
+# ---- the default filter keeps the cloud port only, also for what the kernel filter had to pass ----
+other = os.path.join(d, "other.pcap")
+
+
+def to_443(link, b):
+    macs, ip = pt.split_frame(link, b)
+    hl, _ = pt.tcp_of(ip)
+    t = bytearray(ip)
+    for o in (hl, hl + 2):
+        if t[o:o + 2] == b"\x16\x33":
+            t[o:o + 2] = struct.pack(">H", 443)
+    return [pt.eth(macs, (0x88a8, 0x8100), bytes(t))]
+pt.rewrite(v6, other, to_443)
+both = os.path.join(d, "both.pcapng")
+subprocess.run(["mergecap", "-F", "pcapng", "-w", both, v6, other], check=True)
+rc, err, objs = story(both)
+check(rc == 0 and objs and objs[-1]["packets"] == 17 and objs[-1]["connections"] == 1,
+      "default filter: the QinQ IPv6 connection on port 443 is left out (%s)" % (objs[-1] if objs else err))
+rc, err, objs = story(both, ["-f", ""])
+check(rc == 0 and objs and objs[-1]["packets"] == 34 and objs[-1]["connections"] == 2,
+      "-f '': every packet, both connections (%s)" % (objs[-1] if objs else err))
 
 # ---- a damaged pcapng: the packets before the damage, and one line naming it ----
 data = open(mixed, "rb").read()
