@@ -18,6 +18,7 @@ typedef struct cm_opts {
     unsigned port;           /* the cloud's TCP port */
     int snaplen;             /* -s (0: the default) */
     bool no_promisc;         /* -p */
+    bool immediate;          /* --immediate-mode */
     double idle;
     size_t max_conns, max_history;
 } cm_opts;

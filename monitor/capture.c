@@ -11,12 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Live capture. Immediate mode keeps the screen live; libpcap on Linux then uses a TPACKET_V2 ring whose
- * slots are each one snapshot length long, so the snapshot length and the buffer together set how many
- * packets the kernel can hold while cloudmon is busy: 65,535 bytes of IP packet (the longest a frame of this
- * protocol needs, 2 + 65,535 bytes of TCP data, fits in one IP packet only up to that) plus link headers,
- * and 64 MB, give about a thousand slots (262,144 and 8 MB gave about 30). Packets cut anyway (offloaded
+/* Live capture. Without immediate mode libpcap on Linux uses a TPACKET_V3 ring of blocks that packets fill
+ * back to back, each handed over when full or LIVE_TIMEOUT ms after its first packet: the kernel holds
+ * tens of thousands of packets while cloudmon is busy, and the screen lags by at most that timeout.
+ * Immediate mode (--immediate-mode) hands over every packet at once through a TPACKET_V2 ring whose slots
+ * are each one snapshot length long: 64 MB then hold about a thousand packets. The default snapshot
+ * length keeps 65,535 bytes of IP packet (the longest a frame of this protocol needs, 2 + 65,535 bytes of
+ * TCP data, fits in one IP packet only up to that) plus link headers. Packets cut anyway (offloaded
  * super-segments) become gaps, and a warning says so. */
+#define LIVE_TIMEOUT 50
 #define LIVE_BUFFER (64 << 20)
 
 const char *cm_dlt_name(int dlt)
@@ -82,8 +85,8 @@ static int check_link(cm_capture *c, char *err)
     return 0;
 }
 
-int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, unsigned port, int snaplen,
-                         bool promisc, char *err)
+int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, unsigned port,
+                         const cm_live_opts *lo, char *err)
 {
     char eb[PCAP_ERRBUF_SIZE] = "";
     memset(c, 0, sizeof *c);
@@ -95,10 +98,10 @@ int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, u
         snprintf(err, CM_ERRLEN, "interface %s: cannot open: %s", iface, eb);
         return -1;
     }
-    pcap_set_snaplen(c->p, snaplen > 0 ? snaplen : CM_SNAPLEN_DEFAULT);
-    pcap_set_promisc(c->p, promisc);
-    pcap_set_timeout(c->p, 100);
-    pcap_set_immediate_mode(c->p, 1);
+    pcap_set_snaplen(c->p, lo->snaplen > 0 ? lo->snaplen : CM_SNAPLEN_DEFAULT);
+    pcap_set_promisc(c->p, lo->promisc);
+    pcap_set_timeout(c->p, LIVE_TIMEOUT);
+    pcap_set_immediate_mode(c->p, lo->immediate);
     pcap_set_buffer_size(c->p, LIVE_BUFFER);
     int rc = pcap_activate(c->p);
     if (rc < 0) {

@@ -44,11 +44,17 @@ typedef struct cm_capture {
 #define CM_SNAPLEN_DEFAULT (65535 + 64)
 #define CM_SNAPLEN_MAX 262144
 
+typedef struct cm_live_opts {
+    int snaplen;             /* 0: the default */
+    bool promisc;
+    bool immediate;          /* every packet at once instead of blocks handed over within 50 ms */
+} cm_live_opts;
+
 /* Live capture on iface. filter NULL means the default: the cloud port plus what a kernel filter cannot
  * see into (VLAN tags, IPv6 extension headers, IP fragments), to be narrowed in user space; "" means
- * every packet. snaplen 0 takes the default. Returns 0 or -1 with err set. */
-int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, unsigned port, int snaplen,
-                         bool promisc, char *err);
+ * every packet. Returns 0 or -1 with err set. */
+int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, unsigned port,
+                         const cm_live_opts *lo, char *err);
 /* A pcap or pcapng file ("-" reads standard input). filter NULL: every packet (cloudmon narrows to the
  * cloud port itself). */
 int cm_capture_open_file(cm_capture *c, const char *path, const char *filter, char *err);

@@ -42,6 +42,7 @@ static void usage(FILE *f)
 "      --cloud-port PORT   the cloud's TCP port (default 5683)\n"
 "  -s, --snapshot-length N bytes kept of each packet when capturing (0: the default, %d)\n"
 "  -p, --no-promiscuous-mode  do not put the interface into promiscuous mode\n"
+"      --immediate-mode    hand each packet over at once (default: in blocks within 50 ms)\n"
 "  -D, --list-interfaces   list the interfaces to capture on, and exit\n"
 "  -Z, --user USER         drop root privileges to USER right after opening the capture\n"
 "  -c, --count N           stop after N packets\n"
@@ -95,7 +96,7 @@ static int parse_num(const char *opt, const char *s, double min, double max, dou
 }
 
 enum { OPT_DURATION = 256, OPT_BATCH, OPT_JSON, OPT_EXPORT, OPT_IDLE, OPT_MAXCONN, OPT_HISTORY, OPT_PORT,
-       OPT_VERSION };
+       OPT_VERSION, OPT_IMMEDIATE };
 
 static void parse_args(cm_opts *o, int argc, char **argv)
 {
@@ -107,6 +108,7 @@ static void parse_args(cm_opts *o, int argc, char **argv)
         { "snapshot-length", required_argument, NULL, 's' },
         { "no-promiscuous-mode", no_argument, NULL, 'p' },
         { "list-interfaces", no_argument, NULL, 'D' },
+        { "immediate-mode", no_argument, NULL, OPT_IMMEDIATE },
         { "user", required_argument, NULL, 'Z' },
         { "count", required_argument, NULL, 'c' },
         { "duration", required_argument, NULL, OPT_DURATION },
@@ -138,6 +140,7 @@ static void parse_args(cm_opts *o, int argc, char **argv)
         case OPT_PORT: parse_num("--cloud-port", optarg, 1, 65535, &v); o->port = (unsigned)v; break;
         case 's': parse_num("-s", optarg, 0, CM_SNAPLEN_MAX, &v); o->snaplen = (int)v; break;
         case 'p': o->no_promisc = true; break;
+        case OPT_IMMEDIATE: o->immediate = true; break;
         case 'D': list_interfaces(); break;
         case 'Z': o->user = optarg; break;
         case 'c': parse_num("-c", optarg, 1, 1e15, &v); o->count = (uint64_t)v; break;
@@ -371,8 +374,8 @@ static int setup(cm_app *a)
 
     cm_frag_init(&a->frag, 0, 0, 0);
     a->syn_ports = g_new0(uint32_t, 65536);
-    int rc = a->o.iface ? cm_capture_open_live(&a->cap, a->o.iface, a->o.filter, a->o.port, a->o.snaplen,
-                                               !a->o.no_promisc, a->err)
+    cm_live_opts lo = { a->o.snaplen, !a->o.no_promisc, a->o.immediate };
+    int rc = a->o.iface ? cm_capture_open_live(&a->cap, a->o.iface, a->o.filter, a->o.port, &lo, a->err)
                         : cm_capture_open_file(&a->cap, a->o.file, a->o.filter, a->err);
     if (rc < 0)
         return -1;

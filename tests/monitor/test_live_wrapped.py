@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Live on loopback with the default filter: the healthy sample replayed behind two VLAN tags and cut into
 IPv4 fragments is still found and decrypted (the kernel filter passes what it cannot look into, cloudmon
-narrows it to the cloud port). The sample's cloud port is moved to a random one so that nothing else on lo
+narrows it to the cloud port), in blocks (the default) and with --immediate-mode. The sample's cloud port is moved to a random one so that nothing else on lo
 is taken for it. Skips (77) without root or tcpreplay."""
 import os
 import random
@@ -46,12 +46,13 @@ def frags(link, b):
     return [pt.eth(macs, (), f) for f in pt.frag4(ip, 48)]
 
 
-for name, fn in (("two VLAN tags", qinq), ("IPv4 fragments", frags)):
+for name, fn, extra in (("two VLAN tags", qinq, []), ("IPv4 fragments", frags, []),
+                        ("two VLAN tags, --immediate-mode", qinq, ["--immediate-mode"])):
     path = os.path.join(d, "replay.pcap")
     pt.rewrite(cap, path, fn)
     err_path = os.path.join(d, "mon.err")
     with open(err_path, "w+") as err:
-        mon = subprocess.Popen([CLOUDMON, "-i", "lo", "--json", "--cloud-port", str(port), "-k", kf, "--duration", "30"],
+        mon = subprocess.Popen([CLOUDMON, "-i", "lo", "--json", "--cloud-port", str(port), "-k", kf, "--duration", "30"] + extra,
                                stdout=subprocess.PIPE, stderr=err)
         end = time.time() + 10
         while time.time() < end:
