@@ -136,6 +136,13 @@ check(sorted(o["client"] for o in objs if o["type"] == "verdict" and o["final"])
 rc, err, objs = story(mixed, ["-f", "ip6"])
 check(rc == 0 and objs and objs[-1].get("connections") == 1, "mixed-link pcapng: -f applies per link type (ip6: 1 connection)")
 
+# ---- a pcapng with nanosecond timestamps (if_tsresol 9): the same times and story ----
+ns_pcap, ns_ng = os.path.join(d, "ns.pcap"), os.path.join(d, "ns.pcapng")
+subprocess.run(["editcap", "-F", "nsecpcap", cap, ns_pcap], check=True)
+subprocess.run(["editcap", "-F", "pcapng", ns_pcap, ns_ng], check=True)
+objs = same_as_ref("nanosecond pcapng", ns_ng)
+check([o.get("time") for o in objs][:5] == [o.get("time") for o in ref][:5], "nanosecond pcapng: the same times")
+
 # ---- the default filter keeps the cloud port only, also for what the kernel filter had to pass ----
 other = os.path.join(d, "other.pcap")
 
