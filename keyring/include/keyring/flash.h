@@ -75,6 +75,7 @@ typedef struct kr_server_address {
 
 typedef struct kr_flash {
     kr_flash_layout layout;
+    char layout_why[160];          /* how the layout was told: "keys begin at the Core's addresses..." */
     size_t dump_len;
     kr_flash_slot device_private;
     kr_flash_slot server_public;
@@ -96,6 +97,31 @@ void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_s
 int kr_flash_parse(const uint8_t *buf, size_t len, kr_flash_layout layout, kr_flash *out, kr_err *err);
 int kr_flash_load_file(const char *path, kr_flash_layout layout, kr_flash *out, kr_err *err);
 void kr_flash_clear(kr_flash *f);   /* frees the keys; the struct itself is the caller's */
+
+/* ---- fixes: the commands that read or write a device's keys (key_fix.c) ---------------------------- */
+
+typedef enum kr_area {
+    KR_AREA_DEVICE_KEY = 0,   /* the device private key slot */
+    KR_AREA_SERVER_KEY = 1,   /* the server public key slot and the address record after it */
+    KR_AREA_WHOLE = 2         /* the whole external flash (Core) or DCT (Photon) from address 0 */
+} kr_area;
+
+/* The dfu-util command, device in DFU mode, that reads area into file (write false) or writes file to
+ * area and resets (write true): Core 1d50:607f alt 1 (external flash), Photon 2b04:d006 alt 1 (DCT).
+ * KR_FLASH_AUTO gives both, "Core: ...; Photon: ...". Returns out. */
+char *kr_dfu_command(kr_flash_layout l, kr_area a, bool write, const char *file, char *out, size_t cap);
+/* "write FILE to the device ...": particle keys load or dfu-util. */
+char *kr_fix_write_device_key(kr_flash_layout l, const char *file, char *out, size_t cap);
+/* A new device key: particle keys doctor ID, or sparkkeys new + dfu-util + particle keys send. id may be NULL. */
+char *kr_fix_new_device_key(const char *id, char *out, size_t cap);
+/* The cloud gets pub_pem as device id's public key: particle keys send ID PEM (or a local cloud's folder). */
+char *kr_fix_send_public(const char *id, const char *pub_pem, char *out, size_t cap);
+/* The device's server key slot gets file (or, file NULL, the Particle cloud key): particle keys server / dfu-util. */
+char *kr_fix_server_key(kr_flash_layout l, const char *file, char *out, size_t cap);
+
+/* The command that fixes a slot of f that is not a valid key (absent: read more; blank or invalid: write
+ * a key), "" for a valid one. id (or NULL) names the device in particle commands. Returns out. */
+char *kr_flash_slot_fix(const kr_flash *f, const kr_flash_slot *s, const char *id, char *out, size_t cap);
 
 #ifdef __cplusplus
 }
