@@ -54,8 +54,8 @@ demo: build
 	  echo "== cloudmon -r $(DEMO_SAMPLE)/capture.pcap -k $(DEMO_SAMPLE)/keyfile"; \
 	  $(BUILD)/monitor/cloudmon -r $(DEMO_SAMPLE)/capture.pcap -k $(DEMO_SAMPLE)/keyfile; \
 	else \
-	  echo "== keyring check $(DEMO_SAMPLE)/keyfile"; \
-	  $(BUILD)/keyring/tool/keyring check $(DEMO_SAMPLE)/keyfile; \
+	  echo "== sparkkeys check $(DEMO_SAMPLE)/keyfile"; \
+	  $(BUILD)/keyring/tool/sparkkeys check $(DEMO_SAMPLE)/keyfile; \
 	fi
 
 clean:
