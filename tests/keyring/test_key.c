@@ -528,21 +528,24 @@ static void test_not_regular_file(void **state)
 static void test_dfu_commands(void **state)
 {
     (void)state;
+    static const struct {
+        kr_flash_layout l;
+        kr_area a;
+        bool write;
+        const char *file, *want;
+    } cases[] = {
+        {KR_FLASH_CORE, KR_AREA_DEVICE_KEY, false, "d.der", "dfu-util -d 1d50:607f -a 1 -s 0x00002000:1024 -U d.der"},
+        {KR_FLASH_CORE, KR_AREA_DEVICE_KEY, true, "d.der", "dfu-util -d 1d50:607f -a 1 -i 0 -s 0x00002000:leave -D d.der"},
+        {KR_FLASH_CORE, KR_AREA_SERVER_KEY, false, "s.der", "dfu-util -d 1d50:607f -a 1 -s 0x00001000:2048 -U s.der"},
+        {KR_FLASH_CORE, KR_AREA_WHOLE, false, "c.bin", "dfu-util -d 1d50:607f -a 1 -s 0x00000000:2097152 -U c.bin"},
+        {KR_FLASH_DCT, KR_AREA_DEVICE_KEY, false, "d.der", "dfu-util -d 2b04:d006 -a 1 -s 34:612 -U d.der"},
+        {KR_FLASH_DCT, KR_AREA_SERVER_KEY, true, "s.der", "dfu-util -d 2b04:d006 -a 1 -i 0 -s 2082:leave -D s.der"},
+        {KR_FLASH_DCT, KR_AREA_WHOLE, false, "dct.bin", "dfu-util -d 2b04:d006 -a 1 -s 0:16384 -U dct.bin"},
+    };
     char out[KR_NOTE_FIX_LEN];
-    assert_string_equal(kr_dfu_command(KR_FLASH_CORE, KR_AREA_DEVICE_KEY, false, "d.der", out, sizeof out),
-                        "dfu-util -d 1d50:607f -a 1 -s 0x00002000:1024 -U d.der");
-    assert_string_equal(kr_dfu_command(KR_FLASH_CORE, KR_AREA_DEVICE_KEY, true, "d.der", out, sizeof out),
-                        "dfu-util -d 1d50:607f -a 1 -i 0 -s 0x00002000:leave -D d.der");
-    assert_string_equal(kr_dfu_command(KR_FLASH_CORE, KR_AREA_SERVER_KEY, false, "s.der", out, sizeof out),
-                        "dfu-util -d 1d50:607f -a 1 -s 0x00001000:2048 -U s.der");
-    assert_string_equal(kr_dfu_command(KR_FLASH_CORE, KR_AREA_WHOLE, false, "c.bin", out, sizeof out),
-                        "dfu-util -d 1d50:607f -a 1 -s 0x00000000:2097152 -U c.bin");
-    assert_string_equal(kr_dfu_command(KR_FLASH_DCT, KR_AREA_DEVICE_KEY, false, "d.der", out, sizeof out),
-                        "dfu-util -d 2b04:d006 -a 1 -s 34:612 -U d.der");
-    assert_string_equal(kr_dfu_command(KR_FLASH_DCT, KR_AREA_SERVER_KEY, true, "s.der", out, sizeof out),
-                        "dfu-util -d 2b04:d006 -a 1 -i 0 -s 2082:leave -D s.der");
-    assert_string_equal(kr_dfu_command(KR_FLASH_DCT, KR_AREA_WHOLE, false, "dct.bin", out, sizeof out),
-                        "dfu-util -d 2b04:d006 -a 1 -s 0:16384 -U dct.bin");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_string_equal(kr_dfu_command(cases[i].l, cases[i].a, cases[i].write, cases[i].file, out, sizeof out),
+                            cases[i].want);
     kr_dfu_command(KR_FLASH_AUTO, KR_AREA_DEVICE_KEY, true, "x.der", out, sizeof out);
     assert_non_null(strstr(out, "Core: dfu-util -d 1d50:607f -a 1 -i 0 -s 0x00002000:leave -D x.der; "
                                 "Photon: dfu-util -d 2b04:d006 -a 1 -i 0 -s 34:leave -D x.der"));
