@@ -92,8 +92,16 @@ static kr_role print_entry(const kr_entry *e, check_state *st)
         printf("line %d: session %s: key %s, IV %s\n", e->line, e->device_id_hex, kr_hex(e->session, 16, k),
                kr_hex(e->session + 16, 16, iv));
         return KR_ROLE_ANY;
+    default:
+        break;
     }
-    return KR_ROLE_ANY;
+    if (!e->key)
+        return KR_ROLE_ANY;
+    /* A line kind this command does not name: its key is checked for the role its size and kind say. */
+    kr_role role = kr_key_guess_role(e->key);
+    printf("line %d: %s %s: RSA-%d %s, fingerprint %s\n", e->line, e->has_id ? e->device_id_hex : "", e->path,
+           e->key->bits, kr_role_str(role), kr_key_fingerprint(e->key, fp));
+    return role;
 }
 
 static void check_entry(size_t i, check_state *st)
