@@ -93,8 +93,9 @@ char *kr_fix_server_key(kr_flash_layout l, const char *file, char *out, size_t c
         return out;
     }
     kr_sfmt(out, cap, "device in DFU mode: `particle keys server %s --host ADDRESS --port 5683` (it adds the "
-            "address record), or %s when %s carries the address record at offset 384", file,
-            kr_dfu_command(l, KR_AREA_SERVER_KEY, true, file, dfu, sizeof dfu), file);
+            "address record the device needs after the key); dfu-util writes the slot as it is, so only a file that "
+            "carries that record at offset 384 goes straight in: %s", file,
+            kr_dfu_command(l, KR_AREA_SERVER_KEY, true, file, dfu, sizeof dfu));
     return out;
 }
 

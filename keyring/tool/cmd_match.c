@@ -23,6 +23,15 @@ static bool load_two(char **paths, kr_key *k[2], int *rc)
     return k[0] && k[1];
 }
 
+/* The name for the public half of the key in path: "k.der" -> "k.pub.der" (with ext ".pub.der"). */
+static void public_name(const char *path, const char *ext, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash + 1 : path, '.');
+    int stem = dot ? (int)(dot - path) : (int)strlen(path);
+    g_snprintf(out, cap, "%.*s%s", stem, path, ext);
+}
+
 /* What two keys that differ mean, and the command that makes them one pair. */
 static void explain_mismatch(char **paths, kr_key *k[2])
 {
@@ -37,7 +46,7 @@ static void explain_mismatch(char **paths, kr_key *k[2])
         printf("  note: a device whose flash holds one and whose cloud record holds the other fails every "
                "handshake with a decryption error (one orange blink)\n");
         if (priv >= 0) {
-            g_snprintf(pem, sizeof pem, "%s.pub.pem", paths[priv]);
+            public_name(paths[priv], ".pub.pem", pem, sizeof pem);
             printf("  fix: openssl rsa -in %s%s -pubout -out %s, then %s\n", paths[priv],
                    k[priv]->pem ? "" : " -inform DER", pem, kr_fix_send_public(NULL, pem, send, sizeof send));
         } else {
@@ -47,7 +56,7 @@ static void explain_mismatch(char **paths, kr_key *k[2])
         printf("  note: a device holding the one server key encrypts its id block to a key the cloud holding "
                "the other cannot open (server-key-mismatch)\n");
         if (priv >= 0) {
-            g_snprintf(pem, sizeof pem, "%s-public.der", paths[priv]);
+            public_name(paths[priv], ".pub.der", pem, sizeof pem);
             printf("  fix: give the device the cloud's public key: openssl rsa -in %s%s -pubout -outform DER "
                    "-out %s, then %s\n", paths[priv], k[priv]->pem ? "" : " -inform DER", pem,
                    kr_fix_server_key(KR_FLASH_AUTO, pem, fix, sizeof fix));

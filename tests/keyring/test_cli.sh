@@ -129,7 +129,7 @@ run 2 "$K" match "$F/device.der" "$tmp/missing.pem"; has "No such file"
 
 # a mismatch comes with the command that makes the pair
 run 1 "$K" match "$F/device.der" "$F/device2.pub.pem"
-has "fix: openssl rsa -in $F/device.der -inform DER -pubout -out $F/device.der.pub.pem, then give the cloud the device's public key: \`particle keys send DEVICE_ID $F/device.der.pub.pem\`"
+has "fix: openssl rsa -in $F/device.der -inform DER -pubout -out $F/device.pub.pem, then give the cloud the device's public key: \`particle keys send DEVICE_ID $F/device.pub.pem\`"
 run 1 "$K" match "$F/server.pem" "$F/server2.pub.der"; has "server-key-mismatch"
 has "fix: give the device the cloud's public key: openssl rsa -in $F/server.pem -pubout -outform DER"; has "particle keys server"
 run 1 "$K" match "$F/particle-cloud.der" "$F/server.pub.der"; has "particle keys server $F/particle-cloud.der"
