@@ -123,3 +123,47 @@ char *kr_flash_slot_fix(const kr_flash *f, const kr_flash_slot *s, const char *i
     }
     return out;
 }
+
+bool kr_fix_server_copy(const kr_key *device_copy, const kr_key *cloud, const char *cloud_path, const char *id,
+                        char *text, size_t text_cap, char *fix, size_t fix_cap)
+{
+    char a[65], b[65];
+    const char *who = id && *id ? id : "the device";
+    bool particle = cloud == NULL;
+    bool same = particle ? kr_key_is_particle_cloud(device_copy) : kr_key_same_public(device_copy, cloud);
+    kr_key_fingerprint(device_copy, a);
+    if (particle)
+        kr_sfmt(b, sizeof b, "%s", KR_PARTICLE_CLOUD_FINGERPRINT);
+    else
+        kr_key_fingerprint(cloud, b);
+    fix[0] = '\0';
+    if (same) {
+        kr_sfmt(text, text_cap, "%s holds the %s server key (fingerprint %s): the cloud can open its id block", who,
+                particle ? "Particle cloud's" : "cloud's", a);
+        return true;
+    }
+    kr_sfmt(text, text_cap, "%s holds server key %s, the %s is %s: the cloud cannot open its id block "
+            "(server-key-mismatch)", who, a, particle ? "published Particle cloud key" : "cloud's server-public", b);
+    kr_fix_server_key(KR_FLASH_AUTO, particle ? NULL : cloud_path, fix, fix_cap);
+    return false;
+}
+
+bool kr_fix_device_record(const kr_key *device_key, const char *device_path, const kr_key *record, const char *id,
+                          char *text, size_t text_cap, char *fix, size_t fix_cap)
+{
+    char a[65], b[65], pem[600], send[800];
+    const char *who = id && *id ? id : "the device";
+    kr_key_fingerprint(device_key, a);
+    kr_key_fingerprint(record, b);
+    fix[0] = '\0';
+    if (kr_key_same_public(device_key, record)) {
+        kr_sfmt(text, text_cap, "the cloud's record for %s is the device key's public half (fingerprint %s)", who, a);
+        return true;
+    }
+    kr_sfmt(text, text_cap, "the cloud's record for %s (fingerprint %s) is not the device key's public half (%s): "
+            "the device's handshakes fail (device-key-mismatch)", who, b, a);
+    kr_sfmt(pem, sizeof pem, "%s.pub.pem", id && *id ? id : "device");
+    kr_sfmt(fix, fix_cap, "openssl rsa -in %s%s -pubout -out %s, then %s", device_path,
+            device_key->pem ? "" : " -inform DER", pem, kr_fix_send_public(id, pem, send, sizeof send));
+    return false;
+}

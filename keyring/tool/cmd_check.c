@@ -125,6 +125,51 @@ static void check_entry(size_t i, check_state *st)
     }
 }
 
+static bool named_kind(kr_entry_kind k)
+{
+    return k == KR_ENTRY_SERVER_PRIVATE || k == KR_ENTRY_SERVER_PUBLIC || k == KR_ENTRY_DEVICE ||
+           k == KR_ENTRY_SESSION;
+}
+
+static const kr_entry *device_entry(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN])
+{
+    for (size_t i = 0; i < kr_keyfile_count(kf); i++) {
+        const kr_entry *e = kr_keyfile_entry(kf, i);
+        if (e->kind == KR_ENTRY_DEVICE && e->has_id && memcmp(e->device_id, id, KR_DEVICE_ID_LEN) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Public keys on a device id's line (the server key in that device's flash, the cloud's record of its
+ * key): compared with the cloud's server key (or the Particle key) and with the device's own key. */
+static void check_device_copies(check_state *st)
+{
+    char text[KR_NOTE_TEXT_LEN], fix[KR_NOTE_FIX_LEN];
+    for (size_t i = 0; i < kr_keyfile_count(st->kf); i++) {
+        const kr_entry *e = kr_keyfile_entry(st->kf, i);
+        if (named_kind(e->kind) || !e->has_id || !e->key || e->key->is_private)
+            continue;
+        bool same = true;
+        if (kr_key_guess_role(e->key) == KR_ROLE_SERVER_PUBLIC) {
+            const kr_entry *c = st->server_public;
+            same = kr_fix_server_copy(e->key, c ? c->key : NULL, c ? c->path : NULL, e->device_id_hex, text,
+                                      sizeof text, fix, sizeof fix);
+        } else {
+            const kr_entry *d = device_entry(st->kf, e->device_id);
+            if (!d)
+                continue;
+            same = kr_fix_device_record(d->key, d->path, e->key, e->device_id_hex, text, sizeof text, fix,
+                                        sizeof fix);
+        }
+        printf("%s (line %d): %s\n", same ? "pair" : "problem", e->line, text);
+        if (!same) {
+            printf("  fix: %s\n", fix);
+            worsen(&st->worst, KR_NOTE_PROBLEM);
+        }
+    }
+}
+
 static void check_server_pair(check_state *st)
 {
     const kr_entry *sp = st->server_private, *spub = st->server_public;
@@ -177,6 +222,7 @@ int cmd_check(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         check_entry(i, &st);
     check_server_pair(&st);
+    check_device_copies(&st);
     if (n == 0)
         printf("the keyfile has no entries: the tools will run without keys\n");
     printf("%s: %zu entr%s, %s\n", argv[1], n, n == 1 ? "y" : "ies",

@@ -569,6 +569,41 @@ static void test_dfu_commands(void **state)
     kr_key_free(k);
 }
 
+/* A device's copy of the server key against the cloud's, and the cloud's record against the device key:
+ * one line either way with both fingerprints, a command when they differ. */
+static void test_copies_compared(void **state)
+{
+    (void)state;
+    kr_key *srv = fx_key("server.pub.der"), *srv2 = fx_key("server2.pub.der"), *part = fx_key("particle-cloud.der");
+    char text[KR_NOTE_TEXT_LEN], fix[KR_NOTE_FIX_LEN], fp[65], fp2[65];
+    kr_key_fingerprint(srv, fp);
+    kr_key_fingerprint(srv2, fp2);
+    const char *id = "0123456789abcdef01234567";
+    assert_true(kr_fix_server_copy(srv, srv, "keys/s.der", id, text, sizeof text, fix, sizeof fix));
+    assert_non_null(strstr(text, "holds the cloud's server key"));
+    assert_string_equal(fix, "");
+    assert_false(kr_fix_server_copy(srv2, srv, "keys/s.der", id, text, sizeof text, fix, sizeof fix));
+    assert_non_null(strstr(text, fp));
+    assert_non_null(strstr(text, fp2));
+    assert_non_null(strstr(text, "server-key-mismatch"));
+    assert_non_null(strstr(fix, "particle keys server keys/s.der --host ADDRESS"));
+    /* no server-public: the published Particle key is the cloud's */
+    assert_true(kr_fix_server_copy(part, NULL, NULL, id, text, sizeof text, fix, sizeof fix));
+    assert_non_null(strstr(text, "Particle cloud's server key"));
+    assert_false(kr_fix_server_copy(srv, NULL, NULL, id, text, sizeof text, fix, sizeof fix));
+    assert_non_null(strstr(text, "the published Particle cloud key is " KR_PARTICLE_CLOUD_FINGERPRINT));
+    assert_non_null(strstr(fix, "`particle keys server` writes the Particle cloud key"));
+
+    kr_key *dev = fx_key("device.der"), *pub = fx_key("device.pub.pem"), *pub2 = fx_key("device2.pub.pem");
+    assert_true(kr_fix_device_record(dev, "keys/d.der", pub, id, text, sizeof text, fix, sizeof fix));
+    assert_false(kr_fix_device_record(dev, "keys/d.der", pub2, id, text, sizeof text, fix, sizeof fix));
+    assert_non_null(strstr(text, "device-key-mismatch"));
+    assert_non_null(strstr(fix, "openssl rsa -in keys/d.der -inform DER -pubout -out " "0123456789abcdef01234567.pub.pem"));
+    assert_non_null(strstr(fix, "particle keys send 0123456789abcdef01234567 0123456789abcdef01234567.pub.pem"));
+    kr_key_free(srv); kr_key_free(srv2); kr_key_free(part);
+    kr_key_free(dev); kr_key_free(pub); kr_key_free(pub2);
+}
+
 static void test_from_pkey(void **state)
 {
     (void)state;
@@ -624,6 +659,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_key_size_limit),
         cmocka_unit_test(test_not_regular_file),
         cmocka_unit_test(test_dfu_commands),
+        cmocka_unit_test(test_copies_compared),
         cmocka_unit_test(test_from_pkey),
         cmocka_unit_test(test_role_words),
     };

@@ -119,6 +119,16 @@ char *kr_fix_send_public(const char *id, const char *pub_pem, char *out, size_t 
 /* The device's server key slot gets file (or, file NULL, the Particle cloud key): particle keys server / dfu-util. */
 char *kr_fix_server_key(kr_flash_layout l, const char *file, char *out, size_t cap);
 
+/* The server key in a device's flash (device_copy) against the cloud's: cloud (its public half; cloud_path
+ * names its file) or, cloud NULL, the published Particle cloud key. True when they are the same key. text
+ * gets one line either way with both fingerprints; fix the command when they differ, else "". */
+bool kr_fix_server_copy(const kr_key *device_copy, const kr_key *cloud, const char *cloud_path, const char *id,
+                        char *text, size_t text_cap, char *fix, size_t fix_cap);
+/* The cloud's record of device id's public key against the device's private key (device_path names its
+ * file). True when the record is its public half; text and fix as above. */
+bool kr_fix_device_record(const kr_key *device_key, const char *device_path, const kr_key *record, const char *id,
+                          char *text, size_t text_cap, char *fix, size_t fix_cap);
+
 /* The command that fixes a slot of f that is not a valid key (absent: read more; blank or invalid: write
  * a key), "" for a valid one. id (or NULL) names the device in particle commands. Returns out. */
 char *kr_flash_slot_fix(const kr_flash *f, const kr_flash_slot *s, const char *id, char *out, size_t cap);
