@@ -97,7 +97,7 @@ rm -f cloud384.tmp
 # the fingerprint of server.pub.der, computed by openssl
 openssl dgst -sha256 -r server.pub.der | cut -c1-64 > server.pub.sha256
 
-# ---- the published Particle cloud public key (PROTOCOL.md 5.3): its 2048-bit modulus, put into the
+# ---- the published Particle cloud public key (protocol description, 5.3): its 2048-bit modulus, put into the
 # 294-byte SubjectPublicKeyInfo the devices hold; its SHA-256 must be the published fingerprint
 particle_mod="
 beccbe43db8eea1527a6bb526de1512ba0abcca1647748ad7c66fc807ff699a5

@@ -524,7 +524,7 @@ static void test_not_regular_file(void **state)
     rmdir(dir);
 }
 
-/* The dfu-util commands: USB ids, alternate setting, address and length of PROTOCOL.md 5.6 and 5.7. */
+/* The dfu-util commands: USB ids, alternate setting, address and length of the Core and the Photon. */
 static void test_dfu_commands(void **state)
 {
     (void)state;
