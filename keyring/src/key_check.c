@@ -423,7 +423,8 @@ static void check_any(const kr_key *k, check_env *c)
                  "RSA-%d: neither a device key (1024 bits) nor a server key (2048 bits)", k->bits);
     if (k->exponent != 65537)
         note_add(&c->ns, KR_NOTE_WARNING, false, "", "public exponent %lu: devices assume 65537", k->exponent);
-    check_broken(k, c, "");
+    check_broken(k, c, "use an intact copy of the key (read it again from where it came), or make a new one "
+                       "(a device key: `particle keys doctor DEVICE_ID`)");
 }
 
 static void note_trailing(const kr_key *key, check_env *c)

@@ -455,6 +455,10 @@ static void test_broken_keys(void **state)
         if (!x)
             fail_msg("%s: no problem note with the reason", cases[i].file);
         assert_non_null(strstr(x->fix, "particle keys doctor"));
+        n = kr_key_check(k, KR_ROLE_ANY, notes, 16);
+        x = find_note(notes, n, KR_NOTE_PROBLEM, cases[i].reason);
+        assert_non_null(x);
+        assert_non_null(strstr(x->fix, "use an intact copy of the key"));
         kr_key_free(k);
     }
     kr_key *k = fx_key("device.der");
