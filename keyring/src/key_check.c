@@ -1,5 +1,5 @@
 /* sparkwire libkeyring: checking RSA keys for the role they play (device or server, private or public):
- * sizes, exponents, the fixed layout devices read (PROTOCOL.md 5.1), consistency of the private numbers,
+ * sizes, exponents, the fixed layout devices read (docs/protocol.md 5.1), consistency of the private numbers,
  * and the command that fixes each problem found.
  */
 #include "keyring/key.h"
@@ -36,7 +36,7 @@ kr_role kr_key_guess_role(const kr_key *key)
     return key->is_private ? KR_ROLE_SERVER_PRIVATE : KR_ROLE_SERVER_PUBLIC;
 }
 
-/* ---- device layout (PROTOCOL.md 5.1) ---------------------------------------------------------- */
+/* ---- device layout (docs/protocol.md 5.1) ---------------------------------------------------------- */
 
 bool kr_key_device_layout_ok(const uint8_t *der, size_t len, char *why, size_t why_cap)
 {

@@ -1,7 +1,7 @@
 /* sparkwire libkeyring: the commands that fix a key problem on a device or in the cloud.
  *
  * Two tools reach a device's keys: dfu-util with the device in DFU mode (USB ids, alternate setting and
- * addresses of the protocol description, section 5.6 for the Core, 5.7 for the Photon), and the particle command line
+ * addresses of docs/protocol.md 5.6 for the Core, 5.7 for the Photon), and the particle command line
  * (`particle keys doctor|send|server`), which wraps the same DFU transfers and the cloud's key upload.
  * Every fix sparkwire prints is built here, so the words and numbers live in one place.
  */

@@ -18,7 +18,7 @@ be16() { unhex "$(printf '%04x' "$1")"; }
 int_lengths() {
     openssl asn1parse -inform DER -in "$1" | awk '/INTEGER/ { sub(/.*l= */, ""); sub(/ .*/, ""); printf "%s ", $0 }'
 }
-# True when every number has its nominal size (the layout devices read, PROTOCOL.md 5.1).
+# True when every number has its nominal size (the layout devices read, docs/protocol.md 5.1).
 nominal() {
     set -- $(int_lengths "$1")
     [ "$2" -eq 129 ] && [ "$4" -ge 128 ] && [ "$5" -ge 64 ] && [ "$6" -ge 64 ] && [ "$7" -ge 64 ] &&
@@ -97,7 +97,7 @@ rm -f cloud384.tmp
 # the fingerprint of server.pub.der, computed by openssl
 openssl dgst -sha256 -r server.pub.der | cut -c1-64 > server.pub.sha256
 
-# ---- the published Particle cloud public key (protocol description, 5.3): its 2048-bit modulus, put into the
+# ---- the published Particle cloud public key (docs/protocol.md 5.3): its 2048-bit modulus, put into the
 # 294-byte SubjectPublicKeyInfo the devices hold; its SHA-256 must be the published fingerprint
 particle_mod="
 beccbe43db8eea1527a6bb526de1512ba0abcca1647748ad7c66fc807ff699a5
