@@ -193,15 +193,16 @@ static void check_server_pair(check_state *st)
 
 int cmd_check(int argc, char **argv)
 {
-    GOptionContext *ctx = g_option_context_new("KEYFILE - load a keyfile and check every key and pair");
-    g_option_context_set_summary(ctx,
+    static const tool_command cmd = {
+        "check", "KEYFILE - load a keyfile and check every key and pair",
         "Loads the keyfile (the one format sparkwire's plugin, cloudmon and sparkkeys read), prints one\n"
         "line per entry with what was found, checks each key for its role (saying for every server\n"
         "public key whether it is the published Particle cloud key), and checks the pairs that can be\n"
         "checked: server-private against server-public, and each device key against a public copy\n"
         "beside it (<id>.pub.pem, as the cloud stores it). Every problem comes with the command that\n"
-        "fixes it. Exit status 1 when a problem was found.");
-    if (!tool_parse_options(ctx, "check", &argc, &argv))
+        "fixes it. Exit status 1 when a problem was found.",
+    };
+    if (!tool_parse_options(&cmd, NULL, &argc, &argv))
         return EXIT_USAGE;
     if (argc != 2) {
         fprintf(stderr, "%s check: give one keyfile (usage: %s check KEYFILE)\n", PROG, PROG);

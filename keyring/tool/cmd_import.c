@@ -30,8 +30,8 @@ static int parse_import(int *argc, char ***argv, import_opts *o)
          "LAYOUT"},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
-    GOptionContext *ctx = g_option_context_new("DUMP --out DIR - keys from a flash dump");
-    g_option_context_set_summary(ctx,
+    static const tool_command cmd = {
+        "import", "DUMP --out DIR - keys from a flash dump",
         "Reads the key slots of a Spark Core external flash dump (server public key at 0x1000, server\n"
         "address at 0x1180, device private key at 0x2000; a whole 2 MB dump or a shorter read from\n"
         "address 0) or of a Photon/P1 DCT dump (16 KB), checks them, says whether the server key is the\n"
@@ -39,9 +39,9 @@ static int parse_import(int *argc, char ***argv, import_opts *o)
         "as PEM (what the cloud stores), the server key the device holds (DER) and a keyfile naming them.\n"
         "Make a dump with (device in DFU mode)\n"
         "  dfu-util -d 1d50:607f -a 1 -s 0x00000000:2097152 -U core-flash.bin   (Core)\n"
-        "  dfu-util -d 2b04:d006 -a 1 -s 0:16384 -U dct.bin                    (Photon)");
-    g_option_context_add_main_entries(ctx, entries, NULL);
-    if (!tool_parse_options(ctx, "import", argc, argv))
+        "  dfu-util -d 2b04:d006 -a 1 -s 0:16384 -U dct.bin                    (Photon)",
+    };
+    if (!tool_parse_options(&cmd, entries, argc, argv))
         return EXIT_USAGE;
     o->layout = KR_FLASH_AUTO;
     if (o->layout_s && !strcmp(o->layout_s, "core")) {

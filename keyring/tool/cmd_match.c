@@ -70,12 +70,13 @@ static void explain_mismatch(char **paths, kr_key *k[2])
 
 int cmd_match(int argc, char **argv)
 {
-    GOptionContext *ctx = g_option_context_new("PRIVATE PUBLIC - do these two keys belong together?");
-    g_option_context_set_summary(ctx,
+    static const tool_command cmd = {
+        "match", "PRIVATE PUBLIC - do these two keys belong together?",
         "Says whether PUBLIC is the public half of PRIVATE (any two key files may be given: their public\n"
         "halves are compared), and when not, the command that makes them a pair.\n"
-        "Exit status 0 when they match, 1 when they do not.");
-    if (!tool_parse_options(ctx, "match", &argc, &argv))
+        "Exit status 0 when they match, 1 when they do not.",
+    };
+    if (!tool_parse_options(&cmd, NULL, &argc, &argv))
         return EXIT_USAGE;
     if (argc != 3) {
         fprintf(stderr, "%s match: give two key files (usage: %s match PRIVATE PUBLIC)\n", PROG, PROG);

@@ -49,14 +49,14 @@ static int parse_new(int *argc, char ***argv, new_job *j)
         {"force", 'f', 0, G_OPTION_ARG_NONE, &j->force, "Replace key files of this id that exist", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
-    GOptionContext *ctx = g_option_context_new("--device ID --out DIR - a new device key pair");
-    g_option_context_set_summary(ctx,
+    static const tool_command cmd = {
+        "new", "--device ID --out DIR - a new device key pair",
         "Makes a new RSA-1024 device key (e = 65537, PKCS#1 DER laid out as the device reads it:\n"
         "drawn again until no number is shorter than nominal) and writes DIR/ID.der for the device\n"
         "and DIR/ID.pub.pem (SubjectPublicKeyInfo PEM) for the cloud, adds a line to DIR/keyfile,\n"
-        "and prints the commands that put them on the device and in the cloud.");
-    g_option_context_add_main_entries(ctx, entries, NULL);
-    if (!tool_parse_options(ctx, "new", argc, argv))
+        "and prints the commands that put them on the device and in the cloud.",
+    };
+    if (!tool_parse_options(&cmd, entries, argc, argv))
         return EXIT_USAGE;
     if (*argc != 1 || !j->id || !j->out) {
         fprintf(stderr, "%s new: give --device ID and --out DIR (usage: %s new --device ID --out DIR)\n", PROG,

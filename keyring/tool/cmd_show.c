@@ -34,15 +34,15 @@ int cmd_show(int argc, char **argv)
          "size and kind)", "ROLE"},
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
-    GOptionContext *ctx = g_option_context_new("FILE... - what a key file holds and who can use it");
-    g_option_context_set_summary(ctx,
+    static const tool_command cmd = {
+        "show", "FILE... - what a key file holds and who can use it",
         "Shows type, encoding, size, fingerprint and trailing bytes of each key file (DER or PEM, PKCS#1,\n"
         "PKCS#8 or SubjectPublicKeyInfo, any extension) and checks it for the role it plays: a device\n"
         "private key must be RSA-1024 PKCS#1 DER laid out as the device reads it, a server public key\n"
         "the 294-byte SubjectPublicKeyInfo DER. A server public key is compared with the published\n"
-        "Particle cloud key. Every problem comes with the command that fixes it.");
-    g_option_context_add_main_entries(ctx, entries, NULL);
-    if (!tool_parse_options(ctx, "show", &argc, &argv))
+        "Particle cloud key. Every problem comes with the command that fixes it.",
+    };
+    if (!tool_parse_options(&cmd, entries, &argc, &argv))
         return EXIT_USAGE;
     bool ok;
     kr_role forced = parse_role(role_s, &ok);

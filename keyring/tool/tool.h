@@ -21,8 +21,15 @@ int cmd_import(int argc, char **argv);
 int cmd_new(int argc, char **argv);
 
 /* ---- parsing (util.c) ---- */
-/* Parses the options of command cmd; frees ctx. false (and one line on stderr) on a usage error. */
-bool tool_parse_options(GOptionContext *ctx, const char *cmd, int *argc, char ***argv);
+/* What --help says about a command. */
+typedef struct tool_command {
+    const char *name;      /* "show" */
+    const char *params;    /* "FILE... - what a key file holds and who can use it" */
+    const char *summary;   /* the paragraph under the usage line */
+} tool_command;
+
+/* Parses the options of a command (entries may be NULL). false, and one line on stderr, on a usage error. */
+bool tool_parse_options(const tool_command *c, GOptionEntry *entries, int *argc, char ***argv);
 /* True when path names a readable regular file; otherwise err says why in one line (what names the
  * file: "the key file", "the keyfile", "the dump"). */
 bool file_readable(const char *path, const char *what, kr_err *err);

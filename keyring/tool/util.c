@@ -5,12 +5,16 @@
 
 #include "tool.h"
 
-bool tool_parse_options(GOptionContext *ctx, const char *cmd, int *argc, char ***argv)
+bool tool_parse_options(const tool_command *c, GOptionEntry *entries, int *argc, char ***argv)
 {
+    GOptionContext *ctx = g_option_context_new(c->params);
+    g_option_context_set_summary(ctx, c->summary);
+    if (entries)
+        g_option_context_add_main_entries(ctx, entries, NULL);
     GError *gerr = NULL;
     bool ok = g_option_context_parse(ctx, argc, argv, &gerr);
     if (!ok) {
-        fprintf(stderr, "%s %s: %s (see `%s %s --help`)\n", PROG, cmd, gerr->message, PROG, cmd);
+        fprintf(stderr, "%s %s: %s (see `%s %s --help`)\n", PROG, c->name, gerr->message, PROG, c->name);
         g_error_free(gerr);
     }
     g_option_context_free(ctx);
