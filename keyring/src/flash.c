@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: key slots of a Spark Core flash dump or a Photon/P1 DCT dump (PROTOCOL.md 5.6, 5.7). */
+/* sparkwire libkeyring: key slots of a Spark Core flash dump or a Photon/P1 DCT dump (docs/protocol.md 5.6, 5.7). */
 #include "keyring/flash.h"
 #include "internal.h"
 

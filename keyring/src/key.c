@@ -3,7 +3,7 @@
  * The content decides what a file is: PEM armour or DER, and inside the DER the shape of the first
  * elements (PKCS#1, PKCS#8, SubjectPublicKeyInfo). OpenSSL's decoders do the real parsing; the small
  * TLV walk here only tells the forms apart, measures the DER object (flash slots carry bytes after it)
- * and checks the fixed layout the devices rely on (PROTOCOL.md 5.1).
+ * and checks the fixed layout the devices rely on (docs/protocol.md 5.1).
  */
 #include "keyring/key.h"
 #include "internal.h"
@@ -576,7 +576,7 @@ kr_role kr_key_guess_role(const kr_key *key)
     return key->is_private ? KR_ROLE_SERVER_PRIVATE : KR_ROLE_SERVER_PUBLIC;
 }
 
-/* ---- device layout (PROTOCOL.md 5.1) ---------------------------------------------------------- */
+/* ---- device layout (docs/protocol.md 5.1) ---------------------------------------------------------- */
 
 bool kr_key_device_layout_ok(const uint8_t *der, size_t len, char *why, size_t why_cap)
 {

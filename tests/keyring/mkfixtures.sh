@@ -18,7 +18,7 @@ be16() { unhex "$(printf '%04x' "$1")"; }
 int_lengths() {
     openssl asn1parse -inform DER -in "$1" | awk '/INTEGER/ { sub(/.*l= */, ""); sub(/ .*/, ""); printf "%s ", $0 }'
 }
-# True when every number has its nominal size (the layout devices read, PROTOCOL.md 5.1).
+# True when every number has its nominal size (the layout devices read, docs/protocol.md 5.1).
 nominal() {
     set -- $(int_lengths "$1")
     [ "$2" -eq 129 ] && [ "$4" -ge 128 ] && [ "$5" -ge 64 ] && [ "$6" -ge 64 ] && [ "$7" -ge 64 ] &&

@@ -1,4 +1,4 @@
-/* Key loading and checks, on keys made by the openssl command line and the PROTOCOL.md 8 keys. */
+/* Key loading and checks, on keys made by the openssl command line and the docs/protocol.md 8 keys. */
 #include <ctype.h>
 #include "testutil.h"
 #include "vectors.h"
@@ -348,7 +348,7 @@ static void test_protocol_keys(void **state)
 static void test_particle_cloud(void **state)
 {
     (void)state;
-    /* the fingerprint of PROTOCOL.md 5.3 */
+    /* the fingerprint of docs/protocol.md 5.3 */
     assert_string_equal(KR_PARTICLE_CLOUD_FINGERPRINT,
                         "aa8aba3c973ed4b668999047a09597948f36eefde525352e705fe8ef98c1677e");
 

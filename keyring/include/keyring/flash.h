@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: keys read back from a device's storage (PROTOCOL.md 5.6, 5.7).
+/* sparkwire libkeyring: keys read back from a device's storage (docs/protocol.md 5.6, 5.7).
  *
  * A Spark Core keeps its keys in the 2 MB external SPI flash: the server public key (294-byte SPKI DER)
  * at 0x1000, the server address record at 0x1180, the device private key (PKCS#1 DER, up to 612 bytes)
@@ -82,12 +82,12 @@ typedef struct kr_flash {
     kr_server_address address;
     /* Other keys found elsewhere in the dump (e.g. backups users wrote to free flash): RSA-2048 and
      * RSA-1024 SubjectPublicKeyInfo, RSA-1024 PKCS#1 private keys that parse and whose numbers fit
-     * (PROTOCOL.md 5.6). state is KR_SLOT_KEY; name says what it is. */
+     * (docs/protocol.md 5.6). state is KR_SLOT_KEY; name says what it is. */
     size_t n_found;
     kr_flash_slot found[KR_FLASH_MAX_FOUND];
 } kr_flash;
 
-/* Reads a server address record (PROTOCOL.md 5.4) from avail bytes at p (at most 128 are looked at);
+/* Reads a server address record (docs/protocol.md 5.4) from avail bytes at p (at most 128 are looked at);
  * offset is only reported. state KR_SLOT_KEY means a valid record. */
 void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_server_address *a);
 

@@ -21,7 +21,7 @@ typedef enum kr_key_encoding {
 /* What a key is meant to be used as; decides which device-readability checks apply. */
 typedef enum kr_role {
     KR_ROLE_ANY = 0,
-    KR_ROLE_DEVICE_PRIVATE,   /* RSA-1024 PKCS#1 DER laid out as PROTOCOL.md 5.1 */
+    KR_ROLE_DEVICE_PRIVATE,   /* RSA-1024 PKCS#1 DER laid out as docs/protocol.md 5.1 */
     KR_ROLE_DEVICE_PUBLIC,    /* RSA-1024 SPKI (what the cloud holds per device) */
     KR_ROLE_SERVER_PRIVATE,   /* RSA-2048 */
     KR_ROLE_SERVER_PUBLIC     /* RSA-2048 SPKI DER, 294 bytes, as the device reads it (5.3) */
@@ -39,7 +39,7 @@ typedef struct kr_key {
     size_t trailing_len;      /* bytes after the DER object in a DER file (flash slots carry these) */
     bool trailing_all_ff;     /* the trailing bytes are erased flash (0xFF) */
     bool trailing_address;    /* the trailing bytes are 0xFF up to offset 384 and a server address record
-                                 (PROTOCOL.md 5.4): a server-key slot or a spark-cli server key file */
+                                 (docs/protocol.md 5.4): a server-key slot or a spark-cli server key file */
     char trailing_address_text[96]; /* e.g. "device.spark.io port 5683" */
     uint8_t spki_sha256[32];  /* SHA-256 of the public half as SubjectPublicKeyInfo DER: the fingerprint */
     char source[512];         /* file path or a name given by the caller */
@@ -63,7 +63,7 @@ int kr_key_public_spki(const kr_key *key, uint8_t *out, size_t out_cap);
 /* SHA-256 fingerprint as 64 lower-case hex digits into out[65]. */
 char *kr_key_fingerprint(const kr_key *key, char out[65]);
 
-/* SHA-256 of the public Particle cloud key's 294-byte SPKI DER (PROTOCOL.md 5.3). */
+/* SHA-256 of the public Particle cloud key's 294-byte SPKI DER (docs/protocol.md 5.3). */
 #define KR_PARTICLE_CLOUD_FINGERPRINT "aa8aba3c973ed4b668999047a09597948f36eefde525352e705fe8ef98c1677e"
 
 /* True when the key's fingerprint equals 64 hex digits (either case). */
@@ -98,7 +98,7 @@ const char *kr_role_str(kr_role role);
 /* The role a key most likely plays, from its size and kind (1024 private -> device private...). */
 kr_role kr_key_guess_role(const kr_key *key);
 
-/* Checks PKCS#1 RSAPrivateKey DER bytes against the fixed layout devices read (PROTOCOL.md 5.1): outer
+/* Checks PKCS#1 RSAPrivateKey DER bytes against the fixed layout devices read (docs/protocol.md 5.1): outer
  * SEQUENCE with a 2-byte length, then each number at its nominal size (n, d: 128 bytes; p, q, dp, dq,
  * qinv: 64 bytes; a leading zero allowed). Returns true when a device reads it right; otherwise false and,
  * when why is not NULL, one line saying which number deviates. Does not check the size or exponent. */
