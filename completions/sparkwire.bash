@@ -31,42 +31,53 @@ _sparkwire_dirs()
     COMPREPLY=($(compgen -d -- "$cur"))
 }
 
+# Completes the value of the option before the cursor; returns 1 when that word takes no value.
+# $1: options that take a file, $2: a folder, $3: a value typed freely; then "OPTION=WORD WORD..."
+# for options that take one of a few words.
+_sparkwire_value()
+{
+    local files=" ${1//[[:space:]]/ } " dirs=" ${2//[[:space:]]/ } " free=" ${3//[[:space:]]/ } " choice
+    shift 3
+    if [[ $files == *" $prev "* ]]; then
+        _sparkwire_files
+    elif [[ $dirs == *" $prev "* ]]; then
+        _sparkwire_dirs
+    elif [[ $free != *" $prev "* ]]; then
+        for choice; do
+            if [[ $prev == "${choice%%=*}" ]]; then
+                _sparkwire_words "${choice#*=}"
+                return 0
+            fi
+        done
+        return 1
+    fi
+    return 0
+}
+
 _sparkwire_cloudmon()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     COMPREPLY=()
-    case $prev in
-        -r|--read|-k|--keyfile|-w|--write|--export-decrypted) _sparkwire_files; return ;;
-        -i|--interface)
-            _sparkwire_words "$(ls /sys/class/net 2>/dev/null) any"
-            return ;;
-        -Z|--user) _sparkwire_words "$(compgen -u)"; return ;;
-        -f|--filter|-p|--port|--cloud-port|-c|--count|-s|--snaplen|--duration|--idle|--max-conns|--history)
-            return ;;
-    esac
-    if [[ $cur == -* ]]; then
-        _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"
-    fi
+    _sparkwire_value "-r --read -k --keyfile -w --write --export-decrypted" "" \
+        "-f --filter -p --port --cloud-port -c --count -s --snaplen --duration --idle --max-conns --history" \
+        "-i=$(ls /sys/class/net 2>/dev/null) any" "--interface=$(ls /sys/class/net 2>/dev/null) any" \
+        "-Z=$(compgen -u)" "--user=$(compgen -u)" && return
+    [[ $cur == -* ]] && _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"
 }
 
 _sparkwire_sparkkeys()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="show match check import new"
     COMPREPLY=()
     if ((COMP_CWORD == 1)); then
-        _sparkwire_words "$commands --help --version"
+        _sparkwire_words "show match check import new --help --version"
         return
     fi
-    local sub=${COMP_WORDS[1]}
-    case $prev in
-        -o|--out) _sparkwire_dirs; return ;;
-        -r|--role) _sparkwire_words "device device-public server server-public"; return ;;
-        -l|--layout) _sparkwire_words "core dct"; return ;;
-        -d|--device) return ;;
-    esac
+    local roles="device device-public server server-public"
+    _sparkwire_value "" "-o --out" "-d --device" "-r=$roles" "--role=$roles" "-l=core dct" "--layout=core dct" &&
+        return
     if [[ $cur == -* ]]; then
-        _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}" "$sub")"
+        _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}" "${COMP_WORDS[1]}")"
     else
         _sparkwire_files
     fi
@@ -76,34 +87,21 @@ _sparkwire_sparkdev()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     COMPREPLY=()
-    case $prev in
-        --key|--server-key|--keyfile|--ota-out) _sparkwire_files; return ;;
-        --generation) _sparkwire_words "g1 g2"; return ;;
-        --stop-after) _sparkwire_words "nonce id-block session-block hello"; return ;;
-        --on-fail) _sparkwire_words "close hold"; return ;;
-        --id|--platform|--function|--variable|--event|--subscribe|--run-time|--io-timeout|--hello-timeout|\
-        --ping-idle|--ping-timeout|--corrupt-frame|--ota-stall-after)
-            return ;;
-    esac
-    if [[ $cur == -* ]]; then
-        _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"
-    fi
+    _sparkwire_value "--key --server-key --keyfile --ota-out" "" \
+        "--id --platform --function --variable --event --subscribe --run-time --io-timeout --hello-timeout
+         --ping-idle --ping-timeout --corrupt-frame --ota-stall-after" \
+        "--generation=g1 g2" "--stop-after=nonce id-block session-block hello" "--on-fail=close hold" && return
+    [[ $cur == -* ]] && _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"
 }
 
 _sparkwire_sparkcloud()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     COMPREPLY=()
-    case $prev in
-        --server-key|--keyfile|--ota|--session-log|--wrong-key|--sign-key) _sparkwire_files; return ;;
-        --keys-dir) _sparkwire_dirs; return ;;
-        --device-key|--call|--read|--send-event|--ota-bad-crc|--session-time|--script-delay|--id-timeout|\
-        --hello-timeout|--handshake-timeout|--reply-timeout|--ota-timeout|--connections|--time-limit)
-            return ;;
-    esac
-    if [[ $cur == -* ]]; then
-        _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"
-    fi
+    _sparkwire_value "--server-key --keyfile --ota --session-log --wrong-key --sign-key" "--keys-dir" \
+        "--device-key --call --read --send-event --ota-bad-crc --session-time --script-delay --id-timeout
+         --hello-timeout --handshake-timeout --reply-timeout --ota-timeout --connections --time-limit" && return
+    [[ $cur == -* ]] && _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"
 }
 
 complete -F _sparkwire_cloudmon cloudmon

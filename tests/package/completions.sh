@@ -90,6 +90,7 @@ if command -v sparkdev >/dev/null; then
     offers sparkdev --ver -- --version
     offers sparkdev --keyfile key -- keyfile.txt
     none sparkdev --id ""
+    none sparkdev --hello-timeout ""
 fi
 if command -v sparkcloud >/dev/null; then
     offers sparkcloud --capt -- --captive-portal
@@ -97,6 +98,7 @@ if command -v sparkcloud >/dev/null; then
     offers sparkcloud --keys-dir k -- keys.d
     offers sparkcloud --ota key -- keyfile.txt
     none sparkcloud --connections ""
+    none sparkcloud --hello-timeout ""
 fi
 echo "$fails failures"
 exit $((fails > 0))

@@ -39,7 +39,8 @@ done
 
 # nothing points outside the repository (the CI script aside)
 cd "$src"
-pattern='shared/DESIGN|shared/PROTOCOL|\.\./shared|DESIGN\.md|PROTOCOL\.md'
+names='DESIGN|PROTOCOL'          # the reference documents by name (pieces, so this line does not match)
+pattern="shared/($names)|\\.\\./shared|($names)\\.md"
 if [ -e .git ] && command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1; then
     hits=$(git grep -n -I -E "$pattern" -- . ':!.ci' | head -n 20)
 else
