@@ -101,7 +101,8 @@ else
     grep -q "$plugindir/spark.so" "$tmp/smoke.log" ||
         fail "tshark did not load spark.so from the system plugin folder"
     grep -qx "$want" "$tmp/smoke.log" || fail "tshark with the installed plugin did not show spark.verdict $want"
-    grep -q "$want" <(sed -n '/== cloudmon/,$p' "$tmp/smoke.log") || fail "cloudmon did not give verdict $want"
+    sed -n '/== cloudmon/,$p' "$tmp/smoke.log" | grep -qE "verdicts: (.* )?$want 1\$" ||
+        fail "the packaged cloudmon did not give the one connection the verdict $want"
 fi
 echo "$fails failures"
 exit $((fails > 0))
