@@ -329,6 +329,16 @@ def ext6(ip):
     return bytes(h) + hop + dst + ip[40:]
 
 
+def move_port(ip, old, new):
+    """The same IP packet (no extension headers) with TCP port old replaced by new on either side."""
+    hl, _ = tcp_of(ip)
+    t = bytearray(ip)
+    for o in (hl, hl + 2):
+        if t[o:o + 2] == struct.pack(">H", old):
+            t[o:o + 2] = struct.pack(">H", new)
+    return bytes(t)
+
+
 def rewrite(src, dst, fn):
     link, pkts = read_pcap(src)
     out = []

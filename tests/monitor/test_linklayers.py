@@ -149,12 +149,7 @@ other = os.path.join(d, "other.pcap")
 
 def to_443(link, b):
     macs, ip = pt.split_frame(link, b)
-    hl, _ = pt.tcp_of(ip)
-    t = bytearray(ip)
-    for o in (hl, hl + 2):
-        if t[o:o + 2] == b"\x16\x33":
-            t[o:o + 2] = struct.pack(">H", 443)
-    return [pt.eth(macs, (0x88a8, 0x8100), bytes(t))]
+    return [pt.eth(macs, (0x88a8, 0x8100), pt.move_port(ip, 5683, 443))]
 pt.rewrite(v6, other, to_443)
 both = os.path.join(d, "both.pcapng")
 subprocess.run(["mergecap", "-F", "pcapng", "-w", both, v6, other], check=True)

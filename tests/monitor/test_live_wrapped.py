@@ -7,7 +7,6 @@ import os
 import random
 import shutil
 import signal
-import struct
 import subprocess
 import time
 from cmtest import *
@@ -25,12 +24,7 @@ port = random.randint(20000, 40000)
 
 def moved(link, b):
     macs, ip = pt.split_frame(link, b)
-    hl, _ = pt.tcp_of(ip)
-    t = bytearray(ip)
-    for o in (hl, hl + 2):
-        if t[o:o + 2] == b"\x16\x33":
-            t[o:o + 2] = struct.pack(">H", port)
-    return macs, bytes(t)
+    return macs, pt.move_port(ip, 5683, port)
 
 
 def qinq(link, b):
