@@ -236,7 +236,7 @@ static void to_endpoint(const cm_addr *a, kr_endpoint *e)
     e->port = a->port;
 }
 
-void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p, bool cut)
+void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
 {
     m->st.packets++;
     if (ts > m->now)
@@ -247,9 +247,13 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p, bool 
     case CM_DEC_SHORT: m->st.short_pkts++; return;
     default: m->st.other++; return;
     }
+    /* the layer judges the IP length itself (as for the plugin): what the header claims, unless the snap
+     * length cut the frame, when the decoder knows how much was on the wire. The checksum is left unknown:
+     * Wireshark does not verify it by default, and both frontends must take the same bytes. */
+    size_t claimed = p->claimed_len > p->payload_len ? p->claimed_len : p->payload_len;
     kr_packet kp = { .seq = p->seq, .ack = p->ack, .flags = p->flags, .payload = p->payload,
-                     .captured_len = p->payload_len, .wire_len = p->payload_wire_len, .cut = cut,
-                     .checksum = KR_CSUM_UNKNOWN, .time = ts };
+                     .captured_len = p->payload_len, .wire_len = p->cut ? p->payload_wire_len : claimed,
+                     .cut = p->cut, .checksum = KR_CSUM_UNKNOWN, .time = ts };
     to_endpoint(&p->src, &kp.src);
     to_endpoint(&p->dst, &kp.dst);
     kr_conn *kc = kr_conn_packet(table(m), &kp);

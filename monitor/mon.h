@@ -98,8 +98,8 @@ typedef struct cm_mon {
 void cm_mon_init(cm_mon *m, const kr_keyfile *kf);
 void cm_mon_free(cm_mon *m);
 void cm_mon_observe(cm_mon *m, const cm_observer *o);
-/* One decoded packet (any result of cm_decode); cut: the capture cut the frame (snap length). */
-void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p, bool cut);
+/* One decoded packet (any result of cm_decode). */
+void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p);
 /* Ends connections idle since before now - m->idle. */
 void cm_mon_expire(cm_mon *m, double now);
 /* Ends every live connection (capture over). */

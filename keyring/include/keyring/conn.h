@@ -13,10 +13,11 @@
  *   a gap; bytes a snap length cut are a gap; an IP length that claims more bytes than a frame the capture
  *   did not cut is not believed; a segment whose checksum is known to be bad is not taken;
  * - SYN, SYN-ACK, FIN, refused (a SYN answered by an RST that acknowledges it, before any SYN-ACK) and
- *   RST: an RST counts only when its sequence number is the next byte its sender would send (RFC 5961
- *   3.2); one inside the window but not exact, or outside it, is reported as ignored. An accepted RST
- *   ends the connection only when nothing new follows: if either side goes on sending new bytes, the RST
- *   is reported as ignored (the connection demonstrably survived) and the connection goes on;
+ *   RST: an RST counts only when its sequence number lies in the receiver's window from the next byte
+ *   the receiver expects (its last acknowledgement; the window taken as at least 64 KiB, since the scale
+ *   is not known here); one outside is reported as ignored. An accepted RST ends the connection only when
+ *   nothing new follows: if either side goes on sending new bytes (an RFC 5961 receiver keeps a connection
+ *   whose RST is not exactly the next byte), the RST is reported as ignored and the connection goes on;
  * - the table: bounded; when full, a new connection first replaces an ended one, then one that was never
  *   decided to be this protocol, then a half-open or silent one; a connection that carried protocol data is
  *   never evicted for a new one (the new one is then not followed, counted in stats.untracked).
