@@ -76,7 +76,7 @@ static void on_data(void *ud, kr_conn *kc, kr_dir dir, uint64_t offset, const ui
 {
     (void)ud;
     gint at = -1;
-    if (from_packet && cur_payload && bytes >= cur_payload)
+    if (from_packet && cur_payload && cur_payload_offset >= 0 && bytes >= cur_payload)
         at = cur_payload_offset + (gint)(bytes - cur_payload);
     spark_hooks.data(bound(kc), dir, offset, bytes, len, at);
 }
@@ -194,12 +194,13 @@ static gboolean packet_of(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, k
     cur_payload = NULL;
     cur_payload_offset = 0;
     pfi = last_field(tree, hf_payload);
-    if (pfi && pfi->ds_tvb == tvb && pfi->length > 0) {
-        gint have = tvb_captured_length_remaining(tvb, pfi->start);
+    if (pfi && pfi->ds_tvb && pfi->length > 0) {
+        /* the payload lies in the frame, or in a data source of its own (IP fragments reassembled) */
+        gint have = tvb_captured_length_remaining(pfi->ds_tvb, pfi->start);
         gint n = have < pfi->length ? have : pfi->length;
         if (n > 0) {
-            cur_payload = tvb_get_ptr(tvb, pfi->start, n);
-            cur_payload_offset = pfi->start;
+            cur_payload = tvb_get_ptr(pfi->ds_tvb, pfi->start, n);
+            cur_payload_offset = pfi->ds_tvb == tvb ? pfi->start : -1;
             p->payload = cur_payload;
             p->captured_len = (size_t)n;
         }

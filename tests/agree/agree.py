@@ -281,7 +281,51 @@ def v_editcap(pkts, tmp):
     return out
 
 
-VARIANT_CASES = [v_identity, v_adversity, v_reorder, v_timestamps, v_rst, v_bogus_length, v_garbage_first,
+# ---- link layers (a variant may carry a step applied after its device got its address) -----------------
+
+def qinq(pkts):
+    """Every Ethernet frame with two VLAN tags (802.1ad outside, 802.1Q inside)."""
+    out = []
+    for p in pkts:
+        if p.link != 1 or len(p.frame) < 14:
+            out.append(p)
+            continue
+        f = p.frame[:12] + b"\x88\xa8\x00\x64" + b"\x81\x00\x00\xc8" + p.frame[12:]
+        out.append(p.copy(f))
+    return out
+
+
+def fragments(pkts):
+    """Every IPv4 segment with data as two IP fragments (split at an 8-byte boundary)."""
+    out = []
+    for n, p in enumerate(pkts):
+        s = p.seg
+        if not p.tcp or len(s.payload) < 16 or p.orig_len:
+            out.append(p)
+            continue
+        o = s.ipo
+        ihl = (p.frame[o] & 15) * 4
+        total = struct.unpack(">H", p.frame[o + 2:o + 4])[0]
+        body = p.frame[o + ihl:o + total]
+        cut = (len(body) // 2) // 8 * 8
+        for off, part, more in ((0, body[:cut], True), (cut, body[cut:], False)):
+            h = bytearray(p.frame[o:o + ihl])
+            h[2:4] = struct.pack(">H", ihl + len(part))
+            h[4:6] = struct.pack(">H", (n * 7 + 1) & 0xffff)
+            h[6:8] = struct.pack(">H", (0x2000 if more else 0) | (off // 8))
+            h[10:12] = b"\0\0"
+            h[10:12] = struct.pack(">H", pcaptool.csum(bytes(h)))
+            out.append(p.copy(p.frame[:o] + bytes(h) + part))
+    return out
+
+
+def v_links(pkts):
+    if pkts[0].link != 1:
+        return []
+    return [("two VLAN tags (QinQ)", pkts, True, qinq), ("IP fragments", pkts, True, fragments)]
+
+
+VARIANT_CASES = [v_identity, v_links, v_adversity, v_reorder, v_timestamps, v_rst, v_bogus_length, v_garbage_first,
                  v_bitflips]
 # the samples each case runs on (None: all of them); the per-packet cases are many, so they run on a few
 PER_PACKET = {"healthy", "unknown-device", "device-key-mismatch-g2", "stalled", "mid-session"}
@@ -362,10 +406,13 @@ def expected_rows():
 def merge(variants, ports, verdicts, cloud=None):
     """One capture of all variants, each with its own device address; and what each connection should be."""
     pkts, expect, names = [], {}, {}
-    for n, (name, vp, keep) in enumerate(variants):
+    for n, variant in enumerate(variants):
+        name, vp, keep = variant[:3]
         ip = bytes([10, (n >> 8) & 255, n & 255, 1])
         text = "%d.%d.%d.%d" % tuple(ip)
         vp = readdress(vp, 5683, ip)
+        if len(variant) > 3:
+            vp = variant[3](vp)
         for k, port in enumerate(ports):
             key = dev_key(text, port)
             expect[key] = verdicts[k] if keep and k < len(verdicts) else None
