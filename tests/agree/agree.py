@@ -5,11 +5,17 @@ verdict from both, and where the damage leaves the wire's meaning intact, the sa
 
   agree.py PLUGIN CLOUDMON          (AGREE_VERBOSE=1 prints every connection's verdicts)
 
+Cases: the samples as captured; tests/monitor's adversity rewrites; two VLAN tags; IPv4 fragments; IPv6
+with extension headers; segments reversed in pairs and windows; timestamps in ms and s; an RST outside
+the window and an exact one after every packet; a bogus IP length on every pure ACK; a garbage copy before
+every data segment; bit flips; editcap -E at three rates with fixed seeds; the capture ending inside the
+handshake; a SYN flood next to a live session; a pcapng with two link types.
 The cases are built here from the samples (plain struct-level pcap rewriting, tests/monitor/pcaptool.py).
 Variants of one sample go into one capture (one tshark and one cloudmon run per sample): each variant's
 device gets its own address 10.V.V.K, so every connection is told apart by its device end. Cases that
 need the capture to end at a point (truncation) or a crowd of connections (the SYN flood) get captures of
 their own. To add a case: write a function that returns variants (see VARIANT_CASES) or captures."""
+import ipaddress
 import json
 import os
 import random
@@ -319,10 +325,39 @@ def fragments(pkts):
     return out
 
 
+V6_PREFIX = bytes.fromhex("20010db8") + bytes(8)
+
+
+def v6_text(v4text):
+    """The IPv6 address a variant's IPv4 address becomes (2001:db8::/96 + the IPv4 bytes)."""
+    return str(ipaddress.IPv6Address(V6_PREFIX + ipaddress.IPv4Address(v4text).packed))
+
+
+def ipv6_ext(pkts):
+    """Every IPv4 TCP packet as IPv6 with a hop-by-hop and a destination options header before TCP."""
+    out = []
+    for p in pkts:
+        s = p.seg
+        if not p.tcp or p.orig_len:
+            out.append(p)
+            continue
+        o = s.ipo
+        ihl = (p.frame[o] & 15) * 4
+        total = struct.unpack(">H", p.frame[o + 2:o + 4])[0]
+        body = p.frame[o + ihl:o + total]
+        ext = bytes([60, 0, 1, 4, 0, 0, 0, 0]) + bytes([6, 0, 1, 4, 0, 0, 0, 0])   # hop-by-hop, dest. options
+        hdr = struct.pack(">IHBB", 6 << 28, len(ext) + len(body), 0, 64) + \
+            V6_PREFIX + p.frame[o + 12:o + 16] + V6_PREFIX + p.frame[o + 16:o + 20]
+        eth = p.frame[:o - 2] + b"\x86\xdd"
+        out.append(p.copy(eth + hdr + ext + body))
+    return out
+
+
 def v_links(pkts):
     if pkts[0].link != 1:
         return []
-    return [("two VLAN tags (QinQ)", pkts, True, qinq), ("IP fragments", pkts, True, fragments)]
+    return [("two VLAN tags (QinQ)", pkts, True, qinq), ("IP fragments", pkts, True, fragments),
+            ("IPv6 with extension headers", pkts, True, ipv6_ext, v6_text)]
 
 
 VARIANT_CASES = [v_identity, v_links, v_adversity, v_reorder, v_timestamps, v_rst, v_bogus_length, v_garbage_first,
@@ -350,15 +385,22 @@ def pair(a, b):
 
 def plugin_verdicts(sh, cap, kf):
     rows = sh.fields(cap, ["ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "spark.verdict",
-                           "spark.verdict.final"], extra=["-o", "spark.keyfile:" + kf, "-Y", "spark.verdict"])
+                           "spark.verdict.final", "ipv6.src", "ipv6.dst"],
+                     extra=["-o", "spark.keyfile:" + kf, "-Y", "spark.verdict"])
     out = {}
     for r in rows:
-        src, sport, dst, dport, verdicts, finals = r[1:7]
+        src, sport, dst, dport, verdicts, finals, src6, dst6 = r[1:9]
+        src, dst = src6 or src, dst6 or dst
         key = pair(dev_key(src, sport), dev_key(dst, dport))
         for v, f in zip(verdicts.split(","), finals.split(",")):
             if f == "1":
                 out.setdefault(key, []).append(v)
     return {k: sorted(v) for k, v in out.items()}
+
+
+def unbracket(end):
+    """cloudmon writes IPv6 ends as [addr]:port; tshark gives the address and the port apart."""
+    return end.replace("[", "").replace("]", "")
 
 
 def cloudmon_verdicts(cloudmon, cap, kf):
@@ -369,7 +411,7 @@ def cloudmon_verdicts(cloudmon, cap, kf):
     for line in text.splitlines():
         o = json.loads(line)
         if o.get("type") == "verdict" and o.get("final"):
-            out.setdefault(pair(o["client"], o["server"]), []).append(o["verdict"])
+            out.setdefault(pair(unbracket(o["client"]), unbracket(o["server"])), []).append(o["verdict"])
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -382,8 +424,8 @@ def compare(label, sh, cloudmon, cap, kf, expect_names):
     b = cloudmon_verdicts(cloudmon, cap, kf)
     keys = sorted(set(a) | set(b) | {k for k, v in expect.items() if v and " " in k})
     for k in keys:
-        dev = [e for e in k.split(" ") if e.startswith("10.")]
-        what = "%s: connection %s (%s)" % (label, k, names.get(dev[0].rsplit(".", 1)[0] + "." if dev else "", "?"))
+        name = [names[e] for e in k.split(" ") if e in names]
+        what = "%s: connection %s (%s)" % (label, k, name[0] if name else "?")
         counts["connections"] += 1
         if os.environ.get("AGREE_VERBOSE"):
             print("%s: plugin %s, cloudmon %s, expected %s" % (what, a.get(k), b.get(k), expect.get(k)))
@@ -413,12 +455,14 @@ def merge(variants, ports, verdicts, cloud=None):
         vp = readdress(vp, 5683, ip)
         if len(variant) > 3:
             vp = variant[3](vp)
+        addr = variant[4] if len(variant) > 4 else (lambda t: t)
         for k, port in enumerate(ports):
-            key = dev_key(text, port)
+            key = dev_key(addr(text), port)
             expect[key] = verdicts[k] if keep and k < len(verdicts) else None
             if cloud:
-                expect[pair(key, cloud)] = expect[key]
-        names[text.rsplit(".", 1)[0] + "."] = name
+                cip, cport = cloud.rsplit(":", 1)
+                expect[pair(key, dev_key(addr(cip), cport))] = expect[key]
+            names[key] = name
         pkts += [(p.ts, n, i, p) for i, p in enumerate(vp)]
     pkts.sort(key=lambda x: (x[0], x[1], x[2]))
     return [x[3] for x in pkts], (expect, names)
@@ -475,6 +519,35 @@ def run_sample(sh, cloudmon, tmp, row):
             os.chmod(cap, 0o644)
             compare("%s, %s" % (name, label), sh, cloudmon, cap, kf, texp)
         syn_flood(sh, cloudmon, link, pkts, ports, verdicts, kf, cloud)
+        if link == 1:
+            mixed_links(sh, cloudmon, pkts, ports, verdicts, kf, cloud)
+
+
+def write_mixed_pcapng(path, pkts):
+    """Ethernet frames alternately on an Ethernet interface and, without their Ethernet header, on a raw IP
+    interface of the same pcapng file."""
+    def block(kind, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+    with open(path, "wb") as f:
+        f.write(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        f.write(block(1, struct.pack("<HHI", 1, 0, 262144)))
+        f.write(block(1, struct.pack("<HHI", 101, 0, 262144)))
+        for i, p in enumerate(pkts):
+            iface, frame = (1, p.frame[14:]) if i % 2 and p.frame[12:14] in (b"\x08\x00", b"\x86\xdd") \
+                else (0, p.frame)
+            us = int(round(p.ts * 1e6))
+            f.write(block(6, struct.pack("<IIIII", iface, us >> 32, us & 0xffffffff, len(frame), len(frame))
+                          + frame))
+
+
+def mixed_links(sh, cloudmon, pkts, ports, verdicts, kf, cloud):
+    """A pcapng whose two interfaces have different link types (Ethernet and raw IP)."""
+    merged, expect = merge([("mixed-link pcapng", pkts, True)], ports, verdicts, cloud)
+    cap = sh.path("agree-mixed.pcapng")
+    write_mixed_pcapng(cap, merged)
+    os.chmod(cap, 0o644)
+    compare("healthy in a pcapng of two link types", sh, cloudmon, cap, kf, expect)
 
 
 def syn_flood(sh, cloudmon, link, pkts, ports, verdicts, kf, cloud):
