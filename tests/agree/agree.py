@@ -301,18 +301,22 @@ def qinq(pkts):
     return out
 
 
+def ipv4_body(p):
+    """The IPv4 header's offset and length, and what the header carries (TCP header and data)."""
+    o = p.seg.ipo
+    ihl = (p.frame[o] & 15) * 4
+    total = struct.unpack(">H", p.frame[o + 2:o + 4])[0]
+    return o, ihl, p.frame[o + ihl:o + total]
+
+
 def fragments(pkts):
     """Every IPv4 segment with data as two IP fragments (split at an 8-byte boundary)."""
     out = []
     for n, p in enumerate(pkts):
-        s = p.seg
-        if not p.tcp or len(s.payload) < 16 or p.orig_len:
+        if not p.tcp or len(p.seg.payload) < 16 or p.orig_len:
             out.append(p)
             continue
-        o = s.ipo
-        ihl = (p.frame[o] & 15) * 4
-        total = struct.unpack(">H", p.frame[o + 2:o + 4])[0]
-        body = p.frame[o + ihl:o + total]
+        o, ihl, body = ipv4_body(p)
         cut = (len(body) // 2) // 8 * 8
         for off, part, more in ((0, body[:cut], True), (cut, body[cut:], False)):
             h = bytearray(p.frame[o:o + ihl])
@@ -337,14 +341,10 @@ def ipv6_ext(pkts):
     """Every IPv4 TCP packet as IPv6 with a hop-by-hop and a destination options header before TCP."""
     out = []
     for p in pkts:
-        s = p.seg
         if not p.tcp or p.orig_len:
             out.append(p)
             continue
-        o = s.ipo
-        ihl = (p.frame[o] & 15) * 4
-        total = struct.unpack(">H", p.frame[o + 2:o + 4])[0]
-        body = p.frame[o + ihl:o + total]
+        o, _, body = ipv4_body(p)
         ext = bytes([60, 0, 1, 4, 0, 0, 0, 0]) + bytes([6, 0, 1, 4, 0, 0, 0, 0])   # hop-by-hop, dest. options
         hdr = struct.pack(">IHBB", 6 << 28, len(ext) + len(body), 0, 64) + \
             V6_PREFIX + p.frame[o + 12:o + 16] + V6_PREFIX + p.frame[o + 16:o + 20]
