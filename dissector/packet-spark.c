@@ -28,6 +28,7 @@
 #include <keyring/keyring.h>
 
 #include "spark.h"
+#include "compat.h"
 
 #define SPARK_TCP_PORT 5683
 
@@ -145,7 +146,7 @@ static expert_field ei_spark_closed = EI_INIT;
 /* ---- preferences and keys ---------------------------------------------------------------------- */
 
 static const char *pref_keyfile = "";
-static gboolean pref_heuristic_strict = TRUE;
+static spark_pref_bool pref_heuristic_strict = TRUE;
 
 static kr_keyfile *spark_keys;          /* never NULL while a file is open */
 static char *spark_keys_path;           /* what spark_keys was loaded from ("" = no keyfile) */
@@ -1368,7 +1369,7 @@ static int dissect_spark(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
 
 /* Heuristic entry for other ports: the first bytes of the connection are 40 random-looking bytes from
  * the side that accepted it. The conversation is then given to this dissector. */
-static gboolean dissect_spark_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
+static spark_heur_result dissect_spark_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
 {
     const struct tcpinfo *tcpi = (const struct tcpinfo *)data;
     conversation_t *c;
@@ -1389,7 +1390,7 @@ static gboolean dissect_spark_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tree
         return FALSE;           /* not the first byte of the server's stream */
     memset(seen, 0, sizeof seen);
     for (i = 0; i < KR_NONCE_LEN; i++) {
-        guint8 b = tvb_get_guint8(tvb, i);
+        guint8 b = spark_tvb_u8(tvb, (gint)i);
         if (!seen[b]++)
             distinct++;
         if (b >= 0x20 && b < 0x7f)
@@ -1414,11 +1415,7 @@ static field_info *last_field(proto_tree *tree, int hf)
 
 static guint32 field_uint(field_info *fi)
 {
-#if WIRESHARK_VERSION_MAJOR > 4 || (WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR >= 2)
-    return fvalue_get_uinteger(fi->value);
-#else
-    return fvalue_get_uinteger(&fi->value);
-#endif
+    return spark_field_uint(fi);
 }
 
 /* TCP gives no payload to subdissectors for segments it takes for retransmissions

@@ -50,6 +50,7 @@ class Shark:
         self.home = os.path.join(self.tmp, "home")
         os.makedirs(self.home)
         self.sanitized = os.environ.get("SPARKWIRE_SANITIZED") == "1"
+        self._booleans = None
         self.fix_perms()
 
     def fix_perms(self):
@@ -108,8 +109,31 @@ class Shark:
             raise Fail("tshark %s exited %d:\n%s" % (" ".join(args), r.returncode, r.stderr[-3000:]))
         return r
 
+    def booleans(self):
+        """The names of the boolean fields (Wireshark 4.4 and later print them True/False, 4.0 prints 1/0)."""
+        if self._booleans is None:
+            out = self.run(["-G", "fields"]).stdout
+            self._booleans = {c[2] for c in (l.split("\t") for l in out.splitlines())
+                              if len(c) > 3 and c[0] == "F" and c[3] == "FT_BOOLEAN"}
+            check("spark.nonce_ok" in self._booleans, "tshark -G fields lists no boolean spark field")
+        return self._booleans
+
+    def free_port(self, start=47000):
+        """A TCP port no dissector of this Wireshark claims (4.4's UCI owns 7000, for one)."""
+        out = self.run(["-G", "decodes"], plugin=False).stdout
+        claimed = {int(c[1]) for c in (l.split("\t") for l in out.splitlines())
+                   if len(c) > 2 and c[0] == "tcp.port" and c[1].isdigit()}
+        check(len(claimed) > 10, "tshark -G decodes lists no TCP ports:\n" + out[:500])
+        check(Capture().dev[1] not in claimed, "the captures' client port %d is claimed by a dissector"
+              % Capture().dev[1])
+        port = start
+        while port in claimed or port == 5683:
+            port += 1
+        return port
+
     def fields(self, cap, fields, extra=(), plugin=True, two_pass=True):
-        """One row per frame: [frame.number, field1, field2, ...] (multiple values joined with ',')."""
+        """One row per frame: [frame.number, field1, field2, ...] (multiple values joined with ',');
+        boolean fields as 1/0 whatever this Wireshark prints."""
         args = ["-r", cap, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "frame.number"]
         if two_pass:
             args.insert(0, "-2")
@@ -121,6 +145,9 @@ class Shark:
         for line in out.splitlines():
             cols = line.split("\t")
             cols += [""] * (len(fields) + 1 - len(cols))
+            for i, f in enumerate(fields, 1):
+                if f in self.booleans() and cols[i]:
+                    cols[i] = ",".join({"True": "1", "False": "0"}.get(v, v) for v in cols[i].split(","))
             rows.append(cols)
         return rows
 
@@ -289,11 +316,12 @@ def test_ipv6(sh):
     """The same over IPv6, on the port and through the heuristic."""
     test_handshake_shape(sh, ipv6=True)
     rng = random.Random(6)
-    cap = sh.write("v6heur.pcap", handshake_capture(rng, sport=7000, split=False, ipv6=True).bytes())
+    port = sh.free_port()
+    cap = sh.write("v6heur.pcap", handshake_capture(rng, sport=port, split=False, ipv6=True).bytes())
     rows = sh.fields(cap, ["spark.step", "spark.direction", "ipv6.src"])
     steps = [(r[1], r[2], r[3]) for r in rows if r[1]]
     check(steps[:3] == [("nonce", "1", "fd00::1"), ("id-block", "0", "fd00::2"), ("session-block", "1", "fd00::1")],
-          "IPv6 on port 7000: %r" % rows)
+          "IPv6 on port %d: %r" % (port, rows))
 
 
 def test_retransmission(sh):
@@ -348,39 +376,41 @@ def test_gap(sh):
 
 def test_heuristic(sh):
     rng = random.Random(3)
-    cap = sh.write("heur.pcap", handshake_capture(rng, sport=7000, split=False).bytes())
+    port = sh.free_port()
+    cap = sh.write("heur.pcap", handshake_capture(rng, sport=port, split=False).bytes())
     rows = sh.fields(cap, ["spark.step"])
     steps = [s for r in rows for s in r[1].split(",") if s]
     check(steps[:5] == ["nonce", "id-block", "session-block", "hello", "hello"],
-          "the heuristic should find the handshake on port 7000: %r" % steps)
+          "the heuristic should find the handshake on port %d: %r" % (port, steps))
     rows = sh.fields(cap, ["spark.step"], extra=["--disable-heuristic", "spark_tcp"])
-    check(not any(r[1] for r in rows), "with the heuristic disabled nothing on port 7000 is Spark")
+    check(not any(r[1] for r in rows), "with the heuristic disabled nothing on port %d is Spark" % port)
     # Decode As works on the same capture with the heuristic off
-    rows = sh.fields(cap, ["spark.step"], extra=["--disable-heuristic", "spark_tcp", "-d", "tcp.port==7000,spark"])
+    rows = sh.fields(cap, ["spark.step"], extra=["--disable-heuristic", "spark_tcp", "-d", "tcp.port==%d,spark" % port])
     steps = [s for r in rows for s in r[1].split(",") if s]
-    check(steps[:3] == ["nonce", "id-block", "session-block"], "Decode As tcp.port==7000,spark: %r" % steps)
+    check(steps[:3] == ["nonce", "id-block", "session-block"], "Decode As tcp.port==%d,spark: %r" % (port, steps))
     # a text banner of 40 bytes on another port is not taken
-    c = Capture(sport=8080)
+    c = Capture(sport=sh.free_port(port + 1))
     c.open()
     c.pkt(1, PSH | ACK, b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n\r\n")
     c.pkt(0, PSH | ACK, rnd(256, rng))
     c.close()
     cap = sh.write("banner.pcap", c.bytes())
     rows = sh.fields(cap, ["spark.step"])
-    check(not any(r[1] for r in rows), "a text banner on port 8080 must not be taken for a nonce: %r" % rows)
+    check(not any(r[1] for r in rows), "a text banner on a free port must not be taken for a nonce: %r" % rows)
 
 
 def test_port_pref(sh):
     """spark.tcp.port adds the port to the Spark port table (the heuristic is off to show the table)."""
     rng = random.Random(4)
-    cap = sh.write("port.pcap", handshake_capture(rng, sport=7000, split=False).bytes())
+    port = sh.free_port()
+    cap = sh.write("port.pcap", handshake_capture(rng, sport=port, split=False).bytes())
     off = ["--disable-heuristic", "spark_tcp"]
     rows = sh.fields(cap, ["spark.step"], extra=off)
-    check(not any(r[1] for r in rows), "port 7000 is not Spark by default: %r" % rows)
-    rows = sh.fields(cap, ["spark.step"], extra=off + ["-o", "spark.tcp.port:7000"])
+    check(not any(r[1] for r in rows), "port %d is not Spark by default: %r" % (port, rows))
+    rows = sh.fields(cap, ["spark.step"], extra=off + ["-o", "spark.tcp.port:%d" % port])
     steps = [s for r in rows for s in r[1].split(",") if s]
-    check(steps[:3] == ["nonce", "id-block", "session-block"], "spark.tcp.port:7000 should take port 7000: %r"
-          % steps)
+    check(steps[:3] == ["nonce", "id-block", "session-block"], "spark.tcp.port:%d should take port %d: %r"
+          % (port, port, steps))
 
 
 def test_not_spark(sh):
