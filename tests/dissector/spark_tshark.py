@@ -82,12 +82,14 @@ class Shark:
         self.fix_perms()
         return p
 
-    def run(self, args, plugin=True, check_rc=True):
+    def run(self, args, plugin=True, check_rc=True, home=None, cmd=None):
+        """tshark ARGS (or CMD) as nobody when root; plugin=None: no WIRESHARK_PLUGIN_DIR (personal folder)."""
         # no extcap helpers (they are not needed, and under the sanitizer preload they hang -G plugins)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home, "LANG": "C.UTF-8",
-               "WIRESHARK_PLUGIN_DIR": self.plugdir if plugin else self.emptydir,
-               "WIRESHARK_EXTCAP_DIR": self.emptydir, "WIRESHARK_CONFIG_DIR": self.home}
-        if self.sanitized and plugin:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home or self.home, "LANG": "C.UTF-8",
+               "WIRESHARK_EXTCAP_DIR": self.emptydir, "WIRESHARK_CONFIG_DIR": home or self.home}
+        if plugin is not None:
+            env["WIRESHARK_PLUGIN_DIR"] = self.plugdir if plugin else self.emptydir
+        if self.sanitized and plugin is not False:
             libs = []
             for lib in ("libasan.so", "libubsan.so"):
                 p = subprocess.run(["gcc", "-print-file-name=" + lib], capture_output=True,
@@ -97,7 +99,7 @@ class Shark:
             env["LD_PRELOAD"] = " ".join(libs)
             env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
             env["UBSAN_OPTIONS"] = os.environ.get("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        cmd = [self.tshark] + args
+        cmd = cmd or [self.tshark] + args
         if os.geteuid() == 0:
             cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env"] + \
                   ["%s=%s" % kv for kv in env.items()] + cmd
@@ -106,7 +108,8 @@ class Shark:
         for bad in ("AddressSanitizer", "runtime error:", "Segmentation fault", "LeakSanitizer"):
             check(bad not in r.stderr, "tshark %s: %s in stderr:\n%s" % (" ".join(args), bad, r.stderr[-3000:]))
         if check_rc and r.returncode != 0:
-            raise Fail("tshark %s exited %d:\n%s" % (" ".join(args), r.returncode, r.stderr[-3000:]))
+            raise Fail("%s exited %d:\n%s" % (" ".join(cmd[-len(args) - 1:]), r.returncode,
+                                              r.stdout[-1000:] + r.stderr[-3000:]))
         return r
 
     def booleans(self):
@@ -586,9 +589,7 @@ def test_wrong_keys(sh):
 # ---- the samples (captures of the lab device and cloud, with their keyfiles) ------------------------
 
 def samples_dir():
-    root = os.environ.get("SPARKWIRE_SOURCE_ROOT") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                                   "..", "..")
-    return os.path.join(root, "samples")
+    return os.path.join(source_root(), "samples")
 
 
 def read_expected():
@@ -803,6 +804,68 @@ def test_samples_wrong_keys(sh):
           "server keys only: the id is known, nothing decrypts: %r" % conns)
 
 
+# ---- installing -----------------------------------------------------------------------------------
+
+def source_root():
+    return os.environ.get("SPARKWIRE_SOURCE_ROOT") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                   "..", "..")
+
+
+def test_install_plugin(sh):
+    """make install-plugin as a normal user: spark.so alone in ~/.local/lib/wireshark/plugins/VER/epan, and
+    tshark (no WIRESHARK_PLUGIN_DIR) loads it from there."""
+    home = sh.path("insthome")
+    os.makedirs(home)
+    if os.geteuid() == 0:
+        os.chown(home, 65534, 65534)
+    make = shutil.which("make")
+    check(make, "make is not installed")
+    r = sh.run(["install-plugin"], home=home, cmd=[make, "-s", "-C", source_root(), "install-plugin",
+               "BUILD=" + sh.path("nobuild"), "SPARK_SO=" + sh.path("plugins/%s/epan/spark.so" % sh.plugver)])
+    want = os.path.join(".local", "lib", "wireshark", "plugins", sh.plugver, "epan", "spark.so")
+    got = [os.path.relpath(os.path.join(d, f), home) for d, _, fs in os.walk(home) for f in fs]
+    check(got == [want], "install-plugin must install only %s; found %r (%s)" % (want, got, r.stdout))
+    check(os.stat(os.path.join(home, want)).st_mode & 0o777 == 0o644, "spark.so should be mode 0644")
+    out = sh.run(["-G", "plugins"], plugin=None, home=home).stdout
+    rows = [l.split("\t") for l in out.splitlines()]
+    check(any(r[0].strip() == "spark.so" and r[-1].strip().startswith(home) for r in rows),
+          "tshark does not load spark.so from the personal folder:\n" + out)
+    # without the plugin built, one line says what to do
+    r = sh.run(["install-plugin"], home=home, check_rc=False, cmd=[make, "-s", "-C", source_root(),
+               "install-plugin", "BUILD=" + sh.path("nobuild"), "SPARK_SO=" + sh.path("nobuild/spark.so")])
+    check(r.returncode != 0 and "build it first" in r.stdout + r.stderr, "a missing spark.so must be "
+          "reported: %r" % (r.stdout + r.stderr))
+
+
+def test_meson_install(sh):
+    """meson install of the whole tree: with DESTDIR everything lands under it (spark.so in Wireshark's plugin
+    folder); with another prefix every installed path, spark.so's too, is under that prefix."""
+    build = os.environ.get("SPARKWIRE_BUILD_ROOT")
+    check(build and os.path.isdir(build), "SPARKWIRE_BUILD_ROOT is not set (run through meson test)")
+    dest = sh.path("destdir")
+    r = subprocess.run(["meson", "install", "-C", build, "--no-rebuild", "--destdir", dest],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "meson install --destdir failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+    plugindir = subprocess.run(["pkg-config", "--variable=plugindir", "wireshark"], capture_output=True,
+                               text=True).stdout.strip()
+    check(os.path.isfile(dest + plugindir + "/epan/spark.so"), "spark.so is not in %s/epan under DESTDIR"
+          % plugindir)
+    check(any(os.listdir(os.path.join(d, "bin")) for d in (dest + "/usr/local", dest + "/usr")
+              if os.path.isdir(os.path.join(d, "bin"))), "no command installed under DESTDIR")
+    prefix = sh.path("prefix")
+    tmpbuild = sh.path("prefixbuild")
+    r = subprocess.run(["meson", "setup", tmpbuild, source_root(), "--prefix=" + prefix, "-Dfirmware=false",
+                        "-Dmonitor=false", "-Dtests=disabled", "-Dplugin=enabled"],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "meson setup --prefix failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+    import json
+    out = subprocess.run(["meson", "introspect", tmpbuild, "--installed"], capture_output=True, text=True).stdout
+    paths = list(json.loads(out).values())
+    check(any(p.endswith("/epan/spark.so") for p in paths), "spark.so is not installed: %r" % paths)
+    outside = [p for p in paths if not p.startswith(prefix + "/")]
+    check(not outside, "meson install with --prefix=%s writes outside it: %r" % (prefix, outside))
+
+
 TESTS = {
     "plugin-loads": test_plugin_loads,
     "stock-tshark": test_stock_tshark,
@@ -826,6 +889,8 @@ TESTS = {
     "samples-messages": test_samples_messages,
     "samples-ota": test_samples_ota,
     "samples-wrong-keys": test_samples_wrong_keys,
+    "install-plugin": test_install_plugin,
+    "meson-install": test_meson_install,
 }
 
 
