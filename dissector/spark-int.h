@@ -84,6 +84,7 @@ typedef struct spark_hf_ids {
     int finding;
     int finding_text;
     int close;
+    int keyfile_error;
 } spark_hf_ids;
 
 typedef struct spark_ett_ids {
@@ -269,12 +270,15 @@ typedef struct spark_conv {
 /* ---- per-pass state (packet scope) ------------------------------------------------------------- */
 
 typedef struct spark_pass {
+    proto_tree *top;              /* the tree Spark hangs in (the decrypted CoAP goes there too) */
     proto_tree *tree;             /* the Spark subtree of this frame in this pass */
     proto_item *root;
     guint rendered;               /* events of the frame record already shown in this pass */
     gboolean info_started;
     gboolean header_done;         /* gap, retransmission and segment notes shown */
     gboolean main_ran;            /* the TCP payload went through dissect_spark in this pass */
+    gboolean id_shown;            /* spark.device_id is in the tree (once per packet) */
+    gboolean coap_layer;          /* decrypted CoAP was handed on as a layer of its own */
 } spark_pass;
 
 /* spark-keys.c: the keys and the plugin's preferences */

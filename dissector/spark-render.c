@@ -37,61 +37,103 @@ static void info_add(packet_info *pinfo, spark_pass *pass, const char *text)
     }
 }
 
-static void add_tri(proto_tree *tree, int hf, tvbuff_t *tvb, kr_tri v)
-{
-    if (v != KR_UNKNOWN) {
-        proto_item *it = proto_tree_add_boolean(tree, hf, tvb, 0, 0, v == KR_YES);
-        proto_item_set_generated(it);
-    }
-}
+/* ---- generated-field helpers: a value the tracker found, shown as a zero-length generated item ---- */
 
-static proto_item *add_gen_string(proto_tree *tree, int hf, tvbuff_t *tvb, const char *s)
+static proto_item *gen(proto_item *it)
 {
-    proto_item *it = proto_tree_add_string(tree, hf, tvb, 0, 0, s);
     proto_item_set_generated(it);
     return it;
 }
 
-static void render_message(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, const spark_msg_rec *mr)
+static proto_item *add_gen_uint(proto_tree *tree, int hf, tvbuff_t *tvb, guint32 v)
 {
-    const spark_msg_info *m = &mr->m;
-    proto_tree *mt;
-    proto_item *it;
+    return gen(proto_tree_add_uint(tree, hf, tvb, 0, 0, v));
+}
 
-    mt = proto_tree_add_subtree_format(tree, tvb, 0, 0, spark_ett.msg, NULL, "Spark message: %s",
-                                       m->summary[0] ? m->summary : kr_msg_kind_str(m->kind));
-    add_gen_string(mt, spark_hf.msg_kind, tvb, kr_msg_kind_str(m->kind));
-    if (m->summary[0])
-        add_gen_string(mt, spark_hf.msg_summary, tvb, m->summary);
-    it = proto_tree_add_uint(mt, spark_hf.msg_index, tvb, 0, 0, m->index);
-    proto_item_set_generated(it);
-    if (m->uri[0])
-        add_gen_string(mt, spark_hf.uri, tvb, m->uri);
-    if (m->query[0])
-        add_gen_string(mt, spark_hf.query, tvb, m->query);
+static proto_item *add_gen_bool(proto_tree *tree, int hf, tvbuff_t *tvb, gboolean v)
+{
+    return gen(proto_tree_add_boolean(tree, hf, tvb, 0, 0, v));
+}
+
+static void add_tri(proto_tree *tree, int hf, tvbuff_t *tvb, kr_tri v)
+{
+    if (v != KR_UNKNOWN)
+        add_gen_bool(tree, hf, tvb, v == KR_YES);
+}
+
+static proto_item *add_gen_string(proto_tree *tree, int hf, tvbuff_t *tvb, const char *s)
+{
+    return gen(proto_tree_add_string(tree, hf, tvb, 0, 0, s));
+}
+
+/* An expert info's text stays short (about 100 characters): "WHAT: DETAIL" when that fits, else "WHAT
+ * (see FIELD)", the detail being in that field of the tree. */
+#define SPARK_EXPERT_MAX 100
+
+static void expert_brief(packet_info *pinfo, proto_item *it, expert_field *ei, const char *what,
+                         const char *detail, const char *field)
+{
+    if (!detail || !detail[0])
+        expert_add_info_format(pinfo, it, ei, "%s", what);
+    else if (strlen(what) + 2 + strlen(detail) <= SPARK_EXPERT_MAX)
+        expert_add_info_format(pinfo, it, ei, "%s: %s", what, detail);
+    else
+        expert_add_info_format(pinfo, it, ei, "%s (see %s)", what, field);
+}
+
+/* The device id once per packet: on the first step or verdict that knows it. */
+static void add_device_id(proto_tree *tree, tvbuff_t *tvb, spark_pass *pass, const char *id)
+{
+    if (pass->id_shown)
+        return;
+    add_gen_string(tree, spark_hf.device_id, tvb, id);
+    pass->id_shown = TRUE;
+}
+
+/* ---- decrypted messages: what libkeyring read from the CoAP ----------------------------------------- */
+
+static void add_chunk_index(proto_tree *mt, tvbuff_t *tvb, int index)
+{
+    if (index >= 0)
+        add_gen_uint(mt, spark_hf.ota_chunk_index, tvb, (guint32)index);
+}
+
+static void render_msg_hello(proto_tree *mt, tvbuff_t *tvb, const spark_msg_info *m)
+{
+    if (m->dir != KR_D2S)
+        return;
+    add_gen_uint(mt, spark_hf.product_id, tvb, m->product_id);
+    add_gen_uint(mt, spark_hf.product_version, tvb, m->product_version);
+    add_gen_uint(mt, spark_hf.hello_flags, tvb, m->hello_flags);
+    if (m->platform_id >= 0)
+        add_gen_uint(mt, spark_hf.platform_id, tvb, (guint32)m->platform_id);
+}
+
+static void render_msg_chunk(proto_tree *mt, tvbuff_t *tvb, const spark_msg_info *m)
+{
+    add_chunk_index(mt, tvb, m->chunk_index);
+    if (m->kind == KR_MSG_CHUNK) {
+        add_gen_uint(mt, spark_hf.ota_crc, tvb, m->chunk_crc);
+        if (m->chunk_size)
+            add_gen_uint(mt, spark_hf.ota_chunk_size, tvb, m->chunk_size);
+    }
+    if (m->kind != KR_MSG_CHUNK_MISSED)
+        add_tri(mt, spark_hf.ota_crc_ok, tvb, m->chunk_crc_ok);
+}
+
+static void render_msg_body(proto_tree *mt, tvbuff_t *tvb, const spark_msg_info *m)
+{
+    nstime_t t;
 
     switch (m->kind) {
     case KR_MSG_HELLO:
-        if (m->dir == KR_D2S) {
-            it = proto_tree_add_uint(mt, spark_hf.product_id, tvb, 0, 0, m->product_id);
-            proto_item_set_generated(it);
-            it = proto_tree_add_uint(mt, spark_hf.product_version, tvb, 0, 0, m->product_version);
-            proto_item_set_generated(it);
-            it = proto_tree_add_uint(mt, spark_hf.hello_flags, tvb, 0, 0, m->hello_flags);
-            proto_item_set_generated(it);
-            if (m->platform_id >= 0) {
-                it = proto_tree_add_uint(mt, spark_hf.platform_id, tvb, 0, 0, (guint32)m->platform_id);
-                proto_item_set_generated(it);
-            }
-        }
+        render_msg_hello(mt, tvb, m);
         break;
     case KR_MSG_EVENT:
         add_gen_string(mt, spark_hf.event_name, tvb, m->name);
         add_gen_string(mt, spark_hf.event_data, tvb, m->value);
-        it = proto_tree_add_uint(mt, spark_hf.event_ttl, tvb, 0, 0, m->ttl);
-        proto_item_set_generated(it);
-        it = proto_tree_add_boolean(mt, spark_hf.event_public, tvb, 0, 0, m->event_public);
-        proto_item_set_generated(it);
+        add_gen_uint(mt, spark_hf.event_ttl, tvb, m->ttl);
+        add_gen_bool(mt, spark_hf.event_public, tvb, m->event_public);
         break;
     case KR_MSG_SUBSCRIBE:
         if (m->name[0])
@@ -113,245 +155,286 @@ static void render_message(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, 
         if (m->name[0])
             add_gen_string(mt, spark_hf.variable_name, tvb, m->name);
         add_gen_string(mt, spark_hf.variable_value, tvb, m->value);
-        it = proto_tree_add_uint(mt, spark_hf.variable_type, tvb, 0, 0, m->var_type);
-        proto_item_set_generated(it);
+        add_gen_uint(mt, spark_hf.variable_type, tvb, m->var_type);
         break;
-    case KR_MSG_TIME_RESPONSE: {
-        nstime_t t;
+    case KR_MSG_TIME_RESPONSE:
         t.secs = (time_t)m->unix_time;
         t.nsecs = 0;
-        it = proto_tree_add_time(mt, spark_hf.time, tvb, 0, 0, &t);
-        proto_item_set_generated(it);
+        gen(proto_tree_add_time(mt, spark_hf.time, tvb, 0, 0, &t));
         break;
-    }
     case KR_MSG_CHUNK:
-        if (m->chunk_index >= 0) {
-            it = proto_tree_add_uint(mt, spark_hf.ota_chunk_index, tvb, 0, 0, (guint32)m->chunk_index);
-            proto_item_set_generated(it);
-        }
-        it = proto_tree_add_uint(mt, spark_hf.ota_crc, tvb, 0, 0, m->chunk_crc);
-        proto_item_set_generated(it);
-        add_tri(mt, spark_hf.ota_crc_ok, tvb, m->chunk_crc_ok);
-        if (m->chunk_size) {
-            it = proto_tree_add_uint(mt, spark_hf.ota_chunk_size, tvb, 0, 0, m->chunk_size);
-            proto_item_set_generated(it);
-        }
-        break;
     case KR_MSG_CHUNK_RECEIVED:
-        if (m->chunk_index >= 0) {
-            it = proto_tree_add_uint(mt, spark_hf.ota_chunk_index, tvb, 0, 0, (guint32)m->chunk_index);
-            proto_item_set_generated(it);
-        }
-        add_tri(mt, spark_hf.ota_crc_ok, tvb, m->chunk_crc_ok);
-        break;
     case KR_MSG_CHUNK_MISSED:
-        if (m->chunk_index >= 0) {
-            it = proto_tree_add_uint(mt, spark_hf.ota_chunk_index, tvb, 0, 0, (guint32)m->chunk_index);
-            proto_item_set_generated(it);
-        }
+        render_msg_chunk(mt, tvb, m);
         break;
     default:
         if (m->name[0])
             add_gen_string(mt, spark_hf.variable_name, tvb, m->name);
         break;
     }
+}
+
+/* The request/response pair: which request this answers, when, and where the answer is. */
+static void render_msg_answer(proto_tree *mt, tvbuff_t *tvb, const spark_msg_rec *mr)
+{
+    const spark_msg_info *m = &mr->m;
 
     if (m->answers >= 0) {
         add_gen_string(mt, spark_hf.answers, tvb, kr_msg_kind_str(m->answers_kind));
         if (mr->request_frame) {
-            it = proto_tree_add_uint(mt, spark_hf.response_to, tvb, 0, 0, mr->request_frame);
-            proto_item_set_generated(it);
-            {
-                nstime_t d;
-                double us = floor(m->response_time * 1e6 + 0.5);   /* captures count microseconds */
-                d.secs = (time_t)(us / 1e6);
-                d.nsecs = (int)(us - (double)d.secs * 1e6) * 1000;
-                it = proto_tree_add_time(mt, spark_hf.response_time, tvb, 0, 0, &d);
-                proto_item_set_generated(it);
-            }
+            nstime_t d;
+            double us = floor(m->response_time * 1e6 + 0.5);   /* captures count microseconds */
+            add_gen_uint(mt, spark_hf.response_to, tvb, mr->request_frame);
+            d.secs = (time_t)(us / 1e6);
+            d.nsecs = (int)(us - (double)d.secs * 1e6) * 1000;
+            gen(proto_tree_add_time(mt, spark_hf.response_time, tvb, 0, 0, &d));
         }
     }
-    if (mr->response_in) {
-        it = proto_tree_add_uint(mt, spark_hf.response_in, tvb, 0, 0, mr->response_in);
-        proto_item_set_generated(it);
+    if (mr->response_in)
+        add_gen_uint(mt, spark_hf.response_in, tvb, mr->response_in);
+}
+
+static void render_message(proto_tree *tree, tvbuff_t *tvb, const spark_msg_rec *mr)
+{
+    const spark_msg_info *m = &mr->m;
+    proto_tree *mt = proto_tree_add_subtree_format(tree, tvb, 0, 0, spark_ett.msg, NULL, "Spark message: %s",
+                                                   m->summary[0] ? m->summary : kr_msg_kind_str(m->kind));
+
+    add_gen_string(mt, spark_hf.msg_kind, tvb, kr_msg_kind_str(m->kind));
+    if (m->summary[0])
+        add_gen_string(mt, spark_hf.msg_summary, tvb, m->summary);
+    add_gen_uint(mt, spark_hf.msg_index, tvb, m->index);
+    if (m->uri[0])
+        add_gen_string(mt, spark_hf.uri, tvb, m->uri);
+    if (m->query[0])
+        add_gen_string(mt, spark_hf.query, tvb, m->query);
+    render_msg_body(mt, tvb, m);
+    render_msg_answer(mt, tvb, mr);
+}
+
+/* ---- steps: one render function per step kind ------------------------------------------------------ */
+
+/* Where a step's PDU is shown: in this frame's bytes, in a reassembled copy, or nowhere (len 0). */
+typedef struct spark_view {
+    packet_info *pinfo;
+    spark_pass *pass;
+    const spark_step_rec *sr;
+    const spark_step_info *s;
+    tvbuff_t *tvb;                /* the frame's tvb (decrypted data sources hang off it) */
+    tvbuff_t *stvb;               /* the PDU's tvb */
+    gint off;
+    guint32 len;
+    proto_tree *tree;             /* the step's subtree */
+    proto_item *item;
+    const char *title;
+    char info[512];
+} spark_view;
+
+static void render_nonce(spark_view *v)
+{
+    if (v->len >= KR_NONCE_LEN)
+        proto_tree_add_item(v->tree, spark_hf.nonce, v->stvb, v->off, KR_NONCE_LEN, ENC_NA);
+}
+
+static void render_idblock(spark_view *v)
+{
+    const spark_step_info *s = v->s;
+    proto_item *it;
+
+    if (v->len >= KR_IDBLOCK_LEN)
+        proto_tree_add_item(v->tree, spark_hf.id_block, v->stvb, v->off, KR_IDBLOCK_LEN, ENC_NA);
+    add_tri(v->tree, spark_hf.id_block_opened, v->stvb, s->id_block_opened);
+    if (s->id_block_opened == KR_YES)
+        add_gen_uint(v->tree, spark_hf.id_plain_len, v->stvb, (guint32)s->id_plain_len);
+    it = add_gen_bool(v->tree, spark_hf.nonce_ok, v->stvb, s->nonce_ok == KR_YES);
+    if (s->nonce_ok == KR_UNKNOWN) {
+        proto_item_append_text(it, " (unknown: the id block was not opened)");
+        proto_item_set_hidden(it);
     }
-    (void)pinfo;
+    if (s->nonce_ok == KR_NO)
+        expert_add_info_format(v->pinfo, it, &spark_ei.nonce_bad, "The id block does not echo the nonce the "
+                               "cloud sent");
+    add_tri(v->tree, spark_hf.offered_key_known, v->stvb, s->offered_key_known);
+    if (s->id_block_opened == KR_NO)
+        expert_add_info_format(v->pinfo, v->item, &spark_ei.not_opened, "Device ID block not opened: %s",
+                               kr_hs_result_str(s->hs_result));
+    if (s->device_id_known)
+        g_snprintf(v->info, sizeof v->info, "%s (device %s)", v->title, v->sr->conn_id);
+}
+
+static void render_sessionblock(spark_view *v)
+{
+    const spark_step_info *s = v->s;
+
+    if (v->len >= KR_SESSIONBLOCK_LEN) {
+        proto_item *it = proto_tree_add_item(v->tree, spark_hf.session_block, v->stvb, v->off,
+                                             KR_SESSIONBLOCK_LEN, ENC_NA);
+        proto_tree *bt = proto_item_add_subtree(it, spark_ett.session_block);
+        proto_tree_add_item(bt, spark_hf.session_e, v->stvb, v->off, KR_SESSION_E_LEN, ENC_NA);
+        proto_tree_add_item(bt, spark_hf.signature, v->stvb, v->off + KR_SESSION_E_LEN, KR_SIGNATURE_LEN, ENC_NA);
+    }
+    add_tri(v->tree, spark_hf.session_opened, v->stvb, s->session_opened);
+    add_tri(v->tree, spark_hf.signature_valid, v->stvb, s->signature_valid);
+    add_tri(v->tree, spark_hf.signature_ok, v->stvb, s->signature_ok);
+    if (s->session_opened == KR_NO)
+        expert_add_info_format(v->pinfo, v->item, &spark_ei.not_opened, "Session key block not opened: %s",
+                               kr_hs_result_str(s->hs_result));
+    else if (s->session_opened == KR_UNKNOWN && !s->session_known)
+        expert_add_info_format(v->pinfo, v->item, &spark_ei.no_key, "No key for device %s: the session stays "
+                               "encrypted (keyfile: device ID PATH)",
+                               v->sr->conn_id_known ? v->sr->conn_id : "(id unknown)");
+    if (s->signature_valid == KR_NO || s->signature_ok == KR_NO)
+        expert_add_info_format(v->pinfo, v->item, &spark_ei.signature_bad,
+                               "The session block's signature does not verify: %s", kr_hs_result_str(s->hs_result));
+}
+
+static void frame_state_expert(spark_view *v, proto_item *it)
+{
+    const spark_step_info *s = v->s;
+    char what[96];
+
+    switch (s->frame_state) {
+    case KR_FRAME_NOT_DECRYPTED:
+        if (g_ascii_strncasecmp(s->note, "not decrypted", 13) == 0 && strlen(s->note) <= SPARK_EXPERT_MAX)
+            expert_add_info_format(v->pinfo, it, &spark_ei.not_decrypted, "%c%s", 'N', s->note + 1);
+        else
+            expert_brief(v->pinfo, it, &spark_ei.not_decrypted, "Not decrypted",
+                         s->note[0] ? s->note : "no session key", "spark.note");
+        break;
+    case KR_FRAME_PARTIAL:
+        g_snprintf(what, sizeof what, "Frame follows a gap: first block lost, %u bytes of the tail decrypted",
+                   (unsigned)s->plaintext_len);
+        expert_brief(v->pinfo, it, &spark_ei.partial, what, NULL, NULL);
+        break;
+    case KR_FRAME_DECRYPT_ERROR:
+        expert_brief(v->pinfo, it, &spark_ei.decrypt_error, "Decryption error",
+                     s->note[0] ? s->note : "bad padding or not CoAP", "spark.note");
+        break;
+    default:
+        break;
+    }
+}
+
+/* The decrypted CoAP is a protocol layer of its own beside Spark (as TLS hands HTTP on): the Protocol
+ * column says CoAP, -z io,phs counts it; the Info column stays Spark's. */
+static void render_plaintext(spark_view *v)
+{
+    const spark_step_info *s = v->s;
+    tvbuff_t *ptvb;
+
+    if (!v->sr->plaintext || s->plaintext_len == 0)
+        return;
+    ptvb = tvb_new_child_real_data(v->tvb, v->sr->plaintext, (guint)s->plaintext_len, (gint)s->plaintext_len);
+    add_new_data_source(v->pinfo, ptvb, s->plaintext_skip ? "Decrypted Spark (tail)" : "Decrypted Spark");
+    if (s->frame_state == KR_FRAME_DECRYPTED && s->plaintext_skip == 0 && coap_handle) {
+        col_set_writable(v->pinfo->cinfo, COL_INFO, FALSE);
+        call_dissector(coap_handle, ptvb, v->pinfo, v->pass->top);
+        col_set_writable(v->pinfo->cinfo, COL_INFO, TRUE);
+        v->pass->coap_layer = TRUE;
+    } else {
+        proto_tree_add_item(v->tree, spark_hf.data, ptvb, 0, -1, ENC_NA);
+    }
+}
+
+static void render_frame(spark_view *v)
+{
+    const spark_step_info *s = v->s;
+    proto_item *it;
+
+    if (v->len >= 2) {
+        proto_tree_add_item(v->tree, spark_hf.frame_length, v->stvb, v->off, 2, ENC_BIG_ENDIAN);
+        if (v->len > 2)
+            proto_tree_add_item(v->tree, spark_hf.frame_ciphertext, v->stvb, v->off + 2, (gint)v->len - 2, ENC_NA);
+    }
+    it = add_gen_uint(v->tree, spark_hf.frame_state, v->stvb, s->frame_state);
+    frame_state_expert(v, it);
+    render_plaintext(v);
+    if (v->sr->msg) {
+        render_message(v->tree, v->stvb, v->sr->msg);
+        if (v->sr->msg->m.summary[0])
+            g_strlcpy(v->info, v->sr->msg->m.summary, sizeof v->info);
+    } else if (s->frame_state != KR_FRAME_DECRYPTED) {
+        g_snprintf(v->info, sizeof v->info, "%s (%s)", v->title,
+                   val_to_str_const(s->frame_state, spark_frame_state_vals, "?"));
+    }
+}
+
+static void render_data(spark_view *v)
+{
+    if (v->len > 0)
+        proto_tree_add_item(v->tree, spark_hf.data, v->stvb, v->off, (gint)v->len, ENC_NA);
+    expert_brief(v->pinfo, v->item, &spark_ei.not_spark, "Not the Spark protocol",
+                 v->s->note[0] ? v->s->note : "the bytes fit neither the handshake nor the frames", "spark.note");
+}
+
+static void (*const step_renderers[])(spark_view *) = {
+    [KR_STEP_NONCE] = render_nonce,
+    [KR_STEP_IDBLOCK] = render_idblock,
+    [KR_STEP_SESSIONBLOCK] = render_sessionblock,
+    [KR_STEP_HELLO] = render_frame,
+    [KR_STEP_FRAME] = render_frame,
+    [KR_STEP_DATA] = render_data,
+};
+
+/* The step's subtree and what every step shows: kind, direction, place in the stream, device id. */
+static void render_step_head(spark_view *v, proto_tree *tree)
+{
+    const spark_step_info *s = v->s;
+    const spark_step_rec *sr = v->sr;
+
+    v->stvb = v->tvb;
+    v->off = 0;
+    v->len = s->length;
+    if (sr->in_packet >= 0 && (guint32)sr->in_packet + v->len <= tvb_captured_length(v->tvb)) {
+        v->off = sr->in_packet;
+    } else if (sr->bytes && v->len > 0) {
+        char *name = wmem_strdup_printf(v->pinfo->pool, "Reassembled %s (%u bytes)", v->title, v->len);
+        v->stvb = tvb_new_child_real_data(v->tvb, sr->bytes, v->len, v->len);
+        add_new_data_source(v->pinfo, v->stvb, name);
+    } else {
+        v->len = 0;
+    }
+    v->tree = proto_tree_add_subtree_format(tree, v->stvb, v->off, (gint)v->len, spark_ett.step, &v->item,
+                                            "%s, %u bytes, %s", v->title, s->length,
+                                            val_to_str_const(s->dir, spark_dir_vals, "?"));
+    add_gen_string(v->tree, spark_hf.step, v->stvb, kr_step_str(s->kind));
+    add_gen_uint(v->tree, spark_hf.direction, v->stvb, s->dir);
+    if (v->len > 0) {
+        add_gen_uint(v->tree, spark_hf.pdu_index, v->stvb, s->index);
+        gen(proto_tree_add_uint64(v->tree, spark_hf.stream_offset, v->stvb, 0, 0, s->offset));
+    }
+    if (sr->first_frame && sr->first_frame != v->pinfo->num)
+        add_gen_uint(v->tree, spark_hf.pdu_first_frame, v->stvb, sr->first_frame);
+    if (sr->conn_id_known)
+        add_device_id(v->tree, v->stvb, v->pass, sr->conn_id);
+    if (sr->generation)
+        add_gen_uint(v->tree, spark_hf.generation, v->stvb, (guint32)sr->generation);
 }
 
 static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
                         spark_step_rec *sr)
 {
+    spark_view v;
     const spark_step_info *s = &sr->s;
-    tvbuff_t *stvb = tvb;
-    gint off = 0;
-    guint32 len = s->length;
-    proto_item *sti, *it;
-    proto_tree *st;
-    const char *title = kr_step_title(s->kind, s->dir);
-    char info[512];
 
-    if (!title)
-        title = "Spark PDU";
-    if (sr->in_packet >= 0 && (guint32)sr->in_packet + len <= tvb_captured_length(tvb)) {
-        off = sr->in_packet;
-    } else if (sr->bytes && len > 0) {
-        char *name = wmem_strdup_printf(pinfo->pool, "Reassembled %s (%u bytes)", title, len);
-        stvb = tvb_new_child_real_data(tvb, sr->bytes, len, len);
-        add_new_data_source(pinfo, stvb, name);
-    } else {
-        len = 0;
-    }
-
-    st = proto_tree_add_subtree_format(tree, stvb, off, (gint)len, spark_ett.step, &sti, "%s, %u bytes, %s",
-                                       title, s->length, val_to_str_const(s->dir, spark_dir_vals, "?"));
-    add_gen_string(st, spark_hf.step, stvb, kr_step_str(s->kind));
-    it = proto_tree_add_uint(st, spark_hf.direction, stvb, 0, 0, s->dir);
-    proto_item_set_generated(it);
-    if (len > 0) {
-        it = proto_tree_add_uint(st, spark_hf.pdu_index, stvb, 0, 0, s->index);
-        proto_item_set_generated(it);
-        it = proto_tree_add_uint64(st, spark_hf.stream_offset, stvb, 0, 0, s->offset);
-        proto_item_set_generated(it);
-    }
-    if (sr->first_frame && sr->first_frame != pinfo->num) {
-        it = proto_tree_add_uint(st, spark_hf.pdu_first_frame, stvb, 0, 0, sr->first_frame);
-        proto_item_set_generated(it);
-    }
-    if (sr->conn_id_known) {
-        it = add_gen_string(st, spark_hf.device_id, stvb, sr->conn_id);
-        (void)it;
-    }
-    if (sr->generation) {
-        it = proto_tree_add_uint(st, spark_hf.generation, stvb, 0, 0, (guint32)sr->generation);
-        proto_item_set_generated(it);
-    }
-
-    g_strlcpy(info, title, sizeof info);
-    switch (s->kind) {
-    case KR_STEP_NONCE:
-        if (len >= KR_NONCE_LEN)
-            proto_tree_add_item(st, spark_hf.nonce, stvb, off, KR_NONCE_LEN, ENC_NA);
-        break;
-    case KR_STEP_IDBLOCK:
-        if (len >= KR_IDBLOCK_LEN)
-            proto_tree_add_item(st, spark_hf.id_block, stvb, off, KR_IDBLOCK_LEN, ENC_NA);
-        add_tri(st, spark_hf.id_block_opened, stvb, s->id_block_opened);
-        if (s->id_block_opened == KR_YES) {
-            it = proto_tree_add_uint(st, spark_hf.id_plain_len, stvb, 0, 0, (guint32)s->id_plain_len);
-            proto_item_set_generated(it);
-        }
-        it = proto_tree_add_boolean(st, spark_hf.nonce_ok, stvb, 0, 0, s->nonce_ok == KR_YES);
-        if (s->nonce_ok == KR_UNKNOWN)
-            proto_item_append_text(it, " (unknown: the id block was not opened)");
-        proto_item_set_generated(it);
-        if (s->nonce_ok == KR_UNKNOWN)
-            proto_item_set_hidden(it);
-        if (s->nonce_ok == KR_NO)
-            expert_add_info_format(pinfo, it, &spark_ei.nonce_bad,
-                                   "The id block does not echo the nonce the cloud sent");
-        add_tri(st, spark_hf.offered_key_known, stvb, s->offered_key_known);
-        if (s->id_block_opened == KR_NO)
-            expert_add_info_format(pinfo, sti, &spark_ei.not_opened, "Device ID block not opened: %s",
-                                   s->note[0] ? s->note : kr_hs_result_str(s->hs_result));
-        if (s->device_id_known)
-            g_snprintf(info, sizeof info, "%s (device %s)", title, sr->conn_id);
-        break;
-    case KR_STEP_SESSIONBLOCK: {
-        proto_tree *bt;
-        if (len >= KR_SESSIONBLOCK_LEN) {
-            it = proto_tree_add_item(st, spark_hf.session_block, stvb, off, KR_SESSIONBLOCK_LEN, ENC_NA);
-            bt = proto_item_add_subtree(it, spark_ett.session_block);
-            proto_tree_add_item(bt, spark_hf.session_e, stvb, off, KR_SESSION_E_LEN, ENC_NA);
-            proto_tree_add_item(bt, spark_hf.signature, stvb, off + KR_SESSION_E_LEN, KR_SIGNATURE_LEN, ENC_NA);
-        }
-        add_tri(st, spark_hf.session_opened, stvb, s->session_opened);
-        add_tri(st, spark_hf.signature_valid, stvb, s->signature_valid);
-        add_tri(st, spark_hf.signature_ok, stvb, s->signature_ok);
-        if (s->session_opened == KR_NO)
-            expert_add_info_format(pinfo, sti, &spark_ei.not_opened, "Session key block not opened: %s",
-                                   s->note[0] ? s->note : kr_hs_result_str(s->hs_result));
-        else if (s->session_opened == KR_UNKNOWN && !s->session_known) {
-            if (sr->conn_id_known)
-                expert_add_info_format(pinfo, sti, &spark_ei.no_key,
-                                       "No key for device %s: the session stays encrypted (add a line "
-                                       "'device %s PATH' with its private key to the keyfile)",
-                                       sr->conn_id, sr->conn_id);
-            else
-                expert_add_info_format(pinfo, sti, &spark_ei.no_key,
-                                       "No device key: the session stays encrypted (add 'device * PATH' with "
-                                       "the device's private key to the keyfile)");
-        }
-        if (s->signature_valid == KR_NO || s->signature_ok == KR_NO)
-            expert_add_info_format(pinfo, sti, &spark_ei.signature_bad,
-                                   "The session block's signature does not verify: %s",
-                                   s->note[0] ? s->note : kr_hs_result_str(s->hs_result));
-        break;
-    }
-    case KR_STEP_HELLO:
-    case KR_STEP_FRAME:
-        if (len >= 2) {
-            proto_tree_add_item(st, spark_hf.frame_length, stvb, off, 2, ENC_BIG_ENDIAN);
-            if (len > 2)
-                proto_tree_add_item(st, spark_hf.frame_ciphertext, stvb, off + 2, (gint)len - 2, ENC_NA);
-        }
-        it = proto_tree_add_uint(st, spark_hf.frame_state, stvb, 0, 0, s->frame_state);
-        proto_item_set_generated(it);
-        switch (s->frame_state) {
-        case KR_FRAME_NOT_DECRYPTED:
-            if (g_ascii_strncasecmp(s->note, "not decrypted", 13) == 0)
-                expert_add_info_format(pinfo, it, &spark_ei.not_decrypted, "%c%s", 'N', s->note + 1);
-            else
-                expert_add_info_format(pinfo, it, &spark_ei.not_decrypted, "Not decrypted: %s",
-                                       s->note[0] ? s->note : "no session key");
-            break;
-        case KR_FRAME_PARTIAL:
-            expert_add_info_format(pinfo, it, &spark_ei.partial,
-                                   "Frame follows a gap: first block lost, %u bytes of the tail decrypted%s%s",
-                                   (unsigned)s->plaintext_len, s->note[0] ? ": " : "", s->note);
-            break;
-        case KR_FRAME_DECRYPT_ERROR:
-            expert_add_info_format(pinfo, it, &spark_ei.decrypt_error, "Decryption error: %s",
-                                   s->note[0] ? s->note : "bad padding or not CoAP");
-            break;
-        default:
-            break;
-        }
-        if (sr->plaintext && s->plaintext_len > 0) {
-            tvbuff_t *ptvb = tvb_new_child_real_data(tvb, sr->plaintext, (guint)s->plaintext_len,
-                                                     (gint)s->plaintext_len);
-            add_new_data_source(pinfo, ptvb, s->plaintext_skip ? "Decrypted Spark (tail)" : "Decrypted Spark");
-            if (s->frame_state == KR_FRAME_DECRYPTED && s->plaintext_skip == 0 && coap_handle) {
-                /* CoAP must not rewrite our columns; its tree and fields go under this step */
-                col_set_writable(pinfo->cinfo, -1, FALSE);
-                call_dissector(coap_handle, ptvb, pinfo, st);
-                col_set_writable(pinfo->cinfo, -1, TRUE);
-            } else {
-                proto_tree_add_item(st, spark_hf.data, ptvb, 0, -1, ENC_NA);
-            }
-        }
-        if (sr->msg) {
-            render_message(pinfo, st, stvb, sr->msg);
-            if (sr->msg->m.summary[0])
-                g_strlcpy(info, sr->msg->m.summary, sizeof info);
-        } else if (s->frame_state != KR_FRAME_DECRYPTED) {
-            g_snprintf(info, sizeof info, "%s (%s)", title,
-                       val_to_str_const(s->frame_state, spark_frame_state_vals, "?"));
-        }
-        break;
-    case KR_STEP_DATA:
-        if (len > 0)
-            proto_tree_add_item(st, spark_hf.data, stvb, off, (gint)len, ENC_NA);
-        expert_add_info_format(pinfo, sti, &spark_ei.not_spark, "Not the Spark protocol: %s",
-                               s->note[0] ? s->note : "these bytes do not fit the handshake or the frames");
-        break;
-    default:
-        break;
-    }
+    memset(&v, 0, sizeof v);
+    v.pinfo = pinfo;
+    v.pass = pass;
+    v.sr = sr;
+    v.s = s;
+    v.tvb = tvb;
+    v.title = kr_step_title(s->kind, s->dir);
+    if (!v.title)
+        v.title = "Spark PDU";
+    render_step_head(&v, tree);
+    g_strlcpy(v.info, v.title, sizeof v.info);
+    if ((size_t)s->kind < array_length(step_renderers) && step_renderers[s->kind])
+        step_renderers[s->kind](&v);
     if (s->note[0])
-        add_gen_string(st, spark_hf.note, stvb, s->note);
+        add_gen_string(v.tree, spark_hf.note, v.stvb, s->note);
     if (s->hs_result != KR_HS_OK)
-        add_gen_string(st, spark_hf.hs_result, stvb, kr_hs_result_str(s->hs_result));
-    info_add(pinfo, pass, info);
+        add_gen_string(v.tree, spark_hf.hs_result, v.stvb, kr_hs_result_str(s->hs_result));
+    info_add(pinfo, pass, v.info);
 }
 
 static void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
@@ -360,32 +443,23 @@ static void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     const kr_verdict *v = &vr->v;
     const char *code = kr_verdict_str(v->code);
     const char *meaning = kr_verdict_meaning(v->code);
-    proto_item *vi, *it;
+    proto_item *vi;
     proto_tree *vt;
+    expert_field *ei;
     int i;
-    char cands[256];
+    char what[96];
     char info[320];
 
     if (!code || !code[0])
         return;
-    cands[0] = '\0';
-    for (i = 0; i < v->n_candidates && i < KR_MAX_CANDIDATES; i++) {
-        const char *c = kr_verdict_str(v->candidates[i]);
-        if (i)
-            g_strlcat(cands, ", ", sizeof cands);
-        g_strlcat(cands, c ? c : "?", sizeof cands);
-    }
 
-    vi = proto_tree_add_string_format_value(tree, spark_hf.verdict, tvb, 0, 0, code, "%s (%s)", code,
-                                            meaning ? meaning : "");
-    proto_item_set_generated(vi);
+    vi = gen(proto_tree_add_string_format_value(tree, spark_hf.verdict, tvb, 0, 0, code, "%s (%s)", code,
+                                                meaning ? meaning : ""));
     vt = proto_item_add_subtree(vi, spark_ett.verdict);
     if (meaning)
         add_gen_string(vt, spark_hf.verdict_meaning, tvb, meaning);
-    it = proto_tree_add_boolean(vt, spark_hf.verdict_proven, tvb, 0, 0, v->proven);
-    proto_item_set_generated(it);
-    it = proto_tree_add_boolean(vt, spark_hf.verdict_final, tvb, 0, 0, v->final);
-    proto_item_set_generated(it);
+    add_gen_bool(vt, spark_hf.verdict_proven, tvb, v->proven);
+    add_gen_bool(vt, spark_hf.verdict_final, tvb, v->final);
     if (v->evidence[0])
         add_gen_string(vt, spark_hf.verdict_evidence, tvb, v->evidence);
     for (i = 0; i < v->n_candidates && i < KR_MAX_CANDIDATES; i++)
@@ -393,38 +467,33 @@ static void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     if (v->last_step != KR_STEP_NONE)
         add_gen_string(vt, spark_hf.verdict_last_step, tvb, kr_step_str(v->last_step));
     if (vr->id_known)
-        add_gen_string(vt, spark_hf.device_id, tvb, vr->id);
-    if (vr->generation) {
-        it = proto_tree_add_uint(vt, spark_hf.generation, tvb, 0, 0, (guint32)vr->generation);
-        proto_item_set_generated(it);
-    }
+        add_device_id(vt, tvb, pass, vr->id);
+    if (vr->generation)
+        add_gen_uint(vt, spark_hf.generation, tvb, (guint32)vr->generation);
 
     switch (v->code) {
     case KR_V_OK:
-        expert_add_info_format(pinfo, vi, &spark_ei.verdict_ok, "Verdict ok: %s",
-                               v->evidence[0] ? v->evidence : meaning);
-        break;
     case KR_V_NOT_SPARK:
-        expert_add_info_format(pinfo, vi, &spark_ei.verdict_not_spark, "Verdict not-spark: %s",
-                               v->evidence[0] ? v->evidence : meaning);
+        g_snprintf(what, sizeof what, "Verdict %s", code);
+        ei = v->code == KR_V_OK ? &spark_ei.verdict_ok : &spark_ei.verdict_not_spark;
         break;
     case KR_V_INCOMPLETE:
     case KR_V_MID_SESSION:
-        expert_add_info_format(pinfo, vi, &spark_ei.verdict_capture, "Verdict %s: %s%s%s", code,
-                               v->code == KR_V_MID_SESSION ? "handshake not in capture: " : "",
-                               v->evidence[0] ? v->evidence : meaning, "");
+        g_snprintf(what, sizeof what, "Verdict %s%s", code,
+                   v->code == KR_V_MID_SESSION ? " (handshake not in the capture)" : "");
+        ei = &spark_ei.verdict_capture;
         break;
     default:
-        if (v->proven)
-            expert_add_info_format(pinfo, vi, &spark_ei.verdict_proven, "Verdict %s (proven by a key): %s",
-                                   code, v->evidence[0] ? v->evidence : meaning);
-        else
-            expert_add_info_format(pinfo, vi, &spark_ei.verdict_inferred,
-                                   "Verdict %s (inferred from the wire%s%s): %s", code,
-                                   cands[0] ? "; candidates: " : "", cands,
-                                   v->evidence[0] ? v->evidence : meaning);
+        if (v->proven) {
+            g_snprintf(what, sizeof what, "Verdict %s (proven by a key)", code);
+            ei = &spark_ei.verdict_proven;
+        } else {
+            g_snprintf(what, sizeof what, "Verdict %s (inferred from the wire)", code);
+            ei = &spark_ei.verdict_inferred;
+        }
         break;
     }
+    expert_brief(pinfo, vi, ei, what, v->evidence[0] ? v->evidence : meaning, "spark.verdict.evidence");
     g_snprintf(info, sizeof info, "[verdict: %s]", code);
     info_add(pinfo, pass, info);
 }
@@ -438,9 +507,8 @@ static void render_finding(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     expert_field *ei;
     char info[128];
 
-    fi = proto_tree_add_string_format_value(tree, spark_hf.finding, tvb, 0, 0, code ? code : "?", "%s: %s",
-                                            code ? code : "?", f->text);
-    proto_item_set_generated(fi);
+    fi = gen(proto_tree_add_string_format_value(tree, spark_hf.finding, tvb, 0, 0, code ? code : "?", "%s: %s",
+                                                code ? code : "?", f->text));
     ft = proto_item_add_subtree(fi, spark_ett.finding);
     if (f->text[0])
         add_gen_string(ft, spark_hf.finding_text, tvb, f->text);
@@ -451,7 +519,7 @@ static void render_finding(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     case KR_FIND_COUNTER_ERROR: ei = &spark_ei.finding_counter; break;
     default: ei = &spark_ei.finding_decrypt; break;
     }
-    expert_add_info_format(pinfo, fi, ei, "%s: %s", code ? code : "finding", f->text);
+    expert_brief(pinfo, fi, ei, code ? code : "finding", f->text, "spark.finding.text");
     g_snprintf(info, sizeof info, "[%s]", code ? code : "finding");
     info_add(pinfo, pass, info);
 }
@@ -470,6 +538,31 @@ static void render_close(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, sp
     info_add(pinfo, pass, text);
 }
 
+/* What the TCP side noted about this frame: a keyfile that did not load, missing or repeated bytes. */
+static void render_header(tvbuff_t *tvb, packet_info *pinfo, spark_pass *pass, const spark_frame_rec *rec)
+{
+    proto_item *it;
+    char what[96];
+
+    if (rec->keyfile_error) {
+        it = add_gen_string(pass->tree, spark_hf.keyfile_error, tvb, rec->keyfile_error);
+        expert_brief(pinfo, it, &spark_ei.keyfile, "The Spark keyfile was not loaded", rec->keyfile_error,
+                     "spark.keyfile_error");
+    }
+    if (rec->gap) {
+        it = gen(proto_tree_add_uint64(pass->tree, spark_hf.gap, tvb, 0, 0, rec->gap));
+        g_snprintf(what, sizeof what, "%" G_GUINT64_FORMAT " bytes before this segment are missing from the "
+                   "capture", rec->gap);
+        expert_brief(pinfo, it, &spark_ei.gap, what, NULL, NULL);
+    }
+    if (rec->retransmitted) {
+        it = add_gen_uint(pass->tree, spark_hf.retransmitted, tvb, rec->retransmitted);
+        g_snprintf(what, sizeof what, "%u bytes were seen before (retransmission): not given to the tracker "
+                   "again", rec->retransmitted);
+        expert_brief(pinfo, it, &spark_ei.retransmitted, what, NULL, NULL);
+    }
+}
+
 /* Shows the events of this frame's record not yet shown in this pass. */
 void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame_rec *rec)
 {
@@ -477,28 +570,12 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame
     guint i, n;
 
     if (!pass->tree) {
+        pass->top = tree;
         pass->root = proto_tree_add_item(tree, proto_spark, tvb, 0, -1, ENC_NA);
         pass->tree = proto_item_add_subtree(pass->root, spark_ett.top);
     }
-    if (!pass->header_done) {
-        proto_item *it;
-        if (rec->keyfile_error)
-            expert_add_info_format(pinfo, pass->root, &spark_ei.keyfile, "%s", rec->keyfile_error);
-        if (rec->gap) {
-            it = proto_tree_add_uint64(pass->tree, spark_hf.gap, tvb, 0, 0, rec->gap);
-            proto_item_set_generated(it);
-            expert_add_info_format(pinfo, it, &spark_ei.gap,
-                                   "%" G_GUINT64_FORMAT " bytes before this segment are missing from the capture",
-                                   rec->gap);
-        }
-        if (rec->retransmitted) {
-            it = proto_tree_add_uint(pass->tree, spark_hf.retransmitted, tvb, 0, 0, rec->retransmitted);
-            proto_item_set_generated(it);
-            expert_add_info_format(pinfo, it, &spark_ei.retransmitted,
-                                   "%u bytes were seen before (retransmission): not given to the tracker again",
-                                   rec->retransmitted);
-        }
-    }
+    if (!pass->header_done)
+        render_header(tvb, pinfo, pass, rec);
     n = wmem_array_get_count(rec->events);
     for (i = pass->rendered; i < n; i++) {
         spark_ev *ev = (spark_ev *)wmem_array_index(rec->events, i);
@@ -514,8 +591,7 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame
                                              (gint)tvb_captured_length(tvb), rec->fed);
         char info[96];
         if (rec->completed_in) {
-            proto_item *c = proto_tree_add_uint(pass->tree, spark_hf.pdu_completed_in, tvb, 0, 0, rec->completed_in);
-            proto_item_set_generated(c);
+            add_gen_uint(pass->tree, spark_hf.pdu_completed_in, tvb, rec->completed_in);
             g_snprintf(info, sizeof info, "[PDU segment, completed in frame %u]", rec->completed_in);
         } else {
             g_snprintf(info, sizeof info, "[PDU segment]");
@@ -527,4 +603,6 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame
     }
     pass->header_done = TRUE;
     pass->rendered = n;
+    if (pass->coap_layer)
+        col_set_str(pinfo->cinfo, COL_PROTOCOL, "CoAP");
 }

@@ -804,6 +804,46 @@ def test_samples_wrong_keys(sh):
           "server keys only: the id is known, nothing decrypts: %r" % conns)
 
 
+# ---- Wireshark's conventions ----------------------------------------------------------------------
+
+def test_conventions(sh):
+    """Every spark field has a description; expert infos stay within 100 characters; spark.device_id appears
+    at most once per packet; the decrypted CoAP is a protocol layer of its own (Protocol column, io,phs)."""
+    out = sh.run(["-G", "fields"]).stdout
+    spark = [c for c in (l.split("\t") for l in out.splitlines())
+             if len(c) > 7 and c[0] == "F" and c[2].startswith("spark.")]
+    check(len(spark) > 60, "too few spark fields: %d" % len(spark))
+    # expert info fields (spark.expert.*) are made by Wireshark from the expert table: their description is
+    # their name (the expert summary), and Wireshark gives none of them, its own included, a blurb
+    bare = [c[2] for c in spark if not (c[1].strip() if c[2].startswith("spark.expert.") else c[7].strip())]
+    check(not bare, "spark fields without a description: %r" % bare)
+    sep = "\x1f"
+    for row in read_expected():
+        cap, kf = sample_in(sh, row["scenario"])
+        for keys in (["-o", "spark.keyfile:" + kf], []):
+            out = sh.run(["-2", "-r", cap, "-Y", "spark", "-T", "fields", "-E", "occurrence=a", "-E",
+                          "aggregator=" + sep, "-e", "frame.number", "-e", "_ws.expert.message", "-e",
+                          "spark.device_id"] + keys).stdout
+            for line in out.splitlines():
+                cols = (line.split("\t") + ["", ""])[:3]
+                for msg in (m for m in cols[1].split(sep) if m):
+                    check(len(msg) <= 100, "%s frame %s: expert info of %d characters: %s"
+                          % (row["scenario"], cols[0], len(msg), msg))
+                ids = [i for i in cols[2].split(sep) if i]
+                check(len(ids) <= 1, "%s frame %s: spark.device_id %d times" % (row["scenario"], cols[0], len(ids)))
+    cap, kf = sample_in(sh, "healthy")
+    out = sh.run(["-r", cap, "-o", "spark.keyfile:" + kf, "-q", "-z", "io,phs"]).stdout
+    lines = [l for l in out.splitlines() if "frames:" in l]
+    depth = {l.split()[0]: len(l) - len(l.lstrip()) for l in lines}
+    check("spark" in depth and "coap" in depth and depth["coap"] > depth["spark"],
+          "-z io,phs must count CoAP under Spark:\n" + out)
+    rows = sh.fields(cap, ["_ws.col.Protocol", "_ws.col.Info", "coap.mid"], extra=["-o", "spark.keyfile:" + kf])
+    dec = [r for r in rows if r[3]]
+    check(dec and all(r[1] == "CoAP" for r in dec), "decrypted frames must show CoAP as protocol: %r" % dec[:3])
+    check(any("Hello" in r[2] for r in dec), "the Info column stays Spark's (Hello): %r" % dec[:3])
+    check(all(r[1] != "CoAP" for r in rows if not r[3]), "frames without decrypted CoAP must not say CoAP")
+
+
 # ---- installing -----------------------------------------------------------------------------------
 
 def source_root():
@@ -889,6 +929,7 @@ TESTS = {
     "samples-messages": test_samples_messages,
     "samples-ota": test_samples_ota,
     "samples-wrong-keys": test_samples_wrong_keys,
+    "conventions": test_conventions,
     "install-plugin": test_install_plugin,
     "meson-install": test_meson_install,
 }
