@@ -301,4 +301,8 @@ spark_pass *pass_get(packet_info *pinfo);
 void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame_rec *rec);
 void spark_render_handoff(void);
 
+/* spark-follow.c: Follow > Spark Stream */
+void spark_register_follow(void);
+void spark_follow_queue(packet_info *pinfo, tvbuff_t *plaintext);
+
 #endif

@@ -331,6 +331,7 @@ static void render_plaintext(spark_view *v)
         call_dissector(coap_handle, ptvb, v->pinfo, v->pass->top);
         col_set_writable(v->pinfo->cinfo, COL_INFO, TRUE);
         v->pass->coap_layer = TRUE;
+        spark_follow_queue(v->pinfo, ptvb);
     } else {
         proto_tree_add_item(v->tree, spark_hf.data, ptvb, 0, -1, ENC_NA);
     }

@@ -844,6 +844,54 @@ def test_conventions(sh):
     check(all(r[1] != "CoAP" for r in rows if not r[3]), "frames without decrypted CoAP must not say CoAP")
 
 
+# ---- Follow ---------------------------------------------------------------------------------------
+
+def parse_follow_yaml(out):
+    """[(packet, peer, bytes)] from tshark -z follow,...,yaml output."""
+    import base64
+    recs, cur, b64 = [], None, None
+    for line in out.splitlines():
+        t = line.strip()
+        if t.startswith("- packet:"):
+            cur = [int(t.split(":")[1]), None, b""]
+            recs.append(cur)
+            b64 = None
+        elif cur is not None and t.startswith("peer:"):
+            cur[1] = int(t.split(":")[1])
+        elif cur is not None and t.startswith("data: !!binary"):
+            b64 = []
+        elif b64 is not None and t and not t.startswith(("-", "=")) and ":" not in t:
+            b64.append(t)
+            cur[2] = base64.b64decode("".join(b64))
+    return recs
+
+
+def test_follow(sh):
+    """tshark -z follow,spark,MODE,N gives each decrypted frame's plaintext (CoAP), per direction, in order."""
+    cap, kf = sample_in(sh, "healthy")
+    keys = ["-o", "spark.keyfile:" + kf]
+    out = sh.run(["-r", cap, "-q", "-z", "follow,spark,yaml,0"] + keys).stdout
+    recs = parse_follow_yaml(out)
+    rows = sh.fields(cap, ["coap.mid", "spark.direction", "tcp.srcport"], extra=keys + ["-Y", "coap"])
+    want = [(int(r[0]), int(m)) for r in rows for m in r[1].split(",")]
+    got = [(p, int.from_bytes(d[2:4], "big")) for p, _, d in recs]
+    check(len(want) > 10 and got == want, "follow yaml: (frame, CoAP message id) %r, the CoAP layer says %r"
+          % (got[:6], want[:6]))
+    check(all(d and d[0] >> 6 == 1 for _, _, d in recs), "every followed record is CoAP version 1")
+    dirs = {int(r[0]): r[2].split(",")[0] for r in rows}
+    peer_of_dir = {}
+    for p, peer, _ in recs:
+        peer_of_dir.setdefault(dirs[p], set()).add(peer)
+    check(len(peer_of_dir) == 2 and all(len(v) == 1 for v in peer_of_dir.values()) and
+          peer_of_dir["0"] != peer_of_dir["1"], "each direction must be one peer: %r" % peer_of_dir)
+    out = sh.run(["-r", cap, "-q", "-z", "follow,spark,ascii,0"] + keys).stdout
+    check("Follow: spark,ascii" in out and "motion/open" in out, "follow ascii must show the plaintext:\n" + out)
+    out = sh.run(["-r", cap, "-q", "-z", "follow,spark,hex,0"] + keys).stdout
+    check("Follow: spark,hex" in out and "6f 74 69 6f 6e" in out, "follow hex:\n" + out[:2000])
+    out = sh.run(["-r", cap, "-q", "-z", "follow,spark,yaml,0"]).stdout
+    check(parse_follow_yaml(out) == [], "without keys nothing is followed:\n" + out)
+
+
 # ---- installing -----------------------------------------------------------------------------------
 
 def source_root():
@@ -930,6 +978,7 @@ TESTS = {
     "samples-ota": test_samples_ota,
     "samples-wrong-keys": test_samples_wrong_keys,
     "conventions": test_conventions,
+    "follow": test_follow,
     "install-plugin": test_install_plugin,
     "meson-install": test_meson_install,
 }
