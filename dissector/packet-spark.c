@@ -394,6 +394,7 @@ void proto_register_spark(void)
     spark_register_fields();
     spark_register_prefs();
     spark_register_follow();
+    spark_register_stats();
 
     spark_handle = register_dissector("spark", dissect_spark, proto_spark);
     spark_post_handle = create_dissector_handle(dissect_spark_post, proto_spark);

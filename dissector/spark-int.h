@@ -231,6 +231,7 @@ struct spark_conv;
 /* Everything one frame showed on the first pass. */
 typedef struct spark_frame_rec {
     guint32 frame;
+    const struct spark_conv *conv;
     wmem_array_t *events;         /* spark_ev, in the order the tracker reported them */
     guint32 fed;                  /* new stream bytes this frame gave the tracker */
     guint32 retransmitted;        /* bytes already seen, dropped */
@@ -300,6 +301,17 @@ void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p);
 spark_pass *pass_get(packet_info *pinfo);
 void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame_rec *rec);
 void spark_render_handoff(void);
+
+/* spark-stats.c: statistics per device; render_rec tells it what each packet showed */
+typedef struct spark_tap_info {
+    const struct spark_conv *conv;
+    const char *device_id;        /* NULL while the connection's device id is not known */
+    guint32 bytes;                /* Spark PDU bytes completed in this packet */
+    guint32 messages;             /* decrypted messages */
+    int final_verdict;            /* kr_verdict_code of a final verdict shown here, -1 none */
+} spark_tap_info;
+void spark_register_stats(void);
+void spark_stats_queue(packet_info *pinfo, const spark_tap_info *ti);
 
 /* spark-follow.c: Follow > Spark Stream */
 void spark_register_follow(void);

@@ -21,6 +21,7 @@ spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
         rec->events = wmem_array_new(wmem_file_scope(), sizeof(spark_ev));
         p_add_proto_data(wmem_file_scope(), pinfo, proto_spark, 0, rec);
     }
+    rec->conv = conv;
     conv->last_rec = rec;
     return rec;
 }

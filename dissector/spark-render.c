@@ -539,6 +539,24 @@ static void render_close(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, sp
     info_add(pinfo, pass, text);
 }
 
+/* What one event adds to the packet's statistics record. */
+static void tap_note(spark_tap_info *ti, const spark_ev *ev)
+{
+    if (ev->type == SPARK_EV_STEP) {
+        const spark_step_rec *sr = ev->u.step;
+        ti->bytes += sr->s.length;
+        ti->messages += sr->msg ? 1 : 0;
+        if (sr->conn_id_known)
+            ti->device_id = sr->conn_id;
+    } else if (ev->type == SPARK_EV_VERDICT) {
+        const spark_verdict_rec *vr = ev->u.verdict;
+        if (vr->id_known)
+            ti->device_id = vr->id;
+        if (vr->v.final)
+            ti->final_verdict = (int)vr->v.code;
+    }
+}
+
 /* What the TCP side noted about this frame: a keyfile that did not load, missing or repeated bytes. */
 static void render_header(tvbuff_t *tvb, packet_info *pinfo, spark_pass *pass, const spark_frame_rec *rec)
 {
@@ -568,8 +586,12 @@ static void render_header(tvbuff_t *tvb, packet_info *pinfo, spark_pass *pass, c
 void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame_rec *rec)
 {
     spark_pass *pass = pass_get(pinfo);
+    spark_tap_info ti;
     guint i, n;
 
+    memset(&ti, 0, sizeof ti);
+    ti.conv = rec->conv;
+    ti.final_verdict = -1;
     if (!pass->tree) {
         pass->top = tree;
         pass->root = proto_tree_add_item(tree, proto_spark, tvb, 0, -1, ENC_NA);
@@ -580,6 +602,7 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame
     n = wmem_array_get_count(rec->events);
     for (i = pass->rendered; i < n; i++) {
         spark_ev *ev = (spark_ev *)wmem_array_index(rec->events, i);
+        tap_note(&ti, ev);
         switch (ev->type) {
         case SPARK_EV_STEP: render_step(tvb, pinfo, pass->tree, pass, ev->u.step); break;
         case SPARK_EV_FINDING: render_finding(tvb, pinfo, pass->tree, pass, ev->u.finding); break;
@@ -602,6 +625,8 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame
     } else if (!pass->header_done && n == 0 && rec->retransmitted) {
         info_add(pinfo, pass, "[retransmission]");
     }
+    if (n > pass->rendered && rec->conv)
+        spark_stats_queue(pinfo, wmem_memdup(pinfo->pool, &ti, sizeof ti));
     pass->header_done = TRUE;
     pass->rendered = n;
     if (pass->coap_layer)

@@ -892,6 +892,51 @@ def test_follow(sh):
     check(parse_follow_yaml(out) == [], "without keys nothing is followed:\n" + out)
 
 
+# ---- statistics per device --------------------------------------------------------------------------
+
+def parse_devices(out):
+    """{device id: (connections, {verdict: n}, messages, bytes)} from tshark -z spark,devices."""
+    rows, on = {}, False
+    for line in out.splitlines():
+        cols = [c.strip() for c in line.split("|")]
+        if cols[0] == "Device ID":
+            on = True
+            continue
+        if on and len(cols) >= 5 and cols[1].isdigit():
+            verdicts = {}
+            for part in filter(None, (p.strip() for p in cols[2].split(","))):
+                code, n = part.rsplit(" ", 1)
+                verdicts[code] = int(n)
+            rows[cols[0]] = (int(cols[1]), verdicts, int(cols[3]), int(cols[4]))
+    return rows
+
+
+def test_stats_devices(sh):
+    """-z spark,devices: per device id its connections, final verdicts, messages and bytes, as the per-packet
+    fields show them, on every sample (with keys, two passes) and in one pass on the healthy one."""
+    for row in read_expected():
+        cap, kf = sample_in(sh, row["scenario"])
+        keys = ["-o", "spark.keyfile:" + kf]
+        got = parse_devices(sh.run(["-2", "-r", cap, "-q", "-z", "spark,devices"] + keys).stdout)
+        got = {k: v for k, v in got.items() if v[0] > 0}
+        want = {}
+        for c in connections(sh, cap, kf):
+            dev = next(iter(c["ids"])) if c["ids"] else "(unknown)"
+            n, verdicts = want.get(dev, (0, {}))
+            if c["verdict"]:
+                verdicts[c["verdict"]] = verdicts.get(c["verdict"], 0) + 1
+            want[dev] = (n + 1, verdicts)
+        check({k: v[:2] for k, v in got.items()} == want, "%s: -z spark,devices %r, the packets say %r"
+              % (row["scenario"], got, want))
+        msgs = sum(len([k for k in r[1].split(",") if k]) for r in sh.fields(cap, ["spark.msg.kind"], extra=keys))
+        check(sum(v[2] for v in got.values()) == msgs, "%s: %d messages in the table, %d in the packets"
+              % (row["scenario"], sum(v[2] for v in got.values()), msgs))
+        check(all(v[3] > 0 for v in got.values()), "%s: a device row without bytes: %r" % (row["scenario"], got))
+    cap, kf = sample_in(sh, "healthy")
+    one = parse_devices(sh.run(["-r", cap, "-q", "-z", "spark,devices", "-o", "spark.keyfile:" + kf]).stdout)
+    check(one.get("53ff6c065067544816300187", (0, {}))[:2] == (1, {"ok": 1}), "healthy in one pass: %r" % one)
+
+
 # ---- installing -----------------------------------------------------------------------------------
 
 def source_root():
@@ -979,6 +1024,7 @@ TESTS = {
     "samples-wrong-keys": test_samples_wrong_keys,
     "conventions": test_conventions,
     "follow": test_follow,
+    "stats-devices": test_stats_devices,
     "install-plugin": test_install_plugin,
     "meson-install": test_meson_install,
 }
