@@ -17,6 +17,13 @@ typedef bool spark_pref_bool;
 typedef gboolean spark_pref_bool;
 #endif
 
+/* what a UAT record check returns */
+#if SPARK_UAT_UPDATE_RETURNS_BOOL
+typedef bool spark_uat_result;
+#else
+typedef gboolean spark_uat_result;
+#endif
+
 /* what a heuristic dissector returns */
 #if SPARK_HEUR_RETURNS_BOOL
 typedef bool spark_heur_result;

@@ -199,6 +199,12 @@ void spark_register_fields(void)
           "The finding's detail: where and what", HFILL } },
         { &spark_hf.keyfile_error, { "Keyfile error", "spark.keyfile_error", FT_STRING, BASE_NONE, NULL, 0x0,
           "Why the keyfile named by the preference was not loaded, and how to fix it", HFILL } },
+        { &spark_hf.session_key, { "Session key", "spark.session.key", FT_BYTES, BASE_NONE, NULL, 0x0,
+          "The AES-128 session key (shown only with the preference spark.show_session_key)", HFILL } },
+        { &spark_hf.session_iv, { "Session IV", "spark.session.iv", FT_BYTES, BASE_NONE, NULL, 0x0,
+          "The first CBC IV of the session (shown only with spark.show_session_key)", HFILL } },
+        { &spark_hf.session_salt, { "Session salt", "spark.session.salt", FT_BYTES, BASE_NONE, NULL, 0x0,
+          "The 8-byte salt of the session material (shown only with spark.show_session_key)", HFILL } },
         { &spark_hf.close, { "Connection", "spark.close", FT_STRING, BASE_NONE, NULL, 0x0,
           "Which side closed (FIN) or reset (RST) the connection", HFILL } },
     };

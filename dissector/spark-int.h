@@ -85,6 +85,9 @@ typedef struct spark_hf_ids {
     int finding_text;
     int close;
     int keyfile_error;
+    int session_key;
+    int session_iv;
+    int session_salt;
 } spark_hf_ids;
 
 typedef struct spark_ett_ids {
@@ -196,6 +199,7 @@ typedef struct spark_step_rec {
     spark_step_info s;
     guint8 *bytes;                /* the PDU, kept only when it is not whole in this frame (in_packet < 0) */
     guint8 *plaintext;
+    guint8 *session;              /* session material (KR_SESSION_LEN) a session block revealed, or NULL */
     spark_msg_rec *msg;
     gint in_packet;               /* offset of the PDU in this frame's TCP payload, -1 when it spans segments */
     guint32 first_frame;          /* frame holding the PDU's first byte */
@@ -286,6 +290,9 @@ typedef struct spark_pass {
 extern kr_keyfile *spark_keys;
 extern char *spark_keys_error;
 extern spark_pref_bool pref_heuristic_strict;
+extern spark_pref_bool pref_show_session_key;
+void spark_export_session(const char *device_id_hex, const uint8_t *session);
+void spark_export_close(void);
 void spark_keys_load(void);
 void spark_keys_cleanup(void);
 void spark_keys_unload(void);

@@ -176,6 +176,11 @@ static void cb_step(void *ud, const kr_step *s)
         sr->conn_id_known = TRUE;
         g_strlcpy(sr->conn_id, s->device_id_hex, sizeof sr->conn_id);
     }
+    if (s->kind == KR_STEP_SESSIONBLOCK && s->session_known) {
+        sr->session = (guint8 *)wmem_memdup(wmem_file_scope(), s->session, KR_SESSION_LEN);
+        if (sr->conn_id_known)
+            spark_export_session(sr->conn_id, s->session);
+    }
     rec_add(rec, SPARK_EV_STEP, sr);
 }
 

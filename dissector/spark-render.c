@@ -283,6 +283,12 @@ static void render_sessionblock(spark_view *v)
         expert_add_info_format(v->pinfo, v->item, &spark_ei.no_key, "No key for device %s: the session stays "
                                "encrypted (keyfile: device ID PATH)",
                                v->sr->conn_id_known ? v->sr->conn_id : "(id unknown)");
+    if (pref_show_session_key && v->sr->session) {
+        const guint8 *m = v->sr->session;
+        gen(proto_tree_add_bytes_with_length(v->tree, spark_hf.session_key, v->stvb, 0, 0, m, 16));
+        gen(proto_tree_add_bytes_with_length(v->tree, spark_hf.session_iv, v->stvb, 0, 0, m + 16, 16));
+        gen(proto_tree_add_bytes_with_length(v->tree, spark_hf.session_salt, v->stvb, 0, 0, m + 32, 8));
+    }
     if (s->signature_valid == KR_NO || s->signature_ok == KR_NO)
         expert_add_info_format(v->pinfo, v->item, &spark_ei.signature_bad,
                                "The session block's signature does not verify: %s", kr_hs_result_str(s->hs_result));

@@ -892,6 +892,74 @@ def test_follow(sh):
     check(parse_follow_yaml(out) == [], "without keys nothing is followed:\n" + out)
 
 
+# ---- keys the Wireshark way: the key table, a session-secrets file, the export --------------------
+
+def decrypted(sh, cap, extra):
+    return [r[0] for r in sh.fields(cap, ["coap.mid"], extra=extra + ["-Y", "coap"])]
+
+
+def uat_row(*cols):
+    return "uat:spark_keys:" + ",".join('"%s"' % c for c in cols)
+
+
+def test_keys_table(sh):
+    """The key table (-o uat:spark_keys:...) alone and merged with a keyfile decrypts as the keyfile does; a bad
+    row is refused with its reason; session lines exported by the plugin (0600, never through a symlink)
+    decrypt the capture alone through the session-file preference; the session key shows only when asked."""
+    cap, kf = sample_in(sh, "healthy")
+    dev = "53ff6c065067544816300187"
+    keys = os.path.dirname(kf) + "/keys/"
+    want = decrypted(sh, cap, ["-o", "spark.keyfile:" + kf])
+    check(len(want) > 10, "the keyfile decrypts the healthy sample: %r" % want)
+    table = ["-o", uat_row("server-private", "", "", keys + "server-private.pem"),
+             "-o", uat_row("device", dev, "", keys + dev + ".der")]
+    check(decrypted(sh, cap, table) == want, "the key table must decrypt as the keyfile does")
+    srv = sh.write("samples/healthy/server-only", "server-private keys/server-private.pem\n")
+    check(decrypted(sh, cap, ["-o", "spark.keyfile:" + srv]) == [], "server keys alone decrypt nothing")
+    merged = ["-o", "spark.keyfile:" + srv, "-o", uat_row("device", dev, "", keys + dev + ".der")]
+    check(decrypted(sh, cap, merged) == want, "keyfile + table must decrypt as the keyfile does")
+    r = sh.run(["-r", cap, "-o", uat_row("bogus", "", "", keys + dev + ".der")], check_rc=False)
+    check(r.returncode != 0 and "Key type 'bogus'" in r.stderr, "a bad row must be refused: %r" % r.stderr)
+    r = sh.run(["-r", cap, "-o", uat_row("device", "", "", keys + dev + ".der")], check_rc=False)
+    check(r.returncode != 0 and "needs a device id" in r.stderr, "a device row needs an id: %r" % r.stderr)
+    # export, then decrypt with the exported session lines only
+    outdir = sh.path("out")                # tshark runs as nobody when root: a folder it may write
+    os.makedirs(outdir)
+    if os.geteuid() == 0:
+        os.chown(outdir, 65534, 65534)
+    out = os.path.join(outdir, "exported.keys")
+    sh.run(["-r", cap, "-o", "spark.keyfile:" + kf, "-o", "spark.export_sessions:" + out, "-q", "-z",
+            "spark,devices"])
+    check(os.path.exists(out), "the export file was not written")
+    check(os.stat(out).st_mode & 0o777 == 0o600, "the export file must be 0600: %o" % os.stat(out).st_mode)
+    lines = open(out).read().split("\n")
+    check(len(lines) == 2 and lines[0].startswith("session %s " % dev) and len(lines[0].split()[2]) == 80,
+          "one session line for the healthy connection: %r" % lines)
+    check(decrypted(sh, cap, ["-o", "spark.session_file:" + out]) == want,
+          "the exported session line must decrypt the capture without keys")
+    bad = sh.write("bad-session", "session %s %s\nserver-private keys/server-private.pem\n" % (dev, "00" * 40))
+    r = sh.run(["-r", cap, "-o", "spark.session_file:" + bad, "-q", "-z", "spark,devices"], check_rc=False)
+    check("bad-session:2 holds another line" in r.stderr, "a key line in the session file is refused: %r" % r.stderr)
+    # never through a symlink
+    target = sh.write("target", "keep\n")
+    os.chmod(target, 0o666)
+    link = os.path.join(outdir, "link.keys")
+    os.symlink(target, link)
+    r = sh.run(["-r", cap, "-o", "spark.keyfile:" + kf, "-o", "spark.export_sessions:" + link, "-q", "-z",
+                "spark,devices"], check_rc=False)
+    check(open(target).read() == "keep\n", "the export wrote through a symlink")
+    check("was not written" in r.stderr, "the refused export must say so: %r" % r.stderr)
+    # the session key: only when the preference asks
+    rows = sh.fields(cap, ["spark.session.key"], extra=["-o", "spark.keyfile:" + kf])
+    check(not any(r[1] for r in rows), "the session key must not show by default")
+    rows = sh.fields(cap, ["spark.session.key", "spark.session.iv", "spark.session.salt"],
+                     extra=["-o", "spark.keyfile:" + kf, "-o", "spark.show_session_key:TRUE"])
+    shown = [r for r in rows if r[1]]
+    hexs = lines[0].split()[2]
+    check(len(shown) == 1 and [x.replace(":", "") for x in shown[0][1:]] == [hexs[:32], hexs[32:64], hexs[64:]],
+          "with show_session_key the key, IV and salt are the exported ones: %r" % shown)
+
+
 # ---- statistics per device --------------------------------------------------------------------------
 
 def parse_devices(out):
@@ -1024,6 +1092,7 @@ TESTS = {
     "samples-wrong-keys": test_samples_wrong_keys,
     "conventions": test_conventions,
     "follow": test_follow,
+    "keys-table": test_keys_table,
     "stats-devices": test_stats_devices,
     "install-plugin": test_install_plugin,
     "meson-install": test_meson_install,
