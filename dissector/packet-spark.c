@@ -33,6 +33,7 @@ static int hf_tcp_seq_id = -1;
 static int hf_tcp_payload_id = -1;
 
 static GPtrArray *spark_trackers; /* every live tracker, freed by the cleanup routine */
+static GQueue *spark_live;        /* connections with a live tracker, oldest first (the cap) */
 static GPtrArray *spark_convs;    /* every connection of the open file (file scope), for the end of the read */
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
@@ -124,6 +125,10 @@ static void spark_init(void)
 static void spark_cleanup(void)
 {
     guint i;
+    if (spark_live) {
+        g_queue_free(spark_live);
+        spark_live = NULL;
+    }
     /* the connections themselves live in file scope, which goes away with the file */
     if (spark_convs) {
         g_ptr_array_free(spark_convs, TRUE);
@@ -141,6 +146,48 @@ static void spark_cleanup(void)
 static void spark_shutdown(void)
 {
     spark_keys_unload();
+}
+
+/* ---- the connection cap (spark.max_conns) ------------------------------------------------------ */
+
+#define SPARK_CAP_LOOK 64         /* idle candidates looked at per release, from the oldest */
+
+/* Ends a connection's tracking: its verdict so far becomes final on its last frame, the tracker is freed,
+ * later bytes of the connection are not followed. */
+static void conv_release(spark_conv *conv)
+{
+    conv_finish(conv);
+    if (spark_trackers)
+        g_ptr_array_remove_fast(spark_trackers, conv->tracker);
+    kr_tracker_free(conv->tracker);
+    conv->tracker = NULL;
+}
+
+/* A new connection beyond the cap releases the longest idle of the oldest SPARK_CAP_LOOK live ones, and
+ * says so on the new connection's first frame. */
+static void conv_cap(spark_conv *conv, spark_frame_rec *rec)
+{
+    if (!conv->tracker)
+        return;
+    if (!spark_live)
+        spark_live = g_queue_new();
+    g_queue_push_tail(spark_live, conv);
+    while (pref_max_conns > 0 && g_queue_get_length(spark_live) > pref_max_conns) {
+        GList *l, *idle = NULL;
+        guint n = 0;
+        for (l = spark_live->head; l && n < SPARK_CAP_LOOK; l = l->next, n++) {
+            spark_conv *c = (spark_conv *)l->data;
+            if (c != conv && (!idle || c->last_ts < ((spark_conv *)idle->data)->last_ts))
+                idle = l;
+        }
+        if (!idle)
+            break;
+        conv_release((spark_conv *)idle->data);
+        g_queue_delete_link(spark_live, idle);
+        rec->released++;
+    }
+    if (rec->released)
+        rec->cap = pref_max_conns;
 }
 
 /* ---- first pass: feed the tracker ------------------------------------------------------------- */
@@ -232,6 +279,8 @@ static int dissect_spark_common(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
         if (first)
             conv = conv_new(c, pinfo, server_is_src_if_new);
         rec = rec_get_or_new(pinfo, conv);
+        if (first)
+            conv_cap(conv, rec);
         if (first && spark_keys_error)
             rec->keyfile_error = wmem_strdup(wmem_file_scope(), spark_keys_error);
         feed_segment(conv, rec, tvb, 0, pinfo, tcpi, conv_dir(conv, pinfo));

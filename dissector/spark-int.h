@@ -88,6 +88,7 @@ typedef struct spark_hf_ids {
     int session_key;
     int session_iv;
     int session_salt;
+    int released;
 } spark_hf_ids;
 
 typedef struct spark_ett_ids {
@@ -121,6 +122,7 @@ typedef struct spark_ei_ids {
     expert_field retransmitted;
     expert_field keyfile;
     expert_field closed;
+    expert_field released;
 } spark_ei_ids;
 
 extern int proto_spark;
@@ -244,6 +246,8 @@ typedef struct spark_frame_rec {
     guint64 range_start;          /* stream offsets of the bytes it gave the tracker (while some of */
     guint64 range_end;            /* them belong to a PDU not yet complete) */
     const char *keyfile_error;    /* shown on the first frame of a connection */
+    guint32 released;             /* idle connections this new connection released (the cap) */
+    guint32 cap;                  /* spark.max_conns when it did */
 } spark_frame_rec;
 
 typedef struct spark_conv {
@@ -291,6 +295,7 @@ extern kr_keyfile *spark_keys;
 extern char *spark_keys_error;
 extern spark_pref_bool pref_heuristic_strict;
 extern spark_pref_bool pref_show_session_key;
+extern guint pref_max_conns;
 void spark_export_session(const char *device_id_hex, const uint8_t *session);
 void spark_export_close(void);
 void spark_keys_load(void);

@@ -26,6 +26,7 @@ static const char *pref_session_file = "";
 static const char *pref_export_sessions = "";
 spark_pref_bool pref_heuristic_strict = TRUE;
 spark_pref_bool pref_show_session_key = FALSE;
+guint pref_max_conns = 1024;
 
 kr_keyfile *spark_keys;                 /* never NULL while a file is open */
 char *spark_keys_error;                 /* the load error, NULL when the keys loaded */
@@ -365,6 +366,10 @@ void spark_register_prefs(void)
     prefs_register_bool_preference(m, "show_session_key", "Show the session key",
         "Shows the session key, IV and salt of a decrypted connection in the tree (key material: off by "
         "default)", &pref_show_session_key);
+    prefs_register_uint_preference(m, "max_conns", "Connections followed at once",
+        "At most this many connections are tracked at once (as cloudmon --max-conns); a new one beyond it "
+        "ends the tracking of the longest idle one, whose verdict so far becomes final. 0: no limit",
+        10, &pref_max_conns);
     prefs_register_bool_preference(m, "heuristic_strict", "Strict heuristic",
         "On ports other than the Spark port, only take a connection whose first 40 server bytes look random "
         "(not text, not a constant pattern)",

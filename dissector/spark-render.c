@@ -574,6 +574,12 @@ static void render_header(tvbuff_t *tvb, packet_info *pinfo, spark_pass *pass, c
         expert_brief(pinfo, it, &spark_ei.keyfile, "The Spark keyfile was not loaded", rec->keyfile_error,
                      "spark.keyfile_error");
     }
+    if (rec->released) {
+        it = add_gen_uint(pass->tree, spark_hf.released, tvb, rec->released);
+        g_snprintf(what, sizeof what, "%u idle connection%s released: more than %u open (spark.max_conns)",
+                   rec->released, rec->released == 1 ? "" : "s", rec->cap);
+        expert_brief(pinfo, it, &spark_ei.released, what, NULL, NULL);
+    }
     if (rec->gap) {
         it = gen(proto_tree_add_uint64(pass->tree, spark_hf.gap, tvb, 0, 0, rec->gap));
         g_snprintf(what, sizeof what, "%" G_GUINT64_FORMAT " bytes before this segment are missing from the "

@@ -960,6 +960,52 @@ def test_keys_table(sh):
           "with show_session_key the key, IV and salt are the exported ones: %r" % shown)
 
 
+# ---- the connection cap ------------------------------------------------------------------------------
+
+def test_max_conns(sh):
+    """spark.max_conns: five connections open one second apart, each sending its id block a minute later;
+    with a cap of 2 each new one beyond it releases the longest idle one (an expert info says so, and its
+    verdict is final); the released ones are not followed further. Without a cap all five are."""
+    rng = random.Random(12)
+    pkts = []
+    for i in range(5):
+        c = Capture(cport=40100 + i, t0=1700000000.0 + i)
+        c.open()
+        c.pkt(1, PSH | ACK, rnd(40, rng))
+        c.t += 60
+        c.pkt(0, PSH | ACK, rnd(256, rng))
+        c.pkt(1, PSH | ACK, rnd(384, rng))
+        pkts += c.pkts
+    c.pkts = sorted(pkts, key=lambda p: p[0])
+    cap = sh.write("five.pcap", c.bytes())
+    f = ["tcp.srcport", "tcp.dstport", "spark.step", "spark.released", "spark.verdict", "spark.verdict.final"]
+
+    def per_conn(extra):
+        conns = {}
+        for r in sh.fields(cap, f, extra=extra):
+            port = int(r[1]) if int(r[1]) != 5683 else int(r[2])
+            c = conns.setdefault(port, {"steps": [], "released": [], "final": []})
+            c["steps"] += [x for x in r[3].split(",") if x]
+            c["released"] += [int(x) for x in r[4].split(",") if x]
+            c["final"] += [v for v, fin in zip(r[5].split(","), r[6].split(",")) if v and fin == "1"]
+        return [conns[p] for p in sorted(conns)]
+
+    for extra in ([], ["-o", "spark.max_conns:0"]):
+        conns = per_conn(extra)
+        check(len(conns) == 5 and all(c["steps"] == ["nonce", "id-block", "session-block"] and not c["released"]
+                                      for c in conns), "without a cap (%r) all five are followed: %r" % (extra, conns))
+    conns = per_conn(["-o", "spark.max_conns:2"])
+    check([c["released"] for c in conns] == [[], [], [1], [1], [1]],
+          "connections 3, 4, 5 each release one: %r" % conns)
+    check([c["steps"] for c in conns[:3]] == [["nonce"]] * 3 and
+          [c["steps"] for c in conns[3:]] == [["nonce", "id-block", "session-block"]] * 2,
+          "the three released connections are not followed further: %r" % conns)
+    check(all(len(c["final"]) == 1 for c in conns), "every connection ends with one final verdict: %r" % conns)
+    out = sh.run(["-2", "-r", cap, "-o", "spark.max_conns:2", "-q", "-z", "expert,note"]).stdout
+    check("1 idle connection released: more than 2 open (spark.max_conns)" in out,
+          "an expert info must say a connection was released:\n" + out)
+
+
 # ---- statistics per device --------------------------------------------------------------------------
 
 def parse_devices(out):
@@ -1093,6 +1139,7 @@ TESTS = {
     "conventions": test_conventions,
     "follow": test_follow,
     "keys-table": test_keys_table,
+    "max-conns": test_max_conns,
     "stats-devices": test_stats_devices,
     "install-plugin": test_install_plugin,
     "meson-install": test_meson_install,
