@@ -107,12 +107,24 @@ static void keep_message(spark_msg_info *d, const kr_message *m)
     d->response_time = m->response_time;
 }
 
+/* What the tracker knows of the connection now: its device id (when known) and generation. */
+static void conn_facts(const spark_conv *conv, gboolean *id_known, char id[KR_DEVICE_ID_HEX_LEN + 1], int *gen)
+{
+    const kr_conn_info *info = kr_tracker_info(conv->tracker);
+
+    if (!info)
+        return;
+    *id_known = info->device_id_known;
+    if (info->device_id_known)
+        g_strlcpy(id, info->device_id_hex, KR_DEVICE_ID_HEX_LEN + 1);
+    *gen = info->generation;
+}
+
 static void cb_step(void *ud, const kr_step *s)
 {
     spark_conv *conv = (spark_conv *)ud;
     spark_frame_rec *rec = conv->cur;
     spark_step_rec *sr;
-    const kr_conn_info *info;
 
     if (!rec)
         return;
@@ -165,13 +177,7 @@ static void cb_step(void *ud, const kr_step *s)
         conv->step_in_chunk = TRUE;
     conv->last_step_end[s->dir] = s->offset + s->length;
 
-    info = kr_tracker_info(conv->tracker);
-    if (info) {
-        sr->conn_id_known = info->device_id_known;
-        if (info->device_id_known)
-            g_strlcpy(sr->conn_id, info->device_id_hex, sizeof sr->conn_id);
-        sr->generation = info->generation;
-    }
+    conn_facts(conv, &sr->conn_id_known, sr->conn_id, &sr->generation);
     if (s->device_id_known) {
         sr->conn_id_known = TRUE;
         g_strlcpy(sr->conn_id, s->device_id_hex, sizeof sr->conn_id);
@@ -239,19 +245,12 @@ static void cb_verdict(void *ud, const kr_verdict *v)
 {
     spark_conv *conv = (spark_conv *)ud;
     spark_verdict_rec *vr;
-    const kr_conn_info *info;
 
     if (!conv->cur)
         return;
     vr = wmem_new0(wmem_file_scope(), spark_verdict_rec);
     vr->v = *v;
-    info = kr_tracker_info(conv->tracker);
-    if (info) {
-        vr->id_known = info->device_id_known;
-        if (info->device_id_known)
-            g_strlcpy(vr->id, info->device_id_hex, sizeof vr->id);
-        vr->generation = info->generation;
-    }
+    conn_facts(conv, &vr->id_known, vr->id, &vr->generation);
     rec_add(conv->cur, SPARK_EV_VERDICT, vr);
 }
 

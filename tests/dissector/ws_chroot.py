@@ -21,6 +21,10 @@ MIRROR = os.environ.get("SPARKWIRE_DEBIAN_MIRROR", "http://deb.debian.org/debian
 PACKAGES = ["build-essential", "meson", "ninja-build", "pkg-config", "libssl-dev", "libglib2.0-dev",
             "libjson-c-dev", "libcoap3-dev", "libcmocka-dev", "libwireshark-dev", "wireshark-dev", "tshark",
             "python3", "util-linux", "openssl"]
+# what the suite needs built: the installed targets (the plugin, and for meson-install the rest); the unit
+# tests are not built, the suite does not run them
+INSTALLED = "meson introspect %s --installed | python3 -c 'import json, sys; " \
+            "[print(p[len(sys.argv[1]) + 1:]) for p in json.load(sys.stdin) if p.startswith(sys.argv[1] + \"/\")]' %s"
 MARK = "sparkwire-packages"   # in the chroot's root: the package list it was made with
 CREATE_TIMEOUT = 900        # mmdebstrap measured at about 100 s
 RUN_TIMEOUT = 1200          # build and the dissector suite inside
@@ -129,8 +133,8 @@ def main():
             test = "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 " \
                    "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 " + test + " --timeout-multiplier 3"
         script = "set -e; cd /src; echo \"Wireshark $(pkg-config --modversion wireshark) in %s\"; " \
-                 "[ -f %s/build.ninja ] || %s >/dev/null; ninja -C %s -j 2 dissector/spark.so; %s" \
-                 % (suite, build, setup, build, test)
+                 "[ -f %s/build.ninja ] || %s >/dev/null; ninja -C %s -j 2 $(%s); %s" \
+                 % (suite, build, setup, build, INSTALLED % (build, build), test)
         inner = "mount -t proc proc '%s/proc' && mount --rbind /dev '%s/dev' && exec chroot '%s' /bin/sh -c \"$0\"" \
                 % (root, root, root)
         cmd = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", inner, script]
