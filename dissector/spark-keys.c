@@ -65,10 +65,11 @@ static gboolean is_device_kind(const char *t)
 /* One keyfile line for a table row; the key file's path made absolute (relative: to the working folder). */
 static char *row_line(const spark_key_row *r)
 {
-    char *abs = g_path_is_absolute(r->file) ? g_strdup(r->file) : g_build_filename(g_get_current_dir(), r->file,
-                                                                                      NULL);
+    char *cwd = g_get_current_dir();
+    char *abs = g_path_is_absolute(r->file) ? g_strdup(r->file) : g_build_filename(cwd, r->file, NULL);
     char *line;
 
+    g_free(cwd);
     if (is_server_kind(r->type))
         line = g_strdup_printf("%s %s%s%s\n", r->type, abs, r->cloud && r->cloud[0] ? " cloud=" : "",
                                r->cloud && r->cloud[0] ? r->cloud : "");
@@ -389,7 +390,8 @@ static void export_open(void)
 
     if (spark_export_fd >= 0 || spark_export_failed || !path[0])
         return;
-    spark_export_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* no O_TRUNC here: a file that is not ours must stay as it is; O_NONBLOCK: a FIFO never hangs */
+    spark_export_fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
     if (spark_export_fd < 0 || fstat(spark_export_fd, &st) != 0 || !S_ISREG(st.st_mode) ||
         (st.st_uid != geteuid())) {
         report_failure("Spark session export: %s was not written: %s (name a new file, not a symlink, "
@@ -401,7 +403,8 @@ static void export_open(void)
         spark_export_failed = TRUE;
         return;
     }
-    if (fchmod(spark_export_fd, 0600) != 0) { /* an existing file of ours keeps no wider mode */
+    if (fchmod(spark_export_fd, 0600) != 0 || ftruncate(spark_export_fd, 0) != 0) {
+        /* an existing file of ours keeps no wider mode, and holds this capture's lines only */
         report_failure("Spark session export: %s: %s", path, g_strerror(errno));
         close(spark_export_fd);
         spark_export_fd = -1;
