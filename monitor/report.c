@@ -203,28 +203,56 @@ static void h(FILE *f, const char *s)
 }
 
 /* Markdown text outside code: characters that would start markup are escaped. */
-static void md(FILE *f, const char *s)
+static void md_word(GString *g, const char *s, size_t n, bool code)
 {
-    for (; *s; s++) {
-        if (strchr("\\`*_[]<>#|", *s))
-            fputc('\\', f);
-        fputc(*s == '\n' ? ' ' : *s, f);
+    for (size_t i = 0; i < n; i++) {
+        if (!code && strchr("\\`*_[]<>#|", s[i]))
+            g_string_append_c(g, '\\');
+        g_string_append_c(g, code && s[i] == '`' ? '\'' : s[i]);
     }
 }
 
-/* A code block's text: no backtick inside, so no fence can end it early. */
-static void md_code(FILE *f, const char *s)
+/* Writes text as lines of at most 80 columns (a word longer than that stays whole): the first line
+ * starts with lead, the others with cont. Prose is escaped and its spaces and newlines are word breaks;
+ * code (a fenced block) keeps its lines and spacing, and only lines over 80 columns are broken. */
+static void md_wrap(FILE *f, const char *lead, const char *cont, const char *text, bool code)
 {
-    for (; *s; s++)
-        fputc(*s == '`' ? '\'' : *s, f);
+    GString *line = g_string_new(lead), *w = g_string_new("");
+    size_t start = line->len;
+    for (const char *p = text; *p;) {
+        if (code && *p == '\n') {
+            fprintf(f, "%s\n", line->str);
+            g_string_assign(line, "");
+            start = 0;
+            p++;
+            continue;
+        }
+        size_t sp = code ? strspn(p, " ") : strspn(p, " \n");
+        size_t n = strcspn(p + sp, " \n");
+        g_string_truncate(w, 0);
+        md_word(w, p + sp, n, code);
+        if (line->len > start && line->len + (sp ? sp : 1) + w->len > 80) {
+            fprintf(f, "%s\n", line->str);
+            g_string_assign(line, cont);
+            start = line->len;
+        } else if (line->len > start || code) {
+            for (size_t k = 0; k < (code ? sp : sp ? 1 : 0); k++)
+                g_string_append_c(line, ' ');
+        }
+        g_string_append(line, w->str);
+        p += sp + n;
+    }
+    if (line->len > 0 || !code)
+        fprintf(f, "%s\n", line->str);
+    g_string_free(line, TRUE);
+    g_string_free(w, TRUE);
 }
 
 static void write_md(cm_report *r, FILE *f, const char *source, const char *when)
 {
     fputs("# cloudmon report\n\n", f);
-    fputs("- Source: ", f);
-    md(f, source);
-    fprintf(f, "\n- Written: %s\n- Connections: %llu, failed: %llu\n", when, (unsigned long long)r->conns,
+    md_wrap(f, "- Source: ", "  ", source, false);
+    fprintf(f, "- Written: %s\n- Connections: %llu, failed: %llu\n", when, (unsigned long long)r->conns,
             (unsigned long long)r->failed);
     if (r->left_out)
         fprintf(f, "- Not described: %llu more failed connections (the report stops at %d)\n",
@@ -236,35 +264,27 @@ static void write_md(cm_report *r, FILE *f, const char *source, const char *when
         const rentry *e = g_ptr_array_index(r->entries, k);
         char t[32];
         if (!dev || strcmp(dev, e->device) != 0) {
-            fputs("\n## Device ", f);
-            md(f, e->device);
-            fputc('\n', f);
+            md_wrap(f, "\n## Device ", "", e->device, false);
             dev = e->device;
         }
         fprintf(f, "\n### Connection %u: %s (%s)\n\n", e->conn, kr_verdict_str(e->code),
                 e->proven ? "proven by a key" : "inferred from the wire");
         fprintf(f, "%s to %s, from %s UTC\n\n```text\n", e->client, e->server, cm_time_str(e->first, t, sizeof t));
-        md_code(f, e->ladder);
-        fputs("```\n\n- Verdict: ", f);
-        md(f, e->meaning);
-        fputs("\n- Evidence: ", f);
-        md(f, e->evidence[0] ? e->evidence : "none given");
-        if (e->candidates[0]) {
-            fputs("\n- Candidates: ", f);
-            md(f, e->candidates);
-        }
-        fputs("\n- Keys used:\n", f);
+        md_wrap(f, "", "", e->ladder, true);
+        fputs("```\n\n", f);
+        md_wrap(f, "- Verdict: ", "  ", e->meaning, false);
+        md_wrap(f, "- Evidence: ", "  ", e->evidence[0] ? e->evidence : "none given", false);
+        if (e->candidates[0])
+            md_wrap(f, "- Candidates: ", "  ", e->candidates, false);
+        fputs("\nKeys used:\n\n", f);
         char **lines = g_strsplit(e->keys, "\n", -1);
         for (char **p = lines; *p; p++)
-            if (**p) {
-                fputs("  - ", f);
-                md(f, *p);
-                fputc('\n', f);
-            }
+            if (**p)
+                md_wrap(f, "- ", "  ", *p, false);
         g_strfreev(lines);
         fputs("\nFix:\n\n```text\n", f);
-        md_code(f, e->fix);
-        fputs("\n```\n", f);
+        md_wrap(f, "", "  ", e->fix, true);
+        fputs("```\n", f);
     }
 }
 
@@ -273,6 +293,7 @@ static void write_html(cm_report *r, FILE *f, const char *source, const char *wh
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cloudmon report</title>\n"
           "<style>body{font-family:sans-serif;margin:2em;color:#222}h2{border-bottom:1px solid #999}"
           "pre{background:#f4f4f4;padding:.6em;overflow-x:auto}.fail{color:#b00}.fix{background:#eef6ee}"
+          ".wrap{white-space:pre-wrap;overflow-wrap:anywhere}"
           "</style></head><body>\n<h1>cloudmon report</h1>\n<ul><li>Source: ", f);
     h(f, source);
     fprintf(f, "</li><li>Written: %s</li><li>Connections: %llu, failed: %llu</li>", when,
@@ -305,9 +326,9 @@ static void write_html(cm_report *r, FILE *f, const char *source, const char *wh
             fputs("</p>\n<p><b>Candidates:</b> ", f);
             h(f, e->candidates);
         }
-        fputs("</p>\n<p><b>Keys used:</b></p>\n<pre>", f);
+        fputs("</p>\n<p><b>Keys used:</b></p>\n<pre class=\"wrap\">", f);
         h(f, e->keys);
-        fputs("</pre>\n<p><b>Fix:</b></p>\n<pre class=\"fix\">", f);
+        fputs("</pre>\n<p><b>Fix:</b></p>\n<pre class=\"fix wrap\">", f);
         h(f, e->fix);
         fputs("</pre>\n", f);
     }
