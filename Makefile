@@ -12,7 +12,7 @@ PKGS := build-essential pkg-config meson ninja-build python3 python3-cryptograph
         libjson-c-dev libcoap3-dev libcmocka-dev libpcap-dev libncurses-dev \
         libwireshark-dev wireshark-dev tshark tcpdump tcpreplay tmux util-linux iproute2 \
         gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi \
-        clang libclang-rt-14-dev
+        clang libclang-rt-14-dev libmicrohttpd-dev prometheus chromium ruby-mdl rsyslog
 
 .PHONY: all deps build build-asan test demo clean
 

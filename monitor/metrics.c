@@ -15,13 +15,16 @@ static void on_step(void *ud, const cm_conn *c, const kr_step *s)
 {
     cm_metrics *m = ud;
     pthread_mutex_lock(&m->lock);
-    if (s->id_block_opened != KR_UNKNOWN)
-        m->rsa_id_block++;
-    else if (s->kind == KR_STEP_IDBLOCK)
-        m->rsa_skipped++;
-    if (s->session_opened != KR_UNKNOWN)
+    /* the RSA work is done on the step that carries the block (later steps repeat what it found) */
+    if (s->kind == KR_STEP_IDBLOCK) {
+        if (s->id_block_opened != KR_UNKNOWN)
+            m->rsa_id_block++;
+        else
+            m->rsa_skipped++;
+    }
+    if (s->kind == KR_STEP_SESSIONBLOCK && s->session_opened != KR_UNKNOWN)
         m->rsa_session_block++;
-    if (s->signature_valid != KR_UNKNOWN)
+    if (s->kind == KR_STEP_SESSIONBLOCK && s->signature_valid != KR_UNKNOWN)
         m->rsa_signature++;
     if (s->frame_state == KR_FRAME_DECRYPT_ERROR)
         m->decrypt_errors++;
