@@ -91,11 +91,7 @@ static void on_message(void *ud, const cm_conn *c, const kr_message *m)
 
 cm_observer cm_devices_observer(cm_devices *d)
 {
-    cm_observer o = { 0 };
-    o.message = on_message;
-    o.end = on_end;
-    o.ud = d;
-    return o;
+    return (cm_observer){ .message = on_message, .end = on_end, .ud = d };
 }
 
 uint64_t cm_device_failed(const cm_device *v)

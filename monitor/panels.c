@@ -131,6 +131,38 @@ static void footer(cm_screen *s, cm_app *a)
     attroff(pair_attr(s, C_DIM));
 }
 
+/* Scrolls so that the selected row sel of n stays among the rows shown from *top. */
+static void keep_visible(int sel, int *top, int rows, int n)
+{
+    if (sel < *top)
+        *top = sel;
+    if (sel >= *top + rows)
+        *top = sel - rows + 1;
+    if (*top > n - rows)
+        *top = n - rows > 0 ? n - rows : 0;
+}
+
+/* A row of a table: cleared and drawn in the selection's colours when selected; returns its attribute
+ * (the caller turns it off at the end of the row). */
+static int row_start(cm_screen *s, int y, bool sel, const char *line)
+{
+    int base = sel ? (s->color ? COLOR_PAIR(C_SEL) : A_REVERSE) : 0;
+    attron(base);
+    move(y, 0);
+    hline(' ', COLS);
+    put(y, 0, COLS, line);
+    return base;
+}
+
+/* The verdict cell at x, in the verdict's colour unless the row is selected. */
+static void verdict_cell(cm_screen *s, int y, int x, bool sel, kr_verdict_code v, const char *text)
+{
+    int vp = sel ? 0 : pair_attr(s, verdict_pair(v));
+    attron(vp | A_BOLD);
+    putf(y, x, COLS - x, "%-23s", text);
+    attroff(vp | A_BOLD);
+}
+
 /* ---- list ---- */
 
 static void list_panel(cm_screen *s, cm_app *a)
@@ -164,12 +196,7 @@ static void list_panel(cm_screen *s, cm_app *a)
                                                  : "No connection seen yet.");
         return;
     }
-    if (s->sel < s->list_top)
-        s->list_top = s->sel;
-    if (s->sel >= s->list_top + rows)
-        s->list_top = s->sel - rows + 1;
-    if (s->list_top > n - rows)
-        s->list_top = n - rows > 0 ? n - rows : 0;
+    keep_visible(s->sel, &s->list_top, rows, n);
     for (int i = 0; i < rows && s->list_top + i < n; i++) {
         const cm_conn *c = g_ptr_array_index(s->rows, s->list_top + i);
         const kr_conn_info *in = &c->info;
@@ -188,18 +215,11 @@ static void list_panel(cm_screen *s, cm_app *a)
         snprintf(line, sizeof line, "%4u %-24.24s %s%s%-13s ", c->id, who, da, ca, kr_step_str(in->last_step));
         int y = top + 1 + i;
         bool sel = s->list_top + i == s->sel;
-        int base = sel ? (s->color ? COLOR_PAIR(C_SEL) : A_REVERSE) : 0;
-        attron(base);
-        move(y, 0);
-        hline(' ', COLS);
-        put(y, 0, COLS, line);
+        int base = row_start(s, y, sel, line);
         int x = (int)strlen(line);
-        int vp = sel ? 0 : pair_attr(s, verdict_pair(in->verdict.code));
-        attron(vp | A_BOLD);
         char vw[40];
         snprintf(vw, sizeof vw, "%s%s", verdict_word(c), in->verdict.code && !in->verdict.proven ? "?" : "");
-        putf(y, x, COLS - x, "%-23s", vw);
-        attroff(vp | A_BOLD);
+        verdict_cell(s, y, x, sel, in->verdict.code, vw);
         x += 24;
         cm_time_str(c->last, t, sizeof t);
         t[8] = 0;
@@ -277,6 +297,30 @@ static void arrow(GArray *l, int pair, double rel, kr_dir dir, const char *label
     mid[o++] = dir == KR_D2S ? '>' : '-';
     mid[o] = 0;
     add(l, pair, 0, "%+10.3fs |%s|", rel, mid);
+}
+
+/* The verdict at the end of the detail view: meaning, evidence, candidates. */
+static void verdict_lines(GArray *l, const cm_conn *c, int width)
+{
+    const kr_verdict *v = &c->info.verdict;
+    if (v->code == KR_V_NONE) {
+        add(l, 0, A_BOLD, "Verdict: %s", c->ended ? "none" : "not decided yet");
+    } else {
+        add(l, verdict_pair(v->code), A_BOLD, "Verdict: %s (%s%s)", kr_verdict_str(v->code),
+            v->proven ? "proven by a key" : "inferred from the wire", v->final ? "" : ", so far");
+        add_wrapped(l, 0, 2, width, kr_verdict_meaning(v->code));
+        if (v->evidence[0]) {
+            add(l, 0, 0, "  Evidence:");
+            add_wrapped(l, 0, 4, width, v->evidence);
+        }
+        if (v->n_candidates > 0) {
+            GString *g = g_string_new("");
+            for (int i = 0; i < v->n_candidates && i < KR_MAX_CANDIDATES; i++)
+                g_string_append_printf(g, "%s%s", i ? ", " : "", kr_verdict_str(v->candidates[i]));
+            add(l, C_WARN, 0, "  Candidates: %s", g->str);
+            g_string_free(g, TRUE);
+        }
+    }
 }
 
 static GArray *detail_lines(cm_screen *s, cm_app *a, const cm_conn *c, int width)
@@ -368,26 +412,7 @@ static GArray *detail_lines(cm_screen *s, cm_app *a, const cm_conn *c, int width
     }
     add(l, 0, 0, "%s", "");
 
-    /* verdict */
-    const kr_verdict *v = &in->verdict;
-    if (v->code == KR_V_NONE) {
-        add(l, 0, A_BOLD, "Verdict: %s", c->ended ? "none" : "not decided yet");
-    } else {
-        add(l, verdict_pair(v->code), A_BOLD, "Verdict: %s (%s%s)", kr_verdict_str(v->code),
-            v->proven ? "proven by a key" : "inferred from the wire", v->final ? "" : ", so far");
-        add_wrapped(l, 0, 2, width, kr_verdict_meaning(v->code));
-        if (v->evidence[0]) {
-            add(l, 0, 0, "  Evidence:");
-            add_wrapped(l, 0, 4, width, v->evidence);
-        }
-        if (v->n_candidates > 0) {
-            GString *g = g_string_new("");
-            for (int i = 0; i < v->n_candidates && i < KR_MAX_CANDIDATES; i++)
-                g_string_append_printf(g, "%s%s", i ? ", " : "", kr_verdict_str(v->candidates[i]));
-            add(l, C_WARN, 0, "  Candidates: %s", g->str);
-            g_string_free(g, TRUE);
-        }
-    }
+    verdict_lines(l, c, width);
     (void)s;
     return l;
 }
@@ -475,16 +500,9 @@ static void device_row(cm_screen *s, int y, const cm_device *v, bool sel, bool w
     snprintf(line, sizeof line, "%-26.26s %5llu %4llu %5llu %6llu ", v->name, (unsigned long long)v->conns,
              (unsigned long long)v->live, (unsigned long long)v->verdicts[KR_V_OK],
              (unsigned long long)cm_device_failed(v));
-    int base = sel ? (s->color ? COLOR_PAIR(C_SEL) : A_REVERSE) : 0;
-    attron(base);
-    move(y, 0);
-    hline(' ', COLS);
-    put(y, 0, COLS, line);
+    int base = row_start(s, y, sel, line);
     int x = (int)strlen(line);
-    int vp = sel ? 0 : pair_attr(s, verdict_pair(v->last_verdict));
-    attron(vp | A_BOLD);
-    putf(y, x, COLS - x, "%-23s", lv);
-    attroff(vp | A_BOLD);
+    verdict_cell(s, y, x, sel, v->last_verdict, lv);
     x += 24;
     if (wide)
         putf(y, x, COLS - x, "%-8s %6llu %10llu %3s %s", t, (unsigned long long)v->messages,
@@ -508,12 +526,7 @@ static void devices_panel(cm_screen *s, cm_app *a)
         put(top + 2, 2, COLS - 2, a->mon.st.conns ? "No device named yet." : "No connection seen yet.");
         return;
     }
-    if (s->dsel < s->dev_top)
-        s->dev_top = s->dsel;
-    if (s->dsel >= s->dev_top + rows)
-        s->dev_top = s->dsel - rows + 1;
-    if (s->dev_top > n - rows)
-        s->dev_top = n - rows > 0 ? n - rows : 0;
+    keep_visible(s->dsel, &s->dev_top, rows, n);
     for (int i = 0; i < rows && s->dev_top + i < n; i++)
         device_row(s, top + 1 + i, &g_array_index(s->devrows, cm_device, s->dev_top + i), s->dev_top + i == s->dsel,
                    wide);

@@ -175,10 +175,7 @@ static void on_end(void *ud, const cm_conn *c)
 
 cm_observer cm_report_observer(cm_report *r)
 {
-    cm_observer o = { 0 };
-    o.end = on_end;
-    o.ud = r;
-    return o;
+    return (cm_observer){ .end = on_end, .ud = r };
 }
 
 static int by_device(gconstpointer pa, gconstpointer pb)

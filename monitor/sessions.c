@@ -42,11 +42,7 @@ static void on_end(void *ud, const cm_conn *c)
 
 cm_observer cm_sessions_observer(cm_sessions *s)
 {
-    cm_observer o = { 0 };
-    o.step = on_step;
-    o.end = on_end;
-    o.ud = s;
-    return o;
+    return (cm_observer){ .step = on_step, .end = on_end, .ud = s };
 }
 
 const char *cm_sessions_hex(const cm_sessions *s, unsigned conn)
