@@ -280,7 +280,8 @@ static int setup_operator(cm_app *a)
         a->reporting = true;
         cm_fan_add(&a->fan, cm_report_observer(&a->rep));
     }
-    if (cm_sessions_open(&a->ses, a->o.sessions_path, a->o.show_keys && a->o.tui, a->err, sizeof a->err) < 0)
+    if (cm_sessions_open(&a->ses, a->o.sessions_path, a->o.show_keys && a->o.tui,
+                         a->o.max_conns + a->o.max_history, a->err, sizeof a->err) < 0)
         return -1;
     if (a->o.sessions_path || (a->o.show_keys && a->o.tui))
         cm_fan_add(&a->fan, cm_sessions_observer(&a->ses));

@@ -193,7 +193,15 @@ void cm_json_bool(cm_json *j, const char *k, bool v)
 void cm_json_num(cm_json *j, const char *k, double v)
 {
     char b[32];
-    int n = isfinite(v) ? snprintf(b, sizeof b, "%.17g", v) : snprintf(b, sizeof b, "null");
+    int n = snprintf(b, sizeof b, "null");
+    if (isfinite(v)) {
+        /* the shortest of 15, 16 or 17 digits that reads back as the same double */
+        for (int digits = 15; digits <= 17; digits++) {
+            n = snprintf(b, sizeof b, "%.*g", digits, v);
+            if (strtod(b, NULL) == v)
+                break;
+        }
+    }
     key(j, k);
     put(j, b, (size_t)n);
 }

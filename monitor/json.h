@@ -32,7 +32,7 @@ void cm_json_str(cm_json *j, const char *key, const char *v);
 void cm_json_strn(cm_json *j, const char *key, const char *v, size_t n);
 void cm_json_int(cm_json *j, const char *key, int64_t v);
 void cm_json_bool(cm_json *j, const char *key, bool v);
-void cm_json_num(cm_json *j, const char *key, double v);   /* shortest exact %.17g form */
+void cm_json_num(cm_json *j, const char *key, double v);   /* the shortest form that reads back exactly */
 void cm_json_time(cm_json *j, const char *key, double t);  /* 6 decimals (pcap time) */
 
 /* Appends the escaped form of v (without quotes) to j. */

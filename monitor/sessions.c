@@ -2,10 +2,12 @@
 #include "sessions.h"
 #include "ofile.h"
 
-int cm_sessions_open(cm_sessions *s, const char *path, bool keep, char *err, size_t errcap)
+int cm_sessions_open(cm_sessions *s, const char *path, bool keep, size_t limit, char *err, size_t errcap)
 {
     memset(s, 0, sizeof *s);
     s->keep = keep;
+    s->limit = limit;
+    g_queue_init(&s->order);
     s->seen = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     if (path) {
         s->file = cm_ofile_open(path, "--export-sessions", 0600, err, errcap);
@@ -31,6 +33,12 @@ static void on_step(void *ud, const cm_conn *c, const kr_step *st)
         s->written++;
     }
     g_hash_table_insert(s->seen, GUINT_TO_POINTER(c->id), s->keep ? g_strdup(hex) : NULL);
+    if (s->keep) {
+        /* the screen shows only connections still kept: the oldest material goes */
+        g_queue_push_tail(&s->order, GUINT_TO_POINTER(c->id));
+        while (g_queue_get_length(&s->order) > s->limit)
+            g_hash_table_remove(s->seen, g_queue_pop_head(&s->order));
+    }
 }
 
 static void on_end(void *ud, const cm_conn *c)
@@ -59,5 +67,6 @@ int cm_sessions_close(cm_sessions *s)
     if (s->seen)
         g_hash_table_destroy(s->seen);
     s->seen = NULL;
+    g_queue_clear(&s->order);
     return rc;
 }

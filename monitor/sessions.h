@@ -10,12 +10,15 @@ typedef struct cm_sessions {
     FILE *file;              /* --export-sessions, or NULL */
     bool keep;               /* --show-keys with the screen: keep the hex per connection */
     GHashTable *seen;        /* conn id -> hex (keep) or a mark */
+    GQueue order;            /* kept ids, oldest first: at most limit are kept */
+    size_t limit;
     uint64_t written;
     bool failed;
 } cm_sessions;
 
-/* path may be NULL (no export). Returns 0, or -1 with a message in err. */
-int cm_sessions_open(cm_sessions *s, const char *path, bool keep, char *err, size_t errcap);
+/* path may be NULL (no export); keep: hold the hex of the newest `limit` connections for the screen.
+ * Returns 0, or -1 with a message in err. */
+int cm_sessions_open(cm_sessions *s, const char *path, bool keep, size_t limit, char *err, size_t errcap);
 cm_observer cm_sessions_observer(cm_sessions *s);
 /* The session material of a connection in hex (key, IV, salt), or NULL (not known or not kept). */
 const char *cm_sessions_hex(const cm_sessions *s, unsigned conn);

@@ -130,6 +130,18 @@ try:
     s = wait_for("filter: ")
     conn_rows = [l for l in s.splitlines() if re.match(r"^\s+\d+ [0-9a-f]{24}", l)]
     check(len(conn_rows) == 1 and "filter: " in s, "Enter on a device lists its connections (%d)" % len(conn_rows))
+    # --show-keys on the screen: the detail view shows the session material; without it, not
+    hname, hcap, hkf = by["healthy"]
+    for flag in ("", "--show-keys"):
+        tm("kill-session", "-t", "cm")
+        tm("new-session", "-d", "-s", "cm", "-x", "140", "-y", "30",
+           "TERM=xterm-256color %s -r %s -k %s %s; sleep 30" % (CLOUDMON, hcap, hkf, flag))
+        wait_for("[end of file]")
+        tm("send-keys", "-t", "cm", "Enter")
+        s = wait_for("Connection 1")
+        shown = ("Session key %s  IV %s" % (key[:32], key[32:64])) in s
+        check("Connection 1" in s and shown == bool(flag),
+              "the detail view %s the session key %s" % ("shows" if flag else "does not show", flag or "without --show-keys"))
 finally:
     tm("kill-server")
 done()
