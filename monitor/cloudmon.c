@@ -167,6 +167,8 @@ static void parse_args(cm_opts *o, int argc, char **argv)
     if (!o->iface == !o->file)
         die(o->iface ? "give either -i IFACE or -r FILE, not both (see cloudmon --help)"
                      : "nothing to watch: give -i IFACE to capture live or -r FILE to read a capture (see cloudmon --help)");
+    if (o->linger >= 0 && !o->metrics_addr)
+        die("--linger keeps the metrics served: give --metrics ADDR:PORT too (see cloudmon --help)");
     o->tui = !o->batch && !o->json && !o->quiet && isatty(STDOUT_FILENO);
 }
 

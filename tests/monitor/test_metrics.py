@@ -134,6 +134,21 @@ finally:
             except subprocess.TimeoutExpired:
                 p.kill()
 
+# bad addresses and a busy port: one line each, exit 2
+cap = points[0][1]
+for bad, pat in (("nonsense", "ADDRESS:PORT"), ("127.0.0.1:99999", "port from 1 to 65535"),
+                 ("localhost:9900", "numeric address"), ("[::1", "ADDRESS:PORT")):
+    rc, out, err = run(["-r", cap, "-q", "--metrics", bad])
+    check(rc == 2 and pat in err and len(err.strip().splitlines()) == 1, "--metrics %s: %s" % (bad, err.strip()))
+busy = socket.socket()
+busy.bind(("127.0.0.1", 0))
+busy.listen(1)
+rc, out, err = run(["-r", cap, "-q", "--metrics", "127.0.0.1:%d" % busy.getsockname()[1]])
+busy.close()
+check(rc == 2 and "cannot listen" in err, "--metrics on a busy port: %s" % err.strip())
+rc, out, err = run(["-r", cap, "-q", "--linger", "5"])
+check(rc == 2 and "--metrics" in err, "--linger without --metrics: %s" % err.strip())
+
 # the operating guide's files
 rules = os.path.join(ops, "cloudmon-rules.yml")
 p = subprocess.run([promtool, "check", "rules", rules], capture_output=True, text=True, timeout=30)
