@@ -4,6 +4,7 @@ backslashes, broken, overlong and surrogate UTF-8, random bytes), and cloudmon o
 and without keys) and on damaged copies of them.  usage: test_json.py CLOUDMON JSON_LINES_HELPER"""
 import json
 import random
+import struct
 import subprocess
 from cmtest import *
 
@@ -93,4 +94,65 @@ for k in range(24 if with_keys else 0):
     if pr.returncode not in (0, 2) or strict_lines(pr.stdout, "damaged %s #%d" % (name, k)) is None:
         bad += 1
 check(bad == 0, "damaged captures: every line still valid UTF-8 JSON, exit 0 or 2 (%d bad)" % bad)
+
+# hostile strings from the wire: an event frame with control characters, quotes, a backslash and bytes
+# that are not UTF-8 in its name and data, encrypted with the healthy sample's session and put into its
+# device stream before the FIN; every line stays valid UTF-8 JSON and no raw control byte reaches
+# the text lines either
+def craft_hostile(cap, session, out):
+    sys.path.insert(0, HERE)
+    import pcaptool
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    link, pkts = pcaptool.read_pcap(cap)
+    segs = [pcaptool.Seg(link, ts, fr) for ts, fr in pkts]
+    dev = [x for x in segs if x.tcp and x.ports[1] == 5683]
+    isn = [x for x in dev if x.flags & 2][0].seq + 1
+    stream = bytearray()
+    for x in dev:
+        off = (x.seq - isn) & 0xffffffff
+        if x.payload and off < 1 << 24:
+            stream[off:off + len(x.payload)] = x.payload
+    pos, iv = 256, session[16:32]
+    while pos + 2 <= len(stream):
+        n = stream[pos] << 8 | stream[pos + 1]
+        iv = bytes(stream[pos + 2:pos + 18])
+        pos += 2 + n
+    name = b'bad\xff"\\\x01\x1b[31mname\xc0\x80'
+    data = b'data \xfe\x00\x7f "q" \\ \xe2\x82 \xed\xa0\x80'
+    coap = bytes([0x51, 0x02, 0x77, 0x77, 0x01, 0xb1]) + b"e" + bytes([0x0d, len(name) - 13]) + name + b"\xff" + data
+    pad = 16 - len(coap) % 16
+    enc = Cipher(algorithms.AES(session[:16]), modes.CBC(iv)).encryptor()
+    ct = enc.update(coap + bytes([pad]) * pad) + enc.finalize()
+    frame = struct.pack(">H", len(ct)) + ct
+    end = isn + len(stream)
+    fin = [x for x in dev if x.flags & 1][0]
+    outp = []
+    for x, (ts, fr) in zip(segs, pkts):
+        if x is fin:
+            outp.append([ts - 0.0005, fin.build(end, frame, 0x18)])
+        if x.tcp and x.ports[1] == 5683 and ((x.seq - end) & 0xffffffff) < 1 << 24:
+            fr = x.build(x.seq + len(frame), x.payload)
+        outp.append([ts, fr])
+    pcaptool.write_pcap(out, link, outp)
+
+
+if "healthy" in {s[0] for s in samples()}:
+    name, cap, kf = [s for s in samples() if s[0] == "healthy"][0]
+    sess = os.path.join(d, "healthy.sessions")
+    subprocess.run([CLOUDMON, "-r", cap, "-k", kf, "-q", "--export-sessions", sess], check=True, capture_output=True)
+    m = bytes.fromhex([l.split()[2] for l in open(sess) if l.startswith("session ")][0])
+    hostile_cap = os.path.join(d, "hostile-event.pcap")
+    craft_hostile(cap, m, hostile_cap)
+    pr = subprocess.run([CLOUDMON, "-r", hostile_cap, "-k", kf, "--json"], capture_output=True, timeout=60)
+    objs = strict_lines(pr.stdout, "hostile event")
+    ev = [o for o in objs or [] if o.get("type") == "message" and o.get("message") == "event" and "bad" in o.get("name", "")]
+    check(pr.returncode == 0 and objs is not None and len(ev) == 1,
+          "a crafted event with hostile bytes in its name and data: every line valid UTF-8 JSON (%d events found)" % len(ev))
+    if ev:
+        check(not any(ord(c) < 32 for k in ("name", "value", "summary") for c in ev[0].get(k, "")),
+              "its name, value and summary hold no control character: %r" % ev[0].get("name"))
+    pr = subprocess.run([CLOUDMON, "-r", hostile_cap, "-k", kf, "--batch"], capture_output=True, timeout=60)
+    bad_lines = [l for l in pr.stdout.split(b"\n") if any(c < 0x20 and c != 0x09 for c in l)]
+    check(pr.returncode == 0 and b"bad" in pr.stdout and not bad_lines,
+          "the text lines carry it without raw control bytes (%d lines with them)" % len(bad_lines))
 done()
