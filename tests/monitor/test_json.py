@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Every --json line is valid UTF-8 JSON: the writer on hostile strings (control characters, quotes,
 backslashes, broken, overlong and surrogate UTF-8, random bytes), and cloudmon on every sample (with
-and without keys) and on damaged copies of them.  usage: test_json.py CLOUDMON JSON_LINES_HELPER"""
+and without keys), on damaged copies of them, and on a crafted event with hostile bytes in its name and
+data.  usage: test_json.py CLOUDMON JSON_LINES_HELPER"""
 import json
 import random
 import struct
