@@ -114,7 +114,7 @@ def wait_for(text, secs=10):
 tm("new-session", "-d", "-s", "cm", "-x", "140", "-y", "30",
    "TERM=xterm-256color %s -r %s -k %s --history 1; sleep 30" % (CLOUDMON, cap, kf))
 try:
-    s = wait_for("[end of file]")
+    s = wait_for("[end of file]", 30)
     check("2 older connections not shown" in s, "--history 1 with 3 connections: '2 older connections not shown'")
     tm("send-keys", "-t", "cm", "d")
     s = wait_for("LAST VERDICT")
@@ -136,9 +136,9 @@ try:
         tm("kill-session", "-t", "cm")
         tm("new-session", "-d", "-s", "cm", "-x", "140", "-y", "30",
            "TERM=xterm-256color %s -r %s -k %s %s; sleep 30" % (CLOUDMON, hcap, hkf, flag))
-        wait_for("[end of file]")
+        wait_for("[end of file]", 30)
         tm("send-keys", "-t", "cm", "Enter")
-        s = wait_for("Connection 1")
+        s = wait_for("Session key" if flag else "Connection 1", 20)
         shown = ("Session key %s  IV %s" % (key[:32], key[32:64])) in s
         check("Connection 1" in s and shown == bool(flag),
               "the detail view %s the session key %s" % ("shows" if flag else "does not show", flag or "without --show-keys"))
