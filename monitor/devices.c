@@ -7,6 +7,7 @@
 void cm_devices_init(cm_devices *d)
 {
     d->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+    d->max = CM_MAX_DEVICES;
 }
 
 void cm_devices_free(cm_devices *d)
@@ -16,9 +17,15 @@ void cm_devices_free(cm_devices *d)
     d->by_name = NULL;
 }
 
+/* The tracker's view of a connection (the copy in c when it has no tracker). */
+static const kr_conn_info *info(const cm_conn *c)
+{
+    return c->tr ? kr_tracker_info(c->tr) : &c->info;
+}
+
 char *cm_device_name(const cm_conn *c, char *out, size_t cap)
 {
-    const kr_conn_info *i = c->tr ? kr_tracker_info(c->tr) : &c->info;
+    const kr_conn_info *i = info(c);
     if (i->device_id_known) {
         g_strlcpy(out, i->device_id_hex, cap);
     } else {
@@ -39,6 +46,11 @@ const char *cm_platform_str(int platform, char *out, size_t cap)
 static cm_device *get(cm_devices *d, const char *name, bool known)
 {
     cm_device *v = g_hash_table_lookup(d->by_name, name);
+    if (!v && g_hash_table_size(d->by_name) >= d->max) {
+        name = CM_DEVICES_OVERFLOW;
+        known = false;
+        v = g_hash_table_lookup(d->by_name, name);
+    }
     if (!v) {
         v = g_new0(cm_device, 1);
         g_strlcpy(v->name, name, sizeof v->name);
@@ -70,7 +82,7 @@ static void on_end(void *ud, const cm_conn *c)
 {
     cm_devices *d = ud;
     char name[48];
-    const kr_conn_info *i = kr_tracker_info(c->tr);
+    const kr_conn_info *i = info(c);
     cm_device *v = get(d, cm_device_name(c, name, sizeof name), i->device_id_known);
     add_conn(v, c, i);
     if ((unsigned)i->verdict.code < CM_NVERDICTS)
@@ -83,7 +95,7 @@ static void on_message(void *ud, const cm_conn *c, const kr_message *m)
     if (m->kind != KR_MSG_HELLO || m->dir != KR_D2S || m->first_block_lost)
         return;
     char name[48];
-    cm_device *v = get(d, cm_device_name(c, name, sizeof name), kr_tracker_info(c->tr)->device_id_known);
+    cm_device *v = get(d, cm_device_name(c, name, sizeof name), info(c)->device_id_known);
     v->platform = m->platform_id;
     v->product_id = m->product_id;
     v->product_version = m->product_version;
@@ -158,7 +170,7 @@ GArray *cm_devices_rows(const cm_devices *d, const cm_mon *m, cm_dev_sort sort)
                     g_hash_table_insert(idx, g_array_index(rows, cm_device, r).name, GUINT_TO_POINTER(r + 1));
             }
             cm_device *v = &g_array_index(rows, cm_device, at - 1);
-            add_conn(v, c, kr_tracker_info(c->tr));
+            add_conn(v, c, info(c));
             v->live++;
         }
     }
@@ -208,8 +220,10 @@ void cm_devices_json(const cm_devices *d, const cm_mon *m, FILE *out)
         cm_json_str(&j, "type", "device");
         if (v->id_known)
             cm_json_str(&j, "device_id", v->name);
-        else
+        else if (v->name[0] == '?')
             cm_json_str(&j, "client", v->name + 2);
+        else
+            cm_json_bool(&j, "other_devices", true);   /* the overflow record */
         cm_json_int(&j, "connections", (int64_t)v->conns);
         cm_json_obj(&j, "verdicts");
         for (int k = 0; k < CM_NVERDICTS; k++)

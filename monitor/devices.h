@@ -21,8 +21,14 @@ typedef struct cm_device {
     unsigned product_id, product_version;
 } cm_device;
 
+/* Records kept at most: past that, devices not seen before are counted in one overflow record (the wire
+ * decides how many addresses and ids there are). */
+#define CM_MAX_DEVICES 100000
+#define CM_DEVICES_OVERFLOW "(other devices)"
+
 typedef struct cm_devices {
     GHashTable *by_name;     /* name -> cm_device* (owned) */
+    size_t max;              /* CM_MAX_DEVICES unless a test sets less */
 } cm_devices;
 
 typedef enum cm_dev_sort {

@@ -173,6 +173,10 @@ static void k_dev_open(cm_screen *s, cm_app *a)
     (void)a;
     if (s->dsel < 0 || !s->dev_sel[0])
         return;
+    if (strcmp(s->dev_sel, CM_DEVICES_OVERFLOW) == 0) {
+        cm_screen_status(s, "%s: devices past the first %d are counted together", CM_DEVICES_OVERFLOW, CM_MAX_DEVICES);
+        return;
+    }
     const char *name = s->dev_sel[0] == '?' ? s->dev_sel + 2 : s->dev_sel;
     g_strlcpy(s->filter, name, sizeof s->filter);
     s->view = CM_VIEW_LIST;
