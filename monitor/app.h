@@ -13,6 +13,7 @@
 #include "progress.h"
 #include "report.h"
 #include "sessions.h"
+#include "frag.h"
 
 typedef struct cm_opts {
     const char *iface, *file, *write, *filter, *keyfile, *user, *export_path;
@@ -23,6 +24,9 @@ typedef struct cm_opts {
     const char *sessions_path, *report_path, *metrics_addr;
     double linger;           /* --linger: seconds to keep serving metrics after a file (<0: until stopped) */
     unsigned port;           /* the cloud's TCP port */
+    int snaplen;             /* -s (0: the default) */
+    bool no_promisc;         /* -p */
+    bool immediate;          /* --immediate-mode */
     double idle;
     size_t max_conns, max_history;
 } cm_opts;
@@ -53,12 +57,19 @@ typedef struct cm_app {
     uint64_t snap_cut;       /* packets the capture's snapshot length cut inside their TCP headers or data */
     unsigned snap_len;       /* bytes kept of the first packet cut */
     char snap_warn[512];     /* the warning about it ("" until the first such packet) */
+    cm_frag frag;            /* IP fragments waiting for the rest of their datagram */
+    uint64_t read;           /* packets read from the source, kept or not */
+    uint64_t port_packets;   /* TCP packets to or from the cloud port */
+    uint32_t *syn_ports;     /* SYNs per destination port, for the hint when none went to the cloud port */
+    uint64_t bogus;          /* packets whose IP length claims more than the frame held */
+    bool in_packet;          /* a packet is being handed to the model (its verdicts go in its -w comment) */
     char err[CM_ERRLEN];
 } cm_app;
 
 extern volatile sig_atomic_t cm_stop;
 
-/* Reads up to max packets (live: returns early on a read timeout). Returns how many were read;
+/* Reads up to max packets (live: returns early on a read timeout). Returns how many were read (those the
+ * default filter leaves out included);
  * sets a->eof at the end of the source, a limit, or a stop request; a->failed on a read error. */
 int cm_app_pump(cm_app *a, int max);
 /* Expires idle connections, refreshes the metrics and the progress line; called often. */

@@ -37,15 +37,21 @@ static void usage(FILE *f)
 "Source:\n"
 "  -i, --interface IFACE   capture live on IFACE ('any' for all interfaces)\n"
 "  -r, --read FILE         read a pcap or pcapng file ('-' for standard input)\n"
-"  -f, --filter EXPR       BPF filter (default: 'tcp port PORT')\n"
-"  -p, --port PORT         the cloud's TCP port (default 5683)\n"
+"  -f, --filter EXPR       BPF filter (default: TCP to or from the cloud port, found also\n"
+"                          behind VLAN tags, IPv6 extension headers and in IP fragments)\n"
+"      --cloud-port PORT   the cloud's TCP port (default 5683)\n"
+"  -s, --snapshot-length N bytes kept of each packet when capturing (0: the default, %d)\n"
+"  -p, --no-promiscuous-mode  do not put the interface into promiscuous mode\n"
+"      --immediate-mode    hand each packet over at once (default: in blocks within 50 ms)\n"
+"  -D, --list-interfaces   list the interfaces to capture on, and exit\n"
 "  -Z, --user USER         drop root privileges to USER right after opening the capture\n"
 "  -c, --count N           stop after N packets\n"
 "      --duration SEC      stop after SEC seconds (capture time for files)\n"
 "Keys:\n"
 "  -k, --keyfile FILE      keys to open handshakes and decrypt sessions (see cloudmon(1))\n"
 "Output:\n"
-"  -w, --write FILE        save the captured packets to a pcap file\n"
+"  -w, --write FILE        save the captured packets to a pcap file (pcapng, with each verdict\n"
+"                          as a comment on the packet that decided it, when FILE ends in .pcapng)\n"
 "      --export-decrypted FILE  write the decrypted CoAP messages as UDP to a pcap file\n"
 "      --batch             one line per step, message, finding and verdict (the default\n"
 "                          when standard output is not a terminal)\n"
@@ -62,16 +68,25 @@ static void usage(FILE *f)
 "      --max-conns N       follow at most N connections at once (default 1024)\n"
 "      --history N         keep at most N ended connections (default 200)\n"
 "  -h, --help              this text\n"
-"  -V, --version           the version\n"
+"      --version           the version\n"
 "\n"
 "Exit status: 0 when the capture was read to its end (or a limit or q ended it), whatever the\n"
-"verdicts; 2 for a usage, key, capture or I/O error (one line on standard error says which).\n");
+"verdicts; 2 for a usage, key, capture or I/O error (one line on standard error says which).\n",
+            CM_SNAPLEN_DEFAULT);
 }
 
 static void die(const char *msg)
 {
     fprintf(stderr, "cloudmon: %s\n", msg);
     exit(2);
+}
+
+static void list_interfaces(void)
+{
+    char err[CM_ERRLEN];
+    if (cm_capture_list(stdout, err) < 0)
+        die(err);
+    exit(fflush(stdout) == 0 ? 0 : 2);
 }
 
 static int parse_num(const char *opt, const char *s, double min, double max, double *out)
@@ -87,8 +102,8 @@ static int parse_num(const char *opt, const char *s, double min, double max, dou
     return 0;
 }
 
-enum { OPT_DURATION = 256, OPT_BATCH, OPT_JSON, OPT_EXPORT, OPT_IDLE, OPT_MAXCONN, OPT_HISTORY,
-       OPT_SHOWKEYS, OPT_SESSIONS, OPT_REPORT, OPT_METRICS, OPT_LINGER };
+enum { OPT_DURATION = 256, OPT_BATCH, OPT_JSON, OPT_EXPORT, OPT_IDLE, OPT_MAXCONN, OPT_HISTORY, OPT_PORT,
+       OPT_VERSION, OPT_IMMEDIATE, OPT_SHOWKEYS, OPT_SESSIONS, OPT_REPORT, OPT_METRICS, OPT_LINGER };
 
 static void parse_args(cm_opts *o, int argc, char **argv)
 {
@@ -96,7 +111,11 @@ static void parse_args(cm_opts *o, int argc, char **argv)
         { "interface", required_argument, NULL, 'i' },
         { "read", required_argument, NULL, 'r' },
         { "filter", required_argument, NULL, 'f' },
-        { "port", required_argument, NULL, 'p' },
+        { "cloud-port", required_argument, NULL, OPT_PORT },
+        { "snapshot-length", required_argument, NULL, 's' },
+        { "no-promiscuous-mode", no_argument, NULL, 'p' },
+        { "list-interfaces", no_argument, NULL, 'D' },
+        { "immediate-mode", no_argument, NULL, OPT_IMMEDIATE },
         { "user", required_argument, NULL, 'Z' },
         { "count", required_argument, NULL, 'c' },
         { "duration", required_argument, NULL, OPT_DURATION },
@@ -112,7 +131,7 @@ static void parse_args(cm_opts *o, int argc, char **argv)
         { "export-sessions", required_argument, NULL, OPT_SESSIONS }, { "report", required_argument, NULL, OPT_REPORT },
         { "metrics", required_argument, NULL, OPT_METRICS }, { "linger", required_argument, NULL, OPT_LINGER },
         { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
+        { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
     };
     memset(o, 0, sizeof *o);
@@ -124,12 +143,16 @@ static void parse_args(cm_opts *o, int argc, char **argv)
     double v;
     int ch;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":i:r:f:p:Z:c:k:w:qhV", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":i:r:f:s:pDZ:c:k:w:qh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'i': o->iface = optarg; break;
         case 'r': o->file = optarg; break;
         case 'f': o->filter = optarg; break;
-        case 'p': parse_num("-p", optarg, 1, 65535, &v); o->port = (unsigned)v; break;
+        case OPT_PORT: parse_num("--cloud-port", optarg, 1, 65535, &v); o->port = (unsigned)v; break;
+        case 's': parse_num("-s", optarg, 0, CM_SNAPLEN_MAX, &v); o->snaplen = (int)v; break;
+        case 'p': o->no_promisc = true; break;
+        case OPT_IMMEDIATE: o->immediate = true; break;
+        case 'D': list_interfaces(); break;
         case 'Z': o->user = optarg; break;
         case 'c': parse_num("-c", optarg, 1, 1e15, &v); o->count = (uint64_t)v; break;
         case OPT_DURATION: parse_num("--duration", optarg, 0.001, 1e9, &o->duration); break;
@@ -148,7 +171,7 @@ static void parse_args(cm_opts *o, int argc, char **argv)
         case OPT_METRICS: o->metrics_addr = optarg; break;
         case OPT_LINGER: parse_num("--linger", optarg, 0, 1e9, &o->linger); break;
         case 'h': usage(stdout); exit(0);
-        case 'V': printf("cloudmon (sparkwire) %s\n", SPARKWIRE_VERSION); exit(0);
+        case OPT_VERSION: printf("cloudmon (sparkwire) %s\n", SPARKWIRE_VERSION); exit(0);
         case ':':
             fprintf(stderr, "cloudmon: option %s needs a value (see cloudmon --help)\n", argv[optind - 1]);
             exit(2);
@@ -190,6 +213,41 @@ static void note_snap_cut(cm_app *a, const struct pcap_pkthdr *h)
     }
 }
 
+/* A packet whose IP length claims more than its uncut frame held: the claim is a lie, not lost bytes. */
+static void note_bogus(cm_app *a, const cm_pkt *p)
+{
+    if (a->bogus++ || a->o.tui)
+        return;
+    fprintf(stderr, "cloudmon: warning: %s: a packet's IP length claims %zu bytes of TCP data but the frame, which "
+            "the capture did not cut, held %zu; the claim is taken as bogus, not as bytes lost (further ones are "
+            "counted)\n", a->cap.name, p->claimed_len, p->payload_wire_len);
+}
+
+/* Decodes one frame and puts IP fragments back together. With the default filter cloudmon keeps TCP to
+ * or from the cloud port only: the kernel filter lets through what it cannot look into. Returns false
+ * for a packet to leave out. */
+static bool decode_packet(cm_app *a, const struct pcap_pkthdr *h, const u_char *data, double ts,
+                          cm_dec_result *r, cm_pkt *p)
+{
+    *r = cm_decode_frame(a->cap.dlt, data, h->caplen, h->len, p);
+    if (*r == CM_DEC_FRAGMENT)
+        *r = cm_frag_add(&a->frag, ts, p);
+    if ((*r == CM_DEC_TCP && p->cut) || (*r == CM_DEC_FRAGMENT && p->frag.cut) ||
+        (*r == CM_DEC_SHORT && h->caplen < h->len))
+        note_snap_cut(a, h);
+    if (*r == CM_DEC_TCP && p->bogus_len)
+        note_bogus(a, p);
+    if (*r != CM_DEC_TCP)
+        return !(a->o.filter == NULL && *r == CM_DEC_OTHER);
+    if ((p->flags & (CM_TCP_SYN | CM_TCP_ACK)) == CM_TCP_SYN && a->syn_ports)
+        a->syn_ports[p->dst.port]++;
+    if (p->src.port == a->o.port || p->dst.port == a->o.port) {
+        a->port_packets++;
+        return true;
+    }
+    return a->o.filter != NULL;
+}
+
 int cm_app_pump(cm_app *a, int max)
 {
     int n = 0;
@@ -200,7 +258,11 @@ int cm_app_pump(cm_app *a, int max)
         }
         struct pcap_pkthdr *h;
         const u_char *data;
-        int rc = pcap_next_ex(a->cap.p, &h, &data);
+        int rc = cm_capture_next(&a->cap, &h, &data);
+        if (a->cap.warn[0] && !a->o.tui) {   /* the screen's are said when it closes */
+            fprintf(stderr, "cloudmon: warning: %s\n", a->cap.warn);
+            a->cap.warn[0] = 0;
+        }
         if (rc == 0)
             break;                    /* live read timeout */
         if (rc == PCAP_ERROR_BREAK) {
@@ -208,18 +270,20 @@ int cm_app_pump(cm_app *a, int max)
             break;
         }
         if (rc < 0) {
-            const char *why = pcap_geterr(a->cap.p);
+            const char *why = cm_capture_error(&a->cap);
             if (a->cap.live)
                 snprintf(a->err, sizeof a->err, "interface %s: capture failed: %s", a->cap.name, why);
             else
                 snprintf(a->err, sizeof a->err,
                          "%s: the capture is damaged or truncated after %llu packets: %s (the results cover the "
                          "packets before it)",
-                         a->cap.name, (unsigned long long)a->mon.st.packets, why);
+                         a->cap.name, (unsigned long long)a->read, why);
             a->failed = true;
             a->eof = true;
             break;
         }
+        a->read++;
+        n++;
         double ts = (double)h->ts.tv_sec + (double)h->ts.tv_usec / 1e6;
         if (a->first_ts == 0)
             a->first_ts = ts;
@@ -227,18 +291,19 @@ int cm_app_pump(cm_app *a, int max)
             a->eof = true;
             break;
         }
-        cm_capture_record(&a->cap, h, data);
         if (!a->cap.live && ts - a->last_expire >= 1.0) {
             /* a file keeps its own clock: connections silent for too long end before this packet */
             cm_mon_expire(&a->mon, ts);
             a->last_expire = ts;
         }
         cm_pkt p;
-        cm_dec_result r = cm_decode(a->cap.dlt, data, h->caplen, &p);
-        if (h->caplen < h->len && ((r == CM_DEC_TCP && p.payload_len < p.payload_wire_len) || r == CM_DEC_SHORT))
-            note_snap_cut(a, h);
+        cm_dec_result r;
+        if (!decode_packet(a, h, data, ts, &r, &p))
+            continue;
+        a->in_packet = true;
         cm_mon_packet(&a->mon, ts, r, &p);
-        n++;
+        a->in_packet = false;
+        cm_capture_record(&a->cap, h, data);
         if (a->o.count && a->mon.st.packets >= a->o.count)
             a->eof = true;
     }
@@ -269,6 +334,48 @@ void cm_app_finish(cm_app *a)
 {
     double end = a->cap.live ? cm_wall() : a->mon.now;
     cm_mon_finish(&a->mon, end, a->cap.live ? "capture stopped" : "capture ended");
+    cm_frag_expire(&a->frag, INFINITY);
+}
+
+/* What the user should know once the run is over: datagrams that could not be put together, the cloud
+ * port that saw nothing. */
+static void final_notes(cm_app *a)
+{
+    const cm_frag_stats *f = &a->frag.st;
+    if (a->cap.warn[0])
+        fprintf(stderr, "cloudmon: warning: %s\n", a->cap.warn);
+    if (cm_frag_dropped(&a->frag))
+        fprintf(stderr, "cloudmon: warning: %llu fragmented datagrams were not reassembled: %llu with overlapping "
+                "fragments that disagree, %llu over the reassembly limits, %llu incomplete, %llu cut by the "
+                "snapshot length\n", (unsigned long long)cm_frag_dropped(&a->frag), (unsigned long long)f->overlap,
+                (unsigned long long)f->limit, (unsigned long long)f->timeout, (unsigned long long)f->cut);
+    if (a->bogus > (a->o.tui ? 0u : 1u))
+        fprintf(stderr, "cloudmon: warning: %llu packets claimed more TCP data than their frames held\n",
+                (unsigned long long)a->bogus);
+    if (a->port_packets || a->failed)
+        return;
+    unsigned best = 0;
+    for (unsigned port = 1; a->syn_ports && port < 65536; port++)
+        if (a->syn_ports[port] > a->syn_ports[best])
+            best = port;
+    char seen[96] = "";
+    if (best && a->syn_ports[best])
+        snprintf(seen, sizeof seen, " (SYNs went to port %u: %u)", best, a->syn_ports[best]);
+    fprintf(stderr, "cloudmon: no TCP packet to or from port %u in %s; is the cloud on another port? try "
+            "--cloud-port PORT%s\n", a->o.port, a->source, seen);
+}
+
+/* A verdict decided while a packet was handed over becomes that packet's comment in a pcapng -w file. */
+static void note_verdict(void *ud, const cm_conn *c, const kr_verdict *v)
+{
+    cm_app *a = ud;
+    if (!a->in_packet)
+        return;
+    char cl[64], sv[64], text[1024];
+    snprintf(text, sizeof text, "cloudmon #%u %s > %s: verdict %s (%s): %s", c->id, cm_addr_str(&c->client, cl, sizeof cl),
+             cm_addr_str(&c->server, sv, sizeof sv), kr_verdict_str(v->code), v->proven ? "proven" : "inferred",
+             v->evidence);
+    cm_capture_note(&a->cap, text);
 }
 
 /* The per-device records, the report, the session export and the metrics: one slot of the model. */
@@ -344,8 +451,11 @@ static int setup(cm_app *a)
     a->mon.max_history = a->o.max_history;
     a->mon.server_port = (uint16_t)a->o.port;
 
-    int rc = a->o.iface ? cm_capture_open_live(&a->cap, a->o.iface, a->o.filter, a->o.port, a->err)
-                        : cm_capture_open_file(&a->cap, a->o.file, a->o.filter, a->o.port, a->err);
+    cm_frag_init(&a->frag, 0, 0, 0);
+    a->syn_ports = g_new0(uint32_t, 65536);
+    cm_live_opts lo = { a->o.snaplen, !a->o.no_promisc, a->o.immediate };
+    int rc = a->o.iface ? cm_capture_open_live(&a->cap, a->o.iface, a->o.filter, a->o.port, &lo, a->err)
+                        : cm_capture_open_file(&a->cap, a->o.file, a->o.filter, a->err);
     if (rc < 0)
         return -1;
     if (a->o.metrics_addr && cm_metrics_start(&a->met, a->o.metrics_addr, a->err, sizeof a->err) < 0)
@@ -356,6 +466,10 @@ static int setup(cm_app *a)
         return -1;
     if (a->o.write && cm_capture_open_dump(&a->cap, a->o.write, a->err) < 0)
         return -1;
+    if (a->o.write) {
+        cm_observer no = { .verdict = note_verdict, .ud = a };
+        cm_mon_observe(&a->mon, &no);
+    }
     snprintf(a->source, sizeof a->source, "%s %.250s", a->cap.live ? "interface" : "file", a->cap.name);
     if (setup_operator(a) < 0)
         return -1;
@@ -377,6 +491,9 @@ static void teardown(cm_app *a)
     if (a->reporting)
         cm_report_free(&a->rep);
     cm_sessions_close(&a->ses);
+    cm_frag_free(&a->frag);
+    g_free(a->syn_ports);
+    a->syn_ports = NULL;
     if (a->exporting)
         cm_export_close(&a->exp);
     cm_mon_free(&a->mon);
@@ -444,10 +561,16 @@ int main(int argc, char **argv)
             cm_devices_print(&a->devs, &a->mon, stdout);
         cm_output_summary(stdout, a->o.json, &a->mon, &a->out.tally, a->source, cm_capture_drops(&a->cap));
     }
+    final_notes(a);
     if (finish_operator(a))
         code = 2;
     if (a->failed) {
         fprintf(stderr, "cloudmon: %s\n", a->err);
+        code = 2;
+    }
+    char werr[CM_ERRLEN];
+    if (cm_capture_close_dump(&a->cap, werr) < 0) {
+        fprintf(stderr, "cloudmon: %s\n", werr);
         code = 2;
     }
     teardown(a);

@@ -3,6 +3,12 @@
 
 #include <sys/stat.h>
 
+/* The file being read (under the stream libpcap or the pcapng reader reads from). */
+static FILE *source_file(const cm_capture *cap)
+{
+    return cap->live ? NULL : cap->file;
+}
+
 void cm_progress_init(cm_progress *p, const cm_capture *cap, bool to_stderr, double now)
 {
     struct stat st;
@@ -11,14 +17,14 @@ void cm_progress_init(cm_progress *p, const cm_capture *cap, bool to_stderr, dou
     p->last_print = 0;
     p->printed = false;
     p->to_stderr = to_stderr && !cap->live;
-    FILE *f = cap->live || !cap->p ? NULL : pcap_file(cap->p);
+    FILE *f = source_file(cap);
     if (f && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode))
         p->size = st.st_size;
 }
 
 static off_t position(const cm_capture *cap)
 {
-    FILE *f = cap->p ? pcap_file(cap->p) : NULL;
+    FILE *f = source_file(cap);
     off_t pos = f ? ftello(f) : -1;
     return pos < 0 ? 0 : pos;
 }

@@ -2,7 +2,7 @@
  * then), and written grouped by device at the end. */
 #include "report.h"
 #include "devices.h"
-#include "ofile.h"
+#include "outfile.h"
 
 #include <string.h>
 #include <time.h>
@@ -334,7 +334,7 @@ static void write_html(cm_report *r, FILE *f, const char *source, const char *wh
 
 int cm_report_write(cm_report *r, const char *source, char *err, size_t errcap)
 {
-    FILE *f = cm_ofile_open(r->path, "--report", 0644, err, errcap);
+    FILE *f = cm_outfile_open(r->path, "--report", false, err, errcap);
     if (!f)
         return -1;
     char when[64];

@@ -1,6 +1,6 @@
 /* cloudmon: session material export. */
 #include "sessions.h"
-#include "ofile.h"
+#include "outfile.h"
 
 int cm_sessions_open(cm_sessions *s, const char *path, bool keep, size_t limit, char *err, size_t errcap)
 {
@@ -10,7 +10,7 @@ int cm_sessions_open(cm_sessions *s, const char *path, bool keep, size_t limit, 
     g_queue_init(&s->order);
     s->seen = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     if (path) {
-        s->file = cm_ofile_open(path, "--export-sessions", 0600, err, errcap);
+        s->file = cm_outfile_open(path, "--export-sessions", true, err, errcap);
         if (!s->file)
             return -1;
         fputs("# session lines written by cloudmon: secret, keep this file private\n", s->file);
