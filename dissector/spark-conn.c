@@ -9,6 +9,7 @@
 #include <epan/prefs.h>
 #include <epan/proto.h>
 
+#include "compat.h"
 #include "spark-conn.h"
 
 static kr_conn_table *spark_tab;
@@ -143,11 +144,7 @@ static guint32 field_uint(proto_tree *tree, int hf, gboolean *ok)
         *ok = FALSE;
         return 0;
     }
-#if WIRESHARK_VERSION_MAJOR > 4 || (WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR >= 2)
-    return fvalue_get_uinteger(fi->value);
-#else
-    return fvalue_get_uinteger(&fi->value);
-#endif
+    return spark_field_uint(fi);
 }
 
 static gboolean endpoint(const address *a, guint32 port, kr_endpoint *e)
@@ -237,6 +234,12 @@ void spark_conn_claim(packet_info *pinfo, gboolean server_is_src)
     cur_pinfo = pinfo;
     kr_conn_claim(spark_tab, &p, &cloud);
     cur_pinfo = NULL;
+}
+
+void spark_conn_release(kr_conn *kc)
+{
+    if (spark_tab && kc)
+        kr_conn_end(spark_tab, kc, last_time, "released (spark.max_conns)");
 }
 
 void spark_conn_finish(void)

@@ -30,6 +30,8 @@ void spark_conn_stop(void);
 void spark_conn_frame(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree);
 /* The port table or Decode As gave this frame to the dissector: its connection is Spark. */
 void spark_conn_claim(packet_info *pinfo, gboolean server_is_src);
+/* Ends one connection now (the plugin's connection cap). */
+void spark_conn_release(kr_conn *kc);
 /* The sequential read is over: every connection ends. */
 void spark_conn_finish(void);
 /* The TCP fields the postdissector needs. */

@@ -172,7 +172,7 @@ static int pk_close(void *cookie)
     return rc;
 }
 
-static FILE *open_peeked(const char *path, uint32_t *magic)
+static FILE *open_peeked(const char *path, uint32_t *magic, FILE **under)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     peeked *k = f ? calloc(1, sizeof *k) : NULL;
@@ -182,6 +182,7 @@ static FILE *open_peeked(const char *path, uint32_t *magic)
         return NULL;
     }
     k->f = f;
+    *under = f;
     k->n = fread(k->head, 1, 4, f);
     *magic = 0;
     if (k->n == 4)
@@ -246,7 +247,7 @@ int cm_capture_open_file(cm_capture *c, const char *path, const char *filter, ch
     g_queue_init(&c->ring);
     g_strlcpy(c->name, strcmp(path, "-") == 0 ? "standard input" : path, sizeof c->name);
     uint32_t magic;
-    FILE *s = open_peeked(path, &magic);
+    FILE *s = open_peeked(path, &magic, &c->file);
     if (!s) {
         open_error(c, strerror(errno), err);
         return -1;

@@ -27,6 +27,7 @@ typedef struct cm_capture {
     int dlt;                 /* link type of the capture, then of the packet read last */
     bool live;
     char name[256];          /* interface or file name as given */
+    FILE *file;              /* a file: the stream read underneath (its size and position show progress) */
     char *filter;            /* the BPF filter applied to pcapng packets in user space (NULL: none) */
     struct { int dlt; bool ok; struct bpf_program prog; } progs[8];  /* compiled per link type */
     int n_progs;

@@ -56,6 +56,13 @@ static void usage(FILE *f)
 "      --batch             one line per step, message, finding and verdict (the default\n"
 "                          when standard output is not a terminal)\n"
 "      --json              the same as JSON Lines\n"
+"  -q, --quiet             no lines: the summary and the device table only (as tshark -q)\n"
+"      --show-keys         print session keys, IVs and salts (secret: off by default)\n"
+"      --export-sessions FILE  write the keyfile session line of every decrypted connection (0600)\n"
+"      --report FILE.md|FILE.html  a report for support: each failed connection per device\n"
+"      --metrics ADDR:PORT serve Prometheus metrics over HTTP (e.g. 127.0.0.1:9900)\n"
+"      --linger SEC        with -r and --metrics: serve the final figures SEC seconds\n"
+"                          (default: until interrupted)\n"
 "Limits:\n"
 "      --idle SEC          end connections silent for SEC seconds (default 600)\n"
 "      --max-conns N       follow at most N connections at once (default 1024)\n"
@@ -96,7 +103,7 @@ static int parse_num(const char *opt, const char *s, double min, double max, dou
 }
 
 enum { OPT_DURATION = 256, OPT_BATCH, OPT_JSON, OPT_EXPORT, OPT_IDLE, OPT_MAXCONN, OPT_HISTORY, OPT_PORT,
-       OPT_VERSION, OPT_IMMEDIATE };
+       OPT_VERSION, OPT_IMMEDIATE, OPT_SHOWKEYS, OPT_SESSIONS, OPT_REPORT, OPT_METRICS, OPT_LINGER };
 
 static void parse_args(cm_opts *o, int argc, char **argv)
 {
@@ -120,6 +127,9 @@ static void parse_args(cm_opts *o, int argc, char **argv)
         { "idle", required_argument, NULL, OPT_IDLE },
         { "max-conns", required_argument, NULL, OPT_MAXCONN },
         { "history", required_argument, NULL, OPT_HISTORY },
+        { "quiet", no_argument, NULL, 'q' }, { "show-keys", no_argument, NULL, OPT_SHOWKEYS },
+        { "export-sessions", required_argument, NULL, OPT_SESSIONS }, { "report", required_argument, NULL, OPT_REPORT },
+        { "metrics", required_argument, NULL, OPT_METRICS }, { "linger", required_argument, NULL, OPT_LINGER },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, OPT_VERSION },
         { NULL, 0, NULL, 0 },
@@ -129,10 +139,11 @@ static void parse_args(cm_opts *o, int argc, char **argv)
     o->idle = 600;
     o->max_conns = 1024;
     o->max_history = 200;
+    o->linger = -1;
     double v;
     int ch;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":i:r:f:s:pDZ:c:k:w:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":i:r:f:s:pDZ:c:k:w:qh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'i': o->iface = optarg; break;
         case 'r': o->file = optarg; break;
@@ -153,6 +164,12 @@ static void parse_args(cm_opts *o, int argc, char **argv)
         case OPT_IDLE: parse_num("--idle", optarg, 1, 1e9, &o->idle); break;
         case OPT_MAXCONN: parse_num("--max-conns", optarg, 1, 1e6, &v); o->max_conns = (size_t)v; break;
         case OPT_HISTORY: parse_num("--history", optarg, 0, 1e6, &v); o->max_history = (size_t)v; break;
+        case 'q': o->quiet = true; break;
+        case OPT_SHOWKEYS: o->show_keys = true; break;
+        case OPT_SESSIONS: o->sessions_path = optarg; break;
+        case OPT_REPORT: o->report_path = optarg; break;
+        case OPT_METRICS: o->metrics_addr = optarg; break;
+        case OPT_LINGER: parse_num("--linger", optarg, 0, 1e9, &o->linger); break;
         case 'h': usage(stdout); exit(0);
         case OPT_VERSION: printf("cloudmon (sparkwire) %s\n", SPARKWIRE_VERSION); exit(0);
         case ':':
@@ -173,7 +190,9 @@ static void parse_args(cm_opts *o, int argc, char **argv)
     if (!o->iface == !o->file)
         die(o->iface ? "give either -i IFACE or -r FILE, not both (see cloudmon --help)"
                      : "nothing to watch: give -i IFACE to capture live or -r FILE to read a capture (see cloudmon --help)");
-    o->tui = !o->batch && !o->json && isatty(STDOUT_FILENO);
+    if (o->linger >= 0 && !o->metrics_addr)
+        die("--linger keeps the metrics served: give --metrics ADDR:PORT too (see cloudmon --help)");
+    o->tui = !o->batch && !o->json && !o->quiet && isatty(STDOUT_FILENO);
 }
 
 /* The snapshot length cut a packet's TCP headers or data: the missing bytes go to the tracker as a gap
@@ -295,6 +314,13 @@ int cm_app_pump(cm_app *a, int max)
 
 void cm_app_tick(cm_app *a)
 {
+    double wall = cm_wall();
+    if (a->metrics_on && wall - a->last_figures >= 0.5) {
+        a->last_figures = wall;
+        cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon),
+                          cm_capture_drops(&a->cap));
+    }
+    cm_progress_tick(&a->prog, &a->cap, a->mon.st.packets, wall);
     if (a->cap.live) {
         double now = cm_wall();
         if (now - a->last_expire >= 1.0) {
@@ -352,6 +378,59 @@ static void note_verdict(void *ud, const cm_conn *c, const kr_verdict *v)
     cm_capture_note(&a->cap, text);
 }
 
+/* The per-device records, the report, the session export and the metrics: one slot of the model. */
+static int setup_operator(cm_app *a)
+{
+    cm_devices_init(&a->devs);
+    cm_fan_add(&a->fan, cm_devices_observer(&a->devs));
+    if (a->o.report_path) {
+        if (cm_report_init(&a->rep, a->o.report_path, a->kf, a->err, sizeof a->err) < 0)
+            return -1;
+        a->reporting = true;
+        cm_fan_add(&a->fan, cm_report_observer(&a->rep));
+    }
+    if (cm_sessions_open(&a->ses, a->o.sessions_path, a->o.show_keys && a->o.tui,
+                         a->o.max_conns + a->o.max_history, a->err, sizeof a->err) < 0)
+        return -1;
+    if (a->o.sessions_path || (a->o.show_keys && a->o.tui))
+        cm_fan_add(&a->fan, cm_sessions_observer(&a->ses));
+    if (a->metrics_on)
+        cm_fan_add(&a->fan, cm_metrics_observer(&a->met));
+    cm_observer fo = cm_fan_observer(&a->fan);
+    cm_mon_observe(&a->mon, &fo);
+    /* progress on standard error as pv shows it: only for a person watching it */
+    cm_progress_init(&a->prog, &a->cap, !a->o.tui && !a->o.quiet && isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO),
+                     cm_wall());
+    return 0;
+}
+
+/* After the run: the report and the session lines are written, and with -r the metrics stay. */
+static int finish_operator(cm_app *a)
+{
+    int code = 0;
+    cm_progress_done(&a->prog);
+    if (a->reporting && cm_report_write(&a->rep, a->source, a->err, sizeof a->err) < 0) {
+        fprintf(stderr, "cloudmon: %s\n", a->err);
+        code = 2;
+    }
+    if (cm_sessions_close(&a->ses) < 0) {
+        fprintf(stderr, "cloudmon: --export-sessions %s: write failed\n", a->o.sessions_path);
+        code = 2;
+    }
+    if (a->metrics_on) {
+        cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon),
+                          cm_capture_drops(&a->cap));
+        if (!a->cap.live && !cm_stop && a->o.linger != 0) {
+            if (a->o.linger < 0)
+                fprintf(stderr, "cloudmon: serving the final figures on %s until interrupted\n", a->o.metrics_addr);
+            double until = cm_wall() + a->o.linger;
+            while (!cm_stop && (a->o.linger < 0 || cm_wall() < until))
+                poll(NULL, 0, 100);
+        }
+    }
+    return code;
+}
+
 /* Keys, capture, privilege drop, output files, the model. Returns -1 with a->err set. */
 static int setup(cm_app *a)
 {
@@ -379,6 +458,9 @@ static int setup(cm_app *a)
                         : cm_capture_open_file(&a->cap, a->o.file, a->o.filter, a->err);
     if (rc < 0)
         return -1;
+    if (a->o.metrics_addr && cm_metrics_start(&a->met, a->o.metrics_addr, a->err, sizeof a->err) < 0)
+        return -1;
+    a->metrics_on = a->o.metrics_addr != NULL;
     /* as tcpdump does: the capture is open, nothing else needs root */
     if (a->o.user && cm_capture_drop_privileges(a->o.user, a->err) < 0)
         return -1;
@@ -389,6 +471,8 @@ static int setup(cm_app *a)
         cm_mon_observe(&a->mon, &no);
     }
     snprintf(a->source, sizeof a->source, "%s %.250s", a->cap.live ? "interface" : "file", a->cap.name);
+    if (setup_operator(a) < 0)
+        return -1;
     if (a->o.export_path) {
         if (cm_export_open(&a->exp, a->o.export_path, a->err, sizeof a->err) < 0)
             return -1;
@@ -401,6 +485,12 @@ static int setup(cm_app *a)
 
 static void teardown(cm_app *a)
 {
+    cm_metrics_stop(&a->met);
+    cm_output_free(&a->out);
+    cm_devices_free(&a->devs);
+    if (a->reporting)
+        cm_report_free(&a->rep);
+    cm_sessions_close(&a->ses);
     cm_frag_free(&a->frag);
     g_free(a->syn_ports);
     a->syn_ports = NULL;
@@ -444,6 +534,9 @@ int main(int argc, char **argv)
     } else {
         a->out.out = stdout;
         a->out.json = a->o.json;
+        a->out.quiet = a->o.quiet;
+        a->out.live = a->cap.live;
+        a->out.show_keys = a->o.show_keys;
         cm_observer oo = cm_output_observer(&a->out);
         cm_mon_observe(&a->mon, &oo);
         if (a->cap.live) {
@@ -461,9 +554,16 @@ int main(int argc, char **argv)
             }
         }
         cm_app_finish(a);
+        cm_progress_done(&a->prog);
+        if (a->o.json)
+            cm_devices_json(&a->devs, &a->mon, stdout);
+        else
+            cm_devices_print(&a->devs, &a->mon, stdout);
         cm_output_summary(stdout, a->o.json, &a->mon, &a->out.tally, a->source, cm_capture_drops(&a->cap));
     }
     final_notes(a);
+    if (finish_operator(a))
+        code = 2;
     if (a->failed) {
         fprintf(stderr, "cloudmon: %s\n", a->err);
         code = 2;

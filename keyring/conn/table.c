@@ -273,7 +273,7 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
         c = NULL;
     }
     if (c && c->state == KR_CS_ENDED) {
-        if (!new_syn && p->time - c->last < KR_LINGER) {
+        if (!new_syn && (c->held || p->time - c->last < KR_LINGER)) {
             t->st.late++;                    /* a retransmission or a last ACK after the end */
             return NULL;
         }
@@ -326,7 +326,8 @@ static size_t expire(kr_conn_table *t, double now, bool all, const char *reason)
     while (g_hash_table_iter_next(&it, &k, &v)) {
         kr_conn *c = v;
         bool ended = c->state == KR_CS_ENDED;
-        if ((all && !ended) || (ended && now - c->last > KR_LINGER) || (!ended && c->last < now - t->o.idle))
+        if ((all && !ended) || (ended && !c->held && now - c->last > KR_LINGER) ||
+            (!ended && c->last < now - t->o.idle))
             g_ptr_array_add(old, c);
     }
     size_t n = 0;
@@ -362,6 +363,14 @@ static void maybe_expire(kr_conn_table *t, double now)
 size_t kr_conn_expire(kr_conn_table *t, double now)
 {
     return expire(t, now, false, NULL);
+}
+
+void kr_conn_end(kr_conn_table *t, kr_conn *c, double now, const char *reason)
+{
+    if (c->tab == t && c->state != KR_CS_ENDED) {
+        c->held = true;
+        kr_conn_end_now(c, now > c->last ? now : c->last, reason);
+    }
 }
 
 void kr_conn_finish(kr_conn_table *t, double now, const char *reason)

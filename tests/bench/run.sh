@@ -65,6 +65,18 @@ say "read: tcpdump -r -w /dev/null ${t_tcpdump}s; cloudmon -r --json without key
 say "read: cloudmon with keys / tcpdump = $(ratio "$t_cm" "$t_tcpdump"); $(python3 -c "print('%.0f' % ($npk / max($t_cm, 0.001)))") packets/s"
 say "read: cloudmon summary: $(cat "$work/cm-summary.json")"
 
+# ---- JSON Lines output rate and -q (summary only) ----
+"$cm" -r "$cap" --json >"$work/nokeys.jsonl"; nj=$(wc -l <"$work/nokeys.jsonl")
+"$cm" -r "$cap" -k "$work/main/keyfile" --json --export-sessions "$work/sessions" >"$work/keys.jsonl"
+nk=$(wc -l <"$work/keys.jsonl")
+measure "$cm" -q -r "$cap"; t_q_nokeys=$T
+measure "$cm" -q -r "$cap" -k "$work/main/keyfile"; t_q=$T
+measure "$cm" -q -r "$cap" -k "$work/main/sessions"; t_q_sess=$T
+lps() { python3 -c "import sys; n,t=float(sys.argv[1]),float(sys.argv[2]); print('%.0f' % (n/t) if t > 0 else 'inf')" "$1" "$2"; }
+say "json: without keys $nj lines in ${t_cm_nokeys}s = $(lps "$nj" "$t_cm_nokeys") lines/s; with keys $nk lines in ${t_cm}s = $(lps "$nk" "$t_cm") lines/s (goal >= 1000000)"
+say "json: the writing alone (--json minus -q, without keys: $(python3 -c "print('%.3f' % max($t_cm_nokeys - $t_q_nokeys, 0.001))")s) = $(lps "$nj" "$(python3 -c "print(max($t_cm_nokeys - $t_q_nokeys, 0.001))")") lines/s"
+say "quiet: cloudmon -q without keys / tcpdump = $(ratio "$t_q_nokeys" "$t_tcpdump"); with keys $(ratio "$t_q" "$t_tcpdump"); with the generator's session lines only $(ratio "$t_q_sess" "$t_tcpdump") (goal <= 3); session-lines summary: $("$cm" -q --json -r "$cap" -k "$work/main/sessions" | tail -n 1)"
+
 # ---- tshark ----
 ts_run() {   # plugin(yes|no) then tshark arguments; output to /dev/null, timed
     local pdir="$work/ws/noplugins"

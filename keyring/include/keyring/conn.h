@@ -101,19 +101,6 @@ typedef struct kr_tcp_event {
 typedef struct kr_conn kr_conn;
 typedef struct kr_conn_table kr_conn_table;
 
-/* Why a connection ended (kr_conn_end_reason). */
-typedef enum kr_conn_end {
-    KR_END_NONE = 0,
-    KR_END_CLOSED,           /* "closed by both sides" */
-    KR_END_RESET_DEVICE,     /* "reset by the device" */
-    KR_END_RESET_CLOUD,      /* "reset by the cloud" */
-    KR_END_REFUSED,          /* "refused: an RST answered the SYN" */
-    KR_END_REUSED,           /* "its ports were reused by a new connection" */
-    KR_END_EVICTED,          /* "evicted (connection table full)" */
-    KR_END_IDLE,             /* "idle timeout" */
-    KR_END_FINISHED          /* the reason given to kr_conn_finish */
-} kr_conn_end;
-
 typedef struct kr_conn_callbacks {
     /* a connection is followed from now on (before any other callback of it) */
     void (*open)(void *ud, kr_conn *c);
@@ -169,6 +156,9 @@ kr_conn *kr_conn_packet(kr_conn_table *tab, const kr_packet *p);
 kr_conn *kr_conn_claim(kr_conn_table *tab, const kr_packet *p, const kr_endpoint *cloud);
 /* Ends connections silent since before now - idle. Returns how many. */
 size_t kr_conn_expire(kr_conn_table *tab, double now);
+/* Ends one connection now (a frontend's own limit): its tracker finishes, the end callback runs; its later
+ * packets stay its own (not followed) until a new SYN reuses its ports. */
+void kr_conn_end(kr_conn_table *tab, kr_conn *c, double now, const char *reason);
 /* No more packets (capture over): every live connection ends with this reason. */
 void kr_conn_finish(kr_conn_table *tab, double now, const char *reason);
 
