@@ -351,6 +351,13 @@ static int cmd_check(int argc, char **argv)
                    e->wildcard ? "*" : e->device_id_hex, e->path, e->key->bits, kr_key_encoding_str(e->key),
                    kr_key_fingerprint(e->key, fp));
             break;
+        case KR_ENTRY_DEVICE_SERVER_KEY:
+        case KR_ENTRY_DEVICE_PUBLIC:
+            role = e->kind == KR_ENTRY_DEVICE_PUBLIC ? KR_ROLE_DEVICE_PUBLIC : KR_ROLE_SERVER_PUBLIC;
+            printf("line %d: %s %s %s: RSA-%d, fingerprint %s\n", e->line,
+                   e->kind == KR_ENTRY_DEVICE_PUBLIC ? "device-public" : "device-server-key", e->device_id_hex,
+                   e->path, e->key->bits, kr_key_fingerprint(e->key, fp));
+            break;
         case KR_ENTRY_SESSION: {
             char k[33], iv[33];
             printf("line %d: session %s: key %s, IV %s\n", e->line, e->device_id_hex, kr_hex(e->session, 16, k),
