@@ -205,6 +205,7 @@ typedef struct spark_step_info {
     size_t plaintext_len;
     size_t plaintext_skip;
     const char *note;
+    kr_step_reason reason;
 } spark_step_info;
 
 typedef struct spark_msg_rec {
@@ -453,6 +454,7 @@ static void keep_step(spark_step_info *d, const kr_step *s)
     d->plaintext_len = s->plaintext ? s->plaintext_len : 0;
     d->plaintext_skip = s->plaintext_skip;
     d->note = keep_str(s->note);
+    d->reason = s->reason;
 }
 
 static void keep_message(spark_msg_info *d, const kr_message *m)
@@ -1098,7 +1100,7 @@ static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spa
         proto_item_set_generated(it);
         switch (s->frame_state) {
         case KR_FRAME_NOT_DECRYPTED:
-            if (g_ascii_strncasecmp(s->note, "not decrypted", 13) == 0)
+            if (s->reason == KR_WHY_NO_SESSION_KEY && s->note[0])   /* the note reads "not decrypted: ..." */
                 expert_add_info_format(pinfo, it, &ei_spark_not_decrypted, "%c%s", 'N', s->note + 1);
             else
                 expert_add_info_format(pinfo, it, &ei_spark_not_decrypted, "Not decrypted: %s",

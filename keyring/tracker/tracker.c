@@ -87,6 +87,21 @@ static const char *base_name(const char *path)
     return b ? b + 1 : path;
 }
 
+/* The server key entry of a kind that judges this connection's cloud (bound to its address, else the
+ * unbound one; without kr_tracker_set_cloud only the unbound one). */
+static const kr_entry *server_entry(const kr_tracker *t, kr_entry_kind kind)
+{
+    return kr_keyfile_server_entry(t->kf, kind, t->cloud_family, t->cloud_family ? t->cloud_addr : NULL,
+                                   t->cloud_port);
+}
+
+/* The cloud's public key: a server-public line for this cloud, else the public half of its server-private. */
+static const kr_entry *cloud_public_entry(const kr_tracker *t)
+{
+    const kr_entry *e = server_entry(t, KR_ENTRY_SERVER_PUBLIC);
+    return e ? e : server_entry(t, KR_ENTRY_SERVER_PRIVATE);
+}
+
 /* ---- output ----------------------------------------------------------------------------------- */
 
 static void fill_step_keys(const kr_tracker *t, kr_step *s)
@@ -159,6 +174,7 @@ static void emit_data(kr_tracker *t, kr_dir dir, size_t n, double ts, const char
     kr_step s;
     step_init(t, &s, KR_STEP_DATA, dir, ds->buf, n, ds->pdu_offset, ds->pdu_first_time, ts);
     snprintf(s.note, sizeof s.note, "%zu bytes %s", n, why);
+    s.reason = KR_WHY_NOT_PROTOCOL;
     emit_step(t, &s);
     ds->skipped += n;
     if (n < ds->have)
@@ -375,10 +391,13 @@ static void do_nonce(kr_tracker *t, double ts)
     t->nonce_time = ts;
     t->nonce_damaged = ds->damaged;
     memcpy(t->nonce, ds->buf, KR_NONCE_LEN);
-    if (ds->damaged)
+    if (ds->damaged) {
         snprintf(s.note, sizeof s.note, "40-byte nonce, partly lost in a gap");
+        s.reason = KR_WHY_BYTES_LOST;
+    }
     else
         snprintf(s.note, sizeof s.note, "40-byte nonce from the cloud (sent in clear)");
+
     ds->have = 0;
     ds->damaged = false;
     ds->st = PST_SESSION;
@@ -395,12 +414,16 @@ static void do_idblock(kr_tracker *t, double ts)
     t->idblock_split = ts - ds->pdu_first_time;
     char note[384];
     kr_hs_result res = KR_HS_OK;
-    const kr_key *sp = kr_keyfile_server_private(t->kf);
+    kr_step_reason why = KR_WHY_NONE;
+    const kr_entry *spe = server_entry(t, KR_ENTRY_SERVER_PRIVATE);
+    const kr_key *sp = spe ? spe->key : NULL;
     if (ds->damaged) {
         snprintf(note, sizeof note, "256-byte id block, partly lost in a gap: not opened");
+        why = KR_WHY_BYTES_LOST;
     } else if (!sp) {
         snprintf(note, sizeof note, "256-byte id block, RSA-encrypted to the cloud key: not opened "
-                 "(no server-private key in the keyfile)");
+                 "(no server-private key for this cloud in the keyfile)");
+        why = KR_WHY_NO_SERVER_KEY;
     } else {
         kr_idblock ib;
         memset(&ib, 0, sizeof ib);
@@ -417,8 +440,14 @@ static void do_idblock(kr_tracker *t, double ts)
             kr_device_id_hex(t->device_id, t->device_id_hex);
             t->nonce_ok = res == KR_HS_NONCE ? KR_NO : (nonce ? KR_YES : KR_UNKNOWN);
             t->generation = ib.plain_len == KR_IDPLAIN_G1_LEN ? 1 : (ib.plain_len >= KR_IDPLAIN_G2_LEN ? 2 : 0);
+            t->id_read = t->nonce_ok == KR_YES;
             char offered[200] = "";
             if (ib.has_public_key) {
+                t->have_offered = EVP_Digest(ib.public_key, KR_DEVICE_SPKI_LEN, t->offered_sha256, NULL,
+                                             EVP_sha256(), NULL) == 1;
+                const kr_key *rec = kr_keyfile_device_public(t->kf, t->device_id);
+                if (rec && t->have_offered)
+                    t->record_differs = memcmp(rec->spki_sha256, t->offered_sha256, 32) != 0 ? KR_YES : KR_NO;
                 const kr_entry *e = kr_keyfile_find_device_by_public(t->kf, ib.public_key, KR_DEVICE_SPKI_LEN);
                 if (e) {
                     t->offered_key_known = KR_YES;
@@ -443,6 +472,7 @@ static void do_idblock(kr_tracker *t, double ts)
             t->info.generation = t->generation;
         } else {
             t->id_block_opened = KR_NO;
+            why = KR_WHY_KEY_DOES_NOT_OPEN;
             snprintf(note, sizeof note, "does not open with the server private key (%s): %s; the device "
                      "encrypted its id to another public key", base_name(sp->source), kr_hs_result_str(res));
         }
@@ -450,6 +480,7 @@ static void do_idblock(kr_tracker *t, double ts)
     kr_step s;
     step_init(t, &s, KR_STEP_IDBLOCK, KR_D2S, block, KR_IDBLOCK_LEN, ds->pdu_offset, ds->pdu_first_time, ts);
     s.hs_result = res;
+    s.reason = why;
     snprintf(s.note, sizeof s.note, "%s", note);
     if (t->device_id_known) {
         t->info.device_id_known = true;
@@ -481,6 +512,7 @@ static void do_sessionblock(kr_tracker *t, double ts)
         const kr_key *idkey = t->device_id_known ? kr_keyfile_device_key(t->kf, t->device_id) : NULL;
         if (idkey) {
             t->device_keys_tried = 1;
+            t->device_key_by_id = t->id_read;
             res = kr_hs_open_session(idkey, e, m);
             snprintf(t->device_key_name, sizeof t->device_key_name, "the device key for %s", t->device_id_hex);
             opened = res == KR_HS_OK;
@@ -530,8 +562,7 @@ static void do_sessionblock(kr_tracker *t, double ts)
         } else if (opened) {
             t->session_opened = KR_YES;
             t->session_result = KR_HS_OK;
-            char kh[33];
-            snprintf(note, sizeof note, "opened with %s: AES key %s", t->device_key_name, kr_hex(m, 16, kh));
+            snprintf(note, sizeof note, "opened with %s: the session key is known", t->device_key_name);
         } else {
             t->session_opened = KR_NO;
             t->session_result = res;
@@ -539,7 +570,10 @@ static void do_sessionblock(kr_tracker *t, double ts)
                      "another public key", t->device_key_name, kr_hs_result_str(res));
         }
 
-        const kr_key *spub = kr_keyfile_server_public(t->kf);
+        const kr_entry *spe = cloud_public_entry(t);
+        const kr_key *spub = spe ? spe->key : NULL;
+        const kr_entry *ipe = server_entry(t, KR_ENTRY_SERVER_PRIVATE);
+        t->sig_key_belongs = spe && (spe->bound || (t->id_read && ipe && kr_key_same_public(ipe->key, spub)));
         if (spub) {
             uint8_t rec[KR_HMAC_LEN];
             if (opened) {
@@ -600,6 +634,8 @@ static void do_sessionblock(kr_tracker *t, double ts)
     step_init(t, &s, KR_STEP_SESSIONBLOCK, KR_S2D, ds->buf, KR_SESSIONBLOCK_LEN, ds->pdu_offset,
               ds->pdu_first_time, ts);
     s.hs_result = res;
+    s.reason = ds->damaged ? KR_WHY_BYTES_LOST : t->device_keys_tried == 0 ? KR_WHY_NO_DEVICE_KEY
+               : t->session_opened == KR_NO ? KR_WHY_KEY_DOES_NOT_OPEN : KR_WHY_NONE;
     snprintf(s.note, sizeof s.note, "%s%s", note, signote);
     ds->have = 0;
     ds->damaged = false;
@@ -628,6 +664,7 @@ static void do_frame(kr_tracker *t, kr_dir dir, double ts)
     char badwhy[160] = "";
     if (ds->damaged) {
         s.frame_state = KR_FRAME_NOT_DECRYPTED;
+        s.reason = KR_WHY_BYTES_LOST;
         snprintf(s.note, sizeof s.note, "bytes of this frame were lost in a gap: not decrypted");
         if (ds->cipher)
             kr_cipher_lose_sync(ds->cipher);
@@ -636,6 +673,7 @@ static void do_frame(kr_tracker *t, kr_dir dir, double ts)
             try_session_candidates(t, dir, body, len);
         if (!ds->cipher) {
             s.frame_state = KR_FRAME_NOT_DECRYPTED;
+            s.reason = KR_WHY_NO_SESSION_KEY;
             snprintf(s.note, sizeof s.note, "not decrypted: %s",
                      t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
         } else {
@@ -659,6 +697,8 @@ static void do_frame(kr_tracker *t, kr_dir dir, double ts)
             } else {
                 bad = true;
                 s.frame_state = KR_FRAME_DECRYPT_ERROR;
+                s.reason = r == KR_DEC_BAD_PADDING ? KR_WHY_BAD_PADDING : r == KR_DEC_OK ? KR_WHY_NOT_COAP
+                           : KR_WHY_BAD_LENGTH;
                 snprintf(badwhy, sizeof badwhy, "%s",
                          r == KR_DEC_BAD_PADDING ? "the padding is wrong"
                          : r == KR_DEC_OK ? "the plaintext is not a CoAP message" : "the length is wrong");
@@ -1002,7 +1042,8 @@ static int first_closer(const kr_tracker *t)
 {
     const kr_dirstate *d = &t->d[KR_D2S], *s = &t->d[KR_S2D];
     if (d->closed && s->closed)
-        return d->close_time <= s->close_time ? KR_D2S : KR_S2D;
+        return d->close_time < s->close_time ? KR_D2S : s->close_time < d->close_time ? KR_S2D
+               : d->close_order < s->close_order ? KR_D2S : KR_S2D;
     if (d->closed)
         return KR_D2S;
     if (s->closed)
@@ -1023,21 +1064,62 @@ static void add_note(kr_verdict *v, const char *note)
         snprintf(v->evidence + l, sizeof v->evidence - l, "; %s", note);
 }
 
-/* A handshake failure that the server private key proves at the id block (KR_V_NONE when it proves none).
- * The verdict is given at that step; the wire facts of the close complete its evidence later. */
-static kr_verdict_code id_proof(const kr_tracker *t, char *text, size_t len)
+/* A handshake failure that the server private key shows at the id block (KR_V_NONE when it shows none).
+ * *proven: the key provably belongs to this connection (bound to this cloud's address, or it opened the
+ * block). The verdict is given at that step, pending until the close; the wire facts complete it. */
+static kr_verdict_code id_proof(const kr_tracker *t, char *text, size_t len, bool *proven)
 {
     if (t->id_block_opened == KR_NO) {
-        snprintf(text, len, "the id block does not open with the server private key: the device encrypted its "
-                 "id to another public key");
+        const kr_entry *spe = server_entry(t, KR_ENTRY_SERVER_PRIVATE);
+        *proven = spe && spe->bound;
+        if (*proven)
+            snprintf(text, len, "the id block does not open with the server private key bound to this cloud "
+                     "(cloud=%s): the device encrypted its id to another public key", spe->cloud);
+        else
+            snprintf(text, len, "the id block does not open with the keyfile's server private key: if that is "
+                     "this cloud's key, the device encrypted its id to another public key (a key bound to the "
+                     "cloud's address with cloud=ADDR proves it)");
         return KR_V_SERVER_KEY_MISMATCH;
     }
     if (t->nonce_ok == KR_NO) {
+        *proven = true;
         snprintf(text, len, "the id block opens with the server private key but does not echo the nonce the "
                  "cloud sent (device %s)", t->device_id_hex);
         return KR_V_NONCE_MISMATCH;
     }
     return KR_V_NONE;
+}
+
+/* Whether the server key in the device's flash (device-server-key) differs from the cloud's key (a
+ * server-public line for this cloud, or the published Particle cloud key when none is given): KR_YES,
+ * KR_NO, or KR_UNKNOWN (no such line, or lines that disagree when the device id is not known). */
+static kr_tri device_copy_differs(const kr_tracker *t, char *text, size_t len)
+{
+    const kr_entry *ce = cloud_public_entry(t);
+    const kr_key *cloud = ce ? ce->key : NULL;
+    size_t n = kr_keyfile_device_server_key_count(t->kf);
+    const kr_entry *first = NULL;
+    int differ = 0, same = 0;
+    for (size_t i = 0; i < n; i++) {
+        const kr_entry *e = kr_keyfile_device_server_key_entry(t->kf, i);
+        if (t->device_id_known && memcmp(e->device_id, t->device_id, KR_DEVICE_ID_LEN) != 0)
+            continue;
+        bool d = cloud ? !kr_key_same_public(e->key, cloud) : !kr_key_is_particle_cloud(e->key);
+        differ += d;
+        same += !d;
+        if (!first)
+            first = e;
+    }
+    if (!first || (differ && same))
+        return KR_UNKNOWN;
+    char a[65], b[65];
+    kr_key_fingerprint(first->key, a);
+    snprintf(text, len, "the server key in the device's flash (device-server-key, line %d, fingerprint %s) %s "
+             "the cloud's key (%s, fingerprint %s)", first->line, a, differ ? "is not" : "is",
+             !cloud ? "the published Particle cloud key, as the keyfile gives no server-public line"
+             : ce->kind == KR_ENTRY_SERVER_PUBLIC ? "server-public" : "the public half of server-private",
+             cloud ? kr_key_fingerprint(cloud, b) : KR_PARTICLE_CLOUD_FINGERPRINT);
+    return differ ? KR_YES : KR_NO;
 }
 
 /* The cloud went on after the id block as if it had opened it: the id block's proof was made with a key
@@ -1054,15 +1136,27 @@ static void id_withdrawn(const kr_tracker *t, kr_verdict_code code, char *text, 
                  "it, so the nonce-mismatch given at the id block does not stand");
 }
 
-/* A handshake failure that a device key or the server public key proves at the session block (KR_V_NONE
- * when they prove none). */
-static kr_verdict_code session_proof(const kr_tracker *t, const char *kname, char *text, size_t len)
+/* A handshake failure that a device key or the server public key shows at the session block (KR_V_NONE
+ * when they show none). *proven: the key provably belongs to this connection (the public key the device
+ * offered in its id block, read with the server private key; a server key bound to this cloud or the
+ * public half of the key that opened the id block). */
+static kr_verdict_code session_proof(const kr_tracker *t, const char *kname, char *text, size_t len,
+                                     bool *proven)
 {
-    if (t->session_opened == KR_NO && t->offered_key_known != KR_NO) {
-        snprintf(text, len, "the session block does not open with %s: the cloud encrypted the session key to "
-                 "another public key", kname);
+    if (t->record_differs == KR_YES) {
+        *proven = true;
+        snprintf(text, len, "the cloud's record of device %s's public key (the keyfile's device-public line) is "
+                 "not the public key the device offers in its id block: the cloud encrypts the session key to "
+                 "a key the device does not hold", t->device_id_hex);
         return KR_V_DEVICE_KEY_MISMATCH;
     }
+    if (t->session_opened == KR_NO && t->offered_key_known != KR_NO) {
+        *proven = t->offered_key_known == KR_YES;
+        snprintf(text, len, "the session block does not open with %s%s: the cloud encrypted the session key to "
+                 "another public key", kname, *proven ? ", the key the device offers in its id block" : "");
+        return KR_V_DEVICE_KEY_MISMATCH;
+    }
+    *proven = t->sig_key_belongs;
     if (t->signature_valid == KR_NO) {
         snprintf(text, len, "the session block's signature does not recover with the server public key in the "
                  "keyfile: it was not signed by that cloud");
@@ -1074,6 +1168,7 @@ static kr_verdict_code session_proof(const kr_tracker *t, const char *kname, cha
         return KR_V_BAD_SIGNATURE;
     }
     if (t->session_opened == KR_YES && t->offered_key_known == KR_NO) {
+        *proven = t->id_read;
         snprintf(text, len, "the session block opens with %s, but the public key the device offers in its id "
                  "block is another one: the cloud encrypted to a key the device does not hold", kname);
         return KR_V_DEVICE_KEY_MISMATCH;
@@ -1099,7 +1194,7 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
         return;
     }
     if (t->refused) {
-        vset(v, KR_V_NOT_SPARK, false, "the connection was refused: the device's SYN was answered by an RST, "
+        vset(v, KR_V_REFUSED, false, "the connection was refused: the device's SYN was answered by an RST, "
              "not a SYN-ACK, so nothing listens on that address and port or a firewall rejects the connection "
              "(check the cloud address the device uses, and the firewalls on the way)");
         return;
@@ -1127,7 +1222,8 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
 
     uint32_t dframes = dd->frames, sframes = sd->frames;
     char idtext[384] = "";
-    kr_verdict_code idcode = t->idblock_seen ? id_proof(t, idtext, sizeof idtext) : KR_V_NONE;
+    bool idproven = false;
+    kr_verdict_code idcode = t->idblock_seen ? id_proof(t, idtext, sizeof idtext, &idproven) : KR_V_NONE;
     if (idcode != KR_V_NONE && (t->sessionblock_seen || sframes > 0))
         id_withdrawn(t, idcode, withdrawn, wlen);
     if (!t->sessionblock_seen && sframes > 0 && dframes > 0) {
@@ -1140,7 +1236,8 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
     if (t->sessionblock_seen) {
         double since = closed ? ct - t->sessionblock_time : 0;
         char ptext[384] = "";
-        kr_verdict_code pcode = session_proof(t, kname, ptext, sizeof ptext);
+        bool pproven = false;
+        kr_verdict_code pcode = session_proof(t, kname, ptext, sizeof ptext, &pproven);
         if (dframes > 0 && sframes > 0) {
             if (t->device_hello_ok && t->cloud_hello_ok)
                 vset(v, KR_V_OK, true, "handshake done: the device Hello and the cloud Hello decrypt with the "
@@ -1208,7 +1305,10 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
             /* given at the session block; the device's reaction and the close complete the evidence */
             const char *w = wire[0] ? wire : final ? "the capture ends before the device answered the session "
                                                      "block" : "";
-            vset(v, pcode, true, "%s%s%s", ptext, w[0] ? "; " : "", w);
+            vset(v, pcode, pproven, "%s%s%s%s", ptext,
+                 pcode == KR_V_DEVICE_KEY_MISMATCH && t->signature_valid == KR_YES
+                 ? "; the signature verifies with the server public key, which rules out bad-signature" : "",
+                 w[0] ? "; " : "", w);
             add_note(v, withdrawn);
             return;
         }
@@ -1232,19 +1332,23 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
             vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "the session block does not open with %s, but that key is "
                  "not the one the device offers in its id block either, so the keyfile does not hold this "
                  "device's key; %s", kname, w);
+        } else if (t->record_differs == KR_NO && t->signature_valid == KR_YES) {
+            vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; the keys at hand rule out both causes: the cloud's "
+                 "record of the device key (device-public) is the key the device offers, and the signature "
+                 "verifies with the server public key, so one of these keys is not this connection's", w);
+            add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
+            add_cand(v, KR_V_BAD_SIGNATURE);
+        } else if (t->record_differs == KR_NO) {
+            vset(v, KR_V_BAD_SIGNATURE, false, "%s; the cloud's record of the device key (device-public) is the key "
+                 "the device offers in its id block, which rules out device-key-mismatch: the one cause left is "
+                 "the signature", w);
         } else if (t->session_opened == KR_YES && t->signature_ok == KR_YES) {
             vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "the session block opens with %s and its signature is "
                  "good, yet the device rejected it: the device holds another private key; %s", kname, w);
-        } else if (t->session_opened == KR_YES && t->device_hello_bad) {
-            vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "the session block opens with %s but the device did not "
-                 "use it; without the server public key a bad signature cannot be ruled out; %s", kname, w);
-            add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
-            add_cand(v, KR_V_BAD_SIGNATURE);
         } else if (t->signature_valid == KR_YES) {
-            vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; the signature has the structure of the server "
-                 "public key in the keyfile, which rules out a bad signature: the likely cause is the device "
-                 "key (no device key in the keyfile to prove it)", w);
-            add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
+            vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "%s; the signature verifies with the server public key, which "
+                 "rules out bad-signature: the one cause left is the device key (the cloud encrypted the session "
+                 "key to a public key the device does not hold)", w);
         } else if (t->session_opened == KR_YES) {
             vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; the session block opens with %s, but without the "
                  "server public key a bad signature cannot be told from a device holding another private key",
@@ -1286,7 +1390,7 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
         if (idcode != KR_V_NONE) {
             /* given at the id block; how the cloud reacted completes the evidence */
             const char *w = wire[0] ? wire : final ? "the capture ends after the id block" : "";
-            vset(v, idcode, true, "%s%s%s", idtext, w[0] ? "; " : "", w);
+            vset(v, idcode, idproven, "%s%s%s", idtext, w[0] ? "; " : "", w);
             return;
         }
         if (!closed && !final)
@@ -1312,11 +1416,23 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
                 add_cand(v, KR_V_UNKNOWN_DEVICE);
             }
         } else if (rejected) {
-            vset(v, KR_V_ID_BLOCK_REJECTED, false, "%s; without the server private key the cause cannot be "
-                 "told", w);
-            add_cand(v, KR_V_SERVER_KEY_MISMATCH);
-            add_cand(v, KR_V_UNKNOWN_DEVICE);
-            add_cand(v, KR_V_NONCE_MISMATCH);
+            char dtext[400];
+            kr_tri dc = device_copy_differs(t, dtext, sizeof dtext);
+            if (dc == KR_YES) {
+                vset(v, KR_V_SERVER_KEY_MISMATCH, false, "%s; %s: the device encrypted its id to a key the cloud "
+                     "cannot open", w, dtext);
+            } else if (dc == KR_NO) {
+                vset(v, KR_V_ID_BLOCK_REJECTED, false, "%s; %s, which rules out server-key-mismatch; without the "
+                     "server private key an unknown device and a wrong nonce echo look the same", w, dtext);
+                add_cand(v, KR_V_UNKNOWN_DEVICE);
+                add_cand(v, KR_V_NONCE_MISMATCH);
+            } else {
+                vset(v, KR_V_ID_BLOCK_REJECTED, false, "%s; without the server private key the cause cannot be "
+                     "told", w);
+                add_cand(v, KR_V_SERVER_KEY_MISMATCH);
+                add_cand(v, KR_V_UNKNOWN_DEVICE);
+                add_cand(v, KR_V_NONCE_MISMATCH);
+            }
         } else {
             vset(v, KR_V_STALLED, false, "%s", w);
         }
@@ -1404,6 +1520,9 @@ static void evaluate(kr_tracker *t, double ts)
         return;
     }
     v.final = final;
+    /* a failure given before the connection ended is pending: the wire may still contradict it */
+    if (!final && v.proven && v.code != KR_V_OK && v.code != KR_V_MID_SESSION)
+        v.proven = false;
     v.last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
     v.time = ts;
     bool changed = !t->verdict_emitted || verdict_differs(&v, &t->verdict);
@@ -1439,6 +1558,7 @@ kr_tracker *kr_tracker_new(const kr_keyfile *kf, const kr_callbacks *cb, void *u
     t->d[KR_D2S].st = PST_IDBLOCK;
     t->id_block_opened = t->nonce_ok = t->offered_key_known = KR_UNKNOWN;
     t->session_opened = t->signature_valid = t->signature_ok = KR_UNKNOWN;
+    t->record_differs = KR_UNKNOWN;
     t->ota.last_chunk_index = -1;
     t->ota.last_ok_index = -1;
     t->ota.last_answered_index = -1;
@@ -1586,6 +1706,16 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
         act(t, dir, ts);
 }
 
+void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16_t port)
+{
+    if (!t || !addr || (family != 4 && family != 6))
+        return;
+    t->cloud_family = family;
+    memset(t->cloud_addr, 0, sizeof t->cloud_addr);
+    memcpy(t->cloud_addr, addr, family == 4 ? 4 : 16);
+    t->cloud_port = port;
+}
+
 void kr_tracker_refused(kr_tracker *t, double ts)
 {
     if (!t || t->finished)
@@ -1627,6 +1757,7 @@ void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts)
     if (!ds->closed) {
         ds->closed = true;
         ds->close_time = ts;
+        ds->close_order = ++t->closes;
     }
     if (rst)
         ds->rst = true;

@@ -48,6 +48,7 @@ typedef struct kr_dirstate {
     bool first_frame_done; /* "hello" step given (or not applicable) */
     bool closed, rst;
     double close_time;
+    uint32_t close_order;  /* 1 for the side whose close came first, 2 for the other */
     bool any_data;
     double first_data_time, last_data_time;
     double last_step_time;
@@ -121,6 +122,11 @@ struct kr_tracker {
     bool refused;          /* the SYN was answered by an RST, never by a SYN-ACK (kr_tracker_refused) */
     char not_spark_why[256];
     bool finished;
+    /* the cloud's address (kr_tracker_set_cloud) for server keys bound to it; family 0 when unknown */
+    int cloud_family;
+    uint8_t cloud_addr[16];
+    uint16_t cloud_port;
+    uint32_t closes;
     uint32_t step_index;
     uint32_t msg_index;
 
@@ -141,6 +147,13 @@ struct kr_tracker {
     size_t id_plain_len;
     kr_tri nonce_ok;
     kr_tri offered_key_known;
+    bool have_offered;         /* a G2 id block opened: the SHA-256 of the public key it offers */
+    uint8_t offered_sha256[32];
+    kr_tri record_differs;     /* the cloud's record (device-public) is not the offered key */
+    bool id_read;              /* the server private key opened the id block and the echo is the nonce */
+    bool device_key_by_id;     /* the device key tried is the keyfile's key for the id that was read */
+    bool sig_key_belongs;      /* the server public key is bound to this cloud, or is the public half of
+                                  the key that opened this id block */
     bool device_id_known;
     uint8_t device_id[KR_DEVICE_ID_LEN];
     char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];

@@ -200,6 +200,8 @@ char *tk_conn_run_cb(const tk_conn *c, const kr_keyfile *kf, unsigned chunking, 
     b.extra = extra;
     b.extra_ud = extra_ud;
     kr_tracker *t = kr_tracker_new(kf, &cbs, &b);
+    static const uint8_t cloud[4] = { 192, 0, 2, 10 };   /* TK_CLOUD */
+    kr_tracker_set_cloud(t, 4, cloud, 5683);
     GRand *rnd = chunking > 1 ? g_rand_new_with_seed(chunking) : NULL;
     double last = 1000.0;
     for (guint i = 0; i < c->ev->len; i++) {

@@ -28,6 +28,9 @@ typedef struct tk_ev {
     bool rst;           /* TK_CLOSE */
 } tk_ev;
 
+/* The cloud address every hand-made connection goes to (kr_tracker_set_cloud), for bound server keys. */
+#define TK_CLOUD "192.0.2.10"
+
 typedef struct tk_conn {
     GArray *ev;         /* of tk_ev */
     double now;
