@@ -1465,7 +1465,8 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
         return;
     }
     if (final)
-        vset(v, KR_V_INCOMPLETE, false, "%s", (dd->bytes + sd->bytes) ? "the capture ends before the nonce"
+        vset(v, KR_V_INCOMPLETE, false, "%s", t->nonce_cut ? "the capture ends inside the nonce"
+             : (dd->bytes + sd->bytes) ? "the capture ends before the nonce"
                                                                       : "no data on this connection");
 }
 
@@ -1725,7 +1726,8 @@ void kr_tracker_refused(kr_tracker *t, double ts)
     kr_tracker_close(t, KR_S2D, true, ts);
 }
 
-static void end_direction(kr_tracker *t, kr_dir dir, double ts)
+/* The stream of dir ends: by a close of the connection, or (capture_end) because the capture does. */
+static void end_direction(kr_tracker *t, kr_dir dir, double ts, bool capture_end)
 {
     kr_dirstate *ds = &t->d[dir];
     if (ds->st == PST_RESYNC) {
@@ -1736,9 +1738,16 @@ static void end_direction(kr_tracker *t, kr_dir dir, double ts)
     if (ds->st == PST_DATA && ds->have)
         emit_data(t, dir, ds->have, ts, "not of this protocol");
     if (ds->st == PST_NONCE && ds->have && !t->not_spark) {
-        /* the cloud sent fewer than 40 bytes and stopped */
+        /* the cloud sent fewer than 40 bytes and stopped; when only the capture stopped and the bytes can
+         * be the start of a nonce, the capture is incomplete */
         char why[160];
-        if (!nonce_unfit(ds->buf, ds->have, why, sizeof why))
+        bool unfit = nonce_unfit(ds->buf, ds->have, why, sizeof why) != NULL;
+        if (capture_end && !ds->closed && !unfit) {
+            t->nonce_cut = true;
+            emit_data(t, dir, ds->have, ts, "of the 40-byte nonce: the capture ends inside it");
+            return;
+        }
+        if (!unfit)
             snprintf(why, sizeof why, "the cloud port sent %zu bytes, not a 40-byte nonce", ds->have);
         declare_not_spark(t, dir, ts, "%s", why);
         if (ds->have)
@@ -1761,9 +1770,9 @@ void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts)
     }
     if (rst)
         ds->rst = true;
-    end_direction(t, by, ts);
+    end_direction(t, by, ts, false);
     if (rst)
-        end_direction(t, (kr_dir)!by, ts);
+        end_direction(t, (kr_dir)!by, ts, false);
     if (rst || (t->d[0].closed && t->d[1].closed))
         kr_ota_finish(t, ts);   /* the connection is over: an unfinished update is reported now */
     evaluate(t, ts);
@@ -1777,8 +1786,8 @@ void kr_tracker_finish(kr_tracker *t, double ts)
     if (t->any_time && ts < t->last_time)
         ts = t->last_time;
     note_time(t, ts);
-    end_direction(t, KR_D2S, ts);
-    end_direction(t, KR_S2D, ts);
+    end_direction(t, KR_D2S, ts, true);
+    end_direction(t, KR_S2D, ts, true);
     kr_ota_finish(t, ts);
     t->finished = true;
     evaluate(t, ts);

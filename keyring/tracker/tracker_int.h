@@ -140,6 +140,7 @@ struct kr_tracker {
     size_t s2d_head_len;
     uint8_t e_block[KR_SESSION_E_LEN];
     bool nonce_damaged;
+    bool nonce_cut;            /* the capture ended inside the nonce */
     bool idblock_damaged, sessionblock_damaged;
     double idblock_split;      /* seconds between the id block's first and last byte */
     kr_tri id_block_opened;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -766,6 +767,93 @@ static void test_gap_in_nonce(void **state)
     assert_string_equal(kr_verdict_str(v.code), "id-block-rejected");
     assert_false(v.proven);
     assert_non_null(strstr(v.evidence, "bytes of the nonce and the id block are missing from the capture"));
+    tk_conn_free(c);
+}
+
+static tk_conn *short_session(sess *s, int frames);
+
+/* A copy of a hand-made connection with every timestamp rounded down to a multiple of unit. */
+static tk_conn *rounded(const tk_conn *c, double unit)
+{
+    tk_conn *r = tk_conn_new();
+    for (guint i = 0; i < c->ev->len; i++) {
+        tk_ev e = g_array_index(c->ev, tk_ev, i);
+        e.ts = floor(e.ts / unit) * unit;
+        if (e.data)
+            e.data = g_byte_array_ref(e.data);
+        g_array_append_val(r->ev, e);
+    }
+    return r;
+}
+
+/* The same verdicts with timestamps in s, ms, us and ns: no tie is decided by the clock's resolution. */
+static void test_timestamp_units(void **state)
+{
+    (void)state;
+    static const double units[] = { 1.0, 1e-3, 1e-6, 1e-9 };
+    sess s;
+    /* unknown-device: the cloud closes 0.4 ms after the id block, the device right after it (the same
+     * millisecond): the cloud closed first, whatever the clock shows */
+    s_begin(&s, true, K.srv, false);
+    tk_conn_close(s.c, KR_S2D, 0.0004, false);
+    tk_conn_close(s.c, KR_D2S, 0.0001, false);
+    for (size_t i = 0; i < 4; i++) {
+        tk_conn *r = rounded(s.c, units[i]);
+        kr_verdict v = run(r, "p", NULL);
+        if (v.code != KR_V_UNKNOWN_DEVICE)
+            fprintf(stderr, "unit %g: %s: %s\n", units[i], kr_verdict_str(v.code), v.evidence);
+        assert_int_equal(v.code, KR_V_UNKNOWN_DEVICE);
+        assert_non_null(strstr(v.evidence, "the cloud closed"));
+        v = run(r, "n", NULL);
+        assert_int_equal(v.code, KR_V_ID_BLOCK_REJECTED);
+        tk_conn_free(r);
+    }
+    s_end(&s);
+    /* a healthy session and a device-key-mismatch */
+    tk_conn *h = short_session(&s, 3);
+    tk_conn_close(h, KR_D2S, 0.0002, false);
+    tk_conn_close(h, KR_S2D, 0.0001, false);
+    for (size_t i = 0; i < 4; i++) {
+        tk_conn *r = rounded(h, units[i]);
+        assert_int_equal(run(r, "a", NULL).code, KR_V_OK);
+        assert_int_equal(run(r, "n", NULL).code, KR_V_OK);
+        tk_conn_free(r);
+    }
+    s_end(&s);
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev_other, K.srv);
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.0001, false);
+    for (size_t i = 0; i < 4; i++) {
+        tk_conn *r = rounded(s.c, units[i]);
+        assert_int_equal(run(r, "a", NULL).code, KR_V_DEVICE_KEY_MISMATCH);
+        assert_int_equal(run(r, "n", NULL).code, KR_V_SESSION_BLOCK_REJECTED);
+        tk_conn_free(r);
+    }
+    s_end(&s);
+}
+
+/* A capture that ends inside the nonce is incomplete; a cloud that closes after a short nonce is not. */
+static void test_capture_ends_in_nonce(void **state)
+{
+    (void)state;
+    uint8_t part[20];
+    for (int i = 0; i < 20; i++)
+        part[i] = (uint8_t)(i * 53 + 7);
+    tk_conn *c = tk_conn_new();
+    tk_conn_open(c, 0);
+    tk_conn_data(c, KR_S2D, 0.01, part, sizeof part);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, "n", &r);
+    assert_string_equal(kr_verdict_str(v.code), "incomplete");
+    assert_non_null(strstr(v.evidence, "inside the nonce"));
+    assert_true(v.final);
+    rec_free(&r);
+    /* the same bytes, then the cloud's FIN: it sent 20 bytes and stopped, not a nonce */
+    tk_conn_close(c, KR_S2D, 0.01, false);
+    v = run(c, "n", NULL);
+    assert_string_equal(kr_verdict_str(v.code), "not-spark");
     tk_conn_free(c);
 }
 
@@ -1705,6 +1793,8 @@ int main(void)
         cmocka_unit_test(test_not_spark),
         cmocka_unit_test(test_gap_in_nonce),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_timestamp_units),
+        cmocka_unit_test(test_capture_ends_in_nonce),
         cmocka_unit_test(test_stalled_incomplete),
         cmocka_unit_test(test_mid_session),
         cmocka_unit_test(test_counter_and_ota),
