@@ -754,6 +754,7 @@ static void do_frame(kr_tracker *t, kr_dir dir, double ts)
                                 (unsigned long long)s.offset, (unsigned)s.length, badwhy);
     ds->have = 0;
     ds->damaged = false;
+    ds->scan_from = 0;
     shrink(ds);
 }
 
@@ -812,6 +813,68 @@ static void resync_scan(kr_tracker *t, kr_dir dir, double ts, bool ended)
         emit_data(t, dir, p, ts, "with no frame boundary found");
         ds->scan_from = 0;
     }
+}
+
+static void enter_resync(kr_tracker *t, kr_dir dir);
+
+/* Re-feeds the buffer from position p in the frame state, after the p bytes before it went out as data. */
+static void refeed_from(kr_tracker *t, kr_dir dir, size_t p, double ts, const char *why)
+{
+    kr_dirstate *ds = &t->d[dir];
+    emit_data(t, dir, p, ts, why);
+    size_t n = ds->have;
+    uint8_t *tmp = malloc(n ? n : 1);
+    if (!tmp)
+        return;
+    memcpy(tmp, ds->buf, n);
+    ds->have = 0;
+    ds->st = PST_FRAMES;
+    ds->offset -= n;
+    feed(t, dir, tmp, n, ts);
+    free(tmp);
+}
+
+/* A frame length above what a resync accepts (KR_RESYNC_MAXLEN) may be a damaged prefix (one flipped bit
+ * makes 0x0010 0x8010) that would swallow the rest of the session. While its bytes arrive, a chain of
+ * plausible frame lengths starting inside it (KR_RESYNC_CHAIN of them, or up to the end of the stream)
+ * marks where the next real frame starts: the bytes before it are the damaged frame. Its first block,
+ * right after the prefix, is the next frame's IV, so with the session key the next frame decrypts whole. */
+static bool check_long_frame(kr_tracker *t, kr_dir dir, double ts, bool ended)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (ds->st != PST_FRAMES || ds->have < 3 || ds->damaged ||
+        ((unsigned)ds->buf[0] << 8 | ds->buf[1]) <= KR_RESYNC_MAXLEN)
+        return false;
+    size_t p;
+    for (p = ds->scan_from > 2 ? ds->scan_from : 2; p < ds->have; p++) {
+        int r = chain_at(ds->buf, ds->have, p, ended);
+        if (r == -1)
+            break;
+        if (r == 0)
+            continue;
+        ds->scan_from = 0;
+        if (p >= 18) {
+            memcpy(ds->last_c1, ds->buf + 2, 16);
+            ds->have_c1 = true;
+            if (ds->cipher)
+                kr_cipher_free(ds->cipher);
+            ds->cipher = NULL;
+            if (t->session_known)
+                install_cipher(t, dir);
+        } else {
+            ds->have_c1 = false;
+            if (ds->cipher)
+                kr_cipher_lose_sync(ds->cipher);
+        }
+        ds->frames++;
+        ds->first_frame_done = true;
+        ds->have_last_id = false;   /* a message went by unread: no counter gap can be told */
+        refeed_from(t, dir, p, ts, "of a frame whose length prefix is damaged: resynchronised at the next "
+                    "frame boundary");
+        return true;
+    }
+    ds->scan_from = p;
+    return false;
 }
 
 static void enter_resync(kr_tracker *t, kr_dir dir)
@@ -1012,6 +1075,8 @@ static void feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double
         ds->offset += n;
         p += n;
         len -= n;
+        if (ds->st == PST_FRAMES && ds->have < target && check_long_frame(t, dir, ts, false))
+            continue;   /* re-fed from the next frame boundary */
         if (ds->st == PST_RESYNC || ds->have == target)
             act(t, dir, ts);
     }
@@ -1737,6 +1802,10 @@ static void end_direction(kr_tracker *t, kr_dir dir, double ts, bool capture_end
     }
     if (ds->st == PST_DATA && ds->have)
         emit_data(t, dir, ds->have, ts, "not of this protocol");
+    /* a frame the stream ends inside: a damaged length prefix resynchronises, anything else is cut short */
+    for (int guard = 0; ds->st == PST_FRAMES && ds->have && guard < 64; guard++)
+        if (!check_long_frame(t, dir, ts, true))
+            emit_data(t, dir, ds->have, ts, "of a frame cut short: the stream ends before its last byte");
     if (ds->st == PST_NONCE && ds->have && !t->not_spark) {
         /* the cloud sent fewer than 40 bytes and stopped; when only the capture stopped and the bytes can
          * be the start of a nonce, the capture is incomplete */

@@ -857,6 +857,43 @@ static void test_capture_ends_in_nonce(void **state)
     tk_conn_free(c);
 }
 
+/* One flipped bit in a frame's length prefix (0x0010 -> 0x8010) resynchronises at the next frame instead of
+ * swallowing the session; with the session key the frames after it decrypt whole. */
+static void test_damaged_length_prefix(void **state)
+{
+    (void)state;
+    for (int which = 0; which < 2; which++) {
+        sess s;
+        tk_conn *c = short_session(&s, 6);
+        tk_conn_close(c, KR_D2S, 0.5, false);
+        tk_conn_close(c, KR_S2D, 0.001, false);
+        /* the device's data events after the id block: [0] is the Hello, [3] the third event */
+        int seen = 0, target = which == 0 ? 3 : 0;
+        for (guint i = 0; i < c->ev->len; i++) {
+            tk_ev *e = &g_array_index(c->ev, tk_ev, i);
+            if (e->kind != TK_DATA || e->dir != KR_D2S || e->data->len == KR_IDBLOCK_LEN)
+                continue;
+            if (seen++ == target) {
+                assert_int_equal(e->data->data[0], 0);
+                e->data->data[0] ^= 0x80;
+            }
+        }
+        rec r;
+        rec_init(&r);
+        kr_verdict v = run(c, "a", &r);
+        if (v.code != KR_V_OK || r.decrypted != 13)
+            fprintf(stderr, "flip %d: %s, %d decrypted: %s\n", which, kr_verdict_str(v.code), r.decrypted, v.evidence);
+        assert_int_equal(v.code, KR_V_OK);
+        /* 14 frames besides the damaged one, all decrypted: the frame after it too */
+        assert_int_equal(r.decrypted, 13);
+        assert_int_equal(r.findings->len, 0);
+        rec_free(&r);
+        v = run(c, "n", NULL);
+        assert_int_equal(v.code, KR_V_OK);
+        s_end(&s);
+    }
+}
+
 /* A SYN answered by an RST: refused, not "accepted but silent". */
 static void test_refused(void **state)
 {
@@ -1795,6 +1832,7 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_timestamp_units),
         cmocka_unit_test(test_capture_ends_in_nonce),
+        cmocka_unit_test(test_damaged_length_prefix),
         cmocka_unit_test(test_stalled_incomplete),
         cmocka_unit_test(test_mid_session),
         cmocka_unit_test(test_counter_and_ota),
