@@ -1040,6 +1040,18 @@ static void feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double
         /* the cloud sending past its nonce before the device's id block: not this protocol */
         if (dir == KR_S2D && ds->st == PST_SESSION && ds->have == 0 && !t->idblock_seen && !t->mid_session &&
             !t->d[KR_D2S].gapped) {
+            if (!t->early_done && t->d[KR_D2S].offset == 0 && t->early_len + len <= KR_EARLY_MAX) {
+                /* hold them: a gap at the start of the device's stream may yet show its id block was lost */
+                uint8_t *e = realloc(t->early, t->early_len + len);
+                if (e) {
+                    memcpy(e + t->early_len, p, len);
+                    t->early = e;
+                    t->early_len += len;
+                    t->early_hold = true;
+                    t->early_time = ts;
+                    return;
+                }
+            }
             declare_not_spark(t, dir, ts, "the cloud sent more than 40 bytes before the device's 256-byte id "
                               "block");
         }
@@ -1080,6 +1092,22 @@ static void feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double
         if (ds->st == PST_RESYNC || ds->have == target)
             act(t, dir, ts);
     }
+}
+
+/* The held cloud bytes go through now: as the handshake when the device's id block was lost, else they
+ * show the peer is not a Spark cloud. */
+static void flush_early(kr_tracker *t, double ts)
+{
+    if (!t->early_hold)
+        return;
+    t->early_hold = false;
+    t->early_done = true;
+    uint8_t *b = t->early;
+    size_t n = t->early_len;
+    t->early = NULL;
+    t->early_len = 0;
+    feed(t, KR_S2D, b, n, t->early_time > ts ? ts : t->early_time);
+    free(b);
 }
 
 /* ---- verdict ------------------------------------------------------------------------------------ */
@@ -1562,8 +1590,10 @@ static void note_lost_blocks(const kr_tracker *t, kr_verdict *v)
         return;
     char note[256];
     snprintf(note, sizeof note, "the handshake could not be read: bytes of %s%s%s%s%s are missing from the "
-             "capture (gap), so no key could check %s", names[0], n > 1 ? (n > 2 ? ", " : " and ") : "",
-             n > 1 ? names[1] : "", n > 2 ? " and " : "", n > 2 ? names[2] : "", n > 1 ? "them" : "it");
+             "capture (gap), so no key could check %s%s", names[0], n > 1 ? (n > 2 ? ", " : " and ") : "",
+             n > 1 ? names[1] : "", n > 2 ? " and " : "", n > 2 ? names[2] : "", n > 1 ? "them" : "it",
+             t->session_opened == KR_YES ? "; the session block still opened with the device key, and the frames "
+             "decrypt" : "");
     if (!strstr(v->evidence, note))
         add_note(v, note);
 }
@@ -1646,6 +1676,7 @@ void kr_tracker_free(kr_tracker *t)
             kr_cipher_free(t->d[i].cipher);
     }
     kr_tracker_clear_describe(t);
+    free(t->early);
     free(t->vars);
     free(t->funcs);
     free(t);
@@ -1690,6 +1721,8 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
     ds->last_data_time = ts;
     ds->bytes += len;
     t->info.bytes[dir] = ds->bytes;
+    if (dir == KR_D2S)
+        flush_early(t, ts);
     feed(t, dir, data, len, ts);
     if (t->mid_session && !t->verdict_emitted)
         evaluate(t, ts);
@@ -1770,6 +1803,8 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
     /* a completed damaged block or frame */
     if (ds->st != PST_RESYNC && ds->st != PST_DATA && ds->have > 0 && ds->have == want(t, dir))
         act(t, dir, ts);
+    if (dir == KR_D2S)
+        flush_early(t, ts);
 }
 
 void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16_t port)
@@ -1839,6 +1874,7 @@ void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts)
     }
     if (rst)
         ds->rst = true;
+    flush_early(t, ts);
     end_direction(t, by, ts, false);
     if (rst)
         end_direction(t, (kr_dir)!by, ts, false);
@@ -1855,6 +1891,7 @@ void kr_tracker_finish(kr_tracker *t, double ts)
     if (t->any_time && ts < t->last_time)
         ts = t->last_time;
     note_time(t, ts);
+    flush_early(t, ts);
     end_direction(t, KR_D2S, ts, true);
     end_direction(t, KR_S2D, ts, true);
     kr_ota_finish(t, ts);
@@ -1917,7 +1954,7 @@ size_t kr_tracker_memory(const kr_tracker *t)
     size_t n = sizeof *t;
     for (int i = 0; i < 2; i++)
         n += t->d[i].cap + t->d[i].pt_cap + (t->d[i].cipher ? 512 : 0);
-    n += t->cap_vars * sizeof(kr_var) + t->cap_funcs * sizeof(char *);
+    n += t->cap_vars * sizeof(kr_var) + t->cap_funcs * sizeof(char *) + t->early_len;
     for (size_t i = 0; i < t->n_funcs; i++)
         n += strlen(t->funcs[i]) + 1;
     return n;

@@ -23,7 +23,8 @@ enum kr_pst {
 #define KR_RESYNC_CAP     4096   /* bytes looked at when searching a frame chain */
 #define KR_RESYNC_MAXLEN  1024   /* longest frame accepted while resynchronising */
 #define KR_RESYNC_CHAIN   3      /* consecutive valid lengths that prove a frame boundary */
-#define KR_REQ_RING       16     /* requests remembered per direction for response matching */
+#define KR_REQ_RING       16
+#define KR_EARLY_MAX      4096   /* cloud bytes held while the device's id block may be lost */     /* requests remembered per direction for response matching */
 
 typedef struct kr_dirstate {
     enum kr_pst st;
@@ -141,6 +142,12 @@ struct kr_tracker {
     uint8_t e_block[KR_SESSION_E_LEN];
     bool nonce_damaged;
     bool nonce_cut;            /* the capture ended inside the nonce */
+    /* cloud bytes past the nonce before any device byte: held until the device's side shows whether its
+     * id block was lost (a gap at offset 0) or never sent (not this protocol) */
+    uint8_t *early;
+    size_t early_len;
+    double early_time;         /* when the last held byte arrived */
+    bool early_hold, early_done;
     bool idblock_damaged, sessionblock_damaged;
     double idblock_split;      /* seconds between the id block's first and last byte */
     kr_tri id_block_opened;
