@@ -280,14 +280,21 @@ typedef struct kr_conn_info {
  *   while those stay the same (a FIN that only adds a wire fact to the evidence gives no call; the evidence
  *   in kr_tracker_verdict / kr_tracker_info is kept up to date all the same): "ok" at the second Hello,
  *   "not-spark" on the first bytes that do not fit, "mid-session" on the first frame found without a
- *   handshake; a failure a key proves at the step that proves it ("server-key-mismatch" and
- *   "nonce-mismatch" at the id block, "device-key-mismatch" and "bad-signature" at the session block), its
- *   evidence completed by the wire facts of the close; "unknown-device" and the failures inferred from the
- *   wire alone at the close that shows them. When the wire then shows the handshake went on (the cloud
- *   answers the id block, frames flow both ways after the session block), the key was not the one in use:
- *   the verdict follows the wire and its evidence names the proof that does not stand. final is true once
+ *   handshake; a failure a key shows at the step that shows it ("server-key-mismatch" and
+ *   "nonce-mismatch" at the id block, "device-key-mismatch" and "bad-signature" at the session block),
+ *   pending (neither proven nor final) while the wire may still contradict it, and final at the close
+ *   with the wire facts added, proven then when its key belongs to the connection (see kr_verdict);
+ *   "unknown-device" and the failures inferred from the wire alone at the close that shows them. When the
+ *   wire shows the handshake went on (the cloud answers the id block, frames flow both ways after the
+ *   session block), the key was not the one in use: the verdict follows the wire and its evidence names
+ *   the claim that does not stand. A verdict given as proven never changes afterwards. final is true once
  *   the connection ended (an RST, both sides' FIN) or kr_tracker_finish ran; after kr_tracker_finish there
- *   is always a final verdict (incomplete when nothing else fits).
+ *   is always a final verdict (incomplete when nothing else fits; a capture that ends inside the nonce is
+ *   incomplete too).
+ * Damage: handshake blocks with bytes lost in a gap are not opened and the evidence names them; cloud
+ *   bytes past the nonce before any device byte wait until the device's side shows whether its id block
+ *   was lost; a frame length prefix too large for a resync is checked against the frame lengths that
+ *   follow and resynchronised when it was damaged. A close-time tie goes to the close seen first.
  * The output depends only on the bytes, their order and the timestamps, never on how they were chunked. */
 typedef struct kr_callbacks {
     void (*step)(void *ud, const kr_step *s);
