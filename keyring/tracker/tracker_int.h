@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "keyring/tracker.h"
+#include <string.h>
 #include "keyring/cipher.h"
 
 /* Per-direction parser states. */
@@ -204,6 +205,59 @@ struct kr_tracker {
     bool verdict_emitted;
     kr_conn_info info;
 };
+
+/* Text fields have fixed sizes; cutting an over-long name or note is intended. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+static inline const char *who(kr_dir d)
+{
+    return d == KR_D2S ? "device" : "cloud";
+}
+
+static inline bool valid_len(unsigned l, unsigned max)
+{
+    return l >= 16 && l <= max && l % 16 == 0;
+}
+
+/* The file name of a key without its folder (notes must not depend on where the files live). */
+static inline const char *base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
+/* tracker.c: output */
+void krt_note_time(kr_tracker *t, double ts);
+void krt_step_init(kr_tracker *t, kr_step *s, kr_step_kind kind, kr_dir dir, const uint8_t *bytes,
+                      size_t len, uint64_t off, double first, double ts);
+void krt_emit_step(kr_tracker *t, kr_step *s);
+void krt_emit_data(kr_tracker *t, kr_dir dir, size_t n, double ts, const char *why);
+
+/* stream.c: the byte pump */
+void krt_shrink(kr_dirstate *ds);
+void krt_enter_resync(kr_tracker *t, kr_dir dir);
+void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts);
+void krt_flush_early(kr_tracker *t, double ts);
+void krt_end_direction(kr_tracker *t, kr_dir dir, double ts, bool capture_end);
+
+/* hsteps.c: handshake steps */
+const kr_entry *krt_server_entry(const kr_tracker *t, kr_entry_kind kind);
+const kr_entry *krt_cloud_public_entry(const kr_tracker *t);
+void krt_adopt_id(kr_tracker *t, const kr_entry *e);
+void krt_do_nonce(kr_tracker *t, double ts);
+void krt_do_idblock(kr_tracker *t, double ts);
+void krt_do_sessionblock(kr_tracker *t, double ts);
+
+/* session.c: session key and frames */
+void krt_install_cipher(kr_tracker *t, kr_dir dir);
+void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool from_line);
+void krt_consider_session_lines(kr_tracker *t);
+void krt_do_frame(kr_tracker *t, kr_dir dir, double ts);
+
+/* verdict.c */
+void krt_evaluate(kr_tracker *t, double ts);
 
 /* message.c */
 void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint64_t frame_offset,
