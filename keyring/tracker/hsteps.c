@@ -146,6 +146,100 @@ void krt_do_idblock(kr_tracker *t, double ts)
     krt_emit_step(t, &s);
 }
 
+/* Opens E with the device key for the id read from the id block, else with each wildcard key and then every
+ * device key (the one that opens it names the device). */
+static bool open_with_device_keys(kr_tracker *t, const uint8_t *e, uint8_t m[KR_SESSION_LEN], kr_hs_result *resp)
+{
+    bool opened = false;
+    kr_hs_result res = KR_HS_OK;
+    const kr_key *idkey = t->device_id_known ? kr_keyfile_device_key(t->kf, t->device_id) : NULL;
+    if (idkey) {
+        t->device_keys_tried = 1;
+        t->device_key_by_id = t->id_read;
+        res = kr_hs_open_session(idkey, e, m);
+        snprintf(t->device_key_name, sizeof t->device_key_name, "the device key for %s", t->device_id_hex);
+        opened = res == KR_HS_OK;
+    } else {
+        size_t nw = kr_keyfile_wildcard_count(t->kf);
+        for (size_t i = 0; i < nw && !opened; i++) {
+            const kr_key *k = kr_keyfile_wildcard(t->kf, i);
+            if (!k)
+                continue;
+            t->device_keys_tried++;
+            res = kr_hs_open_session(k, e, m);
+            if (res == KR_HS_OK) {
+                opened = true;
+                snprintf(t->device_key_name, sizeof t->device_key_name, "the wildcard device key %s",
+                         base_name(k->source));
+            }
+        }
+        size_t nd = kr_keyfile_device_key_count(t->kf);
+        for (size_t i = 0; i < nd && !opened; i++) {
+            const kr_entry *en = kr_keyfile_device_entry(t->kf, i);
+            if (!en || en->wildcard || !en->key)
+                continue;
+            t->device_keys_tried++;
+            res = kr_hs_open_session(en->key, e, m);
+            if (res == KR_HS_OK) {
+                opened = true;
+                snprintf(t->device_key_name, sizeof t->device_key_name, "the device key for %s",
+                         en->device_id_hex);
+                if (!t->device_id_known && en->has_id) {
+                    t->device_id_known = true;
+                    t->device_id_from_key = true;
+                    memcpy(t->device_id, en->device_id, KR_DEVICE_ID_LEN);
+                    kr_device_id_hex(t->device_id, t->device_id_hex);
+                }
+            }
+        }
+        if (!opened && t->device_keys_tried > 0)
+            snprintf(t->device_key_name, sizeof t->device_key_name, "%s",
+                     t->device_keys_tried == 1 ? "the keyfile's device key" : "any device key in the keyfile");
+    }
+    *resp = res;
+    return opened;
+}
+
+/* Checks the signature with the cloud's public key (and, with M, its HMAC); a note for the step in signote.
+ * Returns the result to show on the step. */
+static kr_hs_result check_signature(kr_tracker *t, const uint8_t *e, const uint8_t *sig, const uint8_t *m,
+                                    bool opened, kr_hs_result res, char *signote, size_t signote_len)
+{
+    const kr_entry *spe = krt_cloud_public_entry(t);
+    const kr_key *spub = spe ? spe->key : NULL;
+    const kr_entry *ipe = krt_server_entry(t, KR_ENTRY_SERVER_PRIVATE);
+    t->sig_key_belongs = spe && (spe->bound || (t->id_read && ipe && kr_key_same_public(ipe->key, spub)));
+    if (spub) {
+        uint8_t rec[KR_HMAC_LEN];
+        if (opened) {
+            uint8_t hmac[KR_HMAC_LEN];
+            kr_hs_hmac(m, e, hmac);
+            kr_hs_result r = kr_hs_verify_signature(spub, sig, hmac, rec);
+            t->signature_valid = (r == KR_HS_OK || r == KR_HS_SIG_MISMATCH) ? KR_YES : KR_NO;
+            t->signature_ok = r == KR_HS_OK ? KR_YES : KR_NO;
+            if (r != KR_HS_OK)
+                res = r;
+        } else {
+            kr_hs_result r = kr_hs_verify_signature(spub, sig, NULL, rec);
+            t->signature_valid = r == KR_HS_OK ? KR_YES : KR_NO;
+            if (r != KR_HS_OK)
+                t->signature_ok = KR_NO;
+            if (r != KR_HS_OK && res == KR_HS_OK)
+                res = r;
+        }
+        if (t->signature_ok == KR_YES)
+            snprintf(signote, signote_len, "; signature verifies with the server public key and matches "
+                     "the HMAC");
+        else if (t->signature_valid == KR_YES && t->signature_ok == KR_NO)
+            snprintf(signote, signote_len, "; signature has the cloud's structure but signs another HMAC");
+        else if (t->signature_valid == KR_YES)
+            snprintf(signote, signote_len, "; signature made by the server key in the keyfile");
+        else
+            snprintf(signote, signote_len, "; signature was NOT made by the server key in the keyfile");
+    }
+    return res;
+}
+
 void krt_do_sessionblock(kr_tracker *t, double ts)
 {
     kr_dirstate *ds = &t->d[KR_S2D];
@@ -162,51 +256,7 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     bool opened = false;
 
     if (!ds->damaged) {
-        /* which device keys to try */
-        const kr_key *idkey = t->device_id_known ? kr_keyfile_device_key(t->kf, t->device_id) : NULL;
-        if (idkey) {
-            t->device_keys_tried = 1;
-            t->device_key_by_id = t->id_read;
-            res = kr_hs_open_session(idkey, e, m);
-            snprintf(t->device_key_name, sizeof t->device_key_name, "the device key for %s", t->device_id_hex);
-            opened = res == KR_HS_OK;
-        } else {
-            size_t nw = kr_keyfile_wildcard_count(t->kf);
-            for (size_t i = 0; i < nw && !opened; i++) {
-                const kr_key *k = kr_keyfile_wildcard(t->kf, i);
-                if (!k)
-                    continue;
-                t->device_keys_tried++;
-                res = kr_hs_open_session(k, e, m);
-                if (res == KR_HS_OK) {
-                    opened = true;
-                    snprintf(t->device_key_name, sizeof t->device_key_name, "the wildcard device key %s",
-                             base_name(k->source));
-                }
-            }
-            size_t nd = kr_keyfile_device_key_count(t->kf);
-            for (size_t i = 0; i < nd && !opened; i++) {
-                const kr_entry *en = kr_keyfile_device_entry(t->kf, i);
-                if (!en || en->wildcard || !en->key)
-                    continue;
-                t->device_keys_tried++;
-                res = kr_hs_open_session(en->key, e, m);
-                if (res == KR_HS_OK) {
-                    opened = true;
-                    snprintf(t->device_key_name, sizeof t->device_key_name, "the device key for %s",
-                             en->device_id_hex);
-                    if (!t->device_id_known && en->has_id) {
-                        t->device_id_known = true;
-                        t->device_id_from_key = true;
-                        memcpy(t->device_id, en->device_id, KR_DEVICE_ID_LEN);
-                        kr_device_id_hex(t->device_id, t->device_id_hex);
-                    }
-                }
-            }
-            if (!opened && t->device_keys_tried > 0)
-                snprintf(t->device_key_name, sizeof t->device_key_name, "%s",
-                         t->device_keys_tried == 1 ? "the keyfile's device key" : "any device key in the keyfile");
-        }
+        opened = open_with_device_keys(t, e, m, &res);
         if (t->device_keys_tried == 0) {
             t->session_opened = KR_UNKNOWN;
             if (t->device_id_known)
@@ -224,38 +274,7 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
                      "another public key", t->device_key_name, kr_hs_result_str(res));
         }
 
-        const kr_entry *spe = krt_cloud_public_entry(t);
-        const kr_key *spub = spe ? spe->key : NULL;
-        const kr_entry *ipe = krt_server_entry(t, KR_ENTRY_SERVER_PRIVATE);
-        t->sig_key_belongs = spe && (spe->bound || (t->id_read && ipe && kr_key_same_public(ipe->key, spub)));
-        if (spub) {
-            uint8_t rec[KR_HMAC_LEN];
-            if (opened) {
-                uint8_t hmac[KR_HMAC_LEN];
-                kr_hs_hmac(m, e, hmac);
-                kr_hs_result r = kr_hs_verify_signature(spub, sig, hmac, rec);
-                t->signature_valid = (r == KR_HS_OK || r == KR_HS_SIG_MISMATCH) ? KR_YES : KR_NO;
-                t->signature_ok = r == KR_HS_OK ? KR_YES : KR_NO;
-                if (r != KR_HS_OK)
-                    res = r;
-            } else {
-                kr_hs_result r = kr_hs_verify_signature(spub, sig, NULL, rec);
-                t->signature_valid = r == KR_HS_OK ? KR_YES : KR_NO;
-                if (r != KR_HS_OK)
-                    t->signature_ok = KR_NO;
-                if (r != KR_HS_OK && res == KR_HS_OK)
-                    res = r;
-            }
-            if (t->signature_ok == KR_YES)
-                snprintf(signote, sizeof signote, "; signature verifies with the server public key and matches "
-                         "the HMAC");
-            else if (t->signature_valid == KR_YES && t->signature_ok == KR_NO)
-                snprintf(signote, sizeof signote, "; signature has the cloud's structure but signs another HMAC");
-            else if (t->signature_valid == KR_YES)
-                snprintf(signote, sizeof signote, "; signature made by the server key in the keyfile");
-            else
-                snprintf(signote, sizeof signote, "; signature was NOT made by the server key in the keyfile");
-        }
+        res = check_signature(t, e, sig, m, opened, res, signote, sizeof signote);
     } else {
         snprintf(note, sizeof note, "384-byte session block, partly lost in a gap: not opened");
     }

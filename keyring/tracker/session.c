@@ -113,6 +113,52 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
     free(pt);
 }
 
+/* Decrypts the frame in the buffer with this direction's cipher into s (and m when it carries a message).
+ * Returns whether a message was read; *bad when the frame should decrypt but does not. */
+static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, double ts, bool *bad,
+                          char *badwhy, size_t badlen)
+{
+    kr_dirstate *ds = &t->d[dir];
+    size_t len = ds->have - 2;
+    const uint8_t *body = ds->buf + 2;
+    bool have_msg = false;
+    if (ds->pt_cap < len) {
+        free(ds->pt);
+        ds->pt = malloc(len);
+        ds->pt_cap = ds->pt ? len : 0;
+    }
+    size_t pl = 0, skip = 0;
+    kr_dec_result r = ds->pt ? kr_cipher_decrypt(ds->cipher, body, len, ds->pt, &pl, &skip)
+                             : KR_DEC_BAD_LENGTH;
+    if (r == KR_DEC_OK && coap_plausible(ds->pt, pl)) {
+        s->frame_state = KR_FRAME_DECRYPTED;
+        kr_msg_interpret(t, m, dir, ts, ds->pdu_offset, ds->pt, pl, false);
+        have_msg = true;
+    } else if (r == KR_DEC_PARTIAL) {
+        s->frame_state = KR_FRAME_PARTIAL;
+        s->plaintext_skip = skip;
+        kr_msg_interpret(t, m, dir, ts, ds->pdu_offset, ds->pt, pl, true);
+        have_msg = true;
+    } else {
+        *bad = true;
+        s->frame_state = KR_FRAME_DECRYPT_ERROR;
+        s->reason = r == KR_DEC_BAD_PADDING ? KR_WHY_BAD_PADDING : r == KR_DEC_OK ? KR_WHY_NOT_COAP
+                   : KR_WHY_BAD_LENGTH;
+        snprintf(badwhy, badlen, "%s",
+                 r == KR_DEC_BAD_PADDING ? "the padding is wrong"
+                 : r == KR_DEC_OK ? "the plaintext is not a CoAP message" : "the length is wrong");
+        snprintf(s->note, sizeof s->note, "does not decrypt with the session key: %s", badwhy);
+    }
+    if (have_msg) {
+        s->plaintext = ds->pt;
+        s->plaintext_len = pl;
+        s->msg = m;
+        snprintf(s->note, sizeof s->note, "%s", m->summary);
+        ds->frames_ok++;
+    }
+    return have_msg;
+}
+
 void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
 {
     kr_dirstate *ds = &t->d[dir];
@@ -145,40 +191,7 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
             snprintf(s.note, sizeof s.note, "not decrypted: %s",
                      t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
         } else {
-            if (ds->pt_cap < len) {
-                free(ds->pt);
-                ds->pt = malloc(len);
-                ds->pt_cap = ds->pt ? len : 0;
-            }
-            size_t pl = 0, skip = 0;
-            kr_dec_result r = ds->pt ? kr_cipher_decrypt(ds->cipher, body, len, ds->pt, &pl, &skip)
-                                     : KR_DEC_BAD_LENGTH;
-            if (r == KR_DEC_OK && coap_plausible(ds->pt, pl)) {
-                s.frame_state = KR_FRAME_DECRYPTED;
-                kr_msg_interpret(t, &m, dir, ts, ds->pdu_offset, ds->pt, pl, false);
-                have_msg = true;
-            } else if (r == KR_DEC_PARTIAL) {
-                s.frame_state = KR_FRAME_PARTIAL;
-                s.plaintext_skip = skip;
-                kr_msg_interpret(t, &m, dir, ts, ds->pdu_offset, ds->pt, pl, true);
-                have_msg = true;
-            } else {
-                bad = true;
-                s.frame_state = KR_FRAME_DECRYPT_ERROR;
-                s.reason = r == KR_DEC_BAD_PADDING ? KR_WHY_BAD_PADDING : r == KR_DEC_OK ? KR_WHY_NOT_COAP
-                           : KR_WHY_BAD_LENGTH;
-                snprintf(badwhy, sizeof badwhy, "%s",
-                         r == KR_DEC_BAD_PADDING ? "the padding is wrong"
-                         : r == KR_DEC_OK ? "the plaintext is not a CoAP message" : "the length is wrong");
-                snprintf(s.note, sizeof s.note, "does not decrypt with the session key: %s", badwhy);
-            }
-            if (have_msg) {
-                s.plaintext = ds->pt;
-                s.plaintext_len = pl;
-                s.msg = &m;
-                snprintf(s.note, sizeof s.note, "%s", m.summary);
-                ds->frames_ok++;
-            }
+            have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy);
         }
     }
     /* the frame is counted, and its C1 kept, once it has been decrypted (or not) */

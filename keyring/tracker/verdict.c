@@ -166,34 +166,45 @@ static kr_verdict_code session_proof(const kr_tracker *t, const char *kname, cha
     return KR_V_NONE;
 }
 
-/* The verdict as the facts seen so far show it (code KR_V_NONE: nothing decided yet). `withdrawn` gets a
- * note when a key's proof given earlier is contradicted by what the wire showed since. */
-static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdrawn, size_t wlen)
-{
-    memset(v, 0, sizeof *v);
-    withdrawn[0] = '\0';
-    v->last_step = t->info.last_step;
-    int fc = first_closer(t);
-    const kr_dirstate *dd = &t->d[KR_D2S], *sd = &t->d[KR_S2D];
-    double ct = fc >= 0 ? t->d[fc].close_time : 0;
-    bool closed = fc >= 0;
-    const char *kname = t->device_key_name[0] ? t->device_key_name : "the device key";
+/* What every phase of the verdict works from. */
+typedef struct vctx {
+    kr_tracker *t;
+    kr_verdict *v;
+    bool final;
+    char *withdrawn;            /* a key's claim the wire has contradicted since, "" when none */
+    size_t wlen;
+    int fc;                     /* the side that closed first, or -1 */
+    double ct;                  /* when it closed */
+    bool closed;
+    const kr_dirstate *dd, *sd;
+    const char *kname;          /* which device key was tried */
+    kr_verdict_code idcode;     /* what the server private key showed at the id block */
+    bool idproven;
+    char idtext[384];
+} vctx;
 
+/* No handshake to judge: another protocol, a refused connection, a capture that began mid-session. */
+static bool v_no_handshake(vctx *c)
+{
+    kr_tracker *t = c->t;
+    kr_verdict *v = c->v;
+    const kr_dirstate *dd = c->dd, *sd = c->sd;
+    bool final = c->final;
     if (t->not_spark) {
         vset(v, KR_V_NOT_SPARK, false, "%s", t->not_spark_why);
-        return;
+        return true;
     }
     if (t->refused) {
         vset(v, KR_V_REFUSED, false, "the connection was refused: the device's SYN was answered by an RST, "
              "not a SYN-ACK, so nothing listens on that address and port or a firewall rejects the connection "
              "(check the cloud address the device uses, and the firewalls on the way)");
-        return;
+        return true;
     }
     if (t->silent_peer && !t->nonce_seen) {
         vset(v, KR_V_NOT_SPARK, false, "the peer accepted the connection but sent no nonce; %.1f s later the "
              "device sent frames on it (first Core firmware does so after its 20 s wait for the nonce)",
              t->silent_after);
-        return;
+        return true;
     }
     if (t->mid_session) {
         if (dd->frames_ok + sd->frames_ok > 0)
@@ -207,243 +218,292 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
                  (unsigned long long)(dd->bytes + sd->bytes));
         else if (final)
             vset(v, KR_V_INCOMPLETE, false, "no data from either side");
-        return;
+        return true;
     }
+    return false;
+}
 
-    uint32_t dframes = dd->frames, sframes = sd->frames;
-    char idtext[384] = "";
-    bool idproven = false;
-    kr_verdict_code idcode = t->idblock_seen ? id_proof(t, idtext, sizeof idtext, &idproven) : KR_V_NONE;
-    if (idcode != KR_V_NONE && (t->sessionblock_seen || sframes > 0))
-        id_withdrawn(t, idcode, withdrawn, wlen);
-    if (!t->sessionblock_seen && sframes > 0 && dframes > 0) {
-        /* cloud frames without a session block: it was lost in a gap, and the session runs */
-        vset(v, KR_V_OK, false, "the session block is missing from the capture (gap), but the device and the "
-             "cloud exchange frames");
-        add_note(v, withdrawn);
-        return;
+/* Frames both ways after the session block: the handshake went on, whatever a key claimed. */
+static void v_session_went_on(vctx *c, kr_verdict_code pcode, const char *ptext)
+{
+    kr_tracker *t = c->t;
+    kr_verdict *v = c->v;
+    char *withdrawn = c->withdrawn;
+    size_t wlen = c->wlen;
+    if (t->device_hello_ok && t->cloud_hello_ok)
+        vset(v, KR_V_OK, true, "handshake done: the device Hello and the cloud Hello decrypt with the "
+             "session key%s", t->session_from_line ? " from the keyfile's session line" : "");
+    else
+        vset(v, KR_V_OK, false, "handshake done: the device and the cloud each sent a frame after the "
+             "session block%s", t->session_known ? "" : " (not decrypted)");
+    if (pcode != KR_V_NONE) {
+        /* the cloud answered the device's frames: the device took the session block, so the key
+         * that proved a failure at the session block is not the one this connection used */
+        char note[512];
+        snprintf(note, sizeof note, "%s, yet the device and the cloud went on: the key that showed it "
+                 "is not the one in use here, so the %s given at the session block does not stand",
+                 ptext, kr_verdict_str(pcode));
+        add_note(v, note);
+        if (!withdrawn[0])
+            snprintf(withdrawn, wlen, "%s", note);
     }
-    if (t->sessionblock_seen) {
-        double since = closed ? ct - t->sessionblock_time : 0;
-        char ptext[384] = "";
-        bool pproven = false;
-        kr_verdict_code pcode = session_proof(t, kname, ptext, sizeof ptext, &pproven);
-        if (dframes > 0 && sframes > 0) {
-            if (t->device_hello_ok && t->cloud_hello_ok)
-                vset(v, KR_V_OK, true, "handshake done: the device Hello and the cloud Hello decrypt with the "
-                     "session key%s", t->session_from_line ? " from the keyfile's session line" : "");
-            else
-                vset(v, KR_V_OK, false, "handshake done: the device and the cloud each sent a frame after the "
-                     "session block%s", t->session_known ? "" : " (not decrypted)");
-            if (pcode != KR_V_NONE) {
-                /* the cloud answered the device's frames: the device took the session block, so the key
-                 * that proved a failure at the session block is not the one this connection used */
-                char note[512];
-                snprintf(note, sizeof note, "%s, yet the device and the cloud went on: the key that showed it "
-                         "is not the one in use here, so the %s given at the session block does not stand",
-                         ptext, kr_verdict_str(pcode));
-                add_note(v, note);
-                if (!withdrawn[0])
-                    snprintf(withdrawn, wlen, "%s", note);
-            }
-            add_note(v, idcode != KR_V_NONE ? withdrawn : "");
-            return;
-        }
-        /* the device accepted the session block and said Hello: the cloud did not answer */
-        bool dev_hello_sure = t->device_hello_ok;
-        bool rejected = false, stalled = false;
-        char wire[384] = "";
+    add_note(v, c->idcode != KR_V_NONE ? withdrawn : "");
+}
+
+/* How the device reacted to the session block and who closed: the wire facts. */
+static void v_session_wire(vctx *c, char *wire, size_t wsize, bool *rejected, bool *stalled)
+{
+    kr_tracker *t = c->t;
+    const kr_dirstate *dd = c->dd, *sd = c->sd;
+    int fc = c->fc;
+    double ct = c->ct;
+    bool closed = c->closed;
+    uint32_t dframes = dd->frames;
+    double since = closed ? ct - t->sessionblock_time : 0;
+    bool dev_hello_sure = t->device_hello_ok;
         if (dframes > 0) {
-            if (dev_hello_sure) {
-                if (closed) {
-                    stalled = true;
-                    snprintf(wire, sizeof wire, "the device Hello decrypts but the cloud sent no Hello; the %s %s "
-                             "%.1f s after the device Hello", who((kr_dir)(fc >= 0 ? fc : KR_D2S)),
-                             fc >= 0 ? close_word(&t->d[fc]) : "capture ended",
-                             (closed ? ct : t->last_time) - dd->last_step_time);
-                }
-            } else if (t->device_hello_bad) {
-                rejected = true;
-                snprintf(wire, sizeof wire, "the device's first frame after the session block does not decrypt "
-                         "with the session key: the device did not take this session");
-            } else if (closed) {
-                if (fc == KR_D2S && dframes == 1) {
-                    stalled = true;
-                    snprintf(wire, sizeof wire, "the device sent one frame (its Hello) and closed %.1f s later "
-                             "without a frame from the cloud (the device waits 2 s for the cloud Hello)",
-                             ct - dd->last_step_time);
-                } else {
-                    rejected = true;
-                    snprintf(wire, sizeof wire, "after the session block the device sent %u frame%s the cloud "
-                             "never answered; the %s %s %.1f s after the session block (first Core firmware "
-                             "keeps sending after a failed handshake)", dframes, dframes == 1 ? "" : "s",
-                             who((kr_dir)fc), close_word(&t->d[fc]), since);
-                }
+        if (dev_hello_sure) {
+            if (closed) {
+                *stalled = true;
+                snprintf(wire, wsize, "the device Hello decrypts but the cloud sent no Hello; the %s %s "
+                         "%.1f s after the device Hello", who((kr_dir)(fc >= 0 ? fc : KR_D2S)),
+                         fc >= 0 ? close_word(&t->d[fc]) : "capture ended",
+                         (closed ? ct : t->last_time) - dd->last_step_time);
             }
+        } else if (t->device_hello_bad) {
+            *rejected = true;
+            snprintf(wire, wsize, "the device's first frame after the session block does not decrypt "
+                     "with the session key: the device did not take this session");
         } else if (closed) {
-            rejected = true;
-            if (fc == KR_D2S)
-                snprintf(wire, sizeof wire, "the device %s %.3f s after the session block without sending a "
-                         "frame%s", close_word(dd), since,
-                         since >= 0.2 && since <= 2.0 ? " (firmware 0.4 and later close 250 ms after a failed "
-                         "handshake)" : "");
-            else
-                snprintf(wire, sizeof wire, "the cloud %s %.1f s after the session block; the device sent "
-                         "nothing after its id block", close_word(sd), since);
+            if (fc == KR_D2S && dframes == 1) {
+                *stalled = true;
+                snprintf(wire, wsize, "the device sent one frame (its Hello) and closed %.1f s later "
+                         "without a frame from the cloud (the device waits 2 s for the cloud Hello)",
+                         ct - dd->last_step_time);
+            } else {
+                *rejected = true;
+                snprintf(wire, wsize, "after the session block the device sent %u frame%s the cloud "
+                         "never answered; the %s %s %.1f s after the session block (first Core firmware "
+                         "keeps sending after a failed handshake)", dframes, dframes == 1 ? "" : "s",
+                         who((kr_dir)fc), close_word(&t->d[fc]), since);
+            }
         }
-        if (pcode != KR_V_NONE) {
-            /* given at the session block; the device's reaction and the close complete the evidence */
-            const char *w = wire[0] ? wire : final ? "the capture ends before the device answered the session "
-                                                     "block" : "";
-            vset(v, pcode, pproven, "%s%s%s%s", ptext,
-                 pcode == KR_V_DEVICE_KEY_MISMATCH && t->signature_valid == KR_YES
-                 ? "; the signature verifies with the server public key, which rules out bad-signature" : "",
-                 w[0] ? "; " : "", w);
-            add_note(v, withdrawn);
-            return;
-        }
-        bool key_says_fail = t->session_opened == KR_NO || t->signature_valid == KR_NO ||
-                             t->signature_ok == KR_NO;
-        if (stalled) {
-            vset(v, KR_V_STALLED, t->device_hello_ok, "%s", wire);
-            add_note(v, withdrawn);
-            return;
-        }
-        if (!rejected && !final && !(closed && key_says_fail))
-            return; /* still going */
-        if (!rejected && !key_says_fail) {
-            vset(v, KR_V_INCOMPLETE, false, "the capture ends after the session block (%u device frame%s, no "
-                 "cloud frame)", dframes, dframes == 1 ? "" : "s");
-            add_note(v, withdrawn);
-            return;
-        }
-        const char *w = wire[0] ? wire : "the capture ends before the device answered the session block";
-        if (t->session_opened == KR_NO && t->offered_key_known == KR_NO) {
-            vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "the session block does not open with %s, but that key is "
-                 "not the one the device offers in its id block either, so the keyfile does not hold this "
-                 "device's key; %s", kname, w);
-        } else if (t->record_differs == KR_NO && t->signature_valid == KR_YES) {
-            vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; the keys at hand rule out both causes: the cloud's "
-                 "record of the device key (device-public) is the key the device offers, and the signature "
-                 "verifies with the server public key, so one of these keys is not this connection's", w);
-            add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
-            add_cand(v, KR_V_BAD_SIGNATURE);
-        } else if (t->record_differs == KR_NO) {
-            vset(v, KR_V_BAD_SIGNATURE, false, "%s; the cloud's record of the device key (device-public) is the key "
-                 "the device offers in its id block, which rules out device-key-mismatch: the one cause left is "
-                 "the signature", w);
-        } else if (t->session_opened == KR_YES && t->signature_ok == KR_YES) {
-            vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "the session block opens with %s and its signature is "
-                 "good, yet the device rejected it: the device holds another private key; %s", kname, w);
-        } else if (t->signature_valid == KR_YES) {
-            vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "%s; the signature verifies with the server public key, which "
-                 "rules out bad-signature: the one cause left is the device key (the cloud encrypted the session "
-                 "key to a public key the device does not hold)", w);
-        } else if (t->session_opened == KR_YES) {
-            vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; the session block opens with %s, but without the "
-                 "server public key a bad signature cannot be told from a device holding another private key",
-                 w, kname);
-            add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
-            add_cand(v, KR_V_BAD_SIGNATURE);
-        } else {
-            vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; without the device private key (or the server "
-                 "public key) a decryption error and a signature error look the same", w);
-            add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
-            add_cand(v, KR_V_BAD_SIGNATURE);
-        }
+    } else if (closed) {
+        *rejected = true;
+        if (fc == KR_D2S)
+            snprintf(wire, wsize, "the device %s %.3f s after the session block without sending a "
+                     "frame%s", close_word(dd), since,
+                     since >= 0.2 && since <= 2.0 ? " (firmware 0.4 and later close 250 ms after a failed "
+                     "handshake)" : "");
+        else
+            snprintf(wire, wsize, "the cloud %s %.1f s after the session block; the device sent "
+                     "nothing after its id block", close_word(sd), since);
+    }
+}
+
+/* The device rejected the session block and no key proved why: the causes the keys leave. */
+static void v_session_cause(vctx *c, const char *wire)
+{
+    kr_tracker *t = c->t;
+    kr_verdict *v = c->v;
+    const char *kname = c->kname;
+    const char *w = wire[0] ? wire : "the capture ends before the device answered the session block";
+    if (t->session_opened == KR_NO && t->offered_key_known == KR_NO) {
+        vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "the session block does not open with %s, but that key is "
+             "not the one the device offers in its id block either, so the keyfile does not hold this "
+             "device's key; %s", kname, w);
+    } else if (t->record_differs == KR_NO && t->signature_valid == KR_YES) {
+        vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; the keys at hand rule out both causes: the cloud's "
+             "record of the device key (device-public) is the key the device offers, and the signature "
+             "verifies with the server public key, so one of these keys is not this connection's", w);
+        add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
+        add_cand(v, KR_V_BAD_SIGNATURE);
+    } else if (t->record_differs == KR_NO) {
+        vset(v, KR_V_BAD_SIGNATURE, false, "%s; the cloud's record of the device key (device-public) is the key "
+             "the device offers in its id block, which rules out device-key-mismatch: the one cause left is "
+             "the signature", w);
+    } else if (t->session_opened == KR_YES && t->signature_ok == KR_YES) {
+        vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "the session block opens with %s and its signature is "
+             "good, yet the device rejected it: the device holds another private key; %s", kname, w);
+    } else if (t->signature_valid == KR_YES) {
+        vset(v, KR_V_DEVICE_KEY_MISMATCH, false, "%s; the signature verifies with the server public key, which "
+             "rules out bad-signature: the one cause left is the device key (the cloud encrypted the session "
+             "key to a public key the device does not hold)", w);
+    } else if (t->session_opened == KR_YES) {
+        vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; the session block opens with %s, but without the "
+             "server public key a bad signature cannot be told from a device holding another private key",
+             w, kname);
+        add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
+        add_cand(v, KR_V_BAD_SIGNATURE);
+    } else {
+        vset(v, KR_V_SESSION_BLOCK_REJECTED, false, "%s; without the device private key (or the server "
+             "public key) a decryption error and a signature error look the same", w);
+        add_cand(v, KR_V_DEVICE_KEY_MISMATCH);
+        add_cand(v, KR_V_BAD_SIGNATURE);
+    }
+    add_note(v, c->withdrawn);
+}
+
+/* The session block was seen. */
+static void v_session_phase(vctx *c)
+{
+    kr_tracker *t = c->t;
+    kr_verdict *v = c->v;
+    bool final = c->final, closed = c->closed;
+    char ptext[384] = "";
+    bool pproven = false;
+    kr_verdict_code pcode = session_proof(t, c->kname, ptext, sizeof ptext, &pproven);
+    if (c->dd->frames > 0 && c->sd->frames > 0) {
+        v_session_went_on(c, pcode, ptext);
+        return;
+    }
+    bool rejected = false, stalled = false;
+    char wire[384] = "";
+    v_session_wire(c, wire, sizeof wire, &rejected, &stalled);
+    uint32_t dframes = c->dd->frames;
+    char *withdrawn = c->withdrawn;
+    if (pcode != KR_V_NONE) {
+        /* given at the session block; the device's reaction and the close complete the evidence */
+        const char *w = wire[0] ? wire : final ? "the capture ends before the device answered the session "
+                                                 "block" : "";
+        vset(v, pcode, pproven, "%s%s%s%s", ptext,
+             pcode == KR_V_DEVICE_KEY_MISMATCH && t->signature_valid == KR_YES
+             ? "; the signature verifies with the server public key, which rules out bad-signature" : "",
+             w[0] ? "; " : "", w);
         add_note(v, withdrawn);
         return;
     }
-
-    if (t->idblock_seen) {
-        bool rejected = false, stalled = false;
-        char wire[384] = "";
-        if (closed) {
-            double since = ct - t->idblock_time;
-            if (fc == KR_S2D && since <= KR_AT_ONCE) {
-                rejected = true;
-                snprintf(wire, sizeof wire, "the cloud %s %.3f s after the id block without a session block",
-                         close_word(sd), since);
-            } else if (fc == KR_S2D) {
-                stalled = true;
-                double since_open = t->opened ? ct - t->open_time : since;
-                snprintf(wire, sizeof wire, "the cloud %s %.1f s after the id block without a session block%s",
-                         close_word(sd), since,
-                         since_open >= 100 ? " (the cloud gives a handshake 120 s)" : "");
-            } else {
-                stalled = true;
-                snprintf(wire, sizeof wire, "the cloud sent no session block; the device %s %.1f s after its id "
-                         "block%s", close_word(dd), since,
-                         since >= 15 && since <= 30 ? " (its 20 s read timeout)" : "");
-            }
-        }
-        if (idcode != KR_V_NONE) {
-            /* given at the id block; how the cloud reacted completes the evidence */
-            const char *w = wire[0] ? wire : final ? "the capture ends after the id block" : "";
-            vset(v, idcode, idproven, "%s%s%s", idtext, w[0] ? "; " : "", w);
-            return;
-        }
-        if (!closed && !final)
-            return; /* the cloud may still answer */
-        const char *w = wire[0] ? wire : "the capture ends after the id block";
-        if (!rejected && !stalled) {
-            vset(v, KR_V_INCOMPLETE, false, "%s", w);
-        } else if (t->id_block_opened == KR_YES) {
-            if (rejected && t->idblock_split > 0.0005)
-                /* spark-protocol decrypts what one socket read returns: a block in two reads fails */
-                vset(v, KR_V_UNKNOWN_DEVICE, false, "the id block opens with the server private key and echoes "
-                     "the nonce (device %s), yet the cloud closed; the block came in pieces %.3f s apart, and a "
-                     "cloud that decrypts what one read returns (spark-protocol) fails on a split block, so that "
-                     "may be the cause rather than a missing key; %s", t->device_id_hex, t->idblock_split, w);
-            else if (rejected)
-                vset(v, KR_V_UNKNOWN_DEVICE, true, "the id block opens with the server private key and echoes "
-                     "the nonce: the cloud read device %s and closed, so it has no key for it%s; %s",
-                     t->device_id_hex, t->id_plain_len == KR_IDPLAIN_G2_LEN
-                     ? " (or it is a cloud older than July 2015 that rejects 214-byte id blocks)" : "", w);
-            else {
-                vset(v, KR_V_STALLED, false, "the id block opens and echoes the nonce (device %s); %s",
-                     t->device_id_hex, w);
-                add_cand(v, KR_V_UNKNOWN_DEVICE);
-            }
-        } else if (rejected) {
-            char dtext[400];
-            kr_tri dc = device_copy_differs(t, dtext, sizeof dtext);
-            if (dc == KR_YES) {
-                vset(v, KR_V_SERVER_KEY_MISMATCH, false, "%s; %s: the device encrypted its id to a key the cloud "
-                     "cannot open", w, dtext);
-            } else if (dc == KR_NO) {
-                vset(v, KR_V_ID_BLOCK_REJECTED, false, "%s; %s, which rules out server-key-mismatch; without the "
-                     "server private key an unknown device and a wrong nonce echo look the same", w, dtext);
-                add_cand(v, KR_V_UNKNOWN_DEVICE);
-                add_cand(v, KR_V_NONCE_MISMATCH);
-            } else {
-                vset(v, KR_V_ID_BLOCK_REJECTED, false, "%s; without the server private key the cause cannot be "
-                     "told", w);
-                add_cand(v, KR_V_SERVER_KEY_MISMATCH);
-                add_cand(v, KR_V_UNKNOWN_DEVICE);
-                add_cand(v, KR_V_NONCE_MISMATCH);
-            }
-        } else {
-            vset(v, KR_V_STALLED, false, "%s", w);
-        }
+    bool key_says_fail = t->session_opened == KR_NO || t->signature_valid == KR_NO ||
+                         t->signature_ok == KR_NO;
+    if (stalled) {
+        vset(v, KR_V_STALLED, t->device_hello_ok, "%s", wire);
+        add_note(v, withdrawn);
         return;
     }
-
-    if (t->nonce_seen) {
-        if (closed) {
-            double since = ct - t->nonce_time;
-            vset(v, KR_V_STALLED, false, "the device sent no id block%s; the %s %s %.1f s after the nonce%s",
-                 dd->have ? " (only part of it)" : "", who((kr_dir)fc), close_word(&t->d[fc]), since,
-                 fc == KR_S2D && since >= 25 && since <= 40 ? " (the cloud waits 30 s for the id block)"
-                 : (fc == KR_D2S && since >= 15 && since <= 30 ? " (the device's 20 s timeout)" : ""));
-        } else if (final) {
-            vset(v, KR_V_INCOMPLETE, false, "the capture ends after the nonce%s",
-                 dd->have ? ", inside the id block" : "");
-        }
+    if (!rejected && !final && !(closed && key_says_fail))
+        return; /* still going */
+    if (!rejected && !key_says_fail) {
+        vset(v, KR_V_INCOMPLETE, false, "the capture ends after the session block (%u device frame%s, no "
+             "cloud frame)", dframes, dframes == 1 ? "" : "s");
+        add_note(v, withdrawn);
         return;
     }
+    v_session_cause(c, wire);
+}
 
+/* The id block was seen, no session block. */
+static void v_id_phase(vctx *c)
+{
+    kr_tracker *t = c->t;
+    kr_verdict *v = c->v;
+    const kr_dirstate *dd = c->dd, *sd = c->sd;
+    int fc = c->fc;
+    double ct = c->ct;
+    bool closed = c->closed, final = c->final;
+    kr_verdict_code idcode = c->idcode;
+    bool rejected = false, stalled = false;
+    char wire[384] = "";
     if (closed) {
+        double since = ct - t->idblock_time;
+        if (fc == KR_S2D && since <= KR_AT_ONCE) {
+            rejected = true;
+            snprintf(wire, sizeof wire, "the cloud %s %.3f s after the id block without a session block",
+                     close_word(sd), since);
+        } else if (fc == KR_S2D) {
+            stalled = true;
+            double since_open = t->opened ? ct - t->open_time : since;
+            snprintf(wire, sizeof wire, "the cloud %s %.1f s after the id block without a session block%s",
+                     close_word(sd), since,
+                     since_open >= 100 ? " (the cloud gives a handshake 120 s)" : "");
+        } else {
+            stalled = true;
+            snprintf(wire, sizeof wire, "the cloud sent no session block; the device %s %.1f s after its id "
+                     "block%s", close_word(dd), since,
+                     since >= 15 && since <= 30 ? " (its 20 s read timeout)" : "");
+        }
+    }
+    if (idcode != KR_V_NONE) {
+        /* given at the id block; how the cloud reacted completes the evidence */
+        const char *w = wire[0] ? wire : final ? "the capture ends after the id block" : "";
+        vset(v, idcode, c->idproven, "%s%s%s", c->idtext, w[0] ? "; " : "", w);
+        return;
+    }
+    if (!closed && !final)
+        return; /* the cloud may still answer */
+    const char *w = wire[0] ? wire : "the capture ends after the id block";
+    if (!rejected && !stalled) {
+        vset(v, KR_V_INCOMPLETE, false, "%s", w);
+    } else if (t->id_block_opened == KR_YES) {
+        if (rejected && t->idblock_split > 0.0005)
+            /* spark-protocol decrypts what one socket read returns: a block in two reads fails */
+            vset(v, KR_V_UNKNOWN_DEVICE, false, "the id block opens with the server private key and echoes "
+                 "the nonce (device %s), yet the cloud closed; the block came in pieces %.3f s apart, and a "
+                 "cloud that decrypts what one read returns (spark-protocol) fails on a split block, so that "
+                 "may be the cause rather than a missing key; %s", t->device_id_hex, t->idblock_split, w);
+        else if (rejected)
+            vset(v, KR_V_UNKNOWN_DEVICE, true, "the id block opens with the server private key and echoes "
+                 "the nonce: the cloud read device %s and closed, so it has no key for it%s; %s",
+                 t->device_id_hex, t->id_plain_len == KR_IDPLAIN_G2_LEN
+                 ? " (or it is a cloud older than July 2015 that rejects 214-byte id blocks)" : "", w);
+        else {
+            vset(v, KR_V_STALLED, false, "the id block opens and echoes the nonce (device %s); %s",
+                 t->device_id_hex, w);
+            add_cand(v, KR_V_UNKNOWN_DEVICE);
+        }
+    } else if (rejected) {
+        char dtext[400];
+        kr_tri dc = device_copy_differs(t, dtext, sizeof dtext);
+        if (dc == KR_YES) {
+            vset(v, KR_V_SERVER_KEY_MISMATCH, false, "%s; %s: the device encrypted its id to a key the cloud "
+                 "cannot open", w, dtext);
+        } else if (dc == KR_NO) {
+            vset(v, KR_V_ID_BLOCK_REJECTED, false, "%s; %s, which rules out server-key-mismatch; without the "
+                 "server private key an unknown device and a wrong nonce echo look the same", w, dtext);
+            add_cand(v, KR_V_UNKNOWN_DEVICE);
+            add_cand(v, KR_V_NONCE_MISMATCH);
+        } else {
+            vset(v, KR_V_ID_BLOCK_REJECTED, false, "%s; without the server private key the cause cannot be "
+                 "told", w);
+            add_cand(v, KR_V_SERVER_KEY_MISMATCH);
+            add_cand(v, KR_V_UNKNOWN_DEVICE);
+            add_cand(v, KR_V_NONCE_MISMATCH);
+        }
+    } else {
+        vset(v, KR_V_STALLED, false, "%s", w);
+    }
+    return;
+}
+
+/* Only the nonce was seen. */
+static void v_nonce_phase(vctx *c)
+{
+    kr_tracker *t = c->t;
+    kr_verdict *v = c->v;
+    const kr_dirstate *dd = c->dd;
+    int fc = c->fc;
+    double ct = c->ct;
+    if (c->closed) {
+        double since = ct - t->nonce_time;
+        vset(v, KR_V_STALLED, false, "the device sent no id block%s; the %s %s %.1f s after the nonce%s",
+             dd->have ? " (only part of it)" : "", who((kr_dir)fc), close_word(&t->d[fc]), since,
+             fc == KR_S2D && since >= 25 && since <= 40 ? " (the cloud waits 30 s for the id block)"
+             : (fc == KR_D2S && since >= 15 && since <= 30 ? " (the device's 20 s timeout)" : ""));
+    } else if (c->final) {
+        vset(v, KR_V_INCOMPLETE, false, "the capture ends after the nonce%s",
+             dd->have ? ", inside the id block" : "");
+    }
+    return;
+}
+
+/* Not even the nonce. */
+static void v_open_phase(vctx *c)
+{
+    kr_tracker *t = c->t;
+    kr_verdict *v = c->v;
+    const kr_dirstate *dd = c->dd, *sd = c->sd;
+    int fc = c->fc;
+    double ct = c->ct;
+    if (c->closed) {
         if (sd->bytes == 0 && t->opened)
             vset(v, KR_V_NOT_SPARK, false, "the peer accepted the connection but sent no nonce; the %s %s %.1f s "
                  "after the connection opened", who((kr_dir)fc), close_word(&t->d[fc]), ct - t->open_time);
@@ -454,10 +514,43 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
             vset(v, KR_V_INCOMPLETE, false, "no handshake bytes before the close");
         return;
     }
-    if (final)
+    if (c->final)
         vset(v, KR_V_INCOMPLETE, false, "%s", t->nonce_cut ? "the capture ends inside the nonce"
              : (dd->bytes + sd->bytes) ? "the capture ends before the nonce"
                                                                       : "no data on this connection");
+}
+
+/* The verdict as the facts seen so far show it (code KR_V_NONE: nothing decided yet). `withdrawn` gets a
+ * note when a key's claim given earlier is contradicted by what the wire showed since. */
+static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdrawn, size_t wlen)
+{
+    memset(v, 0, sizeof *v);
+    withdrawn[0] = '\0';
+    v->last_step = t->info.last_step;
+    vctx c = { .t = t, .v = v, .final = final, .withdrawn = withdrawn, .wlen = wlen, .fc = first_closer(t),
+               .dd = &t->d[KR_D2S], .sd = &t->d[KR_S2D],
+               .kname = t->device_key_name[0] ? t->device_key_name : "the device key" };
+    c.closed = c.fc >= 0;
+    c.ct = c.closed ? t->d[c.fc].close_time : 0;
+    if (v_no_handshake(&c))
+        return;
+    c.idcode = t->idblock_seen ? id_proof(t, c.idtext, sizeof c.idtext, &c.idproven) : KR_V_NONE;
+    if (c.idcode != KR_V_NONE && (t->sessionblock_seen || c.sd->frames > 0))
+        id_withdrawn(t, c.idcode, withdrawn, wlen);
+    if (!t->sessionblock_seen && c.sd->frames > 0 && c.dd->frames > 0) {
+        /* cloud frames without a session block: it was lost in a gap, and the session runs */
+        vset(v, KR_V_OK, false, "the session block is missing from the capture (gap), but the device and the "
+             "cloud exchange frames");
+        add_note(v, withdrawn);
+    } else if (t->sessionblock_seen) {
+        v_session_phase(&c);
+    } else if (t->idblock_seen) {
+        v_id_phase(&c);
+    } else if (t->nonce_seen) {
+        v_nonce_phase(&c);
+    } else {
+        v_open_phase(&c);
+    }
 }
 
 static bool verdict_differs(const kr_verdict *a, const kr_verdict *b)
