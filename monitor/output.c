@@ -245,7 +245,7 @@ static void tally_end(void *ud, const cm_conn *c)
 {
     cm_tally *t = ud;
     kr_verdict_code v = c->info.verdict.code;
-    if ((unsigned)v <= KR_V_MID_SESSION)
+    if ((unsigned)v < KR_V_COUNT)
         t->verdicts[v]++;
     t->ended++;
 }
@@ -294,7 +294,7 @@ void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t,
         json_object_object_add(j, "tcp_packets", json_object_new_int64((int64_t)m->st.tcp));
         json_object_object_add(j, "connections", json_object_new_int64((int64_t)m->st.conns));
         json_object *vs = json_object_new_object();
-        for (int v = 0; v <= KR_V_MID_SESSION; v++)
+        for (int v = 0; v < KR_V_COUNT; v++)
             if (t->verdicts[v])
                 json_object_object_add(vs, v == KR_V_NONE ? "none" : kr_verdict_str((kr_verdict_code)v),
                                        json_object_new_int64((int64_t)t->verdicts[v]));
@@ -314,7 +314,7 @@ void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t,
                 (unsigned long long)m->st.conns, (unsigned long long)m->st.messages,
                 (unsigned long long)m->st.findings);
         const char *sep = "; verdicts:";
-        for (int v = 0; v <= KR_V_MID_SESSION; v++)
+        for (int v = 0; v < KR_V_COUNT; v++)
             if (t->verdicts[v]) {
                 fprintf(out, "%s %s %llu", sep, v == KR_V_NONE ? "none" : kr_verdict_str((kr_verdict_code)v),
                         (unsigned long long)t->verdicts[v]);

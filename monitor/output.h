@@ -8,7 +8,7 @@
 #include "mon.h"
 
 typedef struct cm_tally {
-    uint64_t verdicts[KR_V_MID_SESSION + 1];  /* final verdicts of ended connections */
+    uint64_t verdicts[KR_V_COUNT];  /* final verdicts of ended connections */
     uint64_t ended;
 } cm_tally;
 

@@ -434,7 +434,7 @@ static void help_panel(cm_screen *s)
     }
     add(l, 0, 0, "%s", "");
     add(l, 0, A_BOLD, "Verdicts");
-    for (int v = KR_V_OK; v <= KR_V_MID_SESSION; v++) {
+    for (int v = KR_V_OK; v < KR_V_COUNT; v++) {
         char buf[600];
         snprintf(buf, sizeof buf, "  %-23s %s", kr_verdict_str((kr_verdict_code)v), kr_verdict_meaning((kr_verdict_code)v));
         add_wrapped(l, verdict_pair((kr_verdict_code)v), 0, COLS, buf);
