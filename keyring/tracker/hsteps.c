@@ -32,8 +32,6 @@ void krt_adopt_id(kr_tracker *t, const kr_entry *e)
     t->device_id_from_key = true;
     memcpy(t->device_id, e->device_id, KR_DEVICE_ID_LEN);
     kr_device_id_hex(t->device_id, t->device_id_hex);
-    t->info.device_id_known = true;
-    memcpy(t->info.device_id_hex, t->device_id_hex, sizeof t->info.device_id_hex);
 }
 
 void krt_do_nonce(kr_tracker *t, double ts)
@@ -123,7 +121,6 @@ void krt_do_idblock(kr_tracker *t, double ts)
                      ib.plain_len,
                      t->generation == 1 ? "first Core firmware" : t->generation == 2 ? "firmware 0.4 or later"
                      : "unexpected length", offered);
-            t->info.generation = t->generation;
         } else {
             t->id_block_opened = KR_NO;
             why = KR_WHY_KEY_DOES_NOT_OPEN;
@@ -136,10 +133,6 @@ void krt_do_idblock(kr_tracker *t, double ts)
     s.hs_result = res;
     s.reason = why;
     snprintf(s.note, sizeof s.note, "%s", note);
-    if (t->device_id_known) {
-        t->info.device_id_known = true;
-        memcpy(t->info.device_id_hex, t->device_id_hex, sizeof t->info.device_id_hex);
-    }
     ds->have = 0;
     ds->damaged = false;
     ds->st = PST_FRAMES;
@@ -293,14 +286,9 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
         else
             snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason,
                      "no session key: the session block does not open with %s", t->device_key_name);
-        snprintf(t->info.no_decrypt_reason, sizeof t->info.no_decrypt_reason, "%s", t->no_decrypt_reason);
     } else if (!opened) {
         size_t l = strlen(note);
         snprintf(note + l, sizeof note - l, "; session material from the keyfile's session line");
-    }
-    if (t->device_id_known) {
-        t->info.device_id_known = true;
-        memcpy(t->info.device_id_hex, t->device_id_hex, sizeof t->info.device_id_hex);
     }
 
     kr_step s;

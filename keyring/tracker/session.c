@@ -35,10 +35,8 @@ void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool fr
     krt_install_cipher(t, KR_D2S);
     krt_install_cipher(t, KR_S2D);
     t->n_session_cands = 0;
-    t->info.decrypting = true;
     if (from_line && t->mid_session)
-        t->info.handshake_done = true;   /* the session came from a session line */
-    t->info.no_decrypt_reason[0] = '\0';
+        t->handshake_done = true;   /* the session came from a session line */
     t->no_decrypt_reason[0] = '\0';
 }
 
@@ -108,7 +106,6 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
     if (all_failed) {
         snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: none of the keyfile's "
                  "session lines decrypts this connection's frames");
-        snprintf(t->info.no_decrypt_reason, sizeof t->info.no_decrypt_reason, "%s", t->no_decrypt_reason);
     }
     free(pt);
 }
@@ -196,7 +193,6 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
     }
     /* the frame is counted, and its C1 kept, once it has been decrypted (or not) */
     ds->frames++;
-    t->info.frames[dir] = ds->frames;
     if (ds->damaged) {
         ds->have_c1 = false;
     } else {
@@ -213,9 +209,9 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
     }
     if (hello && dir == KR_S2D && have_msg && m.kind == KR_MSG_HELLO)
         t->cloud_hello_ok = true;
-    if (have_msg && dir == KR_D2S && m.kind == KR_MSG_HELLO && t->info.generation == 0 && m.payload_len >= 6) {
+    if (have_msg && dir == KR_D2S && m.kind == KR_MSG_HELLO && t->generation == 0 && m.payload_len >= 6) {
         /* the Hello tells the firmware generation when the id block could not */
-        t->generation = t->info.generation = m.platform_id >= 0 ? 2 : 1;
+        t->generation = m.platform_id >= 0 ? 2 : 1;
     }
     if (have_msg) {
         m.index = t->msg_index;
@@ -223,7 +219,6 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
     krt_emit_step(t, &s);
     if (have_msg) {
         t->msg_index++;
-        t->info.messages = t->msg_index;
         if (t->cb.message)
             t->cb.message(t->ud, &m);
         kr_msg_after(t, &m);

@@ -264,7 +264,6 @@ static void enter_mid_session(kr_tracker *t, double ts)
     if (!t->session_known && t->n_session_cands == 0) {
         snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason,
                  "no session key: the capture starts after the handshake and the keyfile has no session line");
-        snprintf(t->info.no_decrypt_reason, sizeof t->info.no_decrypt_reason, "%s", t->no_decrypt_reason);
     }
     krt_evaluate(t, ts);
 }

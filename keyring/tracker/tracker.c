@@ -15,11 +15,9 @@ void krt_note_time(kr_tracker *t, double ts)
     if (!t->any_time) {
         t->any_time = true;
         t->first_time = ts;
-        t->info.first_time = ts;
     }
     if (ts > t->last_time || t->last_time == 0)
         t->last_time = ts;
-    t->info.last_time = t->last_time;
 }
 
 static void fill_step_keys(const kr_tracker *t, kr_step *s)
@@ -59,7 +57,7 @@ void krt_step_init(kr_tracker *t, kr_step *s, kr_step_kind kind, kr_dir dir, con
 void krt_emit_step(kr_tracker *t, kr_step *s)
 {
     s->index = t->step_index++;
-    t->info.last_step = s->kind;
+    t->last_step = s->kind;
     t->d[s->dir].last_step_time = s->time;
     if (t->cb.step)
         t->cb.step(t->ud, s);
@@ -79,7 +77,6 @@ void kr_tracker_emit_finding(kr_tracker *t, kr_finding_code code, kr_dir dir, do
     vsnprintf(f.text, sizeof f.text, fmt, ap);
     va_end(ap);
     t->findings++;
-    t->info.findings = t->findings;
     if (t->cb.finding)
         t->cb.finding(t->ud, &f);
 }
@@ -118,10 +115,12 @@ kr_tracker *kr_tracker_new(const kr_keyfile *kf, const kr_callbacks *cb, void *u
     t->ota.last_chunk_index = -1;
     t->ota.last_ok_index = -1;
     t->ota.last_answered_index = -1;
-    t->info.last_step = KR_STEP_NONE;
-    if (!kf || (kr_keyfile_device_key_count(kf) == 0 && kr_keyfile_session_count(kf) == 0))
-        snprintf(t->info.no_decrypt_reason, sizeof t->info.no_decrypt_reason,
-                 "no device key and no session line in the keyfile");
+    t->last_step = KR_STEP_NONE;
+    t->info = calloc(1, sizeof *t->info);
+    if (!t->info) {
+        free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -136,6 +135,7 @@ void kr_tracker_free(kr_tracker *t)
             kr_cipher_free(t->d[i].cipher);
     }
     kr_tracker_clear_describe(t);
+    free(t->info);
     free(t->early);
     free(t->vars);
     free(t->funcs);
@@ -172,7 +172,6 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
         else if (!t->session_known)
             snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key yet: the keyfile's "
                      "session lines are tried on the frames (a one-block frame cut at the start cannot tell)");
-        snprintf(t->info.no_decrypt_reason, sizeof t->info.no_decrypt_reason, "%s", t->no_decrypt_reason);
     }
     if (!ds->any_data) {
         ds->any_data = true;
@@ -180,7 +179,6 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
     }
     ds->last_data_time = ts;
     ds->bytes += len;
-    t->info.bytes[dir] = ds->bytes;
     if (dir == KR_D2S)
         krt_flush_early(t, ts);
     krt_feed(t, dir, data, len, ts);
@@ -255,15 +253,41 @@ void kr_tracker_finish(kr_tracker *t, double ts)
         snprintf(v.evidence, sizeof v.evidence, "no data on this connection");
         t->verdict = v;
         t->verdict_emitted = true;
-        t->info.verdict = v;
         if (t->cb.verdict)
             t->cb.verdict(t->ud, &t->verdict);
     }
 }
 
+/* Computed from the tracker's state each time it is asked. */
 const kr_conn_info *kr_tracker_info(const kr_tracker *t)
 {
-    return t ? &t->info : NULL;
+    if (!t)
+        return NULL;
+    kr_conn_info *i = t->info;
+    memset(i, 0, sizeof *i);
+    i->device_id_known = t->device_id_known;
+    if (t->device_id_known)
+        memcpy(i->device_id_hex, t->device_id_hex, sizeof i->device_id_hex);
+    i->generation = t->generation;
+    i->last_step = t->last_step;
+    i->handshake_done = t->handshake_done;
+    i->decrypting = t->session_known;
+    bool no_keys = !t->kf || (kr_keyfile_device_key_count(t->kf) == 0 && kr_keyfile_session_count(t->kf) == 0);
+    if (!t->session_known && t->no_decrypt_reason[0])
+        snprintf(i->no_decrypt_reason, sizeof i->no_decrypt_reason, "%s", t->no_decrypt_reason);
+    else if (!t->session_known && no_keys)
+        snprintf(i->no_decrypt_reason, sizeof i->no_decrypt_reason, "no device key and no session line in the "
+                 "keyfile");
+    for (int d = 0; d < 2; d++) {
+        i->bytes[d] = t->d[d].bytes;
+        i->frames[d] = t->d[d].frames;
+    }
+    i->messages = t->msg_index;
+    i->findings = t->findings;
+    i->first_time = t->first_time;
+    i->last_time = t->last_time;
+    i->verdict = t->verdict;
+    return i;
 }
 
 const kr_verdict *kr_tracker_verdict(const kr_tracker *t)
@@ -299,7 +323,7 @@ size_t kr_tracker_memory(const kr_tracker *t)
 {
     if (!t)
         return 0;
-    size_t n = sizeof *t;
+    size_t n = sizeof *t + sizeof *t->info;
     for (int i = 0; i < 2; i++)
         n += t->d[i].cap + t->d[i].pt_cap + (t->d[i].cipher ? 512 : 0);
     n += t->cap_vars * sizeof(kr_var) + t->cap_funcs * sizeof(char *) + t->early_len;

@@ -203,7 +203,9 @@ struct kr_tracker {
     uint32_t findings;
     kr_verdict verdict;        /* last emitted */
     bool verdict_emitted;
-    kr_conn_info info;
+    kr_step_kind last_step;    /* the last step given */
+    bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
+    kr_conn_info *info;        /* filled by kr_tracker_info when asked */
 };
 
 /* Text fields have fixed sizes; cutting an over-long name or note is intended. */

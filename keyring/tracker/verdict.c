@@ -526,7 +526,7 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
 {
     memset(v, 0, sizeof *v);
     withdrawn[0] = '\0';
-    v->last_step = t->info.last_step;
+    v->last_step = t->last_step;
     vctx c = { .t = t, .v = v, .final = final, .withdrawn = withdrawn, .wlen = wlen, .fc = first_closer(t),
                .dd = &t->d[KR_D2S], .sd = &t->d[KR_S2D],
                .kname = t->device_key_name[0] ? t->device_key_name : "the device key" };
@@ -601,7 +601,6 @@ void krt_evaluate(kr_tracker *t, double ts)
          * evidence says so until the next verdict is decided */
         if (t->verdict_emitted && withdrawn[0] && !strstr(t->verdict.evidence, withdrawn)) {
             add_note(&t->verdict, withdrawn);
-            t->info.verdict = t->verdict;
         }
         return;
     }
@@ -617,14 +616,12 @@ void krt_evaluate(kr_tracker *t, double ts)
         memcpy(t->verdict.evidence, v.evidence, sizeof v.evidence);
         t->verdict.last_step = v.last_step;
         t->verdict.last_dir = v.last_dir;
-        t->info.verdict = t->verdict;
         return;
     }
     t->verdict = v;
     t->verdict_emitted = true;
-    t->info.verdict = v;
     if (v.code == KR_V_OK)
-        t->info.handshake_done = true;
+        t->handshake_done = true;
     if (t->cb.verdict)
         t->cb.verdict(t->ud, &t->verdict);
 }
