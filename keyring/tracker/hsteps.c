@@ -38,20 +38,22 @@ void krt_do_nonce(kr_tracker *t, double ts)
 {
     kr_dirstate *ds = &t->d[KR_S2D];
     kr_step s;
+    t->blocks_disputed |= krt_take_dispute(t, KR_S2D, KR_NONCE_LEN);
     krt_step_init(t, &s, KR_STEP_NONCE, KR_S2D, ds->buf, KR_NONCE_LEN, ds->pdu_offset, ds->pdu_first_time, ts);
     t->nonce_seen = true;
     t->nonce_time = ts;
     t->nonce_damaged = ds->damaged;
     memcpy(t->nonce, ds->buf, KR_NONCE_LEN);
     if (ds->damaged) {
-        snprintf(s.note, sizeof s.note, "40-byte nonce, partly lost in a gap");
-        s.reason = KR_WHY_BYTES_LOST;
+        snprintf(s.note, sizeof s.note, "40-byte nonce, %s", ds->disputed ? "disputed: another copy of its "
+                 "bytes differs" : "partly lost in a gap");
+        s.reason = ds->disputed ? KR_WHY_DISPUTED : KR_WHY_BYTES_LOST;
     }
     else
         snprintf(s.note, sizeof s.note, "40-byte nonce from the cloud (sent in clear)");
 
     ds->have = 0;
-    ds->damaged = false;
+    ds->damaged = ds->disputed = false;
     ds->st = PST_SESSION;
     krt_emit_step(t, &s);
 }
@@ -60,6 +62,7 @@ void krt_do_idblock(kr_tracker *t, double ts)
 {
     kr_dirstate *ds = &t->d[KR_D2S];
     const uint8_t *block = ds->buf;
+    t->blocks_disputed |= krt_take_dispute(t, KR_D2S, KR_IDBLOCK_LEN);
     t->idblock_seen = true;
     t->idblock_time = ts;
     t->idblock_damaged = ds->damaged;
@@ -70,8 +73,9 @@ void krt_do_idblock(kr_tracker *t, double ts)
     const kr_entry *spe = krt_server_entry(t, KR_ENTRY_SERVER_PRIVATE);
     const kr_key *sp = spe ? spe->key : NULL;
     if (ds->damaged) {
-        snprintf(note, sizeof note, "256-byte id block, partly lost in a gap: not opened");
-        why = KR_WHY_BYTES_LOST;
+        snprintf(note, sizeof note, "256-byte id block, %s: not opened", ds->disputed ? "disputed: another copy "
+                 "of its bytes differs" : "partly lost in a gap");
+        why = ds->disputed ? KR_WHY_DISPUTED : KR_WHY_BYTES_LOST;
     } else if (!sp) {
         snprintf(note, sizeof note, "256-byte id block, RSA-encrypted to the cloud key: not opened "
                  "(no server-private key for this cloud in the keyfile)");
@@ -134,7 +138,7 @@ void krt_do_idblock(kr_tracker *t, double ts)
     s.reason = why;
     snprintf(s.note, sizeof s.note, "%s", note);
     ds->have = 0;
-    ds->damaged = false;
+    ds->damaged = ds->disputed = false;
     ds->st = PST_FRAMES;
     krt_emit_step(t, &s);
 }
@@ -238,6 +242,7 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     kr_dirstate *ds = &t->d[KR_S2D];
     const uint8_t *e = ds->buf;
     const uint8_t *sig = ds->buf + KR_SESSION_E_LEN;
+    t->blocks_disputed |= krt_take_dispute(t, KR_S2D, KR_SESSIONBLOCK_LEN);
     t->sessionblock_seen = true;
     t->sessionblock_time = ts;
     t->sessionblock_damaged = ds->damaged;
@@ -269,7 +274,8 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
 
         res = check_signature(t, e, sig, m, opened, res, signote, sizeof signote);
     } else {
-        snprintf(note, sizeof note, "384-byte session block, partly lost in a gap: not opened");
+        snprintf(note, sizeof note, "384-byte session block, %s: not opened", ds->disputed ? "disputed: "
+                 "another copy of its bytes differs" : "partly lost in a gap");
     }
 
     if (opened)
@@ -295,11 +301,11 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     krt_step_init(t, &s, KR_STEP_SESSIONBLOCK, KR_S2D, ds->buf, KR_SESSIONBLOCK_LEN, ds->pdu_offset,
               ds->pdu_first_time, ts);
     s.hs_result = res;
-    s.reason = ds->damaged ? KR_WHY_BYTES_LOST : t->device_keys_tried == 0 ? KR_WHY_NO_DEVICE_KEY
+    s.reason = ds->disputed ? KR_WHY_DISPUTED : ds->damaged ? KR_WHY_BYTES_LOST : t->device_keys_tried == 0 ? KR_WHY_NO_DEVICE_KEY
                : t->session_opened == KR_NO ? KR_WHY_KEY_DOES_NOT_OPEN : KR_WHY_NONE;
     snprintf(s.note, sizeof s.note, "%s%s", note, signote);
     ds->have = 0;
-    ds->damaged = false;
+    ds->damaged = ds->disputed = false;
     ds->st = PST_FRAMES;
     krt_emit_step(t, &s);
 }

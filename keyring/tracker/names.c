@@ -134,6 +134,7 @@ const char *kr_step_reason_str(kr_step_reason r)
     case KR_WHY_NOT_COAP: return "not-coap";
     case KR_WHY_BAD_LENGTH: return "bad-length";
     case KR_WHY_NOT_PROTOCOL: return "not-protocol";
+    case KR_WHY_DISPUTED: return "disputed";
     }
     return "";
 }

@@ -173,10 +173,12 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
     bool have_msg = false;
     bool bad = false;
     char badwhy[160] = "";
+    krt_take_dispute(t, dir, ds->have);
     if (ds->damaged) {
         s.frame_state = KR_FRAME_NOT_DECRYPTED;
-        s.reason = KR_WHY_BYTES_LOST;
-        snprintf(s.note, sizeof s.note, "bytes of this frame were lost in a gap: not decrypted");
+        s.reason = ds->disputed ? KR_WHY_DISPUTED : KR_WHY_BYTES_LOST;
+        snprintf(s.note, sizeof s.note, "%s: not decrypted", ds->disputed ? "another copy of this frame's bytes "
+                 "differs" : "bytes of this frame were lost in a gap");
         if (ds->cipher)
             kr_cipher_lose_sync(ds->cipher);
     } else {
@@ -229,7 +231,7 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
                                 hello ? kr_step_title(KR_STEP_HELLO, dir) : (dir == KR_D2S ? "device" : "cloud"),
                                 (unsigned long long)s.offset, (unsigned)s.length, badwhy);
     ds->have = 0;
-    ds->damaged = false;
+    ds->damaged = ds->disputed = false;
     ds->scan_from = 0;
     krt_shrink(ds);
 }

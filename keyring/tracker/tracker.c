@@ -109,6 +109,7 @@ kr_tracker *kr_tracker_new(const kr_keyfile *kf, const kr_callbacks *cb, void *u
     t->ud = ud;
     t->d[KR_S2D].st = PST_NONCE;
     t->d[KR_D2S].st = PST_IDBLOCK;
+    t->d[KR_S2D].disp_all_from = t->d[KR_D2S].disp_all_from = UINT64_MAX;
     t->id_block_opened = t->nonce_ok = t->offered_key_known = KR_UNKNOWN;
     t->session_opened = t->signature_valid = t->signature_ok = KR_UNKNOWN;
     t->record_differs = KR_UNKNOWN;
@@ -184,6 +185,36 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
     krt_feed(t, dir, data, len, ts);
     if (t->mid_session && !t->verdict_emitted)
         krt_evaluate(t, ts);
+}
+
+void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len)
+{
+    if (!t || t->finished || (dir != KR_D2S && dir != KR_S2D) || len == 0)
+        return;
+    kr_dirstate *ds = &t->d[dir];
+    uint64_t end = offset + len < offset ? UINT64_MAX : offset + len;
+    if (ds->n_disp < 16) {
+        ds->disp_off[ds->n_disp] = offset;
+        ds->disp_end[ds->n_disp++] = end;
+    } else if (offset < ds->disp_all_from) {
+        ds->disp_all_from = offset;
+    }
+}
+
+/* Whether the PDU of len bytes now in dir's buffer rests on disputed bytes; if so it is marked so, and
+ * counts as unreadable like bytes lost in a gap. */
+bool krt_take_dispute(kr_tracker *t, kr_dir dir, size_t len)
+{
+    kr_dirstate *ds = &t->d[dir];
+    uint64_t a = ds->pdu_offset, b = ds->pdu_offset + len;
+    bool hit = b > ds->disp_all_from;
+    for (int i = 0; i < ds->n_disp && !hit; i++)
+        hit = ds->disp_off[i] < b && a < ds->disp_end[i];
+    if (hit) {
+        ds->disputed = true;
+        ds->damaged = true;
+    }
+    return hit;
 }
 
 void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16_t port)

@@ -35,7 +35,11 @@ typedef struct kr_dirstate {
     uint64_t offset;       /* stream offset of the next byte */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
-    bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled) */
+    bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled), or disputed */
+    bool disputed;         /* ... disputed: another copy of its bytes differs (kr_tracker_dispute) */
+    uint64_t disp_off[16], disp_end[16]; /* disputed byte ranges */
+    int n_disp;
+    uint64_t disp_all_from; /* every byte from here on is disputed (ranges overflowed); UINT64_MAX none */
     bool sniffed;          /* first bytes of the stream checked */
     bool started_at_zero;  /* the stream is seen from its first byte */
     bool gapped;           /* bytes of this direction were lost in a gap */
@@ -143,6 +147,7 @@ struct kr_tracker {
     uint8_t e_block[KR_SESSION_E_LEN];
     bool nonce_damaged;
     bool nonce_cut;            /* the capture ended inside the nonce */
+    bool blocks_disputed;      /* a handshake block was not read because its bytes are disputed */
     /* cloud bytes past the nonce before any device byte: held until the device's side shows whether its
      * id block was lost (a gap at offset 0) or never sent (not this protocol) */
     uint8_t *early;
@@ -232,6 +237,7 @@ static inline const char *base_name(const char *path)
 
 /* tracker.c: output */
 void krt_note_time(kr_tracker *t, double ts);
+bool krt_take_dispute(kr_tracker *t, kr_dir dir, size_t len);
 void krt_step_init(kr_tracker *t, kr_step *s, kr_step_kind kind, kr_dir dir, const uint8_t *bytes,
                       size_t len, uint64_t off, double first, double ts);
 void krt_emit_step(kr_tracker *t, kr_step *s);

@@ -578,10 +578,11 @@ static void note_lost_blocks(const kr_tracker *t, kr_verdict *v)
         names[n++] = "the session block";
     if (n == 0)
         return;
-    char note[256];
+    char note[384];
     snprintf(note, sizeof note, "the handshake could not be read: bytes of %s%s%s%s%s are missing from the "
-             "capture (gap), so no key could check %s%s", names[0], n > 1 ? (n > 2 ? ", " : " and ") : "",
-             n > 1 ? names[1] : "", n > 2 ? " and " : "", n > 2 ? names[2] : "", n > 1 ? "them" : "it",
+             "capture (gap)%s, so no key could check %s%s", names[0], n > 1 ? (n > 2 ? ", " : " and ") : "",
+             n > 1 ? names[1] : "", n > 2 ? " and " : "", n > 2 ? names[2] : "",
+             t->blocks_disputed ? " or disputed by another copy that differs" : "", n > 1 ? "them" : "it",
              t->session_opened == KR_YES ? "; the session block still opened with the device key, and the frames "
              "decrypt" : "");
     if (!strstr(v->evidence, note))

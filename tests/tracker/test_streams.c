@@ -940,6 +940,58 @@ static void test_lost_id_block(void **state)
     s_end(&s);
 }
 
+/* Disputed bytes (another copy differs) prove nothing: the block is not opened, the frame not decrypted. */
+static void test_disputed_bytes(void **state)
+{
+    (void)state;
+    sess s;
+    /* the id block disputed: the server private key does not judge it; a rejected id block stays open */
+    s_begin(&s, false, K.srv_other, false);
+    tk_conn *c = tk_conn_new();
+    tk_conn_open(c, 0);
+    tk_conn_dispute(c, KR_D2S, 0, 100, 20);
+    for (guint i = 0; i < s.c->ev->len; i++) {
+        const tk_ev *e = &g_array_index(s.c->ev, tk_ev, i);
+        if (e->kind == TK_DATA)
+            tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
+    }
+    tk_conn_close(c, KR_S2D, 0.002, false);
+    tk_conn_close(c, KR_D2S, 0.001, false);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, "P", &r);
+    assert_int_equal(v.code, KR_V_ID_BLOCK_REJECTED);
+    assert_false(v.proven);
+    assert_non_null(strstr(v.evidence, "disputed"));
+    rec_free(&r);
+    tk_conn_free(c);
+    s_end(&s);
+    /* the device Hello disputed: not decrypted, and ok is inferred from the frames both ways */
+    tk_conn *h = short_session(&s, 2);
+    c = tk_conn_new();
+    bool done = false;
+    for (guint i = 0; i < h->ev->len; i++) {
+        const tk_ev *e = &g_array_index(h->ev, tk_ev, i);
+        if (e->kind == TK_OPEN)
+            tk_conn_open(c, 0);
+        if (e->kind != TK_DATA)
+            continue;
+        if (!done && e->dir == KR_D2S && e->data->len != KR_IDBLOCK_LEN) {
+            tk_conn_dispute(c, KR_D2S, 0, KR_IDBLOCK_LEN + 4, 1);
+            done = true;
+        }
+        tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
+    }
+    rec_init(&r);
+    v = run(c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_false(v.proven);
+    assert_int_equal(r.undecrypted, 1);
+    rec_free(&r);
+    tk_conn_free(c);
+    s_end(&s);
+}
+
 /* A SYN answered by an RST: refused, not "accepted but silent". */
 static void test_refused(void **state)
 {
@@ -1880,6 +1932,7 @@ int main(void)
         cmocka_unit_test(test_capture_ends_in_nonce),
         cmocka_unit_test(test_damaged_length_prefix),
         cmocka_unit_test(test_lost_id_block),
+        cmocka_unit_test(test_disputed_bytes),
         cmocka_unit_test(test_stalled_incomplete),
         cmocka_unit_test(test_mid_session),
         cmocka_unit_test(test_counter_and_ota),

@@ -151,6 +151,14 @@ void tk_conn_close(tk_conn *c, kr_dir dir, double dt, bool rst)
     e->rst = rst;
 }
 
+void tk_conn_dispute(tk_conn *c, kr_dir dir, double dt, uint64_t off, uint64_t n)
+{
+    tk_ev *e = push(c, TK_DISPUTE, dt);
+    e->dir = dir;
+    e->off = off;
+    e->n = n;
+}
+
 typedef struct both {
     tk_dump dump;
     const kr_callbacks *extra;
@@ -234,6 +242,9 @@ char *tk_conn_run_cb(const tk_conn *c, const kr_keyfile *kf, unsigned chunking, 
             break;
         case TK_CLOSE:
             kr_tracker_close(t, e->dir, e->rst, e->ts);
+            break;
+        case TK_DISPUTE:
+            kr_tracker_dispute(t, e->dir, e->off, e->n);
             break;
         case TK_FINISH:
             break;

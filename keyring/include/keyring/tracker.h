@@ -57,7 +57,8 @@ typedef enum kr_step_reason {
     KR_WHY_BAD_PADDING,         /* frame: decrypts to a wrong padding */
     KR_WHY_NOT_COAP,            /* frame: the plaintext is not a CoAP message */
     KR_WHY_BAD_LENGTH,          /* frame: the length is not a multiple of 16 */
-    KR_WHY_NOT_PROTOCOL         /* data step: bytes of another protocol, or skipped to a frame boundary */
+    KR_WHY_NOT_PROTOCOL,        /* data step: bytes of another protocol, or skipped to a frame boundary */
+    KR_WHY_DISPUTED             /* the capture holds another copy of these bytes that differs */
 } kr_step_reason;
 
 const char *kr_step_reason_str(kr_step_reason r);   /* "bytes-lost", "no-server-key", ... */
@@ -326,6 +327,12 @@ void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts);
  * PROTOCOL.md 7.5). Ends the connection like an RST from the cloud side (kr_tracker_close) and gives the
  * final verdict refused with that evidence. Ignored once data was seen: then it is a plain RST. */
 void kr_tracker_refused(kr_tracker *t, double ts);
+/* Bytes [offset, offset + len) of dir are disputed: the capture holds another copy of them that differs
+ * (a connection layer keeps both until their meaning decides). A step built on disputed bytes proves
+ * nothing: a handshake block is not opened, a frame is not decrypted, and the evidence names them. Call it
+ * before those bytes are fed; a dispute about bytes already read changes nothing. At most 16 ranges per
+ * direction are kept; beyond that every later byte of the direction counts as disputed. */
+void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len);
 /* The cloud's address and port (family 4: 4 bytes, 6: 16 bytes) for server keys bound to a cloud with
  * cloud=ADDR. Without it only unbound server keys apply. Call before the handshake's data. */
 void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16_t port);
