@@ -1,4 +1,4 @@
-/* sparkcloud: a lab cloud for the Spark Core protocol. It speaks the server side of PROTOCOL.md on
+/* sparkcloud: a lab cloud for the Spark Core protocol. It speaks the server side of docs/protocol.md on
  * loopback so that sparkdev (or a real device pointed at it) can be exercised and captured, including
  * the server-side faults a diagnosis has to tell apart. One process per connection (fork). */
 #include <errno.h>
@@ -749,7 +749,7 @@ static void usage(FILE *f)
 "  --server-key FILE      server private key, RSA 2048 (PEM or DER) (required)\n"
 "  --keys-dir DIR         device public keys as DIR/<id>.pub.pem\n"
 "  --device-key ID=FILE   the public key (or private key) of one device; repeatable\n"
-"  --keyfile FILE         server private key and device keys from a keyfile (DESIGN.md format)\n"
+"  --keyfile FILE         server private key and device keys from a keyfile (see docs/design.md)\n"
 "session script (run in this order after the handshake):\n"
 "  --describe             ask the device to describe itself\n"
 "  --call NAME[=ARG]      call a function\n"
@@ -777,6 +777,7 @@ static void usage(FILE *f)
 "  --connections N        handle N connections, then exit when they end (default 1)\n"
 "  --time-limit SEC       exit after SEC seconds whatever happens\n"
 "  -h, --help             this text\n"
+"  --version              the version\n"
 "Logs one line per event to stderr; each connection ends with '#N outcome: WORD'.\n");
 }
 
@@ -858,7 +859,7 @@ int main(int argc, char **argv)
         {"captive-portal", no_argument, 0, O_CAPTIVE}, {"stall", no_argument, 0, O_STALL},
         {"no-hello", no_argument, 0, O_NOHELLO}, {"keyfile", required_argument, 0, O_KEYFILE},
         {"connections", required_argument, 0, O_CONNS}, {"time-limit", required_argument, 0, O_LIMIT},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     int ch;
     unsigned long ul;
     opterr = 0;
@@ -868,6 +869,7 @@ int main(int argc, char **argv)
         uint64_t *ms_target = NULL;
         switch (ch) {
         case 'h': usage(stdout); return 0;
+        case 'V': printf("sparkcloud (sparkwire) %s\n", SPARKWIRE_VERSION); return 0;
         case O_SKEY: opt.server_key_path = optarg; break;
         case O_KDIR: opt.keys_dir = optarg; break;
         case O_DKEY: {

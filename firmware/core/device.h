@@ -1,4 +1,4 @@
-/* sparkwire firmware: the device side of the Spark Core protocol (PROTOCOL.md 2-4).
+/* sparkwire firmware: the device side of the Spark Core protocol (docs/protocol.md 2-4).
  *
  * Portable C11, no OS calls, no heap: everything lives in one sw_device the application owns. The
  * application configures it, registers functions, variables and subscriptions, then calls
@@ -31,7 +31,7 @@
 #define SW_DEVICE_SPKI_LEN 162
 
 /* Results of sw_device_poll(); negative values end the connection. The handshake codes follow the G2
- * numbering of PROTOCOL.md 2.5 where one exists. */
+ * numbering of docs/protocol.md 2.5 where one exists. */
 typedef enum sw_status {
     SW_RUNNING = 0,
     SW_FINISHED = 1,              /* the application asked to stop (sw_device_stop) */
@@ -181,7 +181,7 @@ typedef struct sw_device {
     sw_subscription subscriptions[SW_MAX_SUBSCRIPTIONS];
 } sw_device;
 
-/* Fills cfg with the defaults of a generation (timers of PROTOCOL.md 2.5). */
+/* Fills cfg with the defaults of a generation (timers of docs/protocol.md 2.5). */
 void sw_device_defaults(sw_device_config *cfg, int generation);
 void sw_device_init(sw_device *d, const sw_device_config *cfg, const sw_hal *hal);
 

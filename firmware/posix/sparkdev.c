@@ -173,6 +173,7 @@ static void usage(FILE *f)
 "  --corrupt-frame N     damage the N-th session frame sent (1 = the Hello)\n"
 "  --ota-stall-after N   go silent after N update chunks\n"
 "  -h, --help            this text\n"
+"  --version             the version\n"
 "\n"
 "exit status: 0 session ended normally, 1 connection failed or dropped, 2 bad usage or keys,\n"
 "6 decryption error (device key mismatch), 8 signature error, 9 no server Hello.\n");
@@ -238,7 +239,7 @@ int main(int argc, char **argv)
         {"ping-timeout", required_argument, 0, O_PINGT}, {"stop-after", required_argument, 0, O_STOP},
         {"on-fail", required_argument, 0, O_ONFAIL}, {"corrupt-frame", required_argument, 0, O_CORRUPT},
         {"ota-stall-after", required_argument, 0, O_OTASTALL}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
     int c;
     unsigned long ul;
     opterr = 0;
@@ -246,6 +247,7 @@ int main(int argc, char **argv)
         const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
         switch (c) {
         case 'h': usage(stdout); return 0;
+        case 'V': printf("sparkdev (sparkwire) %s\n", SPARKWIRE_VERSION); return 0;
         case O_ID: id_hex = optarg; break;
         case O_KEY: key_path = optarg; break;
         case O_SKEY: skey_path = optarg; break;

@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the keyfile (docs/keys.md "Keyfile"). Every bad line stops the load with one
+/* sparkwire libkeyring: the keyfile (docs/design.md "Keyfile"). Every bad line stops the load with one
  * "FILE:LINE: what is wrong (what to do)" error; nothing is skipped, nothing is cut. Lookups by device id
  * and by key file go through hash tables, so loading is linear in the number of lines. */
 #include "keyring/keyfile.h"

@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the Spark meaning of a decrypted CoAP message (PROTOCOL.md 4).
+/* sparkwire libkeyring: the Spark meaning of a decrypted CoAP message (docs/protocol.md 4).
  *
  * CoAP syntax comes from libcoap (RFC 7252 header, options, payload marker); this file only reads what
  * the Spark firmware and cloud put into it: which request it is, names, arguments, values, OTA chunks,
@@ -510,7 +510,7 @@ static void join_path(const coap_view *cv, int from, char *out, size_t cap)
 static bool parse_coap(const uint8_t *pt, size_t len, kr_message *m, coap_view *cv)
 {
     memset(cv, 0, sizeof *cv);
-    /* the cloud's empty ACKs carry a 1-byte token (PROTOCOL.md 4.2), which CoAP forbids */
+    /* the cloud's empty ACKs carry a 1-byte token (docs/protocol.md 4.2), which CoAP forbids */
     if (len == 5 && pt[1] == 0 && (pt[0] & 0x0f) == 1) {
         m->type = (pt[0] >> 4) & 3;
         m->code = 0;
@@ -671,7 +671,7 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
         m->kind = KR_MSG_UNKNOWN;
     }
 
-    /* ---- device message-id counter (PROTOCOL.md 4.2) ---- */
+    /* ---- device message-id counter (docs/protocol.md 4.2) ---- */
     kr_dirstate *dd = &t->d[KR_D2S];
     if (dir == KR_D2S && (m->type == 0 || m->type == 1)) {
         if (dd->have_last_id) {

@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the words for steps, messages, findings and verdicts (DESIGN.md). */
+/* sparkwire libkeyring: the words for steps, messages, findings and verdicts (docs/design.md). */
 #include "tracker_int.h"
 
 const char *kr_step_str(kr_step_kind k)
