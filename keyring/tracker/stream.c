@@ -135,41 +135,6 @@ static int chain_at(const uint8_t *b, size_t have, size_t p, bool ended)
     }
 }
 
-static void resync_scan(kr_tracker *t, kr_dir dir, double ts, bool ended)
-{
-    kr_dirstate *ds = &t->d[dir];
-    size_t p;
-    for (p = ds->scan_from < ds->have ? ds->scan_from : 0; p < ds->have; p++) {
-        int r = chain_at(ds->buf, ds->have, p, ended);
-        if (r == 1) {
-            ds->scan_from = 0;
-            krt_emit_data(t, dir, p, ts, t->mid_session && ds->frames == 0 ? "before the first frame boundary"
-                                                                       : "skipped to the next frame boundary");
-            size_t n = ds->have;
-            uint8_t *tmp = malloc(n ? n : 1);
-            if (!tmp)
-                return;
-            memcpy(tmp, ds->buf, n);
-            ds->have = 0;
-            ds->st = PST_FRAMES;
-            ds->offset -= n;
-            krt_feed(t, dir, tmp, n, ts);
-            free(tmp);
-            return;
-        }
-        if (r == -1)
-            break;
-    }
-    ds->scan_from = p;
-    if (ended) {
-        krt_emit_data(t, dir, ds->have, ts, "with no frame boundary found");
-        ds->scan_from = 0;
-    } else if (ds->have >= KR_RESYNC_CAP && p > 0) {
-        krt_emit_data(t, dir, p, ts, "with no frame boundary found");
-        ds->scan_from = 0;
-    }
-}
-
 /* Re-feeds the buffer from position p in the frame state, after the p bytes before it went out as data. */
 static void refeed_from(kr_tracker *t, kr_dir dir, size_t p, double ts, const char *why)
 {
@@ -185,6 +150,31 @@ static void refeed_from(kr_tracker *t, kr_dir dir, size_t p, double ts, const ch
     ds->offset -= n;
     krt_feed(t, dir, tmp, n, ts);
     free(tmp);
+}
+
+static void resync_scan(kr_tracker *t, kr_dir dir, double ts, bool ended)
+{
+    kr_dirstate *ds = &t->d[dir];
+    size_t p;
+    for (p = ds->scan_from < ds->have ? ds->scan_from : 0; p < ds->have; p++) {
+        int r = chain_at(ds->buf, ds->have, p, ended);
+        if (r == 1) {
+            ds->scan_from = 0;
+            refeed_from(t, dir, p, ts, t->mid_session && ds->frames == 0 ? "before the first frame boundary"
+                                                                     : "skipped to the next frame boundary");
+            return;
+        }
+        if (r == -1)
+            break;
+    }
+    ds->scan_from = p;
+    if (ended) {
+        krt_emit_data(t, dir, ds->have, ts, "with no frame boundary found");
+        ds->scan_from = 0;
+    } else if (ds->have >= KR_RESYNC_CAP && p > 0) {
+        krt_emit_data(t, dir, p, ts, "with no frame boundary found");
+        ds->scan_from = 0;
+    }
 }
 
 /* A frame length above what a resync accepts (KR_RESYNC_MAXLEN) may be a damaged prefix (one flipped bit
