@@ -6,24 +6,10 @@
 #include <string.h>
 #include "tracker_int.h"
 
-/* A cipher for the next frame of this direction: its IV is C1 of the last frame seen (whether or not
- * that frame was decrypted), or M[16..31] before the first frame; when neither is known (the capture
- * joined late, or a gap took the last frame) the next frame loses its first block. */
-static kr_cipher *cipher_at(const kr_tracker *t, kr_dir dir, const uint8_t key[16], const uint8_t iv[16])
-{
-    const kr_dirstate *ds = &t->d[dir];
-    kr_cipher *c = kr_cipher_new(key, ds->have_c1 ? ds->last_c1 : iv);
-    if (c && !ds->have_c1 && (t->mid_session || ds->frames > 0))
-        kr_cipher_lose_sync(c);
-    return c;
-}
-
 void krt_install_cipher(kr_tracker *t, kr_dir dir)
 {
     kr_dirstate *ds = &t->d[dir];
-    if (ds->cipher)
-        kr_cipher_free(ds->cipher);
-    ds->cipher = cipher_at(t, dir, t->sess.key, t->sess.iv);
+    kr_cipher_set_key(ds->cipher, t->sess.key, t->sess.iv);
 }
 
 void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool from_line)
@@ -82,12 +68,8 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
     for (size_t i = 0; i < t->n_session_cands; i++) {
         kr_session s;
         kr_session_from_material(t->session_cands[i], &s);
-        kr_cipher *c = cipher_at(t, dir, s.key, s.iv);
-        if (!c)
-            continue;
         size_t pl = 0, skip = 0;
-        kr_dec_result r = kr_cipher_decrypt(c, body, len, pt, &pl, &skip);
-        kr_cipher_free(c);
+        kr_dec_result r = kr_cipher_trial(t->d[dir].cipher, s.key, s.iv, body, len, pt, &pl, &skip);
         bool fits = (r == KR_DEC_OK && coap_plausible(pt, pl)) || (r == KR_DEC_PARTIAL && len >= 32);
         if (r == KR_DEC_PARTIAL && len < 32)
             all_failed = false;
@@ -125,6 +107,8 @@ static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, 
         ds->pt_cap = ds->pt ? len : 0;
     }
     size_t pl = 0, skip = 0;
+    if (!ds->pt)
+        kr_cipher_pass(ds->cipher, body, len);   /* out of memory: the IV chain still moves on */
     kr_dec_result r = ds->pt ? kr_cipher_decrypt(ds->cipher, body, len, ds->pt, &pl, &skip)
                              : KR_DEC_BAD_LENGTH;
     if (r == KR_DEC_OK && coap_plausible(ds->pt, pl)) {
@@ -179,12 +163,12 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
         s.reason = ds->disputed ? KR_WHY_DISPUTED : KR_WHY_BYTES_LOST;
         snprintf(s.note, sizeof s.note, "%s: not decrypted", ds->disputed ? "another copy of this frame's bytes "
                  "differs" : "bytes of this frame were lost in a gap");
-        if (ds->cipher)
-            kr_cipher_lose_sync(ds->cipher);
+        kr_cipher_lose_sync(ds->cipher);
     } else {
-        if (!ds->cipher && t->n_session_cands > 0)
+        if (!kr_cipher_keyed(ds->cipher) && t->n_session_cands > 0)
             try_session_candidates(t, dir, body, len);
-        if (!ds->cipher) {
+        if (!kr_cipher_keyed(ds->cipher)) {
+            kr_cipher_pass(ds->cipher, body, len);
             s.frame_state = KR_FRAME_NOT_DECRYPTED;
             s.reason = KR_WHY_NO_SESSION_KEY;
             snprintf(s.note, sizeof s.note, "not decrypted: %s",
@@ -193,14 +177,8 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
             have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy);
         }
     }
-    /* the frame is counted, and its C1 kept, once it has been decrypted (or not) */
+    /* the frame is counted once it has been decrypted (or not); the cipher moved its IV on */
     ds->frames++;
-    if (ds->damaged) {
-        ds->have_c1 = false;
-    } else {
-        memcpy(ds->last_c1, body, 16);
-        ds->have_c1 = true;
-    }
     if (bad)
         ds->frames_bad++;
     if (hello && dir == KR_D2S) {

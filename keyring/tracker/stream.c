@@ -196,19 +196,10 @@ static bool check_long_frame(kr_tracker *t, kr_dir dir, double ts, bool ended)
         if (r == 0)
             continue;
         ds->scan_from = 0;
-        if (p >= 18) {
-            memcpy(ds->last_c1, ds->buf + 2, 16);
-            ds->have_c1 = true;
-            if (ds->cipher)
-                kr_cipher_free(ds->cipher);
-            ds->cipher = NULL;
-            if (t->session_known)
-                krt_install_cipher(t, dir);
-        } else {
-            ds->have_c1 = false;
-            if (ds->cipher)
-                kr_cipher_lose_sync(ds->cipher);
-        }
+        if (p >= 18)
+            kr_cipher_pass(ds->cipher, ds->buf + 2, p - 2);
+        else
+            kr_cipher_lose_sync(ds->cipher);
         ds->frames++;
         ds->first_frame_done = true;
         ds->have_last_id = false;   /* a message went by unread: no counter gap can be told */
@@ -225,9 +216,7 @@ void krt_enter_resync(kr_tracker *t, kr_dir dir)
     kr_dirstate *ds = &t->d[dir];
     ds->st = PST_RESYNC;
     ds->scan_from = 0;
-    ds->have_c1 = false;
-    if (ds->cipher)
-        kr_cipher_lose_sync(ds->cipher);
+    kr_cipher_lose_sync(ds->cipher);
     ds->have_last_id = false;
 }
 
@@ -496,10 +485,8 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
         ds->have += (size_t)nbytes;
         ds->offset += nbytes;
         ds->damaged = true;
-        ds->have_c1 = false;
-        if (ds->cipher)
-            kr_cipher_lose_sync(ds->cipher);
-        after = ds->cipher ? "; the frame they belong to is lost, the next one decrypts from its second block"
+        kr_cipher_lose_sync(ds->cipher);
+        after = kr_cipher_keyed(ds->cipher) ? "; the frame they belong to is lost, the next one decrypts from its second block"
                            : "; the frame they belong to is lost";
     } else {
         if (ds->have)
@@ -515,7 +502,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
         }
         krt_enter_resync(t, dir);
         ds->first_frame_done = true;
-        after = ds->cipher ? "; resynchronising at the next frame boundary, whose first block is lost"
+        after = kr_cipher_keyed(ds->cipher) ? "; resynchronising at the next frame boundary, whose first block is lost"
                            : "; resynchronising at the next frame boundary";
     }
     if (dir == KR_D2S)

@@ -110,6 +110,8 @@ kr_tracker *kr_tracker_new(const kr_keyfile *kf, const kr_callbacks *cb, void *u
     t->d[KR_S2D].st = PST_NONCE;
     t->d[KR_D2S].st = PST_IDBLOCK;
     t->d[KR_S2D].disp_all_from = t->d[KR_D2S].disp_all_from = UINT64_MAX;
+    t->d[KR_S2D].cipher = kr_cipher_new_pending();
+    t->d[KR_D2S].cipher = kr_cipher_new_pending();
     t->id_block_opened = t->nonce_ok = t->offered_key_known = KR_UNKNOWN;
     t->session_opened = t->signature_valid = t->signature_ok = KR_UNKNOWN;
     t->record_differs = KR_UNKNOWN;
@@ -118,8 +120,8 @@ kr_tracker *kr_tracker_new(const kr_keyfile *kf, const kr_callbacks *cb, void *u
     t->ota.last_answered_index = -1;
     t->last_step = KR_STEP_NONE;
     t->info = calloc(1, sizeof *t->info);
-    if (!t->info) {
-        free(t);
+    if (!t->info || !t->d[KR_S2D].cipher || !t->d[KR_D2S].cipher) {
+        kr_tracker_free(t);
         return NULL;
     }
     return t;

@@ -43,9 +43,7 @@ typedef struct kr_dirstate {
     bool sniffed;          /* first bytes of the stream checked */
     bool started_at_zero;  /* the stream is seen from its first byte */
     bool gapped;           /* bytes of this direction were lost in a gap */
-    kr_cipher *cipher;
-    uint8_t last_c1[16];   /* first ciphertext block of the last frame: the next frame's IV */
-    bool have_c1;
+    kr_cipher *cipher;     /* always there; keyed once the session key is known; holds the IV chain */
     uint8_t *pt;           /* plaintext scratch */
     size_t pt_cap;
     uint32_t frames;       /* frames seen */
