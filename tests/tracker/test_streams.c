@@ -347,6 +347,7 @@ typedef struct rec {
     int partial;
     int decrypted;
     int undecrypted;
+    int reasons[16];        /* steps per kr_step_reason */
     kr_verdict first;
     kr_verdict all[8];      /* the first eight verdicts given */
     double idblock_time, sessionblock_time;
@@ -356,6 +357,8 @@ static void r_step(void *ud, const kr_step *s)
 {
     rec *r = ud;
     r->steps++;
+    if ((unsigned)s->reason < 16)
+        r->reasons[s->reason]++;
     if (s->kind == KR_STEP_IDBLOCK)
         r->idblock_time = s->time;
     if (s->kind == KR_STEP_SESSIONBLOCK)
@@ -478,6 +481,29 @@ static void test_healthy(void **state)
     assert_true(has(r.summaries, "Device Hello: product 65535, version 65535, flags 0x01, platform 6 (Photon)"));
     assert_int_equal(r.findings->len, 0);
     rec_free(&r);
+    /* without keys every frame says why it was not decrypted in a code, not only in words */
+    rec_init(&r);
+    run(c, "n", &r);
+    assert_true(r.undecrypted > 0);
+    assert_int_equal(r.reasons[KR_WHY_NO_SESSION_KEY], r.undecrypted);
+    assert_int_equal(r.reasons[KR_WHY_NO_SERVER_KEY], 1);
+    assert_int_equal(r.reasons[KR_WHY_NO_DEVICE_KEY], 1);
+    rec_free(&r);
+    /* no key material in any note or evidence (the steps carry the session bytes for who asks for them) */
+    {
+        kr_keyfile *kf = keyfile("a");
+        char *out = tk_conn_run(c, kf, 0, NULL);
+        char key_hex[33], iv_hex[33], salt_hex[17];
+        kr_hex(K.m, 16, key_hex);
+        kr_hex(K.m + 16, 16, iv_hex);
+        kr_hex(K.m + 32, 8, salt_hex);
+        assert_null(strstr(out, key_hex));
+        assert_null(strstr(out, iv_hex));
+        assert_null(strstr(out, salt_hex));
+        assert_non_null(strstr(out, "the session key is known"));
+        g_free(out);
+        kr_keyfile_free(kf);
+    }
 
     /* every key subset reaches ok; what is proven depends on the keys */
     expect(c, "n", KR_V_OK, false, "");
@@ -987,6 +1013,7 @@ static void test_disputed_bytes(void **state)
     assert_int_equal(v.code, KR_V_OK);
     assert_false(v.proven);
     assert_int_equal(r.undecrypted, 1);
+    assert_int_equal(r.reasons[KR_WHY_DISPUTED], 1);
     rec_free(&r);
     tk_conn_free(c);
     s_end(&s);
