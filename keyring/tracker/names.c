@@ -89,6 +89,7 @@ const char *kr_verdict_str(kr_verdict_code c)
     case KR_V_STALLED: return "stalled";
     case KR_V_INCOMPLETE: return "incomplete";
     case KR_V_MID_SESSION: return "mid-session";
+    case KR_V_REFUSED: return "refused";
     }
     return "";
 }
@@ -114,6 +115,26 @@ const char *kr_verdict_meaning(kr_verdict_code c)
     case KR_V_STALLED: return "a side stopped sending mid-handshake and the connection was closed by timeout";
     case KR_V_INCOMPLETE: return "the capture ends before the handshake does";
     case KR_V_MID_SESSION: return "the capture starts after the handshake";
+    case KR_V_REFUSED:
+        return "the device's connection was refused: its SYN was answered by a reset, nothing listens there";
+    }
+    return "";
+}
+
+const char *kr_step_reason_str(kr_step_reason r)
+{
+    switch (r) {
+    case KR_WHY_NONE: return "";
+    case KR_WHY_BYTES_LOST: return "bytes-lost";
+    case KR_WHY_NO_SERVER_KEY: return "no-server-key";
+    case KR_WHY_NO_DEVICE_KEY: return "no-device-key";
+    case KR_WHY_KEY_DOES_NOT_OPEN: return "key-does-not-open";
+    case KR_WHY_NO_SESSION_KEY: return "no-session-key";
+    case KR_WHY_BAD_PADDING: return "bad-padding";
+    case KR_WHY_NOT_COAP: return "not-coap";
+    case KR_WHY_BAD_LENGTH: return "bad-length";
+    case KR_WHY_NOT_PROTOCOL: return "not-protocol";
+    case KR_WHY_DISPUTED: return "disputed";
     }
     return "";
 }
