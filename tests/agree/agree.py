@@ -366,9 +366,6 @@ VARIANT_CASES = [v_identity, v_links, v_adversity, v_reorder, v_timestamps, v_rs
 PER_PACKET = {"healthy", "unknown-device", "device-key-mismatch-g2", "stalled", "mid-session"}
 CASE_SAMPLES = {
     v_rst: PER_PACKET, v_bogus_length: PER_PACKET, v_garbage_first: PER_PACKET,
-    v_timestamps: {"healthy", "healthy-g1", "device-key-mismatch-g1", "device-key-mismatch-g2",
-                   "server-key-mismatch", "bad-signature", "not-spark", "stalled", "stalled-device",
-                   "mid-session", "bad-counter", "ota-complete", "ota-failed", "multi-device"},
 }
 
 
