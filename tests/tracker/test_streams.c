@@ -937,7 +937,7 @@ static void test_more_messages(void **state)
     /* describe answered twice (firmware 0.4-0.6): system part, then the application part with another id */
     c_start(&c, 0, 1, s.srv_id, ++s.srv_tok);
     c_path(&c, "d");
-    uint8_t what = 6;
+    uint8_t what = 3;   /* 1 system, 2 application, 3 both */
     c_query(&c, &what, 1);
     s_send(&s, KR_S2D, 0.01, &c);
     c_start(&c, 2, 0x45, s.srv_id++, s.srv_tok);
