@@ -113,6 +113,11 @@ static kr_keyfile *keyfile(const char *what)
 
 /* ---- CoAP builder ------------------------------------------------------------------------------- */
 
+/* CoAP types and the codes the protocol uses, for the tests that name them. */
+enum { CON = 0, NON = 1, ACK = 2 };
+enum { EMPTY = 0x00, GET = 0x01, POST = 0x02, PUT = 0x03, CHANGED = 0x44, CONTENT = 0x45, BAD_REQUEST = 0x80 };
+enum { NO_TOKEN = -1 };
+
 typedef struct coap {
     uint8_t b[1024];
     size_t n;
@@ -1619,6 +1624,245 @@ static void test_table(void **state)
     kr_keyfile_free(kf);
 }
 
+/* ---- Photon firmware as the original cloud sees it (PROTOCOL.md 4.2, 4.5, 4.11) -------------------- */
+
+static size_t count_prefix(GPtrArray *a, const char *prefix)
+{
+    size_t n = 0;
+    for (guint i = 0; i < a->len; i++)
+        n += strncmp(a->pdata[i], prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+/* Firmware 0.8 (G3): the Hello id comes from the little-endian counter start, the first device token is
+ * 0x01, and the ACK 2.04 to a Signal carries the device's own next message id with the Signal's token. */
+static void g3_session(sess *s, bool signal_token_ok)
+{
+    s_begin(s, false, K.srv, false);
+    s_session(s, K.dev, K.srv);
+    s->dev_id = (uint16_t)((K.m[33] << 8 | K.m[32]) + 1);   /* 0x3413, not 0x1235 */
+    s_hellos(s);
+    coap c;
+    c_start(&c, CON, GET, s->dev_id, 0x01);
+    c_path(&c, "t");
+    s_send(s, KR_D2S, 0.01, &c);
+    c_start(&c, ACK, CONTENT, s->dev_id++, 0x01);
+    uint8_t tm[4] = { 0x5a, 0x00, 0x00, 0x00 };
+    c_payload(&c, tm, 4);
+    s_send(s, KR_S2D, 0.01, &c);
+    for (int i = 0; i < 2; i++) {
+        c_start(&c, CON, PUT, s->srv_id, ++s->srv_tok);
+        c_path(&c, "s");
+        uint8_t on = i == 0;
+        c_query(&c, &on, 1);
+        s_send(s, KR_S2D, 0.5, &c);
+        s->srv_id++;
+        c_start(&c, ACK, CHANGED, s->dev_id++, signal_token_ok ? s->srv_tok : (uint8_t)(s->srv_tok + 9));
+        s_send(s, KR_D2S, 0.002, &c);
+    }
+    c_start(&c, NON, POST, s->dev_id++, NO_TOKEN);
+    c_path(&c, "e");
+    c_path(&c, "door");
+    s_send(s, KR_D2S, 0.1, &c);
+    c_start(&c, ACK, EMPTY, (uint16_t)(s->dev_id - 1), 0);
+    s_send(s, KR_S2D, 0.003, &c);
+    tk_conn_close(s->c, KR_D2S, 1.0, false);
+    tk_conn_close(s->c, KR_S2D, 0.01, false);
+}
+
+static void test_photon_g3_signal_ack(void **state)
+{
+    (void)state;
+    sess s;
+    g3_session(&s, true);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    if (r.findings->len)
+        fprintf(stderr, "unexpected: %s\n", (char *)r.findings->pdata[0]);
+    assert_int_equal(r.findings->len, 0);
+    assert_int_equal(count_prefix(r.summaries, "ACK 2.04 to Signal start"), 1);
+    assert_int_equal(count_prefix(r.summaries, "ACK 2.04 to Signal stop"), 1);
+    assert_true(has(r.summaries, "matched by token, it carries the device's next message id 0x3415"));
+    assert_true(has(r.summaries, "Time 2017-11-"));
+    rec_free(&r);
+    s_end(&s);
+
+    /* the id alone does not make an answer: with another token the ACK answers nothing, and the device's
+     * next id then skips the ones the ACKs used */
+    g3_session(&s, false);
+    rec_init(&r);
+    v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_true(has(r.summaries, "ACK 2.04 (id 0x3415, request not seen)"));
+    assert_true(has(r.findings, "counter-error: device message id 0x3417 follows 0x3414"));
+    rec_free(&r);
+    s_end(&s);
+}
+
+/* G2: the cloud answers a user event with ACK 4.00 and the device drops the connection: normal. Describe
+ * flags select system (1), application (2) or both (3). */
+static void test_photon_g2_event_refused(void **state)
+{
+    (void)state;
+    sess s;
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv);
+    s_hellos(&s);
+    coap c;
+    static const char *words[] = { "Describe request (system)", "Describe request (application)",
+                                   "Describe request (system and application)" };
+    for (uint8_t flags = 1; flags <= 3; flags++) {
+        c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
+        c_path(&c, "d");
+        c_query(&c, &flags, 1);
+        s_send(&s, KR_S2D, 0.01, &c);
+        c_start(&c, ACK, CONTENT, s.srv_id++, s.srv_tok);
+        const char *js = flags == 1 ? "{\"p\":6,\"m\":[]}" : "{\"f\":[],\"v\":{}}";
+        c_payload(&c, js, strlen(js));
+        s_send(&s, KR_D2S, 0.01, &c);
+    }
+    c_start(&c, NON, POST, s.dev_id, NO_TOKEN);
+    c_path(&c, "e");
+    c_path(&c, "burst");
+    s_send(&s, KR_D2S, 0.1, &c);
+    c_start(&c, ACK, BAD_REQUEST, s.dev_id++, 0);
+    s_send(&s, KR_S2D, 0.003, &c);
+    tk_conn_close(s.c, KR_D2S, 0.01, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(count_prefix(r.summaries, words[i]), 1);
+    assert_true(has(r.summaries, "ACK 4.00 to Event burst"));
+    assert_true(has(r.summaries, ": slow down"));
+    assert_int_equal(r.findings->len, 0);
+    rec_free(&r);
+    s_end(&s);
+}
+
+/* CRC-32 computed bit by bit, independently of the tracker's table. */
+static uint32_t bit_crc32(const uint8_t *d, size_t n)
+{
+    uint32_t x = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        x ^= d[i];
+        for (int k = 0; k < 8; k++)
+            x = (x >> 1) ^ (0xedb88320u & (0u - (x & 1)));
+    }
+    return ~x;
+}
+
+static void fast_chunk(sess *s, int index)
+{
+    uint8_t data[64];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 5 + (size_t)index);
+    uint32_t crc = bit_crc32(data, sizeof data);
+    uint8_t cb[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc };
+    uint8_t ib[2] = { (uint8_t)(index >> 8), (uint8_t)index };
+    coap c;
+    c_start(&c, CON, POST, s->srv_id++, ++s->srv_tok);
+    c_path(&c, "c");
+    c_query(&c, cb, 4);
+    c_query(&c, ib, 2);
+    c_payload(&c, data, sizeof data);
+    s_send(s, KR_S2D, 0.01, &c);
+}
+
+/* A fast OTA of chunks 0-3 where chunk 2 is lost; g3 selects firmware 0.8, which confirms no chunk and
+ * waits for a second UpdateDone after the missed chunk; G2 confirms chunks and ends with its own. */
+static void fast_ota(sess *s, bool g3)
+{
+    s_begin(s, false, K.srv, false);
+    s_session(s, K.dev, K.srv);
+    if (g3)
+        s->dev_id = (uint16_t)((K.m[33] << 8 | K.m[32]) + 1);
+    s_hellos(s);
+    coap c;
+    c_start(&c, CON, POST, s->srv_id, ++s->srv_tok);
+    c_path(&c, "u");
+    uint8_t ub[12] = { 1, 0, 64, 0, 0, 1, 0, 0, 0, 0, 0, 0 };
+    c_payload(&c, ub, sizeof ub);
+    s_send(s, KR_S2D, 0.01, &c);
+    c_start(&c, ACK, EMPTY, s->srv_id++, NO_TOKEN);
+    s_send(s, KR_D2S, 0.01, &c);
+    c_start(&c, NON, CHANGED, s->dev_id++, s->srv_tok);
+    uint8_t yes = 1;
+    c_payload(&c, &yes, 1);
+    s_send(s, KR_D2S, 0.01, &c);
+    for (int i = 0; i < 4; i++) {
+        if (i == 2)
+            continue;   /* lost */
+        fast_chunk(s, i);
+        if (g3)
+            continue;
+        c_start(&c, ACK, EMPTY, (uint16_t)(s->srv_id - 1), NO_TOKEN);
+        s_send(s, KR_D2S, 0.002, &c);
+        c_start(&c, NON, CHANGED, s->dev_id++, s->srv_tok);
+        s_send(s, KR_D2S, 0.002, &c);
+    }
+    c_start(&c, CON, PUT, s->srv_id, ++s->srv_tok);
+    c_path(&c, "u");
+    s_send(s, KR_S2D, 0.05, &c);
+    c_start(&c, ACK, BAD_REQUEST, s->srv_id++, s->srv_tok);
+    s_send(s, KR_D2S, 0.01, &c);
+    c_start(&c, CON, GET, s->dev_id, NO_TOKEN);
+    c_path(&c, "c");
+    uint8_t miss[2] = { 0, 2 };
+    c_payload(&c, miss, 2);
+    s_send(s, KR_D2S, 0.01, &c);
+    c_start(&c, ACK, EMPTY, s->dev_id++, NO_TOKEN);   /* the original cloud's ChunkMissed ACK: no token */
+    s_send(s, KR_S2D, 0.01, &c);
+    fast_chunk(s, 2);
+    if (!g3) {
+        c_start(&c, ACK, EMPTY, (uint16_t)(s->srv_id - 1), NO_TOKEN);
+        s_send(s, KR_D2S, 0.002, &c);
+        c_start(&c, NON, PUT, s->dev_id++, NO_TOKEN);
+        c_path(&c, "u");
+        s_send(s, KR_D2S, 0.05, &c);
+    }
+    tk_conn_close(s->c, KR_S2D, 20.0, false);
+    tk_conn_close(s->c, KR_D2S, 0.01, false);
+}
+
+static void test_photon_fast_ota(void **state)
+{
+    (void)state;
+    sess s;
+    fast_ota(&s, false);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_true(has(r.summaries, "ACK to Chunk missed"));
+    assert_true(has(r.summaries, "Chunk 2: 64 bytes, CRC ok, asked for again"));
+    assert_true(has(r.summaries, "Update done (from the device)"));
+    if (r.findings->len)
+        fprintf(stderr, "unexpected: %s\n", (char *)r.findings->pdata[0]);
+    assert_int_equal(r.findings->len, 0);
+    rec_free(&r);
+    s_end(&s);
+
+    fast_ota(&s, true);
+    rec_init(&r);
+    v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_true(has(r.summaries, "ACK 4.00 to Update done"));
+    assert_true(has(r.summaries, "ACK to Chunk missed"));
+    assert_int_equal(r.findings->len, 1);
+    assert_true(has(r.findings, "ota-incomplete: "));
+    assert_true(has(r.findings, "asked for chunk 2 again"));
+    assert_true(has(r.findings, "the cloud sent them and waited for the device's own update done, while the device "
+                                "waits for a second update done from the cloud"));
+    assert_true(has(r.findings, "both waited 20.0 s"));
+    rec_free(&r);
+    s_end(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1642,6 +1886,9 @@ int main(void)
         cmocka_unit_test(test_verdict_contradicted),
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_photon_g3_signal_ack),
+        cmocka_unit_test(test_photon_g2_event_refused),
+        cmocka_unit_test(test_photon_fast_ota),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
