@@ -107,11 +107,12 @@ static void notify(void *user, sw_note n, const char *name, long value)
     case SW_NOTE_PING_SENT: sw_log("ping sent (id 0x%04lx)", value); break;
     case SW_NOTE_PING_ANSWERED: sw_log("empty ack received (id 0x%04lx)", value); break;
     case SW_NOTE_SERVER_PING: sw_log("ping from the cloud answered"); break;
-    case SW_NOTE_UPDATE_BEGIN: sw_log("update begins"); break;
+    case SW_NOTE_UPDATE_BEGIN: sw_log("update begins (%s)", name); break;
     case SW_NOTE_CHUNK: sw_log("chunk %ld %s", value, name); break;
     case SW_NOTE_UPDATE_DONE: sw_log("update done: %ld bytes", value); break;
     case SW_NOTE_IGNORED: sw_log("ignored: %s", name); break;
     case SW_NOTE_FRAME_ERROR: sw_log("frame error: %s (%ld)", name, value); break;
+    case SW_NOTE_REFUSED: sw_log("the cloud answered message 0x%04lx with ACK 4.00; dropping the connection", value); break;
     }
 }
 

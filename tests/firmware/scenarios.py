@@ -138,7 +138,7 @@ def healthy(c):
     c.has(clog, r'id block: device %s, 214 bytes' % D1, 'cloud')
     c.has(clog, r'offers matches the one on file', 'cloud')
     c.has(clog, r'hello from the device: 15 bytes', 'cloud')
-    c.has(clog, r'describe: \{"f":\["brew"\],"v":\{"temperature":2,"ready":1,"ratio":9,"label":4\}\}', 'cloud')
+    c.has(clog, r'describe: \{"f":\["brew"\],"v":\{"temperature":2,"ready":1,"ratio":9,"label":4\},"p":0,"m":\[\{"s":16384', 'cloud')
     c.has(clog, r'function brew\("32,240"\) returned 456', 'cloud')
     c.has(clog, r'variable temperature = -98765 \(int32\)', 'cloud')
     c.has(clog, r'variable ready = true \(bool\)', 'cloud')
