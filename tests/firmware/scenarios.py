@@ -55,15 +55,16 @@ def wait_listening(proc, path):
     raise AssertionError('sparkcloud did not start: ' + open(path).read())
 
 
-def run(cloud_args, devices, limit=20):
+def run(cloud_args, devices, limit=20, connections=None):
     """Starts the cloud, runs the devices (list of arg lists, started 0.2 s apart), waits for all.
+    The cloud ends after `connections` connections (default: one per device).
     Returns (cloud_log, [(rc, log, seconds)])."""
     port = free_port()
     addr = '127.0.0.1:%d' % port
     clog = os.path.join(TMP, 'cloud.log')
     with open(clog, 'w') as out:
         cloud = subprocess.Popen([CLOUD, '--server-key', k('server-private.pem'), '--keys-dir', CLOUD_KEYS,
-                                  '--time-limit', str(limit), '--connections', str(len(devices))] + cloud_args + [addr],
+                                  '--time-limit', str(limit), '--connections', str(connections or len(devices))] + cloud_args + [addr],
                                  stderr=out)
     wait_listening(cloud, clog)
     procs = []
@@ -480,6 +481,71 @@ def usage_errors(c):
     c.that(p.returncode == 0 and 'usage: sparkdev' in p.stdout, 'sparkdev --help')
     p = subprocess.run([CLOUD, '--help'], capture_output=True, text=True, timeout=10)
     c.that(p.returncode == 0 and 'usage: sparkcloud' in p.stdout, 'sparkcloud --help')
+
+
+@scenario
+def photon_g2_refused_event(c):
+    """G2 drops the connection after an ACK 4.00 to its event and reconnects; the second session is normal."""
+    clog, [(rc, dlog, _)] = run(['--refuse-events', '1', '--describe', '--session-time', '3'],
+                                [device(D4, D4 + '.der', '--platform', '6', '--event', 'burst:1:0:1',
+                                        '--run-time', '2.5')], connections=2)
+    c.that(rc == 0, 'sparkdev exit %r, want 0' % rc, dlog)
+    c.has(clog, r'event public "burst" data "1" ttl 60, refused \(ACK 4.00, slow down\)', 'cloud')
+    c.has(dlog, r'the cloud answered message 0x[0-9a-f]{4} with ACK 4.00; dropping the connection', 'device')
+    c.has(dlog, r'reconnecting', 'device')
+    c.that(len(re.findall(r'id block: device %s, 214 bytes' % D4, clog)) == 2, 'two connections', clog)
+    c.has(clog, r'hello from the device: 15 bytes \(platform id present\)', 'cloud')
+    c.has(clog, r'describe: \{"f":\[\],"v":\{\},"p":6,"m":\[', 'cloud')
+    c.that(dlog.count('event burst published') == 1, 'the refused event is not sent again', dlog)
+
+
+@scenario
+def photon_g2_fast_ota(c):
+    """Fast OTA with a chunk left out: the device refuses UpdateDone, asks for it, and ends the update itself."""
+    img = os.path.join(TMP, 'image.bin')
+    got = os.path.join(TMP, 'received-fast.bin')
+    with open(img, 'wb') as f:
+        f.write(image(900))
+    clog, [(rc, dlog, _)] = run(['--ota', img, '--ota-fast', '--ota-skip-chunk', '1', '--session-time', '6'],
+                                [device(D4, D4 + '.der', '--platform', '6', '--ota-out', got, '--run-time', '6')])
+    c.that(rc == 0, 'sparkdev exit %r, want 0' % rc, dlog)
+    c.has(clog, r'device ready for the update \(fast OTA accepted\)', 'cloud')
+    c.has(clog, r'chunk 1 left out', 'cloud')
+    c.has(clog, r'update done refused \(4.00\)', 'cloud')
+    c.has(clog, r'device reports 1 missed chunk', 'cloud')
+    c.has(clog, r'chunk 1 sent \(crc [0-9a-f]{8}, fast, asked for again\)', 'cloud')
+    c.has(clog, r'the device ends the update itself', 'cloud')
+    c.has(clog, r'outcome: ota-complete', 'cloud')
+    c.has(dlog, r'update begins \(fast\)', 'device')
+    c.has(dlog, r'update done: 900 bytes', 'device')
+    c.that(open(got, 'rb').read() == image(900), 'received image differs from the one sent')
+
+
+@scenario
+def photon_g3(c):
+    """G3: little-endian id start, Signal ACK with its own id (no bad counter), and a fast OTA with a missed
+    chunk that stalls: the device waits for a second UpdateDone the cloud never sends."""
+    img = os.path.join(TMP, 'image.bin')
+    slog = os.path.join(TMP, 'session-g3.log')
+    with open(img, 'wb') as f:
+        f.write(image(900))
+    clog, [(rc, dlog, _)] = run(['--session-log', slog, '--signal', '--describe', '--ota', img, '--ota-fast',
+                                 '--ota-skip-chunk', '2', '--ota-timeout', '1', '--session-time', '5'],
+                                [device(D4, D4 + '.der', '--event', 'door:open:0:1', '--run-time', '6', gen='g3')])
+    m = bytes.fromhex(open(slog).read().split()[1])
+    hello = re.search(r'hello from the device: 15 bytes \(platform id present\), id 0x([0-9a-f]{4})', clog)
+    c.that(hello is not None and int(hello.group(1), 16) == ((m[33] << 8 | m[32]) + 1) & 0xffff,
+           'the Hello id is the little-endian counter start + 1', clog)
+    c.has(clog, r'carries the device\'s next message id 0x[0-9a-f]{4}: counted', 'cloud')
+    c.has(clog, r'signal acknowledged', 'cloud')
+    c.that('bad counter' not in clog, 'cloud saw a bad counter', clog)
+    c.has(clog, r'event public "door" data "open"', 'cloud')
+    c.has(clog, r'describe: \{"f":\[\],"v":\{\},"p":6,"m":\[.*"v":300', 'cloud')
+    c.has(clog, r'device reports 1 missed chunk', 'cloud')
+    c.has(clog, r'update done \(the missed chunks were sent; no UpdateDone from the device\)', 'cloud')
+    c.that('ota-complete' not in clog, 'the update did not complete', clog)
+    c.has(dlog, r'waiting for the cloud\'s second update done', 'device')
+    c.that('update done:' not in dlog, 'the device applied no update', dlog)
 
 
 if failures:
