@@ -1856,7 +1856,7 @@ static void test_photon_fast_ota(void **state)
     assert_int_equal(r.findings->len, 1);
     assert_true(has(r.findings, "ota-incomplete: "));
     assert_true(has(r.findings, "asked for chunk 2 again"));
-    assert_true(has(r.findings, "the cloud sent them and waited for the device's own update done, while the device "
+    assert_true(has(r.findings, "the cloud sent what it asked for and waited for the device's own update done, while the device "
                                 "waits for a second update done from the cloud"));
     assert_true(has(r.findings, "both waited 20.0 s"));
     rec_free(&r);
