@@ -212,7 +212,7 @@ static void cloud_waited(kr_tracker *t, double ts, const char *what, double wait
         kr_tracker_emit_finding(t, KR_FIND_OTA_INCOMPLETE, o->last_dir, ts, o->last_offset,
                                 "the update began %.1f s into the connection and did not finish (%s): the device "
                                 "refused the cloud's update done (4.00) and asked for chunk %s again; the cloud sent "
-                                "them and waited for the device's own update done, while the device waits for a "
+                                "what it asked for and waited for the device's own update done, while the device waits for a "
                                 "second update done from the cloud (firmware 0.8 and later) that the cloud never "
                                 "sent: both waited %.1f s until the end", o->begin_time - t->first_time, what,
                                 o->missed_text, waited);
