@@ -208,9 +208,10 @@ static int number_option(int ch, const char *oname, const char *arg)
 }
 
 /* One option; -1 to go on, else the exit status. */
-static int one_option(int ch, int argc, char **argv)
+static int one_option(int ch, int longindex, int argc, char **argv)
 {
-    const char *oname = argv[optind - 1];
+    char oname[40];
+    snprintf(oname, sizeof oname, "--%s", longindex >= 0 ? opts[longindex].name : "help");
     uint64_t *ms = seconds_target(ch);
     if (ms)
         return sw_parse_seconds(optarg, ms) < 0 ? bad(oname, optarg, "give seconds, e.g. 30 or 0.5") : -1;
@@ -305,11 +306,13 @@ static void defaults(void)
 int sc_parse_options(int argc, char **argv)
 {
     defaults();
-    int ch, r;
+    int ch, r, longindex = -1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-        if ((r = one_option(ch, argc, argv)) >= 0)
+    while ((ch = getopt_long(argc, argv, ":h", opts, &longindex)) != -1) {
+        if ((r = one_option(ch, longindex, argc, argv)) >= 0)
             return r;
+        longindex = -1;
+    }
     if (optind < argc - 1) {
         sw_err("too many arguments; give at most one HOST:PORT (see --help)");
         return 2;

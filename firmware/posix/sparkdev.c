@@ -393,9 +393,10 @@ static int setting_option(int c, const char *name, const char *arg)
 }
 
 /* One option; -1 to go on, else the exit status. */
-static int one_option(int c, int argc, char **argv)
+static int one_option(int c, int longindex, int argc, char **argv)
 {
-    const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+    char name[40];
+    snprintf(name, sizeof name, "--%s", longindex >= 0 ? opts[longindex].name : "help");
     switch (c) {
     case 'h': usage(stdout); return 0;
     case O_ID: o.id_hex = optarg; return -1;
@@ -425,11 +426,13 @@ static int one_option(int c, int argc, char **argv)
 
 static int parse_options(int argc, char **argv)
 {
-    int c, r;
+    int c, r, longindex = -1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-        if ((r = one_option(c, argc, argv)) >= 0)
+    while ((c = getopt_long(argc, argv, ":h", opts, &longindex)) != -1) {
+        if ((r = one_option(c, longindex, argc, argv)) >= 0)
             return r;
+        longindex = -1;
+    }
     if (optind != argc - 1) {
         sw_err(optind >= argc ? "no cloud address; give HOST:PORT (see --help)"
                               : "too many arguments; give one HOST:PORT (see --help)");
