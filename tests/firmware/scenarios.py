@@ -548,6 +548,40 @@ def photon_g3(c):
     c.that('update done:' not in dlog, 'the device applied no update', dlog)
 
 
+@scenario
+def serves_until_stopped(c):
+    """Without --once or --connections the cloud serves one connection after another until SIGINT."""
+    port = free_port()
+    addr = '127.0.0.1:%d' % port
+    clog = os.path.join(TMP, 'cloud-serve.log')
+    with open(clog, 'w') as out:
+        cloud = subprocess.Popen([CLOUD, '--server-key', k('server-private.pem'), '--keys-dir', CLOUD_KEYS,
+                                  '--time-limit', '20', '--session-time', '0.3', addr], stderr=out)
+    wait_listening(cloud, clog)
+    for n in range(3):
+        p = subprocess.run([DEV] + device(D1, D1 + '.der', '--run-time', '2') + [addr], capture_output=True,
+                           timeout=20)
+        c.that(p.returncode in (0, 1), 'device run %d exit %r' % (n, p.returncode), p.stderr.decode())
+    c.that(cloud.poll() is None, 'the cloud still runs after three connections', open(clog).read())
+    cloud.send_signal(2)
+    rc = cloud.wait(timeout=10)
+    log = open(clog).read()
+    c.that(rc == 0 and 'stopping' in log, 'SIGINT stops the cloud with status 0 (%r)' % rc, log)
+    c.that(len(re.findall(r'outcome: ok', log)) == 3, 'three sessions served', log)
+    clog2 = os.path.join(TMP, 'cloud-once.log')
+    with open(clog2, 'w') as out:
+        cloud = subprocess.Popen([CLOUD, '--server-key', k('server-private.pem'), '--keys-dir', CLOUD_KEYS,
+                                  '--time-limit', '20', '--session-time', '0.3', '--once', addr], stderr=out)
+    wait_listening(cloud, clog2)
+    subprocess.run([DEV] + device(D1, D1 + '.der', '--run-time', '2') + [addr], capture_output=True, timeout=20)
+    try:
+        rc = cloud.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        cloud.kill()
+        rc = 'still running'
+    c.that(rc == 0, '--once: the cloud exits after one connection (%r)' % rc, open(clog2).read())
+
+
 if failures:
     print('%d check(s) failed' % len(failures))
     sys.exit(1)
