@@ -305,31 +305,15 @@ static const value_string spark_dir_vals[] = {
     { 0, NULL }
 };
 
-static const value_string spark_frame_state_vals[] = {
-    { KR_FRAME_NOT_DECRYPTED, "not decrypted" },
-    { KR_FRAME_DECRYPTED, "decrypted" },
-    { KR_FRAME_PARTIAL, "partly decrypted (first block lost)" },
-    { KR_FRAME_DECRYPT_ERROR, "decryption error" },
-    { 0, NULL }
-};
+/* the words come from libkeyring (keyring/names.h, laid out as a value_string) */
+G_STATIC_ASSERT(sizeof(kr_name) == sizeof(value_string));
+#define spark_frame_state_vals ((const value_string *)kr_frame_state_names)
 
-static const value_string spark_var_type_vals[] = {
-    { KR_VAR_UNKNOWN, "unknown" },
-    { KR_VAR_BOOL, "bool" },
-    { KR_VAR_INT, "int32" },
-    { KR_VAR_STRING, "string" },
-    { KR_VAR_NULL, "null" },
-    { KR_VAR_DOUBLE, "double" },
-    { 0, NULL }
-};
+/* the words come from libkeyring (keyring/names.h, laid out as a value_string) */
+#define spark_var_type_vals ((const value_string *)kr_var_type_names)
 
-static const value_string spark_platform_vals[] = {
-    { 0, "Core" },
-    { 6, "Photon" },
-    { 8, "P1" },
-    { 10, "Electron" },
-    { 0, NULL }
-};
+/* the words come from libkeyring (keyring/names.h, laid out as a value_string) */
+#define spark_platform_vals ((const value_string *)kr_platform_names)
 
 /* ---- keys ------------------------------------------------------------------------------------- */
 

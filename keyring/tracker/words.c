@@ -39,7 +39,7 @@ const kr_name kr_var_type_names[] = {
 
 const kr_name kr_generation_names[] = {
     { 1, "first Core firmware (52-byte id block)" },
-    { 2, "firmware 0.4 or later (214-byte id block)" },
+    { 2, "later firmware (214-byte id block)" },
     { 0, NULL }
 };
 
