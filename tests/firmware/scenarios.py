@@ -449,10 +449,10 @@ def usage_errors(c):
     with open(k(D1 + '.der'), 'rb') as f, open(cut, 'wb') as g:
         g.write(f.read()[:300])
     rc, err = sh([DEV, '--id', D1, '--key', pw, '--server-key', k('server-public.der'), '127.0.0.1:1'])
-    c.that(rc == 2 and err.count('\n') == 1 and 'password protected' in err and 'openssl rsa -in ' + pw in err,
+    c.that(rc == 2 and err.count('\n') == 1 and 'password' in err and 'openssl' in err and pw in err,
            'password-protected device key: %r %r' % (rc, err))
     rc, err = sh([CLOUD, '--server-key', pw, '127.0.0.1:1'])
-    c.that(rc == 2 and err.count('\n') == 1 and 'password protected' in err,
+    c.that(rc == 2 and err.count('\n') == 1 and 'password' in err,
            'password-protected server key: %r %r' % (rc, err))
     rc, err = sh([DEV, '--id', D1, '--key', cut, '--server-key', k('server-public.der'), '127.0.0.1:1'])
     c.that(rc == 2 and err.count('\n') == 1 and 'cut.der: truncated DER' in err, 'truncated key: %r %r' % (rc, err))
