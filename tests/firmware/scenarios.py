@@ -329,6 +329,13 @@ def image(n):
     return bytes(((i * i * 31 + i * 7 + 3) >> 2) & 0xff for i in range(n))
 
 
+def image_file(n):
+    path = os.path.join(TMP, 'image-%d.bin' % n)
+    with open(path, 'wb') as f:
+        f.write(image(n))
+    return path
+
+
 @scenario
 def ota_complete(c):
     img = os.path.join(TMP, 'image.bin')
@@ -502,10 +509,8 @@ def photon_g2_refused_event(c):
 @scenario
 def photon_g2_fast_ota(c):
     """Fast OTA with a chunk left out: the device refuses UpdateDone, asks for it, and ends the update itself."""
-    img = os.path.join(TMP, 'image.bin')
+    img = image_file(900)
     got = os.path.join(TMP, 'received-fast.bin')
-    with open(img, 'wb') as f:
-        f.write(image(900))
     clog, [(rc, dlog, _)] = run(['--ota', img, '--ota-fast', '--ota-skip-chunk', '1', '--session-time', '6'],
                                 [device(D4, D4 + '.der', '--platform', '6', '--ota-out', got, '--run-time', '6')])
     c.that(rc == 0, 'sparkdev exit %r, want 0' % rc, dlog)
@@ -525,10 +530,8 @@ def photon_g2_fast_ota(c):
 def photon_g3(c):
     """G3: little-endian id start, Signal ACK with its own id (no bad counter), and a fast OTA with a missed
     chunk that stalls: the device waits for a second UpdateDone the cloud never sends."""
-    img = os.path.join(TMP, 'image.bin')
+    img = image_file(900)
     slog = os.path.join(TMP, 'session-g3.log')
-    with open(img, 'wb') as f:
-        f.write(image(900))
     clog, [(rc, dlog, _)] = run(['--session-log', slog, '--signal', '--describe', '--ota', img, '--ota-fast',
                                  '--ota-skip-chunk', '2', '--ota-timeout', '1', '--session-time', '5'],
                                 [device(D4, D4 + '.der', '--event', 'door:open:0:1', '--run-time', '6', gen='g3')])
@@ -551,13 +554,16 @@ def photon_g3(c):
 @scenario
 def serves_until_stopped(c):
     """Without --once or --connections the cloud serves one connection after another until SIGINT."""
-    port = free_port()
-    addr = '127.0.0.1:%d' % port
+    addr = '127.0.0.1:%d' % free_port()
+
+    def start(log, *extra):
+        with open(log, 'w') as out:
+            proc = subprocess.Popen([CLOUD, '--server-key', k('server-private.pem'), '--keys-dir', CLOUD_KEYS,
+                                     '--time-limit', '20', '--session-time', '0.3'] + list(extra) + [addr], stderr=out)
+        wait_listening(proc, log)
+        return proc
     clog = os.path.join(TMP, 'cloud-serve.log')
-    with open(clog, 'w') as out:
-        cloud = subprocess.Popen([CLOUD, '--server-key', k('server-private.pem'), '--keys-dir', CLOUD_KEYS,
-                                  '--time-limit', '20', '--session-time', '0.3', addr], stderr=out)
-    wait_listening(cloud, clog)
+    cloud = start(clog)
     for n in range(3):
         p = subprocess.run([DEV] + device(D1, D1 + '.der', '--run-time', '2') + [addr], capture_output=True,
                            timeout=20)
@@ -569,10 +575,7 @@ def serves_until_stopped(c):
     c.that(rc == 0 and 'stopping' in log, 'SIGINT stops the cloud with status 0 (%r)' % rc, log)
     c.that(len(re.findall(r'outcome: ok', log)) == 3, 'three sessions served', log)
     clog2 = os.path.join(TMP, 'cloud-once.log')
-    with open(clog2, 'w') as out:
-        cloud = subprocess.Popen([CLOUD, '--server-key', k('server-private.pem'), '--keys-dir', CLOUD_KEYS,
-                                  '--time-limit', '20', '--session-time', '0.3', '--once', addr], stderr=out)
-    wait_listening(cloud, clog2)
+    cloud = start(clog2, '--once')
     subprocess.run([DEV] + device(D1, D1 + '.der', '--run-time', '2') + [addr], capture_output=True, timeout=20)
     try:
         rc = cloud.wait(timeout=5)

@@ -1634,14 +1634,29 @@ static size_t count_prefix(GPtrArray *a, const char *prefix)
     return n;
 }
 
-/* Firmware 0.8 (G3): the Hello id comes from the little-endian counter start, the first device token is
- * 0x01, and the ACK 2.04 to a Signal carries the device's own next message id with the Signal's token. */
-static void g3_session(sess *s, bool signal_token_ok)
+static void assert_no_findings(const rec *r)
+{
+    for (guint i = 0; i < r->findings->len; i++)
+        fprintf(stderr, "unexpected: %s\n", (char *)r->findings->pdata[i]);
+    assert_int_equal(r->findings->len, 0);
+}
+
+/* Handshake and Hellos of a G2 session, or of a G3 one, whose Hello id comes from the little-endian
+ * counter start (0x3413, not 0x1235). */
+static void photon_start(sess *s, bool g3)
 {
     s_begin(s, false, K.srv, false);
     s_session(s, K.dev, K.srv);
-    s->dev_id = (uint16_t)((K.m[33] << 8 | K.m[32]) + 1);   /* 0x3413, not 0x1235 */
+    if (g3)
+        s->dev_id = (uint16_t)((K.m[33] << 8 | K.m[32]) + 1);
     s_hellos(s);
+}
+
+/* Firmware 0.8 (G3): the first device token is 0x01, and the ACK 2.04 to a Signal carries the device's own
+ * next message id with the Signal's token. */
+static void g3_session(sess *s, bool signal_token_ok)
+{
+    photon_start(s, true);
     coap c;
     c_start(&c, CON, GET, s->dev_id, 0x01);
     c_path(&c, "t");
@@ -1679,9 +1694,7 @@ static void test_photon_g3_signal_ack(void **state)
     rec_init(&r);
     kr_verdict v = run(s.c, "a", &r);
     assert_int_equal(v.code, KR_V_OK);
-    if (r.findings->len)
-        fprintf(stderr, "unexpected: %s\n", (char *)r.findings->pdata[0]);
-    assert_int_equal(r.findings->len, 0);
+    assert_no_findings(&r);
     assert_int_equal(count_prefix(r.summaries, "ACK 2.04 to Signal start"), 1);
     assert_int_equal(count_prefix(r.summaries, "ACK 2.04 to Signal stop"), 1);
     assert_true(has(r.summaries, "matched by token, it carries the device's next message id 0x3415"));
@@ -1707,9 +1720,7 @@ static void test_photon_g2_event_refused(void **state)
 {
     (void)state;
     sess s;
-    s_begin(&s, false, K.srv, false);
-    s_session(&s, K.dev, K.srv);
-    s_hellos(&s);
+    photon_start(&s, false);
     coap c;
     static const char *words[] = { "Describe request (system)", "Describe request (application)",
                                    "Describe request (system and application)" };
@@ -1739,7 +1750,7 @@ static void test_photon_g2_event_refused(void **state)
         assert_int_equal(count_prefix(r.summaries, words[i]), 1);
     assert_true(has(r.summaries, "ACK 4.00 to Event burst"));
     assert_true(has(r.summaries, ": slow down"));
-    assert_int_equal(r.findings->len, 0);
+    assert_no_findings(&r);
     rec_free(&r);
     s_end(&s);
 }
@@ -1777,11 +1788,7 @@ static void fast_chunk(sess *s, int index)
  * waits for a second UpdateDone after the missed chunk; G2 confirms chunks and ends with its own. */
 static void fast_ota(sess *s, bool g3)
 {
-    s_begin(s, false, K.srv, false);
-    s_session(s, K.dev, K.srv);
-    if (g3)
-        s->dev_id = (uint16_t)((K.m[33] << 8 | K.m[32]) + 1);
-    s_hellos(s);
+    photon_start(s, g3);
     coap c;
     c_start(&c, CON, POST, s->srv_id, ++s->srv_tok);
     c_path(&c, "u");
@@ -1841,9 +1848,7 @@ static void test_photon_fast_ota(void **state)
     assert_true(has(r.summaries, "ACK to Chunk missed"));
     assert_true(has(r.summaries, "Chunk 2: 64 bytes, CRC ok, asked for again"));
     assert_true(has(r.summaries, "Update done (from the device)"));
-    if (r.findings->len)
-        fprintf(stderr, "unexpected: %s\n", (char *)r.findings->pdata[0]);
-    assert_int_equal(r.findings->len, 0);
+    assert_no_findings(&r);
     rec_free(&r);
     s_end(&s);
 
