@@ -231,12 +231,12 @@ static void s_end(sess *s)
 static void s_hellos(sess *s)
 {
     coap c;
-    c_start(&c, 1, 2, s->dev_id++, -1);
+    c_start(&c, NON, POST, s->dev_id++, NO_TOKEN);
     c_path(&c, "h");
     uint8_t hp[8] = { 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 6 };
     c_payload(&c, hp, sizeof hp);
     s_send(s, KR_D2S, 0.002, &c);
-    c_start(&c, 1, 2, s->srv_id++, ++s->srv_tok);
+    c_start(&c, NON, POST, s->srv_id++, ++s->srv_tok);
     c_path(&c, "h");
     s_send(s, KR_S2D, 0.001, &c);
 }
@@ -249,11 +249,11 @@ static tk_conn *healthy(sess *s)
     s_hellos(s);
     coap c;
     /* describe */
-    c_start(&c, 0, 1, s->srv_id, ++s->srv_tok);
+    c_start(&c, CON, GET, s->srv_id, ++s->srv_tok);
     c_path(&c, "d");
     s_send(s, KR_S2D, 0.010, &c);
     uint8_t tok = s->srv_tok;
-    c_start(&c, 2, 0x45, s->srv_id++, tok);
+    c_start(&c, ACK, CONTENT, s->srv_id++, tok);
     const char *js = "{\"f\":[\"brew\",\"led\"],\"v\":{\"temperature\":9,\"count\":2,\"ready\":1,\"label\":4}}";
     c_payload(&c, js, strlen(js));
     s_send(s, KR_D2S, 0.012, &c);
@@ -265,54 +265,54 @@ static tk_conn *healthy(sess *s)
         { "label", { 'k', 'i', 't' }, 3 },
     };
     for (size_t i = 0; i < 4; i++) {
-        c_start(&c, 0, 1, s->srv_id, ++s->srv_tok);
+        c_start(&c, CON, GET, s->srv_id, ++s->srv_tok);
         c_path(&c, "v");
         c_path(&c, vars[i].name);
         s_send(s, KR_S2D, 0.1, &c);
-        c_start(&c, 2, 0x45, s->srv_id++, s->srv_tok);
+        c_start(&c, ACK, CONTENT, s->srv_id++, s->srv_tok);
         c_payload(&c, vars[i].v, vars[i].n);
         s_send(s, KR_D2S, 0.012, &c);
     }
     /* function call: empty ACK, then the return */
-    c_start(&c, 0, 2, s->srv_id, ++s->srv_tok);
+    c_start(&c, CON, POST, s->srv_id, ++s->srv_tok);
     c_path(&c, "f");
     c_path(&c, "brew");
     c_query(&c, "coffee", 6);
     s_send(s, KR_S2D, 0.1, &c);
-    c_start(&c, 2, 0, s->srv_id++, -1);
+    c_start(&c, ACK, EMPTY, s->srv_id++, NO_TOKEN);
     s_send(s, KR_D2S, 0.003, &c);
-    c_start(&c, 1, 0x44, s->dev_id++, s->srv_tok);
+    c_start(&c, NON, CHANGED, s->dev_id++, s->srv_tok);
     uint8_t one[4] = { 0, 0, 0, 1 };
     c_payload(&c, one, 4);
     s_send(s, KR_D2S, 0.020, &c);
     /* event and its ACK */
-    c_start(&c, 1, 2, s->dev_id, -1);
+    c_start(&c, NON, POST, s->dev_id, NO_TOKEN);
     c_path(&c, "e");
     c_path(&c, "temperature");
     c_payload(&c, "21.5", 4);
     s_send(s, KR_D2S, 0.1, &c);
-    c_start(&c, 2, 0, s->dev_id++, 0);
+    c_start(&c, ACK, EMPTY, s->dev_id++, 0);
     s_send(s, KR_S2D, 0.004, &c);
     /* time */
-    c_start(&c, 0, 1, s->dev_id, 0x20);
+    c_start(&c, CON, GET, s->dev_id, 0x20);
     c_path(&c, "t");
     s_send(s, KR_D2S, 0.1, &c);
-    c_start(&c, 2, 0x45, s->dev_id++, 0x20);
+    c_start(&c, ACK, CONTENT, s->dev_id++, 0x20);
     uint8_t tm[4] = { 0x53, 0x59, 0x66, 0xad };
     c_payload(&c, tm, 4);
     s_send(s, KR_S2D, 0.008, &c);
     /* ping */
-    c_start(&c, 0, 0, s->dev_id, -1);
+    c_start(&c, CON, EMPTY, s->dev_id, NO_TOKEN);
     s_send(s, KR_D2S, 15.0, &c);
-    c_start(&c, 2, 0, s->dev_id++, -1);
+    c_start(&c, ACK, EMPTY, s->dev_id++, NO_TOKEN);
     s_send(s, KR_S2D, 0.005, &c);
     /* signal */
-    c_start(&c, 0, 3, s->srv_id, ++s->srv_tok);
+    c_start(&c, CON, PUT, s->srv_id, ++s->srv_tok);
     c_path(&c, "s");
     uint8_t on = 1;
     c_query(&c, &on, 1);
     s_send(s, KR_S2D, 0.1, &c);
-    c_start(&c, 2, 0x44, s->srv_id++, s->srv_tok);
+    c_start(&c, ACK, CHANGED, s->srv_id++, s->srv_tok);
     s_send(s, KR_D2S, 0.002, &c);
     return s->c;
 }
@@ -780,7 +780,7 @@ static void test_stalled_incomplete(void **state)
     s_begin(&s, false, K.srv, false);
     s_session(&s, K.dev, K.srv);
     coap co;
-    c_start(&co, 1, 2, s.dev_id++, -1);
+    c_start(&co, NON, POST, s.dev_id++, NO_TOKEN);
     c_path(&co, "h");
     uint8_t hp[8] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 6 };
     c_payload(&co, hp, sizeof hp);
@@ -867,17 +867,17 @@ static void test_counter_and_ota(void **state)
     coap c;
     /* a device message id that skips one */
     s.dev_id++;
-    c_start(&c, 1, 2, s.dev_id++, -1);
+    c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
     c_path(&c, "e");
     c_path(&c, "x");
     s_send(&s, KR_D2S, 0.01, &c);
     /* OTA: begin, ready, chunk 0 ok, chunk 1 bad CRC, re-sent, then the device stops answering */
-    c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+    c_start(&c, CON, POST, s.srv_id, ++s.srv_tok);
     c_path(&c, "u");
     s_send(&s, KR_S2D, 0.1, &c);
-    c_start(&c, 2, 0, s.srv_id++, -1);
+    c_start(&c, ACK, EMPTY, s.srv_id++, NO_TOKEN);
     s_send(&s, KR_D2S, 0.01, &c);
-    c_start(&c, 1, 0x44, s.dev_id++, s.srv_tok);
+    c_start(&c, NON, CHANGED, s.dev_id++, s.srv_tok);
     s_send(&s, KR_D2S, 0.01, &c);
     /* chunks sent: 0 (good), 1 (bad CRC, device says 4.00), 1 again (good), 2 (good, never answered) */
     static const struct { int index; bool good; int answer; } plan[] = {
@@ -899,16 +899,16 @@ static void test_counter_and_ota(void **state)
             crc = ~x;
         }
         uint8_t cb[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc };
-        c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+        c_start(&c, CON, POST, s.srv_id, ++s.srv_tok);
         c_path(&c, "c");
         c_query(&c, cb, 4);
         c_payload(&c, data, sizeof data);
         s_send(&s, KR_S2D, 0.05, &c);
         if (!plan[p].answer)
             break;
-        c_start(&c, 2, 0, s.srv_id++, -1);
+        c_start(&c, ACK, EMPTY, s.srv_id++, NO_TOKEN);
         s_send(&s, KR_D2S, 0.01, &c);
-        c_start(&c, 1, plan[p].answer, s.dev_id++, s.srv_tok);
+        c_start(&c, NON, plan[p].answer, s.dev_id++, s.srv_tok);
         s_send(&s, KR_D2S, 0.01, &c);
     }
     tk_conn_close(s.c, KR_S2D, 12.0, false);
@@ -940,33 +940,33 @@ static void test_more_messages(void **state)
     s_hellos(&s);
     coap c;
     /* describe answered twice (firmware 0.4-0.6): system part, then the application part with another id */
-    c_start(&c, 0, 1, s.srv_id, ++s.srv_tok);
+    c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
     c_path(&c, "d");
     uint8_t what = 3;   /* 1 system, 2 application, 3 both */
     c_query(&c, &what, 1);
     s_send(&s, KR_S2D, 0.01, &c);
-    c_start(&c, 2, 0x45, s.srv_id++, s.srv_tok);
+    c_start(&c, ACK, CONTENT, s.srv_id++, s.srv_tok);
     const char *sys = "{\"p\":6,\"m\":[{\"s\":16384,\"l\":\"m\"},{\"s\":262144,\"l\":\"m\"}]}";
     c_payload(&c, sys, strlen(sys));
     s_send(&s, KR_D2S, 0.01, &c);
-    c_start(&c, 2, 0x45, 0xbeef, s.srv_tok);
+    c_start(&c, ACK, CONTENT, 0xbeef, s.srv_tok);
     const char *app = "{\"f\":[],\"v\":{\"t\":9}}";
     c_payload(&c, app, strlen(app));
     s_send(&s, KR_D2S, 0.01, &c);
     /* update begin with its payload: fast OTA offered, chunks of 512, 2048 bytes */
-    c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+    c_start(&c, CON, POST, s.srv_id, ++s.srv_tok);
     c_path(&c, "u");
     uint8_t ub[12] = { 1, 0x02, 0x00, 0, 0, 0x08, 0x00, 0, 0, 0, 0, 0 };
     c_payload(&c, ub, sizeof ub);
     s_send(&s, KR_S2D, 0.01, &c);
-    c_start(&c, 2, 0, s.srv_id++, -1);
+    c_start(&c, ACK, EMPTY, s.srv_id++, NO_TOKEN);
     s_send(&s, KR_D2S, 0.01, &c);
-    c_start(&c, 1, 0x44, s.dev_id++, s.srv_tok);
+    c_start(&c, NON, CHANGED, s.dev_id++, s.srv_tok);
     uint8_t yes = 1;
     c_payload(&c, &yes, 1);
     s_send(&s, KR_D2S, 0.01, &c);
     /* fast OTA chunk with its index 3 in a second query */
-    c_start(&c, 0, 2, s.srv_id++, ++s.srv_tok);
+    c_start(&c, CON, POST, s.srv_id++, ++s.srv_tok);
     c_path(&c, "c");
     uint8_t crc[4] = { 0, 0, 0, 0 };
     c_query(&c, crc, 4);
@@ -975,17 +975,17 @@ static void test_more_messages(void **state)
     c_payload(&c, "abc", 3);
     s_send(&s, KR_S2D, 0.01, &c);
     /* the device misses chunk 5 */
-    c_start(&c, 0, 1, s.dev_id++, -1);
+    c_start(&c, CON, GET, s.dev_id++, NO_TOKEN);
     c_path(&c, "c");
     uint8_t miss[4] = { 0, 5, 0, 6 };
     c_payload(&c, miss, sizeof miss);
     s_send(&s, KR_D2S, 0.01, &c);
     /* key change, save begin */
-    c_start(&c, 0, 3, s.srv_id++, ++s.srv_tok);
+    c_start(&c, CON, PUT, s.srv_id++, ++s.srv_tok);
     c_path(&c, "k");
     c_payload(&c, "0123456789", 10);
     s_send(&s, KR_S2D, 0.01, &c);
-    c_start(&c, 0, 2, s.srv_id++, ++s.srv_tok);
+    c_start(&c, CON, POST, s.srv_id++, ++s.srv_tok);
     c_path(&c, "s");
     s_send(&s, KR_S2D, 0.01, &c);
     /* valid padding, CoAP version 1, but a reserved option nibble: not CoAP after all */
@@ -998,7 +998,7 @@ static void test_more_messages(void **state)
     c.b[c.n++] = 0x41;
     s_send(&s, KR_D2S, 0.01, &c);
     /* a device message id that goes back */
-    c_start(&c, 0, 0, (uint16_t)(s.dev_id - 3), -1);
+    c_start(&c, CON, EMPTY, (uint16_t)(s.dev_id - 3), NO_TOKEN);
     s_send(&s, KR_D2S, 0.01, &c);
     tk_conn_close(s.c, KR_D2S, 1.0, false);
     tk_conn_close(s.c, KR_S2D, 0.01, false);
@@ -1033,12 +1033,12 @@ static void test_fast_ota_done(void **state)
     s_session(&s, K.dev, K.srv);
     s_hellos(&s);
     coap c;
-    c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+    c_start(&c, CON, POST, s.srv_id, ++s.srv_tok);
     c_path(&c, "u");
     s_send(&s, KR_S2D, 0.01, &c);
-    c_start(&c, 2, 0, s.srv_id++, -1);
+    c_start(&c, ACK, EMPTY, s.srv_id++, NO_TOKEN);
     s_send(&s, KR_D2S, 0.01, &c);
-    c_start(&c, 1, 3, s.dev_id++, -1);
+    c_start(&c, NON, PUT, s.dev_id++, NO_TOKEN);
     c_path(&c, "u");
     s_send(&s, KR_D2S, 0.5, &c);
     tk_conn_close(s.c, KR_D2S, 0.1, false);
@@ -1061,7 +1061,7 @@ static void test_session_candidates(void **state)
     s_session(&s, K.dev, K.srv);
     s_hellos(&s);
     coap c;
-    c_start(&c, 1, 2, s.dev_id++, -1);
+    c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
     c_path(&c, "e");
     c_path(&c, "found-it");
     s_send(&s, KR_D2S, 0.01, &c);
@@ -1108,13 +1108,13 @@ static tk_conn *short_session(sess *s, int frames)
     s_hellos(s);
     coap c;
     for (int i = 0; i < frames; i++) {
-        c_start(&c, 1, 2, s->dev_id++, -1);
+        c_start(&c, NON, POST, s->dev_id++, NO_TOKEN);
         c_path(&c, "e");
         char name[32];
         snprintf(name, sizeof name, "ev%d%s", i, i % 3 == 0 ? "-with-a-longer-name" : "");
         c_path(&c, name);
         s_send(s, KR_D2S, 0.01, &c);
-        c_start(&c, 2, 0, s->dev_id - 1, -1);
+        c_start(&c, ACK, EMPTY, s->dev_id - 1, NO_TOKEN);
         s_send(s, KR_S2D, 0.001, &c);
     }
     return s->c;
@@ -1462,7 +1462,7 @@ static void test_memory_and_junk(void **state)
     coap c;
     static uint8_t big[1000];
     memset(big, 'x', sizeof big);
-    c_start(&c, 1, 2, s.dev_id++, -1);
+    c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
     c_path(&c, "e");
     c_path(&c, "big");
     c_payload(&c, big, 900);
@@ -1505,7 +1505,7 @@ static void test_bad_lengths(void **state)
     tk_conn_hex(s.c, KR_D2S, 0.01, "0011aabbccdd");
     coap c;
     for (int i = 0; i < 5; i++) {
-        c_start(&c, 1, 2, s.dev_id++, -1);
+        c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
         c_path(&c, "e");
         c_path(&c, "after");
         s_send(&s, KR_D2S, 0.01, &c);
