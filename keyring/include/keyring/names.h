@@ -1,7 +1,6 @@
-/* sparkwire libkeyring: the words a user reads for protocol values, as tables a frontend can use
- * directly (the layout of a Wireshark value_string: value, then text; the last entry has text NULL),
- * and as functions. Verdict, finding and step words are in tracker.h (kr_verdict_str, kr_finding_str,
- * kr_step_str). */
+/* sparkwire libkeyring: the words a user reads, as tables a frontend can use directly (the layout of a
+ * Wireshark value_string: value, then text; the last entry has text NULL), and as functions. The
+ * functions for steps, message kinds, findings and verdicts are declared in tracker.h. */
 #ifndef KEYRING_NAMES_H
 #define KEYRING_NAMES_H
 
@@ -25,6 +24,11 @@ extern const kr_name kr_platform_names[];     /* 0 "Core", 6 "Photon", 8 "P1", 1
 extern const kr_name kr_var_type_names[];     /* "unknown", "bool", "int32", "string", "null", "double" */
 extern const kr_name kr_generation_names[];   /* 1 "first Core firmware (52-byte id block)", 2 ... */
 extern const kr_name kr_describe_flag_names[];/* 1 "system", 2 "application", 3 "system and application" ... */
+extern const kr_name kr_step_names[];         /* "nonce", "id-block", ... (kr_step_str) */
+extern const kr_name kr_msg_kind_names[];     /* "hello", "describe", ... (kr_msg_kind_str) */
+extern const kr_name kr_finding_names[];      /* "gap", "ota-incomplete", ... (kr_finding_str) */
+extern const kr_name kr_verdict_names[];      /* "ok", "device-key-mismatch", ... (kr_verdict_str) */
+extern const kr_name kr_verdict_meanings[];   /* one sentence per verdict (kr_verdict_meaning) */
 
 /* The text of value in table, or NULL. */
 const char *kr_name_of(const kr_name *table, uint32_t value);
