@@ -314,6 +314,7 @@ G_STATIC_ASSERT(sizeof(kr_name) == sizeof(value_string));
 
 /* the words come from libkeyring (keyring/names.h, laid out as a value_string) */
 #define spark_platform_vals ((const value_string *)kr_platform_names)
+#define spark_generation_vals ((const value_string *)kr_generation_names)
 
 /* ---- keys ------------------------------------------------------------------------------------- */
 
@@ -1538,7 +1539,7 @@ void proto_register_spark(void)
           NULL, 0x0, "The signed bytes equal HMAC-SHA1(session, encrypted block)", HFILL } },
         { &hf_spark_hs_result, { "Key result", "spark.key_result", FT_STRING, BASE_NONE, NULL, 0x0,
           "What went wrong when opening this step with the keys at hand", HFILL } },
-        { &hf_spark_generation, { "Firmware generation", "spark.generation", FT_UINT8, BASE_DEC, NULL, 0x0,
+        { &hf_spark_generation, { "Firmware generation", "spark.generation", FT_UINT8, BASE_DEC, VALS(spark_generation_vals), 0x0,
           "1 = first Core firmware (52-byte id block), 2 = later firmware (214 bytes)", HFILL } },
         { &hf_spark_note, { "Note", "spark.note", FT_STRING, BASE_NONE, NULL, 0x0, NULL, HFILL } },
         { &hf_spark_frame_length, { "Frame length", "spark.frame.length", FT_UINT16, BASE_DEC, NULL, 0x0,
