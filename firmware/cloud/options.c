@@ -23,7 +23,8 @@ static void usage(FILE *f)
 "  --device-key ID=FILE   the public key (or private key) of one device; repeatable\n"
 "  --keyfile FILE         server private key and device keys from a keyfile (DESIGN.md format)\n"
 "session script (run in this order after the handshake):\n"
-"  --describe             ask the device to describe itself\n"
+"  --describe[=PART]      ask the device to describe itself; PART system, application or both sends the\n"
+"                         selection byte of firmware 0.6.1 and later (default: none, as the original cloud)\n"
 "  --call NAME[=ARG]      call a function\n"
 "  --read NAME            read a variable (typed from the last describe)\n"
 "  --signal               ask the device to signal\n"
@@ -64,7 +65,7 @@ enum {
 
 static const struct option opts[] = {
     {"server-key", required_argument, 0, O_SKEY}, {"keys-dir", required_argument, 0, O_KDIR},
-    {"device-key", required_argument, 0, O_DKEY}, {"describe", no_argument, 0, O_DESCRIBE},
+    {"device-key", required_argument, 0, O_DKEY}, {"describe", optional_argument, 0, O_DESCRIBE},
     {"call", required_argument, 0, O_CALL}, {"read", required_argument, 0, O_READ},
     {"signal", no_argument, 0, O_SIGNAL}, {"send-event", required_argument, 0, O_SEVENT},
     {"ota", required_argument, 0, O_OTA}, {"ota-bad-crc", required_argument, 0, O_OTABAD},
@@ -149,6 +150,14 @@ static int step_option(int ch, const char *oname, const char *arg)
         return bad(oname, arg ? arg : "", "at most 16 script steps");
     if (ch == O_OTA)
         ota_path = arg;
+    if (ch == O_DESCRIBE && arg) {
+        static const char *parts[] = {"system", "application", "both"};
+        for (int i = 0; i < 3 && !s->arg[0]; i++)
+            if (strcmp(arg, parts[i]) == 0)
+                s->arg[0] = (char)(i + 1);
+        if (!s->arg[0])
+            return bad(oname, arg, "use --describe, or --describe=system, application or both");
+    }
     if (ch == O_READ) {
         if (strlen(arg) == 0 || strlen(arg) > 12)
             return bad("--read", arg, "give a variable name of 1 to 12 characters");

@@ -337,9 +337,11 @@ int sc_request(conn *c, uint8_t type, uint8_t code, const char *p1, const char *
 
 /* ---- the session script ------------------------------------------------------------------------- */
 
-static void step_describe(conn *c)
+/* Describe; s->arg[0] is the selection byte (1 system, 2 application, 3 both) or 0 for none. */
+static void step_describe(conn *c, const sc_step *s)
 {
-    int r = sc_request(c, SW_COAP_CON, SW_COAP_GET, "d", NULL, NULL, 0, NULL, 0, sc_opt.reply_timeout_ms);
+    int r = sc_request(c, SW_COAP_CON, SW_COAP_GET, "d", NULL, s->arg[0] ? s->arg : NULL, s->arg[0] ? 1 : 0, NULL, 0,
+                       sc_opt.reply_timeout_ms);
     sw_coap_msg m;
     if (r == 1 && c->got == SC_GOT_OK && sw_coap_parse(c->plain, c->plain_len, &m) == 0 && m.payload) {
         size_t n = m.payload_len < sizeof c->describe - 1 ? m.payload_len : sizeof c->describe - 1;
@@ -385,7 +387,7 @@ static void run_step(conn *c, const sc_step *s)
     uint8_t on = 1;
     switch (s->kind) {
     case S_DESCRIBE:
-        step_describe(c);
+        step_describe(c, s);
         break;
     case S_CALL:
         r = sc_request(c, SW_COAP_CON, SW_COAP_POST, "f", s->name, s->arg[0] ? s->arg : NULL, strlen(s->arg), NULL,

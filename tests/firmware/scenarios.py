@@ -507,6 +507,25 @@ def photon_g2_refused_event(c):
 
 
 @scenario
+def describe_parts(c):
+    """The selection byte after "d": 1 system, 2 application, 3 both; a first Core firmware knows no system part."""
+    clog, [(rc, dlog, _)] = run(['--describe=system', '--describe=application', '--describe=both', '--describe',
+                                 '--session-time', '1'], [device(D4, D4 + '.der', '--function', 'f', '--platform', '6',
+                                                                 '--run-time', '2')])
+    parts = re.findall(r'describe: (\S+)', clog)
+    c.that(len(parts) == 4, 'four describe answers', clog)
+    if len(parts) == 4:
+        c.that(parts[0].startswith('{"p":6,"m":[') and '"f":[' not in parts[0], 'system part only', parts[0])
+        c.that(parts[1] == '{"f":["f"],"v":{}}', 'application part only', parts[1])
+        c.that(parts[2].startswith('{"f":["f"],"v":{},"p":6,"m":['), 'both parts', parts[2])
+        c.that(parts[3] == parts[2], 'no selection byte: both parts', parts[3])
+    clog, [(rc, dlog, _)] = run(['--describe=system', '--session-time', '1'],
+                                [device(D2, D2 + '.der', '--function', 'f', '--run-time', '2', gen='g1')])
+    c.that(re.findall(r'describe: (\S+)', clog) == ['{"f":["f"],"v":{}}'], 'first Core firmware: application only',
+           clog)
+
+
+@scenario
 def photon_g2_fast_ota(c):
     """Fast OTA with a chunk left out: the device refuses UpdateDone, asks for it, and ends the update itself."""
     img = image_file(900)
