@@ -44,6 +44,7 @@ typedef struct sc_options {
     long ota_bad_chunk;
     bool ota_fast;               /* offer fast OTA (12-byte UpdateBegin, indexed chunks) */
     long ota_skip_chunk;         /* fast OTA: leave this chunk out of the first pass */
+    bool ota_second_done;        /* fast OTA: after the missed chunks, send UpdateDone again (firmware 0.8 waits) */
     unsigned long refuse_events; /* answer the first N user events of a connection with ACK 4.00 */
     const char *session_log;
     uint8_t *ota_data;

@@ -33,6 +33,8 @@ static void usage(FILE *f)
 "  --ota-bad-crc N        send chunk N (from 0) with a wrong CRC once\n"
 "  --ota-fast             offer fast OTA: chunks carry their index and go out without waiting\n"
 "  --ota-skip-chunk N     fast OTA: leave chunk N out until the device asks for it (ChunkMissed)\n"
+"  --ota-second-done      fast OTA: send UpdateDone again after the missed chunks (firmware 0.8 waits for\n"
+"                         it; the original cloud never sends it)\n"
 "  --session-time SEC     close the session SEC after the Hello (default: when the device closes)\n"
 "  --script-delay SEC     wait SEC after the Hello before the script (default 0)\n"
 "  --session-log FILE     append '<device id> <session material hex>' for each handshake\n"
@@ -60,7 +62,7 @@ static void usage(FILE *f)
 enum {
     O_SKEY = 256, O_KDIR, O_DKEY, O_DESCRIBE, O_CALL, O_READ, O_SIGNAL, O_SEVENT, O_OTA, O_OTABAD, O_SESSION,
     O_DELAY, O_SLOG, O_IDT, O_HELLOT, O_HST, O_REPLYT, O_OTAT, O_WRONG, O_SIGN, O_CAPTIVE, O_STALL, O_CONNS,
-    O_LIMIT, O_NOHELLO, O_KEYFILE, O_OTAFAST, O_OTASKIP, O_REFUSE, O_ONCE,
+    O_LIMIT, O_NOHELLO, O_KEYFILE, O_OTAFAST, O_OTASKIP, O_REFUSE, O_ONCE, O_OTADONE2,
 };
 
 static const struct option opts[] = {
@@ -70,6 +72,7 @@ static const struct option opts[] = {
     {"signal", no_argument, 0, O_SIGNAL}, {"send-event", required_argument, 0, O_SEVENT},
     {"ota", required_argument, 0, O_OTA}, {"ota-bad-crc", required_argument, 0, O_OTABAD},
     {"ota-fast", no_argument, 0, O_OTAFAST}, {"ota-skip-chunk", required_argument, 0, O_OTASKIP},
+    {"ota-second-done", no_argument, 0, O_OTADONE2},
     {"session-time", required_argument, 0, O_SESSION}, {"script-delay", required_argument, 0, O_DELAY},
     {"session-log", required_argument, 0, O_SLOG}, {"id-timeout", required_argument, 0, O_IDT},
     {"hello-timeout", required_argument, 0, O_HELLOT}, {"handshake-timeout", required_argument, 0, O_HST},
@@ -234,6 +237,7 @@ static int one_option(int ch, int longindex, int argc, char **argv)
     case O_OTABAD: case O_OTASKIP: case O_REFUSE: case O_CONNS:
         return number_option(ch, oname, optarg);
     case O_OTAFAST: sc_opt.ota_fast = true; return -1;
+    case O_OTADONE2: sc_opt.ota_second_done = true; return -1;
     case O_ONCE: sc_opt.connections = 1; return -1;
     case O_SLOG: sc_opt.session_log = optarg; return -1;
     case O_WRONG:

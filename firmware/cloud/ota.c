@@ -137,6 +137,16 @@ static void resend_missed(conn *c)
     uint64_t until = sw_now_ms() + sc_opt.ota_timeout_ms;
     while (!c->closed && !c->device_done && sw_now_ms() < until)
         sc_pump(c, until);
+    if (!c->device_done && !c->closed && sc_opt.ota_second_done) {
+        int r = sc_request(c, SW_COAP_CON, SW_COAP_PUT, "u", NULL, NULL, 0, NULL, 0, sc_opt.ota_timeout_ms);
+        if (r == 1 && c->got == SC_GOT_OK) {
+            CLOG(c, "second update done acknowledged: the device has every chunk and restarts now");
+            c->outcome = "ota-complete";
+        } else if (r == 0) {
+            CLOG(c, "second update done not acknowledged");
+        }
+        return;
+    }
     if (c->device_done) {
         CLOG(c, "update done: the device has every chunk and restarts now");
         c->outcome = "ota-complete";

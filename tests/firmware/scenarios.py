@@ -568,6 +568,16 @@ def photon_g3(c):
     c.that('ota-complete' not in clog, 'the update did not complete', clog)
     c.has(dlog, r'waiting for the cloud\'s second update done', 'device')
     c.that('update done:' not in dlog, 'the device applied no update', dlog)
+    # a cloud that sends the second UpdateDone completes the update
+    got = os.path.join(TMP, 'received-g3.bin')
+    clog, [(rc, dlog, _)] = run(['--ota', img, '--ota-fast', '--ota-skip-chunk', '2', '--ota-timeout', '1',
+                                 '--ota-second-done', '--session-time', '5'],
+                                [device(D4, D4 + '.der', '--ota-out', got, '--run-time', '6', gen='g3')])
+    c.that(rc == 0, 'sparkdev exit %r, want 0' % rc, dlog)
+    c.has(clog, r'second update done acknowledged', 'cloud')
+    c.has(clog, r'outcome: ota-complete', 'cloud')
+    c.has(dlog, r'update done: 900 bytes', 'device')
+    c.that(open(got, 'rb').read() == image(900), 'received image differs from the one sent')
 
 
 @scenario
