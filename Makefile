@@ -12,7 +12,8 @@ PKGS := build-essential pkg-config meson ninja-build python3 python3-cryptograph
         libjson-c-dev libcoap3-dev libcmocka-dev libpcap-dev libncurses-dev \
         libwireshark-dev wireshark-dev tshark tcpdump tcpreplay tmux util-linux iproute2 \
         gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi \
-        clang libclang-rt-14-dev
+        clang libclang-rt-14-dev \
+        dpkg-dev debhelper fakeroot lintian bash-completion groff-base
 
 .PHONY: all deps build build-asan test demo clean
 
@@ -54,8 +55,8 @@ demo: build
 	  echo "== cloudmon -r $(DEMO_SAMPLE)/capture.pcap -k $(DEMO_SAMPLE)/keyfile"; \
 	  $(BUILD)/monitor/cloudmon -r $(DEMO_SAMPLE)/capture.pcap -k $(DEMO_SAMPLE)/keyfile; \
 	else \
-	  echo "== keyring check $(DEMO_SAMPLE)/keyfile"; \
-	  $(BUILD)/keyring/tool/keyring check $(DEMO_SAMPLE)/keyfile; \
+	  echo "== sparkkeys check $(DEMO_SAMPLE)/keyfile"; \
+	  $(BUILD)/keyring/tool/sparkkeys check $(DEMO_SAMPLE)/keyfile; \
 	fi
 
 clean:

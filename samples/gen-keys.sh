@@ -1,6 +1,6 @@
 #!/bin/sh
 # Generates the fixed key set the samples use (run once; the keys are committed so captures stay
-# reproducible). Device keys: RSA 1024, PKCS#1 DER laid out as PROTOCOL.md 5.1 expects (every number at
+# reproducible). Device keys: RSA 1024, PKCS#1 DER laid out as docs/protocol.md 5.1 expects (every number at
 # its nominal length), plus the cloud's copy of the public half as <id>.pub.pem. Server keys: RSA 2048,
 # private PEM + public SPKI DER.
 set -eu
@@ -9,7 +9,7 @@ mkdir -p "$dir"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# True when a PKCS#1 DER private key has the fixed layout of PROTOCOL.md 5.1.
+# True when a PKCS#1 DER private key has the fixed layout of docs/protocol.md 5.1.
 layout_ok() {
     python3 - "$1" <<'PY'
 import sys

@@ -129,7 +129,7 @@ keys() { # files to copy from samples/keys
 
 keyfile() { # lines
     {
-        echo "# sparkwire keyfile for the $(basename "$sdir") sample (format: shared/DESIGN.md)"
+        echo "# sparkwire keyfile for the $(basename "$sdir") sample (format: docs/design.md)"
         printf '%s\n' "$@"
     } > "$sdir/keyfile"
 }

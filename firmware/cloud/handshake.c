@@ -1,4 +1,4 @@
-/* sparkcloud: the server side of the handshake (PROTOCOL.md 2): nonce, id block, session block, Hellos. */
+/* sparkcloud: the server side of the handshake (docs/protocol.md 2): nonce, id block, session block, Hellos. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>

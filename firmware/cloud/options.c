@@ -21,7 +21,7 @@ static void usage(FILE *f)
 "  --server-key FILE      server private key, RSA 2048 (PEM or DER) (required)\n"
 "  --keys-dir DIR         device public keys as DIR/<id>.pub.pem\n"
 "  --device-key ID=FILE   the public key (or private key) of one device; repeatable\n"
-"  --keyfile FILE         server private key and device keys from a keyfile (DESIGN.md format)\n"
+"  --keyfile FILE         server private key and device keys from a keyfile (see docs/design.md)\n"
 "session script (run in this order after the handshake):\n"
 "  --describe[=PART]      ask the device to describe itself; PART system, application or both sends the\n"
 "                         selection byte of firmware 0.6.1 and later (default: none, as the original cloud)\n"
@@ -56,6 +56,7 @@ static void usage(FILE *f)
 "  --connections N        handle N connections, then exit when they end (default: until stopped)\n"
 "  --time-limit SEC       exit after SEC seconds whatever happens\n"
 "  -h, --help             this text\n"
+"  --version              the version\n"
 "Logs one line per event to stderr; each connection ends with '#N outcome: WORD'.\n");
 }
 
@@ -82,7 +83,7 @@ static const struct option opts[] = {
     {"no-hello", no_argument, 0, O_NOHELLO}, {"refuse-events", required_argument, 0, O_REFUSE},
     {"keyfile", required_argument, 0, O_KEYFILE}, {"once", no_argument, 0, O_ONCE},
     {"connections", required_argument, 0, O_CONNS}, {"time-limit", required_argument, 0, O_LIMIT},
-    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
 
 static const char *ota_path, *keyfile_path;
 
@@ -229,6 +230,7 @@ static int one_option(int ch, int longindex, int argc, char **argv)
         return sw_parse_seconds(optarg, ms) < 0 ? bad(oname, optarg, "give seconds, e.g. 30 or 0.5") : -1;
     switch (ch) {
     case 'h': usage(stdout); return 0;
+    case 'V': printf("sparkcloud (sparkwire) %s\n", SPARKWIRE_VERSION); return 0;
     case O_SKEY: sc_opt.server_key_path = optarg; return -1;
     case O_KDIR: sc_opt.keys_dir = optarg; return -1;
     case O_DKEY: return device_key_option(optarg);

@@ -1,4 +1,4 @@
-/* sparkcloud: the firmware update (PROTOCOL.md 4.11). Normal: one chunk at a time, each answered by
+/* sparkcloud: the firmware update (docs/protocol.md 4.11). Normal: one chunk at a time, each answered by
  * ChunkReceived. Fast (--ota-fast): a 12-byte UpdateBegin offers it; when the device accepts, every chunk
  * goes out with its index without waiting, then UpdateDone; a device that refuses it (4.00) asks for the
  * missing chunks (ChunkMissed), gets them again, and G2 ends with its own UpdateDone. Like the original

@@ -1,4 +1,4 @@
-/* sparkcloud: a lab cloud for the Spark Core protocol. It speaks the server side of PROTOCOL.md on
+/* sparkcloud: a lab cloud for the Spark Core protocol. It speaks the server side of docs/protocol.md on
  * loopback so that sparkdev (or a real device pointed at it) can be exercised and captured, including
  * the server-side faults a diagnosis has to tell apart. It serves connections until stopped (or as many
  * as --once / --connections say), one process per connection (fork). */

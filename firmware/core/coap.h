@@ -1,4 +1,4 @@
-/* sparkwire firmware: the CoAP subset the protocol uses (RFC 7252 header, PROTOCOL.md 4.1). */
+/* sparkwire firmware: the CoAP subset the protocol uses (RFC 7252 header, docs/protocol.md 4.1). */
 #ifndef SW_COAP_H
 #define SW_COAP_H
 

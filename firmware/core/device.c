@@ -1,4 +1,4 @@
-/* sparkwire firmware: the device side of the protocol. See device.h and PROTOCOL.md 2-4. */
+/* sparkwire firmware: the device side of the protocol. See device.h and docs/protocol.md 2-4. */
 #include "device.h"
 
 #include <string.h>

@@ -1,4 +1,4 @@
-/* sparkwire firmware: the device side of the Spark Core protocol (PROTOCOL.md 2-4).
+/* sparkwire firmware: the device side of the Spark Core protocol (docs/protocol.md 2-4).
  *
  * Portable C11, no OS calls, no heap: everything lives in one sw_device the application owns. The
  * application configures it, registers functions, variables and subscriptions, then calls
@@ -31,7 +31,7 @@
 #define SW_DEVICE_SPKI_LEN 162
 
 /* Results of sw_device_poll(); negative values end the connection. The handshake codes follow the G2
- * numbering of PROTOCOL.md 2.5 where one exists. */
+ * numbering of docs/protocol.md 2.5 where one exists. */
 typedef enum sw_status {
     SW_RUNNING = 0,
     SW_FINISHED = 1,              /* the application asked to stop (sw_device_stop) */
@@ -46,7 +46,7 @@ typedef enum sw_status {
     SW_ERR_BAD_FRAME = -11,       /* a length not a multiple of 16, or a frame that does not decrypt */
     SW_ERR_PING_TIMEOUT = -12,    /* nothing received within ping_timeout_ms after a ping */
     SW_ERR_CONFIG = -13,          /* missing key or id */
-    SW_ERR_REFUSED = -14,         /* G2: the cloud answered a device message with ACK 4.00 (PROTOCOL.md 4.2) */
+    SW_ERR_REFUSED = -14,         /* G2: the cloud answered a device message with ACK 4.00 (docs/protocol.md 4.2) */
 } sw_status;
 
 /* Handshake steps, for stop_after (stay silent once this step is done) and for reporting. */
@@ -105,7 +105,7 @@ typedef struct sw_device_config {
                                         the connection on an ACK 4.00; 3 (firmware 0.8 and later): as 2,
                                         but the message-id start read little-endian, first token 0x01,
                                         Signal ACK with its own next id, 4 s Hello wait, ACK 4.00 ignored,
-                                        fast OTA without chunk confirmations (PROTOCOL.md 2.4, 4.2, 4.11) */
+                                        fast OTA without chunk confirmations (docs/protocol.md 2.4, 4.2, 4.11) */
     uint16_t product_id, product_version, platform_id;
     uint8_t hello_flags;
     uint32_t io_timeout_ms;          /* 20000 */
@@ -193,7 +193,7 @@ typedef struct sw_device {
     sw_subscription subscriptions[SW_MAX_SUBSCRIPTIONS];
 } sw_device;
 
-/* Fills cfg with the defaults of a generation (timers of PROTOCOL.md 2.5). */
+/* Fills cfg with the defaults of a generation (timers of docs/protocol.md 2.5). */
 void sw_device_defaults(sw_device_config *cfg, int generation);
 void sw_device_init(sw_device *d, const sw_device_config *cfg, const sw_hal *hal);
 
@@ -222,7 +222,7 @@ const char *sw_step_name(sw_step s);
 int sw_build_hello(const sw_device_config *cfg, uint16_t id, uint8_t *out, size_t cap);
 int sw_build_event(uint16_t id, const char *name, const uint8_t *data, size_t len, uint32_t ttl,
                    bool is_private, uint8_t *out, size_t cap);
-/* Describe selection (PROTOCOL.md 4.5): G2 and later read it from a one-byte option after "d". */
+/* Describe selection (docs/protocol.md 4.5): G2 and later read it from a one-byte option after "d". */
 #define SW_DESCRIBE_SYSTEM 1
 #define SW_DESCRIBE_APPLICATION 2
 int sw_build_describe(const sw_device *d, uint16_t id, const uint8_t *token, uint8_t tkl, uint8_t flags,

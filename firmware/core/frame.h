@@ -1,4 +1,4 @@
-/* sparkwire firmware: the session frame layer (PROTOCOL.md 3): 2-byte length, AES-128-CBC with PKCS#7,
+/* sparkwire firmware: the session frame layer (docs/protocol.md 3): 2-byte length, AES-128-CBC with PKCS#7,
  * and the IV rule of 3.2 (the next IV of a direction is the first ciphertext block of its last frame).
  * Shared by the device core and the lab cloud; each side keeps one sw_cipher per connection. */
 #ifndef SW_FRAME_H

@@ -1,4 +1,4 @@
-/* sparkwire firmware: the messages the device builds (PROTOCOL.md 4.4, 4.5, 4.8). */
+/* sparkwire firmware: the messages the device builds (docs/protocol.md 4.4, 4.5, 4.8). */
 #include <string.h>
 
 #include "coap.h"
@@ -88,7 +88,7 @@ static void describe_application(const sw_device *d, jbuf *j)
 }
 
 /* The system part: platform id and the firmware modules (bootloader, system, user), each with size,
- * location, validity, function, index, version and dependencies (PROTOCOL.md 4.5). */
+ * location, validity, function, index, version and dependencies (docs/protocol.md 4.5). */
 static void describe_system(const sw_device *d, jbuf *j)
 {
     unsigned long sys = d->cfg.generation >= 3 ? 300 : 110;

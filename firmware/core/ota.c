@@ -1,4 +1,4 @@
-/* sparkwire firmware: the firmware update on the device side (PROTOCOL.md 4.11): normal updates chunk by
+/* sparkwire firmware: the firmware update on the device side (docs/protocol.md 4.11): normal updates chunk by
  * chunk, and fast OTA, where chunks carry their index, the device asks for the missing ones after the
  * cloud's UpdateDone, and the end differs by generation: G2 sends its own UpdateDone once it has every
  * chunk, G3 waits for a second UpdateDone from the cloud. */

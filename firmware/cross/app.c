@@ -50,7 +50,7 @@ static int brew(void *user, const char *arg)
 static sw_device dev;
 static int32_t temperature = 21;
 static bool ready = true;
-/* Key slots as on the Core's external flash (PROTOCOL.md 5.6); erased here. */
+/* Key slots as on the Core's external flash (docs/protocol.md 5.6); erased here. */
 static const uint8_t device_key[612] = {0xff};
 static const uint8_t server_key[294] = {0xff};
 

@@ -1,4 +1,4 @@
-/* sparkwire firmware: keys from a keyfile (shared/DESIGN.md format), read with libkeyring's parser. */
+/* sparkwire firmware: keys from a keyfile (docs/design.md format), read with libkeyring's parser. */
 #ifndef SW_POSIX_KEYFILE_H
 #define SW_POSIX_KEYFILE_H
 

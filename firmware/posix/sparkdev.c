@@ -179,6 +179,7 @@ static void usage(FILE *f)
 "  --corrupt-frame N     damage the N-th session frame sent (1 = the Hello)\n"
 "  --ota-stall-after N   go silent after N update chunks\n"
 "  -h, --help            this text\n"
+"  --version             the version\n"
 "\n"
 "\n"
 "After an ACK 4.00 a g2 device reconnects at once, for the rest of --run-time.\n"
@@ -223,7 +224,8 @@ static const struct option opts[] = {
     {"ping-idle", required_argument, 0, O_PINGI}, {"ping-timeout", required_argument, 0, O_PINGT},
     {"stop-after", required_argument, 0, O_STOP}, {"on-fail", required_argument, 0, O_ONFAIL},
     {"corrupt-frame", required_argument, 0, O_CORRUPT}, {"ota-stall-after", required_argument, 0, O_OTASTALL},
-    {"no-fast-ota", no_argument, 0, O_NOFAST}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"no-fast-ota", no_argument, 0, O_NOFAST}, {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
 
 /* Everything the command line says. */
 static struct {
@@ -399,6 +401,7 @@ static int one_option(int c, int longindex, int argc, char **argv)
     snprintf(name, sizeof name, "--%s", longindex >= 0 ? opts[longindex].name : "help");
     switch (c) {
     case 'h': usage(stdout); return 0;
+    case 'V': printf("sparkdev (sparkwire) %s\n", SPARKWIRE_VERSION); return 0;
     case O_ID: o.id_hex = optarg; return -1;
     case O_KEY: o.key_path = optarg; return -1;
     case O_SKEY: o.skey_path = optarg; return -1;

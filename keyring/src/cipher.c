@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: one direction of the session cipher (PROTOCOL.md 3.1-3.3).
+/* sparkwire libkeyring: one direction of the session cipher (docs/protocol.md 3.1-3.3).
  *
  * AES-128-CBC inside each frame; the IV of a frame is the first ciphertext block of the previous frame
  * of the same direction. One EVP context is kept per direction and re-initialised with the new IV only.

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -98,20 +100,74 @@ void kr_sfmt(char *buf, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a folder";
+    if (S_ISFIFO(m))
+        return "a named pipe (FIFO)";
+    if (S_ISCHR(m) || S_ISBLK(m))
+        return "a device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+static void not_regular(kr_err *err, const char *path, mode_t m, const char *what)
+{
+    kr_err_set(err, "%s: %s, not a regular file: give the path of %s itself", path, file_kind(m),
+               what && *what ? what : "the file");
+}
+
+bool kr_file_is_regular(const char *path, const char *what, kr_err *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        kr_err_set(err, "%s: %s", path, strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        not_regular(err, path, st.st_mode, what);
+        return false;
+    }
+    return true;
+}
+
 uint8_t *kr_read_file(const char *path, size_t max, const char *what, const char *too_big, size_t *len,
                       kr_err *err)
 {
     const char *sep = what ? " " : "";
-    what = what ? what : "";
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        kr_err_set(err, "%s: cannot open%s%s: %s", path, sep, what, strerror(errno));
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; only a regular file is read. A symlink to a
+     * regular file is followed (key folders often link to the key in use). */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        kr_err_set(err, "%s: cannot open%s%s: %s", path, sep, what ? what : "", strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        kr_err_set(err, "%s: cannot read%s%s: %s", path, sep, what ? what : "", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        not_regular(err, path, st.st_mode, what);
+        close(fd);
+        return NULL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        kr_err_set(err, "%s: cannot open%s%s: %s", path, sep, what ? what : "", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    what = what ? what : "";
     /* Size the buffer from the file when it tells (a regular file), else read up to the limit. */
     size_t cap = max + 1;
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= max)
+    if ((uint64_t)st.st_size <= max)
         cap = (size_t)st.st_size + 1;
     uint8_t *buf = malloc(cap);
     if (!buf) {

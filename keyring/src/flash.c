@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: key slots of a Spark Core flash dump or a Photon/P1 DCT dump (PROTOCOL.md 5.6, 5.7). */
+/* sparkwire libkeyring: key slots of a Spark Core flash dump or a Photon/P1 DCT dump (docs/protocol.md 5.6, 5.7). */
 #include "keyring/flash.h"
 #include "internal.h"
 
@@ -32,7 +32,7 @@ const char *kr_slot_state_str(kr_slot_state s)
     return "?";
 }
 
-static bool all_ff(const uint8_t *p, size_t n)
+bool kr_all_ff(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (p[i] != 0xff)
@@ -56,7 +56,7 @@ static void read_slot(const uint8_t *buf, size_t len, const char *dumpname, cons
     size_t n = len - off < area ? len - off : area;
     s->size = n;
     const uint8_t *p = buf + off;
-    if (all_ff(p, n < used ? n : used)) {
+    if (kr_all_ff(p, n < used ? n : used)) {
         s->state = KR_SLOT_BLANK;
         kr_sfmt(s->why, sizeof s->why, "%s at 0x%zx: blank (erased flash, all 0xFF): no key stored%s", name,
                  off, want_private ? "; the device cannot connect until a key is written there" : "");
@@ -65,6 +65,13 @@ static void read_slot(const uint8_t *buf, size_t len, const char *dumpname, cons
     char label[128];
     kr_sfmt(label, sizeof label, "%s@0x%zx", dumpname, off);
     kr_err kerr;
+    kr_tlv t;
+    if (n < area && kr_tlv_read(p, n, &t) == -2) {
+        s->state = KR_SLOT_ABSENT;
+        kr_sfmt(s->why, sizeof s->why, "%s at 0x%zx: the dump ends inside it (at 0x%zx, the key needs 0x%zx): read "
+                "at least 0x%zx bytes from address 0", name, off, len, off + t.hdr + t.len, off + t.hdr + t.len);
+        return;
+    }
     kr_key *k = kr_key_load_mem(p, n, label, &kerr);
     if (!k) {
         s->state = KR_SLOT_INVALID;
@@ -104,7 +111,7 @@ void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_s
     a->len = p[1];
     a->port = avail >= 68 ? (uint16_t)(p[66] << 8 | p[67]) : 0;
     a->port_used = (a->port == 0 || a->port == 0xffff) ? 5683 : a->port;
-    if (all_ff(p, avail)) {
+    if (kr_all_ff(p, avail)) {
         a->state = KR_SLOT_BLANK;
         kr_sfmt(a->why, sizeof a->why, "server address record at 0x%zx: blank: devices connect to "
              "device.spark.io", offset);
@@ -224,15 +231,49 @@ static void scan_other_keys(const uint8_t *buf, size_t len, const char *dumpname
     }
 }
 
-static int score(const kr_flash *f)
-{
-    return (f->device_private.state == KR_SLOT_KEY) + (f->server_public.state == KR_SLOT_KEY) +
-           (f->device_public.state == KR_SLOT_KEY) + (f->address.state == KR_SLOT_KEY);
-}
-
+/* How many key slots the dump reaches into (a slot it ends inside counts: a short read is still a dump). */
 static int present(const kr_flash *f)
 {
-    return (f->device_private.state != KR_SLOT_ABSENT) + (f->server_public.state != KR_SLOT_ABSENT);
+    return (f->device_private.offset < f->dump_len) + (f->server_public.offset < f->dump_len);
+}
+
+/* The first bytes of a key of the expected kind at off: a 2048-bit SubjectPublicKeyInfo, a 1024-bit one,
+ * or a PKCS#1 / PKCS#8 private key with a 2-byte length (30 82 02 xx 02 01 00). */
+static bool key_starts(const uint8_t *buf, size_t len, size_t off, char kind)
+{
+    static const uint8_t spki2048[] = {0x30, 0x82, 0x01, 0x22, 0x30, 0x0d};
+    static const uint8_t spki1024[] = {0x30, 0x81, 0x9f, 0x30, 0x0d};
+    static const uint8_t priv[] = {0x30, 0x82, 0x02};
+    const uint8_t *want = kind == 's' ? spki2048 : kind == 'p' ? spki1024 : priv;
+    size_t n = kind == 's' ? sizeof spki2048 : kind == 'p' ? sizeof spki1024 : sizeof priv;
+    if (len < off + n + 4 || memcmp(buf + off, want, n) != 0)
+        return false;
+    return kind != 'd' || (buf[off + 4] == 0x02 && buf[off + 5] == 0x01 && buf[off + 6] == 0x00);
+}
+
+/* Core or DCT, from the content first (where keys begin), then from the size: a DCT read is 16 KB, and
+ * a shorter read from address 0 with no key at either layout's places is taken as a Core read (the Core's
+ * first key is at 0x1000, so a short Core read holds no key in the DCT's places either). */
+static kr_flash_layout guess_layout(const uint8_t *buf, size_t len, char *why, size_t cap)
+{
+    int core = key_starts(buf, len, KR_CORE_SERVER_KEY_OFFSET, 's') + key_starts(buf, len, KR_CORE_DEVICE_KEY_OFFSET, 'd');
+    int dct = key_starts(buf, len, KR_DCT_DEVICE_KEY_OFFSET, 'd') + key_starts(buf, len, KR_DCT_DEVICE_PUB_OFFSET, 'p') +
+              key_starts(buf, len, KR_DCT_SERVER_KEY_OFFSET, 's');
+    if (core > dct) {
+        kr_sfmt(why, cap, "keys begin at the Core's addresses (0x1000, 0x2000)");
+        return KR_FLASH_CORE;
+    }
+    if (dct > core) {
+        kr_sfmt(why, cap, "keys begin at the DCT's offsets (34, 1250, 2082)");
+        return KR_FLASH_DCT;
+    }
+    if (len == KR_DCT_SIZE) {
+        kr_sfmt(why, cap, "no key begins at either layout's places; %d bytes, the size of a DCT read", KR_DCT_SIZE);
+        return KR_FLASH_DCT;
+    }
+    kr_sfmt(why, cap, "no key begins at either layout's places; %zu bytes, not the %d of a DCT read: taken as a "
+            "read of a Core's external flash from address 0", len, KR_DCT_SIZE);
+    return KR_FLASH_CORE;
 }
 
 static int parse_named(const uint8_t *buf, size_t len, const char *name, kr_flash_layout layout, kr_flash *out,
@@ -242,33 +283,22 @@ static int parse_named(const uint8_t *buf, size_t len, const char *name, kr_flas
     memset(out, 0, sizeof *out);
     if (len < min_len) {
         kr_err_set(err, "%s: %zu bytes: too short for a flash dump (a Photon DCT dump has %d bytes, a Core "
-                   "dump must reach 0x%x); for a single key file use `keyring show`", name, len, KR_DCT_SIZE,
+                   "dump must reach 0x%x); for a single key file use `sparkkeys show`", name, len, KR_DCT_SIZE,
                    KR_CORE_DEVICE_KEY_OFFSET + KR_DEVICE_KEY_SLOT);
         return -1;
     }
-    if (layout == KR_FLASH_CORE || layout == KR_FLASH_DCT) {
-        parse_layout(buf, len, name, layout, out);
-    } else {
-        kr_flash core, dct;
-        parse_layout(buf, len, name, KR_FLASH_CORE, &core);
-        parse_layout(buf, len, name, KR_FLASH_DCT, &dct);
-        int sc = score(&core), sd = score(&dct);
-        bool take_dct = sd > sc || (sd == sc && present(&core) == 0 && present(&dct) > 0) ||
-                        (sd == sc && len <= KR_DCT_SIZE && len < KR_CORE_DEVICE_KEY_OFFSET + KR_DEVICE_KEY_SLOT);
-        if (take_dct) {
-            kr_flash_clear(&core);
-            *out = dct;
-        } else {
-            kr_flash_clear(&dct);
-            *out = core;
-        }
-    }
+    char why[sizeof out->layout_why];
+    if (layout == KR_FLASH_CORE || layout == KR_FLASH_DCT)
+        kr_sfmt(why, sizeof why, "as asked");
+    else
+        layout = guess_layout(buf, len, why, sizeof why);
+    parse_layout(buf, len, name, layout, out);
+    kr_sfmt(out->layout_why, sizeof out->layout_why, "%s", why);
     if (present(out) > 0)
         scan_other_keys(buf, len, name, out);
     if (present(out) == 0) {
         kr_err_set(err, "%s: %zu bytes: too short for a %s dump (a Core dump must reach 0x%x, a DCT dump %d "
-                   "bytes); for a single key file use `keyring show`", name, len,
-                   kr_flash_layout_str(out->layout == KR_FLASH_DCT ? KR_FLASH_DCT : KR_FLASH_CORE),
+                   "bytes); for a single key file use `sparkkeys show`", name, len, kr_flash_layout_str(layout),
                    KR_CORE_DEVICE_KEY_OFFSET + KR_DEVICE_KEY_SLOT, KR_DCT_SERVER_ADDR_OFFSET + KR_SERVER_ADDR_LEN);
         kr_flash_clear(out);
         return -1;

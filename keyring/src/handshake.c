@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the handshake's crypto (PROTOCOL.md 2.2-2.4), both directions, on bytes only. */
+/* sparkwire libkeyring: the handshake's crypto (docs/protocol.md 2.2-2.4), both directions, on bytes only. */
 #include "keyring/handshake.h"
 
 #include <string.h>

@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the keyfile (DESIGN.md "Keyfile"). Every bad line stops the load with one
+/* sparkwire libkeyring: the keyfile (docs/design.md "Keyfile"). Every bad line stops the load with one
  * "FILE:LINE: what is wrong (what to do)" error; nothing is skipped. */
 #include "keyring/keyfile.h"
 #include "internal.h"

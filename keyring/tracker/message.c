@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the Spark meaning of a decrypted CoAP message (PROTOCOL.md 4).
+/* sparkwire libkeyring: the Spark meaning of a decrypted CoAP message (docs/protocol.md 4).
  *
  * CoAP syntax comes from libcoap (RFC 7252 header, options, payload marker). A table maps the code and the
  * first Uri-Path letter to the message kind, as the device classifies what it receives; each kind has one
@@ -139,7 +139,7 @@ static void view_option(kr_coap_view *cv, uint16_t number, kr_seg s)
 static bool parse_coap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv)
 {
     memset(cv, 0, sizeof *cv);
-    /* the cloud's empty ACKs carry a 1-byte token (PROTOCOL.md 4.2), which CoAP forbids */
+    /* the cloud's empty ACKs carry a 1-byte token (docs/protocol.md 4.2), which CoAP forbids */
     if (len == 5 && pt[1] == KR_COAP_EMPTY && (pt[0] & 0x0f) == 1) {
         m->type = (pt[0] >> 4) & 3;
         m->code = KR_COAP_EMPTY;
@@ -336,7 +336,7 @@ static void dec_title(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 
 typedef void (*kr_decode_fn)(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
 
-/* (code, first Uri-Path letter) -> kind, as the device classifies a message (PROTOCOL.md 4.1). */
+/* (code, first Uri-Path letter) -> kind, as the device classifies a message (docs/protocol.md 4.1). */
 static const struct {
     uint8_t code;
     char letter;
@@ -389,7 +389,7 @@ static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode
     return true;
 }
 
-/* ---- device message-id counter (PROTOCOL.md 4.2) ------------------------------------------------ */
+/* ---- device message-id counter (docs/protocol.md 4.2) ------------------------------------------------ */
 
 static void check_counter(kr_tracker *t, const kr_message *m)
 {
@@ -402,7 +402,7 @@ static void check_counter(kr_tracker *t, const kr_message *m)
             kr_msg_pend(t, KR_FIND_COUNTER_ERROR, "device message id 0x%04x follows 0x%04x: expected 0x%04x (the "
                         "cloud closes the connection on a counter gap)", m->msg_id, dd->last_id, exp);
     } else if (m->kind == KR_MSG_HELLO && t->session_known && !t->session_from_line && !t->mid_session) {
-        /* G1/G2 read the start from the session material big-endian, G3 little-endian (PROTOCOL.md 2.4) */
+        /* G1/G2 read the start from the session material big-endian, G3 little-endian (docs/protocol.md 2.4) */
         uint16_t be = (uint16_t)(t->sess.msgid_counter + 1), le = (uint16_t)(t->sess.msgid_counter_le + 1);
         if (m->msg_id != be && m->msg_id != le)
             kr_msg_pend(t, KR_FIND_COUNTER_ERROR, "the device Hello carries message id 0x%04x; the session material "

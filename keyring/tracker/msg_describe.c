@@ -1,5 +1,5 @@
 /* sparkwire libkeyring: Describe requests and answers, and the variable values they give a type to
- * (PROTOCOL.md 4.5, 4.7). */
+ * (docs/protocol.md 4.5, 4.7). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,7 +166,7 @@ static bool typed_value(kr_message *m, kr_var_type type)
         snprintf(m->value, sizeof m->value, "%ld", (long)v);
     } else if (type == KR_VAR_DOUBLE && n == 8) {
         uint64_t u = 0;
-        for (int i = 7; i >= 0; i--)   /* little-endian on the wire (PROTOCOL.md 4.7) */
+        for (int i = 7; i >= 0; i--)   /* little-endian on the wire (docs/protocol.md 4.7) */
             u = u << 8 | d[i];
         double v;
         memcpy(&v, &u, sizeof v);

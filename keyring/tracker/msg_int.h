@@ -13,7 +13,7 @@
 #define KR_MAX_PATH_SEGS 16
 #define KR_MAX_QUERIES   8
 
-/* CoAP message types and the codes the protocol uses (PROTOCOL.md 4.1). */
+/* CoAP message types and the codes the protocol uses (docs/protocol.md 4.1). */
 enum {
     KR_COAP_CON = 0, KR_COAP_NON = 1, KR_COAP_ACK = 2, KR_COAP_RST = 3
 };

@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: which earlier request an ACK or a separate response answers (PROTOCOL.md 4.2),
+/* sparkwire libkeyring: which earlier request an ACK or a separate response answers (docs/protocol.md 4.2),
  * and the meaning the answer takes from it. */
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +49,7 @@ static bool fits_ack(const kr_request *r, const kr_message *m)
 }
 
 /* Firmware 0.8 and later answer a Signal with an ACK 2.04 that carries the device's own next message id;
- * only the token is the request's (PROTOCOL.md 4.2). */
+ * only the token is the request's (docs/protocol.md 4.2). */
 static bool fits_signal_token(const kr_request *r, const kr_message *m)
 {
     return !r->acked && r->kind == KR_MSG_SIGNAL && same_token(r, m);

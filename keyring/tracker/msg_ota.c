@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the firmware update (PROTOCOL.md 4.11): update begin, chunks, missed chunks,
+/* sparkwire libkeyring: the firmware update (docs/protocol.md 4.11): update begin, chunks, missed chunks,
  * update done, the answers to them, and the report of an update that did not finish. */
 #include <stdio.h>
 #include <string.h>
@@ -198,7 +198,7 @@ void kr_msg_chunk_received(kr_tracker *t, kr_message *m, const kr_request *r)
 /* ---- an update that did not finish --------------------------------------------------------------- */
 
 /* Firmware 0.8 and later, after a refused update done and the chunks it asked for again, wait for a
- * second update done from the cloud; earlier firmware sends its own (PROTOCOL.md 4.11). */
+ * second update done from the cloud; earlier firmware sends its own (docs/protocol.md 4.11). */
 static bool second_done_stall(const kr_ota *o)
 {
     return o->done_refused && o->missed_after_done > 0 && o->n_missed == 0 && o->last_dir == KR_S2D;

@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the words for steps, messages, findings and verdicts (DESIGN.md), as tables
+/* sparkwire libkeyring: the words for steps, messages, findings and verdicts (docs/design.md), as tables
  * (keyring/names.h) and the functions tracker.h promises. */
 #include "tracker_int.h"
 #include "keyring/names.h"

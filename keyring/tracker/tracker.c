@@ -870,7 +870,7 @@ static void act(kr_tracker *t, kr_dir dir, double ts)
             }
             /* a device never speaks first: frames before any nonce mean the capture joined late, or (15 s
              * and more after the connection opened) first Core firmware that gave up waiting for a nonce
-             * and sends its frames anyway (PROTOCOL.md 2.5, 7.5) */
+             * and sends its frames anyway (docs/protocol.md 2.5, 7.5) */
             if (t->d[KR_S2D].offset == 0 && valid_len((unsigned)ds->buf[0] << 8 | ds->buf[1], KR_RESYNC_MAXLEN)) {
                 if (t->opened && ts - t->open_time >= 15.0) {
                     t->silent_peer = true;

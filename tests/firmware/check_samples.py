@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks the committed sample captures against PROTOCOL.md with an implementation written apart from
+"""Checks the committed sample captures against docs/protocol.md with an implementation written apart from
 the firmware and libkeyring: Python integers for RSA, the `cryptography` package only for AES, HMAC and
 to read key files. For every line of samples/expected.tsv it reassembles the TCP streams of capture.pcap
 and checks the wire facts behind the expected verdict with the keys of the scenario's keyfile.
@@ -394,7 +394,7 @@ def main():
     if failures:
         print('%d check(s) failed' % len(failures))
         return 1
-    print('all samples match PROTOCOL.md')
+    print('all samples match docs/protocol.md')
     return 0
 
 

@@ -1,4 +1,4 @@
-/* Unit tests of the sparkwire firmware core: PROTOCOL.md section 8 vectors (handshake crypto, session
+/* Unit tests of the sparkwire firmware core: docs/protocol.md section 8 vectors (handshake crypto, session
  * frames, encoders) and malformed or truncated input to every parser. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Test vectors of PROTOCOL.md section 8 (data from the original test suites, see there). */
+/* Test vectors of docs/protocol.md section 8 (data from the original test suites, see there). */
 #ifndef SW_TEST_VECTORS_H
 #define SW_TEST_VECTORS_H
 #include <stdint.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets into tests/fuzz/corpus/<target>/ from the sample captures,
-their keyfiles and keys, and the hex vectors of PROTOCOL.md section 8 (when /work/shared/PROTOCOL.md or
-PROTOCOL_MD points at it). usage: mkcorpus.py [SOURCE_ROOT]"""
+their keyfiles and keys, and the hex vectors of section 8 of docs/protocol.md (or of the file PROTOCOL_MD
+names). usage: mkcorpus.py [SOURCE_ROOT]"""
 import hashlib
 import os
 import re
@@ -150,17 +150,21 @@ def keys_and_keyfiles():
 
 
 def protocol_vectors():
-    path = os.environ.get("PROTOCOL_MD", "/work/shared/PROTOCOL.md")
-    if not os.path.isfile(path):
-        return
+    path = os.environ.get("PROTOCOL_MD", os.path.join(SRC, "docs", "protocol.md"))
     text = open(path, encoding="utf-8").read()
-    sec = text[text.find("## 8. Test vectors"):]
-    for block in re.findall(r"```\n([0-9a-f\s]+)\n```", sec):
+    start = text.find("\n## 8. Test vectors")
+    if start < 0:
+        sys.exit("%s: no section '## 8. Test vectors'" % path)
+    sec = text[start:]
+    blocks = re.findall(r"```\n([0-9a-f\s]+)\n```", sec)
+    if len(blocks) < 10:
+        sys.exit("%s: section 8 holds %d hex blocks, expected 10 (keys, blocks, frames)" % (path, len(blocks)))
+    for block in blocks:
         data = bytes.fromhex("".join(block.split()))
         if len(data) >= 100:
             put("key", data)
         put("firmware", b"\x01" + struct.pack(">H", len(data)) + data)
-    # CoAP messages of PROTOCOL.md section 4 (plaintexts): mode 0 (parser) and mode 2 (sealed, in session)
+    # CoAP messages of docs/protocol.md section 4 (plaintexts): mode 0 (parser) and mode 2 (sealed, in session)
     msgs = [bytes.fromhex(h) for h in (
         "500297b2b168ffffffffff0000", "510212340168", "41010001016264", "41020002026266046272657704636f66666565",
         "41010003036276047465737068", "600000ff", "40000004", "610203050545", "5144000706ff00000006",

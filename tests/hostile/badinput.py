@@ -13,7 +13,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SPARKWIRE_BUILD_ROOT", "build"))
 SAMPLES = os.path.join(SRC, "samples")
-TOOLS = {"KR": "keyring/tool/keyring", "CM": "monitor/cloudmon", "DEV": "firmware/sparkdev",
+TOOLS = {"KR": "keyring/tool/sparkkeys", "CM": "monitor/cloudmon", "DEV": "firmware/sparkdev",
          "CLOUD": "firmware/sparkcloud"}
 
 

@@ -18,7 +18,7 @@ be16() { unhex "$(printf '%04x' "$1")"; }
 int_lengths() {
     openssl asn1parse -inform DER -in "$1" | awk '/INTEGER/ { sub(/.*l= */, ""); sub(/ .*/, ""); printf "%s ", $0 }'
 }
-# True when every number has its nominal size (the layout devices read, PROTOCOL.md 5.1).
+# True when every number has its nominal size (the layout devices read, docs/protocol.md 5.1).
 nominal() {
     set -- $(int_lengths "$1")
     [ "$2" -eq 129 ] && [ "$4" -ge 128 ] && [ "$5" -ge 64 ] && [ "$6" -ge 64 ] && [ "$7" -ge 64 ] &&
@@ -97,6 +97,63 @@ rm -f cloud384.tmp
 # the fingerprint of server.pub.der, computed by openssl
 openssl dgst -sha256 -r server.pub.der | cut -c1-64 > server.pub.sha256
 
+# ---- the published Particle cloud public key (docs/protocol.md 5.3): its 2048-bit modulus, put into the
+# 294-byte SubjectPublicKeyInfo the devices hold; its SHA-256 must be the published fingerprint
+particle_mod="
+beccbe43db8eea1527a6bb526de1512ba0abcca1647748ad7c66fc807ff699a5
+25f2f2dae043cf3a26a49ba187030e9a8d239abcea99ea68d35a14b1260fbdaa
+6d6f0cacc4772cd1c5c8b1d17b68e025737b52896820bd06c6f0e60030c0e0cf
+f61b3a45e9c45b551706a3d34ac6d5b8d21702b5277d8de4d47dd3edc01d8a7c
+251e214a51ae5706dd60bca13490aacc099e3b3a414c3c9df3fdfdb727c15981
+9854604a627aa49abfdf921b3efca7e4a4b33a9a5f57938eeb196495224a2cd5
+60f5f9d003508369c06b53f0f0daf813821fccbb5fe2c1df3ae97f5de27db950
+803c5833ef8cf3803f1101d268865f3c5ee6c18e322b28cbb5cc1ba8505ea70d
+"
+particle_mod=$(printf '%s' "$particle_mod" | tr -d ' \n')
+unhex "30820122300d06092a864886f70d01010105000382010f003082010a0282010100${particle_mod}0203010001" > particle-cloud.der
+[ "$(openssl dgst -sha256 -r particle-cloud.der | cut -c1-64)" = aa8aba3c973ed4b668999047a09597948f36eefde525352e705fe8ef98c1677e ] ||
+    { echo "mkfixtures: particle-cloud.der does not have the published fingerprint" >&2; exit 1; }
+
+# ---- broken keys: a real key's numbers with one of them changed, written by openssl asn1parse -genconf
+ints=($(openssl asn1parse -inform DER -in device.der | awk -F: '/INTEGER/ { print $NF }'))
+# ints: version n e d p q dp dq qinv (hex)
+rsa_der() {   # rsa_der OUT N E D P Q DP DQ QINV
+    local out=$1
+    shift
+    printf 'asn1=SEQUENCE:k\n[k]\nv=INTEGER:0\nn=INTEGER:0x%s\ne=INTEGER:0x%s\nd=INTEGER:0x%s\np=INTEGER:0x%s\nq=INTEGER:0x%s\ndp=INTEGER:0x%s\ndq=INTEGER:0x%s\nqi=INTEGER:0x%s\n' "$@" > genconf.tmp
+    openssl asn1parse -genconf genconf.tmp -out "$out" > /dev/null
+    rm -f genconf.tmp
+}
+rsa_der rebuilt.der "${ints[1]}" "${ints[2]}" "${ints[3]}" "${ints[4]}" "${ints[5]}" "${ints[6]}" "${ints[7]}" "${ints[8]}"
+cmp -s rebuilt.der device.der || { echo "mkfixtures: asn1parse -genconf does not rebuild device.der" >&2; exit 1; }
+rsa_der broken-e1.der "${ints[1]}" 01 "${ints[3]}" "${ints[4]}" "${ints[5]}" "${ints[6]}" "${ints[7]}" "${ints[8]}"
+rsa_der broken-e2.der "${ints[1]}" 010002 "${ints[3]}" "${ints[4]}" "${ints[5]}" "${ints[6]}" "${ints[7]}" "${ints[8]}"
+rsa_der broken-d0.der "${ints[1]}" "${ints[2]}" 00 "${ints[4]}" "${ints[5]}" "${ints[6]}" "${ints[7]}" "${ints[8]}"
+rsa_der broken-dp.der "${ints[1]}" "${ints[2]}" "${ints[3]}" "${ints[4]}" "${ints[5]}" "${ints[7]}" "${ints[7]}" "${ints[8]}"
+rsa_der broken-qinv.der "${ints[1]}" "${ints[2]}" "${ints[3]}" "${ints[4]}" "${ints[5]}" "${ints[6]}" "${ints[7]}" "${ints[6]}"
+rm -f rebuilt.der
+
+# ---- keys over 8192 bits, without drawing primes (that takes minutes): a 16384-bit private key made of
+# random numbers (refused before any check) and public keys of 8192 and 8193 bits
+rnd() { openssl rand -hex "$1"; }
+big_odd() {   # big_odd BITS: hex of a BITS-bit odd number with its top bit set
+    local bits=$1 bytes=$(( ($1 + 7) / 8 )) top
+    local h=$(rnd "$bytes")
+    top=$(( bits - (bytes - 1) * 8 ))                      # bits used in the first byte
+    local first=$(( (0x${h:0:2} | (1 << (top - 1))) & ((1 << top) - 1) ))
+    local last=$(( 0x${h: -2} | 1 ))
+    printf '%02x%s%02x' "$first" "${h:2:$(( ${#h} - 4 ))}" "$last"
+}
+rsa_der rsa16384-fake.der "$(big_odd 16384)" 010001 "$(big_odd 16380)" "$(big_odd 8192)" "$(big_odd 8192)" \
+    "$(big_odd 8190)" "$(big_odd 8190)" "$(big_odd 8190)"
+for bits in 8192 8193; do
+    printf 'asn1=SEQUENCE:k\n[k]\nn=INTEGER:0x%s\ne=INTEGER:0x010001\n' "$(big_odd $bits)" > genconf.tmp
+    openssl asn1parse -genconf genconf.tmp -out "rsa$bits.rsapub.der" > /dev/null
+    rm -f genconf.tmp
+    ossl rsa -RSAPublicKey_in -inform DER -in "rsa$bits.rsapub.der" -pubout -outform DER -out "rsa$bits.pub.der"
+done
+[ -s rsa8193.pub.der ] || { echo "mkfixtures: openssl wrote no rsa8193.pub.der" >&2; exit 1; }
+
 # ---- flash dumps ---------------------------------------------------------------------------------
 put() {   # put FILE OFFSET DATAFILE
     dd if="$3" of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
@@ -136,6 +193,16 @@ put dct.bin 2082 server.pub.der
 { printf '\000\004\012\001\002\003'; ff 1; } | head -c 66 > ip66.bin
 { cat ip66.bin; printf '\026\064'; ff 1; } | head -c 128 > ip.rec
 put dct.bin 2466 ip.rec
+
+head -c 4352 core.bin > core-4352.bin          # a short Core read: ends inside the server key at 0x1000
+ff 2048 > core-particle.bin                   # a Core holding the Particle cloud key and its address
+put core-particle.bin 4096 particle-cloud.der
+put core-particle.bin 4480 addr.rec
+put core-particle.bin 8192 device.der
+ff 2048 > core-noserver.bin                   # server key slot never written
+put core-noserver.bin 8192 device.der
+cp dct.bin dct-particle.bin
+put dct-particle.bin 2082 particle-cloud.der
 
 # ---- handshake known answers -------------------------------------------------------------------
 nonce=00112233445566778899aabbccddeeff0123456789abcdef0f1e2d3c4b5a69788796a5b4c3d2e1f0

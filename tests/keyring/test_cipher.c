@@ -1,4 +1,4 @@
-/* Session cipher: frames made by `openssl enc -aes-128-cbc` with the IV rule, and PROTOCOL.md 8.3 / 8.4. */
+/* Session cipher: frames made by `openssl enc -aes-128-cbc` with the IV rule, and docs/protocol.md 8.3 / 8.4. */
 #include "testutil.h"
 #include "vectors.h"
 

@@ -1,10 +1,10 @@
 #!/bin/bash
-# The keyring command on good and bad input: output and exit status (0 fine, 1 problem, 2 usage/I/O).
-#   test_cli.sh KEYRING FIXTURE_DIR
+# The sparkkeys command on good and bad input: output and exit status (0 fine, 1 problem, 2 usage/I/O).
+#   test_cli.sh SPARKKEYS FIXTURE_DIR
 set -u
 K=$1
 F=$2
-tmp=$(mktemp -d /tmp/keyring-cli.XXXXXX)
+tmp=$(mktemp -d /tmp/sparkkeys-cli.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
 n=0
@@ -44,14 +44,14 @@ device_fp=$(expected device_fp)
 server_fp=$(expected server_fp)
 
 # ---- general ---------------------------------------------------------------------------------
-run 0 "$K" --help; has "keyring show"; has "keyring new --device ID --out DIR"
-run 0 "$K" --version; has "keyring (sparkwire)"
+run 0 "$K" --help; has "sparkkeys show"; has "sparkkeys new --device ID --out DIR"
+run 0 "$K" --version; has "sparkkeys (sparkwire)"
 run 2 "$K"; has "Usage:"
 run 2 "$K" frobnicate; has 'unknown command "frobnicate"'
 for c in show match check import new; do
-    run 0 "$K" "$c" --help; has "Usage:"; has "keyring $c"
+    run 0 "$K" "$c" --help; has "Usage:"; has "sparkkeys $c"
 done
-run 2 "$K" show --no-such-option; has "keyring show"
+run 2 "$K" show --no-such-option; has "sparkkeys show"
 
 # ---- show ------------------------------------------------------------------------------------
 run 0 "$K" show "$F/device.der"
@@ -65,8 +65,8 @@ run 0 "$K" show "$F/server.pub.der"; has "role: server public key"; has "fingerp
 run 0 "$K" show "$F/device.cer"; has "PKCS#1 RSAPrivateKey PEM"
 run 0 "$K" show "$F/server-cli.der"; has "fingerprint: $server_fp"
 has "0xFF and a server address record: domain device.spark.io port 5683"; has "verdict: fine"
-run 1 "$K" show "$F/device.pkcs8.der"; has "problem: PKCS#8"; has "fix: openssl rsa -in $F/device.pkcs8.der -traditional -outform DER"
-run 1 "$K" show "$F/short-int.der"; has "instead of"; has "genrsa -traditional"
+run 1 "$K" show "$F/device.pkcs8.der"; has "problem: PKCS#8"; has "fix: openssl rsa -in $F/device.pkcs8.der -inform DER -traditional -outform DER"
+run 1 "$K" show "$F/short-int.der"; has "instead of"; has "particle keys doctor DEVICE_ID"
 run 1 "$K" show "$F/e3.der"; has "exponent 3"
 run 1 "$K" show "$F/small.der"; has "RSA-512"
 run 1 "$K" show "$F/server.pub.pem"; has "fix: openssl rsa -pubin -in $F/server.pub.pem -outform DER"
@@ -83,10 +83,39 @@ run 1 "$K" show "$F/truncated.der"; has "truncated DER"
 run 1 "$K" show "$F/enc.pem"; has "password"
 run 1 "$K" show "$F/ec.pem"; has "EC private key"
 run 1 "$K" show "$F/text.txt"; has "not a key"
-run 1 "$K" show "$F/dct.bin"; has "a flash dump? read its keys with \`keyring import"
+run 1 "$K" show "$F/dct.bin"; has "a flash dump? read its keys with \`sparkkeys import"
 run 2 "$K" show "$tmp/missing.der"; has "No such file"
 run 2 "$K" show; has "name a key file"
 run 1 "$K" show "$F/device.der" "$F/ec.pem"; has "verdict: fine"; has "EC private key"
+
+# every server public key: the published Particle cloud key or not, either way with its fingerprint
+run 0 "$K" show "$F/particle-cloud.der"; has "role: server public key"
+has "note: the published Particle cloud key (fingerprint aa8aba3c973ed4b668999047a09597948f36eefde525352e705fe8ef98c1677e)"
+hasnt "not the published"; has "verdict: fine"
+run 0 "$K" show "$F/server.pub.der"; has "note: not the published Particle cloud key (fingerprint $server_fp"
+has "fix: device in DFU mode: \`particle keys server\` writes the Particle cloud key"
+# a wrongly stored server key: convert, then the command that writes it to the device
+run 1 "$K" show "$F/server.rsapub.der"; has "-pubout -outform DER -out $F/server.rsapub-spki.der, then device in DFU mode"
+has "particle keys server $F/server.rsapub-spki.der --host ADDRESS"
+has "Core: dfu-util -d 1d50:607f -a 1 -i 0 -s 0x00001000:leave -D $F/server.rsapub-spki.der; Photon: dfu-util -d 2b04:d006 -a 1 -i 0 -s 2082:leave"
+# broken numbers, with the reason and a new key as the fix
+run 1 "$K" show "$F/broken-e1.der"; has "broken key (public exponent 1"; has "particle keys doctor"
+run 1 "$K" show "$F/broken-qinv.der"; has "qinv is not the inverse of q mod p"
+# over 8,192 bits: one line, at once (the RSA-16384 key is made of random numbers: checking it would fail slowly)
+start=$(date +%s)
+run 1 timeout 20 "$K" show "$F/rsa16384-fake.der"; has "RSA-16384: larger than 8192 bits, refused"
+[ $(( $(date +%s) - start )) -le 5 ] || { echo "FAIL: refusing RSA-16384 took more than 5 s"; fails=$((fails + 1)); }
+run 1 "$K" show "$F/rsa8192.pub.der"; has "RSA-8192"; hasnt "larger than"
+# not a regular file: one line, exit 2, and no waiting on a FIFO without a writer
+mkfifo "$tmp/fifo"
+run 2 timeout 10 "$K" show "$tmp/fifo"; has "$tmp/fifo: a named pipe (FIFO), not a regular file: give the path of the key file itself"
+[ "$(wc -l <<<"$out")" = 1 ] || { echo "FAIL: more than one line for a FIFO"; fails=$((fails + 1)); }
+run 2 timeout 10 "$K" show "$tmp"; has "a folder, not a regular file"
+run 2 timeout 10 "$K" show /dev/null; has "a device, not a regular file"
+run 2 timeout 10 "$K" import "$tmp/fifo" --out "$tmp/ff"; has "not a regular file: give the path of the dump itself"
+run 2 timeout 10 "$K" check "$tmp/fifo"; has "not a regular file: give the path of the keyfile itself"
+ln -s "$F/device.der" "$tmp/link.der"
+run 0 "$K" show "$tmp/link.der"; has "fingerprint: $device_fp"
 
 # ---- match -----------------------------------------------------------------------------------
 run 0 "$K" match "$F/device.der" "$F/device.pub.pem"; has "yes:"; has "$device_fp"
@@ -97,6 +126,13 @@ run 1 "$K" match "$F/device.der" "$F/server.pub.der"; has "no:"; has "sizes diff
 run 1 "$K" match "$F/device.der" "$F/ec.pub.pem"; has "EC"
 run 2 "$K" match "$F/device.der"; has "give two key files"
 run 2 "$K" match "$F/device.der" "$tmp/missing.pem"; has "No such file"
+
+# a mismatch comes with the command that makes the pair
+run 1 "$K" match "$F/device.der" "$F/device2.pub.pem"
+has "fix: openssl rsa -in $F/device.der -inform DER -pubout -out $F/device.pub.pem, then give the cloud the device's public key: \`particle keys send DEVICE_ID $F/device.pub.pem\`"
+run 1 "$K" match "$F/server.pem" "$F/server2.pub.der"; has "server-key-mismatch"
+has "fix: give the device the cloud's public key: openssl rsa -in $F/server.pem -pubout -outform DER"; has "particle keys server"
+run 1 "$K" match "$F/particle-cloud.der" "$F/server.pub.der"; has "particle keys server $F/particle-cloud.der"
 
 # ---- check -----------------------------------------------------------------------------------
 mkdir -p "$tmp/kf/keys"
@@ -111,6 +147,8 @@ device * keys/device2.der
 session 53ff6d065067544809140287 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2021222324252627
 EOF
 run 0 "$K" check "$tmp/kf/keyfile"
+has "note: not the published Particle cloud key (fingerprint $server_fp"
+has "note: no copy of the cloud's record for this device (53ff6d065067544809140287.pub.pem beside the key)"
 has "line 2: server-private $tmp/kf/keys/server.pem: RSA-2048 private"
 has "line 4: device 53ff6d065067544809140287 $tmp/kf/keys/device.der: RSA-1024 private"
 has "line 5: device * "
@@ -122,10 +160,12 @@ cp "$F/device.pub.pem" "$tmp/kf/keys/53ff6d065067544809140287.pub.pem"
 run 0 "$K" check "$tmp/kf/keyfile"; has "is its public half: match"
 cp "$F/device2.pub.pem" "$tmp/kf/keys/53ff6d065067544809140287.pub.pem"
 run 1 "$K" check "$tmp/kf/keyfile"; has "is NOT this key's public half"; has "device-key-mismatch"
+has "fix: openssl rsa -in $tmp/kf/keys/device.der -inform DER -pubout -out $tmp/kf/keys/53ff6d065067544809140287.pub.pem, then give the cloud the device's public key: \`particle keys send 53ff6d065067544809140287 "
 rm "$tmp/kf/keys/53ff6d065067544809140287.pub.pem"
 # server keys that do not belong together
 sed -i 's|keys/server.pub.der|keys/server2.pub.der|' "$tmp/kf/keyfile"
 run 1 "$K" check "$tmp/kf/keyfile"; has "do NOT belong together"; has "server-key-mismatch"; has "PROBLEMS found"
+has "fix: if server-private is the cloud's key"; has "particle keys server $tmp/kf/keys/server2.pub.der --host ADDRESS"
 sed -i 's|keys/server2.pub.der|keys/server.pub.der|' "$tmp/kf/keyfile"
 # a PKCS#8 device key: readable by the tools, a warning for the device
 sed -i 's|keys/device2.der|keys/device.pkcs8.der|' "$tmp/kf/keyfile"
@@ -154,16 +194,46 @@ has "device private key at 0x2000: RSA-1024 private key"
 has "server public key at 0x1000: RSA-2048 public key"
 has "server address at 0x1180: domain device.spark.io, port 5683"
 has "device  53ff6d065067544809140287  53ff6d065067544809140287.der"
+has "device-server-key  53ff6d065067544809140287  53ff6d065067544809140287-server-key.der"
+has "not the published Particle cloud key (fingerprint $server_fp"
+has "fix: device in DFU mode: \`particle keys server\` writes the Particle cloud key"
 cmp -s "$tmp/imp/53ff6d065067544809140287.der" "$F/device.der" || { echo "FAIL: imported device key differs"; fails=$((fails + 1)); }
-cmp -s "$tmp/imp/server-public.der" "$F/server.pub.der" || { echo "FAIL: imported server key differs"; fails=$((fails + 1)); }
+cmp -s "$tmp/imp/53ff6d065067544809140287-server-key.der" "$F/server.pub.der" || { echo "FAIL: imported server key differs"; fails=$((fails + 1)); }
+# the keyfile text: the device's server key on its own line, no server-public for a key that is not Particle's
+want=$(printf 'device  53ff6d065067544809140287  53ff6d065067544809140287.der\ndevice-server-key  53ff6d065067544809140287  53ff6d065067544809140287-server-key.der')
+got=$(grep -v '^#' "$tmp/imp/keyfile")
+[ "$got" = "$want" ] || { echo "FAIL: imported keyfile is"; echo "$got" | sed 's/^/    /'; fails=$((fails + 1)); }
+[ "$(stat -c %a "$tmp/imp/53ff6d065067544809140287.der")" = 600 ] || { echo "FAIL: imported private key not 0600"; fails=$((fails + 1)); }
 cmp -s "$tmp/imp/53ff6d065067544809140287.pub.pem" "$F/device.pub.pem" || { echo "FAIL: public PEM differs from openssl's"; fails=$((fails + 1)); }
-run 0 "$K" check "$tmp/imp/keyfile"; has "is its public half: match"; has "fine"
 run 0 "$K" import "$F/core-backup.bin" --out "$tmp/backup"
 has "also found at 0x80000: RSA-1024 private key (a device key?), fingerprint"; has "not the key in the device key slot"
 has "also found at 0x82000: RSA-1024 private key (a device key?), fingerprint $device_fp: the same key as the device key slot"
 has "also found at 0x81000: RSA-2048 public key"
 run 0 "$K" import "$F/dct.bin" --out "$tmp/dct"; has "Photon/P1 DCT dump"; has "IPv4 10.1.2.3, port 5684"; has "device  *  device.der"
-run 1 "$K" import "$F/core-blank.bin" --out "$tmp/blank"; has "blank (erased flash, all 0xFF)"
+has "# device-server-key  ID  device-server-key.der   (import again with --device ID"; hasnt "server-public  "
+# the published Particle cloud key in the slot: said so, and listed as server-public too
+run 0 "$K" import "$F/core-particle.bin" --out "$tmp/part" --device 53ff6d065067544809140287
+has "the published Particle cloud key (fingerprint aa8aba3c973ed4b668999047a09597948f36eefde525352e705fe8ef98c1677e)"
+want=$(printf 'device  53ff6d065067544809140287  53ff6d065067544809140287.der\ndevice-server-key  53ff6d065067544809140287  53ff6d065067544809140287-server-key.der\nserver-public  53ff6d065067544809140287-server-key.der   # the published Particle cloud key')
+got=$(grep -v '^#' "$tmp/part/keyfile")
+[ "$got" = "$want" ] || { echo "FAIL: Particle keyfile is"; echo "$got" | sed 's/^/    /'; fails=$((fails + 1)); }
+cmp -s "$tmp/part/53ff6d065067544809140287-server-key.der" "$F/particle-cloud.der" || { echo "FAIL: Particle key differs"; fails=$((fails + 1)); }
+run 0 "$K" import "$F/dct-particle.bin" --out "$tmp/dctp"; has "Photon/P1 DCT dump"; has "the published Particle cloud key"
+has "server-public  device-server-key.der"
+# a short read of a Core (4,352 bytes from address 0) is a Core read that ends inside the server key
+run 1 "$K" import "$F/core-4352.bin" --out "$tmp/short4352"
+has "Spark Core external flash dump, 4352 bytes"; hasnt "Photon"
+has "server public key at 0x1000: the dump ends inside it"
+has "fix: read the whole external flash from address 0: dfu-util -d 1d50:607f -a 1 -s 0x00000000:2097152 -U core-flash.bin"
+# a blank server key slot has a fix
+run 1 "$K" import "$F/core-noserver.bin" --out "$tmp/nosrv" --device 53ff6d065067544809140287
+has "server public key at 0x1000: blank"; has "fix: device in DFU mode: \`particle keys server\` writes the Particle cloud key"
+hasnt "device-server-key  53ff"
+# a PKCS#8 key in a Core: convert, then the Core's command (not the Photon's) writes it back
+run 1 "$K" import "$F/core-pkcs8.bin" --out "$tmp/p8c" --device 53ff6d065067544809140287
+has "-traditional -outform DER -out $tmp/p8c/53ff6d065067544809140287-pkcs1.der, then write"
+has "dfu-util -d 1d50:607f -a 1 -i 0 -s 0x00002000:leave -D $tmp/p8c/53ff6d065067544809140287-pkcs1.der"; hasnt "2b04:d006"
+run 1 "$K" import "$F/core-blank.bin" --out "$tmp/blank"; has "blank (erased flash, all 0xFF)"; has "particle keys doctor DEVICE_ID"
 run 1 "$K" import "$F/core-garbage.bin" --out "$tmp/garbage"; has "not a valid key"
 run 1 "$K" import "$F/core-pkcs8.bin" --out "$tmp/p8"; has "PKCS#8"
 run 1 "$K" import "$F/core-tooshort.bin" --out "$tmp/short"; has "not in the dump"

@@ -105,7 +105,7 @@ static void test_blank_and_missing(void **state)
     size_t klen;
     uint8_t *key = fx_read("device.der", &klen);   /* a key file is not a dump */
     assert_int_equal(kr_flash_parse(key, klen, KR_FLASH_AUTO, &f, &err), -1);
-    assert_non_null(strstr(err.msg, "keyring show"));
+    assert_non_null(strstr(err.msg, "sparkkeys show"));
     free(key);
     assert_int_equal(kr_flash_load_file(fx_path("no-such.bin"), KR_FLASH_AUTO, &f, &err), -1);
     assert_non_null(strstr(err.msg, "cannot open"));
@@ -169,6 +169,47 @@ static void test_slot_contents(void **state)
     free(dump);
 }
 
+/* Dumps are told apart by content and size: a 4,352-byte read from a Core's address 0 is a short Core
+ * read (ending inside the server key), not a DCT; a DCT is known by its keys, or by its 16 KB. */
+static void test_layout_by_content(void **state)
+{
+    (void)state;
+    kr_flash f;
+    load_dump("core-4352.bin", KR_FLASH_AUTO, &f);
+    assert_int_equal(f.layout, KR_FLASH_CORE);
+    assert_non_null(strstr(f.layout_why, "Core's addresses"));
+    assert_int_equal(f.server_public.state, KR_SLOT_ABSENT);
+    assert_non_null(strstr(f.server_public.why, "the dump ends inside it (at 0x1100"));
+    assert_int_equal(f.device_private.state, KR_SLOT_ABSENT);
+    char fix[KR_NOTE_FIX_LEN];
+    kr_flash_slot_fix(&f, &f.server_public, NULL, fix, sizeof fix);
+    assert_non_null(strstr(fix, "dfu-util -d 1d50:607f -a 1 -s 0x00000000:2097152 -U core-flash.bin"));
+    kr_flash_clear(&f);
+
+    load_dump("dct.bin", KR_FLASH_AUTO, &f);
+    assert_int_equal(f.layout, KR_FLASH_DCT);
+    assert_non_null(strstr(f.layout_why, "DCT's offsets"));
+    kr_flash_clear(&f);
+
+    load_dump("core-blank.bin", KR_FLASH_AUTO, &f);   /* no key anywhere: 2 MB is no DCT */
+    assert_int_equal(f.layout, KR_FLASH_CORE);
+    assert_non_null(strstr(f.layout_why, "not the 16384 of a DCT read"));
+    /* blank slots: a server key for the Particle cloud or one's own, a new device key */
+    kr_flash_slot_fix(&f, &f.server_public, NULL, fix, sizeof fix);
+    assert_non_null(strstr(fix, "`particle keys server` writes the Particle cloud key"));
+    kr_flash_slot_fix(&f, &f.device_private, "0123456789abcdef01234567", fix, sizeof fix);
+    assert_non_null(strstr(fix, "particle keys doctor 0123456789abcdef01234567"));
+    kr_flash_clear(&f);
+
+    load_dump("core-particle.bin", KR_FLASH_AUTO, &f);
+    assert_int_equal(f.layout, KR_FLASH_CORE);
+    assert_int_equal(f.server_public.state, KR_SLOT_KEY);
+    assert_true(kr_key_is_particle_cloud(f.server_public.key));
+    kr_flash_slot_fix(&f, &f.server_public, NULL, fix, sizeof fix);
+    assert_string_equal(fix, "");
+    kr_flash_clear(&f);
+}
+
 static void test_dct(void **state)
 {
     (void)state;
@@ -207,6 +248,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_blank_and_missing),
         cmocka_unit_test(test_slot_contents),
         cmocka_unit_test(test_dct),
+        cmocka_unit_test(test_layout_by_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

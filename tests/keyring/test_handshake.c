@@ -1,4 +1,4 @@
-/* Handshake crypto: blocks made by `openssl pkeyutl` / `openssl mac`, and the PROTOCOL.md 8.1 / 8.2 vectors. */
+/* Handshake crypto: blocks made by `openssl pkeyutl` / `openssl mac`, and the docs/protocol.md 8.1 / 8.2 vectors. */
 #include "testutil.h"
 #include "vectors.h"
 

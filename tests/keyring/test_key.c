@@ -1,5 +1,8 @@
-/* Key loading and checks, on keys made by the openssl command line and the PROTOCOL.md 8 keys. */
+/* Key loading and checks, on keys made by the openssl command line and the docs/protocol.md 8 keys. */
 #include <ctype.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include "testutil.h"
 #include "vectors.h"
 
@@ -149,7 +152,8 @@ static void test_short_integer(void **state)
     const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, "instead of");
     assert_non_null(x);
     assert_false(x->storage);
-    assert_non_null(strstr(x->fix, "genrsa -traditional"));
+    assert_non_null(strstr(x->fix, "particle keys doctor DEVICE_ID"));
+    assert_non_null(strstr(x->fix, "sparkkeys new --device DEVICE_ID"));
     assert_true(kr_key_private_consistent(k));   /* a valid key all the same */
     kr_key_free(k);
 }
@@ -199,9 +203,14 @@ static void test_server_public_forms(void **state)
     assert_int_equal(k->der_len, KR_SERVER_SPKI_LEN);
     assert_int_equal(kr_key_guess_role(k), KR_ROLE_SERVER_PUBLIC);
     int n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
-    assert_int_equal(n, 0);
+    /* one note only: not the Particle cloud key, with its fingerprint and the command for Particle's */
+    assert_int_equal(n, 1);
+    assert_int_equal(notes[0].level, KR_NOTE_INFO);
     char fp[65];
     assert_string_equal(kr_key_fingerprint(k, fp), fx_expected("server_fp"));
+    assert_non_null(strstr(notes[0].text, "not the published Particle cloud key"));
+    assert_non_null(strstr(notes[0].text, fp));
+    assert_non_null(strstr(notes[0].fix, "particle keys server"));
     kr_key *priv = fx_key("server.pem");
     kr_key *p8 = fx_key("server.pkcs8.pem");
     kr_key *other = fx_key("server2.pub.der");
@@ -278,7 +287,10 @@ static void test_inconsistent_key(void **state)
         assert_false(kr_key_private_consistent(k));
         kr_note notes[16];
         int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
-        assert_non_null(find_note(notes, n, KR_NOTE_PROBLEM, "inconsistent"));
+        assert_non_null(find_note(notes, n, KR_NOTE_PROBLEM, "broken key ("));
+        char why[256];
+        assert_true(kr_key_broken(k, why, sizeof why));
+        assert_non_null(strstr(why, "damaged: broken key ("));
         kr_key_free(k);
     } else {
         assert_non_null(strstr(err.msg, "damaged"));
@@ -323,7 +335,9 @@ static void test_protocol_keys(void **state)
     assert_string_equal(kr_key_fingerprint(k, hex), V81_SERVER_PUB_SHA256);
     assert_false(kr_key_is_particle_cloud(k));
     n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
-    assert_int_equal(n, 0);
+    assert_int_equal(n, 1);
+    assert_non_null(find_note(notes, n, KR_NOTE_INFO, "not the published Particle cloud key (fingerprint "
+                              V81_SERVER_PUB_SHA256));
     kr_key_free(k);
 
     k = hex_key(V82_SERVER_PUB, "v82-server");
@@ -348,7 +362,7 @@ static void test_protocol_keys(void **state)
 static void test_particle_cloud(void **state)
 {
     (void)state;
-    /* the fingerprint of PROTOCOL.md 5.3 */
+    /* the fingerprint of docs/protocol.md 5.3 */
     assert_string_equal(KR_PARTICLE_CLOUD_FINGERPRINT,
                         "aa8aba3c973ed4b668999047a09597948f36eefde525352e705fe8ef98c1677e");
 
@@ -384,6 +398,214 @@ static void test_particle_cloud(void **state)
     assert_int_equal(count_level(notes, n, KR_NOTE_WARNING), 0);
     assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
     kr_key_free(k);
+}
+
+/* The published Particle cloud key (built by mkfixtures.sh from its modulus, checked against the published
+ * fingerprint there): recognised, and said so either way with the fingerprint. */
+static void test_particle_key_said(void **state)
+{
+    (void)state;
+    kr_key *k = fx_key("particle-cloud.der");
+    assert_true(kr_key_is_particle_cloud(k));
+    kr_note notes[16];
+    int n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
+    assert_int_equal(n, 1);
+    assert_int_equal(notes[0].level, KR_NOTE_INFO);
+    assert_non_null(strstr(notes[0].text, "the published Particle cloud key (fingerprint "
+                           KR_PARTICLE_CLOUD_FINGERPRINT ")"));
+    assert_string_equal(notes[0].fix, "");
+    char words[KR_NOTE_TEXT_LEN];
+    assert_ptr_equal(kr_key_particle_words(k, words, sizeof words), words);
+    assert_string_equal(words, notes[0].text);
+    kr_key_free(k);
+    /* any other server key: "not", its own fingerprint, and the command that writes Particle's */
+    k = fx_key("server2.pub.der");
+    char fp[65];
+    kr_key_fingerprint(k, fp);
+    n = kr_key_check_for(k, KR_ROLE_SERVER_PUBLIC, KR_FLASH_CORE, NULL, notes, 16);
+    const kr_note *x = find_note(notes, n, KR_NOTE_INFO, "not the published Particle cloud key");
+    assert_non_null(x);
+    assert_non_null(strstr(x->text, fp));
+    assert_non_null(strstr(x->fix, "`particle keys server`"));
+    kr_key_free(k);
+}
+
+/* Broken numbers: each refused with its reason; the intact key is not broken. */
+static void test_broken_keys(void **state)
+{
+    (void)state;
+    static const struct { const char *file, *reason; } cases[] = {
+        {"broken-e1.der", "public exponent 1"},
+        {"broken-e2.der", "an even public exponent"},
+        {"broken-d0.der", "private exponent d = 0"},
+        {"broken-dp.der", "the CRT exponent dp is not d mod (p-1)"},
+        {"broken-qinv.der", "the CRT coefficient qinv is not the inverse of q mod p"},
+    };
+    char why[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kr_key *k = fx_key(cases[i].file);
+        if (!kr_key_broken(k, why, sizeof why))
+            fail_msg("%s: not called broken", cases[i].file);
+        if (!strstr(why, cases[i].reason) || !strstr(why, cases[i].file) || strchr(why, '\n'))
+            fail_msg("%s: reason \"%s\" lacks \"%s\"", cases[i].file, why, cases[i].reason);
+        assert_false(kr_key_private_consistent(k));
+        kr_note notes[16];
+        int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
+        const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, cases[i].reason);
+        if (!x)
+            fail_msg("%s: no problem note with the reason", cases[i].file);
+        assert_non_null(strstr(x->fix, "particle keys doctor"));
+        n = kr_key_check(k, KR_ROLE_ANY, notes, 16);
+        x = find_note(notes, n, KR_NOTE_PROBLEM, cases[i].reason);
+        assert_non_null(x);
+        assert_non_null(strstr(x->fix, "use an intact copy of the key"));
+        kr_key_free(k);
+    }
+    kr_key *k = fx_key("device.der");
+    assert_false(kr_key_broken(k, why, sizeof why));
+    assert_string_equal(why, "");
+    assert_true(kr_key_private_consistent(k));
+    kr_key_free(k);
+    k = fx_key("device.pub.der");       /* a public key is judged on n and e */
+    assert_false(kr_key_broken(k, NULL, 0));
+    kr_key_free(k);
+}
+
+/* Keys over 8192 bits are refused by the loader, in one line, before any check. */
+static void test_key_size_limit(void **state)
+{
+    (void)state;
+    kr_key *k = fx_key("rsa8192.pub.der");
+    assert_int_equal(k->bits, 8192);
+    kr_key_free(k);
+    load_error("rsa8193.pub.der", "RSA-8193: larger than 8192 bits, refused");
+    load_error("rsa8193.rsapub.der", "larger than 8192 bits");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    load_error("rsa16384-fake.der", "RSA-16384: larger than 8192 bits, refused");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (s > 2.0)
+        fail_msg("refusing an RSA-16384 key took %.1f s", s);
+}
+
+/* A key path that is not a regular file is refused in one line without blocking; a symlink to a key is
+ * read. */
+static void test_not_regular_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sparkkeys-kt.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[64], link[64];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(link, sizeof link, "%s/link.der", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);   /* no writer: a blocking open would wait for ever */
+    assert_int_equal(symlink(fx_path("device.der"), link), 0);
+    static const struct { const char *path_kind, *word; } cases[] = {
+        {"fifo", "a named pipe (FIFO), not a regular file: give the path of the key file itself"},
+        {"dir", "a folder, not a regular file"},
+        {"/dev/null", "a device, not a regular file"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = i == 0 ? fifo : i == 1 ? dir : cases[i].path_kind;
+        kr_err err = {{0}};
+        assert_null(kr_key_load_file(path, &err));
+        if (!strstr(err.msg, cases[i].word) || !strstr(err.msg, path) || strchr(err.msg, '\n'))
+            fail_msg("%s: \"%s\" lacks \"%s\"", path, err.msg, cases[i].word);
+        kr_flash fl;
+        assert_int_equal(kr_flash_load_file(path, KR_FLASH_AUTO, &fl, &err), -1);
+        assert_non_null(strstr(err.msg, "not a regular file: give the path of the dump itself"));
+    }
+    kr_key *k = fx_key("device.der");
+    kr_err err = {{0}};
+    kr_key *viaLink = kr_key_load_file(link, &err);
+    assert_non_null(viaLink);
+    assert_true(kr_key_same_public(k, viaLink));
+    kr_key_free(k);
+    kr_key_free(viaLink);
+    unlink(fifo);
+    unlink(link);
+    rmdir(dir);
+}
+
+/* The dfu-util commands: USB ids, alternate setting, address and length of the Core and the Photon. */
+static void test_dfu_commands(void **state)
+{
+    (void)state;
+    static const struct {
+        kr_flash_layout l;
+        kr_area a;
+        bool write;
+        const char *file, *want;
+    } cases[] = {
+        {KR_FLASH_CORE, KR_AREA_DEVICE_KEY, false, "d.der", "dfu-util -d 1d50:607f -a 1 -s 0x00002000:1024 -U d.der"},
+        {KR_FLASH_CORE, KR_AREA_DEVICE_KEY, true, "d.der", "dfu-util -d 1d50:607f -a 1 -i 0 -s 0x00002000:leave -D d.der"},
+        {KR_FLASH_CORE, KR_AREA_SERVER_KEY, false, "s.der", "dfu-util -d 1d50:607f -a 1 -s 0x00001000:2048 -U s.der"},
+        {KR_FLASH_CORE, KR_AREA_WHOLE, false, "c.bin", "dfu-util -d 1d50:607f -a 1 -s 0x00000000:2097152 -U c.bin"},
+        {KR_FLASH_DCT, KR_AREA_DEVICE_KEY, false, "d.der", "dfu-util -d 2b04:d006 -a 1 -s 34:612 -U d.der"},
+        {KR_FLASH_DCT, KR_AREA_SERVER_KEY, true, "s.der", "dfu-util -d 2b04:d006 -a 1 -i 0 -s 2082:leave -D s.der"},
+        {KR_FLASH_DCT, KR_AREA_WHOLE, false, "dct.bin", "dfu-util -d 2b04:d006 -a 1 -s 0:16384 -U dct.bin"},
+    };
+    char out[KR_NOTE_FIX_LEN];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_string_equal(kr_dfu_command(cases[i].l, cases[i].a, cases[i].write, cases[i].file, out, sizeof out),
+                            cases[i].want);
+    kr_dfu_command(KR_FLASH_AUTO, KR_AREA_DEVICE_KEY, true, "x.der", out, sizeof out);
+    assert_non_null(strstr(out, "Core: dfu-util -d 1d50:607f -a 1 -i 0 -s 0x00002000:leave -D x.der; "
+                                "Photon: dfu-util -d 2b04:d006 -a 1 -i 0 -s 34:leave -D x.der"));
+    /* a PKCS#8 device key: convert with openssl, then the command that writes the result back */
+    kr_key *k = fx_key("device.pkcs8.der");
+    kr_note notes[16];
+    int n = kr_key_check_for(k, KR_ROLE_DEVICE_PRIVATE, KR_FLASH_DCT, "0123456789abcdef01234567", notes, 16);
+    const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, "PKCS#8");
+    assert_non_null(x);
+    assert_non_null(strstr(x->fix, "-traditional -outform DER -out "));
+    assert_non_null(strstr(x->fix, "device.pkcs8-pkcs1.der, then write "));
+    assert_non_null(strstr(x->fix, "dfu-util -d 2b04:d006 -a 1 -i 0 -s 34:leave -D "));
+    assert_null(strstr(x->fix, "1d50:607f"));
+    kr_key_free(k);
+    /* a device key of the wrong size: a new key for that device */
+    k = fx_key("small.der");
+    n = kr_key_check_for(k, KR_ROLE_DEVICE_PRIVATE, KR_FLASH_CORE, "0123456789abcdef01234567", notes, 16);
+    x = find_note(notes, n, KR_NOTE_PROBLEM, "RSA-512");
+    assert_non_null(x);
+    assert_non_null(strstr(x->fix, "particle keys doctor 0123456789abcdef01234567"));
+    kr_key_free(k);
+}
+
+/* A device's copy of the server key against the cloud's, and the cloud's record against the device key:
+ * one line either way with both fingerprints, a command when they differ. */
+static void test_copies_compared(void **state)
+{
+    (void)state;
+    kr_key *srv = fx_key("server.pub.der"), *srv2 = fx_key("server2.pub.der"), *part = fx_key("particle-cloud.der");
+    char text[KR_NOTE_TEXT_LEN], fix[KR_NOTE_FIX_LEN], fp[65], fp2[65];
+    kr_key_fingerprint(srv, fp);
+    kr_key_fingerprint(srv2, fp2);
+    const char *id = "0123456789abcdef01234567";
+    assert_true(kr_fix_server_copy(srv, srv, "keys/s.der", id, text, sizeof text, fix, sizeof fix));
+    assert_non_null(strstr(text, "holds the cloud's server key"));
+    assert_string_equal(fix, "");
+    assert_false(kr_fix_server_copy(srv2, srv, "keys/s.der", id, text, sizeof text, fix, sizeof fix));
+    assert_non_null(strstr(text, fp));
+    assert_non_null(strstr(text, fp2));
+    assert_non_null(strstr(text, "server-key-mismatch"));
+    assert_non_null(strstr(fix, "particle keys server keys/s.der --host ADDRESS"));
+    /* no server-public: the published Particle key is the cloud's */
+    assert_true(kr_fix_server_copy(part, NULL, NULL, id, text, sizeof text, fix, sizeof fix));
+    assert_non_null(strstr(text, "Particle cloud's server key"));
+    assert_false(kr_fix_server_copy(srv, NULL, NULL, id, text, sizeof text, fix, sizeof fix));
+    assert_non_null(strstr(text, "the published Particle cloud key is " KR_PARTICLE_CLOUD_FINGERPRINT));
+    assert_non_null(strstr(fix, "`particle keys server` writes the Particle cloud key"));
+
+    kr_key *dev = fx_key("device.der"), *pub = fx_key("device.pub.pem"), *pub2 = fx_key("device2.pub.pem");
+    assert_true(kr_fix_device_record(dev, "keys/d.der", pub, id, text, sizeof text, fix, sizeof fix));
+    assert_false(kr_fix_device_record(dev, "keys/d.der", pub2, id, text, sizeof text, fix, sizeof fix));
+    assert_non_null(strstr(text, "device-key-mismatch"));
+    assert_non_null(strstr(fix, "openssl rsa -in keys/d.der -inform DER -pubout -out " "0123456789abcdef01234567.pub.pem"));
+    assert_non_null(strstr(fix, "particle keys send 0123456789abcdef01234567 0123456789abcdef01234567.pub.pem"));
+    kr_key_free(srv); kr_key_free(srv2); kr_key_free(part);
+    kr_key_free(dev); kr_key_free(pub); kr_key_free(pub2);
 }
 
 static void test_from_pkey(void **state)
@@ -436,6 +658,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_inconsistent_key),
         cmocka_unit_test(test_protocol_keys),
         cmocka_unit_test(test_particle_cloud),
+        cmocka_unit_test(test_particle_key_said),
+        cmocka_unit_test(test_broken_keys),
+        cmocka_unit_test(test_key_size_limit),
+        cmocka_unit_test(test_not_regular_file),
+        cmocka_unit_test(test_dfu_commands),
+        cmocka_unit_test(test_copies_compared),
         cmocka_unit_test(test_from_pkey),
         cmocka_unit_test(test_role_words),
     };

@@ -1,4 +1,4 @@
-/* PROTOCOL.md section 8 test vectors (throw-away keys of the original device test suites). */
+/* docs/protocol.md section 8 test vectors (throw-away keys of the original device test suites). */
 #ifndef KEYRING_VECTORS_H
 #define KEYRING_VECTORS_H
 

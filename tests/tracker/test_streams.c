@@ -1624,7 +1624,7 @@ static void test_table(void **state)
     kr_keyfile_free(kf);
 }
 
-/* ---- Photon firmware as the original cloud sees it (PROTOCOL.md 4.2, 4.5, 4.11) -------------------- */
+/* ---- Photon firmware as the original cloud sees it (docs/protocol.md 4.2, 4.5, 4.11) -------------------- */
 
 static size_t count_prefix(GPtrArray *a, const char *prefix)
 {

@@ -1,4 +1,4 @@
-/* sparkwire tests: the tracker on the test vectors of PROTOCOL.md 8.2 / 8.3 (a G1 session).
+/* sparkwire tests: the tracker on the test vectors of docs/protocol.md 8.2 / 8.3 (a G1 session).
  *
  * Each row of the 8.3 table was made in a fresh session, so each test below is its own connection:
  * nonce, an id block (random bytes: no server private key is given), the R384 of 8.2, then the frames

@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the session cipher, AES-128-CBC in length-prefixed frames (PROTOCOL.md 3). */
+/* sparkwire libkeyring: the session cipher, AES-128-CBC in length-prefixed frames (docs/protocol.md 3). */
 #ifndef KEYRING_CIPHER_H
 #define KEYRING_CIPHER_H
 

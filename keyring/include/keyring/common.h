@@ -2,6 +2,7 @@
 #ifndef KEYRING_COMMON_H
 #define KEYRING_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,10 @@ typedef struct kr_err {
 void kr_err_set(kr_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends OpenSSL's queued error text (if any) to err->msg and clears the queue. */
 void kr_err_openssl(kr_err *err);
+
+/* True when path names a regular file (a symlink to one counts); otherwise err holds one line naming the
+ * path, what it is instead (folder, FIFO, device) and what to give: "the key file" when what says so. */
+bool kr_file_is_regular(const char *path, const char *what, kr_err *err);
 
 /* Lower-case hex of len bytes into out (2*len+1 bytes, NUL terminated). Returns out. */
 char *kr_hex(const uint8_t *data, size_t len, char *out);

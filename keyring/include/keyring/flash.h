@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: keys read back from a device's storage (PROTOCOL.md 5.6, 5.7).
+/* sparkwire libkeyring: keys read back from a device's storage (docs/protocol.md 5.6, 5.7).
  *
  * A Spark Core keeps its keys in the 2 MB external SPI flash: the server public key (294-byte SPKI DER)
  * at 0x1000, the server address record at 0x1180, the device private key (PKCS#1 DER, up to 612 bytes)
@@ -75,6 +75,7 @@ typedef struct kr_server_address {
 
 typedef struct kr_flash {
     kr_flash_layout layout;
+    char layout_why[160];          /* how the layout was told: "keys begin at the Core's addresses..." */
     size_t dump_len;
     kr_flash_slot device_private;
     kr_flash_slot server_public;
@@ -82,12 +83,12 @@ typedef struct kr_flash {
     kr_server_address address;
     /* Other keys found elsewhere in the dump (e.g. backups users wrote to free flash): RSA-2048 and
      * RSA-1024 SubjectPublicKeyInfo, RSA-1024 PKCS#1 private keys that parse and whose numbers fit
-     * (PROTOCOL.md 5.6). state is KR_SLOT_KEY; name says what it is. */
+     * (docs/protocol.md 5.6). state is KR_SLOT_KEY; name says what it is. */
     size_t n_found;
     kr_flash_slot found[KR_FLASH_MAX_FOUND];
 } kr_flash;
 
-/* Reads a server address record (PROTOCOL.md 5.4) from avail bytes at p (at most 128 are looked at);
+/* Reads a server address record (docs/protocol.md 5.4) from avail bytes at p (at most 128 are looked at);
  * offset is only reported. state KR_SLOT_KEY means a valid record. */
 void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_server_address *a);
 
@@ -96,6 +97,41 @@ void kr_server_address_parse(const uint8_t *p, size_t avail, size_t offset, kr_s
 int kr_flash_parse(const uint8_t *buf, size_t len, kr_flash_layout layout, kr_flash *out, kr_err *err);
 int kr_flash_load_file(const char *path, kr_flash_layout layout, kr_flash *out, kr_err *err);
 void kr_flash_clear(kr_flash *f);   /* frees the keys; the struct itself is the caller's */
+
+/* ---- fixes: the commands that read or write a device's keys (key_fix.c) ---------------------------- */
+
+typedef enum kr_area {
+    KR_AREA_DEVICE_KEY = 0,   /* the device private key slot */
+    KR_AREA_SERVER_KEY = 1,   /* the server public key slot and the address record after it */
+    KR_AREA_WHOLE = 2         /* the whole external flash (Core) or DCT (Photon) from address 0 */
+} kr_area;
+
+/* The dfu-util command, device in DFU mode, that reads area into file (write false) or writes file to
+ * area and resets (write true): Core 1d50:607f alt 1 (external flash), Photon 2b04:d006 alt 1 (DCT).
+ * KR_FLASH_AUTO gives both, "Core: ...; Photon: ...". Returns out. */
+char *kr_dfu_command(kr_flash_layout l, kr_area a, bool write, const char *file, char *out, size_t cap);
+/* "write FILE to the device ...": particle keys load or dfu-util. */
+char *kr_fix_write_device_key(kr_flash_layout l, const char *file, char *out, size_t cap);
+/* A new device key: particle keys doctor ID, or sparkkeys new + dfu-util + particle keys send. id may be NULL. */
+char *kr_fix_new_device_key(const char *id, char *out, size_t cap);
+/* The cloud gets pub_pem as device id's public key: particle keys send ID PEM (or a local cloud's folder). */
+char *kr_fix_send_public(const char *id, const char *pub_pem, char *out, size_t cap);
+/* The device's server key slot gets file (or, file NULL, the Particle cloud key): particle keys server / dfu-util. */
+char *kr_fix_server_key(kr_flash_layout l, const char *file, char *out, size_t cap);
+
+/* The server key in a device's flash (device_copy) against the cloud's: cloud (its public half; cloud_path
+ * names its file) or, cloud NULL, the published Particle cloud key. True when they are the same key. text
+ * gets one line either way with both fingerprints; fix the command when they differ, else "". */
+bool kr_fix_server_copy(const kr_key *device_copy, const kr_key *cloud, const char *cloud_path, const char *id,
+                        char *text, size_t text_cap, char *fix, size_t fix_cap);
+/* The cloud's record of device id's public key against the device's private key (device_path names its
+ * file). True when the record is its public half; text and fix as above. */
+bool kr_fix_device_record(const kr_key *device_key, const char *device_path, const kr_key *record, const char *id,
+                          char *text, size_t text_cap, char *fix, size_t fix_cap);
+
+/* The command that fixes a slot of f that is not a valid key (absent: read more; blank or invalid: write
+ * a key), "" for a valid one. id (or NULL) names the device in particle commands. Returns out. */
+char *kr_flash_slot_fix(const kr_flash *f, const kr_flash_slot *s, const char *id, char *out, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the handshake's crypto as pure functions on bytes (PROTOCOL.md 2.2-2.4). */
+/* sparkwire libkeyring: the handshake's crypto as pure functions on bytes (docs/protocol.md 2.2-2.4). */
 #ifndef KEYRING_HANDSHAKE_H
 #define KEYRING_HANDSHAKE_H
 
@@ -51,7 +51,7 @@ int kr_hs_hmac(const uint8_t m[KR_SESSION_LEN], const uint8_t e[KR_SESSION_E_LEN
 kr_hs_result kr_hs_verify_signature(const kr_key *server_public, const uint8_t sig[KR_SIGNATURE_LEN],
                                     const uint8_t *hmac, uint8_t *recovered);
 
-/* What both sides derive from M (PROTOCOL.md 2.4). */
+/* What both sides derive from M (docs/protocol.md 2.4). */
 typedef struct kr_session {
     uint8_t material[KR_SESSION_LEN];
     uint8_t key[16];          /* M[0..15] */

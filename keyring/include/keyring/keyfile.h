@@ -1,4 +1,4 @@
-/* sparkwire libkeyring: the keyfile (DESIGN.md), one format for the plugin, cloudmon and keyring.
+/* sparkwire libkeyring: the keyfile (docs/design.md), one format for the plugin, cloudmon and keyring.
  *
  *   server-private  keys/server-private.pem
  *   server-public   keys/cloud_public.der

@@ -1,7 +1,7 @@
 /* sparkwire libkeyring: the per-connection tracker. Fed the two ordered byte streams of one TCP
  * connection (in any chunking) plus open/close/gap notices, it splits the PDUs itself (40 / 256 / 384,
  * then 2-byte-length frames), opens what the keyfile's keys allow, decrypts frames, gives each CoAP
- * message its Spark meaning, follows OTA updates and names a verdict (DESIGN.md codes).
+ * message its Spark meaning, follows OTA updates and names a verdict (docs/design.md codes).
  *
  * Output is by callbacks, called synchronously from inside the feed call that completed the PDU (so a
  * frontend can tie each step to the packet it is dissecting). Pointers inside the structs passed to
@@ -202,7 +202,7 @@ typedef enum kr_verdict_code {
 } kr_verdict_code;
 
 const char *kr_verdict_str(kr_verdict_code c);
-/* One sentence of meaning for a code, as in DESIGN.md. */
+/* One sentence of meaning for a code, as in docs/design.md. */
 const char *kr_verdict_meaning(kr_verdict_code c);
 
 #define KR_MAX_CANDIDATES 4
@@ -288,7 +288,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts);
 void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts);
 /* The connection was refused: the device's SYN was answered by an RST and no SYN-ACK was seen, so no
  * byte could flow (nothing listens on that address and port, or a firewall rejects the connection;
- * PROTOCOL.md 7.5). Ends the connection like an RST from the cloud side (kr_tracker_close) and gives the
+ * docs/protocol.md 7.5). Ends the connection like an RST from the cloud side (kr_tracker_close) and gives the
  * final verdict not-spark with that evidence. Ignored once data was seen: then it is a plain RST. */
 void kr_tracker_refused(kr_tracker *t, double ts);
 /* No more data will come (capture ended, connection expired): settles the verdict (incomplete etc.). */
