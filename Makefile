@@ -13,7 +13,8 @@ PKGS := build-essential pkg-config meson ninja-build python3 python3-cryptograph
         libwireshark-dev wireshark-dev tshark tcpdump tcpreplay tmux util-linux iproute2 \
         gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi \
         clang libclang-rt-14-dev \
-        dpkg-dev debhelper fakeroot lintian bash-completion groff-base
+        dpkg-dev debhelper fakeroot lintian bash-completion groff-base \
+        libmicrohttpd-dev prometheus chromium ruby-mdl rsyslog
 
 .PHONY: all deps build build-asan test demo clean
 

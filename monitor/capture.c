@@ -1,6 +1,7 @@
 /* cloudmon: libpcap sources and sinks. */
 #include "capture.h"
 #include "decode.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -10,13 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Live capture. Immediate mode keeps the screen live; libpcap on Linux then uses a TPACKET_V2 ring whose
- * slots are each one snapshot length long, so the snapshot length and the buffer together set how many
- * packets the kernel can hold while cloudmon is busy: 65,535 bytes of IP packet (the longest a frame of this
- * protocol needs, 2 + 65,535 bytes of TCP data, fits in one IP packet only up to that) plus link headers,
- * and 64 MB, give about a thousand slots (262,144 and 8 MB gave about 30). Packets cut anyway (offloaded
+/* Live capture. Without immediate mode libpcap on Linux uses a TPACKET_V3 ring of blocks that packets fill
+ * back to back, each handed over when full or LIVE_TIMEOUT ms after its first packet: the kernel holds
+ * tens of thousands of packets while cloudmon is busy, and the screen lags by at most that timeout.
+ * Immediate mode (--immediate-mode) hands over every packet at once through a TPACKET_V2 ring whose slots
+ * are each one snapshot length long: 64 MB then hold about a thousand packets. The default snapshot
+ * length keeps 65,535 bytes of IP packet (the longest a frame of this protocol needs, 2 + 65,535 bytes of
+ * TCP data, fits in one IP packet only up to that) plus link headers. Packets cut anyway (offloaded
  * super-segments) become gaps, and a warning says so. */
-#define SNAPLEN (65535 + 64)
+#define LIVE_TIMEOUT 50
 #define LIVE_BUFFER (64 << 20)
 
 const char *cm_dlt_name(int dlt)
@@ -25,19 +28,20 @@ const char *cm_dlt_name(int dlt)
     return n ? n : "unknown";
 }
 
-static int set_filter(cm_capture *c, const char *filter, unsigned port, bpf_u_int32 netmask, char *err)
+/* The default live filter: the cloud port, and what BPF cannot look into at a fixed offset, for the
+ * pump to narrow in user space: IPv4 fragments (later ones carry no TCP header), IPv6 packets whose first
+ * next header is an extension header, and on Ethernet any VLAN-tagged frame (one tag or several). */
+static void default_filter(int dlt, unsigned port, char *out, size_t cap)
+{
+    snprintf(out, cap,
+             "tcp port %u or (ip and ip[6:2] & 0x3fff != 0) or (ip6 and (ip6[6] == 0 or ip6[6] == 43 or "
+             "ip6[6] == 44 or ip6[6] == 51 or ip6[6] == 60))%s", port, dlt == DLT_EN10MB ? " or vlan" : "");
+}
+
+static int set_filter(cm_capture *c, const char *filter, bpf_u_int32 netmask, char *err)
 {
     struct bpf_program prog;
-    char def[96];
-    if (!filter) {
-        /* the cloud port, also inside 802.1Q tags on Ethernet */
-        if (c->dlt == DLT_EN10MB)
-            snprintf(def, sizeof def, "tcp port %u or (vlan and tcp port %u)", port, port);
-        else
-            snprintf(def, sizeof def, "tcp port %u", port);
-        filter = def;
-    }
-    if (!*filter)
+    if (!filter || !*filter)
         return 0;
     if (pcap_compile(c->p, &prog, filter, 1, netmask) < 0) {
         snprintf(err, CM_ERRLEN, "filter '%s' is not valid: %s (write it in pcap-filter(7) syntax, e.g. -f 'tcp port 5683')",
@@ -56,7 +60,6 @@ static int set_filter(cm_capture *c, const char *filter, unsigned port, bpf_u_in
 
 static int check_link(cm_capture *c, char *err)
 {
-    c->dlt = pcap_datalink(c->p);
     if (!cm_linktype_supported(c->dlt)) {
         /* name the type by its number as well: libpcap has no name for some (USER0..USER15 among them) */
         char what[160];
@@ -82,7 +85,8 @@ static int check_link(cm_capture *c, char *err)
     return 0;
 }
 
-int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, unsigned port, char *err)
+int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, unsigned port,
+                         const cm_live_opts *lo, char *err)
 {
     char eb[PCAP_ERRBUF_SIZE] = "";
     memset(c, 0, sizeof *c);
@@ -94,10 +98,10 @@ int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, u
         snprintf(err, CM_ERRLEN, "interface %s: cannot open: %s", iface, eb);
         return -1;
     }
-    pcap_set_snaplen(c->p, SNAPLEN);
-    pcap_set_promisc(c->p, 1);
-    pcap_set_timeout(c->p, 100);
-    pcap_set_immediate_mode(c->p, 1);
+    pcap_set_snaplen(c->p, lo->snaplen > 0 ? lo->snaplen : CM_SNAPLEN_DEFAULT);
+    pcap_set_promisc(c->p, lo->promisc);
+    pcap_set_timeout(c->p, LIVE_TIMEOUT);
+    pcap_set_immediate_mode(c->p, lo->immediate);
     pcap_set_buffer_size(c->p, LIVE_BUFFER);
     int rc = pcap_activate(c->p);
     if (rc < 0) {
@@ -124,6 +128,7 @@ int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, u
         c->p = NULL;
         return -1;
     }
+    c->dlt = pcap_datalink(c->p);
     if (check_link(c, err) < 0)
         return -1;
     /* reads never block: the main loops wait in poll() and keep an eye on the clock and signals */
@@ -134,30 +139,210 @@ int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, u
     bpf_u_int32 net = 0, mask = PCAP_NETMASK_UNKNOWN;
     if (pcap_lookupnet(iface, &net, &mask, eb) < 0)
         mask = PCAP_NETMASK_UNKNOWN;
-    return set_filter(c, filter, port, mask, err);
+    char def[256];
+    if (!filter)
+        default_filter(c->dlt, port, def, sizeof def);
+    return set_filter(c, filter ? filter : def, mask, err);
 }
 
-int cm_capture_open_file(cm_capture *c, const char *path, const char *filter, unsigned port, char *err)
+/* A stream that gives back the bytes read to tell the file's format, then the rest of the file: standard
+ * input cannot seek back. */
+typedef struct peeked {
+    FILE *f;
+    uint8_t head[4];
+    size_t n, pos;
+} peeked;
+
+static ssize_t pk_read(void *cookie, char *buf, size_t size)
+{
+    peeked *k = cookie;
+    size_t got = 0;
+    while (k->pos < k->n && got < size)
+        buf[got++] = (char)k->head[k->pos++];
+    if (got < size)
+        got += fread(buf + got, 1, size - got, k->f);
+    return (ssize_t)got;
+}
+
+static int pk_close(void *cookie)
+{
+    peeked *k = cookie;
+    int rc = k->f == stdin ? 0 : fclose(k->f);
+    free(k);
+    return rc;
+}
+
+static FILE *open_peeked(const char *path, uint32_t *magic, FILE **under)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    peeked *k = f ? calloc(1, sizeof *k) : NULL;
+    if (!k) {
+        if (f && f != stdin)
+            fclose(f);
+        return NULL;
+    }
+    k->f = f;
+    *under = f;
+    k->n = fread(k->head, 1, 4, f);
+    *magic = 0;
+    if (k->n == 4)
+        memcpy(magic, k->head, 4);
+    cookie_io_functions_t io = { .read = pk_read, .close = pk_close };
+    FILE *s = fopencookie(k, "rb", io);
+    if (!s)
+        pk_close(k);
+    return s;
+}
+
+static void open_error(cm_capture *c, const char *eb, char *err)
+{
+    const char *hint = "give a pcap or pcapng file, e.g. one written by tcpdump -w";
+    if (strstr(eb, "No such file"))
+        hint = "check the path";
+    else if (strstr(eb, "ermission"))
+        hint = "make it readable, or run as a user who can read it";
+    else if (strstr(eb, "truncated") || strstr(eb, "unknown file format") || strstr(eb, "bad dump file") ||
+             strstr(eb, "damaged"))
+        hint = "the file is damaged or not a capture; a capture still being written must be complete";
+    snprintf(err, CM_ERRLEN, "%s: cannot read the capture: %s (%s)", c->name, eb, hint);
+}
+
+static int open_pcapng(cm_capture *c, FILE *s, const char *filter, char *err)
+{
+    c->ng = malloc(sizeof *c->ng);
+    if (!c->ng) {
+        fclose(s);
+        open_error(c, "out of memory", err);
+        return -1;
+    }
+    if (cm_pcapng_open(c->ng, s) < 0) {
+        open_error(c, c->ng->err, err);
+        return -1;
+    }
+    c->dlt = c->ng->n_ifs ? c->ng->ifs[0].dlt : DLT_EN10MB;
+    c->ng->new_ifs = 0;
+    if (check_link(c, err) < 0)
+        return -1;
+    if (filter && *filter) {
+        c->filter = g_strdup(filter);
+        pcap_t *dead = pcap_open_dead(c->dlt, CM_SNAPLEN_MAX);
+        struct bpf_program prog;
+        int rc = dead ? pcap_compile(dead, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) : -1;
+        if (rc < 0)
+            snprintf(err, CM_ERRLEN, "filter '%s' is not valid: %s (write it in pcap-filter(7) syntax, e.g. -f 'tcp port 5683')",
+                     filter, dead ? pcap_geterr(dead) : "out of memory");
+        else
+            pcap_freecode(&prog);
+        if (dead)
+            pcap_close(dead);
+        return rc < 0 ? -1 : 0;
+    }
+    return 0;
+}
+
+int cm_capture_open_file(cm_capture *c, const char *path, const char *filter, char *err)
 {
     char eb[PCAP_ERRBUF_SIZE] = "";
     memset(c, 0, sizeof *c);
     g_queue_init(&c->ring);
     g_strlcpy(c->name, strcmp(path, "-") == 0 ? "standard input" : path, sizeof c->name);
-    c->p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, eb);
-    if (!c->p) {
-        const char *hint = "give a pcap or pcapng file, e.g. one written by tcpdump -w";
-        if (strstr(eb, "No such file"))
-            hint = "check the path";
-        else if (strstr(eb, "ermission"))
-            hint = "make it readable, or run as a user who can read it";
-        else if (strstr(eb, "truncated") || strstr(eb, "unknown file format") || strstr(eb, "bad dump file"))
-            hint = "the file is damaged or not a capture; a capture still being written must be complete";
-        snprintf(err, CM_ERRLEN, "%s: cannot read the capture: %s (%s)", c->name, eb, hint);
+    uint32_t magic;
+    FILE *s = open_peeked(path, &magic, &c->file);
+    if (!s) {
+        open_error(c, strerror(errno), err);
         return -1;
     }
+    if (magic == CM_PCAPNG_MAGIC)
+        return open_pcapng(c, s, filter, err);
+    c->p = pcap_fopen_offline_with_tstamp_precision(s, PCAP_TSTAMP_PRECISION_MICRO, eb);
+    if (!c->p) {
+        fclose(s);
+        open_error(c, eb, err);
+        return -1;
+    }
+    c->dlt = pcap_datalink(c->p);
     if (check_link(c, err) < 0)
         return -1;
-    return set_filter(c, filter, port, PCAP_NETMASK_UNKNOWN, err);
+    return set_filter(c, filter, PCAP_NETMASK_UNKNOWN, err);
+}
+
+/* The user's filter on a pcapng packet, compiled once per link type. */
+static bool ng_filter_pass(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data)
+{
+    int i;
+    for (i = 0; i < c->n_progs && c->progs[i].dlt != c->dlt; i++)
+        ;
+    if (i == c->n_progs) {
+        if (i == (int)(sizeof c->progs / sizeof c->progs[0]))
+            return false;
+        c->progs[i].dlt = c->dlt;
+        pcap_t *dead = pcap_open_dead(c->dlt, CM_SNAPLEN_MAX);
+        c->progs[i].ok = dead && pcap_compile(dead, &c->progs[i].prog, c->filter, 1, PCAP_NETMASK_UNKNOWN) == 0;
+        if (!c->progs[i].ok)
+            snprintf(c->warn, sizeof c->warn, "%s: the filter cannot be applied to link type %s; its packets "
+                     "are skipped", c->name, cm_dlt_name(c->dlt));
+        if (dead)
+            pcap_close(dead);
+        c->n_progs++;
+    }
+    return c->progs[i].ok && pcap_offline_filter(&c->progs[i].prog, h, data);
+}
+
+/* New interfaces of a link type cloudmon cannot read: said once each. */
+static void ng_check_new_ifs(cm_capture *c)
+{
+    cm_pcapng_rd *rd = c->ng;
+    for (unsigned i = rd->n_ifs - rd->new_ifs; i < rd->n_ifs; i++)
+        if (!cm_linktype_supported(rd->ifs[i].dlt))
+            snprintf(c->warn, sizeof c->warn, "%s: interface %u has link type %s (DLT %d), which cloudmon does "
+                     "not read; its packets are counted as other", c->name, i, cm_dlt_name(rd->ifs[i].dlt),
+                     rd->ifs[i].dlt);
+    rd->new_ifs = 0;
+}
+
+int cm_capture_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
+{
+    if (!c->ng)
+        return pcap_next_ex(c->p, h, data);
+    for (;;) {
+        unsigned ifidx;
+        int rc = cm_pcapng_next(c->ng, &c->ng_hdr, data, &ifidx);
+        if (c->ng->new_ifs)
+            ng_check_new_ifs(c);
+        if (rc != 1)
+            return rc;
+        c->dlt = c->ng->ifs[ifidx].dlt;
+        *h = &c->ng_hdr;
+        if (!c->filter || ng_filter_pass(c, *h, *data))
+            return 1;
+    }
+}
+
+const char *cm_capture_error(cm_capture *c)
+{
+    return c->ng ? c->ng->err : pcap_geterr(c->p);
+}
+
+int cm_capture_list(FILE *out, char *err)
+{
+    char eb[PCAP_ERRBUF_SIZE] = "";
+    pcap_if_t *all = NULL;
+    if (pcap_findalldevs(&all, eb) < 0) {
+        snprintf(err, CM_ERRLEN, "cannot list the interfaces: %s", eb);
+        return -1;
+    }
+    int i = 0;
+    for (pcap_if_t *d = all; d; d = d->next) {
+        fprintf(out, "%d.%s", ++i, d->name);
+        if (d->description)
+            fprintf(out, " (%s)", d->description);
+        fprintf(out, " [%s%s%s]\n", d->flags & PCAP_IF_UP ? "up" : "down",
+                d->flags & PCAP_IF_RUNNING ? ", running" : "", d->flags & PCAP_IF_LOOPBACK ? ", loopback" : "");
+    }
+    if (!i)
+        fprintf(out, "no interface to capture on (capturing needs root or the capabilities cap_net_raw,cap_net_admin)\n");
+    pcap_freealldevs(all);
+    return 0;
 }
 
 int cm_capture_drop_privileges(const char *user, char *err)
@@ -181,15 +366,96 @@ int cm_capture_drop_privileges(const char *user, char *err)
     return 0;
 }
 
-int cm_capture_open_dump(cm_capture *c, const char *path, char *err)
+static int sink_open(cm_sink *w, const char *path, const char *what, int dlt, char *err)
 {
-    c->w = pcap_dump_open(c->p, path);
-    if (!c->w) {
-        snprintf(err, CM_ERRLEN, "-w %s: cannot write the capture: %s (choose a writable path)", path,
-                 pcap_geterr(c->p));
+    memset(w, 0, sizeof *w);
+    w->dlt = dlt;
+    w->pcapng = cm_outfile_is_pcapng(path);
+    w->f = cm_outfile_open(path, what, false, err, CM_ERRLEN);
+    if (!w->f)
+        return -1;
+    if (w->pcapng && cm_pcapng_wr_open(&w->ng, w->f) < 0) {
+        snprintf(err, CM_ERRLEN, "%s %s: cannot write: %s (choose a writable path)", what, path, strerror(errno));
+        cm_pcapng_wr_close(&w->ng);
+        w->f = NULL;
         return -1;
     }
     return 0;
+}
+
+/* A classic file's header, with the link type of its first packet. Returns false when it failed. */
+static bool sink_start(cm_sink *w, int dlt)
+{
+    if (w->pd || !w->f)
+        return w->pd != NULL;
+    w->dlt = dlt;
+    w->dead = pcap_open_dead_with_tstamp_precision(dlt, CM_SNAPLEN_MAX, PCAP_TSTAMP_PRECISION_MICRO);
+    w->pd = w->dead ? pcap_dump_fopen(w->dead, w->f) : NULL;
+    if (!w->pd)
+        fclose(w->f);
+    w->f = NULL;                     /* the dumper owns it */
+    return w->pd != NULL;
+}
+
+static void sink_write(cm_sink *w, int dlt, const struct pcap_pkthdr *h, const u_char *data, const char *note)
+{
+    if (w->pcapng) {
+        cm_pcapng_wr_packet(&w->ng, dlt, h, data, note);
+        return;
+    }
+    if (!sink_start(w, dlt))
+        return;
+    if (dlt != w->dlt) {
+        w->other_link++;
+        return;
+    }
+    pcap_dump((u_char *)w->pd, h, data);
+}
+
+/* Returns -1 with err set when the file is not complete. */
+static int sink_close(cm_sink *w, const char *what, int dlt, char *err)
+{
+    int rc = 0;
+    if (w->pcapng && w->ng.f) {
+        rc = cm_pcapng_wr_close(&w->ng);
+        w->f = NULL;
+    } else if (!sink_start(w, dlt)) {  /* no packet: still a valid empty capture */
+        rc = -1;
+    }
+    if (w->pd) {
+        rc |= pcap_dump_flush(w->pd);
+        pcap_dump_close(w->pd);
+    }
+    if (w->dead)
+        pcap_close(w->dead);
+    if (rc < 0)
+        snprintf(err, CM_ERRLEN, "%s: the capture file could not be written whole (disk full?)", what);
+    else if (w->other_link)
+        snprintf(err, CM_ERRLEN, "%s: %llu packets of other link types than %s were not written (a pcap file "
+                 "holds one link type; name the file .pcapng to keep them all)", what,
+                 (unsigned long long)w->other_link, cm_dlt_name(w->dlt));
+    memset(w, 0, sizeof *w);
+    return rc < 0 || err[0] ? -1 : 0;
+}
+
+int cm_capture_open_dump(cm_capture *c, const char *path, char *err)
+{
+    if (sink_open(&c->w, path, "-w", -1, err) < 0)
+        return -1;
+    c->writing = true;
+    c->note = g_string_new(NULL);
+    if (!c->w.pcapng && !c->ng)      /* one link type: the header goes out now */
+        sink_start(&c->w, c->dlt);
+    return 0;
+}
+
+void cm_capture_note(cm_capture *c, const char *text)
+{
+    if (!c->writing || !c->w.pcapng)
+        return;
+    if (c->note->len)
+        g_string_append(c->note, "; ");
+    g_string_append(c->note, text);
 }
 
 void cm_capture_keep(cm_capture *c, size_t max_bytes)
@@ -199,15 +465,19 @@ void cm_capture_keep(cm_capture *c, size_t max_bytes)
 
 typedef struct kept {
     struct pcap_pkthdr h;
+    int dlt;
     u_char data[];
 } kept;
 
 void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data)
 {
-    if (c->w) {
-        pcap_dump((u_char *)c->w, h, data);
-        if (c->live)
-            pcap_dump_flush(c->w);
+    if (c->writing) {
+        sink_write(&c->w, c->dlt, h, data, c->note->len ? c->note->str : NULL);
+        g_string_truncate(c->note, 0);
+        if (c->live && c->w.pd)
+            pcap_dump_flush(c->w.pd);
+        else if (c->live && c->w.pcapng)
+            fflush(c->w.ng.f);
     }
     if (!c->ring_max)
         return;
@@ -215,6 +485,7 @@ void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char 
     if (!k)
         return;
     k->h = *h;
+    k->dlt = c->dlt;
     memcpy(k->data, data, h->caplen);
     g_queue_push_tail(&c->ring, k);
     c->ring_bytes += sizeof *k + h->caplen;
@@ -228,19 +499,28 @@ void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char 
 
 long cm_capture_save(cm_capture *c, const char *path, char *err)
 {
-    pcap_dumper_t *d = pcap_dump_open(c->p, path);
-    if (!d) {
-        snprintf(err, CM_ERRLEN, "%s: cannot write: %s", path, pcap_geterr(c->p));
+    cm_sink w;
+    if (sink_open(&w, path, "save", -1, err) < 0)
         return -1;
-    }
     long n = 0;
     for (GList *l = c->ring.head; l; l = l->next) {
         kept *k = l->data;
-        pcap_dump((u_char *)d, &k->h, k->data);
+        sink_write(&w, k->dlt, &k->h, k->data, NULL);
         n++;
     }
-    pcap_dump_close(d);
-    return n;
+    err[0] = 0;
+    return sink_close(&w, path, c->dlt, err) < 0 ? -1 : n;
+}
+
+int cm_capture_close_dump(cm_capture *c, char *err)
+{
+    err[0] = 0;
+    if (!c->writing)
+        return 0;
+    c->writing = false;
+    g_string_free(c->note, TRUE);
+    c->note = NULL;
+    return sink_close(&c->w, "-w", c->dlt, err);
 }
 
 uint64_t cm_capture_drops(cm_capture *c)
@@ -253,9 +533,8 @@ uint64_t cm_capture_drops(cm_capture *c)
 
 void cm_capture_close(cm_capture *c)
 {
-    if (c->w)
-        pcap_dump_close(c->w);
-    c->w = NULL;
+    char err[CM_ERRLEN];
+    cm_capture_close_dump(c, err);
     kept *k;
     while ((k = g_queue_pop_head(&c->ring)))
         free(k);
@@ -263,4 +542,15 @@ void cm_capture_close(cm_capture *c)
     if (c->p)
         pcap_close(c->p);
     c->p = NULL;
+    if (c->ng) {
+        cm_pcapng_close(c->ng);
+        free(c->ng);
+        c->ng = NULL;
+    }
+    for (int i = 0; i < c->n_progs; i++)
+        if (c->progs[i].ok)
+            pcap_freecode(&c->progs[i].prog);
+    c->n_progs = 0;
+    g_free(c->filter);
+    c->filter = NULL;
 }

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,14 +40,55 @@ bool cm_linktype_supported(int dlt)
     }
 }
 
-static cm_dec_result decode_tcp(const uint8_t *p, size_t avail, size_t wire, cm_pkt *out)
+uint32_t cm_inet_sum(const uint8_t *p, size_t len, uint32_t sum)
 {
-    if (avail < 20 || wire < 20)
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+        if (sum & 0x80000000u)
+            sum = (sum & 0xffff) + (sum >> 16);
+    }
+    if (len & 1)
+        sum += (uint32_t)p[len - 1] << 8;
+    return sum;
+}
+
+uint16_t cm_inet_fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* What the frame says about one layer's bytes: avail captured (at most what the header claims), claimed
+ * by the header, lost = bytes of the frame the snapshot length cut after the captured ones (SIZE_MAX when
+ * the frame's length is not known). The layer had min(claimed, avail + lost) bytes on the wire. */
+typedef struct span {
+    size_t avail, claimed, lost;
+} span;
+
+static size_t span_wire(span s)
+{
+    return s.lost >= s.claimed - s.avail ? s.claimed : s.avail + s.lost;
+}
+
+/* The checksum of a whole segment: pseudo is the pseudo-header's running sum. */
+static cm_csum tcp_csum(const uint8_t *seg, size_t len, uint32_t pseudo)
+{
+    if (cm_inet_fold(cm_inet_sum(seg, len, pseudo)) == 0)
+        return CM_CSUM_OK;
+    unsigned field = rd16(seg + 16), partial = 0xffffu - cm_inet_fold(pseudo);
+    if (field == 0 || field == partial)
+        return CM_CSUM_UNKNOWN;      /* left for the network card to fill in */
+    return CM_CSUM_BAD;
+}
+
+static cm_dec_result decode_tcp(const uint8_t *p, span s, uint32_t pseudo, cm_pkt *out)
+{
+    size_t wire = span_wire(s);
+    if (s.avail < 20 || wire < 20)
         return CM_DEC_SHORT;
     size_t hl = (size_t)(p[12] >> 4) * 4;
-    if (hl < 20 || hl > wire)
-        return CM_DEC_SHORT;
-    if (avail < hl)
+    if (hl < 20 || hl > wire || s.avail < hl)
         return CM_DEC_SHORT;
     out->src.port = rd16(p);
     out->dst.port = rd16(p + 2);
@@ -54,12 +96,28 @@ static cm_dec_result decode_tcp(const uint8_t *p, size_t avail, size_t wire, cm_
     out->ack = rd32(p + 8);
     out->flags = p[13];
     out->payload = p + hl;
+    out->claimed_len = s.claimed - hl;
     out->payload_wire_len = wire - hl;
-    out->payload_len = avail - hl < out->payload_wire_len ? avail - hl : out->payload_wire_len;
+    out->payload_len = s.avail - hl;
+    out->cut = out->payload_len < out->payload_wire_len;
+    out->bogus_len = out->claimed_len > out->payload_wire_len;
+    if (!out->cut && !out->bogus_len)
+        out->csum = tcp_csum(p, s.claimed, pseudo + (uint32_t)s.claimed + 6);
     return CM_DEC_TCP;
 }
 
-static cm_dec_result decode_ipv4(const uint8_t *p, size_t len, cm_pkt *out)
+/* A fragment's data: what reassembly needs, with the same rule for cut and bogus lengths. */
+static cm_dec_result take_fragment(const uint8_t *data, span s, cm_pkt *out)
+{
+    size_t wire = span_wire(s);
+    out->frag.data = data;
+    out->frag.len = wire;
+    out->frag.cut = s.avail < wire;
+    out->bogus_len = s.claimed > wire;
+    return CM_DEC_FRAGMENT;
+}
+
+static cm_dec_result decode_ipv4(const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
 {
     if (len < 20 || (p[0] >> 4) != 4)
         return CM_DEC_SHORT;
@@ -67,62 +125,98 @@ static cm_dec_result decode_ipv4(const uint8_t *p, size_t len, cm_pkt *out)
     size_t total = rd16(p + 2);
     if (ihl < 20 || len < ihl || total < ihl)
         return CM_DEC_SHORT;
-    uint16_t frag = rd16(p + 6);
-    if ((frag & 0x3fff) != 0)    /* more-fragments flag or an offset */
-        return CM_DEC_FRAGMENT;
-    if (p[9] != 6)
-        return CM_DEC_OTHER;
     out->src.family = out->dst.family = 4;
-    memset(out->src.ip, 0, 16);
-    memset(out->dst.ip, 0, 16);
     memcpy(out->src.ip, p + 12, 4);
     memcpy(out->dst.ip, p + 16, 4);
-    size_t avail = (len < total ? len : total) - ihl;
-    return decode_tcp(p + ihl, avail, total - ihl, out);
+    span s = { (len < total ? len : total) - ihl, total - ihl, lost };
+    uint16_t frag = rd16(p + 6);
+    if ((frag & 0x3fff) != 0) {  /* more-fragments flag or an offset */
+        if (p[9] != 6)
+            return CM_DEC_OTHER;
+        out->frag = (cm_ipfrag){ .id = rd16(p + 4), .proto = p[9], .more = (frag & 0x2000) != 0,
+                                 .offset = (size_t)(frag & 0x1fff) * 8, .hdr = p, .hdr_len = ihl };
+        return take_fragment(p + ihl, s, out);
+    }
+    if (p[9] != 6)
+        return CM_DEC_OTHER;
+    return decode_tcp(p + ihl, s, cm_inet_sum(p + 12, 8, 0), out);
 }
 
-static cm_dec_result decode_ipv6(const uint8_t *p, size_t len, cm_pkt *out)
+#define IP6_HOP 0
+#define IP6_ROUTING 43
+#define IP6_FRAGMENT 44
+#define IP6_AH 51
+#define IP6_DSTOPTS 60
+#define IP6_MAX_EXT 16      /* extension headers followed before giving up */
+
+static bool ip6_is_ext(uint8_t type)
+{
+    return type == IP6_HOP || type == IP6_ROUTING || type == IP6_DSTOPTS || type == IP6_AH ||
+           type == IP6_FRAGMENT;
+}
+
+/* Length of the extension header of that type at h (at least 8 bytes there). */
+static size_t ip6_ext_len(uint8_t type, const uint8_t *h)
+{
+    switch (type) {
+    case IP6_AH: return ((size_t)h[1] + 2) * 4;
+    case IP6_FRAGMENT: return 8;
+    default: return ((size_t)h[1] + 1) * 8;
+    }
+}
+
+static cm_dec_result decode_ipv6(const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
 {
     if (len < 40 || (p[0] >> 4) != 6)
         return CM_DEC_SHORT;
     size_t wire = 40 + (size_t)rd16(p + 4);   /* jumbograms (length 0) are not followed */
+    size_t have = len < wire ? len : wire;
     uint8_t next = p[6];
     out->src.family = out->dst.family = 6;
     memcpy(out->src.ip, p + 8, 16);
     memcpy(out->dst.ip, p + 24, 16);
     size_t off = 40;
-    for (int i = 0; i < 8; i++) {
-        if (next == 6)
-            break;
-        if (next == 44)
-            return CM_DEC_FRAGMENT;
-        if (next != 0 && next != 43 && next != 60)
+    for (int i = 0; next != 6; i++) {
+        if (i == IP6_MAX_EXT)
             return CM_DEC_OTHER;
-        if (len < off + 8 || wire < off + 8)
+        if (!ip6_is_ext(next))
+            return CM_DEC_OTHER;  /* UDP, ICMPv6, no next header, ... */
+        if (have < off + 8)
             return CM_DEC_SHORT;
+        size_t el = ip6_ext_len(next, p + off);
+        if (have < off + el)
+            return CM_DEC_SHORT;
+        if (next == IP6_FRAGMENT) {
+            uint16_t fo = rd16(p + off + 2);
+            if ((fo & 0xfff9) != 0) {             /* an offset or more fragments: not an atomic fragment */
+                uint8_t proto = p[off];
+                if (proto != 6 && !ip6_is_ext(proto))
+                    return CM_DEC_OTHER;
+                out->frag = (cm_ipfrag){ .id = rd32(p + off + 4), .proto = proto, .more = fo & 1,
+                                         .offset = fo & 0xfff8 };
+                span fs = { have - off - 8, wire - off - 8, lost };
+                return take_fragment(p + off + 8, fs, out);
+            }
+        }
         next = p[off];
-        off += ((size_t)p[off + 1] + 1) * 8;
+        off += el;
     }
-    if (next != 6)
-        return CM_DEC_OTHER;
-    if (off > len || off > wire)
-        return CM_DEC_SHORT;
-    size_t avail = (len < wire ? len : wire) - off;
-    return decode_tcp(p + off, avail, wire - off, out);
+    span s = { have - off, wire - off, lost };
+    return decode_tcp(p + off, s, cm_inet_sum(p + 8, 32, 0), out);
 }
 
-static cm_dec_result decode_ip(const uint8_t *p, size_t len, cm_pkt *out)
+static cm_dec_result decode_ip(const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
 {
     if (len < 1)
         return CM_DEC_SHORT;
     switch (p[0] >> 4) {
-    case 4: return decode_ipv4(p, len, out);
-    case 6: return decode_ipv6(p, len, out);
+    case 4: return decode_ipv4(p, len, lost, out);
+    case 6: return decode_ipv6(p, len, lost, out);
     default: return CM_DEC_OTHER;
     }
 }
 
-static cm_dec_result decode_ethertype(uint16_t type, const uint8_t *p, size_t len, cm_pkt *out)
+static cm_dec_result decode_ethertype(uint16_t type, const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
 {
     while (type == ETHERTYPE_VLAN || type == ETHERTYPE_QINQ || type == ETHERTYPE_QINQ_OLD) {
         if (len < 4)
@@ -130,54 +224,71 @@ static cm_dec_result decode_ethertype(uint16_t type, const uint8_t *p, size_t le
         type = rd16(p + 2);
         p += 4;
         len -= 4;
+        out->vlan_tags++;
     }
     if (type == ETHERTYPE_IPV4)
-        return decode_ipv4(p, len, out);
+        return decode_ipv4(p, len, lost, out);
     if (type == ETHERTYPE_IPV6)
-        return decode_ipv6(p, len, out);
+        return decode_ipv6(p, len, lost, out);
     return CM_DEC_OTHER;
 }
 
-cm_dec_result cm_decode(int dlt, const uint8_t *data, size_t caplen, cm_pkt *out)
+/* BSD loopback: the family is in host order for NULL and network order for LOOP; the values that mean
+ * IPv4 (2) and IPv6 (10, 24, 28, 30) are told apart whatever the byte order. */
+static cm_dec_result decode_loopback(const uint8_t *data, size_t caplen, size_t lost, cm_pkt *out)
+{
+    if (caplen < 4)
+        return CM_DEC_SHORT;
+    uint32_t be = rd32(data), le = (uint32_t)data[3] << 24 | (uint32_t)data[2] << 16 |
+                                    (uint32_t)data[1] << 8 | data[0];
+    uint32_t fam = be < 256 ? be : le;
+    if (fam == 2)
+        return decode_ipv4(data + 4, caplen - 4, lost, out);
+    if (fam == 10 || fam == 24 || fam == 28 || fam == 30)
+        return decode_ipv6(data + 4, caplen - 4, lost, out);
+    return CM_DEC_OTHER;
+}
+
+cm_dec_result cm_decode_frame(int dlt, const uint8_t *data, size_t caplen, size_t wire_len, cm_pkt *out)
 {
     memset(out, 0, sizeof *out);
+    size_t lost = wire_len == SIZE_MAX ? SIZE_MAX : wire_len > caplen ? wire_len - caplen : 0;
     switch (dlt) {
     case DLT_EN10MB:
         if (caplen < 14)
             return CM_DEC_SHORT;
-        return decode_ethertype(rd16(data + 12), data + 14, caplen - 14, out);
+        return decode_ethertype(rd16(data + 12), data + 14, caplen - 14, lost, out);
     case DLT_LINUX_SLL:
         if (caplen < 16)
             return CM_DEC_SHORT;
-        return decode_ethertype(rd16(data + 14), data + 16, caplen - 16, out);
+        return decode_ethertype(rd16(data + 14), data + 16, caplen - 16, lost, out);
     case DLT_LINUX_SLL2:
         if (caplen < 20)
             return CM_DEC_SHORT;
-        return decode_ethertype(rd16(data), data + 20, caplen - 20, out);
+        return decode_ethertype(rd16(data), data + 20, caplen - 20, lost, out);
     case DLT_NULL:
-    case DLT_LOOP: {
-        if (caplen < 4)
-            return CM_DEC_SHORT;
-        /* The family is in host order for NULL and network order for LOOP; the values that mean
-         * IPv4 (2) and IPv6 (10, 24, 28, 30) are told apart whatever the byte order. */
-        uint32_t be = rd32(data), le = (uint32_t)data[3] << 24 | (uint32_t)data[2] << 16 |
-                                        (uint32_t)data[1] << 8 | data[0];
-        uint32_t fam = be < 256 ? be : le;
-        if (fam == 2)
-            return decode_ipv4(data + 4, caplen - 4, out);
-        if (fam == 10 || fam == 24 || fam == 28 || fam == 30)
-            return decode_ipv6(data + 4, caplen - 4, out);
-        return CM_DEC_OTHER;
-    }
+    case DLT_LOOP:
+        return decode_loopback(data, caplen, lost, out);
     case DLT_RAW:
-        return decode_ip(data, caplen, out);
+        return decode_ip(data, caplen, lost, out);
     case DLT_IPV4:
-        return decode_ipv4(data, caplen, out);
+        return decode_ipv4(data, caplen, lost, out);
     case DLT_IPV6:
-        return decode_ipv6(data, caplen, out);
+        return decode_ipv6(data, caplen, lost, out);
     default:
         return CM_DEC_OTHER;
     }
+}
+
+cm_dec_result cm_decode(int dlt, const uint8_t *data, size_t caplen, cm_pkt *out)
+{
+    return cm_decode_frame(dlt, data, caplen, SIZE_MAX, out);
+}
+
+cm_dec_result cm_decode_ip(const uint8_t *ip, size_t len, cm_pkt *out)
+{
+    memset(out, 0, sizeof *out);
+    return decode_ip(ip, len, 0, out);
 }
 
 char *cm_ip_str(const cm_addr *a, char *out, size_t cap)

@@ -1,24 +1,9 @@
 /* cloudmon: decrypted CoAP as UDP in a pcap. */
 #include "export.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <string.h>
-
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t s)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        s += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        s += (uint32_t)p[len - 1] << 8;
-    return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
-}
 
 static void wr16(uint8_t *p, uint16_t v)
 {
@@ -47,10 +32,10 @@ size_t cm_export_build(const cm_addr *src, const cm_addr *dst, const uint8_t *pa
         out[7] = 64;
         memcpy(out + 8, src->ip, 16);
         memcpy(out + 24, dst->ip, 16);
-        uint32_t s = sum16(out + 8, 32, 0);
+        uint32_t s = cm_inet_sum(out + 8, 32, 0);
         s += 17 + (uint32_t)udp_len;
-        s = sum16(u, udp_len, s);
-        uint16_t c = fold(s);
+        s = cm_inet_sum(u, udp_len, s);
+        uint16_t c = cm_inet_fold(s);
         wr16(u + 6, c ? c : 0xffff);
     } else {
         memset(out, 0, 20);
@@ -61,11 +46,11 @@ size_t cm_export_build(const cm_addr *src, const cm_addr *dst, const uint8_t *pa
         out[9] = 17;
         memcpy(out + 12, src->ip, 4);
         memcpy(out + 16, dst->ip, 4);
-        wr16(out + 10, fold(sum16(out, 20, 0)));
-        uint32_t s = sum16(out + 12, 8, 0);
+        wr16(out + 10, cm_inet_fold(cm_inet_sum(out, 20, 0)));
+        uint32_t s = cm_inet_sum(out + 12, 8, 0);
         s += 17 + (uint32_t)udp_len;
-        s = sum16(u, udp_len, s);
-        uint16_t c = fold(s);
+        s = cm_inet_sum(u, udp_len, s);
+        uint16_t c = cm_inet_fold(s);
         wr16(u + 6, c ? c : 0xffff);
     }
     return ip + udp_len;
@@ -79,10 +64,15 @@ int cm_export_open(cm_export *x, const char *path, char *err, size_t errcap)
         snprintf(err, errcap, "%s: cannot prepare the export (out of memory)", path);
         return -1;
     }
-    x->dump = pcap_dump_open(x->dead, path);
+    /* decrypted content: 0600, never through a link */
+    FILE *f = cm_outfile_open(path, "--export-decrypted", true, err, errcap);
+    x->dump = f ? pcap_dump_fopen(x->dead, f) : NULL;
     if (!x->dump) {
-        snprintf(err, errcap, "%s: cannot write the decrypted export: %s (choose a writable path)", path,
-                 pcap_geterr(x->dead));
+        if (f) {
+            snprintf(err, errcap, "--export-decrypted %s: cannot write the decrypted export: %s (choose a writable path)",
+                     path, pcap_geterr(x->dead));
+            fclose(f);
+        }
         pcap_close(x->dead);
         x->dead = NULL;
         return -1;

@@ -2,7 +2,6 @@
 #include "output.h"
 #include "keyring/names.h"
 
-#include <json-c/json.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,59 +19,67 @@ char *cm_time_str(double t, char *out, size_t cap)
 
 /* ---- JSON ---- */
 
-static json_object *jbase(const char *type, const cm_conn *c, double time)
+static cm_json *jbase(cm_output *o, const char *type, const cm_conn *c, double time)
 {
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "type", json_object_new_string(type));
-    json_object_object_add(o, "conn", json_object_new_int64(c->id));
-    json_object_object_add(o, "time", json_object_new_double(time));
-    return o;
+    cm_json *j = &o->j;
+    cm_json_reset(j);
+    cm_json_obj(j, NULL);
+    cm_json_str(j, "type", type);
+    cm_json_int(j, "conn", c->id);
+    cm_json_time(j, "time", time);
+    return j;
 }
 
-static void jstr(json_object *o, const char *k, const char *v)
-{
-    json_object_object_add(o, k, json_object_new_string(v));
-}
-
-static void jdevice(json_object *o, const cm_conn *c)
+static void jdevice(cm_json *j, const cm_conn *c)
 {
     const kr_conn_info *i = kr_tracker_info(c->tr);
     if (i->device_id_known)
-        jstr(o, "device_id", i->device_id_hex);
+        cm_json_str(j, "device_id", i->device_id_hex);
 }
 
-/* Every line goes out at once (a live capture is followed as it happens); a failed write stops the run. */
+/* A live capture is followed as it happens: every line goes out at once. A file is written in large
+ * blocks. A failed write stops the run. */
 static void line_done(cm_output *o)
 {
-    if (fflush(o->out) != 0 || ferror(o->out))
+    if (ferror(o->out) || (o->live && fflush(o->out) != 0))
         o->broken = true;
 }
 
-static void jemit(cm_output *o, json_object *j)
+static void jemit(cm_output *o)
 {
-    fputs(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), o->out);
-    fputc('\n', o->out);
+    cm_json_end(&o->j, '}');
+    if (!cm_json_line(&o->j, o->out))
+        o->broken = true;
     line_done(o);
-    json_object_put(j);
 }
 
-static void jtri(json_object *o, const char *k, kr_tri t)
+static void jtri(cm_json *j, const char *k, kr_tri t)
 {
     if (t != KR_UNKNOWN)
-        json_object_object_add(o, k, json_object_new_boolean(t == KR_YES));
+        cm_json_bool(j, k, t == KR_YES);
+}
+
+/* With --show-keys: true the first time a connection's session material is known. */
+static bool keys_now(cm_output *o, const cm_conn *c, const kr_step *s)
+{
+    if (!o->show_keys || !s->session_known)
+        return false;
+    if (!o->keyed)
+        o->keyed = g_hash_table_new(g_direct_hash, g_direct_equal);
+    return g_hash_table_add(o->keyed, GUINT_TO_POINTER(c->id));
 }
 
 static void j_step(void *ud, const cm_conn *c, const kr_step *s)
 {
     cm_output *o = ud;
-    json_object *j = jbase("step", c, s->time);
-    jstr(j, "dir", kr_dir_str(s->dir));
-    jstr(j, "step", kr_step_str(s->kind));
-    jstr(j, "title", kr_step_title(s->kind, s->dir));
-    json_object_object_add(j, "length", json_object_new_int64(s->length));
-    json_object_object_add(j, "offset", json_object_new_int64((int64_t)s->offset));
+    cm_json *j = jbase(o, "step", c, s->time);
+    cm_json_str(j, "dir", kr_dir_str(s->dir));
+    cm_json_str(j, "step", kr_step_str(s->kind));
+    cm_json_str(j, "title", kr_step_title(s->kind, s->dir));
+    cm_json_int(j, "length", s->length);
+    cm_json_int(j, "offset", (int64_t)s->offset);
     if (s->device_id_known)
-        jstr(j, "device_id", s->device_id_hex);
+        cm_json_str(j, "device_id", s->device_id_hex);
     else
         jdevice(j, c);
     jtri(j, "id_block_opened", s->id_block_opened);
@@ -81,76 +88,82 @@ static void j_step(void *ud, const cm_conn *c, const kr_step *s)
     jtri(j, "signature_valid", s->signature_valid);
     jtri(j, "signature_ok", s->signature_ok);
     if (s->kind == KR_STEP_HELLO || s->kind == KR_STEP_FRAME)
-        jstr(j, "frame", kr_frame_state_str(s->frame_state));
+        cm_json_str(j, "frame", kr_frame_state_str(s->frame_state));
     if (s->note[0])
-        jstr(j, "note", s->note);
-    jemit(o, j);
+        cm_json_str(j, "note", s->note);
+    if (keys_now(o, c, s)) {
+        char hex[2 * KR_SESSION_LEN + 1];
+        cm_json_str(j, "session_key", kr_hex(s->session, 16, hex));
+        cm_json_str(j, "iv", kr_hex(s->session + 16, 16, hex));
+        cm_json_str(j, "salt", kr_hex(s->session + 32, 8, hex));
+    }
+    jemit(o);
 }
 
 static void j_message(void *ud, const cm_conn *c, const kr_message *m)
 {
     cm_output *o = ud;
     char code[8], tok[17];
-    json_object *j = jbase("message", c, m->time);
+    cm_json *j = jbase(o, "message", c, m->time);
     jdevice(j, c);
-    jstr(j, "dir", kr_dir_str(m->dir));
-    jstr(j, "message", kr_msg_kind_str(m->kind));
-    jstr(j, "summary", m->summary);
+    cm_json_str(j, "dir", kr_dir_str(m->dir));
+    cm_json_str(j, "message", kr_msg_kind_str(m->kind));
+    cm_json_str(j, "summary", m->summary);
     if (!m->first_block_lost) {
-        jstr(j, "coap_type", kr_coap_type_str(m->type));
-        jstr(j, "code", kr_coap_code_str(m->code, code));
-        json_object_object_add(j, "msg_id", json_object_new_int(m->msg_id));
-        jstr(j, "token", kr_hex(m->token, m->token_len > 8 ? 8 : m->token_len, tok));
+        cm_json_str(j, "coap_type", kr_coap_type_str(m->type));
+        cm_json_str(j, "code", kr_coap_code_str(m->code, code));
+        cm_json_int(j, "msg_id", m->msg_id);
+        cm_json_str(j, "token", kr_hex(m->token, m->token_len > 8 ? 8 : m->token_len, tok));
         if (m->uri[0])
-            jstr(j, "uri", m->uri);
+            cm_json_str(j, "uri", m->uri);
     } else {
-        json_object_object_add(j, "first_block_lost", json_object_new_boolean(1));
+        cm_json_bool(j, "first_block_lost", true);
     }
     if (m->name[0])
-        jstr(j, "name", m->name);
+        cm_json_str(j, "name", m->name);
     if (m->arg[0])
-        jstr(j, "arg", m->arg);
+        cm_json_str(j, "arg", m->arg);
     if (m->value[0])
-        jstr(j, "value", m->value);
-    json_object_object_add(j, "payload_length", json_object_new_int64((int64_t)m->payload_len));
+        cm_json_str(j, "value", m->value);
+    cm_json_int(j, "payload_length", (int64_t)m->payload_len);
     if (m->answers >= 0) {
-        json_object_object_add(j, "answers", json_object_new_int(m->answers));
-        json_object_object_add(j, "response_time", json_object_new_double(m->response_time));
+        cm_json_int(j, "answers", m->answers);
+        cm_json_num(j, "response_time", m->response_time);
     }
-    jemit(o, j);
+    jemit(o);
 }
 
 static void j_finding(void *ud, const cm_conn *c, const kr_finding *f)
 {
     cm_output *o = ud;
-    json_object *j = jbase("finding", c, f->time);
+    cm_json *j = jbase(o, "finding", c, f->time);
     jdevice(j, c);
-    jstr(j, "dir", kr_dir_str(f->dir));
-    jstr(j, "finding", kr_finding_str(f->code));
-    json_object_object_add(j, "offset", json_object_new_int64((int64_t)f->offset));
-    jstr(j, "evidence", f->text);
-    jemit(o, j);
+    cm_json_str(j, "dir", kr_dir_str(f->dir));
+    cm_json_str(j, "finding", kr_finding_str(f->code));
+    cm_json_int(j, "offset", (int64_t)f->offset);
+    cm_json_str(j, "evidence", f->text);
+    jemit(o);
 }
 
 static void j_verdict(void *ud, const cm_conn *c, const kr_verdict *v)
 {
     cm_output *o = ud;
     char a[80];
-    json_object *j = jbase("verdict", c, v->time);
+    cm_json *j = jbase(o, "verdict", c, v->time);
     jdevice(j, c);
-    jstr(j, "client", cm_addr_str(&c->client, a, sizeof a));
-    jstr(j, "server", cm_addr_str(&c->server, a, sizeof a));
-    jstr(j, "verdict", kr_verdict_str(v->code));
-    json_object_object_add(j, "proven", json_object_new_boolean(v->proven));
-    json_object_object_add(j, "final", json_object_new_boolean(v->final));
-    jstr(j, "evidence", v->evidence);
-    json_object *cand = json_object_new_array();
+    cm_json_str(j, "client", cm_addr_str(&c->client, a, sizeof a));
+    cm_json_str(j, "server", cm_addr_str(&c->server, a, sizeof a));
+    cm_json_str(j, "verdict", kr_verdict_str(v->code));
+    cm_json_bool(j, "proven", v->proven);
+    cm_json_bool(j, "final", v->final);
+    cm_json_str(j, "evidence", v->evidence);
+    cm_json_arr(j, "candidates");
     for (int i = 0; i < v->n_candidates && i < KR_MAX_CANDIDATES; i++)
-        json_object_array_add(cand, json_object_new_string(kr_verdict_str(v->candidates[i])));
-    json_object_object_add(j, "candidates", cand);
-    jstr(j, "step", kr_step_str(v->last_step));
-    jstr(j, "dir", kr_dir_str(v->last_dir));
-    jemit(o, j);
+        cm_json_str(j, NULL, kr_verdict_str(v->candidates[i]));
+    cm_json_end(j, ']');
+    cm_json_str(j, "step", kr_step_str(v->last_step));
+    cm_json_str(j, "dir", kr_dir_str(v->last_dir));
+    jemit(o);
 }
 
 /* ---- text lines ---- */
@@ -172,6 +185,11 @@ static void t_step(void *ud, const cm_conn *c, const kr_step *s)
     /* a decrypted frame's meaning is on the message line that follows */
     if (s->note[0] && !(s->msg && s->frame_state == KR_FRAME_DECRYPTED))
         fprintf(o->out, ": %s", s->note);
+    if (keys_now(o, c, s)) {
+        char k[33], iv[33], salt[17];
+        fprintf(o->out, " [session key %s iv %s salt %s]", kr_hex(s->session, 16, k), kr_hex(s->session + 16, 16, iv),
+                kr_hex(s->session + 32, 8, salt));
+    }
     fputc('\n', o->out);
     line_done(o);
 }
@@ -224,7 +242,7 @@ static void tally_end(void *ud, const cm_conn *c)
 {
     cm_tally *t = ud;
     kr_verdict_code v = c->info.verdict.code;
-    if ((unsigned)v <= KR_V_MID_SESSION)
+    if ((unsigned)v < CM_NVERDICTS)
         t->verdicts[v]++;
     t->ended++;
 }
@@ -233,12 +251,16 @@ static void out_end(void *ud, const cm_conn *c)
 {
     cm_output *o = ud;
     tally_end(&o->tally, c);
+    if (o->keyed)
+        g_hash_table_remove(o->keyed, GUINT_TO_POINTER(c->id));
 }
 
 cm_observer cm_output_observer(cm_output *o)
 {
     cm_observer ob = { 0 };
-    if (o->json) {
+    if (o->quiet) {
+        /* only the summary */
+    } else if (o->json) {
         ob.step = j_step;
         ob.message = j_message;
         ob.finding = j_finding;
@@ -262,38 +284,77 @@ cm_observer cm_tally_observer(cm_tally *t)
     return ob;
 }
 
+void cm_fan_add(cm_fan *f, cm_observer o)
+{
+    if (f->n < CM_FAN_MAX)
+        f->obs[f->n++] = o;
+}
+
+#define FAN(name, ...)                                             \
+    do {                                                           \
+        cm_fan *f = ud;                                            \
+        for (int i = 0; i < f->n; i++)                             \
+            if (f->obs[i].name)                                    \
+                f->obs[i].name(f->obs[i].ud, __VA_ARGS__);         \
+    } while (0)
+
+static void fan_step(void *ud, const cm_conn *c, const kr_step *s) { FAN(step, c, s); }
+static void fan_message(void *ud, const cm_conn *c, const kr_message *m) { FAN(message, c, m); }
+static void fan_finding(void *ud, const cm_conn *c, const kr_finding *x) { FAN(finding, c, x); }
+static void fan_verdict(void *ud, const cm_conn *c, const kr_verdict *v) { FAN(verdict, c, v); }
+static void fan_end(void *ud, const cm_conn *c) { FAN(end, c); }
+
+cm_observer cm_fan_observer(cm_fan *f)
+{
+    cm_observer o = { fan_step, fan_message, fan_finding, fan_verdict, fan_end, f };
+    return o;
+}
+
+void cm_output_free(cm_output *o)
+{
+    cm_json_free(&o->j);
+    if (o->keyed)
+        g_hash_table_destroy(o->keyed);
+    o->keyed = NULL;
+}
+
+static void summary_json(FILE *out, const cm_mon *m, const cm_tally *t, const char *source, uint64_t dropped)
+{
+    cm_json jj, *j = &jj;
+    cm_json_init(j);
+    cm_json_obj(j, NULL);
+    cm_json_str(j, "type", "summary");
+    cm_json_str(j, "source", source);
+    cm_json_int(j, "packets", (int64_t)m->st.packets);
+    cm_json_int(j, "tcp_packets", (int64_t)m->st.tcp);
+    cm_json_int(j, "connections", (int64_t)m->st.conns);
+    cm_json_obj(j, "verdicts");
+    for (int v = 0; v < CM_NVERDICTS; v++)
+        if (t->verdicts[v])
+            cm_json_int(j, v == KR_V_NONE ? "none" : kr_verdict_str((kr_verdict_code)v), (int64_t)t->verdicts[v]);
+    cm_json_end(j, '}');
+    cm_json_int(j, "messages", (int64_t)m->st.messages);
+    cm_json_int(j, "findings", (int64_t)m->st.findings);
+    cm_json_int(j, "evicted", (int64_t)m->st.evicted);
+    cm_json_int(j, "expired", (int64_t)m->st.expired);
+    cm_json_int(j, "fragments_ignored", (int64_t)m->st.fragments);
+    cm_json_int(j, "dropped_by_capture", (int64_t)dropped);
+    cm_json_end(j, '}');
+    cm_json_line(j, out);
+    cm_json_free(j);
+}
+
 void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t, const char *source,
                        uint64_t dropped)
 {
     if (json) {
-        json_object *j = json_object_new_object();
-        jstr(j, "type", "summary");
-        jstr(j, "source", source);
-        json_object_object_add(j, "packets", json_object_new_int64((int64_t)m->st.packets));
-        json_object_object_add(j, "tcp_packets", json_object_new_int64((int64_t)m->st.tcp));
-        json_object_object_add(j, "connections", json_object_new_int64((int64_t)m->st.conns));
-        json_object *vs = json_object_new_object();
-        for (int v = 0; v <= KR_V_MID_SESSION; v++)
-            if (t->verdicts[v])
-                json_object_object_add(vs, v == KR_V_NONE ? "none" : kr_verdict_str((kr_verdict_code)v),
-                                       json_object_new_int64((int64_t)t->verdicts[v]));
-        json_object_object_add(j, "verdicts", vs);
-        json_object_object_add(j, "messages", json_object_new_int64((int64_t)m->st.messages));
-        json_object_object_add(j, "findings", json_object_new_int64((int64_t)m->st.findings));
-        json_object_object_add(j, "evicted", json_object_new_int64((int64_t)m->st.evicted));
-        json_object_object_add(j, "expired", json_object_new_int64((int64_t)m->st.expired));
-        json_object_object_add(j, "fragments_ignored", json_object_new_int64((int64_t)m->st.fragments));
-        json_object_object_add(j, "dropped_by_capture", json_object_new_int64((int64_t)dropped));
-        fputs(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), out);
-        fputc('\n', out);
-        json_object_put(j);
-    } else {
-        fprintf(out, "summary: %s: %llu packets (%llu TCP), %llu connections, %llu messages, %llu findings",
+        summary_json(out, m, t, source, dropped);
+    } else {        fprintf(out, "summary: %s: %llu packets (%llu TCP), %llu connections, %llu messages, %llu findings",
                 source, (unsigned long long)m->st.packets, (unsigned long long)m->st.tcp,
                 (unsigned long long)m->st.conns, (unsigned long long)m->st.messages,
                 (unsigned long long)m->st.findings);
         const char *sep = "; verdicts:";
-        for (int v = 0; v <= KR_V_MID_SESSION; v++)
+        for (int v = 0; v < CM_NVERDICTS; v++)
             if (t->verdicts[v]) {
                 fprintf(out, "%s %s %llu", sep, v == KR_V_NONE ? "none" : kr_verdict_str((kr_verdict_code)v),
                         (unsigned long long)t->verdicts[v]);

@@ -6,23 +6,42 @@
 
 #include <stdio.h>
 #include "mon.h"
+#include "json.h"
+
+/* Verdict codes counted (kr_verdict_code runs from KR_V_NONE to the last code). */
+#define CM_NVERDICTS 32
 
 typedef struct cm_tally {
-    uint64_t verdicts[KR_V_MID_SESSION + 1];  /* final verdicts of ended connections */
+    uint64_t verdicts[CM_NVERDICTS];  /* final verdicts of ended connections */
     uint64_t ended;
 } cm_tally;
 
 typedef struct cm_output {
     FILE *out;
     bool json;
+    bool quiet;              /* -q: no lines, only the summary */
+    bool live;               /* flush every line */
+    bool show_keys;          /* --show-keys: session key, IV and salt once per connection */
     bool broken;             /* writing failed (e.g. the reader of a pipe went away): stop */
     cm_tally tally;
+    cm_json j;
+    GHashTable *keyed;       /* connections whose session material was shown */
 } cm_output;
 
 /* An observer that writes lines (json false) or JSON Lines to out. */
 cm_observer cm_output_observer(cm_output *o);
+void cm_output_free(cm_output *o);
 /* An observer that only counts final verdicts (for the summary when the screen is used). */
 cm_observer cm_tally_observer(cm_tally *t);
+/* Several observers behind one slot of the model. */
+#define CM_FAN_MAX 8
+typedef struct cm_fan {
+    cm_observer obs[CM_FAN_MAX];
+    int n;
+} cm_fan;
+void cm_fan_add(cm_fan *f, cm_observer o);
+cm_observer cm_fan_observer(cm_fan *f);
+
 /* The summary: one JSON object, or one line of text. dropped: packets the capture lost (live). */
 void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t, const char *source,
                        uint64_t dropped);

@@ -86,9 +86,14 @@ static void header(cm_screen *s, cm_app *a)
     if (a->snap_cut)
         snprintf(snap, sizeof snap, "  [snaplen %u cut %llu packets: capture with -s 0]", a->snap_len,
                  (unsigned long long)a->snap_cut);
-    snprintf(buf, sizeof buf, " cloudmon  %s  packets %llu%s%s  connections %llu (%zu live)  sort: %s%s%s%s%s",
-             a->source, (unsigned long long)a->mon.st.packets, drops, snap, (unsigned long long)a->mon.st.conns,
-             cm_mon_live_count(&a->mon), cm_sort_name(s->sort), s->filter[0] ? "  filter: " : "", s->filter,
+    char prog[96] = "";
+    if (!a->cap.live && !s->finished) {
+        char t[80];
+        snprintf(prog, sizeof prog, "  [%s]", cm_progress_text(&a->prog, &a->cap, a->mon.st.packets, cm_wall(), t, sizeof t));
+    }
+    snprintf(buf, sizeof buf, " cloudmon  %s  packets %llu%s%s%s  connections %llu (%zu live)  sort: %s%s%s%s%s",
+             a->source, (unsigned long long)a->mon.st.packets, prog, drops, snap, (unsigned long long)a->mon.st.conns,
+             cm_mon_live_count(&a->mon), s->view == CM_VIEW_DEVICES ? cm_dev_sort_name(s->dsort) : cm_sort_name(s->sort), s->filter[0] ? "  filter: " : "", s->filter,
              s->paused ? "  [PAUSED]" : "", s->finished ? (a->cap.live ? "  [stopped]" : "  [end of file]") : "");
     bar(s, 0, buf);
 }
@@ -118,12 +123,45 @@ static void footer(cm_screen *s, cm_app *a)
         return;
     }
     const char *keys = s->view == CM_VIEW_LIST
-        ? "F1/? help  Enter detail  / filter  s sort  p pause  w save  q quit"
-        : s->view == CM_VIEW_DETAIL ? "F1/? help  Esc list  Tab next  j/k scroll  w save  q quit"
-                                    : "Esc back  j/k scroll  q quit";
+        ? "F1/? help  Enter detail  d devices  / filter  s sort  p pause  w save  q quit"
+        : s->view == CM_VIEW_DETAIL  ? "F1/? help  Esc list  Tab next  j/k scroll  w save  q quit"
+        : s->view == CM_VIEW_DEVICES ? "F1/? help  Enter connections  s sort  Esc list  q quit"
+                                     : "Esc back  j/k scroll  q quit";
     attron(pair_attr(s, C_DIM));
     put(y, 0, COLS, keys);
     attroff(pair_attr(s, C_DIM));
+}
+
+/* Scrolls so that the selected row sel of n stays among the rows shown from *top. */
+static void keep_visible(int sel, int *top, int rows, int n)
+{
+    if (sel < *top)
+        *top = sel;
+    if (sel >= *top + rows)
+        *top = sel - rows + 1;
+    if (*top > n - rows)
+        *top = n - rows > 0 ? n - rows : 0;
+}
+
+/* A row of a table: cleared and drawn in the selection's colours when selected; returns its attribute
+ * (the caller turns it off at the end of the row). */
+static int row_start(cm_screen *s, int y, bool sel, const char *line)
+{
+    int base = sel ? (s->color ? COLOR_PAIR(C_SEL) : A_REVERSE) : 0;
+    attron(base);
+    move(y, 0);
+    hline(' ', COLS);
+    put(y, 0, COLS, line);
+    return base;
+}
+
+/* The verdict cell at x, in the verdict's colour unless the row is selected. */
+static void verdict_cell(cm_screen *s, int y, int x, bool sel, kr_verdict_code v, const char *text)
+{
+    int vp = sel ? 0 : pair_attr(s, verdict_pair(v));
+    attron(vp | A_BOLD);
+    putf(y, x, COLS - x, "%-23s", text);
+    attroff(vp | A_BOLD);
 }
 
 /* ---- list ---- */
@@ -145,17 +183,21 @@ static void list_panel(cm_screen *s, cm_app *a)
     attroff(A_BOLD);
     int rows = height - 1;
     int n = (int)s->rows->len;
+    uint64_t older = a->mon.st.conns > a->mon.conns->len ? a->mon.st.conns - a->mon.conns->len : 0;
+    if (older) {
+        /* the history limit let the oldest ended connections go */
+        rows--;
+        attron(pair_attr(s, C_DIM));
+        putf(top + height - 1, 0, COLS, "%llu older connections not shown (--history %zu keeps the newest ended ones)",
+             (unsigned long long)older, a->mon.max_history);
+        attroff(pair_attr(s, C_DIM));
+    }
     if (n == 0) {
         put(top + 2, 2, COLS - 2, a->mon.st.conns ? "No connection matches the filter (/ to change it)."
                                                  : "No connection seen yet.");
         return;
     }
-    if (s->sel < s->list_top)
-        s->list_top = s->sel;
-    if (s->sel >= s->list_top + rows)
-        s->list_top = s->sel - rows + 1;
-    if (s->list_top > n - rows)
-        s->list_top = n - rows > 0 ? n - rows : 0;
+    keep_visible(s->sel, &s->list_top, rows, n);
     for (int i = 0; i < rows && s->list_top + i < n; i++) {
         const cm_conn *c = g_ptr_array_index(s->rows, s->list_top + i);
         const kr_conn_info *in = &c->info;
@@ -174,18 +216,11 @@ static void list_panel(cm_screen *s, cm_app *a)
         snprintf(line, sizeof line, "%4u %-24.24s %s%s%-13s ", c->id, who, da, ca, kr_step_str(in->last_step));
         int y = top + 1 + i;
         bool sel = s->list_top + i == s->sel;
-        int base = sel ? (s->color ? COLOR_PAIR(C_SEL) : A_REVERSE) : 0;
-        attron(base);
-        move(y, 0);
-        hline(' ', COLS);
-        put(y, 0, COLS, line);
+        int base = row_start(s, y, sel, line);
         int x = (int)strlen(line);
-        int vp = sel ? 0 : pair_attr(s, verdict_pair(in->verdict.code));
-        attron(vp | A_BOLD);
         char vw[40];
         snprintf(vw, sizeof vw, "%s%s", verdict_word(c), in->verdict.code && !in->verdict.proven ? "?" : "");
-        putf(y, x, COLS - x, "%-23s", vw);
-        attroff(vp | A_BOLD);
+        verdict_cell(s, y, x, sel, in->verdict.code, vw);
         x += 24;
         cm_time_str(c->last, t, sizeof t);
         t[8] = 0;
@@ -265,9 +300,32 @@ static void arrow(GArray *l, int pair, double rel, kr_dir dir, const char *label
     add(l, pair, 0, "%+10.3fs |%s|", rel, mid);
 }
 
+/* The verdict at the end of the detail view: meaning, evidence, candidates. */
+static void verdict_lines(GArray *l, const cm_conn *c, int width)
+{
+    const kr_verdict *v = &c->info.verdict;
+    if (v->code == KR_V_NONE) {
+        add(l, 0, A_BOLD, "Verdict: %s", c->ended ? "none" : "not decided yet");
+    } else {
+        add(l, verdict_pair(v->code), A_BOLD, "Verdict: %s (%s%s)", kr_verdict_str(v->code),
+            v->proven ? "proven by a key" : "inferred from the wire", v->final ? "" : ", so far");
+        add_wrapped(l, 0, 2, width, kr_verdict_meaning(v->code));
+        if (v->evidence[0]) {
+            add(l, 0, 0, "  Evidence:");
+            add_wrapped(l, 0, 4, width, v->evidence);
+        }
+        if (v->n_candidates > 0) {
+            GString *g = g_string_new("");
+            for (int i = 0; i < v->n_candidates && i < KR_MAX_CANDIDATES; i++)
+                g_string_append_printf(g, "%s%s", i ? ", " : "", kr_verdict_str(v->candidates[i]));
+            add(l, C_WARN, 0, "  Candidates: %s", g->str);
+            g_string_free(g, TRUE);
+        }
+    }
+}
+
 static GArray *detail_lines(cm_screen *s, cm_app *a, const cm_conn *c, int width)
 {
-    (void)a;
     GArray *l = g_array_new(FALSE, FALSE, sizeof(dline));
     const kr_conn_info *in = &c->info;
     char a1[80], a2[80], t1[32], t2[32];
@@ -283,6 +341,9 @@ static GArray *detail_lines(cm_screen *s, cm_app *a, const cm_conn *c, int width
         add(l, C_OK, 0, "Decrypting: yes");
     else
         add(l, C_WARN, 0, "Not decrypted: %s", in->no_decrypt_reason[0] ? in->no_decrypt_reason : "no session key");
+    const char *hex = cm_sessions_hex(&a->ses, c->id);
+    if (hex)
+        add(l, C_WARN, 0, "Session key %.32s  IV %.32s  salt %.16s (--show-keys)", hex, hex + 32, hex + 64);
     if (!c->saw_syn)
         add(l, C_WARN, 0, "The capture joined this connection after its start (no SYN seen).");
     add(l, 0, 0, "%s", "");
@@ -351,26 +412,7 @@ static GArray *detail_lines(cm_screen *s, cm_app *a, const cm_conn *c, int width
     }
     add(l, 0, 0, "%s", "");
 
-    /* verdict */
-    const kr_verdict *v = &in->verdict;
-    if (v->code == KR_V_NONE) {
-        add(l, 0, A_BOLD, "Verdict: %s", c->ended ? "none" : "not decided yet");
-    } else {
-        add(l, verdict_pair(v->code), A_BOLD, "Verdict: %s (%s%s)", kr_verdict_str(v->code),
-            v->proven ? "proven by a key" : "inferred from the wire", v->final ? "" : ", so far");
-        add_wrapped(l, 0, 2, width, kr_verdict_meaning(v->code));
-        if (v->evidence[0]) {
-            add(l, 0, 0, "  Evidence:");
-            add_wrapped(l, 0, 4, width, v->evidence);
-        }
-        if (v->n_candidates > 0) {
-            GString *g = g_string_new("");
-            for (int i = 0; i < v->n_candidates && i < KR_MAX_CANDIDATES; i++)
-                g_string_append_printf(g, "%s%s", i ? ", " : "", kr_verdict_str(v->candidates[i]));
-            add(l, C_WARN, 0, "  Candidates: %s", g->str);
-            g_string_free(g, TRUE);
-        }
-    }
+    verdict_lines(l, c, width);
     (void)s;
     return l;
 }
@@ -424,17 +466,17 @@ static void help_panel(cm_screen *s)
     GArray *l = g_array_new(FALSE, FALSE, sizeof(dline));
     add(l, 0, A_BOLD, "cloudmon keys");
     add(l, 0, 0, "%s", "");
-    static const char *const vn[] = { "list", "detail", "help" };
+    static const char *const vn[CM_NVIEWS] = { "list", "detail", "help", "devices" };
     for (size_t i = 0; i < cm_nkeys; i++) {
         char where[64] = "";
-        for (int v = 0; v < 3; v++)
+        for (int v = 0; v < CM_NVIEWS; v++)
             if (cm_keys[i].views & (1u << v))
                 snprintf(where + strlen(where), sizeof where - strlen(where), "%s%s", where[0] ? ", " : "", vn[v]);
         add(l, 0, 0, "  %-18s %-44s (%s)", cm_keys[i].label, cm_keys[i].help, where);
     }
     add(l, 0, 0, "%s", "");
     add(l, 0, A_BOLD, "Verdicts");
-    for (int v = KR_V_OK; v <= KR_V_MID_SESSION; v++) {
+    for (int v = KR_V_OK; v < CM_NVERDICTS && kr_verdict_str((kr_verdict_code)v)[0]; v++) {
         char buf[600];
         snprintf(buf, sizeof buf, "  %-23s %s", kr_verdict_str((kr_verdict_code)v), kr_verdict_meaning((kr_verdict_code)v));
         add_wrapped(l, verdict_pair((kr_verdict_code)v), 0, COLS, buf);
@@ -444,6 +486,50 @@ static void help_panel(cm_screen *s)
     add(l, C_DIM, 0, "Colours follow the verdict; set NO_COLOR to turn them off.");
     scroll_lines(s, l, &s->help_top);
     free_lines(l);
+}
+
+/* ---- devices ---- */
+
+static void device_row(cm_screen *s, int y, const cm_device *v, bool sel, bool wide)
+{
+    char t[32], pl[16], lv[32], line[512];
+    snprintf(lv, sizeof lv, "%s%s", v->last_verdict ? kr_verdict_str(v->last_verdict) : "-",
+             v->last_verdict && !v->last_proven ? "?" : "");
+    cm_time_str(v->last_seen, t, sizeof t);
+    t[8] = 0;
+    snprintf(line, sizeof line, "%-26.26s %5llu %4llu %5llu %6llu ", v->name, (unsigned long long)v->conns,
+             (unsigned long long)v->live, (unsigned long long)v->verdicts[KR_V_OK],
+             (unsigned long long)cm_device_failed(v));
+    int base = row_start(s, y, sel, line);
+    int x = (int)strlen(line);
+    verdict_cell(s, y, x, sel, v->last_verdict, lv);
+    x += 24;
+    if (wide)
+        putf(y, x, COLS - x, "%-8s %6llu %10llu %3s %s", t, (unsigned long long)v->messages,
+             (unsigned long long)v->bytes, v->generation ? (v->generation == 1 ? "1" : "2") : "-",
+             cm_platform_str(v->platform, pl, sizeof pl));
+    else
+        putf(y, x, COLS - x, "%-8s %6llu", t, (unsigned long long)v->messages);
+    attroff(base);
+}
+
+static void devices_panel(cm_screen *s, cm_app *a)
+{
+    int top = 1, rows = LINES - 3;
+    bool wide = COLS >= 110;
+    attron(A_BOLD);
+    putf(top, 0, COLS, "%-26s %5s %4s %5s %6s %-23s %-8s %6s%s", "DEVICE", "CONNS", "OPEN", "OK", "FAILED",
+         "LAST VERDICT", "LAST", "MSGS", wide ? "      BYTES GEN PLATFORM" : "");
+    attroff(A_BOLD);
+    int n = s->devrows ? (int)s->devrows->len : 0;
+    if (!n) {
+        put(top + 2, 2, COLS - 2, a->mon.st.conns ? "No device named yet." : "No connection seen yet.");
+        return;
+    }
+    keep_visible(s->dsel, &s->dev_top, rows, n);
+    for (int i = 0; i < rows && s->dev_top + i < n; i++)
+        device_row(s, top + 1 + i, &g_array_index(s->devrows, cm_device, s->dev_top + i), s->dev_top + i == s->dsel,
+                   wide);
 }
 
 void cm_panels_draw(cm_screen *s, cm_app *a)
@@ -461,6 +547,7 @@ void cm_panels_draw(cm_screen *s, cm_app *a)
     case CM_VIEW_LIST: list_panel(s, a); break;
     case CM_VIEW_DETAIL: detail_panel(s, a); break;
     case CM_VIEW_HELP: help_panel(s); break;
+    case CM_VIEW_DEVICES: devices_panel(s, a); break;
     }
     footer(s, a);
     refresh();

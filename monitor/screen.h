@@ -5,7 +5,8 @@
 
 #include "app.h"
 
-typedef enum cm_view { CM_VIEW_LIST = 0, CM_VIEW_DETAIL, CM_VIEW_HELP } cm_view;
+typedef enum cm_view { CM_VIEW_LIST = 0, CM_VIEW_DETAIL, CM_VIEW_HELP, CM_VIEW_DEVICES } cm_view;
+#define CM_NVIEWS 4
 
 typedef enum cm_sort {
     CM_SORT_FIRST = 0,       /* first packet, oldest first */
@@ -33,6 +34,10 @@ typedef struct cm_screen {
     char status[256];
     double status_until;
     GPtrArray *rows;         /* cm_conn* shown in the list: filtered and sorted */
+    GArray *devrows;         /* cm_device shown in the Devices view, sorted */
+    cm_dev_sort dsort;
+    char dev_sel[48];        /* selected device (by name, stable across re-sorting) */
+    int dsel, dev_top;
     bool quit;
 } cm_screen;
 
@@ -50,6 +55,7 @@ extern const size_t cm_nkeys;
 
 const char *cm_sort_name(cm_sort s);
 void cm_screen_rows(cm_screen *s, cm_app *a);   /* rebuilds rows and places the selection */
+void cm_screen_devrows(cm_screen *s, cm_app *a);
 void cm_screen_status(cm_screen *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* panels.c */

@@ -77,6 +77,31 @@ void cm_screen_rows(cm_screen *s, cm_app *a)
     }
 }
 
+void cm_screen_devrows(cm_screen *s, cm_app *a)
+{
+    if (s->devrows)
+        g_array_free(s->devrows, TRUE);
+    s->devrows = cm_devices_rows(&a->devs, &a->mon, s->dsort);
+    s->dsel = -1;
+    for (guint i = 0; i < s->devrows->len; i++)
+        if (strcmp(g_array_index(s->devrows, cm_device, i).name, s->dev_sel) == 0)
+            s->dsel = (int)i;
+    if (s->dsel < 0 && s->devrows->len) {
+        s->dsel = 0;
+        g_strlcpy(s->dev_sel, g_array_index(s->devrows, cm_device, 0).name, sizeof s->dev_sel);
+    }
+}
+
+static void select_dev(cm_screen *s, int row)
+{
+    int n = s->devrows ? (int)s->devrows->len : 0;
+    if (!n)
+        return;
+    row = row >= n ? n - 1 : row < 0 ? 0 : row;
+    s->dsel = row;
+    g_strlcpy(s->dev_sel, g_array_index(s->devrows, cm_device, row).name, sizeof s->dev_sel);
+}
+
 static void select_row(cm_screen *s, int row)
 {
     int n = (int)s->rows->len;
@@ -112,6 +137,8 @@ static void scroll_by(cm_screen *s, int d)
 {
     if (s->view == CM_VIEW_LIST)
         select_row(s, s->sel + d);
+    else if (s->view == CM_VIEW_DEVICES)
+        select_dev(s, s->dsel + d);
     else if (s->view == CM_VIEW_DETAIL)
         s->detail_top = s->detail_top + d < 0 ? 0 : s->detail_top + d;
     else
@@ -132,6 +159,35 @@ static void k_enter(cm_screen *s, cm_app *a)
         s->view = CM_VIEW_DETAIL;
         s->detail_top = 0;
     }
+}
+
+static void k_devices(cm_screen *s, cm_app *a)
+{
+    (void)a;
+    s->view = s->view == CM_VIEW_DEVICES ? CM_VIEW_LIST : CM_VIEW_DEVICES;
+}
+
+/* Enter on a device: the list, filtered to its connections. */
+static void k_dev_open(cm_screen *s, cm_app *a)
+{
+    (void)a;
+    if (s->dsel < 0 || !s->dev_sel[0])
+        return;
+    if (strcmp(s->dev_sel, CM_DEVICES_OVERFLOW) == 0) {
+        cm_screen_status(s, "%s: devices past the first %d are counted together", CM_DEVICES_OVERFLOW, CM_MAX_DEVICES);
+        return;
+    }
+    const char *name = s->dev_sel[0] == '?' ? s->dev_sel + 2 : s->dev_sel;
+    g_strlcpy(s->filter, name, sizeof s->filter);
+    s->view = CM_VIEW_LIST;
+    cm_screen_status(s, "connections of %s (/ then Esc clears the filter)", name);
+}
+
+static void k_dev_sort(cm_screen *s, cm_app *a)
+{
+    (void)a;
+    s->dsort = (cm_dev_sort)((s->dsort + 1) % CM_DSORT_COUNT);
+    cm_screen_status(s, "devices sorted by %s", cm_dev_sort_name(s->dsort));
 }
 
 static void k_tab(cm_screen *s, cm_app *a)
@@ -189,7 +245,8 @@ static void k_save(cm_screen *s, cm_app *a)
                          a->cap.ring_dropped ? " (the oldest were no longer kept)" : "");
 }
 
-#define ALL ((1u << CM_VIEW_LIST) | (1u << CM_VIEW_DETAIL) | (1u << CM_VIEW_HELP))
+#define ALL ((1u << CM_VIEW_LIST) | (1u << CM_VIEW_DETAIL) | (1u << CM_VIEW_HELP) | (1u << CM_VIEW_DEVICES))
+#define DEVS (1u << CM_VIEW_DEVICES)
 #define LIST (1u << CM_VIEW_LIST)
 #define DETAIL (1u << CM_VIEW_DETAIL)
 #define HELP (1u << CM_VIEW_HELP)
@@ -204,8 +261,11 @@ const cm_key cm_keys[] = {
     { { KEY_HOME, 'g' }, "Home g", "first line", ALL, k_home },
     { { KEY_END, 'G' }, "End G", "last line", ALL, k_end },
     { { '\n', '\r', KEY_ENTER, KEY_RIGHT }, "Enter Right", "details of the selected connection", LIST, k_enter },
+    { { '\n', '\r', KEY_ENTER, KEY_RIGHT }, "Enter Right", "the selected device's connections", DEVS, k_dev_open },
+    { { 'd' }, "d", "Devices view: one line per device (d again: the list)", LIST | DETAIL | DEVS, k_devices },
+    { { 's' }, "s", "sort devices: id, failed, connections, last seen, bytes", DEVS, k_dev_sort },
     { { '\t' }, "Tab", "list: open details; details: next connection", LIST | DETAIL, k_tab },
-    { { 27, KEY_LEFT, KEY_BACKSPACE, 127 }, "Esc Left", "back to the list", DETAIL | HELP, k_back },
+    { { 27, KEY_LEFT, KEY_BACKSPACE, 127 }, "Esc Left", "back to the list", DETAIL | HELP | DEVS, k_back },
     { { '/' }, "/", "filter by device, address, verdict or step", LIST | DETAIL, k_filter },
     { { 's' }, "s", "sort: first seen, last activity, device, verdict, bytes", LIST, k_sort },
     { { 'p' }, "p", "pause or resume reading packets", LIST | DETAIL, k_pause },
@@ -288,6 +348,8 @@ int cm_tui_run(cm_app *a)
             if (s.status[0] && now > s.status_until)
                 s.status[0] = 0;
             cm_screen_rows(&s, a);
+            if (s.view == CM_VIEW_DEVICES)
+                cm_screen_devrows(&s, a);
             cm_panels_draw(&s, a);
             drawn = a->mon.version;
             last_draw = now;
@@ -309,6 +371,8 @@ int cm_tui_run(cm_app *a)
             }
             dispatch(&s, a, ch);
             cm_screen_rows(&s, a);
+            if (s.view == CM_VIEW_DEVICES)
+                cm_screen_devrows(&s, a);
             dirty = true;
             if (s.quit)
                 break;
@@ -319,5 +383,7 @@ int cm_tui_run(cm_app *a)
     if (tty_in != stdin)
         fclose(tty_in);
     g_ptr_array_free(s.rows, TRUE);
+    if (s.devrows)
+        g_array_free(s.devrows, TRUE);
     return 0;
 }

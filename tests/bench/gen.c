@@ -105,6 +105,7 @@ static const RAND_METHOD det_rand = { det_seed, det_bytes, NULL, det_add, det_by
 /* ---- output ---------------------------------------------------------------------------------------- */
 
 static FILE *pcap;
+static FILE *sessions;       /* DIR/sessions: the keyfile session line of every connection */
 static uint64_t n_packets, n_bytes;
 static const char *prog = "sparkwire-gen";
 
@@ -239,6 +240,7 @@ typedef struct conn conn;
 
 struct conn {
     unsigned idx;
+    uint8_t dev_id[12];
     endpoint dev_ep, cloud_ep;
     uint32_t seq[2];            /* next sequence number per kr_dir */
     double now;                 /* simulated time, seconds */
@@ -410,6 +412,8 @@ static bool cloud_process(conn *c)
             kr_err err = { "" };
             if (kr_hs_make_session_block(c->dev_key, server_key, m, block, &err) < 0)
                 die("session block: %s%s", err.msg, "");
+            char idhex[KR_DEVICE_ID_HEX_LEN + 1], mhex[2 * KR_SESSION_LEN + 1];
+            fprintf(sessions, "session %s %s\n", kr_device_id_hex(c->dev_id, idhex), kr_hex(m, sizeof m, mhex));
             c->now += 0.0015;   /* an RSA-2048 signature on the cloud */
             send_segments(c, KR_S2D, block, sizeof block);
             bytes_put(&c->to_dev, block, sizeof block);
@@ -526,6 +530,7 @@ static void conn_init(conn *c, unsigned idx, double start, const uint8_t id[12],
 {
     memset(c, 0, sizeof *c);
     c->idx = idx;
+    memcpy(c->dev_id, id, sizeof c->dev_id);
     c->start = c->now = start;
     c->rtt = rng_uniform(0.02, 0.12);
     c->dev_der = der;
@@ -716,7 +721,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
 "usage: sparkwire-gen -o DIR [options]\n"
-"Writes DIR/capture.pcap (Ethernet, IPv4, TCP 5683), DIR/keyfile and DIR/keys/: N devices, each with a full\n"
+"Writes DIR/capture.pcap (Ethernet, IPv4, TCP 5683), DIR/keyfile, DIR/sessions and DIR/keys/: N devices, each with a full\n"
 "handshake and M session messages, run by the firmware core against a simulated cloud. Same seed, same bytes.\n"
 "  -o, --out DIR        output folder (created)\n"
 "  -n, --devices N      devices, one connection each (default 2, at most 100000)\n"
@@ -865,6 +870,11 @@ int main(int argc, char **argv)
             write_frame(t + 0.0004, &d, &s, cs + 1, ss + 41, 0x10, NULL, 0);
         }
     } else {
+        snprintf(path, sizeof path, "%s/sessions", out);
+        sessions = fopen(path, "w");
+        if (!sessions)
+            die("%s: cannot write (%s)", path, strerror(errno));
+        fprintf(sessions, "# sparkwire-gen: the session material of every connection (decrypts without RSA)\n");
         n_conns = (unsigned)n_dev;
         conns = calloc(n_conns, sizeof *conns);
         heap = calloc(n_conns, sizeof *heap);
@@ -913,6 +923,8 @@ int main(int argc, char **argv)
         }
         free(conns);
         free(heap);
+        if (fclose(sessions) != 0)
+            die("%s: write failed%s", "sessions", "");
     }
     if (fflush(pcap) != 0 || fclose(pcap) != 0)
         die("%s: write failed (%s)", "capture.pcap", strerror(errno));

@@ -65,6 +65,18 @@ say "read: tcpdump -r -w /dev/null ${t_tcpdump}s; cloudmon -r --json without key
 say "read: cloudmon with keys / tcpdump = $(ratio "$t_cm" "$t_tcpdump"); $(python3 -c "print('%.0f' % ($npk / max($t_cm, 0.001)))") packets/s"
 say "read: cloudmon summary: $(cat "$work/cm-summary.json")"
 
+# ---- JSON Lines output rate and -q (summary only) ----
+"$cm" -r "$cap" --json >"$work/nokeys.jsonl"; nj=$(wc -l <"$work/nokeys.jsonl")
+"$cm" -r "$cap" -k "$work/main/keyfile" --json --export-sessions "$work/sessions" >"$work/keys.jsonl"
+nk=$(wc -l <"$work/keys.jsonl")
+measure "$cm" -q -r "$cap"; t_q_nokeys=$T
+measure "$cm" -q -r "$cap" -k "$work/main/keyfile"; t_q=$T
+measure "$cm" -q -r "$cap" -k "$work/main/sessions"; t_q_sess=$T
+lps() { python3 -c "import sys; n,t=float(sys.argv[1]),float(sys.argv[2]); print('%.0f' % (n/t) if t > 0 else 'inf')" "$1" "$2"; }
+say "json: without keys $nj lines in ${t_cm_nokeys}s = $(lps "$nj" "$t_cm_nokeys") lines/s; with keys $nk lines in ${t_cm}s = $(lps "$nk" "$t_cm") lines/s (goal >= 1000000)"
+say "json: the writing alone (--json minus -q, without keys: $(python3 -c "print('%.3f' % max($t_cm_nokeys - $t_q_nokeys, 0.001))")s) = $(lps "$nj" "$(python3 -c "print(max($t_cm_nokeys - $t_q_nokeys, 0.001))")") lines/s"
+say "quiet: cloudmon -q without keys / tcpdump = $(ratio "$t_q_nokeys" "$t_tcpdump"); with keys $(ratio "$t_q" "$t_tcpdump"); with the generator's session lines only $(ratio "$t_q_sess" "$t_tcpdump") (goal <= 3); session-lines summary: $("$cm" -q --json -r "$cap" -k "$work/main/sessions" | tail -n 1)"
+
 # ---- tshark ----
 ts_run() {   # plugin(yes|no) then tshark arguments; output to /dev/null, timed
     local pdir="$work/ws/noplugins"
@@ -160,11 +172,15 @@ else
     "$gen" -o "$work/live" -n 200 -m 50 -s 4 2>/dev/null
     lcap="$work/live/capture.pcap"
     lpk=$(tcpdump -r "$lcap" 2>/dev/null | wc -l)
+    # cloudmon's default (TPACKET_V3 blocks handed over within 50 ms) against its --immediate-mode
+    for mode in blocks --immediate-mode; do
+    mopt=(); [ "$mode" = blocks ] || mopt=("$mode")
     best=0
-    for rate in 1000 2000 5000 10000 20000 50000 top; do
-        "$cm" -i lo --json -k "$work/live/keyfile" >"$work/live.jsonl" 2>"$work/live.err" &
+    for rate in 1000 2000 5000 10000 20000 50000 100000 top; do
+        "$cm" -i lo --json -k "$work/live/keyfile" "${mopt[@]}" >"$work/live.jsonl" 2>"$work/live.err" &
         cmpid=$!
         for _ in $(seq 50); do grep -q "listening on" "$work/live.err" && break; sleep 0.1; done
+        sleep 1
         if [ "$rate" = top ]; then
             tcpreplay -i lo --topspeed "$lcap" >"$work/replay.txt" 2>&1
         else
@@ -178,10 +194,11 @@ import json, sys
 s = json.load(sys.stdin)
 print(s.get('packets', 0), s.get('dropped_by_capture', 'n/a'), json.dumps(s.get('verdicts'), separators=(',', ':')))" 2>/dev/null)
         achieved=$(grep -o '[0-9.]* pps' "$work/replay.txt" | head -n 1 | awk '{print $1}')
-        say "live: tcpreplay --pps $rate (achieved ${achieved:-?} pps): cloudmon counted ${got:-0} of $lpk packets, dropped by the capture ${dropped:-?}; verdicts $verdicts"
+        say "live ($mode): tcpreplay --pps $rate (achieved ${achieved:-?} pps): cloudmon counted ${got:-0} of $lpk packets, dropped by the capture ${dropped:-?}; verdicts $verdicts"
         if [ "${got:-0}" -ge "$lpk" ] && [ "${dropped:-1}" = 0 ]; then best=${achieved:-$rate}; else break; fi
     done
-    say "live: highest replay rate with no packet dropped: $best pps"
+    say "live ($mode): highest replay rate with no packet dropped: $best pps"
+    done
     # reference: tcpdump on the same replay, with cloudmon's capture settings and with tcpdump's defaults
     for opts in "--immediate-mode -s 262144 -B 8192" "-s 262144 -B 8192"; do
         tcpdump -i lo $opts -w "$work/td.pcap" 'tcp port 5683' 2>"$work/td.err" &

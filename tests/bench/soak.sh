@@ -40,7 +40,7 @@ EOF
 mkdir "$tmp/cloudkeys"
 cp "$keys/53ff6c065067544816300187.pub.pem" "$keys/55ff6d065075555332071787.pub.pem" "$tmp/cloudkeys/"
 
-"$cm" -i lo -p "$port" --json --idle 20 --history 100 -k "$tmp/keyfile" >"$tmp/cm.jsonl" 2>"$tmp/cm.err" &
+"$cm" -i lo --cloud-port "$port" --json --idle 20 --history 100 -k "$tmp/keyfile" >"$tmp/cm.jsonl" 2>"$tmp/cm.err" &
 cmpid=$!
 pids+=("$cmpid")
 for _ in $(seq 50); do grep -q "listening on" "$tmp/cm.err" && break; sleep 0.1; done

@@ -23,8 +23,9 @@ cflags="-g -O1 -std=c11 -D_GNU_SOURCE -DSPARKWIRE_VERSION=\"fuzz\" -DFUZZ_SOURCE
  -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
  -I$src/keyring/include -I$src/monitor -I$src/firmware/core $(pkg-config --cflags $pkgs)"
 libs="$(pkg-config --libs $pkgs) -lm"
-lib_src="$(echo $src/keyring/src/*.c $src/keyring/tracker/*.c) $src/monitor/decode.c $src/monitor/reasm.c
- $src/monitor/mon.c $(echo $src/firmware/core/*.c) $src/firmware/port/openssl/crypto_openssl.c"
+lib_src="$(echo $src/keyring/src/*.c $src/keyring/tracker/*.c) $src/monitor/decode.c $src/monitor/frag.c
+ $src/monitor/pcapng.c $src/monitor/reasm.c $src/monitor/mon.c $(echo $src/firmware/core/*.c)
+ $src/firmware/port/openssl/crypto_openssl.c"
 objs=()
 for f in $lib_src; do
     o="$out/obj/$(echo "${f#$src/}" | tr / _).o"
@@ -33,7 +34,7 @@ for f in $lib_src; do
     fi
     objs+=("$o")
 done
-for t in key keyfile tracker cloudmon firmware; do
+for t in key keyfile tracker cloudmon pcapng firmware; do
     $CC $cflags -fsanitize=fuzzer -I"$src/tests/fuzz" "$src/tests/fuzz/fuzz_$t.c" "${objs[@]}" $libs -o "$out/fuzz-$t"
 done
-echo "fuzz: built $out/fuzz-{key,keyfile,tracker,cloudmon,firmware}"
+echo "fuzz: built $out/fuzz-{key,keyfile,tracker,cloudmon,pcapng,firmware}"

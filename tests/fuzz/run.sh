@@ -3,14 +3,14 @@
 # tests/fuzz/regress/<target>/ (each must run clean), then fuzzes each target for FUZZ_SECONDS (default 12)
 # from its seed corpus (copied: the repository's corpus is not changed). Any crash, leak, timeout or
 # sanitizer report fails the test and leaves the input in the work folder, named in the output.
-# usage: tests/fuzz/run.sh [BUILD_OUT]      targets: FUZZ_TARGETS="key keyfile tracker cloudmon firmware"
+# usage: tests/fuzz/run.sh [BUILD_OUT]      targets: FUZZ_TARGETS="key keyfile tracker cloudmon pcapng firmware"
 # A longer run: FUZZ_SECONDS=600 tests/fuzz/run.sh /tmp/fuzz   (see docs/robustness.md)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 out=${1:-${SPARKWIRE_BUILD_ROOT:-$src/build}/tests/fuzz/clang}
 secs=${FUZZ_SECONDS:-12}
-targets=${FUZZ_TARGETS:-key keyfile tracker cloudmon firmware}
+targets=${FUZZ_TARGETS:-key keyfile tracker cloudmon pcapng firmware}
 export SPARKWIRE_SOURCE_ROOT="$src"
 "$here/build.sh" "$out" >"${TMPDIR:-/tmp}/fuzz-build.$$" 2>&1
 rc=$?

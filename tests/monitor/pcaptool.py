@@ -51,7 +51,7 @@ def ip_offset(link, b):
     """Offset of the IP header in a frame, or None."""
     if link == 1:
         off, et = 14, struct.unpack(">H", b[12:14])[0]
-        while et in (0x8100, 0x88a8):
+        while et in (0x8100, 0x88a8, 0x9100):
             et = struct.unpack(">H", b[off + 2:off + 4])[0]
             off += 4
         return off if et in (0x0800, 0x86dd) else None
@@ -269,6 +269,83 @@ def synth(path, linkname, v6):
     send(1, b"", 0x11)
     send(0, b"", 0x10)
     write_pcap(path, DLT[linkname], pkts)
+
+
+# ---- link-layer wrappings (VLAN stacks, IPv6 extension headers, IP fragments) ----
+
+def split_frame(link, b):
+    """(link header as Ethernet addresses, IP packet) for a frame of any supported link type."""
+    o = ip_offset(link, b)
+    return (b[:12] if link == 1 else b"\x02\0\0\0\0\1\x02\0\0\0\0\2"), b[o:]
+
+
+def eth(macs, tags, ip):
+    et = b"\x86\xdd" if ip[0] >> 4 == 6 else b"\x08\x00"
+    return macs + b"".join(struct.pack(">HH", t, 100 + i) for i, t in enumerate(tags)) + et + ip
+
+
+def tcp_of(ip):
+    """(IP header length, protocol) of an IPv4/IPv6 packet without extension headers."""
+    return ((ip[0] & 15) * 4, ip[9]) if ip[0] >> 4 == 4 else (40, ip[6])
+
+
+def frag4(ip, size):
+    """IPv4 fragments of size bytes of IP payload (a multiple of 8), last first."""
+    hl, _ = tcp_of(ip)
+    body, out = ip[hl:], []
+    for off in range(0, len(body), size):
+        chunk = body[off:off + size]
+        more = off + size < len(body)
+        h = bytearray(ip[:hl])
+        h[2:4] = struct.pack(">H", hl + len(chunk))
+        h[6:8] = struct.pack(">H", (off // 8) | (0x2000 if more else 0))
+        h[10:12] = b"\0\0"
+        h[10:12] = struct.pack(">H", csum(bytes(h)))
+        out.append(bytes(h) + chunk)
+    return out[::-1]
+
+
+def frag6(ip, size, ident):
+    """IPv6 fragments (fragment header right after the IPv6 header), last first."""
+    body, out = ip[40:], []
+    for off in range(0, len(body), size):
+        chunk = body[off:off + size]
+        more = off + size < len(body)
+        fh = struct.pack(">BBHI", ip[6], 0, off | (1 if more else 0), ident)
+        h = bytearray(ip[:40])
+        h[4:6] = struct.pack(">H", 8 + len(chunk))
+        h[6] = 44
+        out.append(bytes(h) + fh + chunk)
+    return out[::-1]
+
+
+def ext6(ip):
+    """The same IPv6 packet with hop-by-hop and destination options headers in front of TCP."""
+    h = bytearray(ip[:40])
+    hop = bytes([60, 0, 1, 4, 0, 0, 0, 0])           # next: destination options; PadN
+    dst = bytes([ip[6], 0, 1, 4, 0, 0, 0, 0])
+    h[6] = 0
+    h[4:6] = struct.pack(">H", len(ip) - 40 + 16)
+    return bytes(h) + hop + dst + ip[40:]
+
+
+def move_port(ip, old, new):
+    """The same IP packet (no extension headers) with TCP port old replaced by new on either side."""
+    hl, _ = tcp_of(ip)
+    t = bytearray(ip)
+    for o in (hl, hl + 2):
+        if t[o:o + 2] == struct.pack(">H", old):
+            t[o:o + 2] = struct.pack(">H", new)
+    return bytes(t)
+
+
+def rewrite(src, dst, fn):
+    link, pkts = read_pcap(src)
+    out = []
+    for ts, b in pkts:
+        for f in fn(link, b):
+            out.append([ts, f])
+    write_pcap(dst, 1, out)
 
 
 def main():

@@ -63,6 +63,8 @@ for name, cap, kf in cases[:4] + cases[-3:]:
         tool("mutate", cap, m, "flip:%d" % seed)
         rc, out, err = run(["-r", m, "--json", "-f", ""] + (["-k", kf] if kf else []))
         objs = jsonl(out)
-        check(rc == 0 and err == "" and objs and objs[-1]["type"] == "summary",
+        # damage may give warnings (bogus IP lengths, fragments never completed), never an error
+        quiet = all(l.startswith("cloudmon: warning: ") for l in err.splitlines())
+        check(rc == 0 and quiet and objs and objs[-1]["type"] == "summary",
               "%s with damaged packets (seed %d): runs clean (rc %d %s)" % (name, seed, rc, err.strip()[:200]))
 done()

@@ -36,7 +36,7 @@ with open(kf, "w") as f:
 
 addr = "127.0.0.77"
 port = random.randint(20000, 40000)
-filt = ["-p", str(port), "-f", "tcp port %d and host %s" % (port, addr)]
+filt = ["--cloud-port", str(port), "-f", "tcp port %d and host %s" % (port, addr)]
 # a second run that must stop by itself (--duration), and the screen in tmux when there is tmux
 timed = subprocess.Popen([CLOUDMON, "-i", "lo", "--batch", "--duration", "2"] + filt,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -48,7 +48,7 @@ if tmux:
                     "TERM=xterm-256color %s -i lo %s -k %s; sleep 30" % (CLOUDMON, " ".join("'%s'" % a for a in filt), kf)],
                    check=True)
 mon_err = open(os.path.join(d, "mon.err"), "w+")
-mon = subprocess.Popen([CLOUDMON, "-i", "lo", "--json", "-p", str(port), "-f", "tcp port %d and host %s" % (port, addr),
+mon = subprocess.Popen([CLOUDMON, "-i", "lo", "--json", "--cloud-port", str(port), "-f", "tcp port %d and host %s" % (port, addr),
                         "-k", kf, "-Z", "nobody", "--duration", "40"],
                        stdout=subprocess.PIPE, stderr=mon_err)
 procs = [mon]

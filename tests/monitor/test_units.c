@@ -1,5 +1,6 @@
 /* cloudmon unit tests: TCP reassembly (reasm.c), header parsing (decode.c), the UDP wrapping of the
  * decrypted export (export.c). */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 
 #include "decode.h"
 #include "export.h"
+#include "frag.h"
 #include "mon.h"
 #include "reasm.h"
 
@@ -360,6 +362,320 @@ static void test_decode_ipv6_ext(void **st)
     assert_int_equal(p.payload_wire_len, 3);
 }
 
+/* Fills in the TCP checksum of an IPv4 packet of n bytes (20-byte IP header). */
+static void tcp4_csum(uint8_t *b, size_t n)
+{
+    b[36] = b[37] = 0;
+    uint32_t s = cm_inet_sum(b + 12, 8, 0) + 6 + (uint32_t)(n - 20);
+    uint16_t c = cm_inet_fold(cm_inet_sum(b + 20, n - 20, s));
+    b[36] = (uint8_t)(c >> 8);
+    b[37] = (uint8_t)c;
+}
+
+static void test_decode_lengths_and_checksum(void **st)
+{
+    (void)st;
+    uint8_t ip[1600];
+    size_t n = ipv4_tcp(ip, "hello", CM_TCP_ACK);
+    tcp4_csum(ip, n);
+    cm_pkt p;
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.csum, CM_CSUM_OK);
+    assert_false(p.cut);
+    assert_false(p.bogus_len);
+    ip[44] ^= 1;                        /* one payload bit: the checksum no longer holds */
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.csum, CM_CSUM_BAD);
+    ip[44] ^= 1;
+    ip[36] = ip[37] = 0;                /* left for the card to fill in: not known */
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.csum, CM_CSUM_UNKNOWN);
+    /* what Linux leaves for checksum offload (captured on the way out, e.g. on lo): the bare pseudo-header sum */
+    unsigned partial = 0xffffu - cm_inet_fold(cm_inet_sum(ip + 12, 8, 0) + 6 + (uint32_t)(n - 20));
+    ip[36] = (uint8_t)(partial >> 8);
+    ip[37] = (uint8_t)partial;
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.csum, CM_CSUM_UNKNOWN);
+    tcp4_csum(ip, n);
+    /* a 45-byte frame whose IP length says 1500: the frame was not cut, so the length is bogus */
+    ip[2] = 1500 >> 8;
+    ip[3] = 1500 & 0xff;
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_true(p.bogus_len);
+    assert_false(p.cut);
+    assert_int_equal(p.payload_len, 5);
+    assert_int_equal(p.payload_wire_len, 5);
+    assert_int_equal(p.claimed_len, 1460);
+    assert_int_equal(p.csum, CM_CSUM_UNKNOWN);
+    /* the same bytes from a frame that was 1500 bytes on the wire: the snapshot length cut 1455 */
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, 1500, &p), CM_DEC_TCP);
+    assert_true(p.cut);
+    assert_false(p.bogus_len);
+    assert_int_equal(p.payload_wire_len, 1460);
+    /* cut to 1000 on the wire but claiming 1500: 955 lost, the rest bogus */
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, 1000, &p), CM_DEC_TCP);
+    assert_true(p.cut && p.bogus_len);
+    assert_int_equal(p.payload_wire_len, 960);
+}
+
+static void test_decode_vlan_stack(void **st)
+{
+    (void)st;
+    uint8_t ip[128], f[200];
+    size_t n = ipv4_tcp(ip, "hello", CM_TCP_ACK);
+    memset(f, 0, 12);
+    /* 802.1ad, the old 0x9100 QinQ tag and 802.1Q */
+    memcpy(f + 12, "\x88\xa8\x00\x01\x91\x00\x00\x02\x81\x00\x00\x03\x08\x00", 14);
+    memcpy(f + 26, ip, n);
+    cm_pkt p;
+    assert_int_equal(cm_decode_frame(DLT_EN10MB, f, 26 + n, 26 + n, &p), CM_DEC_TCP);
+    check_pkt(&p);
+    assert_int_equal(p.vlan_tags, 3);
+    assert_int_equal(cm_decode_frame(DLT_EN10MB, f, 24, 24, &p), CM_DEC_SHORT);
+}
+
+/* IPv6 + extension headers (types, each 8 bytes) + TCP with payload; returns the length. */
+static size_t ipv6_tcp(uint8_t *b, const uint8_t *types, int n_ext, const char *payload)
+{
+    size_t pl = strlen(payload), off = 40;
+    memset(b, 0, 40);
+    b[0] = 0x60;
+    b[6] = n_ext ? types[0] : 6;
+    b[7] = 64;
+    b[23] = 2;
+    b[39] = 1;
+    for (int i = 0; i < n_ext; i++, off += 8) {
+        memset(b + off, 0, 8);
+        b[off] = i + 1 < n_ext ? types[i + 1] : 6;
+    }
+    memset(b + off, 0, 20);
+    b[off + 1] = 80;
+    b[off + 2] = 0x16;
+    b[off + 3] = 0x33;
+    b[off + 12] = 5 << 4;
+    memcpy(b + off + 20, payload, pl);
+    size_t total = off + 20 + pl;
+    b[4] = (uint8_t)((total - 40) >> 8);
+    b[5] = (uint8_t)(total - 40);
+    return total;
+}
+
+static void test_decode_ipv6_chain(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    cm_pkt p;
+    /* hop-by-hop, routing, an atomic fragment header (offset 0, no more), destination options */
+    const uint8_t chain[] = { 0, 43, 44, 60 };
+    size_t n = ipv6_tcp(b, chain, 4, "abc");
+    assert_int_equal(cm_decode_frame(DLT_RAW, b, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.payload_len, 3);
+    assert_memory_equal(p.payload, "abc", 3);
+    /* the fragment header says more fragments follow: a fragment for reassembly */
+    b[40 + 16 + 3] = 1;
+    b[40 + 16 + 4] = 0xca;
+    assert_int_equal(cm_decode_frame(DLT_RAW, b, n, n, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(p.frag.proto, 60);
+    assert_true(p.frag.more);
+    assert_int_equal(p.frag.offset, 0);
+    assert_int_equal(p.frag.len, n - 64);
+    assert_int_equal(p.frag.id, 0xca000000u);
+    /* no next header (59) and UDP are not TCP */
+    const uint8_t nonext[] = { 0 };
+    n = ipv6_tcp(b, nonext, 1, "abc");
+    b[40] = 59;
+    assert_int_equal(cm_decode_frame(DLT_RAW, b, n, n, &p), CM_DEC_OTHER);
+    b[40] = 17;
+    assert_int_equal(cm_decode_frame(DLT_RAW, b, n, n, &p), CM_DEC_OTHER);
+}
+
+/* ---- fragment reassembly ---- */
+
+/* An IPv4 fragment of the datagram whose TCP segment (header + payload) is seg: bytes [off, off + len). */
+static size_t frag4(uint8_t *b, uint16_t id, const uint8_t *seg, size_t off, size_t len, bool more)
+{
+    memset(b, 0, 20);
+    b[0] = 0x45;
+    b[2] = (uint8_t)((20 + len) >> 8);
+    b[3] = (uint8_t)(20 + len);
+    b[4] = (uint8_t)(id >> 8);
+    b[5] = (uint8_t)id;
+    uint16_t fo = (uint16_t)(off / 8) | (more ? 0x2000 : 0);
+    b[6] = (uint8_t)(fo >> 8);
+    b[7] = (uint8_t)fo;
+    b[8] = 64;
+    b[9] = 6;
+    memcpy(b + 12, "\x0a\x00\x00\x02\x0a\x00\x00\x01", 8);
+    memcpy(b + 20, seg + off, len);
+    return 20 + len;
+}
+
+/* A whole datagram to cut up: TCP header + 200 payload bytes, checksum right. */
+static size_t datagram(uint8_t *whole)
+{
+    char text[201];
+    for (int i = 0; i < 200; i++)
+        text[i] = (char)('a' + i % 26);
+    text[200] = 0;
+    size_t n = ipv4_tcp(whole, text, CM_TCP_ACK | CM_TCP_PSH);
+    tcp4_csum(whole, n);
+    return n - 20;                      /* the segment starts at whole + 20 */
+}
+
+static cm_dec_result feed4(cm_frag *f, double ts, uint16_t id, const uint8_t *seg, size_t off, size_t len,
+                           bool more, cm_pkt *p)
+{
+    static uint8_t b[400];
+    size_t n = frag4(b, id, seg, off, len, more);
+    cm_dec_result r = cm_decode_frame(DLT_RAW, b, n, n, p);
+    assert_int_equal(r, CM_DEC_FRAGMENT);
+    return cm_frag_add(f, ts, p);
+}
+
+static void test_frag_reverse_and_duplicate(void **st)
+{
+    (void)st;
+    uint8_t whole[300];
+    size_t len = datagram(whole);
+    const uint8_t *seg = whole + 20;
+    cm_frag f;
+    cm_frag_init(&f, 0, 0, 0);
+    cm_pkt p;
+    assert_int_equal(feed4(&f, 1, 7, seg, 160, len - 160, false, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(feed4(&f, 1, 7, seg, 80, 80, true, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(feed4(&f, 1, 7, seg, 80, 80, true, &p), CM_DEC_FRAGMENT);    /* a copy */
+    assert_int_equal(feed4(&f, 1, 7, seg, 40, 80, true, &p), CM_DEC_FRAGMENT);    /* overlaps, same bytes */
+    assert_int_equal(feed4(&f, 1, 7, seg, 0, 80, true, &p), CM_DEC_TCP);
+    assert_true(p.reassembled);
+    assert_int_equal(p.payload_len, 200);
+    assert_memory_equal(p.payload, whole + 40, 200);
+    assert_int_equal(p.csum, CM_CSUM_OK);
+    assert_int_equal(f.st.reassembled, 1);
+    assert_int_equal(cm_frag_dropped(&f), 0);
+    assert_int_equal(f.order.length, 0);
+    assert_int_equal(f.bytes, 0);
+    cm_frag_free(&f);
+}
+
+static void test_frag_conflicting_overlap(void **st)
+{
+    (void)st;
+    uint8_t whole[300], evil[300];
+    size_t len = datagram(whole);
+    memcpy(evil, whole, sizeof evil);
+    evil[20 + 100] ^= 0xff;             /* other bytes for the same place */
+    cm_frag f;
+    cm_frag_init(&f, 0, 0, 0);
+    cm_pkt p;
+    assert_int_equal(feed4(&f, 1, 9, whole + 20, 0, 120, true, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(feed4(&f, 1, 9, evil + 20, 80, 80, true, &p), CM_DEC_FRAGMENT);
+    /* the datagram is dropped, and stays dropped: the rest does not make it whole */
+    assert_int_equal(feed4(&f, 1, 9, whole + 20, 120, len - 120, false, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(feed4(&f, 1, 9, whole + 20, 0, 120, true, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(f.st.overlap, 1);
+    assert_int_equal(f.st.reassembled, 0);
+    /* two last fragments that disagree on the length */
+    assert_int_equal(feed4(&f, 1, 10, whole + 20, 160, len - 160, false, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(feed4(&f, 1, 10, whole + 20, 160, 8, false, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(f.st.overlap, 2);
+    /* after the timeout the same id starts afresh */
+    assert_int_equal(feed4(&f, 100, 9, whole + 20, 0, 120, true, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(feed4(&f, 100, 9, whole + 20, 120, len - 120, false, &p), CM_DEC_TCP);
+    cm_frag_free(&f);
+}
+
+static void test_frag_limits(void **st)
+{
+    (void)st;
+    uint8_t whole[300];
+    size_t len = datagram(whole);
+    const uint8_t *seg = whole + 20;
+    cm_pkt p;
+    /* datagrams: at most 4 in progress, the oldest goes */
+    cm_frag f;
+    cm_frag_init(&f, 0, 4, 0);
+    for (uint16_t id = 1; id <= 6; id++)
+        feed4(&f, 1, id, seg, 0, 80, true, &p);
+    assert_int_equal(f.order.length, 4);
+    assert_int_equal(f.st.limit, 2);
+    assert_int_equal(feed4(&f, 1, 1, seg, 80, len - 80, false, &p), CM_DEC_FRAGMENT);   /* id 1 was dropped */
+    assert_int_equal(feed4(&f, 1, 6, seg, 80, len - 80, false, &p), CM_DEC_TCP);
+    cm_frag_free(&f);
+    /* bytes: a limit smaller than two datagrams */
+    cm_frag_init(&f, 600, 0, 0);
+    feed4(&f, 1, 1, seg, 0, 160, true, &p);
+    feed4(&f, 1, 2, seg, 0, 160, true, &p);
+    assert_true(f.bytes <= 600);
+    assert_int_equal(f.st.limit, 1);
+    assert_int_equal(feed4(&f, 1, 2, seg, 160, len - 160, false, &p), CM_DEC_TCP);
+    cm_frag_free(&f);
+    /* time: a fragment older than the timeout is gone */
+    cm_frag_init(&f, 0, 0, 5);
+    feed4(&f, 1, 3, seg, 0, 160, true, &p);
+    assert_int_equal(feed4(&f, 7, 3, seg, 160, len - 160, false, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(f.st.timeout, 1);
+    cm_frag_expire(&f, INFINITY);
+    assert_int_equal(f.st.timeout, 2);
+    assert_int_equal(f.order.length, 0);
+    /* beyond the largest IP packet, or a middle fragment not a multiple of 8 bytes */
+    uint8_t b[64];
+    size_t n = frag4(b, 4, seg, 0, 20, true);
+    b[6] = 0x3f;
+    b[7] = 0xff;                        /* offset 65,528 */
+    assert_int_equal(cm_decode_frame(DLT_RAW, b, n, n, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(cm_frag_add(&f, 8, &p), CM_DEC_FRAGMENT);
+    n = frag4(b, 5, seg, 0, 13, true);
+    assert_int_equal(cm_decode_frame(DLT_RAW, b, n, n, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(cm_frag_add(&f, 8, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(f.st.bad, 2);
+    /* a fragment cut by the snapshot length cannot be put back */
+    n = frag4(b, 6, seg, 0, 40, true);
+    assert_int_equal(cm_decode_frame(DLT_RAW, b, 50, n, &p), CM_DEC_FRAGMENT);
+    assert_true(p.frag.cut);
+    assert_int_equal(cm_frag_add(&f, 8, &p), CM_DEC_FRAGMENT);
+    assert_int_equal(f.st.cut, 1);
+    cm_frag_free(&f);
+}
+
+static void test_frag_ipv6(void **st)
+{
+    (void)st;
+    /* the whole segment: destination options (8 bytes) + TCP + payload, cut at 48 bytes */
+    uint8_t whole[256], b[256];
+    const uint8_t chain[] = { 60 };
+    size_t n = ipv6_tcp(whole, chain, 1, "0123456789abcdefghijklmnopqrstuvwxyz");
+    const uint8_t *rest = whole + 40;
+    size_t rest_len = n - 40;
+    cm_frag f;
+    cm_frag_init(&f, 0, 0, 0);
+    cm_pkt p;
+    cm_dec_result r = CM_DEC_OTHER;
+    size_t cuts[][2] = { { 48, rest_len - 48 }, { 0, 48 } };   /* the last first */
+    for (int i = 0; i < 2; i++) {
+        size_t off = cuts[i][0], len = cuts[i][1];
+        memcpy(b, whole, 40);
+        b[6] = 44;
+        b[4] = (uint8_t)((8 + len) >> 8);
+        b[5] = (uint8_t)(8 + len);
+        memset(b + 40, 0, 8);
+        b[40] = 60;
+        uint16_t fo = (uint16_t)off | (i == 1 ? 1 : 0);
+        b[42] = (uint8_t)(fo >> 8);
+        b[43] = (uint8_t)fo;
+        b[47] = 0x42;
+        memcpy(b + 48, rest + off, len);
+        assert_int_equal(cm_decode_frame(DLT_RAW, b, 48 + len, 48 + len, &p), CM_DEC_FRAGMENT);
+        r = cm_frag_add(&f, 1, &p);
+    }
+    assert_int_equal(r, CM_DEC_TCP);
+    assert_true(p.reassembled);
+    assert_int_equal(p.payload_len, 36);
+    assert_memory_equal(p.payload, "0123456789abcdefghijklmnopqrstuvwxyz", 36);
+    char a[64];
+    assert_string_equal(cm_addr_str(&p.dst, a, sizeof a), "[::1]:5683");
+    cm_frag_free(&f);
+}
+
 /* ---- export ---- */
 
 static uint16_t csum(const uint8_t *p, size_t n, uint32_t s)
@@ -566,6 +882,13 @@ int main(void)
         cmocka_unit_test(test_snaplen_cut),
         cmocka_unit_test(test_decode_links),
         cmocka_unit_test(test_decode_ipv6_ext),
+        cmocka_unit_test(test_decode_lengths_and_checksum),
+        cmocka_unit_test(test_decode_vlan_stack),
+        cmocka_unit_test(test_decode_ipv6_chain),
+        cmocka_unit_test(test_frag_reverse_and_duplicate),
+        cmocka_unit_test(test_frag_conflicting_overlap),
+        cmocka_unit_test(test_frag_limits),
+        cmocka_unit_test(test_frag_ipv6),
         cmocka_unit_test(test_export_build),
         cmocka_unit_test(test_mon_history_and_linger),
         cmocka_unit_test(test_mon_table_limit_and_idle),

@@ -72,6 +72,8 @@ if command -v cloudmon >/dev/null; then
     offers cloudmon - -- -r -k -w --help --version
     offers cloudmon -k key -- keyfile.txt keys.d
     none cloudmon --duration ""
+    none cloudmon --cloud-port ""
+    offers cloudmon -p - -- -r -k -w    # -p takes no value (no promiscuous mode, as tcpdump's)
 fi
 if command -v sparkkeys >/dev/null; then
     offers sparkkeys "" -- show match check import new

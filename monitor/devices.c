@@ -1,0 +1,252 @@
+/* cloudmon: the per-device records. */
+#include "devices.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void cm_devices_init(cm_devices *d)
+{
+    d->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+    d->max = CM_MAX_DEVICES;
+}
+
+void cm_devices_free(cm_devices *d)
+{
+    if (d->by_name)
+        g_hash_table_destroy(d->by_name);
+    d->by_name = NULL;
+}
+
+/* The tracker's view of a connection (the copy in c when it has no tracker). */
+static const kr_conn_info *info(const cm_conn *c)
+{
+    return c->tr ? kr_tracker_info(c->tr) : &c->info;
+}
+
+char *cm_device_name(const cm_conn *c, char *out, size_t cap)
+{
+    const kr_conn_info *i = info(c);
+    if (i->device_id_known) {
+        g_strlcpy(out, i->device_id_hex, cap);
+    } else {
+        char ip[64];
+        snprintf(out, cap, "? %s", cm_ip_str(&c->client, ip, sizeof ip));
+    }
+    return out;
+}
+
+const char *cm_platform_str(int platform, char *out, size_t cap)
+{
+    if (platform < 0)
+        return "-";
+    snprintf(out, cap, "%d", platform);
+    return out;
+}
+
+static cm_device *get(cm_devices *d, const char *name, bool known)
+{
+    cm_device *v = g_hash_table_lookup(d->by_name, name);
+    if (!v && g_hash_table_size(d->by_name) >= d->max) {
+        name = CM_DEVICES_OVERFLOW;
+        known = false;
+        v = g_hash_table_lookup(d->by_name, name);
+    }
+    if (!v) {
+        v = g_new0(cm_device, 1);
+        g_strlcpy(v->name, name, sizeof v->name);
+        v->id_known = known;
+        v->platform = -1;
+        g_hash_table_insert(d->by_name, v->name, v);
+    }
+    return v;
+}
+
+/* A connection's figures added to a record (ended ones for good, live ones in a copy). */
+static void add_conn(cm_device *v, const cm_conn *c, const kr_conn_info *i)
+{
+    v->conns++;
+    v->messages += i->messages;
+    v->bytes += c->wire_bytes;
+    if (i->generation)
+        v->generation = i->generation;
+    if (c->last >= v->last_seen) {
+        v->last_seen = c->last;
+        if (i->verdict.code != KR_V_NONE) {
+            v->last_verdict = i->verdict.code;
+            v->last_proven = i->verdict.proven;
+        }
+    }
+}
+
+static void on_end(void *ud, const cm_conn *c)
+{
+    cm_devices *d = ud;
+    char name[48];
+    const kr_conn_info *i = info(c);
+    cm_device *v = get(d, cm_device_name(c, name, sizeof name), i->device_id_known);
+    add_conn(v, c, i);
+    if ((unsigned)i->verdict.code < CM_NVERDICTS)
+        v->verdicts[i->verdict.code]++;
+}
+
+static void on_message(void *ud, const cm_conn *c, const kr_message *m)
+{
+    cm_devices *d = ud;
+    if (m->kind != KR_MSG_HELLO || m->dir != KR_D2S || m->first_block_lost)
+        return;
+    char name[48];
+    cm_device *v = get(d, cm_device_name(c, name, sizeof name), info(c)->device_id_known);
+    v->platform = m->platform_id;
+    v->product_id = m->product_id;
+    v->product_version = m->product_version;
+}
+
+cm_observer cm_devices_observer(cm_devices *d)
+{
+    return (cm_observer){ .message = on_message, .end = on_end, .ud = d };
+}
+
+uint64_t cm_device_failed(const cm_device *v)
+{
+    uint64_t n = 0;
+    for (int k = 0; k < CM_NVERDICTS; k++)
+        if (k != KR_V_OK && k != KR_V_NONE)
+            n += v->verdicts[k];
+    return n;
+}
+
+const char *cm_dev_sort_name(cm_dev_sort s)
+{
+    static const char *const n[] = { "device", "failed connections", "connections", "last seen", "bytes" };
+    return (unsigned)s < CM_DSORT_COUNT ? n[s] : "?";
+}
+
+static cm_dev_sort dev_sort_key;
+
+static int cmp_dev(gconstpointer pa, gconstpointer pb)
+{
+    const cm_device *a = pa, *b = pb;
+    int r = 0;
+    switch (dev_sort_key) {
+    case CM_DSORT_FAILED: r = (cm_device_failed(a) < cm_device_failed(b)) - (cm_device_failed(a) > cm_device_failed(b)); break;
+    case CM_DSORT_CONNS: r = (a->conns < b->conns) - (a->conns > b->conns); break;
+    case CM_DSORT_LAST: r = (a->last_seen < b->last_seen) - (a->last_seen > b->last_seen); break;
+    case CM_DSORT_BYTES: r = (a->bytes < b->bytes) - (a->bytes > b->bytes); break;
+    default: break;
+    }
+    if (!r)
+        r = (a->id_known < b->id_known) - (a->id_known > b->id_known);   /* known ids first */
+    return r ? r : strcmp(a->name, b->name);
+}
+
+GArray *cm_devices_rows(const cm_devices *d, const cm_mon *m, cm_dev_sort sort)
+{
+    GHashTable *idx = g_hash_table_new(g_str_hash, g_str_equal);
+    GArray *rows = g_array_new(FALSE, FALSE, sizeof(cm_device));
+    GHashTableIter it;
+    gpointer k, val;
+    g_hash_table_iter_init(&it, d->by_name);
+    while (g_hash_table_iter_next(&it, &k, &val))
+        g_array_append_val(rows, *(cm_device *)val);
+    for (guint i = 0; i < rows->len; i++)
+        g_hash_table_insert(idx, g_array_index(rows, cm_device, i).name, GUINT_TO_POINTER(i + 1));
+    if (m && m->live) {
+        g_hash_table_iter_init(&it, m->live);
+        while (g_hash_table_iter_next(&it, &k, &val)) {
+            const cm_conn *c = val;
+            if (c->ended)
+                continue;
+            char name[48];
+            cm_device_name(c, name, sizeof name);
+            guint at = GPOINTER_TO_UINT(g_hash_table_lookup(idx, name));
+            if (!at) {
+                cm_device v = { .platform = -1, .id_known = c->info.device_id_known };
+                g_strlcpy(v.name, name, sizeof v.name);
+                g_array_append_val(rows, v);
+                at = rows->len;
+                /* the keys point into rows, which may move: rebuild the index */
+                g_hash_table_remove_all(idx);
+                for (guint r = 0; r < rows->len; r++)
+                    g_hash_table_insert(idx, g_array_index(rows, cm_device, r).name, GUINT_TO_POINTER(r + 1));
+            }
+            cm_device *v = &g_array_index(rows, cm_device, at - 1);
+            add_conn(v, c, info(c));
+            v->live++;
+        }
+    }
+    g_hash_table_destroy(idx);
+    dev_sort_key = sort;
+    g_array_sort(rows, cmp_dev);
+    return rows;
+}
+
+static const char *gen_str(int g)
+{
+    return g == 1 ? "1" : g == 2 ? "2" : "-";
+}
+
+void cm_devices_print(const cm_devices *d, const cm_mon *m, FILE *out)
+{
+    GArray *rows = cm_devices_rows(d, m, CM_DSORT_DEVICE);
+    if (!rows->len) {
+        g_array_free(rows, TRUE);
+        return;
+    }
+    fprintf(out, "devices: %u\n%-26s %5s %5s %6s %-23s %-15s %6s %10s %3s %s\n", rows->len, "DEVICE", "CONNS", "OK",
+            "FAILED", "LAST VERDICT", "LAST SEEN (UTC)", "MSGS", "BYTES", "GEN", "PLATFORM");
+    for (guint i = 0; i < rows->len; i++) {
+        const cm_device *v = &g_array_index(rows, cm_device, i);
+        char t[32], p[32], lv[32];
+        snprintf(lv, sizeof lv, "%s%s", v->last_verdict ? kr_verdict_str(v->last_verdict) : "-",
+                 v->last_verdict && !v->last_proven ? "?" : "");
+        fprintf(out, "%-26s %5llu %5llu %6llu %-23s %-15s %6llu %10llu %3s %s\n", v->name,
+                (unsigned long long)v->conns, (unsigned long long)v->verdicts[KR_V_OK],
+                (unsigned long long)cm_device_failed(v), lv, cm_time_str(v->last_seen, t, sizeof t),
+                (unsigned long long)v->messages, (unsigned long long)v->bytes, gen_str(v->generation),
+                cm_platform_str(v->platform, p, sizeof p));
+    }
+    g_array_free(rows, TRUE);
+}
+
+void cm_devices_json(const cm_devices *d, const cm_mon *m, FILE *out)
+{
+    GArray *rows = cm_devices_rows(d, m, CM_DSORT_DEVICE);
+    cm_json j;
+    cm_json_init(&j);
+    for (guint i = 0; i < rows->len; i++) {
+        const cm_device *v = &g_array_index(rows, cm_device, i);
+        cm_json_reset(&j);
+        cm_json_obj(&j, NULL);
+        cm_json_str(&j, "type", "device");
+        if (v->id_known)
+            cm_json_str(&j, "device_id", v->name);
+        else if (v->name[0] == '?')
+            cm_json_str(&j, "client", v->name + 2);
+        else
+            cm_json_bool(&j, "other_devices", true);   /* the overflow record */
+        cm_json_int(&j, "connections", (int64_t)v->conns);
+        cm_json_obj(&j, "verdicts");
+        for (int k = 0; k < CM_NVERDICTS; k++)
+            if (v->verdicts[k])
+                cm_json_int(&j, k == KR_V_NONE ? "none" : kr_verdict_str((kr_verdict_code)k), (int64_t)v->verdicts[k]);
+        cm_json_end(&j, '}');
+        if (v->last_verdict) {
+            cm_json_str(&j, "last_verdict", kr_verdict_str(v->last_verdict));
+            cm_json_bool(&j, "last_proven", v->last_proven);
+        }
+        cm_json_time(&j, "last_seen", v->last_seen);
+        cm_json_int(&j, "messages", (int64_t)v->messages);
+        cm_json_int(&j, "bytes", (int64_t)v->bytes);
+        if (v->generation)
+            cm_json_int(&j, "generation", v->generation);
+        if (v->platform >= 0) {
+            cm_json_int(&j, "platform_id", v->platform);
+            cm_json_int(&j, "product_id", v->product_id);
+            cm_json_int(&j, "product_version", v->product_version);
+        }
+        cm_json_end(&j, '}');
+        cm_json_line(&j, out);
+    }
+    cm_json_free(&j);
+    g_array_free(rows, TRUE);
+}

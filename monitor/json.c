@@ -1,0 +1,231 @@
+/* cloudmon: the JSON writer. */
+#include "json.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cm_json_init(cm_json *j)
+{
+    memset(j, 0, sizeof *j);
+    j->first[0] = true;
+}
+
+void cm_json_free(cm_json *j)
+{
+    free(j->buf);
+    memset(j, 0, sizeof *j);
+}
+
+void cm_json_reset(cm_json *j)
+{
+    j->len = 0;
+    j->depth = 0;
+    j->first[0] = true;
+}
+
+static bool grow(cm_json *j, size_t more)
+{
+    if (j->oom)
+        return false;
+    if (j->len + more <= j->cap)
+        return true;
+    size_t cap = j->cap ? j->cap : 1024;
+    while (cap < j->len + more)
+        cap *= 2;
+    char *b = realloc(j->buf, cap);
+    if (!b) {
+        j->oom = true;
+        return false;
+    }
+    j->buf = b;
+    j->cap = cap;
+    return true;
+}
+
+static void put(cm_json *j, const char *s, size_t n)
+{
+    if (!grow(j, n))
+        return;
+    memcpy(j->buf + j->len, s, n);
+    j->len += n;
+}
+
+static void putc1(cm_json *j, char c)
+{
+    if (grow(j, 1))
+        j->buf[j->len++] = c;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one (overlong
+ * forms, surrogates and code points past U+10FFFF are not). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2; cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3; cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4; cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+void cm_json_escape(cm_json *j, const char *v, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)v;
+    if (!grow(j, n + 2))
+        return;
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
+            run++;
+        put(j, (const char *)s + i, run - i);
+        if ((i = run) >= n)
+            break;
+        unsigned char c = s[i];
+        if (c >= 0x80) {
+            size_t l = utf8_len(s + i, n - i);
+            if (l) {
+                put(j, (const char *)s + i, l);
+                i += l;
+                continue;
+            }
+            char e[5] = { '\\', '\\', 'x', hex[c >> 4], hex[c & 15] };
+            put(j, e, 5);
+        } else if (c == '"' || c == '\\') {
+            char e[2] = { '\\', (char)c };
+            put(j, e, 2);
+        } else {
+            const char *named = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b"
+                              : c == '\f' ? "\\f" : NULL;
+            if (named) {
+                put(j, named, 2);
+            } else {
+                char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+                put(j, e, 6);
+            }
+        }
+        i++;
+    }
+}
+
+static void key(cm_json *j, const char *k)
+{
+    if (!j->first[j->depth])
+        putc1(j, ',');
+    j->first[j->depth] = false;
+    if (k) {
+        putc1(j, '"');
+        cm_json_escape(j, k, strlen(k));
+        put(j, "\":", 2);
+    }
+}
+
+static void jopen(cm_json *j, const char *k, char c)
+{
+    if (j->len)
+        key(j, k);
+    putc1(j, c);
+    if (j->depth + 1 < CM_JSON_DEPTH)
+        j->first[++j->depth] = true;
+}
+
+void cm_json_obj(cm_json *j, const char *k) { jopen(j, k, '{'); }
+void cm_json_arr(cm_json *j, const char *k) { jopen(j, k, '['); }
+
+void cm_json_end(cm_json *j, char close)
+{
+    putc1(j, close);
+    if (j->depth > 0)
+        j->depth--;
+}
+
+void cm_json_strn(cm_json *j, const char *k, const char *v, size_t n)
+{
+    key(j, k);
+    putc1(j, '"');
+    cm_json_escape(j, v, n);
+    putc1(j, '"');
+}
+
+void cm_json_str(cm_json *j, const char *k, const char *v)
+{
+    cm_json_strn(j, k, v, strlen(v));
+}
+
+void cm_json_int(cm_json *j, const char *k, int64_t v)
+{
+    char b[24], *p = b + sizeof b;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    key(j, k);
+    put(j, p, (size_t)(b + sizeof b - p));
+}
+
+void cm_json_bool(cm_json *j, const char *k, bool v)
+{
+    key(j, k);
+    put(j, v ? "true" : "false", v ? 4 : 5);
+}
+
+void cm_json_num(cm_json *j, const char *k, double v)
+{
+    char b[32];
+    int n = snprintf(b, sizeof b, "null");
+    if (isfinite(v)) {
+        /* the shortest of 15, 16 or 17 digits that reads back as the same double */
+        for (int digits = 15; digits <= 17; digits++) {
+            n = snprintf(b, sizeof b, "%.*g", digits, v);
+            if (strtod(b, NULL) == v)
+                break;
+        }
+    }
+    key(j, k);
+    put(j, b, (size_t)n);
+}
+
+void cm_json_time(cm_json *j, const char *k, double t)
+{
+    if (!isfinite(t) || t < 0 || t > 1e15) {
+        cm_json_num(j, k, t);
+        return;
+    }
+    int64_t us = (int64_t)(t * 1e6 + 0.5);
+    char b[32];
+    int64_t s = us / 1000000, f = us % 1000000;
+    cm_json_int(j, k, s);
+    b[0] = '.';
+    for (int i = 6; i >= 1; i--, f /= 10)
+        b[i] = (char)('0' + f % 10);
+    put(j, b, 7);
+}
+
+bool cm_json_line(cm_json *j, FILE *f)
+{
+    putc1(j, '\n');
+    if (j->oom)
+        return false;
+    return fwrite(j->buf, 1, j->len, f) == j->len;
+}
