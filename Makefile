@@ -14,9 +14,9 @@ PKGS := build-essential pkg-config meson ninja-build python3 python3-cryptograph
         gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi \
         clang libclang-rt-14-dev \
         dpkg-dev debhelper fakeroot lintian bash-completion groff-base \
-        libmicrohttpd-dev prometheus chromium ruby-mdl rsyslog
+        libmicrohttpd-dev prometheus chromium ruby-mdl rsyslog mmdebstrap
 
-.PHONY: all deps build build-asan test demo clean
+.PHONY: all deps build build-asan test demo clean install-plugin
 
 all: build
 
@@ -35,7 +35,8 @@ $(BUILD)/build.ninja:
 	meson setup $(BUILD)
 
 $(ASAN_BUILD)/build.ninja:
-	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false \
+	  -Dplugin_chroot_dir=$(CURDIR)/$(BUILD)/ws-chroots
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -59,6 +60,17 @@ demo: build
 	  echo "== sparkkeys check $(DEMO_SAMPLE)/keyfile"; \
 	  $(BUILD)/keyring/tool/sparkkeys check $(DEMO_SAMPLE)/keyfile; \
 	fi
+
+# spark.so alone into the personal Wireshark plugin folder of whoever runs it (no root, nothing else).
+SPARK_SO ?= $(BUILD)/dissector/spark.so
+install-plugin:
+	@if [ -f $(BUILD)/build.ninja ] && [ -w $(BUILD) ]; then ninja -C $(BUILD) dissector/spark.so || exit 1; fi; \
+	[ -f "$(SPARK_SO)" ] || { echo "install-plugin: $(SPARK_SO) is missing; build it first: make build"; exit 1; }; \
+	ver=$$(pkg-config --modversion wireshark | cut -d. -f1,2) && [ -n "$$ver" ] || \
+	  { echo "install-plugin: pkg-config finds no wireshark (apt-get install wireshark-dev)"; exit 1; }; \
+	dir="$$HOME/.local/lib/wireshark/plugins/$$ver/epan"; \
+	install -d "$$dir" && install -m 0644 "$(SPARK_SO)" "$$dir/spark.so" && echo "installed $$dir/spark.so"; \
+	[ "$$(id -u)" != 0 ] || echo "install-plugin: note: Wireshark run as root ignores personal plugin folders"
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -6,12 +6,13 @@
 #include <ws_symbol_export.h>
 
 #include "spark.h"
+#include "spark-config.h"
 
 #ifndef SPARKWIRE_VERSION
 #define SPARKWIRE_VERSION "0.0.0"
 #endif
 
-#if WIRESHARK_VERSION_MAJOR > 4 || (WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR >= 2)
+#if SPARK_HAVE_PLUGIN_DESCRIBE
 #include <wsutil/plugins.h>
 #endif
 
@@ -20,7 +21,7 @@ WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
 WS_DLL_PUBLIC_DEF const int plugin_want_minor = WIRESHARK_VERSION_MINOR;
 
 WS_DLL_PUBLIC void plugin_register(void);
-#if WIRESHARK_VERSION_MAJOR > 4 || (WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR >= 2)
+#if SPARK_HAVE_PLUGIN_DESCRIBE
 WS_DLL_PUBLIC uint32_t plugin_describe(void);
 
 uint32_t plugin_describe(void)

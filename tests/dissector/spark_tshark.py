@@ -50,6 +50,7 @@ class Shark:
         self.home = os.path.join(self.tmp, "home")
         os.makedirs(self.home)
         self.sanitized = os.environ.get("SPARKWIRE_SANITIZED") == "1"
+        self._booleans = None
         self.fix_perms()
 
     def fix_perms(self):
@@ -81,12 +82,14 @@ class Shark:
         self.fix_perms()
         return p
 
-    def run(self, args, plugin=True, check_rc=True):
+    def run(self, args, plugin=True, check_rc=True, home=None, cmd=None):
+        """tshark ARGS (or CMD) as nobody when root; plugin=None: no WIRESHARK_PLUGIN_DIR (personal folder)."""
         # no extcap helpers (they are not needed, and under the sanitizer preload they hang -G plugins)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home, "LANG": "C.UTF-8",
-               "WIRESHARK_PLUGIN_DIR": self.plugdir if plugin else self.emptydir,
-               "WIRESHARK_EXTCAP_DIR": self.emptydir, "WIRESHARK_CONFIG_DIR": self.home}
-        if self.sanitized and plugin:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home or self.home, "LANG": "C.UTF-8",
+               "WIRESHARK_EXTCAP_DIR": self.emptydir, "WIRESHARK_CONFIG_DIR": home or self.home}
+        if plugin is not None:
+            env["WIRESHARK_PLUGIN_DIR"] = self.plugdir if plugin else self.emptydir
+        if self.sanitized and plugin is not False:
             libs = []
             for lib in ("libasan.so", "libubsan.so"):
                 p = subprocess.run(["gcc", "-print-file-name=" + lib], capture_output=True,
@@ -96,7 +99,7 @@ class Shark:
             env["LD_PRELOAD"] = " ".join(libs)
             env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
             env["UBSAN_OPTIONS"] = os.environ.get("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        cmd = [self.tshark] + args
+        cmd = cmd or [self.tshark] + args
         if os.geteuid() == 0:
             cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env"] + \
                   ["%s=%s" % kv for kv in env.items()] + cmd
@@ -105,11 +108,35 @@ class Shark:
         for bad in ("AddressSanitizer", "runtime error:", "Segmentation fault", "LeakSanitizer"):
             check(bad not in r.stderr, "tshark %s: %s in stderr:\n%s" % (" ".join(args), bad, r.stderr[-3000:]))
         if check_rc and r.returncode != 0:
-            raise Fail("tshark %s exited %d:\n%s" % (" ".join(args), r.returncode, r.stderr[-3000:]))
+            raise Fail("%s exited %d:\n%s" % (" ".join(cmd[-len(args) - 1:]), r.returncode,
+                                              r.stdout[-1000:] + r.stderr[-3000:]))
         return r
 
+    def booleans(self):
+        """The names of the boolean fields (Wireshark 4.4 and later print them True/False, 4.0 prints 1/0)."""
+        if self._booleans is None:
+            out = self.run(["-G", "fields"]).stdout
+            self._booleans = {c[2] for c in (l.split("\t") for l in out.splitlines())
+                              if len(c) > 3 and c[0] == "F" and c[3] == "FT_BOOLEAN"}
+            check("spark.nonce_ok" in self._booleans, "tshark -G fields lists no boolean spark field")
+        return self._booleans
+
+    def free_port(self, start=47000):
+        """A TCP port no dissector of this Wireshark claims (4.4's UCI owns 7000, for one)."""
+        out = self.run(["-G", "decodes"], plugin=False).stdout
+        claimed = {int(c[1]) for c in (l.split("\t") for l in out.splitlines())
+                   if len(c) > 2 and c[0] == "tcp.port" and c[1].isdigit()}
+        check(len(claimed) > 10, "tshark -G decodes lists no TCP ports:\n" + out[:500])
+        check(Capture().dev[1] not in claimed, "the captures' client port %d is claimed by a dissector"
+              % Capture().dev[1])
+        port = start
+        while port in claimed or port == 5683:
+            port += 1
+        return port
+
     def fields(self, cap, fields, extra=(), plugin=True, two_pass=True):
-        """One row per frame: [frame.number, field1, field2, ...] (multiple values joined with ',')."""
+        """One row per frame: [frame.number, field1, field2, ...] (multiple values joined with ',');
+        boolean fields as 1/0 whatever this Wireshark prints."""
         args = ["-r", cap, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "frame.number"]
         if two_pass:
             args.insert(0, "-2")
@@ -121,6 +148,9 @@ class Shark:
         for line in out.splitlines():
             cols = line.split("\t")
             cols += [""] * (len(fields) + 1 - len(cols))
+            for i, f in enumerate(fields, 1):
+                if f in self.booleans() and cols[i]:
+                    cols[i] = ",".join({"True": "1", "False": "0"}.get(v, v) for v in cols[i].split(","))
             rows.append(cols)
         return rows
 
@@ -289,11 +319,12 @@ def test_ipv6(sh):
     """The same over IPv6, on the port and through the heuristic."""
     test_handshake_shape(sh, ipv6=True)
     rng = random.Random(6)
-    cap = sh.write("v6heur.pcap", handshake_capture(rng, sport=7000, split=False, ipv6=True).bytes())
+    port = sh.free_port()
+    cap = sh.write("v6heur.pcap", handshake_capture(rng, sport=port, split=False, ipv6=True).bytes())
     rows = sh.fields(cap, ["spark.step", "spark.direction", "ipv6.src"])
     steps = [(r[1], r[2], r[3]) for r in rows if r[1]]
     check(steps[:3] == [("nonce", "1", "fd00::1"), ("id-block", "0", "fd00::2"), ("session-block", "1", "fd00::1")],
-          "IPv6 on port 7000: %r" % rows)
+          "IPv6 on port %d: %r" % (port, rows))
 
 
 def test_retransmission(sh):
@@ -348,39 +379,41 @@ def test_gap(sh):
 
 def test_heuristic(sh):
     rng = random.Random(3)
-    cap = sh.write("heur.pcap", handshake_capture(rng, sport=7000, split=False).bytes())
+    port = sh.free_port()
+    cap = sh.write("heur.pcap", handshake_capture(rng, sport=port, split=False).bytes())
     rows = sh.fields(cap, ["spark.step"])
     steps = [s for r in rows for s in r[1].split(",") if s]
     check(steps[:5] == ["nonce", "id-block", "session-block", "hello", "hello"],
-          "the heuristic should find the handshake on port 7000: %r" % steps)
+          "the heuristic should find the handshake on port %d: %r" % (port, steps))
     rows = sh.fields(cap, ["spark.step"], extra=["--disable-heuristic", "spark_tcp"])
-    check(not any(r[1] for r in rows), "with the heuristic disabled nothing on port 7000 is Spark")
+    check(not any(r[1] for r in rows), "with the heuristic disabled nothing on port %d is Spark" % port)
     # Decode As works on the same capture with the heuristic off
-    rows = sh.fields(cap, ["spark.step"], extra=["--disable-heuristic", "spark_tcp", "-d", "tcp.port==7000,spark"])
+    rows = sh.fields(cap, ["spark.step"], extra=["--disable-heuristic", "spark_tcp", "-d", "tcp.port==%d,spark" % port])
     steps = [s for r in rows for s in r[1].split(",") if s]
-    check(steps[:3] == ["nonce", "id-block", "session-block"], "Decode As tcp.port==7000,spark: %r" % steps)
+    check(steps[:3] == ["nonce", "id-block", "session-block"], "Decode As tcp.port==%d,spark: %r" % (port, steps))
     # a text banner of 40 bytes on another port is not taken
-    c = Capture(sport=8080)
+    c = Capture(sport=sh.free_port(port + 1))
     c.open()
     c.pkt(1, PSH | ACK, b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n\r\n")
     c.pkt(0, PSH | ACK, rnd(256, rng))
     c.close()
     cap = sh.write("banner.pcap", c.bytes())
     rows = sh.fields(cap, ["spark.step"])
-    check(not any(r[1] for r in rows), "a text banner on port 8080 must not be taken for a nonce: %r" % rows)
+    check(not any(r[1] for r in rows), "a text banner on a free port must not be taken for a nonce: %r" % rows)
 
 
 def test_port_pref(sh):
     """spark.tcp.port adds the port to the Spark port table (the heuristic is off to show the table)."""
     rng = random.Random(4)
-    cap = sh.write("port.pcap", handshake_capture(rng, sport=7000, split=False).bytes())
+    port = sh.free_port()
+    cap = sh.write("port.pcap", handshake_capture(rng, sport=port, split=False).bytes())
     off = ["--disable-heuristic", "spark_tcp"]
     rows = sh.fields(cap, ["spark.step"], extra=off)
-    check(not any(r[1] for r in rows), "port 7000 is not Spark by default: %r" % rows)
-    rows = sh.fields(cap, ["spark.step"], extra=off + ["-o", "spark.tcp.port:7000"])
+    check(not any(r[1] for r in rows), "port %d is not Spark by default: %r" % (port, rows))
+    rows = sh.fields(cap, ["spark.step"], extra=off + ["-o", "spark.tcp.port:%d" % port])
     steps = [s for r in rows for s in r[1].split(",") if s]
-    check(steps[:3] == ["nonce", "id-block", "session-block"], "spark.tcp.port:7000 should take port 7000: %r"
-          % steps)
+    check(steps[:3] == ["nonce", "id-block", "session-block"], "spark.tcp.port:%d should take port %d: %r"
+          % (port, port, steps))
 
 
 def test_not_spark(sh):
@@ -556,9 +589,7 @@ def test_wrong_keys(sh):
 # ---- the samples (captures of the lab device and cloud, with their keyfiles) ------------------------
 
 def samples_dir():
-    root = os.environ.get("SPARKWIRE_SOURCE_ROOT") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                                   "..", "..")
-    return os.path.join(root, "samples")
+    return os.path.join(source_root(), "samples")
 
 
 def read_expected():
@@ -773,6 +804,315 @@ def test_samples_wrong_keys(sh):
           "server keys only: the id is known, nothing decrypts: %r" % conns)
 
 
+# ---- Wireshark's conventions ----------------------------------------------------------------------
+
+def test_conventions(sh):
+    """Every spark field has a description; expert infos stay within 100 characters; spark.device_id appears
+    at most once per packet; the decrypted CoAP is a protocol layer of its own (Protocol column, io,phs)."""
+    out = sh.run(["-G", "fields"]).stdout
+    spark = [c for c in (l.split("\t") for l in out.splitlines())
+             if len(c) > 7 and c[0] == "F" and c[2].startswith("spark.")]
+    check(len(spark) > 60, "too few spark fields: %d" % len(spark))
+    # expert info fields (spark.expert.*) are made by Wireshark from the expert table: their description is
+    # their name (the expert summary), and Wireshark gives none of them, its own included, a blurb
+    bare = [c[2] for c in spark if not (c[1].strip() if c[2].startswith("spark.expert.") else c[7].strip())]
+    check(not bare, "spark fields without a description: %r" % bare)
+    sep = "\x1f"
+    for row in read_expected():
+        cap, kf = sample_in(sh, row["scenario"])
+        for keys in (["-o", "spark.keyfile:" + kf], []):
+            out = sh.run(["-2", "-r", cap, "-Y", "spark", "-T", "fields", "-E", "occurrence=a", "-E",
+                          "aggregator=" + sep, "-e", "frame.number", "-e", "_ws.expert.message", "-e",
+                          "spark.device_id"] + keys).stdout
+            for line in out.splitlines():
+                cols = (line.split("\t") + ["", ""])[:3]
+                for msg in (m for m in cols[1].split(sep) if m):
+                    check(len(msg) <= 100, "%s frame %s: expert info of %d characters: %s"
+                          % (row["scenario"], cols[0], len(msg), msg))
+                ids = [i for i in cols[2].split(sep) if i]
+                check(len(ids) <= 1, "%s frame %s: spark.device_id %d times" % (row["scenario"], cols[0], len(ids)))
+    cap, kf = sample_in(sh, "healthy")
+    out = sh.run(["-r", cap, "-o", "spark.keyfile:" + kf, "-q", "-z", "io,phs"]).stdout
+    lines = [l for l in out.splitlines() if "frames:" in l]
+    depth = {l.split()[0]: len(l) - len(l.lstrip()) for l in lines}
+    check("spark" in depth and "coap" in depth and depth["coap"] > depth["spark"],
+          "-z io,phs must count CoAP under Spark:\n" + out)
+    rows = sh.fields(cap, ["_ws.col.Protocol", "_ws.col.Info", "coap.mid"], extra=["-o", "spark.keyfile:" + kf])
+    dec = [r for r in rows if r[3]]
+    check(dec and all(r[1] == "CoAP" for r in dec), "decrypted frames must show CoAP as protocol: %r" % dec[:3])
+    check(any("Hello" in r[2] for r in dec), "the Info column stays Spark's (Hello): %r" % dec[:3])
+    check(all(r[1] != "CoAP" for r in rows if not r[3]), "frames without decrypted CoAP must not say CoAP")
+
+
+# ---- Follow ---------------------------------------------------------------------------------------
+
+def parse_follow_yaml(out):
+    """[(packet, peer, bytes)] from tshark -z follow,...,yaml output."""
+    import base64
+    recs, cur, b64 = [], None, None
+    for line in out.splitlines():
+        t = line.strip()
+        if t.startswith("- packet:"):
+            cur = [int(t.split(":")[1]), None, b""]
+            recs.append(cur)
+            b64 = None
+        elif cur is not None and t.startswith("peer:"):
+            cur[1] = int(t.split(":")[1])
+        elif cur is not None and t.startswith("data: !!binary"):
+            b64 = []
+        elif b64 is not None and t and not t.startswith(("-", "=")) and ":" not in t:
+            b64.append(t)
+            cur[2] = base64.b64decode("".join(b64))
+    return recs
+
+
+def test_follow(sh):
+    """tshark -z follow,spark,MODE,N gives each decrypted frame's plaintext (CoAP), per direction, in order."""
+    cap, kf = sample_in(sh, "healthy")
+    keys = ["-o", "spark.keyfile:" + kf]
+    out = sh.run(["-r", cap, "-q", "-z", "follow,spark,yaml,0"] + keys).stdout
+    recs = parse_follow_yaml(out)
+    rows = sh.fields(cap, ["coap.mid", "spark.direction", "tcp.srcport"], extra=keys + ["-Y", "coap"])
+    want = [(int(r[0]), int(m)) for r in rows for m in r[1].split(",")]
+    got = [(p, int.from_bytes(d[2:4], "big")) for p, _, d in recs]
+    check(len(want) > 10 and got == want, "follow yaml: (frame, CoAP message id) %r, the CoAP layer says %r"
+          % (got[:6], want[:6]))
+    check(all(d and d[0] >> 6 == 1 for _, _, d in recs), "every followed record is CoAP version 1")
+    dirs = {int(r[0]): r[2].split(",")[0] for r in rows}
+    peer_of_dir = {}
+    for p, peer, _ in recs:
+        peer_of_dir.setdefault(dirs[p], set()).add(peer)
+    check(len(peer_of_dir) == 2 and all(len(v) == 1 for v in peer_of_dir.values()) and
+          peer_of_dir["0"] != peer_of_dir["1"], "each direction must be one peer: %r" % peer_of_dir)
+    out = sh.run(["-r", cap, "-q", "-z", "follow,spark,ascii,0"] + keys).stdout
+    check("Follow: spark,ascii" in out and "motion/open" in out, "follow ascii must show the plaintext:\n" + out)
+    out = sh.run(["-r", cap, "-q", "-z", "follow,spark,hex,0"] + keys).stdout
+    check("Follow: spark,hex" in out and "6f 74 69 6f 6e" in out, "follow hex:\n" + out[:2000])
+    out = sh.run(["-r", cap, "-q", "-z", "follow,spark,yaml,0"]).stdout
+    check(parse_follow_yaml(out) == [], "without keys nothing is followed:\n" + out)
+
+
+# ---- keys the Wireshark way: the key table, a session-secrets file, the export --------------------
+
+def decrypted(sh, cap, extra):
+    return [r[0] for r in sh.fields(cap, ["coap.mid"], extra=extra + ["-Y", "coap"])]
+
+
+def uat_row(*cols):
+    return "uat:spark_keys:" + ",".join('"%s"' % c for c in cols)
+
+
+def test_keys_table(sh):
+    """The key table (-o uat:spark_keys:...) alone and merged with a keyfile decrypts as the keyfile does; a bad
+    row is refused with its reason; session lines exported by the plugin (0600, never through a symlink)
+    decrypt the capture alone through the session-file preference; the session key shows only when asked."""
+    cap, kf = sample_in(sh, "healthy")
+    dev = "53ff6c065067544816300187"
+    keys = os.path.dirname(kf) + "/keys/"
+    want = decrypted(sh, cap, ["-o", "spark.keyfile:" + kf])
+    check(len(want) > 10, "the keyfile decrypts the healthy sample: %r" % want)
+    table = ["-o", uat_row("server-private", "", "", keys + "server-private.pem"),
+             "-o", uat_row("device", dev, "", keys + dev + ".der")]
+    check(decrypted(sh, cap, table) == want, "the key table must decrypt as the keyfile does")
+    srv = sh.write("samples/healthy/server-only", "server-private keys/server-private.pem\n")
+    check(decrypted(sh, cap, ["-o", "spark.keyfile:" + srv]) == [], "server keys alone decrypt nothing")
+    merged = ["-o", "spark.keyfile:" + srv, "-o", uat_row("device", dev, "", keys + dev + ".der")]
+    check(decrypted(sh, cap, merged) == want, "keyfile + table must decrypt as the keyfile does")
+    r = sh.run(["-r", cap, "-o", uat_row("bogus", "", "", keys + dev + ".der")], check_rc=False)
+    check(r.returncode != 0 and "Key type 'bogus'" in r.stderr, "a bad row must be refused: %r" % r.stderr)
+    r = sh.run(["-r", cap, "-o", uat_row("device", "", "", keys + dev + ".der")], check_rc=False)
+    check(r.returncode != 0 and "needs a device id" in r.stderr, "a device row needs an id: %r" % r.stderr)
+    # export, then decrypt with the exported session lines only
+    outdir = sh.path("out")                # tshark runs as nobody when root: a folder it may write
+    os.makedirs(outdir)
+    if os.geteuid() == 0:
+        os.chown(outdir, 65534, 65534)
+    out = os.path.join(outdir, "exported.keys")
+    sh.run(["-r", cap, "-o", "spark.keyfile:" + kf, "-o", "spark.export_sessions:" + out, "-q", "-z",
+            "spark,devices"])
+    check(os.path.exists(out), "the export file was not written")
+    check(os.stat(out).st_mode & 0o777 == 0o600, "the export file must be 0600: %o" % os.stat(out).st_mode)
+    lines = open(out).read().split("\n")
+    check(len(lines) == 2 and lines[0].startswith("session %s " % dev) and len(lines[0].split()[2]) == 80,
+          "one session line for the healthy connection: %r" % lines)
+    check(decrypted(sh, cap, ["-o", "spark.session_file:" + out]) == want,
+          "the exported session line must decrypt the capture without keys")
+    bad = sh.write("bad-session", "session %s %s\nserver-private keys/server-private.pem\n" % (dev, "00" * 40))
+    r = sh.run(["-r", cap, "-o", "spark.session_file:" + bad, "-q", "-z", "spark,devices"], check_rc=False)
+    check("bad-session:2 holds another line" in r.stderr, "a key line in the session file is refused: %r" % r.stderr)
+    # never through a symlink
+    target = sh.write("target", "keep\n")
+    os.chmod(target, 0o666)
+    link = os.path.join(outdir, "link.keys")
+    os.symlink(target, link)
+    r = sh.run(["-r", cap, "-o", "spark.keyfile:" + kf, "-o", "spark.export_sessions:" + link, "-q", "-z",
+                "spark,devices"], check_rc=False)
+    check(open(target).read() == "keep\n", "the export wrote through a symlink")
+    check("was not written" in r.stderr, "the refused export must say so: %r" % r.stderr)
+    # the session key: only when the preference asks
+    rows = sh.fields(cap, ["spark.session.key"], extra=["-o", "spark.keyfile:" + kf])
+    check(not any(r[1] for r in rows), "the session key must not show by default")
+    rows = sh.fields(cap, ["spark.session.key", "spark.session.iv", "spark.session.salt"],
+                     extra=["-o", "spark.keyfile:" + kf, "-o", "spark.show_session_key:TRUE"])
+    shown = [r for r in rows if r[1]]
+    hexs = lines[0].split()[2]
+    check(len(shown) == 1 and [x.replace(":", "") for x in shown[0][1:]] == [hexs[:32], hexs[32:64], hexs[64:]],
+          "with show_session_key the key, IV and salt are the exported ones: %r" % shown)
+
+
+# ---- the connection cap ------------------------------------------------------------------------------
+
+def test_max_conns(sh):
+    """spark.max_conns: five connections open one second apart, each sending its id block a minute later;
+    with a cap of 2 each new one beyond it releases the longest idle one (an expert info says so, and its
+    verdict is final); the released ones are not followed further. Without a cap all five are."""
+    rng = random.Random(12)
+    pkts = []
+    for i in range(5):
+        c = Capture(cport=40100 + i, t0=1700000000.0 + i)
+        c.open()
+        c.pkt(1, PSH | ACK, rnd(40, rng))
+        c.t += 60
+        c.pkt(0, PSH | ACK, rnd(256, rng))
+        c.pkt(1, PSH | ACK, rnd(384, rng))
+        pkts += c.pkts
+    c.pkts = sorted(pkts, key=lambda p: p[0])
+    cap = sh.write("five.pcap", c.bytes())
+    f = ["tcp.srcport", "tcp.dstport", "spark.step", "spark.released", "spark.verdict", "spark.verdict.final"]
+
+    def per_conn(extra):
+        conns = {}
+        for r in sh.fields(cap, f, extra=extra):
+            port = int(r[1]) if int(r[1]) != 5683 else int(r[2])
+            c = conns.setdefault(port, {"steps": [], "released": [], "final": []})
+            c["steps"] += [x for x in r[3].split(",") if x]
+            c["released"] += [int(x) for x in r[4].split(",") if x]
+            c["final"] += [v for v, fin in zip(r[5].split(","), r[6].split(",")) if v and fin == "1"]
+        return [conns[p] for p in sorted(conns)]
+
+    for extra in ([], ["-o", "spark.max_conns:0"]):
+        conns = per_conn(extra)
+        check(len(conns) == 5 and all(c["steps"] == ["nonce", "id-block", "session-block"] and not c["released"]
+                                      for c in conns), "without a cap (%r) all five are followed: %r" % (extra, conns))
+    conns = per_conn(["-o", "spark.max_conns:2"])
+    check([c["released"] for c in conns] == [[], [], [1], [1], [1]],
+          "connections 3, 4, 5 each release one: %r" % conns)
+    check([c["steps"] for c in conns[:3]] == [["nonce"]] * 3 and
+          [c["steps"] for c in conns[3:]] == [["nonce", "id-block", "session-block"]] * 2,
+          "the three released connections are not followed further: %r" % conns)
+    check(all(len(c["final"]) == 1 for c in conns), "every connection ends with one final verdict: %r" % conns)
+    out = sh.run(["-2", "-r", cap, "-o", "spark.max_conns:2", "-q", "-z", "expert,note"]).stdout
+    check("1 idle connection released: more than 2 open (spark.max_conns)" in out,
+          "an expert info must say a connection was released:\n" + out)
+
+
+# ---- statistics per device --------------------------------------------------------------------------
+
+def parse_devices(out):
+    """{device id: (connections, {verdict: n}, messages, bytes)} from tshark -z spark,devices."""
+    rows, on = {}, False
+    for line in out.splitlines():
+        cols = [c.strip() for c in line.split("|")]
+        if cols[0] == "Device ID":
+            on = True
+            continue
+        if on and len(cols) >= 5 and cols[1].isdigit():
+            verdicts = {}
+            for part in filter(None, (p.strip() for p in cols[2].split(","))):
+                code, n = part.rsplit(" ", 1)
+                verdicts[code] = int(n)
+            rows[cols[0]] = (int(cols[1]), verdicts, int(cols[3]), int(cols[4]))
+    return rows
+
+
+def test_stats_devices(sh):
+    """-z spark,devices: per device id its connections, final verdicts, messages and bytes, as the per-packet
+    fields show them, on every sample (with keys, two passes) and in one pass on the healthy one."""
+    for row in read_expected():
+        cap, kf = sample_in(sh, row["scenario"])
+        keys = ["-o", "spark.keyfile:" + kf]
+        got = parse_devices(sh.run(["-2", "-r", cap, "-q", "-z", "spark,devices"] + keys).stdout)
+        got = {k: v for k, v in got.items() if v[0] > 0}
+        want = {}
+        for c in connections(sh, cap, kf):
+            dev = next(iter(c["ids"])) if c["ids"] else "(unknown)"
+            n, verdicts = want.get(dev, (0, {}))
+            if c["verdict"]:
+                verdicts[c["verdict"]] = verdicts.get(c["verdict"], 0) + 1
+            want[dev] = (n + 1, verdicts)
+        check({k: v[:2] for k, v in got.items()} == want, "%s: -z spark,devices %r, the packets say %r"
+              % (row["scenario"], got, want))
+        msgs = sum(len([k for k in r[1].split(",") if k]) for r in sh.fields(cap, ["spark.msg.kind"], extra=keys))
+        check(sum(v[2] for v in got.values()) == msgs, "%s: %d messages in the table, %d in the packets"
+              % (row["scenario"], sum(v[2] for v in got.values()), msgs))
+        check(all(v[3] > 0 for v in got.values()), "%s: a device row without bytes: %r" % (row["scenario"], got))
+    cap, kf = sample_in(sh, "healthy")
+    one = parse_devices(sh.run(["-r", cap, "-q", "-z", "spark,devices", "-o", "spark.keyfile:" + kf]).stdout)
+    check(one.get("53ff6c065067544816300187", (0, {}))[:2] == (1, {"ok": 1}), "healthy in one pass: %r" % one)
+
+
+# ---- installing -----------------------------------------------------------------------------------
+
+def source_root():
+    return os.environ.get("SPARKWIRE_SOURCE_ROOT") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                   "..", "..")
+
+
+def test_install_plugin(sh):
+    """make install-plugin as a normal user: spark.so alone in ~/.local/lib/wireshark/plugins/VER/epan, and
+    tshark (no WIRESHARK_PLUGIN_DIR) loads it from there."""
+    home = sh.path("insthome")
+    os.makedirs(home)
+    if os.geteuid() == 0:
+        os.chown(home, 65534, 65534)
+    make = shutil.which("make")
+    check(make, "make is not installed")
+    r = sh.run(["install-plugin"], home=home, cmd=[make, "-s", "-C", source_root(), "install-plugin",
+               "BUILD=" + sh.path("nobuild"), "SPARK_SO=" + sh.path("plugins/%s/epan/spark.so" % sh.plugver)])
+    want = os.path.join(".local", "lib", "wireshark", "plugins", sh.plugver, "epan", "spark.so")
+    got = [os.path.relpath(os.path.join(d, f), home) for d, _, fs in os.walk(home) for f in fs]
+    check(got == [want], "install-plugin must install only %s; found %r (%s)" % (want, got, r.stdout))
+    check(os.stat(os.path.join(home, want)).st_mode & 0o777 == 0o644, "spark.so should be mode 0644")
+    out = sh.run(["-G", "plugins"], plugin=None, home=home).stdout
+    rows = [l.split("\t") for l in out.splitlines()]
+    check(any(r[0].strip() == "spark.so" and r[-1].strip().startswith(home) for r in rows),
+          "tshark does not load spark.so from the personal folder:\n" + out)
+    # without the plugin built, one line says what to do
+    r = sh.run(["install-plugin"], home=home, check_rc=False, cmd=[make, "-s", "-C", source_root(),
+               "install-plugin", "BUILD=" + sh.path("nobuild"), "SPARK_SO=" + sh.path("nobuild/spark.so")])
+    check(r.returncode != 0 and "build it first" in r.stdout + r.stderr, "a missing spark.so must be "
+          "reported: %r" % (r.stdout + r.stderr))
+
+
+def test_meson_install(sh):
+    """meson install of the whole tree: with DESTDIR everything lands under it (spark.so in Wireshark's plugin
+    folder); with another prefix every installed path, spark.so's too, is under that prefix."""
+    build = os.environ.get("SPARKWIRE_BUILD_ROOT")
+    check(build and os.path.isdir(build), "SPARKWIRE_BUILD_ROOT is not set (run through meson test)")
+    dest = sh.path("destdir")
+    r = subprocess.run(["meson", "install", "-C", build, "--no-rebuild", "--destdir", dest],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "meson install --destdir failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+    plugindir = subprocess.run(["pkg-config", "--variable=plugindir", "wireshark"], capture_output=True,
+                               text=True).stdout.strip()
+    check(os.path.isfile(dest + plugindir + "/epan/spark.so"), "spark.so is not in %s/epan under DESTDIR"
+          % plugindir)
+    check(any(os.listdir(os.path.join(d, "bin")) for d in (dest + "/usr/local", dest + "/usr")
+              if os.path.isdir(os.path.join(d, "bin"))), "no command installed under DESTDIR")
+    prefix = sh.path("prefix")
+    tmpbuild = sh.path("prefixbuild")
+    r = subprocess.run(["meson", "setup", tmpbuild, source_root(), "--prefix=" + prefix, "-Dfirmware=false",
+                        "-Dmonitor=false", "-Dtests=disabled", "-Dplugin=enabled"],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "meson setup --prefix failed:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+    import json
+    out = subprocess.run(["meson", "introspect", tmpbuild, "--installed"], capture_output=True, text=True).stdout
+    paths = list(json.loads(out).values())
+    check(any(p.endswith("/epan/spark.so") for p in paths), "spark.so is not installed: %r" % paths)
+    outside = [p for p in paths if not p.startswith(prefix + "/")]
+    check(not outside, "meson install with --prefix=%s writes outside it: %r" % (prefix, outside))
+
+
 TESTS = {
     "plugin-loads": test_plugin_loads,
     "stock-tshark": test_stock_tshark,
@@ -796,6 +1136,13 @@ TESTS = {
     "samples-messages": test_samples_messages,
     "samples-ota": test_samples_ota,
     "samples-wrong-keys": test_samples_wrong_keys,
+    "conventions": test_conventions,
+    "follow": test_follow,
+    "keys-table": test_keys_table,
+    "max-conns": test_max_conns,
+    "stats-devices": test_stats_devices,
+    "install-plugin": test_install_plugin,
+    "meson-install": test_meson_install,
 }
 
 

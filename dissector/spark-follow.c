@@ -1,0 +1,72 @@
+/* sparkwire Wireshark plugin: Follow the decrypted Spark stream (tshark -z follow,spark,ascii|hex|yaml,N;
+ * in the GUI under Analyze > Follow where it lists registered followers). Each direction's plaintext,
+ * one record per decrypted frame, on the TCP stream index N. */
+#include "spark-int.h"
+
+#include <epan/follow.h>
+#include <epan/tap.h>
+#include <epan/to_str.h>
+#include <epan/dissectors/packet-tcp.h>
+
+static int spark_follow_tap = -1;
+
+/* The filter for the Spark connection of the packet the user is on. */
+static gchar *spark_follow_conv_filter(epan_dissect_t *edt _U_, packet_info *pinfo, guint *stream,
+                                       guint *sub_stream _U_)
+{
+    conversation_t *c;
+    struct tcp_analysis *tcpd;
+
+    if (pinfo->ptype != PT_TCP)
+        return NULL;
+    c = find_conversation_pinfo(pinfo, 0);
+    if (!c || !conversation_get_proto_data(c, proto_spark))
+        return NULL;
+    tcpd = get_tcp_conversation_data(c, pinfo);
+    if (!tcpd)
+        return NULL;
+    *stream = tcpd->stream;
+    return g_strdup_printf("tcp.stream eq %u", tcpd->stream);
+}
+
+static gchar *spark_follow_index_filter(guint stream, guint sub_stream _U_)
+{
+    return g_strdup_printf("tcp.stream eq %u", stream);
+}
+
+static gchar *spark_follow_address_filter(address *src, address *dst, int src_port, int dst_port)
+{
+    const char *ip = src->type == AT_IPv6 ? "ipv6" : "ip";
+    char *s = address_to_str(NULL, src), *d = address_to_str(NULL, dst);
+    gchar *f = g_strdup_printf("((%s.src eq %s and tcp.srcport eq %d) and (%s.dst eq %s and tcp.dstport eq %d))"
+                               " or ((%s.src eq %s and tcp.srcport eq %d) and (%s.dst eq %s and tcp.dstport eq %d))",
+                               ip, s, src_port, ip, d, dst_port, ip, d, dst_port, ip, s, src_port);
+    wmem_free(NULL, s);
+    wmem_free(NULL, d);
+    return f;
+}
+
+static gchar *spark_follow_port_to_display(wmem_allocator_t *allocator, guint port)
+{
+    return wmem_strdup_printf(allocator, "%u", port);
+}
+
+/* A decrypted frame's plaintext for the follower (only when one listens). */
+void spark_follow_queue(packet_info *pinfo, tvbuff_t *plaintext)
+{
+    if (have_tap_listener(spark_follow_tap))
+        tap_queue_packet(spark_follow_tap, pinfo, plaintext);
+}
+
+void spark_register_follow(void)
+{
+    spark_follow_tap = register_tap("spark_follow");
+#if SPARK_FOLLOW_HAS_STREAM_COUNT
+    register_follow_stream(proto_spark, "spark_follow", spark_follow_conv_filter, spark_follow_index_filter,
+                           spark_follow_address_filter, spark_follow_port_to_display, follow_tvb_tap_listener,
+                           get_tcp_stream_count, NULL);
+#else
+    register_follow_stream(proto_spark, "spark_follow", spark_follow_conv_filter, spark_follow_index_filter,
+                           spark_follow_address_filter, spark_follow_port_to_display, follow_tvb_tap_listener);
+#endif
+}

@@ -1,0 +1,332 @@
+/* sparkwire Wireshark plugin: what its files share. The per-packet records (file scope) of what the
+ * tracker reported, the per-pass state, the field, subtree and expert ids, and the functions each file
+ * offers the others. */
+#ifndef SPARK_INT_H
+#define SPARK_INT_H
+
+#include <epan/packet.h>
+#include <epan/conversation.h>
+#include <epan/expert.h>
+#include <epan/prefs.h>
+#include <wsutil/wmem/wmem.h>
+
+#include <keyring/keyring.h>
+
+#include "compat.h"
+
+/* ---- field, subtree and expert ids (spark-fields.c registers them) ---------------------------- */
+
+typedef struct spark_hf_ids {
+    int step;
+    int direction;
+    int pdu_index;
+    int stream_offset;
+    int pdu_first_frame;
+    int pdu_completed_in;
+    int continuation;
+    int retransmitted;
+    int gap;
+    int device_id;
+    int nonce;
+    int nonce_ok;
+    int id_block;
+    int id_block_opened;
+    int id_plain_len;
+    int offered_key_known;
+    int session_block;
+    int session_e;
+    int signature;
+    int session_opened;
+    int signature_valid;
+    int signature_ok;
+    int hs_result;
+    int generation;
+    int note;
+    int frame_length;
+    int frame_ciphertext;
+    int frame_state;
+    int data;
+    int msg_kind;
+    int msg_summary;
+    int msg_index;
+    int uri;
+    int query;
+    int event_name;
+    int event_data;
+    int event_ttl;
+    int event_public;
+    int function_name;
+    int function_arg;
+    int function_result;
+    int variable_name;
+    int variable_value;
+    int variable_type;
+    int time;
+    int product_id;
+    int product_version;
+    int hello_flags;
+    int platform_id;
+    int ota_chunk_index;
+    int ota_crc;
+    int ota_crc_ok;
+    int ota_chunk_size;
+    int response_to;
+    int response_in;
+    int response_time;
+    int answers;
+    int verdict;
+    int verdict_meaning;
+    int verdict_evidence;
+    int verdict_proven;
+    int verdict_final;
+    int verdict_candidate;
+    int verdict_last_step;
+    int finding;
+    int finding_text;
+    int close;
+    int keyfile_error;
+    int session_key;
+    int session_iv;
+    int session_salt;
+    int released;
+} spark_hf_ids;
+
+typedef struct spark_ett_ids {
+    gint top;
+    gint step;
+    gint session_block;
+    gint msg;
+    gint verdict;
+    gint finding;
+} spark_ett_ids;
+
+typedef struct spark_ei_ids {
+    expert_field verdict_ok;
+    expert_field verdict_proven;
+    expert_field verdict_inferred;
+    expert_field verdict_not_spark;
+    expert_field verdict_capture;
+    expert_field not_opened;
+    expert_field no_key;
+    expert_field not_decrypted;
+    expert_field partial;
+    expert_field decrypt_error;
+    expert_field not_spark;
+    expert_field nonce_bad;
+    expert_field signature_bad;
+    expert_field finding_gap;
+    expert_field finding_ota;
+    expert_field finding_counter;
+    expert_field finding_decrypt;
+    expert_field gap;
+    expert_field retransmitted;
+    expert_field keyfile;
+    expert_field closed;
+    expert_field released;
+} spark_ei_ids;
+
+extern int proto_spark;
+extern spark_hf_ids spark_hf;
+extern spark_ett_ids spark_ett;
+extern spark_ei_ids spark_ei;
+extern const value_string spark_dir_vals[];
+#define spark_frame_state_vals ((const value_string *)kr_frame_state_names)   /* keyring/names.h */
+
+void spark_register_fields(void);
+
+/* ---- per-connection records (file scope) ------------------------------------------------------- */
+
+/* ---- per-connection state (file scope) -------------------------------------------------------- */
+
+typedef enum spark_ev_type {
+    SPARK_EV_STEP = 1,
+    SPARK_EV_FINDING,
+    SPARK_EV_VERDICT,
+    SPARK_EV_CLOSE
+} spark_ev_type;
+
+/* What the plugin keeps of a kr_message / kr_step: the fields it shows, strings only when set ("" else).
+ * A capture holds many of them, so they stay small. */
+typedef struct spark_msg_info {
+    kr_dir dir;
+    uint32_t index;
+    kr_msg_kind kind;
+    const char *uri, *query, *summary, *name, *arg, *value;
+    kr_var_type var_type;
+    bool event_public;
+    uint32_t ttl;
+    uint16_t product_id, product_version;
+    uint8_t hello_flags;
+    int platform_id;
+    uint32_t unix_time;
+    uint32_t chunk_crc;
+    kr_tri chunk_crc_ok;
+    int chunk_index;
+    uint32_t chunk_size;
+    int answers;
+    kr_msg_kind answers_kind;
+    double response_time;
+} spark_msg_info;
+
+typedef struct spark_step_info {
+    kr_step_kind kind;
+    kr_dir dir;
+    uint64_t offset;
+    uint32_t length;
+    uint32_t index;
+    bool device_id_known;         /* this step revealed the device id (then it is the record's conn_id) */
+    kr_tri id_block_opened;
+    size_t id_plain_len;
+    kr_tri nonce_ok;
+    kr_tri offered_key_known;
+    kr_tri session_opened;
+    bool session_known;
+    kr_tri signature_valid;
+    kr_tri signature_ok;
+    kr_hs_result hs_result;
+    kr_frame_state frame_state;
+    size_t plaintext_len;
+    size_t plaintext_skip;
+    const char *note;
+} spark_step_info;
+
+typedef struct spark_msg_rec {
+    spark_msg_info m;
+    guint32 frame;
+    guint32 response_in;          /* frame of the answer (request side), 0 when none seen */
+    guint32 request_frame;        /* frame of the request this answers, 0 none */
+} spark_msg_rec;
+
+typedef struct spark_step_rec {
+    spark_step_info s;
+    guint8 *bytes;                /* the PDU, kept only when it is not whole in this frame (in_packet < 0) */
+    guint8 *plaintext;
+    guint8 *session;              /* session material (KR_SESSION_LEN) a session block revealed, or NULL */
+    spark_msg_rec *msg;
+    gint in_packet;               /* offset of the PDU in this frame's TCP payload, -1 when it spans segments */
+    guint32 first_frame;          /* frame holding the PDU's first byte */
+    gboolean conn_id_known;       /* the connection's device id, known when this step completed */
+    char conn_id[KR_DEVICE_ID_HEX_LEN + 1];
+    int generation;
+} spark_step_rec;
+
+typedef struct spark_verdict_rec {
+    kr_verdict v;
+    gboolean id_known;            /* the connection's device id when the verdict was given */
+    char id[KR_DEVICE_ID_HEX_LEN + 1];
+    int generation;
+} spark_verdict_rec;
+
+typedef struct spark_close_rec {
+    kr_dir by;
+    gboolean rst;
+} spark_close_rec;
+
+typedef struct spark_ev {
+    spark_ev_type type;
+    union {
+        spark_step_rec *step;
+        kr_finding *finding;
+        spark_verdict_rec *verdict;
+        spark_close_rec *close;
+    } u;
+} spark_ev;
+
+struct spark_conv;
+
+/* Everything one frame showed on the first pass. */
+typedef struct spark_frame_rec {
+    guint32 frame;
+    const struct spark_conv *conv;
+    wmem_array_t *events;         /* spark_ev, in the order the tracker reported them */
+    guint32 fed;                  /* new stream bytes this frame gave the tracker */
+    guint32 retransmitted;        /* bytes already seen, dropped */
+    guint64 gap;                  /* bytes missing before this frame's bytes */
+    guint32 completed_in;         /* the bytes continue a PDU completed in that frame (0 unknown) */
+    guint64 range_start;          /* stream offsets of the bytes it gave the tracker (while some of */
+    guint64 range_end;            /* them belong to a PDU not yet complete) */
+    const char *keyfile_error;    /* shown on the first frame of a connection */
+    guint32 released;             /* idle connections this new connection released (the cap) */
+    guint32 cap;                  /* spark.max_conns when it did */
+} spark_frame_rec;
+
+typedef struct spark_conv {
+    kr_tracker *tracker;
+    address server_addr;
+    guint32 server_port;
+    gboolean finished;
+    gboolean closed[2];
+    gboolean reset[2];
+    gboolean seq_known[2];
+    guint32 next_seq[2];
+    guint64 stream_pos[2];        /* bytes of each direction given to the tracker, gaps included */
+    /* during a feed */
+    spark_frame_rec *cur;
+    kr_dir chunk_dir;
+    guint64 chunk_start;
+    guint32 chunk_len;
+    const guint8 *chunk;
+    gint chunk_tvb_offset;
+    gboolean chunk_active;
+    guint64 last_step_end[2];
+    gboolean step_in_chunk;
+    wmem_array_t *pending[2];     /* spark_frame_rec * waiting for the PDU their bytes start */
+    wmem_array_t *messages;       /* spark_msg_rec *, by message index */
+    spark_frame_rec *last_rec;    /* the last frame of this connection with a record */
+    double last_ts;               /* time of the last bytes or close given to the tracker */
+} spark_conv;
+
+/* ---- per-pass state (packet scope) ------------------------------------------------------------- */
+
+typedef struct spark_pass {
+    proto_tree *top;              /* the tree Spark hangs in (the decrypted CoAP goes there too) */
+    proto_tree *tree;             /* the Spark subtree of this frame in this pass */
+    proto_item *root;
+    guint rendered;               /* events of the frame record already shown in this pass */
+    gboolean info_started;
+    gboolean header_done;         /* gap, retransmission and segment notes shown */
+    gboolean main_ran;            /* the TCP payload went through dissect_spark in this pass */
+    gboolean id_shown;            /* spark.device_id is in the tree (once per packet) */
+    gboolean coap_layer;          /* decrypted CoAP was handed on as a layer of its own */
+} spark_pass;
+
+/* spark-keys.c: the keys and the plugin's preferences */
+extern kr_keyfile *spark_keys;
+extern char *spark_keys_error;
+extern spark_pref_bool pref_heuristic_strict;
+extern spark_pref_bool pref_show_session_key;
+extern guint pref_max_conns;
+void spark_export_session(const char *device_id_hex, const uint8_t *session);
+void spark_export_close(void);
+void spark_keys_load(void);
+void spark_keys_cleanup(void);
+void spark_keys_unload(void);
+void spark_register_prefs(void);
+
+/* spark-record.c: the first pass keeps what the tracker reports against the frame that completed it */
+extern const kr_callbacks spark_callbacks;
+spark_frame_rec *rec_get(packet_info *pinfo);
+spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv);
+void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p);
+
+/* spark-render.c: every pass shows the records */
+spark_pass *pass_get(packet_info *pinfo);
+void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame_rec *rec);
+void spark_render_handoff(void);
+
+/* spark-stats.c: statistics per device; render_rec tells it what each packet showed */
+typedef struct spark_tap_info {
+    const struct spark_conv *conv;
+    const char *device_id;        /* NULL while the connection's device id is not known */
+    guint32 bytes;                /* Spark PDU bytes completed in this packet */
+    guint32 messages;             /* decrypted messages */
+    int final_verdict;            /* kr_verdict_code of a final verdict shown here, -1 none */
+} spark_tap_info;
+void spark_register_stats(void);
+void spark_stats_queue(packet_info *pinfo, const spark_tap_info *ti);
+
+/* spark-follow.c: Follow > Spark Stream */
+void spark_register_follow(void);
+void spark_follow_queue(packet_info *pinfo, tvbuff_t *plaintext);
+
+#endif

@@ -1,0 +1,257 @@
+/* sparkwire Wireshark plugin: the first pass keeps what the tracker reports (steps, messages, findings,
+ * verdicts) as compact records against the frame that completed it (file scope); later passes only read
+ * them (spark-render.c). */
+#include <string.h>
+
+#include "spark-int.h"
+
+#include <epan/proto_data.h>
+
+spark_frame_rec *rec_get(packet_info *pinfo)
+{
+    return (spark_frame_rec *)p_get_proto_data(wmem_file_scope(), pinfo, proto_spark, 0);
+}
+
+spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
+{
+    spark_frame_rec *rec = rec_get(pinfo);
+    if (!rec) {
+        rec = wmem_new0(wmem_file_scope(), spark_frame_rec);
+        rec->frame = pinfo->num;
+        rec->events = wmem_array_new(wmem_file_scope(), sizeof(spark_ev));
+        p_add_proto_data(wmem_file_scope(), pinfo, proto_spark, 0, rec);
+    }
+    rec->conv = conv;
+    conv->last_rec = rec;
+    return rec;
+}
+
+void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p)
+{
+    spark_ev ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    switch (type) {
+    case SPARK_EV_STEP: ev.u.step = (spark_step_rec *)p; break;
+    case SPARK_EV_FINDING: ev.u.finding = (kr_finding *)p; break;
+    case SPARK_EV_VERDICT: ev.u.verdict = (spark_verdict_rec *)p; break;
+    case SPARK_EV_CLOSE: ev.u.close = (spark_close_rec *)p; break;
+    }
+    wmem_array_append_one(rec->events, ev);
+}
+
+static spark_step_rec *rec_last_step(spark_frame_rec *rec)
+{
+    guint n = wmem_array_get_count(rec->events);
+    while (n > 0) {
+        spark_ev *ev = (spark_ev *)wmem_array_index(rec->events, --n);
+        if (ev->type == SPARK_EV_STEP)
+            return ev->u.step;
+    }
+    return NULL;
+}
+
+static const char *keep_str(const char *text)
+{
+    return text[0] ? wmem_strdup(wmem_file_scope(), text) : "";
+}
+
+static void keep_step(spark_step_info *d, const kr_step *s)
+{
+    d->kind = s->kind;
+    d->dir = s->dir;
+    d->offset = s->offset;
+    d->length = s->length;
+    d->index = s->index;
+    d->device_id_known = s->device_id_known;
+    d->id_block_opened = s->id_block_opened;
+    d->id_plain_len = s->id_plain_len;
+    d->nonce_ok = s->nonce_ok;
+    d->offered_key_known = s->offered_key_known;
+    d->session_opened = s->session_opened;
+    d->session_known = s->session_known;
+    d->signature_valid = s->signature_valid;
+    d->signature_ok = s->signature_ok;
+    d->hs_result = s->hs_result;
+    d->frame_state = s->frame_state;
+    d->plaintext_len = s->plaintext ? s->plaintext_len : 0;
+    d->plaintext_skip = s->plaintext_skip;
+    d->note = keep_str(s->note);
+}
+
+static void keep_message(spark_msg_info *d, const kr_message *m)
+{
+    d->dir = m->dir;
+    d->index = m->index;
+    d->kind = m->kind;
+    d->uri = keep_str(m->uri);
+    d->query = keep_str(m->query);
+    d->summary = keep_str(m->summary);
+    d->name = keep_str(m->name);
+    d->arg = keep_str(m->arg);
+    d->value = keep_str(m->value);
+    d->var_type = m->var_type;
+    d->event_public = m->event_public;
+    d->ttl = m->ttl;
+    d->product_id = m->product_id;
+    d->product_version = m->product_version;
+    d->hello_flags = m->hello_flags;
+    d->platform_id = m->platform_id;
+    d->unix_time = m->unix_time;
+    d->chunk_crc = m->chunk_crc;
+    d->chunk_crc_ok = m->chunk_crc_ok;
+    d->chunk_index = m->chunk_index;
+    d->chunk_size = m->chunk_size;
+    d->answers = m->answers;
+    d->answers_kind = m->answers_kind;
+    d->response_time = m->response_time;
+}
+
+/* What the tracker knows of the connection now: its device id (when known) and generation. */
+static void conn_facts(const spark_conv *conv, gboolean *id_known, char id[KR_DEVICE_ID_HEX_LEN + 1], int *gen)
+{
+    const kr_conn_info *info = kr_tracker_info(conv->tracker);
+
+    if (!info)
+        return;
+    *id_known = info->device_id_known;
+    if (info->device_id_known)
+        g_strlcpy(id, info->device_id_hex, KR_DEVICE_ID_HEX_LEN + 1);
+    *gen = info->generation;
+}
+
+static void cb_step(void *ud, const kr_step *s)
+{
+    spark_conv *conv = (spark_conv *)ud;
+    spark_frame_rec *rec = conv->cur;
+    spark_step_rec *sr;
+
+    if (!rec)
+        return;
+    sr = wmem_new0(wmem_file_scope(), spark_step_rec);
+    keep_step(&sr->s, s);
+    if (s->plaintext && s->plaintext_len > 0)
+        sr->plaintext = (guint8 *)wmem_memdup(wmem_file_scope(), s->plaintext, s->plaintext_len);
+
+    /* Where is it in this frame? Only where the PDU lies whole in the bytes being fed. */
+    sr->in_packet = -1;
+    if (conv->chunk_active && s->dir == conv->chunk_dir && s->offset >= conv->chunk_start &&
+        s->bytes && s->length > 0) {
+        guint64 pos = s->offset - conv->chunk_start;
+        if (pos + s->length <= conv->chunk_len && memcmp(conv->chunk + pos, s->bytes, s->length) == 0)
+            sr->in_packet = conv->chunk_tvb_offset + (gint)pos;
+    }
+    if (sr->in_packet < 0 && s->bytes && s->length > 0)   /* later passes show it from a copy */
+        sr->bytes = (guint8 *)wmem_memdup(wmem_file_scope(), s->bytes, s->length);
+    /* The earlier frames whose bytes this PDU holds now know where it completed; the one holding its
+     * first byte is where it starts. Frames whose bytes all lie before this PDU's end are done. */
+    sr->first_frame = rec->frame;
+    {
+        wmem_array_t *pend = conv->pending[s->dir];
+        wmem_array_t *keep = NULL;
+        guint64 s0 = s->offset, s1 = s->offset + s->length;
+        gboolean start_found = FALSE;
+        guint i, n = wmem_array_get_count(pend);
+        for (i = 0; i < n; i++) {
+            spark_frame_rec *p = *(spark_frame_rec **)wmem_array_index(pend, i);
+            if (p != rec && p->range_end > s0 && p->range_start < s1) {
+                if (p->completed_in == 0)
+                    p->completed_in = rec->frame;
+                if (sr->in_packet < 0 && p->range_start <= s0 && !start_found) {
+                    sr->first_frame = p->frame;
+                    start_found = TRUE;
+                }
+            }
+            if (p->range_end > s1) {
+                if (!keep)
+                    keep = wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
+                wmem_array_append_one(keep, p);
+            }
+        }
+        if (sr->in_packet < 0 && !start_found && n > 0)
+            sr->first_frame = (*(spark_frame_rec **)wmem_array_index(pend, 0))->frame;
+        if (n > 0)
+            conv->pending[s->dir] = keep ? keep : wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
+    }
+    if (conv->chunk_active && s->dir == conv->chunk_dir)
+        conv->step_in_chunk = TRUE;
+    conv->last_step_end[s->dir] = s->offset + s->length;
+
+    conn_facts(conv, &sr->conn_id_known, sr->conn_id, &sr->generation);
+    if (s->device_id_known) {
+        sr->conn_id_known = TRUE;
+        g_strlcpy(sr->conn_id, s->device_id_hex, sizeof sr->conn_id);
+    }
+    if (s->kind == KR_STEP_SESSIONBLOCK && s->session_known) {
+        sr->session = (guint8 *)wmem_memdup(wmem_file_scope(), s->session, KR_SESSION_LEN);
+        if (sr->conn_id_known)
+            spark_export_session(sr->conn_id, s->session);
+    }
+    rec_add(rec, SPARK_EV_STEP, sr);
+}
+
+static void cb_message(void *ud, const kr_message *m)
+{
+    spark_conv *conv = (spark_conv *)ud;
+    spark_frame_rec *rec = conv->cur;
+    spark_step_rec *sr;
+    spark_msg_rec *mr;
+
+    if (!rec)
+        return;
+    mr = wmem_new0(wmem_file_scope(), spark_msg_rec);
+    keep_message(&mr->m, m);
+    mr->frame = rec->frame;
+    if (m->answers >= 0 && (guint)m->answers < wmem_array_get_count(conv->messages)) {
+        spark_msg_rec *req = *(spark_msg_rec **)wmem_array_index(conv->messages, (guint)m->answers);
+        if (req) {
+            mr->request_frame = req->frame;
+            if (req->response_in == 0)
+                req->response_in = rec->frame;
+        }
+    }
+    while (wmem_array_get_count(conv->messages) <= m->index) {
+        spark_msg_rec *none = NULL;
+        wmem_array_append_one(conv->messages, none);
+    }
+    *(spark_msg_rec **)wmem_array_index(conv->messages, m->index) = mr;
+
+    sr = rec_last_step(rec);
+    if (sr && !sr->msg) {
+        sr->msg = mr;
+    } else {
+        /* a message without its own step in this frame: give it an empty step of its own */
+        spark_step_rec *lone = wmem_new0(wmem_file_scope(), spark_step_rec);
+        lone->s.kind = KR_STEP_FRAME;
+        lone->s.dir = m->dir;
+        lone->s.frame_state = KR_FRAME_DECRYPTED;
+        lone->s.note = "";
+        lone->in_packet = -1;
+        lone->first_frame = rec->frame;
+        lone->msg = mr;
+        rec_add(rec, SPARK_EV_STEP, lone);
+    }
+}
+
+static void cb_finding(void *ud, const kr_finding *f)
+{
+    spark_conv *conv = (spark_conv *)ud;
+    if (!conv->cur)
+        return;
+    rec_add(conv->cur, SPARK_EV_FINDING, wmem_memdup(wmem_file_scope(), f, sizeof *f));
+}
+
+static void cb_verdict(void *ud, const kr_verdict *v)
+{
+    spark_conv *conv = (spark_conv *)ud;
+    spark_verdict_rec *vr;
+
+    if (!conv->cur)
+        return;
+    vr = wmem_new0(wmem_file_scope(), spark_verdict_rec);
+    vr->v = *v;
+    conn_facts(conv, &vr->id_known, vr->id, &vr->generation);
+    rec_add(conv->cur, SPARK_EV_VERDICT, vr);
+}
+
+const kr_callbacks spark_callbacks = { cb_step, cb_message, cb_finding, cb_verdict };
