@@ -74,13 +74,15 @@ static kr_role print_entry(const kr_entry *e, check_state *st)
     switch (e->kind) {
     case KR_ENTRY_SERVER_PRIVATE:
         st->server_private = e;
-        printf("line %d: server-private %s: RSA-%d private, %s, fingerprint %s\n", e->line, e->path,
-               e->key->bits, kr_key_encoding_str(e->key), kr_key_fingerprint(e->key, fp));
+        printf("line %d: server-private %s%s%s: RSA-%d private, %s, fingerprint %s\n", e->line, e->path,
+               e->bound ? " cloud=" : "", e->bound ? e->cloud : "", e->key->bits, kr_key_encoding_str(e->key),
+               kr_key_fingerprint(e->key, fp));
         return KR_ROLE_SERVER_PRIVATE;
     case KR_ENTRY_SERVER_PUBLIC:
         st->server_public = e;
-        printf("line %d: server-public %s: RSA-%d %s, %s, fingerprint %s\n", e->line, e->path,
-               e->key->bits, e->key->is_private ? "private (its public half is used)" : "public",
+        printf("line %d: server-public %s%s%s: RSA-%d %s, %s, fingerprint %s\n", e->line, e->path,
+               e->bound ? " cloud=" : "", e->bound ? e->cloud : "", e->key->bits,
+               e->key->is_private ? "private (its public half is used)" : "public",
                kr_key_encoding_str(e->key), kr_key_fingerprint(e->key, fp));
         return KR_ROLE_SERVER_PUBLIC;
     case KR_ENTRY_DEVICE:

@@ -210,6 +210,9 @@ has "fix: openssl rsa -in $tmp/kf/keys/server.pem -pubout -outform DER -out $tmp
 # the same key on both lines: a pair
 printf 'server-public keys/server.pub.der\ndevice-server-key 53ff6d065067544809140287 keys/server.pub.der\n' > "$tmp/kf/dsk5"
 run 0 "$K" check "$tmp/kf/dsk5"; has "pair (line 2): 53ff6d065067544809140287 holds the cloud's server key (fingerprint $server_fp)"
+# a server key bound to a cloud address: the line says so
+printf 'server-public keys/server.pub.der cloud=[2001:db8::1]:5683\n' > "$tmp/kf/bound"
+run 0 "$K" check "$tmp/kf/bound"; has "line 1: server-public $tmp/kf/keys/server.pub.der cloud=[2001:db8::1]:5683: RSA-2048 public"
 # device-public: the cloud's record of the device key, against the device's own key
 printf 'device 53ff6d065067544809140287 keys/device.der\ndevice-public 53ff6d065067544809140287 keys/device2.pub.pem\n' > "$tmp/kf/dp1"
 run 1 "$K" check "$tmp/kf/dp1"
