@@ -188,6 +188,7 @@ typedef struct spark_step_info {
     size_t plaintext_len;
     size_t plaintext_skip;
     const char *note;
+    kr_step_reason reason;        /* why it was not opened / decrypted */
 } spark_step_info;
 
 typedef struct spark_msg_rec {

@@ -77,6 +77,7 @@ static void keep_step(spark_step_info *d, const kr_step *s)
     d->plaintext_len = s->plaintext ? s->plaintext_len : 0;
     d->plaintext_skip = s->plaintext_skip;
     d->note = keep_str(s->note);
+    d->reason = s->reason;
 }
 
 static void keep_message(spark_msg_info *d, const kr_message *m)

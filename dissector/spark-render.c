@@ -301,7 +301,7 @@ static void frame_state_expert(spark_view *v, proto_item *it)
 
     switch (s->frame_state) {
     case KR_FRAME_NOT_DECRYPTED:
-        if (g_ascii_strncasecmp(s->note, "not decrypted", 13) == 0 && strlen(s->note) <= SPARK_EXPERT_MAX)
+        if (s->reason == KR_WHY_NO_SESSION_KEY && s->note[0] && strlen(s->note) <= SPARK_EXPERT_MAX)
             expert_add_info_format(v->pinfo, it, &spark_ei.not_decrypted, "%c%s", 'N', s->note + 1);
         else
             expert_brief(v->pinfo, it, &spark_ei.not_decrypted, "Not decrypted",

@@ -16,6 +16,8 @@ struct kr_cipher {
     uint8_t key[16];
     uint8_t iv[16];
     bool in_sync;
+    bool keyed;            /* a session key is set (kr_cipher_new, kr_cipher_set_key) */
+    bool passed;           /* a frame went by (decrypted, passed or lost): iv is no longer the first IV */
 };
 
 kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
@@ -32,7 +34,48 @@ kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
     memcpy(c->key, key, 16);
     memcpy(c->iv, iv, 16);
     c->in_sync = true;
+    c->keyed = true;
     return c;
+}
+
+kr_cipher *kr_cipher_new_pending(void)
+{
+    kr_cipher *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ctx = EVP_CIPHER_CTX_new();
+    if (!c->ctx) {
+        kr_cipher_free(c);
+        return NULL;
+    }
+    c->mode = -1;          /* not keyed yet: the first use sets the cipher up */
+    c->in_sync = true;
+    return c;
+}
+
+bool kr_cipher_keyed(const kr_cipher *c)
+{
+    return c && c->keyed;
+}
+
+void kr_cipher_set_key(kr_cipher *c, const uint8_t key[16], const uint8_t first_iv[16])
+{
+    if (!c)
+        return;
+    memcpy(c->key, key, 16);
+    if (!c->passed)
+        memcpy(c->iv, first_iv, 16);
+    c->keyed = true;
+    c->mode = -1;
+}
+
+void kr_cipher_pass(kr_cipher *c, const uint8_t *ct, size_t len)
+{
+    if (!c || len < 16)
+        return;
+    memcpy(c->iv, ct, 16);
+    c->in_sync = true;
+    c->passed = true;
 }
 
 void kr_cipher_free(kr_cipher *c)
@@ -46,8 +89,10 @@ void kr_cipher_free(kr_cipher *c)
 
 void kr_cipher_lose_sync(kr_cipher *c)
 {
-    if (c)
+    if (c) {
         c->in_sync = false;
+        c->passed = true;
+    }
 }
 
 bool kr_cipher_in_sync(const kr_cipher *c)
@@ -75,7 +120,7 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
 {
     *pt_len = 0;
     *pt_skip = 0;
-    if (!c || len == 0 || len % 16 != 0 || len > KR_FRAME_MAX)
+    if (!c || !c->keyed || len == 0 || len % 16 != 0 || len > KR_FRAME_MAX)
         return KR_DEC_BAD_LENGTH;
 
     bool partial = !c->in_sync;
@@ -100,6 +145,7 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
     }
     memcpy(c->iv, next_iv, 16);
     c->in_sync = true;
+    c->passed = true;
     if (!ok)
         return KR_DEC_BAD_PADDING;
 
@@ -114,6 +160,20 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
             return KR_DEC_BAD_PADDING;
     *pt_len = blen - pad;
     return partial ? KR_DEC_PARTIAL : KR_DEC_OK;
+}
+
+kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const uint8_t first_iv[16],
+                              const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip)
+{
+    *pt_len = 0;
+    *pt_skip = 0;
+    kr_cipher *t = c ? kr_cipher_new(key, c->passed ? c->iv : first_iv) : NULL;
+    if (!t)
+        return KR_DEC_BAD_LENGTH;
+    t->in_sync = c->in_sync;
+    kr_dec_result r = kr_cipher_decrypt(t, ct, len, pt, pt_len, pt_skip);
+    kr_cipher_free(t);
+    return r;
 }
 
 int kr_cipher_encrypt(kr_cipher *c, const uint8_t *pt, size_t len, uint8_t *out, size_t out_cap)

@@ -1,61 +1,170 @@
 /* sparkwire libkeyring: the keyfile (docs/design.md "Keyfile"). Every bad line stops the load with one
- * "FILE:LINE: what is wrong (what to do)" error; nothing is skipped. */
+ * "FILE:LINE: what is wrong (what to do)" error; nothing is skipped, nothing is cut. Lookups by device id
+ * and by key file go through hash tables, so loading is linear in the number of lines. */
 #include "keyring/keyfile.h"
 #include "internal.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-
 #define KEYFILE_MAX (4 * 1024 * 1024)
+#define N_KINDS 7   /* kr_entry_kind values 1..6 */
+
+/* Open addressing: slot = (hash, index + 1), 0 = empty. */
+typedef struct hslot {
+    uint64_t h;
+    size_t idx1;
+} hslot;
+
+typedef struct hmap {
+    hslot *s;
+    size_t cap, n;
+} hmap;
+
+typedef struct idxlist {
+    size_t *v;
+    size_t n, cap;
+} idxlist;
 
 struct kr_keyfile {
-    char path[1024];
+    char *path;
     kr_entry *v;
     size_t n, cap;
-    /* indexes into v, -1 when absent */
-    long server_private, server_public;
+    idxlist kind[N_KINDS];  /* entry indexes per kind, keyfile order */
+    idxlist wild;           /* device * entries */
+    hmap ids;               /* (kind, device id) -> entry */
+    hmap files;             /* key file path -> first entry that loaded it */
+    kr_key **owned;         /* one loaded key per distinct key file */
+    size_t n_owned, cap_owned;
 };
+
+/* ---- small containers --------------------------------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static int idx_push(idxlist *l, size_t i)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        size_t *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = i;
+    return 0;
+}
+
+static int hmap_put(hmap *m, uint64_t h, size_t idx)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        hslot *s = calloc(cap, sizeof *s);
+        if (!s)
+            return -1;
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->s[i].idx1)
+                continue;
+            size_t j = m->s[i].h & (cap - 1);
+            while (s[j].idx1)
+                j = (j + 1) & (cap - 1);
+            s[j] = m->s[i];
+        }
+        free(m->s);
+        m->s = s;
+        m->cap = cap;
+    }
+    size_t j = h & (m->cap - 1);
+    while (m->s[j].idx1)
+        j = (j + 1) & (m->cap - 1);
+    m->s[j].h = h;
+    m->s[j].idx1 = idx + 1;
+    m->n++;
+    return 0;
+}
+
+/* The entry index whose hash is h and for which eq() holds, or -1. */
+static long hmap_get(const hmap *m, uint64_t h, bool (*eq)(const kr_keyfile *, size_t, const void *),
+                     const kr_keyfile *kf, const void *key)
+{
+    if (!m->cap)
+        return -1;
+    for (size_t j = h & (m->cap - 1); m->s[j].idx1; j = (j + 1) & (m->cap - 1))
+        if (m->s[j].h == h && eq(kf, m->s[j].idx1 - 1, key))
+            return (long)(m->s[j].idx1 - 1);
+    return -1;
+}
+
+typedef struct idkey {
+    kr_entry_kind kind;
+    const uint8_t *id;
+} idkey;
+
+static uint64_t id_hash(kr_entry_kind kind, const uint8_t *id)
+{
+    uint8_t k = (uint8_t)kind;
+    return fnv(fnv(14695981039346656037ull, &k, 1), id, KR_DEVICE_ID_LEN);
+}
+
+static bool id_eq(const kr_keyfile *kf, size_t i, const void *key)
+{
+    const idkey *k = key;
+    return kf->v[i].kind == k->kind && kf->v[i].has_id && memcmp(kf->v[i].device_id, k->id, KR_DEVICE_ID_LEN) == 0;
+}
+
+static bool path_eq(const kr_keyfile *kf, size_t i, const void *key)
+{
+    return strcmp(kf->v[i].path, key) == 0;
+}
+
+static const kr_entry *find_id(const kr_keyfile *kf, kr_entry_kind kind, const uint8_t id[KR_DEVICE_ID_LEN])
+{
+    if (!kf || !id)
+        return NULL;
+    idkey k = { kind, id };
+    long i = hmap_get(&kf->ids, id_hash(kind, id), id_eq, kf, &k);
+    return i >= 0 ? &kf->v[i] : NULL;
+}
+
+/* ---- life cycle --------------------------------------------------------------------------------- */
 
 kr_keyfile *kr_keyfile_new_empty(void)
 {
-    kr_keyfile *kf = calloc(1, sizeof *kf);
-    if (kf) {
-        kf->server_private = -1;
-        kf->server_public = -1;
-    }
-    return kf;
+    return calloc(1, sizeof(kr_keyfile));
 }
 
 void kr_keyfile_free(kr_keyfile *kf)
 {
     if (!kf)
         return;
-    for (size_t i = 0; i < kf->n; i++)
-        kr_key_free(kf->v[i].key);
+    for (size_t i = 0; i < kf->n_owned; i++)
+        kr_key_free(kf->owned[i]);
+    for (int k = 0; k < N_KINDS; k++)
+        free(kf->kind[k].v);
+    free(kf->wild.v);
+    free(kf->ids.s);
+    free(kf->files.s);
+    free(kf->owned);
     free(kf->v);
+    free(kf->path);
     free(kf);
 }
 
-static kr_entry *entry_add(kr_keyfile *kf)
-{
-    if (kf->n == kf->cap) {
-        size_t cap = kf->cap ? kf->cap * 2 : 8;
-        kr_entry *v = realloc(kf->v, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        kf->v = v;
-        kf->cap = cap;
-    }
-    kr_entry *e = &kf->v[kf->n++];
-    memset(e, 0, sizeof *e);
-    return e;
-}
+/* ---- one line ----------------------------------------------------------------------------------- */
 
 /* Splits a line into at most 4 words (a fifth means "too many"). Returns the word count. */
 static int split(char *line, char *words[5])
@@ -76,177 +185,350 @@ static int split(char *line, char *words[5])
     return n;
 }
 
-static int parse_id(const char *text, kr_entry *e)
+int kr_keyfile_parse_cloud(const char *text, int *family, uint8_t addr[16], uint16_t *port)
 {
-    if (strlen(text) != KR_DEVICE_ID_HEX_LEN || kr_unhex(text, e->device_id, KR_DEVICE_ID_LEN) != 0)
+    char host[64];
+    const char *rest;
+    size_t hl;
+    if (!text)
         return -1;
-    e->has_id = true;
-    kr_device_id_hex(e->device_id, e->device_id_hex);
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end)
+            return -1;
+        hl = (size_t)(end - text - 1);
+        rest = end + 1;
+        *family = 6;
+        if (hl >= sizeof host)
+            return -1;
+        memcpy(host, text + 1, hl);
+    } else {
+        const char *colon = strchr(text, ':');
+        hl = colon ? (size_t)(colon - text) : strlen(text);
+        rest = text + hl;
+        *family = 4;
+        if (hl >= sizeof host)
+            return -1;
+        memcpy(host, text, hl);
+    }
+    host[hl] = '\0';
+    memset(addr, 0, 16);
+    if (inet_pton(*family == 4 ? AF_INET : AF_INET6, host, addr) != 1)
+        return -1;
+    *port = 0;
+    if (*rest == '\0')
+        return 0;
+    if (*rest != ':' || !rest[1] || strlen(rest + 1) > 5)
+        return -1;
+    unsigned long p = 0;
+    for (const char *c = rest + 1; *c; c++) {
+        if (!isdigit((unsigned char)*c))
+            return -1;
+        p = p * 10 + (unsigned long)(*c - '0');
+    }
+    if (p == 0 || p > 65535)
+        return -1;
+    *port = (uint16_t)p;
     return 0;
 }
 
-static const kr_entry *find_id(const kr_keyfile *kf, kr_entry_kind kind, const uint8_t id[KR_DEVICE_ID_LEN])
+typedef struct kw {
+    const char *word;
+    kr_entry_kind kind;
+    int min, max;           /* words on the line, keyword included */
+    const char *usage;
+} kw;
+
+static const kw keywords[] = {
+    { "server-private", KR_ENTRY_SERVER_PRIVATE, 2, 3, "server-private PATH [cloud=ADDR]" },
+    { "server-public", KR_ENTRY_SERVER_PUBLIC, 2, 3, "server-public PATH [cloud=ADDR]" },
+    { "device", KR_ENTRY_DEVICE, 3, 3, "device ID|* PATH" },
+    { "session", KR_ENTRY_SESSION, 3, 3, "session ID HEX80" },
+    { "device-server-key", KR_ENTRY_DEVICE_SERVER_KEY, 3, 3, "device-server-key ID PATH" },
+    { "device-public", KR_ENTRY_DEVICE_PUBLIC, 3, 3, "device-public ID PATH" },
+};
+
+static const char *kind_word(kr_entry_kind k)
 {
-    for (size_t i = 0; i < kf->n; i++)
-        if (kf->v[i].kind == kind && kf->v[i].has_id && memcmp(kf->v[i].device_id, id, KR_DEVICE_ID_LEN) == 0)
-            return &kf->v[i];
-    return NULL;
+    for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+        if (keywords[i].kind == k)
+            return keywords[i].word;
+    return "?";
 }
 
-#define FAIL(...) do { kr_err_set(err, __VA_ARGS__); goto fail; } while (0)
+typedef struct ctx {
+    kr_keyfile *kf;
+    const char *name;
+    const char *base_dir;
+    int line;
+    kr_err *err;
+} ctx;
+
+static int fail(ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(ctx *c, const char *fmt, ...)
+{
+    char msg[sizeof c->err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    kr_err_set(c->err, "%s:%d: %s", c->name, c->line, msg);
+    return -1;
+}
+
+static int parse_id(ctx *c, const char *text, kr_entry *e, bool wildcard_ok)
+{
+    if (wildcard_ok && strcmp(text, "*") == 0) {
+        e->wildcard = true;
+        return 0;
+    }
+    if (strlen(text) != KR_DEVICE_ID_HEX_LEN || kr_unhex(text, e->device_id, KR_DEVICE_ID_LEN) != 0)
+        return fail(c, "bad device id \"%.64s\": write the 24 hex digits of the id (e.g. "
+                    "55ff6d065075555332071787)%s", text, wildcard_ok ? " or * for any device" : "");
+    e->has_id = true;
+    kr_device_id_hex(e->device_id, e->device_id_hex);
+    const kr_entry *dup = find_id(c->kf, e->kind, e->device_id);
+    if (dup)
+        return fail(c, "duplicate %s for device %s (already on line %d): keep one line per device",
+                    kind_word(e->kind), e->device_id_hex, dup->line);
+    return 0;
+}
+
+/* Refuses a key the checks call broken: nothing it computes would be right. */
+static int refuse_broken(ctx *c, const kr_entry *e, const kr_key *k)
+{
+    if (k->exponent != 0 && (k->exponent < 3 || k->exponent % 2 == 0))
+        return fail(c, "%s has public exponent %lu: a broken RSA key (the exponent must be odd and at least "
+                    "3); use an intact copy of the key", e->path, k->exponent);
+    if (k->is_private && !kr_key_private_consistent(k))
+        return fail(c, "%s is a broken private key: its numbers do not fit together (n != p*q, a wrong d or "
+                    "wrong CRT values), so nothing it decrypts is right; use an intact copy of the key", e->path);
+    return 0;
+}
+
+/* Loads the key file of entry e (once per distinct file: lines naming the same file share the key). */
+static int load_key(ctx *c, kr_entry *e, const char *file)
+{
+    int n;
+    if (file[0] == '/' || !c->base_dir || !c->base_dir[0])
+        n = snprintf(e->path, sizeof e->path, "%s", file);
+    else
+        n = snprintf(e->path, sizeof e->path, "%s/%s", c->base_dir, file);
+    if (n < 0 || (size_t)n >= sizeof e->path)
+        return fail(c, "the key file path is %d characters, more than the %zu this keyfile format keeps: move "
+                    "the key to a shorter path", n, sizeof e->path - 1);
+    long known = hmap_get(&c->kf->files, fnv(14695981039346656037ull, e->path, strlen(e->path)), path_eq,
+                          c->kf, e->path);
+    if (known >= 0) {
+        e->key = c->kf->v[known].key;
+        return 0;
+    }
+    struct stat st;
+    if (stat(e->path, &st) != 0)
+        return fail(c, "key file %s does not exist (fix the path; paths are relative to the keyfile's folder)",
+                    e->path);
+    if (!S_ISREG(st.st_mode))
+        return fail(c, "key file %s is not a regular file (a folder, FIFO or device): name the key file itself",
+                    e->path);
+    kr_err kerr;
+    kr_key *key = kr_key_load_file(e->path, &kerr);
+    if (!key)
+        return fail(c, "%s", kerr.msg);
+    if (refuse_broken(c, e, key) != 0) {
+        kr_key_free(key);
+        return -1;
+    }
+    if (c->kf->n_owned == c->kf->cap_owned) {
+        size_t cap = c->kf->cap_owned ? c->kf->cap_owned * 2 : 8;
+        kr_key **o = realloc(c->kf->owned, cap * sizeof *o);
+        if (!o) {
+            kr_key_free(key);
+            return fail(c, "out of memory");
+        }
+        c->kf->owned = o;
+        c->kf->cap_owned = cap;
+    }
+    c->kf->owned[c->kf->n_owned++] = key;
+    e->key = key;
+    if (hmap_put(&c->kf->files, fnv(14695981039346656037ull, e->path, strlen(e->path)), c->kf->n) != 0)
+        return fail(c, "out of memory");
+    return 0;
+}
+
+static bool same_cloud(const kr_entry *a, const kr_entry *b)
+{
+    if (a->bound != b->bound)
+        return false;
+    return !a->bound || (a->cloud_family == b->cloud_family && a->cloud_port == b->cloud_port &&
+                         memcmp(a->cloud_addr, b->cloud_addr, 16) == 0);
+}
+
+/* Size and kind rules per line kind, and duplicates. */
+static int check_key(ctx *c, kr_entry *e, const char *file)
+{
+    const kr_key *key = e->key;
+    switch (e->kind) {
+    case KR_ENTRY_DEVICE:
+        if (!key->is_private)
+            return fail(c, "%s is a public key; a device line needs the device's private key (the public key "
+                        "cannot open the session block; for the cloud's record write: device-public ID %s)",
+                        e->path, file);
+        if (key->bits != 1024)
+            return fail(c, "%s is RSA-%d; device keys are RSA-1024 (server and device keys swapped?)", e->path,
+                        key->bits);
+        if (e->wildcard)
+            for (size_t i = 0; i < c->kf->wild.n; i++) {
+                const kr_entry *o = &c->kf->v[c->kf->wild.v[i]];
+                if (kr_key_same_public(o->key, key))
+                    return fail(c, "the same key as the device * line %d: keep one", o->line);
+            }
+        return 0;
+    case KR_ENTRY_DEVICE_PUBLIC:
+        if (key->bits != 1024)
+            return fail(c, "%s is RSA-%d; device keys are RSA-1024 (server and device keys swapped?)", e->path,
+                        key->bits);
+        return 0;
+    case KR_ENTRY_DEVICE_SERVER_KEY:
+        if (key->bits != 2048)
+            return fail(c, "%s is RSA-%d; the server key in a device's flash is RSA-2048 (a device key given "
+                        "by mistake?)", e->path, key->bits);
+        return 0;
+    case KR_ENTRY_SERVER_PRIVATE:
+    case KR_ENTRY_SERVER_PUBLIC:
+        if (e->kind == KR_ENTRY_SERVER_PRIVATE && !key->is_private)
+            return fail(c, "%s is a public key; server-private needs the cloud's private key (for the public "
+                        "key write: server-public %s)", e->path, file);
+        if (key->bits != 2048)
+            return fail(c, "%s is RSA-%d; the server key is RSA-2048 (server and device keys swapped?)", e->path,
+                        key->bits);
+        for (size_t i = 0; i < c->kf->kind[e->kind].n; i++) {
+            const kr_entry *o = &c->kf->v[c->kf->kind[e->kind].v[i]];
+            if (same_cloud(o, e))
+                return fail(c, "duplicate %s%s%s (already on line %d): keep one, or bind each to its cloud "
+                            "with cloud=ADDR", kind_word(e->kind), e->bound ? " for cloud " : "",
+                            e->bound ? e->cloud : "", o->line);
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int parse_session(ctx *c, kr_entry *e, const char *hex)
+{
+    size_t hl = strlen(hex);
+    if (hl != 2 * KR_SESSION_LEN)
+        return fail(c, "session material must be 80 hex digits (40 bytes: key, IV, salt), found %zu characters",
+                    hl);
+    if (kr_unhex(hex, e->session, KR_SESSION_LEN) != 0)
+        return fail(c, "session material is not hex (only 0-9 and a-f, 80 digits)");
+    return 0;
+}
+
+static int parse_binding(ctx *c, kr_entry *e, const char *word)
+{
+    if (strncmp(word, "cloud=", 6) != 0)
+        return fail(c, "unexpected \"%.64s\" after the path (write: %s PATH cloud=ADDR)", word, kind_word(e->kind));
+    const char *a = word + 6;
+    if (kr_keyfile_parse_cloud(a, &e->cloud_family, e->cloud_addr, &e->cloud_port) != 0)
+        return fail(c, "bad cloud address \"%.64s\": write an IPv4 address (192.0.2.10), or IPv6 in brackets "
+                    "([2001:db8::1]), optionally with :PORT", a);
+    e->bound = true;
+    snprintf(e->cloud, sizeof e->cloud, "%s", a);
+    return 0;
+}
+
+static int add_entry(ctx *c, const kr_entry *e)
+{
+    kr_keyfile *kf = c->kf;
+    if (kf->n == kf->cap) {
+        size_t cap = kf->cap ? kf->cap * 2 : 8;
+        kr_entry *v = realloc(kf->v, cap * sizeof *v);
+        if (!v)
+            return fail(c, "out of memory");
+        kf->v = v;
+        kf->cap = cap;
+    }
+    size_t i = kf->n++;
+    kf->v[i] = *e;
+    if (idx_push(&kf->kind[e->kind], i) != 0 || (e->wildcard && idx_push(&kf->wild, i) != 0) ||
+        (e->has_id && hmap_put(&kf->ids, id_hash(e->kind, e->device_id), i) != 0))
+        return fail(c, "out of memory");
+    return 0;
+}
+
+static int parse_line(ctx *c, char *line)
+{
+    char *hash = strchr(line, '#');
+    if (hash)
+        *hash = '\0';
+    char *w[5];
+    int nw = split(line, w);
+    if (nw == 0)
+        return 0;
+    const kw *k = NULL;
+    for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+        if (strcmp(w[0], keywords[i].word) == 0)
+            k = &keywords[i];
+    if (!k)
+        return fail(c, "unknown keyword \"%.64s\" (use server-private, server-public, device, session, "
+                    "device-server-key or device-public)", w[0]);
+    if (nw < k->min || nw > k->max)
+        return fail(c, "%s takes %d word%s after it, found %d (write: %s)", w[0], k->min - 1,
+                    k->min == 2 ? "" : "s", nw - 1, k->usage);
+    kr_entry e;
+    memset(&e, 0, sizeof e);
+    e.kind = k->kind;
+    e.line = c->line;
+    const char *file = w[1];
+    if (k->min == 3) {
+        if (parse_id(c, w[1], &e, k->kind == KR_ENTRY_DEVICE) != 0)
+            return -1;
+        file = w[2];
+    }
+    if (k->kind == KR_ENTRY_SESSION)
+        return parse_session(c, &e, w[2]) != 0 ? -1 : add_entry(c, &e);
+    if (nw == 3 && k->min == 2 && parse_binding(c, &e, w[2]) != 0)
+        return -1;
+    if (load_key(c, &e, file) != 0 || check_key(c, &e, file) != 0)
+        return -1;
+    return add_entry(c, &e);
+}
 
 kr_keyfile *kr_keyfile_parse(const char *text, size_t len, const char *base_dir, const char *name,
                              kr_err *err)
 {
-    if (!name)
-        name = "keyfile";
-    kr_keyfile *kf = kr_keyfile_new_empty();
-    if (!kf) {
-        kr_err_set(err, "%s: out of memory", name);
+    ctx c = { kr_keyfile_new_empty(), name ? name : "keyfile", base_dir, 0, err };
+    if (!c.kf) {
+        kr_err_set(err, "%s: out of memory", c.name);
         return NULL;
     }
     char line[4096];
     size_t pos = 0;
-    int lineno = 0;
-    kr_entry e;
     while (pos < len) {
-        memset(&e, 0, sizeof e);
         size_t start = pos;
         while (pos < len && text[pos] != '\n')
             pos++;
         size_t ll = pos - start;
         if (pos < len)
             pos++;      /* the newline */
-        lineno++;
-        if (ll >= sizeof line)
-            FAIL("%s:%d: line longer than %zu characters (one entry per line)", name, lineno, sizeof line - 1);
-        memcpy(line, text + start, ll);
-        line[ll] = '\0';
-        if (memchr(line, '\0', ll))
-            FAIL("%s:%d: NUL byte in the line: this is not a keyfile (a key file given by mistake?)",
-                 name, lineno);
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
-        char *w[5];
-        int nw = split(line, w);
-        if (nw == 0)
-            continue;
-
-        kr_entry_kind kind;
-        int want;
-        const char *usage;
-        if (strcmp(w[0], "server-private") == 0) {
-            kind = KR_ENTRY_SERVER_PRIVATE; want = 2; usage = "server-private PATH";
-        } else if (strcmp(w[0], "server-public") == 0) {
-            kind = KR_ENTRY_SERVER_PUBLIC; want = 2; usage = "server-public PATH";
-        } else if (strcmp(w[0], "device") == 0) {
-            kind = KR_ENTRY_DEVICE; want = 3; usage = "device ID|* PATH";
-        } else if (strcmp(w[0], "session") == 0) {
-            kind = KR_ENTRY_SESSION; want = 3; usage = "session ID HEX80";
+        c.line++;
+        int r;
+        if (ll >= sizeof line) {
+            r = fail(&c, "line longer than %zu characters (one entry per line)", sizeof line - 1);
         } else {
-            FAIL("%s:%d: unknown keyword \"%.64s\" (use server-private, server-public, device or session)",
-                 name, lineno, w[0]);
+            memcpy(line, text + start, ll);
+            line[ll] = '\0';
+            r = memchr(line, '\0', ll) ? fail(&c, "NUL byte in the line: this is not a keyfile (a key file given "
+                                                 "by mistake?)")
+                                       : parse_line(&c, line);
         }
-        if (nw != want)
-            FAIL("%s:%d: %s takes %d word%s after it, found %d (write: %s)", name, lineno, w[0], want - 1,
-                 want == 2 ? "" : "s", nw - 1, usage);
-
-        e.kind = kind;
-        e.line = lineno;
-        const char *file = NULL;
-        if (kind == KR_ENTRY_DEVICE || kind == KR_ENTRY_SESSION) {
-            if (kind == KR_ENTRY_DEVICE && strcmp(w[1], "*") == 0) {
-                e.wildcard = true;
-            } else if (parse_id(w[1], &e) != 0) {
-                FAIL("%s:%d: bad device id \"%.64s\": write the 24 hex digits of the id (e.g. "
-                     "55ff6d065075555332071787)%s", name, lineno, w[1],
-                     kind == KR_ENTRY_DEVICE ? " or * for any device" : "");
-            }
-            file = kind == KR_ENTRY_DEVICE ? w[2] : NULL;
-        } else {
-            file = w[1];
+        if (r != 0) {
+            kr_keyfile_free(c.kf);
+            return NULL;
         }
-
-        if (kind == KR_ENTRY_SESSION) {
-            size_t hl = strlen(w[2]);
-            if (hl != 2 * KR_SESSION_LEN)
-                FAIL("%s:%d: session material must be 80 hex digits (40 bytes: key, IV, salt), found %zu "
-                     "characters", name, lineno, hl);
-            if (kr_unhex(w[2], e.session, KR_SESSION_LEN) != 0)
-                FAIL("%s:%d: session material is not hex (only 0-9 and a-f, 80 digits)", name, lineno);
-            const kr_entry *dup = find_id(kf, KR_ENTRY_SESSION, e.device_id);
-            if (dup)
-                FAIL("%s:%d: duplicate session for device %s (already on line %d): keep one", name, lineno,
-                     e.device_id_hex, dup->line);
-        } else {
-            if (file[0] == '/' || !base_dir || !base_dir[0])
-                kr_sfmt(e.path, sizeof e.path, "%s", file);
-            else
-                kr_sfmt(e.path, sizeof e.path, "%s/%s", base_dir, file);
-            if (access(e.path, F_OK) != 0)
-                FAIL("%s:%d: key file %s does not exist (fix the path; paths are relative to the keyfile's "
-                     "folder)", name, lineno, e.path);
-            kr_err kerr;
-            kr_key *key = kr_key_load_file(e.path, &kerr);
-            if (!key)
-                FAIL("%s:%d: %s", name, lineno, kerr.msg);
-            e.key = key;
-            if (kind == KR_ENTRY_DEVICE) {
-                if (!key->is_private)
-                    FAIL("%s:%d: %s is a public key; a device line needs the device's private key (the "
-                         "public key cannot open the session block)", name, lineno, e.path);
-                if (key->bits != 1024)
-                    FAIL("%s:%d: %s is RSA-%d; device keys are RSA-1024 (server and device keys swapped?)",
-                         name, lineno, e.path, key->bits);
-                const kr_entry *dup = e.wildcard ? NULL : find_id(kf, KR_ENTRY_DEVICE, e.device_id);
-                if (dup)
-                    FAIL("%s:%d: duplicate device %s (already on line %d): keep one line per device",
-                         name, lineno, e.device_id_hex, dup->line);
-                if (e.wildcard) {
-                    for (size_t i = 0; i < kf->n; i++)
-                        if (kf->v[i].kind == KR_ENTRY_DEVICE && kf->v[i].wildcard &&
-                            kr_key_same_public(kf->v[i].key, key))
-                            FAIL("%s:%d: the same key as the device * line %d: keep one", name, lineno,
-                                 kf->v[i].line);
-                }
-            } else if (kind == KR_ENTRY_SERVER_PRIVATE) {
-                if (!key->is_private)
-                    FAIL("%s:%d: %s is a public key; server-private needs the cloud's private key (for "
-                         "the public key write: server-public %s)", name, lineno, e.path, file);
-                if (key->bits != 2048)
-                    FAIL("%s:%d: %s is RSA-%d; the server key is RSA-2048 (server and device keys swapped?)",
-                         name, lineno, e.path, key->bits);
-                if (kf->server_private >= 0)
-                    FAIL("%s:%d: duplicate server-private (already on line %d): keep one", name, lineno,
-                         kf->v[kf->server_private].line);
-            } else {
-                if (key->bits != 2048)
-                    FAIL("%s:%d: %s is RSA-%d; the server key is RSA-2048 (server and device keys swapped?)",
-                         name, lineno, e.path, key->bits);
-                if (kf->server_public >= 0)
-                    FAIL("%s:%d: duplicate server-public (already on line %d): keep one", name, lineno,
-                         kf->v[kf->server_public].line);
-            }
-        }
-        kr_entry *slot = entry_add(kf);
-        if (!slot) {
-            kr_key_free(e.key);
-            FAIL("%s: out of memory", name);
-        }
-        *slot = e;
-        e.key = NULL;
-        if (kind == KR_ENTRY_SERVER_PRIVATE)
-            kf->server_private = (long)(kf->n - 1);
-        else if (kind == KR_ENTRY_SERVER_PUBLIC)
-            kf->server_public = (long)(kf->n - 1);
-        continue;
-fail:
-        kr_key_free(e.key);
-        kr_keyfile_free(kf);
-        return NULL;
     }
-    return kf;
+    return c.kf;
 }
 
 kr_keyfile *kr_keyfile_load(const char *path, kr_err *err)
@@ -255,24 +537,26 @@ kr_keyfile *kr_keyfile_load(const char *path, kr_err *err)
     char *buf = (char *)kr_read_file(path, KEYFILE_MAX, "the keyfile", "larger than 4 MB: not a keyfile", &n, err);
     if (!buf)
         return NULL;
-    char dir[1024];
     const char *slash = strrchr(path, '/');
-    if (!slash)
-        kr_sfmt(dir, sizeof dir, ".");
-    else if (slash == path)
-        kr_sfmt(dir, sizeof dir, "/");
-    else
-        kr_sfmt(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    kr_keyfile *kf = kr_keyfile_parse(buf, n, dir, path, err);
+    char *dir = !slash ? strdup(".") : slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    kr_keyfile *kf = dir ? kr_keyfile_parse(buf, n, dir, path, err) : NULL;
+    if (!dir)
+        kr_err_set(err, "%s: out of memory", path);
     free(buf);
-    if (kf)
-        kr_sfmt(kf->path, sizeof kf->path, "%s", path);
+    free(dir);
+    if (kf && !(kf->path = strdup(path))) {
+        kr_keyfile_free(kf);
+        kr_err_set(err, "%s: out of memory", path);
+        return NULL;
+    }
     return kf;
 }
 
+/* ---- accessors ---------------------------------------------------------------------------------- */
+
 const char *kr_keyfile_path(const kr_keyfile *kf)
 {
-    return kf ? kf->path : "";
+    return kf && kf->path ? kf->path : "";
 }
 
 size_t kr_keyfile_count(const kr_keyfile *kf)
@@ -285,71 +569,116 @@ const kr_entry *kr_keyfile_entry(const kr_keyfile *kf, size_t i)
     return kf && i < kf->n ? &kf->v[i] : NULL;
 }
 
+static const kr_entry *nth(const kr_keyfile *kf, kr_entry_kind kind, size_t i)
+{
+    return kf && i < kf->kind[kind].n ? &kf->v[kf->kind[kind].v[i]] : NULL;
+}
+
+/* The unbound entry of a kind, else the first bound one. */
+static const kr_entry *server_any(const kr_keyfile *kf, kr_entry_kind kind)
+{
+    const kr_entry *e = kr_keyfile_server_entry(kf, kind, 0, NULL, 0);
+    return e ? e : nth(kf, kind, 0);
+}
+
 const kr_key *kr_keyfile_server_private(const kr_keyfile *kf)
 {
-    return kf && kf->server_private >= 0 ? kf->v[kf->server_private].key : NULL;
+    const kr_entry *e = server_any(kf, KR_ENTRY_SERVER_PRIVATE);
+    return e ? e->key : NULL;
 }
 
 const kr_key *kr_keyfile_server_public(const kr_keyfile *kf)
 {
-    if (!kf)
+    const kr_entry *e = server_any(kf, KR_ENTRY_SERVER_PUBLIC);
+    return e ? e->key : kr_keyfile_server_private(kf);
+}
+
+const kr_entry *kr_keyfile_server_entry(const kr_keyfile *kf, kr_entry_kind kind, int family,
+                                        const uint8_t *addr, uint16_t port)
+{
+    if (!kf || (kind != KR_ENTRY_SERVER_PRIVATE && kind != KR_ENTRY_SERVER_PUBLIC))
         return NULL;
-    if (kf->server_public >= 0)
-        return kf->v[kf->server_public].key;
-    return kr_keyfile_server_private(kf);
+    const kr_entry *any_port = NULL, *unbound = NULL;
+    size_t alen = family == 4 ? 4 : 16;
+    for (size_t i = 0; i < kf->kind[kind].n; i++) {
+        const kr_entry *e = &kf->v[kf->kind[kind].v[i]];
+        if (!e->bound) {
+            unbound = e;
+            continue;
+        }
+        if (!addr || e->cloud_family != family || memcmp(e->cloud_addr, addr, alen) != 0)
+            continue;
+        if (e->cloud_port == port)
+            return e;
+        if (e->cloud_port == 0)
+            any_port = e;
+    }
+    return any_port ? any_port : unbound;
 }
 
 const kr_key *kr_keyfile_device_key(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN])
 {
-    if (!kf)
-        return NULL;
     const kr_entry *e = find_id(kf, KR_ENTRY_DEVICE, id);
     return e ? e->key : NULL;
 }
 
-static size_t count_if(const kr_keyfile *kf, int (*pred)(const kr_entry *))
+const kr_key *kr_keyfile_device_server_key(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN])
 {
-    size_t n = 0;
-    for (size_t i = 0; kf && i < kf->n; i++)
-        n += pred(&kf->v[i]) ? 1 : 0;
-    return n;
-}
-
-static const kr_entry *nth_if(const kr_keyfile *kf, size_t k, int (*pred)(const kr_entry *))
-{
-    for (size_t i = 0; kf && i < kf->n; i++)
-        if (pred(&kf->v[i]) && k-- == 0)
-            return &kf->v[i];
-    return NULL;
-}
-
-static int is_wild(const kr_entry *e) { return e->kind == KR_ENTRY_DEVICE && e->wildcard; }
-static int is_device(const kr_entry *e) { return e->kind == KR_ENTRY_DEVICE; }
-static int is_session(const kr_entry *e) { return e->kind == KR_ENTRY_SESSION; }
-
-size_t kr_keyfile_wildcard_count(const kr_keyfile *kf) { return count_if(kf, is_wild); }
-
-const kr_key *kr_keyfile_wildcard(const kr_keyfile *kf, size_t i)
-{
-    const kr_entry *e = nth_if(kf, i, is_wild);
+    const kr_entry *e = find_id(kf, KR_ENTRY_DEVICE_SERVER_KEY, id);
     return e ? e->key : NULL;
 }
 
-size_t kr_keyfile_device_key_count(const kr_keyfile *kf) { return count_if(kf, is_device); }
+const kr_key *kr_keyfile_device_public(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN])
+{
+    const kr_entry *e = find_id(kf, KR_ENTRY_DEVICE_PUBLIC, id);
+    return e ? e->key : NULL;
+}
 
-const kr_entry *kr_keyfile_device_entry(const kr_keyfile *kf, size_t i) { return nth_if(kf, i, is_device); }
+size_t kr_keyfile_device_server_key_count(const kr_keyfile *kf)
+{
+    return kf ? kf->kind[KR_ENTRY_DEVICE_SERVER_KEY].n : 0;
+}
+
+const kr_entry *kr_keyfile_device_server_key_entry(const kr_keyfile *kf, size_t i)
+{
+    return nth(kf, KR_ENTRY_DEVICE_SERVER_KEY, i);
+}
+
+size_t kr_keyfile_wildcard_count(const kr_keyfile *kf)
+{
+    return kf ? kf->wild.n : 0;
+}
+
+const kr_key *kr_keyfile_wildcard(const kr_keyfile *kf, size_t i)
+{
+    return kf && i < kf->wild.n ? kf->v[kf->wild.v[i]].key : NULL;
+}
+
+size_t kr_keyfile_device_key_count(const kr_keyfile *kf)
+{
+    return kf ? kf->kind[KR_ENTRY_DEVICE].n : 0;
+}
+
+const kr_entry *kr_keyfile_device_entry(const kr_keyfile *kf, size_t i)
+{
+    return nth(kf, KR_ENTRY_DEVICE, i);
+}
 
 const uint8_t *kr_keyfile_session(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN])
 {
-    if (!kf)
-        return NULL;
     const kr_entry *e = find_id(kf, KR_ENTRY_SESSION, id);
     return e ? e->session : NULL;
 }
 
-size_t kr_keyfile_session_count(const kr_keyfile *kf) { return count_if(kf, is_session); }
+size_t kr_keyfile_session_count(const kr_keyfile *kf)
+{
+    return kf ? kf->kind[KR_ENTRY_SESSION].n : 0;
+}
 
-const kr_entry *kr_keyfile_session_entry(const kr_keyfile *kf, size_t i) { return nth_if(kf, i, is_session); }
+const kr_entry *kr_keyfile_session_entry(const kr_keyfile *kf, size_t i)
+{
+    return nth(kf, KR_ENTRY_SESSION, i);
+}
 
 const kr_entry *kr_keyfile_find_device_by_public(const kr_keyfile *kf, const uint8_t *spki, size_t len)
 {
@@ -358,8 +687,10 @@ const kr_entry *kr_keyfile_find_device_by_public(const kr_keyfile *kf, const uin
     uint8_t h[32];
     if (!EVP_Digest(spki, len, h, NULL, EVP_sha256(), NULL))
         return NULL;
-    for (size_t i = 0; i < kf->n; i++)
-        if (kf->v[i].kind == KR_ENTRY_DEVICE && memcmp(kf->v[i].key->spki_sha256, h, 32) == 0)
-            return &kf->v[i];
+    for (size_t i = 0; i < kf->kind[KR_ENTRY_DEVICE].n; i++) {
+        const kr_entry *e = &kf->v[kf->kind[KR_ENTRY_DEVICE].v[i]];
+        if (memcmp(e->key->spki_sha256, h, 32) == 0)
+            return e;
+    }
     return NULL;
 }

@@ -38,7 +38,7 @@ const kr_name kr_verdict_names[] = {
     { KR_V_BAD_SIGNATURE, "bad-signature" }, { KR_V_NONCE_MISMATCH, "nonce-mismatch" },
     { KR_V_ID_BLOCK_REJECTED, "id-block-rejected" }, { KR_V_SESSION_BLOCK_REJECTED, "session-block-rejected" },
     { KR_V_NOT_SPARK, "not-spark" }, { KR_V_STALLED, "stalled" }, { KR_V_INCOMPLETE, "incomplete" },
-    { KR_V_MID_SESSION, "mid-session" }, { 0, NULL }
+    { KR_V_MID_SESSION, "mid-session" }, { KR_V_REFUSED, "refused" }, { 0, NULL }
 };
 
 const kr_name kr_verdict_meanings[] = {
@@ -55,7 +55,16 @@ const kr_name kr_verdict_meanings[] = {
     { KR_V_STALLED, "a side stopped sending mid-handshake and the connection was closed by timeout" },
     { KR_V_INCOMPLETE, "the capture ends before the handshake does" },
     { KR_V_MID_SESSION, "the capture starts after the handshake" },
+    { KR_V_REFUSED, "the device's connection was refused: its SYN was answered by a reset, nothing listens there" },
     { 0, NULL }
+};
+
+const kr_name kr_step_reason_names[] = {
+    { KR_WHY_BYTES_LOST, "bytes-lost" }, { KR_WHY_NO_SERVER_KEY, "no-server-key" },
+    { KR_WHY_NO_DEVICE_KEY, "no-device-key" }, { KR_WHY_KEY_DOES_NOT_OPEN, "key-does-not-open" },
+    { KR_WHY_NO_SESSION_KEY, "no-session-key" }, { KR_WHY_BAD_PADDING, "bad-padding" },
+    { KR_WHY_NOT_COAP, "not-coap" }, { KR_WHY_BAD_LENGTH, "bad-length" }, { KR_WHY_NOT_PROTOCOL, "not-protocol" },
+    { KR_WHY_DISPUTED, "disputed" }, { 0, NULL }
 };
 
 static const char *word(const kr_name *table, uint32_t value, const char *fallback)
@@ -94,4 +103,9 @@ const char *kr_verdict_str(kr_verdict_code c)
 const char *kr_verdict_meaning(kr_verdict_code c)
 {
     return word(kr_verdict_meanings, (uint32_t)c, "");
+}
+
+const char *kr_step_reason_str(kr_step_reason r)
+{
+    return word(kr_step_reason_names, (uint32_t)r, "");
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "keyring/tracker.h"
+#include <string.h>
 #include "keyring/cipher.h"
 
 /* Per-direction parser states. */
@@ -23,7 +24,8 @@ enum kr_pst {
 #define KR_RESYNC_CAP     4096   /* bytes looked at when searching a frame chain */
 #define KR_RESYNC_MAXLEN  1024   /* longest frame accepted while resynchronising */
 #define KR_RESYNC_CHAIN   3      /* consecutive valid lengths that prove a frame boundary */
-#define KR_REQ_RING       16     /* requests remembered per direction for response matching */
+#define KR_REQ_RING       16
+#define KR_EARLY_MAX      4096   /* cloud bytes held while the device's id block may be lost */     /* requests remembered per direction for response matching */
 
 typedef struct kr_dirstate {
     enum kr_pst st;
@@ -33,13 +35,15 @@ typedef struct kr_dirstate {
     uint64_t offset;       /* stream offset of the next byte */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
-    bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled) */
+    bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled), or disputed */
+    bool disputed;         /* ... disputed: another copy of its bytes differs (kr_tracker_dispute) */
+    uint64_t disp_off[16], disp_end[16]; /* disputed byte ranges */
+    int n_disp;
+    uint64_t disp_all_from; /* every byte from here on is disputed (ranges overflowed); UINT64_MAX none */
     bool sniffed;          /* first bytes of the stream checked */
     bool started_at_zero;  /* the stream is seen from its first byte */
     bool gapped;           /* bytes of this direction were lost in a gap */
-    kr_cipher *cipher;
-    uint8_t last_c1[16];   /* first ciphertext block of the last frame: the next frame's IV */
-    bool have_c1;
+    kr_cipher *cipher;     /* always there; keyed once the session key is known; holds the IV chain */
     uint8_t *pt;           /* plaintext scratch */
     size_t pt_cap;
     uint32_t frames;       /* frames seen */
@@ -48,6 +52,7 @@ typedef struct kr_dirstate {
     bool first_frame_done; /* "hello" step given (or not applicable) */
     bool closed, rst;
     double close_time;
+    uint32_t close_order;  /* 1 for the side whose close came first, 2 for the other */
     bool any_data;
     double first_data_time, last_data_time;
     double last_step_time;
@@ -124,6 +129,11 @@ struct kr_tracker {
     bool refused;          /* the SYN was answered by an RST, never by a SYN-ACK (kr_tracker_refused) */
     char not_spark_why[256];
     bool finished;
+    /* the cloud's address (kr_tracker_set_cloud) for server keys bound to it; family 0 when unknown */
+    int cloud_family;
+    uint8_t cloud_addr[16];
+    uint16_t cloud_port;
+    uint32_t closes;
     uint32_t step_index;
     uint32_t msg_index;
 
@@ -137,6 +147,14 @@ struct kr_tracker {
     size_t s2d_head_len;
     uint8_t e_block[KR_SESSION_E_LEN];
     bool nonce_damaged;
+    bool nonce_cut;            /* the capture ended inside the nonce */
+    bool blocks_disputed;      /* a handshake block was not read because its bytes are disputed */
+    /* cloud bytes past the nonce before any device byte: held until the device's side shows whether its
+     * id block was lost (a gap at offset 0) or never sent (not this protocol) */
+    uint8_t *early;
+    size_t early_len;
+    double early_time;         /* when the last held byte arrived */
+    bool early_hold, early_done;
     bool idblock_damaged, sessionblock_damaged;
     double idblock_split;      /* seconds between the id block's first and last byte */
     kr_tri id_block_opened;
@@ -144,6 +162,13 @@ struct kr_tracker {
     size_t id_plain_len;
     kr_tri nonce_ok;
     kr_tri offered_key_known;
+    bool have_offered;         /* a G2 id block opened: the SHA-256 of the public key it offers */
+    uint8_t offered_sha256[32];
+    kr_tri record_differs;     /* the cloud's record (device-public) is not the offered key */
+    bool id_read;              /* the server private key opened the id block and the echo is the nonce */
+    bool device_key_by_id;     /* the device key tried is the keyfile's key for the id that was read */
+    bool sig_key_belongs;      /* the server public key is bound to this cloud, or is the public half of
+                                  the key that opened this id block */
     bool device_id_known;
     uint8_t device_id[KR_DEVICE_ID_LEN];
     char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
@@ -184,8 +209,64 @@ struct kr_tracker {
     uint32_t findings;
     kr_verdict verdict;        /* last emitted */
     bool verdict_emitted;
-    kr_conn_info info;
+    kr_step_kind last_step;    /* the last step given */
+    bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
+    kr_conn_info *info;        /* filled by kr_tracker_info when asked */
 };
+
+/* Text fields have fixed sizes; cutting an over-long name or note is intended. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+static inline const char *who(kr_dir d)
+{
+    return d == KR_D2S ? "device" : "cloud";
+}
+
+static inline bool valid_len(unsigned l, unsigned max)
+{
+    return l >= 16 && l <= max && l % 16 == 0;
+}
+
+/* The file name of a key without its folder (notes must not depend on where the files live). */
+static inline const char *base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
+/* tracker.c: output */
+void krt_note_time(kr_tracker *t, double ts);
+bool krt_take_dispute(kr_tracker *t, kr_dir dir, size_t len);
+void krt_step_init(kr_tracker *t, kr_step *s, kr_step_kind kind, kr_dir dir, const uint8_t *bytes,
+                      size_t len, uint64_t off, double first, double ts);
+void krt_emit_step(kr_tracker *t, kr_step *s);
+void krt_emit_data(kr_tracker *t, kr_dir dir, size_t n, double ts, const char *why);
+
+/* stream.c: the byte pump */
+void krt_shrink(kr_dirstate *ds);
+void krt_enter_resync(kr_tracker *t, kr_dir dir);
+void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts);
+void krt_flush_early(kr_tracker *t, double ts);
+void krt_end_direction(kr_tracker *t, kr_dir dir, double ts, bool capture_end);
+
+/* hsteps.c: handshake steps */
+const kr_entry *krt_server_entry(const kr_tracker *t, kr_entry_kind kind);
+const kr_entry *krt_cloud_public_entry(const kr_tracker *t);
+void krt_adopt_id(kr_tracker *t, const kr_entry *e);
+void krt_do_nonce(kr_tracker *t, double ts);
+void krt_do_idblock(kr_tracker *t, double ts);
+void krt_do_sessionblock(kr_tracker *t, double ts);
+
+/* session.c: session key and frames */
+void krt_install_cipher(kr_tracker *t, kr_dir dir);
+void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool from_line);
+void krt_consider_session_lines(kr_tracker *t);
+void krt_do_frame(kr_tracker *t, kr_dir dir, double ts);
+
+/* verdict.c */
+void krt_evaluate(kr_tracker *t, double ts);
 
 /* message.c */
 void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint64_t frame_offset,

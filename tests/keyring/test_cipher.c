@@ -441,6 +441,60 @@ static void test_encrypt_limits(void **state)
     kr_cipher_free(NULL);
 }
 
+/* A cipher made before the session key is known follows the IV rule over the frames that go by. */
+static void test_pending(void **state)
+{
+    (void)state;
+    uint8_t key[16], iv[16], other[16];
+    for (int i = 0; i < 16; i++) {
+        key[i] = (uint8_t)(i * 7 + 1);
+        iv[i] = (uint8_t)(i * 11 + 3);
+        other[i] = (uint8_t)(i * 5 + 9);
+    }
+    const char *msgs[3] = { "first message, two blocks long", "second", "the third message" };
+    uint8_t frames[3][64];
+    int flen[3];
+    kr_cipher *enc = kr_cipher_new(key, iv);
+    for (int i = 0; i < 3; i++) {
+        flen[i] = kr_cipher_encrypt(enc, (const uint8_t *)msgs[i], strlen(msgs[i]), frames[i], sizeof frames[i]);
+        assert_true(flen[i] > 0);
+    }
+    kr_cipher_free(enc);
+    uint8_t pt[64];
+    size_t pl, skip;
+
+    /* keyed before any frame: the first frame uses the first IV */
+    kr_cipher *c = kr_cipher_new_pending();
+    assert_false(kr_cipher_keyed(c));
+    assert_int_equal(kr_cipher_decrypt(c, frames[0] + 2, (size_t)flen[0] - 2, pt, &pl, &skip), KR_DEC_BAD_LENGTH);
+    kr_cipher_set_key(c, key, iv);
+    assert_true(kr_cipher_keyed(c));
+    assert_int_equal(kr_cipher_decrypt(c, frames[0] + 2, (size_t)flen[0] - 2, pt, &pl, &skip), KR_DEC_OK);
+    assert_memory_equal(pt, msgs[0], strlen(msgs[0]));
+    kr_cipher_free(c);
+
+    /* a frame went by, then the key came: the second frame decrypts whole; trials change nothing */
+    c = kr_cipher_new_pending();
+    kr_cipher_pass(c, frames[0] + 2, (size_t)flen[0] - 2);
+    assert_int_equal(kr_cipher_trial(c, other, iv, frames[1] + 2, (size_t)flen[1] - 2, pt, &pl, &skip),
+                     KR_DEC_BAD_PADDING);
+    assert_int_equal(kr_cipher_trial(c, key, iv, frames[1] + 2, (size_t)flen[1] - 2, pt, &pl, &skip), KR_DEC_OK);
+    kr_cipher_set_key(c, key, iv);
+    assert_int_equal(kr_cipher_decrypt(c, frames[1] + 2, (size_t)flen[1] - 2, pt, &pl, &skip), KR_DEC_OK);
+    assert_memory_equal(pt, msgs[1], strlen(msgs[1]));
+    assert_int_equal(kr_cipher_decrypt(c, frames[2] + 2, (size_t)flen[2] - 2, pt, &pl, &skip), KR_DEC_OK);
+    kr_cipher_free(c);
+
+    /* a frame was lost: the next one loses its first block, even when the key comes later */
+    c = kr_cipher_new_pending();
+    kr_cipher_lose_sync(c);
+    kr_cipher_set_key(c, key, iv);
+    assert_int_equal(kr_cipher_decrypt(c, frames[2] + 2, (size_t)flen[2] - 2, pt, &pl, &skip), KR_DEC_PARTIAL);
+    assert_int_equal(skip, 16);
+    assert_memory_equal(pt, msgs[2] + 16, strlen(msgs[2]) - 16);
+    kr_cipher_free(c);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -454,6 +508,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_length),
         cmocka_unit_test(test_bad_padding),
         cmocka_unit_test(test_encrypt_limits),
+        cmocka_unit_test(test_pending),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -217,6 +217,131 @@ static void test_load_relative(void **state)
     assert_non_null(strstr(err.msg, "/nonexistent/keyfile: cannot open"));
 }
 
+
+/* device-server-key, device-public and server keys bound to a cloud address. */
+static void test_new_lines(void **state)
+{
+    (void)state;
+    const char *text =
+        "server-private server.pem cloud=192.0.2.10\n"
+        "server-public server2.pub.der cloud=[2001:db8::1]:5683\n"
+        "server-public server.pub.der\n"
+        "device-server-key " ID1 " server-cli.der\n"
+        "device-public " ID1 " device.pub.pem\n"
+        "device-public " ID2 " device2.pub.pem\n";
+    kr_err err = {{0}};
+    kr_keyfile *kf = parse(text, &err);
+    if (!kf)
+        fail_msg("%s", err.msg);
+    assert_int_equal(kr_keyfile_count(kf), 6);
+    uint8_t id1[12], id2[12];
+    kr_unhex(ID1, id1, 12);
+    kr_unhex(ID2, id2, 12);
+    /* the device's copy of the server key: the flash slot, address record and all */
+    assert_non_null(kr_keyfile_device_server_key(kf, id1));
+    assert_null(kr_keyfile_device_server_key(kf, id2));
+    assert_int_equal(kr_keyfile_device_server_key_count(kf), 1);
+    assert_int_equal(kr_keyfile_device_server_key_entry(kf, 0)->line, 4);
+    assert_non_null(kr_keyfile_device_public(kf, id2));
+    assert_null(kr_keyfile_device_key(kf, id1));   /* a device-public line is not a device key */
+    assert_int_equal(kr_keyfile_device_key_count(kf), 0);
+
+    uint8_t v4[16] = { 192, 0, 2, 10 }, v4b[16] = { 192, 0, 2, 11 }, v6[16];
+    int fam;
+    uint16_t port;
+    assert_int_equal(kr_keyfile_parse_cloud("[2001:db8::1]", &fam, v6, &port), 0);
+    assert_int_equal(fam, 6);
+    assert_int_equal(port, 0);
+    /* bound private key for 192.0.2.10 only; the unbound public key for every other cloud */
+    const kr_entry *e = kr_keyfile_server_entry(kf, KR_ENTRY_SERVER_PRIVATE, 4, v4, 5683);
+    assert_non_null(e);
+    assert_true(e->bound);
+    assert_string_equal(e->cloud, "192.0.2.10");
+    assert_null(kr_keyfile_server_entry(kf, KR_ENTRY_SERVER_PRIVATE, 4, v4b, 5683));
+    assert_null(kr_keyfile_server_entry(kf, KR_ENTRY_SERVER_PRIVATE, 0, NULL, 0));
+    e = kr_keyfile_server_entry(kf, KR_ENTRY_SERVER_PUBLIC, 6, v6, 5683);
+    assert_int_equal(e->line, 2);
+    e = kr_keyfile_server_entry(kf, KR_ENTRY_SERVER_PUBLIC, 6, v6, 80);   /* another port */
+    assert_int_equal(e->line, 3);
+    e = kr_keyfile_server_entry(kf, KR_ENTRY_SERVER_PUBLIC, 4, v4, 5683);
+    assert_false(e->bound);
+    /* tools that serve one cloud get the unbound key, else the first bound one */
+    assert_true(kr_keyfile_server_private(kf)->is_private);
+    assert_int_equal(kr_keyfile_server_public(kf)->bits, 2048);
+    kr_keyfile_free(kf);
+
+    expect_error("server-public server.pub.der cloud=192.0.2.300\n", "kf:1:", "bad cloud address");
+    expect_error("server-public server.pub.der cloud=[2001:db8::1\n", "kf:1:", "bad cloud address");
+    expect_error("server-public server.pub.der cloud=192.0.2.1:0\n", "kf:1:", "bad cloud address");
+    expect_error("server-public server.pub.der cloud=192.0.2.1:99999\n", "kf:1:", "bad cloud address");
+    expect_error("server-public server.pub.der 192.0.2.1\n", "kf:1:", "cloud=ADDR");
+    expect_error("server-public server.pub.der cloud=192.0.2.1\nserver-public server2.pub.der cloud=192.0.2.1\n",
+                 "kf:2:", "duplicate server-public for cloud 192.0.2.1");
+    expect_error("device-server-key " ID1 " device.pub.der\n", "kf:1:", "RSA-1024");
+    expect_error("device-public " ID1 " server.pub.der\n", "kf:1:", "RSA-2048");
+    expect_error("device-public " ID1 " device.pub.der\ndevice-public " ID1 " device2.pub.pem\n", "kf:2:",
+                 "duplicate device-public");
+    expect_error("device-server-key * server.pub.der\n", "kf:1:", "bad device id");
+    expect_error("device-public " ID1 "\n", "kf:1:", "device-public ID PATH");
+}
+
+/* Paths that do not fit, files that are not regular, keys the checks call broken. */
+static void test_refused_files(void **state)
+{
+    (void)state;
+    char line[3000];
+    char longname[1100];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    snprintf(line, sizeof line, "device " ID1 " %s\n", longname);
+    expect_error(line, "kf:1:", "move the key to a shorter path");
+    expect_error("device " ID1 " .\n", "kf:1:", "not a regular file");
+
+    char dir[] = "/tmp/keyring-kfb-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    size_t len;
+    uint8_t *der = fx_read("device.der", &len);
+    der[len - 1] ^= 0x01;      /* the last number: the CRT coefficient */
+    char path[600];
+    snprintf(path, sizeof path, "%s/broken.der", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite(der, 1, len, f);
+    fclose(f);
+    free(der);
+    snprintf(line, sizeof line, "# a corrupt copy\ndevice " ID1 " %s\n", path);
+    expect_error(line, "kf:2:", "broken private key");
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Many device lines naming few key files load; lookups find every id. (Speed is measured in tests/bench.) */
+static void test_many_devices(void **state)
+{
+    (void)state;
+    const int n = 5000;
+    size_t cap = (size_t)(n + 1) * 64, len = 0;
+    char *t = malloc(cap);
+    assert_non_null(t);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(t + len, cap - len, "device %024x %s\n", i, i % 2 ? "device.der" : "device2.der");
+    kr_err err = {{0}};
+    kr_keyfile *kf = kr_keyfile_parse(t, len, fixture_dir, "kf", &err);
+    if (!kf)
+        fail_msg("%s", err.msg);
+    assert_int_equal(kr_keyfile_device_key_count(kf), n);
+    uint8_t id[12] = {0};
+    id[10] = (uint8_t)(4321 >> 8);
+    id[11] = (uint8_t)(4321 & 0xff);
+    assert_ptr_equal(kr_keyfile_device_key(kf, id), kr_keyfile_device_entry(kf, 1)->key);
+    id[0] = 1;
+    assert_null(kr_keyfile_device_key(kf, id));
+    kr_keyfile_free(kf);
+    snprintf(t + len, cap - len, "device 000000000000000000000007 device.der\n");
+    expect_error(t, "kf:5001:", "duplicate device");
+    free(t);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -227,6 +352,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_load_relative),
+        cmocka_unit_test(test_new_lines),
+        cmocka_unit_test(test_refused_files),
+        cmocka_unit_test(test_many_devices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,8 +89,8 @@ rc, out, err = run(["-r", refused, "--json"])
 objs = jsonl(out)
 verdicts = [o for o in objs if o["type"] == "verdict"]
 check(rc == 0 and err == "", "refused: exit 0, nothing on stderr (%d, %r)" % (rc, err[:200]))
-check(len(verdicts) == 1 and verdicts[0]["verdict"] == "not-spark" and verdicts[0]["final"],
-      "refused: one final not-spark verdict: %s" % [(v["verdict"], v["final"]) for v in verdicts])
+check(len(verdicts) == 1 and verdicts[0]["verdict"] == "refused" and verdicts[0]["final"],
+      "refused: one final refused verdict: %s" % [(v["verdict"], v["final"]) for v in verdicts])
 ev = verdicts[0]["evidence"] if verdicts else ""
 check("refused" in ev and "RST" in ev and "accepted" not in ev,
       "refused: the evidence says the connection was refused, not accepted: %r" % ev)

@@ -7,6 +7,8 @@
  * plus "open", "close", "gap", "finish" and "info" lines written by the driver. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "dump.h"
 
 static const char *tri(kr_tri v)
@@ -46,6 +48,7 @@ void tk_dump_init(tk_dump *d, GString *out, int conn, double t0)
     d->out = out;
     d->conn = conn;
     d->t0 = t0;
+    d->proven_given = false;
 }
 
 static void on_step(void *ud, const kr_step *s)
@@ -109,6 +112,17 @@ static void on_verdict(void *ud, const kr_verdict *v)
     tk_dump_line(d, "verdict %s %s %s cands=%s t=+%.6f: %s", kr_verdict_str(v->code),
                  v->proven ? "proven" : "inferred", v->final ? "final" : "open", o ? c : "-", v->time - d->t0,
                  v->evidence);
+    /* every tracker test runs through here: a verdict given as proven is never changed or withdrawn */
+    if (d->proven_given && (v->code != d->proven.code || !v->proven)) {
+        fprintf(stderr, "tracker test: the proven verdict %s was followed by %s (%s): %s\n%s",
+                kr_verdict_str(d->proven.code), kr_verdict_str(v->code), v->proven ? "proven" : "inferred",
+                v->evidence, d->out->str);
+        abort();
+    }
+    if (v->proven && !d->proven_given) {
+        d->proven_given = true;
+        d->proven = *v;
+    }
 }
 
 const kr_callbacks tk_dump_callbacks = { on_step, on_message, on_finding, on_verdict };

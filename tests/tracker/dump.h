@@ -9,6 +9,8 @@ typedef struct tk_dump {
     GString *out;       /* lines are appended here */
     int conn;           /* connection number printed at the start of each line (0: none) */
     double t0;          /* times are printed relative to this */
+    bool proven_given;  /* a proven verdict was given on this connection: it must never change */
+    kr_verdict proven;
 } tk_dump;
 
 extern const kr_callbacks tk_dump_callbacks;

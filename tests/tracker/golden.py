@@ -12,7 +12,11 @@ verdict expected for a key subset:
 
     NAME  CAPTURE  KEYFILE  SUBSET  VERDICT  [CANDIDATES]
 
-and samples/expected.tsv, when present, gives each sample's expected verdict.
+and samples/expected.tsv, when present, gives each sample's expected verdict. A third list (owner) gives
+the final verdicts under the keys a device owner holds (the device's private key, the server key in its
+flash, the cloud's public key), in a keyfile written here from the sample's `device` lines:
+
+    NAME  CAPTURE  DEVICE_SERVER_KEY  VERDICTS  [CANDIDATES]
 
     golden.py TRACKER_DUMP SOURCE_ROOT            check
     golden.py TRACKER_DUMP SOURCE_ROOT --update   rewrite the golden files from the current output
@@ -22,6 +26,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEEDS = ["byte", "3", "11", "4242"]
@@ -54,6 +59,52 @@ def final_verdicts(text):
             cands = parts[5][len("cands="):] if parts[5].startswith("cands=") else "-"
             out[parts[0]] = (parts[2], cands)
     return out
+
+
+def owner_keyfile(root, sample_dir, device_server_key, out):
+    """The owner's keyfile: each `device ID PATH` line of the sample's keyfile, the server key in that
+    device's flash, and the cloud's public key. Returns the number of device lines."""
+    n = 0
+    lines = []
+    with open(os.path.join(sample_dir, "keyfile"), encoding="utf-8") as f:
+        for line in f:
+            w = line.split("#", 1)[0].split()
+            if len(w) == 3 and w[0] == "device" and w[1] != "*":
+                lines.append("device %s %s" % (w[1], os.path.join(sample_dir, w[2])))
+                lines.append("device-server-key %s %s" % (w[1], os.path.abspath(os.path.join(root, device_server_key))))
+                n += 1
+    lines.append("server-public %s" % os.path.abspath(os.path.join(root, "samples", "keys", "server-public.der")))
+    with open(out, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return n
+
+
+def check_owner(dump, root, olist):
+    checked = failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, f in read_list(olist):
+            if len(f) not in (4, 5):
+                print("owner:%d: expected NAME CAPTURE DEVICE_SERVER_KEY VERDICTS [CANDIDATES]" % n)
+                failures += 1
+                continue
+            name, capture, dsk, verdicts = f[:4]
+            cands = f[4] if len(f) == 5 else "-"
+            kf = os.path.join(tmp, name + ".keyfile")
+            if owner_keyfile(root, os.path.abspath(os.path.dirname(os.path.join(root, capture))), dsk, kf) == 0:
+                print("FAIL %s (owner keys): the sample's keyfile has no device line" % name)
+                failures += 1
+                continue
+            got = final_verdicts(run(dump, root, capture, kf))
+            conns = sorted(got, key=lambda c: int(c.strip("[]")))
+            mine = ",".join(got[c][0] for c in conns)
+            first = got.get("[1]", ("", "-"))[1]
+            if mine != verdicts or first != cands:
+                print("FAIL %s (owner keys): verdicts %s cands=%s, expected %s cands=%s" % (
+                    name, mine, first, verdicts, cands))
+                failures += 1
+            else:
+                checked += 1
+    return checked, failures
 
 
 def main():
@@ -135,6 +186,12 @@ def main():
                 failures += 1
             else:
                 checked += 1
+
+    olist = os.path.join(HERE, "golden", "owner")
+    if os.path.exists(olist):
+        c, f = check_owner(dump, root, olist)
+        checked += c
+        failures += f
 
     expected = os.path.join(root, "samples", "expected.tsv")
     if os.path.exists(expected):

@@ -32,9 +32,10 @@ static void test_tables(void **state)
     assert_int_equal(check_table(kr_step_names), 6);
     assert_int_equal(check_table(kr_msg_kind_names), KR_MSG_RST + 1);
     assert_int_equal(check_table(kr_finding_names), KR_FIND_DECRYPT_ERROR);
-    assert_true(check_table(kr_verdict_names) >= KR_V_MID_SESSION);
-    /* every verdict up to the last has a word and a meaning */
-    for (int v = KR_V_OK; v <= KR_V_MID_SESSION; v++) {
+    assert_int_equal(check_table(kr_verdict_names), KR_V_REFUSED);
+    assert_int_equal(check_table(kr_step_reason_names), KR_WHY_DISPUTED);
+    /* every verdict has a word and a meaning */
+    for (int v = KR_V_OK; v <= KR_V_REFUSED; v++) {
         assert_true(kr_verdict_str((kr_verdict_code)v)[0] != '\0');
         assert_true(kr_verdict_meaning((kr_verdict_code)v)[0] != '\0');
     }
@@ -69,6 +70,9 @@ static void test_words(void **state)
     assert_string_equal(kr_step_str(KR_STEP_SESSIONBLOCK), "session-block");
     assert_string_equal(kr_finding_str(KR_FIND_OTA_INCOMPLETE), "ota-incomplete");
     assert_string_equal(kr_verdict_str(KR_V_NONE), "");
+    assert_string_equal(kr_verdict_str(KR_V_REFUSED), "refused");
+    assert_string_equal(kr_step_reason_str(KR_WHY_DISPUTED), "disputed");
+    assert_string_equal(kr_step_reason_str(KR_WHY_NONE), "");
 }
 
 int main(void)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -65,8 +66,15 @@ static int setup(void **state)
     int n = kr_key_public_spki(K.srv, spki, sizeof spki);
     assert_true(n > 0);
     tk_write(K.dir, "server-public.der", spki, (size_t)n);
+    n = kr_key_public_spki(K.srv_other, spki, sizeof spki);
+    assert_true(n > 0);
+    tk_write(K.dir, "other-server-public.der", spki, (size_t)n);
+    n = kr_key_public_spki(K.dev_other, spki, sizeof spki);
+    assert_true(n > 0);
+    tk_write(K.dir, "other-device-public.der", spki, (size_t)n);
     n = kr_key_public_spki(K.dev, K.dev_spki, sizeof K.dev_spki);
     assert_int_equal(n, KR_DEVICE_SPKI_LEN);
+    tk_write(K.dir, "device-public.der", K.dev_spki, (size_t)n);
     for (int i = 0; i < KR_DEVICE_ID_LEN; i++)
         K.id[i] = (uint8_t)(0x53 + i * 7);
     kr_hex(K.id, KR_DEVICE_ID_LEN, K.id_hex);
@@ -100,6 +108,23 @@ static kr_keyfile *keyfile(const char *what)
         g_string_append(t, "server-private server.der\n");
     if (all || strchr(what, 'u'))
         g_string_append(t, "server-public server-public.der\n");
+    /* bound to the cloud address every hand-made connection goes to (TK_CLOUD), or to another one */
+    if (strchr(what, 'P'))
+        g_string_append(t, "server-private server.der cloud=" TK_CLOUD "\n");
+    if (strchr(what, 'U'))
+        g_string_append(t, "server-public server-public.der cloud=" TK_CLOUD "\n");
+    if (strchr(what, 'X'))
+        g_string_append(t, "server-private server.der cloud=198.51.100.7\n");
+    /* the server key in the device's flash: the cloud's (k) or another (K) */
+    if (strchr(what, 'k'))
+        g_string_append_printf(t, "device-server-key %s server-public.der\n", K.id_hex);
+    if (strchr(what, 'K'))
+        g_string_append_printf(t, "device-server-key %s other-server-public.der\n", K.id_hex);
+    /* the cloud's record of the device key: the device's (r) or another (R) */
+    if (strchr(what, 'r'))
+        g_string_append_printf(t, "device-public %s device-public.der\n", K.id_hex);
+    if (strchr(what, 'R'))
+        g_string_append_printf(t, "device-public %s other-device-public.der\n", K.id_hex);
     if (all || strchr(what, 'd'))
         g_string_append_printf(t, "device %s device.der\n", K.id_hex);
     if (strchr(what, 'w'))
@@ -327,6 +352,7 @@ typedef struct rec {
     int partial;
     int decrypted;
     int undecrypted;
+    int reasons[16];        /* steps per kr_step_reason */
     kr_verdict first;
     kr_verdict all[8];      /* the first eight verdicts given */
     double idblock_time, sessionblock_time;
@@ -336,6 +362,8 @@ static void r_step(void *ud, const kr_step *s)
 {
     rec *r = ud;
     r->steps++;
+    if ((unsigned)s->reason < 16)
+        r->reasons[s->reason]++;
     if (s->kind == KR_STEP_IDBLOCK)
         r->idblock_time = s->time;
     if (s->kind == KR_STEP_SESSIONBLOCK)
@@ -458,6 +486,29 @@ static void test_healthy(void **state)
     assert_true(has(r.summaries, "Device Hello: product 65535, version 65535, flags 0x01, platform 6 (Photon)"));
     assert_int_equal(r.findings->len, 0);
     rec_free(&r);
+    /* without keys every frame says why it was not decrypted in a code, not only in words */
+    rec_init(&r);
+    run(c, "n", &r);
+    assert_true(r.undecrypted > 0);
+    assert_int_equal(r.reasons[KR_WHY_NO_SESSION_KEY], r.undecrypted);
+    assert_int_equal(r.reasons[KR_WHY_NO_SERVER_KEY], 1);
+    assert_int_equal(r.reasons[KR_WHY_NO_DEVICE_KEY], 1);
+    rec_free(&r);
+    /* no key material in any note or evidence (the steps carry the session bytes for who asks for them) */
+    {
+        kr_keyfile *kf = keyfile("a");
+        char *out = tk_conn_run(c, kf, 0, NULL);
+        char key_hex[33], iv_hex[33], salt_hex[17];
+        kr_hex(K.m, 16, key_hex);
+        kr_hex(K.m + 16, 16, iv_hex);
+        kr_hex(K.m + 32, 8, salt_hex);
+        assert_null(strstr(out, key_hex));
+        assert_null(strstr(out, iv_hex));
+        assert_null(strstr(out, salt_hex));
+        assert_non_null(strstr(out, "the session key is known"));
+        g_free(out);
+        kr_keyfile_free(kf);
+    }
 
     /* every key subset reaches ok; what is proven depends on the keys */
     expect(c, "n", KR_V_OK, false, "");
@@ -484,12 +535,30 @@ static void test_device_key_mismatch(void **state)
     s_session(&s, K.dev_other, K.srv);
     tk_conn_close(s.c, KR_D2S, 0.25, false);
     tk_conn_close(s.c, KR_S2D, 0.001, false);
+    /* the server private key reads the public key the device offers: it is the keyfile's device key, which
+     * does not open E: proven */
     expect(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, true, "");
-    expect(s.c, "d", KR_V_DEVICE_KEY_MISMATCH, true, "");
+    /* the device key alone is only the keyfile's claim: inferred */
+    expect(s.c, "d", KR_V_DEVICE_KEY_MISMATCH, false, "");
     expect(s.c, "n", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch,bad-signature");
-    /* the server public key (or its private half) sees a genuine signature: bad-signature is ruled out */
-    expect(s.c, "u", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch");
-    expect(s.c, "p", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch");
+    /* the server public key (or its private half) sees a genuine signature: bad-signature is ruled out, the
+     * one cause left is named, inferred, and the evidence says which key ruled out which cause */
+    expect(s.c, "u", KR_V_DEVICE_KEY_MISMATCH, false, "");
+    expect(s.c, "p", KR_V_DEVICE_KEY_MISMATCH, false, "");
+    {
+        kr_keyfile *kf = keyfile("u");
+        kr_verdict v;
+        char *out = tk_conn_run(s.c, kf, 0, &v);
+        assert_non_null(strstr(v.evidence, "verifies with the server public key, which rules out bad-signature"));
+        g_free(out);
+        kr_keyfile_free(kf);
+    }
+    /* the cloud's record of the device key (device-public) is not the key the device offers: with the
+     * server private key that proves the mismatch without the device's private key */
+    expect(s.c, "pR", KR_V_DEVICE_KEY_MISMATCH, true, "");
+    /* the record says the cloud holds the offered key, the signature is genuine: the keys contradict each
+     * other, and both causes stay candidates */
+    expect(s.c, "pr", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch,bad-signature");
     /* the keyfile holds the key the cloud has on file, not the device's: E opens with it, and the id block
      * shows the device offering another public key */
     {
@@ -520,7 +589,8 @@ static void test_device_key_mismatch(void **state)
     tk_conn_data(s.c, KR_D2S, 0.01, junk, 50);
     tk_conn_close(s.c, KR_S2D, 29.7, false);
     tk_conn_close(s.c, KR_D2S, 0.05, true);
-    expect(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, true, "");
+    /* G1 offers no public key: the keyfile's key for the id is a claim the wire could contradict */
+    expect(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, false, "");
     expect(s.c, "n", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch,bad-signature");
     s_end(&s);
 }
@@ -533,8 +603,13 @@ static void test_bad_signature(void **state)
     s_session(&s, K.dev, K.srv_other);
     tk_conn_close(s.c, KR_D2S, 0.25, false);
     tk_conn_close(s.c, KR_S2D, 0.001, false);
+    /* the server public key is the public half of the key that opened this id block: proven */
     expect(s.c, "a", KR_V_BAD_SIGNATURE, true, "");
-    expect(s.c, "u", KR_V_BAD_SIGNATURE, true, "");
+    /* an unbound server public key alone is the keyfile's claim; bound to this cloud it proves */
+    expect(s.c, "u", KR_V_BAD_SIGNATURE, false, "");
+    expect(s.c, "U", KR_V_BAD_SIGNATURE, true, "");
+    /* with the cloud's record of the device key as well, the proof stands */
+    expect(s.c, "pr", KR_V_BAD_SIGNATURE, true, "");
     expect(s.c, "n", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch,bad-signature");
     /* the device key alone opens E but cannot judge the signature */
     expect(s.c, "d", KR_V_SESSION_BLOCK_REJECTED, false, "device-key-mismatch,bad-signature");
@@ -549,10 +624,33 @@ static void test_id_block_failures(void **state)
     s_begin(&s, false, K.srv_other, false);
     tk_conn_close(s.c, KR_S2D, 0.002, false);
     tk_conn_close(s.c, KR_D2S, 0.001, false);
-    expect(s.c, "a", KR_V_SERVER_KEY_MISMATCH, true, "");
-    expect(s.c, "p", KR_V_SERVER_KEY_MISMATCH, true, "");
+    /* an unbound server private key is the keyfile's claim: inferred; bound to this cloud: proven */
+    expect(s.c, "a", KR_V_SERVER_KEY_MISMATCH, false, "");
+    expect(s.c, "p", KR_V_SERVER_KEY_MISMATCH, false, "");
+    expect(s.c, "P", KR_V_SERVER_KEY_MISMATCH, true, "");
     expect(s.c, "n", KR_V_ID_BLOCK_REJECTED, false, "server-key-mismatch,unknown-device,nonce-mismatch");
     expect(s.c, "ud", KR_V_ID_BLOCK_REJECTED, false, "server-key-mismatch,unknown-device,nonce-mismatch");
+    /* the server key in the device's flash is another key than the cloud's: server-key-mismatch, both
+     * fingerprints named; the same key: server-key-mismatch leaves the candidates */
+    expect(s.c, "uK", KR_V_SERVER_KEY_MISMATCH, false, "");
+    expect(s.c, "d", KR_V_ID_BLOCK_REJECTED, false, "server-key-mismatch,unknown-device,nonce-mismatch");
+    expect(s.c, "uk", KR_V_ID_BLOCK_REJECTED, false, "unknown-device,nonce-mismatch");
+    {
+        kr_keyfile *kf = keyfile("uK");
+        kr_verdict v;
+        char *out = tk_conn_run(s.c, kf, 0, &v);
+        char a[65], b[65];
+        kr_key_fingerprint(K.srv, a);
+        kr_key_fingerprint(K.srv_other, b);
+        assert_non_null(strstr(v.evidence, a));
+        assert_non_null(strstr(v.evidence, b));
+        g_free(out);
+        kr_keyfile_free(kf);
+    }
+    /* without a server-public line the device's copy is compared with the published Particle cloud key */
+    expect(s.c, "K", KR_V_SERVER_KEY_MISMATCH, false, "");
+    /* a server private key bound to another cloud does not judge this one */
+    expect(s.c, "X", KR_V_ID_BLOCK_REJECTED, false, "server-key-mismatch,unknown-device,nonce-mismatch");
     s_end(&s);
     /* unknown-device: the block is fine, the cloud closes anyway */
     s_begin(&s, true, K.srv, false);
@@ -703,6 +801,229 @@ static void test_gap_in_nonce(void **state)
     tk_conn_free(c);
 }
 
+static tk_conn *short_session(sess *s, int frames);
+
+/* A copy of a hand-made connection with every timestamp rounded down to a multiple of unit. */
+static tk_conn *rounded(const tk_conn *c, double unit)
+{
+    tk_conn *r = tk_conn_new();
+    for (guint i = 0; i < c->ev->len; i++) {
+        tk_ev e = g_array_index(c->ev, tk_ev, i);
+        e.ts = floor(e.ts / unit) * unit;
+        if (e.data)
+            e.data = g_byte_array_ref(e.data);
+        g_array_append_val(r->ev, e);
+    }
+    return r;
+}
+
+/* The same verdicts with timestamps in s, ms, us and ns: no tie is decided by the clock's resolution. */
+static void test_timestamp_units(void **state)
+{
+    (void)state;
+    static const double units[] = { 1.0, 1e-3, 1e-6, 1e-9 };
+    sess s;
+    /* unknown-device: the cloud closes 0.4 ms after the id block, the device right after it (the same
+     * millisecond): the cloud closed first, whatever the clock shows */
+    s_begin(&s, true, K.srv, false);
+    tk_conn_close(s.c, KR_S2D, 0.0004, false);
+    tk_conn_close(s.c, KR_D2S, 0.0001, false);
+    for (size_t i = 0; i < 4; i++) {
+        tk_conn *r = rounded(s.c, units[i]);
+        kr_verdict v = run(r, "p", NULL);
+        if (v.code != KR_V_UNKNOWN_DEVICE)
+            fprintf(stderr, "unit %g: %s: %s\n", units[i], kr_verdict_str(v.code), v.evidence);
+        assert_int_equal(v.code, KR_V_UNKNOWN_DEVICE);
+        assert_non_null(strstr(v.evidence, "the cloud closed"));
+        v = run(r, "n", NULL);
+        assert_int_equal(v.code, KR_V_ID_BLOCK_REJECTED);
+        tk_conn_free(r);
+    }
+    s_end(&s);
+    /* a healthy session and a device-key-mismatch */
+    tk_conn *h = short_session(&s, 3);
+    tk_conn_close(h, KR_D2S, 0.0002, false);
+    tk_conn_close(h, KR_S2D, 0.0001, false);
+    for (size_t i = 0; i < 4; i++) {
+        tk_conn *r = rounded(h, units[i]);
+        assert_int_equal(run(r, "a", NULL).code, KR_V_OK);
+        assert_int_equal(run(r, "n", NULL).code, KR_V_OK);
+        tk_conn_free(r);
+    }
+    s_end(&s);
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev_other, K.srv);
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.0001, false);
+    for (size_t i = 0; i < 4; i++) {
+        tk_conn *r = rounded(s.c, units[i]);
+        assert_int_equal(run(r, "a", NULL).code, KR_V_DEVICE_KEY_MISMATCH);
+        assert_int_equal(run(r, "n", NULL).code, KR_V_SESSION_BLOCK_REJECTED);
+        tk_conn_free(r);
+    }
+    s_end(&s);
+}
+
+/* A capture that ends inside the nonce is incomplete; a cloud that closes after a short nonce is not. */
+static void test_capture_ends_in_nonce(void **state)
+{
+    (void)state;
+    uint8_t part[20];
+    for (int i = 0; i < 20; i++)
+        part[i] = (uint8_t)(i * 53 + 7);
+    tk_conn *c = tk_conn_new();
+    tk_conn_open(c, 0);
+    tk_conn_data(c, KR_S2D, 0.01, part, sizeof part);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, "n", &r);
+    assert_string_equal(kr_verdict_str(v.code), "incomplete");
+    assert_non_null(strstr(v.evidence, "inside the nonce"));
+    assert_true(v.final);
+    rec_free(&r);
+    /* the same bytes, then the cloud's FIN: it sent 20 bytes and stopped, not a nonce */
+    tk_conn_close(c, KR_S2D, 0.01, false);
+    v = run(c, "n", NULL);
+    assert_string_equal(kr_verdict_str(v.code), "not-spark");
+    tk_conn_free(c);
+}
+
+/* One flipped bit in a frame's length prefix (0x0010 -> 0x8010) resynchronises at the next frame instead of
+ * swallowing the session; with the session key the frames after it decrypt whole. */
+static void test_damaged_length_prefix(void **state)
+{
+    (void)state;
+    for (int which = 0; which < 2; which++) {
+        sess s;
+        tk_conn *c = short_session(&s, 6);
+        tk_conn_close(c, KR_D2S, 0.5, false);
+        tk_conn_close(c, KR_S2D, 0.001, false);
+        /* the device's data events after the id block: [0] is the Hello, [3] the third event */
+        int seen = 0, target = which == 0 ? 3 : 0;
+        for (guint i = 0; i < c->ev->len; i++) {
+            tk_ev *e = &g_array_index(c->ev, tk_ev, i);
+            if (e->kind != TK_DATA || e->dir != KR_D2S || e->data->len == KR_IDBLOCK_LEN)
+                continue;
+            if (seen++ == target) {
+                assert_int_equal(e->data->data[0], 0);
+                e->data->data[0] ^= 0x80;
+            }
+        }
+        rec r;
+        rec_init(&r);
+        kr_verdict v = run(c, "a", &r);
+        if (v.code != KR_V_OK || r.decrypted != 13)
+            fprintf(stderr, "flip %d: %s, %d decrypted: %s\n", which, kr_verdict_str(v.code), r.decrypted, v.evidence);
+        assert_int_equal(v.code, KR_V_OK);
+        /* 14 frames besides the damaged one, all decrypted: the frame after it too */
+        assert_int_equal(r.decrypted, 13);
+        assert_int_equal(r.findings->len, 0);
+        rec_free(&r);
+        v = run(c, "n", NULL);
+        assert_int_equal(v.code, KR_V_OK);
+        s_end(&s);
+    }
+}
+
+/* A lost handshake block is named, and what can still be decided is: a lost id block does not stop the
+ * session block opening with the device key, nor the frames decrypting. */
+static void test_lost_id_block(void **state)
+{
+    (void)state;
+    sess s;
+    tk_conn *full = short_session(&s, 3);
+    tk_conn_close(full, KR_D2S, 0.5, false);
+    tk_conn_close(full, KR_S2D, 0.001, false);
+    /* the id block's segment is not in the capture: the connection layer learns of the gap when the
+     * device's next segment (its Hello) arrives, after the cloud's session block */
+    tk_conn *c = tk_conn_new();
+    bool pending_gap = false;
+    for (guint i = 0; i < full->ev->len; i++) {
+        const tk_ev *e = &g_array_index(full->ev, tk_ev, i);
+        if (e->kind == TK_DATA && e->dir == KR_D2S && e->data->len == KR_IDBLOCK_LEN) {
+            pending_gap = true;
+            continue;
+        }
+        if (e->kind == TK_DATA && e->dir == KR_D2S && pending_gap) {
+            tk_conn_gap(c, KR_D2S, 0.0, KR_IDBLOCK_LEN);
+            pending_gap = false;
+        }
+        if (e->kind == TK_OPEN)
+            tk_conn_open(c, 0);
+        else if (e->kind == TK_DATA)
+            tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
+        else if (e->kind == TK_CLOSE)
+            tk_conn_close(c, e->dir, 0.001, e->rst);
+    }
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, "d", &r);
+    if (v.code != KR_V_OK || r.decrypted < 8)
+        fprintf(stderr, "lost id block: %s, %d decrypted: %s\n", kr_verdict_str(v.code), r.decrypted, v.evidence);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_int_equal(r.decrypted, 8);        /* both Hellos, 3 events, 3 ACKs */
+    assert_non_null(strstr(v.evidence, "id block"));
+    rec_free(&r);
+    /* without keys: frames flow both ways, the verdict is ok, never a handshake failure */
+    v = run(c, "n", NULL);
+    assert_int_equal(v.code, KR_V_OK);
+    tk_conn_free(c);
+    s_end(&s);
+}
+
+/* Disputed bytes (another copy differs) prove nothing: the block is not opened, the frame not decrypted. */
+static void test_disputed_bytes(void **state)
+{
+    (void)state;
+    sess s;
+    /* the id block disputed: the server private key does not judge it; a rejected id block stays open */
+    s_begin(&s, false, K.srv_other, false);
+    tk_conn *c = tk_conn_new();
+    tk_conn_open(c, 0);
+    tk_conn_dispute(c, KR_D2S, 0, 100, 20);
+    for (guint i = 0; i < s.c->ev->len; i++) {
+        const tk_ev *e = &g_array_index(s.c->ev, tk_ev, i);
+        if (e->kind == TK_DATA)
+            tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
+    }
+    tk_conn_close(c, KR_S2D, 0.002, false);
+    tk_conn_close(c, KR_D2S, 0.001, false);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, "P", &r);
+    assert_int_equal(v.code, KR_V_ID_BLOCK_REJECTED);
+    assert_false(v.proven);
+    assert_non_null(strstr(v.evidence, "disputed"));
+    rec_free(&r);
+    tk_conn_free(c);
+    s_end(&s);
+    /* the device Hello disputed: not decrypted, and ok is inferred from the frames both ways */
+    tk_conn *h = short_session(&s, 2);
+    c = tk_conn_new();
+    bool done = false;
+    for (guint i = 0; i < h->ev->len; i++) {
+        const tk_ev *e = &g_array_index(h->ev, tk_ev, i);
+        if (e->kind == TK_OPEN)
+            tk_conn_open(c, 0);
+        if (e->kind != TK_DATA)
+            continue;
+        if (!done && e->dir == KR_D2S && e->data->len != KR_IDBLOCK_LEN) {
+            tk_conn_dispute(c, KR_D2S, 0, KR_IDBLOCK_LEN + 4, 1);
+            done = true;
+        }
+        tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
+    }
+    rec_init(&r);
+    v = run(c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_false(v.proven);
+    assert_int_equal(r.undecrypted, 1);
+    assert_int_equal(r.reasons[KR_WHY_DISPUTED], 1);
+    rec_free(&r);
+    tk_conn_free(c);
+    s_end(&s);
+}
+
 /* A SYN answered by an RST: refused, not "accepted but silent". */
 static void test_refused(void **state)
 {
@@ -714,14 +1035,15 @@ static void test_refused(void **state)
     kr_tracker_open(t, 1.0);
     kr_tracker_refused(t, 1.001);
     const kr_verdict *v = kr_tracker_verdict(t);
-    assert_string_equal(kr_verdict_str(v->code), "not-spark");
+    assert_string_equal(kr_verdict_str(v->code), "refused");
+    assert_int_equal(v->code, KR_V_REFUSED);
     assert_true(v->final);
     assert_false(v->proven);
     assert_non_null(strstr(v->evidence, "the connection was refused"));
     assert_null(strstr(v->evidence, "accepted"));
     assert_int_equal(r.verdicts, 1);
     kr_tracker_finish(t, 2.0);
-    assert_string_equal(kr_verdict_str(kr_tracker_verdict(t)->code), "not-spark");
+    assert_string_equal(kr_verdict_str(kr_tracker_verdict(t)->code), "refused");
     kr_tracker_free(t);
 
     /* after data it is a plain reset, not a refusal */
@@ -1220,9 +1542,11 @@ static double close_time(const tk_conn *c, int n)
     return 0;
 }
 
-/* Runs with the keys `what` and checks the verdicts given: the first at `at` (open), then only the final
- * one (same code), whose evidence starts with the first one's and adds `wire`. */
-static void expect_early(const tk_conn *c, const char *what, kr_verdict_code code, double at, const char *wire)
+/* Runs with the keys `what` and checks the verdicts given: the first at `at`, pending (open, not proven:
+ * the wire may still contradict it), then only the final one (same code, proven as `proven` says), whose
+ * evidence starts with the first one's and adds `wire`. */
+static void expect_early(const tk_conn *c, const char *what, kr_verdict_code code, double at, const char *wire,
+                         bool proven)
 {
     rec r;
     rec_init(&r);
@@ -1232,13 +1556,13 @@ static void expect_early(const tk_conn *c, const char *what, kr_verdict_code cod
                 kr_verdict_str(r.first.code), r.first.time, at, r.first.evidence);
     assert_int_equal(r.verdicts, 2);
     assert_int_equal(r.all[0].code, code);
-    assert_true(r.all[0].proven);
+    assert_false(r.all[0].proven);
     assert_false(r.all[0].final);
     assert_true(r.all[0].time == at);
     /* at the step only the key's proof is known: no wire facts yet */
     assert_null(strstr(r.all[0].evidence, "closed"));
     assert_int_equal(r.all[1].code, code);
-    assert_true(r.all[1].proven);
+    assert_int_equal(r.all[1].proven, proven);
     assert_true(r.all[1].final);
     assert_int_equal(r.all[1].n_candidates, 0);
     assert_true(strncmp(r.all[1].evidence, r.all[0].evidence, strlen(r.all[0].evidence)) == 0);
@@ -1266,8 +1590,8 @@ static void test_verdict_timing(void **state)
     double sb = r.sessionblock_time;
     assert_true(sb > 0);
     rec_free(&r);
-    expect_early(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, sb, "the device closed 0.250 s after the session block");
-    expect_early(s.c, "d", KR_V_DEVICE_KEY_MISMATCH, sb, "the device closed 0.250 s after the session block");
+    expect_early(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, sb, "the device closed 0.250 s after the session block", true);
+    expect_early(s.c, "d", KR_V_DEVICE_KEY_MISMATCH, sb, "the device closed 0.250 s after the session block", false);
     /* without the device key the wire decides, at the close that shows it */
     rec_init(&r);
     v = run(s.c, "n", &r);
@@ -1294,7 +1618,7 @@ static void test_verdict_timing(void **state)
     run(s.c, "a", &r);
     sb = r.sessionblock_time;
     rec_free(&r);
-    expect_early(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, sb, "the cloud closed 30.0 s after the session block");
+    expect_early(s.c, "a", KR_V_DEVICE_KEY_MISMATCH, sb, "the cloud closed 30.0 s after the session block", false);
     s_end(&s);
 
     /* bad-signature: given at the session block by the server public key alone */
@@ -1306,8 +1630,8 @@ static void test_verdict_timing(void **state)
     run(s.c, "u", &r);
     sb = r.sessionblock_time;
     rec_free(&r);
-    expect_early(s.c, "u", KR_V_BAD_SIGNATURE, sb, "the device closed 0.250 s after the session block");
-    expect_early(s.c, "a", KR_V_BAD_SIGNATURE, sb, "the device closed 0.250 s after the session block");
+    expect_early(s.c, "u", KR_V_BAD_SIGNATURE, sb, "the device closed 0.250 s after the session block", false);
+    expect_early(s.c, "a", KR_V_BAD_SIGNATURE, sb, "the device closed 0.250 s after the session block", true);
     s_end(&s);
 
     /* server-key-mismatch: given at the id block */
@@ -1319,7 +1643,8 @@ static void test_verdict_timing(void **state)
     double ib = r.idblock_time;
     assert_true(ib > 0);
     rec_free(&r);
-    expect_early(s.c, "p", KR_V_SERVER_KEY_MISMATCH, ib, "the cloud closed 0.002 s after the id block");
+    expect_early(s.c, "p", KR_V_SERVER_KEY_MISMATCH, ib, "the cloud closed 0.002 s after the id block", false);
+    expect_early(s.c, "P", KR_V_SERVER_KEY_MISMATCH, ib, "the cloud closed 0.002 s after the id block", true);
     s_end(&s);
 
     /* nonce-mismatch: given at the id block; the cloud's FIN alone leaves it open, the end of the capture
@@ -1330,7 +1655,7 @@ static void test_verdict_timing(void **state)
     run(s.c, "p", &r);
     ib = r.idblock_time;
     rec_free(&r);
-    expect_early(s.c, "p", KR_V_NONCE_MISMATCH, ib, "the cloud closed 0.002 s after the id block");
+    expect_early(s.c, "p", KR_V_NONCE_MISMATCH, ib, "the cloud closed 0.002 s after the id block", true);
     s_end(&s);
 
     /* unknown-device needs the cloud's reaction: given at the cloud's close, not at the id block */
@@ -1367,11 +1692,12 @@ static void test_verdict_contradicted(void **state)
         fprintf(stderr, "%s", out);
     assert_int_equal(r.verdicts, 4);
     assert_int_equal(r.all[0].code, KR_V_SERVER_KEY_MISMATCH);
+    assert_false(r.all[0].proven);   /* pending: the cloud's answer may still contradict it */
     assert_true(r.all[0].time == r.idblock_time);
     /* the cloud answered the id block: the server key's proof does not stand; the device key's proof is
      * given at the session block */
     assert_int_equal(r.all[1].code, KR_V_DEVICE_KEY_MISMATCH);
-    assert_true(r.all[1].proven);
+    assert_false(r.all[1].proven);
     assert_true(r.all[1].time == r.sessionblock_time);
     assert_non_null(strstr(r.all[1].evidence, "so the server-key-mismatch given at the id block does not stand"));
     /* frames both ways: the device took the session block */
@@ -1900,6 +2226,11 @@ int main(void)
         cmocka_unit_test(test_not_spark),
         cmocka_unit_test(test_gap_in_nonce),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_timestamp_units),
+        cmocka_unit_test(test_capture_ends_in_nonce),
+        cmocka_unit_test(test_damaged_length_prefix),
+        cmocka_unit_test(test_lost_id_block),
+        cmocka_unit_test(test_disputed_bytes),
         cmocka_unit_test(test_stalled_incomplete),
         cmocka_unit_test(test_mid_session),
         cmocka_unit_test(test_counter_and_ota),

@@ -151,6 +151,14 @@ void tk_conn_close(tk_conn *c, kr_dir dir, double dt, bool rst)
     e->rst = rst;
 }
 
+void tk_conn_dispute(tk_conn *c, kr_dir dir, double dt, uint64_t off, uint64_t n)
+{
+    tk_ev *e = push(c, TK_DISPUTE, dt);
+    e->dir = dir;
+    e->off = off;
+    e->n = n;
+}
+
 typedef struct both {
     tk_dump dump;
     const kr_callbacks *extra;
@@ -200,6 +208,8 @@ char *tk_conn_run_cb(const tk_conn *c, const kr_keyfile *kf, unsigned chunking, 
     b.extra = extra;
     b.extra_ud = extra_ud;
     kr_tracker *t = kr_tracker_new(kf, &cbs, &b);
+    static const uint8_t cloud[4] = { 192, 0, 2, 10 };   /* TK_CLOUD */
+    kr_tracker_set_cloud(t, 4, cloud, 5683);
     GRand *rnd = chunking > 1 ? g_rand_new_with_seed(chunking) : NULL;
     double last = 1000.0;
     for (guint i = 0; i < c->ev->len; i++) {
@@ -232,6 +242,9 @@ char *tk_conn_run_cb(const tk_conn *c, const kr_keyfile *kf, unsigned chunking, 
             break;
         case TK_CLOSE:
             kr_tracker_close(t, e->dir, e->rst, e->ts);
+            break;
+        case TK_DISPUTE:
+            kr_tracker_dispute(t, e->dir, e->off, e->n);
             break;
         case TK_FINISH:
             break;

@@ -20,6 +20,16 @@ void kr_cipher_free(kr_cipher *c);
 void kr_cipher_lose_sync(kr_cipher *c);
 bool kr_cipher_in_sync(const kr_cipher *c);
 
+/* A direction's cipher before its session key is known: it follows the IV rule over the frames that go
+ * by (kr_cipher_pass) and decrypts nothing until kr_cipher_set_key. */
+kr_cipher *kr_cipher_new_pending(void);
+bool kr_cipher_keyed(const kr_cipher *c);
+/* Keys it: the next frame's IV is C1 of the last frame that went by, or first_iv (M[16..31]) when none
+ * did; when a frame was lost the next frame loses its first block. */
+void kr_cipher_set_key(kr_cipher *c, const uint8_t key[16], const uint8_t first_iv[16]);
+/* A frame of len bytes (len >= 16) went by without being decrypted here: its C1 is the next IV. */
+void kr_cipher_pass(kr_cipher *c, const uint8_t *ct, size_t len);
+
 typedef enum kr_dec_result {
     KR_DEC_OK = 0,
     KR_DEC_PARTIAL,       /* decrypted from the second block on: the first block was lost */
@@ -34,6 +44,11 @@ typedef enum kr_dec_result {
  * length, whatever the padding says. pt must not overlap ct. */
 kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
                                 size_t *pt_skip);
+
+/* Decrypts the next frame with another key, at this cipher's place in the IV chain, without changing the
+ * cipher (to find which of several session keys fits). */
+kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const uint8_t first_iv[16],
+                              const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip);
 
 /* Encrypts one message into a whole frame (2-byte length + ciphertext) with PKCS#7 padding. Returns the
  * frame length, or -1 when out_cap is too small. */

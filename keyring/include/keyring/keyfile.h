@@ -5,6 +5,13 @@
  *   device  55ff6d065075555332071787  keys/55ff6d065075555332071787.der
  *   device  *  keys/core-private.der
  *   session 55ff6d065075555332071787  <80 hex digits>
+ *   device-server-key 55ff6d065075555332071787  keys/55ff..-server-key.der   (the copy in its flash)
+ *   device-public 55ff6d065075555332071787  keys/55ff...pub.pem   (the cloud's record of its key)
+ *   server-public keys/lab-cloud.der  cloud=192.0.2.10:5683        (judges only that cloud)
+ *
+ * cloud=ADDR binds a server-private or server-public line to one cloud: IPv4 `192.0.2.10` or IPv6 in
+ * brackets `[2001:db8::1]`, optionally `:PORT`. Several server keys of a kind may be given when bound to
+ * different addresses; at most one of each kind is unbound, and it judges every other cloud.
  *
  * '#' starts a comment, blank lines are ignored, paths are relative to the keyfile's folder.
  * Every bad line is an error "FILE:LINE: what is wrong (what to do)"; nothing is skipped.
@@ -24,7 +31,9 @@ typedef enum kr_entry_kind {
     KR_ENTRY_SERVER_PRIVATE = 1,
     KR_ENTRY_SERVER_PUBLIC,
     KR_ENTRY_DEVICE,          /* a device private key, for one id or for any id (wildcard) */
-    KR_ENTRY_SESSION          /* 40 bytes of session material for a device id */
+    KR_ENTRY_SESSION,         /* 40 bytes of session material for a device id */
+    KR_ENTRY_DEVICE_SERVER_KEY, /* the server public key stored in device ID's flash (RSA-2048) */
+    KR_ENTRY_DEVICE_PUBLIC    /* the device public key the cloud holds on record for ID (RSA-1024) */
 } kr_entry_kind;
 
 typedef struct kr_entry {
@@ -37,14 +46,23 @@ typedef struct kr_entry {
     char path[1024];                  /* resolved path of the key file ("" for session lines) */
     kr_key *key;                      /* loaded key (owned by the keyfile), NULL for session lines */
     uint8_t session[KR_SESSION_LEN];  /* session lines */
+    /* server-private / server-public bound to one cloud with cloud=ADDR */
+    bool bound;
+    int cloud_family;                 /* 4 or 6 */
+    uint8_t cloud_addr[16];           /* 4 bytes for IPv4 */
+    uint16_t cloud_port;              /* 0: any port */
+    char cloud[64];                   /* ADDR as written */
 } kr_entry;
 
 typedef struct kr_keyfile kr_keyfile;
 
 /* Loads and checks a keyfile, loading every key it names. NULL + err ("FILE:LINE: ...") on the first
- * bad line: unknown keyword, missing or unreadable key file, key of the wrong kind (public where a private
- * key is needed...), bad device id (not 24 hex digits), bad session hex (not 80 hex digits), duplicate
- * device id or duplicate server key. */
+ * bad line: unknown keyword, missing or unreadable key file, a key file that is not a regular file, a path
+ * too long to keep whole, key of the wrong kind (public where a private key is needed...), a key the checks
+ * call broken (exponent 1 or even, private numbers that do not fit together: d, CRT values), bad device id
+ * (not 24 hex digits), bad session hex (not 80 hex digits), bad cloud=ADDR, duplicate device id or
+ * duplicate server key (for one cloud). Lines naming the same key file share one loaded key; loading is
+ * linear in the number of lines. */
 kr_keyfile *kr_keyfile_load(const char *path, kr_err *err);
 /* Parses keyfile text; base_dir resolves relative paths, name is used in error messages. */
 kr_keyfile *kr_keyfile_parse(const char *text, size_t len, const char *base_dir, const char *name,
@@ -57,9 +75,23 @@ const char *kr_keyfile_path(const kr_keyfile *kf);      /* "" for an empty or pa
 size_t kr_keyfile_count(const kr_keyfile *kf);
 const kr_entry *kr_keyfile_entry(const kr_keyfile *kf, size_t i);
 
-const kr_key *kr_keyfile_server_private(const kr_keyfile *kf);  /* NULL when absent */
+/* The unbound server key (else the first bound one, for tools that serve one cloud); NULL when absent. */
+const kr_key *kr_keyfile_server_private(const kr_keyfile *kf);
 const kr_key *kr_keyfile_server_public(const kr_keyfile *kf);   /* explicit server-public, or the public
                                                                    half of server-private; NULL if neither */
+/* The server-private or server-public entry (kind) that judges connections to this cloud: one bound to
+ * the address and port, else one bound to the address for any port, else the unbound one. family 0 (the
+ * address is not known): the unbound one only. NULL when none applies. */
+const kr_entry *kr_keyfile_server_entry(const kr_keyfile *kf, kr_entry_kind kind, int family,
+                                        const uint8_t *addr, uint16_t port);
+/* Parses ADDR of cloud=ADDR. 0 on success, -1 when it is not an address. */
+int kr_keyfile_parse_cloud(const char *text, int *family, uint8_t addr[16], uint16_t *port);
+/* device-server-key and device-public lines: the key for exactly this id, or NULL. */
+const kr_key *kr_keyfile_device_server_key(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN]);
+const kr_key *kr_keyfile_device_public(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN]);
+/* All device-server-key lines, in keyfile order. */
+size_t kr_keyfile_device_server_key_count(const kr_keyfile *kf);
+const kr_entry *kr_keyfile_device_server_key_entry(const kr_keyfile *kf, size_t i);
 /* Device private key for exactly this id, or NULL. Wildcards are not returned here. */
 const kr_key *kr_keyfile_device_key(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN]);
 /* Wildcard device keys (device *), in keyfile order. */

@@ -29,6 +29,7 @@ extern const kr_name kr_msg_kind_names[];     /* "hello", "describe", ... (kr_ms
 extern const kr_name kr_finding_names[];      /* "gap", "ota-incomplete", ... (kr_finding_str) */
 extern const kr_name kr_verdict_names[];      /* "ok", "device-key-mismatch", ... (kr_verdict_str) */
 extern const kr_name kr_verdict_meanings[];   /* one sentence per verdict (kr_verdict_meaning) */
+extern const kr_name kr_step_reason_names[];  /* "bytes-lost", "no-server-key", ... (kr_step_reason_str) */
 
 /* The text of value in table, or NULL. */
 const char *kr_name_of(const kr_name *table, uint32_t value);

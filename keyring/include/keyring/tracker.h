@@ -46,6 +46,23 @@ typedef enum kr_frame_state {
     KR_FRAME_DECRYPT_ERROR      /* should decrypt but padding or CoAP is wrong (finding decrypt-error) */
 } kr_frame_state;
 
+/* Why a step was not opened or decrypted (frontends show the note; they decide on this code). */
+typedef enum kr_step_reason {
+    KR_WHY_NONE = 0,            /* opened / decrypted, or nothing to open */
+    KR_WHY_BYTES_LOST,          /* bytes of this PDU are missing from the capture (gap) */
+    KR_WHY_NO_SERVER_KEY,       /* id block: no server private key for this cloud in the keyfile */
+    KR_WHY_NO_DEVICE_KEY,       /* session block: no device key in the keyfile (for this device) */
+    KR_WHY_KEY_DOES_NOT_OPEN,   /* the key at hand does not open the block */
+    KR_WHY_NO_SESSION_KEY,      /* frame: no session key */
+    KR_WHY_BAD_PADDING,         /* frame: decrypts to a wrong padding */
+    KR_WHY_NOT_COAP,            /* frame: the plaintext is not a CoAP message */
+    KR_WHY_BAD_LENGTH,          /* frame: the length is not a multiple of 16 */
+    KR_WHY_NOT_PROTOCOL,        /* data step: bytes of another protocol, or skipped to a frame boundary */
+    KR_WHY_DISPUTED             /* the capture holds another copy of these bytes that differs */
+} kr_step_reason;
+
+const char *kr_step_reason_str(kr_step_reason r);   /* "bytes-lost", "no-server-key", ... */
+
 struct kr_message;
 
 typedef struct kr_step {
@@ -82,7 +99,9 @@ typedef struct kr_step {
     const struct kr_message *msg; /* its meaning, NULL when not decrypted */
 
     char note[384];          /* one line: what this step shows, or why it was not opened / decrypted,
-                                e.g. "no key for device 53ff..." */
+                                e.g. "no key for device 53ff..."; never key material (the session bytes
+                                are in session[] for frontends that show them on request) */
+    kr_step_reason reason;   /* why it was not opened / decrypted (KR_WHY_NONE when it was) */
 } kr_step;
 
 /* ---- messages: the Spark meaning of a decrypted CoAP message ---------------------------------- */
@@ -198,8 +217,11 @@ typedef enum kr_verdict_code {
     KR_V_NOT_SPARK,             /* "not-spark" */
     KR_V_STALLED,               /* "stalled" */
     KR_V_INCOMPLETE,            /* "incomplete" */
-    KR_V_MID_SESSION            /* "mid-session" */
+    KR_V_MID_SESSION,           /* "mid-session" */
+    KR_V_REFUSED                /* "refused": the device's SYN was answered by an RST */
 } kr_verdict_code;
+
+#define KR_V_COUNT (KR_V_REFUSED + 1)   /* number of codes, for tables indexed by code */
 
 const char *kr_verdict_str(kr_verdict_code c);
 /* One sentence of meaning for a code, as in docs/design.md. */
@@ -207,6 +229,13 @@ const char *kr_verdict_meaning(kr_verdict_code c);
 
 #define KR_MAX_CANDIDATES 4
 
+/* proven: a key that provably belongs to this connection proved it: the server private key that opened
+ * this id block (the id the cloud read), the public key a G2 device offered in it, a server key bound to
+ * this connection's cloud address (kr_tracker_set_cloud), or the decrypted Hellos for ok. A key in the
+ * keyfile is otherwise only the user's claim: a failure it shows is inferred. A verdict is given as proven
+ * only when the wire can no longer contradict it (a failure before the connection ends is pending: not
+ * proven, not final), so a proven verdict never changes on a connection. When the keys at hand leave one
+ * cause, the verdict names it (inferred) and the evidence says which key ruled out which cause. */
 typedef struct kr_verdict {
     kr_verdict_code code;
     bool proven;                /* proven by a key, or inferred from the wire */
@@ -252,14 +281,21 @@ typedef struct kr_conn_info {
  *   while those stay the same (a FIN that only adds a wire fact to the evidence gives no call; the evidence
  *   in kr_tracker_verdict / kr_tracker_info is kept up to date all the same): "ok" at the second Hello,
  *   "not-spark" on the first bytes that do not fit, "mid-session" on the first frame found without a
- *   handshake; a failure a key proves at the step that proves it ("server-key-mismatch" and
- *   "nonce-mismatch" at the id block, "device-key-mismatch" and "bad-signature" at the session block), its
- *   evidence completed by the wire facts of the close; "unknown-device" and the failures inferred from the
- *   wire alone at the close that shows them. When the wire then shows the handshake went on (the cloud
- *   answers the id block, frames flow both ways after the session block), the key was not the one in use:
- *   the verdict follows the wire and its evidence names the proof that does not stand. final is true once
+ *   handshake; a failure a key shows at the step that shows it ("server-key-mismatch" and
+ *   "nonce-mismatch" at the id block, "device-key-mismatch" and "bad-signature" at the session block),
+ *   pending (neither proven nor final) while the wire may still contradict it, and final at the close
+ *   with the wire facts added, proven then when its key belongs to the connection (see kr_verdict);
+ *   "unknown-device" and the failures inferred from the wire alone at the close that shows them. When the
+ *   wire shows the handshake went on (the cloud answers the id block, frames flow both ways after the
+ *   session block), the key was not the one in use: the verdict follows the wire and its evidence names
+ *   the claim that does not stand. A verdict given as proven never changes afterwards. final is true once
  *   the connection ended (an RST, both sides' FIN) or kr_tracker_finish ran; after kr_tracker_finish there
- *   is always a final verdict (incomplete when nothing else fits).
+ *   is always a final verdict (incomplete when nothing else fits; a capture that ends inside the nonce is
+ *   incomplete too).
+ * Damage: handshake blocks with bytes lost in a gap are not opened and the evidence names them; cloud
+ *   bytes past the nonce before any device byte wait until the device's side shows whether its id block
+ *   was lost; a frame length prefix too large for a resync is checked against the frame lengths that
+ *   follow and resynchronised when it was damaged. A close-time tie goes to the close seen first.
  * The output depends only on the bytes, their order and the timestamps, never on how they were chunked. */
 typedef struct kr_callbacks {
     void (*step)(void *ud, const kr_step *s);
@@ -288,9 +324,18 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts);
 void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts);
 /* The connection was refused: the device's SYN was answered by an RST and no SYN-ACK was seen, so no
  * byte could flow (nothing listens on that address and port, or a firewall rejects the connection;
- * docs/protocol.md 7.5). Ends the connection like an RST from the cloud side (kr_tracker_close) and gives the
- * final verdict not-spark with that evidence. Ignored once data was seen: then it is a plain RST. */
+ * docs/protocol.md 7.5). Ends the connection like an RST from the cloud side (kr_tracker_close) and gives
+ * the final verdict refused with that evidence. Ignored once data was seen: then it is a plain RST. */
 void kr_tracker_refused(kr_tracker *t, double ts);
+/* Bytes [offset, offset + len) of dir are disputed: the capture holds another copy of them that differs
+ * (a connection layer keeps both until their meaning decides). A step built on disputed bytes proves
+ * nothing: a handshake block is not opened, a frame is not decrypted, and the evidence names them. Call it
+ * before those bytes are fed; a dispute about bytes already read changes nothing. At most 16 ranges per
+ * direction are kept; beyond that every later byte of the direction counts as disputed. */
+void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len);
+/* The cloud's address and port (family 4: 4 bytes, 6: 16 bytes) for server keys bound to a cloud with
+ * cloud=ADDR. Without it only unbound server keys apply. Call before the handshake's data. */
+void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16_t port);
 /* No more data will come (capture ended, connection expired): settles the verdict (incomplete etc.). */
 void kr_tracker_finish(kr_tracker *t, double ts);
 

@@ -1,0 +1,215 @@
+/* sparkwire libkeyring: the tracker's session: the session key (from the session block or a session
+ * line), one cipher per direction, and the frames decrypted with it. The IV rule lives in the cipher. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tracker_int.h"
+
+void krt_install_cipher(kr_tracker *t, kr_dir dir)
+{
+    kr_dirstate *ds = &t->d[dir];
+    kr_cipher_set_key(ds->cipher, t->sess.key, t->sess.iv);
+}
+
+void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool from_line)
+{
+    t->session_known = true;
+    t->session_from_line = from_line;
+    memcpy(t->session, m, KR_SESSION_LEN);
+    kr_session_from_material(m, &t->sess);
+    krt_install_cipher(t, KR_D2S);
+    krt_install_cipher(t, KR_S2D);
+    t->n_session_cands = 0;
+    if (from_line && t->mid_session)
+        t->handshake_done = true;   /* the session came from a session line */
+    t->no_decrypt_reason[0] = '\0';
+}
+
+/* Session lines that may apply when no handshake opened: the one for the device id, or all of them
+ * when no id is known (each is tried on the first frame). */
+void krt_consider_session_lines(kr_tracker *t)
+{
+    if (t->session_known)
+        return;
+    if (t->device_id_known) {
+        const uint8_t *m = kr_keyfile_session(t->kf, t->device_id);
+        if (m) {
+            krt_install_session(t, m, true);
+            return;
+        }
+    }
+    t->n_session_cands = 0;
+    if (t->device_id_known)
+        return;
+    size_t n = kr_keyfile_session_count(t->kf);
+    for (size_t i = 0; i < n && t->n_session_cands < 16; i++) {
+        const kr_entry *e = kr_keyfile_session_entry(t->kf, i);
+        if (e)
+            t->session_cands[t->n_session_cands++] = e->session;
+    }
+}
+
+static bool coap_plausible(const uint8_t *pt, size_t len)
+{
+    return len >= 4 && (pt[0] >> 6) == 1 && (pt[0] & 0x0f) <= 8 && len >= 4u + (pt[0] & 0x0f);
+}
+
+/* Tries each candidate session line on this frame (no device id tells which applies); installs the
+ * first that decrypts it. A one-block frame whose first block is lost cannot tell: the next frame can. */
+static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *body, size_t len)
+{
+    if (t->n_session_cands == 0 || len < 16)
+        return;
+    uint8_t *pt = malloc(len);
+    if (!pt)
+        return;
+    bool all_failed = true;
+    for (size_t i = 0; i < t->n_session_cands; i++) {
+        kr_session s;
+        kr_session_from_material(t->session_cands[i], &s);
+        size_t pl = 0, skip = 0;
+        kr_dec_result r = kr_cipher_trial(t->d[dir].cipher, s.key, s.iv, body, len, pt, &pl, &skip);
+        bool fits = (r == KR_DEC_OK && coap_plausible(pt, pl)) || (r == KR_DEC_PARTIAL && len >= 32);
+        if (r == KR_DEC_PARTIAL && len < 32)
+            all_failed = false;
+        if (fits) {
+            const uint8_t *m = t->session_cands[i];
+            krt_install_session(t, m, true);
+            for (size_t k = 0; k < kr_keyfile_session_count(t->kf); k++) {
+                const kr_entry *e = kr_keyfile_session_entry(t->kf, k);
+                if (e && e->session == m)
+                    krt_adopt_id(t, e);
+            }
+            all_failed = false;
+            break;
+        }
+    }
+    if (all_failed) {
+        snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: none of the keyfile's "
+                 "session lines decrypts this connection's frames");
+    }
+    free(pt);
+}
+
+/* Decrypts the frame in the buffer with this direction's cipher into s (and m when it carries a message).
+ * Returns whether a message was read; *bad when the frame should decrypt but does not. */
+static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, double ts, bool *bad,
+                          char *badwhy, size_t badlen)
+{
+    kr_dirstate *ds = &t->d[dir];
+    size_t len = ds->have - 2;
+    const uint8_t *body = ds->buf + 2;
+    bool have_msg = false;
+    if (ds->pt_cap < len) {
+        free(ds->pt);
+        ds->pt = malloc(len);
+        ds->pt_cap = ds->pt ? len : 0;
+    }
+    size_t pl = 0, skip = 0;
+    if (!ds->pt)
+        kr_cipher_pass(ds->cipher, body, len);   /* out of memory: the IV chain still moves on */
+    kr_dec_result r = ds->pt ? kr_cipher_decrypt(ds->cipher, body, len, ds->pt, &pl, &skip)
+                             : KR_DEC_BAD_LENGTH;
+    if (r == KR_DEC_OK && coap_plausible(ds->pt, pl)) {
+        s->frame_state = KR_FRAME_DECRYPTED;
+        kr_msg_interpret(t, m, dir, ts, ds->pdu_offset, ds->pt, pl, false);
+        have_msg = true;
+    } else if (r == KR_DEC_PARTIAL) {
+        s->frame_state = KR_FRAME_PARTIAL;
+        s->plaintext_skip = skip;
+        kr_msg_interpret(t, m, dir, ts, ds->pdu_offset, ds->pt, pl, true);
+        have_msg = true;
+    } else {
+        *bad = true;
+        s->frame_state = KR_FRAME_DECRYPT_ERROR;
+        s->reason = r == KR_DEC_BAD_PADDING ? KR_WHY_BAD_PADDING : r == KR_DEC_OK ? KR_WHY_NOT_COAP
+                   : KR_WHY_BAD_LENGTH;
+        snprintf(badwhy, badlen, "%s",
+                 r == KR_DEC_BAD_PADDING ? "the padding is wrong"
+                 : r == KR_DEC_OK ? "the plaintext is not a CoAP message" : "the length is wrong");
+        snprintf(s->note, sizeof s->note, "does not decrypt with the session key: %s", badwhy);
+    }
+    if (have_msg) {
+        s->plaintext = ds->pt;
+        s->plaintext_len = pl;
+        s->msg = m;
+        snprintf(s->note, sizeof s->note, "%s", m->summary);
+        ds->frames_ok++;
+    }
+    return have_msg;
+}
+
+void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    size_t len = ds->have - 2;
+    const uint8_t *body = ds->buf + 2;
+    kr_step s;
+    bool hello = !ds->first_frame_done && t->sessionblock_seen && !t->mid_session;
+    krt_step_init(t, &s, hello ? KR_STEP_HELLO : KR_STEP_FRAME, dir, ds->buf, ds->have, ds->pdu_offset,
+              ds->pdu_first_time, ts);
+    if (hello)
+        ds->first_frame_done = true;
+    s.frame_len = (uint16_t)len;
+
+    kr_message m;
+    bool have_msg = false;
+    bool bad = false;
+    char badwhy[160] = "";
+    krt_take_dispute(t, dir, ds->have);
+    if (ds->damaged) {
+        s.frame_state = KR_FRAME_NOT_DECRYPTED;
+        s.reason = ds->disputed ? KR_WHY_DISPUTED : KR_WHY_BYTES_LOST;
+        snprintf(s.note, sizeof s.note, "%s: not decrypted", ds->disputed ? "another copy of this frame's bytes "
+                 "differs" : "bytes of this frame were lost in a gap");
+        kr_cipher_lose_sync(ds->cipher);
+    } else {
+        if (!kr_cipher_keyed(ds->cipher) && t->n_session_cands > 0)
+            try_session_candidates(t, dir, body, len);
+        if (!kr_cipher_keyed(ds->cipher)) {
+            kr_cipher_pass(ds->cipher, body, len);
+            s.frame_state = KR_FRAME_NOT_DECRYPTED;
+            s.reason = KR_WHY_NO_SESSION_KEY;
+            snprintf(s.note, sizeof s.note, "not decrypted: %s",
+                     t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
+        } else {
+            have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy);
+        }
+    }
+    /* the frame is counted once it has been decrypted (or not); the cipher moved its IV on */
+    ds->frames++;
+    if (bad)
+        ds->frames_bad++;
+    if (hello && dir == KR_D2S) {
+        if (have_msg && m.kind == KR_MSG_HELLO)
+            t->device_hello_ok = true;
+        else if (bad)
+            t->device_hello_bad = true;
+    }
+    if (hello && dir == KR_S2D && have_msg && m.kind == KR_MSG_HELLO)
+        t->cloud_hello_ok = true;
+    if (have_msg && dir == KR_D2S && m.kind == KR_MSG_HELLO && t->generation == 0 && m.payload_len >= 6) {
+        /* the Hello tells the firmware generation when the id block could not */
+        t->generation = m.platform_id >= 0 ? 2 : 1;
+    }
+    if (have_msg) {
+        m.index = t->msg_index;
+    }
+    krt_emit_step(t, &s);
+    if (have_msg) {
+        t->msg_index++;
+        if (t->cb.message)
+            t->cb.message(t->ud, &m);
+        kr_msg_after(t, &m);
+    }
+    if (bad)
+        kr_tracker_emit_finding(t, KR_FIND_DECRYPT_ERROR, dir, ts, s.offset,
+                                "%s frame at offset %llu (%u bytes) does not decrypt with the session key: %s",
+                                hello ? kr_step_title(KR_STEP_HELLO, dir) : (dir == KR_D2S ? "device" : "cloud"),
+                                (unsigned long long)s.offset, (unsigned)s.length, badwhy);
+    ds->have = 0;
+    ds->damaged = ds->disputed = false;
+    ds->scan_from = 0;
+    krt_shrink(ds);
+}

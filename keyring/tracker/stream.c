@@ -1,0 +1,550 @@
+/* sparkwire libkeyring: the tracker's byte pump. Each direction has its own small parser: fixed-size
+ * handshake PDUs (40 / 256 / 384 bytes), then 2-byte-length frames; a resync state that looks for a chain of
+ * plausible frame lengths (after a gap, a damaged length prefix, or when the capture starts mid-session);
+ * and a data state for peers that do not speak the protocol. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tracker_int.h"
+
+static bool ensure(kr_dirstate *ds, size_t need)
+{
+    if (need <= ds->cap)
+        return true;
+    size_t c = ds->cap ? ds->cap : 64;
+    while (c < need)
+        c *= 2;
+    if (c > 2 + KR_FRAME_MAX)
+        c = need > 2 + KR_FRAME_MAX ? need : 2 + KR_FRAME_MAX;
+    uint8_t *n = realloc(ds->buf, c);
+    if (!n)
+        return false;
+    ds->buf = n;
+    ds->cap = c;
+    return true;
+}
+
+/* After a large PDU, give the memory back: most frames are tiny. */
+void krt_shrink(kr_dirstate *ds)
+{
+    if (ds->cap > 8192 && ds->have <= 256) {
+        uint8_t *n = realloc(ds->buf, 256);
+        if (n) {
+            ds->buf = n;
+            ds->cap = 256;
+        }
+    }
+    if (ds->pt_cap > 8192) {
+        free(ds->pt);
+        ds->pt = NULL;
+        ds->pt_cap = 0;
+    }
+}
+
+static const char *sniff_other(const uint8_t *b, size_t n)
+{
+    static const struct { const char *p; const char *what; } pfx[] = {
+        { "HTTP/", "an HTTP response" }, { "GET ", "an HTTP request" }, { "POST", "an HTTP request" },
+        { "PUT ", "an HTTP request" }, { "HEAD", "an HTTP request" }, { "CONNECT", "an HTTP proxy request" },
+        { "OPTIONS", "an HTTP request" }, { "<!DO", "an HTML page" }, { "<!do", "an HTML page" },
+        { "<htm", "an HTML page" }, { "<HTM", "an HTML page" }, { "<?xm", "an XML document" },
+        { "SSH-", "an SSH banner" }, { "220 ", "an FTP/SMTP banner" }, { "220-", "an FTP/SMTP banner" },
+        { "* OK", "an IMAP banner" }, { "+OK", "a POP3 banner" }, { "RFB ", "a VNC banner" },
+    };
+    for (size_t i = 0; i < sizeof pfx / sizeof pfx[0]; i++) {
+        size_t l = strlen(pfx[i].p);
+        if (l <= n && memcmp(b, pfx[i].p, l) == 0)
+            return pfx[i].what;
+    }
+    if (n >= 3 && (b[0] == 0x16 || b[0] == 0x15) && b[1] == 0x03 && b[2] <= 0x04)
+        return "a TLS record";
+    return NULL;
+}
+
+static bool printable(uint8_t c)
+{
+    return (c >= 0x20 && c < 0x7f) || c == '\r' || c == '\n' || c == '\t';
+}
+
+/* Why 40 bytes cannot be a nonce (NULL when they can). */
+static const char *nonce_unfit(const uint8_t *b, size_t n, char *why, size_t whylen)
+{
+    size_t pr = 0, distinct = 0;
+    bool seen[256] = { false };
+    for (size_t i = 0; i < n; i++) {
+        if (printable(b[i]))
+            pr++;
+        if (!seen[b[i]]) {
+            seen[b[i]] = true;
+            distinct++;
+        }
+    }
+    if (pr == n) {
+        snprintf(why, whylen, "the first %zu bytes from the cloud port are text", n);
+        return why;
+    }
+    if (n >= KR_NONCE_LEN && distinct < 20) {
+        snprintf(why, whylen, "the 40-byte nonce has only %zu different byte values (a real nonce is random)",
+                 distinct);
+        return why;
+    }
+    return NULL;
+}
+
+static void go_data(kr_tracker *t, kr_dir dir, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    ds->st = PST_DATA;
+    while (ds->have >= KR_DATA_BLOCK)
+        krt_emit_data(t, dir, KR_DATA_BLOCK, ts, "not of this protocol");
+}
+
+static void declare_not_spark(kr_tracker *t, kr_dir dir, double ts, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void declare_not_spark(kr_tracker *t, kr_dir dir, double ts, const char *fmt, ...)
+{
+    if (!t->not_spark) {
+        t->not_spark = true;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(t->not_spark_why, sizeof t->not_spark_why, fmt, ap);
+        va_end(ap);
+    }
+    go_data(t, dir, ts);
+    krt_evaluate(t, ts);
+}
+
+/* 1: a frame chain starts at p; 0: it does not; -1: not enough bytes to tell yet. */
+static int chain_at(const uint8_t *b, size_t have, size_t p, bool ended)
+{
+    size_t q = p;
+    int n = 0;
+    for (;;) {
+        if (q == have && ended && n >= 1)
+            return 1;
+        if (q + 2 > have)
+            return ended ? (n >= 2 ? 1 : 0) : -1;
+        unsigned l = (unsigned)b[q] << 8 | b[q + 1];
+        if (!valid_len(l, KR_RESYNC_MAXLEN))
+            return 0;
+        n++;
+        if (n >= KR_RESYNC_CHAIN)
+            return 1;
+        q += 2 + l;
+    }
+}
+
+/* Re-feeds the buffer from position p in the frame state, after the p bytes before it went out as data. */
+static void refeed_from(kr_tracker *t, kr_dir dir, size_t p, double ts, const char *why)
+{
+    kr_dirstate *ds = &t->d[dir];
+    krt_emit_data(t, dir, p, ts, why);
+    size_t n = ds->have;
+    uint8_t *tmp = malloc(n ? n : 1);
+    if (!tmp)
+        return;
+    memcpy(tmp, ds->buf, n);
+    ds->have = 0;
+    ds->st = PST_FRAMES;
+    ds->offset -= n;
+    krt_feed(t, dir, tmp, n, ts);
+    free(tmp);
+}
+
+static void resync_scan(kr_tracker *t, kr_dir dir, double ts, bool ended)
+{
+    kr_dirstate *ds = &t->d[dir];
+    size_t p;
+    for (p = ds->scan_from < ds->have ? ds->scan_from : 0; p < ds->have; p++) {
+        int r = chain_at(ds->buf, ds->have, p, ended);
+        if (r == 1) {
+            ds->scan_from = 0;
+            refeed_from(t, dir, p, ts, t->mid_session && ds->frames == 0 ? "before the first frame boundary"
+                                                                     : "skipped to the next frame boundary");
+            return;
+        }
+        if (r == -1)
+            break;
+    }
+    ds->scan_from = p;
+    if (ended) {
+        krt_emit_data(t, dir, ds->have, ts, "with no frame boundary found");
+        ds->scan_from = 0;
+    } else if (ds->have >= KR_RESYNC_CAP && p > 0) {
+        krt_emit_data(t, dir, p, ts, "with no frame boundary found");
+        ds->scan_from = 0;
+    }
+}
+
+/* A frame length above what a resync accepts (KR_RESYNC_MAXLEN) may be a damaged prefix (one flipped bit
+ * makes 0x0010 0x8010) that would swallow the rest of the session. While its bytes arrive, a chain of
+ * plausible frame lengths starting inside it (KR_RESYNC_CHAIN of them, or up to the end of the stream)
+ * marks where the next real frame starts: the bytes before it are the damaged frame. Its first block,
+ * right after the prefix, is the next frame's IV, so with the session key the next frame decrypts whole. */
+static bool check_long_frame(kr_tracker *t, kr_dir dir, double ts, bool ended)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (ds->st != PST_FRAMES || ds->have < 3 || ds->damaged ||
+        ((unsigned)ds->buf[0] << 8 | ds->buf[1]) <= KR_RESYNC_MAXLEN)
+        return false;
+    size_t p;
+    for (p = ds->scan_from > 2 ? ds->scan_from : 2; p < ds->have; p++) {
+        int r = chain_at(ds->buf, ds->have, p, ended);
+        if (r == -1)
+            break;
+        if (r == 0)
+            continue;
+        ds->scan_from = 0;
+        if (p >= 18)
+            kr_cipher_pass(ds->cipher, ds->buf + 2, p - 2);
+        else
+            kr_cipher_lose_sync(ds->cipher);
+        ds->frames++;
+        ds->first_frame_done = true;
+        ds->have_last_id = false;   /* a message went by unread: no counter gap can be told */
+        refeed_from(t, dir, p, ts, "of a frame whose length prefix is damaged: resynchronised at the next "
+                    "frame boundary");
+        return true;
+    }
+    ds->scan_from = p;
+    return false;
+}
+
+void krt_enter_resync(kr_tracker *t, kr_dir dir)
+{
+    kr_dirstate *ds = &t->d[dir];
+    ds->st = PST_RESYNC;
+    ds->scan_from = 0;
+    kr_cipher_lose_sync(ds->cipher);
+    ds->have_last_id = false;
+}
+
+static void enter_mid_session(kr_tracker *t, double ts)
+{
+    t->mid_session = true;
+    for (int i = 0; i < 2; i++) {
+        kr_dirstate *ds = &t->d[i];
+        size_t n = ds->have;
+        ds->have = 0;
+        ds->sniffed = true;
+        krt_enter_resync(t, (kr_dir)i);
+        if (n) {
+            uint8_t *tmp = malloc(n);
+            if (!tmp)
+                continue;
+            memcpy(tmp, ds->buf, n);
+            ds->offset -= n;
+            krt_feed(t, (kr_dir)i, tmp, n, ts);
+            free(tmp);
+        }
+    }
+    krt_consider_session_lines(t);
+    if (!t->session_known && t->n_session_cands == 0) {
+        snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason,
+                 "no session key: the capture starts after the handshake and the keyfile has no session line");
+    }
+    krt_evaluate(t, ts);
+}
+
+static size_t want(const kr_tracker *t, kr_dir dir)
+{
+    const kr_dirstate *ds = &t->d[dir];
+    (void)t;
+    switch (ds->st) {
+    case PST_NONCE: return ds->sniffed ? KR_NONCE_LEN : KR_SNIFF_LEN;
+    case PST_IDBLOCK: return ds->sniffed ? KR_IDBLOCK_LEN : KR_SNIFF_LEN;
+    case PST_SESSION: return KR_SESSIONBLOCK_LEN;
+    case PST_FRAMES:
+        if (ds->have < 2)
+            return 2;
+        return 2 + ((size_t)ds->buf[0] << 8 | ds->buf[1]);
+    case PST_RESYNC: return ds->sniffed ? KR_RESYNC_CAP : KR_SNIFF_LEN;
+    case PST_DATA: return KR_DATA_BLOCK;
+    }
+    return 1;
+}
+
+/* Called when the buffer holds want() bytes (resync: after every append). */
+static void act(kr_tracker *t, kr_dir dir, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    char why[160];
+    switch (ds->st) {
+    case PST_NONCE:
+        if (!ds->sniffed) {
+            ds->sniffed = true;
+            const char *o = sniff_other(ds->buf, ds->have);
+            if (o)
+                declare_not_spark(t, dir, ts, "the cloud port answered with %s, not a 40-byte nonce", o);
+            return;
+        }
+        /* a nonce with bytes lost in a gap is not judged: the zeros standing in for them are not the wire */
+        if (!ds->damaged && nonce_unfit(ds->buf, ds->have, why, sizeof why)) {
+            declare_not_spark(t, dir, ts, "%s", why);
+            return;
+        }
+        /* a length chain inside the 40 bytes: these are frames, the capture joined late */
+        if (!t->opened || (!ds->damaged && valid_len((unsigned)ds->buf[0] << 8 | ds->buf[1], KR_RESYNC_MAXLEN) &&
+                           chain_at(ds->buf, ds->have, 0, false) == 1)) {
+            enter_mid_session(t, ts);
+            return;
+        }
+        krt_do_nonce(t, ts);
+        return;
+    case PST_IDBLOCK:
+        if (!ds->sniffed) {
+            ds->sniffed = true;
+            const char *o = sniff_other(ds->buf, ds->have);
+            if (o) {
+                declare_not_spark(t, dir, ts, "the client sent %s", o);
+                return;
+            }
+            /* a device never speaks first: frames before any nonce mean the capture joined late, or (15 s
+             * and more after the connection opened) first Core firmware that gave up waiting for a nonce
+             * and sends its frames anyway (docs/protocol.md 2.5, 7.5) */
+            if (t->d[KR_S2D].offset == 0 && valid_len((unsigned)ds->buf[0] << 8 | ds->buf[1], KR_RESYNC_MAXLEN)) {
+                if (t->opened && ts - t->open_time >= 15.0) {
+                    t->silent_peer = true;
+                    t->silent_after = ts - t->open_time;
+                    ds->st = PST_FRAMES;
+                    krt_evaluate(t, ts);
+                } else {
+                    enter_mid_session(t, ts);
+                }
+            }
+            return;
+        }
+        krt_do_idblock(t, ts);
+        krt_evaluate(t, ts);
+        return;
+    case PST_SESSION:
+        krt_do_sessionblock(t, ts);
+        krt_evaluate(t, ts);
+        return;
+    case PST_FRAMES:
+        if (ds->have == 2) {
+            unsigned l = (unsigned)ds->buf[0] << 8 | ds->buf[1];
+            if (!valid_len(l, KR_FRAME_MAX)) {
+                krt_enter_resync(t, dir);
+                /* the 2 bytes stay in the window; the scan decides */
+                resync_scan(t, dir, ts, false);
+            }
+            return;
+        }
+        krt_do_frame(t, dir, ts);
+        krt_evaluate(t, ts);
+        return;
+    case PST_RESYNC:
+        if (!ds->sniffed && ds->have >= KR_SNIFF_LEN) {
+            ds->sniffed = true;
+            const char *o = sniff_other(ds->buf, ds->have);
+            if (o) {
+                declare_not_spark(t, dir, ts, "the %s sent %s", dir == KR_D2S ? "client" : "server", o);
+                return;
+            }
+        }
+        resync_scan(t, dir, ts, false);
+        return;
+    case PST_DATA:
+        while (ds->have >= KR_DATA_BLOCK)
+            krt_emit_data(t, dir, KR_DATA_BLOCK, ts, "not of this protocol");
+        return;
+    }
+}
+
+void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (dir == KR_S2D && ds->offset < KR_NONCE_LEN && ds->started_at_zero) {
+        /* the first 40 bytes from the cloud port: what the device takes as its nonce, whatever they are */
+        size_t n = KR_NONCE_LEN - (size_t)ds->offset;
+        if (n > len)
+            n = len;
+        memcpy(t->s2d_head + ds->offset, p, n);
+        if ((size_t)ds->offset + n > t->s2d_head_len)
+            t->s2d_head_len = (size_t)ds->offset + n;
+    }
+    while (len > 0) {
+        /* the cloud sending past its nonce before the device's id block: not this protocol */
+        if (dir == KR_S2D && ds->st == PST_SESSION && ds->have == 0 && !t->idblock_seen && !t->mid_session &&
+            !t->d[KR_D2S].gapped) {
+            if (!t->early_done && t->d[KR_D2S].offset == 0 && t->early_len + len <= KR_EARLY_MAX) {
+                /* hold them: a gap at the start of the device's stream may yet show its id block was lost */
+                uint8_t *e = realloc(t->early, t->early_len + len);
+                if (e) {
+                    memcpy(e + t->early_len, p, len);
+                    t->early = e;
+                    t->early_len += len;
+                    t->early_hold = true;
+                    t->early_time = ts;
+                    return;
+                }
+            }
+            declare_not_spark(t, dir, ts, "the cloud sent more than 40 bytes before the device's 256-byte id "
+                              "block");
+        }
+        size_t target = want(t, dir);
+        if (ds->have == 0) {
+            ds->pdu_offset = ds->offset;
+            ds->pdu_first_time = ts;
+        }
+        if (ds->have >= target && ds->st != PST_RESYNC) {
+            act(t, dir, ts);
+            continue;
+        }
+        size_t n = target > ds->have ? target - ds->have : 0;
+        if (n > len)
+            n = len;
+        if (n == 0) {
+            /* resync window full and undecided cannot happen (chains are shorter than the window);
+             * drop one byte as data to guarantee progress */
+            krt_emit_data(t, dir, 1, ts, "with no frame boundary found");
+            if (ds->scan_from)
+                ds->scan_from--;
+            continue;
+        }
+        if (!ensure(ds, ds->have + n)) {
+            /* out of memory: stop interpreting this direction */
+            ds->st = PST_DATA;
+            ds->have = 0;
+            ds->offset += len;
+            return;
+        }
+        memcpy(ds->buf + ds->have, p, n);
+        ds->have += n;
+        ds->offset += n;
+        p += n;
+        len -= n;
+        if (ds->st == PST_FRAMES && ds->have < target && check_long_frame(t, dir, ts, false))
+            continue;   /* re-fed from the next frame boundary */
+        if (ds->st == PST_RESYNC || ds->have == target)
+            act(t, dir, ts);
+    }
+}
+
+/* The held cloud bytes go through now: as the handshake when the device's id block was lost, else they
+ * show the peer is not a Spark cloud. */
+void krt_flush_early(kr_tracker *t, double ts)
+{
+    if (!t->early_hold)
+        return;
+    t->early_hold = false;
+    t->early_done = true;
+    uint8_t *b = t->early;
+    size_t n = t->early_len;
+    t->early = NULL;
+    t->early_len = 0;
+    krt_feed(t, KR_S2D, b, n, t->early_time > ts ? ts : t->early_time);
+    free(b);
+}
+
+static size_t pdu_target_fixed(const kr_dirstate *ds)
+{
+    switch (ds->st) {
+    case PST_NONCE: return KR_NONCE_LEN;
+    case PST_IDBLOCK: return KR_IDBLOCK_LEN;
+    case PST_SESSION: return KR_SESSIONBLOCK_LEN;
+    default: return 0;
+    }
+}
+
+void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
+{
+    if (!t || t->finished || (dir != KR_D2S && dir != KR_S2D))
+        return;
+    krt_note_time(t, ts);
+    kr_dirstate *ds = &t->d[dir];
+    uint64_t at = ds->offset;
+    ds->gapped = true;
+    char nb[48];
+    if (nbytes)
+        snprintf(nb, sizeof nb, "%llu bytes", (unsigned long long)nbytes);
+    else
+        snprintf(nb, sizeof nb, "bytes");
+    const char *after;
+    size_t fixed = pdu_target_fixed(ds);
+    if (ds->st == PST_DATA) {
+        after = "";
+        ds->offset += nbytes;
+    } else if (fixed && nbytes && ds->have + nbytes <= fixed && ensure(ds, fixed)) {
+        /* inside a handshake block: its boundary is still known */
+        ds->sniffed = true;
+        memset(ds->buf + ds->have, 0, (size_t)nbytes);
+        if (ds->have == 0) {
+            ds->pdu_offset = ds->offset;
+            ds->pdu_first_time = ts;
+        }
+        ds->have += (size_t)nbytes;
+        ds->offset += nbytes;
+        ds->damaged = true;
+        after = "; the handshake block they belong to cannot be opened";
+    } else if (ds->st == PST_FRAMES && nbytes && ds->have >= 2 && ds->have + nbytes <= want(t, dir) &&
+               ensure(ds, want(t, dir))) {
+        memset(ds->buf + ds->have, 0, (size_t)nbytes);
+        ds->have += (size_t)nbytes;
+        ds->offset += nbytes;
+        ds->damaged = true;
+        kr_cipher_lose_sync(ds->cipher);
+        after = kr_cipher_keyed(ds->cipher) ? "; the frame they belong to is lost, the next one decrypts from its second block"
+                           : "; the frame they belong to is lost";
+    } else {
+        if (ds->have)
+            krt_emit_data(t, dir, ds->have, ts, "cut short by a gap");
+        ds->have = 0;
+        ds->damaged = false;
+        ds->sniffed = true;
+        ds->offset += nbytes;
+        if (fixed) {
+            /* a handshake block is lost: the rest of this direction can only be frames */
+            if (dir == KR_S2D && ds->st == PST_NONCE)
+                t->nonce_damaged = true;
+        }
+        krt_enter_resync(t, dir);
+        ds->first_frame_done = true;
+        after = kr_cipher_keyed(ds->cipher) ? "; resynchronising at the next frame boundary, whose first block is lost"
+                           : "; resynchronising at the next frame boundary";
+    }
+    if (dir == KR_D2S)
+        ds->have_last_id = false;
+    kr_tracker_emit_finding(t, KR_FIND_GAP, dir, ts, at, "%s of the %s stream are missing from the capture at "
+                            "offset %llu%s", nb, kr_dir_str(dir), (unsigned long long)at, after);
+    /* a completed damaged block or frame */
+    if (ds->st != PST_RESYNC && ds->st != PST_DATA && ds->have > 0 && ds->have == want(t, dir))
+        act(t, dir, ts);
+    if (dir == KR_D2S)
+        krt_flush_early(t, ts);
+}
+
+/* The stream of dir ends: by a close of the connection, or (capture_end) because the capture does. */
+void krt_end_direction(kr_tracker *t, kr_dir dir, double ts, bool capture_end)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (ds->st == PST_RESYNC) {
+        resync_scan(t, dir, ts, true);
+        if (ds->st == PST_RESYNC && ds->have)
+            krt_emit_data(t, dir, ds->have, ts, "with no frame boundary found");
+    }
+    if (ds->st == PST_DATA && ds->have)
+        krt_emit_data(t, dir, ds->have, ts, "not of this protocol");
+    /* a frame the stream ends inside: a damaged length prefix resynchronises, anything else is cut short */
+    for (int guard = 0; ds->st == PST_FRAMES && ds->have && guard < 64; guard++)
+        if (!check_long_frame(t, dir, ts, true))
+            krt_emit_data(t, dir, ds->have, ts, "of a frame cut short: the stream ends before its last byte");
+    if (ds->st == PST_NONCE && ds->have && !t->not_spark) {
+        /* the cloud sent fewer than 40 bytes and stopped; when only the capture stopped and the bytes can
+         * be the start of a nonce, the capture is incomplete */
+        char why[160];
+        bool unfit = nonce_unfit(ds->buf, ds->have, why, sizeof why) != NULL;
+        if (capture_end && !ds->closed && !unfit) {
+            t->nonce_cut = true;
+            krt_emit_data(t, dir, ds->have, ts, "of the 40-byte nonce: the capture ends inside it");
+            return;
+        }
+        if (!unfit)
+            snprintf(why, sizeof why, "the cloud port sent %zu bytes, not a 40-byte nonce", ds->have);
+        declare_not_spark(t, dir, ts, "%s", why);
+        if (ds->have)
+            krt_emit_data(t, dir, ds->have, ts, "not of this protocol");
+    }
+}
