@@ -90,7 +90,7 @@ _sparkwire_sparkdev()
     _sparkwire_value "--key --server-key --keyfile --ota-out" "" \
         "--id --platform --function --variable --event --subscribe --run-time --io-timeout --hello-timeout
          --ping-idle --ping-timeout --corrupt-frame --ota-stall-after" \
-        "--generation=g1 g2" "--stop-after=nonce id-block session-block hello" "--on-fail=close hold" && return
+        "--generation=g1 g2 g3" "--stop-after=nonce id-block session-block hello" "--on-fail=close hold" && return
     [[ $cur == -* ]] && _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"
 }
 
@@ -100,7 +100,8 @@ _sparkwire_sparkcloud()
     COMPREPLY=()
     _sparkwire_value "--server-key --keyfile --ota --session-log --wrong-key --sign-key" "--keys-dir" \
         "--device-key --call --read --send-event --ota-bad-crc --session-time --script-delay --id-timeout
-         --hello-timeout --handshake-timeout --reply-timeout --ota-timeout --connections --time-limit" && return
+         --hello-timeout --handshake-timeout --reply-timeout --ota-timeout --ota-skip-chunk --refuse-events
+         --connections --time-limit" && return
     [[ $cur == -* ]] && _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"
 }
 

@@ -14,31 +14,12 @@ const value_string spark_dir_vals[] = {
     { 0, NULL }
 };
 
-const value_string spark_frame_state_vals[] = {
-    { KR_FRAME_NOT_DECRYPTED, "not decrypted" },
-    { KR_FRAME_DECRYPTED, "decrypted" },
-    { KR_FRAME_PARTIAL, "partly decrypted (first block lost)" },
-    { KR_FRAME_DECRYPT_ERROR, "decryption error" },
-    { 0, NULL }
-};
-
-static const value_string spark_var_type_vals[] = {
-    { KR_VAR_UNKNOWN, "unknown" },
-    { KR_VAR_BOOL, "bool" },
-    { KR_VAR_INT, "int32" },
-    { KR_VAR_STRING, "string" },
-    { KR_VAR_NULL, "null" },
-    { KR_VAR_DOUBLE, "double" },
-    { 0, NULL }
-};
-
-static const value_string spark_platform_vals[] = {
-    { 0, "Core" },
-    { 6, "Photon" },
-    { 8, "P1" },
-    { 10, "Electron" },
-    { 0, NULL }
-};
+/* the words for frame states, variable types, platforms and generations come from libkeyring's tables
+ * (keyring/names.h, laid out as a value_string) */
+G_STATIC_ASSERT(sizeof(kr_name) == sizeof(value_string));
+#define spark_var_type_vals ((const value_string *)kr_var_type_names)
+#define spark_platform_vals ((const value_string *)kr_platform_names)
+#define spark_generation_vals ((const value_string *)kr_generation_names)
 
 void spark_register_fields(void)
 {
@@ -94,7 +75,8 @@ void spark_register_fields(void)
           NULL, 0x0, "The signed bytes equal HMAC-SHA1(session, encrypted block)", HFILL } },
         { &spark_hf.hs_result, { "Key result", "spark.key_result", FT_STRING, BASE_NONE, NULL, 0x0,
           "What went wrong when opening this step with the keys at hand", HFILL } },
-        { &spark_hf.generation, { "Firmware generation", "spark.generation", FT_UINT8, BASE_DEC, NULL, 0x0,
+        { &spark_hf.generation, { "Firmware generation", "spark.generation", FT_UINT8, BASE_DEC,
+          VALS(spark_generation_vals), 0x0,
           "1 = first Core firmware (52-byte id block), 2 = later firmware (214 bytes)", HFILL } },
         { &spark_hf.note, { "Note", "spark.note", FT_STRING, BASE_NONE, NULL, 0x0,
           "What the tracker says about this step, in words", HFILL } },

@@ -130,7 +130,7 @@ extern spark_hf_ids spark_hf;
 extern spark_ett_ids spark_ett;
 extern spark_ei_ids spark_ei;
 extern const value_string spark_dir_vals[];
-extern const value_string spark_frame_state_vals[];
+#define spark_frame_state_vals ((const value_string *)kr_frame_state_names)   /* keyring/names.h */
 
 void spark_register_fields(void);
 

@@ -1,20 +1,9 @@
 /* cloudmon: lines and JSON Lines. */
 #include "output.h"
+#include "keyring/names.h"
 
 #include <string.h>
 #include <time.h>
-
-const char *cm_coap_type_str(uint8_t type)
-{
-    static const char *const t[] = { "CON", "NON", "ACK", "RST" };
-    return t[type & 3];
-}
-
-char *cm_coap_code_str(uint8_t code, char out[8])
-{
-    snprintf(out, 8, "%u.%02u", code >> 5, code & 31);
-    return out;
-}
 
 char *cm_time_str(double t, char *out, size_t cap)
 {
@@ -70,16 +59,6 @@ static void jtri(cm_json *j, const char *k, kr_tri t)
         cm_json_bool(j, k, t == KR_YES);
 }
 
-static const char *frame_state_str(kr_frame_state s)
-{
-    switch (s) {
-    case KR_FRAME_DECRYPTED: return "decrypted";
-    case KR_FRAME_PARTIAL: return "partial";
-    case KR_FRAME_DECRYPT_ERROR: return "decrypt-error";
-    default: return "not-decrypted";
-    }
-}
-
 /* With --show-keys: true the first time a connection's session material is known. */
 static bool keys_now(cm_output *o, const cm_conn *c, const kr_step *s)
 {
@@ -109,7 +88,7 @@ static void j_step(void *ud, const cm_conn *c, const kr_step *s)
     jtri(j, "signature_valid", s->signature_valid);
     jtri(j, "signature_ok", s->signature_ok);
     if (s->kind == KR_STEP_HELLO || s->kind == KR_STEP_FRAME)
-        cm_json_str(j, "frame", frame_state_str(s->frame_state));
+        cm_json_str(j, "frame", kr_frame_state_str(s->frame_state));
     if (s->note[0])
         cm_json_str(j, "note", s->note);
     if (keys_now(o, c, s)) {
@@ -131,8 +110,8 @@ static void j_message(void *ud, const cm_conn *c, const kr_message *m)
     cm_json_str(j, "message", kr_msg_kind_str(m->kind));
     cm_json_str(j, "summary", m->summary);
     if (!m->first_block_lost) {
-        cm_json_str(j, "coap_type", cm_coap_type_str(m->type));
-        cm_json_str(j, "code", cm_coap_code_str(m->code, code));
+        cm_json_str(j, "coap_type", kr_coap_type_str(m->type));
+        cm_json_str(j, "code", kr_coap_code_str(m->code, code));
         cm_json_int(j, "msg_id", m->msg_id);
         cm_json_str(j, "token", kr_hex(m->token, m->token_len > 8 ? 8 : m->token_len, tok));
         if (m->uri[0])
@@ -222,7 +201,7 @@ static void t_message(void *ud, const cm_conn *c, const kr_message *m)
     tprefix(o, c, m->time);
     fprintf(o->out, "%s message %s", kr_dir_short(m->dir), kr_msg_kind_str(m->kind));
     if (!m->first_block_lost)
-        fprintf(o->out, " [%s %s id %u]", cm_coap_type_str(m->type), cm_coap_code_str(m->code, code),
+        fprintf(o->out, " [%s %s id %u]", kr_coap_type_str(m->type), kr_coap_code_str(m->code, code),
                 m->msg_id);
     else
         fprintf(o->out, " [first block lost]");

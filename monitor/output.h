@@ -47,8 +47,6 @@ void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t,
                        uint64_t dropped);
 
 /* Small helpers shared with the screen. */
-const char *cm_coap_type_str(uint8_t type);            /* CON NON ACK RST */
-char *cm_coap_code_str(uint8_t code, char out[8]);     /* "2.05" */
 char *cm_time_str(double t, char *out, size_t cap);    /* "15:04:05.123456" UTC */
 
 #endif

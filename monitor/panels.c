@@ -2,6 +2,7 @@
  * verdict), help, footer, and the "terminal too small" screen. Drawing only: no state changes besides
  * clamping scroll positions to what fits. */
 #include "screen.h"
+#include "keyring/names.h"
 
 #include <curses.h>
 #include <stdarg.h>
@@ -335,8 +336,7 @@ static GArray *detail_lines(cm_screen *s, cm_app *a, const cm_conn *c, int width
         (unsigned long long)c->wire_bytes, (unsigned long long)in->bytes[KR_D2S], (unsigned long long)in->bytes[KR_S2D],
         c->ended ? c->end_reason : "open");
     if (in->generation)
-        add(l, 0, 0, "Firmware generation: %s", in->generation == 1 ? "first Core firmware (52-byte id block)"
-                                                                   : "later firmware (214-byte id block)");
+        add(l, 0, 0, "Firmware generation: %s", kr_generation_str(in->generation));
     if (in->decrypting)
         add(l, C_OK, 0, "Decrypting: yes");
     else

@@ -23,7 +23,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 all="healthy healthy-g1 device-key-mismatch-g1 device-key-mismatch-g2 server-key-mismatch unknown-device
-     bad-signature not-spark stalled stalled-device mid-session bad-counter ota-complete ota-failed multi-device"
+     bad-signature not-spark stalled stalled-device mid-session bad-counter ota-complete ota-failed multi-device
+     photon-g2 photon-g3"
 scenarios=${*:-$all}
 
 for tool in tcpdump openssl; do
@@ -102,7 +103,7 @@ capture_stop() {
 }
 
 cloud_start() { # args...
-    "$cloud" --server-key "$SRV_PRIV" --keys-dir "$tmp/cloud-keys" --time-limit 150 "$@" "$addr:$PORT" \
+    "$cloud" --server-key "$SRV_PRIV" --keys-dir "$tmp/cloud-keys" --time-limit 150 --once "$@" "$addr:$PORT" \
         2>"$sdir/sparkcloud.log" &
     cloud_pid=$!
     for _ in $(seq 100); do
@@ -307,6 +308,33 @@ for s in $scenarios; do
         keys server-private.pem server-public.der $D1.der $D2.der $D4.der
         keyfile "server-private  keys/server-private.pem" "server-public   keys/server-public.der" \
                 "device  $D1  keys/$D1.der" "device  $D2  keys/$D2.der" "device  $D4  keys/$D4.der" ;;
+    photon-g2)
+        # A Photon with firmware 0.6 (g2): the cloud refuses its first event with ACK 4.00, the device drops
+        # the connection and reconnects at once; on the second connection a fast OTA leaves chunk 1 out, the
+        # device refuses UpdateDone, asks for the chunk (ChunkMissed) and ends the update itself.
+        begin photon-g2 127.0.0.26
+        capture_start
+        cloud_start --connections 2 --refuse-events 1 --script-delay 1 --describe --ota "$tmp/image.bin" \
+            --ota-fast --ota-skip-chunk 1 --session-time 20
+        device "" --id $D4 --key "$K/$D4.der" --server-key "$SRV_PUB" --generation g2 --platform 6 "${APP[@]}" \
+            --event burst:1:0:1 --ota-out "$tmp/received.bin" --run-time 20
+        cloud_wait
+        capture_stop
+        cmp -n 900 "$tmp/image.bin" "$tmp/received.bin" || echo "make-samples.sh: warning: update image differs" >&2
+        all_keys_for $D4 ;;
+    photon-g3)
+        # A Photon with firmware 0.8 (g3): little-endian message-id start, first token 0x01, a Signal answered
+        # with the device's own message id; a fast OTA leaves chunk 2 out: the device refuses UpdateDone, gets
+        # the chunk again and then waits for a second UpdateDone, which the cloud (like the original) never sends.
+        begin photon-g3 127.0.0.27
+        capture_start
+        cloud_start --script-delay 0.5 --signal --describe --ota "$tmp/image.bin" --ota-fast --ota-skip-chunk 2 \
+            --ota-timeout 2 --session-time 8
+        device "" --id $D4 --key "$K/$D4.der" --server-key "$SRV_PUB" --generation g3 "${APP[@]}" \
+            --event door/open::0:1 --run-time 10
+        cloud_wait
+        capture_stop
+        all_keys_for $D4 ;;
     *)
         echo "make-samples.sh: unknown scenario '$s'; one of: $all" | tr -s ' \n' ' ' >&2
         echo >&2

@@ -6,40 +6,30 @@
 #include "coap.h"
 #include "crc32.h"
 #include "crypto_port.h"
+#include "device_int.h"
 
-enum {
-    ST_IDLE,
-    ST_NONCE,         /* reading the 40-byte nonce */
-    ST_SESSION_BLOCK, /* reading the 384-byte session block */
-    ST_WAIT_HELLO,    /* G2: Hello sent, waiting for the server's */
-    ST_CONNECTED,
-    ST_SILENT,        /* fault: stopped after a step, reads and discards */
-    ST_FAILING,       /* G2: handshake failed, closing after fail_close_ms */
-    ST_HELD,          /* G1: handshake failed, socket kept open */
-    ST_DONE,
-};
 
 static const uint8_t spki_1024_header[29] = {
     0x30, 0x81, 0x9f, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
     0x05, 0x00, 0x03, 0x81, 0x8d, 0x00, 0x30, 0x81, 0x89, 0x02, 0x81, 0x81, 0x00};
 
-static uint32_t now(sw_device *d)
+uint32_t sw_dev_now(sw_device *d)
 {
     return d->hal.millis(d->hal.ctx);
 }
 
 static bool expired(sw_device *d, uint32_t deadline)
 {
-    return (int32_t)(now(d) - deadline) >= 0;
+    return (int32_t)(sw_dev_now(d) - deadline) >= 0;
 }
 
-static void note(sw_device *d, sw_note n, const char *name, long value)
+void sw_dev_note(sw_device *d, sw_note n, const char *name, long value)
 {
     if (d->cfg.notify)
         d->cfg.notify(d->cfg.user, n, name, value);
 }
 
-static size_t bounded_strlen(const char *s, size_t max)
+size_t sw_dev_strlen(const char *s, size_t max)
 {
     size_t n = 0;
     while (n <= max && s[n])
@@ -50,18 +40,19 @@ static size_t bounded_strlen(const char *s, size_t max)
 void sw_device_defaults(sw_device_config *cfg, int generation)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->generation = generation == 1 ? 1 : 2;
+    cfg->generation = generation == 1 ? 1 : generation >= 3 ? 3 : 2;
     cfg->product_id = 0xFFFF;
     cfg->product_version = 0xFFFF;
     cfg->platform_id = 0;
     cfg->io_timeout_ms = 20000;
-    cfg->hello_timeout_ms = 2000;
+    cfg->hello_timeout_ms = generation >= 3 ? 4000 : 2000;
     cfg->fail_close_ms = 250;
     cfg->ping_idle_ms = 15000;
     cfg->ping_timeout_ms = 10000;
     cfg->chunk_timeout_ms = 3000;
     cfg->hold_on_fail = generation == 1;
     cfg->send_time_request = true;
+    cfg->fast_ota = true;
 }
 
 void sw_device_init(sw_device *d, const sw_device_config *cfg, const sw_hal *hal)
@@ -74,7 +65,7 @@ void sw_device_init(sw_device *d, const sw_device_config *cfg, const sw_hal *hal
 
 static int copy_name(char *dst, size_t cap, const char *src)
 {
-    size_t n = src ? bounded_strlen(src, cap) : 0;
+    size_t n = src ? sw_dev_strlen(src, cap) : 0;
     if (n == 0 || n >= cap)
         return -1;
     memcpy(dst, src, n + 1);
@@ -139,6 +130,7 @@ const char *sw_status_text(sw_status s)
     case SW_ERR_BAD_FRAME: return "bad frame";
     case SW_ERR_PING_TIMEOUT: return "ping not answered";
     case SW_ERR_CONFIG: return "bad configuration";
+    case SW_ERR_REFUSED: return "the cloud answered with ACK 4.00";
     }
     return "unknown";
 }
@@ -156,91 +148,9 @@ const char *sw_step_name(sw_step s)
     return "unknown";
 }
 
-/* ---- message builders ---- */
-
-int sw_build_hello(const sw_device_config *cfg, uint16_t id, uint8_t *out, size_t cap)
-{
-    uint8_t payload[8] = {(uint8_t)(cfg->product_id >> 8), (uint8_t)cfg->product_id,
-                          (uint8_t)(cfg->product_version >> 8), (uint8_t)cfg->product_version,
-                          0, cfg->hello_flags,
-                          (uint8_t)(cfg->platform_id >> 8), (uint8_t)cfg->platform_id};
-    sw_coap_builder b;
-    sw_coap_begin(&b, out, cap, SW_COAP_NON, SW_COAP_POST, id, NULL, 0);
-    sw_coap_add_option(&b, SW_OPT_URI_PATH, "h", 1);
-    sw_coap_add_payload(&b, payload, cfg->generation == 1 ? 6 : 8);
-    return sw_coap_end(&b);
-}
-
-int sw_build_event(uint16_t id, const char *name, const uint8_t *data, size_t len, uint32_t ttl,
-                   bool is_private, uint8_t *out, size_t cap)
-{
-    size_t nlen = name ? bounded_strlen(name, SW_MAX_EVENT_NAME) : 0;
-    if (nlen == 0 || nlen > SW_MAX_EVENT_NAME || len > SW_MAX_EVENT_DATA || ttl > 0xFFFFFF)
-        return -1;
-    sw_coap_builder b;
-    sw_coap_begin(&b, out, cap, SW_COAP_NON, SW_COAP_POST, id, NULL, 0);
-    sw_coap_add_option(&b, SW_OPT_URI_PATH, is_private ? "E" : "e", 1);
-    sw_coap_add_option(&b, SW_OPT_URI_PATH, name, nlen);
-    if (ttl != 60) {
-        uint8_t age[3] = {(uint8_t)(ttl >> 16), (uint8_t)(ttl >> 8), (uint8_t)ttl};
-        sw_coap_add_option(&b, SW_OPT_MAX_AGE, age, 3);
-    }
-    sw_coap_add_payload(&b, data, len);
-    return sw_coap_end(&b);
-}
-
-typedef struct jbuf {
-    char *p;
-    size_t cap, len;
-    bool failed;
-} jbuf;
-
-static void jput(jbuf *j, const char *s, size_t n)
-{
-    if (j->failed || n > j->cap - j->len) {
-        j->failed = true;
-        return;
-    }
-    memcpy(j->p + j->len, s, n);
-    j->len += n;
-}
-
-static void jstr(jbuf *j, const char *s)
-{
-    jput(j, s, bounded_strlen(s, SW_MAX_FRAME));
-}
-
-int sw_build_describe(const sw_device *d, uint16_t id, const uint8_t *token, uint8_t tkl, uint8_t *out,
-                      size_t cap)
-{
-    char json[SW_MAX_FRAME];
-    jbuf j = {json, sizeof json, 0, false};
-    jstr(&j, "{\"f\":[");
-    for (size_t i = 0; i < d->nfunctions; i++) {
-        jstr(&j, i ? ",\"" : "\"");
-        jstr(&j, d->functions[i].name);
-        jstr(&j, "\"");
-    }
-    jstr(&j, "],\"v\":{");
-    for (size_t i = 0; i < d->nvariables; i++) {
-        char t[4] = {':', (char)('0' + d->variables[i].type), 0, 0};
-        jstr(&j, i ? ",\"" : "\"");
-        jstr(&j, d->variables[i].name);
-        jstr(&j, "\"");
-        jstr(&j, t);
-    }
-    jstr(&j, "}}");
-    if (j.failed)
-        return -1;
-    sw_coap_builder b;
-    sw_coap_begin(&b, out, cap, SW_COAP_ACK, SW_COAP_CONTENT, id, token, tkl);
-    sw_coap_add_payload(&b, json, j.len);
-    return sw_coap_end(&b);
-}
-
 /* ---- sending ---- */
 
-static uint16_t next_id(sw_device *d)
+uint16_t sw_dev_next_id(sw_device *d)
 {
     return ++d->msg_id;
 }
@@ -251,7 +161,7 @@ static sw_status send_raw(sw_device *d, const uint8_t *buf, size_t len)
 }
 
 /* Seals len bytes of d->msg (or msg) and sends the frame. */
-static sw_status send_msg(sw_device *d, const uint8_t *msg, int len)
+sw_status sw_dev_send(sw_device *d, const uint8_t *msg, int len)
 {
     if (len < 0)
         return SW_ERR_CONFIG;
@@ -264,29 +174,29 @@ static sw_status send_msg(sw_device *d, const uint8_t *msg, int len)
     return send_raw(d, d->tx, (size_t)n);
 }
 
-static sw_status send_empty_ack(sw_device *d, uint16_t id)
+sw_status sw_dev_empty_ack(sw_device *d, uint16_t id)
 {
     uint8_t m[4] = {0x60, 0x00, (uint8_t)(id >> 8), (uint8_t)id};
-    return send_msg(d, m, 4);
+    return sw_dev_send(d, m, 4);
 }
 
 /* ACK or NON response with a code, the request's token and an optional payload. */
-static sw_status send_response(sw_device *d, uint8_t type, uint8_t code, uint16_t id, const sw_coap_msg *req,
+sw_status sw_dev_respond(sw_device *d, uint8_t type, uint8_t code, uint16_t id, const sw_coap_msg *req,
                                const void *payload, size_t len)
 {
     sw_coap_builder b;
     sw_coap_begin(&b, d->msg, sizeof d->msg, type, code, id, req->token, req->tkl);
     sw_coap_add_payload(&b, payload, len);
-    return send_msg(d, d->msg, sw_coap_end(&b));
+    return sw_dev_send(d, d->msg, sw_coap_end(&b));
 }
 
 static int request_time(sw_device *d)
 {
     uint8_t tok = ++d->token;
     sw_coap_builder b;
-    sw_coap_begin(&b, d->msg, sizeof d->msg, SW_COAP_CON, SW_COAP_GET, next_id(d), &tok, 1);
+    sw_coap_begin(&b, d->msg, sizeof d->msg, SW_COAP_CON, SW_COAP_GET, sw_dev_next_id(d), &tok, 1);
     sw_coap_add_option(&b, SW_OPT_URI_PATH, "t", 1);
-    return send_msg(d, d->msg, sw_coap_end(&b)) == SW_RUNNING ? 0 : -1;
+    return sw_dev_send(d, d->msg, sw_coap_end(&b)) == SW_RUNNING ? 0 : -1;
 }
 
 int sw_device_request_time(sw_device *d)
@@ -303,10 +213,10 @@ static int publish(sw_device *d, const char *name, const uint8_t *data, size_t l
                            sizeof d->msg);
     if (n < 0)
         return -1;
-    next_id(d);
-    if (send_msg(d, d->msg, n) != SW_RUNNING)
+    sw_dev_next_id(d);
+    if (sw_dev_send(d, d->msg, n) != SW_RUNNING)
         return -1;
-    note(d, SW_NOTE_EVENT_SENT, name, (long)len);
+    sw_dev_note(d, SW_NOTE_EVENT_SENT, name, (long)len);
     return 0;
 }
 
@@ -315,7 +225,7 @@ int sw_device_publish(sw_device *d, const char *name, const uint8_t *data, size_
 {
     if (d->state != ST_CONNECTED)
         return -1;
-    uint32_t t = now(d);
+    uint32_t t = sw_dev_now(d);
     if (d->publish_count >= 4 && t - d->publish_times[d->publish_count % 4] < 1000)
         return -1;   /* a fifth publish within one second */
     if (publish(d, name, data, len, ttl, is_private) < 0)
@@ -330,12 +240,12 @@ static sw_status send_subscriptions(sw_device *d)
     for (size_t i = 0; i < d->nsubscriptions; i++) {
         const sw_subscription *s = &d->subscriptions[i];
         sw_coap_builder b;
-        sw_coap_begin(&b, d->msg, sizeof d->msg, SW_COAP_CON, SW_COAP_GET, next_id(d), NULL, 0);
+        sw_coap_begin(&b, d->msg, sizeof d->msg, SW_COAP_CON, SW_COAP_GET, sw_dev_next_id(d), NULL, 0);
         sw_coap_add_option(&b, SW_OPT_URI_PATH, "e", 1);
-        sw_coap_add_option(&b, SW_OPT_URI_PATH, s->prefix, bounded_strlen(s->prefix, SW_MAX_EVENT_NAME));
+        sw_coap_add_option(&b, SW_OPT_URI_PATH, s->prefix, sw_dev_strlen(s->prefix, SW_MAX_EVENT_NAME));
         if (s->my_devices)
             sw_coap_add_option(&b, SW_OPT_URI_QUERY, "u", 1);
-        sw_status st = send_msg(d, d->msg, sw_coap_end(&b));
+        sw_status st = sw_dev_send(d, d->msg, sw_coap_end(&b));
         if (st != SW_RUNNING)
             return st;
     }
@@ -348,10 +258,15 @@ void sw_device_install_session(sw_device *d, const uint8_t material[SW_SESSION_L
 {
     memcpy(d->material, material, SW_SESSION_LEN);
     sw_cipher_init(&d->cipher, material);
-    d->msg_id = (uint16_t)((material[32] << 8) | material[33]);
-    d->token = material[34];
+    if (d->cfg.generation >= 3) {
+        d->msg_id = (uint16_t)((material[33] << 8) | material[32]);   /* read as a little-endian uint16 */
+        d->token = 0;                                                  /* first token 0x01 */
+    } else {
+        d->msg_id = (uint16_t)((material[32] << 8) | material[33]);
+        d->token = material[34];
+    }
     d->rx_len = 0;
-    d->last_rx = now(d);
+    d->last_rx = sw_dev_now(d);
     d->ping_pending = false;
 }
 
@@ -359,7 +274,7 @@ static sw_status become_connected(sw_device *d)
 {
     d->state = ST_CONNECTED;
     d->step = SW_STEP_CONNECTED;
-    note(d, SW_NOTE_STEP, sw_step_name(d->step), d->step);
+    sw_dev_note(d, SW_NOTE_STEP, sw_step_name(d->step), d->step);
     sw_status st = send_subscriptions(d);
     if (st == SW_RUNNING && d->cfg.send_time_request && d->cfg.generation != 1 && !d->time_requested) {
         d->time_requested = true;
@@ -375,14 +290,19 @@ static const sw_coap_opt *path(const sw_coap_msg *m, size_t n)
 
 static bool opt_is(const sw_coap_opt *o, const char *name)
 {
-    size_t n = bounded_strlen(name, SW_MAX_EVENT_NAME);
+    size_t n = sw_dev_strlen(name, SW_MAX_EVENT_NAME);
     return o && o->len == n && memcmp(o->value, name, n) == 0;
 }
 
 static sw_status on_describe(sw_device *d, const sw_coap_msg *m)
 {
-    note(d, SW_NOTE_DESCRIBE, NULL, 0);
-    return send_msg(d, d->msg, sw_build_describe(d, m->id, m->token, m->tkl, d->msg, sizeof d->msg));
+    /* a one-byte option after "d" selects the parts; none or another value means both */
+    const sw_coap_opt *q = sw_coap_find(m, SW_OPT_URI_QUERY, 0);
+    uint8_t flags = SW_DESCRIBE_SYSTEM | SW_DESCRIBE_APPLICATION;
+    if (q && q->len == 1 && q->value[0] >= 1 && q->value[0] <= 3)
+        flags = q->value[0];
+    sw_dev_note(d, SW_NOTE_DESCRIBE, NULL, flags);
+    return sw_dev_send(d, d->msg, sw_build_describe(d, m->id, m->token, m->tkl, flags, d->msg, sizeof d->msg));
 }
 
 static sw_status on_function(sw_device *d, const sw_coap_msg *m)
@@ -393,13 +313,13 @@ static sw_status on_function(sw_device *d, const sw_coap_msg *m)
     size_t alen = q ? q->len : 0;
     if (alen > SW_MAX_ARG) {
         /* G2 answers 4.00 to an argument it cannot hold */
-        note(d, SW_NOTE_IGNORED, "function argument too long", (long)alen);
-        return send_response(d, SW_COAP_ACK, SW_COAP_BAD_REQUEST, m->id, m, NULL, 0);
+        sw_dev_note(d, SW_NOTE_IGNORED, "function argument too long", (long)alen);
+        return sw_dev_respond(d, SW_COAP_ACK, SW_COAP_BAD_REQUEST, m->id, m, NULL, 0);
     }
     if (alen)
         memcpy(arg, q->value, alen);
     arg[alen] = 0;
-    sw_status st = send_empty_ack(d, m->id);
+    sw_status st = sw_dev_empty_ack(d, m->id);
     if (st != SW_RUNNING)
         return st;
     int32_t result = -1;
@@ -409,13 +329,13 @@ static sw_status on_function(sw_device *d, const sw_coap_msg *m)
             f = &d->functions[i];
     if (f) {
         result = f->fn(f->user, arg);
-        note(d, SW_NOTE_FUNCTION, f->name, result);
+        sw_dev_note(d, SW_NOTE_FUNCTION, f->name, result);
     } else {
-        note(d, SW_NOTE_UNKNOWN_NAME, "function", 0);
+        sw_dev_note(d, SW_NOTE_UNKNOWN_NAME, "function", 0);
     }
     uint8_t r[4] = {(uint8_t)((uint32_t)result >> 24), (uint8_t)((uint32_t)result >> 16),
                     (uint8_t)((uint32_t)result >> 8), (uint8_t)result};
-    return send_response(d, SW_COAP_NON, SW_COAP_CHANGED, next_id(d), m, r, 4);
+    return sw_dev_respond(d, SW_COAP_NON, SW_COAP_CHANGED, sw_dev_next_id(d), m, r, 4);
 }
 
 static sw_status on_variable(sw_device *d, const sw_coap_msg *m)
@@ -447,17 +367,17 @@ static sw_status on_variable(sw_device *d, const sw_coap_msg *m)
             break;
         }
         case SW_VAR_STRING:
-            n = bounded_strlen((const char *)v->value, SW_MAX_EVENT_DATA);
+            n = sw_dev_strlen((const char *)v->value, SW_MAX_EVENT_DATA);
             if (n > SW_MAX_EVENT_DATA)
                 n = SW_MAX_EVENT_DATA;
             memcpy(val, v->value, n);
             break;
         }
-        note(d, SW_NOTE_VARIABLE, v->name, v->type);
-        return send_response(d, SW_COAP_ACK, SW_COAP_CONTENT, m->id, m, val, n);
+        sw_dev_note(d, SW_NOTE_VARIABLE, v->name, v->type);
+        return sw_dev_respond(d, SW_COAP_ACK, SW_COAP_CONTENT, m->id, m, val, n);
     }
-    note(d, SW_NOTE_UNKNOWN_NAME, "variable", 0);
-    return send_response(d, SW_COAP_ACK, 0x84, m->id, m, NULL, 0);
+    sw_dev_note(d, SW_NOTE_UNKNOWN_NAME, "variable", 0);
+    return sw_dev_respond(d, SW_COAP_ACK, 0x84, m->id, m, NULL, 0);
 }
 
 static sw_status on_event(sw_device *d, const sw_coap_msg *m)
@@ -470,7 +390,7 @@ static sw_status on_event(sw_device *d, const sw_coap_msg *m)
             break;
         size_t need = seg->len + (i > 1 ? 1u : 0u);
         if (len + need > SW_MAX_EVENT_NAME) {
-            note(d, SW_NOTE_IGNORED, "event name too long", 0);
+            sw_dev_note(d, SW_NOTE_IGNORED, "event name too long", 0);
             return SW_RUNNING;
         }
         if (i > 1)
@@ -479,76 +399,21 @@ static sw_status on_event(sw_device *d, const sw_coap_msg *m)
         len += seg->len;
     }
     name[len] = 0;
-    note(d, SW_NOTE_EVENT_RECEIVED, name, (long)m->payload_len);
+    sw_dev_note(d, SW_NOTE_EVENT_RECEIVED, name, (long)m->payload_len);
     for (size_t i = 0; i < d->nsubscriptions; i++) {
         const sw_subscription *s = &d->subscriptions[i];
-        size_t pl = bounded_strlen(s->prefix, SW_MAX_EVENT_NAME);
+        size_t pl = sw_dev_strlen(s->prefix, SW_MAX_EVENT_NAME);
         if (pl <= len && memcmp(name, s->prefix, pl) == 0)
             s->fn(s->user, name, m->payload, m->payload_len);
     }
     return SW_RUNNING;
 }
 
-static sw_status on_update_begin(sw_device *d, const sw_coap_msg *m)
-{
-    sw_status st = send_empty_ack(d, m->id);
-    if (st != SW_RUNNING)
-        return st;
-    d->ota_active = true;
-    d->ota_chunks = 0;
-    d->ota_bytes = 0;
-    d->ota_offset = 0;
-    d->ota_last_chunk = now(d);
-    note(d, SW_NOTE_UPDATE_BEGIN, NULL, 0);
-    static const uint8_t not_fast = 0;
-    return send_response(d, SW_COAP_NON, SW_COAP_CHANGED, next_id(d), m, &not_fast,
-                         d->cfg.generation == 1 ? 0 : 1);
-}
-
-static sw_status on_chunk(sw_device *d, const sw_coap_msg *m)
-{
-    sw_status st = send_empty_ack(d, m->id);
-    if (st != SW_RUNNING)
-        return st;
-    const sw_coap_opt *crc = sw_coap_find(m, SW_OPT_URI_QUERY, 0);
-    bool ok = false;
-    if (d->ota_active && crc && crc->len == 4 && m->payload) {
-        uint32_t want = ((uint32_t)crc->value[0] << 24) | ((uint32_t)crc->value[1] << 16) |
-                        ((uint32_t)crc->value[2] << 8) | crc->value[3];
-        ok = sw_crc32(m->payload, m->payload_len) == want;
-    }
-    long index = (long)d->ota_chunks;
-    if (ok) {
-        if (d->cfg.ota_write)
-            d->cfg.ota_write(d->cfg.user, d->ota_offset, m->payload, m->payload_len);
-        d->ota_offset += (uint32_t)m->payload_len;
-        d->ota_bytes += (uint32_t)m->payload_len;
-        d->ota_chunks++;
-    }
-    d->ota_last_chunk = now(d);
-    note(d, SW_NOTE_CHUNK, ok ? "ok" : "bad-crc", index);
-    st = send_response(d, SW_COAP_NON, ok ? SW_COAP_CHANGED : SW_COAP_BAD_REQUEST, next_id(d), m, NULL, 0);
-    d->ota_received_any = true;
-    if (d->cfg.ota_stall_after && ++d->ota_seen >= d->cfg.ota_stall_after)
-        d->ota_silent = true;
-    return st;
-}
-
-static sw_status on_update_done(sw_device *d, const sw_coap_msg *m)
-{
-    sw_status st = send_response(d, SW_COAP_ACK, SW_COAP_CHANGED, m->id, m, NULL, 0);
-    if (st != SW_RUNNING)
-        return st;
-    d->ota_active = false;
-    note(d, SW_NOTE_UPDATE_DONE, NULL, (long)d->ota_bytes);
-    return SW_UPDATE_APPLIED;
-}
-
 static sw_status handle_message(sw_device *d, const uint8_t *buf, size_t len)
 {
     sw_coap_msg m;
     if (sw_coap_parse(buf, len, &m) < 0) {
-        note(d, SW_NOTE_FRAME_ERROR, "not a CoAP message", (long)len);
+        sw_dev_note(d, SW_NOTE_FRAME_ERROR, "not a CoAP message", (long)len);
         return SW_RUNNING;
     }
     if (d->ota_silent || d->state == ST_SILENT)
@@ -556,20 +421,23 @@ static sw_status handle_message(sw_device *d, const uint8_t *buf, size_t len)
     char letter = sw_coap_path_letter(&m);
     if (m.code == SW_COAP_EMPTY) {
         if (m.type == SW_COAP_CON) {
-            note(d, SW_NOTE_SERVER_PING, NULL, m.id);
-            return send_empty_ack(d, m.id);
+            sw_dev_note(d, SW_NOTE_SERVER_PING, NULL, m.id);
+            return sw_dev_empty_ack(d, m.id);
         }
         if (m.type == SW_COAP_ACK)
-            note(d, SW_NOTE_PING_ANSWERED, NULL, m.id);
+            sw_dev_note(d, SW_NOTE_PING_ANSWERED, NULL, m.id);
         return SW_RUNNING;
     }
     if (m.type == SW_COAP_ACK || m.type == SW_COAP_RST) {
         if (m.code == SW_COAP_CONTENT && m.payload_len >= 4) {
             uint32_t t = ((uint32_t)m.payload[0] << 24) | ((uint32_t)m.payload[1] << 16) |
                          ((uint32_t)m.payload[2] << 8) | m.payload[3];
-            note(d, SW_NOTE_TIME, NULL, (long)t);
+            sw_dev_note(d, SW_NOTE_TIME, NULL, (long)t);
+        } else if (m.type == SW_COAP_ACK && m.code == SW_COAP_BAD_REQUEST && d->cfg.generation == 2) {
+            sw_dev_note(d, SW_NOTE_REFUSED, NULL, m.id);   /* G2's event loop fails: the connection drops */
+            return SW_ERR_REFUSED;
         } else {
-            note(d, SW_NOTE_IGNORED, "acknowledgement", m.code);
+            sw_dev_note(d, SW_NOTE_IGNORED, "acknowledgement", m.code);
         }
         return SW_RUNNING;
     }
@@ -583,7 +451,7 @@ static sw_status handle_message(sw_device *d, const uint8_t *buf, size_t len)
     case SW_COAP_POST:
         if (letter == 'h') {
             d->server_hello = true;
-            note(d, SW_NOTE_SERVER_HELLO, NULL, m.id);
+            sw_dev_note(d, SW_NOTE_SERVER_HELLO, NULL, m.id);
             if (d->state == ST_WAIT_HELLO)
                 return become_connected(d);
             return SW_RUNNING;
@@ -593,37 +461,39 @@ static sw_status handle_message(sw_device *d, const uint8_t *buf, size_t len)
         if (letter == 'e' || letter == 'E')
             return on_event(d, &m);
         if (letter == 'u')
-            return on_update_begin(d, &m);
+            return sw_ota_begin(d, &m);
         if (letter == 'c')
-            return on_chunk(d, &m);
+            return sw_ota_chunk(d, &m);
         break;
     case SW_COAP_PUT:
         if (letter == 'u')
-            return on_update_done(d, &m);
+            return sw_ota_done(d, &m);
         if (letter == 's') {
             const sw_coap_opt *q = sw_coap_find(&m, SW_OPT_URI_QUERY, 0);
-            note(d, SW_NOTE_SIGNAL, NULL, q && q->len >= 1 && q->value[0] ? 1 : 0);
-            return send_response(d, SW_COAP_ACK, SW_COAP_CHANGED, m.id, &m, NULL, 0);
+            sw_dev_note(d, SW_NOTE_SIGNAL, NULL, q && q->len >= 1 && q->value[0] ? 1 : 0);
+            /* G3 puts its own next message id on this ACK; only the token is the request's */
+            uint16_t id = d->cfg.generation >= 3 ? sw_dev_next_id(d) : m.id;
+            return sw_dev_respond(d, SW_COAP_ACK, SW_COAP_CHANGED, id, &m, NULL, 0);
         }
         if (letter == 'k') {
-            note(d, SW_NOTE_IGNORED, "key change", 0);
+            sw_dev_note(d, SW_NOTE_IGNORED, "key change", 0);
             return SW_RUNNING;
         }
         break;
     default:
         break;
     }
-    note(d, SW_NOTE_IGNORED, "unknown request", m.code);
+    sw_dev_note(d, SW_NOTE_IGNORED, "unknown request", m.code);
     return SW_RUNNING;
 }
 
 sw_status sw_device_handle_frame(sw_device *d, const uint8_t *ct, size_t len)
 {
     int n = sw_frame_open(&d->cipher, ct, len, d->plain, sizeof d->plain);
-    d->last_rx = now(d);
+    d->last_rx = sw_dev_now(d);
     d->ping_pending = false;
     if (n < 0) {
-        note(d, SW_NOTE_FRAME_ERROR, "frame does not decrypt", (long)len);
+        sw_dev_note(d, SW_NOTE_FRAME_ERROR, "frame does not decrypt", (long)len);
         return SW_ERR_BAD_FRAME;
     }
     return handle_message(d, d->plain, (size_t)n);
@@ -633,7 +503,7 @@ sw_status sw_device_handle_frame(sw_device *d, const uint8_t *ct, size_t len)
 
 static sw_status fail(sw_device *d, sw_status why)
 {
-    note(d, SW_NOTE_HANDSHAKE_FAILED, sw_status_text(why), why);
+    sw_dev_note(d, SW_NOTE_HANDSHAKE_FAILED, sw_status_text(why), why);
     d->result = why;
     if (why == SW_ERR_IO)
         return why;
@@ -643,26 +513,26 @@ static sw_status fail(sw_device *d, sw_status why)
         d->state = ST_HELD;
         uint8_t tok = ++d->token;
         sw_coap_builder b;
-        sw_coap_begin(&b, d->msg, sizeof d->msg, SW_COAP_CON, SW_COAP_GET, next_id(d), &tok, 1);
+        sw_coap_begin(&b, d->msg, sizeof d->msg, SW_COAP_CON, SW_COAP_GET, sw_dev_next_id(d), &tok, 1);
         sw_coap_add_option(&b, SW_OPT_URI_PATH, "t", 1);
-        if (send_msg(d, d->msg, sw_coap_end(&b)) != SW_RUNNING)
+        if (sw_dev_send(d, d->msg, sw_coap_end(&b)) != SW_RUNNING)
             return why;
         int n = sw_build_event((uint16_t)(d->msg_id + 1), "spark/cc3000-patch-version",
                                (const uint8_t *)"1.28", 4, 60, false, d->msg, sizeof d->msg);
-        next_id(d);
-        if (send_msg(d, d->msg, n) != SW_RUNNING)
+        sw_dev_next_id(d);
+        if (sw_dev_send(d, d->msg, n) != SW_RUNNING)
             return why;
         return SW_RUNNING;
     }
     d->state = ST_FAILING;
-    d->deadline = now(d) + d->cfg.fail_close_ms;
+    d->deadline = sw_dev_now(d) + d->cfg.fail_close_ms;
     return SW_RUNNING;
 }
 
 static bool stop_here(sw_device *d, sw_step step)
 {
     d->step = step;
-    note(d, SW_NOTE_STEP, sw_step_name(step), step);
+    sw_dev_note(d, SW_NOTE_STEP, sw_step_name(step), step);
     if (d->cfg.stop_after == step) {
         d->state = ST_SILENT;
         return true;
@@ -718,7 +588,7 @@ void sw_device_start(sw_device *d)
     d->state = ST_NONCE;
     d->step = SW_STEP_NONE;
     d->rx_len = 0;
-    d->deadline = now(d) + d->cfg.io_timeout_ms;
+    d->deadline = sw_dev_now(d) + d->cfg.io_timeout_ms;
     memset(&d->cipher, 0, sizeof d->cipher);
 }
 
@@ -781,11 +651,11 @@ static sw_status poll_frames(sw_device *d)
             return SW_RUNNING;
         size_t flen = ((size_t)d->rx[0] << 8) | d->rx[1];
         if (flen > SW_MAX_FRAME) {
-            note(d, SW_NOTE_FRAME_ERROR, "frame longer than the receive buffer", (long)flen);
+            sw_dev_note(d, SW_NOTE_FRAME_ERROR, "frame longer than the receive buffer", (long)flen);
             return SW_ERR_FRAME_TOO_LARGE;
         }
         if (flen == 0 || flen % 16 != 0) {
-            note(d, SW_NOTE_FRAME_ERROR, "frame length not a multiple of 16", (long)flen);
+            sw_dev_note(d, SW_NOTE_FRAME_ERROR, "frame length not a multiple of 16", (long)flen);
             return SW_ERR_BAD_FRAME;
         }
         r = fill(d, 2 + flen);
@@ -803,7 +673,7 @@ static sw_status poll_frames(sw_device *d)
 
 static sw_status session_timers(sw_device *d)
 {
-    uint32_t t = now(d);
+    uint32_t t = sw_dev_now(d);
     if (d->ota_silent)
         return SW_RUNNING;
     if (d->ping_pending) {
@@ -811,26 +681,16 @@ static sw_status session_timers(sw_device *d)
             return SW_ERR_PING_TIMEOUT;
     } else if (t - d->last_rx >= d->cfg.ping_idle_ms) {
         uint8_t m[4];
-        uint16_t id = next_id(d);
+        uint16_t id = sw_dev_next_id(d);
         m[0] = 0x40; m[1] = 0x00; m[2] = (uint8_t)(id >> 8); m[3] = (uint8_t)id;
         d->ping_pending = true;
         d->ping_sent_at = t;
-        note(d, SW_NOTE_PING_SENT, NULL, id);
-        sw_status st = send_msg(d, m, 4);
+        sw_dev_note(d, SW_NOTE_PING_SENT, NULL, id);
+        sw_status st = sw_dev_send(d, m, 4);
         if (st != SW_RUNNING)
             return st;
     }
-    if (d->ota_active && t - d->ota_last_chunk >= d->cfg.chunk_timeout_ms) {
-        /* No chunk for chunk_timeout_ms during an update: ask for the next one (ChunkMissed). */
-        uint8_t idx[2] = {(uint8_t)(d->ota_chunks >> 8), (uint8_t)d->ota_chunks};
-        sw_coap_builder b;
-        sw_coap_begin(&b, d->msg, sizeof d->msg, SW_COAP_CON, SW_COAP_GET, next_id(d), NULL, 0);
-        sw_coap_add_option(&b, SW_OPT_URI_PATH, "c", 1);
-        sw_coap_add_payload(&b, idx, 2);
-        d->ota_last_chunk = t;
-        return send_msg(d, d->msg, sw_coap_end(&b));
-    }
-    return SW_RUNNING;
+    return sw_ota_timer(d, t);
 }
 
 sw_status sw_device_poll(sw_device *d)
@@ -867,7 +727,7 @@ sw_status sw_device_poll(sw_device *d)
         if (stop_here(d, SW_STEP_ID_BLOCK))
             break;
         d->state = ST_SESSION_BLOCK;
-        d->deadline = now(d) + d->cfg.io_timeout_ms;
+        d->deadline = sw_dev_now(d) + d->cfg.io_timeout_ms;
         break;
     }
     case ST_SESSION_BLOCK: {
@@ -881,8 +741,8 @@ sw_status sw_device_poll(sw_device *d)
         }
         if (stop_here(d, SW_STEP_SESSION_BLOCK))
             break;
-        int n = sw_build_hello(&d->cfg, next_id(d), d->msg, sizeof d->msg);
-        st = send_msg(d, d->msg, n);
+        int n = sw_build_hello(&d->cfg, sw_dev_next_id(d), d->msg, sizeof d->msg);
+        st = sw_dev_send(d, d->msg, n);
         if (st != SW_RUNNING)
             break;
         if (stop_here(d, SW_STEP_HELLO))
@@ -898,7 +758,7 @@ sw_status sw_device_poll(sw_device *d)
             st = become_connected(d);
         } else {
             d->state = ST_WAIT_HELLO;
-            d->deadline = now(d) + d->cfg.hello_timeout_ms;
+            d->deadline = sw_dev_now(d) + d->cfg.hello_timeout_ms;
         }
         break;
     }

@@ -46,6 +46,7 @@ typedef enum sw_status {
     SW_ERR_BAD_FRAME = -11,       /* a length not a multiple of 16, or a frame that does not decrypt */
     SW_ERR_PING_TIMEOUT = -12,    /* nothing received within ping_timeout_ms after a ping */
     SW_ERR_CONFIG = -13,          /* missing key or id */
+    SW_ERR_REFUSED = -14,         /* G2: the cloud answered a device message with ACK 4.00 (docs/protocol.md 4.2) */
 } sw_status;
 
 /* Handshake steps, for stop_after (stay silent once this step is done) and for reporting. */
@@ -86,6 +87,7 @@ typedef enum sw_note {
     SW_NOTE_UPDATE_DONE,     /* value = bytes received */
     SW_NOTE_IGNORED,         /* name = what, a message the device ignores */
     SW_NOTE_FRAME_ERROR,     /* name = what */
+    SW_NOTE_REFUSED,         /* value = message id the cloud answered with ACK 4.00 */
 } sw_note;
 
 typedef int (*sw_function_fn)(void *user, const char *arg);
@@ -99,7 +101,11 @@ typedef struct sw_device_config {
     size_t server_key_len;
     int generation;                  /* 1: 52-byte id block, 13-byte Hello, no wait for the server Hello,
                                         keeps the socket after a failed handshake; 2: 214 bytes, 15 bytes,
-                                        waits for the server Hello, closes 250 ms after a failure */
+                                        waits for the server Hello, closes 250 ms after a failure, drops
+                                        the connection on an ACK 4.00; 3 (firmware 0.8 and later): as 2,
+                                        but the message-id start read little-endian, first token 0x01,
+                                        Signal ACK with its own next id, 4 s Hello wait, ACK 4.00 ignored,
+                                        fast OTA without chunk confirmations (docs/protocol.md 2.4, 4.2, 4.11) */
     uint16_t product_id, product_version, platform_id;
     uint8_t hello_flags;
     uint32_t io_timeout_ms;          /* 20000 */
@@ -113,6 +119,7 @@ typedef struct sw_device_config {
     uint32_t corrupt_frame;          /* fault: flip a bit in the n-th session frame sent (1 = Hello) */
     uint32_t ota_stall_after;        /* fault: go silent after this many chunks (0: never) */
     bool send_time_request;          /* ask for the time once connected */
+    bool fast_ota;                   /* accept fast OTA when the cloud offers it (G2, G3) */
     void (*notify)(void *user, sw_note note, const char *name, long value);
     /* OTA storage: called with each good chunk (offset in the image) and at UpdateDone. */
     void (*ota_write)(void *user, uint32_t offset, const uint8_t *data, size_t len);
@@ -174,6 +181,11 @@ typedef struct sw_device {
     bool ota_silent;
     bool ota_received_any;
     uint32_t ota_seen;
+    bool ota_fast;          /* fast OTA accepted: chunks carry their index */
+    bool ota_resending;     /* UpdateDone refused, missed chunks asked for */
+    uint16_t ota_chunk_size;
+    uint32_t ota_file_size;
+    uint8_t ota_have[32];   /* fast OTA: chunks received (the first 256) */
     bool stop_requested;
     size_t nfunctions, nvariables, nsubscriptions;
     sw_function functions[SW_MAX_FUNCTIONS];
@@ -210,8 +222,11 @@ const char *sw_step_name(sw_step s);
 int sw_build_hello(const sw_device_config *cfg, uint16_t id, uint8_t *out, size_t cap);
 int sw_build_event(uint16_t id, const char *name, const uint8_t *data, size_t len, uint32_t ttl,
                    bool is_private, uint8_t *out, size_t cap);
-int sw_build_describe(const sw_device *d, uint16_t id, const uint8_t *token, uint8_t tkl, uint8_t *out,
-                      size_t cap);
+/* Describe selection (docs/protocol.md 4.5): G2 and later read it from a one-byte option after "d". */
+#define SW_DESCRIBE_SYSTEM 1
+#define SW_DESCRIBE_APPLICATION 2
+int sw_build_describe(const sw_device *d, uint16_t id, const uint8_t *token, uint8_t tkl, uint8_t flags,
+                      uint8_t *out, size_t cap);
 /* Session setup from material (as after a successful handshake); used by the handshake and by tests. */
 void sw_device_install_session(sw_device *d, const uint8_t material[SW_SESSION_LEN]);
 /* Processes one received frame body (after the 2-byte length). */

@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/x509.h>
-
 #include <keyring/keyfile.h>
 
 struct sw_keyfile {
@@ -37,29 +35,14 @@ void sw_keyfile_close(sw_keyfile *kf)
     }
 }
 
-static int to_der(const kr_key *key, int private_form, sw_keybuf *out)
-{
-    if (key == NULL || key->pkey == NULL)
-        return -1;
-    int n = private_form ? i2d_PrivateKey(key->pkey, NULL) : i2d_PUBKEY(key->pkey, NULL);
-    if (n <= 0 || (size_t)n > sizeof out->der)
-        return -1;
-    unsigned char *p = out->der;
-    if ((private_form ? i2d_PrivateKey(key->pkey, &p) : i2d_PUBKEY(key->pkey, &p)) != n)
-        return -1;
-    out->len = (size_t)n;
-    out->bits = key->bits;
-    return 0;
-}
-
 int sw_keyfile_server_private(const sw_keyfile *kf, sw_keybuf *out)
 {
-    return to_der(kr_keyfile_server_private(kf->kf), 1, out);
+    return sw_keybuf_from_key(kr_keyfile_server_private(kf->kf), true, out);
 }
 
 int sw_keyfile_server_public(const sw_keyfile *kf, sw_keybuf *out)
 {
-    return to_der(kr_keyfile_server_public(kf->kf), 0, out);
+    return sw_keybuf_from_key(kr_keyfile_server_public(kf->kf), false, out);
 }
 
 int sw_keyfile_device_private(const sw_keyfile *kf, const uint8_t id[12], sw_keybuf *out)
@@ -67,7 +50,7 @@ int sw_keyfile_device_private(const sw_keyfile *kf, const uint8_t id[12], sw_key
     const kr_key *k = kr_keyfile_device_key(kf->kf, id);
     if (k == NULL || !k->is_private)
         return -1;
-    return to_der(k, 1, out);
+    return sw_keybuf_from_key(k, true, out);
 }
 
 size_t sw_keyfile_device_count(const sw_keyfile *kf)
@@ -82,5 +65,5 @@ int sw_keyfile_device_public(const sw_keyfile *kf, size_t i, char id_hex[25], sw
         return -1;
     memcpy(id_hex, e->device_id_hex, 25);
     id_hex[24] = 0;
-    return to_der(e->key, 0, out);
+    return sw_keybuf_from_key(e->key, false, out);
 }

@@ -10,10 +10,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/objects.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 const char *sw_prog = "sparkwire";
@@ -53,226 +49,47 @@ void sw_err(const char *fmt, ...)
     fflush(stderr);
 }
 
-static uint8_t *read_file(const char *path, const char *what, size_t *len)
+int sw_keybuf_from_key(const kr_key *key, bool private_form, sw_keybuf *out)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        sw_err("%s %s: cannot open (%s); check the path", what, path, strerror(errno));
-        return NULL;
-    }
-    uint8_t *buf = malloc(65536);
-    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
-    bool big = buf && n == 65536;
-    fclose(f);
-    if (buf == NULL || n == 0 || big) {
-        sw_err("%s %s: %s; give a key file (PEM or DER)", what, path, n == 0 ? "empty or unreadable" : "too large for a key");
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
-/* What a key file holds, as far as it can be told without a password. */
-typedef struct {
-    uint8_t *der;       /* the DER inside the first PEM block, or a copy of the bytes as they are */
-    size_t len;
-    bool pem;           /* the bytes were PEM */
-    bool pem_damaged;   /* they start like PEM but no PEM block could be read */
-    bool encrypted;     /* password protected: PKCS#8 EncryptedPrivateKeyInfo or an encrypted PEM header */
-} key_bytes;
-
-static void key_bytes_free(key_bytes *kb)
-{
-    free(kb->der);
-    kb->der = NULL;
-}
-
-/* The DER inside a PEM file (first PEM block), or a copy of the bytes as they are. */
-static int to_der(const uint8_t *buf, size_t len, key_bytes *kb)
-{
-    memset(kb, 0, sizeof *kb);
-    BIO *bio = BIO_new_mem_buf(buf, (int)len);
-    char *name = NULL, *header = NULL;
-    unsigned char *data = NULL;
-    long dlen = 0;
-    if (bio && PEM_read_bio(bio, &name, &header, &data, &dlen) == 1 && dlen > 0) {
-        kb->der = malloc((size_t)dlen);
-        if (kb->der) {
-            memcpy(kb->der, data, (size_t)dlen);
-            kb->len = (size_t)dlen;
-        }
-        kb->pem = true;
-        kb->encrypted = (name && strcmp(name, "ENCRYPTED PRIVATE KEY") == 0) ||
-                        (header && strstr(header, "ENCRYPTED") != NULL);
-    } else {
-        kb->der = malloc(len);
-        if (kb->der) {
-            memcpy(kb->der, buf, len);
-            kb->len = len;
-        }
-        kb->pem_damaged = memmem(buf, len, "-----BEGIN", 10) != NULL;
-    }
-    OPENSSL_free(name);
-    OPENSSL_free(header);
-    OPENSSL_free(data);
-    BIO_free(bio);
-    ERR_clear_error();
-    if (kb->der && !kb->encrypted) {
-        /* DER PKCS#8 EncryptedPrivateKeyInfo: an algorithm and an octet string, no key inside. */
-        const unsigned char *p = kb->der;
-        X509_SIG *sig = d2i_X509_SIG(NULL, &p, (long)kb->len);
-        if (sig) {
-            const X509_ALGOR *alg = NULL;
-            const ASN1_OBJECT *obj = NULL;
-            X509_SIG_get0(sig, &alg, NULL);
-            if (alg)
-                X509_ALGOR_get0(&obj, NULL, NULL, alg);
-            int nid = obj ? OBJ_obj2nid(obj) : NID_undef;
-            kb->encrypted = nid == NID_pbes2 || nid == NID_pbe_WithSHA1And3_Key_TripleDES_CBC ||
-                            nid == NID_pbe_WithSHA1And128BitRC4 || nid == NID_pbe_WithSHA1And40BitRC4 ||
-                            nid == NID_pbe_WithSHA1And2_Key_TripleDES_CBC ||
-                            nid == NID_pbe_WithSHA1And128BitRC2_CBC || nid == NID_pbe_WithSHA1And40BitRC2_CBC ||
-                            nid == NID_pbeWithMD5AndDES_CBC || nid == NID_pbeWithSHA1AndDES_CBC;
-        }
-        X509_SIG_free(sig);
-        ERR_clear_error();
-    }
-    return kb->der ? 0 : -1;
-}
-
-/* True when the bytes start a DER SEQUENCE whose stated length runs past the end of the bytes. */
-static bool der_cut_short(const uint8_t *d, size_t n)
-{
-    if (n < 2 || d[0] != 0x30)
-        return false;
-    size_t body, hdr;
-    if (d[1] < 0x80) {
-        body = d[1];
-        hdr = 2;
-    } else {
-        size_t nl = d[1] & 0x7f;
-        if (nl == 0 || nl > 4)
-            return false;
-        if (n < 2 + nl)
-            return true;
-        body = 0;
-        for (size_t i = 0; i < nl; i++)
-            body = (body << 8) | d[2 + i];
-        hdr = 2 + nl;
-    }
-    return body > n - hdr;
-}
-
-static EVP_PKEY *parse_private_der(const key_bytes *kb)
-{
-    const unsigned char *p = kb->der;
-    EVP_PKEY *k = d2i_AutoPrivateKey(NULL, &p, (long)kb->len);
-    ERR_clear_error();
-    return k;
-}
-
-static EVP_PKEY *parse_public_der(const key_bytes *kb)
-{
-    const unsigned char *p = kb->der;
-    EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)kb->len);
-    if (k == NULL) {
-        p = kb->der;
-        k = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)kb->len);
-    }
-    ERR_clear_error();
-    return k;
-}
-
-/* One error line for a key file that gave no usable RSA key: the cause and the fix. */
-static void key_error(const char *what, const char *path, const key_bytes *kb, EVP_PKEY *k, bool want_private)
-{
-    const char *kind = want_private ? "private key" : "key";
-    if (k != NULL) {
-        const char *type = EVP_PKEY_get0_type_name(k);
-        sw_err("%s %s: not an RSA %s (it holds %s %s key); Spark keys are RSA, give an RSA key file", what, path,
-               kind, type && strchr("AEIOU", type[0]) ? "an" : "a", type ? type : "another kind of");
-    } else if (kb->encrypted) {
-        sw_err("%s %s: password protected; decrypt it first: openssl rsa -in %s -out %s.plain", what, path,
-               path, path);
-    } else if (kb->pem_damaged) {
-        sw_err("%s %s: damaged PEM (no complete -----BEGIN/-----END block); give the whole key file", what, path);
-    } else if (der_cut_short(kb->der, kb->len)) {
-        sw_err("%s %s: truncated DER (%zu bytes, the key says more); give the whole key file", what, path,
-               kb->len);
-    } else {
-        sw_err("%s %s: not a key (not an RSA %s in PEM or DER); give the %s file", what, path, kind,
-               want_private ? "private key" : "public key");
-    }
-}
-
-/* Writes the key as DER (PKCS#1 private key, or SPKI public key) into out. 0, or -1 with an error line. */
-static int store_der(EVP_PKEY *k, bool private_key, const char *what, const char *path, sw_keybuf *out)
-{
-    int n = private_key ? i2d_PrivateKey(k, NULL) : i2d_PUBKEY(k, NULL);
+    if (key == NULL || key->pkey == NULL)
+        return -1;
+    int n = private_form ? i2d_PrivateKey(key->pkey, NULL) : i2d_PUBKEY(key->pkey, NULL);
     unsigned char *p = out->der;
     if (n <= 0 || (size_t)n > sizeof out->der ||
-        (private_key ? i2d_PrivateKey(k, &p) : i2d_PUBKEY(k, &p)) != n) {
-        sw_err("%s %s: key too large; use an RSA key of at most 4096 bits", what, path);
+        (private_form ? i2d_PrivateKey(key->pkey, &p) : i2d_PUBKEY(key->pkey, &p)) != n)
+        return -1;
+    out->len = (size_t)n;
+    out->bits = key->bits;
+    return 0;
+}
+
+/* Loads a key with libkeyring's loader (the one cloudmon, the plugin and the key command use), so a key
+ * file is read, and its problems named, the same way everywhere. */
+static int load_key(const char *path, const char *what, bool want_private, sw_keybuf *out)
+{
+    kr_err err = {{0}};
+    kr_key *k = kr_key_load_file(path, &err);
+    if (k == NULL) {
+        sw_err("%s %s", what, err.msg[0] ? err.msg : path);
         return -1;
     }
-    out->len = (size_t)n;
-    out->bits = EVP_PKEY_get_bits(k);
-    return 0;
+    int rc = -1;
+    if (want_private && !k->is_private)
+        sw_err("%s %s: a public key, not an RSA private key; give the private key file", what, path);
+    else if ((rc = sw_keybuf_from_key(k, want_private, out)) < 0)
+        sw_err("%s %s: key too large; use an RSA key of at most 4096 bits", what, path);
+    kr_key_free(k);
+    return rc;
 }
 
 int sw_load_private_key(const char *path, const char *what, sw_keybuf *out)
 {
-    size_t len = 0;
-    uint8_t *buf = read_file(path, what, &len);
-    if (buf == NULL)
-        return -1;
-    key_bytes kb;
-    if (to_der(buf, len, &kb) < 0) {
-        free(buf);
-        sw_err("%s %s: out of memory", what, path);
-        return -1;
-    }
-    free(buf);
-    EVP_PKEY *k = parse_private_der(&kb);
-    int rc = -1;
-    if (k == NULL && !kb.encrypted && (k = parse_public_der(&kb)) != NULL && EVP_PKEY_is_a(k, "RSA")) {
-        sw_err("%s %s: a public key, not an RSA private key; give the private key file", what, path);
-    } else if (k == NULL || !EVP_PKEY_is_a(k, "RSA")) {
-        key_error(what, path, &kb, k, true);
-    } else {
-        rc = store_der(k, true, what, path, out);
-    }
-    EVP_PKEY_free(k);
-    key_bytes_free(&kb);
-    return rc;
+    return load_key(path, what, true, out);
 }
 
 int sw_load_public_key(const char *path, const char *what, sw_keybuf *out)
 {
-    size_t len = 0;
-    uint8_t *buf = read_file(path, what, &len);
-    if (buf == NULL)
-        return -1;
-    key_bytes kb;
-    if (to_der(buf, len, &kb) < 0) {
-        free(buf);
-        sw_err("%s %s: out of memory", what, path);
-        return -1;
-    }
-    free(buf);
-    EVP_PKEY *k = parse_public_der(&kb);
-    if (k == NULL)
-        k = parse_private_der(&kb);
-    int rc = -1;
-    if (k == NULL || !EVP_PKEY_is_a(k, "RSA")) {
-        key_error(what, path, &kb, k, false);
-    } else {
-        rc = store_der(k, false, what, path, out);
-    }
-    EVP_PKEY_free(k);
-    key_bytes_free(&kb);
-    return rc;
+    return load_key(path, what, false, out);
 }
 
 void sw_bad_option(int c, int argc, char **argv)

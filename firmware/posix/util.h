@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <keyring/key.h>
+
 #define SW_KEY_MAX 2400
 
 typedef struct sw_keybuf {
@@ -27,6 +29,8 @@ void sw_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int sw_load_private_key(const char *path, const char *what, sw_keybuf *out);
 /* Loads an RSA public key as SubjectPublicKeyInfo DER; a private key file gives its public half. */
 int sw_load_public_key(const char *path, const char *what, sw_keybuf *out);
+/* A libkeyring key as DER (PKCS#1 private key or SubjectPublicKeyInfo). 0, or -1 when it does not fit. */
+int sw_keybuf_from_key(const kr_key *key, bool private_form, sw_keybuf *out);
 
 /* The one error line for a getopt_long result of '?' or ':' (needs opterr = 0 and an optstring starting
  * with ':'): names the option and points at --help. */

@@ -108,6 +108,9 @@ typedef struct kr_ota {
     int n_missed;
     uint8_t seen[256];     /* bitmap of chunk indexes seen (first 2048 chunks) */
     uint32_t file_size, chunk_size;
+    bool fast;             /* the device accepted fast OTA */
+    int missed_after_done; /* chunks the device asked for again after refusing update done */
+    char missed_text[48];  /* their indexes */
 } kr_ota;
 
 struct kr_tracker {

@@ -270,10 +270,11 @@ def check_ok(c, conn, keys, device_id, findings):
     ds_plain = open_frames(key, iv, ds_frames)
     sd_plain = open_frames(key, iv, sd_frames)
     hello = ds_plain[0]
-    counter = (m[32] << 8 | m[33])
+    # G1/G2 read the counter start big-endian, G3 (firmware 0.8) little-endian
+    starts = ((m[32] << 8 | m[33]) + 1) & 0xffff, ((m[33] << 8 | m[32]) + 1) & 0xffff
     c.that(hello is not None and hello[:2] == b'\x50\x02' and hello[4:6] == b'\xb1\x68' and
-           hello[2:4] == ((counter + 1) & 0xffff).to_bytes(2, 'big') and len(hello) in (13, 15),
-           'device Hello: NON POST /h, id M[32..33]+1, 13 or 15 bytes')
+           int.from_bytes(hello[2:4], 'big') in starts and len(hello) in (13, 15),
+           'device Hello: NON POST /h, id M[32..33]+1 (either byte order), 13 or 15 bytes')
     c.that(len(hello or b'') == (13 if len(plain) == 52 else 15), 'Hello length matches the generation')
     shello = [p for p in sd_plain if p is not None and p[:2] == b'\x51\x02' and p[5:7] == b'\xb1\x68']
     c.that(len(shello) == 1 and shello[0][4] == 1, 'server Hello with token 1')
@@ -281,12 +282,18 @@ def check_ok(c, conn, keys, device_id, findings):
     if any(p is None for p in ds_plain):
         got.add('decrypt-error')
     last = None
+    # G3 answers a Signal (CON PUT /s) with ACK 2.04 carrying its own next message id and the Signal's token
+    signal_tokens = {p[4] for p in sd_plain if p is not None and len(p) >= 7 and p[0] == 0x41 and p[1] == 3 and
+                     p[5:7] == b'\xb1\x73'}
     for p in ds_plain:
         if p is None:
             continue
         c.that(p[0] >> 6 == 1, 'device message is CoAP version 1')
         mtype, mid = (p[0] >> 4) & 3, p[2] << 8 | p[3]
-        if mtype != 2:
+        if (p[0] == 0x61 and p[1] == 0x44 and p[4] in signal_tokens and last is not None and
+                mid == (last + 1) & 0xffff):
+            last = mid
+        elif mtype != 2:
             if last is not None and mid != (last + 1) & 0xffff:
                 got.add('counter-error')
             last = mid
@@ -294,7 +301,10 @@ def check_ok(c, conn, keys, device_id, findings):
         c.that(p is not None and p[0] >> 6 == 1, 'every cloud frame decrypts to CoAP')
     chunk_bad = any(p is not None and p[:2] == b'\x51\x80' for p in ds_plain)
     begun = any(p is not None and p[1] == 2 and p[5:7] == b'\xb1\x75' for p in sd_plain)
-    done = any(p is not None and p[1] == 3 and p[5:7] == b'\xb1\x75' for p in sd_plain)
+    # complete: the device acknowledges an UpdateDone with 2.04, or ends a fast OTA with its own UpdateDone
+    done_ids = {p[2:4] for p in sd_plain if p is not None and p[1] == 3 and p[5:7] == b'\xb1\x75'}
+    done = any(p is not None and ((p[0] >> 4 & 3) == 2 and p[1] == 0x44 and p[2:4] in done_ids or
+                                  p[:2] == b'\x50\x03' and p[4:6] == b'\xb1\x75') for p in ds_plain)
     if chunk_bad:
         got.add('ota-chunk-error')
     if begun and not done:

@@ -23,13 +23,9 @@ cflags="-g -O1 -std=c11 -D_GNU_SOURCE -DSPARKWIRE_VERSION=\"fuzz\" -DFUZZ_SOURCE
  -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
  -I$src/keyring/include -I$src/monitor -I$src/firmware/core $(pkg-config --cflags $pkgs)"
 libs="$(pkg-config --libs $pkgs) -lm"
-lib_src="$src/keyring/src/common.c $src/keyring/src/key_load.c $src/keyring/src/key_check.c $src/keyring/src/key_fix.c $src/keyring/src/keyfile.c $src/keyring/src/handshake.c
- $src/keyring/src/cipher.c $src/keyring/src/flash.c $src/keyring/tracker/names.c $src/keyring/tracker/tracker.c
- $src/keyring/tracker/stream.c $src/keyring/tracker/hsteps.c $src/keyring/tracker/session.c $src/keyring/tracker/verdict.c
- $src/keyring/tracker/message.c $src/keyring/conn/table.c $src/keyring/conn/reasm.c
- $src/keyring/conn/tcp.c $src/keyring/conn/nonce.c $src/monitor/decode.c $src/monitor/frag.c $src/monitor/pcapng.c
- $src/monitor/mon.c $src/firmware/core/coap.c $src/firmware/core/crc32.c $src/firmware/core/device.c
- $src/firmware/core/frame.c $src/firmware/port/openssl/crypto_openssl.c"
+lib_src="$(echo $src/keyring/src/*.c $src/keyring/tracker/*.c $src/keyring/conn/*.c) $src/monitor/decode.c $src/monitor/frag.c
+ $src/monitor/pcapng.c $src/monitor/mon.c $(echo $src/firmware/core/*.c)
+ $src/firmware/port/openssl/crypto_openssl.c"
 objs=()
 for f in $lib_src; do
     o="$out/obj/$(echo "${f#$src/}" | tr / _).o"

@@ -74,7 +74,7 @@ try:
         time.sleep(0.05)
     clog = open(os.path.join(d, "cloud.log"), "w+")
     cl = subprocess.Popen([cloud, "--server-key", os.path.join(K, "server-private.pem"), "--keys-dir", kdir,
-                           "--describe", "--time-limit", "20", "--session-time", "2", "%s:%d" % (addr, port)],
+                           "--once", "--describe", "--time-limit", "20", "--session-time", "2", "%s:%d" % (addr, port)],
                           stderr=clog)
     procs.append(cl)
     end = time.time() + 10

@@ -32,7 +32,7 @@ def screen():
     return tm("capture-pane", "-p", "-t", "cm")
 
 
-def wait_for(text, secs=10):
+def wait_for(text, secs=60):
     end = time.time() + secs
     s = ""
     while time.time() < end:

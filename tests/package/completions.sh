@@ -86,7 +86,7 @@ if command -v sparkkeys >/dev/null; then
 fi
 if command -v sparkdev >/dev/null; then
     offers sparkdev --gen -- --generation
-    offers sparkdev --generation "" -- g1 g2
+    offers sparkdev --generation "" -- g1 g2 g3
     offers sparkdev --stop-after s -- session-block
     offers sparkdev --on-fail "" -- close hold
     offers sparkdev --ver -- --version

@@ -138,6 +138,11 @@ static kr_keyfile *keyfile(const char *what)
 
 /* ---- CoAP builder ------------------------------------------------------------------------------- */
 
+/* CoAP types and the codes the protocol uses, for the tests that name them. */
+enum { CON = 0, NON = 1, ACK = 2 };
+enum { EMPTY = 0x00, GET = 0x01, POST = 0x02, PUT = 0x03, CHANGED = 0x44, CONTENT = 0x45, BAD_REQUEST = 0x80 };
+enum { NO_TOKEN = -1 };
+
 typedef struct coap {
     uint8_t b[1024];
     size_t n;
@@ -251,12 +256,12 @@ static void s_end(sess *s)
 static void s_hellos(sess *s)
 {
     coap c;
-    c_start(&c, 1, 2, s->dev_id++, -1);
+    c_start(&c, NON, POST, s->dev_id++, NO_TOKEN);
     c_path(&c, "h");
     uint8_t hp[8] = { 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 6 };
     c_payload(&c, hp, sizeof hp);
     s_send(s, KR_D2S, 0.002, &c);
-    c_start(&c, 1, 2, s->srv_id++, ++s->srv_tok);
+    c_start(&c, NON, POST, s->srv_id++, ++s->srv_tok);
     c_path(&c, "h");
     s_send(s, KR_S2D, 0.001, &c);
 }
@@ -269,11 +274,11 @@ static tk_conn *healthy(sess *s)
     s_hellos(s);
     coap c;
     /* describe */
-    c_start(&c, 0, 1, s->srv_id, ++s->srv_tok);
+    c_start(&c, CON, GET, s->srv_id, ++s->srv_tok);
     c_path(&c, "d");
     s_send(s, KR_S2D, 0.010, &c);
     uint8_t tok = s->srv_tok;
-    c_start(&c, 2, 0x45, s->srv_id++, tok);
+    c_start(&c, ACK, CONTENT, s->srv_id++, tok);
     const char *js = "{\"f\":[\"brew\",\"led\"],\"v\":{\"temperature\":9,\"count\":2,\"ready\":1,\"label\":4}}";
     c_payload(&c, js, strlen(js));
     s_send(s, KR_D2S, 0.012, &c);
@@ -285,54 +290,54 @@ static tk_conn *healthy(sess *s)
         { "label", { 'k', 'i', 't' }, 3 },
     };
     for (size_t i = 0; i < 4; i++) {
-        c_start(&c, 0, 1, s->srv_id, ++s->srv_tok);
+        c_start(&c, CON, GET, s->srv_id, ++s->srv_tok);
         c_path(&c, "v");
         c_path(&c, vars[i].name);
         s_send(s, KR_S2D, 0.1, &c);
-        c_start(&c, 2, 0x45, s->srv_id++, s->srv_tok);
+        c_start(&c, ACK, CONTENT, s->srv_id++, s->srv_tok);
         c_payload(&c, vars[i].v, vars[i].n);
         s_send(s, KR_D2S, 0.012, &c);
     }
     /* function call: empty ACK, then the return */
-    c_start(&c, 0, 2, s->srv_id, ++s->srv_tok);
+    c_start(&c, CON, POST, s->srv_id, ++s->srv_tok);
     c_path(&c, "f");
     c_path(&c, "brew");
     c_query(&c, "coffee", 6);
     s_send(s, KR_S2D, 0.1, &c);
-    c_start(&c, 2, 0, s->srv_id++, -1);
+    c_start(&c, ACK, EMPTY, s->srv_id++, NO_TOKEN);
     s_send(s, KR_D2S, 0.003, &c);
-    c_start(&c, 1, 0x44, s->dev_id++, s->srv_tok);
+    c_start(&c, NON, CHANGED, s->dev_id++, s->srv_tok);
     uint8_t one[4] = { 0, 0, 0, 1 };
     c_payload(&c, one, 4);
     s_send(s, KR_D2S, 0.020, &c);
     /* event and its ACK */
-    c_start(&c, 1, 2, s->dev_id, -1);
+    c_start(&c, NON, POST, s->dev_id, NO_TOKEN);
     c_path(&c, "e");
     c_path(&c, "temperature");
     c_payload(&c, "21.5", 4);
     s_send(s, KR_D2S, 0.1, &c);
-    c_start(&c, 2, 0, s->dev_id++, 0);
+    c_start(&c, ACK, EMPTY, s->dev_id++, 0);
     s_send(s, KR_S2D, 0.004, &c);
     /* time */
-    c_start(&c, 0, 1, s->dev_id, 0x20);
+    c_start(&c, CON, GET, s->dev_id, 0x20);
     c_path(&c, "t");
     s_send(s, KR_D2S, 0.1, &c);
-    c_start(&c, 2, 0x45, s->dev_id++, 0x20);
+    c_start(&c, ACK, CONTENT, s->dev_id++, 0x20);
     uint8_t tm[4] = { 0x53, 0x59, 0x66, 0xad };
     c_payload(&c, tm, 4);
     s_send(s, KR_S2D, 0.008, &c);
     /* ping */
-    c_start(&c, 0, 0, s->dev_id, -1);
+    c_start(&c, CON, EMPTY, s->dev_id, NO_TOKEN);
     s_send(s, KR_D2S, 15.0, &c);
-    c_start(&c, 2, 0, s->dev_id++, -1);
+    c_start(&c, ACK, EMPTY, s->dev_id++, NO_TOKEN);
     s_send(s, KR_S2D, 0.005, &c);
     /* signal */
-    c_start(&c, 0, 3, s->srv_id, ++s->srv_tok);
+    c_start(&c, CON, PUT, s->srv_id, ++s->srv_tok);
     c_path(&c, "s");
     uint8_t on = 1;
     c_query(&c, &on, 1);
     s_send(s, KR_S2D, 0.1, &c);
-    c_start(&c, 2, 0x44, s->srv_id++, s->srv_tok);
+    c_start(&c, ACK, CHANGED, s->srv_id++, s->srv_tok);
     s_send(s, KR_D2S, 0.002, &c);
     return s->c;
 }
@@ -1097,7 +1102,7 @@ static void test_stalled_incomplete(void **state)
     s_begin(&s, false, K.srv, false);
     s_session(&s, K.dev, K.srv);
     coap co;
-    c_start(&co, 1, 2, s.dev_id++, -1);
+    c_start(&co, NON, POST, s.dev_id++, NO_TOKEN);
     c_path(&co, "h");
     uint8_t hp[8] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 6 };
     c_payload(&co, hp, sizeof hp);
@@ -1184,17 +1189,17 @@ static void test_counter_and_ota(void **state)
     coap c;
     /* a device message id that skips one */
     s.dev_id++;
-    c_start(&c, 1, 2, s.dev_id++, -1);
+    c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
     c_path(&c, "e");
     c_path(&c, "x");
     s_send(&s, KR_D2S, 0.01, &c);
     /* OTA: begin, ready, chunk 0 ok, chunk 1 bad CRC, re-sent, then the device stops answering */
-    c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+    c_start(&c, CON, POST, s.srv_id, ++s.srv_tok);
     c_path(&c, "u");
     s_send(&s, KR_S2D, 0.1, &c);
-    c_start(&c, 2, 0, s.srv_id++, -1);
+    c_start(&c, ACK, EMPTY, s.srv_id++, NO_TOKEN);
     s_send(&s, KR_D2S, 0.01, &c);
-    c_start(&c, 1, 0x44, s.dev_id++, s.srv_tok);
+    c_start(&c, NON, CHANGED, s.dev_id++, s.srv_tok);
     s_send(&s, KR_D2S, 0.01, &c);
     /* chunks sent: 0 (good), 1 (bad CRC, device says 4.00), 1 again (good), 2 (good, never answered) */
     static const struct { int index; bool good; int answer; } plan[] = {
@@ -1216,16 +1221,16 @@ static void test_counter_and_ota(void **state)
             crc = ~x;
         }
         uint8_t cb[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc };
-        c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+        c_start(&c, CON, POST, s.srv_id, ++s.srv_tok);
         c_path(&c, "c");
         c_query(&c, cb, 4);
         c_payload(&c, data, sizeof data);
         s_send(&s, KR_S2D, 0.05, &c);
         if (!plan[p].answer)
             break;
-        c_start(&c, 2, 0, s.srv_id++, -1);
+        c_start(&c, ACK, EMPTY, s.srv_id++, NO_TOKEN);
         s_send(&s, KR_D2S, 0.01, &c);
-        c_start(&c, 1, plan[p].answer, s.dev_id++, s.srv_tok);
+        c_start(&c, NON, plan[p].answer, s.dev_id++, s.srv_tok);
         s_send(&s, KR_D2S, 0.01, &c);
     }
     tk_conn_close(s.c, KR_S2D, 12.0, false);
@@ -1257,33 +1262,33 @@ static void test_more_messages(void **state)
     s_hellos(&s);
     coap c;
     /* describe answered twice (firmware 0.4-0.6): system part, then the application part with another id */
-    c_start(&c, 0, 1, s.srv_id, ++s.srv_tok);
+    c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
     c_path(&c, "d");
-    uint8_t what = 6;
+    uint8_t what = 3;   /* 1 system, 2 application, 3 both */
     c_query(&c, &what, 1);
     s_send(&s, KR_S2D, 0.01, &c);
-    c_start(&c, 2, 0x45, s.srv_id++, s.srv_tok);
+    c_start(&c, ACK, CONTENT, s.srv_id++, s.srv_tok);
     const char *sys = "{\"p\":6,\"m\":[{\"s\":16384,\"l\":\"m\"},{\"s\":262144,\"l\":\"m\"}]}";
     c_payload(&c, sys, strlen(sys));
     s_send(&s, KR_D2S, 0.01, &c);
-    c_start(&c, 2, 0x45, 0xbeef, s.srv_tok);
+    c_start(&c, ACK, CONTENT, 0xbeef, s.srv_tok);
     const char *app = "{\"f\":[],\"v\":{\"t\":9}}";
     c_payload(&c, app, strlen(app));
     s_send(&s, KR_D2S, 0.01, &c);
     /* update begin with its payload: fast OTA offered, chunks of 512, 2048 bytes */
-    c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+    c_start(&c, CON, POST, s.srv_id, ++s.srv_tok);
     c_path(&c, "u");
     uint8_t ub[12] = { 1, 0x02, 0x00, 0, 0, 0x08, 0x00, 0, 0, 0, 0, 0 };
     c_payload(&c, ub, sizeof ub);
     s_send(&s, KR_S2D, 0.01, &c);
-    c_start(&c, 2, 0, s.srv_id++, -1);
+    c_start(&c, ACK, EMPTY, s.srv_id++, NO_TOKEN);
     s_send(&s, KR_D2S, 0.01, &c);
-    c_start(&c, 1, 0x44, s.dev_id++, s.srv_tok);
+    c_start(&c, NON, CHANGED, s.dev_id++, s.srv_tok);
     uint8_t yes = 1;
     c_payload(&c, &yes, 1);
     s_send(&s, KR_D2S, 0.01, &c);
     /* fast OTA chunk with its index 3 in a second query */
-    c_start(&c, 0, 2, s.srv_id++, ++s.srv_tok);
+    c_start(&c, CON, POST, s.srv_id++, ++s.srv_tok);
     c_path(&c, "c");
     uint8_t crc[4] = { 0, 0, 0, 0 };
     c_query(&c, crc, 4);
@@ -1292,17 +1297,17 @@ static void test_more_messages(void **state)
     c_payload(&c, "abc", 3);
     s_send(&s, KR_S2D, 0.01, &c);
     /* the device misses chunk 5 */
-    c_start(&c, 0, 1, s.dev_id++, -1);
+    c_start(&c, CON, GET, s.dev_id++, NO_TOKEN);
     c_path(&c, "c");
     uint8_t miss[4] = { 0, 5, 0, 6 };
     c_payload(&c, miss, sizeof miss);
     s_send(&s, KR_D2S, 0.01, &c);
     /* key change, save begin */
-    c_start(&c, 0, 3, s.srv_id++, ++s.srv_tok);
+    c_start(&c, CON, PUT, s.srv_id++, ++s.srv_tok);
     c_path(&c, "k");
     c_payload(&c, "0123456789", 10);
     s_send(&s, KR_S2D, 0.01, &c);
-    c_start(&c, 0, 2, s.srv_id++, ++s.srv_tok);
+    c_start(&c, CON, POST, s.srv_id++, ++s.srv_tok);
     c_path(&c, "s");
     s_send(&s, KR_S2D, 0.01, &c);
     /* valid padding, CoAP version 1, but a reserved option nibble: not CoAP after all */
@@ -1315,7 +1320,7 @@ static void test_more_messages(void **state)
     c.b[c.n++] = 0x41;
     s_send(&s, KR_D2S, 0.01, &c);
     /* a device message id that goes back */
-    c_start(&c, 0, 0, (uint16_t)(s.dev_id - 3), -1);
+    c_start(&c, CON, EMPTY, (uint16_t)(s.dev_id - 3), NO_TOKEN);
     s_send(&s, KR_D2S, 0.01, &c);
     tk_conn_close(s.c, KR_D2S, 1.0, false);
     tk_conn_close(s.c, KR_S2D, 0.01, false);
@@ -1350,12 +1355,12 @@ static void test_fast_ota_done(void **state)
     s_session(&s, K.dev, K.srv);
     s_hellos(&s);
     coap c;
-    c_start(&c, 0, 2, s.srv_id, ++s.srv_tok);
+    c_start(&c, CON, POST, s.srv_id, ++s.srv_tok);
     c_path(&c, "u");
     s_send(&s, KR_S2D, 0.01, &c);
-    c_start(&c, 2, 0, s.srv_id++, -1);
+    c_start(&c, ACK, EMPTY, s.srv_id++, NO_TOKEN);
     s_send(&s, KR_D2S, 0.01, &c);
-    c_start(&c, 1, 3, s.dev_id++, -1);
+    c_start(&c, NON, PUT, s.dev_id++, NO_TOKEN);
     c_path(&c, "u");
     s_send(&s, KR_D2S, 0.5, &c);
     tk_conn_close(s.c, KR_D2S, 0.1, false);
@@ -1378,7 +1383,7 @@ static void test_session_candidates(void **state)
     s_session(&s, K.dev, K.srv);
     s_hellos(&s);
     coap c;
-    c_start(&c, 1, 2, s.dev_id++, -1);
+    c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
     c_path(&c, "e");
     c_path(&c, "found-it");
     s_send(&s, KR_D2S, 0.01, &c);
@@ -1425,13 +1430,13 @@ static tk_conn *short_session(sess *s, int frames)
     s_hellos(s);
     coap c;
     for (int i = 0; i < frames; i++) {
-        c_start(&c, 1, 2, s->dev_id++, -1);
+        c_start(&c, NON, POST, s->dev_id++, NO_TOKEN);
         c_path(&c, "e");
         char name[32];
         snprintf(name, sizeof name, "ev%d%s", i, i % 3 == 0 ? "-with-a-longer-name" : "");
         c_path(&c, name);
         s_send(s, KR_D2S, 0.01, &c);
-        c_start(&c, 2, 0, s->dev_id - 1, -1);
+        c_start(&c, ACK, EMPTY, s->dev_id - 1, NO_TOKEN);
         s_send(s, KR_S2D, 0.001, &c);
     }
     return s->c;
@@ -1783,7 +1788,7 @@ static void test_memory_and_junk(void **state)
     coap c;
     static uint8_t big[1000];
     memset(big, 'x', sizeof big);
-    c_start(&c, 1, 2, s.dev_id++, -1);
+    c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
     c_path(&c, "e");
     c_path(&c, "big");
     c_payload(&c, big, 900);
@@ -1826,7 +1831,7 @@ static void test_bad_lengths(void **state)
     tk_conn_hex(s.c, KR_D2S, 0.01, "0011aabbccdd");
     coap c;
     for (int i = 0; i < 5; i++) {
-        c_start(&c, 1, 2, s.dev_id++, -1);
+        c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
         c_path(&c, "e");
         c_path(&c, "after");
         s_send(&s, KR_D2S, 0.01, &c);
@@ -1897,6 +1902,272 @@ static void test_mutations(void **state)
     s_end(&s);
 }
 
+/* ---- Photon firmware as the original cloud sees it (docs/protocol.md 4.2, 4.5, 4.11) -------------------- */
+
+static size_t count_prefix(GPtrArray *a, const char *prefix)
+{
+    size_t n = 0;
+    for (guint i = 0; i < a->len; i++)
+        n += strncmp(a->pdata[i], prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+static void assert_no_findings(const rec *r)
+{
+    for (guint i = 0; i < r->findings->len; i++)
+        fprintf(stderr, "unexpected: %s\n", (char *)r->findings->pdata[i]);
+    assert_int_equal(r->findings->len, 0);
+}
+
+/* Handshake and Hellos of a G2 session, or of a G3 one, whose Hello id comes from the little-endian
+ * counter start (0x3413, not 0x1235). */
+static void photon_start(sess *s, bool g3)
+{
+    s_begin(s, false, K.srv, false);
+    s_session(s, K.dev, K.srv);
+    if (g3)
+        s->dev_id = (uint16_t)((K.m[33] << 8 | K.m[32]) + 1);
+    s_hellos(s);
+}
+
+/* Firmware 0.8 (G3): the first device token is 0x01, and the ACK 2.04 to a Signal carries the device's own
+ * next message id with the Signal's token. */
+static void g3_session(sess *s, bool signal_token_ok)
+{
+    photon_start(s, true);
+    coap c;
+    c_start(&c, CON, GET, s->dev_id, 0x01);
+    c_path(&c, "t");
+    s_send(s, KR_D2S, 0.01, &c);
+    c_start(&c, ACK, CONTENT, s->dev_id++, 0x01);
+    uint8_t tm[4] = { 0x5a, 0x00, 0x00, 0x00 };
+    c_payload(&c, tm, 4);
+    s_send(s, KR_S2D, 0.01, &c);
+    for (int i = 0; i < 2; i++) {
+        c_start(&c, CON, PUT, s->srv_id, ++s->srv_tok);
+        c_path(&c, "s");
+        uint8_t on = i == 0;
+        c_query(&c, &on, 1);
+        s_send(s, KR_S2D, 0.5, &c);
+        s->srv_id++;
+        c_start(&c, ACK, CHANGED, s->dev_id++, signal_token_ok ? s->srv_tok : (uint8_t)(s->srv_tok + 9));
+        s_send(s, KR_D2S, 0.002, &c);
+    }
+    c_start(&c, NON, POST, s->dev_id++, NO_TOKEN);
+    c_path(&c, "e");
+    c_path(&c, "door");
+    s_send(s, KR_D2S, 0.1, &c);
+    c_start(&c, ACK, EMPTY, (uint16_t)(s->dev_id - 1), 0);
+    s_send(s, KR_S2D, 0.003, &c);
+    tk_conn_close(s->c, KR_D2S, 1.0, false);
+    tk_conn_close(s->c, KR_S2D, 0.01, false);
+}
+
+static void test_photon_g3_signal_ack(void **state)
+{
+    (void)state;
+    sess s;
+    g3_session(&s, true);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_no_findings(&r);
+    assert_int_equal(count_prefix(r.summaries, "ACK 2.04 to Signal start"), 1);
+    assert_int_equal(count_prefix(r.summaries, "ACK 2.04 to Signal stop"), 1);
+    assert_true(has(r.summaries, "matched by token, it carries the device's next message id 0x3415"));
+    assert_true(has(r.summaries, "Time 2017-11-"));
+    rec_free(&r);
+    s_end(&s);
+
+    /* the id alone does not make an answer: with another token the ACK answers nothing, and the device's
+     * next id then skips the ones the ACKs used */
+    g3_session(&s, false);
+    rec_init(&r);
+    v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_true(has(r.summaries, "ACK 2.04 (id 0x3415, request not seen)"));
+    assert_true(has(r.findings, "counter-error: device message id 0x3417 follows 0x3414"));
+    rec_free(&r);
+    s_end(&s);
+}
+
+/* G2: the cloud answers a user event with ACK 4.00 and the device drops the connection: normal. Describe
+ * flags select system (1), application (2) or both (3). */
+static void test_photon_g2_event_refused(void **state)
+{
+    (void)state;
+    sess s;
+    photon_start(&s, false);
+    coap c;
+    static const char *words[] = { "Describe request (system)", "Describe request (application)",
+                                   "Describe request (system and application)" };
+    for (uint8_t flags = 1; flags <= 3; flags++) {
+        c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
+        c_path(&c, "d");
+        c_query(&c, &flags, 1);
+        s_send(&s, KR_S2D, 0.01, &c);
+        c_start(&c, ACK, CONTENT, s.srv_id++, s.srv_tok);
+        const char *js = flags == 1 ? "{\"p\":6,\"m\":[]}" : "{\"f\":[],\"v\":{}}";
+        c_payload(&c, js, strlen(js));
+        s_send(&s, KR_D2S, 0.01, &c);
+    }
+    c_start(&c, NON, POST, s.dev_id, NO_TOKEN);
+    c_path(&c, "e");
+    c_path(&c, "burst");
+    s_send(&s, KR_D2S, 0.1, &c);
+    c_start(&c, ACK, BAD_REQUEST, s.dev_id++, 0);
+    s_send(&s, KR_S2D, 0.003, &c);
+    tk_conn_close(s.c, KR_D2S, 0.01, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(count_prefix(r.summaries, words[i]), 1);
+    assert_true(has(r.summaries, "ACK 4.00 to Event burst"));
+    assert_true(has(r.summaries, ": slow down"));
+    assert_no_findings(&r);
+    rec_free(&r);
+    s_end(&s);
+}
+
+/* CRC-32 computed bit by bit, independently of the tracker's table. */
+static uint32_t bit_crc32(const uint8_t *d, size_t n)
+{
+    uint32_t x = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        x ^= d[i];
+        for (int k = 0; k < 8; k++)
+            x = (x >> 1) ^ (0xedb88320u & (0u - (x & 1)));
+    }
+    return ~x;
+}
+
+static void fast_chunk(sess *s, int index)
+{
+    uint8_t data[64];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 5 + (size_t)index);
+    uint32_t crc = bit_crc32(data, sizeof data);
+    uint8_t cb[4] = { (uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc };
+    uint8_t ib[2] = { (uint8_t)(index >> 8), (uint8_t)index };
+    coap c;
+    c_start(&c, CON, POST, s->srv_id++, ++s->srv_tok);
+    c_path(&c, "c");
+    c_query(&c, cb, 4);
+    c_query(&c, ib, 2);
+    c_payload(&c, data, sizeof data);
+    s_send(s, KR_S2D, 0.01, &c);
+}
+
+/* A fast OTA of chunks 0-3 where the device misses chunk 2 (lost before the capture point, or, with
+ * on_wire, seen on the wire but not stored by the device); g3 selects firmware 0.8, which confirms no chunk
+ * and waits for a second UpdateDone after the missed chunk; G2 confirms chunks and ends with its own. */
+static void fast_ota(sess *s, bool g3, bool on_wire, bool second_done)
+{
+    photon_start(s, g3);
+    coap c;
+    c_start(&c, CON, POST, s->srv_id, ++s->srv_tok);
+    c_path(&c, "u");
+    uint8_t ub[12] = { 1, 0, 64, 0, 0, 1, 0, 0, 0, 0, 0, 0 };
+    c_payload(&c, ub, sizeof ub);
+    s_send(s, KR_S2D, 0.01, &c);
+    c_start(&c, ACK, EMPTY, s->srv_id++, NO_TOKEN);
+    s_send(s, KR_D2S, 0.01, &c);
+    c_start(&c, NON, CHANGED, s->dev_id++, s->srv_tok);
+    uint8_t yes = 1;
+    c_payload(&c, &yes, 1);
+    s_send(s, KR_D2S, 0.01, &c);
+    for (int i = 0; i < 4; i++) {
+        if (i == 2 && !on_wire)
+            continue;   /* lost */
+        fast_chunk(s, i);
+        if (g3 || i == 2)
+            continue;
+        c_start(&c, ACK, EMPTY, (uint16_t)(s->srv_id - 1), NO_TOKEN);
+        s_send(s, KR_D2S, 0.002, &c);
+        c_start(&c, NON, CHANGED, s->dev_id++, s->srv_tok);
+        s_send(s, KR_D2S, 0.002, &c);
+    }
+    c_start(&c, CON, PUT, s->srv_id, ++s->srv_tok);
+    c_path(&c, "u");
+    s_send(s, KR_S2D, 0.05, &c);
+    c_start(&c, ACK, BAD_REQUEST, s->srv_id++, s->srv_tok);
+    s_send(s, KR_D2S, 0.01, &c);
+    c_start(&c, CON, GET, s->dev_id, NO_TOKEN);
+    c_path(&c, "c");
+    uint8_t miss[2] = { 0, 2 };
+    c_payload(&c, miss, 2);
+    s_send(s, KR_D2S, 0.01, &c);
+    c_start(&c, ACK, EMPTY, s->dev_id++, NO_TOKEN);   /* the original cloud's ChunkMissed ACK: no token */
+    s_send(s, KR_S2D, 0.01, &c);
+    fast_chunk(s, 2);
+    if (!g3) {
+        c_start(&c, ACK, EMPTY, (uint16_t)(s->srv_id - 1), NO_TOKEN);
+        s_send(s, KR_D2S, 0.002, &c);
+        c_start(&c, NON, PUT, s->dev_id++, NO_TOKEN);
+        c_path(&c, "u");
+        s_send(s, KR_D2S, 0.05, &c);
+    }
+    if (second_done) {   /* a cloud that sends UpdateDone again: firmware 0.8 completes the update */
+        c_start(&c, CON, PUT, s->srv_id, ++s->srv_tok);
+        c_path(&c, "u");
+        s_send(s, KR_S2D, 1.0, &c);
+        c_start(&c, ACK, CHANGED, s->srv_id++, s->srv_tok);
+        s_send(s, KR_D2S, 0.01, &c);
+    }
+    tk_conn_close(s->c, KR_S2D, 20.0, false);
+    tk_conn_close(s->c, KR_D2S, 0.01, false);
+}
+
+static void test_photon_fast_ota(void **state)
+{
+    (void)state;
+    sess s;
+    rec r;
+    kr_verdict v;
+    /* the chunk the device asks for again is the protocol's recovery, whether or not it went out before */
+    for (int on_wire = 0; on_wire < 2; on_wire++) {
+        fast_ota(&s, false, on_wire, false);
+        rec_init(&r);
+        v = run(s.c, "a", &r);
+        assert_int_equal(v.code, KR_V_OK);
+        assert_true(has(r.summaries, "ACK to Chunk missed"));
+        assert_int_equal(count_prefix(r.summaries, "Chunk 2: 64 bytes, CRC ok"), 1 + on_wire);
+        assert_true(has(r.summaries, "Chunk 2: 64 bytes, CRC ok, asked for again"));
+        assert_true(has(r.summaries, "Update done (from the device)"));
+        assert_no_findings(&r);
+        rec_free(&r);
+        s_end(&s);
+    }
+
+    fast_ota(&s, true, false, false);
+    rec_init(&r);
+    v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_true(has(r.summaries, "ACK 4.00 to Update done"));
+    assert_true(has(r.summaries, "ACK to Chunk missed"));
+    assert_int_equal(r.findings->len, 1);
+    assert_true(has(r.findings, "ota-incomplete: "));
+    assert_true(has(r.findings, "asked for chunk 2 again"));
+    assert_true(has(r.findings, "the cloud sent what it asked for and waited for the device's own update done, while the device "
+                                "waits for a second update done from the cloud"));
+    assert_true(has(r.findings, "both waited 20.0 s"));
+    rec_free(&r);
+    s_end(&s);
+
+    fast_ota(&s, true, false, true);
+    rec_init(&r);
+    v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_true(has(r.summaries, "ACK 2.04 to Update done"));
+    assert_no_findings(&r);
+    rec_free(&r);
+    s_end(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1924,6 +2195,9 @@ int main(void)
         cmocka_unit_test(test_verdict_timing),
         cmocka_unit_test(test_verdict_contradicted),
         cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_photon_g3_signal_ack),
+        cmocka_unit_test(test_photon_g2_event_refused),
+        cmocka_unit_test(test_photon_fast_ota),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

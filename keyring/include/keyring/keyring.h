@@ -8,4 +8,5 @@
 #include "cipher.h"
 #include "flash.h"
 #include "tracker.h"
+#include "names.h"
 #endif

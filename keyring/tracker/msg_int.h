@@ -1,0 +1,68 @@
+/* sparkwire libkeyring: what the message files (message.c, msg_match.c, msg_ota.c, msg_describe.c) share. */
+#ifndef KEYRING_MSG_INT_H
+#define KEYRING_MSG_INT_H
+
+#include "tracker_int.h"
+#include "keyring/names.h"
+
+/* Text fields have fixed sizes; cutting an over-long name or note is intended. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+#define KR_MAX_PATH_SEGS 16
+#define KR_MAX_QUERIES   8
+
+/* CoAP message types and the codes the protocol uses (docs/protocol.md 4.1). */
+enum {
+    KR_COAP_CON = 0, KR_COAP_NON = 1, KR_COAP_ACK = 2, KR_COAP_RST = 3
+};
+enum {
+    KR_COAP_EMPTY = 0x00, KR_COAP_GET = 0x01, KR_COAP_POST = 0x02, KR_COAP_PUT = 0x03,
+    KR_COAP_CHANGED = 0x44, KR_COAP_CONTENT = 0x45, KR_COAP_BAD_REQUEST = 0x80
+};
+
+typedef struct kr_seg {
+    const uint8_t *v;
+    size_t len;
+} kr_seg;
+
+/* The options of one message that the protocol reads, pointing into the plaintext. */
+typedef struct kr_coap_view {
+    kr_seg path[KR_MAX_PATH_SEGS];
+    int n_path;
+    kr_seg query[KR_MAX_QUERIES];
+    int n_query;
+    bool has_max_age;
+    uint32_t max_age;
+} kr_coap_view;
+
+/* message.c: text helpers and queued findings */
+void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap);
+void kr_msg_hex(const uint8_t *d, size_t n, char *out, size_t cap);
+void kr_msg_seg_text(const kr_seg *s, char *out, size_t cap);
+uint32_t kr_msg_be(const uint8_t *d, size_t n);
+int kr_msg_ms(double s);
+void kr_msg_pend(kr_tracker *t, kr_finding_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* msg_describe.c: Describe requests and answers, variable values */
+void kr_msg_describe(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
+void kr_msg_describe_answer(kr_tracker *t, kr_message *m);
+void kr_msg_variable_value(kr_tracker *t, kr_message *m, const char *name);
+void kr_msg_format_value(kr_message *m, kr_var_type type);
+
+/* msg_ota.c: the update messages and what their answers mean for the update */
+void kr_msg_update_begin(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
+void kr_msg_chunk(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
+void kr_msg_chunk_missed(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
+void kr_msg_update_done(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
+void kr_ota_answer(kr_tracker *t, const kr_message *m, const kr_request *r);
+void kr_msg_update_ready(kr_tracker *t, kr_message *m);
+void kr_msg_chunk_received(kr_tracker *t, kr_message *m, const kr_request *r);
+
+/* msg_match.c: request memory and the responses that answer requests */
+void kr_msg_remember(kr_tracker *t, const kr_message *m);
+void kr_msg_response(kr_tracker *t, kr_message *m);
+void kr_msg_separate_response(kr_tracker *t, kr_message *m);
+
+#endif

@@ -1,0 +1,215 @@
+/* sparkwire libkeyring: which earlier request an ACK or a separate response answers (docs/protocol.md 4.2),
+ * and the meaning the answer takes from it. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "msg_int.h"
+
+void kr_msg_remember(kr_tracker *t, const kr_message *m)
+{
+    kr_request *r = &t->req[m->dir][t->req_next[m->dir] % KR_REQ_RING];
+    t->req_next[m->dir]++;
+    memset(r, 0, sizeof *r);
+    r->used = true;
+    r->kind = m->kind;
+    r->index = m->index;
+    r->msg_id = m->msg_id;
+    r->type = m->type;
+    r->token_len = m->token_len;
+    memcpy(r->token, m->token, sizeof r->token);
+    r->time = m->time;
+    snprintf(r->name, sizeof r->name, "%s", m->name);
+    snprintf(r->arg, sizeof r->arg, "%s", m->arg);
+    r->chunk_index = m->kind == KR_MSG_CHUNK ? m->chunk_index : -1;
+}
+
+static bool same_token(const kr_request *r, const kr_message *m)
+{
+    return m->token_len && r->token_len == m->token_len && memcmp(r->token, m->token, m->token_len) == 0;
+}
+
+/* The newest request of the other direction that passes `fits`. */
+static kr_request *find_request(kr_tracker *t, kr_dir from, const kr_message *m,
+                                bool (*fits)(const kr_request *r, const kr_message *m))
+{
+    kr_dir other = from == KR_D2S ? KR_S2D : KR_D2S;
+    for (unsigned i = 0; i < KR_REQ_RING; i++) {
+        unsigned k = (t->req_next[other] + KR_REQ_RING - 1 - i) % KR_REQ_RING;
+        kr_request *r = &t->req[other][k];
+        if (r->used && fits(r, m))
+            return r;
+    }
+    return NULL;
+}
+
+/* An ACK answers the CON or NON request with its message id. */
+static bool fits_ack(const kr_request *r, const kr_message *m)
+{
+    return !r->acked && r->msg_id == m->msg_id && (r->type == KR_COAP_CON || r->type == KR_COAP_NON);
+}
+
+/* Firmware 0.8 and later answer a Signal with an ACK 2.04 that carries the device's own next message id;
+ * only the token is the request's (docs/protocol.md 4.2). */
+static bool fits_signal_token(const kr_request *r, const kr_message *m)
+{
+    return !r->acked && r->kind == KR_MSG_SIGNAL && same_token(r, m);
+}
+
+/* A separate response (device NON 2.04 / 4.00) answers a cloud request with the same token. */
+static bool fits_token(const kr_request *r, const kr_message *m)
+{
+    return !r->answered && same_token(r, m) && (r->kind == KR_MSG_FUNCTION_CALL ||
+                                                r->kind == KR_MSG_UPDATE_BEGIN || r->kind == KR_MSG_CHUNK);
+}
+
+static void request_title(const kr_request *r, char *out, size_t cap)
+{
+    switch (r->kind) {
+    case KR_MSG_FUNCTION_CALL: snprintf(out, cap, "Function call %s", r->name); break;
+    case KR_MSG_VARIABLE_REQUEST: snprintf(out, cap, "Variable request %s", r->name); break;
+    case KR_MSG_EVENT: snprintf(out, cap, "Event %s", r->name); break;
+    case KR_MSG_SUBSCRIBE: snprintf(out, cap, "Subscribe %s", r->name[0] ? r->name : "(all)"); break;
+    case KR_MSG_CHUNK: snprintf(out, cap, "Chunk %d", r->chunk_index); break;
+    case KR_MSG_SIGNAL: snprintf(out, cap, "Signal %s", r->arg); break;
+    default: snprintf(out, cap, "%s", kr_msg_kind_title(r->kind)); break;
+    }
+}
+
+static void time_response(kr_message *m)
+{
+    m->kind = KR_MSG_TIME_RESPONSE;
+    m->unix_time = kr_msg_be(m->payload, 4);
+    time_t tt = (time_t)m->unix_time;
+    struct tm tmv;
+    gmtime_r(&tt, &tmv);
+    strftime(m->value, sizeof m->value, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    snprintf(m->summary, sizeof m->summary, "Time %s", m->value);
+}
+
+/* The device's own next message id on a Signal ACK counts as used (firmware 0.8 and later). */
+static void count_signal_ack_id(kr_tracker *t, kr_message *m)
+{
+    kr_dirstate *dd = &t->d[KR_D2S];
+    size_t l = strlen(m->summary);
+    if (m->dir == KR_D2S && dd->have_last_id && m->msg_id == (uint16_t)(dd->last_id + 1)) {
+        dd->last_id = m->msg_id;
+        snprintf(m->summary + l, sizeof m->summary - l, "; matched by token, it carries the device's next "
+                 "message id 0x%04x", m->msg_id);
+    } else {
+        snprintf(m->summary + l, sizeof m->summary - l, "; matched by token (message id 0x%04x)", m->msg_id);
+    }
+}
+
+/* An ACK (or RST) to request r. */
+static void answer(kr_tracker *t, kr_message *m, kr_request *r, bool by_token)
+{
+    char title[200], cs[8];
+    r->acked = true;
+    m->answers = (int)r->index;
+    m->answers_kind = r->kind;
+    m->response_time = m->time - r->time;
+    if (!by_token && m->code != KR_COAP_EMPTY && r->token_len && !same_token(r, m))
+        kr_msg_pend(t, KR_FIND_COUNTER_ERROR, "the ACK to message id 0x%04x does not echo its request's token",
+                    m->msg_id);
+    bool content = m->type == KR_COAP_ACK && m->code == KR_COAP_CONTENT;
+    if (content && r->kind == KR_MSG_DESCRIBE) {
+        kr_msg_describe_answer(t, m);
+    } else if (content && r->kind == KR_MSG_VARIABLE_REQUEST) {
+        kr_msg_variable_value(t, m, r->name);
+    } else if (content && r->kind == KR_MSG_TIME_REQUEST && m->payload_len >= 4) {
+        time_response(m);
+    } else {
+        kr_ota_answer(t, m, r);
+        request_title(r, title, sizeof title);
+        if (m->code == KR_COAP_EMPTY)
+            snprintf(m->summary, sizeof m->summary, "%s to %s (%d ms)", kr_coap_type_str(m->type), title,
+                     kr_msg_ms(m->response_time));
+        else
+            snprintf(m->summary, sizeof m->summary, "ACK %s to %s (%d ms)%s", kr_coap_code_str(m->code, cs), title,
+                     kr_msg_ms(m->response_time), m->code == KR_COAP_BAD_REQUEST
+                     ? (r->kind == KR_MSG_EVENT ? ": slow down" : ": refused") : "");
+    }
+    if (by_token)
+        count_signal_ack_id(t, m);
+}
+
+/* An ACK or RST: piggy-backed answers, empty ACKs. */
+void kr_msg_response(kr_tracker *t, kr_message *m)
+{
+    char cs[8];
+    kr_request *r = find_request(t, m->dir, m, fits_ack);
+    bool by_token = false;
+    if (!r && m->type == KR_COAP_ACK && m->dir == KR_D2S) {
+        r = find_request(t, m->dir, m, fits_signal_token);
+        by_token = r != NULL;
+    }
+    bool content = m->type == KR_COAP_ACK && m->code == KR_COAP_CONTENT;
+    if (r)
+        answer(t, m, r, by_token);
+    else if (content && m->payload_len > 0 && m->payload[0] == '{')
+        kr_msg_describe_answer(t, m);   /* two-part answers of firmware 0.4-0.6 */
+    else if (content && m->dir == KR_S2D && m->payload_len == 4)
+        time_response(m);
+    else if (content && m->dir == KR_D2S)
+        kr_msg_variable_value(t, m, NULL);
+    else
+        snprintf(m->summary, sizeof m->summary, "%s %s (id 0x%04x, request not seen)", kr_coap_type_str(m->type),
+                 kr_coap_code_str(m->code, cs), m->msg_id);
+}
+
+static void function_return(kr_message *m, const kr_request *r)
+{
+    char cs[8];
+    m->kind = KR_MSG_FUNCTION_RETURN;
+    if (r) {
+        snprintf(m->name, sizeof m->name, "%s", r->name);
+        snprintf(m->arg, sizeof m->arg, "%s", r->arg);
+    }
+    if (m->payload_len == 4)
+        snprintf(m->value, sizeof m->value, "%ld", (long)(int32_t)kr_msg_be(m->payload, 4));
+    else
+        kr_msg_format_value(m, KR_VAR_UNKNOWN);
+    if (!r) {
+        snprintf(m->summary, sizeof m->summary, "Function return %s (request not seen)", m->value);
+        return;
+    }
+    snprintf(m->summary, sizeof m->summary, "Function %s(%s) -> %s", m->name, m->arg, m->value);
+    if (m->code != KR_COAP_CHANGED) {
+        size_t l = strlen(m->summary);
+        snprintf(m->summary + l, sizeof m->summary - l, " (code %s)", kr_coap_code_str(m->code, cs));
+    }
+}
+
+/* A CON/NON message with a response code: function return, update ready, chunk received. */
+void kr_msg_separate_response(kr_tracker *t, kr_message *m)
+{
+    char cs[8];
+    kr_request *r = find_request(t, m->dir, m, fits_token);
+    bool d2s = m->dir == KR_D2S;
+    if (r) {
+        r->answered = true;
+        m->answers = (int)r->index;
+        m->answers_kind = r->kind;
+        m->response_time = m->time - r->time;
+        if (r->kind == KR_MSG_FUNCTION_CALL)
+            function_return(m, r);
+        else if (r->kind == KR_MSG_UPDATE_BEGIN)
+            kr_msg_update_ready(t, m);
+        else
+            kr_msg_chunk_received(t, m, r);
+    } else if (d2s && m->code == KR_COAP_CHANGED && m->payload_len == 4) {
+        function_return(m, NULL);
+    } else if (d2s && (m->code == KR_COAP_CHANGED || m->code == KR_COAP_BAD_REQUEST) && t->ota.active &&
+               t->ota.chunks > 0) {
+        m->kind = KR_MSG_CHUNK_RECEIVED;
+        m->chunk_index = t->ota.last_chunk_index;
+        snprintf(m->summary, sizeof m->summary, "Chunk received %s (request not seen)",
+                 m->code == KR_COAP_CHANGED ? "OK" : "BAD");
+    } else if (d2s && m->code == KR_COAP_CHANGED && t->ota.active) {
+        m->kind = KR_MSG_UPDATE_READY;
+        snprintf(m->summary, sizeof m->summary, "Update ready (request not seen)");
+    } else {
+        snprintf(m->summary, sizeof m->summary, "CoAP %s response %s (request not seen)", kr_coap_type_str(m->type),
+                 kr_coap_code_str(m->code, cs));
+    }
+}
