@@ -74,13 +74,15 @@ static kr_role print_entry(const kr_entry *e, check_state *st)
     switch (e->kind) {
     case KR_ENTRY_SERVER_PRIVATE:
         st->server_private = e;
-        printf("line %d: server-private %s: RSA-%d private, %s, fingerprint %s\n", e->line, e->path,
-               e->key->bits, kr_key_encoding_str(e->key), kr_key_fingerprint(e->key, fp));
+        printf("line %d: server-private %s%s%s: RSA-%d private, %s, fingerprint %s\n", e->line, e->path,
+               e->bound ? " cloud=" : "", e->bound ? e->cloud : "", e->key->bits, kr_key_encoding_str(e->key),
+               kr_key_fingerprint(e->key, fp));
         return KR_ROLE_SERVER_PRIVATE;
     case KR_ENTRY_SERVER_PUBLIC:
         st->server_public = e;
-        printf("line %d: server-public %s: RSA-%d %s, %s, fingerprint %s\n", e->line, e->path,
-               e->key->bits, e->key->is_private ? "private (its public half is used)" : "public",
+        printf("line %d: server-public %s%s%s: RSA-%d %s, %s, fingerprint %s\n", e->line, e->path,
+               e->bound ? " cloud=" : "", e->bound ? e->cloud : "", e->key->bits,
+               e->key->is_private ? "private (its public half is used)" : "public",
                kr_key_encoding_str(e->key), kr_key_fingerprint(e->key, fp));
         return KR_ROLE_SERVER_PUBLIC;
     case KR_ENTRY_DEVICE:
@@ -92,16 +94,18 @@ static kr_role print_entry(const kr_entry *e, check_state *st)
         printf("line %d: session %s: key %s, IV %s\n", e->line, e->device_id_hex, kr_hex(e->session, 16, k),
                kr_hex(e->session + 16, 16, iv));
         return KR_ROLE_ANY;
-    default:
-        break;
+    case KR_ENTRY_DEVICE_SERVER_KEY:
+        printf("line %d: device-server-key %s %s: RSA-%d public, %s, fingerprint %s (the server key in the "
+               "device's flash)\n", e->line, e->device_id_hex, e->path, e->key->bits, kr_key_encoding_str(e->key),
+               kr_key_fingerprint(e->key, fp));
+        return KR_ROLE_SERVER_PUBLIC;
+    case KR_ENTRY_DEVICE_PUBLIC:
+        printf("line %d: device-public %s %s: RSA-%d public, %s, fingerprint %s (the cloud's record of the "
+               "device's key)\n", e->line, e->device_id_hex, e->path, e->key->bits, kr_key_encoding_str(e->key),
+               kr_key_fingerprint(e->key, fp));
+        return KR_ROLE_DEVICE_PUBLIC;
     }
-    if (!e->key)
-        return KR_ROLE_ANY;
-    /* A line kind this command does not name: its key is checked for the role its size and kind say. */
-    kr_role role = kr_key_guess_role(e->key);
-    printf("line %d: %s %s: RSA-%d %s, fingerprint %s\n", e->line, e->has_id ? e->device_id_hex : "", e->path,
-           e->key->bits, kr_role_str(role), kr_key_fingerprint(e->key, fp));
-    return role;
+    return KR_ROLE_ANY;
 }
 
 static void check_entry(size_t i, check_state *st)
@@ -125,12 +129,6 @@ static void check_entry(size_t i, check_state *st)
     }
 }
 
-static bool named_kind(kr_entry_kind k)
-{
-    return k == KR_ENTRY_SERVER_PRIVATE || k == KR_ENTRY_SERVER_PUBLIC || k == KR_ENTRY_DEVICE ||
-           k == KR_ENTRY_SESSION;
-}
-
 static const kr_entry *device_entry(const kr_keyfile *kf, const uint8_t id[KR_DEVICE_ID_LEN])
 {
     for (size_t i = 0; i < kr_keyfile_count(kf); i++) {
@@ -141,32 +139,69 @@ static const kr_entry *device_entry(const kr_keyfile *kf, const uint8_t id[KR_DE
     return NULL;
 }
 
-/* Public keys on a device id's line (the server key in that device's flash, the cloud's record of its
- * key): compared with the cloud's server key (or the Particle key) and with the device's own key. */
+/* The cloud's key a device-server-key line is compared with, as the tracker does: the server-public line
+ * (else the public half of server-private); NULL: the published Particle cloud key. */
+static const kr_entry *cloud_key_entry(const kr_keyfile *kf)
+{
+    const kr_entry *e = kr_keyfile_server_entry(kf, KR_ENTRY_SERVER_PUBLIC, 0, NULL, 0);
+    for (size_t i = 0; !e && i < kr_keyfile_count(kf); i++) {
+        const kr_entry *x = kr_keyfile_entry(kf, i);
+        if (x->kind == KR_ENTRY_SERVER_PUBLIC)
+            e = x;
+    }
+    return e ? e : kr_keyfile_server_entry(kf, KR_ENTRY_SERVER_PRIVATE, 0, NULL, 0);
+}
+
+/* The server key in a device's flash against the cloud's key; *fix gets the command when they differ. */
+static bool check_device_server_key(const kr_entry *e, const kr_entry *c, char *text, size_t tcap, char **fix)
+{
+    char buf[KR_NOTE_FIX_LEN];
+    if (!c || c->kind == KR_ENTRY_SERVER_PUBLIC) {
+        bool same = kr_fix_server_copy(e->key, c ? c->key : NULL, c ? c->path : NULL, e->device_id_hex, text,
+                                       tcap, buf, sizeof buf);
+        *fix = same ? NULL : g_strdup(buf);
+        return same;
+    }
+    /* Only the cloud's private key is at hand: the device gets its public half, never the private file. */
+    char *pub = g_strdup_printf("%s.pub.der", c->path);
+    bool same = kr_fix_server_copy(e->key, c->key, pub, e->device_id_hex, text, tcap, buf, sizeof buf);
+    *fix = same ? NULL : g_strdup_printf("openssl rsa -in %s -pubout -outform DER -out %s, then %s", c->path,
+                                         pub, buf);
+    g_free(pub);
+    return same;
+}
+
+/* device-server-key lines (the server key in that device's flash) against the cloud's key, and
+ * device-public lines (the cloud's record of a device's key) against the device's own key. */
 static void check_device_copies(check_state *st)
 {
-    char text[KR_NOTE_TEXT_LEN], fix[KR_NOTE_FIX_LEN];
+    char text[KR_NOTE_TEXT_LEN], buf[KR_NOTE_FIX_LEN];
+    const kr_entry *cloud = cloud_key_entry(st->kf);
     for (size_t i = 0; i < kr_keyfile_count(st->kf); i++) {
         const kr_entry *e = kr_keyfile_entry(st->kf, i);
-        if (named_kind(e->kind) || !e->has_id || !e->key || e->key->is_private)
-            continue;
+        char *fix = NULL;
         bool same = true;
-        if (kr_key_guess_role(e->key) == KR_ROLE_SERVER_PUBLIC) {
-            const kr_entry *c = st->server_public;
-            same = kr_fix_server_copy(e->key, c ? c->key : NULL, c ? c->path : NULL, e->device_id_hex, text,
-                                      sizeof text, fix, sizeof fix);
-        } else {
+        if (e->kind == KR_ENTRY_DEVICE_SERVER_KEY) {
+            same = check_device_server_key(e, cloud, text, sizeof text, &fix);
+        } else if (e->kind == KR_ENTRY_DEVICE_PUBLIC) {
             const kr_entry *d = device_entry(st->kf, e->device_id);
-            if (!d)
+            if (!d) {
+                printf("note (line %d): no device line for %s: its key is not compared with the cloud's "
+                       "record\n", e->line, e->device_id_hex);
                 continue;
-            same = kr_fix_device_record(d->key, d->path, e->key, e->device_id_hex, text, sizeof text, fix,
-                                        sizeof fix);
+            }
+            same = kr_fix_device_record(d->key, d->path, e->key, e->device_id_hex, text, sizeof text, buf,
+                                        sizeof buf);
+            fix = same ? NULL : g_strdup(buf);
+        } else {
+            continue;
         }
         printf("%s (line %d): %s\n", same ? "pair" : "problem", e->line, text);
         if (!same) {
             printf("  fix: %s\n", fix);
             worsen(&st->worst, KR_NOTE_PROBLEM);
         }
+        g_free(fix);
     }
 }
 
@@ -198,9 +233,10 @@ int cmd_check(int argc, char **argv)
         "Loads the keyfile (the one format sparkwire's plugin, cloudmon and sparkkeys read), prints one\n"
         "line per entry with what was found, checks each key for its role (saying for every server\n"
         "public key whether it is the published Particle cloud key), and checks the pairs that can be\n"
-        "checked: server-private against server-public, and each device key against a public copy\n"
-        "beside it (<id>.pub.pem, as the cloud stores it). Every problem comes with the command that\n"
-        "fixes it. Exit status 1 when a problem was found.",
+        "checked: server-private against server-public, each device key against a public copy\n"
+        "beside it (<id>.pub.pem, as the cloud stores it) and against its device-public line, and each\n"
+        "device-server-key against the cloud's key (server-public, else the Particle key). Every problem\n"
+        "comes with the command that fixes it. Exit status 1 when a problem was found.",
     };
     if (!tool_parse_options(&cmd, NULL, &argc, &argv))
         return EXIT_USAGE;

@@ -106,7 +106,9 @@ static kr_tri device_copy_differs(const kr_tracker *t, char *text, size_t len)
     kr_key_fingerprint(first->key, a);
     snprintf(text, len, "the server key in the device's flash (device-server-key, line %d, fingerprint %s) %s "
              "the cloud's key (%s, fingerprint %s)", first->line, a, differ ? "is not" : "is",
-             !cloud ? "the published Particle cloud key, as the keyfile gives no server-public line"
+             !cloud ? (kr_keyfile_server_public(t->kf) ? "the published Particle cloud key, as no server key line "
+                       "of the keyfile applies to this cloud" : "the published Particle cloud key, as the keyfile "
+                       "gives no server-public line")
              : ce->kind == KR_ENTRY_SERVER_PUBLIC ? "server-public" : "the public half of server-private",
              cloud ? kr_key_fingerprint(cloud, b) : KR_PARTICLE_CLOUD_FINGERPRINT);
     return differ ? KR_YES : KR_NO;

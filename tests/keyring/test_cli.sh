@@ -184,6 +184,43 @@ printf 'session 53ff6d065067544809140287 0011zz\n' > "$tmp/kf/bad4"
 run 1 "$K" check "$tmp/kf/bad4"; has "bad4:1: session material must be 80 hex digits"
 printf 'device 53ff6d065067544809140287 keys/device.der\ndevice 53ff6d065067544809140287 keys/device2.der\n' > "$tmp/kf/bad5"
 run 1 "$K" check "$tmp/kf/bad5"; has "bad5:2: duplicate device"
+# device-server-key and device-public lines: named by their kind, compared with the cloud's key and the device key
+fp() { openssl pkey -pubin -inform "$2" -in "$1" -pubout -outform DER 2>/dev/null | sha256sum | cut -c1-64; }
+server2_fp=$(fp "$F/server2.pub.der" DER)
+device2_fp=$(fp "$F/device2.pub.pem" PEM)
+cp "$F/particle-cloud.der" "$F/device2.pub.pem" "$tmp/kf/keys/"
+dsk='device-server-key 53ff6d065067544809140287 keys/server2.pub.der'
+printf 'server-public keys/server.pub.der\ndevice 53ff6d065067544809140287 keys/device.der\n%s\n' "$dsk" > "$tmp/kf/dsk1"
+run 1 "$K" check "$tmp/kf/dsk1"
+has "line 3: device-server-key 53ff6d065067544809140287 $tmp/kf/keys/server2.pub.der: RSA-2048 public, SubjectPublicKeyInfo DER, fingerprint $server2_fp (the server key in the device's flash)"
+has "problem (line 3): 53ff6d065067544809140287 holds server key $server2_fp, the cloud's server-public is $server_fp: the cloud cannot open its id block (server-key-mismatch)"
+has "  fix: device in DFU mode: \`particle keys server $tmp/kf/keys/server.pub.der --host ADDRESS --port 5683\`"
+has "Core: dfu-util -d 1d50:607f -a 1 -i 0 -s 0x00001000:leave -D $tmp/kf/keys/server.pub.der"; has "PROBLEMS found"
+# no server-public line: the device's copy is compared with the published Particle cloud key
+printf 'device 53ff6d065067544809140287 keys/device.der\n%s\n' "$dsk" > "$tmp/kf/dsk2"
+run 1 "$K" check "$tmp/kf/dsk2"
+has "problem (line 2): 53ff6d065067544809140287 holds server key $server2_fp, the published Particle cloud key is aa8aba3c973ed4b668999047a09597948f36eefde525352e705fe8ef98c1677e"
+has "  fix: device in DFU mode: \`particle keys server\` writes the Particle cloud key and address"
+printf 'device-server-key 53ff6d065067544809140287 keys/particle-cloud.der\n' > "$tmp/kf/dsk3"
+run 0 "$K" check "$tmp/kf/dsk3"; has "pair (line 1): 53ff6d065067544809140287 holds the Particle cloud's server key"; has "fine"
+# only the cloud's private key: the fix makes its public half first, and never sends the private file
+printf 'server-private keys/server.pem\n%s\n' "$dsk" > "$tmp/kf/dsk4"
+run 1 "$K" check "$tmp/kf/dsk4"; has "the cloud's server-public is $server_fp"
+has "fix: openssl rsa -in $tmp/kf/keys/server.pem -pubout -outform DER -out $tmp/kf/keys/server.pem.pub.der, then device in DFU mode: \`particle keys server $tmp/kf/keys/server.pem.pub.der "
+# the same key on both lines: a pair
+printf 'server-public keys/server.pub.der\ndevice-server-key 53ff6d065067544809140287 keys/server.pub.der\n' > "$tmp/kf/dsk5"
+run 0 "$K" check "$tmp/kf/dsk5"; has "pair (line 2): 53ff6d065067544809140287 holds the cloud's server key (fingerprint $server_fp)"
+# a server key bound to a cloud address: the line says so
+printf 'server-public keys/server.pub.der cloud=[2001:db8::1]:5683\n' > "$tmp/kf/bound"
+run 0 "$K" check "$tmp/kf/bound"; has "line 1: server-public $tmp/kf/keys/server.pub.der cloud=[2001:db8::1]:5683: RSA-2048 public"
+# device-public: the cloud's record of the device key, against the device's own key
+printf 'device 53ff6d065067544809140287 keys/device.der\ndevice-public 53ff6d065067544809140287 keys/device2.pub.pem\n' > "$tmp/kf/dp1"
+run 1 "$K" check "$tmp/kf/dp1"
+has "line 2: device-public 53ff6d065067544809140287 $tmp/kf/keys/device2.pub.pem: RSA-1024 public, SubjectPublicKeyInfo PEM (BEGIN PUBLIC KEY), fingerprint $device2_fp (the cloud's record of the device's key)"
+has "problem (line 2): the cloud's record for 53ff6d065067544809140287 (fingerprint $device2_fp) is not the device key's public half ($device_fp)"
+has "fix: openssl rsa -in $tmp/kf/keys/device.der -inform DER -pubout -out 53ff6d065067544809140287.pub.pem, then give the cloud the device's public key: \`particle keys send 53ff6d065067544809140287 53ff6d065067544809140287.pub.pem\`"
+printf 'device-public 53ff6d065067544809140287 keys/device2.pub.pem\n' > "$tmp/kf/dp2"
+run 0 "$K" check "$tmp/kf/dp2"; has "note (line 1): no device line for 53ff6d065067544809140287"
 run 2 "$K" check "$tmp/kf/none"; has "No such file"
 run 2 "$K" check; has "give one keyfile"
 

@@ -651,6 +651,17 @@ static void test_id_block_failures(void **state)
     expect(s.c, "K", KR_V_SERVER_KEY_MISMATCH, false, "");
     /* a server private key bound to another cloud does not judge this one */
     expect(s.c, "X", KR_V_ID_BLOCK_REJECTED, false, "server-key-mismatch,unknown-device,nonce-mismatch");
+    /* nor is it the cloud's key the device's copy is compared with: the evidence says why Particle's is used */
+    {
+        kr_keyfile *kf = keyfile("XK");
+        kr_verdict v;
+        char *out = tk_conn_run(s.c, kf, 0, &v);
+        assert_int_equal(v.code, KR_V_SERVER_KEY_MISMATCH);
+        assert_non_null(strstr(v.evidence, "as no server key line of the keyfile applies to this cloud"));
+        assert_null(strstr(v.evidence, "gives no server-public line"));
+        g_free(out);
+        kr_keyfile_free(kf);
+    }
     s_end(&s);
     /* unknown-device: the block is fine, the cloud closes anyway */
     s_begin(&s, true, K.srv, false);

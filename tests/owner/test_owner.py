@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""A device owner's keys, from the flash to a verdict.
+
+For every sample of samples/expected.tsv, each device of the sample gets a Spark Core external flash dump
+and a Photon DCT dump holding the key the device really has (the sample keyfile's `device` line) and the
+server key in its flash (the DEVICE_SERVER_KEY column of tests/tracker/golden/owner). Then, as an owner
+would:
+
+  sparkkeys import DUMP --out DIR --device ID     the written files are the keys put in the dump
+  (the owner adds the cloud's public key)         server-public LINE
+  sparkkeys check DIR/owner.keyfile               loads; device-server-key named, compared with server-public
+  cloudmon -r CAPTURE -k DIR/owner.keyfile --json the final verdicts and first candidates of golden/owner
+
+and no verdict given as proven is followed by another code or loses its proof.
+
+The cloud's public key is the lab cloud's (samples/keys/server-public.der), not the published Particle key:
+the samples are recorded against sparkcloud. An owner of a device on their own cloud adds that cloud's
+public key the same way. In server-key-mismatch the dump's server key is other-server-public.der, the wrong
+key that device holds; `check` names both fingerprints and the command that writes the cloud's key, and
+cloudmon names the cause from the two keys (inferred: the line is not bound to the cloud's address, and
+cloudmon does not yet pass a connection's cloud address to the tracker, so `cloud=ADDR` would not apply).
+
+    test_owner.py SPARKKEYS CLOUDMON [SOURCE_ROOT]
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+CORE_SIZE, CORE_SERVER, CORE_DEVICE = 2 * 1024 * 1024, 0x1000, 0x2000
+DCT_SIZE, DCT_DEVICE, DCT_DEVICE_PUB, DCT_SERVER = 16 * 1024, 34, 1250, 2082
+
+failures = 0
+checks = 0
+
+
+def fail(msg):
+    global failures
+    failures += 1
+    print("FAIL " + msg)
+
+
+def expect(cond, msg):
+    global checks
+    checks += 1
+    if not cond:
+        fail(msg)
+
+
+def run(cmd):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def spki_der(path):
+    """The public half as SubjectPublicKeyInfo DER, by the openssl command line (not by libkeyring)."""
+    pem = read(path).startswith(b"-----")
+    p = subprocess.run(["openssl", "pkey", "-inform", "PEM" if pem else "DER", "-in", path, "-pubout",
+                        "-outform", "DER"], capture_output=True, timeout=60)
+    if p.returncode != 0:
+        p = subprocess.run(["openssl", "pkey", "-pubin", "-inform", "PEM" if pem else "DER", "-in", path,
+                            "-pubout", "-outform", "DER"], capture_output=True, timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError("openssl cannot read %s" % path)
+    return p.stdout
+
+
+def fingerprint(path):
+    return hashlib.sha256(spki_der(path)).hexdigest()
+
+
+def make_dump(layout, device_key, server_key, out):
+    """Erased flash (0xFF) with the keys at the layout's places."""
+    size = CORE_SIZE if layout == "core" else DCT_SIZE
+    buf = bytearray(b"\xff" * size)
+    places = [(CORE_SERVER, read(server_key)), (CORE_DEVICE, read(device_key))] if layout == "core" else \
+        [(DCT_DEVICE, read(device_key)), (DCT_DEVICE_PUB, spki_der(device_key)), (DCT_SERVER, read(server_key))]
+    for off, data in places:
+        buf[off:off + len(data)] = data
+    with open(out, "wb") as f:
+        f.write(buf)
+
+
+def owner_rows(root):
+    rows = {}
+    with open(os.path.join(root, "tests", "tracker", "golden", "owner"), encoding="utf-8") as f:
+        for line in f:
+            w = line.split("#", 1)[0].split()
+            if w:
+                rows[w[0]] = (w[1], w[2], w[3], w[4] if len(w) > 4 else "-")
+    return rows
+
+
+def device_lines(sample_dir):
+    out = []
+    with open(os.path.join(sample_dir, "keyfile"), encoding="utf-8") as f:
+        for line in f:
+            w = line.split("#", 1)[0].split()
+            if len(w) == 3 and w[0] == "device" and w[1] != "*":
+                out.append((w[1], os.path.join(sample_dir, w[2])))
+    return out
+
+
+def import_device(k, layout, dev_id, dev_key, dsk, d, tag):
+    dump = os.path.join(d, "%s-%s.bin" % (dev_id, layout))
+    make_dump(layout, dev_key, dsk, dump)
+    rc, out = run([k, "import", dump, "--out", d, "--device", dev_id])
+    expect(rc == 0, "%s: import exit %d:\n%s" % (tag, rc, out))
+    want = "Spark Core external flash" if layout == "core" else "Photon/P1 DCT"
+    expect(want in out, "%s: import does not call the dump a %s dump:\n%s" % (tag, want, out))
+    expect(read(os.path.join(d, dev_id + ".der")) == read(dev_key), "%s: imported device key differs" % tag)
+    expect(read(os.path.join(d, dev_id + "-server-key.der")) == read(dsk), "%s: imported server key differs" % tag)
+    with open(os.path.join(d, "keyfile"), encoding="utf-8") as f:
+        text = f.read()
+    lines = [line.split() for line in text.splitlines() if line and not line.startswith("#")]
+    expect(lines == [["device", dev_id, dev_id + ".der"], ["device-server-key", dev_id, dev_id + "-server-key.der"]],
+           "%s: imported keyfile is %r" % (tag, text))
+    return text
+
+
+def check_keyfile(k, kf, devices, dsk, cloud, tag):
+    rc, out = run([k, "check", kf])
+    same = fingerprint(dsk) == fingerprint(cloud)
+    expect(rc == (0 if same else 1), "%s: check exit %d:\n%s" % (tag, rc, out))
+    for dev_id, _ in devices:
+        expect(" device-server-key %s " % dev_id in out, "%s: check does not name device-server-key:\n%s" % (tag, out))
+        if same:
+            expect("%s holds the cloud's server key (fingerprint %s)" % (dev_id, fingerprint(dsk)) in out,
+                   "%s: check does not call the device's server key the cloud's:\n%s" % (tag, out))
+        else:
+            expect("%s holds server key %s, the cloud's server-public is %s" % (dev_id, fingerprint(dsk),
+                   fingerprint(cloud)) in out, "%s: check does not give both fingerprints:\n%s" % (tag, out))
+            expect("fix: device in DFU mode: `particle keys server %s --host ADDRESS" % cloud in out,
+                   "%s: check gives no fix:\n%s" % (tag, out))
+
+
+def verdicts(cm, capture, kf, tag):
+    rc, out = run([cm, "-r", capture, "-k", kf, "--json"])
+    expect(rc == 0, "%s: cloudmon exit %d:\n%s" % (tag, rc, out[-2000:]))
+    final, seen = {}, {}
+    for line in out.splitlines():
+        if not line.startswith("{"):
+            continue
+        rec = json.loads(line)
+        if rec.get("type") != "verdict":
+            continue
+        c = rec["conn"]
+        prev = seen.get(c)
+        if prev and prev["proven"]:
+            expect(rec["proven"] and rec["verdict"] == prev["verdict"],
+                   "%s: conn %d: proven %s followed by %s (proven %s)" % (tag, c, prev["verdict"], rec["verdict"],
+                                                                        rec["proven"]))
+        seen[c] = rec
+        if rec.get("final"):
+            final[c] = rec
+    return [final[c] for c in sorted(final)]
+
+
+def one_sample(k, cm, root, name, row, tmp):
+    capture, dsk, want, cands = row
+    dsk = os.path.join(root, dsk)
+    cloud = os.path.join(root, "samples", "keys", "server-public.der")
+    sample_dir = os.path.dirname(os.path.join(root, capture))
+    devices = device_lines(sample_dir)
+    expect(devices, "%s: the sample keyfile has no device line" % name)
+    for layout in ("core", "dct"):
+        before = failures
+        tag = "%s (%s)" % (name, layout)
+        d = os.path.join(tmp, name + "-" + layout)
+        os.mkdir(d)
+        # several devices: each dump imported into one folder, the keyfiles put together
+        text = "".join(import_device(k, layout, i, key, dsk, d, tag) for i, key in devices)
+        kf = os.path.join(d, "owner.keyfile")
+        with open(kf, "w", encoding="utf-8") as f:
+            f.write(text + "server-public %s   # the cloud's public key, added by the owner\n" % cloud)
+        check_keyfile(k, kf, devices, dsk, cloud, tag)
+        got = verdicts(cm, os.path.join(root, capture), kf, tag)
+        codes = ",".join(v["verdict"] for v in got)
+        first = ",".join(got[0]["candidates"]) if got and got[0]["candidates"] else "-"
+        expect(codes == want and first == cands, "%s: verdicts %s cands=%s, expected %s cands=%s" % (
+            tag, codes, first, want, cands))
+        if want == "server-key-mismatch" and got:
+            ev = got[0]["evidence"]
+            expect(fingerprint(dsk) in ev and fingerprint(cloud) in ev,
+                   "%s: the evidence does not name both fingerprints: %s" % (tag, ev))
+        print("%s %s: %s cands=%s (%s)" % ("ok" if failures == before else "FAIL", tag, codes, first,
+                                           ",".join("proven" if v["proven"] else "inferred" for v in got)))
+
+
+def main():
+    if len(sys.argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    k, cm = sys.argv[1], sys.argv[2]
+    root = os.path.abspath(sys.argv[3] if len(sys.argv) > 3 else os.environ.get("SPARKWIRE_SOURCE_ROOT", "."))
+    rows = owner_rows(root)
+    names = []
+    with open(os.path.join(root, "samples", "expected.tsv"), encoding="utf-8") as f:
+        names = [line.split("\t")[0] for line in f.read().splitlines()[1:] if line.strip()]
+    expect(len(names) >= 10, "samples/expected.tsv lists %d samples" % len(names))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            if name not in rows:
+                fail("%s: no line in tests/tracker/golden/owner" % name)
+                continue
+            one_sample(k, cm, root, name, rows[name], tmp)
+    print("%d samples, %d checks, %d failure(s)" % (len(names), checks, failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
