@@ -100,6 +100,7 @@ void kr_conn_follow(kr_conn *c, double ts)
         return;
     c->state = KR_CS_FOLLOWED;
     c->tr = kr_tracker_new(c->tab->kf, &conn_tracker_cb, c);
+    kr_tracker_set_cloud(c->tr, c->cloud.family, c->cloud.ip, c->cloud.port);
     c->tab->st.conns++;
     c->id = ++c->tab->next_id;
     if (c->tab->cb.open)

@@ -17,8 +17,12 @@ The cloud's public key is the lab cloud's (samples/keys/server-public.der), not 
 the samples are recorded against sparkcloud. An owner of a device on their own cloud adds that cloud's
 public key the same way. In server-key-mismatch the dump's server key is other-server-public.der, the wrong
 key that device holds; `check` names both fingerprints and the command that writes the cloud's key, and
-cloudmon names the cause from the two keys (inferred: the line is not bound to the cloud's address, and
-cloudmon does not yet pass a connection's cloud address to the tracker, so `cloud=ADDR` would not apply).
+cloudmon names the cause from the two keys (inferred: the device id is not on the wire without the server
+private key, so the device-server-key line is the owner's claim).
+
+A server key bound with `cloud=ADDR` judges only connections to that address: bound to the sample's cloud
+address, the server-key-mismatch evidence compares the device's copy with that key; bound to another
+address, the key does not apply and the comparison falls back to the published Particle cloud key.
 
     test_owner.py SPARKKEYS CLOUDMON [SOURCE_ROOT]
 """
@@ -194,6 +198,27 @@ def one_sample(k, cm, root, name, row, tmp):
                                            ",".join("proven" if v["proven"] else "inferred" for v in got)))
 
 
+def cloud_binding(cm, root, tmp):
+    sdir = os.path.join(root, "samples", "server-key-mismatch")
+    keys = os.path.join(sdir, "keys")
+    dev = [l.split() for l in open(os.path.join(sdir, "keyfile")) if l.startswith("device ")][0]
+    for addr, applies in (("127.0.0.15", True), ("127.0.0.15:5683", True), ("127.0.0.99", False),
+                          ("127.0.0.15:5684", False)):
+        kf = os.path.join(tmp, "bound.keyfile")
+        with open(kf, "w") as f:
+            f.write("device %s %s\n" % (dev[1], os.path.join(sdir, dev[2])))
+            f.write("device-server-key %s %s\n" % (dev[1], os.path.join(keys, "other-server-public.der")))
+            f.write("server-public %s cloud=%s\n" % (os.path.join(keys, "server-public.der"), addr))
+        got = verdicts(cm, os.path.join(sdir, "capture.pcap"), kf, "cloud=" + addr)
+        expect(len(got) == 1 and got[0]["verdict"] == "server-key-mismatch",
+               "cloud=%s: final verdicts %s" % (addr, [g["verdict"] for g in got]))
+        if got:
+            ev = got[0]["evidence"]
+            bound = "(server-public, fingerprint %s)" % fingerprint(os.path.join(keys, "server-public.der"))
+            expect((bound in ev) == applies and ("Particle" in ev) != applies,
+                   "cloud=%s: the bound key should %sapply: %s" % (addr, "" if applies else "not ", ev))
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -211,6 +236,7 @@ def main():
                 fail("%s: no line in tests/tracker/golden/owner" % name)
                 continue
             one_sample(k, cm, root, name, rows[name], tmp)
+        cloud_binding(cm, root, tmp)
     print("%d samples, %d checks, %d failure(s)" % (len(names), checks, failures))
     return 1 if failures else 0
 
