@@ -134,8 +134,18 @@ static bool crt_exponent_ok(const BIGNUM *d, const BIGNUM *f, const BIGNUM *want
     return ok;
 }
 
-/* The first broken fact about the numbers, or NULL. Only the cheap facts: the primality of p and q is left
- * to OpenSSL's pairwise check. */
+/* e * x mod (f - 1) == 1: the CRT exponent x inverts e modulo f - 1. */
+static bool crt_inverts_e(const BIGNUM *e, const BIGNUM *x, const BIGNUM *f, BN_CTX *ctx)
+{
+    BIGNUM *f1 = BN_dup(f), *m = BN_new();
+    bool ok = f1 && m && BN_sub_word(f1, 1) && !BN_is_zero(f1) && BN_mod_mul(m, e, x, f1, ctx) && BN_is_one(m);
+    BN_free(f1);
+    BN_free(m);
+    return ok;
+}
+
+/* The first broken fact about the numbers, or NULL. Only the cheap facts (arithmetic that fits n, e, d and
+ * the CRT values together): the primality of p and q is left to OpenSSL's pairwise check. */
 static const char *numbers_broken(const rsa_numbers *r, BN_CTX *ctx)
 {
     if (!r->n || !r->e)
@@ -162,11 +172,25 @@ static const char *numbers_broken(const rsa_numbers *r, BN_CTX *ctx)
         why = "the CRT exponent dq is not d mod (q-1)";
     else if (!BN_mod_mul(t, r->qinv, r->q, r->p, ctx) || !BN_is_one(t))
         why = "the CRT coefficient qinv is not the inverse of q mod p";
+    else if (!crt_inverts_e(r->e, r->dp, r->p, ctx) || !crt_inverts_e(r->e, r->dq, r->q, ctx))
+        why = "d does not invert e";
     BN_free(t);
     return why;
 }
 
-bool kr_key_broken(const kr_key *key, char *why, size_t why_cap)
+/* The reason from the arithmetic checks, NULL when they pass. */
+static const char *numbers_reason(const kr_key *key)
+{
+    rsa_numbers r;
+    numbers_get(key, &r);
+    BN_CTX *ctx = BN_CTX_new();
+    const char *w = ctx ? numbers_broken(&r, ctx) : "out of memory";
+    BN_CTX_free(ctx);
+    numbers_free(&r);
+    return w;
+}
+
+static bool broken(const kr_key *key, bool primality, char *why, size_t why_cap)
 {
     char dummy[8];
     if (!why) {
@@ -176,13 +200,8 @@ bool kr_key_broken(const kr_key *key, char *why, size_t why_cap)
     why[0] = '\0';
     if (!key || !key->pkey)
         return false;
-    rsa_numbers r;
-    numbers_get(key, &r);
-    BN_CTX *ctx = BN_CTX_new();
-    const char *w = ctx ? numbers_broken(&r, ctx) : "out of memory";
-    BN_CTX_free(ctx);
-    numbers_free(&r);
-    if (!w && key->is_private) {
+    const char *w = numbers_reason(key);
+    if (!w && primality && key->is_private) {
         EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
         if (!pctx || EVP_PKEY_pairwise_check(pctx) != 1)
             w = "the private numbers do not fit together (d does not invert e, or p or q is not prime)";
@@ -193,6 +212,16 @@ bool kr_key_broken(const kr_key *key, char *why, size_t why_cap)
         return false;
     kr_sfmt(why, why_cap, "%s: broken key (%s)", key->source, w);
     return true;
+}
+
+bool kr_key_broken(const kr_key *key, char *why, size_t why_cap)
+{
+    return broken(key, true, why, why_cap);
+}
+
+bool kr_key_numbers_broken(const kr_key *key, char *why, size_t why_cap)
+{
+    return broken(key, false, why, why_cap);
 }
 
 bool kr_key_private_consistent(const kr_key *key)

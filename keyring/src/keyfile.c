@@ -300,9 +300,9 @@ static int refuse_broken(ctx *c, const kr_entry *e, const kr_key *k)
     if (k->exponent != 0 && (k->exponent < 3 || k->exponent % 2 == 0))
         return fail(c, "%s has public exponent %lu: a broken RSA key (the exponent must be odd and at least "
                     "3); use an intact copy of the key", e->path, k->exponent);
-    if (k->is_private && !kr_key_private_consistent(k))
-        return fail(c, "%s is a broken private key: its numbers do not fit together (n != p*q, a wrong d or "
-                    "wrong CRT values), so nothing it decrypts is right; use an intact copy of the key", e->path);
+    char why[256];
+    if (k->is_private && kr_key_numbers_broken(k, why, sizeof why))
+        return fail(c, "%s, so nothing it decrypts is right; use an intact copy of the key", why);
     return 0;
 }
 

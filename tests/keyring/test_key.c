@@ -6,7 +6,9 @@
 #include "testutil.h"
 #include "vectors.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 
 static int count_level(const kr_note *n, int cnt, kr_note_level l)
 {
@@ -471,6 +473,49 @@ static void test_broken_keys(void **state)
     kr_key_free(k);
 }
 
+/* A key whose public exponent was swapped (e = 3 beside the d of e = 65537): n = p*q and the CRT values
+ * still fit each other, only e does not fit d. The arithmetic check alone (the keyfile's) finds it. */
+static void test_exponent_does_not_fit_d(void **state)
+{
+    (void)state;
+    kr_key *src = fx_key("device.der");
+    static const char *names[] = {
+        OSSL_PKEY_PARAM_RSA_N, OSSL_PKEY_PARAM_RSA_D, OSSL_PKEY_PARAM_RSA_FACTOR1,
+        OSSL_PKEY_PARAM_RSA_FACTOR2, OSSL_PKEY_PARAM_RSA_EXPONENT1, OSSL_PKEY_PARAM_RSA_EXPONENT2,
+        OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+    };
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    BIGNUM *bn[7] = {0}, *e = BN_new();
+    assert_non_null(bld);
+    assert_true(BN_set_word(e, 3) && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e));
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(EVP_PKEY_get_bn_param(src->pkey, names[i], &bn[i]), 1);
+        assert_true(OSSL_PARAM_BLD_push_BN(bld, names[i], bn[i]));
+    }
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *pkey = NULL;
+    assert_true(params && pctx && EVP_PKEY_fromdata_init(pctx) == 1 &&
+                EVP_PKEY_fromdata(pctx, &pkey, EVP_PKEY_KEYPAIR, params) == 1);
+    kr_err err = {{0}};
+    kr_key *k = kr_key_from_pkey(pkey, "swapped-e", &err);
+    assert_non_null(k);
+    char why[256];
+    assert_true(kr_key_numbers_broken(k, why, sizeof why));
+    assert_non_null(strstr(why, "d does not invert e"));
+    assert_true(kr_key_broken(k, why, sizeof why));
+    assert_false(kr_key_numbers_broken(src, why, sizeof why));
+    assert_string_equal(why, "");
+    kr_key_free(k);
+    kr_key_free(src);
+    EVP_PKEY_CTX_free(pctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    for (int i = 0; i < 7; i++)
+        BN_free(bn[i]);
+    BN_free(e);
+}
+
 /* Keys over 8192 bits are refused by the loader, in one line, before any check. */
 static void test_key_size_limit(void **state)
 {
@@ -660,6 +705,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_particle_cloud),
         cmocka_unit_test(test_particle_key_said),
         cmocka_unit_test(test_broken_keys),
+        cmocka_unit_test(test_exponent_does_not_fit_d),
         cmocka_unit_test(test_key_size_limit),
         cmocka_unit_test(test_not_regular_file),
         cmocka_unit_test(test_dfu_commands),

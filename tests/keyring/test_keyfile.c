@@ -310,7 +310,7 @@ static void test_refused_files(void **state)
     fclose(f);
     free(der);
     snprintf(line, sizeof line, "# a corrupt copy\ndevice " ID1 " %s\n", path);
-    expect_error(line, "kf:2:", "broken private key");
+    expect_error(line, "kf:2:", "broken key (the CRT coefficient qinv is not the inverse of q mod p)");
     unlink(path);
     rmdir(dir);
 }
