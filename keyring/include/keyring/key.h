@@ -128,8 +128,8 @@ bool kr_key_device_layout_ok(const uint8_t *der, size_t len, char *why, size_t w
 bool kr_key_broken(const kr_key *key, char *why, size_t why_cap);
 
 /* kr_key_broken without the primality tests of p and q: only the arithmetic that ties n, e, d and the CRT
- * values together (n = p*q, e*dp = 1 mod p-1, e*dq = 1 mod q-1, qinv*q = 1 mod p ...). Microseconds a key
- * where the primality tests take milliseconds: for loading many keys at once (the keyfile). */
+ * values together (n = p*q, e*dp = 1 mod p-1, e*dq = 1 mod q-1, qinv*q = 1 mod p ...). Far cheaper
+ * than the primality tests (milliseconds a key): for loading many keys at once (the keyfile). */
 bool kr_key_numbers_broken(const kr_key *key, char *why, size_t why_cap);
 
 /* True when the private key's numbers are consistent (n = p*q and the rest), checked by OpenSSL.
