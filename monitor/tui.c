@@ -359,7 +359,8 @@ int cm_tui_run(cm_app *a)
         bool reading = !s.paused && !a->eof;
         int wait_ms = reading && !a->cap.live ? 0 : 100;
         struct pollfd fds[2] = { { fileno(tty_in), POLLIN, 0 }, { pfd, POLLIN, 0 } };
-        poll(fds, reading && pfd >= 0 ? 2 : 1, wait_ms);
+        if (poll(fds, reading && pfd >= 0 ? 2 : 1, wait_ms) > 0 && (fds[0].revents & (POLLHUP | POLLERR | POLLNVAL)))
+            break;      /* the terminal hung up: nothing can be shown or typed any more */
         timeout(0);
         /* the rows point at connections: rebuild them, reading packets may have dropped old ones */
         cm_screen_rows(&s, a);
