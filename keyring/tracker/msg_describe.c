@@ -26,7 +26,9 @@ static void add_func(kr_tracker *t, const char *name)
         t->funcs = n;
         t->cap_funcs = c;
     }
-    char *s = strdup(name);
+    char text[256];
+    kr_msg_printable((const uint8_t *)name, strlen(name), text, sizeof text);
+    char *s = strdup(text);
     if (s)
         t->funcs[t->n_funcs++] = s;
 }
@@ -43,7 +45,8 @@ static void add_var(kr_tracker *t, const char *name, kr_var_type type)
         t->vars = n;
         t->cap_vars = c;
     }
-    snprintf(t->vars[t->n_vars].name, sizeof t->vars[t->n_vars].name, "%s", name);
+    /* in the printable form of names read from a URI, so that comparing the two compares the raw bytes */
+    kr_msg_printable((const uint8_t *)name, strlen(name), t->vars[t->n_vars].name, sizeof t->vars[t->n_vars].name);
     t->vars[t->n_vars].type = type;
     t->n_vars++;
 }

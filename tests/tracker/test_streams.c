@@ -458,6 +458,47 @@ static void expect(const tk_conn *c, const char *what, kr_verdict_code code, boo
 
 /* ---- verdicts ----------------------------------------------------------------------------------- */
 
+/* A Describe naming a variable with bytes outside printable ASCII (UTF-8 and a backslash): its value is still
+ * typed, because names are compared as raw bytes (both sides kept in the same escaped form), and no text
+ * the tracker gives carries the raw bytes. */
+static void test_describe_raw_names(void **state)
+{
+    (void)state;
+    sess s;
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv);
+    s_hellos(&s);
+    coap c;
+    c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
+    c_path(&c, "d");
+    s_send(&s, KR_S2D, 0.010, &c);
+    uint8_t tok = s.srv_tok;
+    c_start(&c, ACK, CONTENT, s.srv_id++, tok);
+    const char *js = "{\"f\":[],\"v\":{\"temp\xc3\xa9rature\":2,\"a\\\\b\":2}}";
+    c_payload(&c, js, strlen(js));
+    s_send(&s, KR_D2S, 0.012, &c);
+    const char *names[] = { "temp\xc3\xa9rature", "a\\b" };
+    for (size_t i = 0; i < 2; i++) {
+        c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
+        c_path(&c, "v");
+        c_path(&c, names[i]);
+        s_send(&s, KR_S2D, 0.1, &c);
+        uint8_t v[4] = { 0, 0, 0, 7 };
+        c_start(&c, ACK, CONTENT, s.srv_id++, s.srv_tok);
+        c_payload(&c, v, 4);
+        s_send(&s, KR_D2S, 0.012, &c);
+    }
+    tk_conn *conn = s.c;
+    tk_conn_close(conn, KR_D2S, 1.0, false);
+    tk_conn_close(conn, KR_S2D, 0.001, false);
+    rec r;
+    rec_init(&r);
+    run(conn, "a", &r);
+    assert_true(has(r.summaries, "Variable temp\\xc3\\xa9rature = 7 (int32)"));
+    assert_true(has(r.summaries, "Variable a\\\\b = 7 (int32)"));
+    rec_free(&r);
+}
+
 static void test_healthy(void **state)
 {
     (void)state;
@@ -2183,6 +2224,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_healthy),
+        cmocka_unit_test(test_describe_raw_names),
         cmocka_unit_test(test_device_key_mismatch),
         cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_id_block_failures),
