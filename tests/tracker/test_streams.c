@@ -497,6 +497,7 @@ static void test_describe_raw_names(void **state)
     assert_true(has(r.summaries, "Variable temp\\xc3\\xa9rature = 7 (int32)"));
     assert_true(has(r.summaries, "Variable a\\\\b = 7 (int32)"));
     rec_free(&r);
+    s_end(&s);
 }
 
 static void test_healthy(void **state)
