@@ -266,6 +266,18 @@ static void s_hellos(sess *s)
     s_send(s, KR_S2D, 0.001, &c);
 }
 
+/* The cloud asks for a Describe and the device answers with this JSON. */
+static void s_describe(sess *s, const char *js)
+{
+    coap c;
+    c_start(&c, CON, GET, s->srv_id, ++s->srv_tok);
+    c_path(&c, "d");
+    s_send(s, KR_S2D, 0.010, &c);
+    c_start(&c, ACK, CONTENT, s->srv_id++, s->srv_tok);
+    c_payload(&c, js, strlen(js));
+    s_send(s, KR_D2S, 0.012, &c);
+}
+
 /* A healthy G2 session with a describe, typed variables, a function, events, a ping and the time. */
 static tk_conn *healthy(sess *s)
 {
@@ -273,15 +285,7 @@ static tk_conn *healthy(sess *s)
     s_session(s, K.dev, K.srv);
     s_hellos(s);
     coap c;
-    /* describe */
-    c_start(&c, CON, GET, s->srv_id, ++s->srv_tok);
-    c_path(&c, "d");
-    s_send(s, KR_S2D, 0.010, &c);
-    uint8_t tok = s->srv_tok;
-    c_start(&c, ACK, CONTENT, s->srv_id++, tok);
-    const char *js = "{\"f\":[\"brew\",\"led\"],\"v\":{\"temperature\":9,\"count\":2,\"ready\":1,\"label\":4}}";
-    c_payload(&c, js, strlen(js));
-    s_send(s, KR_D2S, 0.012, &c);
+    s_describe(s, "{\"f\":[\"brew\",\"led\"],\"v\":{\"temperature\":9,\"count\":2,\"ready\":1,\"label\":4}}");
     /* variable reads */
     struct { const char *name; uint8_t v[8]; size_t n; } vars[] = {
         { "temperature", { 0, 0, 0, 0, 0, 0x80, 0x35, 0x40 }, 8 },  /* 21.5 little-endian */
@@ -469,14 +473,7 @@ static void test_describe_raw_names(void **state)
     s_session(&s, K.dev, K.srv);
     s_hellos(&s);
     coap c;
-    c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
-    c_path(&c, "d");
-    s_send(&s, KR_S2D, 0.010, &c);
-    uint8_t tok = s.srv_tok;
-    c_start(&c, ACK, CONTENT, s.srv_id++, tok);
-    const char *js = "{\"f\":[],\"v\":{\"temp\xc3\xa9rature\":2,\"a\\\\b\":2}}";
-    c_payload(&c, js, strlen(js));
-    s_send(&s, KR_D2S, 0.012, &c);
+    s_describe(&s, "{\"f\":[],\"v\":{\"temp\xc3\xa9rature\":2,\"a\\\\b\":2}}");
     const char *names[] = { "temp\xc3\xa9rature", "a\\b" };
     for (size_t i = 0; i < 2; i++) {
         c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
