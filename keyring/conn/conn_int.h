@@ -13,6 +13,8 @@ typedef struct kr_reasm_ops {
     void (*deliver)(void *ud, const uint8_t *data, size_t len, double ts, bool from_packet);
     void (*gap)(void *ud, uint64_t nbytes, double ts);
     void (*fin)(void *ud, double ts);      /* every byte before the FIN was handled */
+    /* another copy of len bytes handed on before, the first of them `back` bytes before the next one */
+    void (*copy)(void *ud, const uint8_t *data, size_t len, uint32_t back, double ts);
 } kr_reasm_ops;
 
 typedef struct kr_reasm {

@@ -79,6 +79,8 @@ static void take(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, d
     int32_t d = kr_seq_diff(r->next_seq, seq);
     if (d < 0)
         return;
+    if (d > 0 && ops->copy)
+        ops->copy(ud, data, (uint32_t)d < len ? (uint32_t)d : len, (uint32_t)d, ts);
     if ((uint32_t)d >= len) {
         r->retransmitted += len;
         return;
@@ -129,9 +131,9 @@ static void store(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, 
 {
     kr_seg **pp = &r->ooo;
     while (*pp && kr_seq_diff((*pp)->seq, seq) <= 0) {
-        if ((*pp)->seq == seq && (*pp)->len >= len) {
+        if ((*pp)->seq == seq && (*pp)->len >= len && memcmp((*pp)->data, data, len) == 0) {
             r->retransmitted += len;
-            return;
+            return;             /* the same bytes again (a copy that differs waits too: its meaning decides) */
         }
         pp = &(*pp)->next;
     }

@@ -105,16 +105,26 @@ static void fin(kr_conn *c, kr_dir dir, double ts)
     kr_tracker_close(c->tr, dir, false, ts);
 }
 
+/* Another copy of bytes handed on before: the tracker compares it and keeps it as a candidate when it
+ * differs. */
+static void copy(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, uint32_t back, double ts)
+{
+    if (c->state == KR_CS_FOLLOWED && back <= c->stream_pos[dir])
+        kr_tracker_copy(c->tr, dir, c->stream_pos[dir] - back, data, len, ts);
+}
+
 static void d2s_deliver(void *ud, const uint8_t *d, size_t n, double ts, bool fp) { deliver(ud, KR_D2S, d, n, ts, fp); }
 static void s2d_deliver(void *ud, const uint8_t *d, size_t n, double ts, bool fp) { deliver(ud, KR_S2D, d, n, ts, fp); }
 static void d2s_gap(void *ud, uint64_t n, double ts) { gap(ud, KR_D2S, n, ts); }
 static void s2d_gap(void *ud, uint64_t n, double ts) { gap(ud, KR_S2D, n, ts); }
 static void d2s_fin(void *ud, double ts) { fin(ud, KR_D2S, ts); }
 static void s2d_fin(void *ud, double ts) { fin(ud, KR_S2D, ts); }
+static void d2s_copy(void *ud, const uint8_t *d, size_t n, uint32_t b, double ts) { copy(ud, KR_D2S, d, n, b, ts); }
+static void s2d_copy(void *ud, const uint8_t *d, size_t n, uint32_t b, double ts) { copy(ud, KR_S2D, d, n, b, ts); }
 
 const kr_reasm_ops kr_conn_rs_ops[2] = {
-    { d2s_deliver, d2s_gap, d2s_fin },
-    { s2d_deliver, s2d_gap, s2d_fin },
+    { d2s_deliver, d2s_gap, d2s_fin, d2s_copy },
+    { s2d_deliver, s2d_gap, s2d_fin, s2d_copy },
 };
 
 /* ---- SYN, RST ---- */

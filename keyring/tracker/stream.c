@@ -268,6 +268,7 @@ static void act(kr_tracker *t, kr_dir dir, double ts)
             return;
         }
         krt_do_nonce(t, ts);
+        krt_copies_settle(t, dir, ts);
         return;
     case PST_IDBLOCK:
         if (!ds->sniffed) {
@@ -294,10 +295,12 @@ static void act(kr_tracker *t, kr_dir dir, double ts)
         }
         krt_do_idblock(t, ts);
         krt_evaluate(t, ts);
+        krt_copies_settle(t, dir, ts);
         return;
     case PST_SESSION:
         krt_do_sessionblock(t, ts);
         krt_evaluate(t, ts);
+        krt_copies_settle(t, dir, ts);
         return;
     case PST_FRAMES:
         if (ds->have == 2) {

@@ -51,7 +51,7 @@ static void r_fin(void *ud, double ts)
     snprintf(r->log + strlen(r->log), sizeof r->log - strlen(r->log), "f ");
 }
 
-static const kr_reasm_ops ops = { r_deliver, r_gap, r_fin };
+static const kr_reasm_ops ops = { r_deliver, r_gap, r_fin, NULL };
 static const uint8_t text[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /* feeds text[from, to) as one segment of a stream whose first byte has sequence number base */
@@ -265,6 +265,7 @@ typedef struct log {
     bool last_final;
     char end_reason[64];
     int steps[8];            /* per kr_step_kind */
+    int reasons[16];         /* per kr_step_reason */
     uint64_t first_nonce_offset;
 } log_t;
 
@@ -286,6 +287,8 @@ static void c_step(void *ud, kr_conn *c, const kr_step *s)
     if (s->kind == KR_STEP_NONCE && l->steps[KR_STEP_NONCE] == 0)
         l->first_nonce_offset = s->offset;
     l->steps[s->kind]++;
+    if ((unsigned)s->reason < 16)
+        l->reasons[s->reason]++;
     lg(l, "step:%s ", kr_step_str(s->kind));
 }
 
@@ -427,6 +430,61 @@ static void test_overlap_with_other_bytes(void **st)
     assert_int_equal(l.steps[KR_STEP_NONCE], 1);
     assert_int_equal(l.steps[KR_STEP_SESSIONBLOCK], 1);
     assert_non_null(strstr(l.text, "retransmitted"));
+    kr_conn_table_free(t);
+}
+
+/* A frame of 32 bytes after the handshake: its length prefix and body. */
+static void frame32(uint8_t f[34])
+{
+    f[0] = 0;
+    f[1] = 32;
+    for (int i = 2; i < 34; i++)
+        f[i] = (uint8_t)(i * 7 + 1);
+}
+
+/* Another copy of bytes of a frame being read, with other bytes: the tracker gets it, and the frame is
+ * disputed (no key here can tell the copies apart); the same bytes again are a plain retransmission. */
+static void test_conflicting_copy_reaches_the_tracker(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    uint8_t f[34], other[10];
+    frame32(f);
+    memcpy(other, f, sizeof other);
+    other[7] ^= 1;
+    uint32_t s0 = ISN_D + 257;
+    feed(t, pk(true, DEV_PORT, s0, ISN_S + 425, KR_TCP_ACK, f, 10, 1.04));
+    feed(t, pk(true, DEV_PORT, s0, ISN_S + 425, KR_TCP_ACK, f, 10, 1.041));        /* the same bytes */
+    feed(t, pk(true, DEV_PORT, s0 + 10, ISN_S + 425, KR_TCP_ACK, f + 10, 24, 1.042));
+    assert_int_equal(l.reasons[KR_WHY_DISPUTED], 0);
+    feed(t, pk(true, DEV_PORT, s0 + 34, ISN_S + 425, KR_TCP_ACK, f, 10, 1.05));
+    feed(t, pk(true, DEV_PORT, s0 + 34, ISN_S + 425, KR_TCP_ACK, other, 10, 1.051)); /* other bytes */
+    feed(t, pk(true, DEV_PORT, s0 + 44, ISN_S + 425, KR_TCP_ACK, f + 10, 24, 1.052));
+    assert_int_equal(l.reasons[KR_WHY_DISPUTED], 1);
+    kr_conn_table_free(t);
+}
+
+/* Two copies of the same out-of-order segment with other bytes both wait: neither is dropped for the other
+ * before the meaning decides. */
+static void test_conflicting_copies_wait_out_of_order(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    uint8_t f[34], other[8];
+    frame32(f);
+    memcpy(other, f + 10, sizeof other);
+    other[3] ^= 0x80;
+    uint32_t s0 = ISN_D + 257;
+    feed(t, pk(true, DEV_PORT, s0 + 10, ISN_S + 425, KR_TCP_ACK, f + 10, 8, 1.04));
+    feed(t, pk(true, DEV_PORT, s0 + 10, ISN_S + 425, KR_TCP_ACK, other, 8, 1.041));
+    feed(t, pk(true, DEV_PORT, s0, ISN_S + 425, KR_TCP_ACK, f, 10, 1.042));
+    feed(t, pk(true, DEV_PORT, s0 + 18, ISN_S + 425, KR_TCP_ACK, f + 18, 16, 1.043));
+    assert_int_equal(l.steps[KR_STEP_HELLO] + l.steps[KR_STEP_FRAME], 1);
+    assert_int_equal(l.reasons[KR_WHY_DISPUTED], 1);
     kr_conn_table_free(t);
 }
 
@@ -633,6 +691,8 @@ int main(void)
         cmocka_unit_test(test_isn_plus_one_and_out_of_order),
         cmocka_unit_test(test_lost_first_segment_is_a_gap_from_isn),
         cmocka_unit_test(test_overlap_with_other_bytes),
+        cmocka_unit_test(test_conflicting_copy_reaches_the_tracker),
+        cmocka_unit_test(test_conflicting_copies_wait_out_of_order),
         cmocka_unit_test(test_rst_in_window_ends),
         cmocka_unit_test(test_rst_out_of_window_ignored),
         cmocka_unit_test(test_rst_survived),

@@ -1021,6 +1021,144 @@ static void test_lost_id_block(void **state)
     s_end(&s);
 }
 
+/* The same connection, with data event `which` (from 0) read first as garbage of the same length and its
+ * real bytes following as another copy of the same stream bytes (a garbage segment just before the real
+ * one). */
+static tk_conn *garbage_first(const tk_conn *src, int which)
+{
+    tk_conn *c = tk_conn_new();
+    uint64_t off[2] = { 0, 0 };
+    int k = 0;
+    for (guint i = 0; i < src->ev->len; i++) {
+        const tk_ev *e = &g_array_index(src->ev, tk_ev, i);
+        if (e->kind == TK_OPEN)
+            tk_conn_open(c, 0);
+        else if (e->kind == TK_CLOSE)
+            tk_conn_close(c, e->dir, 0.001, e->rst);
+        if (e->kind != TK_DATA)
+            continue;
+        if (k++ == which) {
+            uint8_t *junk = g_malloc(e->data->len);
+            for (guint j = 0; j < e->data->len; j++)
+                junk[j] = (uint8_t)(j * 29 + 101);
+            tk_conn_data(c, e->dir, 0.001, junk, e->data->len);
+            tk_conn_copy(c, e->dir, 0.000001, off[e->dir], e->data->data, e->data->len);
+            g_free(junk);
+        } else {
+            tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
+        }
+        off[e->dir] += e->data->len;
+    }
+    return c;
+}
+
+/* Each handshake block read first from a garbage copy: the copy whose meaning holds (the nonce the id block
+ * echoes, the block that opens with the key) wins, and a result both copies give stands, so the verdict is
+ * the one the real bytes give, as strong as theirs. */
+static void check_garbage_first(const tk_conn *src, const char *keys)
+{
+    kr_verdict want = run(src, keys, NULL);
+    for (int which = 0; which < 3; which++) {
+        tk_conn *c = garbage_first(src, which);
+        kr_verdict v = run(c, keys, NULL);
+        if (v.code != want.code || v.proven != want.proven)
+            fprintf(stderr, "keys '%s', garbage before data event %d: %s (%s), the real bytes give %s (%s)\n",
+                    keys, which, kr_verdict_str(v.code), v.proven ? "proven" : "inferred",
+                    kr_verdict_str(want.code), want.proven ? "proven" : "inferred");
+        assert_string_equal(kr_verdict_str(v.code), kr_verdict_str(want.code));
+        assert_int_equal(v.proven, want.proven);
+        tk_conn_free(c);
+    }
+}
+
+static void test_conflicting_copies(void **state)
+{
+    (void)state;
+    sess s;
+    /* healthy */
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv);
+    s_hellos(&s);
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    check_garbage_first(s.c, "a");
+    s_end(&s);
+    /* unknown device: the cloud closes after the id block */
+    s_begin(&s, false, K.srv, false);
+    tk_conn_close(s.c, KR_S2D, 0.002, false);
+    tk_conn_close(s.c, KR_D2S, 0.001, false);
+    kr_verdict v = run(s.c, "P", NULL);
+    assert_int_equal(v.code, KR_V_UNKNOWN_DEVICE);
+    check_garbage_first(s.c, "P");
+    s_end(&s);
+    /* server key mismatch: neither copy opens, so the result holds whichever the cloud received */
+    s_begin(&s, false, K.srv_other, false);
+    tk_conn_close(s.c, KR_S2D, 0.002, false);
+    tk_conn_close(s.c, KR_D2S, 0.001, false);
+    check_garbage_first(s.c, "P");
+    s_end(&s);
+    /* device key mismatch */
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev_other, K.srv);
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    check_garbage_first(s.c, "a");
+    s_end(&s);
+}
+
+/* Copies nothing can judge: without the server private key the id block's copies cannot be told apart, so
+ * it is disputed; a frame being read whose copies differ is disputed; a copy with the same bytes is a plain
+ * retransmission. */
+static void test_conflicting_copies_disputed(void **state)
+{
+    (void)state;
+    sess s;
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv);
+    s_hellos(&s);
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    tk_conn *c = garbage_first(s.c, 1);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, "u", &r);
+    assert_int_equal(r.reasons[KR_WHY_DISPUTED], 1);
+    assert_false(v.proven);
+    rec_free(&r);
+    tk_conn_free(c);
+    /* the device Hello: its first 8 bytes come again with other bytes before the rest arrives */
+    c = tk_conn_new();
+    int k = 0;
+    for (guint i = 0; i < s.c->ev->len; i++) {
+        const tk_ev *e = &g_array_index(s.c->ev, tk_ev, i);
+        if (e->kind == TK_OPEN)
+            tk_conn_open(c, 0);
+        else if (e->kind == TK_CLOSE)
+            tk_conn_close(c, e->dir, 0.001, e->rst);
+        if (e->kind != TK_DATA)
+            continue;
+        if (k++ == 3) {
+            uint8_t other[8];
+            memcpy(other, e->data->data, 8);
+            other[5] ^= 0x20;
+            tk_conn_data(c, e->dir, 0.001, e->data->data, 8);
+            tk_conn_copy(c, e->dir, 0.000001, KR_IDBLOCK_LEN, e->data->data, 8);   /* the same bytes */
+            tk_conn_copy(c, e->dir, 0.000001, KR_IDBLOCK_LEN, other, 8);
+            tk_conn_data(c, e->dir, 0.001, e->data->data + 8, e->data->len - 8);
+        } else {
+            tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
+        }
+    }
+    rec_init(&r);
+    v = run(c, "a", &r);
+    assert_int_equal(r.reasons[KR_WHY_DISPUTED], 1);
+    assert_int_equal(r.undecrypted, 1);
+    assert_int_equal(v.code, KR_V_OK);
+    rec_free(&r);
+    tk_conn_free(c);
+    s_end(&s);
+}
+
 /* Disputed bytes (another copy differs) prove nothing: the block is not opened, the frame not decrypted. */
 static void test_disputed_bytes(void **state)
 {
@@ -2234,6 +2372,8 @@ int main(void)
         cmocka_unit_test(test_damaged_length_prefix),
         cmocka_unit_test(test_lost_id_block),
         cmocka_unit_test(test_disputed_bytes),
+        cmocka_unit_test(test_conflicting_copies),
+        cmocka_unit_test(test_conflicting_copies_disputed),
         cmocka_unit_test(test_stalled_incomplete),
         cmocka_unit_test(test_mid_session),
         cmocka_unit_test(test_counter_and_ota),

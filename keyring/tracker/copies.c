@@ -1,0 +1,168 @@
+/* sparkwire libkeyring: conflicting copies of the same stream bytes. The connection layer hands each byte
+ * on once (the first copy) and reports every later copy of bytes already handed on (kr_tracker_copy). A
+ * copy that differs is a candidate until the meaning of the bytes decides:
+ * - the nonce: the id block's echo names the copy the device received;
+ * - the id block: the copy that opens with the server private key;
+ * - the session block: the copy that opens with a device key;
+ * - a frame: the copy that was read first stands when it decrypted; otherwise the frame is disputed.
+ * When no copy is decided by its meaning, the step is disputed and proves nothing. */
+#include <stdlib.h>
+#include <string.h>
+#include "tracker_int.h"
+
+#define KR_COPY_SLOTS 4      /* candidate copies held per direction for the PDU being read */
+
+typedef struct krt_copy {
+    uint64_t off;
+    size_t len;
+    uint8_t bytes[KR_SESSIONBLOCK_LEN];
+} krt_copy;
+
+struct krt_copies {
+    bool have_nonce;
+    uint8_t nonce[KR_NONCE_LEN];           /* the other copy of the nonce */
+    krt_copy slot[2][KR_COPY_SLOTS];       /* copies of bytes of a handshake block not yet complete */
+    int n[2];
+};
+
+static struct krt_copies *copies_of(kr_tracker *t)
+{
+    if (!t->copies)
+        t->copies = calloc(1, sizeof *t->copies);
+    return t->copies;
+}
+
+void krt_copies_free(kr_tracker *t)
+{
+    free(t->copies);
+    t->copies = NULL;
+}
+
+/* The handshake block [a, b) of dir that is complete and still in dir's buffer with nothing read after it;
+ * returns its parser state (PST_NONCE, PST_IDBLOCK, PST_SESSION) or PST_DATA when there is none. */
+static enum kr_pst last_block(const kr_tracker *t, kr_dir dir, uint64_t *a, uint64_t *b)
+{
+    const kr_dirstate *ds = &t->d[dir];
+    if (ds->have != 0 || t->mid_session || t->not_spark)
+        return PST_DATA;
+    *a = ds->pdu_offset;
+    *b = ds->offset;
+    if (dir == KR_S2D && *a == 0 && *b == KR_NONCE_LEN && t->nonce_seen)
+        return PST_NONCE;
+    if (dir == KR_D2S && *a == 0 && *b == KR_IDBLOCK_LEN && t->idblock_seen && !t->sessionblock_seen &&
+        ds->cap >= KR_IDBLOCK_LEN)
+        return PST_IDBLOCK;
+    if (dir == KR_S2D && *a == KR_NONCE_LEN && *b == KR_NONCE_LEN + KR_SESSIONBLOCK_LEN && t->sessionblock_seen &&
+        t->d[KR_D2S].frames == 0 && t->d[KR_S2D].frames == 0 && ds->cap >= KR_SESSIONBLOCK_LEN)
+        return PST_SESSION;
+    return PST_DATA;
+}
+
+/* Reads the block again from its other copy (alt, laid over the buffer) when the copy read first did not
+ * open: the copy that opens wins. When neither opens, the block does not open whichever copy the peer
+ * received, so that result stands (read from the other copy, the last one). Without a key to open it,
+ * nothing can decide between the copies: the block is disputed. */
+static void reread_block(kr_tracker *t, kr_dir dir, enum kr_pst st, const uint8_t *alt, uint64_t a, uint64_t off,
+                         size_t len, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    kr_tri opened = st == PST_IDBLOCK ? t->id_block_opened : t->session_opened;
+    bool damaged = st == PST_IDBLOCK ? t->idblock_damaged : t->sessionblock_damaged;
+    if (opened == KR_YES || damaged)
+        return;                 /* the copy read first opened (it wins), or the block proves nothing already */
+    memcpy(ds->buf + (off - a), alt, len);
+    ds->have = (size_t)(ds->offset - a);
+    ds->st = st;
+    if (opened == KR_UNKNOWN)
+        kr_tracker_dispute(t, dir, a, ds->have);
+    if (st == PST_IDBLOCK)
+        krt_do_idblock(t, ts);
+    else
+        krt_do_sessionblock(t, ts);
+    krt_evaluate(t, ts);
+}
+
+/* A copy of bytes of the nonce: held; the id block's echo decides (krt_nonce_candidate). */
+static void keep_nonce(kr_tracker *t, const uint8_t *alt, uint64_t off, size_t len)
+{
+    struct krt_copies *c = copies_of(t);
+    if (!c)
+        return;
+    if (!c->have_nonce)
+        memcpy(c->nonce, t->nonce, KR_NONCE_LEN);
+    memcpy(c->nonce + off, alt, len);
+    c->have_nonce = true;
+}
+
+const uint8_t *krt_nonce_candidate(const kr_tracker *t, const uint8_t echo[KR_NONCE_LEN])
+{
+    if (t->copies && t->copies->have_nonce && memcmp(t->copies->nonce, echo, KR_NONCE_LEN) == 0)
+        return t->copies->nonce;
+    return NULL;
+}
+
+/* Bytes of the handshake block being read: held until it is complete (krt_copies_settle). */
+static void keep_pending(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len)
+{
+    struct krt_copies *c = copies_of(t);
+    if (!c || len > KR_SESSIONBLOCK_LEN)
+        return;
+    if (c->n[dir] == KR_COPY_SLOTS) {
+        kr_tracker_dispute(t, dir, off, len);   /* more copies than are held: the block proves nothing */
+        return;
+    }
+    krt_copy *s = &c->slot[dir][c->n[dir]++];
+    s->off = off;
+    s->len = len;
+    memcpy(s->bytes, b, len);
+}
+
+/* A handshake block of dir was just read: the copies of its bytes held meanwhile are tried now. */
+void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts)
+{
+    struct krt_copies *c = t->copies;
+    if (!c || c->n[dir] == 0)
+        return;
+    int n = c->n[dir];
+    krt_copy held[KR_COPY_SLOTS];
+    memcpy(held, c->slot[dir], sizeof held);
+    c->n[dir] = 0;
+    for (int i = 0; i < n; i++)
+        kr_tracker_copy(t, dir, held[i].off, held[i].bytes, held[i].len, ts);
+}
+
+static bool differs(const kr_dirstate *ds, uint64_t base, uint64_t off, const uint8_t *b, size_t len)
+{
+    return memcmp(ds->buf + (off - base), b, len) != 0;
+}
+
+void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, size_t len, double ts)
+{
+    if (!t || t->finished || !b || len == 0 || (dir != KR_D2S && dir != KR_S2D))
+        return;
+    kr_dirstate *ds = &t->d[dir];
+    /* only the bytes still in the buffer can be compared: the PDU being read, or the last one read */
+    uint64_t a = ds->pdu_offset, e = ds->offset;
+    if (off < a) {
+        if (off + len <= a)
+            return;             /* read before: their step stands */
+        b += a - off;
+        len -= (size_t)(a - off);
+        off = a;
+    }
+    if (off + len > e)
+        len = off < e ? (size_t)(e - off) : 0;
+    if (len == 0 || !ds->buf || e - a > ds->cap || !differs(ds, a, off, b, len))
+        return;                 /* the same bytes again */
+    enum kr_pst st = last_block(t, dir, &a, &e);
+    if (st == PST_NONCE)
+        keep_nonce(t, b, off, len);
+    else if (st != PST_DATA)
+        reread_block(t, dir, st, b, a, off, len, ts);
+    else if (ds->have == 0 || ds->st == PST_DATA || ds->st == PST_RESYNC)
+        return;                 /* a frame read already, or bytes of no PDU */
+    else if (ds->st == PST_FRAMES)
+        kr_tracker_dispute(t, dir, off, len);   /* a frame whose bytes differ between copies: disputed */
+    else
+        keep_pending(t, dir, b, off, len);
+}
