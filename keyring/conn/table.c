@@ -221,6 +221,7 @@ static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *ke
     c->cloud = src_is_dev ? p->dst : p->src;
     c->first = c->last = p->time;
     c->state = KR_CS_UNDECIDED;
+    c->wscale[0] = c->wscale[1] = -2;        /* not known until the SYNs are read */
     c->in_packet = true;                     /* made for the packet being handled */
     for (int d = 0; d < 2; d++)
         kr_reasm_init(&c->rs[d], t->o.max_waiting);

@@ -5,7 +5,9 @@
  * - the id block: the copy that opens with the server private key;
  * - the session block: the copy that opens with a device key;
  * - a frame: the copy that was read first stands when it decrypted; otherwise the frame is disputed.
- * When no copy is decided by its meaning, the step is disputed and proves nothing. */
+ * When no copy is decided by its meaning, the step is disputed and proves nothing. A copy whose TCP checksum
+ * is valid beats one whose checksum is bad: it replaces the bytes that can still be read, and a copy with a
+ * bad checksum is not taken against one that checks. */
 #include <stdlib.h>
 #include <string.h>
 #include "tracker_int.h"
@@ -128,7 +130,7 @@ void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts)
     memcpy(held, c->slot[dir], sizeof held);
     c->n[dir] = 0;
     for (int i = 0; i < n; i++)
-        kr_tracker_copy(t, dir, held[i].off, held[i].bytes, held[i].len, ts);
+        kr_tracker_copy(t, dir, held[i].off, held[i].bytes, held[i].len, 0, ts);
 }
 
 static bool differs(const kr_dirstate *ds, uint64_t base, uint64_t off, const uint8_t *b, size_t len)
@@ -136,9 +138,20 @@ static bool differs(const kr_dirstate *ds, uint64_t base, uint64_t off, const ui
     return memcmp(ds->buf + (off - base), b, len) != 0;
 }
 
-void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, size_t len, double ts)
+/* Whether the copy changes the length prefix of the frame being read (its size would change). */
+static bool prefix_differs(const kr_dirstate *ds, uint64_t off, const uint8_t *b, size_t len)
 {
-    if (!t || t->finished || !b || len == 0 || (dir != KR_D2S && dir != KR_S2D))
+    uint64_t end = ds->pdu_offset + 2;
+    if (off >= end)
+        return false;
+    size_t n = (size_t)(end - off) < len ? (size_t)(end - off) : len;
+    return differs(ds, ds->pdu_offset, off, b, n);
+}
+
+void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, size_t len, int rank,
+                     double ts)
+{
+    if (!t || t->finished || !b || len == 0 || (dir != KR_D2S && dir != KR_S2D) || rank < 0)
         return;
     kr_dirstate *ds = &t->d[dir];
     /* only the bytes still in the buffer can be compared: the PDU being read, or the last one read */
@@ -155,7 +168,13 @@ void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, 
     if (len == 0 || !ds->buf || e - a > ds->cap || !differs(ds, a, off, b, len))
         return;                 /* the same bytes again */
     enum kr_pst st = last_block(t, dir, &a, &e);
-    if (st == PST_NONCE)
+    if (rank > 0 && st == PST_NONCE) {
+        memcpy(t->nonce + off, b, len);         /* the copy that checks is the nonce */
+        memcpy(ds->buf + off, b, len);
+    } else if (rank > 0 && st == PST_DATA && ds->have > 0 && ds->st != PST_DATA && ds->st != PST_RESYNC &&
+               (ds->st != PST_FRAMES || !prefix_differs(ds, off, b, len))) {
+        memcpy(ds->buf + (off - ds->pdu_offset), b, len);   /* still being read: the copy that checks */
+    } else if (st == PST_NONCE)
         keep_nonce(t, b, off, len);
     else if (st != PST_DATA)
         reread_block(t, dir, st, b, a, off, len, ts);

@@ -1042,7 +1042,7 @@ static tk_conn *garbage_first(const tk_conn *src, int which)
             for (guint j = 0; j < e->data->len; j++)
                 junk[j] = (uint8_t)(j * 29 + 101);
             tk_conn_data(c, e->dir, 0.001, junk, e->data->len);
-            tk_conn_copy(c, e->dir, 0.000001, off[e->dir], e->data->data, e->data->len);
+            tk_conn_copy(c, e->dir, 0.000001, off[e->dir], e->data->data, e->data->len, 0);
             g_free(junk);
         } else {
             tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
@@ -1142,8 +1142,8 @@ static void test_conflicting_copies_disputed(void **state)
             memcpy(other, e->data->data, 8);
             other[5] ^= 0x20;
             tk_conn_data(c, e->dir, 0.001, e->data->data, 8);
-            tk_conn_copy(c, e->dir, 0.000001, KR_IDBLOCK_LEN, e->data->data, 8);   /* the same bytes */
-            tk_conn_copy(c, e->dir, 0.000001, KR_IDBLOCK_LEN, other, 8);
+            tk_conn_copy(c, e->dir, 0.000001, KR_IDBLOCK_LEN, e->data->data, 8, 0);   /* the same bytes */
+            tk_conn_copy(c, e->dir, 0.000001, KR_IDBLOCK_LEN, other, 8, 0);
             tk_conn_data(c, e->dir, 0.001, e->data->data + 8, e->data->len - 8);
         } else {
             tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);

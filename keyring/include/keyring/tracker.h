@@ -339,8 +339,11 @@ void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len
  * block copy that opens with the key (read again from the other copy when the first did not open; a
  * result both copies give stands). A frame still being read whose copies differ is disputed, and a
  * handshake block that no key can judge is disputed: a disputed step proves nothing. Bytes read before
- * the last PDU of their direction are not compared (their steps stand). */
-void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t offset, const uint8_t *bytes, size_t len, double ts);
+ * the last PDU of their direction are not compared (their steps stand).
+ * rank: 1 when this copy's TCP checksum is valid and the first copy's was bad (this copy replaces the
+ * bytes where they can still be read), -1 the other way round (this copy is not taken), 0 otherwise. */
+void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t offset, const uint8_t *bytes, size_t len, int rank,
+                     double ts);
 /* The cloud's address and port (family 4: 4 bytes, 6: 16 bytes) for server keys bound to a cloud with
  * cloud=ADDR. Without it only unbound server keys apply. Call before the handshake's data. */
 void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16_t port);
