@@ -18,6 +18,7 @@ static packet_info *cur_pinfo;       /* the frame being handled */
 static const guint8 *cur_payload;    /* its payload bytes and where they are in its tvb */
 static gint cur_payload_offset;
 static double last_time;
+static guint spark_max_conns;        /* the table's bound (spark.max_conns) */
 
 static int hf_seq = -1, hf_ack = -1, hf_flags = -1, hf_win = -1, hf_len = -1, hf_payload = -1, hf_sport = -1,
            hf_hdr_len = -1;
@@ -104,7 +105,8 @@ static guint16 cloud_port(void)
     return 5683;
 }
 
-void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gboolean heuristic, gboolean strict)
+void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gboolean heuristic, gboolean strict,
+                      guint max_conns)
 {
     kr_conn_options o;
     spark_conn_stop();
@@ -112,7 +114,8 @@ void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gbool
     o.cloud_port = cloud_port();
     o.heuristic = heuristic;
     o.strict = strict;
-    o.max_conns = 0;          /* Wireshark keeps the whole file anyway: no connection is evicted */
+    o.max_conns = max_conns;  /* 0: unbounded; else the layer's eviction, as cloudmon's --max-conns */
+    spark_max_conns = max_conns;
     spark_hooks = *hooks;
     spark_tab = kr_conn_table_new(kf, &o, &spark_conn_cb, NULL);
     last_time = 0;
@@ -234,11 +237,19 @@ void spark_conn_frame(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
 {
     kr_packet p;
     kr_conn *kc;
+    const kr_conn_stats *st;
+    guint64 evicted, untracked;
     if (!spark_tab || !packet_of(tvb, pinfo, tree, &p))
         return;
     cur_pinfo = pinfo;
     last_time = p.time > last_time ? p.time : last_time;
+    st = kr_conn_table_stats(spark_tab);
+    evicted = st->evicted;
+    untracked = st->untracked;
     kc = kr_conn_packet(spark_tab, &p);
+    if ((st->evicted != evicted || st->untracked != untracked) && spark_hooks.table_full)
+        spark_hooks.table_full(pinfo, (guint)(st->evicted - evicted), st->untracked != untracked,
+                               spark_max_conns);
     if (kc && kr_conn_user(kc) && spark_hooks.done)
         spark_hooks.done(bound(kc));
     cur_pinfo = NULL;
@@ -257,12 +268,6 @@ void spark_conn_claim(packet_info *pinfo, gboolean server_is_src)
     cur_pinfo = pinfo;
     kr_conn_claim(spark_tab, &p, &cloud);
     cur_pinfo = NULL;
-}
-
-void spark_conn_release(kr_conn *kc)
-{
-    if (spark_tab && kc)
-        kr_conn_end(spark_tab, kc, last_time, "released (spark.max_conns)");
 }
 
 void spark_conn_finish(void)

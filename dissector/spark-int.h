@@ -123,6 +123,7 @@ typedef struct spark_ei_ids {
     expert_field keyfile;
     expert_field closed;
     expert_field released;
+    expert_field untracked;
 } spark_ei_ids;
 
 extern int proto_spark;
@@ -248,7 +249,9 @@ typedef struct spark_frame_rec {
     guint64 range_start;          /* stream offsets of the bytes it gave the tracker (while some of */
     guint64 range_end;            /* them belong to a PDU not yet complete) */
     const char *keyfile_error;    /* shown on the first frame of a connection */
-    guint32 released;             /* idle connections this new connection released (the cap) */
+    guint32 released;             /* connections without protocol data the table ended to make room here */
+    gboolean untracked;           /* this frame's new connection was not followed: the table was full of
+                                     connections carrying protocol data (spark.max_conns) */
     guint32 cap;                  /* spark.max_conns when it did */
 } spark_frame_rec;
 

@@ -1,5 +1,6 @@
 /* sparkwire libkeyring: the connection table: identity (one entry for both directions), which side is
  * the device, following a connection, bounded size with eviction that spares protocol sessions, expiry. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "conn_int.h"
@@ -378,6 +379,18 @@ void kr_conn_end(kr_conn_table *t, kr_conn *c, double now, const char *reason)
 void kr_conn_finish(kr_conn_table *t, double now, const char *reason)
 {
     expire(t, now, true, reason ? reason : "capture ended");
+}
+
+void kr_conn_untracked_text(size_t max_conns, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "not followed: the table of %zu connections is full of connections that carry "
+             "protocol data, which are never ended for a new one", max_conns);
+}
+
+void kr_conn_evicted_text(uint64_t n, size_t max_conns, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%llu connection%s without protocol data ended to make room: more than %zu open",
+             (unsigned long long)n, n == 1 ? "" : "s", max_conns);
 }
 
 /* ---- accessors ---- */

@@ -965,12 +965,18 @@ def test_keys_table(sh):
 # ---- the connection cap ------------------------------------------------------------------------------
 
 def test_max_conns(sh):
-    """spark.max_conns: five connections open one second apart, each sending its id block a minute later;
-    with a cap of 2 each new one beyond it releases the longest idle one (an expert info says so, and its
-    verdict is final); the released ones are not followed further. Without a cap all five are."""
+    """spark.max_conns uses the connection layer's eviction (as cloudmon --max-conns): two half-open
+    connections (a SYN only), then four sessions one second apart, each sending its id block a minute later.
+    With a cap of 2 the first two sessions each end one half-open connection to make room (an expert info
+    says so); the last two find the table full of connections carrying protocol data, which are never
+    ended for a new one: they are not followed, and their frames say so. Without a cap all are followed."""
     rng = random.Random(12)
     pkts = []
-    for i in range(5):
+    for i in range(2):
+        c = Capture(cport=40200 + i, t0=1700000000.0 - 2 + i * 0.5)
+        c.pkt(0, SYN)
+        pkts += c.pkts
+    for i in range(4):
         c = Capture(cport=40100 + i, t0=1700000000.0 + i)
         c.open()
         c.pkt(1, PSH | ACK, rnd(40, rng))
@@ -979,7 +985,7 @@ def test_max_conns(sh):
         c.pkt(1, PSH | ACK, rnd(384, rng))
         pkts += c.pkts
     c.pkts = sorted(pkts, key=lambda p: p[0])
-    cap = sh.write("five.pcap", c.bytes())
+    cap = sh.write("six.pcap", c.bytes())
     f = ["tcp.srcport", "tcp.dstport", "spark.step", "spark.released", "spark.verdict", "spark.verdict.final"]
 
     def per_conn(extra):
@@ -992,20 +998,24 @@ def test_max_conns(sh):
             c["final"] += [v for v, fin in zip(r[5].split(","), r[6].split(",")) if v and fin == "1"]
         return [conns[p] for p in sorted(conns)]
 
+    full = ["nonce", "id-block", "session-block"]
     for extra in ([], ["-o", "spark.max_conns:0"]):
         conns = per_conn(extra)
-        check(len(conns) == 5 and all(c["steps"] == ["nonce", "id-block", "session-block"] and not c["released"]
-                                      for c in conns), "without a cap (%r) all five are followed: %r" % (extra, conns))
+        check(len(conns) == 6 and [c["steps"] for c in conns[:4]] == [full] * 4 and
+              not any(c["released"] for c in conns), "without a cap (%r) all are followed: %r" % (extra, conns))
     conns = per_conn(["-o", "spark.max_conns:2"])
-    check([c["released"] for c in conns] == [[], [], [1], [1], [1]],
-          "connections 3, 4, 5 each release one: %r" % conns)
-    check([c["steps"] for c in conns[:3]] == [["nonce"]] * 3 and
-          [c["steps"] for c in conns[3:]] == [["nonce", "id-block", "session-block"]] * 2,
-          "the three released connections are not followed further: %r" % conns)
-    check(all(len(c["final"]) == 1 for c in conns), "every connection ends with one final verdict: %r" % conns)
+    check([c["released"] for c in conns[:4]] == [[1], [1], [], []],
+          "the first two sessions each end a half-open connection: %r" % conns)
+    check([c["steps"] for c in conns[:4]] == [full, full, [], []],
+          "the sessions that carry data are never ended; the last two are not followed: %r" % conns)
+    check([len(c["final"]) for c in conns] == [1, 1, 0, 0, 1, 1],
+          "the followed connections end with one final verdict, the others have none: %r" % conns)
     out = sh.run(["-2", "-r", cap, "-o", "spark.max_conns:2", "-q", "-z", "expert,note"]).stdout
-    check("1 idle connection released: more than 2 open (spark.max_conns)" in out,
-          "an expert info must say a connection was released:\n" + out)
+    check("1 connection without protocol data ended to make room: more than 2 open" in out,
+          "an expert info must say a connection was ended to make room:\n" + out)
+    out = sh.run(["-2", "-r", cap, "-o", "spark.max_conns:2", "-q", "-z", "expert,warn"]).stdout
+    check("not followed: the table of 2 connections is full of connections that carry protocol data" in out,
+          "an expert info must say a connection was not followed:\n" + out)
 
 
 # ---- statistics per device --------------------------------------------------------------------------

@@ -168,6 +168,10 @@ void kr_conn_end(kr_conn_table *tab, kr_conn *c, double now, const char *reason)
 void kr_conn_finish(kr_conn_table *tab, double now, const char *reason);
 
 const kr_conn_stats *kr_conn_table_stats(const kr_conn_table *tab);
+/* The line a frontend shows on a packet whose new connection the full table could not follow (every
+ * connection in it carried protocol data), and on one whose new connection ended n others to make room. */
+void kr_conn_untracked_text(size_t max_conns, char *out, size_t outlen);
+void kr_conn_evicted_text(uint64_t n, size_t max_conns, char *out, size_t outlen);
 size_t kr_conn_live_count(const kr_conn_table *tab);
 /* Bytes held by the table (connections, waiting segments and trackers). */
 size_t kr_conn_table_memory(const kr_conn_table *tab);
