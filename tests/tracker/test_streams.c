@@ -1021,6 +1021,42 @@ static void test_lost_id_block(void **state)
     s_end(&s);
 }
 
+/* A damaged length prefix that still looks plausible (0x0010 read as 0x0110): the frame swallows the start
+ * of the frames after it and does not decrypt; the boundary whose frame decrypts under the IV rule is
+ * found, and every later frame is read. */
+static void test_damaged_prefix_resync_by_decryption(void **state)
+{
+    (void)state;
+    sess s;
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv);
+    s_hellos(&s);
+    coap c;
+    guint damaged = 0;
+    for (int i = 0; i < 20; i++) {
+        c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
+        c_path(&c, "e");
+        c_path(&c, "x");
+        s_send(&s, KR_D2S, 0.01, &c);
+        if (i == 2)
+            damaged = s.c->ev->len - 1;
+    }
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    tk_ev *e = &g_array_index(s.c->ev, tk_ev, damaged);
+    assert_int_equal(e->data->data[0], 0x00);
+    assert_int_equal(e->data->data[1], 0x10);
+    e->data->data[0] = 0x01;                  /* one flipped bit: 16 bytes read as 272 */
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_int_equal(r.summaries->len, 2 + 19);   /* both Hellos and every event but the damaged one */
+    assert_true(has(r.findings, "damaged length prefix"));
+    rec_free(&r);
+    s_end(&s);
+}
+
 /* The same connection, with data event `which` (from 0) read first as garbage of the same length and its
  * real bytes following as another copy of the same stream bytes (a garbage segment just before the real
  * one). */
@@ -2373,6 +2409,7 @@ int main(void)
         cmocka_unit_test(test_lost_id_block),
         cmocka_unit_test(test_disputed_bytes),
         cmocka_unit_test(test_conflicting_copies),
+        cmocka_unit_test(test_damaged_prefix_resync_by_decryption),
         cmocka_unit_test(test_conflicting_copies_disputed),
         cmocka_unit_test(test_stalled_incomplete),
         cmocka_unit_test(test_mid_session),
