@@ -174,13 +174,7 @@ static void spark_shutdown(void)
  * connection is not followed, is said on the frame. */
 static void conv_table_full(packet_info *pinfo, guint evicted, gboolean untracked, guint cap)
 {
-    spark_frame_rec *rec = rec_get(pinfo);
-    if (!rec) {
-        rec = wmem_new0(wmem_file_scope(), spark_frame_rec);
-        rec->frame = pinfo->num;
-        rec->events = wmem_array_new(wmem_file_scope(), sizeof(spark_ev));
-        p_add_proto_data(wmem_file_scope(), pinfo, proto_spark, 0, rec);
-    }
+    spark_frame_rec *rec = rec_of_frame(pinfo);
     rec->released += evicted;
     rec->untracked = rec->untracked || untracked;
     rec->cap = cap;

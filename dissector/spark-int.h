@@ -313,6 +313,8 @@ void spark_register_prefs(void);
 extern const kr_callbacks spark_callbacks;
 spark_frame_rec *rec_get(packet_info *pinfo);
 spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv);
+/* The frame's record, made (without a connection) when it has none. */
+spark_frame_rec *rec_of_frame(packet_info *pinfo);
 void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p);
 
 /* spark-render.c: every pass shows the records */

@@ -1021,6 +1021,23 @@ static void test_lost_id_block(void **state)
     s_end(&s);
 }
 
+/* A whole connection: nonce, id block (made with idkey), session block (E to devkey, signed by the
+ * server key), the Hellos when asked, and both sides closing. */
+static void open_session(sess *s, const kr_key *idkey, const kr_key *devkey, bool hellos)
+{
+    s_begin(s, false, idkey, false);
+    s_session(s, devkey, K.srv);
+    if (hellos)
+        s_hellos(s);
+}
+
+static void closed_session(sess *s, const kr_key *idkey, const kr_key *devkey, bool hellos)
+{
+    open_session(s, idkey, devkey, hellos);
+    tk_conn_close(s->c, KR_D2S, 0.25, false);
+    tk_conn_close(s->c, KR_S2D, 0.001, false);
+}
+
 /* A damaged length prefix that still looks plausible (0x0010 read as 0x0110): the frame swallows the start
  * of the frames after it and does not decrypt; the boundary whose frame decrypts under the IV rule is
  * found, and every later frame is read. */
@@ -1028,9 +1045,7 @@ static void test_damaged_prefix_resync_by_decryption(void **state)
 {
     (void)state;
     sess s;
-    s_begin(&s, false, K.srv, false);
-    s_session(&s, K.dev, K.srv);
-    s_hellos(&s);
+    open_session(&s, K.srv, K.dev, true);
     coap c;
     guint damaged = 0;
     for (int i = 0; i < 20; i++) {
@@ -1057,10 +1072,10 @@ static void test_damaged_prefix_resync_by_decryption(void **state)
     s_end(&s);
 }
 
-/* The same connection, with data event `which` (from 0) read first as garbage of the same length and its
- * real bytes following as another copy of the same stream bytes (a garbage segment just before the real
- * one). */
-static tk_conn *garbage_first(const tk_conn *src, int which)
+typedef void (*tk_alter)(tk_conn *c, const tk_ev *e, uint64_t off);
+
+/* The same connection, with data event `which` (from 0) fed by alter (given its stream offset). */
+static tk_conn *replay(const tk_conn *src, int which, tk_alter alter)
 {
     tk_conn *c = tk_conn_new();
     uint64_t off[2] = { 0, 0 };
@@ -1073,19 +1088,42 @@ static tk_conn *garbage_first(const tk_conn *src, int which)
             tk_conn_close(c, e->dir, 0.001, e->rst);
         if (e->kind != TK_DATA)
             continue;
-        if (k++ == which) {
-            uint8_t *junk = g_malloc(e->data->len);
-            for (guint j = 0; j < e->data->len; j++)
-                junk[j] = (uint8_t)(j * 29 + 101);
-            tk_conn_data(c, e->dir, 0.001, junk, e->data->len);
-            tk_conn_copy(c, e->dir, 0.000001, off[e->dir], e->data->data, e->data->len, 0);
-            g_free(junk);
-        } else {
+        if (k++ == which)
+            alter(c, e, off[e->dir]);
+        else
             tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
-        }
         off[e->dir] += e->data->len;
     }
     return c;
+}
+
+/* Garbage of the same length first, the real bytes after it as another copy (a garbage segment just
+ * before the real one). */
+static void garbage_then_real(tk_conn *c, const tk_ev *e, uint64_t off)
+{
+    uint8_t *junk = g_malloc(e->data->len);
+    for (guint j = 0; j < e->data->len; j++)
+        junk[j] = (uint8_t)(j * 29 + 101);
+    tk_conn_data(c, e->dir, 0.001, junk, e->data->len);
+    tk_conn_copy(c, e->dir, 0.000001, off, e->data->data, e->data->len, 0);
+    g_free(junk);
+}
+
+/* The first 8 bytes, a copy of them with the same bytes, one with other bytes, then the rest. */
+static void head_with_other_copy(tk_conn *c, const tk_ev *e, uint64_t off)
+{
+    uint8_t other[8];
+    memcpy(other, e->data->data, 8);
+    other[5] ^= 0x20;
+    tk_conn_data(c, e->dir, 0.001, e->data->data, 8);
+    tk_conn_copy(c, e->dir, 0.000001, off, e->data->data, 8, 0);   /* the same bytes */
+    tk_conn_copy(c, e->dir, 0.000001, off, other, 8, 0);
+    tk_conn_data(c, e->dir, 0.001, e->data->data + 8, e->data->len - 8);
+}
+
+static tk_conn *garbage_first(const tk_conn *src, int which)
+{
+    return replay(src, which, garbage_then_real);
 }
 
 /* Each handshake block read first from a garbage copy: the copy whose meaning holds (the nonce the id block
@@ -1111,12 +1149,7 @@ static void test_conflicting_copies(void **state)
 {
     (void)state;
     sess s;
-    /* healthy */
-    s_begin(&s, false, K.srv, false);
-    s_session(&s, K.dev, K.srv);
-    s_hellos(&s);
-    tk_conn_close(s.c, KR_D2S, 0.25, false);
-    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    closed_session(&s, K.srv, K.dev, true);           /* healthy */
     check_garbage_first(s.c, "a");
     s_end(&s);
     /* unknown device: the cloud closes after the id block */
@@ -1133,11 +1166,7 @@ static void test_conflicting_copies(void **state)
     tk_conn_close(s.c, KR_D2S, 0.001, false);
     check_garbage_first(s.c, "P");
     s_end(&s);
-    /* device key mismatch */
-    s_begin(&s, false, K.srv, false);
-    s_session(&s, K.dev_other, K.srv);
-    tk_conn_close(s.c, KR_D2S, 0.25, false);
-    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    closed_session(&s, K.srv, K.dev_other, false);    /* device key mismatch */
     check_garbage_first(s.c, "a");
     s_end(&s);
 }
@@ -1149,11 +1178,7 @@ static void test_conflicting_copies_disputed(void **state)
 {
     (void)state;
     sess s;
-    s_begin(&s, false, K.srv, false);
-    s_session(&s, K.dev, K.srv);
-    s_hellos(&s);
-    tk_conn_close(s.c, KR_D2S, 0.25, false);
-    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    closed_session(&s, K.srv, K.dev, true);
     tk_conn *c = garbage_first(s.c, 1);
     rec r;
     rec_init(&r);
@@ -1163,28 +1188,7 @@ static void test_conflicting_copies_disputed(void **state)
     rec_free(&r);
     tk_conn_free(c);
     /* the device Hello: its first 8 bytes come again with other bytes before the rest arrives */
-    c = tk_conn_new();
-    int k = 0;
-    for (guint i = 0; i < s.c->ev->len; i++) {
-        const tk_ev *e = &g_array_index(s.c->ev, tk_ev, i);
-        if (e->kind == TK_OPEN)
-            tk_conn_open(c, 0);
-        else if (e->kind == TK_CLOSE)
-            tk_conn_close(c, e->dir, 0.001, e->rst);
-        if (e->kind != TK_DATA)
-            continue;
-        if (k++ == 3) {
-            uint8_t other[8];
-            memcpy(other, e->data->data, 8);
-            other[5] ^= 0x20;
-            tk_conn_data(c, e->dir, 0.001, e->data->data, 8);
-            tk_conn_copy(c, e->dir, 0.000001, KR_IDBLOCK_LEN, e->data->data, 8, 0);   /* the same bytes */
-            tk_conn_copy(c, e->dir, 0.000001, KR_IDBLOCK_LEN, other, 8, 0);
-            tk_conn_data(c, e->dir, 0.001, e->data->data + 8, e->data->len - 8);
-        } else {
-            tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
-        }
-    }
+    c = replay(s.c, 3, head_with_other_copy);
     rec_init(&r);
     v = run(c, "a", &r);
     assert_int_equal(r.reasons[KR_WHY_DISPUTED], 1);
