@@ -239,6 +239,46 @@ static void resync_by_decryption(kr_tracker *t, kr_dir dir, size_t n, double ts)
     }
 }
 
+/* The stream ends inside a frame whose plausible length prefix was damaged into a longer one: the frame
+ * is where its body decrypts under the IV rule and lengths that fit the rest of the stream follow. It is
+ * read at that length; the rest is read again as frames. */
+static bool end_boundary_by_decryption(kr_tracker *t, kr_dir dir, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (ds->st != PST_FRAMES || ds->damaged || ds->have < 2 + 32 || !kr_cipher_keyed(ds->cipher) ||
+        !kr_cipher_in_sync(ds->cipher))
+        return false;
+    uint8_t *pt = malloc(ds->have);
+    if (!pt)
+        return false;
+    size_t p;
+    for (p = 2 + 16; p + 2 <= ds->have; p += 16) {
+        size_t pl = 0, skip = 0;
+        if (chain_at(ds->buf, ds->have, p, true) == 1 &&
+            kr_cipher_trial(ds->cipher, t->sess.key, t->sess.iv, ds->buf + 2, p - 2, pt, &pl, &skip) == KR_DEC_OK)
+            break;
+    }
+    free(pt);
+    if (p + 2 > ds->have)
+        return false;
+    size_t tail = ds->have - p;
+    uint8_t *tmp = malloc(tail);
+    if (!tmp)
+        return false;
+    memcpy(tmp, ds->buf + p, tail);
+    kr_tracker_emit_finding(t, KR_FIND_DECRYPT_ERROR, dir, ts, ds->pdu_offset,
+                            "the frame at offset %llu has a damaged length prefix (it says %u bytes, the stream "
+                            "ends first): it decrypts as %zu bytes; the rest is read again from there",
+                            (unsigned long long)ds->pdu_offset, (unsigned)ds->buf[0] << 8 | ds->buf[1], p - 2);
+    ds->have = p;
+    krt_do_frame(t, dir, ts);
+    krt_evaluate(t, ts);
+    ds->offset -= tail;
+    krt_feed(t, dir, tmp, tail, ts);
+    free(tmp);
+    return true;
+}
+
 void krt_enter_resync(kr_tracker *t, kr_dir dir)
 {
     kr_dirstate *ds = &t->d[dir];
@@ -566,7 +606,7 @@ void krt_end_direction(kr_tracker *t, kr_dir dir, double ts, bool capture_end)
         krt_emit_data(t, dir, ds->have, ts, "not of this protocol");
     /* a frame the stream ends inside: a damaged length prefix resynchronises, anything else is cut short */
     for (int guard = 0; ds->st == PST_FRAMES && ds->have && guard < 64; guard++)
-        if (!check_long_frame(t, dir, ts, true))
+        if (!check_long_frame(t, dir, ts, true) && !end_boundary_by_decryption(t, dir, ts))
             krt_emit_data(t, dir, ds->have, ts, "of a frame cut short: the stream ends before its last byte");
     if (ds->st == PST_NONCE && ds->have && !t->not_spark) {
         /* the cloud sent fewer than 40 bytes and stopped; when only the capture stopped and the bytes can

@@ -1041,24 +1041,24 @@ static void closed_session(sess *s, const kr_key *idkey, const kr_key *devkey, b
 /* A damaged length prefix that still looks plausible (0x0010 read as 0x0110): the frame swallows the start
  * of the frames after it and does not decrypt; the boundary whose frame decrypts under the IV rule is
  * found, and every later frame is read. */
-static void test_damaged_prefix_resync_by_decryption(void **state)
+static void damaged_prefix(int which, guint messages)
 {
-    (void)state;
     sess s;
     open_session(&s, K.srv, K.dev, true);
     coap c;
-    guint damaged = 0;
+    guint damaged = 4;                        /* which < 0: the device Hello (open, nonce, id block, E) */
     for (int i = 0; i < 20; i++) {
         c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
         c_path(&c, "e");
         c_path(&c, "x");
         s_send(&s, KR_D2S, 0.01, &c);
-        if (i == 2)
+        if (i == which)
             damaged = s.c->ev->len - 1;
     }
     tk_conn_close(s.c, KR_D2S, 0.25, false);
     tk_conn_close(s.c, KR_S2D, 0.001, false);
     tk_ev *e = &g_array_index(s.c->ev, tk_ev, damaged);
+    assert_int_equal(e->dir, KR_D2S);
     assert_int_equal(e->data->data[0], 0x00);
     assert_int_equal(e->data->data[1], 0x10);
     e->data->data[0] = 0x01;                  /* one flipped bit: 16 bytes read as 272 */
@@ -1066,10 +1066,22 @@ static void test_damaged_prefix_resync_by_decryption(void **state)
     rec_init(&r);
     kr_verdict v = run(s.c, "a", &r);
     assert_int_equal(v.code, KR_V_OK);
-    assert_int_equal(r.summaries->len, 2 + 19);   /* both Hellos and every event but the damaged one */
+    assert_int_equal(r.summaries->len, messages);
     assert_true(has(r.findings, "damaged length prefix"));
     rec_free(&r);
     s_end(&s);
+}
+
+static void test_damaged_prefix_resync_by_decryption(void **state)
+{
+    (void)state;
+    /* mid-stream: both Hellos and every event but the damaged one */
+    damaged_prefix(2, 2 + 19);
+    /* the stream ends before the length the damaged prefix claims: the frame itself decrypts at the
+     * boundary found, and so do the two after it */
+    damaged_prefix(17, 2 + 20);
+    /* the device Hello: the frame after it decrypts with the session key, so the handshake is not failed */
+    damaged_prefix(-1, 1 + 20);
 }
 
 typedef void (*tk_alter)(tk_conn *c, const tk_ev *e, uint64_t off);
