@@ -183,10 +183,17 @@ class Capture:
         self.pkts = []
         self.t = t0
 
-    def pkt(self, d, flags, data=b"", seq=None, advance=True):
+    def pkt(self, d, flags, data=b"", seq=None, advance=True, opts=b"", window=65535, csum=None):
+        """csum: None leaves the checksum field 0 (as checksum offload does), "good" or "bad" fills it in."""
         src, dst = (self.dev, self.srv) if d == 0 else (self.srv, self.dev)
         sq = self.seq[d] if seq is None else seq
-        tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], sq, self.seq[1 - d], 5 << 4, flags, 65535, 0, 0) + data
+        tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], sq, self.seq[1 - d], (5 + len(opts) // 4) << 4, flags,
+                          window, 0, 0) + opts + data
+        if csum and not self.ipv6:
+            pseudo = bytes(map(int, src[0].split("."))) + bytes(map(int, dst[0].split("."))) + \
+                struct.pack("!BBH", 0, 6, len(tcp))
+            v = _csum(pseudo + tcp) ^ (0 if csum == "good" else 1)
+            tcp = tcp[:16] + struct.pack("!H", v) + tcp[18:]
         if self.ipv6:
             import ipaddress
             ip = struct.pack("!IHBB", 6 << 28, len(tcp), 6, 64) + ipaddress.IPv6Address(src[0]).packed + \
@@ -354,6 +361,49 @@ def test_retransmission(sh):
         check(by[7][1] == "id-block" and by[7][2] == "50",
               "frame 7 completes the id block after 50 old bytes (%r): %r" % (extra, by[7]))
         check(by[7][3] == idb.hex(), "the id block must be the device's 256 bytes, overlap removed (%r)" % extra)
+
+
+def test_tcp_header(sh):
+    """The TCP header as libkeyring reads it for the plugin (as for cloudmon): the window scale option of
+    both SYNs widens the RST window past 64 KiB; a copy whose checksum is valid beats one whose checksum is
+    bad; with the checksum left to offload, the copies are candidates no key here can judge (disputed)."""
+    rng = random.Random(21)
+    ws7 = b"\x01\x03\x03\x07"                                # NOP, window scale 7
+
+    def rst_capture(opts):
+        c = Capture(t0=1700000100.0)
+        c.pkt(0, SYN, opts=opts)
+        c.pkt(1, SYN | ACK, opts=opts)
+        c.pkt(0, ACK)
+        c.pkt(1, PSH | ACK, rnd(40, rng))
+        c.pkt(0, PSH | ACK, rnd(256, rng))
+        c.pkt(1, PSH | ACK, rnd(384, rng), window=1000)      # 1000 << 7 = 128000 bytes when scaled
+        c.pkt(0, RST, seq=c.seq[0] + 100000, advance=False)
+        return c
+
+    for opts, want in ((ws7, "reset by the device"), (b"", "RST ignored: ")):
+        cap = sh.write("wscale.pcap", rst_capture(opts).bytes())
+        closes = [r[1] for r in sh.fields(cap, ["spark.close"]) if r[1]]
+        check(len(closes) == 1 and closes[0].startswith(want),
+              "an RST 100000 bytes ahead with window scale %r: %r" % (opts.hex(), closes))
+    idb = rnd(256, rng)
+    other = bytes(b ^ 0x5a for b in idb[:100])
+    for first, second, want in (("bad", "good", idb.hex()), (None, None, None)):
+        c = Capture(t0=1700000200.0)
+        c.open()
+        c.pkt(1, PSH | ACK, rnd(40, rng))
+        c.pkt(0, PSH | ACK, other, advance=False, csum=first)
+        c.pkt(0, PSH | ACK, idb[:100], csum=second)
+        c.pkt(0, PSH | ACK, idb[100:])
+        c.pkt(1, PSH | ACK, rnd(384, rng))
+        cap = sh.write("csum.pcap", c.bytes())
+        rows = sh.fields(cap, ["spark.step", "spark.id_block", "spark.note"])
+        ids = [(r[2], r[3]) for r in rows if "id-block" in r[1].split(",")]
+        if want:
+            check(len(ids) == 1 and ids[0][0] == want and "disputed" not in ids[0][1],
+                  "the copy whose checksum is valid is the id block: %r" % ids)
+        else:
+            check(len(ids) == 1 and "disputed" in ids[0][1], "copies no key can judge are disputed: %r" % ids)
 
 
 def test_gap(sh):
@@ -1130,6 +1180,7 @@ TESTS = {
     "stock-tshark": test_stock_tshark,
     "handshake-shape": test_handshake_shape,
     "retransmission": test_retransmission,
+    "tcp-header": test_tcp_header,
     "ipv6": test_ipv6,
     "gap": test_gap,
     "heuristic": test_heuristic,
