@@ -4,7 +4,9 @@
  * - the nonce: the id block's echo names the copy the device received;
  * - the id block: the copy that opens with the server private key;
  * - the session block: the copy that opens with a device key;
- * - a frame: the copy that was read first stands when it decrypted; otherwise the frame is disputed.
+ * - a frame: the copy under which it decrypts with the session key (the copy read first when both do);
+ *   when none does, or without the key, the frame is disputed. Copies of a frame already read leave it
+ *   as it was read.
  * When no copy is decided by its meaning, the step is disputed and proves nothing. A copy whose TCP checksum
  * is valid beats one whose checksum is bad: it replaces the bytes that can still be read, and a copy with a
  * bad checksum is not taken against one that checks. */
@@ -119,20 +121,6 @@ static void keep_pending(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t o
     memcpy(s->bytes, b, len);
 }
 
-/* A handshake block of dir was just read: the copies of its bytes held meanwhile are tried now. */
-void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts)
-{
-    struct krt_copies *c = t->copies;
-    if (!c || c->n[dir] == 0)
-        return;
-    int n = c->n[dir];
-    krt_copy held[KR_COPY_SLOTS];
-    memcpy(held, c->slot[dir], sizeof held);
-    c->n[dir] = 0;
-    for (int i = 0; i < n; i++)
-        kr_tracker_copy(t, dir, held[i].off, held[i].bytes, held[i].len, 0, ts);
-}
-
 static bool differs(const kr_dirstate *ds, uint64_t base, uint64_t off, const uint8_t *b, size_t len)
 {
     return memcmp(ds->buf + (off - base), b, len) != 0;
@@ -147,6 +135,70 @@ static bool prefix_differs(const kr_dirstate *ds, uint64_t off, const uint8_t *b
     size_t n = (size_t)(end - off) < len ? (size_t)(end - off) : len;
     return differs(ds, ds->pdu_offset, off, b, n);
 }
+
+/* Whether the frame in dir's buffer (laid over by copy when not NULL) decrypts with the session key at
+ * the cipher's place in the IV chain. */
+static bool frame_decrypts(kr_tracker *t, kr_dir dir, const krt_copy *copy)
+{
+    kr_dirstate *ds = &t->d[dir];
+    size_t len = ds->have - 2;
+    uint8_t *f = malloc(ds->have), *pt = malloc(len ? len : 1);
+    bool ok = false;
+    if (f && pt) {
+        memcpy(f, ds->buf, ds->have);
+        if (copy)
+            memcpy(f + (copy->off - ds->pdu_offset), copy->bytes, copy->len);
+        size_t pl = 0, skip = 0;
+        kr_dec_result r = kr_cipher_trial(ds->cipher, t->sess.key, t->sess.iv, f + 2, len, pt, &pl, &skip);
+        ok = r == KR_DEC_OK || r == KR_DEC_PARTIAL;
+    }
+    free(f);
+    free(pt);
+    return ok;
+}
+
+/* A frame of dir is complete and about to be read: when copies of its bytes that differ are held, the
+ * copy under which it decrypts is laid over the buffer (the copy read first stays when it decrypts);
+ * when none decrypts, or there is no session key, the frame is disputed. */
+void krt_copies_frame(kr_tracker *t, kr_dir dir)
+{
+    struct krt_copies *c = t->copies;
+    kr_dirstate *ds = &t->d[dir];
+    if (!c || c->n[dir] == 0)
+        return;
+    int n = c->n[dir];
+    c->n[dir] = 0;
+    bool keyed = t->session_known && kr_cipher_keyed(ds->cipher) && ds->have > 2;
+    if (keyed && frame_decrypts(t, dir, NULL))
+        return;
+    for (int i = 0; keyed && i < n; i++) {
+        krt_copy *s = &c->slot[dir][i];
+        bool in = s->off >= ds->pdu_offset && s->off + s->len <= ds->pdu_offset + ds->have &&
+                  !prefix_differs(ds, s->off, s->bytes, s->len);
+        if (in && frame_decrypts(t, dir, s)) {
+            memcpy(ds->buf + (s->off - ds->pdu_offset), s->bytes, s->len);
+            return;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        kr_tracker_dispute(t, dir, c->slot[dir][i].off, c->slot[dir][i].len);
+}
+
+/* A handshake block of dir was just read: the copies of its bytes held meanwhile are tried now. */
+void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts)
+{
+    struct krt_copies *c = t->copies;
+    if (!c || c->n[dir] == 0)
+        return;
+    int n = c->n[dir];
+    krt_copy held[KR_COPY_SLOTS];
+    memcpy(held, c->slot[dir], sizeof held);
+    c->n[dir] = 0;
+    for (int i = 0; i < n; i++)
+        kr_tracker_copy(t, dir, held[i].off, held[i].bytes, held[i].len, 0, ts);
+}
+
+
 
 void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, size_t len, int rank,
                      double ts)
@@ -180,8 +232,6 @@ void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, 
         reread_block(t, dir, st, b, a, off, len, ts);
     else if (ds->have == 0 || ds->st == PST_DATA || ds->st == PST_RESYNC)
         return;                 /* a frame read already, or bytes of no PDU */
-    else if (ds->st == PST_FRAMES)
-        kr_tracker_dispute(t, dir, off, len);   /* a frame whose bytes differ between copies: disputed */
     else
         keep_pending(t, dir, b, off, len);
 }

@@ -333,6 +333,28 @@ static size_t want(const kr_tracker *t, kr_dir dir)
     return 1;
 }
 
+/* A frame's length prefix (2 bytes held) or the whole frame. */
+static void act_frame(kr_tracker *t, kr_dir dir, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (ds->have == 2) {
+        unsigned l = (unsigned)ds->buf[0] << 8 | ds->buf[1];
+        if (!valid_len(l, KR_FRAME_MAX)) {
+            krt_enter_resync(t, dir);
+            /* the 2 bytes stay in the window; the scan decides */
+            resync_scan(t, dir, ts, false);
+        }
+        return;
+    }
+    krt_copies_frame(t, dir);
+    uint32_t bad = ds->frames_bad;
+    size_t n = ds->have;
+    krt_do_frame(t, dir, ts);
+    krt_evaluate(t, ts);
+    if (ds->frames_bad > bad)
+        resync_by_decryption(t, dir, n, ts);
+}
+
 /* Called when the buffer holds want() bytes (resync: after every append). */
 static void act(kr_tracker *t, kr_dir dir, double ts)
 {
@@ -394,23 +416,7 @@ static void act(kr_tracker *t, kr_dir dir, double ts)
         krt_copies_settle(t, dir, ts);
         return;
     case PST_FRAMES:
-        if (ds->have == 2) {
-            unsigned l = (unsigned)ds->buf[0] << 8 | ds->buf[1];
-            if (!valid_len(l, KR_FRAME_MAX)) {
-                krt_enter_resync(t, dir);
-                /* the 2 bytes stay in the window; the scan decides */
-                resync_scan(t, dir, ts, false);
-            }
-            return;
-        }
-        {
-            uint32_t bad = ds->frames_bad;
-            size_t n = ds->have;
-            krt_do_frame(t, dir, ts);
-            krt_evaluate(t, ts);
-            if (ds->frames_bad > bad)
-                resync_by_decryption(t, dir, n, ts);
-        }
+        act_frame(t, dir, ts);
         return;
     case PST_RESYNC:
         if (!ds->sniffed && ds->have >= KR_SNIFF_LEN) {

@@ -268,6 +268,7 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts);
 
 /* copies.c: conflicting copies of bytes already read */
 void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts);
+void krt_copies_frame(kr_tracker *t, kr_dir dir);
 const uint8_t *krt_nonce_candidate(const kr_tracker *t, const uint8_t echo[KR_NONCE_LEN]);
 void krt_copies_free(kr_tracker *t);
 

@@ -337,8 +337,9 @@ void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len
  * for every retransmitted byte range it does not hand on again). When it differs from what was read, the
  * copies are candidates and the meaning decides: the nonce the id block echoes, the id block or session
  * block copy that opens with the key (read again from the other copy when the first did not open; a
- * result both copies give stands). A frame still being read whose copies differ is disputed, and a
- * handshake block that no key can judge is disputed: a disputed step proves nothing. Bytes read before
+ * result both copies give stands); a frame still being read, the copy under which it decrypts with the
+ * session key. A frame no copy makes decrypt (or without the key) and a handshake block that no key can
+ * judge are disputed: a disputed step proves nothing. Bytes read before
  * the last PDU of their direction are not compared (their steps stand).
  * rank: 1 when this copy's TCP checksum is valid and the first copy's was bad (this copy replaces the
  * bytes where they can still be read), -1 the other way round (this copy is not taken), 0 otherwise. */
