@@ -25,7 +25,7 @@ typedef struct krt_copy {
 struct krt_copies {
     bool have_nonce;
     uint8_t nonce[KR_NONCE_LEN];           /* the other copy of the nonce */
-    krt_copy slot[2][KR_COPY_SLOTS];       /* copies of bytes of a handshake block not yet complete */
+    krt_copy slot[2][KR_COPY_SLOTS];       /* copies of bytes of the PDU being read */
     int n[2];
 };
 
@@ -90,8 +90,10 @@ static void reread_block(kr_tracker *t, kr_dir dir, enum kr_pst st, const uint8_
 static void keep_nonce(kr_tracker *t, const uint8_t *alt, uint64_t off, size_t len)
 {
     struct krt_copies *c = copies_of(t);
-    if (!c)
+    if (!c) {
+        t->nonce_damaged = t->blocks_disputed = true;   /* not held: the nonce is not judged */
         return;
+    }
     if (!c->have_nonce)
         memcpy(c->nonce, t->nonce, KR_NONCE_LEN);
     memcpy(c->nonce + off, alt, len);
@@ -105,14 +107,12 @@ const uint8_t *krt_nonce_candidate(const kr_tracker *t, const uint8_t echo[KR_NO
     return NULL;
 }
 
-/* Bytes of the handshake block being read: held until it is complete (krt_copies_settle). */
+/* Bytes of the PDU being read: held until it is complete (krt_copies_settle, krt_copies_frame). */
 static void keep_pending(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len)
 {
     struct krt_copies *c = copies_of(t);
-    if (!c || len > KR_SESSIONBLOCK_LEN)
-        return;
-    if (c->n[dir] == KR_COPY_SLOTS) {
-        kr_tracker_dispute(t, dir, off, len);   /* more copies than are held: the block proves nothing */
+    if (!c || len > KR_SESSIONBLOCK_LEN || c->n[dir] == KR_COPY_SLOTS) {
+        kr_tracker_dispute(t, dir, off, len);   /* a copy that is not held: the PDU proves nothing */
         return;
     }
     krt_copy *s = &c->slot[dir][c->n[dir]++];
