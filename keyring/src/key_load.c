@@ -4,6 +4,11 @@
  * elements (PKCS#1, PKCS#8, SubjectPublicKeyInfo). OpenSSL's decoders do the real parsing; the small
  * TLV walk here only tells the forms apart and measures the DER object (flash slots carry bytes after
  * it). The checks of what was loaded live in key_check.c.
+ *
+ * Speed (a keyfile may name 70,000 key files): setting up an OpenSSL decoder costs about 20 decodes, so a
+ * kr_key_loader keeps one decoder context per form for all the keys of one load; the fingerprint's
+ * SubjectPublicKeyInfo is encoded by OpenSSL's ASN.1 encoder from n and e (an OSSL_ENCODER is set up per
+ * key, 70 us each). Every key is still read and decoded from its own bytes: nothing is cached by content.
  */
 #include "keyring/key.h"
 #include "internal.h"
@@ -15,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/decoder.h>
@@ -130,31 +136,6 @@ static form classify(const uint8_t *c, size_t n, char *alg)
     return FORM_UNKNOWN;
 }
 
-static int fail_passphrase(char *buf, size_t size, size_t *len, const OSSL_PARAM params[], void *arg)
-{
-    (void)buf; (void)size; (void)params; (void)arg;
-    *len = 0;
-    return 0;   /* never ask: a protected key is reported, not unlocked */
-}
-
-static EVP_PKEY *decode_der(const uint8_t *der, size_t len, const char *structure, int selection)
-{
-    EVP_PKEY *pkey = NULL;
-    OSSL_DECODER_CTX *dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "DER", structure, "RSA", selection,
-                                                           NULL, NULL);
-    if (!dctx)
-        return NULL;
-    OSSL_DECODER_CTX_set_passphrase_cb(dctx, fail_passphrase, NULL);
-    const unsigned char *p = der;
-    size_t left = len;
-    if (!OSSL_DECODER_from_data(dctx, &p, &left)) {
-        EVP_PKEY_free(pkey);
-        pkey = NULL;
-    }
-    OSSL_DECODER_CTX_free(dctx);
-    return pkey;
-}
-
 static const char *alg_name(char alg)
 {
     switch (alg) {
@@ -165,8 +146,38 @@ static const char *alg_name(char alg)
     }
 }
 
+/* ---- the public half ------------------------------------------------------------------------- */
+
+/* RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }, for OpenSSL's ASN.1 encoder. */
+typedef struct rsa_public {
+    BIGNUM *n, *e;
+} rsa_public;
+
+ASN1_SEQUENCE(rsa_public) = {
+    ASN1_SIMPLE(rsa_public, n, BIGNUM),
+    ASN1_SIMPLE(rsa_public, e, BIGNUM),
+} static_ASN1_SEQUENCE_END(rsa_public)
+
+/* The SubjectPublicKeyInfo DER of n and e (algorithm rsaEncryption, NULL parameters): the bytes i2d_PUBKEY
+ * gives for an RSA key. Length and *out (OPENSSL_free it), or -1. */
+static int spki_encode(const rsa_public *pub, unsigned char **out)
+{
+    unsigned char *inner = NULL;
+    int len = ASN1_item_i2d((const ASN1_VALUE *)pub, &inner, ASN1_ITEM_rptr(rsa_public));
+    X509_PUBKEY *x = len > 0 ? X509_PUBKEY_new() : NULL;
+    if (!x || !X509_PUBKEY_set0_param(x, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL, NULL, inner, len)) {
+        OPENSSL_free(inner);
+        X509_PUBKEY_free(x);
+        return -1;
+    }
+    *out = NULL;
+    len = i2d_X509_PUBKEY(x, out);
+    X509_PUBKEY_free(x);
+    return len > 0 ? len : -1;
+}
+
 /* Fills the derived fields of a key whose pkey is set. */
-static int key_finish(kr_key *k, kr_err *err)
+static int key_finish(kr_key *k, BN_CTX *bn, kr_err *err)
 {
     if (!EVP_PKEY_is_a(k->pkey, "RSA")) {
         kr_err_set(err, "%s: not an RSA key (%s): the Spark protocol uses RSA keys only; use an RSA-1024 "
@@ -180,14 +191,19 @@ static int key_finish(kr_key *k, kr_err *err)
                    "RSA-2048 server keys)", k->source, k->bits, KR_KEY_MAX_BITS);
         return -1;
     }
-    BIGNUM *e = NULL;
-    k->exponent = 0;
-    if (EVP_PKEY_get_bn_param(k->pkey, OSSL_PKEY_PARAM_RSA_E, &e) && BN_num_bits(e) <= 32)
-        k->exponent = BN_get_word(e);
-    BN_free(e);
-
+    /* One reading of the numbers serves the arithmetic checks, the exponent and the fingerprint. */
+    rsa_public pub = {NULL, NULL};
     unsigned char *spki = NULL;
-    int n = i2d_PUBKEY(k->pkey, &spki);
+    int n = -1;
+    k->exponent = 0;
+    if (bn) {
+        BN_CTX_start(bn);
+        k->numbers_broken = kr_rsa_inspect(k->pkey, k->is_private, bn, &pub.n, &pub.e);
+        n = pub.n && pub.e ? spki_encode(&pub, &spki) : -1;
+        if (n > 0 && BN_num_bits(pub.e) <= 32)
+            k->exponent = BN_get_word(pub.e);
+        BN_CTX_end(bn);
+    }
     if (n <= 0 || !EVP_Digest(spki, (size_t)n, k->spki_sha256, NULL, EVP_sha256(), NULL)) {
         OPENSSL_free(spki);
         kr_err_set(err, "%s: cannot encode the public half of the key", k->source);
@@ -287,12 +303,60 @@ static const struct form_decoding {
     int selection;
     kr_key_encoding enc;
     const char *what;
-} form_decodings[] = {
+} form_decodings[KR_KEY_LOADER_FORMS] = {
     {FORM_PKCS1_PRIV, "type-specific", EVP_PKEY_KEYPAIR, KR_ENC_PKCS1_PRIVATE, "PKCS#1 RSAPrivateKey"},
     {FORM_PKCS8_PRIV, "PrivateKeyInfo", EVP_PKEY_KEYPAIR, KR_ENC_PKCS8_PRIVATE, "PKCS#8 PrivateKeyInfo"},
     {FORM_PKCS1_PUB, "type-specific", EVP_PKEY_PUBLIC_KEY, KR_ENC_PKCS1_PUBLIC, "PKCS#1 RSAPublicKey"},
     {FORM_SPKI, "SubjectPublicKeyInfo", EVP_PKEY_PUBLIC_KEY, KR_ENC_SPKI_PUBLIC, "SubjectPublicKeyInfo"},
 };
+
+static int fail_passphrase(char *buf, size_t size, size_t *len, const OSSL_PARAM params[], void *arg)
+{
+    (void)buf; (void)size; (void)params; (void)arg;
+    *len = 0;
+    return 0;   /* never ask: a protected key is reported, not unlocked */
+}
+
+/* Decodes DER in form_decodings[i]'s form with the loader's context for it, set up on first use. A failed
+ * decode drops the context (the next key gets a fresh one), so no state passes from a bad key to the next. */
+static EVP_PKEY *decode_der(kr_key_loader *ld, size_t i, const uint8_t *der, size_t len)
+{
+    const struct form_decoding *fd = &form_decodings[i];
+    if (!ld->dctx[i]) {
+        ld->out[i] = NULL;
+        ld->dctx[i] = OSSL_DECODER_CTX_new_for_pkey(&ld->out[i], "DER", fd->structure, "RSA", fd->selection,
+                                                    NULL, NULL);
+        if (!ld->dctx[i])
+            return NULL;
+        OSSL_DECODER_CTX_set_passphrase_cb(ld->dctx[i], fail_passphrase, NULL);
+    }
+    const unsigned char *p = der;
+    size_t left = len;
+    ld->out[i] = NULL;
+    int ok = OSSL_DECODER_from_data(ld->dctx[i], &p, &left);
+    EVP_PKEY *pkey = ld->out[i];
+    ld->out[i] = NULL;
+    if (!ok || !pkey) {
+        EVP_PKEY_free(pkey);
+        OSSL_DECODER_CTX_free(ld->dctx[i]);
+        ld->dctx[i] = NULL;
+        return NULL;
+    }
+    return pkey;
+}
+
+void kr_key_loader_done(kr_key_loader *ld)
+{
+    for (size_t i = 0; i < KR_KEY_LOADER_FORMS; i++) {
+        OSSL_DECODER_CTX_free(ld->dctx[i]);
+        ld->dctx[i] = NULL;
+    }
+    BN_CTX_free(ld->bn);
+    ld->bn = NULL;
+    free(ld->buf);
+    ld->buf = NULL;
+    ld->cap = 0;
+}
 
 /* What follows the DER object in a DER file: erased flash, or 0xFF and a server address record. */
 static void trailing_facts(kr_key *k, const uint8_t *buf, size_t len, size_t objlen)
@@ -312,8 +376,8 @@ static void trailing_facts(kr_key *k, const uint8_t *buf, size_t len, size_t obj
 }
 
 /* The DER path: der/len is the whole input (DER file) or the PEM body. */
-static kr_key *load_der(const uint8_t *buf, size_t len, const char *name, bool pem, const char *label,
-                        kr_err *err)
+static kr_key *load_der(kr_key_loader *ld, const uint8_t *buf, size_t len, const char *name, bool pem,
+                        const char *label, kr_err *err)
 {
     kr_tlv top;
     if (der_outer(buf, len, name, &top, err) != 0)
@@ -324,10 +388,12 @@ static kr_key *load_der(const uint8_t *buf, size_t len, const char *name, bool p
     if (form_refuse(f, alg, name, label, err) != 0)
         return NULL;
     const struct form_decoding *fd = NULL;
-    for (size_t i = 0; i < sizeof form_decodings / sizeof form_decodings[0]; i++)
-        if (form_decodings[i].f == f)
+    EVP_PKEY *pkey = NULL;
+    for (size_t i = 0; i < KR_KEY_LOADER_FORMS; i++)
+        if (form_decodings[i].f == f) {
             fd = &form_decodings[i];
-    EVP_PKEY *pkey = fd ? decode_der(buf, objlen, fd->structure, fd->selection) : NULL;
+            pkey = decode_der(ld, i, buf, objlen);
+        }
     if (!pkey) {
         kr_err_set(err, "%s: looks like a %s but OpenSSL cannot read it: the key is damaged "
                    "(read or copy it again)", name, fd ? fd->what : "key");
@@ -356,7 +422,9 @@ static kr_key *load_der(const uint8_t *buf, size_t len, const char *name, bool p
     k->der_len = objlen;
     if (!pem)
         trailing_facts(k, buf, len, objlen);
-    if (key_finish(k, err) != 0) {
+    if (!ld->bn)
+        ld->bn = BN_CTX_new();
+    if (key_finish(k, ld->bn, err) != 0) {
         kr_key_free(k);
         return NULL;
     }
@@ -373,7 +441,7 @@ static bool looks_like_pem(const uint8_t *buf, size_t len)
     return false;
 }
 
-static kr_key *load_pem(const uint8_t *buf, size_t len, const char *name, kr_err *err)
+static kr_key *load_pem(kr_key_loader *ld, const uint8_t *buf, size_t len, const char *name, kr_err *err)
 {
     BIO *bio = BIO_new_mem_buf(buf, (int)len);
     if (!bio) {
@@ -406,7 +474,7 @@ static kr_key *load_pem(const uint8_t *buf, size_t len, const char *name, kr_err
             kr_err_set(err, "%s: an OpenSSH key file: convert it with `ssh-keygen -p -m PEM -f %s` "
                        "(RSA keys only)", name, name);
         } else {
-            k = load_der(data, (size_t)dlen, name, true, label, err);
+            k = load_der(ld, data, (size_t)dlen, name, true, label, err);
         }
         OPENSSL_free(label);
         OPENSSL_free(header);
@@ -418,7 +486,7 @@ static kr_key *load_pem(const uint8_t *buf, size_t len, const char *name, kr_err
     return k;
 }
 
-kr_key *kr_key_load_mem(const uint8_t *buf, size_t len, const char *name, kr_err *err)
+kr_key *kr_key_loader_mem(kr_key_loader *ld, const uint8_t *buf, size_t len, const char *name, kr_err *err)
 {
     if (!name)
         name = "key";
@@ -427,19 +495,34 @@ kr_key *kr_key_load_mem(const uint8_t *buf, size_t len, const char *name, kr_err
         return NULL;
     }
     if (len > 0 && buf[0] != 0x30 && looks_like_pem(buf, len))
-        return load_pem(buf, len, name, err);
-    return load_der(buf, len, name, false, NULL, err);
+        return load_pem(ld, buf, len, name, err);
+    return load_der(ld, buf, len, name, false, NULL, err);
+}
+
+kr_key *kr_key_loader_file(kr_key_loader *ld, const char *path, kr_err *err)
+{
+    size_t n = 0;
+    if (kr_read_file_into(path, KR_KEY_FILE_MAX, "the key file", "larger than 1 MB: not a key file (for a flash dump "
+                          "use `sparkkeys import`)", &ld->buf, &ld->cap, &n, err) != 0)
+        return NULL;
+    return kr_key_loader_mem(ld, ld->buf, n, path, err);
+}
+
+kr_key *kr_key_load_mem(const uint8_t *buf, size_t len, const char *name, kr_err *err)
+{
+    kr_key_loader ld;
+    memset(&ld, 0, sizeof ld);
+    kr_key *k = kr_key_loader_mem(&ld, buf, len, name, err);
+    kr_key_loader_done(&ld);
+    return k;
 }
 
 kr_key *kr_key_load_file(const char *path, kr_err *err)
 {
-    size_t n = 0;
-    uint8_t *buf = kr_read_file(path, KR_KEY_FILE_MAX, "the key file",
-                                "larger than 1 MB: not a key file (for a flash dump use `sparkkeys import`)", &n, err);
-    if (!buf)
-        return NULL;
-    kr_key *k = kr_key_load_mem(buf, n, path, err);
-    free(buf);
+    kr_key_loader ld;
+    memset(&ld, 0, sizeof ld);
+    kr_key *k = kr_key_loader_file(&ld, path, err);
+    kr_key_loader_done(&ld);
     return k;
 }
 
@@ -457,7 +540,7 @@ kr_key *kr_key_from_pkey(EVP_PKEY *pkey, const char *name, kr_err *err)
     }
     k->pkey = pkey;
     if (!EVP_PKEY_is_a(pkey, "RSA")) {
-        key_finish(k, err);
+        key_finish(k, NULL, err);
         kr_key_free(k);
         return NULL;
     }
@@ -489,7 +572,10 @@ kr_key *kr_key_from_pkey(EVP_PKEY *pkey, const char *name, kr_err *err)
     memcpy(k->der, der, (size_t)n);
     k->der_len = (size_t)n;
     OPENSSL_free(der);
-    if (key_finish(k, err) != 0) {
+    BN_CTX *bn = BN_CTX_new();
+    int r = key_finish(k, bn, err);
+    BN_CTX_free(bn);
+    if (r != 0) {
         kr_key_free(k);
         return NULL;
     }
@@ -517,14 +603,20 @@ int kr_key_public_spki(const kr_key *key, uint8_t *out, size_t out_cap)
 {
     if (!key || !key->pkey)
         return -1;
+    rsa_public pub = {NULL, NULL};
     unsigned char *der = NULL;
-    int n = i2d_PUBKEY(key->pkey, &der);
-    if (n <= 0) {
-        ERR_clear_error();
-        return -1;
+    int n = -1;
+    BN_CTX *bn = BN_CTX_new();
+    if (bn) {
+        BN_CTX_start(bn);
+        kr_rsa_inspect(key->pkey, false, bn, &pub.n, &pub.e);
+        n = pub.n && pub.e ? spki_encode(&pub, &der) : -1;
+        BN_CTX_end(bn);
+        BN_CTX_free(bn);
     }
-    if ((size_t)n > out_cap) {
+    if (n <= 0 || (size_t)n > out_cap) {
         OPENSSL_free(der);
+        ERR_clear_error();
         return -1;
     }
     memcpy(out, der, (size_t)n);

@@ -42,6 +42,8 @@ typedef struct kr_key {
                                  (docs/protocol.md 5.4): a server-key slot or a spark-cli server key file */
     char trailing_address_text[96]; /* e.g. "device.spark.io port 5683" */
     uint8_t spki_sha256[32];  /* SHA-256 of the public half as SubjectPublicKeyInfo DER: the fingerprint */
+    const char *numbers_broken; /* set when loaded: what the arithmetic checks found wrong (static text), or NULL;
+                                   kr_key_numbers_broken gives it as a line */
     char source[512];         /* file path or a name given by the caller */
 } kr_key;
 

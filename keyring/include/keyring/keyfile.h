@@ -36,6 +36,9 @@ typedef enum kr_entry_kind {
     KR_ENTRY_DEVICE_PUBLIC    /* the device public key the cloud holds on record for ID (RSA-1024) */
 } kr_entry_kind;
 
+/* The longest key file path a line may resolve to: a longer one is an error, never cut. */
+#define KR_ENTRY_PATH_MAX 1023
+
 typedef struct kr_entry {
     kr_entry_kind kind;
     int line;                         /* line number in the keyfile */
@@ -43,7 +46,8 @@ typedef struct kr_entry {
     bool has_id;
     uint8_t device_id[KR_DEVICE_ID_LEN];
     char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
-    char path[1024];                  /* resolved path of the key file ("" for session lines) */
+    const char *path;                 /* resolved path of the key file, at most KR_ENTRY_PATH_MAX characters
+                                         (owned by the keyfile; "" for session lines) */
     kr_key *key;                      /* loaded key (owned by the keyfile), NULL for session lines */
     uint8_t session[KR_SESSION_LEN];  /* session lines */
     /* server-private / server-public bound to one cloud with cloud=ADDR */
