@@ -113,6 +113,19 @@ const kr_entry *kr_keyfile_session_entry(const kr_keyfile *kf, size_t i);
  * its id block). NULL when none matches. */
 const kr_entry *kr_keyfile_find_device_by_public(const kr_keyfile *kf, const uint8_t *spki, size_t len);
 
+/* Writing session lines (cloudmon --export-sessions, the plugin's spark.export_sessions, sparkwire-gen).
+ * The writer remembers the devices that have their line: a device's later connections come out as comments
+ * ("# another connection: session ID HEX"), since a keyfile holds one session line per device. */
+typedef struct kr_session_lines kr_session_lines;
+kr_session_lines *kr_session_lines_new(void);
+void kr_session_lines_free(kr_session_lines *s);
+
+#define KR_SESSION_LINE_MAX (64 + KR_DEVICE_ID_HEX_LEN + 2 * KR_SESSION_LEN)
+/* The line, newline included, for one connection's 40 bytes of session material into out; its length, or 0
+ * (out "") when device_id_hex is not 24 hex digits. */
+size_t kr_session_line(kr_session_lines *s, const char *device_id_hex, const uint8_t session[KR_SESSION_LEN],
+                       char out[KR_SESSION_LINE_MAX]);
+
 #ifdef __cplusplus
 }
 #endif
