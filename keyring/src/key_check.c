@@ -209,6 +209,16 @@ static const char *numbers_broken(const rsa_numbers *r, BN_CTX *ctx)
     return why;
 }
 
+const char *kr_rsa_inspect_params(const OSSL_PARAM *params, BN_CTX *ctx, BIGNUM **n, BIGNUM **e)
+{
+    rsa_numbers r;
+    if (!numbers_take(params, false, ctx, &r))
+        memset(&r, 0, sizeof r);
+    *n = r.n;
+    *e = r.e;
+    return numbers_broken(&r, ctx);
+}
+
 const char *kr_rsa_inspect(const EVP_PKEY *pkey, bool is_private, BN_CTX *ctx, BIGNUM **n, BIGNUM **e)
 {
     rsa_numbers r;
@@ -226,12 +236,13 @@ static bool broken(const kr_key *key, bool primality, char *why, size_t why_cap)
         why_cap = sizeof dummy;
     }
     why[0] = '\0';
-    if (!key || !key->pkey)
+    if (!key)
         return false;
     /* The arithmetic was done when the key was loaded. */
     const char *w = key->numbers_broken;
     if (!w && primality && key->is_private) {
-        EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+        EVP_PKEY *pkey = kr_key_pkey(key);
+        EVP_PKEY_CTX *pctx = pkey ? EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL) : NULL;
         if (!pctx || EVP_PKEY_pairwise_check(pctx) != 1)
             w = "the private numbers do not fit together (d does not invert e, or p or q is not prime)";
         EVP_PKEY_CTX_free(pctx);
@@ -357,7 +368,8 @@ static void check_device_private(const kr_key *k, check_env *c)
         size_t dl = k->der_len;
         unsigned char *inner = NULL;
         if (k->encoding != KR_ENC_PKCS1_PRIVATE) {
-            int n = i2d_PrivateKey(k->pkey, &inner);
+            EVP_PKEY *pkey = kr_key_pkey(k);
+            int n = pkey ? i2d_PrivateKey(pkey, &inner) : 0;
             d = inner;
             dl = n > 0 ? (size_t)n : 0;
         }

@@ -146,72 +146,46 @@ static const char *alg_name(char alg)
     }
 }
 
-/* ---- the public half ------------------------------------------------------------------------- */
-
-/* RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }, for OpenSSL's ASN.1 encoder. */
-typedef struct rsa_public {
-    BIGNUM *n, *e;
-} rsa_public;
-
-ASN1_SEQUENCE(rsa_public) = {
-    ASN1_SIMPLE(rsa_public, n, BIGNUM),
-    ASN1_SIMPLE(rsa_public, e, BIGNUM),
-} static_ASN1_SEQUENCE_END(rsa_public)
-
-/* The SubjectPublicKeyInfo DER of n and e (algorithm rsaEncryption, NULL parameters): the bytes i2d_PUBKEY
- * gives for an RSA key. Length and *out (OPENSSL_free it), or -1. */
-static int spki_encode(const rsa_public *pub, unsigned char **out)
+/* Refuses a key larger than KR_KEY_MAX_BITS; otherwise fills the facts into k. */
+static int key_take_facts(kr_key *k, const kr_key_facts *f, kr_err *err)
 {
-    unsigned char *inner = NULL;
-    int len = ASN1_item_i2d((const ASN1_VALUE *)pub, &inner, ASN1_ITEM_rptr(rsa_public));
-    X509_PUBKEY *x = len > 0 ? X509_PUBKEY_new() : NULL;
-    if (!x || !X509_PUBKEY_set0_param(x, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL, NULL, inner, len)) {
-        OPENSSL_free(inner);
-        X509_PUBKEY_free(x);
-        return -1;
-    }
-    *out = NULL;
-    len = i2d_X509_PUBKEY(x, out);
-    X509_PUBKEY_free(x);
-    return len > 0 ? len : -1;
-}
-
-/* Fills the derived fields of a key whose pkey is set. */
-static int key_finish(kr_key *k, BN_CTX *bn, kr_err *err)
-{
-    if (!EVP_PKEY_is_a(k->pkey, "RSA")) {
-        kr_err_set(err, "%s: not an RSA key (%s): the Spark protocol uses RSA keys only; use an RSA-1024 "
-                   "device key or an RSA-2048 server key", k->source, EVP_PKEY_get0_type_name(k->pkey));
-        return -1;
-    }
-    k->bits = EVP_PKEY_get_bits(k->pkey);
+    k->bits = f->bits;
     if (k->bits > KR_KEY_MAX_BITS) {
-        /* Refused before any check: proving the primes of an RSA-16384 key takes minutes. */
+        /* Refused before any check of the primes: proving those of an RSA-16384 key takes minutes. */
         kr_err_set(err, "%s: RSA-%d: larger than %d bits, refused (Spark devices use RSA-1024 keys and "
                    "RSA-2048 server keys)", k->source, k->bits, KR_KEY_MAX_BITS);
         return -1;
     }
-    /* One reading of the numbers serves the arithmetic checks, the exponent and the fingerprint. */
-    rsa_public pub = {NULL, NULL};
-    unsigned char *spki = NULL;
-    int n = -1;
-    k->exponent = 0;
-    if (bn) {
-        BN_CTX_start(bn);
-        k->numbers_broken = kr_rsa_inspect(k->pkey, k->is_private, bn, &pub.n, &pub.e);
-        n = pub.n && pub.e ? spki_encode(&pub, &spki) : -1;
-        if (n > 0 && BN_num_bits(pub.e) <= 32)
-            k->exponent = BN_get_word(pub.e);
-        BN_CTX_end(bn);
+    k->exponent = f->exponent;
+    k->numbers_broken = f->broken;
+    memcpy(k->spki_sha256, f->spki_sha256, sizeof k->spki_sha256);
+    return 0;
+}
+
+/* Fills the derived fields of a key made from an EVP_PKEY (kr_key_from_pkey). */
+static int key_finish(kr_key *k, kr_err *err)
+{
+    if (!EVP_PKEY_is_a(k->pkey_made, "RSA")) {
+        kr_err_set(err, "%s: not an RSA key (%s): the Spark protocol uses RSA keys only; use an RSA-1024 "
+                   "device key or an RSA-2048 server key", k->source, EVP_PKEY_get0_type_name(k->pkey_made));
+        return -1;
     }
-    if (n <= 0 || !EVP_Digest(spki, (size_t)n, k->spki_sha256, NULL, EVP_sha256(), NULL)) {
-        OPENSSL_free(spki);
+    kr_key_facts f = {0};
+    BN_CTX *bn = BN_CTX_new();
+    if (bn) {
+        BIGNUM *n = NULL, *e = NULL;
+        BN_CTX_start(bn);
+        f.broken = kr_rsa_inspect(k->pkey_made, k->is_private, bn, &n, &e);
+        kr_key_facts_from(&f, n, e);
+        BN_CTX_end(bn);
+        BN_CTX_free(bn);
+    }
+    if (!f.spki_ok) {
         kr_err_set(err, "%s: cannot encode the public half of the key", k->source);
         kr_err_openssl(err);
         return -1;
     }
-    OPENSSL_free(spki);
-    return 0;
+    return key_take_facts(k, &f, err);
 }
 
 static kr_key *key_alloc(const char *name)
@@ -297,66 +271,17 @@ static int form_refuse(form f, char alg, const char *name, const char *label, kr
 }
 
 /* How OpenSSL is asked to decode each form. */
+/* The forms OpenSSL is asked to decode, in the order of key_decode.c's decoder contexts. */
 static const struct form_decoding {
     form f;
-    const char *structure;
-    int selection;
     kr_key_encoding enc;
     const char *what;
 } form_decodings[KR_KEY_LOADER_FORMS] = {
-    {FORM_PKCS1_PRIV, "type-specific", EVP_PKEY_KEYPAIR, KR_ENC_PKCS1_PRIVATE, "PKCS#1 RSAPrivateKey"},
-    {FORM_PKCS8_PRIV, "PrivateKeyInfo", EVP_PKEY_KEYPAIR, KR_ENC_PKCS8_PRIVATE, "PKCS#8 PrivateKeyInfo"},
-    {FORM_PKCS1_PUB, "type-specific", EVP_PKEY_PUBLIC_KEY, KR_ENC_PKCS1_PUBLIC, "PKCS#1 RSAPublicKey"},
-    {FORM_SPKI, "SubjectPublicKeyInfo", EVP_PKEY_PUBLIC_KEY, KR_ENC_SPKI_PUBLIC, "SubjectPublicKeyInfo"},
+    {FORM_PKCS1_PRIV, KR_ENC_PKCS1_PRIVATE, "PKCS#1 RSAPrivateKey"},
+    {FORM_PKCS8_PRIV, KR_ENC_PKCS8_PRIVATE, "PKCS#8 PrivateKeyInfo"},
+    {FORM_PKCS1_PUB, KR_ENC_PKCS1_PUBLIC, "PKCS#1 RSAPublicKey"},
+    {FORM_SPKI, KR_ENC_SPKI_PUBLIC, "SubjectPublicKeyInfo"},
 };
-
-static int fail_passphrase(char *buf, size_t size, size_t *len, const OSSL_PARAM params[], void *arg)
-{
-    (void)buf; (void)size; (void)params; (void)arg;
-    *len = 0;
-    return 0;   /* never ask: a protected key is reported, not unlocked */
-}
-
-/* Decodes DER in form_decodings[i]'s form with the loader's context for it, set up on first use. A failed
- * decode drops the context (the next key gets a fresh one), so no state passes from a bad key to the next. */
-static EVP_PKEY *decode_der(kr_key_loader *ld, size_t i, const uint8_t *der, size_t len)
-{
-    const struct form_decoding *fd = &form_decodings[i];
-    if (!ld->dctx[i]) {
-        ld->out[i] = NULL;
-        ld->dctx[i] = OSSL_DECODER_CTX_new_for_pkey(&ld->out[i], "DER", fd->structure, "RSA", fd->selection,
-                                                    NULL, NULL);
-        if (!ld->dctx[i])
-            return NULL;
-        OSSL_DECODER_CTX_set_passphrase_cb(ld->dctx[i], fail_passphrase, NULL);
-    }
-    const unsigned char *p = der;
-    size_t left = len;
-    ld->out[i] = NULL;
-    int ok = OSSL_DECODER_from_data(ld->dctx[i], &p, &left);
-    EVP_PKEY *pkey = ld->out[i];
-    ld->out[i] = NULL;
-    if (!ok || !pkey) {
-        EVP_PKEY_free(pkey);
-        OSSL_DECODER_CTX_free(ld->dctx[i]);
-        ld->dctx[i] = NULL;
-        return NULL;
-    }
-    return pkey;
-}
-
-void kr_key_loader_done(kr_key_loader *ld)
-{
-    for (size_t i = 0; i < KR_KEY_LOADER_FORMS; i++) {
-        OSSL_DECODER_CTX_free(ld->dctx[i]);
-        ld->dctx[i] = NULL;
-    }
-    BN_CTX_free(ld->bn);
-    ld->bn = NULL;
-    free(ld->buf);
-    ld->buf = NULL;
-    ld->cap = 0;
-}
 
 /* What follows the DER object in a DER file: erased flash, or 0xFF and a server address record. */
 static void trailing_facts(kr_key *k, const uint8_t *buf, size_t len, size_t objlen)
@@ -388,13 +313,14 @@ static kr_key *load_der(kr_key_loader *ld, const uint8_t *buf, size_t len, const
     if (form_refuse(f, alg, name, label, err) != 0)
         return NULL;
     const struct form_decoding *fd = NULL;
-    EVP_PKEY *pkey = NULL;
+    kr_key_facts facts;
+    int got = -1;
     for (size_t i = 0; i < KR_KEY_LOADER_FORMS; i++)
         if (form_decodings[i].f == f) {
             fd = &form_decodings[i];
-            pkey = decode_der(ld, i, buf, objlen);
+            got = kr_key_decode_facts(ld, i, buf, objlen, &facts);
         }
-    if (!pkey) {
+    if (got != 0) {
         kr_err_set(err, "%s: looks like a %s but OpenSSL cannot read it: the key is damaged "
                    "(read or copy it again)", name, fd ? fd->what : "key");
         kr_err_openssl(err);
@@ -404,14 +330,16 @@ static kr_key *load_der(kr_key_loader *ld, const uint8_t *buf, size_t len, const
 
     kr_key *k = key_alloc(name);
     if (!k) {
-        EVP_PKEY_free(pkey);
         kr_err_set(err, "%s: out of memory", name);
         return NULL;
     }
-    k->pkey = pkey;
     k->encoding = fd->enc;
     k->is_private = fd->enc == KR_ENC_PKCS1_PRIVATE || fd->enc == KR_ENC_PKCS8_PRIVATE;
     k->pem = pem;
+    if (key_take_facts(k, &facts, err) != 0) {
+        kr_key_free(k);
+        return NULL;
+    }
     k->der = malloc(objlen);
     if (!k->der) {
         kr_key_free(k);
@@ -422,12 +350,6 @@ static kr_key *load_der(kr_key_loader *ld, const uint8_t *buf, size_t len, const
     k->der_len = objlen;
     if (!pem)
         trailing_facts(k, buf, len, objlen);
-    if (!ld->bn)
-        ld->bn = BN_CTX_new();
-    if (key_finish(k, ld->bn, err) != 0) {
-        kr_key_free(k);
-        return NULL;
-    }
     return k;
 }
 
@@ -538,9 +460,9 @@ kr_key *kr_key_from_pkey(EVP_PKEY *pkey, const char *name, kr_err *err)
         kr_err_set(err, "out of memory");
         return NULL;
     }
-    k->pkey = pkey;
+    k->pkey_made = pkey;
     if (!EVP_PKEY_is_a(pkey, "RSA")) {
-        key_finish(k, NULL, err);
+        key_finish(k, err);
         kr_key_free(k);
         return NULL;
     }
@@ -572,10 +494,7 @@ kr_key *kr_key_from_pkey(EVP_PKEY *pkey, const char *name, kr_err *err)
     memcpy(k->der, der, (size_t)n);
     k->der_len = (size_t)n;
     OPENSSL_free(der);
-    BN_CTX *bn = BN_CTX_new();
-    int r = key_finish(k, bn, err);
-    BN_CTX_free(bn);
-    if (r != 0) {
+    if (key_finish(k, err) != 0) {
         kr_key_free(k);
         return NULL;
     }
@@ -586,7 +505,7 @@ void kr_key_free(kr_key *key)
 {
     if (!key)
         return;
-    EVP_PKEY_free(key->pkey);
+    EVP_PKEY_free(key->pkey_made);
     free(key->der);
     free(key);
 }
@@ -601,16 +520,17 @@ bool kr_key_same_public(const kr_key *a, const kr_key *b)
 
 int kr_key_public_spki(const kr_key *key, uint8_t *out, size_t out_cap)
 {
-    if (!key || !key->pkey)
+    EVP_PKEY *pkey = kr_key_pkey(key);
+    if (!pkey)
         return -1;
-    rsa_public pub = {NULL, NULL};
     unsigned char *der = NULL;
     int n = -1;
     BN_CTX *bn = BN_CTX_new();
     if (bn) {
+        BIGNUM *bn_n = NULL, *bn_e = NULL;
         BN_CTX_start(bn);
-        kr_rsa_inspect(key->pkey, false, bn, &pub.n, &pub.e);
-        n = pub.n && pub.e ? spki_encode(&pub, &der) : -1;
+        kr_rsa_inspect(pkey, false, bn, &bn_n, &bn_e);
+        n = kr_spki_encode(bn_n, bn_e, &der);
         BN_CTX_end(bn);
         BN_CTX_free(bn);
     }
