@@ -176,6 +176,69 @@ kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const u
     return r;
 }
 
+struct kr_probe_key {
+    EVP_CIPHER_CTX *ctx;   /* AES-128-ECB, decrypt, no padding: one block at a time */
+};
+
+kr_probe_key *kr_probe_key_new(const uint8_t key[16])
+{
+    kr_probe_key *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->ctx = EVP_CIPHER_CTX_new();
+    if (!k->ctx || !EVP_DecryptInit_ex(k->ctx, EVP_aes_128_ecb(), NULL, key, NULL) ||
+        !EVP_CIPHER_CTX_set_padding(k->ctx, 0)) {
+        kr_probe_key_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void kr_probe_key_free(kr_probe_key *k)
+{
+    if (!k)
+        return;
+    EVP_CIPHER_CTX_free(k->ctx);
+    free(k);
+}
+
+/* One block: out = D(ct) XOR prev. */
+static bool probe_block(const kr_probe_key *k, const uint8_t *ct, const uint8_t *prev, uint8_t out[16])
+{
+    int outl = 0;
+    if (!EVP_DecryptUpdate(k->ctx, out, &outl, ct, 16) || outl != 16)
+        return false;
+    for (int i = 0; i < 16; i++)
+        out[i] ^= prev[i];
+    return true;
+}
+
+bool kr_cipher_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t first_iv[16], const uint8_t *ct,
+                     size_t len, uint8_t first[16], bool *have_first)
+{
+    *have_first = false;
+    if (!c || !k || len == 0 || len % 16 != 0 || len > KR_FRAME_MAX || (!c->in_sync && len < 32))
+        return false;
+    const uint8_t *iv = c->passed ? c->iv : first_iv;
+    uint8_t last[16];
+    if (!probe_block(k, ct + len - 16, len >= 32 ? ct + len - 32 : iv, last))
+        return false;
+    uint8_t pad = last[15];
+    if (pad == 0 || pad > 16)
+        return false;
+    for (int i = 16 - pad; i < 16; i++)
+        if (last[i] != pad)
+            return false;
+    if (c->in_sync) {
+        if (len == 16)
+            memcpy(first, last, 16);
+        else if (!probe_block(k, ct, iv, first))
+            return false;
+        *have_first = true;
+    }
+    return true;
+}
+
 int kr_cipher_encrypt(kr_cipher *c, const uint8_t *pt, size_t len, uint8_t *out, size_t out_cap)
 {
     if (!c)

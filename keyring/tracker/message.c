@@ -429,6 +429,19 @@ static void begin_message(kr_tracker *t, kr_message *m, kr_dir dir, double ts, u
     t->n_pend = 0;
 }
 
+bool kr_msg_peek(const uint8_t *pt, size_t len, kr_msg_kind *kind)
+{
+    kr_message m;
+    kr_coap_view cv;
+    kr_decode_fn decode;
+    memset(&m, 0, sizeof m);
+    if (!parse_coap(pt, len, &m, &cv))
+        return false;
+    classify(&m, &cv, &decode);
+    *kind = m.kind;
+    return true;
+}
+
 void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint64_t frame_offset,
                       const uint8_t *pt, size_t len, bool first_block_lost)
 {
