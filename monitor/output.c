@@ -241,7 +241,7 @@ static void t_verdict(void *ud, const cm_conn *c, const kr_verdict *v)
 static void tally_end(void *ud, const cm_conn *c)
 {
     cm_tally *t = ud;
-    kr_verdict_code v = c->info.verdict.code;
+    kr_verdict_code v = cm_conn_info(c)->verdict.code;
     if ((unsigned)v < CM_NVERDICTS)
         t->verdicts[v]++;
     t->ended++;
