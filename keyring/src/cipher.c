@@ -18,6 +18,7 @@ struct kr_cipher {
     bool in_sync;
     bool keyed;            /* a session key is set (kr_cipher_new, kr_cipher_set_key) */
     bool passed;           /* a frame went by (decrypted, passed or lost): iv is no longer the first IV */
+    uint8_t chain[16];     /* decrypt mode: the block the context chains the next input to (its IV now) */
 };
 
 kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
@@ -30,7 +31,7 @@ kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
         kr_cipher_free(c);
         return NULL;
     }
-    c->mode = 0;
+    c->mode = -1;          /* the first use sets the context up for its mode */
     memcpy(c->key, key, 16);
     memcpy(c->iv, iv, 16);
     c->in_sync = true;
@@ -140,8 +141,22 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
     int outl = 0;
     int ok = 1;
     if (blen > 0) {
-        ok = cipher_start(c, 0, iv) == 0 && EVP_DecryptUpdate(c->ctx, pt, &outl, body, (int)blen) &&
-             (size_t)outl == blen;
+        /* The context stays keyed and chains on from the last block it decrypted; the frame's IV is another
+         * block, so its first plaintext block is corrected by (IV XOR that block) instead of setting the
+         * context up again for every frame. */
+        if (c->mode != 0) {
+            ok = cipher_start(c, 0, iv) == 0;
+            memcpy(c->chain, iv, 16);
+        }
+        uint8_t delta[16];
+        for (int i = 0; i < 16; i++)
+            delta[i] = iv[i] ^ c->chain[i];
+        ok = ok && EVP_DecryptUpdate(c->ctx, pt, &outl, body, (int)blen) && (size_t)outl == blen;
+        for (int i = 0; ok && i < 16; i++)
+            pt[i] ^= delta[i];
+        memcpy(c->chain, body + blen - 16, 16);
+        if (!ok)
+            c->mode = -1;       /* set up again at the next frame */
     }
     memcpy(c->iv, next_iv, 16);
     c->in_sync = true;
