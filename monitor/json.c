@@ -131,9 +131,9 @@ static void key(cm_json *j, const char *k)
     if (!j->first[j->depth])
         putc1(j, ',');
     j->first[j->depth] = false;
-    if (k) {
+    if (k) {                /* keys are the program's own words: nothing to escape */
         putc1(j, '"');
-        cm_json_escape(j, k, strlen(k));
+        put(j, k, strlen(k));
         put(j, "\":", 2);
     }
 }

@@ -32,9 +32,10 @@ static cm_json *jbase(cm_output *o, const char *type, const cm_conn *c, double t
 
 static void jdevice(cm_json *j, const cm_conn *c)
 {
-    const kr_conn_info *i = kr_tracker_info(c->tr);
-    if (i->device_id_known)
-        cm_json_str(j, "device_id", i->device_id_hex);
+    const char *id = c->tr ? kr_tracker_device_id(c->tr) : cm_conn_info(c)->device_id_known ? c->info.device_id_hex
+                                                                                           : NULL;
+    if (id)
+        cm_json_str(j, "device_id", id);
 }
 
 /* A live capture is followed as it happens: every line goes out at once. A file is written in large

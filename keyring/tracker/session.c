@@ -162,7 +162,9 @@ static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, 
         s->plaintext = ds->pt;
         s->plaintext_len = pl;
         s->msg = m;
-        snprintf(s->note, sizeof s->note, "%s", m->summary);
+        size_t n = strnlen(m->summary, sizeof s->note - 1);
+        memcpy(s->note, m->summary, n);
+        s->note[n] = '\0';
         ds->frames_ok++;
     }
     return have_msg;

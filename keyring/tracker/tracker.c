@@ -292,6 +292,11 @@ void kr_tracker_finish(kr_tracker *t, double ts)
 }
 
 /* Computed from the tracker's state each time it is asked. */
+const char *kr_tracker_device_id(const kr_tracker *t)
+{
+    return t && t->device_id_known ? t->device_id_hex : NULL;
+}
+
 const kr_conn_info *kr_tracker_info(const kr_tracker *t)
 {
     if (!t)
