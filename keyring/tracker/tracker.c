@@ -142,6 +142,7 @@ void kr_tracker_free(kr_tracker *t)
     free(t->early);
     free(t->vars);
     free(t->funcs);
+    free(t->desc_last);
     free(t);
 }
 

@@ -201,6 +201,9 @@ struct kr_tracker {
     size_t n_vars, cap_vars;
     char **funcs;
     size_t n_funcs, cap_funcs;
+    /* the last Describe answer read, then the summary and value it gave (allocated when one comes) */
+    uint8_t *desc_last;
+    size_t desc_last_len;
     kr_ota ota;
 
     /* findings found while reading a message, given after its callback */
