@@ -91,6 +91,25 @@ static inline bool plain(unsigned char c)
     return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
+/* The length of the run of plain bytes at s, eight at a time: a word is all plain when no byte is below
+ * 0x20, none has the top bit and none equals '"' or '\\' (the usual zero-byte test on w XOR the byte). */
+static size_t plain_run(const unsigned char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+        uint64_t bad = ((w - ones * 0x20) | w | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+        if (bad)
+            break;
+    }
+    while (i < n && plain(s[i]))
+        i++;
+    return i;
+}
+
 /* Room for the worst case is made once (6 bytes a byte), then runs of plain bytes are copied whole. */
 void cm_json_escape(cm_json *j, const char *v, size_t n)
 {
@@ -101,9 +120,7 @@ void cm_json_escape(cm_json *j, const char *v, size_t n)
     char *o = j->buf + j->len;
     size_t i = 0;
     while (i < n) {
-        size_t run = i;
-        while (run < n && plain(s[run]))
-            run++;
+        size_t run = i + plain_run(s + i, n - i);
         memcpy(o, s + i, run - i);
         o += run - i;
         if ((i = run) >= n)
