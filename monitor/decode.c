@@ -82,6 +82,11 @@ static cm_csum tcp_csum(const uint8_t *seg, size_t len, uint32_t pseudo)
     return CM_CSUM_BAD;
 }
 
+cm_csum cm_pkt_csum(const cm_pkt *p)
+{
+    return p->csum_seg ? tcp_csum(p->csum_seg, p->csum_len, p->csum_pseudo) : CM_CSUM_UNKNOWN;
+}
+
 static cm_dec_result decode_tcp(const uint8_t *p, span s, uint32_t pseudo, cm_pkt *out)
 {
     size_t wire = span_wire(s);
@@ -101,8 +106,9 @@ static cm_dec_result decode_tcp(const uint8_t *p, span s, uint32_t pseudo, cm_pk
     out->payload_len = s.avail - hl;
     out->cut = out->payload_len < out->payload_wire_len;
     out->bogus_len = out->claimed_len > out->payload_wire_len;
-    if (!out->cut && !out->bogus_len)
-        out->csum = tcp_csum(p, s.claimed, pseudo + (uint32_t)s.claimed + 6);
+    out->csum_seg = !out->cut && !out->bogus_len ? p : NULL;
+    out->csum_len = s.claimed;
+    out->csum_pseudo = pseudo + (uint32_t)s.claimed + 6;
     return CM_DEC_TCP;
 }
 

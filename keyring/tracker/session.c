@@ -120,6 +120,15 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
     }
 }
 
+/* out = a then b, cut to cap (the per-frame notes, without printf's cost) */
+static void note_join(char *out, size_t cap, const char *a, const char *b)
+{
+    size_t la = strnlen(a, cap - 1), lb = strnlen(b, cap - 1 - la);
+    memcpy(out, a, la);
+    memcpy(out + la, b, lb);
+    out[la + lb] = '\0';
+}
+
 /* Decrypts the frame in the buffer with this direction's cipher into s (and m when it carries a message).
  * Returns whether a message was read; *bad when the frame should decrypt but does not. */
 static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, double ts, bool *bad,
@@ -162,9 +171,7 @@ static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, 
         s->plaintext = ds->pt;
         s->plaintext_len = pl;
         s->msg = m;
-        size_t n = strnlen(m->summary, sizeof s->note - 1);
-        memcpy(s->note, m->summary, n);
-        s->note[n] = '\0';
+        note_join(s->note, sizeof s->note, "", m->summary);
         ds->frames_ok++;
     }
     return have_msg;
@@ -201,8 +208,8 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
             kr_cipher_pass(ds->cipher, body, len);
             s.frame_state = KR_FRAME_NOT_DECRYPTED;
             s.reason = KR_WHY_NO_SESSION_KEY;
-            snprintf(s.note, sizeof s.note, "not decrypted: %s",
-                     t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
+            note_join(s.note, sizeof s.note, "not decrypted: ",
+                      t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
         } else {
             have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy);
         }
