@@ -24,12 +24,10 @@ void cm_json_reset(cm_json *j)
     j->first[0] = true;
 }
 
-static bool grow(cm_json *j, size_t more)
+static bool grow_slow(cm_json *j, size_t more)
 {
     if (j->oom)
         return false;
-    if (j->len + more <= j->cap)
-        return true;
     size_t cap = j->cap ? j->cap : 1024;
     while (cap < j->len + more)
         cap *= 2;
@@ -41,6 +39,11 @@ static bool grow(cm_json *j, size_t more)
     j->buf = b;
     j->cap = cap;
     return true;
+}
+
+static inline bool grow(cm_json *j, size_t more)
+{
+    return (j->len + more <= j->cap && !j->oom) || grow_slow(j, more);
 }
 
 static void put(cm_json *j, const char *s, size_t n)
