@@ -298,6 +298,11 @@ const char *kr_tracker_device_id(const kr_tracker *t)
     return t && t->device_id_known ? t->device_id_hex : NULL;
 }
 
+int kr_tracker_generation(const kr_tracker *t)
+{
+    return t ? t->generation : 0;
+}
+
 const kr_conn_info *kr_tracker_info(const kr_tracker *t)
 {
     if (!t)
