@@ -129,7 +129,7 @@ static void j_message(void *ud, const cm_conn *c, const kr_message *m)
     cm_json_int(j, "payload_length", (int64_t)m->payload_len);
     if (m->answers >= 0) {
         cm_json_int(j, "answers", m->answers);
-        cm_json_num(j, "response_time", m->response_time);
+        cm_json_time(j, "response_time", m->response_time);   /* seconds, to the microsecond as "time" */
     }
     jemit(o);
 }
