@@ -220,8 +220,8 @@ void kr_probe_key_free(kr_probe_key *k)
 /* One block: out = D(ct) XOR prev. */
 static bool probe_block(const kr_probe_key *k, const uint8_t *ct, const uint8_t *prev, uint8_t out[16])
 {
-    int outl = 0;
-    if (!EVP_DecryptUpdate(k->ctx, out, &outl, ct, 16) || outl != 16)
+    /* EVP_Cipher: one whole block, without the bookkeeping of EVP_DecryptUpdate (a third of a probe's cost) */
+    if (EVP_Cipher(k->ctx, out, ct, 16) <= 0)
         return false;
     for (int i = 0; i < 16; i++)
         out[i] ^= prev[i];
