@@ -40,7 +40,7 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
 static void refresh(cm_conn *c)
 {
     if (c->tr)
-        c->info = *kr_tracker_info(c->tr);
+        kr_tracker_fill_info(c->tr, &c->info);   /* no copy kept in the tracker */
 }
 
 /* ---- the connection layer's callbacks ---- */

@@ -85,7 +85,6 @@ struct kr_conn {
     double pre_time;
     double first, last;
     uint64_t packets;
-    char end_reason[64];
     bool in_packet;          /* the packet being handled is this connection's */
     bool held;               /* ended by the frontend (kr_conn_end): its later packets stay its own */
 };

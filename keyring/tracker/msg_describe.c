@@ -19,7 +19,7 @@ static void add_func(kr_tracker *t, const char *name)
     if (t->n_funcs >= 256)
         return;
     if (t->n_funcs == t->cap_funcs) {
-        size_t c = t->cap_funcs ? t->cap_funcs * 2 : 8;
+        size_t c = t->cap_funcs ? t->cap_funcs * 2 : 4;
         char **n = realloc(t->funcs, c * sizeof *n);
         if (!n)
             return;
@@ -38,7 +38,7 @@ static void add_var(kr_tracker *t, const char *name, kr_var_type type)
     if (t->n_vars >= 256)
         return;
     if (t->n_vars == t->cap_vars) {
-        size_t c = t->cap_vars ? t->cap_vars * 2 : 8;
+        size_t c = t->cap_vars ? t->cap_vars * 2 : 2;
         kr_var *n = realloc(t->vars, c * sizeof *n);
         if (!n)
             return;

@@ -16,14 +16,13 @@ void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool fr
 {
     t->session_known = true;
     t->session_from_line = from_line;
-    memcpy(t->session, m, KR_SESSION_LEN);
     kr_session_from_material(m, &t->sess);
     krt_install_cipher(t, KR_D2S);
     krt_install_cipher(t, KR_S2D);
     t->n_session_cands = 0;
     if (from_line && t->mid_session)
         t->handshake_done = true;   /* the session came from a session line */
-    t->no_decrypt_reason[0] = '\0';
+    krt_clear_text(&t->no_decrypt_reason);
 }
 
 /* Session lines that may apply when no handshake opened: the one for the device id, or all of them
@@ -43,7 +42,9 @@ void krt_consider_session_lines(kr_tracker *t)
     if (t->device_id_known)
         return;
     size_t n = kr_keyfile_session_count(t->kf);
-    for (size_t i = 0; i < n && t->n_session_cands < 16; i++) {
+    if (n > 0 && !krt_session_cands(t))
+        return;
+    for (size_t i = 0; i < n && t->n_session_cands < KR_SESSION_CANDS; i++) {
         const kr_entry *e = kr_keyfile_session_entry(t->kf, i);
         if (e)
             t->session_cands[t->n_session_cands++] = e->session;
@@ -86,7 +87,7 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
         }
     }
     if (all_failed) {
-        snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: none of the keyfile's "
+        krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key: none of the keyfile's "
                  "session lines decrypts this connection's frames");
     }
     free(pt);
@@ -172,7 +173,7 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
             s.frame_state = KR_FRAME_NOT_DECRYPTED;
             s.reason = KR_WHY_NO_SESSION_KEY;
             snprintf(s.note, sizeof s.note, "not decrypted: %s",
-                     t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
+                     t->no_decrypt_reason && t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
         } else {
             have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy);
         }

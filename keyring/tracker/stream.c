@@ -85,7 +85,7 @@ static void declare_not_spark(kr_tracker *t, kr_dir dir, double ts, const char *
         t->not_spark = true;
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(t->not_spark_why, sizeof t->not_spark_why, fmt, ap);
+        krt_vset_text(&t->not_spark_why, KR_WHY_CAP, fmt, ap);
         va_end(ap);
     }
     go_data(t, dir, ts);
@@ -218,7 +218,7 @@ static void enter_mid_session(kr_tracker *t, double ts)
     }
     krt_consider_session_lines(t);
     if (!t->session_known && t->n_session_cands == 0) {
-        snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason,
+        krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP,
                  "no session key: the capture starts after the handshake and the keyfile has no session line");
     }
     krt_evaluate(t, ts);
@@ -398,6 +398,7 @@ void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts
         if (ds->st == PST_RESYNC || ds->have == target)
             act(t, dir, ts);
     }
+    krt_release(ds);
 }
 
 /* The held cloud bytes go through now: as the handshake when the device's id block was lost, else they

@@ -5,7 +5,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include "keyring/tracker.h"
+#include <stdarg.h>
 #include <string.h>
 #include "keyring/cipher.h"
 
@@ -24,8 +26,11 @@ enum kr_pst {
 #define KR_RESYNC_CAP     4096   /* bytes looked at when searching a frame chain */
 #define KR_RESYNC_MAXLEN  1024   /* longest frame accepted while resynchronising */
 #define KR_RESYNC_CHAIN   3      /* consecutive valid lengths that prove a frame boundary */
-#define KR_REQ_RING       16
-#define KR_EARLY_MAX      4096   /* cloud bytes held while the device's id block may be lost */     /* requests remembered per direction for response matching */
+#define KR_REQ_RING       16     /* requests remembered per direction for response matching */
+#define KR_EARLY_MAX      4096   /* cloud bytes held while the device's id block may be lost */
+#define KR_SESSION_CANDS  16     /* session lines tried on the first frame */
+#define KR_WHY_CAP        256    /* longest reason text (not_spark_why, no_decrypt_reason) + 1 */
+#define KR_KEYNAME_CAP    160    /* longest device_key_name + 1 */
 
 typedef struct kr_dirstate {
     enum kr_pst st;
@@ -37,9 +42,7 @@ typedef struct kr_dirstate {
     double pdu_first_time;
     bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled), or disputed */
     bool disputed;         /* ... disputed: another copy of its bytes differs (kr_tracker_dispute) */
-    uint64_t disp_off[16], disp_end[16]; /* disputed byte ranges */
-    int n_disp;
-    uint64_t disp_all_from; /* every byte from here on is disputed (ranges overflowed); UINT64_MAX none */
+    struct kr_disputes *disp; /* disputed byte ranges; NULL until the first one */
     bool sniffed;          /* first bytes of the stream checked */
     bool started_at_zero;  /* the stream is seen from its first byte */
     bool gapped;           /* bytes of this direction were lost in a gap */
@@ -63,21 +66,52 @@ typedef struct kr_dirstate {
     uint16_t last_id;
 } kr_dirstate;
 
-typedef struct kr_request {
-    bool used;
-    kr_msg_kind kind;
+/* Byte ranges another copy disagrees with (kr_tracker_dispute), made at the first one. */
+typedef struct kr_disputes {
+    uint64_t off[16], end[16];
+    int n;
+    uint64_t all_from;     /* every byte from here on is disputed (ranges overflowed); UINT64_MAX none */
+} kr_disputes;
+
+typedef struct kr_request {   /* 48 bytes: the larger members first */
+    double time;
+    char *name;            /* copied from the message (at most 63 bytes); NULL when empty */
+    char *arg;             /* likewise (the device reads at most 63 bytes of argument) */
+    uint8_t token[8];
     uint32_t index;        /* message index */
+    int chunk_index;
     uint16_t msg_id;
+    uint8_t kind;          /* kr_msg_kind */
     uint8_t type;
     uint8_t token_len;
-    uint8_t token[8];
-    double time;
+    bool used;
     bool acked;            /* an ACK matched it */
     bool answered;         /* a separate response matched it */
-    char name[64];         /* event names are at most 63 bytes, function and variable names 12 */
-    char arg[64];          /* the device reads at most 63 bytes of argument */
-    int chunk_index;
 } kr_request;
+
+/* The last verdict given, its evidence only as long as it is. */
+typedef struct kr_vstore {
+    kr_verdict_code code;
+    bool proven, final;
+    int n_candidates;
+    kr_verdict_code candidates[KR_MAX_CANDIDATES];
+    kr_step_kind last_step;
+    kr_dir last_dir;
+    double time;
+    char evidence[];
+} kr_vstore;
+
+/* The text of a field kept as an allocated string: "" while it is not set. */
+static inline const char *krt_str(const char *s)
+{
+    return s ? s : "";
+}
+
+static inline void krt_clear_text(char **s)
+{
+    free(*s);
+    *s = NULL;
+}
 
 typedef struct kr_var {
     char name[64];
@@ -127,7 +161,7 @@ struct kr_tracker {
     bool silent_peer;      /* the cloud never spoke; the device sent frames after waiting */
     double silent_after;
     bool refused;          /* the SYN was answered by an RST, never by a SYN-ACK (kr_tracker_refused) */
-    char not_spark_why[256];
+    char *not_spark_why;       /* set once with not_spark (krt_set_text) */
     bool finished;
     /* the cloud's address (kr_tracker_set_cloud) for server keys bound to it; family 0 when unknown */
     int cloud_family;
@@ -145,7 +179,6 @@ struct kr_tracker {
     uint8_t nonce[KR_NONCE_LEN];
     uint8_t s2d_head[KR_NONCE_LEN];   /* first bytes from the cloud port, whatever they are */
     size_t s2d_head_len;
-    uint8_t e_block[KR_SESSION_E_LEN];
     bool nonce_damaged;
     bool nonce_cut;            /* the capture ended inside the nonce */
     bool blocks_disputed;      /* a handshake block was not read because its bytes are disputed */
@@ -177,41 +210,41 @@ struct kr_tracker {
     kr_tri session_opened;
     kr_hs_result session_result;
     int device_keys_tried;
-    char device_key_name[160];  /* which key opened E (or was tried) */
+    char *device_key_name;     /* which key opened E (or was tried); NULL none */
     kr_tri signature_valid;
     kr_tri signature_ok;
     bool session_known;
     bool session_from_line;
-    uint8_t session[KR_SESSION_LEN];
-    kr_session sess;
+    kr_session sess;           /* its material is the session key M */
     /* session lines to try on the first frame when several fit */
     size_t n_session_cands;
-    const uint8_t *session_cands[16];
+    const uint8_t **session_cands; /* KR_SESSION_CANDS slots, made when the keyfile has session lines */
     bool device_hello_ok;      /* the device's first frame decrypted as a Hello */
     bool device_hello_bad;     /* the device's first frame did not decrypt with M */
     bool cloud_hello_ok;
-    char no_decrypt_reason[256];
+    char *no_decrypt_reason;   /* why frames are not decrypted; NULL: no reason given */
 
     /* messages */
-    kr_request req[2][KR_REQ_RING];
+    kr_request *req[2];        /* per direction a ring of req_cap[d] requests, grown to KR_REQ_RING */
+    uint8_t req_cap[2];
     unsigned req_next[2];
     kr_var *vars;
     size_t n_vars, cap_vars;
     char **funcs;
     size_t n_funcs, cap_funcs;
-    kr_ota ota;
+    kr_ota *ota;               /* made at the first OTA message (krt_ota) */
 
     /* findings found while reading a message, given after its callback */
-    struct { kr_finding_code code; char text[512]; } pend[4];
+    struct kr_pending { kr_finding_code code; char text[512]; } *pend; /* 4 slots while findings wait */
     int n_pend;
     bool ota_reported;
 
     uint32_t findings;
-    kr_verdict verdict;        /* last emitted */
+    struct kr_vstore *verdict; /* last emitted; NULL before the first (krt_verdict_get / _put) */
     bool verdict_emitted;
     kr_step_kind last_step;    /* the last step given */
     bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
-    kr_conn_info *info;        /* filled by kr_tracker_info when asked */
+    kr_conn_info *info;        /* filled by kr_tracker_info when asked (made at the first call) */
 };
 
 /* Text fields have fixed sizes; cutting an over-long name or note is intended. */
@@ -235,6 +268,16 @@ static inline const char *base_name(const char *path)
     const char *b = strrchr(path, '/');
     return b ? b + 1 : path;
 }
+
+/* tracker.c: parts made on need */
+/* *dst becomes the formatted text, cut to cap - 1 bytes as the fixed buffers it replaces were */
+void krt_set_text(char **dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void krt_vset_text(char **dst, size_t cap, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+kr_ota *krt_ota(kr_tracker *t);
+const uint8_t **krt_session_cands(kr_tracker *t);
+void krt_verdict_get(const kr_tracker *t, kr_verdict *out);   /* all zero before the first verdict */
+bool krt_verdict_put(kr_tracker *t, const kr_verdict *v);
+void krt_release(kr_dirstate *ds);
 
 /* tracker.c: output */
 void krt_note_time(kr_tracker *t, double ts);

@@ -339,7 +339,10 @@ void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16
 /* No more data will come (capture ended, connection expired): settles the verdict (incomplete etc.). */
 void kr_tracker_finish(kr_tracker *t, double ts);
 
+/* The returned buffer belongs to the tracker (made at the first call) and is rewritten by the next call. */
 const kr_conn_info *kr_tracker_info(const kr_tracker *t);
+/* The same into the caller's struct: nothing is kept in the tracker (for callers that hold many). */
+void kr_tracker_fill_info(const kr_tracker *t, kr_conn_info *out);
 const kr_verdict *kr_tracker_verdict(const kr_tracker *t);
 
 /* The last Describe answer of this connection, if any: functions and variables with types. */
