@@ -14,7 +14,6 @@ const char *cm_ev_type_str(cm_ev_type t)
 static void event_clear(gpointer p)
 {
     cm_event *e = p;
-    g_free(e->title);
     g_free(e->text);
 }
 
@@ -27,7 +26,7 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
         g_array_remove_index(c->events, CM_KEEP_HEAD);
         c->events_dropped++;
     }
-    cm_event e = { type, dir, time, length, kind, g_strdup(title ? title : ""), g_strdup(text ? text : "") };
+    cm_event e = { type, dir, time, length, kind, title ? title : "", g_strdup(text ? text : "") };
     g_array_append_val(c->events, e);
 }
 
@@ -39,8 +38,23 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
 
 static void refresh(cm_conn *c)
 {
-    if (c->tr)
-        kr_tracker_fill_info(c->tr, &c->info);   /* no copy kept in the tracker */
+    if (!c->tr)
+        return;
+    kr_conn_info i;
+    kr_tracker_fill_info(c->tr, &i);
+    c->info.device_id_known = i.device_id_known;
+    memcpy(c->info.device_id_hex, i.device_id_hex, sizeof c->info.device_id_hex);
+    c->info.last_step = i.last_step;
+    c->info.verdict.code = i.verdict.code;
+}
+
+const kr_conn_info *cm_conn_info(const cm_conn *c)
+{
+    static _Thread_local kr_conn_info now;
+    if (!c->tr && c->given)
+        return c->given;
+    kr_tracker_fill_info(c->tr, &now);
+    return &now;
 }
 
 /* ---- the connection layer's callbacks ---- */

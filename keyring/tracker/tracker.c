@@ -340,6 +340,11 @@ void kr_tracker_fill_info(const kr_tracker *t, kr_conn_info *i)
     krt_verdict_get(t, &i->verdict);
 }
 
+const char *kr_tracker_device_id(const kr_tracker *t)
+{
+    return t && t->device_id_known ? t->device_id_hex : NULL;
+}
+
 /* The buffer is the tracker's, made at the first call (a tracker nobody asks carries none). */
 const kr_conn_info *kr_tracker_info(const kr_tracker *t)
 {

@@ -343,6 +343,8 @@ void kr_tracker_finish(kr_tracker *t, double ts);
 const kr_conn_info *kr_tracker_info(const kr_tracker *t);
 /* The same into the caller's struct: nothing is kept in the tracker (for callers that hold many). */
 void kr_tracker_fill_info(const kr_tracker *t, kr_conn_info *out);
+/* The device id in hex once known, else NULL (cheap: for a line per event). */
+const char *kr_tracker_device_id(const kr_tracker *t);
 const kr_verdict *kr_tracker_verdict(const kr_tracker *t);
 
 /* The last Describe answer of this connection, if any: functions and variables with types. */
