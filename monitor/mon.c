@@ -133,10 +133,7 @@ static void on_tcp(void *ud, kr_conn *kc, const kr_tcp_event *e)
 /* Drops the oldest ended connections beyond the history limit. */
 static void trim_history(cm_mon *m)
 {
-    size_t ended = 0;
-    for (guint i = 0; i < m->conns->len; i++)
-        ended += ((cm_conn *)g_ptr_array_index(m->conns, i))->ended;
-    for (guint i = 0; ended > m->max_history && i < m->conns->len;) {
+    for (guint i = 0; m->n_ended > m->max_history && i < m->conns->len;) {
         cm_conn *c = g_ptr_array_index(m->conns, i);
         if (c->ended) {
             g_ptr_array_remove_index(m->conns, i);
@@ -144,7 +141,7 @@ static void trim_history(cm_mon *m)
                 kr_tracker_free(c->tr);
             g_array_free(c->events, TRUE);
             g_free(c);
-            ended--;
+            m->n_ended--;
             m->version++;
         } else {
             i++;
@@ -160,6 +157,7 @@ static void on_end(void *ud, kr_conn *kc, const char *reason)
     c->kc = NULL;
     refresh(c);
     c->ended = true;
+    m->n_ended++;
     g_strlcpy(c->end_reason, reason, sizeof c->end_reason);
     add_event(c, CM_EV_END, KR_D2S, c->last, 0, 0, "end", reason);
     for (int i = 0; i < m->n_obs; i++)
@@ -237,10 +235,7 @@ void cm_mon_observe(cm_mon *m, const cm_observer *o)
 
 size_t cm_mon_live_count(const cm_mon *m)
 {
-    size_t n = 0;
-    for (guint i = 0; i < m->conns->len; i++)
-        n += !((cm_conn *)g_ptr_array_index(m->conns, i))->ended;
-    return n;
+    return m->conns->len - m->n_ended;
 }
 
 static void to_endpoint(const cm_addr *a, kr_endpoint *e)

@@ -100,6 +100,7 @@ typedef struct cm_mon {
     cm_stats st;
     unsigned next_id;
     unsigned version;        /* bumped on every change: the screen redraws when it moves */
+    size_t n_ended;          /* ended connections in conns */
     cm_observer obs[CM_MAX_OBSERVERS];
     int n_obs;
     double now;              /* newest packet time */

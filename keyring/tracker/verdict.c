@@ -555,7 +555,7 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
     }
 }
 
-static bool verdict_differs(const kr_verdict *a, const kr_verdict *b)
+static bool verdict_differs(const kr_verdict *a, const kr_vstore *b)
 {
     if (a->code != b->code || a->proven != b->proven || a->final != b->final ||
         a->n_candidates != b->n_candidates)
@@ -616,16 +616,17 @@ void krt_evaluate(kr_tracker *t, double ts)
         v.proven = false;
     v.last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
     v.time = ts;
-    kr_verdict cur;
-    krt_verdict_get(t, &cur);
-    bool changed = !t->verdict_emitted || verdict_differs(&v, &cur);
+    const kr_vstore *cur = t->verdict;
+    bool changed = !t->verdict_emitted || verdict_differs(&v, cur);
     if (!changed) {
         /* keep the first time; refresh the words */
-        if (strcmp(cur.evidence, v.evidence) != 0 || cur.last_step != v.last_step || cur.last_dir != v.last_dir) {
-            memcpy(cur.evidence, v.evidence, sizeof v.evidence);
-            cur.last_step = v.last_step;
-            cur.last_dir = v.last_dir;
-            krt_verdict_put(t, &cur);
+        if (strcmp(cur->evidence, v.evidence) != 0 || cur->last_step != v.last_step || cur->last_dir != v.last_dir) {
+            kr_verdict keep;
+            krt_verdict_get(t, &keep);
+            memcpy(keep.evidence, v.evidence, sizeof v.evidence);
+            keep.last_step = v.last_step;
+            keep.last_dir = v.last_dir;
+            krt_verdict_put(t, &keep);
         }
         return;
     }
