@@ -21,6 +21,8 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
                       const char *title, const char *text)
 {
     c->mon->version++;
+    if (!c->mon->keep_events)
+        return;
     if (c->events->len >= CM_MAX_EVENTS) {
         /* keep the opening (the handshake) and the newest: drop the oldest after the opening */
         g_array_remove_index(c->events, CM_KEEP_HEAD);
@@ -184,6 +186,7 @@ void cm_mon_init(cm_mon *m, const kr_keyfile *kf)
     m->idle = 600;
     m->server_port = 5683;
     m->next_id = 1;
+    m->keep_events = true;
 }
 
 static kr_conn_table *table(cm_mon *m)

@@ -101,6 +101,7 @@ typedef struct cm_mon {
     unsigned next_id;
     unsigned version;        /* bumped on every change: the screen redraws when it moves */
     size_t n_ended;          /* ended connections in conns */
+    bool keep_events;        /* each connection keeps its events (the screen and the report show them) */
     cm_observer obs[CM_MAX_OBSERVERS];
     int n_obs;
     double now;              /* newest packet time */
