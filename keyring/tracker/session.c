@@ -9,7 +9,7 @@
 void krt_install_cipher(kr_tracker *t, kr_dir dir)
 {
     kr_dirstate *ds = &t->d[dir];
-    kr_cipher_set_key(ds->cipher, t->sess.key, t->sess.iv);
+    kr_cipher_set_key(krt_cipher(ds), t->sess.key, t->sess.iv);
 }
 
 void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool from_line)
@@ -70,7 +70,7 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
         kr_session s;
         kr_session_from_material(t->session_cands[i], &s);
         size_t pl = 0, skip = 0;
-        kr_dec_result r = kr_cipher_trial(t->d[dir].cipher, s.key, s.iv, body, len, pt, &pl, &skip);
+        kr_dec_result r = kr_cipher_trial(krt_cipher(&t->d[dir]), s.key, s.iv, body, len, pt, &pl, &skip);
         bool fits = (r == KR_DEC_OK && coap_plausible(pt, pl)) || (r == KR_DEC_PARTIAL && len >= 32);
         if (r == KR_DEC_PARTIAL && len < 32)
             all_failed = false;
@@ -109,8 +109,8 @@ static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, 
     }
     size_t pl = 0, skip = 0;
     if (!ds->pt)
-        kr_cipher_pass(ds->cipher, body, len);   /* out of memory: the IV chain still moves on */
-    kr_dec_result r = ds->pt ? kr_cipher_decrypt(ds->cipher, body, len, ds->pt, &pl, &skip)
+        kr_cipher_pass(krt_cipher(ds), body, len);   /* out of memory: the IV chain still moves on */
+    kr_dec_result r = ds->pt ? kr_cipher_decrypt(krt_cipher(ds), body, len, ds->pt, &pl, &skip)
                              : KR_DEC_BAD_LENGTH;
     if (r == KR_DEC_OK && coap_plausible(ds->pt, pl)) {
         s->frame_state = KR_FRAME_DECRYPTED;
@@ -164,12 +164,12 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
         s.reason = ds->disputed ? KR_WHY_DISPUTED : KR_WHY_BYTES_LOST;
         snprintf(s.note, sizeof s.note, "%s: not decrypted", ds->disputed ? "another copy of this frame's bytes "
                  "differs" : "bytes of this frame were lost in a gap");
-        kr_cipher_lose_sync(ds->cipher);
+        kr_cipher_lose_sync(krt_cipher(ds));
     } else {
         if (!kr_cipher_keyed(ds->cipher) && t->n_session_cands > 0)
             try_session_candidates(t, dir, body, len);
         if (!kr_cipher_keyed(ds->cipher)) {
-            kr_cipher_pass(ds->cipher, body, len);
+            kr_cipher_pass(krt_cipher(ds), body, len);
             s.frame_state = KR_FRAME_NOT_DECRYPTED;
             s.reason = KR_WHY_NO_SESSION_KEY;
             snprintf(s.note, sizeof s.note, "not decrypted: %s",

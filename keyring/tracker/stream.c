@@ -174,9 +174,9 @@ static bool check_long_frame(kr_tracker *t, kr_dir dir, double ts, bool ended)
             continue;
         ds->scan_from = 0;
         if (p >= 18)
-            kr_cipher_pass(ds->cipher, ds->buf + 2, p - 2);
+            kr_cipher_pass(krt_cipher(ds), ds->buf + 2, p - 2);
         else
-            kr_cipher_lose_sync(ds->cipher);
+            kr_cipher_lose_sync(krt_cipher(ds));
         ds->frames++;
         ds->first_frame_done = true;
         ds->have_last_id = false;   /* a message went by unread: no counter gap can be told */
@@ -193,7 +193,7 @@ void krt_enter_resync(kr_tracker *t, kr_dir dir)
     kr_dirstate *ds = &t->d[dir];
     ds->st = PST_RESYNC;
     ds->scan_from = 0;
-    kr_cipher_lose_sync(ds->cipher);
+    kr_cipher_lose_sync(krt_cipher(ds));
     ds->have_last_id = false;
 }
 
@@ -463,7 +463,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
         ds->have += (size_t)nbytes;
         ds->offset += nbytes;
         ds->damaged = true;
-        kr_cipher_lose_sync(ds->cipher);
+        kr_cipher_lose_sync(krt_cipher(ds));
         after = kr_cipher_keyed(ds->cipher) ? "; the frame they belong to is lost, the next one decrypts from its second block"
                            : "; the frame they belong to is lost";
     } else {

@@ -109,16 +109,10 @@ kr_tracker *kr_tracker_new(const kr_keyfile *kf, const kr_callbacks *cb, void *u
     t->ud = ud;
     t->d[KR_S2D].st = PST_NONCE;
     t->d[KR_D2S].st = PST_IDBLOCK;
-    t->d[KR_S2D].cipher = kr_cipher_new_pending();
-    t->d[KR_D2S].cipher = kr_cipher_new_pending();
     t->id_block_opened = t->nonce_ok = t->offered_key_known = KR_UNKNOWN;
     t->session_opened = t->signature_valid = t->signature_ok = KR_UNKNOWN;
     t->record_differs = KR_UNKNOWN;
     t->last_step = KR_STEP_NONE;
-    if (!t->d[KR_S2D].cipher || !t->d[KR_D2S].cipher) {
-        kr_tracker_free(t);
-        return NULL;
-    }
     return t;
 }
 
@@ -450,6 +444,15 @@ const uint8_t **krt_session_cands(kr_tracker *t)
     if (!t->session_cands)
         t->session_cands = calloc(KR_SESSION_CANDS, sizeof *t->session_cands);
     return t->session_cands;
+}
+
+/* A direction's cipher, made when its first frame (or the session key) comes: a connection that stops in
+ * the handshake holds none. NULL only when out of memory (the cipher calls take NULL). */
+kr_cipher *krt_cipher(kr_dirstate *ds)
+{
+    if (!ds->cipher)
+        ds->cipher = kr_cipher_new_pending();
+    return ds->cipher;
 }
 
 /* Once the bytes at hand are handled, a direction between PDUs gives its buffers back: an open connection

@@ -32,38 +32,37 @@ enum kr_pst {
 #define KR_WHY_CAP        256    /* longest reason text (not_spark_why, no_decrypt_reason) + 1 */
 #define KR_KEYNAME_CAP    160    /* longest device_key_name + 1 */
 
-typedef struct kr_dirstate {
-    enum kr_pst st;
+typedef struct kr_dirstate {   /* grouped by size, as kr_tracker */
     uint8_t *buf;          /* current PDU (or resync window); grown lazily */
     size_t cap, have;
     size_t scan_from;      /* resync: positions before this are known not to start a frame chain */
     uint64_t offset;       /* stream offset of the next byte */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
-    bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled), or disputed */
-    bool disputed;         /* ... disputed: another copy of its bytes differs (kr_tracker_dispute) */
     struct kr_disputes *disp; /* disputed byte ranges; NULL until the first one */
-    bool sniffed;          /* first bytes of the stream checked */
-    bool started_at_zero;  /* the stream is seen from its first byte */
-    bool gapped;           /* bytes of this direction were lost in a gap */
-    kr_cipher *cipher;     /* always there; keyed once the session key is known; holds the IV chain */
+    kr_cipher *cipher;     /* made at need (krt_cipher); keyed once the session key is known; holds the IV chain */
     uint8_t *pt;           /* plaintext scratch */
     size_t pt_cap;
-    uint32_t frames;       /* frames seen */
-    uint32_t frames_ok;    /* frames decrypted (fully or partly) */
-    uint32_t frames_bad;   /* frames that should decrypt but did not */
-    bool first_frame_done; /* "hello" step given (or not applicable) */
-    bool closed, rst;
     double close_time;
-    uint32_t close_order;  /* 1 for the side whose close came first, 2 for the other */
-    bool any_data;
     double first_data_time, last_data_time;
     double last_step_time;
     uint64_t bytes;
     uint64_t skipped;      /* bytes reported as data */
-    /* counter check (device direction only) */
+    enum kr_pst st;
+    uint32_t frames;       /* frames seen */
+    uint32_t frames_ok;    /* frames decrypted (fully or partly) */
+    uint32_t frames_bad;   /* frames that should decrypt but did not */
+    uint32_t close_order;  /* 1 for the side whose close came first, 2 for the other */
+    uint16_t last_id;      /* counter check (device direction only) */
     bool have_last_id;
-    uint16_t last_id;
+    bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled), or disputed */
+    bool disputed;         /* ... disputed: another copy of its bytes differs (kr_tracker_dispute) */
+    bool sniffed;          /* first bytes of the stream checked */
+    bool started_at_zero;  /* the stream is seen from its first byte */
+    bool gapped;           /* bytes of this direction were lost in a gap */
+    bool first_frame_done; /* "hello" step given (or not applicable) */
+    bool closed, rst;
+    bool any_data;
 } kr_dirstate;
 
 /* Byte ranges another copy disagrees with (kr_tracker_dispute), made at the first one. */
@@ -147,104 +146,108 @@ typedef struct kr_ota {
     char missed_text[48];  /* their indexes */
 } kr_ota;
 
+/* Members are grouped by size (pointers and doubles, then 4-byte, then bytes and flags) so that a tracker
+ * carries no padding: a million open connections each hold one. */
 struct kr_tracker {
     const kr_keyfile *kf;
     kr_callbacks cb;
     void *ud;
-
-    bool opened;
     double open_time;
-    bool any_time;
     double first_time, last_time;
-    bool mid_session;      /* no handshake start in the capture */
-    bool not_spark;
-    bool silent_peer;      /* the cloud never spoke; the device sent frames after waiting */
     double silent_after;
-    bool refused;          /* the SYN was answered by an RST, never by a SYN-ACK (kr_tracker_refused) */
     char *not_spark_why;       /* set once with not_spark (krt_set_text) */
-    bool finished;
-    /* the cloud's address (kr_tracker_set_cloud) for server keys bound to it; family 0 when unknown */
-    int cloud_family;
-    uint8_t cloud_addr[16];
-    uint16_t cloud_port;
-    uint32_t closes;
-    uint32_t step_index;
-    uint32_t msg_index;
 
     kr_dirstate d[2];
 
     /* handshake facts */
-    bool nonce_seen, idblock_seen, sessionblock_seen;
     double nonce_time, idblock_time, sessionblock_time;
-    uint8_t nonce[KR_NONCE_LEN];
-    uint8_t s2d_head[KR_NONCE_LEN];   /* first bytes from the cloud port, whatever they are */
     size_t s2d_head_len;
-    bool nonce_damaged;
-    bool nonce_cut;            /* the capture ended inside the nonce */
-    bool blocks_disputed;      /* a handshake block was not read because its bytes are disputed */
     /* cloud bytes past the nonce before any device byte: held until the device's side shows whether its
      * id block was lost (a gap at offset 0) or never sent (not this protocol) */
     uint8_t *early;
     size_t early_len;
     double early_time;         /* when the last held byte arrived */
-    bool early_hold, early_done;
-    bool idblock_damaged, sessionblock_damaged;
     double idblock_split;      /* seconds between the id block's first and last byte */
-    kr_tri id_block_opened;
-    kr_hs_result id_result;
     size_t id_plain_len;
-    kr_tri nonce_ok;
-    kr_tri offered_key_known;
-    bool have_offered;         /* a G2 id block opened: the SHA-256 of the public key it offers */
-    uint8_t offered_sha256[32];
-    kr_tri record_differs;     /* the cloud's record (device-public) is not the offered key */
-    bool id_read;              /* the server private key opened the id block and the echo is the nonce */
-    bool device_key_by_id;     /* the device key tried is the keyfile's key for the id that was read */
-    bool sig_key_belongs;      /* the server public key is bound to this cloud, or is the public half of
-                                  the key that opened this id block */
-    bool device_id_known;
-    uint8_t device_id[KR_DEVICE_ID_LEN];
-    char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
-    bool device_id_from_key;   /* learned from a device entry, not from the id block */
-    int generation;
-    kr_tri session_opened;
-    kr_hs_result session_result;
-    int device_keys_tried;
     char *device_key_name;     /* which key opened E (or was tried); NULL none */
-    kr_tri signature_valid;
-    kr_tri signature_ok;
-    bool session_known;
-    bool session_from_line;
-    kr_session sess;           /* its material is the session key M */
     /* session lines to try on the first frame when several fit */
     size_t n_session_cands;
     const uint8_t **session_cands; /* KR_SESSION_CANDS slots, made when the keyfile has session lines */
-    bool device_hello_ok;      /* the device's first frame decrypted as a Hello */
-    bool device_hello_bad;     /* the device's first frame did not decrypt with M */
-    bool cloud_hello_ok;
     char *no_decrypt_reason;   /* why frames are not decrypted; NULL: no reason given */
 
     /* messages */
     kr_request *req[2];        /* per direction a ring of req_cap[d] requests, grown to KR_REQ_RING */
-    uint8_t req_cap[2];
-    unsigned req_next[2];
     kr_var *vars;
     size_t n_vars, cap_vars;
     char **funcs;
     size_t n_funcs, cap_funcs;
     kr_ota *ota;               /* made at the first OTA message (krt_ota) */
-
     /* findings found while reading a message, given after its callback */
     struct kr_pending { kr_finding_code code; char text[512]; } *pend; /* 4 slots while findings wait */
-    int n_pend;
-    bool ota_reported;
-
-    uint32_t findings;
     struct kr_vstore *verdict; /* last emitted; NULL before the first (krt_verdict_get / _put) */
-    bool verdict_emitted;
-    kr_step_kind last_step;    /* the last step given */
-    bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
     kr_conn_info *info;        /* filled by kr_tracker_info when asked (made at the first call) */
+
+    /* 4 bytes */
+    int cloud_family;          /* the cloud's address (kr_tracker_set_cloud) for server keys bound to it;
+                                  family 0 when unknown */
+    uint32_t closes;
+    uint32_t step_index;
+    uint32_t msg_index;
+    kr_tri id_block_opened;
+    kr_hs_result id_result;
+    kr_tri nonce_ok;
+    kr_tri offered_key_known;
+    kr_tri record_differs;     /* the cloud's record (device-public) is not the offered key */
+    int generation;
+    kr_tri session_opened;
+    kr_hs_result session_result;
+    int device_keys_tried;
+    kr_tri signature_valid;
+    kr_tri signature_ok;
+    unsigned req_next[2];
+    int n_pend;
+    uint32_t findings;
+    kr_step_kind last_step;    /* the last step given */
+
+    kr_session sess;           /* its material is the session key M */
+    uint16_t cloud_port;
+    uint8_t cloud_addr[16];
+    uint8_t nonce[KR_NONCE_LEN];
+    uint8_t s2d_head[KR_NONCE_LEN];   /* first bytes from the cloud port, whatever they are */
+    uint8_t offered_sha256[32];
+    uint8_t device_id[KR_DEVICE_ID_LEN];
+    char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
+    uint8_t req_cap[2];
+
+    /* flags */
+    bool opened;
+    bool any_time;
+    bool mid_session;          /* no handshake start in the capture */
+    bool not_spark;
+    bool silent_peer;          /* the cloud never spoke; the device sent frames after waiting */
+    bool refused;              /* the SYN was answered by an RST, never by a SYN-ACK (kr_tracker_refused) */
+    bool finished;
+    bool nonce_seen, idblock_seen, sessionblock_seen;
+    bool nonce_damaged;
+    bool nonce_cut;            /* the capture ended inside the nonce */
+    bool blocks_disputed;      /* a handshake block was not read because its bytes are disputed */
+    bool early_hold, early_done;
+    bool idblock_damaged, sessionblock_damaged;
+    bool have_offered;         /* a G2 id block opened: the SHA-256 of the public key it offers */
+    bool id_read;              /* the server private key opened the id block and the echo is the nonce */
+    bool device_key_by_id;     /* the device key tried is the keyfile's key for the id that was read */
+    bool sig_key_belongs;      /* the server public key is bound to this cloud, or is the public half of
+                                  the key that opened this id block */
+    bool device_id_known;
+    bool device_id_from_key;   /* learned from a device entry, not from the id block */
+    bool session_known;
+    bool session_from_line;
+    bool device_hello_ok;      /* the device's first frame decrypted as a Hello */
+    bool device_hello_bad;     /* the device's first frame did not decrypt with M */
+    bool cloud_hello_ok;
+    bool ota_reported;
+    bool verdict_emitted;
+    bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
 };
 
 /* Text fields have fixed sizes; cutting an over-long name or note is intended. */
@@ -278,6 +281,7 @@ const uint8_t **krt_session_cands(kr_tracker *t);
 void krt_verdict_get(const kr_tracker *t, kr_verdict *out);   /* all zero before the first verdict */
 bool krt_verdict_put(kr_tracker *t, const kr_verdict *v);
 void krt_release(kr_dirstate *ds);
+kr_cipher *krt_cipher(kr_dirstate *ds);
 
 /* tracker.c: output */
 void krt_note_time(kr_tracker *t, double ts);
