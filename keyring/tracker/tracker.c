@@ -471,20 +471,26 @@ void krt_release(kr_dirstate *ds)
     }
 }
 
+/* The members a kr_verdict and the kept kr_vstore share, from src to dst. */
+#define COPY_VERDICT_HEAD(dst, src)                                             \
+    do {                                                                        \
+        (dst)->code = (src)->code;                                              \
+        (dst)->proven = (src)->proven;                                          \
+        (dst)->final = (src)->final;                                            \
+        (dst)->n_candidates = (src)->n_candidates;                              \
+        memcpy((dst)->candidates, (src)->candidates, sizeof (dst)->candidates); \
+        (dst)->last_step = (src)->last_step;                                    \
+        (dst)->last_dir = (src)->last_dir;                                      \
+        (dst)->time = (src)->time;                                              \
+    } while (0)
+
 void krt_verdict_get(const kr_tracker *t, kr_verdict *out)
 {
     memset(out, 0, sizeof *out);
     const kr_vstore *s = t->verdict;
     if (!s)
         return;
-    out->code = s->code;
-    out->proven = s->proven;
-    out->final = s->final;
-    out->n_candidates = s->n_candidates;
-    memcpy(out->candidates, s->candidates, sizeof out->candidates);
-    out->last_step = s->last_step;
-    out->last_dir = s->last_dir;
-    out->time = s->time;
+    COPY_VERDICT_HEAD(out, s);
     snprintf(out->evidence, sizeof out->evidence, "%s", s->evidence);
 }
 
@@ -495,14 +501,7 @@ bool krt_verdict_put(kr_tracker *t, const kr_verdict *v)
     if (!s)
         return false;
     t->verdict = s;
-    s->code = v->code;
-    s->proven = v->proven;
-    s->final = v->final;
-    s->n_candidates = v->n_candidates;
-    memcpy(s->candidates, v->candidates, sizeof s->candidates);
-    s->last_step = v->last_step;
-    s->last_dir = v->last_dir;
-    s->time = v->time;
+    COPY_VERDICT_HEAD(s, v);
     memcpy(s->evidence, v->evidence, len);
     s->evidence[len] = '\0';
     return true;
