@@ -66,7 +66,7 @@ static void on_finding(void *ud, const cm_conn *c, const kr_finding *f)
 static void on_end(void *ud, const cm_conn *c)
 {
     cm_metrics *m = ud;
-    const kr_conn_info *i = kr_tracker_info(c->tr);
+    const kr_conn_info *i = cm_conn_info(c);
     pthread_mutex_lock(&m->lock);
     if ((unsigned)i->verdict.code < CM_NVERDICTS)
         m->verdicts[i->verdict.code]++;

@@ -14,7 +14,6 @@ const char *cm_ev_type_str(cm_ev_type t)
 static void event_clear(gpointer p)
 {
     cm_event *e = p;
-    g_free(e->title);
     g_free(e->text);
 }
 
@@ -29,7 +28,7 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
         g_array_remove_index(c->events, CM_KEEP_HEAD);
         c->events_dropped++;
     }
-    cm_event e = { type, dir, time, length, kind, g_strdup(title ? title : ""), g_strdup(text ? text : "") };
+    cm_event e = { type, dir, time, length, kind, title ? title : "", g_strdup(text ? text : "") };
     g_array_append_val(c->events, e);
 }
 
@@ -41,8 +40,23 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
 
 static void refresh(cm_conn *c)
 {
-    if (c->tr)
-        c->info = *kr_tracker_info(c->tr);
+    if (!c->tr)
+        return;
+    const char *id = kr_tracker_device_id(c->tr);   /* the cheap accessors: this runs per packet */
+    c->info.device_id_known = id != NULL;
+    if (id)
+        snprintf(c->info.device_id_hex, sizeof c->info.device_id_hex, "%s", id);
+    c->info.last_step = kr_tracker_last_step(c->tr);
+    c->info.verdict.code = kr_tracker_verdict_code(c->tr);
+}
+
+const kr_conn_info *cm_conn_info(const cm_conn *c)
+{
+    static _Thread_local kr_conn_info now;
+    if (!c->tr && c->given)
+        return c->given;
+    kr_tracker_fill_info(c->tr, &now);
+    return &now;
 }
 
 /* ---- the connection layer's callbacks ---- */
@@ -265,6 +279,7 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
         c->wire_bytes += p->payload_wire_len;
         if (ts > c->last)
             c->last = ts;
+        refresh(c);
         m->version++;
     }
     sync_stats(m);

@@ -29,9 +29,18 @@ typedef struct cm_event {
     double time;
     uint32_t length;         /* steps: PDU length */
     int kind;                /* kr_step_kind, kr_msg_kind, kr_finding_code or kr_verdict_code */
-    char *title;             /* owned: step title, message kind word, finding code, verdict code */
+    const char *title;       /* libkeyring's word (static): step title, message kind, finding or verdict code */
     char *text;              /* owned: note, summary, finding evidence, verdict evidence */
 } cm_event;
+
+/* What the lists sort and filter by, refreshed after each packet; the whole kr_conn_info is built when a
+ * view asks for it (cm_conn_info), so an open connection does not carry one. */
+typedef struct cm_brief {
+    bool device_id_known;
+    char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
+    kr_step_kind last_step;
+    struct { kr_verdict_code code; } verdict;
+} cm_brief;
 
 typedef struct cm_conn {
     unsigned id;             /* 1, 2, ... in order of first packet */
@@ -41,7 +50,8 @@ typedef struct cm_conn {
     char end_reason[64];
     kr_conn *kc;             /* the connection layer's, while live */
     kr_tracker *tr;          /* its tracker (kept after the end for the history) */
-    kr_conn_info info;       /* copy of the tracker's at the end; read through cm_conn_info */
+    cm_brief info;           /* from the tracker, refreshed after each packet */
+    const kr_conn_info *given; /* the view of a connection made without a tracker (tests), else NULL */
     uint64_t packets;
     uint64_t wire_bytes;     /* TCP payload bytes on the wire, both directions */
     double first, last;
@@ -51,12 +61,6 @@ typedef struct cm_conn {
     bool final_reported;     /* a verdict with final set went to the observers */
     struct cm_mon *mon;
 } cm_conn;
-
-/* The tracker's view of a connection, as of now (the copy made at the end when it has no tracker). */
-static inline const kr_conn_info *cm_conn_info(const cm_conn *c)
-{
-    return c->tr ? kr_tracker_info(c->tr) : &c->info;
-}
 
 #define CM_MAX_EVENTS 1024  /* events kept per connection ... */
 #define CM_KEEP_HEAD 128    /* ... the first ones always, then the newest */
@@ -115,5 +119,9 @@ void cm_mon_finish(cm_mon *m, double now, const char *reason);
 
 size_t cm_mon_live_count(const cm_mon *m);
 const char *cm_ev_type_str(cm_ev_type t);
+
+/* The tracker's whole view of c, built now into a buffer of the thread, rewritten by the next call (no
+ * tracker keeps one: a million open connections would carry a million). */
+const kr_conn_info *cm_conn_info(const cm_conn *c);
 
 #endif

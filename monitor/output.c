@@ -32,8 +32,7 @@ static cm_json *jbase(cm_output *o, const char *type, const cm_conn *c, double t
 
 static void jdevice(cm_json *j, const cm_conn *c)
 {
-    const char *id = c->tr ? kr_tracker_device_id(c->tr) : cm_conn_info(c)->device_id_known ? c->info.device_id_hex
-                                                                                           : NULL;
+    const char *id = kr_tracker_device_id(c->tr);
     if (id)
         cm_json_str(j, "device_id", id);
 }
@@ -222,12 +221,12 @@ static void t_verdict(void *ud, const cm_conn *c, const kr_verdict *v)
 {
     cm_output *o = ud;
     char a[80], b[80];
-    const kr_conn_info *i = kr_tracker_info(c->tr);
+    const char *id = kr_tracker_device_id(c->tr);
     tprefix(o, c, v->time);
     fprintf(o->out, "verdict %s (%s%s) %s > %s", kr_verdict_str(v->code), v->proven ? "proven" : "inferred",
             v->final ? "" : ", so far", cm_addr_str(&c->client, a, sizeof a), cm_addr_str(&c->server, b, sizeof b));
-    if (i->device_id_known)
-        fprintf(o->out, " device %s", i->device_id_hex);
+    if (id)
+        fprintf(o->out, " device %s", id);
     fprintf(o->out, ": %s", v->evidence);
     if (v->n_candidates > 0) {
         fprintf(o->out, " [candidates:");

@@ -112,7 +112,7 @@ static char *keys_used(const kr_keyfile *kf, const kr_conn_info *i)
 static void on_end(void *ud, const cm_conn *c)
 {
     cm_report *r = ud;
-    const kr_conn_info *i = kr_tracker_info(c->tr);
+    const kr_conn_info *i = cm_conn_info(c);
     r->conns++;
     if (i->verdict.code == KR_V_OK || i->verdict.code == KR_V_NONE)
         return;

@@ -28,10 +28,10 @@ static void on_step(void *ud, const cm_conn *c, const kr_step *st)
     cm_sessions *s = ud;
     if (!st->session_known || g_hash_table_contains(s->seen, GUINT_TO_POINTER(c->id)))
         return;
-    const kr_conn_info *i = kr_tracker_info(c->tr);
+    const char *known = kr_tracker_device_id(c->tr);
     char hex[2 * KR_SESSION_LEN + 1];
     kr_hex(st->session, KR_SESSION_LEN, hex);
-    const char *id = st->device_id_known ? st->device_id_hex : i->device_id_known ? i->device_id_hex : NULL;
+    const char *id = st->device_id_known ? st->device_id_hex : known;
     char line[KR_SESSION_LINE_MAX];
     if (s->file && id && kr_session_line(s->lines, id, st->session, line) > 0) {
         if (fputs(line, s->file) < 0)

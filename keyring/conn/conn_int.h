@@ -17,22 +17,22 @@ typedef struct kr_reasm_ops {
     void (*copy)(void *ud, const uint8_t *data, size_t len, uint32_t back, int rank, double ts);
 } kr_reasm_ops;
 
-typedef struct kr_reasm {
-    bool started;            /* next_seq is known (ISN+1 from the SYN, or settled from the first segments) */
-    bool saw_syn;
-    uint32_t isn;
-    uint32_t next_seq;       /* sequence number of the next byte to hand on */
-    bool have_max;
-    uint32_t max_end;        /* highest sequence number + length seen in this direction */
-    bool fin_seen, fin_done;
-    uint32_t fin_seq;
+typedef struct kr_reasm {   /* grouped by size */
     kr_seg *ooo;             /* waiting segments, sorted by seq */
     size_t ooo_bytes, ooo_count, max_ooo_bytes;
     uint64_t delivered, retransmitted, gap_bytes;
+    uint32_t isn;
+    uint32_t next_seq;       /* sequence number of the next byte to hand on */
+    uint32_t max_end;        /* highest sequence number + length seen in this direction (have_max) */
+    uint32_t fin_seq;
     uint32_t gaps, segments;
     /* the last bytes handed on from segments whose checksum is bad: [bad_seq, bad_end) */
-    bool have_bad;
     uint32_t bad_seq, bad_end;
+    bool have_bad;
+    bool started;            /* next_seq is known (ISN+1 from the SYN, or settled from the first segments) */
+    bool saw_syn;
+    bool have_max;
+    bool fin_seen, fin_done;
 } kr_reasm;
 
 void kr_reasm_init(kr_reasm *r, size_t max_ooo_bytes);
@@ -65,35 +65,32 @@ typedef enum kr_conn_state {
 #define KR_CONN_KEY_LEN 37
 #define KR_CONN_PRE_MAX 40   /* bytes of an undecided connection's cloud stream held for the heuristic */
 
-struct kr_conn {
+struct kr_conn {              /* grouped by size: a million open connections each hold one */
     kr_conn_table *tab;
-    uint8_t key[KR_CONN_KEY_LEN];
-    unsigned id;
-    kr_conn_state state;
-    kr_endpoint dev, cloud;
-    bool saw_syn, saw_synack, joined;
     kr_tracker *tr;
     void *user;
     kr_reasm rs[2];
-    uint32_t window[2];      /* last window advertised by the receiver of each direction (scaled when the
-                                scale is known) */
-    int8_t wscale[2];        /* each sender's window scale option in its SYN: -1 none, -2 not known */
-    bool have_ack[2];
-    uint32_t ack_of[2];      /* last acknowledgement the receiver of each direction sent */
     uint64_t stream_pos[2];  /* bytes of each direction handed to the tracker, gaps included */
-    bool closed[2];
-    uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
-    /* an accepted RST waiting to see whether the connection survives it */
-    bool rst_pending;
-    kr_dir rst_dir;
-    double rst_time;
-    /* undecided: the first bytes of the cloud stream */
-    uint8_t pre[KR_CONN_PRE_MAX];
-    size_t pre_len;
+    double rst_time;         /* an accepted RST waiting to see whether the connection survives it */
     double pre_time;
     double first, last;
     uint64_t packets;
-    char end_reason[64];
+    size_t pre_len;
+    unsigned id;
+    kr_conn_state state;
+    kr_dir rst_dir;
+    uint32_t window[2];      /* last window advertised by the receiver of each direction (scaled when the
+                                scale is known) */
+    uint32_t ack_of[2];      /* last acknowledgement the receiver of each direction sent */
+    uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
+    kr_endpoint dev, cloud;
+    uint8_t key[KR_CONN_KEY_LEN];
+    uint8_t pre[KR_CONN_PRE_MAX]; /* undecided: the first bytes of the cloud stream */
+    int8_t wscale[2];        /* each sender's window scale option in its SYN: -1 none, -2 not known */
+    bool saw_syn, saw_synack, joined;
+    bool have_ack[2];        /* ack_of[d] is set */
+    bool closed[2];
+    bool rst_pending;        /* rst_dir, rst_time: an RST is pending */
     bool in_packet;          /* the packet being handled is this connection's */
     bool held;               /* ended by the frontend (kr_conn_end): its later packets stay its own */
 };

@@ -326,12 +326,13 @@ void kr_conn_end_now(kr_conn *c, double ts, const char *reason)
         kr_reasm_flush(&c->rs[d], ts, &kr_conn_rs_ops[d], c);
         kr_reasm_free(&c->rs[d]);
     }
-    snprintf(c->end_reason, sizeof c->end_reason, "%s", reason);
+    char end_reason[64];
+    snprintf(end_reason, sizeof end_reason, "%s", reason);
     if (c->state == KR_CS_FOLLOWED) {
         kr_tracker_finish(c->tr, ts > c->last ? ts : c->last);
         c->state = KR_CS_ENDED;
         if (c->tab->cb.end)
-            c->tab->cb.end(c->tab->ud, c, c->end_reason);
+            c->tab->cb.end(c->tab->ud, c, end_reason);
     }
     c->state = KR_CS_ENDED;
     if (c->tr) {

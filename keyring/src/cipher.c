@@ -1,7 +1,9 @@
 /* sparkwire libkeyring: one direction of the session cipher (docs/protocol.md 3.1-3.3).
  *
  * AES-128-CBC inside each frame; the IV of a frame is the first ciphertext block of the previous frame
- * of the same direction. One EVP context is kept per direction and re-initialised with the new IV only.
+ * of the same direction. A cipher holds its key and IV only: one EVP context per thread serves every
+ * cipher (an open connection does not carry OpenSSL's context and key schedule). While the same cipher
+ * keeps using it, decryption chains on without setting it up again; another cipher keys it again.
  */
 #include "keyring/cipher.h"
 
@@ -10,15 +12,21 @@
 
 #include <openssl/evp.h>
 
-struct kr_cipher {
+/* The thread's context, and the cipher and mode (1 encrypt, 0 decrypt, -1 none yet) it is keyed for; in
+ * decrypt mode, chain is the block the context chains its next input to (its IV now). */
+static _Thread_local struct {
     EVP_CIPHER_CTX *ctx;
-    int mode;              /* 1 encrypt, 0 decrypt: what ctx is keyed for */
+    const struct kr_cipher *owner;
+    int mode;
+    uint8_t chain[16];
+} shared = { NULL, NULL, -1, {0} };
+
+struct kr_cipher {
     uint8_t key[16];
     uint8_t iv[16];
     bool in_sync;
     bool keyed;            /* a session key is set (kr_cipher_new, kr_cipher_set_key) */
     bool passed;           /* a frame went by (decrypted, passed or lost): iv is no longer the first IV */
-    uint8_t chain[16];     /* decrypt mode: the block the context chains the next input to (its IV now) */
 };
 
 kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
@@ -26,12 +34,6 @@ kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
     kr_cipher *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->ctx = EVP_CIPHER_CTX_new();
-    if (!c->ctx || !EVP_DecryptInit_ex(c->ctx, EVP_aes_128_cbc(), NULL, key, iv)) {
-        kr_cipher_free(c);
-        return NULL;
-    }
-    c->mode = -1;          /* the first use sets the context up for its mode */
     memcpy(c->key, key, 16);
     memcpy(c->iv, iv, 16);
     c->in_sync = true;
@@ -44,12 +46,6 @@ kr_cipher *kr_cipher_new_pending(void)
     kr_cipher *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->ctx = EVP_CIPHER_CTX_new();
-    if (!c->ctx) {
-        kr_cipher_free(c);
-        return NULL;
-    }
-    c->mode = -1;          /* not keyed yet: the first use sets the cipher up */
     c->in_sync = true;
     return c;
 }
@@ -67,7 +63,8 @@ void kr_cipher_set_key(kr_cipher *c, const uint8_t key[16], const uint8_t first_
     if (!c->passed)
         memcpy(c->iv, first_iv, 16);
     c->keyed = true;
-    c->mode = -1;
+    if (shared.owner == c)
+        shared.owner = NULL;   /* the shared context holds the old key */
 }
 
 void kr_cipher_pass(kr_cipher *c, const uint8_t *ct, size_t len)
@@ -83,9 +80,15 @@ void kr_cipher_free(kr_cipher *c)
 {
     if (!c)
         return;
-    EVP_CIPHER_CTX_free(c->ctx);
+    if (shared.owner == c)
+        shared.owner = NULL;   /* a later cipher at this address must key the context again */
     OPENSSL_cleanse(c, sizeof *c);
     free(c);
+}
+
+size_t kr_cipher_memory(const kr_cipher *c)
+{
+    return c ? sizeof *c : 0;
 }
 
 void kr_cipher_lose_sync(kr_cipher *c)
@@ -101,19 +104,22 @@ bool kr_cipher_in_sync(const kr_cipher *c)
     return c && c->in_sync;
 }
 
-/* Sets the context up for mode with this IV, keying it again only when the mode changes. */
-static int cipher_start(kr_cipher *c, int mode, const uint8_t iv[16])
+/* Sets the thread's context up for c in mode with this IV, keying it again only when another cipher or
+ * another mode used it last. Returns the context, NULL on failure. */
+static EVP_CIPHER_CTX *cipher_start(const kr_cipher *c, int mode, const uint8_t iv[16])
 {
-    const uint8_t *key = NULL;
-    const EVP_CIPHER *type = NULL;
-    if (mode != c->mode) {
-        key = c->key;
-        type = EVP_aes_128_cbc();
+    if (!shared.ctx && !(shared.ctx = EVP_CIPHER_CTX_new()))
+        return NULL;
+    const uint8_t *key = shared.owner != c || shared.mode != mode ? c->key : NULL;
+    const EVP_CIPHER *type = shared.mode != mode ? EVP_aes_128_cbc() : NULL;
+    if (!EVP_CipherInit_ex(shared.ctx, type, NULL, key, iv, mode)) {
+        shared.owner = NULL;
+        shared.mode = -1;
+        return NULL;
     }
-    if (!EVP_CipherInit_ex(c->ctx, type, NULL, key, iv, mode))
-        return -1;
-    c->mode = mode;
-    return EVP_CIPHER_CTX_set_padding(c->ctx, mode) ? 0 : -1;   /* PKCS#7 checked by hand on decrypt */
+    shared.owner = c;
+    shared.mode = mode;
+    return EVP_CIPHER_CTX_set_padding(shared.ctx, mode) ? shared.ctx : NULL;   /* PKCS#7 checked by hand */
 }
 
 kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
@@ -141,22 +147,21 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
     int outl = 0;
     int ok = 1;
     if (blen > 0) {
-        /* The context stays keyed and chains on from the last block it decrypted; the frame's IV is another
-         * block, so its first plaintext block is corrected by (IV XOR that block) instead of setting the
-         * context up again for every frame. */
-        if (c->mode != 0) {
-            ok = cipher_start(c, 0, iv) == 0;
-            memcpy(c->chain, iv, 16);
-        }
+        /* While this cipher keeps the thread's context, the context chains on from the last block it
+         * decrypted; the frame's IV is another block, so the first plaintext block is corrected by
+         * (IV XOR that block) instead of setting the context up again for every frame. */
+        EVP_CIPHER_CTX *ctx = shared.owner == c && shared.mode == 0 ? shared.ctx : NULL;
+        if (!ctx && (ctx = cipher_start(c, 0, iv)) != NULL)
+            memcpy(shared.chain, iv, 16);
         uint8_t delta[16];
         for (int i = 0; i < 16; i++)
-            delta[i] = iv[i] ^ c->chain[i];
-        ok = ok && EVP_DecryptUpdate(c->ctx, pt, &outl, body, (int)blen) && (size_t)outl == blen;
+            delta[i] = iv[i] ^ shared.chain[i];
+        ok = ctx && EVP_DecryptUpdate(ctx, pt, &outl, body, (int)blen) && (size_t)outl == blen;
         for (int i = 0; ok && i < 16; i++)
             pt[i] ^= delta[i];
-        memcpy(c->chain, body + blen - 16, 16);
+        memcpy(shared.chain, body + blen - 16, 16);
         if (!ok)
-            c->mode = -1;       /* set up again at the next frame */
+            shared.owner = NULL;    /* set up again at the next frame */
     }
     memcpy(c->iv, next_iv, 16);
     c->in_sync = true;
@@ -262,8 +267,9 @@ int kr_cipher_encrypt(kr_cipher *c, const uint8_t *pt, size_t len, uint8_t *out,
     if (padded > KR_FRAME_MAX || out_cap < padded + 2)
         return -1;
     int n1 = 0, n2 = 0;
-    if (cipher_start(c, 1, c->iv) != 0 || !EVP_EncryptUpdate(c->ctx, out + 2, &n1, pt, (int)len) ||
-        !EVP_EncryptFinal_ex(c->ctx, out + 2 + n1, &n2) || (size_t)(n1 + n2) != padded)
+    EVP_CIPHER_CTX *ctx = cipher_start(c, 1, c->iv);
+    if (!ctx || !EVP_EncryptUpdate(ctx, out + 2, &n1, pt, (int)len) ||
+        !EVP_EncryptFinal_ex(ctx, out + 2 + n1, &n2) || (size_t)(n1 + n2) != padded)
         return -1;
     out[0] = (uint8_t)(padded >> 8);
     out[1] = (uint8_t)(padded & 0xff);

@@ -36,6 +36,11 @@ static struct krt_copies *copies_of(kr_tracker *t)
     return t->copies;
 }
 
+size_t krt_copies_memory(const kr_tracker *t)
+{
+    return t->copies ? sizeof *t->copies : 0;
+}
+
 void krt_copies_free(kr_tracker *t)
 {
     free(t->copies);
@@ -60,6 +65,14 @@ static enum kr_pst last_block(const kr_tracker *t, kr_dir dir, uint64_t *a, uint
         t->d[KR_D2S].frames == 0 && t->d[KR_S2D].frames == 0 && ds->cap >= KR_SESSIONBLOCK_LEN)
         return PST_SESSION;
     return PST_DATA;
+}
+
+/* Whether dir's buffer still holds a handshake block that a conflicting copy may have to be read against
+ * (until the next block or frame of the handshake comes): the buffer is then kept between PDUs. */
+bool krt_copies_need_buffer(const kr_tracker *t, kr_dir dir)
+{
+    uint64_t a, b;
+    return last_block(t, dir, &a, &b) != PST_DATA;
 }
 
 /* Reads the block again from its other copy (alt, laid over the buffer) when the copy read first did not

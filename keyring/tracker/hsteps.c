@@ -159,7 +159,7 @@ static bool open_with_device_keys(kr_tracker *t, const uint8_t *e, uint8_t m[KR_
         t->device_keys_tried = 1;
         t->device_key_by_id = t->id_read;
         res = kr_hs_open_session(idkey, e, m);
-        snprintf(t->device_key_name, sizeof t->device_key_name, "the device key for %s", t->device_id_hex);
+        krt_set_text(&t->device_key_name, KR_KEYNAME_CAP, "the device key for %s", t->device_id_hex);
         opened = res == KR_HS_OK;
     } else {
         size_t nw = kr_keyfile_wildcard_count(t->kf);
@@ -171,7 +171,7 @@ static bool open_with_device_keys(kr_tracker *t, const uint8_t *e, uint8_t m[KR_
             res = kr_hs_open_session(k, e, m);
             if (res == KR_HS_OK) {
                 opened = true;
-                snprintf(t->device_key_name, sizeof t->device_key_name, "the wildcard device key %s",
+                krt_set_text(&t->device_key_name, KR_KEYNAME_CAP, "the wildcard device key %s",
                          base_name(k->source));
             }
         }
@@ -184,7 +184,7 @@ static bool open_with_device_keys(kr_tracker *t, const uint8_t *e, uint8_t m[KR_
             res = kr_hs_open_session(en->key, e, m);
             if (res == KR_HS_OK) {
                 opened = true;
-                snprintf(t->device_key_name, sizeof t->device_key_name, "the device key for %s",
+                krt_set_text(&t->device_key_name, KR_KEYNAME_CAP, "the device key for %s",
                          en->device_id_hex);
                 if (!t->device_id_known && en->has_id) {
                     t->device_id_known = true;
@@ -195,7 +195,7 @@ static bool open_with_device_keys(kr_tracker *t, const uint8_t *e, uint8_t m[KR_
             }
         }
         if (!opened && t->device_keys_tried > 0)
-            snprintf(t->device_key_name, sizeof t->device_key_name, "%s",
+            krt_set_text(&t->device_key_name, KR_KEYNAME_CAP, "%s",
                      t->device_keys_tried == 1 ? "the keyfile's device key" : "any device key in the keyfile");
     }
     *resp = res;
@@ -251,7 +251,6 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     t->sessionblock_seen = true;
     t->sessionblock_time = ts;
     t->sessionblock_damaged = ds->damaged;
-    memcpy(t->e_block, e, KR_SESSION_E_LEN);
     char note[384] = "";
     char signote[160] = "";
     kr_hs_result res = KR_HS_OK;
@@ -269,12 +268,12 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
         } else if (opened) {
             t->session_opened = KR_YES;
             t->session_result = KR_HS_OK;
-            snprintf(note, sizeof note, "opened with %s: the session key is known", t->device_key_name);
+            snprintf(note, sizeof note, "opened with %s: the session key is known", krt_str(t->device_key_name));
         } else {
             t->session_opened = KR_NO;
             t->session_result = res;
             snprintf(note, sizeof note, "does not open with %s (%s): the cloud encrypted the session key to "
-                     "another public key", t->device_key_name, kr_hs_result_str(res));
+                     "another public key", krt_str(t->device_key_name), kr_hs_result_str(res));
         }
 
         res = check_signature(t, e, sig, m, opened, res, signote, sizeof signote);
@@ -289,14 +288,14 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
         krt_consider_session_lines(t);
     if (!t->session_known) {
         if (t->n_session_cands > 0)
-            snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "%s", "trying the keyfile's session lines");
+            krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "%s", "trying the keyfile's session lines");
         else if (t->device_keys_tried == 0)
-            snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: %s",
+            krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key: %s",
                      t->device_id_known ? "no device key for this device in the keyfile"
                                         : "no device key in the keyfile");
         else
-            snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason,
-                     "no session key: the session block does not open with %s", t->device_key_name);
+            krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP,
+                     "no session key: the session block does not open with %s", krt_str(t->device_key_name));
     } else if (!opened) {
         size_t l = strlen(note);
         snprintf(note + l, sizeof note - l, "; session material from the keyfile's session line");

@@ -113,6 +113,8 @@ void kr_msg_pend(kr_tracker *t, kr_finding_code code, const char *fmt, ...)
 {
     if (t->n_pend >= 4)
         return;
+    if (!t->pend && !(t->pend = calloc(4, sizeof *t->pend)))
+        return;    /* made when a finding waits, given back once it is out */
     t->pend[t->n_pend].code = code;
     va_list ap;
     va_start(ap, fmt);
@@ -126,6 +128,8 @@ void kr_msg_after(kr_tracker *t, const kr_message *m)
     for (int i = 0; i < t->n_pend; i++)
         kr_tracker_emit_finding(t, t->pend[i].code, m->dir, m->time, m->frame_offset, "%s", t->pend[i].text);
     t->n_pend = 0;
+    free(t->pend);
+    t->pend = NULL;
 }
 
 /* ---- CoAP parsing ------------------------------------------------------------------------------- */

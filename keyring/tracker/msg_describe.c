@@ -19,7 +19,7 @@ static void add_func(kr_tracker *t, const char *name)
     if (t->n_funcs >= 256)
         return;
     if (t->n_funcs == t->cap_funcs) {
-        size_t c = t->cap_funcs ? t->cap_funcs * 2 : 8;
+        size_t c = t->cap_funcs ? t->cap_funcs * 2 : 4;
         char **n = realloc(t->funcs, c * sizeof *n);
         if (!n)
             return;
@@ -38,7 +38,7 @@ static void add_var(kr_tracker *t, const char *name, kr_var_type type)
     if (t->n_vars >= 256)
         return;
     if (t->n_vars == t->cap_vars) {
-        size_t c = t->cap_vars ? t->cap_vars * 2 : 8;
+        size_t c = t->cap_vars ? t->cap_vars * 2 : 2;
         kr_var *n = realloc(t->vars, c * sizeof *n);
         if (!n)
             return;
@@ -144,27 +144,11 @@ static bool parse_describe(kr_tracker *t, kr_message *m)
     return true;
 }
 
-/* A device answers each Describe request with the same JSON: the same bytes as the last answer give what
- * it gave (the functions and variables read from it are still the tracker's), without parsing again. */
 void kr_msg_describe_answer(kr_tracker *t, kr_message *m)
 {
     m->kind = KR_MSG_DESCRIBE_REPLY;
-    size_t n = m->payload_len, keep = sizeof m->summary + sizeof m->value;
-    if (t->desc_last && n == t->desc_last_len && memcmp(m->payload, t->desc_last, n) == 0) {
-        memcpy(m->summary, t->desc_last + n, sizeof m->summary);
-        memcpy(m->value, t->desc_last + n + sizeof m->summary, sizeof m->value);
-        return;
-    }
     if (!parse_describe(t, m) && m->summary[0] == '\0')
-        snprintf(m->summary, sizeof m->summary, "Describe answer (%zu bytes)", n);
-    free(t->desc_last);
-    t->desc_last = n && n <= KR_FRAME_MAX ? malloc(n + keep) : NULL;
-    t->desc_last_len = t->desc_last ? n : 0;
-    if (t->desc_last) {
-        memcpy(t->desc_last, m->payload, n);
-        memcpy(t->desc_last + n, m->summary, sizeof m->summary);
-        memcpy(t->desc_last + n + sizeof m->summary, m->value, sizeof m->value);
-    }
+        snprintf(m->summary, sizeof m->summary, "Describe answer (%zu bytes)", m->payload_len);
 }
 
 static kr_var_type lookup_var(const kr_tracker *t, const char *name)

@@ -1,14 +1,43 @@
 /* sparkwire libkeyring: which earlier request an ACK or a separate response answers (docs/protocol.md 4.2),
  * and the meaning the answer takes from it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "msg_int.h"
 
+/* The slot of dir's next request: the ring is made at the first request and grows 4, 8, 16 slots before
+ * it first wraps, so a short session holds only what it used. NULL when out of memory. */
+static kr_request *next_slot(kr_tracker *t, kr_dir d)
+{
+    unsigned slot = t->req_next[d] % KR_REQ_RING, had = t->req_cap[d];
+    if (slot >= had) {
+        unsigned cap = had ? had * 2 : 4;
+        if (cap > KR_REQ_RING)
+            cap = KR_REQ_RING;
+        kr_request *n = realloc(t->req[d], cap * sizeof *n);
+        if (!n)
+            return NULL;
+        memset(n + had, 0, (cap - had) * sizeof *n);
+        t->req[d] = n;
+        t->req_cap[d] = (uint8_t)cap;
+    }
+    return &t->req[d][slot];
+}
+
+static char *copy_text(const char *s)
+{
+    return s[0] ? strndup(s, 63) : NULL;
+}
+
 void kr_msg_remember(kr_tracker *t, const kr_message *m)
 {
-    kr_request *r = &t->req[m->dir][t->req_next[m->dir] % KR_REQ_RING];
+    kr_request *r = next_slot(t, m->dir);
+    if (!r)
+        return;
     t->req_next[m->dir]++;
+    free(r->name);
+    free(r->arg);
     memset(r, 0, sizeof *r);
     r->used = true;
     r->kind = m->kind;
@@ -18,8 +47,8 @@ void kr_msg_remember(kr_tracker *t, const kr_message *m)
     r->token_len = m->token_len;
     memcpy(r->token, m->token, sizeof r->token);
     r->time = m->time;
-    snprintf(r->name, sizeof r->name, "%s", m->name);
-    snprintf(r->arg, sizeof r->arg, "%s", m->arg);
+    r->name = copy_text(m->name);
+    r->arg = copy_text(m->arg);
     r->chunk_index = m->kind == KR_MSG_CHUNK ? m->chunk_index : -1;
 }
 
@@ -35,6 +64,8 @@ static kr_request *find_request(kr_tracker *t, kr_dir from, const kr_message *m,
     kr_dir other = from == KR_D2S ? KR_S2D : KR_D2S;
     for (unsigned i = 0; i < KR_REQ_RING; i++) {
         unsigned k = (t->req_next[other] + KR_REQ_RING - 1 - i) % KR_REQ_RING;
+        if (k >= t->req_cap[other])
+            continue;
         kr_request *r = &t->req[other][k];
         if (r->used && fits(r, m))
             return r;
@@ -65,12 +96,12 @@ static bool fits_token(const kr_request *r, const kr_message *m)
 static void request_title(const kr_request *r, char *out, size_t cap)
 {
     switch (r->kind) {
-    case KR_MSG_FUNCTION_CALL: snprintf(out, cap, "Function call %s", r->name); break;
-    case KR_MSG_VARIABLE_REQUEST: snprintf(out, cap, "Variable request %s", r->name); break;
-    case KR_MSG_EVENT: snprintf(out, cap, "Event %s", r->name); break;
-    case KR_MSG_SUBSCRIBE: snprintf(out, cap, "Subscribe %s", r->name[0] ? r->name : "(all)"); break;
+    case KR_MSG_FUNCTION_CALL: snprintf(out, cap, "Function call %s", krt_str(r->name)); break;
+    case KR_MSG_VARIABLE_REQUEST: snprintf(out, cap, "Variable request %s", krt_str(r->name)); break;
+    case KR_MSG_EVENT: snprintf(out, cap, "Event %s", krt_str(r->name)); break;
+    case KR_MSG_SUBSCRIBE: snprintf(out, cap, "Subscribe %s", r->name ? r->name : "(all)"); break;
     case KR_MSG_CHUNK: snprintf(out, cap, "Chunk %d", r->chunk_index); break;
-    case KR_MSG_SIGNAL: snprintf(out, cap, "Signal %s", r->arg); break;
+    case KR_MSG_SIGNAL: snprintf(out, cap, "Signal %s", krt_str(r->arg)); break;
     default: snprintf(out, cap, "%s", kr_msg_kind_title(r->kind)); break;
     }
 }
@@ -115,7 +146,7 @@ static void answer(kr_tracker *t, kr_message *m, kr_request *r, bool by_token)
     if (content && r->kind == KR_MSG_DESCRIBE) {
         kr_msg_describe_answer(t, m);
     } else if (content && r->kind == KR_MSG_VARIABLE_REQUEST) {
-        kr_msg_variable_value(t, m, r->name);
+        kr_msg_variable_value(t, m, krt_str(r->name));
     } else if (content && r->kind == KR_MSG_TIME_REQUEST && m->payload_len >= 4) {
         time_response(m);
     } else {
@@ -162,8 +193,8 @@ static void function_return(kr_message *m, const kr_request *r)
     char cs[8];
     m->kind = KR_MSG_FUNCTION_RETURN;
     if (r) {
-        snprintf(m->name, sizeof m->name, "%s", r->name);
-        snprintf(m->arg, sizeof m->arg, "%s", r->arg);
+        snprintf(m->name, sizeof m->name, "%s", krt_str(r->name));
+        snprintf(m->arg, sizeof m->arg, "%s", krt_str(r->arg));
     }
     if (m->payload_len == 4)
         snprintf(m->value, sizeof m->value, "%ld", (long)(int32_t)kr_msg_be(m->payload, 4));
@@ -199,13 +230,13 @@ void kr_msg_separate_response(kr_tracker *t, kr_message *m)
             kr_msg_chunk_received(t, m, r);
     } else if (d2s && m->code == KR_COAP_CHANGED && m->payload_len == 4) {
         function_return(m, NULL);
-    } else if (d2s && (m->code == KR_COAP_CHANGED || m->code == KR_COAP_BAD_REQUEST) && t->ota.active &&
-               t->ota.chunks > 0) {
+    } else if (d2s && (m->code == KR_COAP_CHANGED || m->code == KR_COAP_BAD_REQUEST) && t->ota && t->ota->active &&
+               t->ota->chunks > 0) {
         m->kind = KR_MSG_CHUNK_RECEIVED;
-        m->chunk_index = t->ota.last_chunk_index;
+        m->chunk_index = t->ota->last_chunk_index;
         snprintf(m->summary, sizeof m->summary, "Chunk received %s (request not seen)",
                  m->code == KR_COAP_CHANGED ? "OK" : "BAD");
-    } else if (d2s && m->code == KR_COAP_CHANGED && t->ota.active) {
+    } else if (d2s && m->code == KR_COAP_CHANGED && t->ota && t->ota->active) {
         m->kind = KR_MSG_UPDATE_READY;
         snprintf(m->summary, sizeof m->summary, "Update ready (request not seen)");
     } else {

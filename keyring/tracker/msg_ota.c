@@ -17,15 +17,20 @@ static void ota_mark(kr_ota *o, int idx)
 
 static void ota_touch(kr_tracker *t, const kr_message *m)
 {
-    t->ota.last_time = m->time;
-    t->ota.last_offset = m->frame_offset;
-    t->ota.last_dir = m->dir;
-    t->ota.last_kind = m->kind;
+    kr_ota *o = krt_ota(t);
+    if (!o)
+        return;
+    o->last_time = m->time;
+    o->last_offset = m->frame_offset;
+    o->last_dir = m->dir;
+    o->last_kind = m->kind;
 }
 
 static void ota_start(kr_tracker *t, double ts)
 {
-    kr_ota *o = &t->ota;
+    kr_ota *o = krt_ota(t);
+    if (!o)
+        return;
     memset(o, 0, sizeof *o);
     o->active = true;
     o->begin_time = ts;
@@ -38,9 +43,9 @@ static void ota_start(kr_tracker *t, double ts)
 void kr_msg_update_begin(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 {
     (void)cv;
-    kr_ota *o = &t->ota;
     ota_start(t, m->time);
-    if (m->payload_len >= 12) {
+    kr_ota *o = t->ota;
+    if (o && m->payload_len >= 12) {
         const uint8_t *p = m->payload;
         o->chunk_size = (uint32_t)(p[1] << 8 | p[2]);
         o->file_size = kr_msg_be(p + 3, 4);
@@ -80,7 +85,9 @@ static int chunk_index_of(kr_ota *o, const kr_coap_view *cv, bool *asked)
 
 void kr_msg_chunk(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 {
-    kr_ota *o = &t->ota;
+    kr_ota *o = krt_ota(t);
+    if (!o)
+        return;
     if (!o->active)
         ota_start(t, m->time);
     if (cv->n_query >= 1)
@@ -118,7 +125,9 @@ void kr_msg_chunk(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 void kr_msg_chunk_missed(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 {
     (void)cv;
-    kr_ota *o = &t->ota;
+    kr_ota *o = krt_ota(t);
+    if (!o)
+        return;
     size_t w = 0;
     m->value[0] = '\0';
     for (size_t i = 0; i + 2 <= m->payload_len; i += 2) {
@@ -140,22 +149,25 @@ void kr_msg_chunk_missed(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 void kr_msg_update_done(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 {
     (void)cv;
-    t->ota.done = true;
+    kr_ota *o = krt_ota(t);
+    if (!o)
+        return;
+    o->done = true;
     if (m->dir == KR_D2S)
-        t->ota.done_acked = true;   /* fast OTA: the device ends the update itself once it has every chunk */
+        o->done_acked = true;   /* fast OTA: the device ends the update itself once it has every chunk */
     snprintf(m->summary, sizeof m->summary, "Update done%s", m->dir == KR_D2S ? " (from the device)" : "");
-    if (t->ota.active)
+    if (o->active)
         ota_touch(t, m);
 }
 
 /* An ACK to an update request r. */
 void kr_ota_answer(kr_tracker *t, const kr_message *m, const kr_request *r)
 {
-    if (r->kind == KR_MSG_UPDATE_DONE && t->ota.active) {
+    if (r->kind == KR_MSG_UPDATE_DONE && t->ota && t->ota->active) {
         if (m->code == KR_COAP_CHANGED)
-            t->ota.done_acked = true;
+            t->ota->done_acked = true;
         else if (m->code == KR_COAP_BAD_REQUEST)
-            t->ota.done_refused = true;
+            t->ota->done_refused = true;
         ota_touch(t, m);
     }
     if (r->kind == KR_MSG_UPDATE_BEGIN || r->kind == KR_MSG_CHUNK || r->kind == KR_MSG_CHUNK_MISSED)
@@ -165,9 +177,12 @@ void kr_ota_answer(kr_tracker *t, const kr_message *m, const kr_request *r)
 void kr_msg_update_ready(kr_tracker *t, kr_message *m)
 {
     m->kind = KR_MSG_UPDATE_READY;
-    t->ota.fast = m->payload_len >= 1 && (m->payload[0] & 1);
+    kr_ota *o = krt_ota(t);
+    if (!o)
+        return;
+    o->fast = m->payload_len >= 1 && (m->payload[0] & 1);
     snprintf(m->summary, sizeof m->summary, "Update ready (%d ms)%s", kr_msg_ms(m->response_time),
-             t->ota.fast ? ", fast OTA accepted" : "");
+             o->fast ? ", fast OTA accepted" : "");
     ota_touch(t, m);
 }
 
@@ -178,15 +193,18 @@ void kr_msg_chunk_received(kr_tracker *t, kr_message *m, const kr_request *r)
     m->kind = KR_MSG_CHUNK_RECEIVED;
     m->chunk_index = r->chunk_index;
     bool ok = m->code == KR_COAP_CHANGED;
-    if (r->chunk_index == t->ota.last_chunk_index)
-        t->ota.last_chunk_acked = true;
-    t->ota.last_answered_index = r->chunk_index;
+    kr_ota *o = krt_ota(t);
+    if (!o)
+        return;
+    if (r->chunk_index == o->last_chunk_index)
+        o->last_chunk_acked = true;
+    o->last_answered_index = r->chunk_index;
     if (ok) {
-        t->ota.chunks_ok++;
-        t->ota.last_ok_index = r->chunk_index;
+        o->chunks_ok++;
+        o->last_ok_index = r->chunk_index;
     } else {
-        t->ota.chunks_bad++;
-        t->ota.next_index = r->chunk_index;
+        o->chunks_bad++;
+        o->next_index = r->chunk_index;
         kr_msg_pend(t, KR_FIND_OTA_CHUNK_ERROR, "the device reports chunk %d bad (code %s)", r->chunk_index,
                     kr_coap_code_str(m->code, cs));
     }
@@ -206,7 +224,7 @@ static bool second_done_stall(const kr_ota *o)
 
 static void cloud_waited(kr_tracker *t, double ts, const char *what, double waited)
 {
-    kr_ota *o = &t->ota;
+    kr_ota *o = t->ota;
     char answered[48], last[96];
     if (second_done_stall(o)) {
         kr_tracker_emit_finding(t, KR_FIND_OTA_INCOMPLETE, o->last_dir, ts, o->last_offset,
@@ -236,8 +254,8 @@ static void cloud_waited(kr_tracker *t, double ts, const char *what, double wait
 
 void kr_ota_finish(kr_tracker *t, double ts)
 {
-    kr_ota *o = &t->ota;
-    if (!o->active || o->done_acked || t->ota_reported)
+    kr_ota *o = t->ota;
+    if (!o || !o->active || o->done_acked || t->ota_reported)
         return;
     t->ota_reported = true;
     double end = ts;

@@ -9,21 +9,20 @@
 void krt_install_cipher(kr_tracker *t, kr_dir dir)
 {
     kr_dirstate *ds = &t->d[dir];
-    kr_cipher_set_key(ds->cipher, t->sess.key, t->sess.iv);
+    kr_cipher_set_key(krt_cipher(ds), t->sess.key, t->sess.iv);
 }
 
 void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool from_line)
 {
     t->session_known = true;
     t->session_from_line = from_line;
-    memcpy(t->session, m, KR_SESSION_LEN);
     kr_session_from_material(m, &t->sess);
     krt_install_cipher(t, KR_D2S);
     krt_install_cipher(t, KR_S2D);
     t->n_session_cands = 0;
     if (from_line && t->mid_session)
         t->handshake_done = true;   /* the session came from a session line */
-    t->no_decrypt_reason[0] = '\0';
+    krt_clear_text(&t->no_decrypt_reason);
 }
 
 /* Session lines that may apply when no handshake opened: the one for the device id, or all of them
@@ -58,13 +57,13 @@ static int line_fit(kr_tracker *t, kr_dir dir, size_t i, const uint8_t *body, si
     const kr_probe_key *k = kr_keyfile_session_probe(t->kf, i);
     uint8_t first[16];
     bool have_first = false;
-    if (!e || !k || !kr_cipher_probe(t->d[dir].cipher, k, e->session + 16, body, len, first, &have_first) ||
+    if (!e || !k || !kr_cipher_probe(krt_cipher(&t->d[dir]), k, e->session + 16, body, len, first, &have_first) ||
         (have_first && ((first[0] >> 6) != 1 || (first[0] & 0x0f) > 8)))
         return 0;
     kr_session s;
     kr_session_from_material(e->session, &s);
     size_t pl = 0, skip = 0;
-    kr_dec_result r = kr_cipher_trial(t->d[dir].cipher, s.key, s.iv, body, len, pt, &pl, &skip);
+    kr_dec_result r = kr_cipher_trial(krt_cipher(&t->d[dir]), s.key, s.iv, body, len, pt, &pl, &skip);
     if (r == KR_DEC_PARTIAL)
         return len >= 32 ? 1 : 0;
     kr_msg_kind kind = KR_MSG_UNKNOWN;
@@ -85,7 +84,7 @@ static void install_line(kr_tracker *t, size_t i)
  * whose first block is lost cannot tell: the next frame can. */
 static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *body, size_t len, bool hello)
 {
-    if (t->n_session_cands == 0 || len < 16 || (!kr_cipher_in_sync(t->d[dir].cipher) && len < 32))
+    if (t->n_session_cands == 0 || len < 16 || (!kr_cipher_in_sync(krt_cipher(&t->d[dir])) && len < 32))
         return;
     uint8_t *pt = malloc(len);
     if (!pt)
@@ -112,10 +111,10 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
         t->session_cands_all = false;
         t->n_session_cands = n_best;
         memcpy(t->session_cands, best, n_best * sizeof best[0]);
-        snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key yet: %zu of the keyfile's "
+        krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key yet: %zu of the keyfile's "
                  "session lines decrypt this connection's frames alike; the next frame decides", n_best);
     } else if (n_best == 0) {
-        snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: none of the keyfile's "
+        krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key: none of the keyfile's "
                  "session lines decrypts this connection's frames");
     }
 }
@@ -145,8 +144,8 @@ static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, 
     }
     size_t pl = 0, skip = 0;
     if (!ds->pt)
-        kr_cipher_pass(ds->cipher, body, len);   /* out of memory: the IV chain still moves on */
-    kr_dec_result r = ds->pt ? kr_cipher_decrypt(ds->cipher, body, len, ds->pt, &pl, &skip)
+        kr_cipher_pass(krt_cipher(ds), body, len);   /* out of memory: the IV chain still moves on */
+    kr_dec_result r = ds->pt ? kr_cipher_decrypt(krt_cipher(ds), body, len, ds->pt, &pl, &skip)
                              : KR_DEC_BAD_LENGTH;
     if (r == KR_DEC_OK && coap_plausible(ds->pt, pl)) {
         s->frame_state = KR_FRAME_DECRYPTED;
@@ -200,16 +199,16 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
         s.reason = ds->disputed ? KR_WHY_DISPUTED : KR_WHY_BYTES_LOST;
         snprintf(s.note, sizeof s.note, "%s: not decrypted", ds->disputed ? "another copy of this frame's bytes "
                  "differs" : "bytes of this frame were lost in a gap");
-        kr_cipher_lose_sync(ds->cipher);
+        kr_cipher_lose_sync(krt_cipher(ds));
     } else {
         if (!kr_cipher_keyed(ds->cipher) && t->n_session_cands > 0)
             try_session_candidates(t, dir, body, len, hello);
         if (!kr_cipher_keyed(ds->cipher)) {
-            kr_cipher_pass(ds->cipher, body, len);
+            kr_cipher_pass(krt_cipher(ds), body, len);
             s.frame_state = KR_FRAME_NOT_DECRYPTED;
             s.reason = KR_WHY_NO_SESSION_KEY;
             note_join(s.note, sizeof s.note, "not decrypted: ",
-                      t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
+                      t->no_decrypt_reason && t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
         } else {
             have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy);
         }

@@ -85,7 +85,7 @@ static void declare_not_spark(kr_tracker *t, kr_dir dir, double ts, const char *
         t->not_spark = true;
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(t->not_spark_why, sizeof t->not_spark_why, fmt, ap);
+        krt_vset_text(&t->not_spark_why, KR_WHY_CAP, fmt, ap);
         va_end(ap);
     }
     go_data(t, dir, ts);
@@ -174,9 +174,9 @@ static bool check_long_frame(kr_tracker *t, kr_dir dir, double ts, bool ended)
             continue;
         ds->scan_from = 0;
         if (p >= 18)
-            kr_cipher_pass(ds->cipher, ds->buf + 2, p - 2);
+            kr_cipher_pass(krt_cipher(ds), ds->buf + 2, p - 2);
         else
-            kr_cipher_lose_sync(ds->cipher);
+            kr_cipher_lose_sync(krt_cipher(ds));
         ds->frames++;
         ds->first_frame_done = true;
         ds->have_last_id = false;   /* a message went by unread: no counter gap can be told */
@@ -284,7 +284,7 @@ void krt_enter_resync(kr_tracker *t, kr_dir dir)
     kr_dirstate *ds = &t->d[dir];
     ds->st = PST_RESYNC;
     ds->scan_from = 0;
-    kr_cipher_lose_sync(ds->cipher);
+    kr_cipher_lose_sync(krt_cipher(ds));
     ds->have_last_id = false;
 }
 
@@ -309,7 +309,7 @@ static void enter_mid_session(kr_tracker *t, double ts)
     }
     krt_consider_session_lines(t);
     if (!t->session_known && t->n_session_cands == 0) {
-        snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason,
+        krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP,
                  "no session key: the capture starts after the handshake and the keyfile has no session line");
     }
     krt_evaluate(t, ts);
@@ -504,6 +504,7 @@ void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts
         if (ds->st == PST_RESYNC || ds->have == target)
             act(t, dir, ts);
     }
+    krt_release(ds, krt_copies_need_buffer(t, dir));
 }
 
 /* The held cloud bytes go through now: as the handshake when the device's id block was lost, else they
@@ -568,7 +569,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
         ds->have += (size_t)nbytes;
         ds->offset += nbytes;
         ds->damaged = true;
-        kr_cipher_lose_sync(ds->cipher);
+        kr_cipher_lose_sync(krt_cipher(ds));
         after = kr_cipher_keyed(ds->cipher) ? "; the frame they belong to is lost, the next one decrypts from its second block"
                            : "; the frame they belong to is lost";
     } else {

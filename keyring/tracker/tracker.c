@@ -34,7 +34,7 @@ static void fill_step_keys(const kr_tracker *t, kr_step *s)
     s->session_opened = t->session_opened;
     s->session_known = t->session_known;
     if (t->session_known)
-        memcpy(s->session, t->session, KR_SESSION_LEN);
+        memcpy(s->session, t->sess.material, KR_SESSION_LEN);
     s->signature_valid = t->signature_valid;
     s->signature_ok = t->signature_ok;
 }
@@ -109,21 +109,10 @@ kr_tracker *kr_tracker_new(const kr_keyfile *kf, const kr_callbacks *cb, void *u
     t->ud = ud;
     t->d[KR_S2D].st = PST_NONCE;
     t->d[KR_D2S].st = PST_IDBLOCK;
-    t->d[KR_S2D].disp_all_from = t->d[KR_D2S].disp_all_from = UINT64_MAX;
-    t->d[KR_S2D].cipher = kr_cipher_new_pending();
-    t->d[KR_D2S].cipher = kr_cipher_new_pending();
     t->id_block_opened = t->nonce_ok = t->offered_key_known = KR_UNKNOWN;
     t->session_opened = t->signature_valid = t->signature_ok = KR_UNKNOWN;
     t->record_differs = KR_UNKNOWN;
-    t->ota.last_chunk_index = -1;
-    t->ota.last_ok_index = -1;
-    t->ota.last_answered_index = -1;
     t->last_step = KR_STEP_NONE;
-    t->info = calloc(1, sizeof *t->info);
-    if (!t->info || !t->d[KR_S2D].cipher || !t->d[KR_D2S].cipher) {
-        kr_tracker_free(t);
-        return NULL;
-    }
     return t;
 }
 
@@ -136,14 +125,25 @@ void kr_tracker_free(kr_tracker *t)
         free(t->d[i].pt);
         if (t->d[i].cipher)
             kr_cipher_free(t->d[i].cipher);
+        free(t->d[i].disp);
+        for (unsigned k = 0; k < t->req_cap[i]; k++) {
+            free(t->req[i][k].name);
+            free(t->req[i][k].arg);
+        }
+        free(t->req[i]);
     }
     kr_tracker_clear_describe(t);
     free(t->info);
     krt_copies_free(t);
+    free(t->not_spark_why);
+    free(t->device_key_name);
+    free(t->no_decrypt_reason);
+    free(t->ota);
+    free(t->pend);
+    free(t->verdict);
     free(t->early);
     free(t->vars);
     free(t->funcs);
-    free(t->desc_last);
     free(t);
 }
 
@@ -172,11 +172,11 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
             krt_enter_resync(t, (kr_dir)i);
         krt_consider_session_lines(t);
         if (!t->session_known && t->n_session_cands == 0)
-            snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: the capture starts "
-                     "after the handshake and the keyfile has no session line");
+            krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key: the capture starts "
+                         "after the handshake and the keyfile has no session line");
         else if (!t->session_known)
-            snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key yet: the keyfile's "
-                     "session lines are tried on the frames (a one-block frame cut at the start cannot tell)");
+            krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key yet: the keyfile's session lines are tried "
+                         "on the frames (a one-block frame cut at the start cannot tell)");
     }
     if (!ds->any_data) {
         ds->any_data = true;
@@ -197,11 +197,18 @@ void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len
         return;
     kr_dirstate *ds = &t->d[dir];
     uint64_t end = offset + len < offset ? UINT64_MAX : offset + len;
-    if (ds->n_disp < 16) {
-        ds->disp_off[ds->n_disp] = offset;
-        ds->disp_end[ds->n_disp++] = end;
-    } else if (offset < ds->disp_all_from) {
-        ds->disp_all_from = offset;
+    if (!ds->disp) {
+        ds->disp = calloc(1, sizeof *ds->disp);
+        if (!ds->disp)
+            return;
+        ds->disp->all_from = UINT64_MAX;
+    }
+    kr_disputes *dp = ds->disp;
+    if (dp->n < 16) {
+        dp->off[dp->n] = offset;
+        dp->end[dp->n++] = end;
+    } else if (offset < dp->all_from) {
+        dp->all_from = offset;
     }
 }
 
@@ -210,10 +217,13 @@ void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len
 bool krt_take_dispute(kr_tracker *t, kr_dir dir, size_t len)
 {
     kr_dirstate *ds = &t->d[dir];
+    const kr_disputes *dp = ds->disp;
+    if (!dp)
+        return false;
     uint64_t a = ds->pdu_offset, b = ds->pdu_offset + len;
-    bool hit = b > ds->disp_all_from;
-    for (int i = 0; i < ds->n_disp && !hit; i++)
-        hit = ds->disp_off[i] < b && a < ds->disp_end[i];
+    bool hit = b > dp->all_from;
+    for (int i = 0; i < dp->n && !hit; i++)
+        hit = dp->off[i] < b && a < dp->end[i];
     if (hit) {
         ds->disputed = true;
         ds->damaged = true;
@@ -286,30 +296,25 @@ void kr_tracker_finish(kr_tracker *t, double ts)
         v.final = true;
         v.time = ts;
         snprintf(v.evidence, sizeof v.evidence, "no data on this connection");
-        t->verdict = v;
+        if (!krt_verdict_put(t, &v))
+            return;
         t->verdict_emitted = true;
         if (t->cb.verdict)
-            t->cb.verdict(t->ud, &t->verdict);
+            t->cb.verdict(t->ud, &v);
     }
 }
 
 /* Computed from the tracker's state each time it is asked. */
-const char *kr_tracker_device_id(const kr_tracker *t)
-{
-    return t && t->device_id_known ? t->device_id_hex : NULL;
-}
-
 int kr_tracker_generation(const kr_tracker *t)
 {
     return t ? t->generation : 0;
 }
 
-const kr_conn_info *kr_tracker_info(const kr_tracker *t)
+void kr_tracker_fill_info(const kr_tracker *t, kr_conn_info *i)
 {
-    if (!t)
-        return NULL;
-    kr_conn_info *i = t->info;
     memset(i, 0, sizeof *i);
+    if (!t)
+        return;
     i->device_id_known = t->device_id_known;
     if (t->device_id_known)
         memcpy(i->device_id_hex, t->device_id_hex, sizeof i->device_id_hex);
@@ -318,7 +323,7 @@ const kr_conn_info *kr_tracker_info(const kr_tracker *t)
     i->handshake_done = t->handshake_done;
     i->decrypting = t->session_known;
     bool no_keys = !t->kf || (kr_keyfile_device_key_count(t->kf) == 0 && kr_keyfile_session_count(t->kf) == 0);
-    if (!t->session_known && t->no_decrypt_reason[0])
+    if (!t->session_known && t->no_decrypt_reason && t->no_decrypt_reason[0])
         snprintf(i->no_decrypt_reason, sizeof i->no_decrypt_reason, "%s", t->no_decrypt_reason);
     else if (!t->session_known && no_keys)
         snprintf(i->no_decrypt_reason, sizeof i->no_decrypt_reason, "no device key and no session line in the "
@@ -331,13 +336,45 @@ const kr_conn_info *kr_tracker_info(const kr_tracker *t)
     i->findings = t->findings;
     i->first_time = t->first_time;
     i->last_time = t->last_time;
-    i->verdict = t->verdict;
-    return i;
+    krt_verdict_get(t, &i->verdict);
 }
 
+const char *kr_tracker_device_id(const kr_tracker *t)
+{
+    return t && t->device_id_known ? t->device_id_hex : NULL;
+}
+
+kr_step_kind kr_tracker_last_step(const kr_tracker *t)
+{
+    return t ? t->last_step : (kr_step_kind)0;
+}
+
+kr_verdict_code kr_tracker_verdict_code(const kr_tracker *t)
+{
+    kr_verdict none;
+    if (t && t->verdict)
+        return t->verdict->code;
+    memset(&none, 0, sizeof none);
+    return none.code;
+}
+
+/* The buffer is the tracker's, made at the first call (a tracker nobody asks carries none). */
+const kr_conn_info *kr_tracker_info(const kr_tracker *t)
+{
+    if (!t)
+        return NULL;
+    kr_tracker *w = (kr_tracker *)t;
+    if (!w->info && !(w->info = malloc(sizeof *w->info)))
+        return NULL;
+    kr_tracker_fill_info(t, w->info);
+    return w->info;
+}
+
+/* Kept in the info buffer: a tracker holds its verdict compact. */
 const kr_verdict *kr_tracker_verdict(const kr_tracker *t)
 {
-    return t ? &t->verdict : NULL;
+    const kr_conn_info *i = kr_tracker_info(t);
+    return i ? &i->verdict : NULL;
 }
 
 size_t kr_tracker_function_count(const kr_tracker *t)
@@ -364,15 +401,120 @@ const char *kr_tracker_variable(const kr_tracker *t, size_t i, kr_var_type *type
     return t->vars[i].name;
 }
 
+static size_t text_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+/* What the tracker holds allocated, part by part (the allocator's own headers aside). */
 size_t kr_tracker_memory(const kr_tracker *t)
 {
     if (!t)
         return 0;
-    size_t n = sizeof *t + sizeof *t->info;
-    for (int i = 0; i < 2; i++)
-        n += t->d[i].cap + t->d[i].pt_cap + (t->d[i].cipher ? 512 : 0);
+    size_t n = sizeof *t + (t->info ? sizeof *t->info : 0) + (t->ota ? sizeof *t->ota : 0) +
+               (t->pend ? 4 * sizeof *t->pend : 0) + (t->verdict ? sizeof *t->verdict + strlen(t->verdict->evidence) + 1 : 0) +
+               krt_copies_memory(t);
+    for (int i = 0; i < 2; i++) {
+        n += t->d[i].cap + t->d[i].pt_cap + kr_cipher_memory(t->d[i].cipher);
+        n += (t->d[i].disp ? sizeof *t->d[i].disp : 0) + t->req_cap[i] * sizeof(kr_request);
+        for (unsigned k = 0; k < t->req_cap[i]; k++)
+            n += text_size(t->req[i][k].name) + text_size(t->req[i][k].arg);
+    }
+    n += text_size(t->not_spark_why) + text_size(t->device_key_name) + text_size(t->no_decrypt_reason);
     n += t->cap_vars * sizeof(kr_var) + t->cap_funcs * sizeof(char *) + t->early_len;
     for (size_t i = 0; i < t->n_funcs; i++)
         n += strlen(t->funcs[i]) + 1;
     return n;
+}
+
+/* ---- parts made on need ---- */
+
+void krt_vset_text(char **dst, size_t cap, const char *fmt, va_list ap)
+{
+    char buf[1024];
+    vsnprintf(buf, cap < sizeof buf ? cap : sizeof buf, fmt, ap);
+    char *n = strdup(buf);
+    if (!n)
+        return;    /* out of memory: the old text stays */
+    free(*dst);
+    *dst = n;
+}
+
+void krt_set_text(char **dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    krt_vset_text(dst, cap, fmt, ap);
+    va_end(ap);
+}
+
+kr_ota *krt_ota(kr_tracker *t)
+{
+    if (!t->ota && (t->ota = calloc(1, sizeof *t->ota)) != NULL) {
+        t->ota->last_chunk_index = -1;
+        t->ota->last_ok_index = -1;
+        t->ota->last_answered_index = -1;
+    }
+    return t->ota;
+}
+
+/* A direction's cipher, made when its first frame (or the session key) comes: a connection that stops in
+ * the handshake holds none. NULL only when out of memory (the cipher calls take NULL). */
+kr_cipher *krt_cipher(kr_dirstate *ds)
+{
+    if (!ds->cipher)
+        ds->cipher = kr_cipher_new_pending();
+    return ds->cipher;
+}
+
+/* Once the bytes at hand are handled, a direction between PDUs gives its buffers back: an open connection
+ * holds only the part of a PDU still to be completed. */
+void krt_release(kr_dirstate *ds, bool keep_buf)
+{
+    if (ds->have == 0 && ds->buf && !keep_buf) {
+        free(ds->buf);
+        ds->buf = NULL;
+        ds->cap = 0;
+    }
+    if (ds->pt) {
+        free(ds->pt);
+        ds->pt = NULL;
+        ds->pt_cap = 0;
+    }
+}
+
+/* The members a kr_verdict and the kept kr_vstore share, from src to dst. */
+#define COPY_VERDICT_HEAD(dst, src)                                             \
+    do {                                                                        \
+        (dst)->code = (src)->code;                                              \
+        (dst)->proven = (src)->proven;                                          \
+        (dst)->final = (src)->final;                                            \
+        (dst)->n_candidates = (src)->n_candidates;                              \
+        memcpy((dst)->candidates, (src)->candidates, sizeof (dst)->candidates); \
+        (dst)->last_step = (src)->last_step;                                    \
+        (dst)->last_dir = (src)->last_dir;                                      \
+        (dst)->time = (src)->time;                                              \
+    } while (0)
+
+void krt_verdict_get(const kr_tracker *t, kr_verdict *out)
+{
+    memset(out, 0, sizeof *out);
+    const kr_vstore *s = t->verdict;
+    if (!s)
+        return;
+    COPY_VERDICT_HEAD(out, s);
+    snprintf(out->evidence, sizeof out->evidence, "%s", s->evidence);
+}
+
+bool krt_verdict_put(kr_tracker *t, const kr_verdict *v)
+{
+    size_t len = strnlen(v->evidence, sizeof v->evidence - 1);
+    kr_vstore *s = realloc(t->verdict, sizeof *s + len + 1);
+    if (!s)
+        return false;
+    t->verdict = s;
+    COPY_VERDICT_HEAD(s, v);
+    memcpy(s->evidence, v->evidence, len);
+    s->evidence[len] = '\0';
+    return true;
 }

@@ -5,7 +5,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include "keyring/tracker.h"
+#include <stdarg.h>
 #include <string.h>
 #include "keyring/cipher.h"
 
@@ -24,60 +26,91 @@ enum kr_pst {
 #define KR_RESYNC_CAP     4096   /* bytes looked at when searching a frame chain */
 #define KR_RESYNC_MAXLEN  1024   /* longest frame accepted while resynchronising */
 #define KR_RESYNC_CHAIN   3      /* consecutive valid lengths that prove a frame boundary */
-#define KR_REQ_RING       16
-#define KR_EARLY_MAX      4096   /* cloud bytes held while the device's id block may be lost */     /* requests remembered per direction for response matching */
+#define KR_REQ_RING       16     /* requests remembered per direction for response matching */
+#define KR_EARLY_MAX      4096   /* cloud bytes held while the device's id block may be lost */
+#define KR_SESSION_CANDS  16     /* session lines tried on the first frame */
+#define KR_WHY_CAP        256    /* longest reason text (not_spark_why, no_decrypt_reason) + 1 */
+#define KR_KEYNAME_CAP    160    /* longest device_key_name + 1 */
 
-typedef struct kr_dirstate {
-    enum kr_pst st;
+typedef struct kr_dirstate {   /* grouped by size, as kr_tracker */
     uint8_t *buf;          /* current PDU (or resync window); grown lazily */
     size_t cap, have;
     size_t scan_from;      /* resync: positions before this are known not to start a frame chain */
     uint64_t offset;       /* stream offset of the next byte */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
-    bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled), or disputed */
-    bool disputed;         /* ... disputed: another copy of its bytes differs (kr_tracker_dispute) */
-    uint64_t disp_off[16], disp_end[16]; /* disputed byte ranges */
-    int n_disp;
-    uint64_t disp_all_from; /* every byte from here on is disputed (ranges overflowed); UINT64_MAX none */
-    bool sniffed;          /* first bytes of the stream checked */
-    bool started_at_zero;  /* the stream is seen from its first byte */
-    bool gapped;           /* bytes of this direction were lost in a gap */
-    kr_cipher *cipher;     /* always there; keyed once the session key is known; holds the IV chain */
+    struct kr_disputes *disp; /* disputed byte ranges; NULL until the first one */
+    kr_cipher *cipher;     /* made at need (krt_cipher); keyed once the session key is known; holds the IV chain */
     uint8_t *pt;           /* plaintext scratch */
     size_t pt_cap;
-    uint32_t frames;       /* frames seen */
-    uint32_t frames_ok;    /* frames decrypted (fully or partly) */
-    uint32_t frames_bad;   /* frames that should decrypt but did not */
-    bool first_frame_done; /* "hello" step given (or not applicable) */
-    bool closed, rst;
     double close_time;
-    uint32_t close_order;  /* 1 for the side whose close came first, 2 for the other */
-    bool any_data;
     double first_data_time, last_data_time;
     double last_step_time;
     uint64_t bytes;
     uint64_t skipped;      /* bytes reported as data */
-    /* counter check (device direction only) */
+    enum kr_pst st;
+    uint32_t frames;       /* frames seen */
+    uint32_t frames_ok;    /* frames decrypted (fully or partly) */
+    uint32_t frames_bad;   /* frames that should decrypt but did not */
+    uint32_t close_order;  /* 1 for the side whose close came first, 2 for the other */
+    uint16_t last_id;      /* counter check (device direction only) */
     bool have_last_id;
-    uint16_t last_id;
+    bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled), or disputed */
+    bool disputed;         /* ... disputed: another copy of its bytes differs (kr_tracker_dispute) */
+    bool sniffed;          /* first bytes of the stream checked */
+    bool started_at_zero;  /* the stream is seen from its first byte */
+    bool gapped;           /* bytes of this direction were lost in a gap */
+    bool first_frame_done; /* "hello" step given (or not applicable) */
+    bool closed, rst;
+    bool any_data;
 } kr_dirstate;
 
-typedef struct kr_request {
-    bool used;
-    kr_msg_kind kind;
+/* Byte ranges another copy disagrees with (kr_tracker_dispute), made at the first one. */
+typedef struct kr_disputes {
+    uint64_t off[16], end[16];
+    int n;
+    uint64_t all_from;     /* every byte from here on is disputed (ranges overflowed); UINT64_MAX none */
+} kr_disputes;
+
+typedef struct kr_request {   /* 48 bytes: the larger members first */
+    double time;
+    char *name;            /* copied from the message (at most 63 bytes); NULL when empty */
+    char *arg;             /* likewise (the device reads at most 63 bytes of argument) */
+    uint8_t token[8];
     uint32_t index;        /* message index */
+    int chunk_index;
     uint16_t msg_id;
+    uint8_t kind;          /* kr_msg_kind */
     uint8_t type;
     uint8_t token_len;
-    uint8_t token[8];
-    double time;
+    bool used;
     bool acked;            /* an ACK matched it */
     bool answered;         /* a separate response matched it */
-    char name[64];         /* event names are at most 63 bytes, function and variable names 12 */
-    char arg[64];          /* the device reads at most 63 bytes of argument */
-    int chunk_index;
 } kr_request;
+
+/* The last verdict given, its evidence only as long as it is. */
+typedef struct kr_vstore {
+    kr_verdict_code code;
+    bool proven, final;
+    int n_candidates;
+    kr_verdict_code candidates[KR_MAX_CANDIDATES];
+    kr_step_kind last_step;
+    kr_dir last_dir;
+    double time;
+    char evidence[];
+} kr_vstore;
+
+/* The text of a field kept as an allocated string: "" while it is not set. */
+static inline const char *krt_str(const char *s)
+{
+    return s ? s : "";
+}
+
+static inline void krt_clear_text(char **s)
+{
+    free(*s);
+    *s = NULL;
+}
 
 typedef struct kr_var {
     char name[64];
@@ -113,111 +146,111 @@ typedef struct kr_ota {
     char missed_text[48];  /* their indexes */
 } kr_ota;
 
+/* Members are grouped by size (pointers and doubles, then 4-byte, then bytes and flags) so that a tracker
+ * carries no padding: a million open connections each hold one. */
 struct kr_tracker {
     const kr_keyfile *kf;
     kr_callbacks cb;
     void *ud;
-
-    bool opened;
     double open_time;
-    bool any_time;
     double first_time, last_time;
-    bool mid_session;      /* no handshake start in the capture */
-    bool not_spark;
-    bool silent_peer;      /* the cloud never spoke; the device sent frames after waiting */
     double silent_after;
-    bool refused;          /* the SYN was answered by an RST, never by a SYN-ACK (kr_tracker_refused) */
-    char not_spark_why[256];
-    bool finished;
-    /* the cloud's address (kr_tracker_set_cloud) for server keys bound to it; family 0 when unknown */
-    int cloud_family;
-    uint8_t cloud_addr[16];
-    uint16_t cloud_port;
-    uint32_t closes;
-    uint32_t step_index;
-    uint32_t msg_index;
+    char *not_spark_why;       /* set once with not_spark (krt_set_text) */
 
     kr_dirstate d[2];
 
     /* handshake facts */
-    bool nonce_seen, idblock_seen, sessionblock_seen;
     double nonce_time, idblock_time, sessionblock_time;
-    uint8_t nonce[KR_NONCE_LEN];
-    uint8_t s2d_head[KR_NONCE_LEN];   /* first bytes from the cloud port, whatever they are */
     size_t s2d_head_len;
-    uint8_t e_block[KR_SESSION_E_LEN];
-    bool nonce_damaged;
-    bool nonce_cut;            /* the capture ended inside the nonce */
-    bool blocks_disputed;      /* a handshake block was not read because its bytes are disputed */
     /* cloud bytes past the nonce before any device byte: held until the device's side shows whether its
      * id block was lost (a gap at offset 0) or never sent (not this protocol) */
     uint8_t *early;
     size_t early_len;
     double early_time;         /* when the last held byte arrived */
-    bool early_hold, early_done;
-    bool idblock_damaged, sessionblock_damaged;
     double idblock_split;      /* seconds between the id block's first and last byte */
+    size_t id_plain_len;
+    char *device_key_name;     /* which key opened E (or was tried); NULL none */
+    /* session lines to try on the frames when no device id tells which applies: all of them
+     * (session_cands_all), or the indexes of those that fitted every frame so far */
+    size_t n_session_cands;
+    uint32_t session_cands[8];
+    char *no_decrypt_reason;   /* why frames are not decrypted; NULL: no reason given */
+
+    /* messages */
+    kr_request *req[2];        /* per direction a ring of req_cap[d] requests, grown to KR_REQ_RING */
+    kr_var *vars;
+    size_t n_vars, cap_vars;
+    char **funcs;
+    size_t n_funcs, cap_funcs;
+    kr_ota *ota;               /* made at the first OTA message (krt_ota) */
+    /* findings found while reading a message, given after its callback */
+    struct kr_pending { kr_finding_code code; char text[512]; } *pend; /* 4 slots while findings wait */
+    struct kr_vstore *verdict; /* last emitted; NULL before the first (krt_verdict_get / _put) */
+    kr_conn_info *info;        /* filled by kr_tracker_info when asked (made at the first call) */
+    struct krt_copies *copies; /* other copies of bytes already read (copies.c); NULL until one differs */
+
+    /* 4 bytes */
+    int cloud_family;          /* the cloud's address (kr_tracker_set_cloud) for server keys bound to it;
+                                  family 0 when unknown */
+    uint32_t closes;
+    uint32_t step_index;
+    uint32_t msg_index;
     kr_tri id_block_opened;
     kr_hs_result id_result;
-    size_t id_plain_len;
     kr_tri nonce_ok;
     kr_tri offered_key_known;
-    bool have_offered;         /* a G2 id block opened: the SHA-256 of the public key it offers */
-    uint8_t offered_sha256[32];
     kr_tri record_differs;     /* the cloud's record (device-public) is not the offered key */
+    int generation;
+    kr_tri session_opened;
+    kr_hs_result session_result;
+    int device_keys_tried;
+    kr_tri signature_valid;
+    kr_tri signature_ok;
+    unsigned req_next[2];
+    int n_pend;
+    uint32_t findings;
+    kr_step_kind last_step;    /* the last step given */
+
+    kr_session sess;           /* its material is the session key M */
+    uint16_t cloud_port;
+    uint8_t cloud_addr[16];
+    uint8_t nonce[KR_NONCE_LEN];
+    uint8_t s2d_head[KR_NONCE_LEN];   /* first bytes from the cloud port, whatever they are */
+    uint8_t offered_sha256[32];
+    uint8_t device_id[KR_DEVICE_ID_LEN];
+    char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
+    uint8_t req_cap[2];
+
+    /* flags */
+    bool opened;
+    bool any_time;
+    bool mid_session;          /* no handshake start in the capture */
+    bool not_spark;
+    bool silent_peer;          /* the cloud never spoke; the device sent frames after waiting */
+    bool refused;              /* the SYN was answered by an RST, never by a SYN-ACK (kr_tracker_refused) */
+    bool finished;
+    bool nonce_seen, idblock_seen, sessionblock_seen;
+    bool nonce_damaged;
+    bool nonce_cut;            /* the capture ended inside the nonce */
+    bool blocks_disputed;      /* a handshake block was not read because its bytes are disputed */
+    bool early_hold, early_done;
+    bool idblock_damaged, sessionblock_damaged;
+    bool have_offered;         /* a G2 id block opened: the SHA-256 of the public key it offers */
     bool id_read;              /* the server private key opened the id block and the echo is the nonce */
     bool device_key_by_id;     /* the device key tried is the keyfile's key for the id that was read */
     bool sig_key_belongs;      /* the server public key is bound to this cloud, or is the public half of
                                   the key that opened this id block */
     bool device_id_known;
-    uint8_t device_id[KR_DEVICE_ID_LEN];
-    char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
     bool device_id_from_key;   /* learned from a device entry, not from the id block */
-    int generation;
-    kr_tri session_opened;
-    kr_hs_result session_result;
-    int device_keys_tried;
-    char device_key_name[160];  /* which key opened E (or was tried) */
-    kr_tri signature_valid;
-    kr_tri signature_ok;
     bool session_known;
     bool session_from_line;
-    uint8_t session[KR_SESSION_LEN];
-    kr_session sess;
-    /* session lines to try on the frames when no device id tells which applies: all of them
-     * (session_cands_all), or the indexes of those that fitted every frame so far */
-    size_t n_session_cands;
     bool session_cands_all;
-    uint32_t session_cands[8];
     bool device_hello_ok;      /* the device's first frame decrypted as a Hello */
     bool device_hello_bad;     /* the device's first frame did not decrypt with M */
     bool cloud_hello_ok;
-    char no_decrypt_reason[256];
-
-    /* messages */
-    kr_request req[2][KR_REQ_RING];
-    unsigned req_next[2];
-    kr_var *vars;
-    size_t n_vars, cap_vars;
-    char **funcs;
-    size_t n_funcs, cap_funcs;
-    /* the last Describe answer read, then the summary and value it gave (allocated when one comes) */
-    uint8_t *desc_last;
-    size_t desc_last_len;
-    kr_ota ota;
-
-    /* findings found while reading a message, given after its callback */
-    struct { kr_finding_code code; char text[512]; } pend[4];
-    int n_pend;
     bool ota_reported;
-
-    uint32_t findings;
-    kr_verdict verdict;        /* last emitted */
     bool verdict_emitted;
-    kr_step_kind last_step;    /* the last step given */
     bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
-    kr_conn_info *info;        /* filled by kr_tracker_info when asked */
-    struct krt_copies *copies; /* other copies of bytes already read (copies.c); NULL until one differs */
 };
 
 /* Text fields have fixed sizes; cutting an over-long name or note is intended. */
@@ -241,6 +274,18 @@ static inline const char *base_name(const char *path)
     const char *b = strrchr(path, '/');
     return b ? b + 1 : path;
 }
+
+/* tracker.c: parts made on need */
+/* *dst becomes the formatted text, cut to cap - 1 bytes as the fixed buffers it replaces were */
+void krt_set_text(char **dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void krt_vset_text(char **dst, size_t cap, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+kr_ota *krt_ota(kr_tracker *t);
+void krt_verdict_get(const kr_tracker *t, kr_verdict *out);   /* all zero before the first verdict */
+bool krt_verdict_put(kr_tracker *t, const kr_verdict *v);
+/* Gives back a direction's PDU and plaintext buffers between PDUs; keep_buf keeps the last PDU's bytes
+ * (a handshake block a conflicting copy may still have to be read against). */
+void krt_release(kr_dirstate *ds, bool keep_buf);
+kr_cipher *krt_cipher(kr_dirstate *ds);
 
 /* tracker.c: output */
 void krt_note_time(kr_tracker *t, double ts);
@@ -276,6 +321,8 @@ void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts);
 void krt_copies_frame(kr_tracker *t, kr_dir dir);
 const uint8_t *krt_nonce_candidate(const kr_tracker *t, const uint8_t echo[KR_NONCE_LEN]);
 void krt_copies_free(kr_tracker *t);
+size_t krt_copies_memory(const kr_tracker *t);
+bool krt_copies_need_buffer(const kr_tracker *t, kr_dir dir);
 
 /* verdict.c */
 void krt_evaluate(kr_tracker *t, double ts);

@@ -193,7 +193,7 @@ static bool v_no_handshake(vctx *c)
     const kr_dirstate *dd = c->dd, *sd = c->sd;
     bool final = c->final;
     if (t->not_spark) {
-        vset(v, KR_V_NOT_SPARK, false, "%s", t->not_spark_why);
+        vset(v, KR_V_NOT_SPARK, false, "%s", krt_str(t->not_spark_why));
         return true;
     }
     if (t->refused) {
@@ -531,7 +531,7 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
     v->last_step = t->last_step;
     vctx c = { .t = t, .v = v, .final = final, .withdrawn = withdrawn, .wlen = wlen, .fc = first_closer(t),
                .dd = &t->d[KR_D2S], .sd = &t->d[KR_S2D],
-               .kname = t->device_key_name[0] ? t->device_key_name : "the device key" };
+               .kname = t->device_key_name && t->device_key_name[0] ? t->device_key_name : "the device key" };
     c.closed = c.fc >= 0;
     c.ct = c.closed ? t->d[c.fc].close_time : 0;
     if (v_no_handshake(&c))
@@ -555,7 +555,7 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
     }
 }
 
-static bool verdict_differs(const kr_verdict *a, const kr_verdict *b)
+static bool verdict_differs(const kr_verdict *a, const kr_vstore *b)
 {
     if (a->code != b->code || a->proven != b->proven || a->final != b->final ||
         a->n_candidates != b->n_candidates)
@@ -602,8 +602,11 @@ void krt_evaluate(kr_tracker *t, double ts)
     if (v.code == KR_V_NONE) {
         /* nothing decided yet, but the wire has contradicted the key's proof behind the verdict given: its
          * evidence says so until the next verdict is decided */
-        if (t->verdict_emitted && withdrawn[0] && !strstr(t->verdict.evidence, withdrawn)) {
-            add_note(&t->verdict, withdrawn);
+        if (t->verdict_emitted && withdrawn[0] && !strstr(t->verdict->evidence, withdrawn)) {
+            kr_verdict cur;
+            krt_verdict_get(t, &cur);
+            add_note(&cur, withdrawn);
+            krt_verdict_put(t, &cur);
         }
         return;
     }
@@ -613,18 +616,25 @@ void krt_evaluate(kr_tracker *t, double ts)
         v.proven = false;
     v.last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
     v.time = ts;
-    bool changed = !t->verdict_emitted || verdict_differs(&v, &t->verdict);
+    const kr_vstore *cur = t->verdict;
+    bool changed = !t->verdict_emitted || verdict_differs(&v, cur);
     if (!changed) {
         /* keep the first time; refresh the words */
-        memcpy(t->verdict.evidence, v.evidence, sizeof v.evidence);
-        t->verdict.last_step = v.last_step;
-        t->verdict.last_dir = v.last_dir;
+        if (strcmp(cur->evidence, v.evidence) != 0 || cur->last_step != v.last_step || cur->last_dir != v.last_dir) {
+            kr_verdict keep;
+            krt_verdict_get(t, &keep);
+            memcpy(keep.evidence, v.evidence, sizeof v.evidence);
+            keep.last_step = v.last_step;
+            keep.last_dir = v.last_dir;
+            krt_verdict_put(t, &keep);
+        }
         return;
     }
-    t->verdict = v;
+    if (!krt_verdict_put(t, &v))
+        return;
     t->verdict_emitted = true;
     if (v.code == KR_V_OK)
         t->handshake_done = true;
     if (t->cb.verdict)
-        t->cb.verdict(t->ud, &t->verdict);
+        t->cb.verdict(t->ud, &v);
 }

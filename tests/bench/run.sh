@@ -11,12 +11,14 @@
 #            plugin and session lines vs tshark without the plugin
 #   rsa      RSA operations per handshake (counted by librsacount.so, LD_PRELOAD) and time per handshake
 #            vs `openssl speed rsa1024 rsa2048`; for tshark one pass and two passes (-2, re-dissection)
-#   memory   bytes per tracked connection: 100k libkeyring trackers fed a nonce (tracker-mem), and
-#            cloudmon's peak RSS on a capture of 100k connections open after their nonce
+#   memory   bytes per open connection against the goal of 2048: 100k connections through libkeyring's
+#            connection layer after their nonce and after their id block (tracker-mem), and cloudmon's peak
+#            RSS less an idle cloudmon's on captures of 100k and of 1,000,000 connections open after their nonce
 #   live     cloudmon -i lo while tcpreplay replays a capture at rising rates: the highest rate at which
 #            cloudmon counts every packet (root only; skipped otherwise)
 # Sizes: BENCH_DEVICES (default 1000) x BENCH_MESSAGES (default 100) for the read and plugin figures,
-# BENCH_CONNS (default 100000) for memory. Not part of `meson test`.
+# BENCH_CONNS (default 100000) and BENCH_MILLION (default 1000000, 0 skips it) for memory. Not part of
+# `meson test`.
 set -u
 build=${1:?usage: tests/bench/run.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
@@ -208,17 +210,30 @@ if [ -f "$shim" ]; then
     fi
 fi
 
-# ---- memory per connection ----
+# ---- memory per connection (goal: at most 2048 bytes an open connection before the session block) ----
 if [ -x "$trmem" ]; then
-    say "memory: tracker-mem: $("$trmem" "$CONNS")"
+    "$trmem" "$CONNS" | while read -r line; do say "memory: tracker-mem: $line"; done
 fi
+# cloudmon's peak RSS with every connection open after its nonce, less that of an idle cloudmon (the same
+# command on a capture of one such connection), per connection; the summary line shows none was evicted
+cm_mem() {   # capture, connections, label
+    measure "$cm" -r "$work/syn1/capture.pcap" --json --max-conns 1000000 --idle 1000000000; local rss1=$RSS
+    measure "$cm" -r "$1" --json --max-conns 1000000 --idle 1000000000; local rssn=$RSS tn=$T
+    local per; per=$(python3 -c "print('%.0f' % (($rssn - $rss1) * 1024 / $2))")
+    say "memory: cloudmon, $3 connections open after their nonce (--max-conns 1000000): peak RSS ${rssn} kB (idle cloudmon: ${rss1} kB): $per bytes per connection (goal <= 2048: $([ "$per" -le 2048 ] && echo met || echo NOT met)); ${tn}s"
+    say "memory: cloudmon summary: $("$cm" -q --json -r "$1" --max-conns 1000000 --idle 1000000000 | tail -n 1)"
+}
 "$gen" -o "$work/syn" -n "$CONNS" --syn-only -s 3 2>>"$out"
 "$gen" -o "$work/syn1" -n 1 --syn-only -s 3 2>/dev/null
-measure "$cm" -r "$work/syn1/capture.pcap" --json --max-conns 1000000 --idle 1000000000; rss1=$RSS
-measure "$cm" -r "$work/syn/capture.pcap" --json --max-conns 1000000 --idle 1000000000; rssn=$RSS; tn=$T
-say "memory: cloudmon, $CONNS connections open after their nonce: peak RSS ${rssn} kB (1 connection: ${rss1} kB): $(python3 -c "print('%.0f' % (($rssn - $rss1) * 1024 / $CONNS))") bytes per connection; ${tn}s"
+cm_mem "$work/syn/capture.pcap" "$CONNS" "$CONNS"
 measure "$cm" -r "$work/syn/capture.pcap" --json --max-conns 1000000 --idle 1000000000 -k "$work/hs/keyfile"
 say "memory: the same with a keyfile (server key and $N device lines): peak RSS ${RSS} kB"
+MILLION=${BENCH_MILLION:-1000000}   # 0 skips the run with a million connections
+if [ "$MILLION" -gt 0 ]; then
+    "$gen" -o "$work/syn-m" -n "$MILLION" --syn-only -s 5 2>>"$out"
+    cm_mem "$work/syn-m/capture.pcap" "$MILLION" "$MILLION"
+    rm -rf "$work/syn-m"
+fi
 
 # ---- live ----
 if [ "$(id -u)" != 0 ] || ! command -v tcpreplay >/dev/null; then

@@ -16,19 +16,25 @@ static int failed;
 static void end_conn(cm_observer *o, unsigned id, const char *dev, unsigned ip, kr_verdict_code v, uint32_t msgs)
 {
     cm_conn c;
+    kr_conn_info info;
     memset(&c, 0, sizeof c);
+    memset(&info, 0, sizeof info);
     c.id = id;
     c.client.family = 4;
     c.client.ip[0] = 10;
     c.client.ip[2] = (uint8_t)(ip >> 8);
     c.client.ip[3] = (uint8_t)ip;
-    c.info.device_id_known = dev != NULL;
+    info.device_id_known = dev != NULL;
     if (dev)
-        g_strlcpy(c.info.device_id_hex, dev, sizeof c.info.device_id_hex);
+        g_strlcpy(info.device_id_hex, dev, sizeof info.device_id_hex);
+    info.verdict.code = v;
+    info.verdict.proven = true;
+    info.messages = msgs;
+    info.generation = 2;
+    c.info.device_id_known = info.device_id_known;
+    memcpy(c.info.device_id_hex, info.device_id_hex, sizeof c.info.device_id_hex);
     c.info.verdict.code = v;
-    c.info.verdict.proven = true;
-    c.info.messages = msgs;
-    c.info.generation = 2;
+    c.given = &info;                 /* no tracker: the view the records are made from */
     c.wire_bytes = 100;
     c.last = 1700000000.0 + id;
     o->end(o->ud, &c);

@@ -15,6 +15,8 @@ typedef struct kr_cipher kr_cipher;
 
 kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16]);
 void kr_cipher_free(kr_cipher *c);
+/* Bytes it holds (the thread's shared OpenSSL context is not counted: one serves every cipher). */
+size_t kr_cipher_memory(const kr_cipher *c);
 /* A frame of this direction was lost (gap, or the capture began mid-session): the next frame's first
  * block cannot be decrypted; later ones can. */
 void kr_cipher_lose_sync(kr_cipher *c);

@@ -351,11 +351,17 @@ void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16
 /* No more data will come (capture ended, connection expired): settles the verdict (incomplete etc.). */
 void kr_tracker_finish(kr_tracker *t, double ts);
 
+/* The returned buffer belongs to the tracker (made at the first call) and is rewritten by the next call. */
 const kr_conn_info *kr_tracker_info(const kr_tracker *t);
+/* The same into the caller's struct: nothing is kept in the tracker (for callers that hold many). */
+void kr_tracker_fill_info(const kr_tracker *t, kr_conn_info *out);
 /* The device id in hex when known, else NULL, and the firmware generation (0 unknown): the same as in
- * kr_tracker_info, without filling the whole view (per packet). */
+ * kr_tracker_info, without filling the whole view (cheap: for a line per event or packet). */
 const char *kr_tracker_device_id(const kr_tracker *t);
 int kr_tracker_generation(const kr_tracker *t);
+/* The last step given and the code of the last verdict given (what kr_tracker_info says), as cheaply. */
+kr_step_kind kr_tracker_last_step(const kr_tracker *t);
+kr_verdict_code kr_tracker_verdict_code(const kr_tracker *t);
 const kr_verdict *kr_tracker_verdict(const kr_tracker *t);
 
 /* The last Describe answer of this connection, if any: functions and variables with types. */

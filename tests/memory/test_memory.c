@@ -1,0 +1,258 @@
+/* Memory per open connection in libkeyring's connection layer and tracker. The healthy sample's connection
+ * is replayed N times (each with its own device address) through one kr_conn_table, and the heap the
+ * process really holds is counted (glibc's mallinfo2, or the sanitizer's allocator in an ASan build):
+ *  - after the nonce and the device's id block (the id block opened with the server key): at most 2048 bytes
+ *    per connection;
+ *  - during the session (Hellos and messages decrypted, no FIN yet): at most 4096 bytes per connection.
+ * kr_conn_table_memory must agree with what was counted, within the allocator's own overhead (at least
+ * 80% of it, never more). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <malloc.h>
+#include <pcap/pcap.h>
+#include "keyring/keyring.h"
+#include "keyring/conn.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEM_ASAN 1
+#endif
+#endif
+#ifdef MEM_ASAN
+/* the sanitizer's allocator counts what it hands out (sanitizer/allocator_interface.h is not always installed) */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
+
+#define N_CONNS 300
+#define MAX_PKTS 64
+
+/* Heap bytes in use by the process right now. */
+static size_t heap_in_use(void)
+{
+#ifdef MEM_ASAN
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+typedef struct pkt {
+    bool from_dev;
+    uint32_t seq, ack;
+    uint8_t flags;
+    uint32_t window;
+    uint8_t payload[1500];
+    size_t len;
+    double time;
+} pkt;
+
+static pkt P[MAX_PKTS];
+static size_t n_pkts;
+static kr_keyfile *KF;
+
+/* Ethernet, IPv4, TCP: the sample's frames */
+static void take(const struct pcap_pkthdr *h, const uint8_t *f)
+{
+    assert_true(h->caplen >= 14 + 20 + 20 && f[12] == 0x08 && f[13] == 0x00);
+    const uint8_t *ip = f + 14;
+    size_t ihl = (size_t)(ip[0] & 15) * 4, tot = (size_t)ip[2] << 8 | ip[3];
+    assert_int_equal(ip[9], 6);
+    const uint8_t *tcp = ip + ihl;
+    size_t thl = (size_t)(tcp[12] >> 4) * 4;
+    assert_true(n_pkts < MAX_PKTS && 14 + tot <= h->caplen);
+    pkt *p = &P[n_pkts++];
+    p->from_dev = (((unsigned)tcp[2] << 8) | tcp[3]) == 5683;   /* to the cloud port */
+    p->seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
+    p->ack = (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11];
+    p->flags = tcp[13];
+    p->window = (uint32_t)tcp[14] << 8 | tcp[15];
+    p->len = tot - ihl - thl;
+    assert_true(p->len <= sizeof p->payload);
+    memcpy(p->payload, tcp + thl, p->len);
+    p->time = (double)h->ts.tv_sec + h->ts.tv_usec / 1e6;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *root = getenv("SPARKWIRE_SOURCE_ROOT");
+    char path[4096], err[PCAP_ERRBUF_SIZE];
+    snprintf(path, sizeof path, "%s/samples/healthy/keyfile", root ? root : ".");
+    kr_err e = { "" };
+    KF = kr_keyfile_load(path, &e);
+    if (!KF) {
+        fprintf(stderr, "test-memory: %s\n", e.msg);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/samples/healthy/capture.pcap", root ? root : ".");
+    pcap_t *pc = pcap_open_offline(path, err);
+    if (!pc) {
+        fprintf(stderr, "test-memory: %s\n", err);
+        return -1;
+    }
+    struct pcap_pkthdr *h;
+    const uint8_t *f;
+    while (pcap_next_ex(pc, &h, &f) == 1)
+        take(h, f);
+    pcap_close(pc);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kr_keyfile_free(KF);
+    return 0;
+}
+
+/* The sample's packet i as connection k's (device 10.x.y.z, its own port). */
+static void feed(kr_conn_table *tab, int k, size_t i)
+{
+    const pkt *p = &P[i];
+    kr_endpoint dev = { .family = 4, .port = (uint16_t)(20000 + k % 30000) };
+    kr_endpoint cloud = { .family = 4, .port = 5683 };
+    dev.ip[0] = 10;
+    dev.ip[1] = (uint8_t)(k >> 16);
+    dev.ip[2] = (uint8_t)(k >> 8);
+    dev.ip[3] = (uint8_t)k;
+    memcpy(cloud.ip, (const uint8_t[]){ 127, 0, 0, 11 }, 4);
+    kr_packet kp = { .seq = p->seq, .ack = p->ack, .flags = p->flags, .window = p->window,
+                     .payload = p->payload, .captured_len = p->len, .wire_len = p->len,
+                     .checksum = KR_CSUM_UNKNOWN, .time = p->time };
+    kp.src = p->from_dev ? dev : cloud;
+    kp.dst = p->from_dev ? cloud : dev;
+    kr_conn_packet(tab, &kp);
+}
+
+typedef struct tally {
+    int opens, oks, idblocks, messages;
+    kr_conn *conns[N_CONNS];
+} tally;
+
+static void t_open(void *ud, kr_conn *c)
+{
+    tally *t = ud;
+    assert_true(t->opens < N_CONNS);
+    t->conns[t->opens++] = c;
+}
+
+static void t_step(void *ud, kr_conn *c, const kr_step *s)
+{
+    (void)c;
+    if (s->kind == KR_STEP_IDBLOCK && s->id_block_opened == KR_YES)
+        ((tally *)ud)->idblocks++;
+}
+
+static void t_message(void *ud, kr_conn *c, const kr_message *m)
+{
+    (void)c;
+    (void)m;
+    ((tally *)ud)->messages++;
+}
+
+static void t_verdict(void *ud, kr_conn *c, const kr_verdict *v)
+{
+    (void)c;
+    if (v->code == KR_V_OK)
+        ((tally *)ud)->oks++;
+}
+
+static const kr_conn_callbacks tally_cb = { .open = t_open, .step = t_step, .message = t_message,
+                                            .verdict = t_verdict };
+
+/* index of the first packet of the sample carrying n bytes from the device, and of its first FIN */
+static size_t first_payload_of(bool from_dev, size_t len)
+{
+    for (size_t i = 0; i < n_pkts; i++)
+        if (P[i].from_dev == from_dev && P[i].len == len)
+            return i;
+    fail_msg("the sample has no %zu-byte packet", len);
+    return 0;
+}
+
+static size_t first_fin(void)
+{
+    for (size_t i = 0; i < n_pkts; i++)
+        if (P[i].flags & (KR_TCP_FIN | KR_TCP_RST))
+            return i;
+    return n_pkts;
+}
+
+static void report(const char *what, size_t counted, size_t reported, size_t limit)
+{
+    printf("%-48s %6zu bytes per connection counted (kr_conn_table_memory: %zu), limit %zu\n", what,
+           counted / N_CONNS, reported / N_CONNS, limit);
+}
+
+static void test_bytes_per_connection(void **state)
+{
+    (void)state;
+    size_t idblock = first_payload_of(true, KR_IDBLOCK_LEN), fin = first_fin();
+    assert_true(idblock + 1 < fin);
+    tally t = { 0 };
+    kr_conn_options o;
+    kr_conn_options_default(&o);
+    o.max_conns = 0;
+    /* one whole connection first: what OpenSSL and the keyfile set up once (at the first RSA and AES
+     * operation) is not a connection's */
+    tally warm = { 0 };
+    kr_conn_table *tab = kr_conn_table_new(KF, &o, &tally_cb, &warm);
+    for (size_t i = 0; i < n_pkts; i++)
+        feed(tab, 0, i);
+    kr_conn_finish(tab, P[n_pkts - 1].time, "capture ended");
+    kr_conn_table_free(tab);
+    assert_true(warm.oks >= 1);
+    size_t base = heap_in_use();
+    tab = kr_conn_table_new(KF, &o, &tally_cb, &t);
+    /* every connection up to the cloud's acknowledgement of the id block */
+    for (int k = 0; k < N_CONNS; k++)
+        for (size_t i = 0; i <= idblock + 1; i++)
+            feed(tab, k, i);
+    size_t before_session = heap_in_use() - base, rep1 = kr_conn_table_memory(tab);
+    assert_int_equal(t.opens, N_CONNS);
+    assert_int_equal(t.idblocks, N_CONNS);   /* the server key opened every id block */
+    assert_int_equal(t.oks, 0);
+    report("after the nonce and the id block:", before_session, rep1, 2048);
+    /* then the session block, the Hellos and the messages, up to the first FIN */
+    for (int k = 0; k < N_CONNS; k++)
+        for (size_t i = idblock + 2; i < fin; i++)
+            feed(tab, k, i);
+    size_t in_session = heap_in_use() - base, rep2 = kr_conn_table_memory(tab);
+    assert_int_equal(t.oks, N_CONNS);        /* every session decrypts: ok at the second Hello */
+    assert_true(t.messages >= 4 * N_CONNS);
+    for (int k = 0; k < N_CONNS; k++)
+        assert_true(kr_tracker_info(kr_conn_tracker(t.conns[k]))->decrypting);
+    report("during the session (before the first FIN):", in_session, rep2, 4096);
+    assert_true(before_session / N_CONNS <= 2048);
+    assert_true(in_session / N_CONNS <= 4096);
+    /* kr_conn_table_memory counts what is allocated: never more than the heap holds (bar 64 bytes of
+     * slack a connection), and at least 80% of it (the rest is the allocator's headers) */
+    assert_true(rep1 <= before_session + 64 * N_CONNS);
+    assert_true(rep2 <= in_session + 64 * N_CONNS);
+    assert_true(rep1 * 10 >= before_session * 8);
+    assert_true(rep2 * 10 >= in_session * 8);
+    kr_conn_finish(tab, P[n_pkts - 1].time, "capture ended");
+    kr_conn_table_free(tab);
+    /* all of it is given back: what stays is what the C library and OpenSSL set up once (about 20 kB in
+     * a couple of dozen blocks), less than one small allocation per connection (leaks are LSan's part) */
+    size_t after = heap_in_use();
+    printf("after kr_conn_table_free: %ld bytes more than before the table\n", (long)after - (long)base);
+    assert_true(after <= base + 128 * N_CONNS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bytes_per_connection),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
