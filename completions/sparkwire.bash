@@ -78,6 +78,12 @@ _sparkwire_sparkkeys()
         return
     if [[ $cur == -* ]]; then
         _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}" "${COMP_WORDS[1]}")"
+    elif [[ ${COMP_WORDS[1]} == check ]] && ((COMP_CWORD == 3)); then
+        # check KEYFILE CAPTURE: captures and folders
+        local IFS=$'\n'
+        compopt -o filenames 2>/dev/null
+        COMPREPLY=($(compgen -d -- "$cur") $(compgen -f -X '!*.pcap' -- "$cur") $(compgen -f -X '!*.pcapng' -- "$cur")
+                   $(compgen -f -X '!*.cap' -- "$cur"))
     else
         _sparkwire_files
     fi

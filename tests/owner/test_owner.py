@@ -10,6 +10,9 @@ would:
   (the owner adds the cloud's public key)         server-public LINE
   sparkkeys check DIR/owner.keyfile               loads; device-server-key named, compared with server-public
   cloudmon -r CAPTURE -k DIR/owner.keyfile --json the final verdicts and first candidates of golden/owner
+  sparkkeys check DIR/owner.keyfile CAPTURE       cloudmon's verdict per connection, the line the capture
+                                                  contradicts (BLAME) and the command that fixes it, or
+                                                  that no key is contradicted; exit 0, 1 or 3
 
 and no verdict given as proven is followed by another code or loses its proof.
 
@@ -23,6 +26,8 @@ private key, so the device-server-key line is the owner's claim).
 A server key bound with `cloud=ADDR` judges only connections to that address: bound to the sample's cloud
 address, the server-key-mismatch evidence compares the device's copy with that key; bound to another
 address, the key does not apply and the comparison falls back to the published Particle cloud key.
+
+An absent, a damaged and a truncated capture each give `check KEYFILE CAPTURE` one line and exit 2.
 
     test_owner.py SPARKKEYS CLOUDMON [SOURCE_ROOT]
 """
@@ -167,6 +172,66 @@ def verdicts(cm, capture, kf, tag):
     return [final[c] for c in sorted(final)]
 
 
+# What `sparkkeys check KEYFILE CAPTURE` must name for each final verdict under the owner's keys: the kind of
+# keyfile line the capture contradicts, and pieces of the command that fixes it ({dev}: the device key's path,
+# {id}: the device id, {cloud}: the cloud's public key).
+BLAME = {
+    "server-key-mismatch": ("device-server-key", ["particle keys server {cloud} --host ADDRESS",
+                                                  "dfu-util -d 1d50:607f -a 1 -i 0 -s 0x00001000:leave -D {cloud}",
+                                                  "dfu-util -d 2b04:d006 -a 1 -i 0 -s 2082:leave -D {cloud}"]),
+    "device-key-mismatch": ("device", ["openssl rsa -in {dev} -inform DER -pubout -out {id}.pub.pem",
+                                       "particle keys send {id} {id}.pub.pem"]),
+    "bad-signature": ("server-public", ["sparkkeys match SERVER_PRIVATE {cloud}", "particle keys server {cloud}"]),
+}
+
+
+def keyfile_lines(kf):
+    """(kind, id or '', path) by line number, as the keyfile says them."""
+    out = {}
+    with open(kf, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            w = line.split("#", 1)[0].split()
+            if w:
+                out[n] = (w[0], w[1] if len(w) == 3 else "", w[-1])
+    return out
+
+
+def check_capture(k, kf, capture, got, devices, cloud, tag):
+    """sparkkeys check KEYFILE CAPTURE: per connection, the key line the capture contradicts and the fix."""
+    rc, out = run([k, "check", kf, capture])
+    lines = keyfile_lines(kf)
+    blamed = [v for v in got if v["verdict"] in BLAME]
+    unsettled = [v for v in got if v["candidates"]]
+    expect(rc == (1 if blamed else 3 if unsettled else 0), "%s: check with the capture exit %d:\n%s" % (tag, rc, out))
+    expect(out.count("\nconnection ") + out.startswith("connection ") == len(got),
+           "%s: check with the capture does not give each of the %d connections:\n%s" % (tag, len(got), out))
+    for v in got:
+        expect("): %s (%s)" % (v["verdict"], "proven" if v["proven"] else "inferred") in out,
+               "%s: check with the capture does not give cloudmon's verdict %s:\n%s" % (tag, v["verdict"], out))
+        if v["verdict"] not in BLAME:
+            continue
+        kind, fixes = BLAME[v["verdict"]]
+        dev_id, dev = devices[0] if len(devices) == 1 else (v.get("device", ""), "")
+        want = [n for n, (kd, i, _) in lines.items() if kd == kind and i in ("", dev_id)]
+        expect(len(want) == 1, "%s: the owner keyfile has %d %s lines for %s" % (tag, len(want), kind, dev_id))
+        for n in want:
+            kd, i, path = lines[n]
+            expect("contradicts line %d: %s %s%s" % (n, kind, i + " " if i else "", os.path.join(
+                os.path.dirname(kf), path) if not os.path.isabs(path) else path) in out,
+                "%s: check with the capture does not name line %d (%s):\n%s" % (tag, n, kind, out))
+        for fx in fixes:
+            fx = fx.format(dev=os.path.join(os.path.dirname(kf), dev_id + ".der"), id=dev_id, cloud=cloud)
+            expect("fix: " in out and fx in out, "%s: check with the capture gives no `%s`:\n%s" % (tag, fx, out))
+    for v in unsettled:
+        for c in v["candidates"]:
+            expect("  if %s:" % c in out, "%s: check with the capture does not weigh candidate %s:\n%s" % (tag, c, out))
+        if "unknown-device" in v["candidates"]:
+            expect("particle keys send" in out, "%s: no fix for unknown-device:\n%s" % (tag, out))
+    if not blamed and not unsettled:
+        expect("the capture contradicts no key of the keyfile" in out,
+               "%s: check with the capture does not say no key is contradicted:\n%s" % (tag, out))
+
+
 def one_sample(k, cm, root, name, row, tmp):
     capture, dsk, want, cands = row
     dsk = os.path.join(root, dsk)
@@ -190,6 +255,7 @@ def one_sample(k, cm, root, name, row, tmp):
         first = ",".join(got[0]["candidates"]) if got and got[0]["candidates"] else "-"
         expect(codes == want and first == cands, "%s: verdicts %s cands=%s, expected %s cands=%s" % (
             tag, codes, first, want, cands))
+        check_capture(k, kf, os.path.join(root, capture), got, devices, cloud, tag)
         if want == "server-key-mismatch" and got:
             ev = got[0]["evidence"]
             expect(fingerprint(dsk) in ev and fingerprint(cloud) in ev,
@@ -219,6 +285,28 @@ def cloud_binding(cm, root, tmp):
                    "cloud=%s: the bound key should %sapply: %s" % (addr, "" if applies else "not ", ev))
 
 
+def bad_captures(k, root, tmp):
+    """An absent, a damaged and a truncated capture: one line on stderr naming it, exit 2."""
+    kf = os.path.join(root, "samples", "healthy", "keyfile")
+    good = read(os.path.join(root, "samples", "healthy", "capture.pcap"))
+    cut = os.path.join(tmp, "cut.pcap")
+    with open(cut, "wb") as f:
+        f.write(good[:3000])
+    junk = os.path.join(tmp, "junk.pcap")
+    with open(junk, "wb") as f:
+        f.write(b"not a capture at all\n" * 10)
+    for path, word in ((os.path.join(tmp, "absent.pcap"), "No such file"), (junk, "not a capture"),
+                       (cut, "damaged or truncated after")):
+        p = subprocess.run([k, "check", kf, path], capture_output=True, text=True, timeout=60)
+        err = p.stderr.strip().splitlines()
+        expect(p.returncode == 2 and len(err) == 1 and path in err[0] and word in err[0],
+               "check with %s: exit %d, stderr %r" % (os.path.basename(path), p.returncode, p.stderr))
+    # the packets before the damage are still judged
+    p = subprocess.run([k, "check", kf, cut], capture_output=True, text=True, timeout=60)
+    expect("connection 1: device 53ff6c065067544816300187" in p.stdout and "ok (proven)" in p.stdout,
+           "check with a truncated capture does not judge the packets before the damage:\n" + p.stdout)
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -237,6 +325,7 @@ def main():
                 continue
             one_sample(k, cm, root, name, rows[name], tmp)
         cloud_binding(cm, root, tmp)
+        bad_captures(k, root, tmp)
     print("%d samples, %d checks, %d failure(s)" % (len(names), checks, failures))
     return 1 if failures else 0
 

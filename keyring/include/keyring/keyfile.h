@@ -36,6 +36,9 @@ typedef enum kr_entry_kind {
     KR_ENTRY_DEVICE_PUBLIC    /* the device public key the cloud holds on record for ID (RSA-1024) */
 } kr_entry_kind;
 
+/* The keyword of a line of this kind: "server-private", "device-server-key", ... */
+const char *kr_entry_kind_str(kr_entry_kind kind);
+
 typedef struct kr_entry {
     kr_entry_kind kind;
     int line;                         /* line number in the keyfile */
