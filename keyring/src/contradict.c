@@ -76,49 +76,51 @@ static const kr_entry *line_of(const kr_keyfile *kf, kr_entry_kind kind, const k
     return kind == KR_ENTRY_SERVER_PUBLIC ? cloud_entry(kf, cloud) : device_line(kf, kind, info);
 }
 
+/* The command that writes the cloud's key (its server-public file, the public half of its server-private
+ * file made with openssl first, or the Particle key when cloud is NULL) into the device. */
+static char *give_cloud_key(const kr_entry *cloud, char *out, size_t cap)
+{
+    char buf[KR_NOTE_FIX_LEN], pub[1100];
+    if (!cloud || cloud->kind != KR_ENTRY_SERVER_PRIVATE)
+        return kr_fix_server_key(KR_FLASH_AUTO, cloud ? cloud->path : NULL, out, cap);
+    /* only the cloud's private key is at hand: the device gets its public half, never the private file */
+    kr_sfmt(pub, sizeof pub, "%s.pub.der", cloud->path);
+    kr_sfmt(out, cap, "openssl rsa -in %s -pubout -outform DER -out %s, then %s", cloud->path, pub,
+            kr_fix_server_key(KR_FLASH_AUTO, pub, buf, sizeof buf));
+    return out;
+}
+
 bool kr_contradiction_server_copy(const kr_entry *copy, const kr_entry *cloud, char *text, size_t text_cap,
                                   char *fix, size_t fix_cap)
 {
-    char buf[KR_NOTE_FIX_LEN], pub[1100];
-    const char *id = copy->has_id ? copy->device_id_hex : NULL;
-    if (!cloud || cloud->kind == KR_ENTRY_SERVER_PUBLIC)
-        return kr_fix_server_copy(copy->key, cloud ? cloud->key : NULL, cloud ? cloud->path : NULL, id, text,
-                                  text_cap, fix, fix_cap);
-    /* only the cloud's private key is at hand: the device gets its public half, never the private file */
-    kr_sfmt(pub, sizeof pub, "%s.pub.der", cloud->path);
-    bool same = kr_fix_server_copy(copy->key, cloud->key, pub, id, text, text_cap, buf, sizeof buf);
+    char buf[KR_NOTE_FIX_LEN];
+    bool same = kr_fix_server_copy(copy->key, cloud ? cloud->key : NULL, cloud ? cloud->path : NULL,
+                                   copy->has_id ? copy->device_id_hex : NULL, text, text_cap, buf, sizeof buf);
     if (same)
         fix[0] = '\0';
     else
-        kr_sfmt(fix, fix_cap, "openssl rsa -in %s -pubout -outform DER -out %s, then %s", cloud->path, pub, buf);
+        give_cloud_key(cloud, fix, fix_cap);
     return same;
 }
 
 /* server-key-mismatch: the device's copy of the server key against the cloud's key. */
 static void fix_server_copy(kr_contradiction *c, const char *id, char *note, size_t ncap)
 {
-    char buf[KR_NOTE_FIX_LEN];
-    if (c->line && !kr_contradiction_server_copy(c->line, c->against, note, ncap, c->fix, sizeof c->fix))
-        return;
-    if (c->line) {
-        /* the line says the device holds the cloud's key, the capture says it does not */
-        kr_sfmt(c->fix, sizeof c->fix, "the device no longer holds the key of line %d: read its server key slot "
-                "again (%s) and `sparkkeys import` it, then write the cloud's key: %s", c->line->line,
-                kr_dfu_command(KR_FLASH_AUTO, KR_AREA_SERVER_KEY, false, "server-key.bin", buf, sizeof buf),
-                kr_fix_server_key(KR_FLASH_AUTO, c->against ? c->against->path : NULL, note, ncap));
-        kr_sfmt(note, ncap, "line %d says %s holds the cloud's key, but the capture shows it does not",
-                c->line->line, id ? id : "the device");
-        return;
-    }
+    char dfu[512], give[KR_NOTE_FIX_LEN];
     note[0] = '\0';
-    if (c->against && c->against->kind == KR_ENTRY_SERVER_PRIVATE) {
-        char pub[1100];
-        kr_sfmt(pub, sizeof pub, "%s.pub.der", c->against->path);
-        kr_sfmt(c->fix, sizeof c->fix, "openssl rsa -in %s -pubout -outform DER -out %s, then %s", c->against->path,
-                pub, kr_fix_server_key(KR_FLASH_AUTO, pub, buf, sizeof buf));
-    } else {
-        kr_fix_server_key(KR_FLASH_AUTO, c->against ? c->against->path : NULL, c->fix, sizeof c->fix);
+    if (!c->line) {
+        give_cloud_key(c->against, c->fix, sizeof c->fix);
+        return;
     }
+    if (!kr_contradiction_server_copy(c->line, c->against, note, ncap, c->fix, sizeof c->fix))
+        return;
+    /* the line says the device holds the cloud's key, the capture says it does not */
+    kr_sfmt(c->fix, sizeof c->fix, "the device does not hold the key of line %d: read its server key slot again "
+            "(%s) and `sparkkeys import` it, then write the cloud's key: %s", c->line->line,
+            kr_dfu_command(KR_FLASH_AUTO, KR_AREA_SERVER_KEY, false, "server-key.bin", dfu, sizeof dfu),
+            give_cloud_key(c->against, give, sizeof give));
+    kr_sfmt(note, ncap, "line %d says %s holds the cloud's key, but the capture shows it does not", c->line->line,
+            id ? id : "the device");
 }
 
 /* device-key-mismatch: the device's key against the cloud's record of it. */
@@ -127,10 +129,14 @@ static void fix_device_record(kr_contradiction *c, const char *id, char *note, s
     note[0] = '\0';
     if (c->line && c->against &&
         kr_fix_device_record(c->line->key, c->line->path, c->against->key, id, note, ncap, c->fix, sizeof c->fix)) {
-        /* the two lines agree, the device does not: it holds another key than line's */
-        kr_sfmt(note, ncap, "lines %d and %d agree, but the capture shows the device holds another key",
-                c->line->line, c->against->line);
-        kr_fix_new_device_key(id, c->fix, sizeof c->fix);
+        /* the two lines agree, the wire does not: the cloud or the device holds another key than its line */
+        char send[KR_NOTE_FIX_LEN], fresh[KR_NOTE_FIX_LEN];
+        kr_sfmt(note, ncap, "lines %d and %d agree, but the capture shows that the cloud's record and the device's "
+                "key differ: one of the two lines is not what the cloud or the device holds", c->line->line,
+                c->against->line);
+        kr_sfmt(c->fix, sizeof c->fix, "send the device key's public half again: %s; if the device holds another "
+                "key: %s", kr_fix_send_own_public(c->line->key, c->line->path, id, send, sizeof send),
+                kr_fix_new_device_key(id, fresh, sizeof fresh));
     } else if (c->line && !c->against) {
         kr_fix_send_own_public(c->line->key, c->line->path, id, c->fix, sizeof c->fix);
     } else if (!c->line) {

@@ -15,22 +15,17 @@
 /* One connection once it ended: who, and the tracker's last word. */
 typedef struct conn_result {
     unsigned id;
-    kr_endpoint device, cloud;
+    cm_addr device;
+    kr_endpoint cloud;       /* for server keys bound to a cloud address */
     kr_conn_info info;
 } conn_result;
 
-static void to_endpoint(const cm_addr *a, kr_endpoint *e)
-{
-    e->family = a->family;
-    memcpy(e->ip, a->ip, sizeof e->ip);
-    e->port = a->port;
-}
-
 static void on_end(void *ud, const cm_conn *c)
 {
-    conn_result r = { .id = c->id, .info = c->info };
-    to_endpoint(&c->client, &r.device);
-    to_endpoint(&c->server, &r.cloud);
+    conn_result r = { .id = c->id, .device = c->client, .info = c->info };
+    r.cloud.family = c->server.family;
+    memcpy(r.cloud.ip, c->server.ip, sizeof r.cloud.ip);
+    r.cloud.port = c->server.port;
     g_array_append_val((GArray *)ud, r);
 }
 
@@ -112,13 +107,12 @@ static bool print_blame(const kr_keyfile *kf, kr_verdict_code code, const conn_r
 static int print_conn(const kr_keyfile *kf, const conn_result *r)
 {
     char d[64], s[64];
-    cm_addr da = { r->device.family, {0}, r->device.port }, sa = { r->cloud.family, {0}, r->cloud.port };
-    memcpy(da.ip, r->device.ip, sizeof da.ip);
-    memcpy(sa.ip, r->cloud.ip, sizeof sa.ip);
+    cm_addr cloud = { r->cloud.family, {0}, r->cloud.port };
+    memcpy(cloud.ip, r->cloud.ip, sizeof cloud.ip);
     const kr_verdict *v = &r->info.verdict;
     printf("connection %u: device %s (%s -> %s): %s (%s)\n", r->id,
-           r->info.device_id_known ? r->info.device_id_hex : "id not known", cm_addr_str(&da, d, sizeof d),
-           cm_addr_str(&sa, s, sizeof s), v->code ? kr_verdict_str(v->code) : "undecided",
+           r->info.device_id_known ? r->info.device_id_hex : "id not known", cm_addr_str(&r->device, d, sizeof d),
+           cm_addr_str(&cloud, s, sizeof s), v->code ? kr_verdict_str(v->code) : "undecided",
            v->proven ? "proven" : "inferred");
     if (v->evidence[0])
         printf("  evidence: %s\n", v->evidence);

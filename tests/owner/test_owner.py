@@ -285,6 +285,44 @@ def cloud_binding(cm, root, tmp):
                    "cloud=%s: the bound key should %sapply: %s" % (addr, "" if applies else "not ", ev))
 
 
+def cloud_keys(k, root, tmp):
+    """`check KEYFILE CAPTURE` with a cloud's keys (the sample's keyfile, server-private included), plus the
+    lines the owner keyfile lacks: the line at fault named, or named as missing, and its fix."""
+    keys = os.path.join(root, "samples", "keys")
+    d1, du = "53ff6c065067544816300187", "30ff71065067555011111111"
+    cases = [
+        # (sample, extra lines, exit, what the output must hold)
+        ("server-key-mismatch", "", 1,
+         ["server-key-mismatch (inferred)", "contradicts no line of the keyfile: it has no device-server-key line",
+          "compared with line 2: server-public", "particle keys server %s" % os.path.join(
+              root, "samples", "server-key-mismatch", "keys", "server-public.der")]),
+        ("unknown-device", "", 1,
+         ["unknown-device (proven)", "it has no device-public line for this device", "compared with line 3: device",
+          "-pubout -out %s.pub.pem, then give the cloud the device's public key: `particle keys send %s %s.pub.pem`"
+          % (du, du, du)]),
+        ("device-key-mismatch-g2", "device-public %s %s\n" % (d1, os.path.join(keys, "other-device.pub.pem")), 1,
+         ["device-key-mismatch (proven)", "contradicts line 3: device %s" % d1,
+          "compared with line 4: device-public %s" % d1, "particle keys send %s %s.pub.pem" % (d1, d1)]),
+        ("device-key-mismatch-g2", "device-public %s %s\n" % (d1, os.path.join(keys, d1 + ".pub.pem")), 1,
+         ["contradicts line 3: device %s" % d1, "lines 3 and 4 agree", "particle keys doctor %s" % d1]),
+        ("server-key-mismatch", "device-server-key %s %s\n" % (d1, os.path.join(keys, "server-public.der")), 1,
+         ["contradicts line 4: device-server-key %s" % d1, "line 4 says %s holds the cloud's key" % d1,
+          "dfu-util -d 1d50:607f -a 1 -s 0x00001000:2048 -U server-key.bin"]),
+    ]
+    for n, (sample, extra, code, want) in enumerate(cases):
+        sdir = os.path.join(root, "samples", sample)
+        kf = os.path.join(tmp, "cloud%d.keyfile" % n)
+        with open(os.path.join(sdir, "keyfile"), encoding="utf-8") as f:
+            lines = [l.replace("keys/", os.path.join(sdir, "keys") + "/") for l in f.read().splitlines()
+                     if l.strip() and not l.startswith("#")]
+        with open(kf, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n" + extra)
+        rc, out = run([k, "check", kf, os.path.join(sdir, "capture.pcap")])
+        expect(rc == code, "%s with the cloud's keys + %r: exit %d:\n%s" % (sample, extra, rc, out))
+        for w in want:
+            expect(w in out, "%s with the cloud's keys + %r: no %r in:\n%s" % (sample, extra, w, out))
+
+
 def bad_captures(k, root, tmp):
     """An absent, a damaged and a truncated capture: one line on stderr naming it, exit 2."""
     kf = os.path.join(root, "samples", "healthy", "keyfile")
@@ -326,6 +364,7 @@ def main():
             one_sample(k, cm, root, name, rows[name], tmp)
         cloud_binding(cm, root, tmp)
         bad_captures(k, root, tmp)
+        cloud_keys(k, root, tmp)
     print("%d samples, %d checks, %d failure(s)" % (len(names), checks, failures))
     return 1 if failures else 0
 
