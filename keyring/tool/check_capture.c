@@ -39,6 +39,7 @@ static int read_capture(const char *path, cm_mon *m, char *err, size_t errcap)
     char e[CM_ERRLEN];
     if (cm_capture_open_file(&cap, path, NULL, e) < 0) {
         g_strlcpy(err, e, errcap);
+        cm_capture_close(&cap);   /* what the open got before it failed */
         return -2;
     }
     cm_frag frag;
