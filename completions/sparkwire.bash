@@ -96,7 +96,8 @@ _sparkwire_sparkdev()
     _sparkwire_value "--key --server-key --keyfile --ota-out" "" \
         "--id --platform --function --variable --event --subscribe --run-time --io-timeout --hello-timeout
          --ping-idle --ping-timeout --corrupt-frame --ota-stall-after" \
-        "--generation=g1 g2 g3" "--stop-after=nonce id-block session-block hello" "--on-fail=close hold" && return
+        "--generation=g1 g2 g3" "--stop-after=nonce id-block session-block hello" "--on-fail=close hold" \
+        "--describe-twice=0.4 0.6" && return
     [[ $cur == -* ]] && _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"
 }
 

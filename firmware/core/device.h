@@ -120,6 +120,9 @@ typedef struct sw_device_config {
     uint32_t ota_stall_after;        /* fault: go silent after this many chunks (0: never) */
     bool send_time_request;          /* ask for the time once connected */
     bool fast_ota;                   /* accept fast OTA when the cloud offers it (G2, G3) */
+    uint8_t describe_twice;          /* G2 firmware 0.4.0-0.6.0 answer a Describe twice (docs/protocol.md 4.5):
+                                        4 (0.4-0.5) both parts then the application part, 6 (0.6.0) the
+                                        system part then the application part; 0: one answer */
     void (*notify)(void *user, sw_note note, const char *name, long value);
     /* OTA storage: called with each good chunk (offset in the image) and at UpdateDone. */
     void (*ota_write)(void *user, uint32_t offset, const uint8_t *data, size_t len);
