@@ -508,13 +508,7 @@ static void test_describe_twice(void **state)
     s_session(&s, K.dev, K.srv);
     s_hellos(&s);
     coap c;
-    c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
-    c_path(&c, "d");
-    s_send(&s, KR_S2D, 0.01, &c);
-    const char *both = "{\"f\":[\"brew\"],\"v\":{\"t\":2},\"p\":6,\"m\":[{\"s\":16384,\"l\":\"m\"}]}";
-    c_start(&c, ACK, CONTENT, s.srv_id++, s.srv_tok);
-    c_payload(&c, both, strlen(both));
-    s_send(&s, KR_D2S, 0.01, &c);
+    s_describe(&s, "{\"f\":[\"brew\"],\"v\":{\"t\":2},\"p\":6,\"m\":[{\"s\":16384,\"l\":\"m\"}]}");
     const char *app = "{\"f\":[\"brew\"],\"v\":{\"t\":2}}";
     c_start(&c, ACK, CONTENT, 0x8c75, s.srv_tok);
     c_payload(&c, app, strlen(app));
