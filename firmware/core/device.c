@@ -652,6 +652,12 @@ static int drain(sw_device *d)
     }
 }
 
+/* The receive buffer of the platform in the Hello: the Photon and P1 take 800 bytes, the Core 640. */
+static size_t max_frame(const sw_device *d)
+{
+    return d->cfg.platform_id == 6 || d->cfg.platform_id == 8 ? SW_MAX_FRAME_PHOTON : SW_MAX_FRAME;
+}
+
 static sw_status poll_frames(sw_device *d)
 {
     for (int rounds = 0; rounds < 8; rounds++) {
@@ -661,7 +667,7 @@ static sw_status poll_frames(sw_device *d)
         if (r == 0)
             return SW_RUNNING;
         size_t flen = ((size_t)d->rx[0] << 8) | d->rx[1];
-        if (flen > SW_MAX_FRAME) {
+        if (flen > max_frame(d)) {
             sw_dev_note(d, SW_NOTE_FRAME_ERROR, "frame longer than the receive buffer", (long)flen);
             return SW_ERR_FRAME_TOO_LARGE;
         }

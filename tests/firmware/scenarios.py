@@ -551,6 +551,21 @@ def describe_twice(c):
 
 
 @scenario
+def frame_buffer(c):
+    """A 720-byte frame (an event with 700 bytes of data to a subscribed device): a Photon (800-byte buffer)
+    takes it; a Core (640 bytes) drops the connection at its length."""
+    data = 'a' * 700
+    for plat, takes in (('6', True), ('0', False)):
+        clog, [(rc, dlog, _)] = run(['--send-event', 'big=' + data, '--session-time', '1'],
+                                    [device(D4, D4 + '.der', '--subscribe', 'big', '--platform', plat,
+                                            '--run-time', '2')])
+        c.that(('subscription matched event big: ' + data in dlog) == takes,
+               'platform %s: frame taken: %s' % (plat, takes), dlog)
+        c.that(('frame longer than the receive buffer (720)' in dlog) != takes,
+               'platform %s: frame refused: %s' % (plat, not takes), dlog)
+
+
+@scenario
 def photon_g2_fast_ota(c):
     """Fast OTA with a chunk left out: the device refuses UpdateDone, asks for it, and ends the update itself."""
     img = image_file(900)

@@ -537,6 +537,39 @@ static void test_describe_twice(void **state)
     s_end(&s);
 }
 
+/* A Photon takes frames up to 800 bytes: an event of 720 bytes on the wire to a subscribed device is followed
+ * without a finding. */
+static void test_photon_large_frame(void **state)
+{
+    (void)state;
+    sess s;
+    s_begin(&s, false, K.srv, false);
+    s_session(&s, K.dev, K.srv);
+    s_hellos(&s);
+    coap c;
+    char data[700];
+    memset(data, 'a', sizeof data);
+    c_start(&c, NON, POST, s.srv_id++, NO_TOKEN);
+    c_path(&c, "e");
+    c_path(&c, "big");
+    c_payload(&c, data, sizeof data);
+    s_send(&s, KR_S2D, 0.01, &c);
+    c_start(&c, CON, EMPTY, s.dev_id++, NO_TOKEN);
+    s_send(&s, KR_D2S, 0.5, &c);
+    c_start(&c, ACK, EMPTY, (uint16_t)(s.dev_id - 1), NO_TOKEN);
+    s_send(&s, KR_S2D, 0.01, &c);
+    tk_conn_close(s.c, KR_D2S, 1.0, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    rec r;
+    rec_init(&r);
+    kr_verdict verdict = run(s.c, "a", &r);
+    assert_int_equal(verdict.code, KR_V_OK);
+    assert_true(has(r.summaries, "Event big = aaaa"));
+    assert_int_equal(r.findings->len, 0);
+    rec_free(&r);
+    s_end(&s);
+}
+
 static void test_healthy(void **state)
 {
     (void)state;
@@ -2264,6 +2297,7 @@ int main(void)
         cmocka_unit_test(test_healthy),
         cmocka_unit_test(test_describe_raw_names),
         cmocka_unit_test(test_describe_twice),
+        cmocka_unit_test(test_photon_large_frame),
         cmocka_unit_test(test_device_key_mismatch),
         cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_id_block_failures),
