@@ -10,4 +10,5 @@
 #include "tracker.h"
 #include "names.h"
 #include "contradict.h"
+#include "advice.h"
 #endif
