@@ -2,8 +2,10 @@
  * trackers, read as cloudmon reads it (monitor/: pcap, pcapng, link layers, IP fragments), then per
  * connection the verdict, the line of the keyfile it contradicts (libkeyring's rule, keyring/contradict.h)
  * and the command that fixes it. Exit status: 0 no key contradicted, 1 a key contradicted, 2 usage or I/O
- * error (a capture that cannot be read whole), 3 a handshake failed on a key the keyfile cannot name. */
+ * error (a capture that cannot be read whole), 3 no key contradicted, but the keys at hand leave open a cause
+ * that blames one. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tool.h"
@@ -78,6 +80,22 @@ static int read_capture(const char *path, cm_mon *m, char *err, size_t errcap)
     return rc == PCAP_ERROR_BREAK ? 0 : -1;
 }
 
+/* libkeyring's advice on a failure that blames no key (a wrong nonce echo, another service, a stall ...),
+ * one line of it a line; nothing for ok and the verdicts without advice of their own. */
+static void print_advice(kr_verdict_code code, const conn_result *r, const char *indent)
+{
+    if (code == KR_V_OK || strcmp(kr_verdict_fix(code), kr_verdict_fix(KR_V_NONE)) == 0)
+        return;
+    char *text = kr_verdict_fix_for(code, r->info.device_id_known ? r->info.device_id_hex : "the device");
+    if (!text)
+        return;
+    char **lines = g_strsplit(text, "\n", -1);
+    for (int i = 0; lines[i]; i++)
+        printf("%s%s%s\n", indent, i ? "  " : "advice: ", lines[i]);
+    g_strfreev(lines);
+    free(text);
+}
+
 /* The key line a code blames, what it is compared with and the fix. Returns true when it blames a key. */
 static bool print_blame(const kr_keyfile *kf, kr_verdict_code code, const conn_result *r, const char *indent)
 {
@@ -85,6 +103,7 @@ static bool print_blame(const kr_keyfile *kf, kr_verdict_code code, const conn_r
     char line[1400];
     if (!kr_contradiction_of(kf, code, &r->info, &r->cloud, &c)) {
         printf("%s%s\n", indent, c.what);
+        print_advice(code, r, indent);
         return false;
     }
     if (c.line)
@@ -117,9 +136,15 @@ static int print_conn(const kr_keyfile *kf, const conn_result *r)
            v->proven ? "proven" : "inferred");
     if (v->evidence[0])
         printf("  evidence: %s\n", v->evidence);
+    if (v->code != KR_V_ID_BLOCK_REJECTED && v->code != KR_V_SESSION_BLOCK_REJECTED &&
+        print_blame(kf, v->code, r, "  "))
+        return EXIT_PROBLEM;
     if (v->n_candidates == 0)
-        return print_blame(kf, v->code, r, "  ") ? EXIT_PROBLEM : EXIT_FINE;
-    printf("  not settled: the keys at hand leave %d causes\n", v->n_candidates);
+        return EXIT_FINE;
+    if (v->code == KR_V_ID_BLOCK_REJECTED || v->code == KR_V_SESSION_BLOCK_REJECTED)
+        printf("  not settled: the keys at hand leave %d cause%s\n", v->n_candidates, v->n_candidates == 1 ? "" : "s");
+    else
+        printf("  the keys at hand leave open %d other cause%s\n", v->n_candidates, v->n_candidates == 1 ? "" : "s");
     bool any = false;
     for (int i = 0; i < v->n_candidates; i++) {
         printf("  if %s:\n", kr_verdict_str(v->candidates[i]));
@@ -153,7 +178,7 @@ int check_capture(const kr_keyfile *kf, const char *keyfile, const char *capture
     }
     printf("%s with %s: %u connection%s, %s\n", capture, keyfile, results->len, results->len == 1 ? "" : "s",
            blamed ? "a key of the keyfile is contradicted (see above)"
-           : worst == EXIT_UNSETTLED ? "a handshake failed on a key the keyfile's keys cannot name"
+           : worst == EXIT_UNSETTLED ? "no key is contradicted, but the keys at hand leave open a cause that blames one"
            : results->len ? "the capture contradicts no key of the keyfile"
            : "no connection to the cloud port: the capture contradicts no key of the keyfile");
     g_array_free(results, TRUE);

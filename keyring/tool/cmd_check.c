@@ -224,8 +224,8 @@ int cmd_check(int argc, char **argv)
         "followed with the keyfile's keys instead, and each gets its verdict, the line of the keyfile\n"
         "the capture contradicts (line number, kind, path, fingerprint), the line it was compared with\n"
         "and the command that fixes it; or that it contradicts no key. Exit status 0 when no key is\n"
-        "contradicted, 1 when one is, 2 when the capture cannot be read whole, 3 when a handshake\n"
-        "failed on a key the keyfile's keys cannot name.",
+        "contradicted, 1 when one is, 2 when the capture cannot be read whole, 3 when none is but\n"
+        "the keys at hand leave open a cause that blames one.",
     };
     if (!tool_parse_options(&cmd, NULL, &argc, &argv))
         return EXIT_USAGE;

@@ -8,8 +8,8 @@
  *   sparkkeys new --device ID --out DIR  a new device key pair as the device and the cloud want it
  *
  * One file per command (cmd_*.c); printing, writing and argument checks are shared (print.c, write.c,
- * util.c). Exit status: 0 fine, 1 a problem was found, 2 usage or I/O error (check KEYFILE CAPTURE: 3, a
- * handshake failed on a key the keyfile cannot name).
+ * util.c). Exit status: 0 fine, 1 a problem was found, 2 usage or I/O error (check KEYFILE CAPTURE: 3, no
+ * key contradicted, but the keys at hand leave open a cause that blames one).
  */
 #include <locale.h>
 #include <string.h>
@@ -50,7 +50,7 @@ static void print_usage(FILE *f)
         "Keys of the Spark Core / Particle device-cloud protocol: RSA-1024 device keys, RSA-2048 server\n"
         "keys, in DER or PEM, PKCS#1, PKCS#8 or SubjectPublicKeyInfo, whatever the file extension.\n"
         "Exit status: 0 fine, 1 a problem was found, 2 usage or I/O error; check with a capture:\n"
-        "3 a handshake failed on a key the keyfile's keys cannot name.\n");
+        "3 no key contradicted, but the keys at hand leave open a cause that blames one.\n");
 }
 
 int main(int argc, char **argv)

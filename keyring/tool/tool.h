@@ -9,7 +9,7 @@
 
 #include "keyring/keyring.h"
 
-/* check KEYFILE CAPTURE adds EXIT_UNSETTLED: a handshake failed on a key the keyfile's keys cannot name. */
+/* check KEYFILE CAPTURE adds EXIT_UNSETTLED: no key contradicted, but the keys leave open a cause that blames one. */
 enum { EXIT_FINE = 0, EXIT_PROBLEM = 1, EXIT_USAGE = 2, EXIT_UNSETTLED = 3 };
 
 #define PROG "sparkkeys"

@@ -227,6 +227,9 @@ def check_capture(k, kf, capture, got, devices, cloud, tag):
             expect("  if %s:" % c in out, "%s: check with the capture does not weigh candidate %s:\n%s" % (tag, c, out))
         if "unknown-device" in v["candidates"]:
             expect("particle keys send" in out, "%s: no fix for unknown-device:\n%s" % (tag, out))
+    for v in got:
+        if v["verdict"] in ("not-spark", "stalled", "mid-session"):
+            expect("advice: " in out, "%s: check with the capture gives no advice on %s:\n%s" % (tag, v["verdict"], out))
     if not blamed and not unsettled:
         expect("the capture contradicts no key of the keyfile" in out,
                "%s: check with the capture does not say no key is contradicted:\n%s" % (tag, out))
