@@ -12,7 +12,7 @@ spark_frame_rec *rec_get(packet_info *pinfo)
     return (spark_frame_rec *)p_get_proto_data(wmem_file_scope(), pinfo, proto_spark, 0);
 }
 
-spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
+spark_frame_rec *rec_of_frame(packet_info *pinfo)
 {
     spark_frame_rec *rec = rec_get(pinfo);
     if (!rec) {
@@ -21,6 +21,12 @@ spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
         rec->events = wmem_array_new(wmem_file_scope(), sizeof(spark_ev));
         p_add_proto_data(wmem_file_scope(), pinfo, proto_spark, 0, rec);
     }
+    return rec;
+}
+
+spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
+{
+    spark_frame_rec *rec = rec_of_frame(pinfo);
     rec->conv = conv;
     conv->last_rec = rec;
     return rec;

@@ -42,6 +42,8 @@ typedef struct cm_pkt {
     cm_addr src, dst;
     uint32_t seq, ack;
     uint8_t flags;
+    uint16_t window;         /* as in the header (unscaled) */
+    int8_t wscale;           /* a SYN's window scale option (kr_tcp_wscale), -1 none */
     const uint8_t *payload;  /* captured payload bytes (may be fewer than payload_wire_len) */
     size_t payload_len;
     size_t payload_wire_len; /* payload bytes that were on the wire: payload_len plus what the snapshot

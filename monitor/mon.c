@@ -248,12 +248,15 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
     default: m->st.other++; return;
     }
     /* the layer judges the IP length itself (as for the plugin): what the header claims, unless the snap
-     * length cut the frame, when the decoder knows how much was on the wire. The checksum is left unknown:
-     * Wireshark does not verify it by default, and both frontends must take the same bytes. */
+     * length cut the frame, when the decoder knows how much was on the wire. The checksum is libkeyring's
+     * (kr_tcp_checksum, as the plugin computes it too), the window scale option a SYN's. */
     size_t claimed = p->claimed_len > p->payload_len ? p->claimed_len : p->payload_len;
-    kr_packet kp = { .seq = p->seq, .ack = p->ack, .flags = p->flags, .payload = p->payload,
-                     .captured_len = p->payload_len, .wire_len = p->cut ? p->payload_wire_len : claimed,
-                     .cut = p->cut, .checksum = KR_CSUM_UNKNOWN, .time = ts };
+    kr_packet kp = { .seq = p->seq, .ack = p->ack, .flags = p->flags, .window = p->window,
+                     .payload = p->payload, .captured_len = p->payload_len,
+                     .wire_len = p->cut ? p->payload_wire_len : claimed, .cut = p->cut,
+                     .checksum = p->csum == CM_CSUM_OK ? KR_CSUM_GOOD
+                                 : p->csum == CM_CSUM_BAD ? KR_CSUM_BAD : KR_CSUM_UNKNOWN,
+                     .options_known = true, .wscale = p->wscale, .time = ts };
     to_endpoint(&p->src, &kp.src);
     to_endpoint(&p->dst, &kp.dst);
     kr_conn *kc = kr_conn_packet(table(m), &kp);

@@ -139,6 +139,7 @@ void kr_tracker_free(kr_tracker *t)
     }
     kr_tracker_clear_describe(t);
     free(t->info);
+    krt_copies_free(t);
     free(t->early);
     free(t->vars);
     free(t->funcs);

@@ -212,6 +212,7 @@ struct kr_tracker {
     kr_step_kind last_step;    /* the last step given */
     bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
     kr_conn_info *info;        /* filled by kr_tracker_info when asked */
+    struct krt_copies *copies; /* other copies of bytes already read (copies.c); NULL until one differs */
 };
 
 /* Text fields have fixed sizes; cutting an over-long name or note is intended. */
@@ -267,6 +268,12 @@ void krt_install_cipher(kr_tracker *t, kr_dir dir);
 void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool from_line);
 void krt_consider_session_lines(kr_tracker *t);
 void krt_do_frame(kr_tracker *t, kr_dir dir, double ts);
+
+/* copies.c: conflicting copies of bytes already read */
+void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts);
+void krt_copies_frame(kr_tracker *t, kr_dir dir);
+const uint8_t *krt_nonce_candidate(const kr_tracker *t, const uint8_t echo[KR_NONCE_LEN]);
+void krt_copies_free(kr_tracker *t);
 
 /* verdict.c */
 void krt_evaluate(kr_tracker *t, double ts);

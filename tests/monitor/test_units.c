@@ -128,6 +128,29 @@ static void tcp4_csum(uint8_t *b, size_t n)
     b[37] = (uint8_t)c;
 }
 
+/* A SYN's window scale option and the window, read by libkeyring's rule (the plugin reads them the same way). */
+static void test_decode_window_scale(void **st)
+{
+    (void)st;
+    uint8_t ip[128];
+    size_t n = ipv4_tcp(ip, "\x01\x03\x03\x07", CM_TCP_SYN);   /* NOP, window scale 7: the options */
+    ip[32] = 6 << 4;                    /* a 24-byte TCP header */
+    ip[34] = 0x12;
+    ip[35] = 0x34;
+    cm_pkt p;
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.payload_len, 0);
+    assert_int_equal(p.window, 0x1234);
+    assert_int_equal(p.wscale, 7);
+    ip[33] = CM_TCP_ACK;                /* only a SYN's option counts */
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.wscale, -1);
+    ip[33] = CM_TCP_SYN;
+    ip[40] = 0;                         /* end of options first: none */
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.wscale, -1);
+}
+
 static void test_decode_lengths_and_checksum(void **st)
 {
     (void)st;
@@ -630,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_decode_links),
         cmocka_unit_test(test_decode_ipv6_ext),
         cmocka_unit_test(test_decode_lengths_and_checksum),
+        cmocka_unit_test(test_decode_window_scale),
         cmocka_unit_test(test_decode_vlan_stack),
         cmocka_unit_test(test_decode_ipv6_chain),
         cmocka_unit_test(test_frag_reverse_and_duplicate),
