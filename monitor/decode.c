@@ -76,6 +76,11 @@ static cm_csum tcp_csum(const uint8_t *seg, size_t len, const cm_pkt *out)
     }
 }
 
+cm_csum cm_pkt_csum(const cm_pkt *p)
+{
+    return p->csum_seg ? tcp_csum(p->csum_seg, p->csum_len, p) : CM_CSUM_UNKNOWN;
+}
+
 static cm_dec_result decode_tcp(const uint8_t *p, span s, cm_pkt *out)
 {
     size_t wire = span_wire(s);
@@ -97,8 +102,8 @@ static cm_dec_result decode_tcp(const uint8_t *p, span s, cm_pkt *out)
     out->payload_len = s.avail - hl;
     out->cut = out->payload_len < out->payload_wire_len;
     out->bogus_len = out->claimed_len > out->payload_wire_len;
-    if (!out->cut && !out->bogus_len)
-        out->csum = tcp_csum(p, s.claimed, out);
+    out->csum_seg = !out->cut && !out->bogus_len ? p : NULL;
+    out->csum_len = s.claimed;
     return CM_DEC_TCP;
 }
 

@@ -143,6 +143,7 @@ void kr_tracker_free(kr_tracker *t)
     free(t->early);
     free(t->vars);
     free(t->funcs);
+    free(t->desc_last);
     free(t);
 }
 
@@ -293,6 +294,16 @@ void kr_tracker_finish(kr_tracker *t, double ts)
 }
 
 /* Computed from the tracker's state each time it is asked. */
+const char *kr_tracker_device_id(const kr_tracker *t)
+{
+    return t && t->device_id_known ? t->device_id_hex : NULL;
+}
+
+int kr_tracker_generation(const kr_tracker *t)
+{
+    return t ? t->generation : 0;
+}
+
 const kr_conn_info *kr_tracker_info(const kr_tracker *t)
 {
     if (!t)

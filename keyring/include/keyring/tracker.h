@@ -354,6 +354,10 @@ void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16
 void kr_tracker_finish(kr_tracker *t, double ts);
 
 const kr_conn_info *kr_tracker_info(const kr_tracker *t);
+/* The device id in hex when known, else NULL, and the firmware generation (0 unknown): the same as in
+ * kr_tracker_info, without filling the whole view (per packet). */
+const char *kr_tracker_device_id(const kr_tracker *t);
+int kr_tracker_generation(const kr_tracker *t);
 const kr_verdict *kr_tracker_verdict(const kr_tracker *t);
 
 /* The last Describe answer of this connection, if any: functions and variables with types. */
