@@ -78,6 +78,12 @@ _sparkwire_sparkkeys()
         return
     if [[ $cur == -* ]]; then
         _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}" "${COMP_WORDS[1]}")"
+    elif [[ ${COMP_WORDS[1]} == check ]] && ((COMP_CWORD == 3)); then
+        # check KEYFILE CAPTURE: captures and folders
+        local IFS=$'\n'
+        compopt -o filenames 2>/dev/null
+        COMPREPLY=($(compgen -d -- "$cur") $(compgen -f -X '!*.pcap' -- "$cur") $(compgen -f -X '!*.pcapng' -- "$cur")
+                   $(compgen -f -X '!*.cap' -- "$cur"))
     else
         _sparkwire_files
     fi
@@ -90,7 +96,8 @@ _sparkwire_sparkdev()
     _sparkwire_value "--key --server-key --keyfile --ota-out" "" \
         "--id --platform --function --variable --event --subscribe --run-time --io-timeout --hello-timeout
          --ping-idle --ping-timeout --corrupt-frame --ota-stall-after" \
-        "--generation=g1 g2 g3" "--stop-after=nonce id-block session-block hello" "--on-fail=close hold" && return
+        "--generation=g1 g2 g3" "--stop-after=nonce id-block session-block hello" "--on-fail=close hold" \
+        "--describe-twice=0.4 0.6" && return
     [[ $cur == -* ]] && _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"
 }
 

@@ -175,7 +175,7 @@ GArray *cm_devices_rows(const cm_devices *d, const cm_mon *m, cm_dev_sort sort)
 
 static const char *gen_str(int g)
 {
-    return g == 1 ? "1" : g == 2 ? "2" : "-";
+    return g == 1 ? "1" : g == 2 ? "2" : g == 3 ? "3" : "-";
 }
 
 void cm_devices_print(const cm_devices *d, const cm_mon *m, FILE *out)

@@ -506,7 +506,7 @@ static void device_row(cm_screen *s, int y, const cm_device *v, bool sel, bool w
     x += 24;
     if (wide)
         putf(y, x, COLS - x, "%-8s %6llu %10llu %3s %s", t, (unsigned long long)v->messages,
-             (unsigned long long)v->bytes, v->generation ? (v->generation == 1 ? "1" : "2") : "-",
+             (unsigned long long)v->bytes, v->generation == 1 ? "1" : v->generation == 2 ? "2" : v->generation == 3 ? "3" : "-",
              cm_platform_str(v->platform, pl, sizeof pl));
     else
         putf(y, x, COLS - x, "%-8s %6llu", t, (unsigned long long)v->messages);

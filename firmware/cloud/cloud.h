@@ -24,7 +24,7 @@ enum sc_step_kind { S_DESCRIBE, S_CALL, S_READ, S_SIGNAL, S_OTA, S_EVENT };
 typedef struct sc_step {
     enum sc_step_kind kind;
     char name[64];
-    char arg[256];
+    char arg[800];           /* a function argument may be longer than a device takes (frames up to 800) */
 } sc_step;
 
 typedef struct sc_options {

@@ -302,7 +302,18 @@ static sw_status on_describe(sw_device *d, const sw_coap_msg *m)
     if (q && q->len == 1 && q->value[0] >= 1 && q->value[0] <= 3)
         flags = q->value[0];
     sw_dev_note(d, SW_NOTE_DESCRIBE, NULL, flags);
-    return sw_dev_send(d, d->msg, sw_build_describe(d, m->id, m->token, m->tkl, flags, d->msg, sizeof d->msg));
+    if (!d->cfg.describe_twice)
+        return sw_dev_send(d, d->msg, sw_build_describe(d, m->id, m->token, m->tkl, flags, d->msg, sizeof d->msg));
+    /* firmware 0.4.0-0.6.0 know no selection and answer twice; the second answer's message id holds the first
+     * two ciphertext bytes of the first answer (the buffer is reused) */
+    uint8_t tok[8], tkl = m->tkl <= sizeof tok ? m->tkl : (uint8_t)sizeof tok;
+    memcpy(tok, m->token, tkl);
+    uint8_t first = d->cfg.describe_twice == 6 ? SW_DESCRIBE_SYSTEM : SW_DESCRIBE_SYSTEM | SW_DESCRIBE_APPLICATION;
+    sw_status st = sw_dev_send(d, d->msg, sw_build_describe(d, m->id, tok, tkl, first, d->msg, sizeof d->msg));
+    if (st != SW_RUNNING)
+        return st;
+    uint16_t id = (uint16_t)(d->tx[2] << 8 | d->tx[3]);
+    return sw_dev_send(d, d->msg, sw_build_describe(d, id, tok, tkl, SW_DESCRIBE_APPLICATION, d->msg, sizeof d->msg));
 }
 
 static sw_status on_function(sw_device *d, const sw_coap_msg *m)
@@ -641,6 +652,12 @@ static int drain(sw_device *d)
     }
 }
 
+/* The receive buffer of the platform in the Hello: the Photon and P1 take 800 bytes, the Core 640. */
+static size_t max_frame(const sw_device *d)
+{
+    return d->cfg.platform_id == 6 || d->cfg.platform_id == 8 ? SW_MAX_FRAME_PHOTON : SW_MAX_FRAME;
+}
+
 static sw_status poll_frames(sw_device *d)
 {
     for (int rounds = 0; rounds < 8; rounds++) {
@@ -650,7 +667,7 @@ static sw_status poll_frames(sw_device *d)
         if (r == 0)
             return SW_RUNNING;
         size_t flen = ((size_t)d->rx[0] << 8) | d->rx[1];
-        if (flen > SW_MAX_FRAME) {
+        if (flen > max_frame(d)) {
             sw_dev_note(d, SW_NOTE_FRAME_ERROR, "frame longer than the receive buffer", (long)flen);
             return SW_ERR_FRAME_TOO_LARGE;
         }

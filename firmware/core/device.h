@@ -19,6 +19,7 @@
 #define SW_ID_BLOCK_LEN 256
 #define SW_SESSION_BLOCK_LEN 384
 #define SW_MAX_FRAME 640           /* Core receive buffer: longer frames drop the connection */
+#define SW_MAX_FRAME_PHOTON 800    /* Photon and P1 (platform 6, 8) receive buffer, docs/protocol.md 2.5 */
 #define SW_MAX_NAME 12             /* function and variable names */
 #define SW_MAX_EVENT_NAME 63
 #define SW_MAX_EVENT_DATA 255
@@ -42,7 +43,7 @@ typedef enum sw_status {
     SW_ERR_DECRYPTION = -6,       /* E does not decrypt with the device private key */
     SW_ERR_AUTHENTICATION = -8,   /* SIG does not verify with the server public key */
     SW_ERR_MESSAGE_TIMEOUT = -9,  /* G2: no server Hello within hello_timeout_ms */
-    SW_ERR_FRAME_TOO_LARGE = -10, /* a frame longer than SW_MAX_FRAME */
+    SW_ERR_FRAME_TOO_LARGE = -10, /* a frame longer than the platform's buffer (SW_MAX_FRAME, _PHOTON) */
     SW_ERR_BAD_FRAME = -11,       /* a length not a multiple of 16, or a frame that does not decrypt */
     SW_ERR_PING_TIMEOUT = -12,    /* nothing received within ping_timeout_ms after a ping */
     SW_ERR_CONFIG = -13,          /* missing key or id */
@@ -120,6 +121,9 @@ typedef struct sw_device_config {
     uint32_t ota_stall_after;        /* fault: go silent after this many chunks (0: never) */
     bool send_time_request;          /* ask for the time once connected */
     bool fast_ota;                   /* accept fast OTA when the cloud offers it (G2, G3) */
+    uint8_t describe_twice;          /* G2 firmware 0.4.0-0.6.0 answer a Describe twice (docs/protocol.md 4.5):
+                                        4 (0.4-0.5) both parts then the application part, 6 (0.6.0) the
+                                        system part then the application part; 0: one answer */
     void (*notify)(void *user, sw_note note, const char *name, long value);
     /* OTA storage: called with each good chunk (offset in the image) and at UpdateDone. */
     void (*ota_write)(void *user, uint32_t offset, const uint8_t *data, size_t len);
@@ -164,10 +168,10 @@ typedef struct sw_device {
     bool server_hello;
     bool time_requested;
     size_t rx_len;
-    uint8_t rx[2 + SW_MAX_FRAME > SW_SESSION_BLOCK_LEN ? 2 + SW_MAX_FRAME : SW_SESSION_BLOCK_LEN];
-    uint8_t plain[SW_MAX_FRAME];
-    uint8_t msg[SW_MAX_FRAME];
-    uint8_t tx[2 + SW_MAX_FRAME];
+    uint8_t rx[2 + SW_MAX_FRAME_PHOTON > SW_SESSION_BLOCK_LEN ? 2 + SW_MAX_FRAME_PHOTON : SW_SESSION_BLOCK_LEN];
+    uint8_t plain[SW_MAX_FRAME_PHOTON];
+    uint8_t msg[SW_MAX_FRAME_PHOTON];
+    uint8_t tx[2 + SW_MAX_FRAME_PHOTON];
     uint8_t scratch[SW_MAX_PUBLIC_KEY];
     /* publish rate limit: times of the last 4 publishes */
     uint32_t publish_times[4];

@@ -157,7 +157,8 @@ static void usage(FILE *f)
 "                        0.8): as g2, but little-endian message-id start, first token 0x01, Signal\n"
 "                        ACK with its own id, 4 s Hello wait, waits for a second UpdateDone after\n"
 "                        missed fast-OTA chunks\n"
-"  --platform N          platform id in the Hello (default 0, the Core; 6 with g3, the Photon)\n"
+"  --platform N          platform id in the Hello (default 0, the Core; 6 with g3, the Photon); 6 and 8\n"
+"                        take frames up to 800 bytes, the Core 640\n"
 "application:\n"
 "  --function NAME[=R]   expose a function returning R (default: length of its argument)\n"
 "  --variable NAME:TYPE:VALUE   expose a variable; TYPE bool, int, double or string\n"
@@ -167,6 +168,8 @@ static void usage(FILE *f)
 "  --no-system-events    do not publish the spark/... events after connecting\n"
 "  --ota-out FILE        write a received update image to FILE\n"
 "  --no-fast-ota         refuse fast OTA when the cloud offers it\n"
+"  --describe-twice 0.4|0.6  answer each Describe twice, as Photon firmware 0.4-0.5 (both parts, then the\n"
+"                        application part) or 0.6.0 (system part, then application part) do\n"
 "timing:\n"
 "  --run-time SEC        close the connection after SEC seconds (default: run until it ends)\n"
 "  --io-timeout MS       handshake read timeout (default 20000)\n"
@@ -210,6 +213,7 @@ static int split(char *s, char **f, int n)
 enum {
     O_ID = 256, O_KEY, O_SKEY, O_GEN, O_PLATFORM, O_FUNC, O_VAR, O_EVENT, O_SUB, O_NOTIME, O_NOSYS, O_OTAOUT,
     O_RUN, O_KEYFILE, O_IOT, O_HELLOT, O_PINGI, O_PINGT, O_STOP, O_ONFAIL, O_CORRUPT, O_OTASTALL, O_NOFAST,
+    O_DESC2,
 };
 
 static const struct option opts[] = {
@@ -224,7 +228,8 @@ static const struct option opts[] = {
     {"ping-idle", required_argument, 0, O_PINGI}, {"ping-timeout", required_argument, 0, O_PINGT},
     {"stop-after", required_argument, 0, O_STOP}, {"on-fail", required_argument, 0, O_ONFAIL},
     {"corrupt-frame", required_argument, 0, O_CORRUPT}, {"ota-stall-after", required_argument, 0, O_OTASTALL},
-    {"no-fast-ota", no_argument, 0, O_NOFAST}, {"help", no_argument, 0, 'h'},
+    {"no-fast-ota", no_argument, 0, O_NOFAST}, {"describe-twice", required_argument, 0, O_DESC2},
+    {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
 
 /* Everything the command line says. */
@@ -246,6 +251,7 @@ static struct {
     sw_step stop_after;
     int on_fail;
     unsigned long corrupt, ota_stall;
+    int describe_twice;
     char host[256], port[16];
 } o = {.generation = 2, .platform = -1, .io_t = -1, .hello_t = -1, .ping_i = -1, .ping_t = -1, .on_fail = -1};
 
@@ -389,6 +395,10 @@ static int setting_option(int c, const char *name, const char *arg)
         return sw_parse_ulong(arg, 1, 1000000, &o.ota_stall) < 0 ? bad(name, arg, "give a chunk count from 1") : -1;
     case O_RUN:
         return sw_parse_seconds(arg, &o.run_ms) < 0 ? bad(name, arg, "give seconds, e.g. 5 or 0.5") : -1;
+    case O_DESC2:
+        if (strcmp(arg, "0.4") != 0 && strcmp(arg, "0.6") != 0)
+            return bad(name, arg, "use 0.4 (firmware 0.4-0.5) or 0.6 (firmware 0.6.0)");
+        return o.describe_twice = arg[2] - '0', -1;
     default:
         return -1;
     }
@@ -419,7 +429,7 @@ static int one_option(int c, int longindex, int argc, char **argv)
     case O_NOFAST: o.no_fast = true; return -1;
     case O_OTAOUT: rt.ota_path = optarg; return -1;
     case O_GEN: case O_PLATFORM: case O_IOT: case O_HELLOT: case O_PINGI: case O_PINGT: case O_STOP:
-    case O_ONFAIL: case O_CORRUPT: case O_OTASTALL: case O_RUN:
+    case O_ONFAIL: case O_CORRUPT: case O_OTASTALL: case O_RUN: case O_DESC2:
         return setting_option(c, name, optarg);
     default:
         sw_bad_option(c, argc, argv);
@@ -522,6 +532,7 @@ static int make_config(sw_device_config *cfg, sw_keybuf *dkey, sw_keybuf *skey)
     cfg->ota_stall_after = (uint32_t)o.ota_stall;
     cfg->send_time_request = !o.no_time;
     cfg->fast_ota = !o.no_fast;
+    cfg->describe_twice = (uint8_t)o.describe_twice;
     cfg->notify = notify;
     cfg->ota_write = ota_write;
     return -1;

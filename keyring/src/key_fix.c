@@ -151,7 +151,7 @@ bool kr_fix_server_copy(const kr_key *device_copy, const kr_key *cloud, const ch
 bool kr_fix_device_record(const kr_key *device_key, const char *device_path, const kr_key *record, const char *id,
                           char *text, size_t text_cap, char *fix, size_t fix_cap)
 {
-    char a[65], b[65], pem[600], send[800];
+    char a[65], b[65];
     const char *who = id && *id ? id : "the device";
     kr_key_fingerprint(device_key, a);
     kr_key_fingerprint(record, b);
@@ -162,8 +162,16 @@ bool kr_fix_device_record(const kr_key *device_key, const char *device_path, con
     }
     kr_sfmt(text, text_cap, "the cloud's record for %s (fingerprint %s) is not the device key's public half (%s): "
             "the device's handshakes fail (device-key-mismatch)", who, b, a);
-    kr_sfmt(pem, sizeof pem, "%s.pub.pem", id && *id ? id : "device");
-    kr_sfmt(fix, fix_cap, "openssl rsa -in %s%s -pubout -out %s, then %s", device_path,
-            device_key->pem ? "" : " -inform DER", pem, kr_fix_send_public(id, pem, send, sizeof send));
+    kr_fix_send_own_public(device_key, device_path, id, fix, fix_cap);
     return false;
+}
+
+char *kr_fix_send_own_public(const kr_key *device_key, const char *device_path, const char *id, char *out,
+                             size_t cap)
+{
+    char pem[600], send[800];
+    kr_sfmt(pem, sizeof pem, "%s.pub.pem", id && *id ? id : "device");
+    kr_sfmt(out, cap, "openssl rsa -in %s%s -pubout -out %s, then %s", device_path,
+            device_key->pem ? "" : " -inform DER", pem, kr_fix_send_public(id, pem, send, sizeof send));
+    return out;
 }

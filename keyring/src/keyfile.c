@@ -731,3 +731,8 @@ const kr_entry *kr_keyfile_find_device_by_public(const kr_keyfile *kf, const uin
     }
     return NULL;
 }
+
+const char *kr_entry_kind_str(kr_entry_kind kind)
+{
+    return kind_word(kind);
+}

@@ -152,25 +152,6 @@ static const kr_entry *cloud_key_entry(const kr_keyfile *kf)
     return e ? e : kr_keyfile_server_entry(kf, KR_ENTRY_SERVER_PRIVATE, 0, NULL, 0);
 }
 
-/* The server key in a device's flash against the cloud's key; *fix gets the command when they differ. */
-static bool check_device_server_key(const kr_entry *e, const kr_entry *c, char *text, size_t tcap, char **fix)
-{
-    char buf[KR_NOTE_FIX_LEN];
-    if (!c || c->kind == KR_ENTRY_SERVER_PUBLIC) {
-        bool same = kr_fix_server_copy(e->key, c ? c->key : NULL, c ? c->path : NULL, e->device_id_hex, text,
-                                       tcap, buf, sizeof buf);
-        *fix = same ? NULL : g_strdup(buf);
-        return same;
-    }
-    /* Only the cloud's private key is at hand: the device gets its public half, never the private file. */
-    char *pub = g_strdup_printf("%s.pub.der", c->path);
-    bool same = kr_fix_server_copy(e->key, c->key, pub, e->device_id_hex, text, tcap, buf, sizeof buf);
-    *fix = same ? NULL : g_strdup_printf("openssl rsa -in %s -pubout -outform DER -out %s, then %s", c->path,
-                                         pub, buf);
-    g_free(pub);
-    return same;
-}
-
 /* device-server-key lines (the server key in that device's flash) against the cloud's key, and
  * device-public lines (the cloud's record of a device's key) against the device's own key. */
 static void check_device_copies(check_state *st)
@@ -182,7 +163,8 @@ static void check_device_copies(check_state *st)
         char *fix = NULL;
         bool same = true;
         if (e->kind == KR_ENTRY_DEVICE_SERVER_KEY) {
-            same = check_device_server_key(e, cloud, text, sizeof text, &fix);
+            same = kr_contradiction_server_copy(e, cloud, text, sizeof text, buf, sizeof buf);
+            fix = same ? NULL : g_strdup(buf);
         } else if (e->kind == KR_ENTRY_DEVICE_PUBLIC) {
             const kr_entry *d = device_entry(st->kf, e->device_id);
             if (!d) {
@@ -229,19 +211,27 @@ static void check_server_pair(check_state *st)
 int cmd_check(int argc, char **argv)
 {
     static const tool_command cmd = {
-        "check", "KEYFILE - load a keyfile and check every key and pair",
+        "check", "KEYFILE [CAPTURE] - check every key and pair, or the keys a capture contradicts",
         "Loads the keyfile (the one format sparkwire's plugin, cloudmon and sparkkeys read), prints one\n"
         "line per entry with what was found, checks each key for its role (saying for every server\n"
         "public key whether it is the published Particle cloud key), and checks the pairs that can be\n"
         "checked: server-private against server-public, each device key against a public copy\n"
         "beside it (<id>.pub.pem, as the cloud stores it) and against its device-public line, and each\n"
         "device-server-key against the cloud's key (server-public, else the Particle key). Every problem\n"
-        "comes with the command that fixes it. Exit status 1 when a problem was found.",
+        "comes with the command that fixes it. Exit status 1 when a problem was found.\n"
+        "\n"
+        "With a CAPTURE (pcap or pcapng, read as cloudmon reads it), every connection to port 5683 is\n"
+        "followed with the keyfile's keys instead, and each gets its verdict, the line of the keyfile\n"
+        "the capture contradicts (line number, kind, path, fingerprint), the line it was compared with\n"
+        "and the command that fixes it; or that it contradicts no key. Exit status 0 when no key is\n"
+        "contradicted, 1 when one is, 2 when the capture cannot be read whole, 3 when none is but\n"
+        "the keys at hand leave open a cause that blames one.",
     };
     if (!tool_parse_options(&cmd, NULL, &argc, &argv))
         return EXIT_USAGE;
-    if (argc != 2) {
-        fprintf(stderr, "%s check: give one keyfile (usage: %s check KEYFILE)\n", PROG, PROG);
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "%s check: give one keyfile and at most one capture (usage: %s check KEYFILE "
+                "[CAPTURE])\n", PROG, PROG);
         return EXIT_USAGE;
     }
     kr_err err;
@@ -253,6 +243,17 @@ int cmd_check(int argc, char **argv)
     if (!kf) {
         printf("problem: %s\n", err.msg);
         return EXIT_PROBLEM;
+    }
+    if (argc == 3) {
+#ifdef SPARKKEYS_CAPTURE
+        int rc = check_capture(kf, argv[1], argv[2]);
+#else
+        fprintf(stderr, "%s: this sparkkeys was built without capture reading (build sparkwire with "
+                "-Dmonitor=true and libpcap)\n", PROG);
+        int rc = EXIT_USAGE;
+#endif
+        kr_keyfile_free(kf);
+        return rc;
     }
     check_state st = {kf, NULL, NULL, -1};
     size_t n = kr_keyfile_count(kf);

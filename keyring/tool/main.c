@@ -3,11 +3,13 @@
  *   sparkkeys show FILE...            what a key file holds and whether a device or the cloud can use it
  *   sparkkeys match KEY1 KEY2         do two keys belong together (same public key)?
  *   sparkkeys check KEYFILE           load a keyfile, check every key and every pair that can be checked
+ *   sparkkeys check KEYFILE CAPTURE   per connection of the capture, the keyfile line it contradicts
  *   sparkkeys import DUMP --out DIR   keys from a Core flash dump or a Photon DCT dump
  *   sparkkeys new --device ID --out DIR  a new device key pair as the device and the cloud want it
  *
  * One file per command (cmd_*.c); printing, writing and argument checks are shared (print.c, write.c,
- * util.c). Exit status: 0 fine, 1 a problem was found, 2 usage or I/O error.
+ * util.c). Exit status: 0 fine, 1 a problem was found, 2 usage or I/O error (check KEYFILE CAPTURE: 3, no
+ * key contradicted, but the keys at hand leave open a cause that blames one).
  */
 #include <locale.h>
 #include <string.h>
@@ -38,6 +40,7 @@ static void print_usage(FILE *f)
         "  sparkkeys show [--role ROLE] FILE...      what a key file holds and who can use it\n"
         "  sparkkeys match PRIVATE PUBLIC            do these two keys belong together?\n"
         "  sparkkeys check KEYFILE                   load a keyfile, check every key and pair\n"
+        "  sparkkeys check KEYFILE CAPTURE           which key line each connection contradicts, and the fix\n"
         "  sparkkeys import DUMP --out DIR [--device ID] [--layout core|dct]\n"
         "                                            keys from a Core flash or Photon DCT dump\n"
         "  sparkkeys new --device ID --out DIR       a new device key pair (device DER + cloud PEM)\n"
@@ -46,7 +49,8 @@ static void print_usage(FILE *f)
         "\n"
         "Keys of the Spark Core / Particle device-cloud protocol: RSA-1024 device keys, RSA-2048 server\n"
         "keys, in DER or PEM, PKCS#1, PKCS#8 or SubjectPublicKeyInfo, whatever the file extension.\n"
-        "Exit status: 0 fine, 1 a problem was found, 2 usage or I/O error.\n");
+        "Exit status: 0 fine, 1 a problem was found, 2 usage or I/O error; check with a capture:\n"
+        "3 no key contradicted, but the keys at hand leave open a cause that blames one.\n");
 }
 
 int main(int argc, char **argv)

@@ -9,7 +9,8 @@
 
 #include "keyring/keyring.h"
 
-enum { EXIT_FINE = 0, EXIT_PROBLEM = 1, EXIT_USAGE = 2 };
+/* check KEYFILE CAPTURE adds EXIT_UNSETTLED: no key contradicted, but the keys leave open a cause that blames one. */
+enum { EXIT_FINE = 0, EXIT_PROBLEM = 1, EXIT_USAGE = 2, EXIT_UNSETTLED = 3 };
 
 #define PROG "sparkkeys"
 
@@ -19,6 +20,8 @@ int cmd_match(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_new(int argc, char **argv);
+/* check KEYFILE CAPTURE (check_capture.c): the key line each connection of the capture contradicts. */
+int check_capture(const kr_keyfile *kf, const char *keyfile, const char *capture);
 
 /* ---- parsing (util.c) ---- */
 /* What --help says about a command. */

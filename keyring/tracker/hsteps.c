@@ -34,6 +34,12 @@ void krt_adopt_id(kr_tracker *t, const kr_entry *e)
     kr_device_id_hex(t->device_id, t->device_id_hex);
 }
 
+void krt_saw_g3(kr_tracker *t)
+{
+    if (t->generation == 0 || t->generation == 2)
+        t->generation = 3;
+}
+
 void krt_do_nonce(kr_tracker *t, double ts)
 {
     kr_dirstate *ds = &t->d[KR_S2D];

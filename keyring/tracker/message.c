@@ -417,6 +417,8 @@ static void check_counter(kr_tracker *t, const kr_message *m)
         if (m->msg_id != be && m->msg_id != le)
             kr_msg_pend(t, KR_FIND_COUNTER_ERROR, "the device Hello carries message id 0x%04x; the session material "
                         "makes it 0x%04x (or 0x%04x read little-endian)", m->msg_id, be, le);
+        else if (m->msg_id == le && le != be)
+            krt_saw_g3(t);
     }
     dd->have_last_id = true;
     dd->last_id = m->msg_id;

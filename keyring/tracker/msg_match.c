@@ -124,6 +124,7 @@ static void count_signal_ack_id(kr_tracker *t, kr_message *m)
     size_t l = strlen(m->summary);
     if (m->dir == KR_D2S && dd->have_last_id && m->msg_id == (uint16_t)(dd->last_id + 1)) {
         dd->last_id = m->msg_id;
+        krt_saw_g3(t);
         snprintf(m->summary + l, sizeof m->summary - l, "; matched by token, it carries the device's next "
                  "message id 0x%04x", m->msg_id);
     } else {

@@ -306,6 +306,9 @@ void krt_end_direction(kr_tracker *t, kr_dir dir, double ts, bool capture_end);
 const kr_entry *krt_server_entry(const kr_tracker *t, kr_entry_kind kind);
 const kr_entry *krt_cloud_public_entry(const kr_tracker *t);
 void krt_adopt_id(kr_tracker *t, const kr_entry *e);
+/* The wire shows firmware 0.8 or later (a little-endian message-id start, a Signal ACK carrying the
+ * device's own next id): a 214-byte id block's generation 2 becomes 3. */
+void krt_saw_g3(kr_tracker *t);
 void krt_do_nonce(kr_tracker *t, double ts);
 void krt_do_idblock(kr_tracker *t, double ts);
 void krt_do_sessionblock(kr_tracker *t, double ts);

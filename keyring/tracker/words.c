@@ -40,6 +40,7 @@ const kr_name kr_var_type_names[] = {
 const kr_name kr_generation_names[] = {
     { 1, "first Core firmware (52-byte id block)" },
     { 2, "later firmware (214-byte id block)" },
+    { 3, "Photon firmware 0.8 or later (214-byte id block, little-endian message-id start)" },
     { 0, NULL }
 };
 

@@ -533,6 +533,39 @@ def describe_parts(c):
 
 
 @scenario
+def describe_twice(c):
+    """Photon firmware 0.4-0.5 answer a Describe with both parts, then the application part; 0.6.0 with the
+    system part, then the application part. The second answer's id is not the request's: the cloud takes the
+    first answer and ignores the second."""
+    for ver, first in (('0.4', '{"f":["f"],"v":{},"p":6,"m":['), ('0.6', '{"p":6,"m":[')):
+        clog, [(rc, dlog, _)] = run(['--describe=application', '--session-time', '1'],
+                                    [device(D4, D4 + '.der', '--function', 'f', '--platform', '6', '--describe-twice',
+                                            ver, '--run-time', '2')])
+        parts = re.findall(r'describe: (\S+)', clog)
+        c.that(len(parts) == 1 and parts[0].startswith(first) and ('"f":[' in parts[0]) == (ver == '0.4'),
+               '%s: the first answer (selection byte ignored)' % ver, clog)
+        c.that(re.search(r'unexpected ACK 2\.05 id 0x[0-9a-f]{4}, ignored', clog) is not None,
+               '%s: a second answer with another id' % ver, clog)
+        c.that('describe answered' in dlog and 'error' not in dlog, '%s: the device answered without an error' % ver,
+               dlog)
+
+
+@scenario
+def frame_buffer(c):
+    """A 720-byte frame (an event with 700 bytes of data to a subscribed device): a Photon (800-byte buffer)
+    takes it; a Core (640 bytes) drops the connection at its length."""
+    data = 'a' * 700
+    for plat, takes in (('6', True), ('0', False)):
+        clog, [(rc, dlog, _)] = run(['--send-event', 'big=' + data, '--session-time', '1'],
+                                    [device(D4, D4 + '.der', '--subscribe', 'big', '--platform', plat,
+                                            '--run-time', '2')])
+        c.that(('subscription matched event big: ' + data in dlog) == takes,
+               'platform %s: frame taken: %s' % (plat, takes), dlog)
+        c.that(('frame longer than the receive buffer (720)' in dlog) != takes,
+               'platform %s: frame refused: %s' % (plat, not takes), dlog)
+
+
+@scenario
 def photon_g2_fast_ota(c):
     """Fast OTA with a chunk left out: the device refuses UpdateDone, asks for it, and ends the update itself."""
     img = image_file(900)

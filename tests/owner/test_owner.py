@@ -10,6 +10,9 @@ would:
   (the owner adds the cloud's public key)         server-public LINE
   sparkkeys check DIR/owner.keyfile               loads; device-server-key named, compared with server-public
   cloudmon -r CAPTURE -k DIR/owner.keyfile --json the final verdicts and first candidates of golden/owner
+  sparkkeys check DIR/owner.keyfile CAPTURE       cloudmon's verdict per connection, the line the capture
+                                                  contradicts (BLAME) and the command that fixes it, or
+                                                  that no key is contradicted; exit 0, 1 or 3
 
 and no verdict given as proven is followed by another code or loses its proof.
 
@@ -23,6 +26,8 @@ private key, so the device-server-key line is the owner's claim).
 A server key bound with `cloud=ADDR` judges only connections to that address: bound to the sample's cloud
 address, the server-key-mismatch evidence compares the device's copy with that key; bound to another
 address, the key does not apply and the comparison falls back to the published Particle cloud key.
+
+An absent, a damaged and a truncated capture each give `check KEYFILE CAPTURE` one line and exit 2.
 
     test_owner.py SPARKKEYS CLOUDMON [SOURCE_ROOT]
 """
@@ -167,6 +172,69 @@ def verdicts(cm, capture, kf, tag):
     return [final[c] for c in sorted(final)]
 
 
+# What `sparkkeys check KEYFILE CAPTURE` must name for each final verdict under the owner's keys: the kind of
+# keyfile line the capture contradicts, and pieces of the command that fixes it ({dev}: the device key's path,
+# {id}: the device id, {cloud}: the cloud's public key).
+BLAME = {
+    "server-key-mismatch": ("device-server-key", ["particle keys server {cloud} --host ADDRESS",
+                                                  "dfu-util -d 1d50:607f -a 1 -i 0 -s 0x00001000:leave -D {cloud}",
+                                                  "dfu-util -d 2b04:d006 -a 1 -i 0 -s 2082:leave -D {cloud}"]),
+    "device-key-mismatch": ("device", ["openssl rsa -in {dev} -inform DER -pubout -out {id}.pub.pem",
+                                       "particle keys send {id} {id}.pub.pem"]),
+    "bad-signature": ("server-public", ["sparkkeys match SERVER_PRIVATE {cloud}", "particle keys server {cloud}"]),
+}
+
+
+def keyfile_lines(kf):
+    """(kind, id or '', path) by line number, as the keyfile says them."""
+    out = {}
+    with open(kf, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            w = line.split("#", 1)[0].split()
+            if w:
+                out[n] = (w[0], w[1] if len(w) == 3 else "", w[-1])
+    return out
+
+
+def check_capture(k, kf, capture, got, devices, cloud, tag):
+    """sparkkeys check KEYFILE CAPTURE: per connection, the key line the capture contradicts and the fix."""
+    rc, out = run([k, "check", kf, capture])
+    lines = keyfile_lines(kf)
+    blamed = [v for v in got if v["verdict"] in BLAME]
+    unsettled = [v for v in got if v["candidates"]]
+    expect(rc == (1 if blamed else 3 if unsettled else 0), "%s: check with the capture exit %d:\n%s" % (tag, rc, out))
+    expect(out.count("\nconnection ") + out.startswith("connection ") == len(got),
+           "%s: check with the capture does not give each of the %d connections:\n%s" % (tag, len(got), out))
+    for v in got:
+        expect("): %s (%s)" % (v["verdict"], "proven" if v["proven"] else "inferred") in out,
+               "%s: check with the capture does not give cloudmon's verdict %s:\n%s" % (tag, v["verdict"], out))
+        if v["verdict"] not in BLAME:
+            continue
+        kind, fixes = BLAME[v["verdict"]]
+        dev_id, dev = devices[0] if len(devices) == 1 else (v.get("device", ""), "")
+        want = [n for n, (kd, i, _) in lines.items() if kd == kind and i in ("", dev_id)]
+        expect(len(want) == 1, "%s: the owner keyfile has %d %s lines for %s" % (tag, len(want), kind, dev_id))
+        for n in want:
+            kd, i, path = lines[n]
+            expect("contradicts line %d: %s %s%s" % (n, kind, i + " " if i else "", os.path.join(
+                os.path.dirname(kf), path) if not os.path.isabs(path) else path) in out,
+                "%s: check with the capture does not name line %d (%s):\n%s" % (tag, n, kind, out))
+        for fx in fixes:
+            fx = fx.format(dev=os.path.join(os.path.dirname(kf), dev_id + ".der"), id=dev_id, cloud=cloud)
+            expect("fix: " in out and fx in out, "%s: check with the capture gives no `%s`:\n%s" % (tag, fx, out))
+    for v in unsettled:
+        for c in v["candidates"]:
+            expect("  if %s:" % c in out, "%s: check with the capture does not weigh candidate %s:\n%s" % (tag, c, out))
+        if "unknown-device" in v["candidates"]:
+            expect("particle keys send" in out, "%s: no fix for unknown-device:\n%s" % (tag, out))
+    for v in got:
+        if v["verdict"] in ("not-spark", "stalled", "mid-session"):
+            expect("advice: " in out, "%s: check with the capture gives no advice on %s:\n%s" % (tag, v["verdict"], out))
+    if not blamed and not unsettled:
+        expect("the capture contradicts no key of the keyfile" in out,
+               "%s: check with the capture does not say no key is contradicted:\n%s" % (tag, out))
+
+
 def one_sample(k, cm, root, name, row, tmp):
     capture, dsk, want, cands = row
     dsk = os.path.join(root, dsk)
@@ -190,6 +258,7 @@ def one_sample(k, cm, root, name, row, tmp):
         first = ",".join(got[0]["candidates"]) if got and got[0]["candidates"] else "-"
         expect(codes == want and first == cands, "%s: verdicts %s cands=%s, expected %s cands=%s" % (
             tag, codes, first, want, cands))
+        check_capture(k, kf, os.path.join(root, capture), got, devices, cloud, tag)
         if want == "server-key-mismatch" and got:
             ev = got[0]["evidence"]
             expect(fingerprint(dsk) in ev and fingerprint(cloud) in ev,
@@ -219,6 +288,66 @@ def cloud_binding(cm, root, tmp):
                    "cloud=%s: the bound key should %sapply: %s" % (addr, "" if applies else "not ", ev))
 
 
+def cloud_keys(k, root, tmp):
+    """`check KEYFILE CAPTURE` with a cloud's keys (the sample's keyfile, server-private included), plus the
+    lines the owner keyfile lacks: the line at fault named, or named as missing, and its fix."""
+    keys = os.path.join(root, "samples", "keys")
+    d1, du = "53ff6c065067544816300187", "30ff71065067555011111111"
+    cases = [
+        # (sample, extra lines, exit, what the output must hold)
+        ("server-key-mismatch", "", 1,
+         ["server-key-mismatch (inferred)", "contradicts no line of the keyfile: it has no device-server-key line",
+          "compared with line 2: server-public", "particle keys server %s" % os.path.join(
+              root, "samples", "server-key-mismatch", "keys", "server-public.der")]),
+        ("unknown-device", "", 1,
+         ["unknown-device (proven)", "it has no device-public line for this device", "compared with line 3: device",
+          "-pubout -out %s.pub.pem, then give the cloud the device's public key: `particle keys send %s %s.pub.pem`"
+          % (du, du, du)]),
+        ("device-key-mismatch-g2", "device-public %s %s\n" % (d1, os.path.join(keys, "other-device.pub.pem")), 1,
+         ["device-key-mismatch (proven)", "contradicts line 3: device %s" % d1,
+          "compared with line 4: device-public %s" % d1, "particle keys send %s %s.pub.pem" % (d1, d1)]),
+        ("device-key-mismatch-g2", "device-public %s %s\n" % (d1, os.path.join(keys, d1 + ".pub.pem")), 1,
+         ["contradicts line 3: device %s" % d1, "lines 3 and 4 agree", "particle keys doctor %s" % d1]),
+        ("server-key-mismatch", "device-server-key %s %s\n" % (d1, os.path.join(keys, "server-public.der")), 1,
+         ["contradicts line 4: device-server-key %s" % d1, "line 4 says %s holds the cloud's key" % d1,
+          "dfu-util -d 1d50:607f -a 1 -s 0x00001000:2048 -U server-key.bin"]),
+    ]
+    for n, (sample, extra, code, want) in enumerate(cases):
+        sdir = os.path.join(root, "samples", sample)
+        kf = os.path.join(tmp, "cloud%d.keyfile" % n)
+        with open(os.path.join(sdir, "keyfile"), encoding="utf-8") as f:
+            lines = [l.replace("keys/", os.path.join(sdir, "keys") + "/") for l in f.read().splitlines()
+                     if l.strip() and not l.startswith("#")]
+        with open(kf, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n" + extra)
+        rc, out = run([k, "check", kf, os.path.join(sdir, "capture.pcap")])
+        expect(rc == code, "%s with the cloud's keys + %r: exit %d:\n%s" % (sample, extra, rc, out))
+        for w in want:
+            expect(w in out, "%s with the cloud's keys + %r: no %r in:\n%s" % (sample, extra, w, out))
+
+
+def bad_captures(k, root, tmp):
+    """An absent, a damaged and a truncated capture: one line on stderr naming it, exit 2."""
+    kf = os.path.join(root, "samples", "healthy", "keyfile")
+    good = read(os.path.join(root, "samples", "healthy", "capture.pcap"))
+    cut = os.path.join(tmp, "cut.pcap")
+    with open(cut, "wb") as f:
+        f.write(good[:3000])
+    junk = os.path.join(tmp, "junk.pcap")
+    with open(junk, "wb") as f:
+        f.write(b"not a capture at all\n" * 10)
+    for path, word in ((os.path.join(tmp, "absent.pcap"), "No such file"), (junk, "not a capture"),
+                       (cut, "damaged or truncated after")):
+        p = subprocess.run([k, "check", kf, path], capture_output=True, text=True, timeout=60)
+        err = p.stderr.strip().splitlines()
+        expect(p.returncode == 2 and len(err) == 1 and path in err[0] and word in err[0],
+               "check with %s: exit %d, stderr %r" % (os.path.basename(path), p.returncode, p.stderr))
+    # the packets before the damage are still judged
+    p = subprocess.run([k, "check", kf, cut], capture_output=True, text=True, timeout=60)
+    expect("connection 1: device 53ff6c065067544816300187" in p.stdout and "ok (proven)" in p.stdout,
+           "check with a truncated capture does not judge the packets before the damage:\n" + p.stdout)
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -237,6 +366,8 @@ def main():
                 continue
             one_sample(k, cm, root, name, rows[name], tmp)
         cloud_binding(cm, root, tmp)
+        bad_captures(k, root, tmp)
+        cloud_keys(k, root, tmp)
     print("%d samples, %d checks, %d failure(s)" % (len(names), checks, failures))
     return 1 if failures else 0
 

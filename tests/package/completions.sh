@@ -17,7 +17,7 @@ if [ -x "$build/keyring/tool/sparkkeys" ]; then
 else
     link sparkkeys "$build/keyring/tool/keyring"      # the key command before its rename
 fi
-mkdir "$tmp/keys.d" && touch "$tmp/keyfile.txt"
+mkdir "$tmp/keys.d" && touch "$tmp/keyfile.txt" "$tmp/kitchen.pcapng"
 
 PATH="$tmp:$PATH" SRC="$src" TMPD="$tmp" bash --norc --noprofile <<'INNER'
 set -u
@@ -83,6 +83,7 @@ if command -v sparkkeys >/dev/null; then
     offers sparkkeys new --out k -- keys.d
     offers sparkkeys show --role dev -- device device-public
     offers sparkkeys check key -- keyfile.txt
+    offers sparkkeys check keyfile.txt k -- kitchen.pcapng keys.d   # check KEYFILE CAPTURE: no keyfile.txt
 fi
 if command -v sparkdev >/dev/null; then
     offers sparkdev --gen -- --generation

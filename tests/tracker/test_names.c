@@ -27,7 +27,7 @@ static void test_tables(void **state)
     assert_int_equal(check_table(kr_coap_code_names), 7);
     assert_int_equal(check_table(kr_platform_names), 4);
     assert_int_equal(check_table(kr_var_type_names), 6);
-    assert_int_equal(check_table(kr_generation_names), 2);
+    assert_int_equal(check_table(kr_generation_names), 3);
     assert_int_equal(check_table(kr_describe_flag_names), 4);
     assert_int_equal(check_table(kr_step_names), 6);
     assert_int_equal(check_table(kr_msg_kind_names), KR_MSG_RST + 1);
@@ -64,6 +64,7 @@ static void test_words(void **state)
     assert_string_equal(kr_name_of(kr_frame_state_names, KR_FRAME_DECRYPT_ERROR), "decryption error");
     assert_string_equal(kr_generation_str(0), "");
     assert_string_equal(kr_generation_str(1), "first Core firmware (52-byte id block)");
+    assert_string_equal(kr_generation_str(3), "Photon firmware 0.8 or later (214-byte id block, little-endian message-id start)");
     assert_string_equal(kr_msg_kind_title(KR_MSG_CHUNK_MISSED), "Chunk missed");
     assert_string_equal(kr_msg_kind_str(KR_MSG_UPDATE_DONE), "update-done");
     assert_string_equal(kr_step_title(KR_STEP_HELLO, KR_S2D), "Cloud Hello");

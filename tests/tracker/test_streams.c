@@ -497,6 +497,82 @@ static void test_describe_raw_names(void **state)
     s_end(&s);
 }
 
+/* A G2 session with all keys, up to both Hellos. */
+static void s_ready(sess *s)
+{
+    s_begin(s, false, K.srv, false);
+    s_session(s, K.dev, K.srv);
+    s_hellos(s);
+}
+
+/* Both sides close; with all keys the session is ok and gives no finding. r keeps what it gave. */
+static void s_close_ok(sess *s, rec *r)
+{
+    tk_conn_close(s->c, KR_D2S, 1.0, false);
+    tk_conn_close(s->c, KR_S2D, 0.001, false);
+    rec_init(r);
+    kr_verdict v = run(s->c, "a", r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_int_equal(r->findings->len, 0);
+}
+
+/* Firmware 0.4-0.6.0 answer a Describe twice, the second time with a message id that is not the request's (the
+ * first two ciphertext bytes of the first answer): both answers are named and neither gives a finding. Then
+ * the session goes on as usual. */
+static void test_describe_twice(void **state)
+{
+    (void)state;
+    sess s;
+    s_ready(&s);
+    coap c;
+    s_describe(&s, "{\"f\":[\"brew\"],\"v\":{\"t\":2},\"p\":6,\"m\":[{\"s\":16384,\"l\":\"m\"}]}");
+    const char *app = "{\"f\":[\"brew\"],\"v\":{\"t\":2}}";
+    c_start(&c, ACK, CONTENT, 0x8c75, s.srv_tok);
+    c_payload(&c, app, strlen(app));
+    s_send(&s, KR_D2S, 0.002, &c);
+    c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
+    c_path(&c, "v");
+    c_path(&c, "t");
+    s_send(&s, KR_S2D, 0.1, &c);
+    uint8_t v[4] = { 0, 0, 0, 7 };
+    c_start(&c, ACK, CONTENT, s.srv_id++, s.srv_tok);
+    c_payload(&c, v, 4);
+    s_send(&s, KR_D2S, 0.01, &c);
+    rec r;
+    s_close_ok(&s, &r);
+    assert_true(has(r.summaries, "Describe: 1 function, 1 variable, platform 6, 1 firmware module"));
+    assert_true(has(r.summaries, "Describe: 1 function, 1 variable"));
+    assert_true(has(r.summaries, "Variable t = 7 (int32)"));
+    rec_free(&r);
+    s_end(&s);
+}
+
+/* A Photon takes frames up to 800 bytes: an event of 720 bytes on the wire to a subscribed device is followed
+ * without a finding. */
+static void test_photon_large_frame(void **state)
+{
+    (void)state;
+    sess s;
+    s_ready(&s);
+    coap c;
+    char data[700];
+    memset(data, 'a', sizeof data);
+    c_start(&c, NON, POST, s.srv_id++, NO_TOKEN);
+    c_path(&c, "e");
+    c_path(&c, "big");
+    c_payload(&c, data, sizeof data);
+    s_send(&s, KR_S2D, 0.01, &c);
+    c_start(&c, CON, EMPTY, s.dev_id++, NO_TOKEN);
+    s_send(&s, KR_D2S, 0.5, &c);
+    c_start(&c, ACK, EMPTY, (uint16_t)(s.dev_id - 1), NO_TOKEN);
+    s_send(&s, KR_S2D, 0.01, &c);
+    rec r;
+    s_close_ok(&s, &r);
+    assert_true(has(r.summaries, "Event big = aaaa"));
+    rec_free(&r);
+    s_end(&s);
+}
+
 static void test_healthy(void **state)
 {
     (void)state;
@@ -2433,6 +2509,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_healthy),
         cmocka_unit_test(test_describe_raw_names),
+        cmocka_unit_test(test_describe_twice),
+        cmocka_unit_test(test_photon_large_frame),
         cmocka_unit_test(test_device_key_mismatch),
         cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_id_block_failures),

@@ -129,6 +129,11 @@ bool kr_fix_server_copy(const kr_key *device_copy, const kr_key *cloud, const ch
 bool kr_fix_device_record(const kr_key *device_key, const char *device_path, const kr_key *record, const char *id,
                           char *text, size_t text_cap, char *fix, size_t fix_cap);
 
+/* The cloud gets the public half of the device key in device_path: openssl makes ID.pub.pem, then
+ * kr_fix_send_public. Returns out. */
+char *kr_fix_send_own_public(const kr_key *device_key, const char *device_path, const char *id, char *out,
+                             size_t cap);
+
 /* The command that fixes a slot of f that is not a valid key (absent: read more; blank or invalid: write
  * a key), "" for a valid one. id (or NULL) names the device in particle commands. Returns out. */
 char *kr_flash_slot_fix(const kr_flash *f, const kr_flash_slot *s, const char *id, char *out, size_t cap);

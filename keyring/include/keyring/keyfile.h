@@ -37,6 +37,9 @@ typedef enum kr_entry_kind {
     KR_ENTRY_DEVICE_PUBLIC    /* the device public key the cloud holds on record for ID (RSA-1024) */
 } kr_entry_kind;
 
+/* The keyword of a line of this kind: "server-private", "device-server-key", ... */
+const char *kr_entry_kind_str(kr_entry_kind kind);
+
 /* The longest key file path a line may resolve to: a longer one is an error, never cut. */
 #define KR_ENTRY_PATH_MAX 1023
 

@@ -9,5 +9,6 @@
 #include "flash.h"
 #include "tracker.h"
 #include "names.h"
+#include "contradict.h"
 #include "advice.h"
 #endif

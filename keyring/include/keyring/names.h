@@ -22,7 +22,7 @@ extern const kr_name kr_coap_type_names[];    /* "CON", "NON", "ACK", "RST" */
 extern const kr_name kr_coap_code_names[];    /* "Empty", "GET", "POST", "PUT", "2.04 Changed", ... */
 extern const kr_name kr_platform_names[];     /* 0 "Core", 6 "Photon", 8 "P1", 10 "Electron" */
 extern const kr_name kr_var_type_names[];     /* "unknown", "bool", "int32", "string", "null", "double" */
-extern const kr_name kr_generation_names[];   /* 1 "first Core firmware (52-byte id block)", 2 ... */
+extern const kr_name kr_generation_names[];   /* 1 "first Core firmware (52-byte id block)", 2, 3 */
 extern const kr_name kr_describe_flag_names[];/* 1 "system", 2 "application", 3 "system and application" ... */
 extern const kr_name kr_step_names[];         /* "nonce", "id-block", ... (kr_step_str) */
 extern const kr_name kr_msg_kind_names[];     /* "hello", "describe", ... (kr_msg_kind_str) */

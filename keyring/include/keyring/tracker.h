@@ -253,7 +253,9 @@ typedef struct kr_verdict {
 typedef struct kr_conn_info {
     bool device_id_known;
     char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
-    int generation;             /* 0 unknown, 1 = 52-byte id block (first Core firmware), 2 = 214 bytes */
+    int generation;             /* 0 unknown, 1 = 52-byte id block (first Core firmware), 2 = 214 bytes,
+                                   3 = 214 bytes and the wire shows Photon firmware 0.8 or later (a Hello whose
+                                   id is the little-endian start, a Signal ACK with the device's own id) */
     kr_step_kind last_step;
     bool handshake_done;        /* both Hellos seen (or the session came from a session line) */
     bool decrypting;            /* a session key is known */
