@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tracker_int.h"
+#include "rsagate.h"
 #include "keyring/handshake.h"
 
 /* The server key entry of a kind that judges this connection's cloud (bound to its address, else the
@@ -80,6 +81,9 @@ void krt_do_idblock(kr_tracker *t, double ts)
         snprintf(note, sizeof note, "256-byte id block, RSA-encrypted to the cloud key: not opened "
                  "(no server-private key for this cloud in the keyfile)");
         why = KR_WHY_NO_SERVER_KEY;
+    } else if (krt_rsa_skipped(t)) {
+        snprintf(note, sizeof note, "256-byte id block, RSA-encrypted to the cloud key: %s", krt_rsa_skipped(t));
+        why = KR_WHY_RSA_BUDGET;
     } else {
         kr_idblock ib;
         memset(&ib, 0, sizeof ib);
@@ -87,6 +91,7 @@ void krt_do_idblock(kr_tracker *t, double ts)
         const uint8_t *nonce = (t->nonce_seen && !t->nonce_damaged) ? t->nonce
                                : (t->not_spark && t->s2d_head_len == KR_NONCE_LEN) ? t->s2d_head : NULL;
         res = kr_hs_open_idblock(sp, block, nonce, &ib);
+        krt_rsa_charge(t, 1);
         t->id_result = res;
         if (res == KR_HS_OK || res == KR_HS_NONCE) {
             t->id_block_opened = KR_YES;
@@ -252,9 +257,15 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     kr_hs_result res = KR_HS_OK;
     uint8_t m[KR_SESSION_LEN];
     bool opened = false;
+    const char *budget = ds->damaged ? NULL : krt_rsa_skipped(t);
 
-    if (!ds->damaged) {
+    if (budget) {
+        snprintf(note, sizeof note, "384-byte session block: %s", budget);
+    } else if (!ds->damaged) {
         opened = open_with_device_keys(t, e, m, &res);
+        krt_rsa_charge(t, (unsigned)t->device_keys_tried);
+        if (opened)
+            krt_rsa_opened(t, ts);
         if (t->device_keys_tried == 0) {
             t->session_opened = KR_UNKNOWN;
             if (t->device_id_known)
@@ -285,6 +296,9 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     if (!t->session_known) {
         if (t->n_session_cands > 0)
             snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "%s", "trying the keyfile's session lines");
+        else if (budget)
+            snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: the handshake was %s",
+                     budget);
         else if (t->device_keys_tried == 0)
             snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: %s",
                      t->device_id_known ? "no device key for this device in the keyfile"
@@ -301,7 +315,8 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     krt_step_init(t, &s, KR_STEP_SESSIONBLOCK, KR_S2D, ds->buf, KR_SESSIONBLOCK_LEN, ds->pdu_offset,
               ds->pdu_first_time, ts);
     s.hs_result = res;
-    s.reason = ds->disputed ? KR_WHY_DISPUTED : ds->damaged ? KR_WHY_BYTES_LOST : t->device_keys_tried == 0 ? KR_WHY_NO_DEVICE_KEY
+    s.reason = ds->disputed ? KR_WHY_DISPUTED : ds->damaged ? KR_WHY_BYTES_LOST : budget ? KR_WHY_RSA_BUDGET
+               : t->device_keys_tried == 0 ? KR_WHY_NO_DEVICE_KEY
                : t->session_opened == KR_NO ? KR_WHY_KEY_DOES_NOT_OPEN : KR_WHY_NONE;
     snprintf(s.note, sizeof s.note, "%s%s", note, signote);
     ds->have = 0;

@@ -212,6 +212,7 @@ struct kr_tracker {
     kr_step_kind last_step;    /* the last step given */
     bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
     kr_conn_info *info;        /* filled by kr_tracker_info when asked */
+    struct krt_rsa *rsa;       /* the RSA budget's state (rsagate.c), NULL without a budget */
 };
 
 /* Text fields have fixed sizes; cutting an over-long name or note is intended. */

@@ -9,4 +9,5 @@
 #include "flash.h"
 #include "tracker.h"
 #include "names.h"
+#include "budget.h"
 #endif
