@@ -432,7 +432,8 @@ static void test_encrypt_limits(void **state)
     (void)state;
     uint8_t key[16] = {1}, iv[16] = {2};
     kr_cipher *c = kr_cipher_new(key, iv);
-    uint8_t msg[16] = "0123456789abcdef", out[64];
+    uint8_t msg[16], out[64];
+    memcpy(msg, "0123456789abcdef", sizeof msg);
     assert_int_equal(kr_cipher_encrypt(c, msg, 16, out, 33), -1);
     assert_int_equal(kr_cipher_encrypt(c, msg, 16, out, 34), 34);
     assert_int_equal(out[1], 32);   /* a full block of padding */
