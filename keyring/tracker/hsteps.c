@@ -82,7 +82,8 @@ void krt_do_idblock(kr_tracker *t, double ts)
                  "(no server-private key for this cloud in the keyfile)");
         why = KR_WHY_NO_SERVER_KEY;
     } else if (krt_rsa_skipped(t)) {
-        snprintf(note, sizeof note, "256-byte id block, RSA-encrypted to the cloud key: %s", krt_rsa_skipped(t));
+        snprintf(note, sizeof note, "256-byte id block, RSA-encrypted to the cloud key: " KRT_RSA_SKIPPED ": %s",
+                 krt_rsa_skipped(t));
         why = KR_WHY_RSA_BUDGET;
     } else {
         kr_idblock ib;
@@ -260,7 +261,7 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     const char *budget = ds->damaged ? NULL : krt_rsa_skipped(t);
 
     if (budget) {
-        snprintf(note, sizeof note, "384-byte session block: %s", budget);
+        snprintf(note, sizeof note, "384-byte session block: " KRT_RSA_SKIPPED ": %s", budget);
     } else if (!ds->damaged) {
         opened = open_with_device_keys(t, e, m, &res);
         krt_rsa_charge(t, (unsigned)t->device_keys_tried);
@@ -297,8 +298,8 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
         if (t->n_session_cands > 0)
             snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "%s", "trying the keyfile's session lines");
         else if (budget)
-            snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: the handshake was %s",
-                     budget);
+            snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: the handshake was "
+                     KRT_RSA_SKIPPED ": %s", budget);
         else if (t->device_keys_tried == 0)
             snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: %s",
                      t->device_id_known ? "no device key for this device in the keyfile"

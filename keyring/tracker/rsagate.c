@@ -30,7 +30,6 @@ struct krt_rsa {
     double park_ts;
     held *log;
     size_t n, cap, bytes;
-    char words[200];
 };
 
 void kr_tracker_set_budget(kr_tracker *t, kr_budget *b, const uint8_t device[16])
@@ -73,8 +72,6 @@ static void decide(struct krt_rsa *r, bool granted, kr_budget_why why)
     r->decided = true;
     r->skipped = !granted;
     r->why = why;
-    if (!granted)
-        snprintf(r->words, sizeof r->words, "not opened for the RSA budget: %s", kr_budget_why_str(why));
 }
 
 /* The waiting block is opened (or reported skipped), then what came meanwhile is given again. */
@@ -221,7 +218,7 @@ void krt_rsa_free(kr_tracker *t)
 
 const char *krt_rsa_skipped(const kr_tracker *t)
 {
-    return t->rsa && t->rsa->decided && t->rsa->skipped ? t->rsa->words : NULL;
+    return t->rsa && t->rsa->decided && t->rsa->skipped ? kr_budget_why_str(t->rsa->why) : NULL;
 }
 
 void krt_rsa_charge(kr_tracker *t, unsigned ops)

@@ -18,7 +18,9 @@ bool krt_rsa_hold_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t l
 /* No more input: a waiting block is decided now (served when the budget allows, else skipped). */
 void krt_rsa_settle(kr_tracker *t, double ts);
 void krt_rsa_free(kr_tracker *t);
-/* The words for a handshake whose RSA work the budget skipped, or NULL when it was not skipped. */
+/* Why the budget skipped the handshake's RSA work (kr_budget_why_str), or NULL when it did not. Notes say
+ * KRT_RSA_SKIPPED ": " and that. */
+#define KRT_RSA_SKIPPED "not opened for the RSA budget"
 const char *krt_rsa_skipped(const kr_tracker *t);
 /* ops private-key operations were done for this handshake. */
 void krt_rsa_charge(kr_tracker *t, unsigned ops);

@@ -603,7 +603,8 @@ void krt_evaluate(kr_tracker *t, double ts)
     if (v.code != KR_V_NONE && krt_rsa_skipped(t)) {
         /* no key looked at the handshake: the verdict rests on the wire, and says why */
         char note[256];
-        snprintf(note, sizeof note, "the handshake was %s, so no key checked it", krt_rsa_skipped(t));
+        snprintf(note, sizeof note, "the handshake was " KRT_RSA_SKIPPED " (%s), so no key checked it",
+                 krt_rsa_skipped(t));
         add_note(&v, note);
     }
     if (v.code == KR_V_NONE) {
