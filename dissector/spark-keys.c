@@ -380,7 +380,7 @@ void spark_register_prefs(void)
 /* ---- export of session lines ------------------------------------------------------------------------ */
 
 static int spark_export_fd = -1;
-static GHashTable *spark_exported;      /* device ids already written */
+static kr_session_lines *spark_exported;  /* the lines written: one per device, later ones as comments */
 static gboolean spark_export_failed;
 
 static void export_open(void)
@@ -411,34 +411,31 @@ static void export_open(void)
         spark_export_failed = TRUE;
         return;
     }
-    spark_exported = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    spark_exported = kr_session_lines_new();
+    if (!spark_exported) {
+        report_failure("Spark session export: %s: out of memory", path);
+        close(spark_export_fd);
+        spark_export_fd = -1;
+        spark_export_failed = TRUE;
+    }
 }
 
-/* One session line for a connection whose session material the plugin found (first pass only). A keyfile
- * holds one session per device: a device's later sessions are written as comments. */
+/* One session line for a connection whose session material the plugin found (first pass only), as libkeyring
+ * writes it: a device's later sessions as comments, since a keyfile holds one session per device. */
 void spark_export_session(const char *device_id_hex, const uint8_t *session)
 {
-    char line[64 + KR_DEVICE_ID_HEX_LEN + 2 * KR_SESSION_LEN];
-    gboolean again;
-    size_t j, n;
+    char line[KR_SESSION_LINE_MAX];
+    size_t n;
 
     export_open();
     if (spark_export_fd < 0)
         return;
-    again = g_hash_table_contains(spark_exported, device_id_hex);
-    n = (size_t)g_snprintf(line, sizeof line, "%ssession %s ", again ? "# another connection: " : "",
-                           device_id_hex);
-    for (j = 0; j < KR_SESSION_LEN; j++)
-        n += (size_t)g_snprintf(line + n, sizeof line - n, "%02x", session[j]);
-    n += (size_t)g_snprintf(line + n, sizeof line - n, "\n");
-    if (write(spark_export_fd, line, n) != (ssize_t)n) {
+    n = kr_session_line(spark_exported, device_id_hex, session, line);
+    if (n > 0 && write(spark_export_fd, line, n) != (ssize_t)n) {
         report_failure("Spark session export: writing %s failed: %s", pref_export_sessions, g_strerror(errno));
         spark_export_close();
         spark_export_failed = TRUE;
-        return;
     }
-    if (!again)
-        g_hash_table_add(spark_exported, g_strdup(device_id_hex));
 }
 
 void spark_export_close(void)
@@ -447,7 +444,6 @@ void spark_export_close(void)
         close(spark_export_fd);
     spark_export_fd = -1;
     spark_export_failed = FALSE;
-    if (spark_exported)
-        g_hash_table_destroy(spark_exported);
+    kr_session_lines_free(spark_exported);
     spark_exported = NULL;
 }

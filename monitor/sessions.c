@@ -10,6 +10,11 @@ int cm_sessions_open(cm_sessions *s, const char *path, bool keep, size_t limit, 
     g_queue_init(&s->order);
     s->seen = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     if (path) {
+        s->lines = kr_session_lines_new();
+        if (!s->lines) {
+            snprintf(err, errcap, "--export-sessions %s: out of memory", path);
+            return -1;
+        }
         s->file = cm_outfile_open(path, "--export-sessions", true, err, errcap);
         if (!s->file)
             return -1;
@@ -27,8 +32,9 @@ static void on_step(void *ud, const cm_conn *c, const kr_step *st)
     char hex[2 * KR_SESSION_LEN + 1];
     kr_hex(st->session, KR_SESSION_LEN, hex);
     const char *id = st->device_id_known ? st->device_id_hex : i->device_id_known ? i->device_id_hex : NULL;
-    if (s->file && id) {
-        if (fprintf(s->file, "session %s %s\n", id, hex) < 0)
+    char line[KR_SESSION_LINE_MAX];
+    if (s->file && id && kr_session_line(s->lines, id, st->session, line) > 0) {
+        if (fputs(line, s->file) < 0)
             s->failed = true;
         s->written++;
     }
@@ -64,6 +70,8 @@ int cm_sessions_close(cm_sessions *s)
     if (s->file && (fclose(s->file) != 0 || s->failed))
         rc = -1;
     s->file = NULL;
+    kr_session_lines_free(s->lines);
+    s->lines = NULL;
     if (s->seen)
         g_hash_table_destroy(s->seen);
     s->seen = NULL;

@@ -1,5 +1,6 @@
 /* cloudmon: session material as it becomes known, once per connection: --export-sessions writes the
- * keyfile `session` line of every decrypted connection (file 0600, never through a link), and with
+ * keyfile `session` line of every decrypted connection (libkeyring's kr_session_line: a device's later
+ * connections as comments, so the file loads as a keyfile; file 0600, never through a link), and with
  * --show-keys the screen shows it. Nothing is kept or written otherwise. */
 #ifndef CLOUDMON_SESSIONS_H
 #define CLOUDMON_SESSIONS_H
@@ -8,6 +9,7 @@
 
 typedef struct cm_sessions {
     FILE *file;              /* --export-sessions, or NULL */
+    kr_session_lines *lines; /* what is written: one session line per device, later ones as comments */
     bool keep;               /* --show-keys with the screen: keep the hex per connection */
     GHashTable *seen;        /* conn id -> hex (keep) or a mark */
     GQueue order;            /* kept ids, oldest first: at most limit are kept */

@@ -51,12 +51,12 @@ void sw_err(const char *fmt, ...)
 
 int sw_keybuf_from_key(const kr_key *key, bool private_form, sw_keybuf *out)
 {
-    if (key == NULL || key->pkey == NULL)
+    if (key == NULL || kr_key_pkey(key) == NULL)
         return -1;
-    int n = private_form ? i2d_PrivateKey(key->pkey, NULL) : i2d_PUBKEY(key->pkey, NULL);
+    int n = private_form ? i2d_PrivateKey(kr_key_pkey(key), NULL) : i2d_PUBKEY(kr_key_pkey(key), NULL);
     unsigned char *p = out->der;
     if (n <= 0 || (size_t)n > sizeof out->der ||
-        (private_form ? i2d_PrivateKey(key->pkey, &p) : i2d_PUBKEY(key->pkey, &p)) != n)
+        (private_form ? i2d_PrivateKey(kr_key_pkey(key), &p) : i2d_PUBKEY(kr_key_pkey(key), &p)) != n)
         return -1;
     out->len = (size_t)n;
     out->bits = key->bits;

@@ -133,8 +133,8 @@ bool kr_file_is_regular(const char *path, const char *what, kr_err *err)
     return true;
 }
 
-uint8_t *kr_read_file(const char *path, size_t max, const char *what, const char *too_big, size_t *len,
-                      kr_err *err)
+int kr_read_file_into(const char *path, size_t max, const char *what, const char *too_big, uint8_t **bufp,
+                      size_t *capp, size_t *len, kr_err *err)
 {
     const char *sep = what ? " " : "";
     /* O_NONBLOCK: opening a FIFO must not wait for a writer; only a regular file is read. A symlink to a
@@ -142,53 +142,86 @@ uint8_t *kr_read_file(const char *path, size_t max, const char *what, const char
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         kr_err_set(err, "%s: cannot open%s%s: %s", path, sep, what ? what : "", strerror(errno));
-        return NULL;
+        return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         kr_err_set(err, "%s: cannot read%s%s: %s", path, sep, what ? what : "", strerror(errno));
         close(fd);
-        return NULL;
+        return -1;
     }
     if (!S_ISREG(st.st_mode)) {
         not_regular(err, path, st.st_mode, what);
         close(fd);
-        return NULL;
+        return -1;
     }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0)
-        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        kr_err_set(err, "%s: cannot open%s%s: %s", path, sep, what ? what : "", strerror(errno));
-        close(fd);
-        return NULL;
-    }
+    /* Plain read(2) into a buffer sized from the file (a keyfile may name 70,000 key files: no stdio per
+     * file; a read that brings exactly st_size bytes is the end). O_NONBLOCK does not change reads of a
+     * regular file. A file that grew since fstat is read on, up to one byte more than the limit. */
     what = what ? what : "";
-    /* Size the buffer from the file when it tells (a regular file), else read up to the limit. */
-    size_t cap = max + 1;
-    if ((uint64_t)st.st_size <= max)
-        cap = (size_t)st.st_size + 1;
-    uint8_t *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        kr_err_set(err, "%s: out of memory", path);
-        return NULL;
+    size_t want = ((uint64_t)st.st_size <= max ? (size_t)st.st_size : max) + 1;
+    uint8_t *buf = *bufp;
+    size_t cap = *capp;
+    if (cap < want) {
+        buf = realloc(buf, want);
+        if (buf)
+            cap = want;
+        else
+            free(*bufp);
     }
-    size_t n = fread(buf, 1, cap, f);
-    int bad = ferror(f);
-    int saved = errno;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        kr_err_set(err, "%s: cannot read%s%s: %s", path, sep, what, strerror(saved ? saved : EIO));
-        return NULL;
+    size_t n = 0;
+    while (buf) {
+        if (n == cap) {
+            if (cap > max)
+                break;
+            size_t more = cap > max / 2 ? max + 1 : cap * 2;
+            uint8_t *b = realloc(buf, more);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+            cap = more;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int saved = errno;
+            *bufp = buf;
+            *capp = cap;
+            close(fd);
+            kr_err_set(err, "%s: cannot read%s%s: %s", path, sep, what, strerror(saved));
+            return -1;
+        }
+        n += (size_t)r;
+        if (r == 0 || (n == (size_t)st.st_size && n < cap))
+            break;
+    }
+    close(fd);
+    *bufp = buf;
+    *capp = buf ? cap : 0;
+    if (!buf) {
+        kr_err_set(err, "%s: out of memory", path);
+        return -1;
     }
     if (n > max) {
-        free(buf);
         kr_err_set(err, "%s: %s", path, too_big);
-        return NULL;
+        return -1;
     }
     *len = n;
+    return 0;
+}
+
+uint8_t *kr_read_file(const char *path, size_t max, const char *what, const char *too_big, size_t *len,
+                      kr_err *err)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    if (kr_read_file_into(path, max, what, too_big, &buf, &cap, len, err) != 0) {
+        free(buf);
+        return NULL;
+    }
     return buf;
 }

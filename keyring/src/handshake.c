@@ -44,11 +44,11 @@ static void disable_implicit_rejection(EVP_PKEY_CTX *ctx)
  * cannot be used. */
 static int rsa_decrypt(const kr_key *key, const uint8_t *in, size_t inlen, uint8_t *out, size_t cap)
 {
-    if (!key || !key->pkey || !key->is_private)
+    if (!key || !kr_key_pkey(key) || !key->is_private)
         return -2;
-    if ((size_t)EVP_PKEY_get_size(key->pkey) != inlen)
+    if ((size_t)EVP_PKEY_get_size(kr_key_pkey(key)) != inlen)
         return -1;   /* a block of another size cannot have been made for this key */
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, kr_key_pkey(key), NULL);
     if (!ctx)
         return -2;
     int ret = -1;
@@ -137,11 +137,11 @@ int kr_hs_hmac(const uint8_t m[KR_SESSION_LEN], const uint8_t e[KR_SESSION_E_LEN
 kr_hs_result kr_hs_verify_signature(const kr_key *server_public, const uint8_t sig[KR_SIGNATURE_LEN],
                                     const uint8_t *hmac, uint8_t *recovered)
 {
-    if (!server_public || !server_public->pkey)
+    if (!server_public || !kr_key_pkey(server_public))
         return KR_HS_NO_KEY;
-    if (EVP_PKEY_get_size(server_public->pkey) != KR_SIGNATURE_LEN)
+    if (EVP_PKEY_get_size(kr_key_pkey(server_public)) != KR_SIGNATURE_LEN)
         return KR_HS_SIG_FORMAT;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, server_public->pkey, NULL);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, kr_key_pkey(server_public), NULL);
     if (!ctx)
         return KR_HS_NO_KEY;
     kr_hs_result r = KR_HS_SIG_FORMAT;
@@ -173,16 +173,16 @@ void kr_session_from_material(const uint8_t m[KR_SESSION_LEN], kr_session *s)
 static int rsa_encrypt(const kr_key *key, const uint8_t *in, size_t inlen, uint8_t *out, size_t want,
                        kr_err *err, const char *what)
 {
-    if (!key || !key->pkey) {
+    if (!key || !kr_key_pkey(key)) {
         kr_err_set(err, "%s: no key", what);
         return -1;
     }
-    if ((size_t)EVP_PKEY_get_size(key->pkey) != want) {
+    if ((size_t)EVP_PKEY_get_size(kr_key_pkey(key)) != want) {
         kr_err_set(err, "%s: %s is RSA-%d, the protocol needs RSA-%zu", what, key->source, key->bits,
                    want * 8);
         return -1;
     }
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, kr_key_pkey(key), NULL);
     size_t outlen = want;
     int ok = ctx && EVP_PKEY_encrypt_init(ctx) > 0 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
              EVP_PKEY_encrypt(ctx, out, &outlen, in, inlen) > 0 && outlen == want;
@@ -220,17 +220,17 @@ int kr_hs_make_session_block(const kr_key *device_public, const kr_key *server_p
         kr_err_set(err, "session block: HMAC-SHA1 failed");
         return -1;
     }
-    if (!server_private || !server_private->pkey || !server_private->is_private) {
+    if (!server_private || !kr_key_pkey(server_private) || !server_private->is_private) {
         kr_err_set(err, "session block: signing needs the server private key");
         return -1;
     }
-    if (EVP_PKEY_get_size(server_private->pkey) != KR_SIGNATURE_LEN) {
+    if (EVP_PKEY_get_size(kr_key_pkey(server_private)) != KR_SIGNATURE_LEN) {
         kr_err_set(err, "session block: %s is RSA-%d, the server key must be RSA-2048", server_private->source,
                    server_private->bits);
         return -1;
     }
     /* PKCS#1 v1.5 type 1 over the raw 20 bytes: no digest set, so no DigestInfo. */
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, server_private->pkey, NULL);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, kr_key_pkey(server_private), NULL);
     size_t siglen = KR_SIGNATURE_LEN;
     int ok = ctx && EVP_PKEY_sign_init(ctx) > 0 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
              EVP_PKEY_sign(ctx, out + KR_SESSION_E_LEN, &siglen, hmac, KR_HMAC_LEN) > 0 &&

@@ -14,6 +14,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/params.h>
 #include <openssl/x509.h>
 
 const char *kr_role_str(kr_role role)
@@ -102,45 +103,74 @@ typedef struct rsa_numbers {
     BIGNUM *n, *e, *d, *p, *q, *dp, *dq, *qinv;
 } rsa_numbers;
 
-static void numbers_get(const kr_key *k, rsa_numbers *r)
+static const char *const number_names[8] = {
+    OSSL_PKEY_PARAM_RSA_N, OSSL_PKEY_PARAM_RSA_E, OSSL_PKEY_PARAM_RSA_D, OSSL_PKEY_PARAM_RSA_FACTOR1,
+    OSSL_PKEY_PARAM_RSA_FACTOR2, OSSL_PKEY_PARAM_RSA_EXPONENT1, OSSL_PKEY_PARAM_RSA_EXPONENT2,
+    OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+};
+
+/* Takes the numbers out of params into BIGNUMs of ctx's frame; a number the key lacks stays NULL. */
+static bool numbers_take(const OSSL_PARAM *params, bool filled_only, BN_CTX *ctx, rsa_numbers *r)
 {
-    static const char *names[8] = {
-        OSSL_PKEY_PARAM_RSA_N, OSSL_PKEY_PARAM_RSA_E, OSSL_PKEY_PARAM_RSA_D, OSSL_PKEY_PARAM_RSA_FACTOR1,
-        OSSL_PKEY_PARAM_RSA_FACTOR2, OSSL_PKEY_PARAM_RSA_EXPONENT1, OSSL_PKEY_PARAM_RSA_EXPONENT2,
-        OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
-    };
     BIGNUM **slot[8] = {&r->n, &r->e, &r->d, &r->p, &r->q, &r->dp, &r->dq, &r->qinv};
     for (int i = 0; i < 8; i++) {
+        const OSSL_PARAM *p = OSSL_PARAM_locate_const(params, number_names[i]);
         *slot[i] = NULL;
-        if (EVP_PKEY_get_bn_param(k->pkey, names[i], slot[i]) != 1)
-            *slot[i] = NULL;
+        if (!p || (filled_only && !OSSL_PARAM_modified(p)))
+            continue;
+        BIGNUM *b = BN_CTX_get(ctx);
+        if (!b || OSSL_PARAM_get_BN(p, &b) != 1)
+            return false;
+        *slot[i] = b;
     }
-    ERR_clear_error();
+    return true;
 }
 
-static void numbers_free(rsa_numbers *r)
+/* All numbers with one EVP_PKEY_get_params into a buffer on the stack, sized for the key (a number of
+ * another size, e.g. an exponent larger than the modulus, makes it fall back to one EVP_PKEY_todata
+ * export). Per-number EVP_PKEY_get_bn_param calls would export the key eight times. */
+static void numbers_get(const EVP_PKEY *pkey, bool is_private, BN_CTX *ctx, rsa_numbers *r)
 {
-    BN_free(r->n); BN_free(r->e); BN_free(r->d); BN_free(r->p);
-    BN_free(r->q); BN_free(r->dp); BN_free(r->dq); BN_free(r->qinv);
+    enum { NUM_MAX = KR_KEY_MAX_BITS / 8 + 8 };
+    unsigned char buf[8][NUM_MAX];
+    OSSL_PARAM params[9];
+    int bits = EVP_PKEY_get_bits(pkey);
+    size_t size = bits > 0 && bits <= KR_KEY_MAX_BITS ? (size_t)bits / 8 + 8 : 0;
+    int count = is_private ? 8 : 2;
+    for (int i = 0; i < count; i++)
+        params[i] = OSSL_PARAM_construct_BN(number_names[i], buf[i], size);
+    params[count] = OSSL_PARAM_construct_end();
+    bool ok = size && EVP_PKEY_get_params(pkey, params) == 1 && numbers_take(params, true, ctx, r);
+    if (!ok) {
+        OSSL_PARAM *all = NULL;
+        ok = EVP_PKEY_todata(pkey, is_private ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, &all) == 1 &&
+             numbers_take(all, false, ctx, r);
+        OSSL_PARAM_free(all);
+    }
+    if (!ok)
+        memset(r, 0, sizeof *r);
+    ERR_clear_error();
 }
 
 /* x mod (f - 1) == want; false when a number is missing. */
 static bool crt_exponent_ok(const BIGNUM *d, const BIGNUM *f, const BIGNUM *want, BN_CTX *ctx)
 {
-    BIGNUM *f1 = BN_dup(f), *m = BN_new();
-    bool ok = f1 && m && BN_sub_word(f1, 1) && !BN_is_zero(f1) && BN_mod(m, d, f1, ctx) && BN_cmp(m, want) == 0;
-    BN_free(f1);
-    BN_free(m);
+    BN_CTX_start(ctx);
+    BIGNUM *f1 = BN_CTX_get(ctx), *m = BN_CTX_get(ctx);
+    bool ok = m && BN_copy(f1, f) && BN_sub_word(f1, 1) && !BN_is_zero(f1) && BN_mod(m, d, f1, ctx) &&
+              BN_cmp(m, want) == 0;
+    BN_CTX_end(ctx);
     return ok;
 }
 
 /* e * x mod (f - 1) == 1: the CRT exponent x inverts e modulo f - 1. */
 static bool crt_inverts_e(const BIGNUM *e, const BIGNUM *x, const BIGNUM *f, BN_CTX *ctx)
 {
-    BIGNUM *f1 = BN_dup(f), *m = BN_new();
-    bool ok = f1 && m && BN_sub_word(f1, 1) && !BN_is_zero(f1) && BN_mod_mul(m, e, x, f1, ctx) && BN_is_one(m);
-    BN_free(f1);
-    BN_free(m);
+    BN_CTX_start(ctx);
+    BIGNUM *f1 = BN_CTX_get(ctx), *m = BN_CTX_get(ctx);
+    bool ok = m && BN_copy(f1, f) && BN_sub_word(f1, 1) && !BN_is_zero(f1) && BN_mod_mul(m, e, x, f1, ctx) &&
+              BN_is_one(m);
+    BN_CTX_end(ctx);
     return ok;
 }
 
@@ -162,7 +192,8 @@ static const char *numbers_broken(const rsa_numbers *r, BN_CTX *ctx)
         return BN_is_zero(r->d) ? "private exponent d = 0" : "private exponent d = 1";
     if (!r->p || !r->q || !r->dp || !r->dq || !r->qinv)
         return NULL;
-    BIGNUM *t = BN_new();
+    BN_CTX_start(ctx);
+    BIGNUM *t = BN_CTX_get(ctx);
     const char *why = NULL;
     if (!t || !BN_mul(t, r->p, r->q, ctx) || BN_cmp(t, r->n) != 0)
         why = "the modulus n is not p*q";
@@ -174,20 +205,27 @@ static const char *numbers_broken(const rsa_numbers *r, BN_CTX *ctx)
         why = "the CRT coefficient qinv is not the inverse of q mod p";
     else if (!crt_inverts_e(r->e, r->dp, r->p, ctx) || !crt_inverts_e(r->e, r->dq, r->q, ctx))
         why = "d does not invert e";
-    BN_free(t);
+    BN_CTX_end(ctx);
     return why;
 }
 
-/* The reason from the arithmetic checks, NULL when they pass. */
-static const char *numbers_reason(const kr_key *key)
+const char *kr_rsa_inspect_params(const OSSL_PARAM *params, BN_CTX *ctx, BIGNUM **n, BIGNUM **e)
 {
     rsa_numbers r;
-    numbers_get(key, &r);
-    BN_CTX *ctx = BN_CTX_new();
-    const char *w = ctx ? numbers_broken(&r, ctx) : "out of memory";
-    BN_CTX_free(ctx);
-    numbers_free(&r);
-    return w;
+    if (!numbers_take(params, false, ctx, &r))
+        memset(&r, 0, sizeof r);
+    *n = r.n;
+    *e = r.e;
+    return numbers_broken(&r, ctx);
+}
+
+const char *kr_rsa_inspect(const EVP_PKEY *pkey, bool is_private, BN_CTX *ctx, BIGNUM **n, BIGNUM **e)
+{
+    rsa_numbers r;
+    numbers_get(pkey, is_private, ctx, &r);
+    *n = r.n;
+    *e = r.e;
+    return numbers_broken(&r, ctx);
 }
 
 static bool broken(const kr_key *key, bool primality, char *why, size_t why_cap)
@@ -198,11 +236,13 @@ static bool broken(const kr_key *key, bool primality, char *why, size_t why_cap)
         why_cap = sizeof dummy;
     }
     why[0] = '\0';
-    if (!key || !key->pkey)
+    if (!key)
         return false;
-    const char *w = numbers_reason(key);
+    /* The arithmetic was done when the key was loaded. */
+    const char *w = key->numbers_broken;
     if (!w && primality && key->is_private) {
-        EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+        EVP_PKEY *pkey = kr_key_pkey(key);
+        EVP_PKEY_CTX *pctx = pkey ? EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL) : NULL;
         if (!pctx || EVP_PKEY_pairwise_check(pctx) != 1)
             w = "the private numbers do not fit together (d does not invert e, or p or q is not prime)";
         EVP_PKEY_CTX_free(pctx);
@@ -328,7 +368,8 @@ static void check_device_private(const kr_key *k, check_env *c)
         size_t dl = k->der_len;
         unsigned char *inner = NULL;
         if (k->encoding != KR_ENC_PKCS1_PRIVATE) {
-            int n = i2d_PrivateKey(k->pkey, &inner);
+            EVP_PKEY *pkey = kr_key_pkey(k);
+            int n = pkey ? i2d_PrivateKey(pkey, &inner) : 0;
             d = inner;
             dl = n > 0 ? (size_t)n : 0;
         }

@@ -4,6 +4,10 @@
  * elements (PKCS#1, PKCS#8, SubjectPublicKeyInfo). OpenSSL's decoders do the real parsing; the small
  * TLV walk here only tells the forms apart and measures the DER object (flash slots carry bytes after
  * it). The checks of what was loaded live in key_check.c.
+ *
+ * Speed (a keyfile may name 70,000 key files): OpenSSL decodes each key with a decoder context kept for
+ * all the keys of one load, and loading reads the numbers without making an EVP_PKEY (key_decode.c). Every
+ * key is still read and decoded from its own bytes: nothing is cached by content.
  */
 #include "keyring/key.h"
 #include "internal.h"
@@ -15,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/decoder.h>
@@ -130,31 +135,6 @@ static form classify(const uint8_t *c, size_t n, char *alg)
     return FORM_UNKNOWN;
 }
 
-static int fail_passphrase(char *buf, size_t size, size_t *len, const OSSL_PARAM params[], void *arg)
-{
-    (void)buf; (void)size; (void)params; (void)arg;
-    *len = 0;
-    return 0;   /* never ask: a protected key is reported, not unlocked */
-}
-
-static EVP_PKEY *decode_der(const uint8_t *der, size_t len, const char *structure, int selection)
-{
-    EVP_PKEY *pkey = NULL;
-    OSSL_DECODER_CTX *dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "DER", structure, "RSA", selection,
-                                                           NULL, NULL);
-    if (!dctx)
-        return NULL;
-    OSSL_DECODER_CTX_set_passphrase_cb(dctx, fail_passphrase, NULL);
-    const unsigned char *p = der;
-    size_t left = len;
-    if (!OSSL_DECODER_from_data(dctx, &p, &left)) {
-        EVP_PKEY_free(pkey);
-        pkey = NULL;
-    }
-    OSSL_DECODER_CTX_free(dctx);
-    return pkey;
-}
-
 static const char *alg_name(char alg)
 {
     switch (alg) {
@@ -165,37 +145,46 @@ static const char *alg_name(char alg)
     }
 }
 
-/* Fills the derived fields of a key whose pkey is set. */
-static int key_finish(kr_key *k, kr_err *err)
+/* Refuses a key larger than KR_KEY_MAX_BITS; otherwise fills the facts into k. */
+static int key_take_facts(kr_key *k, const kr_key_facts *f, kr_err *err)
 {
-    if (!EVP_PKEY_is_a(k->pkey, "RSA")) {
-        kr_err_set(err, "%s: not an RSA key (%s): the Spark protocol uses RSA keys only; use an RSA-1024 "
-                   "device key or an RSA-2048 server key", k->source, EVP_PKEY_get0_type_name(k->pkey));
-        return -1;
-    }
-    k->bits = EVP_PKEY_get_bits(k->pkey);
+    k->bits = f->bits;
     if (k->bits > KR_KEY_MAX_BITS) {
-        /* Refused before any check: proving the primes of an RSA-16384 key takes minutes. */
+        /* Refused before any check of the primes: proving those of an RSA-16384 key takes minutes. */
         kr_err_set(err, "%s: RSA-%d: larger than %d bits, refused (Spark devices use RSA-1024 keys and "
                    "RSA-2048 server keys)", k->source, k->bits, KR_KEY_MAX_BITS);
         return -1;
     }
-    BIGNUM *e = NULL;
-    k->exponent = 0;
-    if (EVP_PKEY_get_bn_param(k->pkey, OSSL_PKEY_PARAM_RSA_E, &e) && BN_num_bits(e) <= 32)
-        k->exponent = BN_get_word(e);
-    BN_free(e);
+    k->exponent = f->exponent;
+    k->numbers_broken = f->broken;
+    memcpy(k->spki_sha256, f->spki_sha256, sizeof k->spki_sha256);
+    return 0;
+}
 
-    unsigned char *spki = NULL;
-    int n = i2d_PUBKEY(k->pkey, &spki);
-    if (n <= 0 || !EVP_Digest(spki, (size_t)n, k->spki_sha256, NULL, EVP_sha256(), NULL)) {
-        OPENSSL_free(spki);
+/* Fills the derived fields of a key made from an EVP_PKEY (kr_key_from_pkey). */
+static int key_finish(kr_key *k, kr_err *err)
+{
+    if (!EVP_PKEY_is_a(k->pkey_made, "RSA")) {
+        kr_err_set(err, "%s: not an RSA key (%s): the Spark protocol uses RSA keys only; use an RSA-1024 "
+                   "device key or an RSA-2048 server key", k->source, EVP_PKEY_get0_type_name(k->pkey_made));
+        return -1;
+    }
+    kr_key_facts f = {0};
+    BN_CTX *bn = BN_CTX_new();
+    if (bn) {
+        BIGNUM *n = NULL, *e = NULL;
+        BN_CTX_start(bn);
+        f.broken = kr_rsa_inspect(k->pkey_made, k->is_private, bn, &n, &e);
+        kr_key_facts_from(&f, n, e);
+        BN_CTX_end(bn);
+        BN_CTX_free(bn);
+    }
+    if (!f.spki_ok) {
         kr_err_set(err, "%s: cannot encode the public half of the key", k->source);
         kr_err_openssl(err);
         return -1;
     }
-    OPENSSL_free(spki);
-    return 0;
+    return key_take_facts(k, &f, err);
 }
 
 static kr_key *key_alloc(const char *name)
@@ -281,17 +270,16 @@ static int form_refuse(form f, char alg, const char *name, const char *label, kr
 }
 
 /* How OpenSSL is asked to decode each form. */
+/* The forms OpenSSL is asked to decode, in the order of key_decode.c's decoder contexts. */
 static const struct form_decoding {
     form f;
-    const char *structure;
-    int selection;
     kr_key_encoding enc;
     const char *what;
-} form_decodings[] = {
-    {FORM_PKCS1_PRIV, "type-specific", EVP_PKEY_KEYPAIR, KR_ENC_PKCS1_PRIVATE, "PKCS#1 RSAPrivateKey"},
-    {FORM_PKCS8_PRIV, "PrivateKeyInfo", EVP_PKEY_KEYPAIR, KR_ENC_PKCS8_PRIVATE, "PKCS#8 PrivateKeyInfo"},
-    {FORM_PKCS1_PUB, "type-specific", EVP_PKEY_PUBLIC_KEY, KR_ENC_PKCS1_PUBLIC, "PKCS#1 RSAPublicKey"},
-    {FORM_SPKI, "SubjectPublicKeyInfo", EVP_PKEY_PUBLIC_KEY, KR_ENC_SPKI_PUBLIC, "SubjectPublicKeyInfo"},
+} form_decodings[KR_KEY_LOADER_FORMS] = {
+    {FORM_PKCS1_PRIV, KR_ENC_PKCS1_PRIVATE, "PKCS#1 RSAPrivateKey"},
+    {FORM_PKCS8_PRIV, KR_ENC_PKCS8_PRIVATE, "PKCS#8 PrivateKeyInfo"},
+    {FORM_PKCS1_PUB, KR_ENC_PKCS1_PUBLIC, "PKCS#1 RSAPublicKey"},
+    {FORM_SPKI, KR_ENC_SPKI_PUBLIC, "SubjectPublicKeyInfo"},
 };
 
 /* What follows the DER object in a DER file: erased flash, or 0xFF and a server address record. */
@@ -312,8 +300,8 @@ static void trailing_facts(kr_key *k, const uint8_t *buf, size_t len, size_t obj
 }
 
 /* The DER path: der/len is the whole input (DER file) or the PEM body. */
-static kr_key *load_der(const uint8_t *buf, size_t len, const char *name, bool pem, const char *label,
-                        kr_err *err)
+static kr_key *load_der(kr_key_loader *ld, const uint8_t *buf, size_t len, const char *name, bool pem,
+                        const char *label, kr_err *err)
 {
     kr_tlv top;
     if (der_outer(buf, len, name, &top, err) != 0)
@@ -324,11 +312,14 @@ static kr_key *load_der(const uint8_t *buf, size_t len, const char *name, bool p
     if (form_refuse(f, alg, name, label, err) != 0)
         return NULL;
     const struct form_decoding *fd = NULL;
-    for (size_t i = 0; i < sizeof form_decodings / sizeof form_decodings[0]; i++)
-        if (form_decodings[i].f == f)
+    kr_key_facts facts;
+    int got = -1;
+    for (size_t i = 0; i < KR_KEY_LOADER_FORMS; i++)
+        if (form_decodings[i].f == f) {
             fd = &form_decodings[i];
-    EVP_PKEY *pkey = fd ? decode_der(buf, objlen, fd->structure, fd->selection) : NULL;
-    if (!pkey) {
+            got = kr_key_decode_facts(ld, i, buf, objlen, &facts);
+        }
+    if (got != 0) {
         kr_err_set(err, "%s: looks like a %s but OpenSSL cannot read it: the key is damaged "
                    "(read or copy it again)", name, fd ? fd->what : "key");
         kr_err_openssl(err);
@@ -338,14 +329,16 @@ static kr_key *load_der(const uint8_t *buf, size_t len, const char *name, bool p
 
     kr_key *k = key_alloc(name);
     if (!k) {
-        EVP_PKEY_free(pkey);
         kr_err_set(err, "%s: out of memory", name);
         return NULL;
     }
-    k->pkey = pkey;
     k->encoding = fd->enc;
     k->is_private = fd->enc == KR_ENC_PKCS1_PRIVATE || fd->enc == KR_ENC_PKCS8_PRIVATE;
     k->pem = pem;
+    if (key_take_facts(k, &facts, err) != 0) {
+        kr_key_free(k);
+        return NULL;
+    }
     k->der = malloc(objlen);
     if (!k->der) {
         kr_key_free(k);
@@ -356,10 +349,6 @@ static kr_key *load_der(const uint8_t *buf, size_t len, const char *name, bool p
     k->der_len = objlen;
     if (!pem)
         trailing_facts(k, buf, len, objlen);
-    if (key_finish(k, err) != 0) {
-        kr_key_free(k);
-        return NULL;
-    }
     return k;
 }
 
@@ -373,7 +362,7 @@ static bool looks_like_pem(const uint8_t *buf, size_t len)
     return false;
 }
 
-static kr_key *load_pem(const uint8_t *buf, size_t len, const char *name, kr_err *err)
+static kr_key *load_pem(kr_key_loader *ld, const uint8_t *buf, size_t len, const char *name, kr_err *err)
 {
     BIO *bio = BIO_new_mem_buf(buf, (int)len);
     if (!bio) {
@@ -406,7 +395,7 @@ static kr_key *load_pem(const uint8_t *buf, size_t len, const char *name, kr_err
             kr_err_set(err, "%s: an OpenSSH key file: convert it with `ssh-keygen -p -m PEM -f %s` "
                        "(RSA keys only)", name, name);
         } else {
-            k = load_der(data, (size_t)dlen, name, true, label, err);
+            k = load_der(ld, data, (size_t)dlen, name, true, label, err);
         }
         OPENSSL_free(label);
         OPENSSL_free(header);
@@ -418,7 +407,7 @@ static kr_key *load_pem(const uint8_t *buf, size_t len, const char *name, kr_err
     return k;
 }
 
-kr_key *kr_key_load_mem(const uint8_t *buf, size_t len, const char *name, kr_err *err)
+kr_key *kr_key_loader_mem(kr_key_loader *ld, const uint8_t *buf, size_t len, const char *name, kr_err *err)
 {
     if (!name)
         name = "key";
@@ -427,19 +416,34 @@ kr_key *kr_key_load_mem(const uint8_t *buf, size_t len, const char *name, kr_err
         return NULL;
     }
     if (len > 0 && buf[0] != 0x30 && looks_like_pem(buf, len))
-        return load_pem(buf, len, name, err);
-    return load_der(buf, len, name, false, NULL, err);
+        return load_pem(ld, buf, len, name, err);
+    return load_der(ld, buf, len, name, false, NULL, err);
+}
+
+kr_key *kr_key_loader_file(kr_key_loader *ld, const char *path, kr_err *err)
+{
+    size_t n = 0;
+    if (kr_read_file_into(path, KR_KEY_FILE_MAX, "the key file", "larger than 1 MB: not a key file (for a flash dump "
+                          "use `sparkkeys import`)", &ld->buf, &ld->cap, &n, err) != 0)
+        return NULL;
+    return kr_key_loader_mem(ld, ld->buf, n, path, err);
+}
+
+kr_key *kr_key_load_mem(const uint8_t *buf, size_t len, const char *name, kr_err *err)
+{
+    kr_key_loader ld;
+    memset(&ld, 0, sizeof ld);
+    kr_key *k = kr_key_loader_mem(&ld, buf, len, name, err);
+    kr_key_loader_done(&ld);
+    return k;
 }
 
 kr_key *kr_key_load_file(const char *path, kr_err *err)
 {
-    size_t n = 0;
-    uint8_t *buf = kr_read_file(path, KR_KEY_FILE_MAX, "the key file",
-                                "larger than 1 MB: not a key file (for a flash dump use `sparkkeys import`)", &n, err);
-    if (!buf)
-        return NULL;
-    kr_key *k = kr_key_load_mem(buf, n, path, err);
-    free(buf);
+    kr_key_loader ld;
+    memset(&ld, 0, sizeof ld);
+    kr_key *k = kr_key_loader_file(&ld, path, err);
+    kr_key_loader_done(&ld);
     return k;
 }
 
@@ -455,7 +459,7 @@ kr_key *kr_key_from_pkey(EVP_PKEY *pkey, const char *name, kr_err *err)
         kr_err_set(err, "out of memory");
         return NULL;
     }
-    k->pkey = pkey;
+    k->pkey_made = pkey;
     if (!EVP_PKEY_is_a(pkey, "RSA")) {
         key_finish(k, err);
         kr_key_free(k);
@@ -500,7 +504,7 @@ void kr_key_free(kr_key *key)
 {
     if (!key)
         return;
-    EVP_PKEY_free(key->pkey);
+    EVP_PKEY_free(key->pkey_made);
     free(key->der);
     free(key);
 }
@@ -515,16 +519,23 @@ bool kr_key_same_public(const kr_key *a, const kr_key *b)
 
 int kr_key_public_spki(const kr_key *key, uint8_t *out, size_t out_cap)
 {
-    if (!key || !key->pkey)
+    EVP_PKEY *pkey = kr_key_pkey(key);
+    if (!pkey)
         return -1;
     unsigned char *der = NULL;
-    int n = i2d_PUBKEY(key->pkey, &der);
-    if (n <= 0) {
-        ERR_clear_error();
-        return -1;
+    int n = -1;
+    BN_CTX *bn = BN_CTX_new();
+    if (bn) {
+        BIGNUM *bn_n = NULL, *bn_e = NULL;
+        BN_CTX_start(bn);
+        kr_rsa_inspect(pkey, false, bn, &bn_n, &bn_e);
+        n = kr_spki_encode(bn_n, bn_e, &der);
+        BN_CTX_end(bn);
+        BN_CTX_free(bn);
     }
-    if ((size_t)n > out_cap) {
+    if (n <= 0 || (size_t)n > out_cap) {
         OPENSSL_free(der);
+        ERR_clear_error();
         return -1;
     }
     memcpy(out, der, (size_t)n);

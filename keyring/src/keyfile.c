@@ -153,6 +153,8 @@ void kr_keyfile_free(kr_keyfile *kf)
         return;
     for (size_t i = 0; i < kf->n_owned; i++)
         kr_key_free(kf->owned[i]);
+    for (size_t i = 0; i < kf->n; i++)
+        free((char *)kf->v[i].path);
     for (int k = 0; k < N_KINDS; k++)
         free(kf->kind[k].v);
     free(kf->wild.v);
@@ -262,6 +264,7 @@ typedef struct ctx {
     const char *base_dir;
     int line;
     kr_err *err;
+    kr_key_loader loader;   /* decoder contexts shared by the key files of this keyfile */
 } ctx;
 
 static int fail(ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -309,31 +312,37 @@ static int refuse_broken(ctx *c, const kr_entry *e, const kr_key *k)
 /* Loads the key file of entry e (once per distinct file: lines naming the same file share the key). */
 static int load_key(ctx *c, kr_entry *e, const char *file)
 {
+    char path[KR_ENTRY_PATH_MAX + 1];
     int n;
     if (file[0] == '/' || !c->base_dir || !c->base_dir[0])
-        n = snprintf(e->path, sizeof e->path, "%s", file);
+        n = snprintf(path, sizeof path, "%s", file);
     else
-        n = snprintf(e->path, sizeof e->path, "%s/%s", c->base_dir, file);
-    if (n < 0 || (size_t)n >= sizeof e->path)
-        return fail(c, "the key file path is %d characters, more than the %zu this keyfile format keeps: move "
-                    "the key to a shorter path", n, sizeof e->path - 1);
+        n = snprintf(path, sizeof path, "%s/%s", c->base_dir, file);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return fail(c, "the key file path is %d characters, more than the %d this keyfile format keeps: move "
+                    "the key to a shorter path", n, KR_ENTRY_PATH_MAX);
+    if (!(e->path = strdup(path)))
+        return fail(c, "out of memory");
     long known = hmap_get(&c->kf->files, fnv(14695981039346656037ull, e->path, strlen(e->path)), path_eq,
                           c->kf, e->path);
     if (known >= 0) {
         e->key = c->kf->v[known].key;
         return 0;
     }
-    struct stat st;
-    if (stat(e->path, &st) != 0)
-        return fail(c, "key file %s does not exist (fix the path; paths are relative to the keyfile's folder)",
-                    e->path);
-    if (!S_ISREG(st.st_mode))
-        return fail(c, "key file %s is not a regular file (a folder, FIFO or device): name the key file itself",
-                    e->path);
+    /* The loader opens the file once (fstat of the open file: regular files only); a stat() tells why
+     * only when it fails. */
     kr_err kerr;
-    kr_key *key = kr_key_load_file(e->path, &kerr);
-    if (!key)
+    kr_key *key = kr_key_loader_file(&c->loader, e->path, &kerr);
+    if (!key) {
+        struct stat st;
+        if (stat(e->path, &st) != 0 && errno == ENOENT)
+            return fail(c, "key file %s does not exist (fix the path; paths are relative to the keyfile's "
+                        "folder)", e->path);
+        if (stat(e->path, &st) == 0 && !S_ISREG(st.st_mode))
+            return fail(c, "key file %s is not a regular file (a folder, FIFO or device): name the key file "
+                        "itself", e->path);
         return fail(c, "%s", kerr.msg);
+    }
     if (refuse_broken(c, e, key) != 0) {
         kr_key_free(key);
         return -1;
@@ -438,19 +447,26 @@ static int parse_binding(ctx *c, kr_entry *e, const char *word)
     return 0;
 }
 
-static int add_entry(ctx *c, const kr_entry *e)
+/* Adds e to the keyfile, which takes its path (e->path is NULL afterwards, whatever the result). */
+static int add_entry(ctx *c, kr_entry *e)
 {
     kr_keyfile *kf = c->kf;
+    if (!e->path && !(e->path = strdup("")))
+        return fail(c, "out of memory");
     if (kf->n == kf->cap) {
         size_t cap = kf->cap ? kf->cap * 2 : 8;
         kr_entry *v = realloc(kf->v, cap * sizeof *v);
-        if (!v)
+        if (!v) {
+            free((char *)e->path);
+            e->path = NULL;
             return fail(c, "out of memory");
+        }
         kf->v = v;
         kf->cap = cap;
     }
     size_t i = kf->n++;
     kf->v[i] = *e;
+    e->path = NULL;
     if (idx_push(&kf->kind[e->kind], i) != 0 || (e->wildcard && idx_push(&kf->wild, i) != 0) ||
         (e->has_id && hmap_put(&kf->ids, id_hash(e->kind, e->device_id), i) != 0))
         return fail(c, "out of memory");
@@ -490,15 +506,17 @@ static int parse_line(ctx *c, char *line)
         return parse_session(c, &e, w[2]) != 0 ? -1 : add_entry(c, &e);
     if (nw == 3 && k->min == 2 && parse_binding(c, &e, w[2]) != 0)
         return -1;
-    if (load_key(c, &e, file) != 0 || check_key(c, &e, file) != 0)
+    if (load_key(c, &e, file) != 0 || check_key(c, &e, file) != 0) {
+        free((char *)e.path);
         return -1;
+    }
     return add_entry(c, &e);
 }
 
 kr_keyfile *kr_keyfile_parse(const char *text, size_t len, const char *base_dir, const char *name,
                              kr_err *err)
 {
-    ctx c = { kr_keyfile_new_empty(), name ? name : "keyfile", base_dir, 0, err };
+    ctx c = { .kf = kr_keyfile_new_empty(), .name = name ? name : "keyfile", .base_dir = base_dir, .err = err };
     if (!c.kf) {
         kr_err_set(err, "%s: out of memory", c.name);
         return NULL;
@@ -524,10 +542,12 @@ kr_keyfile *kr_keyfile_parse(const char *text, size_t len, const char *base_dir,
                                        : parse_line(&c, line);
         }
         if (r != 0) {
+            kr_key_loader_done(&c.loader);
             kr_keyfile_free(c.kf);
             return NULL;
         }
     }
+    kr_key_loader_done(&c.loader);
     return c.kf;
 }
 

@@ -22,7 +22,7 @@ bool write_file(const char *path, const void *data, size_t len, bool secret, kr_
 bool write_public_pem(const kr_key *k, const char *path, kr_err *err)
 {
     BIO *bio = BIO_new(BIO_s_mem());
-    if (!bio || !PEM_write_bio_PUBKEY(bio, k->pkey)) {
+    if (!bio || !PEM_write_bio_PUBKEY(bio, kr_key_pkey(k))) {
         BIO_free(bio);
         kr_err_set(err, "%s: cannot encode the public key", path);
         return false;

@@ -17,6 +17,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED 1   /* RAND_set_rand_method: a seeded random source for repeatable output */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdbool.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -106,6 +108,7 @@ static const RAND_METHOD det_rand = { det_seed, det_bytes, NULL, det_add, det_by
 
 static FILE *pcap;
 static FILE *sessions;       /* DIR/sessions: the keyfile session line of every connection */
+static kr_session_lines *session_lines;   /* libkeyring's writer of those lines */
 static uint64_t n_packets, n_bytes;
 static const char *prog = "sparkwire-gen";
 
@@ -412,8 +415,9 @@ static bool cloud_process(conn *c)
             kr_err err = { "" };
             if (kr_hs_make_session_block(c->dev_key, server_key, m, block, &err) < 0)
                 die("session block: %s%s", err.msg, "");
-            char idhex[KR_DEVICE_ID_HEX_LEN + 1], mhex[2 * KR_SESSION_LEN + 1];
-            fprintf(sessions, "session %s %s\n", kr_device_id_hex(c->dev_id, idhex), kr_hex(m, sizeof m, mhex));
+            char idhex[KR_DEVICE_ID_HEX_LEN + 1], line[KR_SESSION_LINE_MAX];
+            kr_session_line(session_lines, kr_device_id_hex(c->dev_id, idhex), m, line);
+            fputs(line, sessions);
             c->now += 0.0015;   /* an RSA-2048 signature on the cloud */
             send_segments(c, KR_S2D, block, sizeof block);
             bytes_put(&c->to_dev, block, sizeof block);
@@ -871,8 +875,11 @@ int main(int argc, char **argv)
         }
     } else {
         snprintf(path, sizeof path, "%s/sessions", out);
-        sessions = fopen(path, "w");
-        if (!sessions)
+        /* session material is secret: 0600, and never through a link */
+        int sfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        sessions = sfd >= 0 && fchmod(sfd, 0600) == 0 ? fdopen(sfd, "w") : NULL;
+        session_lines = kr_session_lines_new();
+        if (!sessions || !session_lines)
             die("%s: cannot write (%s)", path, strerror(errno));
         fprintf(sessions, "# sparkwire-gen: the session material of every connection (decrypts without RSA)\n");
         n_conns = (unsigned)n_dev;
@@ -923,6 +930,7 @@ int main(int argc, char **argv)
         }
         free(conns);
         free(heap);
+        kr_session_lines_free(session_lines);
         if (fclose(sessions) != 0)
             die("%s: write failed%s", "sessions", "");
     }

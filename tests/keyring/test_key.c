@@ -489,7 +489,7 @@ static void test_exponent_does_not_fit_d(void **state)
     assert_non_null(bld);
     assert_true(BN_set_word(e, 3) && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e));
     for (int i = 0; i < 7; i++) {
-        assert_int_equal(EVP_PKEY_get_bn_param(src->pkey, names[i], &bn[i]), 1);
+        assert_int_equal(EVP_PKEY_get_bn_param(kr_key_pkey(src), names[i], &bn[i]), 1);
         assert_true(OSSL_PARAM_BLD_push_BN(bld, names[i], bn[i]));
     }
     OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
@@ -657,9 +657,9 @@ static void test_from_pkey(void **state)
 {
     (void)state;
     kr_key *src = fx_key("device.der");
-    EVP_PKEY_up_ref(src->pkey);
+    EVP_PKEY_up_ref(kr_key_pkey(src));
     kr_err err = {{0}};
-    kr_key *k = kr_key_from_pkey(src->pkey, "copy", &err);
+    kr_key *k = kr_key_from_pkey(kr_key_pkey(src), "copy", &err);
     assert_non_null(k);
     assert_true(k->is_private);
     assert_int_equal(k->encoding, KR_ENC_PKCS1_PRIVATE);

@@ -78,6 +78,19 @@ open(skf, "w").write("session %s %s\n" % (lines[0][1], key))
 m_full = [o["summary"] for o in jsonl(plain) if o["type"] == "message"]
 m_sess = [o["summary"] for o in jsonl(run(["-r", cap, "-k", skf, "--json"])[1]) if o["type"] == "message"]
 check(m_full and m_sess == m_full, "the exported session line decrypts the same %d messages" % len(m_full))
+# a device with several decrypted connections: one session line for it, the later ones as comments, so
+# the export loads back as a keyfile (a keyfile refuses a second session line for a device)
+if "photon-g2" in by:
+    pname, pcap, pkf = by["photon-g2"]
+    psess = os.path.join(d, "sessions-photon")
+    rc, _, _ = run(["-r", pcap, "-k", pkf, "-q", "--export-sessions", psess])
+    plines = [l for l in open(psess) if not l.startswith("# session lines")]
+    ids = [l.split()[1] for l in plines if l.startswith("session ")]
+    again = [l for l in plines if l.startswith("# another connection: session ")]
+    rc2, _, err2 = run(["-r", pcap, "-k", psess, "-q"])
+    check(rc == 0 and ids and len(ids) == len(set(ids)) and again and rc2 == 0,
+          "several connections of a device: %d session lines, %d as comments, the file loads as a keyfile (%s)"
+          % (len(ids), len(again), err2.strip()[:120]))
 # never through a symbolic link, never over something that is not a file
 target = os.path.join(d, "victim")
 open(target, "w").write("keep\n")

@@ -28,7 +28,8 @@ typedef enum kr_role {
 } kr_role;
 
 typedef struct kr_key {
-    EVP_PKEY *pkey;           /* owned; an RSA key */
+    EVP_PKEY *pkey_made;      /* owned: the OpenSSL key once made; use kr_key_pkey(), which makes it from der on
+                                 first use (loading checks the numbers without making one) */
     bool is_private;
     int bits;                 /* modulus size in bits */
     unsigned long exponent;   /* public exponent, 0 if it does not fit */
@@ -42,6 +43,8 @@ typedef struct kr_key {
                                  (docs/protocol.md 5.4): a server-key slot or a spark-cli server key file */
     char trailing_address_text[96]; /* e.g. "device.spark.io port 5683" */
     uint8_t spki_sha256[32];  /* SHA-256 of the public half as SubjectPublicKeyInfo DER: the fingerprint */
+    const char *numbers_broken; /* set when loaded: what the arithmetic checks found wrong (static text), or NULL;
+                                   kr_key_numbers_broken gives it as a line */
     char source[512];         /* file path or a name given by the caller */
 } kr_key;
 
@@ -55,6 +58,9 @@ typedef struct kr_key {
  * is not a regular file (FIFO, device, folder) without blocking on it; a symlink to a key file is read. */
 kr_key *kr_key_load_file(const char *path, kr_err *err);
 kr_key *kr_key_load_mem(const uint8_t *buf, size_t len, const char *name, kr_err *err);
+/* The key as an OpenSSL RSA key (owned by key), made from the checked bytes on first use; NULL without
+ * memory. Safe to call from several threads. */
+EVP_PKEY *kr_key_pkey(const kr_key *key);
 /* Wraps a public or private EVP_PKEY (takes ownership); der fields describe its SPKI/PKCS#1 form. */
 kr_key *kr_key_from_pkey(EVP_PKEY *pkey, const char *name, kr_err *err);
 void kr_key_free(kr_key *key);

@@ -36,6 +36,9 @@ typedef enum kr_entry_kind {
     KR_ENTRY_DEVICE_PUBLIC    /* the device public key the cloud holds on record for ID (RSA-1024) */
 } kr_entry_kind;
 
+/* The longest key file path a line may resolve to: a longer one is an error, never cut. */
+#define KR_ENTRY_PATH_MAX 1023
+
 typedef struct kr_entry {
     kr_entry_kind kind;
     int line;                         /* line number in the keyfile */
@@ -43,7 +46,8 @@ typedef struct kr_entry {
     bool has_id;
     uint8_t device_id[KR_DEVICE_ID_LEN];
     char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
-    char path[1024];                  /* resolved path of the key file ("" for session lines) */
+    const char *path;                 /* resolved path of the key file, at most KR_ENTRY_PATH_MAX characters
+                                         (owned by the keyfile; "" for session lines) */
     kr_key *key;                      /* loaded key (owned by the keyfile), NULL for session lines */
     uint8_t session[KR_SESSION_LEN];  /* session lines */
     /* server-private / server-public bound to one cloud with cloud=ADDR */
@@ -108,6 +112,19 @@ const kr_entry *kr_keyfile_session_entry(const kr_keyfile *kf, size_t i);
 /* Finds the device entry whose key's public half equals this SPKI DER (a key a device offered in
  * its id block). NULL when none matches. */
 const kr_entry *kr_keyfile_find_device_by_public(const kr_keyfile *kf, const uint8_t *spki, size_t len);
+
+/* Writing session lines (cloudmon --export-sessions, the plugin's spark.export_sessions, sparkwire-gen).
+ * The writer remembers the devices that have their line: a device's later connections come out as comments
+ * ("# another connection: session ID HEX"), since a keyfile holds one session line per device. */
+typedef struct kr_session_lines kr_session_lines;
+kr_session_lines *kr_session_lines_new(void);
+void kr_session_lines_free(kr_session_lines *s);
+
+#define KR_SESSION_LINE_MAX (64 + KR_DEVICE_ID_HEX_LEN + 2 * KR_SESSION_LEN)
+/* The line, newline included, for one connection's 40 bytes of session material into out; its length, or 0
+ * (out "") when device_id_hex is not 24 hex digits. */
+size_t kr_session_line(kr_session_lines *s, const char *device_id_hex, const uint8_t session[KR_SESSION_LEN],
+                       char out[KR_SESSION_LINE_MAX]);
 
 #ifdef __cplusplus
 }

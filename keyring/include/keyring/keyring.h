@@ -10,4 +10,5 @@
 #include "tracker.h"
 #include "names.h"
 #include "budget.h"
+#include "advice.h"
 #endif
