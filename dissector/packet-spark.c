@@ -26,8 +26,6 @@
 static dissector_handle_t spark_handle;
 static dissector_handle_t spark_post_handle;
 
-static GQueue *spark_live;        /* connections with a live tracker, oldest first (the cap) */
-static gboolean spark_opened;     /* a connection opened during the frame being handled */
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
@@ -48,10 +46,6 @@ static void *conv_open(kr_conn *kc)
     for (d = 0; d < 2; d++)
         conv->pending[d] = wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
     conv->messages = wmem_array_new(wmem_file_scope(), sizeof(spark_msg_rec *));
-    if (!spark_live)
-        spark_live = g_queue_new();
-    g_queue_push_tail(spark_live, conv);
-    spark_opened = TRUE;
     return conv;
 }
 
@@ -139,12 +133,12 @@ static void conv_end(void *p)
     conv->tracker = NULL;
     conv->kc = NULL;
     conv->cur = NULL;
-    if (spark_live)
-        g_queue_remove(spark_live, conv);
 }
 
+static void conv_table_full(packet_info *pinfo, guint evicted, gboolean untracked, guint cap);
+
 static const spark_conn_hooks spark_hooks = {
-    &spark_callbacks, conv_open, conv_bind, conv_tcp, conv_data, conv_done, conv_end,
+    &spark_callbacks, conv_open, conv_bind, conv_tcp, conv_data, conv_done, conv_end, conv_table_full,
 };
 
 /* Wireshark and tshark -2 call this when the sequential read of the file (or a live capture) is over:
@@ -158,15 +152,11 @@ static void spark_init(void)
 {
     heur_dtbl_entry_t *h = find_heur_dissector_by_unique_short_name("spark_tcp");
     spark_keys_load();
-    spark_conn_start(spark_keys, &spark_hooks, h ? h->enabled : TRUE, pref_heuristic_strict);
+    spark_conn_start(spark_keys, &spark_hooks, h ? h->enabled : TRUE, pref_heuristic_strict, pref_max_conns);
 }
 
 static void spark_cleanup(void)
 {
-    if (spark_live) {
-        g_queue_free(spark_live);
-        spark_live = NULL;
-    }
     /* the connections' records live in file scope, which goes away with the file */
     spark_conn_stop();
     spark_keys_cleanup();
@@ -180,33 +170,14 @@ static void spark_shutdown(void)
 
 /* ---- the connection cap (spark.max_conns) ------------------------------------------------------ */
 
-#define SPARK_CAP_LOOK 64         /* idle candidates looked at per release, from the oldest */
-
-/* A new connection beyond the cap ends the longest idle of the oldest SPARK_CAP_LOOK live ones (its verdict
- * so far becomes final on its last frame), and says so on the new connection's frame. */
-static void conv_cap(packet_info *pinfo)
+/* The layer's table was full at this frame: what it ended to make room, or that this frame's new
+ * connection is not followed, is said on the frame. */
+static void conv_table_full(packet_info *pinfo, guint evicted, gboolean untracked, guint cap)
 {
-    spark_frame_rec *rec;
-    if (!spark_live || pref_max_conns == 0 || g_queue_get_length(spark_live) <= pref_max_conns)
-        return;
-    rec = rec_get(pinfo);
-    while (g_queue_get_length(spark_live) > pref_max_conns) {
-        GList *l, *idle = NULL;
-        guint n = 0;
-        spark_conv *newest = (spark_conv *)g_queue_peek_tail(spark_live);
-        for (l = spark_live->head; l && n < SPARK_CAP_LOOK; l = l->next, n++) {
-            spark_conv *c = (spark_conv *)l->data;
-            if (c != newest && (!idle || c->last_ts < ((spark_conv *)idle->data)->last_ts))
-                idle = l;
-        }
-        if (!idle)
-            break;
-        spark_conn_release(((spark_conv *)idle->data)->kc);   /* conv_end takes it off the queue */
-        if (rec) {
-            rec->released++;
-            rec->cap = pref_max_conns;
-        }
-    }
+    spark_frame_rec *rec = rec_of_frame(pinfo);
+    rec->released += evicted;
+    rec->untracked = rec->untracked || untracked;
+    rec->cap = cap;
 }
 
 /* ---- dissectors ------------------------------------------------------------------------------- */
@@ -271,10 +242,7 @@ static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
     if (pinfo->ptype != PT_TCP)
         return 0;
     if (!PINFO_FD_VISITED(pinfo)) {
-        spark_opened = FALSE;
         spark_conn_frame(tvb, pinfo, tree);
-        if (spark_opened)
-            conv_cap(pinfo);
     }
     rec = rec_get(pinfo);
     if (!rec)

@@ -1,7 +1,7 @@
 /* sparkwire Wireshark plugin: each TCP frame, as Wireshark's TCP dissector read it (raw sequence and
  * acknowledgement numbers, flags, window, the payload's captured bytes and its length on the wire,
- * whether the capture cut the frame, the checksum status), becomes one kr_packet for libkeyring's
- * connection layer. The layer follows the connections and reports back; this file ties each report to
+ * whether the capture cut the frame, the header's bytes for the checksum and the window scale option),
+ * becomes one kr_packet for libkeyring's connection layer. The layer follows the connections and reports back; this file ties each report to
  * the frame being handled and passes it to the dissector's hooks. */
 #include <string.h>
 
@@ -18,8 +18,10 @@ static packet_info *cur_pinfo;       /* the frame being handled */
 static const guint8 *cur_payload;    /* its payload bytes and where they are in its tvb */
 static gint cur_payload_offset;
 static double last_time;
+static guint spark_max_conns;        /* the table's bound (spark.max_conns) */
 
-static int hf_seq = -1, hf_ack = -1, hf_flags = -1, hf_win = -1, hf_len = -1, hf_payload = -1, hf_csum = -1;
+static int hf_seq = -1, hf_ack = -1, hf_flags = -1, hf_win = -1, hf_len = -1, hf_payload = -1, hf_sport = -1,
+           hf_hdr_len = -1;
 
 static double ts_of(const nstime_t *t)
 {
@@ -103,7 +105,8 @@ static guint16 cloud_port(void)
     return 5683;
 }
 
-void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gboolean heuristic, gboolean strict)
+void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gboolean heuristic, gboolean strict,
+                      guint max_conns)
 {
     kr_conn_options o;
     spark_conn_stop();
@@ -111,7 +114,8 @@ void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gbool
     o.cloud_port = cloud_port();
     o.heuristic = heuristic;
     o.strict = strict;
-    o.max_conns = 0;          /* Wireshark keeps the whole file anyway: no connection is evicted */
+    o.max_conns = max_conns;  /* 0: unbounded; else the layer's eviction, as cloudmon's --max-conns */
+    spark_max_conns = max_conns;
     spark_hooks = *hooks;
     spark_tab = kr_conn_table_new(kf, &o, &spark_conn_cb, NULL);
     last_time = 0;
@@ -164,6 +168,32 @@ static gboolean endpoint(const address *a, guint32 port, kr_endpoint *e)
     return FALSE;
 }
 
+/* The TCP header's bytes as captured (where the source port field starts): libkeyring reads the window
+ * scale option of a SYN and the checksum of the whole segment from them, as it does for cloudmon
+ * (Wireshark does not verify checksums by default). */
+static void header_facts(proto_tree *tree, kr_packet *p)
+{
+    gboolean ok = TRUE;
+    field_info *fi = last_field(tree, hf_sport);
+    guint32 hl = field_uint(tree, hf_hdr_len, &ok);
+    gint have;
+    const guint8 *h;
+    p->options_known = TRUE;
+    p->wscale = -1;
+    if (!fi || !fi->ds_tvb || !ok || hl < 20 || hl > 60)
+        return;
+    have = tvb_captured_length_remaining(fi->ds_tvb, fi->start);
+    if (have < (gint)hl)
+        return;
+    if (p->flags & KR_TCP_SYN)
+        p->wscale = (int8_t)kr_tcp_wscale(tvb_get_ptr(fi->ds_tvb, fi->start, (gint)hl), hl);
+    /* the whole segment, when the capture holds it and its IP length is believed */
+    if (p->cut || p->wire_len != p->captured_len || (size_t)have < hl + p->wire_len)
+        return;
+    h = tvb_get_ptr(fi->ds_tvb, fi->start, (gint)(hl + p->wire_len));
+    p->checksum = kr_tcp_checksum(&p->src, &p->dst, h, hl + p->wire_len);
+}
+
 /* Fills p from the frame's TCP fields; FALSE when the frame is not a TCP segment the layer can take. */
 static gboolean packet_of(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, kr_packet *p)
 {
@@ -181,11 +211,6 @@ static gboolean packet_of(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, k
         return FALSE;
     p->window = field_uint(tree, hf_win, &ok);
     ok = TRUE;
-    switch (field_uint(tree, hf_csum, &ok)) {
-    case 0: p->checksum = ok ? KR_CSUM_BAD : KR_CSUM_UNKNOWN; break;
-    case 1: p->checksum = KR_CSUM_GOOD; break;
-    default: p->checksum = KR_CSUM_UNKNOWN; break;
-    }
     p->time = ts_of(&pinfo->abs_ts);
     p->cut = pinfo->fd->cap_len < pinfo->fd->pkt_len;
     cur_payload = NULL;
@@ -204,6 +229,7 @@ static gboolean packet_of(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, k
     }
     if (p->captured_len > p->wire_len)
         p->wire_len = p->captured_len;
+    header_facts(tree, p);
     return TRUE;
 }
 
@@ -211,11 +237,19 @@ void spark_conn_frame(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
 {
     kr_packet p;
     kr_conn *kc;
+    const kr_conn_stats *st;
+    guint64 evicted, untracked;
     if (!spark_tab || !packet_of(tvb, pinfo, tree, &p))
         return;
     cur_pinfo = pinfo;
     last_time = p.time > last_time ? p.time : last_time;
+    st = kr_conn_table_stats(spark_tab);
+    evicted = st->evicted;
+    untracked = st->untracked;
     kc = kr_conn_packet(spark_tab, &p);
+    if ((st->evicted != evicted || st->untracked != untracked) && spark_hooks.table_full)
+        spark_hooks.table_full(pinfo, (guint)(st->evicted - evicted), st->untracked != untracked,
+                               spark_max_conns);
     if (kc && kr_conn_user(kc) && spark_hooks.done)
         spark_hooks.done(bound(kc));
     cur_pinfo = NULL;
@@ -236,12 +270,6 @@ void spark_conn_claim(packet_info *pinfo, gboolean server_is_src)
     cur_pinfo = NULL;
 }
 
-void spark_conn_release(kr_conn *kc)
-{
-    if (spark_tab && kc)
-        kr_conn_end(spark_tab, kc, last_time, "released (spark.max_conns)");
-}
-
 void spark_conn_finish(void)
 {
     if (spark_tab)
@@ -251,8 +279,8 @@ void spark_conn_finish(void)
 void spark_conn_want(GArray *wanted)
 {
     static const char *const names[] = { "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.window_size_value",
-                                         "tcp.len", "tcp.payload", "tcp.checksum.status" };
-    int *ids[] = { &hf_seq, &hf_ack, &hf_flags, &hf_win, &hf_len, &hf_payload, &hf_csum };
+                                         "tcp.len", "tcp.payload", "tcp.srcport", "tcp.hdr_len" };
+    int *ids[] = { &hf_seq, &hf_ack, &hf_flags, &hf_win, &hf_len, &hf_payload, &hf_sport, &hf_hdr_len };
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         *ids[i] = proto_registrar_get_id_byname(names[i]);
         if (*ids[i] > 0)

@@ -21,17 +21,19 @@ typedef struct spark_conn_hooks {
     void (*data)(void *conv, kr_dir dir, guint64 offset, const guint8 *bytes, size_t len, gint tvb_offset);
     void (*done)(void *conv);                    /* the frame was handled */
     void (*end)(void *conv);                     /* the connection ended; its tracker goes away after */
+    /* the table was full at this frame (spark.max_conns): `evicted` connections without protocol data
+     * ended to make room, or (untracked) the frame's new connection could not be followed */
+    void (*table_full)(packet_info *pinfo, guint evicted, gboolean untracked, guint cap);
 } spark_conn_hooks;
 
-/* A new file: a new table (options from the preferences). */
-void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gboolean heuristic, gboolean strict);
+/* A new file: a new table (options from the preferences; max_conns 0: unbounded). */
+void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gboolean heuristic, gboolean strict,
+                      guint max_conns);
 void spark_conn_stop(void);
 /* First pass, every TCP frame, from the postdissector (fields from the tree, see spark_conn_want). */
 void spark_conn_frame(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree);
 /* The port table or Decode As gave this frame to the dissector: its connection is Spark. */
 void spark_conn_claim(packet_info *pinfo, gboolean server_is_src);
-/* Ends one connection now (the plugin's connection cap). */
-void spark_conn_release(kr_conn *kc);
 /* The sequential read is over: every connection ends. */
 void spark_conn_finish(void);
 /* The TCP fields the postdissector needs. */

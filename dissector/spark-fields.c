@@ -187,8 +187,9 @@ void spark_register_fields(void)
           "The first CBC IV of the session (shown only with spark.show_session_key)", HFILL } },
         { &spark_hf.session_salt, { "Session salt", "spark.session.salt", FT_BYTES, BASE_NONE, NULL, 0x0,
           "The 8-byte salt of the session material (shown only with spark.show_session_key)", HFILL } },
-        { &spark_hf.released, { "Idle connections released", "spark.released", FT_UINT32, BASE_DEC, NULL, 0x0,
-          "Connections whose tracking ended when this one started: more were open than spark.max_conns", HFILL } },
+        { &spark_hf.released, { "Connections released", "spark.released", FT_UINT32, BASE_DEC, NULL, 0x0,
+          "Connections without protocol data whose tracking ended when this one started: more were open than "
+          "spark.max_conns", HFILL } },
         { &spark_hf.close, { "Connection", "spark.close", FT_STRING, BASE_NONE, NULL, 0x0,
           "Which side closed (FIN) or reset (RST) the connection", HFILL } },
     };
@@ -240,7 +241,9 @@ void spark_register_fields(void)
         { &spark_ei.keyfile, { "spark.expert.keyfile", PI_DECRYPTION, PI_ERROR,
           "The keyfile was not loaded", EXPFILL } },
         { &spark_ei.released, { "spark.expert.released", PI_SEQUENCE, PI_NOTE,
-          "Idle connections released (connection cap)", EXPFILL } },
+          "Connections released (connection cap)", EXPFILL } },
+        { &spark_ei.untracked, { "spark.expert.not_followed", PI_SEQUENCE, PI_WARN,
+          "Connection not followed (connection cap)", EXPFILL } },
         { &spark_ei.closed, { "spark.expert.closed", PI_SEQUENCE, PI_CHAT,
           "Connection closed", EXPFILL } },
     };

@@ -123,6 +123,7 @@ typedef struct spark_ei_ids {
     expert_field keyfile;
     expert_field closed;
     expert_field released;
+    expert_field untracked;
 } spark_ei_ids;
 
 extern int proto_spark;
@@ -248,7 +249,9 @@ typedef struct spark_frame_rec {
     guint64 range_start;          /* stream offsets of the bytes it gave the tracker (while some of */
     guint64 range_end;            /* them belong to a PDU not yet complete) */
     const char *keyfile_error;    /* shown on the first frame of a connection */
-    guint32 released;             /* idle connections this new connection released (the cap) */
+    guint32 released;             /* connections without protocol data the table ended to make room here */
+    gboolean untracked;           /* this frame's new connection was not followed: the table was full of
+                                     connections carrying protocol data (spark.max_conns) */
     guint32 cap;                  /* spark.max_conns when it did */
 } spark_frame_rec;
 
@@ -310,6 +313,8 @@ void spark_register_prefs(void);
 extern const kr_callbacks spark_callbacks;
 spark_frame_rec *rec_get(packet_info *pinfo);
 spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv);
+/* The frame's record, made (without a connection) when it has none. */
+spark_frame_rec *rec_of_frame(packet_info *pinfo);
 void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p);
 
 /* spark-render.c: every pass shows the records */

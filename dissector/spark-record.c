@@ -12,7 +12,7 @@ spark_frame_rec *rec_get(packet_info *pinfo)
     return (spark_frame_rec *)p_get_proto_data(wmem_file_scope(), pinfo, proto_spark, 0);
 }
 
-spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
+spark_frame_rec *rec_of_frame(packet_info *pinfo)
 {
     spark_frame_rec *rec = rec_get(pinfo);
     if (!rec) {
@@ -21,6 +21,12 @@ spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
         rec->events = wmem_array_new(wmem_file_scope(), sizeof(spark_ev));
         p_add_proto_data(wmem_file_scope(), pinfo, proto_spark, 0, rec);
     }
+    return rec;
+}
+
+spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
+{
+    spark_frame_rec *rec = rec_of_frame(pinfo);
     rec->conv = conv;
     conv->last_rec = rec;
     return rec;
@@ -111,14 +117,14 @@ static void keep_message(spark_msg_info *d, const kr_message *m)
 /* What the tracker knows of the connection now: its device id (when known) and generation. */
 static void conn_facts(const spark_conv *conv, gboolean *id_known, char id[KR_DEVICE_ID_HEX_LEN + 1], int *gen)
 {
-    const kr_conn_info *info = kr_tracker_info(conv->tracker);
+    const char *known = kr_tracker_device_id(conv->tracker);
 
-    if (!info)
+    if (!conv->tracker)
         return;
-    *id_known = info->device_id_known;
-    if (info->device_id_known)
-        g_strlcpy(id, info->device_id_hex, KR_DEVICE_ID_HEX_LEN + 1);
-    *gen = info->generation;
+    *id_known = known != NULL;
+    if (known)
+        g_strlcpy(id, known, KR_DEVICE_ID_HEX_LEN + 1);
+    *gen = kr_tracker_generation(conv->tracker);
 }
 
 static void cb_step(void *ud, const kr_step *s)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "spark-int.h"
+#include <keyring/conn.h>
 
 #include <epan/proto_data.h>
 
@@ -570,7 +571,7 @@ static void tap_note(spark_tap_info *ti, const spark_ev *ev)
 static void render_header(tvbuff_t *tvb, packet_info *pinfo, spark_pass *pass, const spark_frame_rec *rec)
 {
     proto_item *it;
-    char what[96];
+    char what[160];
 
     if (rec->keyfile_error) {
         it = add_gen_string(pass->tree, spark_hf.keyfile_error, tvb, rec->keyfile_error);
@@ -579,9 +580,12 @@ static void render_header(tvbuff_t *tvb, packet_info *pinfo, spark_pass *pass, c
     }
     if (rec->released) {
         it = add_gen_uint(pass->tree, spark_hf.released, tvb, rec->released);
-        g_snprintf(what, sizeof what, "%u idle connection%s released: more than %u open (spark.max_conns)",
-                   rec->released, rec->released == 1 ? "" : "s", rec->cap);
+        kr_conn_evicted_text(rec->released, rec->cap, what, sizeof what);
         expert_brief(pinfo, it, &spark_ei.released, what, NULL, NULL);
+    }
+    if (rec->untracked) {
+        kr_conn_untracked_text(rec->cap, what, sizeof what);
+        expert_brief(pinfo, pass->root, &spark_ei.untracked, what, NULL, NULL);
     }
     if (rec->gap) {
         it = gen(proto_tree_add_uint64(pass->tree, spark_hf.gap, tvb, 0, 0, rec->gap));

@@ -466,6 +466,7 @@ static int setup(cm_app *a)
     a->mon.idle = a->o.idle;
     a->mon.max_conns = a->o.max_conns;
     a->mon.max_history = a->o.max_history;
+    a->mon.keep_events = a->o.tui || a->o.report_path;   /* only the screen and the report show them */
     a->mon.server_port = (uint16_t)a->o.port;
 
     cm_frag_init(&a->frag, 0, 0, 0);

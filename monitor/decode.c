@@ -1,5 +1,6 @@
 /* cloudmon: link, IP and TCP header parsing. */
 #include "decode.h"
+#include "keyring/conn.h"
 
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
@@ -42,21 +43,12 @@ bool cm_linktype_supported(int dlt)
 
 uint32_t cm_inet_sum(const uint8_t *p, size_t len, uint32_t sum)
 {
-    for (size_t i = 0; i + 1 < len; i += 2) {
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-        if (sum & 0x80000000u)
-            sum = (sum & 0xffff) + (sum >> 16);
-    }
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    return sum;
+    return kr_inet_sum(p, len, sum);
 }
 
 uint16_t cm_inet_fold(uint32_t sum)
 {
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
+    return kr_inet_fold(sum);
 }
 
 /* What the frame says about one layer's bytes: avail captured (at most what the header claims), claimed
@@ -71,18 +63,25 @@ static size_t span_wire(span s)
     return s.lost >= s.claimed - s.avail ? s.claimed : s.avail + s.lost;
 }
 
-/* The checksum of a whole segment: pseudo is the pseudo-header's running sum. */
-static cm_csum tcp_csum(const uint8_t *seg, size_t len, uint32_t pseudo)
+/* The checksum of a whole segment, judged by libkeyring's rule (the plugin uses the same). */
+static cm_csum tcp_csum(const uint8_t *seg, size_t len, const cm_pkt *out)
 {
-    if (cm_inet_fold(cm_inet_sum(seg, len, pseudo)) == 0)
-        return CM_CSUM_OK;
-    unsigned field = rd16(seg + 16), partial = 0xffffu - cm_inet_fold(pseudo);
-    if (field == 0 || field == partial)
-        return CM_CSUM_UNKNOWN;      /* left for the network card to fill in */
-    return CM_CSUM_BAD;
+    kr_endpoint src = { .family = out->src.family }, dst = { .family = out->dst.family };
+    memcpy(src.ip, out->src.ip, 16);
+    memcpy(dst.ip, out->dst.ip, 16);
+    switch (kr_tcp_checksum(&src, &dst, seg, len)) {
+    case KR_CSUM_GOOD: return CM_CSUM_OK;
+    case KR_CSUM_BAD: return CM_CSUM_BAD;
+    default: return CM_CSUM_UNKNOWN;
+    }
 }
 
-static cm_dec_result decode_tcp(const uint8_t *p, span s, uint32_t pseudo, cm_pkt *out)
+cm_csum cm_pkt_csum(const cm_pkt *p)
+{
+    return p->csum_seg ? tcp_csum(p->csum_seg, p->csum_len, p) : CM_CSUM_UNKNOWN;
+}
+
+static cm_dec_result decode_tcp(const uint8_t *p, span s, cm_pkt *out)
 {
     size_t wire = span_wire(s);
     if (s.avail < 20 || wire < 20)
@@ -95,14 +94,16 @@ static cm_dec_result decode_tcp(const uint8_t *p, span s, uint32_t pseudo, cm_pk
     out->seq = rd32(p + 4);
     out->ack = rd32(p + 8);
     out->flags = p[13];
+    out->window = rd16(p + 14);
+    out->wscale = (out->flags & KR_TCP_SYN) ? (int8_t)kr_tcp_wscale(p, hl) : -1;
     out->payload = p + hl;
     out->claimed_len = s.claimed - hl;
     out->payload_wire_len = wire - hl;
     out->payload_len = s.avail - hl;
     out->cut = out->payload_len < out->payload_wire_len;
     out->bogus_len = out->claimed_len > out->payload_wire_len;
-    if (!out->cut && !out->bogus_len)
-        out->csum = tcp_csum(p, s.claimed, pseudo + (uint32_t)s.claimed + 6);
+    out->csum_seg = !out->cut && !out->bogus_len ? p : NULL;
+    out->csum_len = s.claimed;
     return CM_DEC_TCP;
 }
 
@@ -139,7 +140,7 @@ static cm_dec_result decode_ipv4(const uint8_t *p, size_t len, size_t lost, cm_p
     }
     if (p[9] != 6)
         return CM_DEC_OTHER;
-    return decode_tcp(p + ihl, s, cm_inet_sum(p + 12, 8, 0), out);
+    return decode_tcp(p + ihl, s, out);
 }
 
 #define IP6_HOP 0
@@ -202,7 +203,7 @@ static cm_dec_result decode_ipv6(const uint8_t *p, size_t len, size_t lost, cm_p
         off += el;
     }
     span s = { have - off, wire - off, lost };
-    return decode_tcp(p + off, s, cm_inet_sum(p + 8, 32, 0), out);
+    return decode_tcp(p + off, s, out);
 }
 
 static cm_dec_result decode_ip(const uint8_t *p, size_t len, size_t lost, cm_pkt *out)

@@ -42,6 +42,8 @@ typedef struct cm_pkt {
     cm_addr src, dst;
     uint32_t seq, ack;
     uint8_t flags;
+    uint16_t window;         /* as in the header (unscaled) */
+    int8_t wscale;           /* a SYN's window scale option (kr_tcp_wscale), -1 none */
     const uint8_t *payload;  /* captured payload bytes (may be fewer than payload_wire_len) */
     size_t payload_len;
     size_t payload_wire_len; /* payload bytes that were on the wire: payload_len plus what the snapshot
@@ -50,7 +52,8 @@ typedef struct cm_pkt {
     bool cut;                /* the snapshot length cut the segment: payload_wire_len > payload_len */
     bool bogus_len;          /* the IP header claims more than the frame held on the wire: a lie, not a
                                 loss (claimed_len > payload_wire_len) */
-    cm_csum csum;
+    const uint8_t *csum_seg; /* the whole TCP segment, for cm_pkt_csum (NULL when not all there) */
+    size_t csum_len;
     bool reassembled;        /* rebuilt from IP fragments */
     unsigned vlan_tags;      /* 802.1Q / 802.1ad tags in front of the IP header */
     cm_ipfrag frag;          /* set for CM_DEC_FRAGMENT */
@@ -74,6 +77,10 @@ cm_dec_result cm_decode_frame(int dlt, const uint8_t *data, size_t caplen, size_
 cm_dec_result cm_decode(int dlt, const uint8_t *data, size_t caplen, cm_pkt *out);
 /* An IPv4 or IPv6 packet that is whole (a reassembled datagram). */
 cm_dec_result cm_decode_ip(const uint8_t *ip, size_t len, cm_pkt *out);
+
+/* The TCP checksum of a decoded segment, worked out when asked (cloudmon leaves it unknown, as Wireshark
+ * does by default, so reading a capture does not pay for it). */
+cm_csum cm_pkt_csum(const cm_pkt *p);
 
 /* The Internet checksum's running sum (RFC 1071) over len bytes, added to sum; cm_inet_fold ends it. */
 uint32_t cm_inet_sum(const uint8_t *p, size_t len, uint32_t sum);

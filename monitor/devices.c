@@ -17,15 +17,9 @@ void cm_devices_free(cm_devices *d)
     d->by_name = NULL;
 }
 
-/* The tracker's view of a connection (the copy in c when it has no tracker). */
-static const kr_conn_info *info(const cm_conn *c)
-{
-    return c->tr ? kr_tracker_info(c->tr) : &c->info;
-}
-
 char *cm_device_name(const cm_conn *c, char *out, size_t cap)
 {
-    const kr_conn_info *i = info(c);
+    const kr_conn_info *i = cm_conn_info(c);
     if (i->device_id_known) {
         g_strlcpy(out, i->device_id_hex, cap);
     } else {
@@ -82,7 +76,7 @@ static void on_end(void *ud, const cm_conn *c)
 {
     cm_devices *d = ud;
     char name[48];
-    const kr_conn_info *i = info(c);
+    const kr_conn_info *i = cm_conn_info(c);
     cm_device *v = get(d, cm_device_name(c, name, sizeof name), i->device_id_known);
     add_conn(v, c, i);
     if ((unsigned)i->verdict.code < CM_NVERDICTS)
@@ -95,7 +89,7 @@ static void on_message(void *ud, const cm_conn *c, const kr_message *m)
     if (m->kind != KR_MSG_HELLO || m->dir != KR_D2S || m->first_block_lost)
         return;
     char name[48];
-    cm_device *v = get(d, cm_device_name(c, name, sizeof name), info(c)->device_id_known);
+    cm_device *v = get(d, cm_device_name(c, name, sizeof name), cm_conn_info(c)->device_id_known);
     v->platform = m->platform_id;
     v->product_id = m->product_id;
     v->product_version = m->product_version;
@@ -159,7 +153,7 @@ GArray *cm_devices_rows(const cm_devices *d, const cm_mon *m, cm_dev_sort sort)
             cm_device_name(c, name, sizeof name);
             guint at = GPOINTER_TO_UINT(g_hash_table_lookup(idx, name));
             if (!at) {
-                cm_device v = { .platform = -1, .id_known = c->info.device_id_known };
+                cm_device v = { .platform = -1, .id_known = cm_conn_info(c)->device_id_known };
                 g_strlcpy(v.name, name, sizeof v.name);
                 g_array_append_val(rows, v);
                 at = rows->len;
@@ -169,7 +163,7 @@ GArray *cm_devices_rows(const cm_devices *d, const cm_mon *m, cm_dev_sort sort)
                     g_hash_table_insert(idx, g_array_index(rows, cm_device, r).name, GUINT_TO_POINTER(r + 1));
             }
             cm_device *v = &g_array_index(rows, cm_device, at - 1);
-            add_conn(v, c, info(c));
+            add_conn(v, c, cm_conn_info(c));
             v->live++;
         }
     }

@@ -24,12 +24,10 @@ void cm_json_reset(cm_json *j)
     j->first[0] = true;
 }
 
-static bool grow(cm_json *j, size_t more)
+static bool grow_slow(cm_json *j, size_t more)
 {
     if (j->oom)
         return false;
-    if (j->len + more <= j->cap)
-        return true;
     size_t cap = j->cap ? j->cap : 1024;
     while (cap < j->len + more)
         cap *= 2;
@@ -41,6 +39,11 @@ static bool grow(cm_json *j, size_t more)
     j->buf = b;
     j->cap = cap;
     return true;
+}
+
+static inline bool grow(cm_json *j, size_t more)
+{
+    return (j->len + more <= j->cap && !j->oom) || grow_slow(j, more);
 }
 
 static void put(cm_json *j, const char *s, size_t n)
@@ -85,56 +88,90 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* Bytes written as they are inside a JSON string: ASCII from space on, but '"' and '\\'. */
+static inline bool plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* The length of the run of plain bytes at s, eight at a time: a word is all plain when no byte is below
+ * 0x20, none has the top bit and none equals '"' or '\\' (the usual zero-byte test on w XOR the byte). */
+static size_t plain_run(const unsigned char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+        uint64_t bad = ((w - ones * 0x20) | w | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+        if (bad)
+            break;
+    }
+    while (i < n && plain(s[i]))
+        i++;
+    return i;
+}
+
+/* Room for the worst case is made once (6 bytes a byte), then runs of plain bytes are copied whole. */
 void cm_json_escape(cm_json *j, const char *v, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)v;
-    if (!grow(j, n + 2))
+    if (n > (SIZE_MAX - 2) / 6 || !grow(j, 6 * n + 2))
         return;
+    char *o = j->buf + j->len;
     size_t i = 0;
     while (i < n) {
-        size_t run = i;
-        while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
-            run++;
-        put(j, (const char *)s + i, run - i);
+        size_t run = i + plain_run(s + i, n - i);
+        memcpy(o, s + i, run - i);
+        o += run - i;
         if ((i = run) >= n)
             break;
         unsigned char c = s[i];
-        if (c >= 0x80) {
-            size_t l = utf8_len(s + i, n - i);
-            if (l) {
-                put(j, (const char *)s + i, l);
-                i += l;
-                continue;
-            }
-            char e[5] = { '\\', '\\', 'x', hex[c >> 4], hex[c & 15] };
-            put(j, e, 5);
-        } else if (c == '"' || c == '\\') {
-            char e[2] = { '\\', (char)c };
-            put(j, e, 2);
+        size_t l = c >= 0x80 ? utf8_len(s + i, n - i) : 0;
+        if (l) {
+            memcpy(o, s + i, l);
+            o += l;
+            i += l;
+            continue;
+        }
+        const char *named = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+        if (named) {
+            memcpy(o, named, 2);
+            o += 2;
+        } else if (c >= 0x80) {
+            /* not UTF-8: shown as the text \xNN, so no byte is lost and the line stays valid JSON */
+            memcpy(o, "\\\\x", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
         } else {
-            const char *named = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b"
-                              : c == '\f' ? "\\f" : NULL;
-            if (named) {
-                put(j, named, 2);
-            } else {
-                char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-                put(j, e, 6);
-            }
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
         }
         i++;
     }
+    j->len = (size_t)(o - j->buf);
 }
 
 static void key(cm_json *j, const char *k)
 {
+    size_t kl = k ? strlen(k) : 0;
+    if (!grow(j, kl + 4))
+        return;
     if (!j->first[j->depth])
-        putc1(j, ',');
+        j->buf[j->len++] = ',';
     j->first[j->depth] = false;
-    if (k) {
-        putc1(j, '"');
-        cm_json_escape(j, k, strlen(k));
-        put(j, "\":", 2);
+    if (k) {                /* keys are the program's own words: nothing to escape */
+        j->buf[j->len++] = '"';
+        memcpy(j->buf + j->len, k, kl);
+        j->len += kl;
+        j->buf[j->len++] = '"';
+        j->buf[j->len++] = ':';
     }
 }
 

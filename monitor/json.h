@@ -24,7 +24,8 @@ void cm_json_init(cm_json *j);
 void cm_json_free(cm_json *j);
 void cm_json_reset(cm_json *j);           /* empties the buffer for the next line */
 
-/* key may be NULL inside an array. */
+/* key may be NULL inside an array; keys are the program's own words (plain ASCII), written as they are,
+ * values are escaped. */
 void cm_json_obj(cm_json *j, const char *key);     /* { */
 void cm_json_arr(cm_json *j, const char *key);     /* [ */
 void cm_json_end(cm_json *j, char close);          /* } or ] */

@@ -22,6 +22,8 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
                       const char *title, const char *text)
 {
     c->mon->version++;
+    if (!c->mon->keep_events)
+        return;
     if (c->events->len >= CM_MAX_EVENTS) {
         /* keep the opening (the handshake) and the newest: drop the oldest after the opening */
         g_array_remove_index(c->events, CM_KEEP_HEAD);
@@ -121,10 +123,7 @@ static void on_tcp(void *ud, kr_conn *kc, const kr_tcp_event *e)
 /* Drops the oldest ended connections beyond the history limit. */
 static void trim_history(cm_mon *m)
 {
-    size_t ended = 0;
-    for (guint i = 0; i < m->conns->len; i++)
-        ended += ((cm_conn *)g_ptr_array_index(m->conns, i))->ended;
-    for (guint i = 0; ended > m->max_history && i < m->conns->len;) {
+    for (guint i = 0; m->n_ended > m->max_history && i < m->conns->len;) {
         cm_conn *c = g_ptr_array_index(m->conns, i);
         if (c->ended) {
             g_ptr_array_remove_index(m->conns, i);
@@ -132,7 +131,7 @@ static void trim_history(cm_mon *m)
                 kr_tracker_free(c->tr);
             g_array_free(c->events, TRUE);
             g_free(c);
-            ended--;
+            m->n_ended--;
             m->version++;
         } else {
             i++;
@@ -148,6 +147,7 @@ static void on_end(void *ud, kr_conn *kc, const char *reason)
     c->kc = NULL;
     refresh(c);
     c->ended = true;
+    m->n_ended++;
     g_strlcpy(c->end_reason, reason, sizeof c->end_reason);
     add_event(c, CM_EV_END, KR_D2S, c->last, 0, 0, "end", reason);
     for (int i = 0; i < m->n_obs; i++)
@@ -174,6 +174,7 @@ void cm_mon_init(cm_mon *m, const kr_keyfile *kf)
     m->idle = 600;
     m->server_port = 5683;
     m->next_id = 1;
+    m->keep_events = true;
 }
 
 static kr_conn_table *table(cm_mon *m)
@@ -225,10 +226,7 @@ void cm_mon_observe(cm_mon *m, const cm_observer *o)
 
 size_t cm_mon_live_count(const cm_mon *m)
 {
-    size_t n = 0;
-    for (guint i = 0; i < m->conns->len; i++)
-        n += !((cm_conn *)g_ptr_array_index(m->conns, i))->ended;
-    return n;
+    return m->conns->len - m->n_ended;
 }
 
 static void to_endpoint(const cm_addr *a, kr_endpoint *e)
@@ -250,12 +248,16 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
     default: m->st.other++; return;
     }
     /* the layer judges the IP length itself (as for the plugin): what the header claims, unless the snap
-     * length cut the frame, when the decoder knows how much was on the wire. The checksum is left unknown:
-     * Wireshark does not verify it by default, and both frontends must take the same bytes. */
+     * length cut the frame, when the decoder knows how much was on the wire. The checksum is libkeyring's
+     * (kr_tcp_checksum, as the plugin computes it too), the window scale option a SYN's. */
     size_t claimed = p->claimed_len > p->payload_len ? p->claimed_len : p->payload_len;
-    kr_packet kp = { .seq = p->seq, .ack = p->ack, .flags = p->flags, .payload = p->payload,
-                     .captured_len = p->payload_len, .wire_len = p->cut ? p->payload_wire_len : claimed,
-                     .cut = p->cut, .checksum = KR_CSUM_UNKNOWN, .time = ts };
+    cm_csum csum = cm_pkt_csum(p);
+    kr_packet kp = { .seq = p->seq, .ack = p->ack, .flags = p->flags, .window = p->window,
+                     .payload = p->payload, .captured_len = p->payload_len,
+                     .wire_len = p->cut ? p->payload_wire_len : claimed, .cut = p->cut,
+                     .checksum = csum == CM_CSUM_OK ? KR_CSUM_GOOD
+                                 : csum == CM_CSUM_BAD ? KR_CSUM_BAD : KR_CSUM_UNKNOWN,
+                     .options_known = true, .wscale = p->wscale, .time = ts };
     to_endpoint(&p->src, &kp.src);
     to_endpoint(&p->dst, &kp.dst);
     kr_conn *kc = kr_conn_packet(table(m), &kp);
@@ -265,7 +267,6 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
         c->wire_bytes += p->payload_wire_len;
         if (ts > c->last)
             c->last = ts;
-        refresh(c);
         m->version++;
     }
     sync_stats(m);

@@ -42,7 +42,7 @@ typedef struct cm_conn {
     char end_reason[64];
     kr_conn *kc;             /* the connection layer's, while live */
     kr_tracker *tr;          /* its tracker (kept after the end for the history) */
-    kr_conn_info info;       /* copy of the tracker's, refreshed after each packet */
+    kr_conn_info info;       /* copy of the tracker's at the end; read through cm_conn_info */
     uint64_t packets;
     uint64_t wire_bytes;     /* TCP payload bytes on the wire, both directions */
     double first, last;
@@ -52,6 +52,12 @@ typedef struct cm_conn {
     bool final_reported;     /* a verdict with final set went to the observers */
     struct cm_mon *mon;
 } cm_conn;
+
+/* The tracker's view of a connection, as of now (the copy made at the end when it has no tracker). */
+static inline const kr_conn_info *cm_conn_info(const cm_conn *c)
+{
+    return c->tr ? kr_tracker_info(c->tr) : &c->info;
+}
 
 #define CM_MAX_EVENTS 1024  /* events kept per connection ... */
 #define CM_KEEP_HEAD 128    /* ... the first ones always, then the newest */
@@ -91,6 +97,8 @@ typedef struct cm_mon {
     cm_stats st;
     unsigned next_id;
     unsigned version;        /* bumped on every change: the screen redraws when it moves */
+    size_t n_ended;          /* ended connections in conns */
+    bool keep_events;        /* each connection keeps its events (the screen and the report show them) */
     cm_observer obs[CM_MAX_OBSERVERS];
     int n_obs;
     double now;              /* newest packet time */

@@ -32,9 +32,10 @@ static cm_json *jbase(cm_output *o, const char *type, const cm_conn *c, double t
 
 static void jdevice(cm_json *j, const cm_conn *c)
 {
-    const kr_conn_info *i = kr_tracker_info(c->tr);
-    if (i->device_id_known)
-        cm_json_str(j, "device_id", i->device_id_hex);
+    const char *id = c->tr ? kr_tracker_device_id(c->tr) : cm_conn_info(c)->device_id_known ? c->info.device_id_hex
+                                                                                           : NULL;
+    if (id)
+        cm_json_str(j, "device_id", id);
 }
 
 /* A live capture is followed as it happens: every line goes out at once. A file is written in large
@@ -130,7 +131,7 @@ static void j_message(void *ud, const cm_conn *c, const kr_message *m)
     cm_json_int(j, "payload_length", (int64_t)m->payload_len);
     if (m->answers >= 0) {
         cm_json_int(j, "answers", m->answers);
-        cm_json_num(j, "response_time", m->response_time);
+        cm_json_time(j, "response_time", m->response_time);   /* seconds, to the microsecond as "time" */
     }
     jemit(o);
 }
@@ -243,7 +244,7 @@ static void t_verdict(void *ud, const cm_conn *c, const kr_verdict *v)
 static void tally_end(void *ud, const cm_conn *c)
 {
     cm_tally *t = ud;
-    kr_verdict_code v = c->info.verdict.code;
+    kr_verdict_code v = cm_conn_info(c)->verdict.code;
     if ((unsigned)v < CM_NVERDICTS)
         t->verdicts[v]++;
     t->ended++;

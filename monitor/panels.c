@@ -72,7 +72,7 @@ static void bar(cm_screen *s, int y, const char *text)
 
 static const char *verdict_word(const cm_conn *c)
 {
-    kr_verdict_code v = c->info.verdict.code;
+    kr_verdict_code v = cm_conn_info(c)->verdict.code;
     return v == KR_V_NONE ? (c->ended ? "none" : "...") : kr_verdict_str(v);
 }
 
@@ -200,7 +200,7 @@ static void list_panel(cm_screen *s, cm_app *a)
     keep_visible(s->sel, &s->list_top, rows, n);
     for (int i = 0; i < rows && s->list_top + i < n; i++) {
         const cm_conn *c = g_ptr_array_index(s->rows, s->list_top + i);
-        const kr_conn_info *in = &c->info;
+        const kr_conn_info *in = cm_conn_info(c);
         const char *note = !in->decrypting && in->no_decrypt_reason[0] ? in->no_decrypt_reason
                          : c->ended ? c->end_reason : in->decrypting ? "decrypting" : "";
         char line[1024], da[40] = "", ca[40] = "";
@@ -303,7 +303,7 @@ static void arrow(GArray *l, int pair, double rel, kr_dir dir, const char *label
 /* The verdict at the end of the detail view: meaning, evidence, candidates. */
 static void verdict_lines(GArray *l, const cm_conn *c, int width)
 {
-    const kr_verdict *v = &c->info.verdict;
+    const kr_verdict *v = &cm_conn_info(c)->verdict;
     if (v->code == KR_V_NONE) {
         add(l, 0, A_BOLD, "Verdict: %s", c->ended ? "none" : "not decided yet");
     } else {
@@ -327,7 +327,7 @@ static void verdict_lines(GArray *l, const cm_conn *c, int width)
 static GArray *detail_lines(cm_screen *s, cm_app *a, const cm_conn *c, int width)
 {
     GArray *l = g_array_new(FALSE, FALSE, sizeof(dline));
-    const kr_conn_info *in = &c->info;
+    const kr_conn_info *in = cm_conn_info(c);
     char a1[80], a2[80], t1[32], t2[32];
     add(l, 0, A_BOLD, "Connection %u   device %s   %s -> %s", c->id, in->device_id_known ? in->device_id_hex : "(id not known)",
         cm_addr_str(&c->client, a1, sizeof a1), cm_addr_str(&c->server, a2, sizeof a2));

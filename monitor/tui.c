@@ -34,9 +34,9 @@ static bool matches(const cm_conn *c, const char *filter)
     if (!filter[0])
         return true;
     char a1[80], a2[80], hay[512];
-    snprintf(hay, sizeof hay, "%u %s %s %s %s %s %s", c->id, c->info.device_id_known ? c->info.device_id_hex : "",
+    snprintf(hay, sizeof hay, "%u %s %s %s %s %s %s", c->id, cm_conn_info(c)->device_id_known ? cm_conn_info(c)->device_id_hex : "",
              cm_addr_str(&c->client, a1, sizeof a1), cm_addr_str(&c->server, a2, sizeof a2),
-             kr_verdict_str(c->info.verdict.code), kr_step_str(c->info.last_step), c->ended ? c->end_reason : "open");
+             kr_verdict_str(cm_conn_info(c)->verdict.code), kr_step_str(cm_conn_info(c)->last_step), c->ended ? c->end_reason : "open");
     return strcasestr(hay, filter) != NULL;
 }
 
@@ -48,9 +48,9 @@ static int cmp_conn(gconstpointer pa, gconstpointer pb)
     int r = 0;
     switch (sort_key) {
     case CM_SORT_LAST: r = (a->last < b->last) - (a->last > b->last); break;
-    case CM_SORT_DEVICE: r = strcmp(a->info.device_id_known ? a->info.device_id_hex : "~",
-                                    b->info.device_id_known ? b->info.device_id_hex : "~"); break;
-    case CM_SORT_VERDICT: r = strcmp(kr_verdict_str(a->info.verdict.code), kr_verdict_str(b->info.verdict.code)); break;
+    case CM_SORT_DEVICE: r = strcmp(cm_conn_info(a)->device_id_known ? cm_conn_info(a)->device_id_hex : "~",
+                                    cm_conn_info(b)->device_id_known ? cm_conn_info(b)->device_id_hex : "~"); break;
+    case CM_SORT_VERDICT: r = strcmp(kr_verdict_str(cm_conn_info(a)->verdict.code), kr_verdict_str(cm_conn_info(b)->verdict.code)); break;
     case CM_SORT_BYTES: r = (a->wire_bytes < b->wire_bytes) - (a->wire_bytes > b->wire_bytes); break;
     default: break;
     }

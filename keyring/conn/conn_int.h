@@ -13,6 +13,8 @@ typedef struct kr_reasm_ops {
     void (*deliver)(void *ud, const uint8_t *data, size_t len, double ts, bool from_packet);
     void (*gap)(void *ud, uint64_t nbytes, double ts);
     void (*fin)(void *ud, double ts);      /* every byte before the FIN was handled */
+    /* another copy of len bytes handed on before, the first of them `back` bytes before the next one */
+    void (*copy)(void *ud, const uint8_t *data, size_t len, uint32_t back, int rank, double ts);
 } kr_reasm_ops;
 
 typedef struct kr_reasm {
@@ -28,14 +30,18 @@ typedef struct kr_reasm {
     size_t ooo_bytes, ooo_count, max_ooo_bytes;
     uint64_t delivered, retransmitted, gap_bytes;
     uint32_t gaps, segments;
+    /* the last bytes handed on from segments whose checksum is bad: [bad_seq, bad_end) */
+    bool have_bad;
+    uint32_t bad_seq, bad_end;
 } kr_reasm;
 
 void kr_reasm_init(kr_reasm *r, size_t max_ooo_bytes);
 void kr_reasm_free(kr_reasm *r);
 void kr_reasm_syn(kr_reasm *r, uint32_t isn);
 /* Returns the number of new bytes (beyond everything seen in this direction) the segment carries. */
+/* bad: the segment's checksum is known to be bad (its bytes are taken, but a copy that checks wins). */
 uint32_t kr_reasm_segment(kr_reasm *r, uint32_t seq, const uint8_t *data, size_t len, size_t wire_len, bool fin,
-                          double ts, const kr_reasm_ops *ops, void *ud);
+                          bool bad, double ts, const kr_reasm_ops *ops, void *ud);
 void kr_reasm_settle(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud);
 uint32_t kr_reasm_first_waiting(const kr_reasm *r);
 void kr_reasm_ack(kr_reasm *r, uint32_t ack, double ts, const kr_reasm_ops *ops, void *ud);
@@ -69,7 +75,9 @@ struct kr_conn {
     kr_tracker *tr;
     void *user;
     kr_reasm rs[2];
-    uint32_t window[2];      /* last window advertised by the receiver of each direction */
+    uint32_t window[2];      /* last window advertised by the receiver of each direction (scaled when the
+                                scale is known) */
+    int8_t wscale[2];        /* each sender's window scale option in its SYN: -1 none, -2 not known */
     bool have_ack[2];
     uint32_t ack_of[2];      /* last acknowledgement the receiver of each direction sent */
     uint64_t stream_pos[2];  /* bytes of each direction handed to the tracker, gaps included */

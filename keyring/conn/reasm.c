@@ -10,6 +10,7 @@ struct kr_seg {
     uint32_t seq;
     uint32_t len;
     double ts;
+    bool bad;                /* its checksum is known to be bad */
     kr_seg *next;
     uint8_t data[];
 };
@@ -72,13 +73,34 @@ static void check_fin(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
     }
 }
 
-/* Hands on in-order bytes of [seq, seq+len), skipping what was already handed on. */
-static void take(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, double ts, bool from_packet,
-                 const kr_reasm_ops *ops, void *ud)
+/* How a copy of m bytes at seq ranks against the copy handed on: 1 when it checks and that one did not, -1
+ * when it does not check and that one did (a copy with a valid checksum beats one with a bad one). */
+static int copy_rank(const kr_reasm *r, uint32_t seq, uint32_t m, bool bad)
+{
+    bool first_bad = r->have_bad && kr_seq_diff(seq, r->bad_end) < 0 && kr_seq_diff(seq + m, r->bad_seq) > 0;
+    return first_bad == bad ? 0 : bad ? -1 : 1;
+}
+
+static void note_bad(kr_reasm *r, uint32_t from, uint32_t n)
+{
+    if (!r->have_bad || r->bad_end != from)
+        r->bad_seq = from;
+    r->have_bad = true;
+    r->bad_end = from + n;
+}
+
+/* Hands on in-order bytes of [seq, seq+len), skipping what was already handed on (later copies of those go
+ * to ops->copy). */
+static void take(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, bool bad, double ts,
+                 bool from_packet, const kr_reasm_ops *ops, void *ud)
 {
     int32_t d = kr_seq_diff(r->next_seq, seq);
     if (d < 0)
         return;
+    if (d > 0 && ops->copy) {
+        uint32_t m = (uint32_t)d < len ? (uint32_t)d : len;
+        ops->copy(ud, data, m, (uint32_t)d, copy_rank(r, seq, m, bad), ts);
+    }
     if ((uint32_t)d >= len) {
         r->retransmitted += len;
         return;
@@ -89,6 +111,8 @@ static void take(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, d
         n = (uint32_t)kr_seq_diff(r->fin_seq, r->next_seq);   /* nothing after the FIN */
     if (n == 0)
         return;
+    if (bad)
+        note_bad(r, r->next_seq, n);
     r->next_seq += n;
     r->delivered += n;
     if (ops->deliver)
@@ -102,7 +126,7 @@ static void drain(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
         r->ooo = s->next;
         r->ooo_bytes -= s->len;
         r->ooo_count--;
-        take(r, s->seq, s->data, s->len, s->ts, false, ops, ud);
+        take(r, s->seq, s->data, s->len, s->bad, s->ts, false, ops, ud);
         free(s);
     }
 }
@@ -125,13 +149,13 @@ static void skip_hole(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
     drain(r, ops, ud);
 }
 
-static void store(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, double ts)
+static void store(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, bool bad, double ts)
 {
     kr_seg **pp = &r->ooo;
     while (*pp && kr_seq_diff((*pp)->seq, seq) <= 0) {
-        if ((*pp)->seq == seq && (*pp)->len >= len) {
+        if ((*pp)->seq == seq && (*pp)->len >= len && memcmp((*pp)->data, data, len) == 0) {
             r->retransmitted += len;
-            return;
+            return;             /* the same bytes again (a copy that differs waits too: its meaning decides) */
         }
         pp = &(*pp)->next;
     }
@@ -141,6 +165,7 @@ static void store(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, 
     s->seq = seq;
     s->len = len;
     s->ts = ts;
+    s->bad = bad;
     memcpy(s->data, data, len);
     s->next = *pp;
     *pp = s;
@@ -165,7 +190,7 @@ static uint32_t note_extent(kr_reasm *r, uint32_t seq, uint32_t wire_len)
 }
 
 uint32_t kr_reasm_segment(kr_reasm *r, uint32_t seq, const uint8_t *data, size_t len, size_t wire_len, bool fin,
-                          double ts, const kr_reasm_ops *ops, void *ud)
+                          bool bad, double ts, const kr_reasm_ops *ops, void *ud)
 {
     r->segments++;
     if (wire_len < len)
@@ -179,7 +204,7 @@ uint32_t kr_reasm_segment(kr_reasm *r, uint32_t seq, const uint8_t *data, size_t
         /* joined without a SYN: the first segments may be out of order, so they wait until the other side
          * acknowledges up to the lowest one (or a second has passed), and the stream starts there */
         if (len > 0)
-            store(r, seq, data, (uint32_t)len, ts);
+            store(r, seq, data, (uint32_t)len, bad, ts);
         if (fin || r->ooo_bytes > r->max_ooo_bytes) {
             if (!r->ooo) {
                 r->next_seq = seq + (uint32_t)wire_len;
@@ -191,10 +216,10 @@ uint32_t kr_reasm_segment(kr_reasm *r, uint32_t seq, const uint8_t *data, size_t
     }
     if (len > 0) {
         if (kr_seq_diff(seq, r->next_seq) <= 0) {
-            take(r, seq, data, (uint32_t)len, ts, true, ops, ud);
+            take(r, seq, data, (uint32_t)len, bad, ts, true, ops, ud);
             drain(r, ops, ud);
         } else {
-            store(r, seq, data, (uint32_t)len, ts);
+            store(r, seq, data, (uint32_t)len, bad, ts);
             while (r->ooo_bytes > r->max_ooo_bytes && r->ooo)
                 skip_hole(r, ts, ops, ud);
         }

@@ -1,5 +1,6 @@
 /* sparkwire libkeyring: the connection table: identity (one entry for both directions), which side is
  * the device, following a connection, bounded size with eviction that spares protocol sessions, expiry. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "conn_int.h"
@@ -221,6 +222,7 @@ static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *ke
     c->cloud = src_is_dev ? p->dst : p->src;
     c->first = c->last = p->time;
     c->state = KR_CS_UNDECIDED;
+    c->wscale[0] = c->wscale[1] = -2;        /* not known until the SYNs are read */
     c->in_packet = true;                     /* made for the packet being handled */
     for (int d = 0; d < 2; d++)
         kr_reasm_init(&c->rs[d], t->o.max_waiting);
@@ -377,6 +379,18 @@ void kr_conn_end(kr_conn_table *t, kr_conn *c, double now, const char *reason)
 void kr_conn_finish(kr_conn_table *t, double now, const char *reason)
 {
     expire(t, now, true, reason ? reason : "capture ended");
+}
+
+void kr_conn_untracked_text(size_t max_conns, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "not followed: the table of %zu connections is full of connections that carry "
+             "protocol data, which are never ended for a new one", max_conns);
+}
+
+void kr_conn_evicted_text(uint64_t n, size_t max_conns, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%llu connection%s without protocol data ended to make room: more than %zu open",
+             (unsigned long long)n, n == 1 ? "" : "s", max_conns);
 }
 
 /* ---- accessors ---- */

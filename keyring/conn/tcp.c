@@ -105,16 +105,33 @@ static void fin(kr_conn *c, kr_dir dir, double ts)
     kr_tracker_close(c->tr, dir, false, ts);
 }
 
+/* Another copy of bytes handed on before: the tracker compares it and keeps it as a candidate when it
+ * differs. */
+static void copy(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, uint32_t back, int rank, double ts)
+{
+    if (c->state == KR_CS_FOLLOWED && back <= c->stream_pos[dir])
+        kr_tracker_copy(c->tr, dir, c->stream_pos[dir] - back, data, len, rank, ts);
+}
+
 static void d2s_deliver(void *ud, const uint8_t *d, size_t n, double ts, bool fp) { deliver(ud, KR_D2S, d, n, ts, fp); }
 static void s2d_deliver(void *ud, const uint8_t *d, size_t n, double ts, bool fp) { deliver(ud, KR_S2D, d, n, ts, fp); }
 static void d2s_gap(void *ud, uint64_t n, double ts) { gap(ud, KR_D2S, n, ts); }
 static void s2d_gap(void *ud, uint64_t n, double ts) { gap(ud, KR_S2D, n, ts); }
 static void d2s_fin(void *ud, double ts) { fin(ud, KR_D2S, ts); }
 static void s2d_fin(void *ud, double ts) { fin(ud, KR_S2D, ts); }
+static void d2s_copy(void *ud, const uint8_t *d, size_t n, uint32_t b, int rank, double ts)
+{
+    copy(ud, KR_D2S, d, n, b, rank, ts);
+}
+
+static void s2d_copy(void *ud, const uint8_t *d, size_t n, uint32_t b, int rank, double ts)
+{
+    copy(ud, KR_S2D, d, n, b, rank, ts);
+}
 
 const kr_reasm_ops kr_conn_rs_ops[2] = {
-    { d2s_deliver, d2s_gap, d2s_fin },
-    { s2d_deliver, s2d_gap, s2d_fin },
+    { d2s_deliver, d2s_gap, d2s_fin, d2s_copy },
+    { s2d_deliver, s2d_gap, s2d_fin, s2d_copy },
 };
 
 /* ---- SYN, RST ---- */
@@ -132,10 +149,28 @@ static void on_syn(kr_conn *c, const kr_packet *p, kr_dir dir)
             c->saw_syn = true;
         if (opens && c->state == KR_CS_FOLLOWED)
             kr_tracker_open(c->tr, p->time);
+        c->wscale[dir] = p->options_known ? (p->wscale < 0 ? -1 : p->wscale > 14 ? 14 : p->wscale) : -2;
         kr_conn_event(c, ack ? KR_TCP_EV_SYNACK : KR_TCP_EV_SYN, dir, p->time, 0,
                       ack ? "the cloud accepts" : "the device connects");
     }
     kr_reasm_syn(&c->rs[dir], p->seq);
+}
+
+/* Window scaling is in force when both SYNs were read with their options and both carry the option
+ * (RFC 7323); -1: not in force, -2: not known (a SYN missing, or read without its options). */
+static int scale_state(const kr_conn *c)
+{
+    if (!c->saw_syn || !c->saw_synack || c->wscale[0] == -2 || c->wscale[1] == -2)
+        return -2;
+    return c->wscale[0] >= 0 && c->wscale[1] >= 0 ? 0 : -1;
+}
+
+/* The window a segment of dir advertises, in bytes (a SYN's window is never scaled). */
+static uint32_t advertised(const kr_conn *c, const kr_packet *p, kr_dir dir)
+{
+    if (!(p->flags & KR_TCP_SYN) && scale_state(c) == 0)
+        return (uint32_t)p->window << c->wscale[dir];
+    return p->window;
 }
 
 /* The next byte the receiver of dir expects, as best known. */
@@ -173,9 +208,10 @@ static void on_rst(kr_conn *c, const kr_packet *p, kr_dir dir)
     uint32_t nxt;
     if (rcv_nxt(c, dir, &nxt)) {
         int32_t off = kr_seq_diff(p->seq, nxt);
-        /* the scale factor is not known here: a window is taken to be at least 64 KiB */
-        uint32_t wnd = c->window[dir] > 65535 ? c->window[dir] : 65535;
-        if (off < 0 || (uint32_t)off >= wnd) {
+        /* with both SYNs' options read, the receiver's window as scaled; else at least 64 KiB, as the
+         * scale is not known */
+        uint32_t wnd = scale_state(c) != -2 ? c->window[dir] : c->window[dir] > 65535 ? c->window[dir] : 65535;
+        if (off < 0 || (off > 0 && (uint32_t)off >= wnd)) {
             kr_conn_event(c, KR_TCP_EV_RST_IGNORED, dir, p->time, 0,
                           "RST from the %s %lld bytes from the next expected byte, outside the window of %u: ignored",
                           side(dir), (long long)off, wnd);
@@ -230,12 +266,11 @@ void kr_conn_handle(kr_conn *c, const kr_packet *p)
     c->packets++;
     if (p->time > c->last)
         c->last = p->time;
-    if (p->checksum == KR_CSUM_BAD) {
-        c->tab->st.bad_checksum++;           /* the receiver dropped it */
-        return;
-    }
+    if (p->checksum == KR_CSUM_BAD)
+        c->tab->st.bad_checksum++;           /* taken all the same (offload makes sent packets look bad);
+                                                a copy that checks wins over it */
     size_t wire = wire_length(c, p, dir);
-    c->window[!dir] = p->window;
+    c->window[!dir] = advertised(c, p, dir);
     if (p->flags & KR_TCP_ACK) {
         c->have_ack[!dir] = true;
         c->ack_of[!dir] = p->ack;
@@ -250,8 +285,8 @@ void kr_conn_handle(kr_conn *c, const kr_packet *p)
     uint32_t fresh = 0;
     uint64_t seen = c->rs[dir].retransmitted;
     if (wire > 0 || (p->flags & KR_TCP_FIN))
-        fresh = kr_reasm_segment(&c->rs[dir], seq, p->payload, cap, wire, (p->flags & KR_TCP_FIN) != 0, p->time,
-                                 &kr_conn_rs_ops[dir], c);
+        fresh = kr_reasm_segment(&c->rs[dir], seq, p->payload, cap, wire, (p->flags & KR_TCP_FIN) != 0,
+                                 p->checksum == KR_CSUM_BAD, p->time, &kr_conn_rs_ops[dir], c);
     if (c->rs[dir].retransmitted > seen)
         kr_conn_event(c, KR_TCP_EV_RETRANSMITTED, dir, p->time, c->rs[dir].retransmitted - seen,
                       "%llu bytes seen before: not handed on again",

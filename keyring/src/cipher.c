@@ -18,6 +18,7 @@ struct kr_cipher {
     bool in_sync;
     bool keyed;            /* a session key is set (kr_cipher_new, kr_cipher_set_key) */
     bool passed;           /* a frame went by (decrypted, passed or lost): iv is no longer the first IV */
+    uint8_t chain[16];     /* decrypt mode: the block the context chains the next input to (its IV now) */
 };
 
 kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
@@ -30,7 +31,7 @@ kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
         kr_cipher_free(c);
         return NULL;
     }
-    c->mode = 0;
+    c->mode = -1;          /* the first use sets the context up for its mode */
     memcpy(c->key, key, 16);
     memcpy(c->iv, iv, 16);
     c->in_sync = true;
@@ -140,8 +141,22 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
     int outl = 0;
     int ok = 1;
     if (blen > 0) {
-        ok = cipher_start(c, 0, iv) == 0 && EVP_DecryptUpdate(c->ctx, pt, &outl, body, (int)blen) &&
-             (size_t)outl == blen;
+        /* The context stays keyed and chains on from the last block it decrypted; the frame's IV is another
+         * block, so its first plaintext block is corrected by (IV XOR that block) instead of setting the
+         * context up again for every frame. */
+        if (c->mode != 0) {
+            ok = cipher_start(c, 0, iv) == 0;
+            memcpy(c->chain, iv, 16);
+        }
+        uint8_t delta[16];
+        for (int i = 0; i < 16; i++)
+            delta[i] = iv[i] ^ c->chain[i];
+        ok = ok && EVP_DecryptUpdate(c->ctx, pt, &outl, body, (int)blen) && (size_t)outl == blen;
+        for (int i = 0; ok && i < 16; i++)
+            pt[i] ^= delta[i];
+        memcpy(c->chain, body + blen - 16, 16);
+        if (!ok)
+            c->mode = -1;       /* set up again at the next frame */
     }
     memcpy(c->iv, next_iv, 16);
     c->in_sync = true;
@@ -174,6 +189,69 @@ kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const u
     kr_dec_result r = kr_cipher_decrypt(t, ct, len, pt, pt_len, pt_skip);
     kr_cipher_free(t);
     return r;
+}
+
+struct kr_probe_key {
+    EVP_CIPHER_CTX *ctx;   /* AES-128-ECB, decrypt, no padding: one block at a time */
+};
+
+kr_probe_key *kr_probe_key_new(const uint8_t key[16])
+{
+    kr_probe_key *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->ctx = EVP_CIPHER_CTX_new();
+    if (!k->ctx || !EVP_DecryptInit_ex(k->ctx, EVP_aes_128_ecb(), NULL, key, NULL) ||
+        !EVP_CIPHER_CTX_set_padding(k->ctx, 0)) {
+        kr_probe_key_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void kr_probe_key_free(kr_probe_key *k)
+{
+    if (!k)
+        return;
+    EVP_CIPHER_CTX_free(k->ctx);
+    free(k);
+}
+
+/* One block: out = D(ct) XOR prev. */
+static bool probe_block(const kr_probe_key *k, const uint8_t *ct, const uint8_t *prev, uint8_t out[16])
+{
+    /* EVP_Cipher: one whole block, without the bookkeeping of EVP_DecryptUpdate (a third of a probe's cost) */
+    if (EVP_Cipher(k->ctx, out, ct, 16) <= 0)
+        return false;
+    for (int i = 0; i < 16; i++)
+        out[i] ^= prev[i];
+    return true;
+}
+
+bool kr_cipher_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t first_iv[16], const uint8_t *ct,
+                     size_t len, uint8_t first[16], bool *have_first)
+{
+    *have_first = false;
+    if (!c || !k || len == 0 || len % 16 != 0 || len > KR_FRAME_MAX || (!c->in_sync && len < 32))
+        return false;
+    const uint8_t *iv = c->passed ? c->iv : first_iv;
+    uint8_t last[16];
+    if (!probe_block(k, ct + len - 16, len >= 32 ? ct + len - 32 : iv, last))
+        return false;
+    uint8_t pad = last[15];
+    if (pad == 0 || pad > 16)
+        return false;
+    for (int i = 16 - pad; i < 16; i++)
+        if (last[i] != pad)
+            return false;
+    if (c->in_sync) {
+        if (len == 16)
+            memcpy(first, last, 16);
+        else if (!probe_block(k, ct, iv, first))
+            return false;
+        *have_first = true;
+    }
+    return true;
 }
 
 int kr_cipher_encrypt(kr_cipher *c, const uint8_t *pt, size_t len, uint8_t *out, size_t out_cap)

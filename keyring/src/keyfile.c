@@ -43,6 +43,7 @@ struct kr_keyfile {
     hmap files;             /* key file path -> first entry that loaded it */
     kr_key **owned;         /* one loaded key per distinct key file */
     size_t n_owned, cap_owned;
+    kr_probe_key **probe;   /* one per session line, keyed on first use (kr_keyfile_session_probe) */
 };
 
 /* ---- small containers --------------------------------------------------------------------------- */
@@ -161,6 +162,9 @@ void kr_keyfile_free(kr_keyfile *kf)
     free(kf->ids.s);
     free(kf->files.s);
     free(kf->owned);
+    for (size_t i = 0; kf->probe && i < kf->kind[KR_ENTRY_SESSION].n; i++)
+        kr_probe_key_free(kf->probe[i]);
+    free(kf->probe);
     free(kf->v);
     free(kf->path);
     free(kf);
@@ -698,6 +702,19 @@ size_t kr_keyfile_session_count(const kr_keyfile *kf)
 const kr_entry *kr_keyfile_session_entry(const kr_keyfile *kf, size_t i)
 {
     return nth(kf, KR_ENTRY_SESSION, i);
+}
+
+const kr_probe_key *kr_keyfile_session_probe(const kr_keyfile *kf, size_t i)
+{
+    size_t n = kr_keyfile_session_count(kf);
+    if (i >= n)
+        return NULL;
+    kr_keyfile *mut = (kr_keyfile *)kf;     /* a cache: the keyfile's content does not change */
+    if (!mut->probe && !(mut->probe = calloc(n, sizeof *mut->probe)))
+        return NULL;
+    if (!mut->probe[i])
+        mut->probe[i] = kr_probe_key_new(kr_keyfile_session_entry(kf, i)->session);
+    return mut->probe[i];
 }
 
 const kr_entry *kr_keyfile_find_device_by_public(const kr_keyfile *kf, const uint8_t *spki, size_t len)

@@ -93,6 +93,11 @@ void krt_do_idblock(kr_tracker *t, double ts)
                                : (t->not_spark && t->s2d_head_len == KR_NONCE_LEN) ? t->s2d_head : NULL;
         res = kr_hs_open_idblock(sp, block, nonce, &ib);
         krt_rsa_charge(t, 1);
+        const uint8_t *other = res == KR_HS_NONCE ? krt_nonce_candidate(t, ib.nonce) : NULL;
+        if (other) {
+            memcpy(t->nonce, other, KR_NONCE_LEN);   /* the copy of the nonce the device received */
+            res = KR_HS_OK;
+        }
         t->id_result = res;
         if (res == KR_HS_OK || res == KR_HS_NONCE) {
             t->id_block_opened = KR_YES;

@@ -30,24 +30,27 @@ void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap)
     size_t o = 0;
     if (cap == 0)
         return;
+    static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
-        char tmp[8];
-        int l;
-        if (d[i] >= 0x20 && d[i] < 0x7f && d[i] != '\\')
-            l = snprintf(tmp, sizeof tmp, "%c", d[i]);
-        else if (d[i] == '\\')
-            l = snprintf(tmp, sizeof tmp, "\\\\");
-        else
-            l = snprintf(tmp, sizeof tmp, "\\x%02x", d[i]);
-        if (o + (size_t)l + 4 > cap) {
+        char tmp[4] = { (char)d[i], '\\', 0, 0 };
+        size_t l = 1;
+        if (d[i] == '\\') {
+            l = 2;
+        } else if (d[i] < 0x20 || d[i] >= 0x7f) {
+            memcpy(tmp, "\\x", 2);
+            tmp[2] = hex[d[i] >> 4];
+            tmp[3] = hex[d[i] & 15];
+            l = 4;
+        }
+        if (o + l + 4 > cap) {
             if (o + 4 <= cap) {
                 memcpy(out + o, "...", 3);
                 o += 3;
             }
             break;
         }
-        memcpy(out + o, tmp, (size_t)l);
-        o += (size_t)l;
+        memcpy(out + o, tmp, l);
+        o += l;
     }
     out[o] = '\0';
 }
@@ -57,8 +60,11 @@ void kr_msg_hex(const uint8_t *d, size_t n, char *out, size_t cap)
     size_t o = 0;
     if (cap == 0)
         return;
-    for (size_t i = 0; i < n && o + 3 < cap; i++, o += 2)
-        snprintf(out + o, cap - o, "%02x", d[i]);
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n && o + 3 < cap; i++, o += 2) {
+        out[o] = hex[d[i] >> 4];
+        out[o + 1] = hex[d[i] & 15];
+    }
     out[o] = '\0';
 }
 
@@ -427,6 +433,19 @@ static void begin_message(kr_tracker *t, kr_message *m, kr_dir dir, double ts, u
     m->ttl = 60;
     m->chunk_crc_ok = KR_UNKNOWN;
     t->n_pend = 0;
+}
+
+bool kr_msg_peek(const uint8_t *pt, size_t len, kr_msg_kind *kind)
+{
+    kr_message m;
+    kr_coap_view cv;
+    kr_decode_fn decode;
+    memset(&m, 0, sizeof m);
+    if (!parse_coap(pt, len, &m, &cv))
+        return false;
+    classify(&m, &cv, &decode);
+    *kind = m.kind;
+    return true;
 }
 
 void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint64_t frame_offset,

@@ -144,11 +144,27 @@ static bool parse_describe(kr_tracker *t, kr_message *m)
     return true;
 }
 
+/* A device answers each Describe request with the same JSON: the same bytes as the last answer give what
+ * it gave (the functions and variables read from it are still the tracker's), without parsing again. */
 void kr_msg_describe_answer(kr_tracker *t, kr_message *m)
 {
     m->kind = KR_MSG_DESCRIBE_REPLY;
+    size_t n = m->payload_len, keep = sizeof m->summary + sizeof m->value;
+    if (t->desc_last && n == t->desc_last_len && memcmp(m->payload, t->desc_last, n) == 0) {
+        memcpy(m->summary, t->desc_last + n, sizeof m->summary);
+        memcpy(m->value, t->desc_last + n + sizeof m->summary, sizeof m->value);
+        return;
+    }
     if (!parse_describe(t, m) && m->summary[0] == '\0')
-        snprintf(m->summary, sizeof m->summary, "Describe answer (%zu bytes)", m->payload_len);
+        snprintf(m->summary, sizeof m->summary, "Describe answer (%zu bytes)", n);
+    free(t->desc_last);
+    t->desc_last = n && n <= KR_FRAME_MAX ? malloc(n + keep) : NULL;
+    t->desc_last_len = t->desc_last ? n : 0;
+    if (t->desc_last) {
+        memcpy(t->desc_last, m->payload, n);
+        memcpy(t->desc_last + n, m->summary, sizeof m->summary);
+        memcpy(t->desc_last + n + sizeof m->summary, m->value, sizeof m->value);
+    }
 }
 
 static kr_var_type lookup_var(const kr_tracker *t, const char *name)

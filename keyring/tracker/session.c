@@ -27,7 +27,7 @@ void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool fr
 }
 
 /* Session lines that may apply when no handshake opened: the one for the device id, or all of them
- * when no id is known (each is tried on the first frame). */
+ * when no id is known (tried on the frames until one alone fits). */
 void krt_consider_session_lines(kr_tracker *t)
 {
     if (t->session_known)
@@ -39,15 +39,8 @@ void krt_consider_session_lines(kr_tracker *t)
             return;
         }
     }
-    t->n_session_cands = 0;
-    if (t->device_id_known)
-        return;
-    size_t n = kr_keyfile_session_count(t->kf);
-    for (size_t i = 0; i < n && t->n_session_cands < 16; i++) {
-        const kr_entry *e = kr_keyfile_session_entry(t->kf, i);
-        if (e)
-            t->session_cands[t->n_session_cands++] = e->session;
-    }
+    t->n_session_cands = t->device_id_known ? 0 : kr_keyfile_session_count(t->kf);
+    t->session_cands_all = t->n_session_cands > 0;
 }
 
 static bool coap_plausible(const uint8_t *pt, size_t len)
@@ -55,41 +48,85 @@ static bool coap_plausible(const uint8_t *pt, size_t len)
     return len >= 4 && (pt[0] >> 6) == 1 && (pt[0] & 0x0f) <= 8 && len >= 4u + (pt[0] & 0x0f);
 }
 
-/* Tries each candidate session line on this frame (no device id tells which applies); installs the
- * first that decrypts it. A one-block frame whose first block is lost cannot tell: the next frame can. */
-static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *body, size_t len)
+/* How session line i fits this frame: 0 not, 1 the frame decrypts to a CoAP message (with its first block
+ * lost: to valid padding over two blocks or more), 2 the device's first frame decrypts to its Hello.
+ * A quick test of one or two blocks rules out nearly every line before the whole frame is decrypted. */
+static int line_fit(kr_tracker *t, kr_dir dir, size_t i, const uint8_t *body, size_t len, uint8_t *pt,
+                    bool hello)
 {
-    if (t->n_session_cands == 0 || len < 16)
+    const kr_entry *e = kr_keyfile_session_entry(t->kf, i);
+    const kr_probe_key *k = kr_keyfile_session_probe(t->kf, i);
+    uint8_t first[16];
+    bool have_first = false;
+    if (!e || !k || !kr_cipher_probe(t->d[dir].cipher, k, e->session + 16, body, len, first, &have_first) ||
+        (have_first && ((first[0] >> 6) != 1 || (first[0] & 0x0f) > 8)))
+        return 0;
+    kr_session s;
+    kr_session_from_material(e->session, &s);
+    size_t pl = 0, skip = 0;
+    kr_dec_result r = kr_cipher_trial(t->d[dir].cipher, s.key, s.iv, body, len, pt, &pl, &skip);
+    if (r == KR_DEC_PARTIAL)
+        return len >= 32 ? 1 : 0;
+    kr_msg_kind kind = KR_MSG_UNKNOWN;
+    if (r != KR_DEC_OK || !coap_plausible(pt, pl))
+        return 0;
+    return hello && dir == KR_D2S && kr_msg_peek(pt, pl, &kind) && kind == KR_MSG_HELLO ? 2 : 1;
+}
+
+static void install_line(kr_tracker *t, size_t i)
+{
+    const kr_entry *e = kr_keyfile_session_entry(t->kf, i);
+    krt_install_session(t, e->session, true);
+    krt_adopt_id(t, e);
+}
+
+/* Tries the candidate session lines on this frame (no device id tells which applies). One line that fits
+ * best is installed; when several fit as well, only they are tried on the next frame. A one-block frame
+ * whose first block is lost cannot tell: the next frame can. */
+static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *body, size_t len, bool hello)
+{
+    if (t->n_session_cands == 0 || len < 16 || (!kr_cipher_in_sync(t->d[dir].cipher) && len < 32))
         return;
     uint8_t *pt = malloc(len);
     if (!pt)
         return;
-    bool all_failed = true;
-    for (size_t i = 0; i < t->n_session_cands; i++) {
-        kr_session s;
-        kr_session_from_material(t->session_cands[i], &s);
-        size_t pl = 0, skip = 0;
-        kr_dec_result r = kr_cipher_trial(t->d[dir].cipher, s.key, s.iv, body, len, pt, &pl, &skip);
-        bool fits = (r == KR_DEC_OK && coap_plausible(pt, pl)) || (r == KR_DEC_PARTIAL && len >= 32);
-        if (r == KR_DEC_PARTIAL && len < 32)
-            all_failed = false;
-        if (fits) {
-            const uint8_t *m = t->session_cands[i];
-            krt_install_session(t, m, true);
-            for (size_t k = 0; k < kr_keyfile_session_count(t->kf); k++) {
-                const kr_entry *e = kr_keyfile_session_entry(t->kf, k);
-                if (e && e->session == m)
-                    krt_adopt_id(t, e);
-            }
-            all_failed = false;
-            break;
-        }
+    uint32_t best[8];
+    size_t n_best = 0;
+    int level = 0;
+    for (size_t j = 0; j < t->n_session_cands; j++) {
+        size_t i = t->session_cands_all ? j : t->session_cands[j];
+        int f = line_fit(t, dir, i, body, len, pt, hello);
+        if (f == 0 || f < level)
+            continue;
+        if (f > level)
+            n_best = 0;
+        level = f;
+        if (n_best < 8)
+            best[n_best] = (uint32_t)i;
+        n_best++;
     }
-    if (all_failed) {
+    free(pt);
+    if (n_best == 1) {
+        install_line(t, best[0]);
+    } else if (n_best > 1 && n_best <= 8) {
+        t->session_cands_all = false;
+        t->n_session_cands = n_best;
+        memcpy(t->session_cands, best, n_best * sizeof best[0]);
+        snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key yet: %zu of the keyfile's "
+                 "session lines decrypt this connection's frames alike; the next frame decides", n_best);
+    } else if (n_best == 0) {
         snprintf(t->no_decrypt_reason, sizeof t->no_decrypt_reason, "no session key: none of the keyfile's "
                  "session lines decrypts this connection's frames");
     }
-    free(pt);
+}
+
+/* out = a then b, cut to cap (the per-frame notes, without printf's cost) */
+static void note_join(char *out, size_t cap, const char *a, const char *b)
+{
+    size_t la = strnlen(a, cap - 1), lb = strnlen(b, cap - 1 - la);
+    memcpy(out, a, la);
+    memcpy(out + la, b, lb);
+    out[la + lb] = '\0';
 }
 
 /* Decrypts the frame in the buffer with this direction's cipher into s (and m when it carries a message).
@@ -134,7 +171,7 @@ static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, 
         s->plaintext = ds->pt;
         s->plaintext_len = pl;
         s->msg = m;
-        snprintf(s->note, sizeof s->note, "%s", m->summary);
+        note_join(s->note, sizeof s->note, "", m->summary);
         ds->frames_ok++;
     }
     return have_msg;
@@ -166,13 +203,13 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
         kr_cipher_lose_sync(ds->cipher);
     } else {
         if (!kr_cipher_keyed(ds->cipher) && t->n_session_cands > 0)
-            try_session_candidates(t, dir, body, len);
+            try_session_candidates(t, dir, body, len, hello);
         if (!kr_cipher_keyed(ds->cipher)) {
             kr_cipher_pass(ds->cipher, body, len);
             s.frame_state = KR_FRAME_NOT_DECRYPTED;
             s.reason = KR_WHY_NO_SESSION_KEY;
-            snprintf(s.note, sizeof s.note, "not decrypted: %s",
-                     t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
+            note_join(s.note, sizeof s.note, "not decrypted: ",
+                      t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
         } else {
             have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy);
         }

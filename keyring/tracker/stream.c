@@ -189,6 +189,97 @@ static bool check_long_frame(kr_tracker *t, kr_dir dir, double ts, bool ended)
     return false;
 }
 
+/* Whether the frame at p of dir's buffer (its prefix and all its bytes held, ending by `have`) decrypts
+ * at the cipher's place in the IV chain: 1 yes, 0 no, -1 it cannot be told (not all there, no key). */
+static int frame_decrypts_at(kr_tracker *t, kr_dir dir, size_t p, size_t have)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (p + 2 > have)
+        return -1;
+    unsigned l = (unsigned)ds->buf[p] << 8 | ds->buf[p + 1];
+    if (!valid_len(l, KR_FRAME_MAX))
+        return 0;
+    if (p + 2 + l > have || !kr_cipher_keyed(ds->cipher) || !kr_cipher_in_sync(ds->cipher))
+        return -1;
+    uint8_t *pt = malloc(l);
+    if (!pt)
+        return -1;
+    size_t pl = 0, skip = 0;
+    kr_dec_result r = kr_cipher_trial(ds->cipher, t->sess.key, t->sess.iv, ds->buf + p + 2, l, pt, &pl, &skip);
+    free(pt);
+    return r == KR_DEC_OK ? 1 : 0;
+}
+
+/* A frame of n bytes (still in the buffer) did not decrypt with the session key. When its length prefix
+ * was damaged into a longer one (0x0010 read as 0x0110), it swallowed the start of the frames after it.
+ * The real boundary is where a frame decrypts with the IV the rule gives after the damaged one (its first
+ * ciphertext block, the same whatever its true length): candidates are tried at each block boundary, and
+ * the first whose frame decrypts wins. The bytes from there are read again as frames. */
+static void resync_by_decryption(kr_tracker *t, kr_dir dir, size_t n, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (ds->st != PST_FRAMES || ds->have != 0 || n < 2 + 32 || ds->cap < n)
+        return;
+    for (size_t p = 2 + 16; p + 2 + 16 <= n; p += 16) {
+        if (frame_decrypts_at(t, dir, p, n) != 1)
+            continue;
+        size_t tail = n - p;
+        uint8_t *tmp = malloc(tail);
+        if (!tmp)
+            return;
+        memcpy(tmp, ds->buf + p, tail);
+        ds->have_last_id = false;   /* a message went by unread: no counter gap can be told */
+        kr_tracker_emit_finding(t, KR_FIND_DECRYPT_ERROR, dir, ts, ds->pdu_offset,
+                                "the frame at offset %llu has a damaged length prefix (it says %zu bytes): the "
+                                "next frame, found by decryption, starts %zu bytes after it; read again from there",
+                                (unsigned long long)ds->pdu_offset, n - 2, p);
+        ds->offset -= tail;
+        krt_feed(t, dir, tmp, tail, ts);
+        free(tmp);
+        return;
+    }
+}
+
+/* The stream ends inside a frame whose plausible length prefix was damaged into a longer one: the frame
+ * is where its body decrypts under the IV rule and lengths that fit the rest of the stream follow. It is
+ * read at that length; the rest is read again as frames. */
+static bool end_boundary_by_decryption(kr_tracker *t, kr_dir dir, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (ds->st != PST_FRAMES || ds->damaged || ds->have < 2 + 32 || !kr_cipher_keyed(ds->cipher) ||
+        !kr_cipher_in_sync(ds->cipher))
+        return false;
+    uint8_t *pt = malloc(ds->have);
+    if (!pt)
+        return false;
+    size_t p;
+    for (p = 2 + 16; p + 2 <= ds->have; p += 16) {
+        size_t pl = 0, skip = 0;
+        if (chain_at(ds->buf, ds->have, p, true) == 1 &&
+            kr_cipher_trial(ds->cipher, t->sess.key, t->sess.iv, ds->buf + 2, p - 2, pt, &pl, &skip) == KR_DEC_OK)
+            break;
+    }
+    free(pt);
+    if (p + 2 > ds->have)
+        return false;
+    size_t tail = ds->have - p;
+    uint8_t *tmp = malloc(tail);
+    if (!tmp)
+        return false;
+    memcpy(tmp, ds->buf + p, tail);
+    kr_tracker_emit_finding(t, KR_FIND_DECRYPT_ERROR, dir, ts, ds->pdu_offset,
+                            "the frame at offset %llu has a damaged length prefix (it says %u bytes, the stream "
+                            "ends first): it decrypts as %zu bytes; the rest is read again from there",
+                            (unsigned long long)ds->pdu_offset, (unsigned)ds->buf[0] << 8 | ds->buf[1], p - 2);
+    ds->have = p;
+    krt_do_frame(t, dir, ts);
+    krt_evaluate(t, ts);
+    ds->offset -= tail;
+    krt_feed(t, dir, tmp, tail, ts);
+    free(tmp);
+    return true;
+}
+
 void krt_enter_resync(kr_tracker *t, kr_dir dir)
 {
     kr_dirstate *ds = &t->d[dir];
@@ -243,6 +334,28 @@ static size_t want(const kr_tracker *t, kr_dir dir)
     return 1;
 }
 
+/* A frame's length prefix (2 bytes held) or the whole frame. */
+static void act_frame(kr_tracker *t, kr_dir dir, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (ds->have == 2) {
+        unsigned l = (unsigned)ds->buf[0] << 8 | ds->buf[1];
+        if (!valid_len(l, KR_FRAME_MAX)) {
+            krt_enter_resync(t, dir);
+            /* the 2 bytes stay in the window; the scan decides */
+            resync_scan(t, dir, ts, false);
+        }
+        return;
+    }
+    krt_copies_frame(t, dir);
+    uint32_t bad = ds->frames_bad;
+    size_t n = ds->have;
+    krt_do_frame(t, dir, ts);
+    krt_evaluate(t, ts);
+    if (ds->frames_bad > bad)
+        resync_by_decryption(t, dir, n, ts);
+}
+
 /* Called when the buffer holds want() bytes (resync: after every append). */
 static void act(kr_tracker *t, kr_dir dir, double ts)
 {
@@ -269,6 +382,7 @@ static void act(kr_tracker *t, kr_dir dir, double ts)
             return;
         }
         krt_do_nonce(t, ts);
+        krt_copies_settle(t, dir, ts);
         return;
     case PST_IDBLOCK:
         if (!ds->sniffed) {
@@ -297,25 +411,17 @@ static void act(kr_tracker *t, kr_dir dir, double ts)
             return;   /* waits for the RSA budget: the block stays in the buffer */
         krt_do_idblock(t, ts);
         krt_evaluate(t, ts);
+        krt_copies_settle(t, dir, ts);
         return;
     case PST_SESSION:
         if (krt_rsa_gate(t, dir, ts))
             return;
         krt_do_sessionblock(t, ts);
         krt_evaluate(t, ts);
+        krt_copies_settle(t, dir, ts);
         return;
     case PST_FRAMES:
-        if (ds->have == 2) {
-            unsigned l = (unsigned)ds->buf[0] << 8 | ds->buf[1];
-            if (!valid_len(l, KR_FRAME_MAX)) {
-                krt_enter_resync(t, dir);
-                /* the 2 bytes stay in the window; the scan decides */
-                resync_scan(t, dir, ts, false);
-            }
-            return;
-        }
-        krt_do_frame(t, dir, ts);
-        krt_evaluate(t, ts);
+        act_frame(t, dir, ts);
         return;
     case PST_RESYNC:
         if (!ds->sniffed && ds->have >= KR_SNIFF_LEN) {
@@ -515,7 +621,7 @@ void krt_end_direction(kr_tracker *t, kr_dir dir, double ts, bool capture_end)
         krt_emit_data(t, dir, ds->have, ts, "not of this protocol");
     /* a frame the stream ends inside: a damaged length prefix resynchronises, anything else is cut short */
     for (int guard = 0; ds->st == PST_FRAMES && ds->have && guard < 64; guard++)
-        if (!check_long_frame(t, dir, ts, true))
+        if (!check_long_frame(t, dir, ts, true) && !end_boundary_by_decryption(t, dir, ts))
             krt_emit_data(t, dir, ds->have, ts, "of a frame cut short: the stream ends before its last byte");
     if (ds->st == PST_NONCE && ds->have && !t->not_spark) {
         /* the cloud sent fewer than 40 bytes and stopped; when only the capture stopped and the bytes can

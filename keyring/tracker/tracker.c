@@ -141,9 +141,11 @@ void kr_tracker_free(kr_tracker *t)
     krt_rsa_free(t);
     kr_tracker_clear_describe(t);
     free(t->info);
+    krt_copies_free(t);
     free(t->early);
     free(t->vars);
     free(t->funcs);
+    free(t->desc_last);
     free(t);
 }
 
@@ -301,6 +303,16 @@ void kr_tracker_finish(kr_tracker *t, double ts)
 }
 
 /* Computed from the tracker's state each time it is asked. */
+const char *kr_tracker_device_id(const kr_tracker *t)
+{
+    return t && t->device_id_known ? t->device_id_hex : NULL;
+}
+
+int kr_tracker_generation(const kr_tracker *t)
+{
+    return t ? t->generation : 0;
+}
+
 const kr_conn_info *kr_tracker_info(const kr_tracker *t)
 {
     if (!t)

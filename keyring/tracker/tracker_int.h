@@ -184,9 +184,11 @@ struct kr_tracker {
     bool session_from_line;
     uint8_t session[KR_SESSION_LEN];
     kr_session sess;
-    /* session lines to try on the first frame when several fit */
+    /* session lines to try on the frames when no device id tells which applies: all of them
+     * (session_cands_all), or the indexes of those that fitted every frame so far */
     size_t n_session_cands;
-    const uint8_t *session_cands[16];
+    bool session_cands_all;
+    uint32_t session_cands[8];
     bool device_hello_ok;      /* the device's first frame decrypted as a Hello */
     bool device_hello_bad;     /* the device's first frame did not decrypt with M */
     bool cloud_hello_ok;
@@ -199,6 +201,9 @@ struct kr_tracker {
     size_t n_vars, cap_vars;
     char **funcs;
     size_t n_funcs, cap_funcs;
+    /* the last Describe answer read, then the summary and value it gave (allocated when one comes) */
+    uint8_t *desc_last;
+    size_t desc_last_len;
     kr_ota ota;
 
     /* findings found while reading a message, given after its callback */
@@ -212,6 +217,7 @@ struct kr_tracker {
     kr_step_kind last_step;    /* the last step given */
     bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
     kr_conn_info *info;        /* filled by kr_tracker_info when asked */
+    struct krt_copies *copies; /* other copies of bytes already read (copies.c); NULL until one differs */
     struct krt_rsa *rsa;       /* the RSA budget's state (rsagate.c), NULL without a budget */
 };
 
@@ -266,6 +272,12 @@ void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool fr
 void krt_consider_session_lines(kr_tracker *t);
 void krt_do_frame(kr_tracker *t, kr_dir dir, double ts);
 
+/* copies.c: conflicting copies of bytes already read */
+void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts);
+void krt_copies_frame(kr_tracker *t, kr_dir dir);
+const uint8_t *krt_nonce_candidate(const kr_tracker *t, const uint8_t echo[KR_NONCE_LEN]);
+void krt_copies_free(kr_tracker *t);
+
 /* verdict.c */
 void krt_evaluate(kr_tracker *t, double ts);
 
@@ -273,6 +285,8 @@ void krt_evaluate(kr_tracker *t, double ts);
 void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint64_t frame_offset,
                       const uint8_t *pt, size_t len, bool first_block_lost);
 void kr_msg_after(kr_tracker *t, const kr_message *m);
+/* Whether pt is a whole CoAP message and which kind, without touching any tracker. */
+bool kr_msg_peek(const uint8_t *pt, size_t len, kr_msg_kind *kind);
 void kr_tracker_emit_finding(kr_tracker *t, kr_finding_code code, kr_dir dir, double ts, uint64_t off,
                              const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 void kr_ota_finish(kr_tracker *t, double ts);

@@ -85,7 +85,12 @@ const char *kr_coap_type_str(uint8_t type)
 
 char *kr_coap_code_str(uint8_t code, char out[8])
 {
-    snprintf(out, 8, "%u.%02u", (unsigned)(code >> 5), (unsigned)(code & 0x1f));
+    unsigned detail = code & 0x1f;
+    out[0] = (char)('0' + (code >> 5));
+    out[1] = '.';
+    out[2] = (char)('0' + detail / 10);
+    out[3] = (char)('0' + detail % 10);
+    out[4] = '\0';
     return out;
 }
 

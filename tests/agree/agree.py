@@ -8,8 +8,9 @@ verdict from both, and where the damage leaves the wire's meaning intact, the sa
 Cases: the samples as captured; tests/monitor's adversity rewrites; two VLAN tags; IPv4 fragments; IPv6
 with extension headers; segments reversed in pairs and windows; timestamps in ms and s; an RST outside
 the window and an exact one after every packet; a bogus IP length on every pure ACK; a garbage copy before
-every data segment; bit flips; editcap -E at three rates with fixed seeds; the capture ending inside the
-handshake; a SYN flood next to a live session; a pcapng with two link types.
+every data segment; a plausible damaged frame length prefix in each direction; bit flips; editcap -E at
+three rates with fixed seeds; the capture ending inside the handshake; a SYN flood next to a live session;
+a pcapng with two link types.
 The cases are built here from the samples (plain struct-level pcap rewriting, tests/monitor/pcaptool.py).
 Variants of one sample go into one capture (one tshark and one cloudmon run per sample): each variant's
 device gets its own address 10.V.V.K, so every connection is told apart by its device end. Cases that
@@ -241,10 +242,9 @@ def v_bogus_length(pkts):
     return out
 
 
-# ---- damage (expected: the same verdict from both frontends) ------------------------------------------
-
 def v_garbage_first(pkts):
-    """A garbage copy of a data segment 1 us before the real one."""
+    """A garbage copy of a data segment 1 us before the real one: the copies are candidates until their meaning
+    decides (the copy that opens with the key, or the nonce the id block echoes), so the verdict stands."""
     out = []
     rnd = random.Random(5)
     for i, p in enumerate(pkts):
@@ -252,9 +252,34 @@ def v_garbage_first(pkts):
             junk = bytes(rnd.randrange(256) for _ in p.seg.payload)
             g = rebuild(p, payload=junk)
             g.ts = p.ts - 1e-6
-            out.append(("garbage copy before packet %d" % (i + 1), pkts[:i] + [g] + pkts[i:], False))
+            out.append(("garbage copy before packet %d" % (i + 1), pkts[:i] + [g] + pkts[i:], True))
     return out
 
+
+def v_prefix(pkts):
+    """A frame length prefix with one bit flipped that stays plausible (0x0010 read as 0x0110), in each
+    direction's first frame after the handshake that has 256 more bytes behind it: the frames it swallows
+    are found again by decryption, so the session and its verdict go on."""
+    out = []
+    port = device_ports(pkts)[0]    # the first connection's device port
+    for cloud in (False, True):
+        idx = [i for i, p in enumerate(pkts) if p.tcp and p.seg.payload and from_cloud(p) == cloud and
+               port in p.seg.ports]
+        skip = 424 if cloud else 256
+        for i in idx:
+            n = len(pkts[i].seg.payload)
+            if skip <= 0 and pkts[i].seg.payload[:2] == b"\x00\x10":
+                later = sum(len(pkts[j].seg.payload) for j in idx if j > i)
+                if later >= 256:
+                    pl = b"\x01" + pkts[i].seg.payload[1:]
+                    out.append(("length prefix 0x0010 read as 0x0110 (%s)" % ("cloud" if cloud else "device"),
+                                pkts[:i] + [rebuild(pkts[i], payload=pl)] + pkts[i + 1:], True))
+                    break
+            skip -= n
+    return out
+
+
+# ---- damage (expected: the same verdict from both frontends) ------------------------------------------
 
 def v_bitflips(pkts):
     out = []
@@ -361,7 +386,7 @@ def v_links(pkts):
 
 
 VARIANT_CASES = [v_identity, v_links, v_adversity, v_reorder, v_timestamps, v_rst, v_bogus_length, v_garbage_first,
-                 v_bitflips]
+                 v_prefix, v_bitflips]
 # the samples each case runs on (None: all of them); the per-packet cases are many, so they run on a few
 PER_PACKET = {"healthy", "unknown-device", "device-key-mismatch-g2", "stalled", "mid-session"}
 CASE_SAMPLES = {

@@ -2,10 +2,13 @@
 # sparkwire benchmarks, one command:  tests/bench/run.sh BUILD_DIR
 #
 # Every figure is measured in this run, on captures made by sparkwire-gen, and printed beside the
-# reference it is compared with (ratios, not absolute times):
-#   read     cloudmon -r with full decryption vs `tcpdump -r FILE -w /dev/null` (the read floor) and vs
-#            tshark with the plugin and keys, same capture
-#   plugin   tshark with the plugin and keys vs tshark without the plugin
+# reference it is compared with (ratios, not absolute times; CPU seconds, medians of 3). Each goal is one
+# line "GOAL name = ratio (goal <= or >= G): met | NOT met":
+#   read     cloudmon -q -r with full decryption by the generator's session lines vs `tcpdump -r FILE -w
+#            /dev/null` (the read floor); --json lines per second; with the full keyfile, CPU against
+#            openssl's RSA cost per handshake x handshakes + 0.3 s
+#   plugin   tshark with the plugin and keys vs cloudmon --json with the same keys, and tshark with the
+#            plugin and session lines vs tshark without the plugin
 #   rsa      RSA operations per handshake (counted by librsacount.so, LD_PRELOAD) and time per handshake
 #            vs `openssl speed rsa1024 rsa2048`; for tshark one pass and two passes (-2, re-dissection)
 #   memory   bytes per tracked connection: 100k libkeyring trackers fed a nonce (tracker-mem), and
@@ -37,18 +40,54 @@ chmod 755 "$work"
 trap 'chmod -R a+rX "$work"' EXIT
 out="$work/results.txt"
 say() { echo "$*" | tee -a "$out"; }
-# seconds (wall) and peak RSS (kB) of a command: sets T and RSS
+# CPU seconds (user + system, from the child's rusage in microseconds: the machine is shared, wall times
+# vary with the load) and peak RSS (kB) of a command: sets T, W (wall seconds) and RSS
 measure() {
-    local tf="$work/time.$$"
-    /usr/bin/time -f "%e %M" -o "$tf" "$@" >/dev/null 2>"$work/last.err"
-    local rc=$?
-    read -r T RSS <"$tf"
+    local rc
+    read -r T W RSS rc < <(python3 - "$work/last.err" "$@" <<'PY'
+import os, subprocess, sys, time
+err = open(sys.argv[1], "w")
+t0 = time.monotonic()
+try:
+    p = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
+    _, status, ru = os.wait4(p.pid, 0)
+    rc = os.waitstatus_to_exitcode(status)
+except OSError as e:
+    print(e, file=err)
+    ru, rc = None, 127
+w = time.monotonic() - t0
+print("%.4f %.3f %d %d" % ((ru.ru_utime + ru.ru_stime) if ru else 0, w, ru.ru_maxrss if ru else 0, rc))
+PY
+)
+    return "${rc:-1}"
+}
+# the median of three runs of measure (T, W; RSS the largest)
+measure3() {
+    local ts=() ws=() rss=0 rc=0
+    for _ in 1 2 3; do
+        measure "$@" || rc=$?
+        ts+=("$T"); ws+=("$W"); [ "$RSS" -gt "$rss" ] && rss=$RSS
+    done
+    T=$(printf '%s\n' "${ts[@]}" | sort -n | sed -n 2p)
+    W=$(printf '%s\n' "${ws[@]}" | sort -n | sed -n 2p)
+    RSS=$rss
     return $rc
+}
+# "name: A / B = R (goal OP G): met|NOT met"
+goal() {
+    local name=$1 a=$2 b=$3 op=$4 g=$5 r
+    r=$(ratio "$a" "$b")
+    if python3 -c "import sys; r, g = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if (r <= g if sys.argv[3] == '<=' else r >= g) else 1)" "$r" "$g" "$op"; then
+        say "GOAL $name = $r (goal $op $g): met"
+    else
+        say "GOAL $name = $r (goal $op $g): NOT met"
+    fi
 }
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f' % (a/b) if b > 0 else 'inf')" "$1" "$2"; }
 
 say "# sparkwire benchmarks $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 say "command: tests/bench/run.sh $1   (BENCH_DEVICES=$N BENCH_MESSAGES=$M BENCH_CONNS=$CONNS)"
+say "times: CPU seconds (user + system), the median of 3 runs; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- captures ----
 "$gen" -o "$work/main" -n "$N" -m "$M" -s 1 2>>"$out" || exit 1
@@ -57,27 +96,46 @@ cap="$work/main/capture.pcap"
 npk=$(tcpdump -r "$cap" 2>/dev/null | wc -l)
 say "capture: $N devices x $M messages: $npk packets, $(stat -c %s "$cap") bytes; handshake capture: $N handshakes"
 
-# ---- read: cloudmon vs tcpdump ----
-measure tcpdump -r "$cap" -w /dev/null; t_tcpdump=$T
-measure "$cm" -r "$cap" --json; t_cm_nokeys=$T
-measure "$cm" -r "$cap" -k "$work/main/keyfile" --json; t_cm=$T; rss_cm=$RSS
-tail -n 1 "$work/last.err" | grep -q . && say "cloudmon stderr: $(tail -n 1 "$work/last.err")"
-"$cm" -r "$cap" -k "$work/main/keyfile" --json | tail -n 1 >"$work/cm-summary.json"
-say "read: tcpdump -r -w /dev/null ${t_tcpdump}s; cloudmon -r --json without keys ${t_cm_nokeys}s, with keys ${t_cm}s (peak RSS ${rss_cm} kB)"
-say "read: cloudmon with keys / tcpdump = $(ratio "$t_cm" "$t_tcpdump"); $(python3 -c "print('%.0f' % ($npk / max($t_cm, 0.001)))") packets/s"
-say "read: cloudmon summary: $(cat "$work/cm-summary.json")"
+# ---- openssl's RSA cost, for the budget of a run with the full keyfile ----
+read -r _ _ _ sign1024 _ _ < <(openssl speed -seconds 2 rsa1024 2>/dev/null | grep '^rsa 1024')
+read -r _ _ _ sign2048 verify2048 _ < <(openssl speed -seconds 2 rsa2048 2>/dev/null | grep '^rsa 2048')
+sign1024=${sign1024%s}; sign2048=${sign2048%s}; verify2048=${verify2048%s}
+say "openssl speed: RSA 1024 private op ${sign1024}s, RSA 2048 private op ${sign2048}s, RSA 2048 public op ${verify2048}s"
+expect=$(python3 -c "print('%.6f' % ($sign2048 + $sign1024 + $verify2048))")
 
-# ---- JSON Lines output rate and -q (summary only) ----
-"$cm" -r "$cap" --json >"$work/nokeys.jsonl"; nj=$(wc -l <"$work/nokeys.jsonl")
-"$cm" -r "$cap" -k "$work/main/keyfile" --json --export-sessions "$work/sessions" >"$work/keys.jsonl"
-nk=$(wc -l <"$work/keys.jsonl")
-measure "$cm" -q -r "$cap"; t_q_nokeys=$T
-measure "$cm" -q -r "$cap" -k "$work/main/keyfile"; t_q=$T
-measure "$cm" -q -r "$cap" -k "$work/main/sessions"; t_q_sess=$T
+# ---- read: cloudmon -q (summary only) vs tcpdump ----
+kf="$work/main/keyfile"
+ses="$work/main/sessions"
+measure3 tcpdump -r "$cap" -w /dev/null; t_tcpdump=$T
+measure3 "$cm" -q -r "$cap"; t_q_nokeys=$T
+measure3 "$cm" -q -r "$cap" -k "$ses"; t_q_sess=$T
+measure3 "$cm" -q -r "$cap" -k "$kf"; t_q=$T; rss_cm=$RSS
+sum_kf=$("$cm" -q --json -r "$cap" -k "$kf" | tail -n 1)
+sum_ses=$("$cm" -q --json -r "$cap" -k "$ses" | tail -n 1)
+say "read: tcpdump -r FILE -w /dev/null ${t_tcpdump}s; cloudmon -q -r FILE: without keys ${t_q_nokeys}s, with the session lines ${t_q_sess}s, with the keyfile ${t_q}s (peak RSS ${rss_cm} kB)"
+say "read: summary with the keyfile:      $sum_kf"
+say "read: summary with the session lines: $sum_ses"
+msgs() { python3 -c "import json, sys; print(json.loads(sys.argv[1]).get('messages', -1))" "$1"; }
+[ "$(msgs "$sum_kf")" = "$(msgs "$sum_ses")" ] && say "read: the session lines decrypt the same $(msgs "$sum_ses") messages as the keyfile" \
+    || say "read: the session lines decrypt $(msgs "$sum_ses") messages, the keyfile $(msgs "$sum_kf"): NOT the same"
+say "read: cloudmon -q without keys / tcpdump = $(ratio "$t_q_nokeys" "$t_tcpdump"); with the keyfile / tcpdump = $(ratio "$t_q" "$t_tcpdump")"
+goal "1. cloudmon -q -r FILE -k SESSIONS / tcpdump -r FILE -w /dev/null" "$t_q_sess" "$t_tcpdump" "<=" 3
+
+# ---- JSON Lines ----
 lps() { python3 -c "import sys; n,t=float(sys.argv[1]),float(sys.argv[2]); print('%.0f' % (n/t) if t > 0 else 'inf')" "$1" "$2"; }
-say "json: without keys $nj lines in ${t_cm_nokeys}s = $(lps "$nj" "$t_cm_nokeys") lines/s; with keys $nk lines in ${t_cm}s = $(lps "$nk" "$t_cm") lines/s (goal >= 1000000)"
-say "json: the writing alone (--json minus -q, without keys: $(python3 -c "print('%.3f' % max($t_cm_nokeys - $t_q_nokeys, 0.001))")s) = $(lps "$nj" "$(python3 -c "print(max($t_cm_nokeys - $t_q_nokeys, 0.001))")") lines/s"
-say "quiet: cloudmon -q without keys / tcpdump = $(ratio "$t_q_nokeys" "$t_tcpdump"); with keys $(ratio "$t_q" "$t_tcpdump"); with the generator's session lines only $(ratio "$t_q_sess" "$t_tcpdump") (goal <= 3); session-lines summary: $("$cm" -q --json -r "$cap" -k "$work/main/sessions" | tail -n 1)"
+"$cm" -r "$cap" --json >"$work/nokeys.jsonl"; nj=$(wc -l <"$work/nokeys.jsonl")
+"$cm" -r "$cap" -k "$ses" --json >"$work/sessions.jsonl"; ns=$(wc -l <"$work/sessions.jsonl")
+"$cm" -r "$cap" -k "$kf" --json >"$work/keys.jsonl"; nk=$(wc -l <"$work/keys.jsonl")
+measure3 "$cm" -r "$cap" --json; t_cm_nokeys=$T
+measure3 "$cm" -r "$cap" -k "$ses" --json; t_cm_sess=$T
+measure3 "$cm" -r "$cap" -k "$kf" --json; t_cm=$T
+say "json: without keys $nj lines in ${t_cm_nokeys}s = $(lps "$nj" "$t_cm_nokeys") lines/s; with the session lines $ns lines in ${t_cm_sess}s = $(lps "$ns" "$t_cm_sess") lines/s; with the keyfile $nk lines in ${t_cm}s = $(lps "$nk" "$t_cm") lines/s"
+goal "2a. cloudmon --json lines/s without keys / 1000000" "$(lps "$nj" "$t_cm_nokeys")" 1000000 ">=" 1
+goal "2b. cloudmon --json -k SESSIONS lines/s / 1000000" "$(lps "$ns" "$t_cm_sess")" 1000000 ">=" 1
+budget=$(python3 -c "print('%.3f' % ($expect * $N + 0.3))")
+say "json: with the keyfile: RSA budget = openssl's cost per handshake ${expect}s x $N handshakes + 0.3 s = ${budget}s"
+goal "2c. cloudmon --json -k KEYFILE CPU / (openssl RSA per handshake x $N + 0.3 s)" "$t_cm" "$budget" "<=" 1
+say "read: $(python3 -c "print('%.0f' % ($npk / max($t_cm, 0.001)))") packets/s with the keyfile and --json"
 
 # ---- tshark ----
 ts_run() {   # plugin(yes|no) then tshark arguments; output to /dev/null, timed
@@ -88,9 +146,9 @@ ts_run() {   # plugin(yes|no) then tshark arguments; output to /dev/null, timed
                 WIRESHARK_EXTCAP_DIR="$work/ws/noplugins" LANG=C.UTF-8 PATH="$PATH")
     [ -n "${TS_PRELOAD:-}" ] && envs+=(LD_PRELOAD="$TS_PRELOAD" SPARKWIRE_RSA_COUNT="$TS_COUNT")
     if [ "$(id -u)" = 0 ]; then
-        measure setpriv --reuid=65534 --regid=65534 --clear-groups env -i "${envs[@]}" tshark "$@"
+        ${TS_MEASURE:-measure} setpriv --reuid=65534 --regid=65534 --clear-groups env -i "${envs[@]}" tshark "$@"
     else
-        measure env -i "${envs[@]}" tshark "$@"
+        ${TS_MEASURE:-measure} env -i "${envs[@]}" tshark "$@"
     fi
 }
 have_ts=0
@@ -111,29 +169,26 @@ if command -v tshark >/dev/null && [ -f "$plugin" ]; then
     fi
 fi
 if [ "$have_ts" = 1 ]; then
-    kf="$work/main/keyfile"
-    ts_run no -n -r "$cap"; t_ts_plain=$T
-    ts_run yes -n -r "$cap"; t_ts_nokeys=$T
-    ts_run yes -n -r "$cap" -o "spark.keyfile:$kf"; t_ts=$T; rss_ts=$RSS
+    TS_MEASURE=measure3 ts_run no -n -r "$cap"; t_ts_plain=$T
+    TS_MEASURE=measure3 ts_run yes -n -r "$cap"; t_ts_nokeys=$T
+    TS_MEASURE=measure3 ts_run yes -n -r "$cap" -o "spark.keyfile:$ses"; t_ts_sess=$T
+    TS_MEASURE=measure3 ts_run yes -n -r "$cap" -o "spark.keyfile:$kf"; t_ts=$T; rss_ts=$RSS
     ts_run yes -n -2 -r "$cap" -o "spark.keyfile:$kf"; t_ts2=$T
-    say "tshark: without the plugin ${t_ts_plain}s; plugin, no keys ${t_ts_nokeys}s; plugin and keys ${t_ts}s (peak RSS ${rss_ts} kB); two passes (-2) ${t_ts2}s"
-    say "ratio: tshark+plugin+keys / cloudmon+keys = $(ratio "$t_ts" "$t_cm"); cloudmon+keys / tcpdump = $(ratio "$t_cm" "$t_tcpdump")"
-    say "ratio: tshark+plugin+keys / tshark without plugin = $(ratio "$t_ts" "$t_ts_plain") (plugin overhead); plugin without keys / without plugin = $(ratio "$t_ts_nokeys" "$t_ts_plain")"
+    say "tshark: without the plugin ${t_ts_plain}s; plugin, no keys ${t_ts_nokeys}s; plugin and session lines ${t_ts_sess}s; plugin and keyfile ${t_ts}s (peak RSS ${rss_ts} kB); two passes (-2) ${t_ts2}s"
+    say "ratio: plugin and keyfile / tshark without the plugin = $(ratio "$t_ts" "$t_ts_plain"); plugin without keys / without the plugin = $(ratio "$t_ts_nokeys" "$t_ts_plain")"
+    goal "3. tshark with the plugin and keyfile / cloudmon --json -k KEYFILE" "$t_ts" "$t_cm" ">=" 10
+    goal "3'. tshark with the plugin and session lines / cloudmon --json -k SESSIONS" "$t_ts_sess" "$t_cm_sess" ">=" 10
+    goal "4. tshark with the plugin and session lines / tshark without the plugin" "$t_ts_sess" "$t_ts_plain" "<=" 1.15
 else
     say "tshark: not measured (tshark or the plugin missing)"
 fi
 
 # ---- RSA per handshake ----
-read -r _ _ _ sign1024 _ _ < <(openssl speed -seconds 2 rsa1024 2>/dev/null | grep '^rsa 1024')
-read -r _ _ _ sign2048 verify2048 _ < <(openssl speed -seconds 2 rsa2048 2>/dev/null | grep '^rsa 2048')
-sign1024=${sign1024%s}; sign2048=${sign2048%s}; verify2048=${verify2048%s}
-say "openssl speed: RSA 1024 private op ${sign1024}s, RSA 2048 private op ${sign2048}s, RSA 2048 public op ${verify2048}s"
 hs="$work/hs/capture.pcap"
 measure "$cm" -r "$hs" --json; t_h0=$T
 measure "$cm" -r "$hs" -k "$work/hs/keyfile" --json; t_h1=$T
 "$gen" -o "$work/one" -n 1 --syn-only -s 3 2>/dev/null
 measure "$cm" -r "$work/one/capture.pcap" -k "$work/hs/keyfile" --json; t_load=$T
-expect=$(python3 -c "print('%.6f' % ($sign2048 + $sign1024 + $verify2048))")
 per=$(python3 -c "print('%.6f' % (($t_h1 - $t_load - $t_h0) / $N))")
 say "rsa: cloudmon, $N handshakes: ${t_h0}s without keys, ${t_h1}s with keys, of which ${t_load}s load the keyfile ($((N + 2)) keys): ${per}s of key work per handshake; openssl's minimum (one 2048 private + one 1024 private + one 2048 public) ${expect}s: ratio $(ratio "$per" "$expect")"
 if [ -f "$shim" ]; then

@@ -51,13 +51,13 @@ static void r_fin(void *ud, double ts)
     snprintf(r->log + strlen(r->log), sizeof r->log - strlen(r->log), "f ");
 }
 
-static const kr_reasm_ops ops = { r_deliver, r_gap, r_fin };
+static const kr_reasm_ops ops = { r_deliver, r_gap, r_fin, NULL };
 static const uint8_t text[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /* feeds text[from, to) as one segment of a stream whose first byte has sequence number base */
 static void seg(kr_reasm *s, rec *r, uint32_t base, size_t from, size_t to, bool fin)
 {
-    kr_reasm_segment(s, base + (uint32_t)from, text + from, to - from, to - from, fin, 1.0, &ops, r);
+    kr_reasm_segment(s, base + (uint32_t)from, text + from, to - from, to - from, fin, false, 1.0, &ops, r);
 }
 
 static void test_in_order(void **st)
@@ -172,7 +172,7 @@ static void test_fin_hole_only(void **st)
     kr_reasm_syn(&s, 0);
     seg(&s, &r, 1, 0, 5, false);
     /* a bare FIN at 9: bytes 5..9 never seen */
-    kr_reasm_segment(&s, 10, NULL, 0, 0, true, 1.0, &ops, &r);
+    kr_reasm_segment(&s, 10, NULL, 0, 0, true, false, 1.0, &ops, &r);
     kr_reasm_flush(&s, 2.0, &ops, &r);
     assert_string_equal(r.log, "d5 g4 f ");
     kr_reasm_free(&s);
@@ -250,7 +250,7 @@ static void test_snaplen_cut(void **st)
     rec r = { 0 };
     kr_reasm_init(&s, 1024);
     kr_reasm_syn(&s, 0);
-    kr_reasm_segment(&s, 1, text, 4, 10, false, 1.0, &ops, &r);   /* 10 on the wire, 4 captured */
+    kr_reasm_segment(&s, 1, text, 4, 10, false, false, 1.0, &ops, &r);   /* 10 on the wire, 4 captured */
     seg(&s, &r, 1, 10, 14, false);
     assert_string_equal(r.log, "d4 g6 d4 ");
     kr_reasm_free(&s);
@@ -265,6 +265,8 @@ typedef struct log {
     bool last_final;
     char end_reason[64];
     int steps[8];            /* per kr_step_kind */
+    int reasons[16];         /* per kr_step_reason */
+    uint8_t frame_head[16];  /* first bytes of the last frame step */
     uint64_t first_nonce_offset;
 } log_t;
 
@@ -286,6 +288,10 @@ static void c_step(void *ud, kr_conn *c, const kr_step *s)
     if (s->kind == KR_STEP_NONCE && l->steps[KR_STEP_NONCE] == 0)
         l->first_nonce_offset = s->offset;
     l->steps[s->kind]++;
+    if ((unsigned)s->reason < 16)
+        l->reasons[s->reason]++;
+    if ((s->kind == KR_STEP_FRAME || s->kind == KR_STEP_HELLO) && s->bytes && s->length >= 16)
+        memcpy(l->frame_head, s->bytes, 16);
     lg(l, "step:%s ", kr_step_str(s->kind));
 }
 
@@ -371,15 +377,27 @@ static void feed(kr_conn_table *t, kr_packet p)
     kr_conn_packet(t, &p);
 }
 
-/* SYN, SYN-ACK, ACK, the nonce, the id block, the session block (no keys: the handshake's shape). */
-static void handshake(kr_conn_table *t, uint16_t port, double t0)
+/* SYN, SYN-ACK, ACK, the nonce, the id block, the session block (no keys: the handshake's shape); the
+ * SYNs' window scale options (-1: none) when known. */
+static void handshake_opts(kr_conn_table *t, uint16_t port, double t0, bool known, int dev_ws, int cloud_ws)
 {
-    feed(t, pk(true, port, ISN_D, 0, KR_TCP_SYN, NULL, 0, t0));
-    feed(t, pk(false, port, ISN_S, ISN_D + 1, KR_TCP_SYN | KR_TCP_ACK, NULL, 0, t0 + 0.001));
+    kr_packet p = pk(true, port, ISN_D, 0, KR_TCP_SYN, NULL, 0, t0);
+    p.options_known = known;
+    p.wscale = (int8_t)dev_ws;
+    feed(t, p);
+    p = pk(false, port, ISN_S, ISN_D + 1, KR_TCP_SYN | KR_TCP_ACK, NULL, 0, t0 + 0.001);
+    p.options_known = known;
+    p.wscale = (int8_t)cloud_ws;
+    feed(t, p);
     feed(t, pk(true, port, ISN_D + 1, ISN_S + 1, KR_TCP_ACK, NULL, 0, t0 + 0.002));
     feed(t, pk(false, port, ISN_S + 1, ISN_D + 1, KR_TCP_ACK, nonce, 40, t0 + 0.01));
     feed(t, pk(true, port, ISN_D + 1, ISN_S + 41, KR_TCP_ACK, idblock, 256, t0 + 0.02));
     feed(t, pk(false, port, ISN_S + 41, ISN_D + 257, KR_TCP_ACK, sblock, 384, t0 + 0.03));
+}
+
+static void handshake(kr_conn_table *t, uint16_t port, double t0)
+{
+    handshake_opts(t, port, t0, false, -1, -1);
 }
 
 static void test_isn_plus_one_and_out_of_order(void **st)
@@ -428,6 +446,162 @@ static void test_overlap_with_other_bytes(void **st)
     assert_int_equal(l.steps[KR_STEP_SESSIONBLOCK], 1);
     assert_non_null(strstr(l.text, "retransmitted"));
     kr_conn_table_free(t);
+}
+
+/* A frame of 32 bytes after the handshake: its length prefix and body. */
+static void frame32(uint8_t f[34])
+{
+    f[0] = 0;
+    f[1] = 32;
+    for (int i = 2; i < 34; i++)
+        f[i] = (uint8_t)(i * 7 + 1);
+}
+
+/* Another copy of bytes of a frame being read, with other bytes: the tracker gets it, and the frame is
+ * disputed (no key here can tell the copies apart); the same bytes again are a plain retransmission. */
+static void test_conflicting_copy_reaches_the_tracker(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    uint8_t f[34], other[10];
+    frame32(f);
+    memcpy(other, f, sizeof other);
+    other[7] ^= 1;
+    uint32_t s0 = ISN_D + 257;
+    feed(t, pk(true, DEV_PORT, s0, ISN_S + 425, KR_TCP_ACK, f, 10, 1.04));
+    feed(t, pk(true, DEV_PORT, s0, ISN_S + 425, KR_TCP_ACK, f, 10, 1.041));        /* the same bytes */
+    feed(t, pk(true, DEV_PORT, s0 + 10, ISN_S + 425, KR_TCP_ACK, f + 10, 24, 1.042));
+    assert_int_equal(l.reasons[KR_WHY_DISPUTED], 0);
+    feed(t, pk(true, DEV_PORT, s0 + 34, ISN_S + 425, KR_TCP_ACK, f, 10, 1.05));
+    feed(t, pk(true, DEV_PORT, s0 + 34, ISN_S + 425, KR_TCP_ACK, other, 10, 1.051)); /* other bytes */
+    feed(t, pk(true, DEV_PORT, s0 + 44, ISN_S + 425, KR_TCP_ACK, f + 10, 24, 1.052));
+    assert_int_equal(l.reasons[KR_WHY_DISPUTED], 1);
+    kr_conn_table_free(t);
+}
+
+/* Two copies of the same out-of-order segment with other bytes both wait: neither is dropped for the other
+ * before the meaning decides. */
+static void test_conflicting_copies_wait_out_of_order(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);
+    uint8_t f[34], other[8];
+    frame32(f);
+    memcpy(other, f + 10, sizeof other);
+    other[3] ^= 0x80;
+    uint32_t s0 = ISN_D + 257;
+    feed(t, pk(true, DEV_PORT, s0 + 10, ISN_S + 425, KR_TCP_ACK, f + 10, 8, 1.04));
+    feed(t, pk(true, DEV_PORT, s0 + 10, ISN_S + 425, KR_TCP_ACK, other, 8, 1.041));
+    feed(t, pk(true, DEV_PORT, s0, ISN_S + 425, KR_TCP_ACK, f, 10, 1.042));
+    feed(t, pk(true, DEV_PORT, s0 + 18, ISN_S + 425, KR_TCP_ACK, f + 18, 16, 1.043));
+    assert_int_equal(l.steps[KR_STEP_HELLO] + l.steps[KR_STEP_FRAME], 1);
+    assert_int_equal(l.reasons[KR_WHY_DISPUTED], 1);
+    kr_conn_table_free(t);
+}
+
+/* An RST from the device after the cloud advertised `win` (as in its header): is it taken? */
+static bool device_rst_taken(bool known, int dev_ws, int cloud_ws, uint16_t win, uint32_t off)
+{
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake_opts(t, DEV_PORT, 1.0, known, dev_ws, cloud_ws);
+    kr_packet p = pk(false, DEV_PORT, ISN_S + 425, ISN_D + 257, KR_TCP_ACK, NULL, 0, 1.04);
+    p.window = win;
+    feed(t, p);
+    feed(t, pk(true, DEV_PORT, ISN_D + 257 + off, 0, KR_TCP_RST, NULL, 0, 1.05));
+    bool taken = strstr(l.text, "RST ") && !strstr(l.text, "RST ignored");
+    kr_conn_table_free(t);
+    return taken;
+}
+
+/* The RST window follows the window scale option of both SYNs (RFC 7323): scaled, a window reaches past
+ * 64 KiB; without the option on both, the window is the header's; with the SYNs' options unknown, at
+ * least 64 KiB is assumed. */
+static void test_rst_window_scale(void **st)
+{
+    (void)st;
+    assert_true(device_rst_taken(true, 7, 7, 1000, 100000));      /* 1000 << 7 = 128000 */
+    assert_false(device_rst_taken(true, 7, 7, 1000, 130000));
+    assert_false(device_rst_taken(false, 7, 7, 1000, 100000));    /* not known: 64 KiB */
+    assert_false(device_rst_taken(true, 7, -1, 1000, 100000));    /* one side without it: no scaling */
+    assert_false(device_rst_taken(true, -1, -1, 100, 5000));      /* the window is 100 bytes */
+    assert_true(device_rst_taken(true, -1, -1, 100, 50));
+    assert_true(device_rst_taken(false, -1, -1, 100, 5000));      /* not known: 64 KiB */
+    assert_true(device_rst_taken(true, -1, -1, 0, 0));            /* a zero window: only the next byte */
+    assert_false(device_rst_taken(true, -1, -1, 0, 1));
+}
+
+/* Checksums: a segment whose checksum is bad is taken all the same (checksum offload makes sent packets
+ * look bad), but a copy that checks beats it, and a copy with a bad checksum loses to one that checks. */
+static void test_checksum_copies(void **st)
+{
+    (void)st;
+    uint8_t f[34], other[10];
+    frame32(f);
+    memcpy(other, f, sizeof other);
+    other[6] ^= 0x55;
+    uint32_t s0 = ISN_D + 257;
+    for (int round = 0; round < 3; round++) {
+        log_t l;
+        kr_conn_table *t = table(&l, 16);
+        handshake(t, DEV_PORT, 1.0);
+        /* round 0: other bytes with a bad checksum first, then the bytes that check;
+         * round 1: the bytes that check first, then other bytes with a bad checksum;
+         * round 2: only the bad-checksum copy of the whole frame */
+        kr_packet a = pk(true, DEV_PORT, s0, ISN_S + 425, KR_TCP_ACK, round == 1 ? f : other, 10, 1.04);
+        kr_packet b = pk(true, DEV_PORT, s0, ISN_S + 425, KR_TCP_ACK, round == 1 ? other : f, 10, 1.041);
+        a.checksum = round == 1 ? KR_CSUM_GOOD : KR_CSUM_BAD;
+        b.checksum = round == 1 ? KR_CSUM_BAD : KR_CSUM_GOOD;
+        feed(t, a);
+        if (round < 2)
+            feed(t, b);
+        feed(t, pk(true, DEV_PORT, s0 + 10, ISN_S + 425, KR_TCP_ACK, f + 10, 24, 1.042));
+        assert_int_equal(l.steps[KR_STEP_HELLO] + l.steps[KR_STEP_FRAME], 1);
+        assert_int_equal(l.reasons[KR_WHY_DISPUTED], 0);
+        assert_memory_equal(l.frame_head, round == 2 ? other : f, 10);
+        assert_int_equal(kr_conn_table_stats(t)->bad_checksum, 1);
+        kr_conn_table_free(t);
+    }
+}
+
+/* One checksum rule for both frontends: the whole segment under its pseudo-header. */
+static void test_tcp_checksum_rule(void **st)
+{
+    (void)st;
+    kr_endpoint a = { 4, { 10, 0, 0, 2 }, 40001 }, b = { 4, { 10, 0, 0, 1 }, 5683 };
+    uint8_t seg[27] = { 0x9c, 0x41, 0x16, 0x33, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x18, 0x10, 0 };
+    memcpy(seg + 20, "payload", 7);
+    /* the field that makes the one's complement sum over pseudo-header and segment come out 0xffff */
+    uint32_t sum = 0x0a00 + 0x0002 + 0x0a00 + 0x0001 + 6 + sizeof seg;
+    for (size_t i = 0; i < sizeof seg; i += 2)
+        sum += (uint32_t)(seg[i] << 8 | (i + 1 < sizeof seg ? seg[i + 1] : 0));
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    uint16_t field = (uint16_t)~sum;
+    seg[16] = (uint8_t)(field >> 8);
+    seg[17] = (uint8_t)field;
+    assert_int_equal(kr_tcp_checksum(&a, &b, seg, sizeof seg), KR_CSUM_GOOD);
+    assert_int_equal(kr_tcp_checksum(&b, &a, seg, sizeof seg), KR_CSUM_GOOD);   /* symmetric in the ends */
+    seg[22] ^= 1;
+    assert_int_equal(kr_tcp_checksum(&a, &b, seg, sizeof seg), KR_CSUM_BAD);
+    seg[16] = seg[17] = 0;                                                       /* left for offload */
+    assert_int_equal(kr_tcp_checksum(&a, &b, seg, sizeof seg), KR_CSUM_UNKNOWN);
+    assert_int_equal(kr_tcp_checksum(&a, &b, seg, 19), KR_CSUM_UNKNOWN);
+    /* the window scale option */
+    uint8_t h[40] = { 0 };
+    h[12] = 0xa0;
+    const uint8_t opts[] = { 2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2, 0, 0 };
+    memcpy(h + 20, opts, sizeof opts);
+    assert_int_equal(kr_tcp_wscale(h, 32), 7);
+    h[27] = 15;
+    assert_int_equal(kr_tcp_wscale(h, 32), 14);                                  /* RFC 7323: at most 14 */
+    assert_int_equal(kr_tcp_wscale(h, 20), -1);
+    h[21] = 40;                                                                  /* MSS claims 40 bytes */
+    assert_int_equal(kr_tcp_wscale(h, 32), -1);
 }
 
 static void test_rst_in_window_ends(void **st)
@@ -633,6 +807,11 @@ int main(void)
         cmocka_unit_test(test_isn_plus_one_and_out_of_order),
         cmocka_unit_test(test_lost_first_segment_is_a_gap_from_isn),
         cmocka_unit_test(test_overlap_with_other_bytes),
+        cmocka_unit_test(test_conflicting_copy_reaches_the_tracker),
+        cmocka_unit_test(test_conflicting_copies_wait_out_of_order),
+        cmocka_unit_test(test_rst_window_scale),
+        cmocka_unit_test(test_checksum_copies),
+        cmocka_unit_test(test_tcp_checksum_rule),
         cmocka_unit_test(test_rst_in_window_ends),
         cmocka_unit_test(test_rst_out_of_window_ignored),
         cmocka_unit_test(test_rst_survived),

@@ -183,10 +183,17 @@ class Capture:
         self.pkts = []
         self.t = t0
 
-    def pkt(self, d, flags, data=b"", seq=None, advance=True):
+    def pkt(self, d, flags, data=b"", seq=None, advance=True, opts=b"", window=65535, csum=None):
+        """csum: None leaves the checksum field 0 (as checksum offload does), "good" or "bad" fills it in."""
         src, dst = (self.dev, self.srv) if d == 0 else (self.srv, self.dev)
         sq = self.seq[d] if seq is None else seq
-        tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], sq, self.seq[1 - d], 5 << 4, flags, 65535, 0, 0) + data
+        tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], sq, self.seq[1 - d], (5 + len(opts) // 4) << 4, flags,
+                          window, 0, 0) + opts + data
+        if csum and not self.ipv6:
+            pseudo = bytes(map(int, src[0].split("."))) + bytes(map(int, dst[0].split("."))) + \
+                struct.pack("!BBH", 0, 6, len(tcp))
+            v = _csum(pseudo + tcp) ^ (0 if csum == "good" else 1)
+            tcp = tcp[:16] + struct.pack("!H", v) + tcp[18:]
         if self.ipv6:
             import ipaddress
             ip = struct.pack("!IHBB", 6 << 28, len(tcp), 6, 64) + ipaddress.IPv6Address(src[0]).packed + \
@@ -354,6 +361,49 @@ def test_retransmission(sh):
         check(by[7][1] == "id-block" and by[7][2] == "50",
               "frame 7 completes the id block after 50 old bytes (%r): %r" % (extra, by[7]))
         check(by[7][3] == idb.hex(), "the id block must be the device's 256 bytes, overlap removed (%r)" % extra)
+
+
+def test_tcp_header(sh):
+    """The TCP header as libkeyring reads it for the plugin (as for cloudmon): the window scale option of
+    both SYNs widens the RST window past 64 KiB; a copy whose checksum is valid beats one whose checksum is
+    bad; with the checksum left to offload, the copies are candidates no key here can judge (disputed)."""
+    rng = random.Random(21)
+    ws7 = b"\x01\x03\x03\x07"                                # NOP, window scale 7
+
+    def rst_capture(opts):
+        c = Capture(t0=1700000100.0)
+        c.pkt(0, SYN, opts=opts)
+        c.pkt(1, SYN | ACK, opts=opts)
+        c.pkt(0, ACK)
+        c.pkt(1, PSH | ACK, rnd(40, rng))
+        c.pkt(0, PSH | ACK, rnd(256, rng))
+        c.pkt(1, PSH | ACK, rnd(384, rng), window=1000)      # 1000 << 7 = 128000 bytes when scaled
+        c.pkt(0, RST, seq=c.seq[0] + 100000, advance=False)
+        return c
+
+    for opts, want in ((ws7, "reset by the device"), (b"", "RST ignored: ")):
+        cap = sh.write("wscale.pcap", rst_capture(opts).bytes())
+        closes = [r[1] for r in sh.fields(cap, ["spark.close"]) if r[1]]
+        check(len(closes) == 1 and closes[0].startswith(want),
+              "an RST 100000 bytes ahead with window scale %r: %r" % (opts.hex(), closes))
+    idb = rnd(256, rng)
+    other = bytes(b ^ 0x5a for b in idb[:100])
+    for first, second, want in (("bad", "good", idb.hex()), (None, None, None)):
+        c = Capture(t0=1700000200.0)
+        c.open()
+        c.pkt(1, PSH | ACK, rnd(40, rng))
+        c.pkt(0, PSH | ACK, other, advance=False, csum=first)
+        c.pkt(0, PSH | ACK, idb[:100], csum=second)
+        c.pkt(0, PSH | ACK, idb[100:])
+        c.pkt(1, PSH | ACK, rnd(384, rng))
+        cap = sh.write("csum.pcap", c.bytes())
+        rows = sh.fields(cap, ["spark.step", "spark.id_block", "spark.note"])
+        ids = [(r[2], r[3]) for r in rows if "id-block" in r[1].split(",")]
+        if want:
+            check(len(ids) == 1 and ids[0][0] == want and "disputed" not in ids[0][1],
+                  "the copy whose checksum is valid is the id block: %r" % ids)
+        else:
+            check(len(ids) == 1 and "disputed" in ids[0][1], "copies no key can judge are disputed: %r" % ids)
 
 
 def test_gap(sh):
@@ -965,12 +1015,18 @@ def test_keys_table(sh):
 # ---- the connection cap ------------------------------------------------------------------------------
 
 def test_max_conns(sh):
-    """spark.max_conns: five connections open one second apart, each sending its id block a minute later;
-    with a cap of 2 each new one beyond it releases the longest idle one (an expert info says so, and its
-    verdict is final); the released ones are not followed further. Without a cap all five are."""
+    """spark.max_conns uses the connection layer's eviction (as cloudmon --max-conns): two half-open
+    connections (a SYN only), then four sessions one second apart, each sending its id block a minute later.
+    With a cap of 2 the first two sessions each end one half-open connection to make room (an expert info
+    says so); the last two find the table full of connections carrying protocol data, which are never
+    ended for a new one: they are not followed, and their frames say so. Without a cap all are followed."""
     rng = random.Random(12)
     pkts = []
-    for i in range(5):
+    for i in range(2):
+        c = Capture(cport=40200 + i, t0=1700000000.0 - 2 + i * 0.5)
+        c.pkt(0, SYN)
+        pkts += c.pkts
+    for i in range(4):
         c = Capture(cport=40100 + i, t0=1700000000.0 + i)
         c.open()
         c.pkt(1, PSH | ACK, rnd(40, rng))
@@ -979,7 +1035,7 @@ def test_max_conns(sh):
         c.pkt(1, PSH | ACK, rnd(384, rng))
         pkts += c.pkts
     c.pkts = sorted(pkts, key=lambda p: p[0])
-    cap = sh.write("five.pcap", c.bytes())
+    cap = sh.write("six.pcap", c.bytes())
     f = ["tcp.srcport", "tcp.dstport", "spark.step", "spark.released", "spark.verdict", "spark.verdict.final"]
 
     def per_conn(extra):
@@ -992,20 +1048,24 @@ def test_max_conns(sh):
             c["final"] += [v for v, fin in zip(r[5].split(","), r[6].split(",")) if v and fin == "1"]
         return [conns[p] for p in sorted(conns)]
 
+    full = ["nonce", "id-block", "session-block"]
     for extra in ([], ["-o", "spark.max_conns:0"]):
         conns = per_conn(extra)
-        check(len(conns) == 5 and all(c["steps"] == ["nonce", "id-block", "session-block"] and not c["released"]
-                                      for c in conns), "without a cap (%r) all five are followed: %r" % (extra, conns))
+        check(len(conns) == 6 and [c["steps"] for c in conns[:4]] == [full] * 4 and
+              not any(c["released"] for c in conns), "without a cap (%r) all are followed: %r" % (extra, conns))
     conns = per_conn(["-o", "spark.max_conns:2"])
-    check([c["released"] for c in conns] == [[], [], [1], [1], [1]],
-          "connections 3, 4, 5 each release one: %r" % conns)
-    check([c["steps"] for c in conns[:3]] == [["nonce"]] * 3 and
-          [c["steps"] for c in conns[3:]] == [["nonce", "id-block", "session-block"]] * 2,
-          "the three released connections are not followed further: %r" % conns)
-    check(all(len(c["final"]) == 1 for c in conns), "every connection ends with one final verdict: %r" % conns)
+    check([c["released"] for c in conns[:4]] == [[1], [1], [], []],
+          "the first two sessions each end a half-open connection: %r" % conns)
+    check([c["steps"] for c in conns[:4]] == [full, full, [], []],
+          "the sessions that carry data are never ended; the last two are not followed: %r" % conns)
+    check([len(c["final"]) for c in conns] == [1, 1, 0, 0, 1, 1],
+          "the followed connections end with one final verdict, the others have none: %r" % conns)
     out = sh.run(["-2", "-r", cap, "-o", "spark.max_conns:2", "-q", "-z", "expert,note"]).stdout
-    check("1 idle connection released: more than 2 open (spark.max_conns)" in out,
-          "an expert info must say a connection was released:\n" + out)
+    check("1 connection without protocol data ended to make room: more than 2 open" in out,
+          "an expert info must say a connection was ended to make room:\n" + out)
+    out = sh.run(["-2", "-r", cap, "-o", "spark.max_conns:2", "-q", "-z", "expert,warn"]).stdout
+    check("not followed: the table of 2 connections is full of connections that carry protocol data" in out,
+          "an expert info must say a connection was not followed:\n" + out)
 
 
 # ---- statistics per device --------------------------------------------------------------------------
@@ -1120,6 +1180,7 @@ TESTS = {
     "stock-tshark": test_stock_tshark,
     "handshake-shape": test_handshake_shape,
     "retransmission": test_retransmission,
+    "tcp-header": test_tcp_header,
     "ipv6": test_ipv6,
     "gap": test_gap,
     "heuristic": test_heuristic,

@@ -496,6 +496,58 @@ static void test_pending(void **state)
     kr_cipher_free(c);
 }
 
+/* The quick test of a key never rules out a key the full trial accepts, and rules out nearly all others. */
+static void test_probe(void **state)
+{
+    (void)state;
+    uint8_t key[16], iv[16], other[16], pt[64], first[16];
+    for (int i = 0; i < 16; i++) {
+        key[i] = (uint8_t)(i * 7 + 1);
+        iv[i] = (uint8_t)(i * 11 + 3);
+    }
+    const char *msgs[3] = { "first message, two blocks long", "short", "the third message" };
+    uint8_t frames[3][64];
+    int flen[3];
+    kr_cipher *enc = kr_cipher_new(key, iv);
+    for (int i = 0; i < 3; i++)
+        assert_true((flen[i] = kr_cipher_encrypt(enc, (const uint8_t *)msgs[i], strlen(msgs[i]), frames[i],
+                                                 sizeof frames[i])) > 0);
+    kr_cipher_free(enc);
+    kr_probe_key *right = kr_probe_key_new(key);
+    bool have_first;
+    size_t pl, skip;
+    kr_cipher *c = kr_cipher_new_pending();
+    for (int i = 0; i < 3; i++) {   /* in the IV chain: the first block comes out too */
+        assert_true(kr_cipher_probe(c, right, iv, frames[i] + 2, (size_t)flen[i] - 2, first, &have_first));
+        assert_true(have_first);
+        assert_memory_equal(first, msgs[i], strlen(msgs[i]) < 16 ? strlen(msgs[i]) : 16);
+        kr_cipher_pass(c, frames[i] + 2, (size_t)flen[i] - 2);
+    }
+    kr_cipher_free(c);
+    c = kr_cipher_new_pending();    /* a frame lost: two blocks still tell, one block cannot */
+    kr_cipher_lose_sync(c);
+    assert_true(kr_cipher_probe(c, right, iv, frames[0] + 2, (size_t)flen[0] - 2, first, &have_first));
+    assert_false(have_first);
+    assert_false(kr_cipher_probe(c, right, iv, frames[1] + 2, (size_t)flen[1] - 2, first, &have_first));
+    assert_false(kr_cipher_probe(c, right, iv, frames[0] + 2, 17, first, &have_first));
+    kr_cipher_free(c);
+    kr_probe_key_free(right);
+    int passed = 0;
+    c = kr_cipher_new_pending();
+    for (int k = 0; k < 2000; k++) {    /* other keys: accepted exactly when the trial finds valid padding */
+        for (int i = 0; i < 16; i++)
+            other[i] = (uint8_t)(k * 31 + i * 17 + (k >> 8));
+        kr_probe_key *p = kr_probe_key_new(other);
+        bool quick = kr_cipher_probe(c, p, iv, frames[0] + 2, (size_t)flen[0] - 2, first, &have_first);
+        kr_dec_result r = kr_cipher_trial(c, other, iv, frames[0] + 2, (size_t)flen[0] - 2, pt, &pl, &skip);
+        assert_int_equal(quick, r == KR_DEC_OK);
+        passed += quick;
+        kr_probe_key_free(p);
+    }
+    kr_cipher_free(c);
+    assert_true(passed < 40);       /* about 1 in 256 by chance */
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -510,6 +562,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_padding),
         cmocka_unit_test(test_encrypt_limits),
         cmocka_unit_test(test_pending),
+        cmocka_unit_test(test_probe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

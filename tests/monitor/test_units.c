@@ -128,6 +128,29 @@ static void tcp4_csum(uint8_t *b, size_t n)
     b[37] = (uint8_t)c;
 }
 
+/* A SYN's window scale option and the window, read by libkeyring's rule (the plugin reads them the same way). */
+static void test_decode_window_scale(void **st)
+{
+    (void)st;
+    uint8_t ip[128];
+    size_t n = ipv4_tcp(ip, "\x01\x03\x03\x07", CM_TCP_SYN);   /* NOP, window scale 7: the options */
+    ip[32] = 6 << 4;                    /* a 24-byte TCP header */
+    ip[34] = 0x12;
+    ip[35] = 0x34;
+    cm_pkt p;
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.payload_len, 0);
+    assert_int_equal(p.window, 0x1234);
+    assert_int_equal(p.wscale, 7);
+    ip[33] = CM_TCP_ACK;                /* only a SYN's option counts */
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.wscale, -1);
+    ip[33] = CM_TCP_SYN;
+    ip[40] = 0;                         /* end of options first: none */
+    assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
+    assert_int_equal(p.wscale, -1);
+}
+
 static void test_decode_lengths_and_checksum(void **st)
 {
     (void)st;
@@ -136,22 +159,22 @@ static void test_decode_lengths_and_checksum(void **st)
     tcp4_csum(ip, n);
     cm_pkt p;
     assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
-    assert_int_equal(p.csum, CM_CSUM_OK);
+    assert_int_equal(cm_pkt_csum(&p), CM_CSUM_OK);
     assert_false(p.cut);
     assert_false(p.bogus_len);
     ip[44] ^= 1;                        /* one payload bit: the checksum no longer holds */
     assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
-    assert_int_equal(p.csum, CM_CSUM_BAD);
+    assert_int_equal(cm_pkt_csum(&p), CM_CSUM_BAD);
     ip[44] ^= 1;
     ip[36] = ip[37] = 0;                /* left for the card to fill in: not known */
     assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
-    assert_int_equal(p.csum, CM_CSUM_UNKNOWN);
+    assert_int_equal(cm_pkt_csum(&p), CM_CSUM_UNKNOWN);
     /* what Linux leaves for checksum offload (captured on the way out, e.g. on lo): the bare pseudo-header sum */
     unsigned partial = 0xffffu - cm_inet_fold(cm_inet_sum(ip + 12, 8, 0) + 6 + (uint32_t)(n - 20));
     ip[36] = (uint8_t)(partial >> 8);
     ip[37] = (uint8_t)partial;
     assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, n, &p), CM_DEC_TCP);
-    assert_int_equal(p.csum, CM_CSUM_UNKNOWN);
+    assert_int_equal(cm_pkt_csum(&p), CM_CSUM_UNKNOWN);
     tcp4_csum(ip, n);
     /* a 45-byte frame whose IP length says 1500: the frame was not cut, so the length is bogus */
     ip[2] = 1500 >> 8;
@@ -162,7 +185,7 @@ static void test_decode_lengths_and_checksum(void **st)
     assert_int_equal(p.payload_len, 5);
     assert_int_equal(p.payload_wire_len, 5);
     assert_int_equal(p.claimed_len, 1460);
-    assert_int_equal(p.csum, CM_CSUM_UNKNOWN);
+    assert_int_equal(cm_pkt_csum(&p), CM_CSUM_UNKNOWN);
     /* the same bytes from a frame that was 1500 bytes on the wire: the snapshot length cut 1455 */
     assert_int_equal(cm_decode_frame(DLT_RAW, ip, n, 1500, &p), CM_DEC_TCP);
     assert_true(p.cut);
@@ -305,7 +328,7 @@ static void test_frag_reverse_and_duplicate(void **st)
     assert_true(p.reassembled);
     assert_int_equal(p.payload_len, 200);
     assert_memory_equal(p.payload, whole + 40, 200);
-    assert_int_equal(p.csum, CM_CSUM_OK);
+    assert_int_equal(cm_pkt_csum(&p), CM_CSUM_OK);
     assert_int_equal(f.st.reassembled, 1);
     assert_int_equal(cm_frag_dropped(&f), 0);
     assert_int_equal(f.order.length, 0);
@@ -630,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_decode_links),
         cmocka_unit_test(test_decode_ipv6_ext),
         cmocka_unit_test(test_decode_lengths_and_checksum),
+        cmocka_unit_test(test_decode_window_scale),
         cmocka_unit_test(test_decode_vlan_stack),
         cmocka_unit_test(test_decode_ipv6_chain),
         cmocka_unit_test(test_frag_reverse_and_duplicate),

@@ -1021,6 +1021,216 @@ static void test_lost_id_block(void **state)
     s_end(&s);
 }
 
+/* A whole connection: nonce, id block (made with idkey), session block (E to devkey, signed by the
+ * server key), the Hellos when asked, and both sides closing. */
+static void open_session(sess *s, const kr_key *idkey, const kr_key *devkey, bool hellos)
+{
+    s_begin(s, false, idkey, false);
+    s_session(s, devkey, K.srv);
+    if (hellos)
+        s_hellos(s);
+}
+
+static void closed_session(sess *s, const kr_key *idkey, const kr_key *devkey, bool hellos)
+{
+    open_session(s, idkey, devkey, hellos);
+    tk_conn_close(s->c, KR_D2S, 0.25, false);
+    tk_conn_close(s->c, KR_S2D, 0.001, false);
+}
+
+/* A damaged length prefix that still looks plausible (0x0010 read as 0x0110): the frame swallows the start
+ * of the frames after it and does not decrypt; the boundary whose frame decrypts under the IV rule is
+ * found, and every later frame is read. */
+static void damaged_prefix(int which, guint messages)
+{
+    sess s;
+    open_session(&s, K.srv, K.dev, true);
+    coap c;
+    guint damaged = 4;                        /* which < 0: the device Hello (open, nonce, id block, E) */
+    for (int i = 0; i < 20; i++) {
+        c_start(&c, NON, POST, s.dev_id++, NO_TOKEN);
+        c_path(&c, "e");
+        c_path(&c, "x");
+        s_send(&s, KR_D2S, 0.01, &c);
+        if (i == which)
+            damaged = s.c->ev->len - 1;
+    }
+    tk_conn_close(s.c, KR_D2S, 0.25, false);
+    tk_conn_close(s.c, KR_S2D, 0.001, false);
+    tk_ev *e = &g_array_index(s.c->ev, tk_ev, damaged);
+    assert_int_equal(e->dir, KR_D2S);
+    assert_int_equal(e->data->data[0], 0x00);
+    assert_int_equal(e->data->data[1], 0x10);
+    e->data->data[0] = 0x01;                  /* one flipped bit: 16 bytes read as 272 */
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(s.c, "a", &r);
+    assert_int_equal(v.code, KR_V_OK);
+    assert_int_equal(r.summaries->len, messages);
+    assert_true(has(r.findings, "damaged length prefix"));
+    rec_free(&r);
+    s_end(&s);
+}
+
+static void test_damaged_prefix_resync_by_decryption(void **state)
+{
+    (void)state;
+    /* mid-stream: both Hellos and every event but the damaged one */
+    damaged_prefix(2, 2 + 19);
+    /* the stream ends before the length the damaged prefix claims: the frame itself decrypts at the
+     * boundary found, and so do the two after it */
+    damaged_prefix(17, 2 + 20);
+    /* the device Hello: the frame after it decrypts with the session key, so the handshake is not failed */
+    damaged_prefix(-1, 1 + 20);
+}
+
+typedef void (*tk_alter)(tk_conn *c, const tk_ev *e, uint64_t off);
+
+/* The same connection, with data event `which` (from 0) fed by alter (given its stream offset). */
+static tk_conn *replay(const tk_conn *src, int which, tk_alter alter)
+{
+    tk_conn *c = tk_conn_new();
+    uint64_t off[2] = { 0, 0 };
+    int k = 0;
+    for (guint i = 0; i < src->ev->len; i++) {
+        const tk_ev *e = &g_array_index(src->ev, tk_ev, i);
+        if (e->kind == TK_OPEN)
+            tk_conn_open(c, 0);
+        else if (e->kind == TK_CLOSE)
+            tk_conn_close(c, e->dir, 0.001, e->rst);
+        if (e->kind != TK_DATA)
+            continue;
+        if (k++ == which)
+            alter(c, e, off[e->dir]);
+        else
+            tk_conn_data(c, e->dir, 0.001, e->data->data, e->data->len);
+        off[e->dir] += e->data->len;
+    }
+    return c;
+}
+
+/* Garbage of the same length first, the real bytes after it as another copy (a garbage segment just
+ * before the real one). */
+static void garbage_then_real(tk_conn *c, const tk_ev *e, uint64_t off)
+{
+    uint8_t *junk = g_malloc(e->data->len);
+    for (guint j = 0; j < e->data->len; j++)
+        junk[j] = (uint8_t)(j * 29 + 101);
+    tk_conn_data(c, e->dir, 0.001, junk, e->data->len);
+    tk_conn_copy(c, e->dir, 0.000001, off, e->data->data, e->data->len, 0);
+    g_free(junk);
+}
+
+/* The first 8 bytes, a copy of them with the same bytes, one with other bytes, then the rest. */
+static void head_with_other_copy(tk_conn *c, const tk_ev *e, uint64_t off)
+{
+    uint8_t other[8];
+    memcpy(other, e->data->data, 8);
+    other[5] ^= 0x20;
+    tk_conn_data(c, e->dir, 0.001, e->data->data, 8);
+    tk_conn_copy(c, e->dir, 0.000001, off, e->data->data, 8, 0);   /* the same bytes */
+    tk_conn_copy(c, e->dir, 0.000001, off, other, 8, 0);
+    tk_conn_data(c, e->dir, 0.001, e->data->data + 8, e->data->len - 8);
+}
+
+/* The first 8 bytes with other bytes, then a copy of the real ones, then the rest. */
+static void other_head_then_real(tk_conn *c, const tk_ev *e, uint64_t off)
+{
+    uint8_t other[8];
+    memcpy(other, e->data->data, 8);
+    other[5] ^= 0x20;
+    tk_conn_data(c, e->dir, 0.001, other, 8);
+    tk_conn_copy(c, e->dir, 0.000001, off, e->data->data, 8, 0);
+    tk_conn_data(c, e->dir, 0.001, e->data->data + 8, e->data->len - 8);
+}
+
+static tk_conn *garbage_first(const tk_conn *src, int which)
+{
+    return replay(src, which, garbage_then_real);
+}
+
+/* Each handshake block read first from a garbage copy: the copy whose meaning holds (the nonce the id block
+ * echoes, the block that opens with the key) wins, and a result both copies give stands, so the verdict is
+ * the one the real bytes give, as strong as theirs. */
+static void check_garbage_first(const tk_conn *src, const char *keys)
+{
+    kr_verdict want = run(src, keys, NULL);
+    for (int which = 0; which < 3; which++) {
+        tk_conn *c = garbage_first(src, which);
+        kr_verdict v = run(c, keys, NULL);
+        if (v.code != want.code || v.proven != want.proven)
+            fprintf(stderr, "keys '%s', garbage before data event %d: %s (%s), the real bytes give %s (%s)\n",
+                    keys, which, kr_verdict_str(v.code), v.proven ? "proven" : "inferred",
+                    kr_verdict_str(want.code), want.proven ? "proven" : "inferred");
+        assert_string_equal(kr_verdict_str(v.code), kr_verdict_str(want.code));
+        assert_int_equal(v.proven, want.proven);
+        tk_conn_free(c);
+    }
+}
+
+static void test_conflicting_copies(void **state)
+{
+    (void)state;
+    sess s;
+    closed_session(&s, K.srv, K.dev, true);           /* healthy */
+    check_garbage_first(s.c, "a");
+    s_end(&s);
+    /* unknown device: the cloud closes after the id block */
+    s_begin(&s, false, K.srv, false);
+    tk_conn_close(s.c, KR_S2D, 0.002, false);
+    tk_conn_close(s.c, KR_D2S, 0.001, false);
+    kr_verdict v = run(s.c, "P", NULL);
+    assert_int_equal(v.code, KR_V_UNKNOWN_DEVICE);
+    check_garbage_first(s.c, "P");
+    s_end(&s);
+    /* server key mismatch: neither copy opens, so the result holds whichever the cloud received */
+    s_begin(&s, false, K.srv_other, false);
+    tk_conn_close(s.c, KR_S2D, 0.002, false);
+    tk_conn_close(s.c, KR_D2S, 0.001, false);
+    check_garbage_first(s.c, "P");
+    s_end(&s);
+    closed_session(&s, K.srv, K.dev_other, false);    /* device key mismatch */
+    check_garbage_first(s.c, "a");
+    s_end(&s);
+}
+
+/* Copies nothing can judge: without the server private key the id block's copies cannot be told apart, so
+ * it is disputed; a frame being read whose copies differ is disputed; a copy with the same bytes is a plain
+ * retransmission. */
+static void test_conflicting_copies_disputed(void **state)
+{
+    (void)state;
+    sess s;
+    closed_session(&s, K.srv, K.dev, true);
+    tk_conn *c = garbage_first(s.c, 1);
+    rec r;
+    rec_init(&r);
+    kr_verdict v = run(c, "u", &r);
+    assert_int_equal(r.reasons[KR_WHY_DISPUTED], 1);
+    assert_false(v.proven);
+    rec_free(&r);
+    tk_conn_free(c);
+    /* the device Hello while it is read: its first 8 bytes come again with other bytes. With the session
+     * key the copy under which the frame decrypts is read, whichever came first; without it, disputed */
+    tk_alter alters[] = { head_with_other_copy, other_head_then_real };
+    for (int i = 0; i < 2; i++) {
+        c = replay(s.c, 3, alters[i]);
+        rec_init(&r);
+        v = run(c, "a", &r);
+        assert_int_equal(r.reasons[KR_WHY_DISPUTED], 0);
+        assert_int_equal(r.undecrypted, 0);
+        assert_int_equal(v.code, KR_V_OK);
+        assert_true(v.proven);
+        rec_free(&r);
+        rec_init(&r);
+        run(c, "p", &r);
+        assert_int_equal(r.reasons[KR_WHY_DISPUTED], 1);
+        rec_free(&r);
+        tk_conn_free(c);
+    }
+    s_end(&s);
+}
+
 /* Disputed bytes (another copy differs) prove nothing: the block is not opened, the frame not decrypted. */
 static void test_disputed_bytes(void **state)
 {
@@ -2234,6 +2444,9 @@ int main(void)
         cmocka_unit_test(test_damaged_length_prefix),
         cmocka_unit_test(test_lost_id_block),
         cmocka_unit_test(test_disputed_bytes),
+        cmocka_unit_test(test_conflicting_copies),
+        cmocka_unit_test(test_damaged_prefix_resync_by_decryption),
+        cmocka_unit_test(test_conflicting_copies_disputed),
         cmocka_unit_test(test_stalled_incomplete),
         cmocka_unit_test(test_mid_session),
         cmocka_unit_test(test_counter_and_ota),

@@ -159,6 +159,16 @@ void tk_conn_dispute(tk_conn *c, kr_dir dir, double dt, uint64_t off, uint64_t n
     e->n = n;
 }
 
+void tk_conn_copy(tk_conn *c, kr_dir dir, double dt, uint64_t off, const uint8_t *data, size_t len, int rank)
+{
+    tk_ev *e = push(c, TK_COPY, dt);
+    e->dir = dir;
+    e->rank = rank;
+    e->off = off;
+    e->data = g_byte_array_new();
+    g_byte_array_append(e->data, data, (guint)len);
+}
+
 typedef struct both {
     tk_dump dump;
     const kr_callbacks *extra;
@@ -245,6 +255,9 @@ char *tk_conn_run_cb(const tk_conn *c, const kr_keyfile *kf, unsigned chunking, 
             break;
         case TK_DISPUTE:
             kr_tracker_dispute(t, e->dir, e->off, e->n);
+            break;
+        case TK_COPY:
+            kr_tracker_copy(t, e->dir, e->off, e->data->data, e->data->len, e->rank, e->ts);
             break;
         case TK_FINISH:
             break;

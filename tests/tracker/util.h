@@ -18,15 +18,16 @@ void tk_write(const char *dir, const char *name, const uint8_t *data, size_t len
 kr_keyfile *tk_keyfile(const char *dir, const char *text);
 
 /* One event of a hand-made connection. */
-typedef enum { TK_OPEN, TK_DATA, TK_GAP, TK_CLOSE, TK_FINISH, TK_DISPUTE } tk_ev_kind;
+typedef enum { TK_OPEN, TK_DATA, TK_GAP, TK_CLOSE, TK_FINISH, TK_DISPUTE, TK_COPY } tk_ev_kind;
 typedef struct tk_ev {
     tk_ev_kind kind;
     kr_dir dir;
     double ts;
-    GByteArray *data;   /* TK_DATA */
+    GByteArray *data;   /* TK_DATA, TK_COPY */
     uint64_t n;         /* TK_GAP: bytes missing; TK_DISPUTE: bytes disputed */
-    uint64_t off;       /* TK_DISPUTE: stream offset of the first disputed byte */
+    uint64_t off;       /* TK_DISPUTE, TK_COPY: stream offset of the first byte concerned */
     bool rst;           /* TK_CLOSE */
+    int rank;           /* TK_COPY: kr_tracker_copy's rank */
 } tk_ev;
 
 /* The cloud address every hand-made connection goes to (kr_tracker_set_cloud), for bound server keys. */
@@ -46,6 +47,8 @@ void tk_conn_gap(tk_conn *c, kr_dir dir, double dt, uint64_t n);
 void tk_conn_close(tk_conn *c, kr_dir dir, double dt, bool rst);
 /* Bytes [off, off + n) of dir are disputed (kr_tracker_dispute). */
 void tk_conn_dispute(tk_conn *c, kr_dir dir, double dt, uint64_t off, uint64_t n);
+/* Another copy of bytes [off, off + len) of dir, fed already (kr_tracker_copy with rank). */
+void tk_conn_copy(tk_conn *c, kr_dir dir, double dt, uint64_t off, const uint8_t *data, size_t len, int rank);
 
 /* Chunking: 0 = as given, 1 = byte by byte, >1 = random chunk sizes with this seed. */
 /* Runs a connection through a tracker; returns the golden-format text (caller frees). */

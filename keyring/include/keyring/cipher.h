@@ -50,6 +50,20 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
 kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const uint8_t first_iv[16],
                               const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip);
 
+/* One AES-128 key set up once, for quick tests of many keys against one frame (the keyfile's session
+ * lines, when no device id tells which one applies). */
+typedef struct kr_probe_key kr_probe_key;
+kr_probe_key *kr_probe_key_new(const uint8_t key[16]);
+void kr_probe_key_free(kr_probe_key *k);
+
+/* A quick test, necessary for kr_cipher_trial to succeed with k: whether the frame's last block ends in
+ * valid PKCS#7 padding at this cipher's place in the IV chain (first_iv when no frame went by yet). When
+ * the IV of the first block is known, that block's plaintext goes to first[16] and *have_first is set.
+ * At most two block decryptions; false for a length that cannot decrypt, or for a one-block frame whose
+ * IV was lost (it cannot tell). */
+bool kr_cipher_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t first_iv[16], const uint8_t *ct,
+                     size_t len, uint8_t first[16], bool *have_first);
+
 /* Encrypts one message into a whole frame (2-byte length + ciphertext) with PKCS#7 padding. Returns the
  * frame length, or -1 when out_cap is too small. */
 int kr_cipher_encrypt(kr_cipher *c, const uint8_t *pt, size_t len, uint8_t *out, size_t out_cap);

@@ -8,14 +8,17 @@
  *   port is the cloud; on other ports a connection is followed only when its SYN was seen and the first
  *   bytes of the accepting side look like a nonce (kr_conn_nonce_like, the one heuristic);
  * - the two byte streams: the next expected byte is ISN+1 when the SYN was seen; retransmitted and
- *   overlapping bytes are handed on once; segments ahead of the next byte wait (bounded) until the hole
+ *   overlapping bytes are handed on once, and every later copy of them goes to kr_tracker_copy, where
+ *   copies that differ are candidates until their meaning decides; segments ahead of the next byte wait (bounded) until the hole
  *   fills, the peer acknowledges past it, it waits too long, or the stream ends, and then the hole becomes
  *   a gap; bytes a snap length cut are a gap; an IP length that claims more bytes than a frame the capture
- *   did not cut is not believed; a segment whose checksum is known to be bad is not taken;
+ *   did not cut is not believed; a segment whose checksum is known to be bad is taken all the same
+ *   (offload makes sent packets look bad), but a differing copy that checks wins over it;
  * - SYN, SYN-ACK, FIN, refused (a SYN answered by an RST that acknowledges it, before any SYN-ACK) and
  *   RST: an RST counts only when its sequence number lies in the receiver's window from the next byte
- *   the receiver expects (its last acknowledgement; the window taken as at least 64 KiB, since the scale
- *   is not known here); one outside is reported as ignored. An accepted RST ends the connection only when
+ *   the receiver expects (its last acknowledgement; the window scaled as both SYNs' window scale options
+ *   say, or taken as at least 64 KiB when a SYN or its options were not read); one outside is reported
+ *   as ignored. An accepted RST ends the connection only when
  *   nothing new follows: if either side goes on sending new bytes (an RFC 5961 receiver keeps a connection
  *   whose RST is not exactly the next byte), the RST is reported as ignored and the connection goes on;
  * - the table: bounded; when full, a new connection first replaces an ended one, then one that was never
@@ -50,7 +53,7 @@ extern "C" {
 typedef enum kr_checksum {
     KR_CSUM_UNKNOWN = 0,     /* not verified (offloaded, or the frontend does not check) */
     KR_CSUM_GOOD,
-    KR_CSUM_BAD              /* the receiver dropped it: its bytes are not taken */
+    KR_CSUM_BAD              /* taken all the same; a differing copy that checks wins over it */
 } kr_checksum;
 
 typedef struct kr_endpoint {
@@ -70,7 +73,9 @@ typedef struct kr_packet {
     size_t wire_len;         /* payload length the IP header claims (>= captured_len) */
     bool cut;                /* the capture cut this frame (snap length): bytes beyond captured_len were on
                                 the wire. When false, a wire_len beyond captured_len is a bogus IP length. */
-    kr_checksum checksum;
+    kr_checksum checksum;    /* kr_tcp_checksum, where the whole segment is at hand */
+    bool options_known;      /* the frontend read this SYN's TCP options (wscale is meaningful) */
+    int8_t wscale;           /* SYN, SYN-ACK: the window scale option's shift (kr_tcp_wscale), -1 none */
     double time;
 } kr_packet;
 
@@ -163,6 +168,10 @@ void kr_conn_end(kr_conn_table *tab, kr_conn *c, double now, const char *reason)
 void kr_conn_finish(kr_conn_table *tab, double now, const char *reason);
 
 const kr_conn_stats *kr_conn_table_stats(const kr_conn_table *tab);
+/* The line a frontend shows on a packet whose new connection the full table could not follow (every
+ * connection in it carried protocol data), and on one whose new connection ended n others to make room. */
+void kr_conn_untracked_text(size_t max_conns, char *out, size_t outlen);
+void kr_conn_evicted_text(uint64_t n, size_t max_conns, char *out, size_t outlen);
 size_t kr_conn_live_count(const kr_conn_table *tab);
 /* Bytes held by the table (connections, waiting segments and trackers). */
 size_t kr_conn_table_memory(const kr_conn_table *tab);
@@ -183,6 +192,21 @@ void *kr_conn_user(const kr_conn *c);
 kr_dir kr_conn_dir(const kr_conn *c, const kr_packet *p);
 /* In the end callback: the frontend keeps the tracker (for its history); it must free it. */
 kr_tracker *kr_conn_take_tracker(kr_conn *c);
+
+/* ---- a TCP header, read the same way by every frontend ---------------------------------------- */
+
+/* The checksum of a whole TCP segment (header and payload, len bytes as on the wire) under the
+ * pseudo-header of src and dst: KR_CSUM_GOOD, KR_CSUM_BAD, or KR_CSUM_UNKNOWN when the field holds what
+ * checksum offload leaves (0, or the bare pseudo-header sum of a packet captured on its way out). Call it
+ * only when every byte of the segment was captured and the IP length is believed. */
+kr_checksum kr_tcp_checksum(const kr_endpoint *src, const kr_endpoint *dst, const uint8_t *seg, size_t len);
+/* The window scale option in a TCP header of hdr_len bytes (options after the first 20): its shift
+ * (above 14 taken as 14, RFC 7323), or -1 when the header has none. */
+int kr_tcp_wscale(const uint8_t *hdr, size_t hdr_len);
+/* The Internet checksum (RFC 1071): the running sum over len bytes added to sum, and its folded
+ * complement. */
+uint32_t kr_inet_sum(const uint8_t *p, size_t len, uint32_t sum);
+uint16_t kr_inet_fold(uint32_t sum);
 
 /* The one nonce rule: why the first n bytes from the cloud cannot open a handshake (all text, or 40 bytes
  * with fewer than 20 different values, which a random nonce practically never has), in why; NULL when

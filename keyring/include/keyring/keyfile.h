@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include "common.h"
 #include "key.h"
+#include "cipher.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -109,6 +110,8 @@ const uint8_t *kr_keyfile_session(const kr_keyfile *kf, const uint8_t id[KR_DEVI
 /* All session lines, in keyfile order (mid-session captures where the id is not known). */
 size_t kr_keyfile_session_count(const kr_keyfile *kf);
 const kr_entry *kr_keyfile_session_entry(const kr_keyfile *kf, size_t i);
+/* Session line i's key, set up on first use for kr_cipher_probe (NULL when out of memory). */
+const kr_probe_key *kr_keyfile_session_probe(const kr_keyfile *kf, size_t i);
 /* Finds the device entry whose key's public half equals this SPKI DER (a key a device offered in
  * its id block). NULL when none matches. */
 const kr_entry *kr_keyfile_find_device_by_public(const kr_keyfile *kf, const uint8_t *spki, size_t len);

@@ -334,6 +334,18 @@ void kr_tracker_refused(kr_tracker *t, double ts);
  * before those bytes are fed; a dispute about bytes already read changes nothing. At most 16 ranges per
  * direction are kept; beyond that every later byte of the direction counts as disputed. */
 void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len);
+/* Another copy of bytes [offset, offset + len) of dir that were fed already (a connection layer calls it
+ * for every retransmitted byte range it does not hand on again). When it differs from what was read, the
+ * copies are candidates and the meaning decides: the nonce the id block echoes, the id block or session
+ * block copy that opens with the key (read again from the other copy when the first did not open; a
+ * result both copies give stands); a frame still being read, the copy under which it decrypts with the
+ * session key. A frame no copy makes decrypt (or without the key) and a handshake block that no key can
+ * judge are disputed: a disputed step proves nothing. Bytes read before
+ * the last PDU of their direction are not compared (their steps stand).
+ * rank: 1 when this copy's TCP checksum is valid and the first copy's was bad (this copy replaces the
+ * bytes where they can still be read), -1 the other way round (this copy is not taken), 0 otherwise. */
+void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t offset, const uint8_t *bytes, size_t len, int rank,
+                     double ts);
 /* The cloud's address and port (family 4: 4 bytes, 6: 16 bytes) for server keys bound to a cloud with
  * cloud=ADDR. Without it only unbound server keys apply. Call before the handshake's data. */
 void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16_t port);
@@ -341,6 +353,10 @@ void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16
 void kr_tracker_finish(kr_tracker *t, double ts);
 
 const kr_conn_info *kr_tracker_info(const kr_tracker *t);
+/* The device id in hex when known, else NULL, and the firmware generation (0 unknown): the same as in
+ * kr_tracker_info, without filling the whole view (per packet). */
+const char *kr_tracker_device_id(const kr_tracker *t);
+int kr_tracker_generation(const kr_tracker *t);
 const kr_verdict *kr_tracker_verdict(const kr_tracker *t);
 
 /* The last Describe answer of this connection, if any: functions and variables with types. */

@@ -1,0 +1,64 @@
+/* sparkwire libkeyring: what a TCP header says beyond its fixed fields, read the same way by every frontend:
+ * the checksum of the whole segment under its pseudo-header, and the window scale option of a SYN. */
+#include <string.h>
+#include "conn_int.h"
+
+uint32_t kr_inet_sum(const uint8_t *p, size_t len, uint32_t sum)
+{
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+        if (sum & 0x80000000u)
+            sum = (sum & 0xffff) + (sum >> 16);
+    }
+    if (len & 1)
+        sum += (uint32_t)p[len - 1] << 8;
+    return sum;
+}
+
+uint16_t kr_inet_fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+kr_checksum kr_tcp_checksum(const kr_endpoint *src, const kr_endpoint *dst, const uint8_t *seg, size_t len)
+{
+    if (!src || !dst || !seg || len < 20 || len > 0xffffffu || src->family != dst->family ||
+        (src->family != 4 && src->family != 6))
+        return KR_CSUM_UNKNOWN;
+    size_t alen = src->family == 4 ? 4 : 16;
+    uint32_t pseudo = kr_inet_sum(src->ip, alen, 0);
+    pseudo = kr_inet_sum(dst->ip, alen, pseudo);
+    pseudo += (uint32_t)(len >> 16) + (uint32_t)(len & 0xffff) + 6;   /* length and protocol (TCP) */
+    if (kr_inet_fold(kr_inet_sum(seg, len, pseudo)) == 0)
+        return KR_CSUM_GOOD;
+    /* what checksum offload leaves in a packet captured on its way out: 0, or the bare pseudo-header sum */
+    unsigned field = (unsigned)seg[16] << 8 | seg[17];
+    unsigned partial = 0xffffu - kr_inet_fold(pseudo);
+    if (field == 0 || field == partial)
+        return KR_CSUM_UNKNOWN;
+    return KR_CSUM_BAD;
+}
+
+int kr_tcp_wscale(const uint8_t *hdr, size_t hdr_len)
+{
+    if (!hdr || hdr_len < 20)
+        return -1;
+    size_t i = 20;
+    while (i < hdr_len) {
+        uint8_t kind = hdr[i];
+        if (kind == 0)
+            break;                           /* end of the option list */
+        if (kind == 1) {
+            i++;                             /* no-operation */
+            continue;
+        }
+        if (i + 1 >= hdr_len || hdr[i + 1] < 2 || i + hdr[i + 1] > hdr_len)
+            break;                           /* a malformed option ends the list */
+        if (kind == 3 && hdr[i + 1] == 3)
+            return hdr[i + 2] > 14 ? 14 : hdr[i + 2];   /* RFC 7323: a shift above 14 is taken as 14 */
+        i += hdr[i + 1];
+    }
+    return -1;
+}
