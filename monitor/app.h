@@ -15,6 +15,10 @@
 #include "sessions.h"
 #include "frag.h"
 
+/* Private-key RSA operations a second for a live capture (--rsa-budget): about a third of one core here,
+ * 200 handshakes a second (tests/bench/RESULTS.md). */
+#define CM_RSA_BUDGET_LIVE 400
+
 typedef struct cm_opts {
     const char *iface, *file, *write, *filter, *keyfile, *user, *export_path;
     uint64_t count;          /* stop after this many packets (0: no limit) */
@@ -27,6 +31,7 @@ typedef struct cm_opts {
     int snaplen;             /* -s (0: the default) */
     bool no_promisc;         /* -p */
     bool immediate;          /* --immediate-mode */
+    double rsa_budget;       /* --rsa-budget: private-key RSA operations a second (0: unlimited; <0: default) */
     double idle;
     size_t max_conns, max_history;
 } cm_opts;
@@ -52,6 +57,7 @@ typedef struct cm_app {
     double start_wall;       /* wall clock at start */
     double first_ts;         /* first packet time (0 before it) */
     double last_expire;
+    double last_read_wall;   /* wall clock when packets were last read (live) */
     bool eof;                /* the source has no more packets (or a limit was reached) */
     bool failed;             /* reading failed: err holds why */
     uint64_t snap_cut;       /* packets the capture's snapshot length cut inside their TCP headers or data */

@@ -80,6 +80,8 @@ static void on_open(void *ud, kr_conn *kc)
     c->events = g_array_new(FALSE, FALSE, sizeof(cm_event));
     g_array_set_clear_func(c->events, event_clear);
     kr_conn_set_user(kc, c);
+    if (m->budget)
+        kr_tracker_set_budget(c->tr, m->budget, d->ip);
     g_ptr_array_add(m->conns, c);
     m->version++;
 }

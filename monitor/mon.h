@@ -11,6 +11,7 @@
 #include <glib.h>
 #include <keyring/conn.h>
 #include <keyring/tracker.h>
+#include <keyring/budget.h>
 
 #include "decode.h"
 
@@ -105,6 +106,7 @@ typedef struct cm_mon {
     cm_observer obs[CM_MAX_OBSERVERS];
     int n_obs;
     double now;              /* newest packet time */
+    kr_budget *budget;       /* the RSA budget every tracker consults (NULL: none) */
 } cm_mon;
 
 void cm_mon_init(cm_mon *m, const kr_keyfile *kf);

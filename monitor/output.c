@@ -91,6 +91,8 @@ static void j_step(void *ud, const cm_conn *c, const kr_step *s)
         cm_json_str(j, "frame", kr_frame_state_str(s->frame_state));
     if (s->note[0])
         cm_json_str(j, "note", s->note);
+    if (s->reason != KR_WHY_NONE)
+        cm_json_str(j, "reason", kr_step_reason_str(s->reason));
     if (keys_now(o, c, s)) {
         char hex[2 * KR_SESSION_LEN + 1];
         cm_json_str(j, "session_key", kr_hex(s->session, 16, hex));
@@ -339,6 +341,17 @@ static void summary_json(FILE *out, const cm_mon *m, const cm_tally *t, const ch
     cm_json_int(j, "expired", (int64_t)m->st.expired);
     cm_json_int(j, "fragments_ignored", (int64_t)m->st.fragments);
     cm_json_int(j, "dropped_by_capture", (int64_t)dropped);
+    if (m->budget) {
+        const kr_budget_stats *b = kr_budget_get_stats(m->budget);
+        cm_json_obj(j, "rsa_budget");
+        cm_json_int(j, "rate", (int64_t)kr_budget_get_options(m->budget)->rate);
+        cm_json_int(j, "granted", (int64_t)b->granted);
+        cm_json_int(j, "waited", (int64_t)b->deferred);
+        cm_json_int(j, "served_after_waiting", (int64_t)b->served);
+        cm_json_int(j, "skipped", (int64_t)kr_budget_skipped_total(m->budget));
+        cm_json_int(j, "operations", (int64_t)b->ops);
+        cm_json_end(j, '}');
+    }
     cm_json_end(j, '}');
     cm_json_line(j, out);
     cm_json_free(j);
@@ -364,6 +377,9 @@ void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t,
             fprintf(out, "; %llu IP fragments ignored", (unsigned long long)m->st.fragments);
         if (dropped)
             fprintf(out, "; %llu packets dropped by the capture (kernel buffer full)", (unsigned long long)dropped);
+        if (m->budget && kr_budget_skipped_total(m->budget))
+            fprintf(out, "; %llu handshakes not opened for the RSA budget (%g operations a second)",
+                    (unsigned long long)kr_budget_skipped_total(m->budget), kr_budget_get_options(m->budget)->rate);
         fputc('\n', out);
     }
     fflush(out);

@@ -24,7 +24,7 @@ typedef struct conn_result {
 
 static void on_end(void *ud, const cm_conn *c)
 {
-    conn_result r = { .id = c->id, .device = c->client, .info = c->info };
+    conn_result r = { .id = c->id, .device = c->client, .info = *cm_conn_info(c) };
     r.cloud.family = c->server.family;
     memcpy(r.cloud.ip, c->server.ip, sizeof r.cloud.ip);
     r.cloud.port = c->server.port;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tracker_int.h"
+#include "rsagate.h"
 #include "keyring/handshake.h"
 
 /* The server key entry of a kind that judges this connection's cloud (bound to its address, else the
@@ -86,6 +87,10 @@ void krt_do_idblock(kr_tracker *t, double ts)
         snprintf(note, sizeof note, "256-byte id block, RSA-encrypted to the cloud key: not opened "
                  "(no server-private key for this cloud in the keyfile)");
         why = KR_WHY_NO_SERVER_KEY;
+    } else if (krt_rsa_skipped(t)) {
+        snprintf(note, sizeof note, "256-byte id block, RSA-encrypted to the cloud key: " KRT_RSA_SKIPPED ": %s",
+                 krt_rsa_skipped(t));
+        why = KR_WHY_RSA_BUDGET;
     } else {
         kr_idblock ib;
         memset(&ib, 0, sizeof ib);
@@ -93,6 +98,7 @@ void krt_do_idblock(kr_tracker *t, double ts)
         const uint8_t *nonce = (t->nonce_seen && !t->nonce_damaged) ? t->nonce
                                : (t->not_spark && t->s2d_head_len == KR_NONCE_LEN) ? t->s2d_head : NULL;
         res = kr_hs_open_idblock(sp, block, nonce, &ib);
+        krt_rsa_charge(t, 1);
         const uint8_t *other = res == KR_HS_NONCE ? krt_nonce_candidate(t, ib.nonce) : NULL;
         if (other) {
             memcpy(t->nonce, other, KR_NONCE_LEN);   /* the copy of the nonce the device received */
@@ -262,9 +268,15 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     kr_hs_result res = KR_HS_OK;
     uint8_t m[KR_SESSION_LEN];
     bool opened = false;
+    const char *budget = ds->damaged ? NULL : krt_rsa_skipped(t);
 
-    if (!ds->damaged) {
+    if (budget) {
+        snprintf(note, sizeof note, "384-byte session block: " KRT_RSA_SKIPPED ": %s", budget);
+    } else if (!ds->damaged) {
         opened = open_with_device_keys(t, e, m, &res);
+        krt_rsa_charge(t, (unsigned)t->device_keys_tried);
+        if (opened)
+            krt_rsa_opened(t, ts);
         if (t->device_keys_tried == 0) {
             t->session_opened = KR_UNKNOWN;
             if (t->device_id_known)
@@ -295,6 +307,9 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     if (!t->session_known) {
         if (t->n_session_cands > 0)
             krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "%s", "trying the keyfile's session lines");
+        else if (budget)
+            krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key: the handshake was "
+                         KRT_RSA_SKIPPED ": %s", budget);
         else if (t->device_keys_tried == 0)
             krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key: %s",
                      t->device_id_known ? "no device key for this device in the keyfile"
@@ -311,7 +326,8 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
     krt_step_init(t, &s, KR_STEP_SESSIONBLOCK, KR_S2D, ds->buf, KR_SESSIONBLOCK_LEN, ds->pdu_offset,
               ds->pdu_first_time, ts);
     s.hs_result = res;
-    s.reason = ds->disputed ? KR_WHY_DISPUTED : ds->damaged ? KR_WHY_BYTES_LOST : t->device_keys_tried == 0 ? KR_WHY_NO_DEVICE_KEY
+    s.reason = ds->disputed ? KR_WHY_DISPUTED : ds->damaged ? KR_WHY_BYTES_LOST : budget ? KR_WHY_RSA_BUDGET
+               : t->device_keys_tried == 0 ? KR_WHY_NO_DEVICE_KEY
                : t->session_opened == KR_NO ? KR_WHY_KEY_DOES_NOT_OPEN : KR_WHY_NONE;
     snprintf(s.note, sizeof s.note, "%s%s", note, signote);
     ds->have = 0;

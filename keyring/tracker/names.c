@@ -2,6 +2,7 @@
  * (keyring/names.h) and the functions tracker.h promises. */
 #include "tracker_int.h"
 #include "keyring/names.h"
+#include "keyring/budget.h"
 
 const kr_name kr_step_names[] = {
     { KR_STEP_NONCE, "nonce" }, { KR_STEP_IDBLOCK, "id-block" }, { KR_STEP_SESSIONBLOCK, "session-block" },
@@ -64,7 +65,21 @@ const kr_name kr_step_reason_names[] = {
     { KR_WHY_NO_DEVICE_KEY, "no-device-key" }, { KR_WHY_KEY_DOES_NOT_OPEN, "key-does-not-open" },
     { KR_WHY_NO_SESSION_KEY, "no-session-key" }, { KR_WHY_BAD_PADDING, "bad-padding" },
     { KR_WHY_NOT_COAP, "not-coap" }, { KR_WHY_BAD_LENGTH, "bad-length" }, { KR_WHY_NOT_PROTOCOL, "not-protocol" },
-    { KR_WHY_DISPUTED, "disputed" }, { 0, NULL }
+    { KR_WHY_DISPUTED, "disputed" }, { KR_WHY_RSA_BUDGET, "rsa-budget" }, { 0, NULL }
+};
+
+const kr_name kr_budget_why_names[] = {
+    { KR_BUDGET_WHY_ADDRESS, "its address started more handshakes a second than one address may" },
+    { KR_BUDGET_WHY_FULL, "the queue of handshakes waiting for RSA work was full of ones as likely genuine" },
+    { KR_BUDGET_WHY_GAVE_WAY, "it waited, and gave its place in the full queue to a handshake more likely genuine" },
+    { KR_BUDGET_WHY_WAITED, "it waited for RSA work longer than a handshake may" },
+    { KR_BUDGET_WHY_ENDED, "the connection ended while it waited for RSA work" },
+    { 0, NULL }
+};
+
+const kr_name kr_budget_class_names[] = {
+    { KR_BUDGET_KNOWN, "known" }, { KR_BUDGET_FITS, "fits" }, { KR_BUDGET_PLAIN, "other" },
+    { KR_BUDGET_FLOODING, "flooding" }, { 0, NULL }
 };
 
 static const char *word(const kr_name *table, uint32_t value, const char *fallback)
@@ -108,4 +123,14 @@ const char *kr_verdict_meaning(kr_verdict_code c)
 const char *kr_step_reason_str(kr_step_reason r)
 {
     return word(kr_step_reason_names, (uint32_t)r, "");
+}
+
+const char *kr_budget_why_str(kr_budget_why w)
+{
+    return word(kr_budget_why_names, (uint32_t)w, "");
+}
+
+const char *kr_budget_class_str(kr_budget_class c)
+{
+    return word(kr_budget_class_names, (uint32_t)c, "");
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tracker_int.h"
+#include "rsagate.h"
 #include "keyring/conn.h"
 
 static bool ensure(kr_dirstate *ds, size_t need)
@@ -406,11 +407,15 @@ static void act(kr_tracker *t, kr_dir dir, double ts)
             }
             return;
         }
+        if (krt_rsa_gate(t, dir, ts))
+            return;   /* waits for the RSA budget: the block stays in the buffer */
         krt_do_idblock(t, ts);
         krt_evaluate(t, ts);
         krt_copies_settle(t, dir, ts);
         return;
     case PST_SESSION:
+        if (krt_rsa_gate(t, dir, ts))
+            return;
         krt_do_sessionblock(t, ts);
         krt_evaluate(t, ts);
         krt_copies_settle(t, dir, ts);
@@ -449,6 +454,8 @@ void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts
             t->s2d_head_len = (size_t)ds->offset + n;
     }
     while (len > 0) {
+        if (krt_rsa_hold_feed(t, dir, p, len, ts))
+            return;   /* a handshake block waits for the RSA budget: the rest is held */
         /* the cloud sending past its nonce before the device's id block: not this protocol */
         if (dir == KR_S2D && ds->st == PST_SESSION && ds->have == 0 && !t->idblock_seen && !t->mid_session &&
             !t->d[KR_D2S].gapped) {
@@ -536,6 +543,8 @@ static size_t pdu_target_fixed(const kr_dirstate *ds)
 void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
 {
     if (!t || t->finished || (dir != KR_D2S && dir != KR_S2D))
+        return;
+    if (krt_rsa_hold_gap(t, dir, nbytes, ts))
         return;
     krt_note_time(t, ts);
     kr_dirstate *ds = &t->d[dir];

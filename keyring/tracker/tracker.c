@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tracker_int.h"
+#include "rsagate.h"
 
 void krt_note_time(kr_tracker *t, double ts)
 {
@@ -132,6 +133,7 @@ void kr_tracker_free(kr_tracker *t)
         }
         free(t->req[i]);
     }
+    krt_rsa_free(t);
     kr_tracker_clear_describe(t);
     free(t->info);
     krt_copies_free(t);
@@ -162,6 +164,8 @@ void kr_tracker_open(kr_tracker *t, double ts)
 void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len, double ts)
 {
     if (!t || t->finished || len == 0 || !data || (dir != KR_D2S && dir != KR_S2D))
+        return;
+    if (krt_rsa_hold_data(t, dir, data, len, ts))
         return;
     krt_note_time(t, ts);
     kr_dirstate *ds = &t->d[dir];
@@ -194,6 +198,8 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
 void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len)
 {
     if (!t || t->finished || (dir != KR_D2S && dir != KR_S2D) || len == 0)
+        return;
+    if (krt_rsa_hold_dispute(t, dir, offset, len))
         return;
     kr_dirstate *ds = &t->d[dir];
     uint64_t end = offset + len < offset ? UINT64_MAX : offset + len;
@@ -254,6 +260,8 @@ void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts)
 {
     if (!t || t->finished || (by != KR_D2S && by != KR_S2D))
         return;
+    if (krt_rsa_hold_close(t, by, rst, ts))
+        return;
     krt_note_time(t, ts);
     kr_dirstate *ds = &t->d[by];
     if (ds->closed && !(rst && !ds->rst))
@@ -278,6 +286,7 @@ void kr_tracker_finish(kr_tracker *t, double ts)
 {
     if (!t || t->finished)
         return;
+    krt_rsa_settle(t, ts);   /* a handshake block waiting for the RSA budget is decided now */
     /* the end cannot lie before the last thing seen (callers without a clock pass 0) */
     if (t->any_time && ts < t->last_time)
         ts = t->last_time;

@@ -251,6 +251,7 @@ struct kr_tracker {
     bool ota_reported;
     bool verdict_emitted;
     bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
+    struct krt_rsa *rsa;       /* the RSA budget's state (rsagate.c), NULL without a budget */
 };
 
 /* Text fields have fixed sizes; cutting an over-long name or note is intended. */

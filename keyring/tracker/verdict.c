@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tracker_int.h"
+#include "rsagate.h"
 
 #define KR_AT_ONCE       5.0    /* a close within this many seconds of the last step is "at once" */
 
@@ -464,8 +465,8 @@ static void v_id_phase(vctx *c)
             add_cand(v, KR_V_UNKNOWN_DEVICE);
             add_cand(v, KR_V_NONCE_MISMATCH);
         } else {
-            vset(v, KR_V_ID_BLOCK_REJECTED, false, "%s; without the server private key the cause cannot be "
-                 "told", w);
+            vset(v, KR_V_ID_BLOCK_REJECTED, false, "%s; %s the cause cannot be told", w,
+                 krt_rsa_skipped(t) ? "with the id block not opened" : "without the server private key");
             add_cand(v, KR_V_SERVER_KEY_MISMATCH);
             add_cand(v, KR_V_UNKNOWN_DEVICE);
             add_cand(v, KR_V_NONCE_MISMATCH);
@@ -599,6 +600,13 @@ void krt_evaluate(kr_tracker *t, double ts)
     evaluate_into(t, &v, final, withdrawn, sizeof withdrawn);
     if (v.code != KR_V_NONE && !t->not_spark && !t->mid_session)
         note_lost_blocks(t, &v);
+    if (v.code != KR_V_NONE && krt_rsa_skipped(t)) {
+        /* no key looked at the handshake: the verdict rests on the wire, and says why */
+        char note[256];
+        snprintf(note, sizeof note, "the handshake was " KRT_RSA_SKIPPED " (%s), so no key checked it",
+                 krt_rsa_skipped(t));
+        add_note(&v, note);
+    }
     if (v.code == KR_V_NONE) {
         /* nothing decided yet, but the wire has contradicted the key's proof behind the verdict given: its
          * evidence says so until the next verdict is decided */

@@ -131,10 +131,19 @@ verdicts=$(tail -n 1 "$tmp/cm.jsonl")
 
 echo "soak: device runs $runs ($connected connected); cloudmon saw $seen connections, $ended ended; after the devices stopped: live $((seen - ended))"
 echo "soak: final RSS ${rss} kB; cloudmon exit $cmrc; summary: $verdicts"
+echo "soak: $(echo "$verdicts" | python3 -c "
+import json, sys
+s = json.load(sys.stdin)
+b = s.get('rsa_budget', {})
+print('live capture (TPACKET_V3 blocks): %s packets, dropped by the capture %s; RSA budget %s operations a second: '
+      '%s handshakes started at once, %s waited, %s skipped, %s operations' % (s.get('packets'), s.get('dropped_by_capture'),
+      b.get('rate'), b.get('granted'), b.get('waited'), b.get('skipped'), b.get('operations')))" 2>/dev/null)"
 fail=0
 if [ $((seen - ended)) -ne 0 ]; then echo "FAIL: $((seen - ended)) connections still live after every device stopped"; fail=1; fi
 if [ "$seen" -ne "$connected" ]; then echo "FAIL: cloudmon saw $seen connections for $connected device connections"; fail=1; fi
 if [ "$cmrc" -ne 0 ] || [ "$asan" -ne 0 ]; then echo "FAIL: cloudmon exit $cmrc, sanitizer lines $asan"; fail=1; fi
+if ! echo "$verdicts" | grep -q '"dropped_by_capture":0'; then echo "FAIL: the capture dropped packets"; fail=1; fi
+if ! echo "$verdicts" | grep -q '"skipped":0'; then echo "FAIL: handshakes of the device loops were skipped for the RSA budget"; fail=1; fi
 python3 - "$samples" <<'EOF' || fail=1
 import sys
 rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]

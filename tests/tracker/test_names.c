@@ -33,7 +33,9 @@ static void test_tables(void **state)
     assert_int_equal(check_table(kr_msg_kind_names), KR_MSG_RST + 1);
     assert_int_equal(check_table(kr_finding_names), KR_FIND_DECRYPT_ERROR);
     assert_int_equal(check_table(kr_verdict_names), KR_V_REFUSED);
-    assert_int_equal(check_table(kr_step_reason_names), KR_WHY_DISPUTED);
+    assert_int_equal(check_table(kr_step_reason_names), KR_WHY_RSA_BUDGET);
+    assert_int_equal(check_table(kr_budget_why_names), KR_BUDGET_WHY_ENDED);
+    assert_int_equal(check_table(kr_budget_class_names), KR_BUDGET_CLASSES);
     /* every verdict has a word and a meaning */
     for (int v = KR_V_OK; v <= KR_V_REFUSED; v++) {
         assert_true(kr_verdict_str((kr_verdict_code)v)[0] != '\0');

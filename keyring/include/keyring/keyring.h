@@ -10,5 +10,6 @@
 #include "tracker.h"
 #include "names.h"
 #include "contradict.h"
+#include "budget.h"
 #include "advice.h"
 #endif

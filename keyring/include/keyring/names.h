@@ -30,6 +30,8 @@ extern const kr_name kr_finding_names[];      /* "gap", "ota-incomplete", ... (k
 extern const kr_name kr_verdict_names[];      /* "ok", "device-key-mismatch", ... (kr_verdict_str) */
 extern const kr_name kr_verdict_meanings[];   /* one sentence per verdict (kr_verdict_meaning) */
 extern const kr_name kr_step_reason_names[];  /* "bytes-lost", "no-server-key", ... (kr_step_reason_str) */
+extern const kr_name kr_budget_why_names[];   /* why a handshake's RSA work was skipped (kr_budget_why_str) */
+extern const kr_name kr_budget_class_names[]; /* "known", "fits", "other" (kr_budget_class_str) */
 
 /* The text of value in table, or NULL. */
 const char *kr_name_of(const kr_name *table, uint32_t value);

@@ -58,7 +58,8 @@ typedef enum kr_step_reason {
     KR_WHY_NOT_COAP,            /* frame: the plaintext is not a CoAP message */
     KR_WHY_BAD_LENGTH,          /* frame: the length is not a multiple of 16 */
     KR_WHY_NOT_PROTOCOL,        /* data step: bytes of another protocol, or skipped to a frame boundary */
-    KR_WHY_DISPUTED             /* the capture holds another copy of these bytes that differs */
+    KR_WHY_DISPUTED,            /* the capture holds another copy of these bytes that differs */
+    KR_WHY_RSA_BUDGET           /* handshake block: not opened, the RSA budget skipped it (keyring/budget.h) */
 } kr_step_reason;
 
 const char *kr_step_reason_str(kr_step_reason r);   /* "bytes-lost", "no-server-key", ... */
