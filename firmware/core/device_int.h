@@ -34,4 +34,10 @@ sw_status sw_ota_chunk(sw_device *d, const sw_coap_msg *m);
 sw_status sw_ota_done(sw_device *d, const sw_coap_msg *m);
 sw_status sw_ota_timer(sw_device *d, uint32_t t);
 
+/* requests.c: the cloud's requests (a parsed CoAP message each) */
+sw_status sw_req_describe(sw_device *d, const sw_coap_msg *m);
+sw_status sw_req_function(sw_device *d, const sw_coap_msg *m);
+sw_status sw_req_variable(sw_device *d, const sw_coap_msg *m);
+sw_status sw_req_event(sw_device *d, const sw_coap_msg *m);
+
 #endif
