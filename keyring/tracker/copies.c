@@ -72,7 +72,8 @@ static enum kr_pst last_block(const kr_tracker *t, kr_dir dir, uint64_t *a, uint
 bool krt_copies_need_buffer(const kr_tracker *t, kr_dir dir)
 {
     uint64_t a, b;
-    return last_block(t, dir, &a, &b) != PST_DATA;
+    enum kr_pst st = last_block(t, dir, &a, &b);
+    return st == PST_IDBLOCK || st == PST_SESSION;   /* not the nonce: the tracker keeps it apart */
 }
 
 /* Reads the block again from its other copy (alt, laid over the buffer) when the copy read first did not
@@ -230,12 +231,14 @@ void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, 
     }
     if (off + len > e)
         len = off < e ? (size_t)(e - off) : 0;
-    if (len == 0 || !ds->buf || e - a > ds->cap || !differs(ds, a, off, b, len))
-        return;                 /* the same bytes again */
-    enum kr_pst st = last_block(t, dir, &a, &e);
+    enum kr_pst st = len ? last_block(t, dir, &a, &e) : PST_DATA;   /* a, e stay what they were */
+    if (len == 0 || (st == PST_NONCE ? memcmp(t->nonce + off, b, len) == 0
+                                     : !ds->buf || e - a > ds->cap || !differs(ds, a, off, b, len)))
+        return;                 /* the same bytes again (the nonce is kept apart from the buffer) */
     if (rank > 0 && st == PST_NONCE) {
         memcpy(t->nonce + off, b, len);         /* the copy that checks is the nonce */
-        memcpy(ds->buf + off, b, len);
+        if (ds->buf && ds->cap >= KR_NONCE_LEN)
+            memcpy(ds->buf + off, b, len);
     } else if (rank > 0 && st == PST_DATA && ds->have > 0 && ds->st != PST_DATA && ds->st != PST_RESYNC &&
                (ds->st != PST_FRAMES || !prefix_differs(ds, off, b, len))) {
         memcpy(ds->buf + (off - ds->pdu_offset), b, len);   /* still being read: the copy that checks */
