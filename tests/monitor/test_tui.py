@@ -51,6 +51,8 @@ out = os.path.join(d, "after.txt")
 cmd = "cd %s && TERM=xterm-256color %s %s; echo EXIT=$? > %s; sleep 30" % (
     d, CLOUDMON, " ".join("'%s'" % a for a in args), out)
 tm("new-session", "-d", "-s", "cm", "-x", "150", "-y", "40", cmd)
+# the server stays when its last session is killed: a new session then never races a server shutting down
+tm("set-option", "-s", "exit-empty", "off")
 try:
     s = wait_for("[end of file]")
     check("[end of file]" in s, "the file is read to its end")
