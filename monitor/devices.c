@@ -79,8 +79,8 @@ static void on_end(void *ud, const cm_conn *c)
     const kr_conn_info *i = cm_conn_info(c);
     cm_device *v = get(d, cm_device_name(c, name, sizeof name), i->device_id_known);
     add_conn(v, c, i);
-    if ((unsigned)i->verdict.code < CM_NVERDICTS)
-        v->verdicts[i->verdict.code]++;
+    if ((unsigned)i->verdict.code < CM_NVERDICTS && v->verdicts[i->verdict.code] < UINT32_MAX)
+        v->verdicts[i->verdict.code]++;       /* a count that could wrap stays at its highest instead */
 }
 
 static void on_message(void *ud, const cm_conn *c, const kr_message *m)

@@ -11,7 +11,8 @@ typedef struct cm_device {
     char name[48];           /* device id in hex, or "? ADDRESS" when the id is not known */
     bool id_known;
     uint64_t conns, live;    /* connections seen; of them still open */
-    uint64_t verdicts[CM_NVERDICTS];   /* final verdicts of ended connections */
+    uint32_t verdicts[CM_NVERDICTS];   /* final verdicts of ended connections (a record per address: kept
+                                          small for a million of them) */
     kr_verdict_code last_verdict;
     bool last_proven;
     double last_seen;
