@@ -177,7 +177,7 @@ int check_capture(const kr_keyfile *kf, const char *keyfile, const char *capture
             worst = st;
     }
     printf("%s with %s: %u connection%s, %s\n", capture, keyfile, results->len, results->len == 1 ? "" : "s",
-           blamed ? "a key of the keyfile is contradicted (see above)"
+           blamed ? "a key is at fault: a line of the keyfile, or a key it lacks (see above)"
            : worst == EXIT_UNSETTLED ? "no key is contradicted, but the keys at hand leave open a cause that blames one"
            : results->len ? "the capture contradicts no key of the keyfile"
            : "no connection to the cloud port: the capture contradicts no key of the keyfile");
