@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Progress while reading a file: on standard error (rewriting one line) when standard output is not a
 terminal but standard error is, silent under -q or when standard error is not a terminal; in the
-screen's header. On a capture made by sparkwire-gen (4,000 handshakes: over the half second before the
+screen's header. On a capture made by sparkwire-gen (2,500 handshakes: over the half second before the
 first progress line even on a fast machine).
 usage: test_progress.py CLOUDMON SPARKWIRE_GEN"""
 import os
@@ -15,7 +15,7 @@ from cmtest import *
 
 gen = sys.argv[2]
 d = tmpdir()
-subprocess.run([gen, "-o", d, "-n", "4000", "-m", "20", "-s", "3"], check=True, stdout=subprocess.DEVNULL,
+subprocess.run([gen, "-o", d, "-n", "2500", "-m", "20", "-s", "3"], check=True, stdout=subprocess.DEVNULL,
                stderr=subprocess.DEVNULL, timeout=300)
 cap, kf = os.path.join(d, "capture.pcap"), os.path.join(d, "keyfile")
 PROG = re.compile(r"\rcloudmon: \S+capture\.pcap: (\d+)% ([\d.]+[kM]?) packets/s(?: (\d+)s left)? \x1b\[K")
