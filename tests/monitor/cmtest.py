@@ -4,7 +4,9 @@ import re
 import os
 import subprocess
 import sys
+import signal
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("SPARKWIRE_SOURCE_ROOT", os.path.abspath(os.path.join(HERE, "..", "..")))
@@ -112,3 +114,41 @@ def shape_by_dir(objs):
         else:
             per.setdefault((x[1], x[2]), []).append(x)
     return per, sorted(finals)
+
+
+def children_named(ppid, name):
+    """The live (not zombie) child processes of ppid whose command name is name, read from /proc."""
+    found = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            stat = open("/proc/%s/stat" % e).read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        if comm == name and fields[0] != "Z" and int(fields[1]) == ppid:
+            found.append(int(e))
+    return found
+
+
+def tmux_stop_cloudmon(T, target="cm", secs=30):
+    """Stops the cloudmon running in a tmux pane with SIGTERM and waits until it is gone, so that killing the
+    session afterwards never ends it by a hang-up: the sanitizers' exit report then runs while its terminal
+    still exists (a report started in a process whose terminal is gone can hang and spin)."""
+    r = subprocess.run(T + ["display-message", "-p", "-t", target, "#{pane_pid}"], capture_output=True, timeout=10)
+    pid = r.stdout.decode().strip()
+    if not pid.isdigit():
+        return
+    end = time.time() + secs
+    while time.time() < end:
+        kids = children_named(int(pid), "cloudmon")
+        if not kids:
+            return
+        for k in kids:
+            try:
+                os.kill(int(k), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)

@@ -117,6 +117,7 @@ try:
     check("hello" in kinds and "describe" in kinds, "the decrypted messages include hello and describe: %s" % kinds[:12])
 finally:
     if tmux:
+        tmux_stop_cloudmon([tmux, "-L", sock])
         subprocess.run([tmux, "-L", sock, "kill-server"], capture_output=True)
     if timed.poll() is None:
         timed.kill()

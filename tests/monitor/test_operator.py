@@ -148,6 +148,7 @@ try:
     # --show-keys on the screen: the detail view shows the session material; without it, not
     hname, hcap, hkf = by["healthy"]
     for flag in ("", "--show-keys"):
+        tmux_stop_cloudmon(T)
         tm("kill-session", "-t", "cm")
         tm("new-session", "-d", "-s", "cm", "-x", "140", "-y", "30",
            "TERM=xterm-256color %s -r %s -k %s %s; sleep 30" % (CLOUDMON, hcap, hkf, flag))
@@ -158,5 +159,6 @@ try:
         check("Connection 1" in s and shown == bool(flag),
               "the detail view %s the session key %s" % ("shows" if flag else "does not show", flag or "without --show-keys"))
 finally:
+    tmux_stop_cloudmon(T)
     tm("kill-server")
 done()

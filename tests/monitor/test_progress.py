@@ -78,6 +78,7 @@ if tmux:
                 break
             time.sleep(0.05)
     finally:
+        tmux_stop_cloudmon(T)
         subprocess.run(T + ["kill-server"], timeout=10)
     check(len(seen) >= 1 and seen == sorted(seen), "the screen's header shows the progress while reading: %s" % seen[:10])
 else:

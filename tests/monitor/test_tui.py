@@ -118,6 +118,7 @@ try:
     check(os.path.exists(out) and open(out).read().strip() == "EXIT=0", "q quits with exit 0")
     check("summary: " in s, "a summary is printed after the screen closes")
     # NO_COLOR: the same screen without colour escapes
+    tmux_stop_cloudmon(T)
     tm("kill-session", "-t", "cm")
     cmd = "cd %s && NO_COLOR=1 TERM=xterm-256color %s %s; sleep 30" % (d, CLOUDMON, " ".join("'%s'" % a for a in args))
     tm("new-session", "-d", "-s", "cm", "-x", "150", "-y", "40", cmd)
@@ -127,5 +128,6 @@ try:
           "NO_COLOR: no colour escapes on the screen")
     keys("q")
 finally:
+    tmux_stop_cloudmon(T)
     subprocess.run(T + ["kill-server"], capture_output=True)
 done()
