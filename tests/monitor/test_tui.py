@@ -79,6 +79,7 @@ try:
     keys("Escape")
     time.sleep(0.3)
     keys("Escape")
+    time.sleep(0.3)   # longer than the screen's escape delay: an Esc right before "/" would read as Alt-/
     s = wait_for("VERDICT")
     check("VERDICT" in s and "Verdict:" not in s, "Esc goes back to the list")
     keys("/")
