@@ -360,11 +360,7 @@ kr_step_kind kr_tracker_last_step(const kr_tracker *t)
 
 kr_verdict_code kr_tracker_verdict_code(const kr_tracker *t)
 {
-    kr_verdict none;
-    if (t && t->verdict)
-        return t->verdict->code;
-    memset(&none, 0, sizeof none);
-    return none.code;
+    return t && t->verdict ? t->verdict->code : KR_V_NONE;
 }
 
 /* The buffer is the tracker's, made at the first call (a tracker nobody asks carries none). */
