@@ -122,6 +122,18 @@ static EVP_CIPHER_CTX *cipher_start(const kr_cipher *c, int mode, const uint8_t 
     return EVP_CIPHER_CTX_set_padding(shared.ctx, mode) ? shared.ctx : NULL;   /* PKCS#7 checked by hand */
 }
 
+/* The PKCS#7 padding at the end of the len plaintext bytes at pt: its length (1 to 16), 0 when it is not valid. */
+static size_t pkcs7_pad(const uint8_t *pt, size_t len)
+{
+    uint8_t pad = len ? pt[len - 1] : 0;
+    if (pad == 0 || pad > 16 || pad > len)
+        return 0;
+    for (size_t i = len - pad; i < len; i++)
+        if (pt[i] != pad)
+            return 0;
+    return pad;
+}
+
 kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
                                 size_t *pt_skip)
 {
@@ -172,12 +184,9 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
     if (partial && blen == 0)
         return KR_DEC_PARTIAL;      /* a one-block frame gives nothing */
 
-    uint8_t pad = pt[blen - 1];
-    if (pad == 0 || pad > 16 || pad > blen)
+    size_t pad = pkcs7_pad(pt, blen);
+    if (pad == 0)
         return KR_DEC_BAD_PADDING;
-    for (size_t i = blen - pad; i < blen; i++)
-        if (pt[i] != pad)
-            return KR_DEC_BAD_PADDING;
     *pt_len = blen - pad;
     return partial ? KR_DEC_PARTIAL : KR_DEC_OK;
 }
@@ -243,12 +252,8 @@ bool kr_cipher_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t fi
     uint8_t last[16];
     if (!probe_block(k, ct + len - 16, len >= 32 ? ct + len - 32 : iv, last))
         return false;
-    uint8_t pad = last[15];
-    if (pad == 0 || pad > 16)
+    if (pkcs7_pad(last, 16) == 0)
         return false;
-    for (int i = 16 - pad; i < 16; i++)
-        if (last[i] != pad)
-            return false;
     if (c->in_sync) {
         if (len == 16)
             memcpy(first, last, 16);
