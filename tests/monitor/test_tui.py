@@ -38,8 +38,19 @@ def wait_for(text, secs=60):
     while time.time() < end:
         s = screen()
         if text in s:
-            return s
+            return settled(s)
         time.sleep(0.1)
+    return s
+
+
+def settled(s):
+    """The screen once two captures 0.15 s apart agree: a capture can fall between two lines of one redraw."""
+    for _ in range(20):
+        time.sleep(0.15)
+        again = screen()
+        if again == s:
+            break
+        s = again
     return s
 
 
