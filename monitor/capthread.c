@@ -229,6 +229,8 @@ int cm_capthread_next(cm_capthread *t, struct pcap_pkthdr **h, const u_char **da
                 *h = (struct pcap_pkthdr *)(void *)at;
                 *data = at + sizeof **h;
                 t->held = ALIGN8(sizeof **h + (*h)->caplen);
+                if (pass)
+                    wake(t->wake_fd);    /* set again: the caller may wait before it takes the rest */
                 return 1;
             }
             chunk *nx = atomic_load_explicit(&c->next, memory_order_acquire);

@@ -25,7 +25,7 @@ cm_capthread *cm_capthread_start(pcap_t *p, size_t max_bytes, char *err, size_t 
  * cm_capthread_fd); PCAP_ERROR once the thread failed and everything it queued was taken
  * (cm_capthread_error says why). */
 int cm_capthread_next(cm_capthread *t, struct pcap_pkthdr **h, const u_char **data);
-/* Readable when packets were queued since cm_capthread_next last returned 0. */
+/* Readable while packets may wait: cleared only when cm_capthread_next finds the queue empty. */
 int cm_capthread_fd(const cm_capthread *t);
 const char *cm_capthread_error(const cm_capthread *t);
 /* Packets the queue had no room for. */
