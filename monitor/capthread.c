@@ -33,6 +33,7 @@ typedef struct chunk {
 #define ALIGN8(n) (((n) + 7u) & ~(size_t)7u)
 
 enum { RUNNING, FAILED, ENDED };
+#define BATCH 4096
 
 struct cm_capthread {
     pcap_t *p;
@@ -156,7 +157,8 @@ static void *run(void *arg)
     cm_capthread *t = arg;
     struct pollfd pf[2] = { { pcap_get_selectable_fd(t->p), POLLIN, 0 }, { t->stop_fd, POLLIN, 0 } };
     while (!atomic_load_explicit(&t->stop, memory_order_relaxed)) {
-        int n = pcap_dispatch(t->p, -1, on_packet, (u_char *)t);
+        /* a bounded batch: the reader is woken and a stop is seen at least every BATCH packets */
+        int n = pcap_dispatch(t->p, BATCH, on_packet, (u_char *)t);
         if (t->queued) {
             t->queued = false;
             wake(t->wake_fd);

@@ -325,17 +325,23 @@ int cm_app_pump(cm_app *a, int max)
     return n;
 }
 
+/* A live capture's clock: the time of the newest packet decoded while packets keep coming (the decoder may
+ * be seconds behind the capture, its packets waiting in the kernel's ring or the capture queue); once
+ * nothing was read for 100 ms it has caught up, and the clock goes on with the wall clock (less a block's
+ * wait). */
+static double live_clock(const cm_app *a, double wall)
+{
+    double now = a->mon.now;
+    if (wall - a->last_read_wall > 0.1 && wall - 0.1 > now)
+        now = wall - 0.1;
+    return now;
+}
+
 void cm_app_tick(cm_app *a)
 {
     double wall = cm_wall();
-    if (a->mon.budget) {
-        /* handshakes waiting for RSA work: served or skipped by capture time; a live capture with nothing
-         * read for 100 ms has caught up, and its clock goes on with the wall clock (less a block's wait) */
-        double now = a->mon.now;
-        if (a->cap.live && wall - a->last_read_wall > 0.1 && wall - 0.1 > now)
-            now = wall - 0.1;
-        kr_budget_run(a->mon.budget, now);
-    }
+    if (a->mon.budget)      /* handshakes waiting for RSA work: served or skipped by capture time */
+        kr_budget_run(a->mon.budget, a->cap.live ? live_clock(a, wall) : a->mon.now);
     if (a->metrics_on && wall - a->last_figures >= 0.5) {
         a->last_figures = wall;
         cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon),
@@ -343,7 +349,8 @@ void cm_app_tick(cm_app *a)
     }
     cm_progress_tick(&a->prog, &a->cap, a->mon.st.packets, wall);
     if (a->cap.live) {
-        double now = cm_wall();
+        /* connections idle by the capture's clock: a packet still waiting to be decoded keeps its own alive */
+        double now = live_clock(a, wall);
         if (now - a->last_expire >= 1.0) {
             cm_mon_expire(&a->mon, now);
             a->last_expire = now;
