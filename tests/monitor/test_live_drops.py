@@ -14,13 +14,19 @@
 2. The queue's full path: cloudmon --queue-mb 1 writes its JSON Lines into a pipe nobody reads yet, so
    decoding stops while 30,000 packets come; the capture thread must go on draining the kernel's ring and
    count what the full queue could not take: every packet sent is either counted or dropped by the queue,
-   the summary and a warning on standard error say so, and nothing is lost without a count."""
+   the summary and a warning on standard error say so, and nothing is lost without a count.
+3. Idle expiry live, with the queue between capture and decoder: a connection that goes silent mid-session
+   (the first 20 packets of samples/mid-session, no FIN) ends by --idle 2 while cloudmon still runs."""
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from cmtest import *
+
+sys.path.insert(0, HERE)
+from pcaptool import read_pcap, write_pcap
 
 if os.geteuid() != 0:
     skip("live capture needs root")
@@ -123,4 +129,31 @@ if sent:
     check(0 < n < sent, "cloudmon decoded what the queue held (%s)" % n)
     check(re.search(r"warning: %d packets were dropped because the capture queue \(1 MB\) was full.*--queue-mb" % q,
                     err) is not None, "a warning names the drops and the option (%s)" % err.strip()[-300:])
+
+# 3. a silent connection expires while the capture goes on
+out = os.path.join(d, "idle.jsonl")
+link, pkts = read_pcap(os.path.join(SAMPLES, "mid-session", "capture.pcap"))
+silent = os.path.join(d, "silent.pcap")
+write_pcap(silent, link, pkts[:20])
+script = r"""
+ip link set lo up || exit 3
+"$1" -i lo --json --idle 2 >"$3" 2>"$3.err" &
+cm=$!
+for i in $(seq 100); do grep -q "listening on" "$3.err" && break; sleep 0.1; done
+tcpreplay -i lo --topspeed "$2" >/dev/null 2>&1
+sleep 5
+cp "$3" "$3.before"
+kill -INT $cm
+wait $cm
+"""
+r = subprocess.run(["timeout", "60", "unshare", "-n", "sh", "-c", script, "sh", CLOUDMON, silent, out],
+                   capture_output=True, text=True)
+before = open(out + ".before").read() if os.path.exists(out + ".before") else ""
+lines = open(out).read().splitlines() if os.path.exists(out) else []
+s = json.loads(lines[-1]) if lines else {}
+check(r.returncode == 0 and s.get("packets") == 20, "the silent connection's 20 packets were captured (%d, %s)"
+      % (r.returncode, s.get("packets")))
+check('"final":true' in before and '"verdict":"mid-session"' in before,
+      "the silent connection ended mid-session by --idle 2 before cloudmon was stopped")
+check(s.get("expired") == 1, "the summary counts it as expired (%s)" % s.get("expired"))
 done()
