@@ -162,7 +162,11 @@ static void parse_args(cm_opts *o, int argc, char **argv)
         case 'p': o->no_promisc = true; break;
         case OPT_IMMEDIATE: o->immediate = true; break;
         case OPT_RSA: parse_num("--rsa-budget", optarg, 0, 1e9, &o->rsa_budget); break;
-        case OPT_QUEUE: parse_num("--queue-mb", optarg, 0, 65536, &o->queue_mb); break;
+        case OPT_QUEUE:
+            parse_num("--queue-mb", optarg, 0, 65536, &o->queue_mb);
+            if (o->queue_mb > 0 && o->queue_mb < 1)
+                die("--queue-mb: the capture queue needs at least 1 MB (or 0 for no capture thread)");
+            break;
         case 'D': list_interfaces(); break;
         case 'Z': o->user = optarg; break;
         case 'c': parse_num("-c", optarg, 1, 1e15, &v); o->count = (uint64_t)v; break;

@@ -2,12 +2,13 @@
 # The live capture figures of tests/bench/run.sh, measured on the loopback of a network namespace of its
 # own so that no other traffic shares it:   unshare -n tests/bench/live.sh CLOUDMON CAPTURE KEYFILE
 #   1. the rate tcpreplay reaches alone (--topspeed, with --preload-pcap, with --loop 5);
-#   2. cloudmon -i lo -k KEYFILE --json while tcpreplay replays CAPTURE at rising rates, in three designs one
-#      after the other: the capture thread (the default: a thread drains the kernel's TPACKET_V3 ring into
-#      cloudmon's queue, the main thread decodes), TPACKET_V3 blocks alone (--queue-mb 0: the one thread
-#      reads the ring and decodes), and --immediate-mode --queue-mb 0. For each run: what tcpreplay achieved,
-#      packets counted, packets dropped (by the kernel or the queue), verdicts, and the messages decrypted
-#      against a read of the same file;
+#   2. cloudmon -i lo -k KEYFILE --json --rsa-budget 0 (every handshake opened, so that a message missing is a
+#      packet lost, not a handshake the budget skipped at top speed) while tcpreplay replays CAPTURE at rising
+#      rates, in three designs one after the other: the capture thread (the default: a thread drains the
+#      kernel's TPACKET_V3 ring into cloudmon's queue, the main thread decodes), TPACKET_V3 blocks alone
+#      (--queue-mb 0: the one thread reads the ring and decodes), and --immediate-mode --queue-mb 0. For each
+#      run: what tcpreplay achieved, packets counted, packets dropped (by the kernel or the queue), verdicts,
+#      and the messages decrypted against a read of the same file;
 #   3. the replays longer than the kernel's ring holds (--topspeed --loop 3, then --loop 5) LONG_RUNS times
 #      each (default 3) with the thread and with blocks alone, alternately.
 # cloudmon is stopped only once its output has stopped growing: a capture stopped earlier leaves packets
@@ -36,7 +37,7 @@ one() {
     blocks) mopt=(--queue-mb 0) ;;
     immediate) mopt=(--immediate-mode --queue-mb 0) ;;
     esac
-    "$cm" -i lo --json -k "$kf" "${mopt[@]}" >"$tmp/out.jsonl" 2>"$tmp/err" &
+    "$cm" -i lo --json -k "$kf" --rsa-budget 0 "${mopt[@]}" >"$tmp/out.jsonl" 2>"$tmp/err" &
     local pid=$!
     for _ in $(seq 100); do grep -q "listening on" "$tmp/err" && break; sleep 0.1; done
     sleep 1
