@@ -359,16 +359,22 @@ static void act_frame(kr_tracker *t, kr_dir dir, double ts)
     krt_copies_frame(t, dir);
     uint32_t bad = ds->frames_bad, ok = ds->frames_ok;
     size_t n = ds->have;
-    /* a frame read with the session key is kept for a copy of its bytes that may still come (reread.c) */
-    bool keep = kr_cipher_keyed(ds->cipher) && !ds->damaged;
+    /* a frame read with the session key (known before it, or from a session line it fitted) is kept for a
+     * copy of its bytes that may still come (reread.c) */
+    bool whole = !ds->damaged;
     bool hello = !ds->first_frame_done && t->sessionblock_seen && !t->mid_session;
     uint64_t off = ds->pdu_offset;
     double first = ds->pdu_first_time;
     kr_cipher_state before;
     kr_cipher_save(ds->cipher, &before);
     krt_do_frame(t, dir, ts);
-    if (keep)
+    if (whole && kr_cipher_keyed(ds->cipher)) {
+        if (!before.passed) {
+            memcpy(before.iv, t->sess.iv, 16);   /* no frame went by before it: its IV was the first one */
+            before.in_sync = true;
+        }
         krt_kept_add(t, dir, &before, off, ds->buf, n, first, hello, ds->frames_ok > ok, ds->frames_bad > bad);
+    }
     krt_evaluate(t, ts);
     if (ds->frames_bad > bad)
         resync_by_decryption(t, dir, n, ts);
