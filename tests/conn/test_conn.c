@@ -592,14 +592,37 @@ static void garbage(const uint8_t *f, size_t n, uint8_t *g, uint8_t seed)
 #define D2 (D1 + 34)
 #define C0 (ISN_S + 425)     /* the cloud's first byte after the session block */
 
-/* A table with the session line, and the device's first frame (its Hello) read with it. */
-static kr_conn_table *session_start(log_t *l, const sess_frames *f)
+/* The frames, a table with the session line, and the device's first frame (its Hello) read with it. */
+static kr_conn_table *session_start(log_t *l, sess_frames *f)
 {
+    make_frames(f);
     kr_conn_table *t = table_kf(l, 16, session_keyfile());
     handshake(t, DEV_PORT, 1.0);
     feed(t, pk(true, DEV_PORT, D0, C0, KR_TCP_ACK, f->d[0], f->dl[0], 1.04));
     assert_int_equal(l->decrypted, 1);
     return t;
+}
+
+/* The device's second frame with its length prefix and garbage after it (seed): it does not decrypt. */
+static void send_garbage(kr_conn_table *t, const sess_frames *f, uint8_t seed, double ts)
+{
+    uint8_t g[96];
+    garbage(f->d[1], f->dl[1], g, seed);
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g, f->dl[1], ts));
+}
+
+/* The cloud's Hello (acknowledging the device's bytes up to dev_end), then both sides close: the final
+ * verdict is ok; returns whether it is proven. The table is freed. */
+static bool cloud_hello_and_close(kr_conn_table *t, const log_t *l, const sess_frames *f, uint32_t dev_end,
+                                  double t0)
+{
+    feed(t, pk(false, DEV_PORT, C0, dev_end, KR_TCP_ACK, f->c, f->cl, t0));
+    feed(t, pk(true, DEV_PORT, dev_end, C0 + 18, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, t0 + 0.01));
+    feed(t, pk(false, DEV_PORT, C0 + 18, dev_end + 1, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, t0 + 0.02));
+    kr_conn_table_free(t);
+    assert_int_equal(l->last_code, KR_V_OK);
+    assert_true(l->last_final);
+    return l->last_proven;
 }
 
 /* The device's second frame read from garbage, then its real bytes as a copy before the cloud acknowledges
@@ -609,12 +632,9 @@ static void test_copy_after_read_is_read_again(void **st)
 {
     (void)st;
     sess_frames f;
-    make_frames(&f);
-    uint8_t g[96];
-    garbage(f.d[1], f.dl[1], g, 1);
     log_t l;
     kr_conn_table *t = session_start(&l, &f);
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g, f.dl[1], 1.05));
+    send_garbage(t, &f, 1, 1.05);
     assert_int_equal(l.decrypted, 1);                   /* the garbage was read: it does not decrypt */
     feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.051));
     assert_int_equal(l.again, 1);
@@ -622,13 +642,7 @@ static void test_copy_after_read_is_read_again(void **st)
     assert_memory_equal(l.frame_head, f.d[1], 16);      /* the step given again carries the real bytes */
     feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, f.d[2], f.dl[2], 1.052));
     assert_int_equal(l.decrypted, 3);
-    feed(t, pk(false, DEV_PORT, C0, D2 + 18, KR_TCP_ACK, f.c, f.cl, 1.06));
-    feed(t, pk(true, DEV_PORT, D2 + 18, C0 + 18, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.07));
-    feed(t, pk(false, DEV_PORT, C0 + 18, D2 + 19, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.08));
-    assert_int_equal(l.last_code, KR_V_OK);
-    assert_true(l.last_final);
-    assert_true(l.last_proven);
-    kr_conn_table_free(t);
+    assert_true(cloud_hello_and_close(t, &l, &f, D2 + 18, 1.06));
 }
 
 /* The frame after the one read again was read already, under the garbage's first block as its IV: it is read
@@ -637,12 +651,9 @@ static void test_read_again_moves_the_chain(void **st)
 {
     (void)st;
     sess_frames f;
-    make_frames(&f);
-    uint8_t g[96];
-    garbage(f.d[1], f.dl[1], g, 2);
     log_t l;
     kr_conn_table *t = session_start(&l, &f);
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g, f.dl[1], 1.05));
+    send_garbage(t, &f, 2, 1.05);
     feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, f.d[2], f.dl[2], 1.051));
     assert_int_equal(l.decrypted, 1);                   /* one block under the garbage's IV: wrong padding */
     feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.052));
@@ -658,12 +669,9 @@ static void test_copy_after_ack_is_not_taken(void **st)
 {
     (void)st;
     sess_frames f;
-    make_frames(&f);
-    uint8_t g[96];
-    garbage(f.d[1], f.dl[1], g, 3);
     log_t l;
     kr_conn_table *t = session_start(&l, &f);
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g, f.dl[1], 1.05));
+    send_garbage(t, &f, 3, 1.05);
     size_t held = kr_conn_table_memory(t);
     feed(t, pk(false, DEV_PORT, C0, D2, KR_TCP_ACK, NULL, 0, 1.051));
     assert_true(kr_conn_table_memory(t) + 18 + 34 <= held);   /* both kept frames' bytes are given back */
@@ -679,14 +687,10 @@ static void test_copies_both_or_neither_disputed(void **st)
 {
     (void)st;
     sess_frames f;
-    make_frames(&f);
-    uint8_t g1[96], g2[96];
-    garbage(f.d[1], f.dl[1], g1, 4);
-    garbage(f.d[1], f.dl[1], g2, 5);
     log_t l;
     kr_conn_table *t = session_start(&l, &f);
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g1, f.dl[1], 1.05));
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g2, f.dl[1], 1.051));
+    send_garbage(t, &f, 4, 1.05);
+    send_garbage(t, &f, 5, 1.051);                      /* another garbage copy */
     assert_int_equal(l.reasons[KR_WHY_DISPUTED], 1);
     assert_int_equal(l.again, 1);                       /* given again, as disputed */
     assert_int_equal(l.decrypted, 1);
@@ -696,13 +700,7 @@ static void test_copies_both_or_neither_disputed(void **st)
     feed(t, pk(true, DEV_PORT, D0, C0, KR_TCP_ACK, f.other, f.dl[0], 1.041));
     assert_int_equal(l.reasons[KR_WHY_DISPUTED], 1);
     assert_int_equal(l.again, 1);
-    feed(t, pk(false, DEV_PORT, C0, D1, KR_TCP_ACK, f.c, f.cl, 1.05));
-    feed(t, pk(true, DEV_PORT, D1, C0 + 18, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.06));
-    feed(t, pk(false, DEV_PORT, C0 + 18, D1 + 1, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.07));
-    assert_int_equal(l.last_code, KR_V_OK);
-    assert_true(l.last_final);
-    assert_false(l.last_proven);
-    kr_conn_table_free(t);
+    assert_false(cloud_hello_and_close(t, &l, &f, D1, 1.05));
 }
 
 /* A damaged length prefix (0x0020 read as 0x8020) and the segment again with the right one: the copy frames
@@ -711,12 +709,11 @@ static void test_damaged_prefix_then_right_copy(void **st)
 {
     (void)st;
     sess_frames f;
-    make_frames(&f);
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
     uint8_t bad[96];
     memcpy(bad, f.d[1], f.dl[1]);
     bad[0] |= 0x80;
-    log_t l;
-    kr_conn_table *t = session_start(&l, &f);
     feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, bad, f.dl[1], 1.05));
     assert_int_equal(l.steps[KR_STEP_FRAME], 0);        /* a frame of 0x8020 bytes: not complete */
     feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.051));
