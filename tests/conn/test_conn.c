@@ -559,8 +559,8 @@ static size_t enc_frame(kr_cipher *c, char path, uint16_t id, size_t n, uint8_t 
 }
 
 typedef struct sess_frames {
-    uint8_t d[3][96];        /* the device's frames, in order */
-    size_t dl[3];
+    uint8_t d[5][96];        /* the device's frames, in order */
+    size_t dl[5];
     uint8_t other[96];       /* another first frame at the same IV, that decrypts too */
     uint8_t c[96];           /* the cloud's first frame */
     size_t cl;
@@ -572,6 +572,8 @@ static void make_frames(sess_frames *f)
     f->dl[0] = enc_frame(dc, 'h', 1, 6, 'a', f->d[0]);   /* the Hello, 18 bytes: one block */
     f->dl[1] = enc_frame(dc, 'e', 2, 20, 'b', f->d[1]);  /* 34 bytes: two blocks */
     f->dl[2] = enc_frame(dc, 'e', 3, 4, 'c', f->d[2]);   /* one block */
+    f->dl[3] = enc_frame(dc, 'e', 4, 4, 'c', f->d[3]);
+    f->dl[4] = enc_frame(dc, 'e', 5, 4, 'c', f->d[4]);
     assert_int_equal(enc_frame(oc, 'h', 9, 6, 'z', f->other), f->dl[0]);
     f->cl = enc_frame(cc, 'h', 7, 6, 'd', f->c);
     kr_cipher_free(dc);
@@ -721,6 +723,29 @@ static void test_damaged_prefix_then_right_copy(void **st)
     assert_int_equal(l.decrypted, 2);
     feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, f.d[2], f.dl[2], 1.052));
     assert_int_equal(l.decrypted, 3);
+    kr_conn_table_free(t);
+}
+
+/* The same damaged prefix, its frame resynchronised over (the frames after it give the boundary) before the
+ * right copy comes: the frame kept is read again from it. */
+static void test_damaged_prefix_resynced_then_right_copy(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    uint8_t bad[96];
+    memcpy(bad, f.d[1], f.dl[1]);
+    bad[0] |= 0x80;
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, bad, f.dl[1], 1.05));
+    for (int i = 2; i < 5; i++)
+        feed(t, pk(true, DEV_PORT, D2 + 18 * (i - 2), C0, KR_TCP_ACK, f.d[i], f.dl[i], 1.05 + 0.001 * i));
+    assert_int_equal(l.steps[KR_STEP_DATA], 1);         /* the damaged frame, skipped */
+    assert_int_equal(l.decrypted, 4);
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.06));
+    assert_int_equal(l.again, 1);
+    assert_int_equal(l.decrypted, 5);
+    assert_memory_equal(l.frame_head, f.d[1], 16);
     kr_conn_table_free(t);
 }
 
@@ -1037,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_copy_after_ack_is_not_taken),
         cmocka_unit_test(test_copies_both_or_neither_disputed),
         cmocka_unit_test(test_damaged_prefix_then_right_copy),
+        cmocka_unit_test(test_damaged_prefix_resynced_then_right_copy),
         cmocka_unit_test(test_tcp_checksum_rule),
         cmocka_unit_test(test_rst_in_window_ends),
         cmocka_unit_test(test_rst_out_of_window_ignored),
