@@ -279,6 +279,8 @@ void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, 
         keep_nonce(t, b, off, len);
     else if (st != PST_DATA)
         reread_block(t, dir, st, b, a, off, len, ts);
+    else if (ds->st == PST_RESYNC && rank >= 0 && krt_kept_resync_copy(t, dir, b, off, len, ts))
+        return;                 /* the copy frames a frame where the first copy's prefix did not */
     else if (ds->have == 0 || ds->st == PST_DATA || ds->st == PST_RESYNC)
         return;                 /* a frame read already (krt_kept_copy had it), or bytes of no PDU */
     else if (!(rank >= 0 && prefix_differs(ds, off, b, len) && take_framing(t, dir, b, off, len, ts)))

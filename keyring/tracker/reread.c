@@ -48,6 +48,8 @@ size_t krt_kept_memory(const kr_tracker *t)
     return m;
 }
 
+static bool passes(kr_tracker *t, kr_dir dir, const kr_cipher_state *at, const uint8_t *f, size_t len);
+
 static void drop_first(kr_dirstate *ds)
 {
     struct krt_frec *r = ds->kept;
@@ -99,8 +101,53 @@ void kr_tracker_acked(kr_tracker *t, kr_dir dir, uint64_t offset)
     if (!t || (dir != KR_D2S && dir != KR_S2D))
         return;
     kr_dirstate *ds = &t->d[dir];
-    while (ds->kept && ds->kept->off + ds->kept->len <= offset)
+    while (ds->kept && ds->kept->off + (ds->kept->len ? ds->kept->len : 1) <= offset)
         drop_first(ds);
+}
+
+/* The frame being read in dir has a length prefix no frame has: the bytes from it on are searched for the
+ * next frame boundary. Where the cipher stood (at) is kept with the boundary, as a record of no length:
+ * another copy of the prefix may still frame a frame there (krt_kept_resync_copy). */
+void krt_kept_boundary(kr_tracker *t, kr_dir dir, const kr_cipher_state *at)
+{
+    kr_dirstate *ds = &t->d[dir];
+    krt_kept_forget(t, dir);
+    if (!t->session_known || !kr_cipher_keyed(ds->cipher) || !(ds->kept = calloc(1, sizeof *ds->kept)))
+        return;
+    ds->kept->off = ds->pdu_offset;
+    ds->kept->before = *at;
+}
+
+/* A copy of bytes at the start of dir's resync window, kept since its length prefix fitted no frame: when
+ * the copy's prefix frames a frame that is whole in the window and passes where the cipher stood, the copy
+ * is taken and the stream read as frames from there. Returns whether it was taken. */
+bool krt_kept_resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    struct krt_frec *r = ds->kept;
+    if (!r || r->len != 0 || r->off != ds->pdu_offset || off != r->off || len < 2 || !t->session_known ||
+        !kr_cipher_keyed(ds->cipher))
+        return false;
+    size_t n = 2 + ((size_t)b[0] << 8 | b[1]);
+    if (!valid_len((unsigned)(n - 2), KR_FRAME_MAX) || n > ds->have)
+        return false;
+    uint8_t *f = malloc(n);
+    if (!f)
+        return false;
+    memcpy(f, ds->buf, n);
+    memcpy(f, b, len < n ? len : n);
+    bool ok = passes(t, dir, &r->before, f, n);
+    if (ok) {
+        memcpy(ds->buf, f, n);
+        kr_cipher_restore(ds->cipher, &r->before);
+        krt_kept_forget(t, dir);
+        ds->st = PST_FRAMES;
+        krt_reframe(t, dir, n, ts);
+    }
+    free(f);
+    if (ok && len > n)
+        kr_tracker_copy(t, dir, off + n, b + n, len - n, 0, ts);   /* the rest of the copy, against what follows */
+    return ok;
 }
 
 /* What a re-read changes of the direction besides the frame: put aside and put back. */
@@ -232,7 +279,7 @@ static void against(kr_tracker *t, kr_dir dir, struct krt_frec *r, uint64_t off,
                     double ts)
 {
     uint64_t a = off > r->off ? off : r->off, e = off + len < r->off + r->len ? off + len : r->off + r->len;
-    if (r->disputed || a >= e || memcmp(r->bytes + (a - r->off), b + (a - off), (size_t)(e - a)) == 0)
+    if (r->disputed || r->len == 0 || a >= e || memcmp(r->bytes + (a - r->off), b + (a - off), (size_t)(e - a)) == 0)
         return;
     uint8_t *cand = malloc(r->len);
     if (!cand)

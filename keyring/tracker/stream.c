@@ -350,7 +350,10 @@ static void act_frame(kr_tracker *t, kr_dir dir, double ts)
     if (ds->have == 2) {
         unsigned l = (unsigned)ds->buf[0] << 8 | ds->buf[1];
         if (!valid_len(l, KR_FRAME_MAX)) {
+            kr_cipher_state at;
+            kr_cipher_save(ds->cipher, &at);
             krt_enter_resync(t, dir);
+            krt_kept_boundary(t, dir, &at);   /* another copy of the prefix may still frame a frame here */
             /* the 2 bytes stay in the window; the scan decides */
             resync_scan(t, dir, ts, false);
         }

@@ -749,6 +749,28 @@ static void test_damaged_prefix_resynced_then_right_copy(void **st)
     kr_conn_table_free(t);
 }
 
+/* Garbage first whose length prefix fits no frame (the bytes are searched for the next frame boundary), then
+ * the real copy: its prefix frames a frame that decrypts where the cipher stood, so the frame is read from it
+ * and the chain goes on. */
+static void test_unframed_garbage_then_right_copy(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    uint8_t g[96];
+    garbage(f.d[1], f.dl[1], g, 6);
+    g[0] = g[1] = 0xff;
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g, f.dl[1], 1.05));
+    assert_int_equal(l.steps[KR_STEP_FRAME] + l.steps[KR_STEP_DATA], 0);   /* no boundary found yet */
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.051));
+    assert_int_equal(l.decrypted, 2);
+    feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, f.d[2], f.dl[2], 1.052));
+    assert_int_equal(l.decrypted, 3);
+    assert_int_equal(l.steps[KR_STEP_DATA], 0);
+    kr_conn_table_free(t);
+}
+
 /* An RST from the device after the cloud advertised `win` (as in its header): is it taken? */
 static bool device_rst_taken(bool known, int dev_ws, int cloud_ws, uint16_t win, uint32_t off)
 {
@@ -1063,6 +1085,7 @@ int main(void)
         cmocka_unit_test(test_copies_both_or_neither_disputed),
         cmocka_unit_test(test_damaged_prefix_then_right_copy),
         cmocka_unit_test(test_damaged_prefix_resynced_then_right_copy),
+        cmocka_unit_test(test_unframed_garbage_then_right_copy),
         cmocka_unit_test(test_tcp_checksum_rule),
         cmocka_unit_test(test_rst_in_window_ends),
         cmocka_unit_test(test_rst_out_of_window_ignored),
