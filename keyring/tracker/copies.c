@@ -5,8 +5,9 @@
  * - the id block: the copy that opens with the server private key;
  * - the session block: the copy that opens with a device key;
  * - a frame: the copy under which it decrypts with the session key (the copy read first when both do);
- *   when none does, or without the key, the frame is disputed. Copies of a frame already read leave it
- *   as it was read.
+ *   when none does, or without the key, the frame is disputed; a copy whose length prefix frames a whole
+ *   frame that decrypts wins over a prefix the frame being read cannot have, or one no frame has (the
+ *   search for the next boundary that began there stops). Copies of frames read already: reread.c.
  * When no copy is decided by its meaning, the step is disputed and proves nothing. A copy whose TCP checksum
  * is valid beats one whose checksum is bad: it replaces the bytes that can still be read, and a copy with a
  * bad checksum is not taken against one that checks. */
