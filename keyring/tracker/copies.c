@@ -208,26 +208,11 @@ void krt_copies_frame(kr_tracker *t, kr_dir dir)
 static bool take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, double ts)
 {
     kr_dirstate *ds = &t->d[dir];
-    if (ds->st != PST_FRAMES || off != ds->pdu_offset || len < 2 || ds->damaged || !t->session_known ||
-        !kr_cipher_keyed(ds->cipher) || !kr_cipher_in_sync(ds->cipher))
+    if (ds->st != PST_FRAMES || ds->damaged || !kr_cipher_in_sync(ds->cipher))
         return false;
-    size_t n = 2 + ((size_t)b[0] << 8 | b[1]);
-    if (!valid_len((unsigned)(n - 2), KR_FRAME_MAX) || n > ds->have)
-        return false;
-    uint8_t *f = malloc(n);
-    if (!f)
-        return false;
-    memcpy(f, ds->buf, n);
-    memcpy(f, b, len < n ? len : n);
-    bool ok = krt_frame_passes(t, dir, f + 2, n - 2);
-    if (ok) {
-        memcpy(ds->buf, f, n);
-        krt_reframe(t, dir, n, ts);
-    }
-    free(f);
-    if (ok && len > n)
-        kr_tracker_copy(t, dir, off + n, b + n, len - n, 0, ts);   /* the rest of the copy, against what follows */
-    return ok;
+    kr_cipher_state now;
+    kr_cipher_save(ds->cipher, &now);
+    return krt_take_framing(t, dir, b, off, len, now, ts);
 }
 
 /* A handshake block of dir was just read: the copies of its bytes held meanwhile are tried now. */

@@ -118,15 +118,14 @@ void krt_kept_boundary(kr_tracker *t, kr_dir dir, const kr_cipher_state *at)
     ds->kept->before = *at;
 }
 
-/* A copy of bytes at the start of dir's resync window, kept since its length prefix fitted no frame: when
- * the copy's prefix frames a frame that is whole in the window and passes where the cipher stood, the copy
- * is taken and the stream read as frames from there. Returns whether it was taken. */
-bool krt_kept_resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, double ts)
+/* A copy of the bytes at the start of dir's buffer whose length prefix frames a frame that is whole in the
+ * buffer: when that frame passes with the cipher at `at`, the copy is laid over the buffer, the cipher set
+ * there and the frame read at its length, the bytes after it read again. Returns whether it was taken. */
+bool krt_take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, kr_cipher_state at,
+                      double ts)
 {
     kr_dirstate *ds = &t->d[dir];
-    struct krt_frec *r = ds->kept;
-    if (!r || r->len != 0 || r->off != ds->pdu_offset || off != r->off || len < 2 || !t->session_known ||
-        !kr_cipher_keyed(ds->cipher))
+    if (off != ds->pdu_offset || len < 2 || !t->session_known || !kr_cipher_keyed(ds->cipher))
         return false;
     size_t n = 2 + ((size_t)b[0] << 8 | b[1]);
     if (!valid_len((unsigned)(n - 2), KR_FRAME_MAX) || n > ds->have)
@@ -136,11 +135,12 @@ bool krt_kept_resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t 
         return false;
     memcpy(f, ds->buf, n);
     memcpy(f, b, len < n ? len : n);
-    bool ok = passes(t, dir, &r->before, f, n);
+    bool ok = passes(t, dir, &at, f, n);
     if (ok) {
         memcpy(ds->buf, f, n);
-        kr_cipher_restore(ds->cipher, &r->before);
-        krt_kept_forget(t, dir);
+        kr_cipher_restore(ds->cipher, &at);
+        if (ds->kept && ds->kept->len == 0)
+            drop_first(ds);            /* the boundary is found: the frame is read there */
         ds->st = PST_FRAMES;
         krt_reframe(t, dir, n, ts);
     }
@@ -148,6 +148,14 @@ bool krt_kept_resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t 
     if (ok && len > n)
         kr_tracker_copy(t, dir, off + n, b + n, len - n, 0, ts);   /* the rest of the copy, against what follows */
     return ok;
+}
+
+/* A copy of bytes at the start of dir's resync window, kept since its length prefix fitted no frame: taken
+ * when its prefix frames a frame that passes where the cipher stood (krt_take_framing). */
+bool krt_kept_resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, double ts)
+{
+    const struct krt_frec *r = t->d[dir].kept;
+    return r && r->len == 0 && r->off == t->d[dir].pdu_offset && krt_take_framing(t, dir, b, off, len, r->before, ts);
 }
 
 /* What a re-read changes of the direction besides the frame: put aside and put back. */

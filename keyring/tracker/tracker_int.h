@@ -331,6 +331,8 @@ void krt_kept_forget(kr_tracker *t, kr_dir dir);
 void krt_kept_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, size_t len, int rank, double ts);
 size_t krt_kept_memory(const kr_tracker *t);
 void krt_kept_boundary(kr_tracker *t, kr_dir dir, const kr_cipher_state *at);
+bool krt_take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, kr_cipher_state at,
+                      double ts);
 bool krt_kept_resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, double ts);
 
 /* copies.c: conflicting copies of bytes already read */
