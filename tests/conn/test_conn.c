@@ -605,6 +605,27 @@ static kr_conn_table *session_start(log_t *l, sess_frames *f)
     return t;
 }
 
+/* Where the device's frame i starts (the first two are 18 and 34 bytes, the others 18). */
+static uint32_t dev_seq(int i)
+{
+    return i == 0 ? D0 : i == 1 ? D1 : D2 + 18u * (uint32_t)(i - 2);
+}
+
+/* The device's frame i, its real bytes, at its place in the stream. */
+static void send_real(kr_conn_table *t, const sess_frames *f, int i, double ts)
+{
+    feed(t, pk(true, DEV_PORT, dev_seq(i), C0, KR_TCP_ACK, f->d[i], f->dl[i], ts));
+}
+
+/* What the steps so far show: frames read again, frames decrypted, and the last frame step's first bytes. */
+static void expect_steps(const log_t *l, int again, int decrypted, const uint8_t *head)
+{
+    assert_int_equal(l->again, again);
+    assert_int_equal(l->decrypted, decrypted);
+    if (head)
+        assert_memory_equal(l->frame_head, head, 16);
+}
+
 /* The device's second frame with its length prefix and garbage after it (seed): it does not decrypt. */
 static void send_garbage(kr_conn_table *t, const sess_frames *f, uint8_t seed, double ts)
 {
@@ -638,11 +659,9 @@ static void test_copy_after_read_is_read_again(void **st)
     kr_conn_table *t = session_start(&l, &f);
     send_garbage(t, &f, 1, 1.05);
     assert_int_equal(l.decrypted, 1);                   /* the garbage was read: it does not decrypt */
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.051));
-    assert_int_equal(l.again, 1);
-    assert_int_equal(l.decrypted, 2);
-    assert_memory_equal(l.frame_head, f.d[1], 16);      /* the step given again carries the real bytes */
-    feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, f.d[2], f.dl[2], 1.052));
+    send_real(t, &f, 1, 1.051);
+    expect_steps(&l, 1, 2, f.d[1]);
+    send_real(t, &f, 2, 1.052);
     assert_int_equal(l.decrypted, 3);
     assert_true(cloud_hello_and_close(t, &l, &f, D2 + 18, 1.06));
 }
@@ -656,12 +675,10 @@ static void test_read_again_moves_the_chain(void **st)
     log_t l;
     kr_conn_table *t = session_start(&l, &f);
     send_garbage(t, &f, 2, 1.05);
-    feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, f.d[2], f.dl[2], 1.051));
+    send_real(t, &f, 2, 1.051);
     assert_int_equal(l.decrypted, 1);                   /* one block under the garbage's IV: wrong padding */
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.052));
-    assert_int_equal(l.again, 2);
-    assert_int_equal(l.decrypted, 3);
-    assert_memory_equal(l.frame_head, f.d[2], 16);
+    send_real(t, &f, 1, 1.052);
+    expect_steps(&l, 2, 3, f.d[2]);
     kr_conn_table_free(t);
 }
 
@@ -677,9 +694,8 @@ static void test_copy_after_ack_is_not_taken(void **st)
     size_t held = kr_conn_table_memory(t);
     feed(t, pk(false, DEV_PORT, C0, D2, KR_TCP_ACK, NULL, 0, 1.051));
     assert_true(kr_conn_table_memory(t) + 18 + 34 <= held);   /* both kept frames' bytes are given back */
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.052));
-    assert_int_equal(l.again, 0);
-    assert_int_equal(l.decrypted, 1);
+    send_real(t, &f, 1, 1.052);
+    expect_steps(&l, 0, 1, NULL);
     kr_conn_table_free(t);
 }
 
@@ -718,10 +734,10 @@ static void test_damaged_prefix_then_right_copy(void **st)
     bad[0] |= 0x80;
     feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, bad, f.dl[1], 1.05));
     assert_int_equal(l.steps[KR_STEP_FRAME], 0);        /* a frame of 0x8020 bytes: not complete */
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.051));
+    send_real(t, &f, 1, 1.051);
     assert_int_equal(l.steps[KR_STEP_FRAME], 1);
     assert_int_equal(l.decrypted, 2);
-    feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, f.d[2], f.dl[2], 1.052));
+    send_real(t, &f, 2, 1.052);
     assert_int_equal(l.decrypted, 3);
     kr_conn_table_free(t);
 }
@@ -739,13 +755,11 @@ static void test_damaged_prefix_resynced_then_right_copy(void **st)
     bad[0] |= 0x80;
     feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, bad, f.dl[1], 1.05));
     for (int i = 2; i < 5; i++)
-        feed(t, pk(true, DEV_PORT, D2 + 18 * (i - 2), C0, KR_TCP_ACK, f.d[i], f.dl[i], 1.05 + 0.001 * i));
+        send_real(t, &f, i, 1.05 + 0.001 * i);
     assert_int_equal(l.steps[KR_STEP_DATA], 1);         /* the damaged frame, skipped */
     assert_int_equal(l.decrypted, 4);
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.06));
-    assert_int_equal(l.again, 1);
-    assert_int_equal(l.decrypted, 5);
-    assert_memory_equal(l.frame_head, f.d[1], 16);
+    send_real(t, &f, 1, 1.06);
+    expect_steps(&l, 1, 5, f.d[1]);
     kr_conn_table_free(t);
 }
 
@@ -763,9 +777,9 @@ static void test_unframed_garbage_then_right_copy(void **st)
     g[0] = g[1] = 0xff;
     feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g, f.dl[1], 1.05));
     assert_int_equal(l.steps[KR_STEP_FRAME] + l.steps[KR_STEP_DATA], 0);   /* no boundary found yet */
-    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, f.d[1], f.dl[1], 1.051));
+    send_real(t, &f, 1, 1.051);
     assert_int_equal(l.decrypted, 2);
-    feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, f.d[2], f.dl[2], 1.052));
+    send_real(t, &f, 2, 1.052);
     assert_int_equal(l.decrypted, 3);
     assert_int_equal(l.steps[KR_STEP_DATA], 0);
     kr_conn_table_free(t);
