@@ -62,9 +62,14 @@ cm=$!
 for i in $(seq 100); do grep -q "listening on" "$3.err" && break; sleep 0.1; done
 sleep 1
 tcpreplay -i lo --topspeed --preload-pcap --loop "$5" "$4" >"$3.replay" 2>&1
-# cloudmon reads what the kernel and its queue hold: wait until its output stops growing (at most 90 s)
-last=-1
-for i in $(seq 90); do sleep 1; n=$(stat -c %s "$3"); [ "$n" = "$last" ] && break; last=$n; done
+# cloudmon reads what the kernel and its queue hold: wait until its output has not grown for 2 s (at most
+# 90 s), so a decoder that a loaded machine leaves without a core for a second is not stopped early
+last=-1 same=0
+for i in $(seq 90); do
+    sleep 1; n=$(stat -c %s "$3")
+    if [ "$n" = "$last" ]; then same=$((same + 1)); [ $same -ge 2 ] && break; else same=0; fi
+    last=$n
+done
 kill -INT $cm
 wait $cm
 """
@@ -104,8 +109,12 @@ sleep 1
 tcpreplay -i lo --pps 30000 --limit "$5" --preload-pcap "$4" >"$3.replay" 2>&1
 sleep 1
 touch "$3.go"
-last=-1
-for i in $(seq 60); do sleep 1; n=$(stat -c %s "$3"); [ "$n" = "$last" ] && break; last=$n; done
+last=-1 same=0
+for i in $(seq 60); do
+    sleep 1; n=$(stat -c %s "$3")
+    if [ "$n" = "$last" ]; then same=$((same + 1)); [ $same -ge 2 ] && break; else same=0; fi
+    last=$n
+done
 kill -INT "$(cat "$3.pid")"
 wait
 """
