@@ -185,7 +185,7 @@ cm_capthread *cm_capthread_start(pcap_t *p, size_t max_bytes, char *err, size_t 
 {
     cm_capthread *t = calloc(1, sizeof *t);
     if (!t) {
-        snprintf(err, errcap, "the capture queue: out of memory");
+        snprintf(err, errcap, "the capture queue: out of memory (--queue-mb 0 captures without it)");
         return NULL;
     }
     t->p = p;
@@ -197,7 +197,7 @@ cm_capthread *cm_capthread_start(pcap_t *p, size_t max_bytes, char *err, size_t 
     t->wr = t->rd = chunk_map();
     atomic_init(&t->chunks, 1);
     if (t->wake_fd < 0 || t->stop_fd < 0 || !t->wr) {
-        snprintf(err, errcap, "the capture queue: %s", strerror(errno));
+        snprintf(err, errcap, "the capture queue: %s (--queue-mb 0 captures without it)", strerror(errno));
         cm_capthread_free(t);
         return NULL;
     }
@@ -209,7 +209,8 @@ cm_capthread *cm_capthread_start(pcap_t *p, size_t max_bytes, char *err, size_t 
     int rc = pthread_create(&t->tid, NULL, run, t);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        snprintf(err, errcap, "the capture thread could not start: %s", strerror(rc));
+        snprintf(err, errcap, "the capture thread could not start: %s (--queue-mb 0 captures without it)",
+                 strerror(rc));
         cm_capthread_free(t);
         return NULL;
     }
