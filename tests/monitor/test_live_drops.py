@@ -14,7 +14,7 @@
 2. The queue's full path: cloudmon --queue-mb 1 writes its JSON Lines into a pipe nobody reads yet, so
    decoding stops while 30,000 packets come; the capture thread must go on draining the kernel's ring and
    count what the full queue could not take: every packet sent is either counted or dropped by the queue,
-   the summary and a warning on standard error say so, and nothing is lost without a count.
+   the summary, the metrics and a warning on standard error say so, and nothing is lost without a count.
 3. Idle expiry live, with the queue between capture and decoder: a connection that goes silent mid-session
    (the first 20 packets of samples/mid-session, no FIN) ends by --idle 2 while cloudmon still runs."""
 import json
@@ -102,7 +102,8 @@ script = r"""
 ip link set lo up || exit 3
 # the reader of cloudmon's output waits for the file "go": until then cloudmon blocks writing
 # (cloudmon runs under timeout, which passes the SIGINT on: nothing outlives the test)
-{ echo $BASHPID >"$3.pid"; exec timeout -k 5 90 "$1" -i lo -k "$2" --json --queue-mb 1 2>"$3.err"; } |
+{ echo $BASHPID >"$3.pid"; exec timeout -k 5 90 "$1" -i lo -k "$2" --json --queue-mb 1 --metrics 127.0.0.1:9931 \
+    2>"$3.err"; } |
     { while [ ! -e "$3.go" ]; do sleep 0.1; done; cat >"$3"; } &
 for i in $(seq 100); do grep -q "listening on" "$3.err" 2>/dev/null && break; sleep 0.1; done
 sleep 1
@@ -115,6 +116,8 @@ for i in $(seq 60); do
     if [ "$n" = "$last" ]; then same=$((same + 1)); [ $same -ge 2 ] && break; else same=0; fi
     last=$n
 done
+python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9931/metrics').read().decode())" \
+    >"$3.metrics"
 kill -INT "$(cat "$3.pid")"
 wait
 """
@@ -138,6 +141,11 @@ if sent:
     check(0 < n < sent, "cloudmon decoded what the queue held (%s)" % n)
     check(re.search(r"warning: %d packets were dropped because the capture queue \(1 MB\) was full.*--queue-mb" % q,
                     err) is not None, "a warning names the drops and the option (%s)" % err.strip()[-300:])
+    met = open(out + ".metrics").read() if os.path.exists(out + ".metrics") else ""
+    check("\ncloudmon_capture_queue_dropped_packets_total %d\n" % q in met and
+          "\ncloudmon_capture_dropped_packets_total %d\n" % total in met,
+          "the metrics count them, before cloudmon stops (%s)"
+          % [l for l in met.splitlines() if l.startswith("cloudmon_capture")])
 
 # 3. a silent connection expires while the capture goes on
 out = os.path.join(d, "idle.jsonl")
