@@ -77,12 +77,22 @@ static void nap(void)
     nanosleep(&ts, NULL);
 }
 
-static void full_queue(const char *path)
+/* The thread reading the file into a queue of mb megabytes. */
+static cm_capthread *start(const char *path, unsigned mb, pcap_t **p)
 {
     char err[256];
-    pcap_t *p = open_capture(path);
-    cm_capthread *t = cm_capthread_start(p, 1u << 20, err, sizeof err);
-    CHECK(t != NULL, "the thread starts with a queue of 1 MB (%s)", t ? "" : err);
+    *p = open_capture(path);
+    cm_capthread *t = cm_capthread_start(*p, (size_t)mb << 20, err, sizeof err);
+    CHECK(t != NULL, "the thread starts with a queue of %u MB (%s)", mb, t ? "" : err);
+    if (!t)
+        pcap_close(*p);
+    return t;
+}
+
+static void full_queue(const char *path)
+{
+    pcap_t *p;
+    cm_capthread *t = start(path, 1, &p);
     if (!t)
         return;
     /* the file is read in milliseconds; wait until the drop count has not moved for 0.3 s */
@@ -118,10 +128,8 @@ static void full_queue(const char *path)
 
 static void reader_keeps_up(const char *path)
 {
-    char err[256];
-    pcap_t *p = open_capture(path);
-    cm_capthread *t = cm_capthread_start(p, 64u << 20, err, sizeof err);
-    CHECK(t != NULL, "the thread starts with a queue of 64 MB (%s)", t ? "" : err);
+    pcap_t *p;
+    cm_capthread *t = start(path, 64, &p);
     if (!t)
         return;
     struct pcap_pkthdr *h;

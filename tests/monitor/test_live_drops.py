@@ -53,23 +53,30 @@ def replayed(path):
     return (int(m.group(1)), float(m.group(2))) if m else (None, rep.strip()[-300:])
 
 
+# cloudmon reads what the kernel and its queue hold: "quiet FILE MAX" waits until its output FILE has not grown
+# for 2 s (at most MAX s), so a decoder that a loaded machine leaves without a core for a second is not
+# stopped early
+QUIET = r"""
+quiet() {
+    last=-1 same=0
+    for i in $(seq "$2"); do
+        sleep 1; n=$(stat -c %s "$1")
+        if [ "$n" = "$last" ]; then same=$((same + 1)); [ $same -ge 2 ] && return; else same=0; fi
+        last=$n
+    done
+}
+"""
+
 # 1. the long replay
 out = os.path.join(d, "live.jsonl")
-script = r"""
+script = QUIET + r"""
 ip link set lo up || exit 3
 "$1" -i lo -k "$2" --json --rsa-budget 0 >"$3" 2>"$3.err" &
 cm=$!
 for i in $(seq 100); do grep -q "listening on" "$3.err" && break; sleep 0.1; done
 sleep 1
 tcpreplay -i lo --topspeed --preload-pcap --loop "$5" "$4" >"$3.replay" 2>&1
-# cloudmon reads what the kernel and its queue hold: wait until its output has not grown for 2 s (at most
-# 90 s), so a decoder that a loaded machine leaves without a core for a second is not stopped early
-last=-1 same=0
-for i in $(seq 90); do
-    sleep 1; n=$(stat -c %s "$3")
-    if [ "$n" = "$last" ]; then same=$((same + 1)); [ $same -ge 2 ] && break; else same=0; fi
-    last=$n
-done
+quiet "$3" 90
 kill -INT $cm
 wait $cm
 """
@@ -98,7 +105,7 @@ if sent:
 # 2. a full queue counts what it drops
 SEND = 30000
 out = os.path.join(d, "stalled.jsonl")
-script = r"""
+script = QUIET + r"""
 ip link set lo up || exit 3
 # the reader of cloudmon's output waits for the file "go": until then cloudmon blocks writing
 # (cloudmon runs under timeout, which passes the SIGINT on: nothing outlives the test)
@@ -110,12 +117,7 @@ sleep 1
 tcpreplay -i lo --pps 30000 --limit "$5" --preload-pcap "$4" >"$3.replay" 2>&1
 sleep 1
 touch "$3.go"
-last=-1 same=0
-for i in $(seq 60); do
-    sleep 1; n=$(stat -c %s "$3")
-    if [ "$n" = "$last" ]; then same=$((same + 1)); [ $same -ge 2 ] && break; else same=0; fi
-    last=$n
-done
+quiet "$3" 60
 python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9931/metrics').read().decode())" \
     >"$3.metrics"
 kill -INT "$(cat "$3.pid")"
