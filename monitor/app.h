@@ -18,6 +18,8 @@
 /* Private-key RSA operations a second for a live capture (--rsa-budget): about a third of one core here,
  * 200 handshakes a second (tests/bench/RESULTS.md). */
 #define CM_RSA_BUDGET_LIVE 400
+/* Megabytes of packets the capture thread may hold for the decoder (--queue-mb; 0: no capture thread). */
+#define CM_QUEUE_MB_DEFAULT 256
 
 typedef struct cm_opts {
     const char *iface, *file, *write, *filter, *keyfile, *user, *export_path;
@@ -31,6 +33,7 @@ typedef struct cm_opts {
     int snaplen;             /* -s (0: the default) */
     bool no_promisc;         /* -p */
     bool immediate;          /* --immediate-mode */
+    double queue_mb;         /* --queue-mb (<0: the default) */
     double rsa_budget;       /* --rsa-budget: private-key RSA operations a second (0: unlimited; <0: default) */
     double idle;
     size_t max_conns, max_history;

@@ -300,8 +300,28 @@ static void ng_check_new_ifs(cm_capture *c)
     rd->new_ifs = 0;
 }
 
+int cm_capture_start_thread(cm_capture *c, size_t max_bytes, char *err)
+{
+    c->thr = cm_capthread_start(c->p, max_bytes, err, CM_ERRLEN);
+    return c->thr ? 0 : -1;
+}
+
+int cm_capture_poll_fd(cm_capture *c)
+{
+    if (c->thr)
+        return cm_capthread_fd(c->thr);
+    return c->live ? pcap_get_selectable_fd(c->p) : -1;
+}
+
+void cm_capture_stop(cm_capture *c)
+{
+    cm_capthread_stop(c->thr);
+}
+
 int cm_capture_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
 {
+    if (c->thr)
+        return cm_capthread_next(c->thr, h, data);
     if (!c->ng)
         return pcap_next_ex(c->p, h, data);
     for (;;) {
@@ -320,6 +340,8 @@ int cm_capture_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
 
 const char *cm_capture_error(cm_capture *c)
 {
+    if (c->thr)
+        return cm_capthread_error(c->thr);
     return c->ng ? c->ng->err : pcap_geterr(c->p);
 }
 
@@ -523,12 +545,21 @@ int cm_capture_close_dump(cm_capture *c, char *err)
     return sink_close(&c->w, "-w", c->dlt, err);
 }
 
+/* While the capture thread runs only it uses the handle: its last reading of the kernel's count. */
 uint64_t cm_capture_drops(cm_capture *c)
 {
     struct pcap_stat ps;
+    uint64_t queue = cm_capture_queue_drops(c);
+    if (c->thr && !cm_capthread_stopped(c->thr))
+        return cm_capthread_kernel_drops(c->thr) + queue;
     if (!c->live || !c->p || pcap_stats(c->p, &ps) < 0)
-        return 0;
-    return (uint64_t)ps.ps_drop + ps.ps_ifdrop;
+        return queue;
+    return (uint64_t)ps.ps_drop + ps.ps_ifdrop + queue;
+}
+
+uint64_t cm_capture_queue_drops(cm_capture *c)
+{
+    return c->thr ? cm_capthread_queue_drops(c->thr) : 0;
 }
 
 void cm_capture_close(cm_capture *c)
@@ -539,6 +570,8 @@ void cm_capture_close(cm_capture *c)
     while ((k = g_queue_pop_head(&c->ring)))
         free(k);
     c->ring_bytes = 0;
+    cm_capthread_free(c->thr);
+    c->thr = NULL;
     if (c->p)
         pcap_close(c->p);
     c->p = NULL;

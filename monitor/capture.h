@@ -9,6 +9,7 @@
 #include <pcap/pcap.h>
 #include <glib.h>
 #include "pcapng.h"
+#include "capthread.h"
 
 /* A capture file being written: classic pcap (one link type) or pcapng (any, with comments). */
 typedef struct cm_sink {
@@ -26,6 +27,7 @@ typedef struct cm_capture {
     cm_pcapng_rd *ng;        /* a pcapng file */
     int dlt;                 /* link type of the capture, then of the packet read last */
     bool live;
+    cm_capthread *thr;       /* live: the thread that reads the kernel's ring into a queue (NULL: none) */
     char name[256];          /* interface or file name as given */
     FILE *file;              /* a file: the stream read underneath (its size and position show progress) */
     char *filter;            /* the BPF filter applied to pcapng packets in user space (NULL: none) */
@@ -59,6 +61,13 @@ int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, u
 /* A pcap or pcapng file ("-" reads standard input). filter NULL: every packet (cloudmon narrows to the
  * cloud port itself). */
 int cm_capture_open_file(cm_capture *c, const char *path, const char *filter, char *err);
+/* Live: from here on a thread of its own reads the kernel's ring into a queue of at most max_bytes, and
+ * cm_capture_next takes packets from the queue. Returns 0 or -1 with err set. */
+int cm_capture_start_thread(cm_capture *c, size_t max_bytes, char *err);
+/* A descriptor that becomes readable when packets wait (-1 for a file, which never waits). */
+int cm_capture_poll_fd(cm_capture *c);
+/* Live: stops reading (the capture thread ends); the drop counts stay. */
+void cm_capture_stop(cm_capture *c);
 /* The next packet, as pcap_next_ex (1, 0 on a live timeout, PCAP_ERROR_BREAK at the end, PCAP_ERROR);
  * c->dlt is the packet's link type. */
 int cm_capture_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data);
@@ -78,8 +87,11 @@ void cm_capture_keep(cm_capture *c, size_t max_bytes);
 void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data);
 /* Writes the packets in the ring to path. Returns the count or -1 with err set. */
 long cm_capture_save(cm_capture *c, const char *path, char *err);
-/* Packets the kernel or the interface dropped (live captures; 0 for files). */
+/* Packets lost before cloudmon read them (live captures; 0 for files): dropped by the kernel or the
+ * interface, or by the capture thread's queue when it was full. */
 uint64_t cm_capture_drops(cm_capture *c);
+/* Of those, the ones the capture thread's queue had no room for. */
+uint64_t cm_capture_queue_drops(cm_capture *c);
 /* Link type name for messages. */
 const char *cm_dlt_name(int dlt);
 /* Closes the -w file; returns -1 with err set when it could not be written whole. */

@@ -43,6 +43,8 @@ static void usage(FILE *f)
 "  -s, --snapshot-length N bytes kept of each packet when capturing (0: the default, %d)\n"
 "  -p, --no-promiscuous-mode  do not put the interface into promiscuous mode\n"
 "      --immediate-mode    hand each packet over at once (default: in blocks within 50 ms)\n"
+"      --queue-mb N        megabytes of packets a capture thread may hold while they wait\n"
+"                          to be decoded (default %d; 0: no thread, decode from the kernel)\n"
 "      --rsa-budget N      at most N private-key RSA operations a second to open handshakes\n"
 "                          (0: no limit; default %d live, no limit reading a file)\n"
 "  -D, --list-interfaces   list the interfaces to capture on, and exit\n"
@@ -74,7 +76,7 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 when the capture was read to its end (or a limit or q ended it), whatever the\n"
 "verdicts; 2 for a usage, key, capture or I/O error (one line on standard error says which).\n",
-            CM_SNAPLEN_DEFAULT, CM_RSA_BUDGET_LIVE);
+            CM_SNAPLEN_DEFAULT, CM_QUEUE_MB_DEFAULT, CM_RSA_BUDGET_LIVE);
 }
 
 static void die(const char *msg)
@@ -105,7 +107,8 @@ static int parse_num(const char *opt, const char *s, double min, double max, dou
 }
 
 enum { OPT_DURATION = 256, OPT_BATCH, OPT_JSON, OPT_EXPORT, OPT_IDLE, OPT_MAXCONN, OPT_HISTORY, OPT_PORT,
-       OPT_VERSION, OPT_IMMEDIATE, OPT_SHOWKEYS, OPT_SESSIONS, OPT_REPORT, OPT_METRICS, OPT_LINGER, OPT_RSA };
+       OPT_VERSION, OPT_IMMEDIATE, OPT_SHOWKEYS, OPT_SESSIONS, OPT_REPORT, OPT_METRICS, OPT_LINGER, OPT_RSA,
+       OPT_QUEUE };
 
 static void parse_args(cm_opts *o, int argc, char **argv)
 {
@@ -119,6 +122,7 @@ static void parse_args(cm_opts *o, int argc, char **argv)
         { "list-interfaces", no_argument, NULL, 'D' },
         { "immediate-mode", no_argument, NULL, OPT_IMMEDIATE },
         { "rsa-budget", required_argument, NULL, OPT_RSA },
+        { "queue-mb", required_argument, NULL, OPT_QUEUE },
         { "user", required_argument, NULL, 'Z' },
         { "count", required_argument, NULL, 'c' },
         { "duration", required_argument, NULL, OPT_DURATION },
@@ -144,6 +148,7 @@ static void parse_args(cm_opts *o, int argc, char **argv)
     o->max_history = 200;
     o->linger = -1;
     o->rsa_budget = -1;
+    o->queue_mb = -1;
     double v;
     int ch;
     opterr = 0;
@@ -157,6 +162,11 @@ static void parse_args(cm_opts *o, int argc, char **argv)
         case 'p': o->no_promisc = true; break;
         case OPT_IMMEDIATE: o->immediate = true; break;
         case OPT_RSA: parse_num("--rsa-budget", optarg, 0, 1e9, &o->rsa_budget); break;
+        case OPT_QUEUE:
+            parse_num("--queue-mb", optarg, 0, 65536, &o->queue_mb);
+            if (o->queue_mb > 0 && o->queue_mb < 1)
+                die("--queue-mb: the capture queue needs at least 1 MB (or 0 for no capture thread)");
+            break;
         case 'D': list_interfaces(); break;
         case 'Z': o->user = optarg; break;
         case 'c': parse_num("-c", optarg, 1, 1e15, &v); o->count = (uint64_t)v; break;
@@ -319,25 +329,32 @@ int cm_app_pump(cm_app *a, int max)
     return n;
 }
 
+/* A live capture's clock: the time of the newest packet decoded while packets keep coming (the decoder may
+ * be seconds behind the capture, its packets waiting in the kernel's ring or the capture queue); once
+ * nothing was read for 100 ms it has caught up, and the clock goes on with the wall clock (less a block's
+ * wait). */
+static double live_clock(const cm_app *a, double wall)
+{
+    double now = a->mon.now;
+    if (wall - a->last_read_wall > 0.1 && wall - 0.1 > now)
+        now = wall - 0.1;
+    return now;
+}
+
 void cm_app_tick(cm_app *a)
 {
     double wall = cm_wall();
-    if (a->mon.budget) {
-        /* handshakes waiting for RSA work: served or skipped by capture time; a live capture with nothing
-         * read for 100 ms has caught up, and its clock goes on with the wall clock (less a block's wait) */
-        double now = a->mon.now;
-        if (a->cap.live && wall - a->last_read_wall > 0.1 && wall - 0.1 > now)
-            now = wall - 0.1;
-        kr_budget_run(a->mon.budget, now);
-    }
+    if (a->mon.budget)      /* handshakes waiting for RSA work: served or skipped by capture time */
+        kr_budget_run(a->mon.budget, a->cap.live ? live_clock(a, wall) : a->mon.now);
     if (a->metrics_on && wall - a->last_figures >= 0.5) {
         a->last_figures = wall;
         cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon),
-                          cm_capture_drops(&a->cap));
+                          cm_capture_drops(&a->cap), cm_capture_queue_drops(&a->cap));
     }
     cm_progress_tick(&a->prog, &a->cap, a->mon.st.packets, wall);
     if (a->cap.live) {
-        double now = cm_wall();
+        /* connections idle by the capture's clock: a packet still waiting to be decoded keeps its own alive */
+        double now = live_clock(a, wall);
         if (now - a->last_expire >= 1.0) {
             cm_mon_expire(&a->mon, now);
             a->last_expire = now;
@@ -347,11 +364,19 @@ void cm_app_tick(cm_app *a)
 
 void cm_app_finish(cm_app *a)
 {
+    if (a->cap.live)
+        cm_capture_stop(&a->cap);     /* the drop counts are final from here */
     double end = a->cap.live ? cm_wall() : a->mon.now;
     if (a->mon.budget)
         kr_budget_run(a->mon.budget, end);
     cm_mon_finish(&a->mon, end, a->cap.live ? "capture stopped" : "capture ended");
     cm_frag_expire(&a->frag, INFINITY);
+}
+
+/* For the summary: the capture queue's drops, -1 when no capture thread ran. */
+static int64_t queue_drops(cm_app *a)
+{
+    return a->cap.thr ? (int64_t)cm_capture_queue_drops(&a->cap) : -1;
 }
 
 /* What the user should know once the run is over: datagrams that could not be put together, the cloud
@@ -366,6 +391,10 @@ static void final_notes(cm_app *a)
                 "fragments that disagree, %llu over the reassembly limits, %llu incomplete, %llu cut by the "
                 "snapshot length\n", (unsigned long long)cm_frag_dropped(&a->frag), (unsigned long long)f->overlap,
                 (unsigned long long)f->limit, (unsigned long long)f->timeout, (unsigned long long)f->cut);
+    if (cm_capture_queue_drops(&a->cap))
+        fprintf(stderr, "cloudmon: warning: %llu packets were dropped because the capture queue (%g MB) was full: "
+                "decoding fell behind the capture (give a larger --queue-mb, or narrow the capture with -f)\n",
+                (unsigned long long)cm_capture_queue_drops(&a->cap), a->o.queue_mb);
     if (a->bogus > (a->o.tui ? 0u : 1u))
         fprintf(stderr, "cloudmon: warning: %llu packets claimed more TCP data than their frames held\n",
                 (unsigned long long)a->bogus);
@@ -436,7 +465,7 @@ static int finish_operator(cm_app *a)
     }
     if (a->metrics_on) {
         cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon),
-                          cm_capture_drops(&a->cap));
+                          cm_capture_drops(&a->cap), cm_capture_queue_drops(&a->cap));
         if (!a->cap.live && !cm_stop && a->o.linger != 0) {
             if (a->o.linger < 0)
                 fprintf(stderr, "cloudmon: serving the final figures on %s until interrupted\n", a->o.metrics_addr);
@@ -491,6 +520,12 @@ static int setup(cm_app *a)
     a->metrics_on = a->o.metrics_addr != NULL;
     /* as tcpdump does: the capture is open, nothing else needs root */
     if (a->o.user && cm_capture_drop_privileges(a->o.user, a->err) < 0)
+        return -1;
+    /* decoding falls behind in bursts: a thread keeps the kernel's ring drained meanwhile */
+    if (a->o.queue_mb < 0)
+        a->o.queue_mb = CM_QUEUE_MB_DEFAULT;
+    if (a->cap.live && a->o.queue_mb > 0 &&
+        cm_capture_start_thread(&a->cap, (size_t)(a->o.queue_mb * 1048576.0), a->err) < 0)
         return -1;
     if (a->o.write && cm_capture_open_dump(&a->cap, a->o.write, a->err) < 0)
         return -1;
@@ -562,7 +597,7 @@ int main(int argc, char **argv)
         cm_capture_keep(&a->cap, 64u << 20);
         code = cm_tui_run(a);
         cm_app_finish(a);
-        cm_output_summary(stdout, false, &a->mon, &a->tally, a->source, cm_capture_drops(&a->cap));
+        cm_output_summary(stdout, false, &a->mon, &a->tally, a->source, cm_capture_drops(&a->cap), queue_drops(a));
     } else {
         a->out.out = stdout;
         a->out.json = a->o.json;
@@ -575,7 +610,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "cloudmon: listening on %s, link type %s\n", a->cap.name, cm_dlt_name(a->cap.dlt));
             fflush(stderr);
         }
-        int pfd = a->cap.live ? pcap_get_selectable_fd(a->cap.p) : -1;
+        int pfd = cm_capture_poll_fd(&a->cap);
         while (!a->eof && !a->out.broken) {
             int n = cm_app_pump(a, 256);
             cm_app_tick(a);
@@ -591,7 +626,8 @@ int main(int argc, char **argv)
             cm_devices_json(&a->devs, &a->mon, stdout);
         else
             cm_devices_print(&a->devs, &a->mon, stdout);
-        cm_output_summary(stdout, a->o.json, &a->mon, &a->out.tally, a->source, cm_capture_drops(&a->cap));
+        cm_output_summary(stdout, a->o.json, &a->mon, &a->out.tally, a->source, cm_capture_drops(&a->cap),
+                          queue_drops(a));
     }
     final_notes(a);
     if (finish_operator(a))

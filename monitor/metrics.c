@@ -83,9 +83,11 @@ cm_observer cm_metrics_observer(cm_metrics *m)
     return o;
 }
 
-void cm_metrics_update(cm_metrics *m, uint64_t packets, uint64_t conns, uint64_t open, uint64_t drops)
+void cm_metrics_update(cm_metrics *m, uint64_t packets, uint64_t conns, uint64_t open, uint64_t drops,
+                       uint64_t queue_drops)
 {
-    LOCKED(m, (m->packets = packets, m->conns = conns, m->open = open, m->drops = drops));
+    LOCKED(m, (m->packets = packets, m->conns = conns, m->open = open, m->drops = drops,
+               m->queue_drops = queue_drops));
 }
 
 static void family(GString *g, const char *name, const char *type, const char *help)
@@ -138,8 +140,12 @@ char *cm_metrics_render(cm_metrics *m)
         labelled(g, "cloudmon_findings_total", "code", kr_finding_str((kr_finding_code)k), m->findings[k]);
     family(g, "cloudmon_decrypt_errors_total", "counter", "Frames that should decrypt but did not.");
     g_string_append_printf(g, "cloudmon_decrypt_errors_total %llu\n", (unsigned long long)m->decrypt_errors);
-    family(g, "cloudmon_capture_dropped_packets_total", "counter", "Packets the capture dropped (kernel buffer full).");
+    family(g, "cloudmon_capture_dropped_packets_total", "counter",
+           "Packets the capture dropped (kernel buffer or capture queue full).");
     g_string_append_printf(g, "cloudmon_capture_dropped_packets_total %llu\n", (unsigned long long)m->drops);
+    family(g, "cloudmon_capture_queue_dropped_packets_total", "counter",
+           "Of those, the packets the capture thread's queue had no room for.");
+    g_string_append_printf(g, "cloudmon_capture_queue_dropped_packets_total %llu\n", (unsigned long long)m->queue_drops);
     family(g, "cloudmon_rsa_operations_total", "counter", "RSA work done: id blocks, session blocks, signatures checked.");
     labelled(g, "cloudmon_rsa_operations_total", "block", "id-block", m->rsa_id_block);
     labelled(g, "cloudmon_rsa_operations_total", "block", "session-block", m->rsa_session_block);

@@ -24,7 +24,7 @@ typedef struct cm_metrics {
     double hist_sum;
     uint64_t messages[CM_NMSG];
     uint64_t findings[CM_NFIND];
-    uint64_t decrypt_errors, drops;
+    uint64_t decrypt_errors, drops, queue_drops;
     uint64_t rsa_id_block, rsa_session_block, rsa_signature, rsa_skipped;
     GHashTable *hellos;                /* conn id -> directions whose Hello was seen */
     struct MHD_Daemon *daemon;
@@ -35,8 +35,10 @@ typedef struct cm_metrics {
 int cm_metrics_start(cm_metrics *m, const char *addr, char *err, size_t errcap);
 void cm_metrics_stop(cm_metrics *m);
 cm_observer cm_metrics_observer(cm_metrics *m);
-/* Figures the main loop knows: packets read, live connections, packets the capture dropped. */
-void cm_metrics_update(cm_metrics *m, uint64_t packets, uint64_t conns, uint64_t open, uint64_t drops);
+/* Figures the main loop knows: packets read, live connections, packets the capture dropped (all, and
+ * those the capture thread's queue had no room for). */
+void cm_metrics_update(cm_metrics *m, uint64_t packets, uint64_t conns, uint64_t open, uint64_t drops,
+                       uint64_t queue_drops);
 /* The exposition text (caller frees). */
 char *cm_metrics_render(cm_metrics *m);
 

@@ -321,7 +321,8 @@ void cm_output_free(cm_output *o)
     o->keyed = NULL;
 }
 
-static void summary_json(FILE *out, const cm_mon *m, const cm_tally *t, const char *source, uint64_t dropped)
+static void summary_json(FILE *out, const cm_mon *m, const cm_tally *t, const char *source, uint64_t dropped,
+                         int64_t queue_dropped)
 {
     cm_json jj, *j = &jj;
     cm_json_init(j);
@@ -342,6 +343,8 @@ static void summary_json(FILE *out, const cm_mon *m, const cm_tally *t, const ch
     cm_json_int(j, "expired", (int64_t)m->st.expired);
     cm_json_int(j, "fragments_ignored", (int64_t)m->st.fragments);
     cm_json_int(j, "dropped_by_capture", (int64_t)dropped);
+    if (queue_dropped >= 0)
+        cm_json_int(j, "dropped_by_queue", queue_dropped);
     if (m->budget) {
         const kr_budget_stats *b = kr_budget_get_stats(m->budget);
         cm_json_obj(j, "rsa_budget");
@@ -359,10 +362,10 @@ static void summary_json(FILE *out, const cm_mon *m, const cm_tally *t, const ch
 }
 
 void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t, const char *source,
-                       uint64_t dropped)
+                       uint64_t dropped, int64_t queue_dropped)
 {
     if (json) {
-        summary_json(out, m, t, source, dropped);
+        summary_json(out, m, t, source, dropped, queue_dropped);
     } else {        fprintf(out, "summary: %s: %llu packets (%llu TCP), %llu connections, %llu messages, %llu findings",
                 source, (unsigned long long)m->st.packets, (unsigned long long)m->st.tcp,
                 (unsigned long long)m->st.conns, (unsigned long long)m->st.messages,
@@ -376,7 +379,11 @@ void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t,
             }
         if (m->st.fragments)
             fprintf(out, "; %llu IP fragments ignored", (unsigned long long)m->st.fragments);
-        if (dropped)
+        if (dropped && queue_dropped > 0)
+            fprintf(out, "; %llu packets dropped by the capture (%llu with the kernel buffer full, %lld with the "
+                    "capture queue full: --queue-mb sets its size)", (unsigned long long)dropped,
+                    (unsigned long long)dropped - (unsigned long long)queue_dropped, (long long)queue_dropped);
+        else if (dropped)
             fprintf(out, "; %llu packets dropped by the capture (kernel buffer full)", (unsigned long long)dropped);
         if (m->budget && kr_budget_skipped_total(m->budget))
             fprintf(out, "; %llu handshakes not opened for the RSA budget (%g operations a second)",

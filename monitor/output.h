@@ -42,9 +42,10 @@ typedef struct cm_fan {
 void cm_fan_add(cm_fan *f, cm_observer o);
 cm_observer cm_fan_observer(cm_fan *f);
 
-/* The summary: one JSON object, or one line of text. dropped: packets the capture lost (live). */
+/* The summary: one JSON object, or one line of text. dropped: packets the capture lost (live);
+ * queue_dropped: of those, the ones the capture thread's queue had no room for (-1: no such queue). */
 void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t, const char *source,
-                       uint64_t dropped);
+                       uint64_t dropped, int64_t queue_dropped);
 
 /* Small helpers shared with the screen. */
 char *cm_time_str(double t, char *out, size_t cap);    /* "15:04:05.123456" UTC */

@@ -330,7 +330,7 @@ int cm_tui_run(cm_app *a)
     cm_screen s = { 0 };
     s.rows = g_ptr_array_new();
     cm_panels_init_colors(&s);
-    int pfd = a->cap.live ? pcap_get_selectable_fd(a->cap.p) : -1;
+    int pfd = cm_capture_poll_fd(&a->cap);
     unsigned drawn = (unsigned)-1;
     double last_draw = 0;
     bool dirty = true;
