@@ -50,6 +50,20 @@ void kr_msg_describe(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
 void kr_msg_describe_answer(kr_tracker *t, kr_message *m);
 void kr_msg_variable_value(kr_tracker *t, kr_message *m, const char *name);
 void kr_msg_format_value(kr_message *m, kr_var_type type);
+void kr_describe_add_func(kr_tracker *t, const uint8_t *name, size_t len);
+void kr_describe_add_var(kr_tracker *t, const uint8_t *name, size_t len, int type);
+
+/* describe_json.c: the quick reader of a describe answer's usual JSON. Which of f (an array), v (an
+ * object), p and m (an array) the answer has, the platform and the number of modules; t's functions and
+ * variables are set when f or v is there. False, with nothing changed, when json-c must read it. */
+typedef struct kr_describe_seen {
+    bool hf, hv, hp, hm;
+    int platform;
+    size_t modules;
+} kr_describe_seen;
+bool kr_describe_quick(kr_tracker *t, const uint8_t *d, size_t n, kr_describe_seen *out);
+/* msg_describe.c: the same read by json-c (any JSON it takes); false when it is not a JSON object */
+bool kr_describe_jsonc(kr_tracker *t, const uint8_t *d, size_t n, kr_describe_seen *seen);
 
 /* msg_ota.c: the update messages and what their answers mean for the update */
 void kr_msg_update_begin(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
