@@ -24,7 +24,30 @@ static void vset(kr_verdict *v, kr_verdict_code c, bool proven, const char *fmt,
     v->proven = proven;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(v->evidence, sizeof v->evidence, fmt, ap);
+    /* the evidence is made at every step: formats of texts only ("%s") are joined without printf */
+    const char *f = fmt;
+    while ((f = strchr(f, '%')) != NULL && f[1] == 's')
+        f += 2;
+    if (f) {
+        vsnprintf(v->evidence, sizeof v->evidence, fmt, ap);
+    } else {
+        size_t o = 0, cap = sizeof v->evidence - 1;
+        for (f = fmt; *f && o < cap;) {
+            const char *a = f, *pc = strchrnul(f, '%');
+            size_t n = (size_t)(pc - f);
+            if (n == 0) {   /* "%s" */
+                a = va_arg(ap, const char *);
+                n = strlen(a);
+                f += 2;
+            } else {
+                f = pc;
+            }
+            n = n < cap - o ? n : cap - o;
+            memcpy(v->evidence + o, a, n);
+            o += n;
+        }
+        v->evidence[o] = '\0';
+    }
     va_end(ap);
 }
 
@@ -51,8 +74,16 @@ static const char *close_word(const kr_dirstate *ds)
 static void add_note(kr_verdict *v, const char *note)
 {
     size_t l = strlen(v->evidence);
-    if (note[0] && l + 2 < sizeof v->evidence)
-        snprintf(v->evidence + l, sizeof v->evidence - l, "; %s", note);
+    if (note[0] && l + 2 < sizeof v->evidence) {
+        size_t cap = sizeof v->evidence - 1 - l;   /* "; note", cut to the evidence's size */
+        size_t n = strnlen(note, cap);
+        char *e = v->evidence + l;
+        memcpy(e, "; ", 2);
+        if (n > cap - 2)
+            n = cap - 2;
+        memcpy(e + 2, note, n);
+        e[2 + n] = '\0';
+    }
 }
 
 /* A handshake failure that the server private key shows at the id block (KR_V_NONE when it shows none).
@@ -624,11 +655,14 @@ void krt_evaluate(kr_tracker *t, double ts)
         v.proven = false;
     v.last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
     v.time = ts;
-    const kr_vstore *cur = t->verdict;
+    kr_vstore *cur = t->verdict;
     bool changed = !t->verdict_emitted || verdict_differs(&v, cur);
     if (!changed) {
-        /* keep the first time; refresh the words */
-        if (strcmp(cur->evidence, v.evidence) != 0 || cur->last_step != v.last_step || cur->last_dir != v.last_dir) {
+        /* keep the first time; refresh the words (in place when the evidence is the same) */
+        if (strcmp(cur->evidence, v.evidence) == 0) {
+            cur->last_step = v.last_step;
+            cur->last_dir = v.last_dir;
+        } else {
             kr_verdict keep;
             krt_verdict_get(t, &keep);
             memcpy(keep.evidence, v.evidence, sizeof v.evidence);
