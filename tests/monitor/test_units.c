@@ -12,6 +12,7 @@
 #include "decode.h"
 #include "export.h"
 #include "frag.h"
+#include "json.h"
 #include "mon.h"
 
 /* ---- decode ---- */
@@ -168,6 +169,38 @@ static void test_inet_sum(void **st)
     memset(b, 0, sizeof b);
     assert_int_equal(cm_inet_fold(cm_inet_sum(b, 40, 0)), 0xffff);   /* nothing added: ~0 */
     assert_int_equal(ref_csum(b, 40, 0), 0xffff);
+}
+
+/* Integers as JSON members: every digit count, both signs and the ends of the range, as printf writes them */
+static void test_json_int(void **st)
+{
+    (void)st;
+    int64_t vals[200];
+    size_t n = 0;
+    vals[n++] = INT64_MIN;
+    vals[n++] = INT64_MAX;
+    for (int64_t p = 1; n + 6 < sizeof vals / sizeof vals[0] && p <= INT64_MAX / 10; p *= 10) {
+        int64_t near[3] = { p - 1, p, p + 1 };
+        for (int i = 0; i < 3; i++) {
+            vals[n++] = near[i];
+            vals[n++] = -near[i];
+        }
+    }
+    vals[n++] = 0;
+    cm_json j;
+    cm_json_init(&j);
+    for (size_t i = 0; i < n; i++) {
+        cm_json_reset(&j);
+        cm_json_obj(&j, NULL);
+        cm_json_int(&j, "n", vals[i]);
+        cm_json_int(&j, NULL, 42);
+        cm_json_end(&j, '}');
+        char want[64];
+        snprintf(want, sizeof want, "{\"n\":%lld,42}", (long long)vals[i]);
+        assert_int_equal(j.len, strlen(want));
+        assert_memory_equal(j.buf, want, j.len);
+    }
+    cm_json_free(&j);
 }
 
 /* A SYN's window scale option and the window, read by libkeyring's rule (the plugin reads them the same way). */
@@ -697,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_decode_lengths_and_checksum),
         cmocka_unit_test(test_decode_window_scale),
         cmocka_unit_test(test_inet_sum),
+        cmocka_unit_test(test_json_int),
         cmocka_unit_test(test_decode_vlan_stack),
         cmocka_unit_test(test_decode_ipv6_chain),
         cmocka_unit_test(test_frag_reverse_and_duplicate),
