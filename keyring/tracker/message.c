@@ -262,8 +262,13 @@ static void dec_function(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
     (void)t;
     if (cv->n_path >= 2)
         kr_msg_seg_text(&cv->path[1], m->name, sizeof m->name);
-    snprintf(m->arg, sizeof m->arg, "%s", m->query);
-    snprintf(m->summary, sizeof m->summary, "Function %s(%s)", m->name, m->arg);
+    kr_txt a = kr_txt_in(m->arg, sizeof m->arg), x = kr_txt_in(m->summary, sizeof m->summary);
+    kr_txt_put(&a, m->query);
+    kr_txt_put(&x, "Function ");
+    kr_txt_put(&x, m->name);
+    kr_txt_put(&x, "(");
+    kr_txt_put(&x, m->arg);
+    kr_txt_put(&x, ")");
 }
 
 static void dec_variable(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
@@ -271,7 +276,9 @@ static void dec_variable(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
     (void)t;
     if (cv->n_path >= 2)
         kr_msg_seg_text(&cv->path[1], m->name, sizeof m->name);
-    snprintf(m->summary, sizeof m->summary, "Variable request %s", m->name);
+    kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
+    kr_txt_put(&x, "Variable request ");
+    kr_txt_put(&x, m->name);
 }
 
 static void dec_event(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
@@ -287,19 +294,28 @@ static void dec_event(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
     if (cv->has_max_age)
         m->ttl = cv->max_age;
     kr_msg_printable(m->payload, m->payload_len, m->value, sizeof m->value);
-    char extra[96] = "";
-    size_t el = 0;
+    char extra[96];
+    kr_txt e = kr_txt_in(extra, sizeof extra), x = kr_txt_in(m->summary, sizeof m->summary);
     if (!m->event_public)
-        el += (size_t)snprintf(extra + el, sizeof extra - el, "private");
-    if (m->ttl != 60)
-        el += (size_t)snprintf(extra + el, sizeof extra - el, "%sTTL %u s", el ? ", " : "", m->ttl);
+        kr_txt_put(&e, "private");
+    if (m->ttl != 60) {
+        kr_txt_put(&e, e.n ? ", TTL " : "TTL ");
+        kr_txt_int(&e, m->ttl);
+        kr_txt_put(&e, " s");
+    }
     if (m->dir == KR_S2D)
-        snprintf(extra + el, sizeof extra - el, "%sfrom the cloud", el ? ", " : "");
-    int l = snprintf(m->summary, sizeof m->summary, "Event %s", m->name);
-    if (m->payload_len && l > 0 && (size_t)l < sizeof m->summary)
-        l += snprintf(m->summary + l, sizeof m->summary - (size_t)l, " = %s", m->value);
-    if (extra[0] && l > 0 && (size_t)l < sizeof m->summary)
-        snprintf(m->summary + l, sizeof m->summary - (size_t)l, " (%s)", extra);
+        kr_txt_put(&e, e.n ? ", from the cloud" : "from the cloud");
+    kr_txt_put(&x, "Event ");
+    kr_txt_put(&x, m->name);
+    if (m->payload_len) {
+        kr_txt_put(&x, " = ");
+        kr_txt_put(&x, m->value);
+    }
+    if (extra[0]) {
+        kr_txt_put(&x, " (");
+        kr_txt_put(&x, extra);
+        kr_txt_put(&x, ")");
+    }
 }
 
 static void dec_subscribe(kr_tracker *t, kr_message *m, const kr_coap_view *cv)

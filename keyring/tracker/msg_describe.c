@@ -232,11 +232,18 @@ void kr_msg_variable_value(kr_tracker *t, kr_message *m, const char *name)
         snprintf(m->summary, sizeof m->summary, "Variable value %s (request not seen)", m->value);
         return;
     }
-    snprintf(m->name, sizeof m->name, "%s", name);
+    kr_txt n = kr_txt_in(m->name, sizeof m->name), x = kr_txt_in(m->summary, sizeof m->summary);
+    kr_txt_put(&n, name);
     kr_msg_format_value(m, lookup_var(t, name));
-    if (m->var_type != KR_VAR_UNKNOWN)
-        snprintf(m->summary, sizeof m->summary, "Variable %s = %s (%s)", m->name, m->value,
-                 kr_var_type_str(m->var_type));
-    else
-        snprintf(m->summary, sizeof m->summary, "Variable %s = %s (type unknown: no describe)", m->name, m->value);
+    kr_txt_put(&x, "Variable ");
+    kr_txt_put(&x, m->name);
+    kr_txt_put(&x, " = ");
+    kr_txt_put(&x, m->value);
+    if (m->var_type != KR_VAR_UNKNOWN) {
+        kr_txt_put(&x, " (");
+        kr_txt_put(&x, kr_var_type_str(m->var_type));
+        kr_txt_put(&x, ")");
+    } else {
+        kr_txt_put(&x, " (type unknown: no describe)");
+    }
 }

@@ -2,6 +2,7 @@
 #ifndef KEYRING_MSG_INT_H
 #define KEYRING_MSG_INT_H
 
+#include <string.h>
 #include "tracker_int.h"
 #include "keyring/names.h"
 
@@ -36,6 +37,42 @@ typedef struct kr_coap_view {
     bool has_max_age;
     uint32_t max_age;
 } kr_coap_view;
+
+/* A text made in a fixed buffer without printf (summaries are made for every message): appends are cut at
+ * the buffer's end as snprintf cuts, and the text stays terminated. */
+typedef struct kr_txt {
+    char *s;
+    size_t cap, n;
+} kr_txt;
+
+static inline kr_txt kr_txt_in(char *s, size_t cap)
+{
+    s[0] = '\0';
+    return (kr_txt){ s, cap, 0 };
+}
+
+static inline void kr_txt_put(kr_txt *x, const char *a)
+{
+    size_t l = strnlen(a, x->cap - 1 - x->n);
+    memcpy(x->s + x->n, a, l);
+    x->n += l;
+    x->s[x->n] = '\0';
+}
+
+/* A signed decimal number */
+static inline void kr_txt_int(kr_txt *x, long long v)
+{
+    char b[24], *p = b + sizeof b;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    kr_txt_put(x, p);
+}
 
 /* message.c: text helpers and queued findings */
 void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap);
