@@ -134,7 +134,7 @@ void kr_msg_after(kr_tracker *t, const kr_message *m)
 
 /* ---- CoAP parsing ------------------------------------------------------------------------------- */
 
-static void view_option(kr_coap_view *cv, uint16_t number, kr_seg s)
+void kr_coap_view_option(kr_coap_view *cv, uint16_t number, kr_seg s)
 {
     if (number == COAP_OPTION_URI_PATH && cv->n_path < KR_MAX_PATH_SEGS)
         cv->path[cv->n_path++] = s;
@@ -146,7 +146,13 @@ static void view_option(kr_coap_view *cv, uint16_t number, kr_seg s)
     }
 }
 
+/* The message's header, token, options and payload: the quick reader first, libcoap for what it leaves. */
 static bool parse_coap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv)
+{
+    return kr_coap_quick(pt, len, m, cv) || kr_coap_libcoap(pt, len, m, cv);
+}
+
+bool kr_coap_libcoap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv)
 {
     memset(cv, 0, sizeof *cv);
     /* the cloud's empty ACKs carry a 1-byte token (docs/protocol.md 4.2), which CoAP forbids */
@@ -187,7 +193,7 @@ static bool parse_coap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_vie
             mapped = pt + 4 + (size_t)(v - tokp);
         if (!mapped || (l && memcmp(mapped, v, l) != 0))
             continue;
-        view_option(cv, it.number, (kr_seg){ mapped, l });
+        kr_coap_view_option(cv, it.number, (kr_seg){ mapped, l });
     }
     size_t dl = 0;
     const uint8_t *data = NULL;

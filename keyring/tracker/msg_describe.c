@@ -99,22 +99,18 @@ static void read_describe(kr_tracker *t, json_object *f, json_object *v)
 /* The names for the value field: functions as name(), variables as name:type. */
 static void describe_value(const kr_tracker *t, kr_message *m, bool hf, bool hv)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < t->n_funcs && hf && o + 2 < sizeof m->value; i++) {
-        int w = snprintf(m->value + o, sizeof m->value - o, "%s%s()", o ? " " : "", t->funcs[i]);
-        if (w < 0)
-            break;
-        o += (size_t)w;
+    kr_txt x = kr_txt_in(m->value, sizeof m->value);
+    for (size_t i = 0; i < t->n_funcs && hf && x.n + 2 < sizeof m->value; i++) {
+        kr_txt_put(&x, x.n ? " " : "");
+        kr_txt_put(&x, t->funcs[i]);
+        kr_txt_put(&x, "()");
     }
-    for (size_t i = 0; i < t->n_vars && hv && o + 2 < sizeof m->value; i++) {
-        int w = snprintf(m->value + o, sizeof m->value - o, "%s%s:%s", o ? " " : "", t->vars[i].name,
-                         kr_var_type_str(t->vars[i].type));
-        if (w < 0)
-            break;
-        o += (size_t)w;
+    for (size_t i = 0; i < t->n_vars && hv && x.n + 2 < sizeof m->value; i++) {
+        kr_txt_put(&x, x.n ? " " : "");
+        kr_txt_put(&x, t->vars[i].name);
+        kr_txt_put(&x, ":");
+        kr_txt_put(&x, kr_var_type_str(t->vars[i].type));
     }
-    if (o >= sizeof m->value)
-        m->value[sizeof m->value - 1] = '\0';
 }
 
 /* Reads the answer with json-c into t and *seen; false when it is not a JSON object. */

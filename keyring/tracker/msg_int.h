@@ -74,6 +74,13 @@ static inline void kr_txt_int(kr_txt *x, long long v)
     kr_txt_put(x, p);
 }
 
+/* CoAP reading: message.c reads with libcoap (every message), coap_quick.c the usual ones without a heap PDU
+ * (false, with nothing set, for any other); both fill the header fields, token and payload of m and the
+ * view of the options. kr_coap_view_option files one option into the view. */
+bool kr_coap_libcoap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv);
+bool kr_coap_quick(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv);
+void kr_coap_view_option(kr_coap_view *cv, uint16_t number, kr_seg s);
+
 /* message.c: text helpers and queued findings */
 void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap);
 void kr_msg_hex(const uint8_t *d, size_t n, char *out, size_t cap);
