@@ -2,6 +2,7 @@
  * of the handshake the connection reached; a failure a key shows is pending until the wire can no longer
  * contradict it, and proven only by a key that belongs to the connection. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,7 +385,8 @@ static void v_session_phase(vctx *c)
     kr_tracker *t = c->t;
     kr_verdict *v = c->v;
     bool final = c->final, closed = c->closed;
-    char ptext[384] = "";
+    char ptext[384];
+    ptext[0] = '\0';   /* a text: not the whole buffer zeroed at every step */
     bool pproven = false;
     kr_verdict_code pcode = session_proof(t, c->kname, ptext, sizeof ptext, &pproven);
     if (c->dd->frames > 0 && c->sd->frames > 0) {
@@ -558,12 +560,24 @@ static void v_open_phase(vctx *c)
  * note when a key's claim given earlier is contradicted by what the wire showed since. */
 static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdrawn, size_t wlen)
 {
-    memset(v, 0, sizeof *v);
+    /* all but the evidence's bytes after its end: this runs at every step */
+    memset(v, 0, offsetof(kr_verdict, evidence) + 1);
+    memset(&v->n_candidates, 0, sizeof *v - offsetof(kr_verdict, n_candidates));
     withdrawn[0] = '\0';
     v->last_step = t->last_step;
-    vctx c = { .t = t, .v = v, .final = final, .withdrawn = withdrawn, .wlen = wlen, .fc = first_closer(t),
-               .dd = &t->d[KR_D2S], .sd = &t->d[KR_S2D],
-               .kname = t->device_key_name && t->device_key_name[0] ? t->device_key_name : "the device key" };
+    vctx c;
+    c.t = t;
+    c.v = v;
+    c.final = final;
+    c.withdrawn = withdrawn;
+    c.wlen = wlen;
+    c.fc = first_closer(t);
+    c.dd = &t->d[KR_D2S];
+    c.sd = &t->d[KR_S2D];
+    c.kname = t->device_key_name && t->device_key_name[0] ? t->device_key_name : "the device key";
+    c.idcode = KR_V_NONE;
+    c.idproven = false;
+    c.idtext[0] = '\0';
     c.closed = c.fc >= 0;
     c.ct = c.closed ? t->d[c.fc].close_time : 0;
     if (v_no_handshake(&c))
