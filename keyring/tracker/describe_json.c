@@ -162,60 +162,52 @@ typedef struct quick {
     bool hf, hv, hp, hm;
 } quick;
 
-/* "f": an array; its strings are the function names (other elements are not). */
-static bool read_f(jr *r, quick *q)
+/* A member that counts when it is an array or object (open): *has is set and each element goes to item;
+ * any other value is skipped. */
+static bool list(jr *r, quick *q, uint8_t open, bool *has, bool (*item)(jr *r, quick *q))
 {
-    if (!eat(r, '['))
+    if (!eat(r, open))
         return value(r, 1);
-    q->hf = true;
-    if (eat(r, ']'))
+    *has = true;
+    uint8_t close = open == '[' ? ']' : '}';
+    if (eat(r, close))
         return true;
     do {
-        if (peek(r, '"')) {
-            if (q->nf == QUICK_MAX || !string(r, &q->f[q->nf].v, &q->f[q->nf].len))
-                return false;
-            q->nf++;
-        } else if (!value(r, 2)) {
+        if (!item(r, q))
             return false;
-        }
     } while (eat(r, ','));
-    return eat(r, ']');
+    return eat(r, close);
 }
 
-/* "v": an object of variable names and their type numbers. */
-static bool read_v(jr *r, quick *q)
+/* An element of "f": a string is a function name (other elements are not). */
+static bool f_item(jr *r, quick *q)
 {
-    if (!eat(r, '{'))
-        return value(r, 1);
-    q->hv = true;
-    if (eat(r, '}'))
-        return true;
-    do {
-        kr_seg *s = &q->v[q->nv];
-        if (q->nv == QUICK_MAX || !string(r, &s->v, &s->len) || !eat(r, ':') || !integer(r, &q->vt[q->nv]))
-            return false;
-        for (size_t i = 0; i < q->nv; i++)
-            if (q->v[i].len == s->len && memcmp(q->v[i].v, s->v, s->len) == 0)
-                return false;   /* json-c keeps the first place and the last value */
-        q->nv++;
-    } while (eat(r, ','));
-    return eat(r, '}');
+    if (!peek(r, '"'))
+        return value(r, 2);
+    if (q->nf == QUICK_MAX || !string(r, &q->f[q->nf].v, &q->f[q->nf].len))
+        return false;
+    q->nf++;
+    return true;
 }
 
-/* "m": the number of modules when it is an array. */
-static bool read_m(jr *r, quick *q)
+/* A member of "v": a variable name and its type number. */
+static bool v_item(jr *r, quick *q)
 {
-    if (!eat(r, '['))
-        return value(r, 1);
-    q->hm = true;
-    if (eat(r, ']'))
-        return true;
-    do {
-        if (!value(r, 2))
-            return false;
-        q->modules++;
-    } while (eat(r, ','));
-    return eat(r, ']');
+    kr_seg *s = &q->v[q->nv];
+    if (q->nv == QUICK_MAX || !string(r, &s->v, &s->len) || !eat(r, ':') || !integer(r, &q->vt[q->nv]))
+        return false;
+    for (size_t i = 0; i < q->nv; i++)
+        if (q->v[i].len == s->len && memcmp(q->v[i].v, s->v, s->len) == 0)
+            return false;   /* json-c keeps the first place and the last value */
+    q->nv++;
+    return true;
+}
+
+/* An element of "m": a module, counted. */
+static bool m_item(jr *r, quick *q)
+{
+    q->modules++;
+    return value(r, 2);
 }
 
 static bool member(jr *r, quick *q, const uint8_t *k, size_t kn, bool *seen)
@@ -227,10 +219,10 @@ static bool member(jr *r, quick *q, const uint8_t *k, size_t kn, bool *seen)
         return false;
     seen[i] = true;
     switch (k[0]) {
-    case 'f': return read_f(r, q);
-    case 'v': return read_v(r, q);
+    case 'f': return list(r, q, '[', &q->hf, f_item);
+    case 'v': return list(r, q, '{', &q->hv, v_item);
     case 'p': q->hp = true; return integer(r, &q->platform);
-    default: return read_m(r, q);
+    default: return list(r, q, '[', &q->hm, m_item);
     }
 }
 
