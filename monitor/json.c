@@ -240,6 +240,18 @@ void cm_json_strn(cm_json *j, const char *k, const char *v, size_t n)
     j->len = (size_t)(o - j->buf);
 }
 
+void cm_json_word(cm_json *j, const char *k, const char *v)
+{
+    size_t n = strlen(v);
+    if (!key_room(j, k, n + 2))
+        return;
+    char *o = j->buf + j->len;
+    *o++ = '"';
+    memcpy(o, v, n);
+    o[n] = '"';
+    j->len += n + 2;
+}
+
 void cm_json_str(cm_json *j, const char *k, const char *v)
 {
     cm_json_strn(j, k, v, strlen(v));
