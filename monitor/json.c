@@ -46,7 +46,7 @@ static inline bool grow(cm_json *j, size_t more)
     return (j->len + more <= j->cap && !j->oom) || grow_slow(j, more);
 }
 
-static void put(cm_json *j, const char *s, size_t n)
+static inline void put(cm_json *j, const char *s, size_t n)
 {
     if (!grow(j, n))
         return;
@@ -54,7 +54,7 @@ static void put(cm_json *j, const char *s, size_t n)
     j->len += n;
 }
 
-static void putc1(cm_json *j, char c)
+static inline void putc1(cm_json *j, char c)
 {
     if (grow(j, 1))
         j->buf[j->len++] = c;
@@ -89,9 +89,28 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 }
 
 /* Bytes written as they are inside a JSON string: ASCII from space on, but '"' and '\\'. */
+static const unsigned char plain_byte[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
 static inline bool plain(unsigned char c)
 {
-    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+    return plain_byte[c];
 }
 
 /* The length of the run of plain bytes at s, eight at a time: a word is all plain when no byte is below
@@ -113,17 +132,16 @@ static size_t plain_run(const unsigned char *s, size_t n)
     return i;
 }
 
-/* Room for the worst case is made once (6 bytes a byte), then runs of plain bytes are copied whole. */
-void cm_json_escape(cm_json *j, const char *v, size_t n)
+/* Writes the escaped form of the n bytes at s to o, which has room for the worst case (6 bytes a byte);
+ * returns the end. Runs of plain bytes are copied whole. */
+static char *escape_to(char *o, const unsigned char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)v;
-    if (n > (SIZE_MAX - 2) / 6 || !grow(j, 6 * n + 2))
-        return;
-    char *o = j->buf + j->len;
     size_t i = 0;
     while (i < n) {
-        size_t run = i + plain_run(s + i, n - i);
+        size_t run = i + (n - i < 16 ? 0 : plain_run(s + i, n - i));
+        while (run < n && plain(s[run]))
+            run++;
         memcpy(o, s + i, run - i);
         o += run - i;
         if ((i = run) >= n)
@@ -155,24 +173,41 @@ void cm_json_escape(cm_json *j, const char *v, size_t n)
         }
         i++;
     }
+    return o;
+}
+
+void cm_json_escape(cm_json *j, const char *v, size_t n)
+{
+    if (n > (SIZE_MAX - 2) / 6 || !grow(j, 6 * n + 2))
+        return;
+    j->len = (size_t)(escape_to(j->buf + j->len, (const unsigned char *)v, n) - j->buf);
+}
+
+/* The separator and "key": of a member, with room made for more bytes after it in the same step;
+ * false when there is no room (out of memory). */
+static inline bool key_room(cm_json *j, const char *k, size_t more)
+{
+    size_t kl = k ? strlen(k) : 0;
+    if (!grow(j, kl + 4 + more))
+        return false;
+    char *o = j->buf + j->len;
+    if (!j->first[j->depth])
+        *o++ = ',';
+    j->first[j->depth] = false;
+    if (k) {                /* keys are the program's own words: nothing to escape */
+        *o++ = '"';
+        memcpy(o, k, kl);
+        o += kl;
+        *o++ = '"';
+        *o++ = ':';
+    }
     j->len = (size_t)(o - j->buf);
+    return true;
 }
 
 static void key(cm_json *j, const char *k)
 {
-    size_t kl = k ? strlen(k) : 0;
-    if (!grow(j, kl + 4))
-        return;
-    if (!j->first[j->depth])
-        j->buf[j->len++] = ',';
-    j->first[j->depth] = false;
-    if (k) {                /* keys are the program's own words: nothing to escape */
-        j->buf[j->len++] = '"';
-        memcpy(j->buf + j->len, k, kl);
-        j->len += kl;
-        j->buf[j->len++] = '"';
-        j->buf[j->len++] = ':';
-    }
+    key_room(j, k, 0);
 }
 
 static void jopen(cm_json *j, const char *k, char c)
@@ -196,10 +231,25 @@ void cm_json_end(cm_json *j, char close)
 
 void cm_json_strn(cm_json *j, const char *k, const char *v, size_t n)
 {
-    key(j, k);
-    putc1(j, '"');
-    cm_json_escape(j, v, n);
-    putc1(j, '"');
+    if (n > (SIZE_MAX - 64) / 6 || !key_room(j, k, 6 * n + 2))
+        return;
+    char *o = j->buf + j->len;
+    *o++ = '"';
+    o = escape_to(o, (const unsigned char *)v, n);
+    *o++ = '"';
+    j->len = (size_t)(o - j->buf);
+}
+
+void cm_json_word(cm_json *j, const char *k, const char *v)
+{
+    size_t n = strlen(v);
+    if (!key_room(j, k, n + 2))
+        return;
+    char *o = j->buf + j->len;
+    *o++ = '"';
+    memcpy(o, v, n);
+    o[n] = '"';
+    j->len += n + 2;
 }
 
 void cm_json_str(cm_json *j, const char *k, const char *v)
@@ -209,16 +259,29 @@ void cm_json_str(cm_json *j, const char *k, const char *v)
 
 void cm_json_int(cm_json *j, const char *k, int64_t v)
 {
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
     char b[24], *p = b + sizeof b;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {      /* two digits at a time */
+        p -= 2;
+        memcpy(p, pairs + 2 * (u % 100), 2);
+        u /= 100;
+    }
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * u, 2);
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0)
         *--p = '-';
-    key(j, k);
-    put(j, p, (size_t)(b + sizeof b - p));
+    size_t n = (size_t)(b + sizeof b - p);
+    if (!key_room(j, k, n))
+        return;
+    memcpy(j->buf + j->len, p, n);
+    j->len += n;
 }
 
 void cm_json_bool(cm_json *j, const char *k, bool v)

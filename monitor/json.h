@@ -31,6 +31,9 @@ void cm_json_arr(cm_json *j, const char *key);     /* [ */
 void cm_json_end(cm_json *j, char close);          /* } or ] */
 void cm_json_str(cm_json *j, const char *key, const char *v);
 void cm_json_strn(cm_json *j, const char *key, const char *v, size_t n);
+/* A word of the program's own (libkeyring's names, hex digits, CoAP codes): written as it is, without the
+ * escaping scan; never for anything read from the wire or a file. */
+void cm_json_word(cm_json *j, const char *key, const char *v);
 void cm_json_int(cm_json *j, const char *key, int64_t v);
 void cm_json_bool(cm_json *j, const char *key, bool v);
 void cm_json_num(cm_json *j, const char *key, double v);   /* the shortest form that reads back exactly */

@@ -44,8 +44,11 @@ static void refresh(cm_conn *c)
         return;
     const char *id = kr_tracker_device_id(c->tr);   /* the cheap accessors: this runs per packet */
     c->info.device_id_known = id != NULL;
-    if (id)
-        snprintf(c->info.device_id_hex, sizeof c->info.device_id_hex, "%s", id);
+    if (id) {   /* without printf: this runs per packet */
+        size_t n = strnlen(id, sizeof c->info.device_id_hex - 1);
+        memcpy(c->info.device_id_hex, id, n);
+        c->info.device_id_hex[n] = '\0';
+    }
     c->info.last_step = kr_tracker_last_step(c->tr);
     c->info.verdict.code = kr_tracker_verdict_code(c->tr);
 }

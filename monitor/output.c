@@ -24,7 +24,7 @@ static cm_json *jbase(cm_output *o, const char *type, const cm_conn *c, double t
     cm_json *j = &o->j;
     cm_json_reset(j);
     cm_json_obj(j, NULL);
-    cm_json_str(j, "type", type);
+    cm_json_word(j, "type", type);
     cm_json_int(j, "conn", c->id);
     cm_json_time(j, "time", time);
     return j;
@@ -34,7 +34,7 @@ static void jdevice(cm_json *j, const cm_conn *c)
 {
     const char *id = kr_tracker_device_id(c->tr);
     if (id)
-        cm_json_str(j, "device_id", id);
+        cm_json_word(j, "device_id", id);
 }
 
 /* A live capture is followed as it happens: every line goes out at once. A file is written in large
@@ -73,13 +73,13 @@ static void j_step(void *ud, const cm_conn *c, const kr_step *s)
 {
     cm_output *o = ud;
     cm_json *j = jbase(o, "step", c, s->time);
-    cm_json_str(j, "dir", kr_dir_str(s->dir));
-    cm_json_str(j, "step", kr_step_str(s->kind));
-    cm_json_str(j, "title", kr_step_title(s->kind, s->dir));
+    cm_json_word(j, "dir", kr_dir_str(s->dir));
+    cm_json_word(j, "step", kr_step_str(s->kind));
+    cm_json_word(j, "title", kr_step_title(s->kind, s->dir));
     cm_json_int(j, "length", s->length);
     cm_json_int(j, "offset", (int64_t)s->offset);
     if (s->device_id_known)
-        cm_json_str(j, "device_id", s->device_id_hex);
+        cm_json_word(j, "device_id", s->device_id_hex);
     else
         jdevice(j, c);
     jtri(j, "id_block_opened", s->id_block_opened);
@@ -88,11 +88,11 @@ static void j_step(void *ud, const cm_conn *c, const kr_step *s)
     jtri(j, "signature_valid", s->signature_valid);
     jtri(j, "signature_ok", s->signature_ok);
     if (s->kind == KR_STEP_HELLO || s->kind == KR_STEP_FRAME)
-        cm_json_str(j, "frame", kr_frame_state_str(s->frame_state));
+        cm_json_word(j, "frame", kr_frame_state_str(s->frame_state));
     if (s->note[0])
         cm_json_str(j, "note", s->note);
     if (s->reason != KR_WHY_NONE)
-        cm_json_str(j, "reason", kr_step_reason_str(s->reason));
+        cm_json_word(j, "reason", kr_step_reason_str(s->reason));
     if (keys_now(o, c, s)) {
         char hex[2 * KR_SESSION_LEN + 1];
         cm_json_str(j, "session_key", kr_hex(s->session, 16, hex));
@@ -108,14 +108,14 @@ static void j_message(void *ud, const cm_conn *c, const kr_message *m)
     char code[8], tok[17];
     cm_json *j = jbase(o, "message", c, m->time);
     jdevice(j, c);
-    cm_json_str(j, "dir", kr_dir_str(m->dir));
-    cm_json_str(j, "message", kr_msg_kind_str(m->kind));
+    cm_json_word(j, "dir", kr_dir_str(m->dir));
+    cm_json_word(j, "message", kr_msg_kind_str(m->kind));
     cm_json_str(j, "summary", m->summary);
     if (!m->first_block_lost) {
-        cm_json_str(j, "coap_type", kr_coap_type_str(m->type));
-        cm_json_str(j, "code", kr_coap_code_str(m->code, code));
+        cm_json_word(j, "coap_type", kr_coap_type_str(m->type));
+        cm_json_word(j, "code", kr_coap_code_str(m->code, code));
         cm_json_int(j, "msg_id", m->msg_id);
-        cm_json_str(j, "token", kr_hex(m->token, m->token_len > 8 ? 8 : m->token_len, tok));
+        cm_json_word(j, "token", kr_hex(m->token, m->token_len > 8 ? 8 : m->token_len, tok));
         if (m->uri[0])
             cm_json_str(j, "uri", m->uri);
     } else {

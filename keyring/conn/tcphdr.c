@@ -1,18 +1,45 @@
 /* sparkwire libkeyring: what a TCP header says beyond its fixed fields, read the same way by every frontend:
  * the checksum of the whole segment under its pseudo-header, and the window scale option of a SYN. */
+#include <stdbool.h>
 #include <string.h>
 #include "conn_int.h"
 
+static uint32_t fold16(uint64_t acc)
+{
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    return (uint32_t)((acc & 0xffff) + (acc >> 16));   /* at most 0xffff */
+}
+
+/* The 16-bit one's complement sum (RFC 1071), four bytes at a time into 64 bits in the host's byte order: the
+ * sum of byte-swapped words is the byte-swapped sum, and 2^16 is 1 modulo 0xffff, so a 32-bit word adds as
+ * its two halves do. Returned folded to 16 bits in network order, for the caller to add more to it. */
 uint32_t kr_inet_sum(const uint8_t *p, size_t len, uint32_t sum)
 {
-    for (size_t i = 0; i + 1 < len; i += 2) {
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-        if (sum & 0x80000000u)
-            sum = (sum & 0xffff) + (sum >> 16);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const bool swap = true;
+#else
+    const bool swap = false;
+#endif
+    uint32_t s16 = fold16(sum);
+    uint64_t acc = swap ? (uint16_t)(s16 << 8 | s16 >> 8) : s16;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        uint32_t w;
+        memcpy(&w, p + i, 4);
+        acc += w;
     }
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    return sum;
+    if (i + 2 <= len) {
+        uint16_t w;
+        memcpy(&w, p + i, 2);
+        acc += w;
+        i += 2;
+    }
+    if (i < len)
+        acc += swap ? p[i] : (uint32_t)p[i] << 8;   /* the odd byte is the high half of its word */
+    uint32_t r = fold16(acc);
+    return swap ? (uint16_t)(r << 8 | r >> 8) : r;
 }
 
 uint16_t kr_inet_fold(uint32_t sum)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 /* The thread's context, and the cipher and mode (1 encrypt, 0 decrypt, -1 none yet) it is keyed for; in
@@ -27,6 +28,7 @@ struct kr_cipher {
     bool in_sync;
     bool keyed;            /* a session key is set (kr_cipher_new, kr_cipher_set_key) */
     bool passed;           /* a frame went by (decrypted, passed or lost): iv is no longer the first IV */
+    const struct kr_probe_key *own;   /* a context keyed for this key already (kr_cipher_share), or NULL */
 };
 
 kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
@@ -63,6 +65,7 @@ void kr_cipher_set_key(kr_cipher *c, const uint8_t key[16], const uint8_t first_
     if (!c->passed)
         memcpy(c->iv, first_iv, 16);
     c->keyed = true;
+    c->own = NULL;
     if (shared.owner == c)
         shared.owner = NULL;   /* the shared context holds the old key */
 }
@@ -153,6 +156,8 @@ static size_t pkcs7_pad(const uint8_t *pt, size_t len)
     return pad;
 }
 
+static bool own_decrypt(const kr_cipher *c, const uint8_t *iv, const uint8_t *body, size_t blen, uint8_t *pt);
+
 kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
                                 size_t *pt_skip)
 {
@@ -177,7 +182,9 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
 
     int outl = 0;
     int ok = 1;
-    if (blen > 0) {
+    if (blen > 0 && c->own && pt != ct) {
+        ok = own_decrypt(c, iv, body, blen, pt);
+    } else if (blen > 0) {
         /* While this cipher keeps the thread's context, the context chains on from the last block it
          * decrypted; the frame's IV is another block, so the first plaintext block is corrected by
          * (IV XOR that block) instead of setting the context up again for every frame. */
@@ -226,13 +233,35 @@ kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const u
 
 struct kr_probe_key {
     EVP_CIPHER_CTX *ctx;   /* AES-128-ECB, decrypt, no padding: one block at a time */
+    uint8_t key[16];
 };
+
+void kr_cipher_share(kr_cipher *c, const kr_probe_key *k)
+{
+    if (c && k && c->keyed && CRYPTO_memcmp(c->key, k->key, 16) == 0)
+        c->own = k;
+}
+
+/* CBC decryption with the shared ECB context of c's key: every block at once, then each XOR the block
+ * before it (iv for the first); no context is keyed again. */
+static bool own_decrypt(const kr_cipher *c, const uint8_t *iv, const uint8_t *body, size_t blen, uint8_t *pt)
+{
+    if (EVP_Cipher(c->own->ctx, pt, body, (unsigned int)blen) <= 0)
+        return false;
+    for (size_t b = 0; b < blen; b += 16) {
+        const uint8_t *prev = b ? body + b - 16 : iv;
+        for (int i = 0; i < 16; i++)
+            pt[b + i] ^= prev[i];
+    }
+    return true;
+}
 
 kr_probe_key *kr_probe_key_new(const uint8_t key[16])
 {
     kr_probe_key *k = calloc(1, sizeof *k);
     if (!k)
         return NULL;
+    memcpy(k->key, key, 16);
     k->ctx = EVP_CIPHER_CTX_new();
     if (!k->ctx || !EVP_DecryptInit_ex(k->ctx, EVP_aes_128_ecb(), NULL, key, NULL) ||
         !EVP_CIPHER_CTX_set_padding(k->ctx, 0)) {
@@ -247,6 +276,7 @@ void kr_probe_key_free(kr_probe_key *k)
     if (!k)
         return;
     EVP_CIPHER_CTX_free(k->ctx);
+    OPENSSL_cleanse(k, sizeof *k);
     free(k);
 }
 

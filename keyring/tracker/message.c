@@ -134,7 +134,7 @@ void kr_msg_after(kr_tracker *t, const kr_message *m)
 
 /* ---- CoAP parsing ------------------------------------------------------------------------------- */
 
-static void view_option(kr_coap_view *cv, uint16_t number, kr_seg s)
+void kr_coap_view_option(kr_coap_view *cv, uint16_t number, kr_seg s)
 {
     if (number == COAP_OPTION_URI_PATH && cv->n_path < KR_MAX_PATH_SEGS)
         cv->path[cv->n_path++] = s;
@@ -146,7 +146,13 @@ static void view_option(kr_coap_view *cv, uint16_t number, kr_seg s)
     }
 }
 
+/* The message's header, token, options and payload: the quick reader first, libcoap for what it leaves. */
 static bool parse_coap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv)
+{
+    return kr_coap_quick(pt, len, m, cv) || kr_coap_libcoap(pt, len, m, cv);
+}
+
+bool kr_coap_libcoap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv)
 {
     memset(cv, 0, sizeof *cv);
     /* the cloud's empty ACKs carry a 1-byte token (docs/protocol.md 4.2), which CoAP forbids */
@@ -187,7 +193,7 @@ static bool parse_coap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_vie
             mapped = pt + 4 + (size_t)(v - tokp);
         if (!mapped || (l && memcmp(mapped, v, l) != 0))
             continue;
-        view_option(cv, it.number, (kr_seg){ mapped, l });
+        kr_coap_view_option(cv, it.number, (kr_seg){ mapped, l });
     }
     size_t dl = 0;
     const uint8_t *data = NULL;
@@ -262,8 +268,13 @@ static void dec_function(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
     (void)t;
     if (cv->n_path >= 2)
         kr_msg_seg_text(&cv->path[1], m->name, sizeof m->name);
-    snprintf(m->arg, sizeof m->arg, "%s", m->query);
-    snprintf(m->summary, sizeof m->summary, "Function %s(%s)", m->name, m->arg);
+    kr_txt a = kr_txt_in(m->arg, sizeof m->arg), x = kr_txt_in(m->summary, sizeof m->summary);
+    kr_txt_put(&a, m->query);
+    kr_txt_put(&x, "Function ");
+    kr_txt_put(&x, m->name);
+    kr_txt_put(&x, "(");
+    kr_txt_put(&x, m->arg);
+    kr_txt_put(&x, ")");
 }
 
 static void dec_variable(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
@@ -271,7 +282,9 @@ static void dec_variable(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
     (void)t;
     if (cv->n_path >= 2)
         kr_msg_seg_text(&cv->path[1], m->name, sizeof m->name);
-    snprintf(m->summary, sizeof m->summary, "Variable request %s", m->name);
+    kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
+    kr_txt_put(&x, "Variable request ");
+    kr_txt_put(&x, m->name);
 }
 
 static void dec_event(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
@@ -287,19 +300,28 @@ static void dec_event(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
     if (cv->has_max_age)
         m->ttl = cv->max_age;
     kr_msg_printable(m->payload, m->payload_len, m->value, sizeof m->value);
-    char extra[96] = "";
-    size_t el = 0;
+    char extra[96];
+    kr_txt e = kr_txt_in(extra, sizeof extra), x = kr_txt_in(m->summary, sizeof m->summary);
     if (!m->event_public)
-        el += (size_t)snprintf(extra + el, sizeof extra - el, "private");
-    if (m->ttl != 60)
-        el += (size_t)snprintf(extra + el, sizeof extra - el, "%sTTL %u s", el ? ", " : "", m->ttl);
+        kr_txt_put(&e, "private");
+    if (m->ttl != 60) {
+        kr_txt_put(&e, e.n ? ", TTL " : "TTL ");
+        kr_txt_int(&e, m->ttl);
+        kr_txt_put(&e, " s");
+    }
     if (m->dir == KR_S2D)
-        snprintf(extra + el, sizeof extra - el, "%sfrom the cloud", el ? ", " : "");
-    int l = snprintf(m->summary, sizeof m->summary, "Event %s", m->name);
-    if (m->payload_len && l > 0 && (size_t)l < sizeof m->summary)
-        l += snprintf(m->summary + l, sizeof m->summary - (size_t)l, " = %s", m->value);
-    if (extra[0] && l > 0 && (size_t)l < sizeof m->summary)
-        snprintf(m->summary + l, sizeof m->summary - (size_t)l, " (%s)", extra);
+        kr_txt_put(&e, e.n ? ", from the cloud" : "from the cloud");
+    kr_txt_put(&x, "Event ");
+    kr_txt_put(&x, m->name);
+    if (m->payload_len) {
+        kr_txt_put(&x, " = ");
+        kr_txt_put(&x, m->value);
+    }
+    if (extra[0]) {
+        kr_txt_put(&x, " (");
+        kr_txt_put(&x, extra);
+        kr_txt_put(&x, ")");
+    }
 }
 
 static void dec_subscribe(kr_tracker *t, kr_message *m, const kr_coap_view *cv)

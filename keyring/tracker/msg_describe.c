@@ -14,7 +14,7 @@ void kr_tracker_clear_describe(kr_tracker *t)
     t->n_vars = 0;
 }
 
-static void add_func(kr_tracker *t, const char *name)
+void kr_describe_add_func(kr_tracker *t, const uint8_t *name, size_t len)
 {
     if (t->n_funcs >= 256)
         return;
@@ -27,13 +27,15 @@ static void add_func(kr_tracker *t, const char *name)
         t->cap_funcs = c;
     }
     char text[256];
-    kr_msg_printable((const uint8_t *)name, strlen(name), text, sizeof text);
+    kr_msg_printable(name, len, text, sizeof text);
     char *s = strdup(text);
     if (s)
         t->funcs[t->n_funcs++] = s;
 }
 
-static void add_var(kr_tracker *t, const char *name, kr_var_type type)
+static kr_var_type var_type_of(int n);
+
+void kr_describe_add_var(kr_tracker *t, const uint8_t *name, size_t len, int type)
 {
     if (t->n_vars >= 256)
         return;
@@ -46,8 +48,8 @@ static void add_var(kr_tracker *t, const char *name, kr_var_type type)
         t->cap_vars = c;
     }
     /* in the printable form of names read from a URI, so that comparing the two compares the raw bytes */
-    kr_msg_printable((const uint8_t *)name, strlen(name), t->vars[t->n_vars].name, sizeof t->vars[t->n_vars].name);
-    t->vars[t->n_vars].type = type;
+    kr_msg_printable(name, len, t->vars[t->n_vars].name, sizeof t->vars[t->n_vars].name);
+    t->vars[t->n_vars].type = var_type_of(type);
     t->n_vars++;
 }
 
@@ -71,6 +73,11 @@ void kr_msg_describe(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
         snprintf(m->summary, sizeof m->summary, "Describe request");
 }
 
+static void add_func_str(kr_tracker *t, const char *name)
+{
+    kr_describe_add_func(t, (const uint8_t *)name, strlen(name));
+}
+
 static void read_describe(kr_tracker *t, json_object *f, json_object *v)
 {
     kr_tracker_clear_describe(t);
@@ -79,12 +86,12 @@ static void read_describe(kr_tracker *t, json_object *f, json_object *v)
         for (size_t i = 0; i < n; i++) {
             json_object *e = json_object_array_get_idx(f, i);
             if (e && json_object_is_type(e, json_type_string))
-                add_func(t, json_object_get_string(e));
+                add_func_str(t, json_object_get_string(e));
         }
     }
     if (v) {
         json_object_object_foreach(v, key, val) {
-            add_var(t, key, var_type_of(json_object_get_int(val)));
+            kr_describe_add_var(t, (const uint8_t *)key, strlen(key), json_object_get_int(val));
         }
     }
 }
@@ -92,55 +99,66 @@ static void read_describe(kr_tracker *t, json_object *f, json_object *v)
 /* The names for the value field: functions as name(), variables as name:type. */
 static void describe_value(const kr_tracker *t, kr_message *m, bool hf, bool hv)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < t->n_funcs && hf && o + 2 < sizeof m->value; i++) {
-        int w = snprintf(m->value + o, sizeof m->value - o, "%s%s()", o ? " " : "", t->funcs[i]);
-        if (w < 0)
-            break;
-        o += (size_t)w;
+    kr_txt x = kr_txt_in(m->value, sizeof m->value);
+    for (size_t i = 0; i < t->n_funcs && hf && x.n + 2 < sizeof m->value; i++) {
+        kr_txt_put(&x, x.n ? " " : "");
+        kr_txt_put(&x, t->funcs[i]);
+        kr_txt_put(&x, "()");
     }
-    for (size_t i = 0; i < t->n_vars && hv && o + 2 < sizeof m->value; i++) {
-        int w = snprintf(m->value + o, sizeof m->value - o, "%s%s:%s", o ? " " : "", t->vars[i].name,
-                         kr_var_type_str(t->vars[i].type));
-        if (w < 0)
-            break;
-        o += (size_t)w;
+    for (size_t i = 0; i < t->n_vars && hv && x.n + 2 < sizeof m->value; i++) {
+        kr_txt_put(&x, x.n ? " " : "");
+        kr_txt_put(&x, t->vars[i].name);
+        kr_txt_put(&x, ":");
+        kr_txt_put(&x, kr_var_type_str(t->vars[i].type));
     }
-    if (o >= sizeof m->value)
-        m->value[sizeof m->value - 1] = '\0';
 }
 
-/* Parses the JSON of a describe answer; false when it is not a JSON object. */
-static bool parse_describe(kr_tracker *t, kr_message *m)
+/* Reads the answer with json-c into t and *seen; false when it is not a JSON object. */
+bool kr_describe_jsonc(kr_tracker *t, const uint8_t *d, size_t n, kr_describe_seen *seen)
 {
-    json_tokener *tok = m->payload_len ? json_tokener_new() : NULL;
+    json_tokener *tok = json_tokener_new();
     if (!tok)
         return false;
-    json_object *o = json_tokener_parse_ex(tok, (const char *)m->payload, (int)m->payload_len);
+    json_object *o = json_tokener_parse_ex(tok, (const char *)d, (int)n);
     json_tokener_free(tok);
     if (!o || !json_object_is_type(o, json_type_object)) {
         if (o)
             json_object_put(o);
-        snprintf(m->summary, sizeof m->summary, "Describe answer: not valid JSON (%zu bytes)", m->payload_len);
         return false;
     }
     json_object *f = NULL, *v = NULL, *p = NULL, *mods = NULL;
-    bool hf = json_object_object_get_ex(o, "f", &f) && json_object_is_type(f, json_type_array);
-    bool hv = json_object_object_get_ex(o, "v", &v) && json_object_is_type(v, json_type_object);
-    bool hp = json_object_object_get_ex(o, "p", &p);
-    bool hm = json_object_object_get_ex(o, "m", &mods) && json_object_is_type(mods, json_type_array);
-    if (hf || hv)
-        read_describe(t, hf ? f : NULL, hv ? v : NULL);
+    seen->hf = json_object_object_get_ex(o, "f", &f) && json_object_is_type(f, json_type_array);
+    seen->hv = json_object_object_get_ex(o, "v", &v) && json_object_is_type(v, json_type_object);
+    seen->hp = json_object_object_get_ex(o, "p", &p);
+    seen->hm = json_object_object_get_ex(o, "m", &mods) && json_object_is_type(mods, json_type_array);
+    seen->platform = seen->hp ? json_object_get_int(p) : 0;
+    seen->modules = seen->hm ? json_object_array_length(mods) : 0;
+    if (seen->hf || seen->hv)
+        read_describe(t, seen->hf ? f : NULL, seen->hv ? v : NULL);
+    json_object_put(o);
+    return true;
+}
+
+/* Parses the JSON of a describe answer (the quick reader first, json-c for what it leaves); false when
+ * it is not a JSON object. */
+static bool parse_describe(kr_tracker *t, kr_message *m)
+{
+    kr_describe_seen seen = { false, false, false, false, 0, 0 };
+    if (m->payload_len == 0)
+        return false;
+    if (!kr_describe_quick(t, m->payload, m->payload_len, &seen) && !kr_describe_jsonc(t, m->payload, m->payload_len, &seen)) {
+        snprintf(m->summary, sizeof m->summary, "Describe answer: not valid JSON (%zu bytes)", m->payload_len);
+        return false;
+    }
+    bool hf = seen.hf, hv = seen.hv;
     int l = snprintf(m->summary, sizeof m->summary, "Describe: %zu function%s, %zu variable%s",
                      hf ? t->n_funcs : (size_t)0, (hf && t->n_funcs == 1) ? "" : "s",
                      hv ? t->n_vars : (size_t)0, (hv && t->n_vars == 1) ? "" : "s");
-    if (hp && l > 0 && (size_t)l < sizeof m->summary)
-        l += snprintf(m->summary + l, sizeof m->summary - (size_t)l, ", platform %d", json_object_get_int(p));
-    if (hm && l > 0 && (size_t)l < sizeof m->summary)
-        snprintf(m->summary + l, sizeof m->summary - (size_t)l, ", %zu firmware modules",
-                 json_object_array_length(mods));
+    if (seen.hp && l > 0 && (size_t)l < sizeof m->summary)
+        l += snprintf(m->summary + l, sizeof m->summary - (size_t)l, ", platform %d", seen.platform);
+    if (seen.hm && l > 0 && (size_t)l < sizeof m->summary)
+        snprintf(m->summary + l, sizeof m->summary - (size_t)l, ", %zu firmware modules", seen.modules);
     describe_value(t, m, hf, hv);
-    json_object_put(o);
     return true;
 }
 
@@ -210,11 +228,18 @@ void kr_msg_variable_value(kr_tracker *t, kr_message *m, const char *name)
         snprintf(m->summary, sizeof m->summary, "Variable value %s (request not seen)", m->value);
         return;
     }
-    snprintf(m->name, sizeof m->name, "%s", name);
+    kr_txt n = kr_txt_in(m->name, sizeof m->name), x = kr_txt_in(m->summary, sizeof m->summary);
+    kr_txt_put(&n, name);
     kr_msg_format_value(m, lookup_var(t, name));
-    if (m->var_type != KR_VAR_UNKNOWN)
-        snprintf(m->summary, sizeof m->summary, "Variable %s = %s (%s)", m->name, m->value,
-                 kr_var_type_str(m->var_type));
-    else
-        snprintf(m->summary, sizeof m->summary, "Variable %s = %s (type unknown: no describe)", m->name, m->value);
+    kr_txt_put(&x, "Variable ");
+    kr_txt_put(&x, m->name);
+    kr_txt_put(&x, " = ");
+    kr_txt_put(&x, m->value);
+    if (m->var_type != KR_VAR_UNKNOWN) {
+        kr_txt_put(&x, " (");
+        kr_txt_put(&x, kr_var_type_str(m->var_type));
+        kr_txt_put(&x, ")");
+    } else {
+        kr_txt_put(&x, " (type unknown: no describe)");
+    }
 }

@@ -2,6 +2,7 @@
 #ifndef KEYRING_MSG_INT_H
 #define KEYRING_MSG_INT_H
 
+#include <string.h>
 #include "tracker_int.h"
 #include "keyring/names.h"
 
@@ -37,6 +38,49 @@ typedef struct kr_coap_view {
     uint32_t max_age;
 } kr_coap_view;
 
+/* A text made in a fixed buffer without printf (summaries are made for every message): appends are cut at
+ * the buffer's end as snprintf cuts, and the text stays terminated. */
+typedef struct kr_txt {
+    char *s;
+    size_t cap, n;
+} kr_txt;
+
+static inline kr_txt kr_txt_in(char *s, size_t cap)
+{
+    s[0] = '\0';
+    return (kr_txt){ s, cap, 0 };
+}
+
+static inline void kr_txt_put(kr_txt *x, const char *a)
+{
+    size_t l = strnlen(a, x->cap - 1 - x->n);
+    memcpy(x->s + x->n, a, l);
+    x->n += l;
+    x->s[x->n] = '\0';
+}
+
+/* A signed decimal number */
+static inline void kr_txt_int(kr_txt *x, long long v)
+{
+    char b[24], *p = b + sizeof b;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    kr_txt_put(x, p);
+}
+
+/* CoAP reading: message.c reads with libcoap (every message), coap_quick.c the usual ones without a heap PDU
+ * (false, with nothing set, for any other); both fill the header fields, token and payload of m and the
+ * view of the options. kr_coap_view_option files one option into the view. */
+bool kr_coap_libcoap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv);
+bool kr_coap_quick(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv);
+void kr_coap_view_option(kr_coap_view *cv, uint16_t number, kr_seg s);
+
 /* message.c: text helpers and queued findings */
 void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap);
 void kr_msg_hex(const uint8_t *d, size_t n, char *out, size_t cap);
@@ -50,6 +94,20 @@ void kr_msg_describe(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
 void kr_msg_describe_answer(kr_tracker *t, kr_message *m);
 void kr_msg_variable_value(kr_tracker *t, kr_message *m, const char *name);
 void kr_msg_format_value(kr_message *m, kr_var_type type);
+void kr_describe_add_func(kr_tracker *t, const uint8_t *name, size_t len);
+void kr_describe_add_var(kr_tracker *t, const uint8_t *name, size_t len, int type);
+
+/* describe_json.c: the quick reader of a describe answer's usual JSON. Which of f (an array), v (an
+ * object), p and m (an array) the answer has, the platform and the number of modules; t's functions and
+ * variables are set when f or v is there. False, with nothing changed, when json-c must read it. */
+typedef struct kr_describe_seen {
+    bool hf, hv, hp, hm;
+    int platform;
+    size_t modules;
+} kr_describe_seen;
+bool kr_describe_quick(kr_tracker *t, const uint8_t *d, size_t n, kr_describe_seen *out);
+/* msg_describe.c: the same read by json-c (any JSON it takes); false when it is not a JSON object */
+bool kr_describe_jsonc(kr_tracker *t, const uint8_t *d, size_t n, kr_describe_seen *seen);
 
 /* msg_ota.c: the update messages and what their answers mean for the update */
 void kr_msg_update_begin(kr_tracker *t, kr_message *m, const kr_coap_view *cv);

@@ -95,6 +95,13 @@ static bool fits_token(const kr_request *r, const kr_message *m)
 
 static void request_title(const kr_request *r, char *out, size_t cap)
 {
+    kr_txt x = kr_txt_in(out, cap);
+    switch (r->kind) {   /* the usual answers' requests without printf */
+    case KR_MSG_FUNCTION_CALL: kr_txt_put(&x, "Function call "); kr_txt_put(&x, krt_str(r->name)); return;
+    case KR_MSG_VARIABLE_REQUEST: kr_txt_put(&x, "Variable request "); kr_txt_put(&x, krt_str(r->name)); return;
+    case KR_MSG_EVENT: kr_txt_put(&x, "Event "); kr_txt_put(&x, krt_str(r->name)); return;
+    default: break;
+    }
     switch (r->kind) {
     case KR_MSG_FUNCTION_CALL: snprintf(out, cap, "Function call %s", krt_str(r->name)); break;
     case KR_MSG_VARIABLE_REQUEST: snprintf(out, cap, "Variable request %s", krt_str(r->name)); break;
@@ -153,13 +160,19 @@ static void answer(kr_tracker *t, kr_message *m, kr_request *r, bool by_token)
     } else {
         kr_ota_answer(t, m, r);
         request_title(r, title, sizeof title);
-        if (m->code == KR_COAP_EMPTY)
-            snprintf(m->summary, sizeof m->summary, "%s to %s (%d ms)", kr_coap_type_str(m->type), title,
-                     kr_msg_ms(m->response_time));
-        else
+        if (m->code == KR_COAP_EMPTY) {
+            kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
+            kr_txt_put(&x, kr_coap_type_str(m->type));
+            kr_txt_put(&x, " to ");
+            kr_txt_put(&x, title);
+            kr_txt_put(&x, " (");
+            kr_txt_int(&x, kr_msg_ms(m->response_time));
+            kr_txt_put(&x, " ms)");
+        } else {
             snprintf(m->summary, sizeof m->summary, "ACK %s to %s (%d ms)%s", kr_coap_code_str(m->code, cs), title,
                      kr_msg_ms(m->response_time), m->code == KR_COAP_BAD_REQUEST
                      ? (r->kind == KR_MSG_EVENT ? ": slow down" : ": refused") : "");
+        }
     }
     if (by_token)
         count_signal_ack_id(t, m);
@@ -194,18 +207,27 @@ static void function_return(kr_message *m, const kr_request *r)
     char cs[8];
     m->kind = KR_MSG_FUNCTION_RETURN;
     if (r) {
-        snprintf(m->name, sizeof m->name, "%s", krt_str(r->name));
-        snprintf(m->arg, sizeof m->arg, "%s", krt_str(r->arg));
+        kr_txt n = kr_txt_in(m->name, sizeof m->name), a = kr_txt_in(m->arg, sizeof m->arg);
+        kr_txt_put(&n, krt_str(r->name));
+        kr_txt_put(&a, krt_str(r->arg));
     }
-    if (m->payload_len == 4)
-        snprintf(m->value, sizeof m->value, "%ld", (long)(int32_t)kr_msg_be(m->payload, 4));
-    else
+    if (m->payload_len == 4) {
+        kr_txt v = kr_txt_in(m->value, sizeof m->value);
+        kr_txt_int(&v, (int32_t)kr_msg_be(m->payload, 4));
+    } else {
         kr_msg_format_value(m, KR_VAR_UNKNOWN);
+    }
     if (!r) {
         snprintf(m->summary, sizeof m->summary, "Function return %s (request not seen)", m->value);
         return;
     }
-    snprintf(m->summary, sizeof m->summary, "Function %s(%s) -> %s", m->name, m->arg, m->value);
+    kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
+    kr_txt_put(&x, "Function ");
+    kr_txt_put(&x, m->name);
+    kr_txt_put(&x, "(");
+    kr_txt_put(&x, m->arg);
+    kr_txt_put(&x, ") -> ");
+    kr_txt_put(&x, m->value);
     if (m->code != KR_COAP_CHANGED) {
         size_t l = strlen(m->summary);
         snprintf(m->summary + l, sizeof m->summary - l, " (code %s)", kr_coap_code_str(m->code, cs));

@@ -76,6 +76,9 @@ static void install_line(kr_tracker *t, size_t i)
 {
     const kr_entry *e = kr_keyfile_session_entry(t->kf, i);
     krt_install_session(t, e->session, true);
+    const kr_probe_key *k = kr_keyfile_session_probe(t->kf, i);
+    kr_cipher_share(krt_cipher(&t->d[KR_D2S]), k);
+    kr_cipher_share(krt_cipher(&t->d[KR_S2D]), k);
     krt_adopt_id(t, e);
 }
 

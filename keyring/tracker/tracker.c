@@ -508,7 +508,8 @@ void krt_verdict_get(const kr_tracker *t, kr_verdict *out)
     if (!s)
         return;
     COPY_VERDICT_HEAD(out, s);
-    snprintf(out->evidence, sizeof out->evidence, "%s", s->evidence);
+    size_t n = strnlen(s->evidence, sizeof out->evidence - 1);
+    memcpy(out->evidence, s->evidence, n);   /* out is zeroed: the text ends there */
 }
 
 bool krt_verdict_put(kr_tracker *t, const kr_verdict *v)

@@ -2,6 +2,7 @@
  * of the handshake the connection reached; a failure a key shows is pending until the wire can no longer
  * contradict it, and proven only by a key that belongs to the connection. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,30 @@ static void vset(kr_verdict *v, kr_verdict_code c, bool proven, const char *fmt,
     v->proven = proven;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(v->evidence, sizeof v->evidence, fmt, ap);
+    /* the evidence is made at every step: formats of texts only ("%s") are joined without printf */
+    const char *f = fmt;
+    while ((f = strchr(f, '%')) != NULL && f[1] == 's')
+        f += 2;
+    if (f) {
+        vsnprintf(v->evidence, sizeof v->evidence, fmt, ap);
+    } else {
+        size_t o = 0, cap = sizeof v->evidence - 1;
+        for (f = fmt; *f && o < cap;) {
+            const char *a = f, *pc = strchrnul(f, '%');
+            size_t n = (size_t)(pc - f);
+            if (n == 0) {   /* "%s" */
+                a = va_arg(ap, const char *);
+                n = strlen(a);
+                f += 2;
+            } else {
+                f = pc;
+            }
+            n = n < cap - o ? n : cap - o;
+            memcpy(v->evidence + o, a, n);
+            o += n;
+        }
+        v->evidence[o] = '\0';
+    }
     va_end(ap);
 }
 
@@ -51,8 +75,16 @@ static const char *close_word(const kr_dirstate *ds)
 static void add_note(kr_verdict *v, const char *note)
 {
     size_t l = strlen(v->evidence);
-    if (note[0] && l + 2 < sizeof v->evidence)
-        snprintf(v->evidence + l, sizeof v->evidence - l, "; %s", note);
+    if (note[0] && l + 2 < sizeof v->evidence) {
+        size_t cap = sizeof v->evidence - 1 - l;   /* "; note", cut to the evidence's size */
+        size_t n = strnlen(note, cap);
+        char *e = v->evidence + l;
+        memcpy(e, "; ", 2);
+        if (n > cap - 2)
+            n = cap - 2;
+        memcpy(e + 2, note, n);
+        e[2 + n] = '\0';
+    }
 }
 
 /* A handshake failure that the server private key shows at the id block (KR_V_NONE when it shows none).
@@ -353,7 +385,8 @@ static void v_session_phase(vctx *c)
     kr_tracker *t = c->t;
     kr_verdict *v = c->v;
     bool final = c->final, closed = c->closed;
-    char ptext[384] = "";
+    char ptext[384];
+    ptext[0] = '\0';   /* a text: not the whole buffer zeroed at every step */
     bool pproven = false;
     kr_verdict_code pcode = session_proof(t, c->kname, ptext, sizeof ptext, &pproven);
     if (c->dd->frames > 0 && c->sd->frames > 0) {
@@ -527,12 +560,24 @@ static void v_open_phase(vctx *c)
  * note when a key's claim given earlier is contradicted by what the wire showed since. */
 static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdrawn, size_t wlen)
 {
-    memset(v, 0, sizeof *v);
+    /* all but the evidence's bytes after its end: this runs at every step */
+    memset(v, 0, offsetof(kr_verdict, evidence) + 1);
+    memset(&v->n_candidates, 0, sizeof *v - offsetof(kr_verdict, n_candidates));
     withdrawn[0] = '\0';
     v->last_step = t->last_step;
-    vctx c = { .t = t, .v = v, .final = final, .withdrawn = withdrawn, .wlen = wlen, .fc = first_closer(t),
-               .dd = &t->d[KR_D2S], .sd = &t->d[KR_S2D],
-               .kname = t->device_key_name && t->device_key_name[0] ? t->device_key_name : "the device key" };
+    vctx c;
+    c.t = t;
+    c.v = v;
+    c.final = final;
+    c.withdrawn = withdrawn;
+    c.wlen = wlen;
+    c.fc = first_closer(t);
+    c.dd = &t->d[KR_D2S];
+    c.sd = &t->d[KR_S2D];
+    c.kname = t->device_key_name && t->device_key_name[0] ? t->device_key_name : "the device key";
+    c.idcode = KR_V_NONE;
+    c.idproven = false;
+    c.idtext[0] = '\0';
     c.closed = c.fc >= 0;
     c.ct = c.closed ? t->d[c.fc].close_time : 0;
     if (v_no_handshake(&c))
@@ -624,11 +669,14 @@ void krt_evaluate(kr_tracker *t, double ts)
         v.proven = false;
     v.last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
     v.time = ts;
-    const kr_vstore *cur = t->verdict;
+    kr_vstore *cur = t->verdict;
     bool changed = !t->verdict_emitted || verdict_differs(&v, cur);
     if (!changed) {
-        /* keep the first time; refresh the words */
-        if (strcmp(cur->evidence, v.evidence) != 0 || cur->last_step != v.last_step || cur->last_dir != v.last_dir) {
+        /* keep the first time; refresh the words (in place when the evidence is the same) */
+        if (strcmp(cur->evidence, v.evidence) == 0) {
+            cur->last_step = v.last_step;
+            cur->last_dir = v.last_dir;
+        } else {
             kr_verdict keep;
             krt_verdict_get(t, &keep);
             memcpy(keep.evidence, v.evidence, sizeof v.evidence);

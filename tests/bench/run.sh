@@ -19,8 +19,8 @@
 #            highest rate at which cloudmon counts every packet, drops none and gives every verdict right
 #            (root only; skipped otherwise)
 # Sizes: BENCH_DEVICES (default 1000) x BENCH_MESSAGES (default 100) for the read and plugin figures,
-# BENCH_CONNS (default 100000) and BENCH_MILLION (default 1000000, 0 skips it) for memory. Not part of
-# `meson test`.
+# BENCH_CONNS (default 100000) and BENCH_MILLION (default 1000000, 0 skips it) for memory; BENCH_LIVE=0 skips
+# the live part. Not part of `meson test`.
 set -u
 build=${1:?usage: tests/bench/run.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
@@ -88,7 +88,7 @@ goal() {
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f' % (a/b) if b > 0 else 'inf')" "$1" "$2"; }
 
 say "# sparkwire benchmarks $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-say "command: tests/bench/run.sh $1   (BENCH_DEVICES=$N BENCH_MESSAGES=$M BENCH_CONNS=$CONNS)"
+say "command: tests/bench/run.sh $1   (BENCH_DEVICES=$N BENCH_MESSAGES=$M BENCH_CONNS=$CONNS BENCH_MILLION=${BENCH_MILLION:-1000000} BENCH_LIVE=${BENCH_LIVE:-1})"
 say "times: CPU seconds (user + system), the median of 3 runs; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- captures ----
@@ -238,7 +238,9 @@ if [ "$MILLION" -gt 0 ]; then
 fi
 
 # ---- live ----
-if [ "$(id -u)" != 0 ] || ! command -v tcpreplay >/dev/null || ! command -v unshare >/dev/null; then
+if [ "${BENCH_LIVE:-1}" = 0 ]; then
+    say "live: skipped (BENCH_LIVE=0)"
+elif [ "$(id -u)" != 0 ] || ! command -v tcpreplay >/dev/null || ! command -v unshare >/dev/null; then
     say "live: skipped (needs root, tcpreplay and unshare)"
 else
     # 200 devices x 400 messages: about 600 packets per handshake, as a fleet of connected devices sends

@@ -347,6 +347,62 @@ static void test_lose_sync(void **state)
     free_stream(&s);
 }
 
+/* A cipher sharing a session line's keyed context decrypts every frame as one keyed its own, whole or
+ * after a lost frame, interleaved with other ciphers; a context for another key is not taken. */
+static void test_share(void **state)
+{
+    (void)state;
+    uint8_t key[16], iv[16], other[16];
+    session_key(key, iv);
+    memcpy(other, key, 16);
+    other[0] ^= 1;
+    stream s;
+    load_stream("d2s", &s);
+    kr_probe_key *k = kr_probe_key_new(key), *wrong = kr_probe_key_new(other);
+    for (int lost = -1; lost < (int)s.n; lost++) {
+        kr_cipher *a = kr_cipher_new(key, iv), *b = kr_cipher_new(key, iv), *mis = kr_cipher_new(key, iv);
+        kr_cipher_share(b, k);
+        kr_cipher_share(mis, wrong);   /* not taken: mis decrypts with its own key */
+        for (size_t i = 0; i < s.n; i++) {
+            if ((int)i == lost) {
+                kr_cipher_lose_sync(a);
+                kr_cipher_lose_sync(b);
+                kr_cipher_lose_sync(mis);
+                continue;
+            }
+            uint8_t pa[512], pb[512], pm[512];
+            size_t la, sa, lb, sb, lm, sm;
+            kr_dec_result ra = kr_cipher_decrypt(a, s.frames + s.foff[i], s.fl[i], pa, &la, &sa);
+            kr_dec_result rb = kr_cipher_decrypt(b, s.frames + s.foff[i], s.fl[i], pb, &lb, &sb);
+            kr_dec_result rm = kr_cipher_decrypt(mis, s.frames + s.foff[i], s.fl[i], pm, &lm, &sm);
+            assert_int_equal(ra, (int)i == lost + 1 && lost >= 0 ? KR_DEC_PARTIAL : KR_DEC_OK);
+            assert_int_equal(rb, ra);
+            assert_int_equal(rm, ra);
+            assert_int_equal(lb, la);
+            assert_int_equal(sb, sa);
+            assert_int_equal(lm, la);
+            assert_memory_equal(pb, pa, la);
+            assert_memory_equal(pm, pa, la);
+            assert_memory_equal(pa, s.plains + s.poff[i] + sa, la);
+        }
+        kr_cipher_free(a);
+        kr_cipher_free(b);
+        kr_cipher_free(mis);
+    }
+    /* a new key ends the sharing: the shared context would decrypt to garbage */
+    kr_cipher *c = kr_cipher_new(other, iv);
+    kr_cipher_share(c, wrong);
+    kr_cipher_set_key(c, key, iv);
+    uint8_t pt[512];
+    size_t pl, skip;
+    assert_int_equal(kr_cipher_decrypt(c, s.frames + s.foff[0], s.fl[0], pt, &pl, &skip), KR_DEC_OK);
+    assert_memory_equal(pt, s.plains + s.poff[0], pl);
+    kr_cipher_free(c);
+    kr_probe_key_free(k);
+    kr_probe_key_free(wrong);
+    free_stream(&s);
+}
+
 static void test_bad_length(void **state)
 {
     (void)state;
@@ -558,6 +614,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_protocol_aes),
         cmocka_unit_test(test_openssl_streams),
         cmocka_unit_test(test_lose_sync),
+        cmocka_unit_test(test_share),
         cmocka_unit_test(test_bad_length),
         cmocka_unit_test(test_bad_padding),
         cmocka_unit_test(test_encrypt_limits),

@@ -78,11 +78,42 @@ static void test_words(void **state)
     assert_string_equal(kr_step_reason_str(KR_WHY_NONE), "");
 }
 
+/* Printable ASCII without '"' or '\\': what cloudmon writes into JSON as it is (cm_json_word) */
+static void plain(const char *w)
+{
+    for (const char *p = w; *p; p++)
+        if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+            fail_msg("the word \"%s\" needs escaping in JSON", w);
+}
+
+/* The words cloudmon writes without escaping: step, title, frame state, reason, message kind, CoAP type and
+ * code, direction (and the verdict and finding words), at every value of their enums and beyond. */
+static void test_json_words(void **state)
+{
+    (void)state;
+    char cs[8];
+    for (uint32_t v = 0; v < 256; v++) {
+        plain(kr_step_str((kr_step_kind)v));
+        plain(kr_step_title((kr_step_kind)v, KR_D2S));
+        plain(kr_step_title((kr_step_kind)v, KR_S2D));
+        plain(kr_frame_state_str((kr_frame_state)v));
+        plain(kr_step_reason_str((kr_step_reason)v));
+        plain(kr_msg_kind_str((kr_msg_kind)v));
+        plain(kr_coap_type_str((uint8_t)v));
+        plain(kr_coap_code_str((uint8_t)v, cs));
+        plain(kr_verdict_str((kr_verdict_code)v));
+        plain(kr_finding_str((kr_finding_code)v));
+    }
+    plain(kr_dir_str(KR_D2S));
+    plain(kr_dir_str(KR_S2D));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tables),
         cmocka_unit_test(test_words),
+        cmocka_unit_test(test_json_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,6 +66,9 @@ kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const u
 typedef struct kr_probe_key kr_probe_key;
 kr_probe_key *kr_probe_key_new(const uint8_t key[16]);
 void kr_probe_key_free(kr_probe_key *k);
+/* Lets c decrypt with k's context when k holds c's key (the session line that gave it): no context is
+ * keyed again for c's frames. k must outlive c's use of it; kr_cipher_set_key ends the sharing. */
+void kr_cipher_share(kr_cipher *c, const kr_probe_key *k);
 
 /* A quick test, necessary for kr_cipher_trial to succeed with k: whether the frame's last block ends in
  * valid PKCS#7 padding at this cipher's place in the IV chain (first_iv when no frame went by yet). When

@@ -1,0 +1,67 @@
+/* sparkwire libkeyring: a quick reader of the CoAP messages the protocol sends (docs/protocol.md 4.1): version
+ * 1, a token of at most 8 bytes, options numbered below 269 with lengths below 269, only the options the
+ * protocol uses (Uri-Path, Uri-Query, Max-Age, Content-Format) at lengths CoAP allows them, and a payload
+ * after the marker. It reads into the message and the view without a heap PDU. Anything else (and every
+ * message it cannot be sure of) is left to libcoap: kr_coap_quick then returns false and has set nothing. */
+#include <string.h>
+#include "msg_int.h"
+
+/* The option numbers read here and the longest value CoAP allows each (RFC 7252 5.10, RFC 7641). */
+static bool option_fits(unsigned number, unsigned len)
+{
+    switch (number) {
+    case 11: return len <= 255;             /* Uri-Path */
+    case 15: return len >= 1 && len <= 255; /* Uri-Query */
+    case 14: return len <= 4;              /* Max-Age */
+    case 12: return len <= 2;              /* Content-Format */
+    default: return false;
+    }
+}
+
+/* A nibble of an option header: 0-12 as it is, 13 = 13 + the next byte; false for 14 and 15. */
+static bool extended(const uint8_t *pt, size_t len, size_t *i, unsigned *v)
+{
+    if (*v < 13)
+        return true;
+    if (*v > 13 || *i >= len)
+        return false;
+    *v = 13 + pt[(*i)++];
+    return true;
+}
+
+bool kr_coap_quick(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv)
+{
+    if (len < 4 || (pt[0] >> 6) != 1)
+        return false;   /* short or another version: libcoap judges them */
+    size_t tkl = pt[0] & 0x0f;
+    if (tkl > 8 || 4 + tkl > len || (pt[1] == 0 && len > 4))
+        return false;   /* an empty message is the header alone (the cloud's with a token: see message.c) */
+    kr_coap_view v;
+    memset(&v, 0, sizeof v);
+    size_t i = 4 + tkl;
+    unsigned number = 0;
+    while (i < len && pt[i] != 0xff) {
+        unsigned delta = pt[i] >> 4, olen = pt[i] & 0x0f;
+        i++;
+        if (!extended(pt, len, &i, &delta) || !extended(pt, len, &i, &olen))
+            return false;
+        number += delta;
+        if (!option_fits(number, olen) || olen > len - i)
+            return false;
+        kr_coap_view_option(&v, (uint16_t)number, (kr_seg){ pt + i, olen });
+        i += olen;
+    }
+    if (i < len && ++i == len)
+        return false;   /* a payload marker with nothing after it */
+    *cv = v;
+    m->type = (pt[0] >> 4) & 3;
+    m->code = pt[1];
+    m->msg_id = (uint16_t)(pt[2] << 8 | pt[3]);
+    m->token_len = (uint8_t)tkl;
+    memcpy(m->token, pt + 4, tkl);
+    if (i < len) {
+        m->payload = pt + i;
+        m->payload_len = len - i;
+    }
+    return true;
+}
