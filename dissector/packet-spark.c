@@ -59,6 +59,10 @@ static void conv_bind(void *p, packet_info *pinfo)
         conv->cur = conv->last_rec;
         return;
     }
+    if (conv->last_rec && conv->last_rec->frame == pinfo->num) {
+        conv->cur = conv->last_rec;     /* bound to this frame already */
+        return;
+    }
     conv->cur = rec_get_or_new(pinfo, conv);
     conv->last_ts = ts_of(&pinfo->abs_ts);
     if (first && spark_keys_error)
@@ -190,12 +194,14 @@ static int dissect_spark_common(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
 
     /* the postdissector hands the frame to the connection layer; what it recorded is shown here when the
      * frame is dissected again (positions are in the frame's data source), and else by the postdissector */
+    spark_pass *pass = pass_get(pinfo);
+
     if (!PINFO_FD_VISITED(pinfo) && claim)
         spark_conn_claim(pinfo, server_is_src_if_new);
-    pass_get(pinfo)->main_ran = TRUE;
+    pass->main_ran = TRUE;
     rec = PINFO_FD_VISITED(pinfo) ? rec_get(pinfo) : NULL;
     if (rec)
-        render_rec(tvb_get_ds_tvb(tvb), pinfo, tree, rec);
+        render_rec(tvb_get_ds_tvb(tvb), pinfo, tree, pass, rec);
     return tvb_captured_length(tvb);
 }
 
@@ -251,7 +257,7 @@ static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
     pass = pass_get(pinfo);
     if (!pass->tree && !pass->main_ran)
         pass->info_started = TRUE;  /* a frame without Spark bytes keeps TCP's columns; we append */
-    render_rec(tvb, pinfo, tree, rec);
+    render_rec(tvb, pinfo, tree, pass, rec);
     return 0;
 }
 
