@@ -10,7 +10,6 @@
 #include <epan/prefs.h>
 #include <epan/proto.h>
 #include <epan/ipproto.h>
-#include <wsutil/pint.h>
 
 #include "compat.h"
 #include "spark-conn.h"
@@ -22,6 +21,15 @@ static const guint8 *cur_payload;    /* its payload bytes and where they are in 
 static gint cur_payload_offset;
 static double last_time;
 static guint spark_max_conns;        /* the table's bound (spark.max_conns) */
+
+/* The TCP segment of the frame being dissected, noted before TCP reads it (see tcp_seen) */
+typedef struct spark_seg {
+    guint32 frame;           /* the frame noted (0: none); the last segment of a frame that holds several */
+    kr_packet p;
+    tvbuff_t *ds;            /* the data source holding the segment, and where its payload starts there */
+    gint payload_offset;
+} spark_seg;
+static spark_seg seg;
 
 static double ts_of(const nstime_t *t)
 {
@@ -119,6 +127,7 @@ void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gbool
     spark_hooks = *hooks;
     spark_tab = kr_conn_table_new(kf, &o, &spark_conn_cb, NULL);
     last_time = 0;
+    seg.frame = 0;
 }
 
 void spark_conn_stop(void)
@@ -137,14 +146,6 @@ void spark_conn_stop(void)
  * postdissector hands the noted segment to the layer. Reading the header's bytes, rather than TCP's fields,
  * spares every frame a protocol tree when nothing else asks for one (tshark builds none for a summary). */
 static dissector_handle_t tcp_handle;
-
-typedef struct spark_seg {
-    guint32 frame;           /* the frame noted (0: none); the last segment of a frame that holds several */
-    kr_packet p;
-    tvbuff_t *ds;            /* the data source holding the segment, and where its payload starts there */
-    gint payload_offset;
-} spark_seg;
-static spark_seg seg;
 
 static gboolean endpoint(const address *a, guint32 port, kr_endpoint *e)
 {
@@ -180,6 +181,16 @@ static void header_facts(tvbuff_t *tvb, guint hl, kr_packet *p)
                                   hl + p->wire_len);
 }
 
+static guint32 be16(const guint8 *b)
+{
+    return (guint32)b[0] << 8 | b[1];
+}
+
+static guint32 be32(const guint8 *b)
+{
+    return be16(b) << 16 | be16(b + 2);
+}
+
 /* Notes the segment TCP is about to read (tvb: its header and payload, as IP hands them on). A header
  * TCP rejects (shorter than 20 bytes, or longer than the segment) gives no segment length: not noted. */
 static void note_segment(tvbuff_t *tvb, packet_info *pinfo)
@@ -196,12 +207,12 @@ static void note_segment(tvbuff_t *tvb, packet_info *pinfo)
     if (hl < 20 || rep < hl)
         return;
     memset(p, 0, sizeof *p);
-    if (!endpoint(&pinfo->src, pntoh16(h), &p->src) || !endpoint(&pinfo->dst, pntoh16(h + 2), &p->dst))
+    if (!endpoint(&pinfo->src, be16(h), &p->src) || !endpoint(&pinfo->dst, be16(h + 2), &p->dst))
         return;
-    p->seq = pntoh32(h + 4);
-    p->ack = pntoh32(h + 8);
+    p->seq = be32(h + 4);
+    p->ack = be32(h + 8);
     p->flags = h[13];
-    p->window = pntoh16(h + 14);
+    p->window = be16(h + 14);
     p->wire_len = rep - hl;
     p->time = ts_of(&pinfo->abs_ts);
     p->cut = pinfo->fd->cap_len < pinfo->fd->pkt_len;
