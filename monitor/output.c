@@ -184,8 +184,9 @@ static void t_step(void *ud, const cm_conn *c, const kr_step *s)
             kr_step_title(s->kind, s->dir), s->length);
     if (s->device_id_known)
         fprintf(o->out, " device %s", s->device_id_hex);
-    /* a decrypted frame's meaning is on the message line that follows */
-    if (s->note[0] && !(s->msg && s->frame_state == KR_FRAME_DECRYPTED))
+    /* a decrypted frame's meaning is on the message line that follows (its note says more only when the
+     * frame was read again from another copy of its bytes) */
+    if (s->note[0] && !(s->msg && s->frame_state == KR_FRAME_DECRYPTED && strcmp(s->note, s->msg->summary) == 0))
         fprintf(o->out, ": %s", s->note);
     if (keys_now(o, c, s)) {
         char k[33], iv[33], salt[17];

@@ -113,6 +113,19 @@ static void copy(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, uint32
         kr_tracker_copy(c->tr, dir, c->stream_pos[dir] - back, data, len, rank, ts);
 }
 
+/* The receiver of dir acknowledged up to ack: the tracker gives back the frames it kept for a later copy. */
+static void acked(kr_conn *c, kr_dir dir, uint32_t ack)
+{
+    const kr_reasm *r = &c->rs[dir];
+    if (c->state != KR_CS_FOLLOWED || !r->started || (r->have_max && kr_seq_diff(ack, r->max_end) > 0))
+        return;                 /* an acknowledgement of bytes never sent is not believed */
+    int32_t back = kr_seq_diff(r->next_seq, ack);
+    if (back < 0)
+        back = 0;               /* past what was handed on: all of it */
+    if ((uint64_t)back <= c->stream_pos[dir])
+        kr_tracker_acked(c->tr, dir, c->stream_pos[dir] - (uint32_t)back);
+}
+
 static void d2s_deliver(void *ud, const uint8_t *d, size_t n, double ts, bool fp) { deliver(ud, KR_D2S, d, n, ts, fp); }
 static void s2d_deliver(void *ud, const uint8_t *d, size_t n, double ts, bool fp) { deliver(ud, KR_S2D, d, n, ts, fp); }
 static void d2s_gap(void *ud, uint64_t n, double ts) { gap(ud, KR_D2S, n, ts); }
@@ -274,6 +287,7 @@ void kr_conn_handle(kr_conn *c, const kr_packet *p)
     if (p->flags & KR_TCP_ACK) {
         c->have_ack[!dir] = true;
         c->ack_of[!dir] = p->ack;
+        acked(c, !dir, p->ack);
     }
     if (p->flags & KR_TCP_SYN)
         on_syn(c, p, dir);

@@ -104,6 +104,25 @@ bool kr_cipher_in_sync(const kr_cipher *c)
     return c && c->in_sync;
 }
 
+void kr_cipher_save(const kr_cipher *c, kr_cipher_state *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!c)
+        return;
+    memcpy(s->iv, c->iv, 16);
+    s->in_sync = c->in_sync;
+    s->passed = c->passed;
+}
+
+void kr_cipher_restore(kr_cipher *c, const kr_cipher_state *s)
+{
+    if (!c)
+        return;
+    memcpy(c->iv, s->iv, 16);
+    c->in_sync = s->in_sync;
+    c->passed = s->passed;
+}
+
 /* Sets the thread's context up for c in mode with this IV, keying it again only when another cipher or
  * another mode used it last. Returns the context, NULL on failure. */
 static EVP_CIPHER_CTX *cipher_start(const kr_cipher *c, int mode, const uint8_t iv[16])

@@ -5,8 +5,9 @@
  * - the id block: the copy that opens with the server private key;
  * - the session block: the copy that opens with a device key;
  * - a frame: the copy under which it decrypts with the session key (the copy read first when both do);
- *   when none does, or without the key, the frame is disputed. Copies of a frame already read leave it
- *   as it was read.
+ *   when none does, or without the key, the frame is disputed; a copy whose length prefix frames a whole
+ *   frame that decrypts wins over a prefix the frame being read cannot have, or one no frame has (the
+ *   search for the next boundary that began there stops). Copies of frames read already: reread.c.
  * When no copy is decided by its meaning, the step is disputed and proves nothing. A copy whose TCP checksum
  * is valid beats one whose checksum is bad: it replaces the bytes that can still be read, and a copy with a
  * bad checksum is not taken against one that checks. */
@@ -38,13 +39,15 @@ static struct krt_copies *copies_of(kr_tracker *t)
 
 size_t krt_copies_memory(const kr_tracker *t)
 {
-    return t->copies ? sizeof *t->copies : 0;
+    return (t->copies ? sizeof *t->copies : 0) + krt_kept_memory(t);
 }
 
 void krt_copies_free(kr_tracker *t)
 {
     free(t->copies);
     t->copies = NULL;
+    krt_kept_forget(t, KR_D2S);
+    krt_kept_forget(t, KR_S2D);
 }
 
 /* The handshake block [a, b) of dir that is complete and still in dir's buffer with nothing read after it;
@@ -198,6 +201,20 @@ void krt_copies_frame(kr_tracker *t, kr_dir dir)
         kr_tracker_dispute(t, dir, c->slot[dir][i].off, c->slot[dir][i].len);
 }
 
+/* A copy of the frame being read whose length prefix says another length: when the frame it frames is whole
+ * in the buffer and decrypts to a CoAP message with the session key, it is taken and that frame read (the
+ * frame being read is not complete, so its own prefix cannot be right: a damaged prefix, 0x0010 read as
+ * 0x8010, with its retransmission). Returns whether it was taken. */
+static bool take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (ds->st != PST_FRAMES || ds->damaged || !kr_cipher_in_sync(ds->cipher))
+        return false;
+    kr_cipher_state now;
+    kr_cipher_save(ds->cipher, &now);
+    return krt_take_framing(t, dir, b, off, len, now, ts);
+}
+
 /* A handshake block of dir was just read: the copies of its bytes held meanwhile are tried now. */
 void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts)
 {
@@ -220,7 +237,9 @@ void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, 
     if (!t || t->finished || !b || len == 0 || (dir != KR_D2S && dir != KR_S2D) || rank < 0)
         return;
     kr_dirstate *ds = &t->d[dir];
-    /* only the bytes still in the buffer can be compared: the PDU being read, or the last one read */
+    krt_kept_copy(t, dir, off, b, len, rank, ts);   /* frames read already (reread.c) */
+    /* the other bytes that can be compared are those still in the buffer: the PDU being read, or the last
+     * handshake block read */
     uint64_t a = ds->pdu_offset, e = ds->offset;
     if (off < a) {
         if (off + len <= a)
@@ -246,8 +265,10 @@ void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, 
         keep_nonce(t, b, off, len);
     else if (st != PST_DATA)
         reread_block(t, dir, st, b, a, off, len, ts);
+    else if (ds->st == PST_RESYNC && rank >= 0 && krt_kept_resync_copy(t, dir, b, off, len, ts))
+        return;                 /* the copy frames a frame where the first copy's prefix did not */
     else if (ds->have == 0 || ds->st == PST_DATA || ds->st == PST_RESYNC)
-        return;                 /* a frame read already, or bytes of no PDU */
-    else
+        return;                 /* a frame read already (krt_kept_copy had it), or bytes of no PDU */
+    else if (!(rank >= 0 && prefix_differs(ds, off, b, len) && take_framing(t, dir, b, off, len, ts)))
         keep_pending(t, dir, b, off, len);
 }

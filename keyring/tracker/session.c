@@ -131,7 +131,7 @@ static void note_join(char *out, size_t cap, const char *a, const char *b)
 /* Decrypts the frame in the buffer with this direction's cipher into s (and m when it carries a message).
  * Returns whether a message was read; *bad when the frame should decrypt but does not. */
 static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, double ts, bool *bad,
-                          char *badwhy, size_t badlen)
+                          char *badwhy, size_t badlen, const char *again)
 {
     kr_dirstate *ds = &t->d[dir];
     size_t len = ds->have - 2;
@@ -164,19 +164,40 @@ static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, 
         snprintf(badwhy, badlen, "%s",
                  r == KR_DEC_BAD_PADDING ? "the padding is wrong"
                  : r == KR_DEC_OK ? "the plaintext is not a CoAP message" : "the length is wrong");
-        snprintf(s->note, sizeof s->note, "does not decrypt with the session key: %s", badwhy);
+        snprintf(s->note, sizeof s->note, "%sdoes not decrypt with the session key: %s", again, badwhy);
     }
     if (have_msg) {
         s->plaintext = ds->pt;
         s->plaintext_len = pl;
         s->msg = m;
-        note_join(s->note, sizeof s->note, "", m->summary);
+        note_join(s->note, sizeof s->note, again, m->summary);
         ds->frames_ok++;
     }
     return have_msg;
 }
 
+/* Whether a frame body of len bytes decrypts at the cipher's place in the IV chain to a CoAP message (from
+ * its second block when the first one's IV was lost), without moving the cipher on. */
+bool krt_frame_passes(kr_tracker *t, kr_dir dir, const uint8_t *body, size_t len)
+{
+    kr_dirstate *ds = &t->d[dir];
+    uint8_t *pt = malloc(len ? len : 1);
+    if (!pt)
+        return false;
+    size_t pl = 0, skip = 0;
+    kr_dec_result r = kr_cipher_trial(ds->cipher, t->sess.key, t->sess.iv, body, len, pt, &pl, &skip);
+    bool ok = (r == KR_DEC_OK && coap_plausible(pt, pl)) || (r == KR_DEC_PARTIAL && len >= 32);
+    free(pt);
+    return ok;
+}
+
 void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
+{
+    krt_read_frame(t, dir, ts, "");
+}
+
+/* Reads the frame in dir's buffer; again prefixes its note (a frame read again from another copy). */
+void krt_read_frame(kr_tracker *t, kr_dir dir, double ts, const char *again)
 {
     kr_dirstate *ds = &t->d[dir];
     size_t len = ds->have - 2;
@@ -210,7 +231,7 @@ void krt_do_frame(kr_tracker *t, kr_dir dir, double ts)
             note_join(s.note, sizeof s.note, "not decrypted: ",
                       t->no_decrypt_reason && t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
         } else {
-            have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy);
+            have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy, again);
         }
     }
     /* the frame is counted once it has been decrypted (or not); the cipher moved its IV on */

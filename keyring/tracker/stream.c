@@ -174,6 +174,13 @@ static bool check_long_frame(kr_tracker *t, kr_dir dir, double ts, bool ended)
         if (r == 0)
             continue;
         ds->scan_from = 0;
+        if (p >= 18 && kr_cipher_keyed(ds->cipher) && kr_cipher_in_sync(ds->cipher)) {
+            /* kept: a copy of its length prefix that frames it may still come (reread.c) */
+            kr_cipher_state before;
+            kr_cipher_save(ds->cipher, &before);
+            krt_kept_add(t, dir, &before, ds->pdu_offset, ds->buf, p, ds->pdu_first_time, !ds->first_frame_done &&
+                         t->sessionblock_seen && !t->mid_session, false, false);
+        }
         if (p >= 18)
             kr_cipher_pass(krt_cipher(ds), ds->buf + 2, p - 2);
         else
@@ -228,6 +235,7 @@ static void resync_by_decryption(kr_tracker *t, kr_dir dir, size_t n, double ts)
         if (!tmp)
             return;
         memcpy(tmp, ds->buf + p, tail);
+        krt_kept_forget(t, dir);    /* the frame kept last was not one */
         ds->have_last_id = false;   /* a message went by unread: no counter gap can be told */
         kr_tracker_emit_finding(t, KR_FIND_DECRYPT_ERROR, dir, ts, ds->pdu_offset,
                                 "the frame at offset %llu has a damaged length prefix (it says %zu bytes): the "
@@ -285,6 +293,7 @@ void krt_enter_resync(kr_tracker *t, kr_dir dir)
     kr_dirstate *ds = &t->d[dir];
     ds->st = PST_RESYNC;
     ds->scan_from = 0;
+    krt_kept_forget(t, dir);
     kr_cipher_lose_sync(krt_cipher(ds));
     ds->have_last_id = false;
 }
@@ -341,19 +350,55 @@ static void act_frame(kr_tracker *t, kr_dir dir, double ts)
     if (ds->have == 2) {
         unsigned l = (unsigned)ds->buf[0] << 8 | ds->buf[1];
         if (!valid_len(l, KR_FRAME_MAX)) {
+            kr_cipher_state at;
+            kr_cipher_save(ds->cipher, &at);
             krt_enter_resync(t, dir);
+            krt_kept_boundary(t, dir, &at);   /* another copy of the prefix may still frame a frame here */
             /* the 2 bytes stay in the window; the scan decides */
             resync_scan(t, dir, ts, false);
         }
         return;
     }
     krt_copies_frame(t, dir);
-    uint32_t bad = ds->frames_bad;
+    uint32_t bad = ds->frames_bad, ok = ds->frames_ok;
     size_t n = ds->have;
+    /* a frame read with the session key (known before it, or from a session line it fitted) is kept for a
+     * copy of its bytes that may still come (reread.c) */
+    bool whole = !ds->damaged;
+    bool hello = !ds->first_frame_done && t->sessionblock_seen && !t->mid_session;
+    uint64_t off = ds->pdu_offset;
+    double first = ds->pdu_first_time;
+    kr_cipher_state before;
+    kr_cipher_save(ds->cipher, &before);
     krt_do_frame(t, dir, ts);
+    if (whole && kr_cipher_keyed(ds->cipher)) {
+        if (!before.passed) {
+            memcpy(before.iv, t->sess.iv, 16);   /* no frame went by before it: its IV was the first one */
+            before.in_sync = true;
+        }
+        krt_kept_add(t, dir, &before, off, ds->buf, n, first, hello, ds->frames_ok > ok, ds->frames_bad > bad);
+    }
     krt_evaluate(t, ts);
     if (ds->frames_bad > bad)
         resync_by_decryption(t, dir, n, ts);
+}
+
+/* The frame being read in dir is the first len bytes of its buffer (another copy of its length prefix said
+ * so, and the frame it frames decrypts): it is read at that length, and the bytes after it are read again. */
+void krt_reframe(kr_tracker *t, kr_dir dir, size_t len, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    size_t tail = ds->have - len;
+    uint8_t *tmp = malloc(tail ? tail : 1);
+    if (!tmp)
+        return;
+    memcpy(tmp, ds->buf + len, tail);
+    ds->have = len;
+    ds->scan_from = 0;
+    act_frame(t, dir, ts);
+    ds->offset -= tail;
+    krt_feed(t, dir, tmp, tail, ts);
+    free(tmp);
 }
 
 /* Called when the buffer holds want() bytes (resync: after every append). */
@@ -550,6 +595,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
     kr_dirstate *ds = &t->d[dir];
     uint64_t at = ds->offset;
     ds->gapped = true;
+    krt_kept_forget(t, dir);        /* frames after the gap do not follow the ones kept */
     char nb[48];
     if (nbytes)
         snprintf(nb, sizeof nb, "%llu bytes", (unsigned long long)nbytes);

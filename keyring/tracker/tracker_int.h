@@ -40,6 +40,7 @@ typedef struct kr_dirstate {   /* grouped by size, as kr_tracker */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
     struct kr_disputes *disp; /* disputed byte ranges; NULL until the first one */
+    struct krt_frec *kept;    /* frames read that a copy may still contradict (reread.c); NULL none */
     kr_cipher *cipher;     /* made at need (krt_cipher); keyed once the session key is known; holds the IV chain */
     uint8_t *pt;           /* plaintext scratch */
     size_t pt_cap;
@@ -299,6 +300,7 @@ void krt_emit_data(kr_tracker *t, kr_dir dir, size_t n, double ts, const char *w
 /* stream.c: the byte pump */
 void krt_shrink(kr_dirstate *ds);
 void krt_enter_resync(kr_tracker *t, kr_dir dir);
+void krt_reframe(kr_tracker *t, kr_dir dir, size_t len, double ts);
 void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts);
 void krt_flush_early(kr_tracker *t, double ts);
 void krt_end_direction(kr_tracker *t, kr_dir dir, double ts, bool capture_end);
@@ -319,6 +321,19 @@ void krt_install_cipher(kr_tracker *t, kr_dir dir);
 void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool from_line);
 void krt_consider_session_lines(kr_tracker *t);
 void krt_do_frame(kr_tracker *t, kr_dir dir, double ts);
+void krt_read_frame(kr_tracker *t, kr_dir dir, double ts, const char *again);
+bool krt_frame_passes(kr_tracker *t, kr_dir dir, const uint8_t *body, size_t len);
+
+/* reread.c: frames read that a conflicting copy may still contradict */
+void krt_kept_add(kr_tracker *t, kr_dir dir, const kr_cipher_state *before, uint64_t off, const uint8_t *b,
+                  size_t len, double first, bool hello, bool ok, bool bad);
+void krt_kept_forget(kr_tracker *t, kr_dir dir);
+void krt_kept_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, size_t len, int rank, double ts);
+size_t krt_kept_memory(const kr_tracker *t);
+void krt_kept_boundary(kr_tracker *t, kr_dir dir, const kr_cipher_state *at);
+bool krt_take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, kr_cipher_state at,
+                      double ts);
+bool krt_kept_resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, double ts);
 
 /* copies.c: conflicting copies of bytes already read */
 void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts);

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Both frontends, one story: every sample, every adversity case and a seeded set of damaged captures go
 through tshark with the plugin and through cloudmon --json; each connection must get the same final
-verdict from both, and where the damage leaves the wire's meaning intact, the sample's verdict.
+verdict from both (its code and whether a key proved it), and where the damage leaves the wire's meaning
+intact, the sample's verdict.
 
   agree.py PLUGIN CLOUDMON          (AGREE_VERBOSE=1 prints every connection's verdicts)
 
 Cases: the samples as captured; tests/monitor's adversity rewrites; two VLAN tags; IPv4 fragments; IPv6
 with extension headers; segments reversed in pairs and windows; timestamps in ms and s; an RST outside
 the window and an exact one after every packet; a bogus IP length on every pure ACK; a garbage copy before
-every data segment; a plausible damaged frame length prefix in each direction; bit flips; editcap -E at
+every data segment; a plausible damaged frame length prefix in each direction; each side's Hello read from a
+garbage copy before its real copy comes (read again: the verdict as captured, as strongly proven); each
+Hello's length prefix damaged and the segment sent again; bit flips; editcap -E at
 three rates with fixed seeds; the capture ending inside the handshake; a SYN flood next to a live session;
 a pcapng with two link types.
 The cases are built here from the samples (plain struct-level pcap rewriting, tests/monitor/pcaptool.py).
@@ -244,7 +247,8 @@ def v_bogus_length(pkts):
 
 def v_garbage_first(pkts):
     """A garbage copy of a data segment 1 us before the real one: the copies are candidates until their meaning
-    decides (the copy that opens with the key, or the nonce the id block echoes), so the verdict stands."""
+    decides (the copy that opens with the key, the nonce the id block echoes, the copy whose length prefix
+    frames a frame that decrypts), so the verdict stands, as strongly proven as captured."""
     out = []
     rnd = random.Random(5)
     for i, p in enumerate(pkts):
@@ -252,7 +256,7 @@ def v_garbage_first(pkts):
             junk = bytes(rnd.randrange(256) for _ in p.seg.payload)
             g = rebuild(p, payload=junk)
             g.ts = p.ts - 1e-6
-            out.append(("garbage copy before packet %d" % (i + 1), pkts[:i] + [g] + pkts[i:], True))
+            out.append(("garbage copy before packet %d" % (i + 1), pkts[:i] + [g] + pkts[i:], "exact"))
     return out
 
 
@@ -276,6 +280,66 @@ def v_prefix(pkts):
                                 pkts[:i] + [rebuild(pkts[i], payload=pl)] + pkts[i + 1:], True))
                     break
             skip -= n
+    return out
+
+
+def first_frames(pkts):
+    """Per side (True = cloud): the index of the first connection's first data segment after the handshake
+    when it holds exactly one frame (its Hello), and the index of the other side's next segment."""
+    port = device_ports(pkts)[0]
+    out = {}
+    for cloud in (False, True):
+        skip = 424 if cloud else 256
+        for i, p in enumerate(pkts):
+            if not (p.tcp and p.seg.payload and from_cloud(p) == cloud and port in p.seg.ports):
+                continue
+            pl = p.seg.payload
+            if skip <= 0:
+                if len(pl) >= 18 and 2 + (pl[0] << 8 | pl[1]) == len(pl):
+                    nxt = next((j for j in range(i + 1, len(pkts)) if pkts[j].tcp and
+                                port in pkts[j].seg.ports and from_cloud(pkts[j]) != cloud), None)
+                    if nxt is not None:
+                        out[cloud] = (i, nxt)
+                break
+            skip -= len(pl)
+    return out
+
+
+def between(pkts, i, j):
+    """A time after packet i and before packet j."""
+    return pkts[i].ts + (pkts[j].ts - pkts[i].ts) / 2
+
+
+def v_copy_after_read(pkts):
+    """A conflicting copy that comes after the frame was read: each side's Hello arrives first with its length
+    prefix right and the rest garbage, and its real bytes come again before the other side answers, when the
+    garbage frame has been read (and failed). The real copy decrypts and the garbage did not, so the frame
+    is read again from it: the verdict is the one as captured, as strongly proven."""
+    out = []
+    rnd = random.Random(11)
+    for cloud, (i, nxt) in sorted(first_frames(pkts).items()):
+        pl = pkts[i].seg.payload
+        junk = pl[:2] + bytes(rnd.randrange(256) for _ in pl[2:])
+        g = rebuild(pkts[i], payload=junk)
+        real = pkts[i].copy(ts=between(pkts, i, nxt))
+        out.append(("the %s Hello read from garbage, its real copy after" % ("cloud" if cloud else "device"),
+                    pkts[:i] + [g, real] + pkts[i + 1:], "exact"))
+    return out
+
+
+def v_prefix_retransmitted(pkts):
+    """A damaged length prefix (one flipped bit: 0x0010 read as 0x8010) on each side's Hello, and the segment
+    again with its right prefix before the other side answers: the copy that frames a frame which decrypts
+    wins, so the verdict is the one as captured, as strongly proven."""
+    out = []
+    for cloud, (i, nxt) in sorted(first_frames(pkts).items()):
+        pl = pkts[i].seg.payload
+        if pl[0] & 0x80:
+            continue
+        bad = rebuild(pkts[i], payload=bytes([pl[0] | 0x80]) + pl[1:])
+        real = pkts[i].copy(ts=between(pkts, i, nxt))
+        out.append(("the %s Hello's length prefix damaged, the segment sent again" % ("cloud" if cloud else "device"),
+                    pkts[:i] + [bad, real] + pkts[i + 1:], "exact"))
     return out
 
 
@@ -386,7 +450,7 @@ def v_links(pkts):
 
 
 VARIANT_CASES = [v_identity, v_links, v_adversity, v_reorder, v_timestamps, v_rst, v_bogus_length, v_garbage_first,
-                 v_prefix, v_bitflips]
+                 v_prefix, v_copy_after_read, v_prefix_retransmitted, v_bitflips]
 # the samples each case runs on (None: all of them); the per-packet cases are many, so they run on a few
 PER_PACKET = {"healthy", "unknown-device", "device-key-mismatch-g2", "stalled", "mid-session"}
 CASE_SAMPLES = {
@@ -407,17 +471,26 @@ def pair(a, b):
 
 def plugin_verdicts(sh, cap, kf):
     rows = sh.fields(cap, ["ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "spark.verdict",
-                           "spark.verdict.final", "ipv6.src", "ipv6.dst"],
+                           "spark.verdict.final", "ipv6.src", "ipv6.dst", "spark.verdict.proven"],
                      extra=["-o", "spark.keyfile:" + kf, "-Y", "spark.verdict"])
     out = {}
     for r in rows:
-        src, sport, dst, dport, verdicts, finals, src6, dst6 = r[1:9]
+        src, sport, dst, dport, verdicts, finals, src6, dst6, proven = r[1:10]
         src, dst = src6 or src, dst6 or dst
         key = pair(dev_key(src, sport), dev_key(dst, dport))
-        for v, f in zip(verdicts.split(","), finals.split(",")):
+        for v, f, p in zip(verdicts.split(","), finals.split(","), proven.split(",")):
             if f == "1":
-                out.setdefault(key, []).append(v)
+                out.setdefault(key, []).append(strength(v, p == "1"))
     return {k: sorted(v) for k, v in out.items()}
+
+
+def strength(verdict, proven):
+    """A final verdict as both frontends must give it: its code and whether a key proved it."""
+    return "%s (%s)" % (verdict, "proven" if proven else "inferred")
+
+
+def codes(verdicts):
+    return [v.split(" ")[0] for v in verdicts] if verdicts else verdicts
 
 
 def unbracket(end):
@@ -433,7 +506,8 @@ def cloudmon_verdicts(cloudmon, cap, kf):
     for line in text.splitlines():
         o = json.loads(line)
         if o.get("type") == "verdict" and o.get("final"):
-            out.setdefault(pair(unbracket(o["client"]), unbracket(o["server"])), []).append(o["verdict"])
+            out.setdefault(pair(unbracket(o["client"]), unbracket(o["server"])), []).append(
+                strength(o["verdict"], o.get("proven")))
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -453,9 +527,15 @@ def compare(label, sh, cloudmon, cap, kf, expect_names):
             print("%s: plugin %s, cloudmon %s, expected %s" % (what, a.get(k), b.get(k), expect.get(k)))
         check(a.get(k) == b.get(k), "%s: plugin %s, cloudmon %s" % (what, a.get(k), b.get(k)))
         want = expect.get(k)
-        if want:
+        if isinstance(want, tuple):
+            # the verdict as captured (the identity variant's connection), as strongly proven
             counts["with_expectation"] += 1
-            check(a.get(k) == [want] and b.get(k) == [want],
+            ref = a.get(want[1])
+            check(ref and a.get(k) == ref and b.get(k) == ref,
+                  "%s: the wire supports %s as captured, plugin %s, cloudmon %s" % (what, ref, a.get(k), b.get(k)))
+        elif want:
+            counts["with_expectation"] += 1
+            check(codes(a.get(k)) == [want] and codes(b.get(k)) == [want],
                   "%s: the wire supports %s, plugin %s, cloudmon %s" % (what, want, a.get(k), b.get(k)))
 
 
@@ -481,6 +561,10 @@ def merge(variants, ports, verdicts, cloud=None):
         for k, port in enumerate(ports):
             key = dev_key(addr(text), port)
             expect[key] = verdicts[k] if keep and k < len(verdicts) else None
+            cend = dev_key(*cloud.rsplit(":", 1)) if cloud else None
+            if keep == "exact":
+                # the same as the first variant's (the capture as it is) connection of this port
+                expect[key] = ("exact", pair(dev_key("10.0.0.1", port), cend) if cend else None)
             if cloud:
                 cip, cport = cloud.rsplit(":", 1)
                 expect[pair(key, dev_key(addr(cip), cport))] = expect[key]

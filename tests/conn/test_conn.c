@@ -1,7 +1,8 @@
 /* Unit tests of libkeyring's connection layer (keyring/conn.h): the byte stream of one direction
  * (reasm.c), and each rule of the layer: ISN+1, out-of-order, overlap, RST in and out of the window, an
  * RST the connection survives, refused, eviction under a SYN flood, the IP length against the captured
- * length, gaps, idle expiry and the nonce rule. */
+ * length, gaps, idle expiry and the nonce rule; frames read already that a conflicting copy makes read
+ * again (or disputes), until their receiver acknowledges them. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -268,6 +269,9 @@ typedef struct log {
     int reasons[16];         /* per kr_step_reason */
     uint8_t frame_head[16];  /* first bytes of the last frame step */
     uint64_t first_nonce_offset;
+    int decrypted;           /* frame steps decrypted whole */
+    int again;               /* frame steps read again from another copy */
+    bool last_proven;
 } log_t;
 
 static void lg(log_t *l, const char *fmt, ...)
@@ -292,6 +296,8 @@ static void c_step(void *ud, kr_conn *c, const kr_step *s)
         l->reasons[s->reason]++;
     if ((s->kind == KR_STEP_FRAME || s->kind == KR_STEP_HELLO) && s->bytes && s->length >= 16)
         memcpy(l->frame_head, s->bytes, 16);
+    l->decrypted += s->frame_state == KR_FRAME_DECRYPTED;
+    l->again += strncmp(s->note, "read again", 10) == 0;
     lg(l, "step:%s ", kr_step_str(s->kind));
 }
 
@@ -302,6 +308,7 @@ static void c_verdict(void *ud, kr_conn *c, const kr_verdict *v)
     l->verdicts++;
     l->last_code = v->code;
     l->last_final = v->final;
+    l->last_proven = v->proven;
 }
 
 static void c_tcp(void *ud, kr_conn *c, const kr_tcp_event *e)
@@ -356,6 +363,17 @@ static kr_packet pk(bool from_dev, uint16_t port, uint32_t seq, uint32_t ack, ui
     p.captured_len = p.wire_len = n;
     p.time = t;
     return p;
+}
+
+static kr_conn_table *table_kf(log_t *l, size_t max_conns, const kr_keyfile *kf)
+{
+    memset(l, 0, sizeof *l);
+    fill();
+    kr_conn_options o;
+    kr_conn_options_default(&o);
+    o.max_conns = max_conns;
+    o.idle = 30;
+    return kr_conn_table_new(kf, &o, &cbs, l);
 }
 
 static kr_conn_table *table(log_t *l, size_t max_conns)
@@ -500,6 +518,270 @@ static void test_conflicting_copies_wait_out_of_order(void **st)
     feed(t, pk(true, DEV_PORT, s0 + 18, ISN_S + 425, KR_TCP_ACK, f + 18, 16, 1.043));
     assert_int_equal(l.steps[KR_STEP_HELLO] + l.steps[KR_STEP_FRAME], 1);
     assert_int_equal(l.reasons[KR_WHY_DISPUTED], 1);
+    kr_conn_table_free(t);
+}
+
+/* ---- frames read already, and a copy that comes after (keyring/tracker/reread.c) ---- */
+
+/* The session material of the keyfile's one session line: key, IV, salt. */
+static const uint8_t M[KR_SESSION_LEN] = {
+    0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xf0, 0x01,
+    0x02, 0x13, 0x24, 0x35, 0x46, 0x57, 0x68, 0x79, 0x8a, 0x9b, 0xac, 0xbd, 0xce, 0xdf, 0xe0, 0xf1,
+    0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78 };
+
+static const kr_keyfile *session_keyfile(void)
+{
+    static kr_keyfile *kf;
+    if (!kf) {
+        char text[160], hex[2 * KR_SESSION_LEN + 1];
+        for (int i = 0; i < KR_SESSION_LEN; i++)
+            snprintf(hex + 2 * i, 3, "%02x", M[i]);
+        snprintf(text, sizeof text, "session 53ff6c065067544816300187 %s\n", hex);
+        kr_err err;
+        memset(&err, 0, sizeof err);
+        kf = kr_keyfile_parse(text, strlen(text), ".", "test-keyfile", &err);
+        assert_non_null(kf);
+    }
+    return kf;
+}
+
+/* A CoAP NON POST /h (a Hello) or /e/x with a payload of n bytes (at most 64), message id id, encrypted as
+ * one frame by c (which moves on to the next IV); returns the frame's length. */
+static size_t enc_frame(kr_cipher *c, char path, uint16_t id, size_t n, uint8_t fill_byte, uint8_t out[96])
+{
+    uint8_t m[80] = { 0x50, 0x02, (uint8_t)(id >> 8), (uint8_t)id, 0xb1, (uint8_t)path, 0x01, 'x', 0xff };
+    size_t head = path == 'h' ? 6 : 8;
+    m[head] = 0xff;
+    memset(m + head + 1, fill_byte, n);
+    int len = kr_cipher_encrypt(c, m, head + 1 + n, out, 96);
+    assert_true(len > 0);
+    return (size_t)len;
+}
+
+typedef struct sess_frames {
+    uint8_t d[5][96];        /* the device's frames, in order */
+    size_t dl[5];
+    uint8_t other[96];       /* another first frame at the same IV, that decrypts too */
+    uint8_t c[96];           /* the cloud's first frame */
+    size_t cl;
+} sess_frames;
+
+static void make_frames(sess_frames *f)
+{
+    kr_cipher *dc = kr_cipher_new(M, M + 16), *cc = kr_cipher_new(M, M + 16), *oc = kr_cipher_new(M, M + 16);
+    f->dl[0] = enc_frame(dc, 'h', 1, 6, 'a', f->d[0]);   /* the Hello, 18 bytes: one block */
+    f->dl[1] = enc_frame(dc, 'e', 2, 20, 'b', f->d[1]);  /* 34 bytes: two blocks */
+    f->dl[2] = enc_frame(dc, 'e', 3, 4, 'c', f->d[2]);   /* one block */
+    f->dl[3] = enc_frame(dc, 'e', 4, 4, 'c', f->d[3]);
+    f->dl[4] = enc_frame(dc, 'e', 5, 4, 'c', f->d[4]);
+    assert_int_equal(enc_frame(oc, 'h', 9, 6, 'z', f->other), f->dl[0]);
+    f->cl = enc_frame(cc, 'h', 7, 6, 'd', f->c);
+    kr_cipher_free(dc);
+    kr_cipher_free(cc);
+    kr_cipher_free(oc);
+}
+
+/* A garbage copy of a frame: its length prefix, other bytes after it. */
+static void garbage(const uint8_t *f, size_t n, uint8_t *g, uint8_t seed)
+{
+    memcpy(g, f, 2);
+    for (size_t i = 2; i < n; i++)
+        g[i] = (uint8_t)(i * 29 + seed);
+}
+
+#define D0 (ISN_D + 257)     /* the device's first byte after the id block */
+#define D1 (D0 + 18)         /* its second frame (the first, 18 bytes, installs the session line's key) */
+#define D2 (D1 + 34)
+#define C0 (ISN_S + 425)     /* the cloud's first byte after the session block */
+
+/* The frames, a table with the session line, and the device's first frame (its Hello) read with it. */
+static kr_conn_table *session_start(log_t *l, sess_frames *f)
+{
+    make_frames(f);
+    kr_conn_table *t = table_kf(l, 16, session_keyfile());
+    handshake(t, DEV_PORT, 1.0);
+    feed(t, pk(true, DEV_PORT, D0, C0, KR_TCP_ACK, f->d[0], f->dl[0], 1.04));
+    assert_int_equal(l->decrypted, 1);
+    return t;
+}
+
+/* Where the device's frame i starts (the first two are 18 and 34 bytes, the others 18). */
+static uint32_t dev_seq(int i)
+{
+    return i == 0 ? D0 : i == 1 ? D1 : D2 + 18u * (uint32_t)(i - 2);
+}
+
+/* The device's frame i, its real bytes, at its place in the stream. */
+static void send_real(kr_conn_table *t, const sess_frames *f, int i, double ts)
+{
+    feed(t, pk(true, DEV_PORT, dev_seq(i), C0, KR_TCP_ACK, f->d[i], f->dl[i], ts));
+}
+
+/* What the steps so far show: frames read again, frames decrypted, and the last frame step's first bytes. */
+static void expect_steps(const log_t *l, int again, int decrypted, const uint8_t *head)
+{
+    assert_int_equal(l->again, again);
+    assert_int_equal(l->decrypted, decrypted);
+    if (head)
+        assert_memory_equal(l->frame_head, head, 16);
+}
+
+/* The device's second frame with its length prefix and garbage after it (seed): it does not decrypt. */
+static void send_garbage(kr_conn_table *t, const sess_frames *f, uint8_t seed, double ts)
+{
+    uint8_t g[96];
+    garbage(f->d[1], f->dl[1], g, seed);
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g, f->dl[1], ts));
+}
+
+/* The cloud's Hello (acknowledging the device's bytes up to dev_end), then both sides close: the final
+ * verdict is ok; returns whether it is proven. The table is freed. */
+static bool cloud_hello_and_close(kr_conn_table *t, const log_t *l, const sess_frames *f, uint32_t dev_end,
+                                  double t0)
+{
+    feed(t, pk(false, DEV_PORT, C0, dev_end, KR_TCP_ACK, f->c, f->cl, t0));
+    feed(t, pk(true, DEV_PORT, dev_end, C0 + 18, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, t0 + 0.01));
+    feed(t, pk(false, DEV_PORT, C0 + 18, dev_end + 1, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, t0 + 0.02));
+    kr_conn_table_free(t);
+    assert_int_equal(l->last_code, KR_V_OK);
+    assert_true(l->last_final);
+    return l->last_proven;
+}
+
+/* The device's second frame read from garbage, then its real bytes as a copy before the cloud acknowledges
+ * them: the frame is read again from the copy (it decrypts, the garbage did not), and the chain goes on from
+ * the real ciphertext (the next frame, one block, decrypts only under the real first block as its IV). */
+static void test_copy_after_read_is_read_again(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    send_garbage(t, &f, 1, 1.05);
+    assert_int_equal(l.decrypted, 1);                   /* the garbage was read: it does not decrypt */
+    send_real(t, &f, 1, 1.051);
+    expect_steps(&l, 1, 2, f.d[1]);
+    send_real(t, &f, 2, 1.052);
+    assert_int_equal(l.decrypted, 3);
+    assert_true(cloud_hello_and_close(t, &l, &f, D2 + 18, 1.06));
+}
+
+/* The frame after the one read again was read already, under the garbage's first block as its IV: it is read
+ * again too, with the real one. */
+static void test_read_again_moves_the_chain(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    send_garbage(t, &f, 2, 1.05);
+    send_real(t, &f, 2, 1.051);
+    assert_int_equal(l.decrypted, 1);                   /* one block under the garbage's IV: wrong padding */
+    send_real(t, &f, 1, 1.052);
+    expect_steps(&l, 2, 3, f.d[2]);
+    kr_conn_table_free(t);
+}
+
+/* Once the cloud acknowledged the frame, a copy seen later is not what it read: the frame stands, and the
+ * frames kept for it are given back. */
+static void test_copy_after_ack_is_not_taken(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    send_garbage(t, &f, 3, 1.05);
+    size_t held = kr_conn_table_memory(t);
+    feed(t, pk(false, DEV_PORT, C0, D2, KR_TCP_ACK, NULL, 0, 1.051));
+    assert_true(kr_conn_table_memory(t) + 18 + 34 <= held);   /* both kept frames' bytes are given back */
+    send_real(t, &f, 1, 1.052);
+    expect_steps(&l, 0, 1, NULL);
+    kr_conn_table_free(t);
+}
+
+/* Two copies that both decrypt, or neither: the frame is given again as disputed. A Hello that both copies
+ * decrypt proves nothing: ok is then inferred from the frames both ways, not proven by the Hellos. */
+static void test_copies_both_or_neither_disputed(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    send_garbage(t, &f, 4, 1.05);
+    send_garbage(t, &f, 5, 1.051);                      /* another garbage copy */
+    assert_int_equal(l.reasons[KR_WHY_DISPUTED], 1);
+    assert_int_equal(l.again, 1);                       /* given again, as disputed */
+    assert_int_equal(l.decrypted, 1);
+    kr_conn_table_free(t);
+
+    t = session_start(&l, &f);
+    feed(t, pk(true, DEV_PORT, D0, C0, KR_TCP_ACK, f.other, f.dl[0], 1.041));
+    assert_int_equal(l.reasons[KR_WHY_DISPUTED], 1);
+    assert_int_equal(l.again, 1);
+    assert_false(cloud_hello_and_close(t, &l, &f, D1, 1.05));
+}
+
+/* A damaged length prefix (0x0020 read as 0x8020) and the segment again with the right one: the copy frames
+ * a frame that decrypts, so the frame is read at its length and the stream goes on from there. */
+static void test_damaged_prefix_then_right_copy(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    uint8_t bad[96];
+    memcpy(bad, f.d[1], f.dl[1]);
+    bad[0] |= 0x80;
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, bad, f.dl[1], 1.05));
+    assert_int_equal(l.steps[KR_STEP_FRAME], 0);        /* a frame of 0x8020 bytes: not complete */
+    send_real(t, &f, 1, 1.051);
+    assert_int_equal(l.steps[KR_STEP_FRAME], 1);
+    assert_int_equal(l.decrypted, 2);
+    send_real(t, &f, 2, 1.052);
+    assert_int_equal(l.decrypted, 3);
+    kr_conn_table_free(t);
+}
+
+/* The same damaged prefix, its frame resynchronised over (the frames after it give the boundary) before the
+ * right copy comes: the frame kept is read again from it. */
+static void test_damaged_prefix_resynced_then_right_copy(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    uint8_t bad[96];
+    memcpy(bad, f.d[1], f.dl[1]);
+    bad[0] |= 0x80;
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, bad, f.dl[1], 1.05));
+    for (int i = 2; i < 5; i++)
+        send_real(t, &f, i, 1.05 + 0.001 * i);
+    assert_int_equal(l.steps[KR_STEP_DATA], 1);         /* the damaged frame, skipped */
+    assert_int_equal(l.decrypted, 4);
+    send_real(t, &f, 1, 1.06);
+    expect_steps(&l, 1, 5, f.d[1]);
+    kr_conn_table_free(t);
+}
+
+/* Garbage first whose length prefix fits no frame (the bytes are searched for the next frame boundary), then
+ * the real copy: its prefix frames a frame that decrypts where the cipher stood, so the frame is read from it
+ * and the chain goes on. */
+static void test_unframed_garbage_then_right_copy(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    uint8_t g[96];
+    garbage(f.d[1], f.dl[1], g, 6);
+    g[0] = g[1] = 0xff;
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g, f.dl[1], 1.05));
+    assert_int_equal(l.steps[KR_STEP_FRAME] + l.steps[KR_STEP_DATA], 0);   /* no boundary found yet */
+    send_real(t, &f, 1, 1.051);
+    assert_int_equal(l.decrypted, 2);
+    send_real(t, &f, 2, 1.052);
+    assert_int_equal(l.decrypted, 3);
+    assert_int_equal(l.steps[KR_STEP_DATA], 0);
     kr_conn_table_free(t);
 }
 
@@ -811,6 +1093,13 @@ int main(void)
         cmocka_unit_test(test_conflicting_copies_wait_out_of_order),
         cmocka_unit_test(test_rst_window_scale),
         cmocka_unit_test(test_checksum_copies),
+        cmocka_unit_test(test_copy_after_read_is_read_again),
+        cmocka_unit_test(test_read_again_moves_the_chain),
+        cmocka_unit_test(test_copy_after_ack_is_not_taken),
+        cmocka_unit_test(test_copies_both_or_neither_disputed),
+        cmocka_unit_test(test_damaged_prefix_then_right_copy),
+        cmocka_unit_test(test_damaged_prefix_resynced_then_right_copy),
+        cmocka_unit_test(test_unframed_garbage_then_right_copy),
         cmocka_unit_test(test_tcp_checksum_rule),
         cmocka_unit_test(test_rst_in_window_ends),
         cmocka_unit_test(test_rst_out_of_window_ignored),

@@ -32,6 +32,15 @@ void kr_cipher_set_key(kr_cipher *c, const uint8_t key[16], const uint8_t first_
 /* A frame of len bytes (len >= 16) went by without being decrypted here: its C1 is the next IV. */
 void kr_cipher_pass(kr_cipher *c, const uint8_t *ct, size_t len);
 
+/* Where a cipher stands in its IV chain: what a frame read from one copy of its bytes needs to be read
+ * again from another (kr_cipher_save before the frame, kr_cipher_restore to go back there). */
+typedef struct kr_cipher_state {
+    uint8_t iv[16];
+    bool in_sync, passed;
+} kr_cipher_state;
+void kr_cipher_save(const kr_cipher *c, kr_cipher_state *s);
+void kr_cipher_restore(kr_cipher *c, const kr_cipher_state *s);
+
 typedef enum kr_dec_result {
     KR_DEC_OK = 0,
     KR_DEC_PARTIAL,       /* decrypted from the second block on: the first block was lost */

@@ -9,7 +9,9 @@
  *   bytes of the accepting side look like a nonce (kr_conn_nonce_like, the one heuristic);
  * - the two byte streams: the next expected byte is ISN+1 when the SYN was seen; retransmitted and
  *   overlapping bytes are handed on once, and every later copy of them goes to kr_tracker_copy, where
- *   copies that differ are candidates until their meaning decides; segments ahead of the next byte wait (bounded) until the hole
+ *   copies that differ are candidates until their meaning decides, and every acknowledgement goes to
+ *   kr_tracker_acked (a copy seen after it is not what the receiver read); segments ahead of the next
+ *   byte wait (bounded) until the hole
  *   fills, the peer acknowledges past it, it waits too long, or the stream ends, and then the hole becomes
  *   a gap; bytes a snap length cut are a gap; an IP length that claims more bytes than a frame the capture
  *   did not cut is not believed; a segment whose checksum is known to be bad is taken all the same

@@ -342,12 +342,19 @@ void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len
  * block copy that opens with the key (read again from the other copy when the first did not open; a
  * result both copies give stands); a frame still being read, the copy under which it decrypts with the
  * session key. A frame no copy makes decrypt (or without the key) and a handshake block that no key can
- * judge are disputed: a disputed step proves nothing. Bytes read before
- * the last PDU of their direction are not compared (their steps stand).
+ * judge are disputed: a disputed step proves nothing. A frame read already is compared while it is kept
+ * (the last frames read with the session key until their receiver acknowledges them, kr_tracker_acked): a
+ * copy that decrypts to CoAP where the frame as read did not makes it read again (its step given again, the
+ * chain going on from that copy); when both copies or neither decrypt, it is given again as disputed. Bytes
+ * read before that window are not compared (their steps stand).
  * rank: 1 when this copy's TCP checksum is valid and the first copy's was bad (this copy replaces the
  * bytes where they can still be read), -1 the other way round (this copy is not taken), 0 otherwise. */
 void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t offset, const uint8_t *bytes, size_t len, int rank,
                      double ts);
+/* The receiver of dir acknowledged dir's bytes before offset (a connection layer calls it for every
+ * acknowledgement): it read one copy of them, so a copy seen later is not what it read. The frames kept
+ * for a later copy (the last ones read in dir) are given back up to there. */
+void kr_tracker_acked(kr_tracker *t, kr_dir dir, uint64_t offset);
 /* The cloud's address and port (family 4: 4 bytes, 6: 16 bytes) for server keys bound to a cloud with
  * cloud=ADDR. Without it only unbound server keys apply. Call before the handshake's data. */
 void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16_t port);
@@ -373,7 +380,8 @@ const char *kr_tracker_function(const kr_tracker *t, size_t i);
 size_t kr_tracker_variable_count(const kr_tracker *t);
 const char *kr_tracker_variable(const kr_tracker *t, size_t i, kr_var_type *type);
 
-/* Bytes of memory this tracker holds now (bounded: buffers never exceed one PDU). */
+/* Bytes of memory this tracker holds now (bounded: buffers never exceed one PDU, and the frames kept for a
+ * later copy of their bytes, until their receiver acknowledges them, 512 bytes a direction). */
 size_t kr_tracker_memory(const kr_tracker *t);
 
 /* Many connections: keyring/conn.h (the connection layer) keeps the table of trackers. */
