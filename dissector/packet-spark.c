@@ -6,8 +6,9 @@
  * names a verdict. This file holds the dissectors and the layer's hooks. spark-record.c keeps what the
  * tracker reports against the frame being handled, spark-render.c shows those records on every pass,
  * spark-fields.c registers the fields, spark-keys.c the keys and preferences.
- * A postdissector sees every TCP frame (also the ones without payload): on the first pass it hands the
- * frame to the connection layer, on every pass it renders what that frame brought.
+ * The plugin's entry in front of TCP notes every segment (also the ones without payload, spark-conn.c); a
+ * postdissector hands it to the connection layer on the first pass and renders what the frame brought on
+ * every pass.
  */
 #include <string.h>
 
@@ -56,6 +57,10 @@ static void conv_bind(void *p, packet_info *pinfo)
     gboolean first = conv->last_rec == NULL;
     if (!pinfo) {
         conv->cur = conv->last_rec;
+        return;
+    }
+    if (conv->last_rec && conv->last_rec->frame == pinfo->num) {
+        conv->cur = conv->last_rec;     /* bound to this frame already */
         return;
     }
     conv->cur = rec_get_or_new(pinfo, conv);
@@ -189,12 +194,14 @@ static int dissect_spark_common(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
 
     /* the postdissector hands the frame to the connection layer; what it recorded is shown here when the
      * frame is dissected again (positions are in the frame's data source), and else by the postdissector */
+    spark_pass *pass = pass_get(pinfo);
+
     if (!PINFO_FD_VISITED(pinfo) && claim)
         spark_conn_claim(pinfo, server_is_src_if_new);
-    pass_get(pinfo)->main_ran = TRUE;
+    pass->main_ran = TRUE;
     rec = PINFO_FD_VISITED(pinfo) ? rec_get(pinfo) : NULL;
     if (rec)
-        render_rec(tvb_get_ds_tvb(tvb), pinfo, tree, rec);
+        render_rec(tvb_get_ds_tvb(tvb), pinfo, tree, pass, rec);
     return tvb_captured_length(tvb);
 }
 
@@ -242,7 +249,7 @@ static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
     if (pinfo->ptype != PT_TCP)
         return 0;
     if (!PINFO_FD_VISITED(pinfo)) {
-        spark_conn_frame(tvb, pinfo, tree);
+        spark_conn_frame(tvb, pinfo);
     }
     rec = rec_get(pinfo);
     if (!rec)
@@ -250,7 +257,7 @@ static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
     pass = pass_get(pinfo);
     if (!pass->tree && !pass->main_ran)
         pass->info_started = TRUE;  /* a frame without Spark bytes keeps TCP's columns; we append */
-    render_rec(tvb, pinfo, tree, rec);
+    render_rec(tvb, pinfo, tree, pass, rec);
     return 0;
 }
 
@@ -273,15 +280,11 @@ void proto_register_spark(void)
 
 void proto_reg_handoff_spark(void)
 {
-    GArray *wanted;
-
     dissector_add_uint_with_preference("tcp.port", SPARK_TCP_PORT, spark_handle);
     heur_dissector_add("tcp", dissect_spark_heur, "Spark Cloud Protocol over TCP (other ports)", "spark_tcp",
                        proto_spark, HEURISTIC_ENABLE);
     spark_render_handoff();
 
+    spark_conn_hook_tcp();
     register_postdissector(spark_post_handle);
-    wanted = g_array_new(FALSE, FALSE, (guint)sizeof(int));
-    spark_conn_want(wanted);
-    set_postdissector_wanted_hfids(spark_post_handle, wanted);
 }

@@ -1,13 +1,15 @@
-/* sparkwire Wireshark plugin: each TCP frame, as Wireshark's TCP dissector read it (raw sequence and
- * acknowledgement numbers, flags, window, the payload's captured bytes and its length on the wire,
- * whether the capture cut the frame, the header's bytes for the checksum and the window scale option),
- * becomes one kr_packet for libkeyring's connection layer. The layer follows the connections and reports back; this file ties each report to
- * the frame being handled and passes it to the dissector's hooks. */
+/* sparkwire Wireshark plugin: each TCP segment, read from its own bytes as IP hands it to Wireshark's TCP
+ * dissector (addresses, ports, raw sequence and acknowledgement numbers, flags, window, the payload's
+ * captured bytes and its length on the wire, whether the capture cut the frame, the checksum and the window
+ * scale option), becomes one kr_packet for libkeyring's connection layer. The layer follows the connections
+ * and reports back; this file ties each report to the frame being handled and passes it to the dissector's
+ * hooks. */
 #include <string.h>
 
 #include <epan/packet.h>
 #include <epan/prefs.h>
 #include <epan/proto.h>
+#include <epan/ipproto.h>
 
 #include "compat.h"
 #include "spark-conn.h"
@@ -20,8 +22,14 @@ static gint cur_payload_offset;
 static double last_time;
 static guint spark_max_conns;        /* the table's bound (spark.max_conns) */
 
-static int hf_seq = -1, hf_ack = -1, hf_flags = -1, hf_win = -1, hf_len = -1, hf_payload = -1, hf_sport = -1,
-           hf_hdr_len = -1;
+/* The TCP segment of the frame being dissected, noted before TCP reads it (see tcp_seen) */
+typedef struct spark_seg {
+    guint32 frame;           /* the frame noted (0: none); the last segment of a frame that holds several */
+    kr_packet p;
+    tvbuff_t *ds;            /* the data source holding the segment, and where its payload starts there */
+    gint payload_offset;
+} spark_seg;
+static spark_seg seg;
 
 static double ts_of(const nstime_t *t)
 {
@@ -119,6 +127,7 @@ void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gbool
     spark_hooks = *hooks;
     spark_tab = kr_conn_table_new(kf, &o, &spark_conn_cb, NULL);
     last_time = 0;
+    seg.frame = 0;
 }
 
 void spark_conn_stop(void)
@@ -130,26 +139,13 @@ void spark_conn_stop(void)
     }
 }
 
-/* ---- a frame's TCP facts ---- */
+/* ---- a frame's TCP segment ---- */
 
-static field_info *last_field(proto_tree *tree, int hf)
-{
-    GPtrArray *a;
-    if (!tree || hf <= 0)
-        return NULL;
-    a = proto_get_finfo_ptr_array(tree, hf);
-    return (a && a->len > 0) ? (field_info *)g_ptr_array_index(a, a->len - 1) : NULL;
-}
-
-static guint32 field_uint(proto_tree *tree, int hf, gboolean *ok)
-{
-    field_info *fi = last_field(tree, hf);
-    if (!fi) {
-        *ok = FALSE;
-        return 0;
-    }
-    return spark_field_uint(fi);
-}
+/* Wireshark's IP dissectors hand TCP segments to TCP through the "ip.proto" table. The plugin's entry there
+ * (spark_conn_hook_tcp) notes each segment's header facts from its bytes, then calls TCP unchanged; the
+ * postdissector hands the noted segment to the layer. Reading the header's bytes, rather than TCP's fields,
+ * spares every frame a protocol tree when nothing else asks for one (tshark builds none for a summary). */
+static dissector_handle_t tcp_handle;
 
 static gboolean endpoint(const address *a, guint32 port, kr_endpoint *e)
 {
@@ -168,85 +164,108 @@ static gboolean endpoint(const address *a, guint32 port, kr_endpoint *e)
     return FALSE;
 }
 
-/* The TCP header's bytes as captured (where the source port field starts): libkeyring reads the window
- * scale option of a SYN and the checksum of the whole segment from them, as it does for cloudmon
- * (Wireshark does not verify checksums by default). */
-static void header_facts(proto_tree *tree, kr_packet *p)
+/* The window scale option of a SYN and the checksum of the whole segment, read from the header's bytes by
+ * libkeyring as for cloudmon (Wireshark does not verify checksums by default). */
+static void header_facts(tvbuff_t *tvb, guint hl, kr_packet *p)
 {
-    gboolean ok = TRUE;
-    field_info *fi = last_field(tree, hf_sport);
-    guint32 hl = field_uint(tree, hf_hdr_len, &ok);
-    gint have;
-    const guint8 *h;
     p->options_known = TRUE;
     p->wscale = -1;
-    if (!fi || !fi->ds_tvb || !ok || hl < 20 || hl > 60)
-        return;
-    have = tvb_captured_length_remaining(fi->ds_tvb, fi->start);
-    if (have < (gint)hl)
+    if (tvb_captured_length(tvb) < hl)
         return;
     if (p->flags & KR_TCP_SYN)
-        p->wscale = (int8_t)kr_tcp_wscale(tvb_get_ptr(fi->ds_tvb, fi->start, (gint)hl), hl);
+        p->wscale = (int8_t)kr_tcp_wscale(tvb_get_ptr(tvb, 0, (gint)hl), hl);
     /* the whole segment, when the capture holds it and its IP length is believed */
-    if (p->cut || p->wire_len != p->captured_len || (size_t)have < hl + p->wire_len)
+    if (p->cut || p->wire_len != p->captured_len)
         return;
-    h = tvb_get_ptr(fi->ds_tvb, fi->start, (gint)(hl + p->wire_len));
-    p->checksum = kr_tcp_checksum(&p->src, &p->dst, h, hl + p->wire_len);
+    p->checksum = kr_tcp_checksum(&p->src, &p->dst, tvb_get_ptr(tvb, 0, (gint)(hl + p->wire_len)),
+                                  hl + p->wire_len);
 }
 
-/* Fills p from the frame's TCP fields; FALSE when the frame is not a TCP segment the layer can take. */
-static gboolean packet_of(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, kr_packet *p)
+static guint32 be16(const guint8 *b)
 {
-    gboolean ok = TRUE;
-    field_info *pfi;
+    return (guint32)b[0] << 8 | b[1];
+}
+
+static guint32 be32(const guint8 *b)
+{
+    return be16(b) << 16 | be16(b + 2);
+}
+
+/* Notes the segment TCP is about to read (tvb: its header and payload, as IP hands them on). A header
+ * TCP rejects (shorter than 20 bytes, or longer than the segment) gives no segment length: not noted. */
+static void note_segment(tvbuff_t *tvb, packet_info *pinfo)
+{
+    kr_packet *p = &seg.p;
+    guint cap = tvb_captured_length(tvb), rep = tvb_reported_length(tvb), hl, n;
+    const guint8 *h;
+
+    seg.frame = 0;
+    if (cap < 20)
+        return;
+    h = tvb_get_ptr(tvb, 0, 20);
+    hl = (guint)(h[12] >> 4) * 4;
+    if (hl < 20 || rep < hl)
+        return;
     memset(p, 0, sizeof *p);
-    if (pinfo->ptype != PT_TCP || !endpoint(&pinfo->src, pinfo->srcport, &p->src) ||
-        !endpoint(&pinfo->dst, pinfo->destport, &p->dst))
-        return FALSE;
-    p->seq = field_uint(tree, hf_seq, &ok);
-    p->ack = field_uint(tree, hf_ack, &ok);
-    p->flags = (uint8_t)field_uint(tree, hf_flags, &ok);
-    p->wire_len = field_uint(tree, hf_len, &ok);
-    if (!ok)
-        return FALSE;
-    p->window = field_uint(tree, hf_win, &ok);
-    ok = TRUE;
+    if (!endpoint(&pinfo->src, be16(h), &p->src) || !endpoint(&pinfo->dst, be16(h + 2), &p->dst))
+        return;
+    p->seq = be32(h + 4);
+    p->ack = be32(h + 8);
+    p->flags = h[13];
+    p->window = be16(h + 14);
+    p->wire_len = rep - hl;
     p->time = ts_of(&pinfo->abs_ts);
     p->cut = pinfo->fd->cap_len < pinfo->fd->pkt_len;
-    cur_payload = NULL;
-    cur_payload_offset = 0;
-    pfi = last_field(tree, hf_payload);
-    if (pfi && pfi->ds_tvb && pfi->length > 0) {
-        /* the payload lies in the frame, or in a data source of its own (IP fragments reassembled) */
-        gint have = tvb_captured_length_remaining(pfi->ds_tvb, pfi->start);
-        gint n = have < pfi->length ? have : pfi->length;
-        if (n > 0) {
-            cur_payload = tvb_get_ptr(pfi->ds_tvb, pfi->start, n);
-            cur_payload_offset = pfi->ds_tvb == tvb ? pfi->start : -1;
-            p->payload = cur_payload;
-            p->captured_len = (size_t)n;
-        }
+    n = cap > hl ? MIN(cap - hl, rep - hl) : 0;
+    if (n > 0) {
+        p->payload = tvb_get_ptr(tvb, (gint)hl, (gint)n);
+        p->captured_len = n;
     }
-    if (p->captured_len > p->wire_len)
-        p->wire_len = p->captured_len;
-    header_facts(tree, p);
-    return TRUE;
+    header_facts(tvb, hl, p);
+    seg.ds = tvb_get_ds_tvb(tvb);
+    seg.payload_offset = tvb_raw_offset(tvb) + (gint)hl;
+    seg.frame = pinfo->num;
 }
 
-void spark_conn_frame(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
+/* The plugin's "ip.proto" entry for TCP: note the segment on the first pass (not the copy of a header an
+ * ICMP error quotes), then TCP as ever. */
+static int tcp_seen(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
 {
-    kr_packet p;
+    int n;
+    if (spark_tab && !PINFO_FD_VISITED(pinfo) && !pinfo->flags.in_error_pkt)
+        note_segment(tvb, pinfo);
+    n = call_dissector_only(tcp_handle, tvb, pinfo, tree, data);
+    if (n == 0 && seg.frame == pinfo->num)
+        seg.frame = 0;       /* TCP is disabled: the frame holds no TCP segment */
+    return n;
+}
+
+void spark_conn_hook_tcp(void)
+{
+    tcp_handle = find_dissector("tcp");
+    if (tcp_handle)
+        dissector_add_uint("ip.proto", IP_PROTO_TCP,
+                           create_dissector_handle_with_name_and_description(tcp_seen, -1, "spark_tcp_seen",
+                                                                             "TCP (segments noted by Spark)"));
+}
+
+void spark_conn_frame(tvbuff_t *tvb, packet_info *pinfo)
+{
+    kr_packet *p = &seg.p;
     kr_conn *kc;
     const kr_conn_stats *st;
     guint64 evicted, untracked;
-    if (!spark_tab || !packet_of(tvb, pinfo, tree, &p))
+    if (!spark_tab || seg.frame != pinfo->num || pinfo->ptype != PT_TCP)
         return;
+    seg.frame = 0;
     cur_pinfo = pinfo;
-    last_time = p.time > last_time ? p.time : last_time;
+    cur_payload = p->payload;
+    cur_payload_offset = seg.ds == tvb ? seg.payload_offset : -1;
+    last_time = p->time > last_time ? p->time : last_time;
     st = kr_conn_table_stats(spark_tab);
     evicted = st->evicted;
     untracked = st->untracked;
-    kc = kr_conn_packet(spark_tab, &p);
+    kc = kr_conn_packet(spark_tab, p);
     if ((st->evicted != evicted || st->untracked != untracked) && spark_hooks.table_full)
         spark_hooks.table_full(pinfo, (guint)(st->evicted - evicted), st->untracked != untracked,
                                spark_max_conns);
@@ -274,16 +293,4 @@ void spark_conn_finish(void)
 {
     if (spark_tab)
         kr_conn_finish(spark_tab, last_time, "capture ended");
-}
-
-void spark_conn_want(GArray *wanted)
-{
-    static const char *const names[] = { "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.window_size_value",
-                                         "tcp.len", "tcp.payload", "tcp.srcport", "tcp.hdr_len" };
-    int *ids[] = { &hf_seq, &hf_ack, &hf_flags, &hf_win, &hf_len, &hf_payload, &hf_sport, &hf_hdr_len };
-    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
-        *ids[i] = proto_registrar_get_id_byname(names[i]);
-        if (*ids[i] > 0)
-            g_array_append_val(wanted, *ids[i]);
-    }
 }

@@ -30,13 +30,14 @@ typedef struct spark_conn_hooks {
 void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gboolean heuristic, gboolean strict,
                       guint max_conns);
 void spark_conn_stop(void);
-/* First pass, every TCP frame, from the postdissector (fields from the tree, see spark_conn_want). */
-void spark_conn_frame(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree);
+/* Puts the plugin's entry for TCP into the "ip.proto" table: it notes each segment before TCP reads it. */
+void spark_conn_hook_tcp(void);
+/* First pass, every frame, from the postdissector (tvb: the frame's): the frame's TCP segment, if one was
+ * noted, goes to the layer. */
+void spark_conn_frame(tvbuff_t *tvb, packet_info *pinfo);
 /* The port table or Decode As gave this frame to the dissector: its connection is Spark. */
 void spark_conn_claim(packet_info *pinfo, gboolean server_is_src);
 /* The sequential read is over: every connection ends. */
 void spark_conn_finish(void);
-/* The TCP fields the postdissector needs. */
-void spark_conn_want(GArray *wanted);
 
 #endif

@@ -241,7 +241,7 @@ struct spark_conv;
 typedef struct spark_frame_rec {
     guint32 frame;
     const struct spark_conv *conv;
-    wmem_array_t *events;         /* spark_ev, in the order the tracker reported them */
+    wmem_array_t *events;         /* spark_ev, in the order the tracker reported them; NULL: none */
     guint32 fed;                  /* new stream bytes this frame gave the tracker */
     guint32 retransmitted;        /* bytes already seen, dropped */
     guint64 gap;                  /* bytes missing before this frame's bytes */
@@ -316,10 +316,11 @@ spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv);
 /* The frame's record, made (without a connection) when it has none. */
 spark_frame_rec *rec_of_frame(packet_info *pinfo);
 void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p);
+guint rec_count(const spark_frame_rec *rec);
 
 /* spark-render.c: every pass shows the records */
 spark_pass *pass_get(packet_info *pinfo);
-void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame_rec *rec);
+void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass, spark_frame_rec *rec);
 void spark_render_handoff(void);
 
 /* spark-stats.c: statistics per device; render_rec tells it what each packet showed */

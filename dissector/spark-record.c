@@ -17,8 +17,7 @@ spark_frame_rec *rec_of_frame(packet_info *pinfo)
     spark_frame_rec *rec = rec_get(pinfo);
     if (!rec) {
         rec = wmem_new0(wmem_file_scope(), spark_frame_rec);
-        rec->frame = pinfo->num;
-        rec->events = wmem_array_new(wmem_file_scope(), sizeof(spark_ev));
+        rec->frame = pinfo->num;     /* events: made with the first (most frames have none) */
         p_add_proto_data(wmem_file_scope(), pinfo, proto_spark, 0, rec);
     }
     return rec;
@@ -43,12 +42,19 @@ void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p)
     case SPARK_EV_VERDICT: ev.u.verdict = (spark_verdict_rec *)p; break;
     case SPARK_EV_CLOSE: ev.u.close = (spark_close_rec *)p; break;
     }
+    if (!rec->events)
+        rec->events = wmem_array_sized_new(wmem_file_scope(), sizeof(spark_ev), 2);
     wmem_array_append_one(rec->events, ev);
+}
+
+guint rec_count(const spark_frame_rec *rec)
+{
+    return rec->events ? wmem_array_get_count(rec->events) : 0;
 }
 
 static spark_step_rec *rec_last_step(spark_frame_rec *rec)
 {
-    guint n = wmem_array_get_count(rec->events);
+    guint n = rec_count(rec);
     while (n > 0) {
         spark_ev *ev = (spark_ev *)wmem_array_index(rec->events, --n);
         if (ev->type == SPARK_EV_STEP)

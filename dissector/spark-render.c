@@ -349,7 +349,7 @@ static void render_frame(spark_view *v)
     const spark_step_info *s = v->s;
     proto_item *it;
 
-    if (v->len >= 2) {
+    if (v->tree && v->len >= 2) {
         proto_tree_add_item(v->tree, spark_hf.frame_length, v->stvb, v->off, 2, ENC_BIG_ENDIAN);
         if (v->len > 2)
             proto_tree_add_item(v->tree, spark_hf.frame_ciphertext, v->stvb, v->off + 2, (gint)v->len - 2, ENC_NA);
@@ -358,7 +358,8 @@ static void render_frame(spark_view *v)
     frame_state_expert(v, it);
     render_plaintext(v);
     if (v->sr->msg) {
-        render_message(v->tree, v->stvb, v->sr->msg);
+        if (v->tree)
+            render_message(v->tree, v->stvb, v->sr->msg);
         if (v->sr->msg->m.summary[0])
             g_strlcpy(v->info, v->sr->msg->m.summary, sizeof v->info);
     } else if (s->frame_state != KR_FRAME_DECRYPTED) {
@@ -402,6 +403,8 @@ static void render_step_head(spark_view *v, proto_tree *tree)
     } else {
         v->len = 0;
     }
+    if (!tree)
+        return;         /* no tree (a summary): nothing below is shown */
     v->tree = proto_tree_add_subtree_format(tree, v->stvb, v->off, (gint)v->len, spark_ett.step, &v->item,
                                             "%s, %u bytes, %s", v->title, s->length,
                                             val_to_str_const(s->dir, spark_dir_vals, "?"));
@@ -438,9 +441,9 @@ static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spa
     g_strlcpy(v.info, v.title, sizeof v.info);
     if ((size_t)s->kind < array_length(step_renderers) && step_renderers[s->kind])
         step_renderers[s->kind](&v);
-    if (s->note[0])
+    if (v.tree && s->note[0])
         add_gen_string(v.tree, spark_hf.note, v.stvb, s->note);
-    if (s->hs_result != KR_HS_OK)
+    if (v.tree && s->hs_result != KR_HS_OK)
         add_gen_string(v.tree, spark_hf.hs_result, v.stvb, kr_hs_result_str(s->hs_result));
     info_add(pinfo, pass, v.info);
 }
@@ -602,9 +605,8 @@ static void render_header(tvbuff_t *tvb, packet_info *pinfo, spark_pass *pass, c
 }
 
 /* Shows the events of this frame's record not yet shown in this pass. */
-void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame_rec *rec)
+void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass, spark_frame_rec *rec)
 {
-    spark_pass *pass = pass_get(pinfo);
     spark_tap_info ti;
     guint i, n;
 
@@ -618,7 +620,7 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame
     }
     if (!pass->header_done)
         render_header(tvb, pinfo, pass, rec);
-    n = wmem_array_get_count(rec->events);
+    n = rec_count(rec);
     for (i = pass->rendered; i < n; i++) {
         spark_ev *ev = (spark_ev *)wmem_array_index(rec->events, i);
         tap_note(&ti, ev);
@@ -645,7 +647,7 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_frame
         info_add(pinfo, pass, "[retransmission]");
     }
     if (n > pass->rendered && rec->conv)
-        spark_stats_queue(pinfo, wmem_memdup(pinfo->pool, &ti, sizeof ti));
+        spark_stats_queue(pinfo, &ti);
     pass->header_done = TRUE;
     pass->rendered = n;
     if (pass->coap_layer)

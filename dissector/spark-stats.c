@@ -181,7 +181,7 @@ static stat_tap_table_ui spark_stats_ui = {
 void spark_stats_queue(packet_info *pinfo, const spark_tap_info *ti)
 {
     if (have_tap_listener(spark_stats_tap))
-        tap_queue_packet(spark_stats_tap, pinfo, ti);
+        tap_queue_packet(spark_stats_tap, pinfo, wmem_memdup(pinfo->pool, ti, sizeof *ti));
 }
 
 void spark_register_stats(void)
