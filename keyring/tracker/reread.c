@@ -282,6 +282,15 @@ static bool passes(kr_tracker *t, kr_dir dir, const kr_cipher_state *at, const u
     return ok;
 }
 
+krt_choice krt_choose_copy(kr_tracker *t, kr_dir dir, const kr_cipher_state *at, const uint8_t *first,
+                           const uint8_t *other, size_t len)
+{
+    if (len < 18 || !t->session_known || !kr_cipher_keyed(t->d[dir].cipher))
+        return KRT_COPY_NEITHER;       /* without the session key no copy can be told from the other */
+    bool a = passes(t, dir, at, first, len), b = passes(t, dir, at, other, len);
+    return a && b ? KRT_COPY_BOTH : a ? KRT_COPY_FIRST : b ? KRT_COPY_OTHER : KRT_COPY_NEITHER;
+}
+
 /* One kept frame against the copy's bytes [off, off + len): see the head of this file. */
 static void against(kr_tracker *t, kr_dir dir, struct krt_frec *r, uint64_t off, const uint8_t *b, size_t len,
                     double ts)
@@ -294,11 +303,11 @@ static void against(kr_tracker *t, kr_dir dir, struct krt_frec *r, uint64_t off,
         return;
     memcpy(cand, r->bytes, r->len);
     memcpy(cand + (a - r->off), b + (a - off), (size_t)(e - a));
-    bool now_ok = passes(t, dir, &r->before, cand, r->len), was_ok = r->ok && !r->bad;
-    if (now_ok && !was_ok)
+    krt_choice c = krt_choose_copy(t, dir, &r->before, r->bytes, cand, r->len);
+    if (c == KRT_COPY_OTHER)
         reread(t, dir, r, cand, ts);
-    else if (now_ok == was_ok)
-        dispute(t, dir, r, now_ok, ts);
+    else if (c != KRT_COPY_FIRST)
+        dispute(t, dir, r, c == KRT_COPY_BOTH, ts);
     free(cand);
     krt_evaluate(t, ts);
 }

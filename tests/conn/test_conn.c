@@ -721,6 +721,63 @@ static void test_copies_both_or_neither_disputed(void **st)
     assert_false(cloud_hello_and_close(t, &l, &f, D1, 1.05));
 }
 
+/* Another third device frame at the same IV (that of the real third frame), that decrypts too and ends in the
+ * same byte as the real one, so a copy of all its bytes but the last, laid over the real frame being read,
+ * is that whole frame. */
+static void other_third_frame(const sess_frames *f, uint8_t out[96])
+{
+    for (uint16_t id = 100; id < 5000; id++) {
+        kr_cipher *c = kr_cipher_new(M, M + 16);
+        uint8_t skip[96];
+        enc_frame(c, 'h', 1, 6, 'a', skip);
+        enc_frame(c, 'e', 2, 20, 'b', skip);
+        size_t n = enc_frame(c, 'e', id, 4, 'q', out);
+        kr_cipher_free(c);
+        if (n == f->dl[2] && out[n - 1] == f->d[2][n - 1])
+            return;
+    }
+    fail_msg("no other frame found");
+}
+
+/* The third device frame being read (all but its last byte), a copy of those bytes (first), then its last
+ * byte: the frame is read after both copies came. */
+static void send_pending_with_copy(kr_conn_table *t, const uint8_t *first, const uint8_t *copy,
+                                   const uint8_t *last, double ts)
+{
+    feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, first, 17, ts));
+    feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, copy, 17, ts + 0.0001));
+    feed(t, pk(true, DEV_PORT, D2 + 17, C0, KR_TCP_ACK, last, 1, ts + 0.0002));
+}
+
+/* A frame still being read follows the rule of frames read already (krt_choose_copy): two copies that
+ * both decrypt (padding right, the same length, CoAP) dispute it, so nothing rests on it; the copy that
+ * decrypts where the other does not is read, whichever came first. */
+static void test_pending_copies_one_rule(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    uint8_t alt[96], g[96];
+    make_frames(&f);
+    other_third_frame(&f, alt);
+    garbage(f.d[2], f.dl[2], g, 9);
+    g[17] = f.d[2][17];
+    for (int round = 0; round < 4; round++) {
+        kr_conn_table *t = session_start(&l, &f);
+        send_real(t, &f, 1, 1.05);
+        assert_int_equal(l.decrypted, 2);
+        const uint8_t *first = round == 0 ? f.d[2] : round == 1 ? g : round == 2 ? f.d[2] : alt;
+        const uint8_t *copy = round == 0 ? alt : round == 1 ? f.d[2] : round == 2 ? g : f.d[2];
+        send_pending_with_copy(t, first, copy, f.d[2] + 17, 1.06);
+        bool both = round == 0 || round == 3;
+        assert_int_equal(l.reasons[KR_WHY_DISPUTED], both ? 1 : 0);
+        assert_int_equal(l.decrypted, both ? 2 : 3);
+        if (!both)
+            assert_memory_equal(l.frame_head, f.d[2], 16);
+        kr_conn_table_free(t);
+    }
+}
+
 /* A damaged length prefix (0x0020 read as 0x8020) and the segment again with the right one: the copy frames
  * a frame that decrypts, so the frame is read at its length and the stream goes on from there. */
 static void test_damaged_prefix_then_right_copy(void **st)
@@ -1097,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_read_again_moves_the_chain),
         cmocka_unit_test(test_copy_after_ack_is_not_taken),
         cmocka_unit_test(test_copies_both_or_neither_disputed),
+        cmocka_unit_test(test_pending_copies_one_rule),
         cmocka_unit_test(test_damaged_prefix_then_right_copy),
         cmocka_unit_test(test_damaged_prefix_resynced_then_right_copy),
         cmocka_unit_test(test_unframed_garbage_then_right_copy),
