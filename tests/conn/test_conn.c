@@ -272,6 +272,9 @@ typedef struct log {
     int decrypted;           /* frame steps decrypted whole */
     int again;               /* frame steps read again from another copy */
     bool last_proven;
+    int findings;            /* findings given */
+    uint32_t info_findings;  /* the tracker's count of findings standing, at the last step or finding */
+    char last_note[384];     /* the last step's note */
 } log_t;
 
 static void lg(log_t *l, const char *fmt, ...)
@@ -298,7 +301,16 @@ static void c_step(void *ud, kr_conn *c, const kr_step *s)
         memcpy(l->frame_head, s->bytes, 16);
     l->decrypted += s->frame_state == KR_FRAME_DECRYPTED;
     l->again += strncmp(s->note, "read again", 10) == 0;
+    snprintf(l->last_note, sizeof l->last_note, "%s", s->note);
+    l->info_findings = kr_tracker_info(kr_conn_tracker(c))->findings;
     lg(l, "step:%s ", kr_step_str(s->kind));
+}
+
+static void c_finding(void *ud, kr_conn *c, const kr_finding *f)
+{
+    (void)f;
+    ((log_t *)ud)->findings++;
+    ((log_t *)ud)->info_findings = kr_tracker_info(kr_conn_tracker(c))->findings;
 }
 
 static void c_verdict(void *ud, kr_conn *c, const kr_verdict *v)
@@ -328,7 +340,7 @@ static void c_end(void *ud, kr_conn *c, const char *reason)
     snprintf(l->end_reason, sizeof l->end_reason, "%s", reason);
 }
 
-static const kr_conn_callbacks cbs = { .open = c_open, .step = c_step, .verdict = c_verdict, .tcp = c_tcp,
+static const kr_conn_callbacks cbs = { .open = c_open, .step = c_step, .verdict = c_verdict, .tcp = c_tcp, .finding = c_finding,
                                        .end = c_end };
 
 #define DEV_PORT 40001
@@ -659,8 +671,14 @@ static void test_copy_after_read_is_read_again(void **st)
     kr_conn_table *t = session_start(&l, &f);
     send_garbage(t, &f, 1, 1.05);
     assert_int_equal(l.decrypted, 1);                   /* the garbage was read: it does not decrypt */
+    assert_int_equal(l.findings, 1);                    /* its decrypt-error finding */
+    assert_int_equal(l.info_findings, 1);
     send_real(t, &f, 1, 1.051);
     expect_steps(&l, 1, 2, f.d[1]);
+    /* the step read again names the finding it supersedes, which no longer counts */
+    assert_non_null(strstr(l.last_note, "the decrypt-error finding at offset"));
+    assert_non_null(strstr(l.last_note, "no longer stands"));
+    assert_int_equal(l.info_findings, 0);
     send_real(t, &f, 2, 1.052);
     assert_int_equal(l.decrypted, 3);
     assert_true(cloud_hello_and_close(t, &l, &f, D2 + 18, 1.06));
