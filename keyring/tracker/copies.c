@@ -208,6 +208,21 @@ static bool take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t o
     return krt_take_framing(t, dir, b, off, len, now, ts);
 }
 
+/* A copy of bytes that dir's search for the next frame boundary holds (after a gap, or a length prefix no
+ * frame has): no frame's bounds are known yet, and the gap or the bad prefix broke the IV chain, so there is
+ * no frame to weigh the copies as krt_choose_copy does. The bytes are disputed (what that rule gives when
+ * nothing tells the copies apart): a frame found over them is read as disputed and proves nothing. A copy
+ * whose checksum checks where the first did not replaces the bytes instead; one that does not check is not
+ * taken against one that does. */
+static void resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, int rank)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (rank > 0)
+        memcpy(ds->buf + (off - ds->pdu_offset), b, len);
+    else if (rank == 0)
+        kr_tracker_dispute(t, dir, off, len);
+}
+
 /* A handshake block of dir was just read: the copies of its bytes held meanwhile are tried now. */
 void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts)
 {
@@ -260,6 +275,8 @@ void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, 
         reread_block(t, dir, st, b, a, off, len, ts);
     else if (ds->st == PST_RESYNC && rank >= 0 && krt_kept_resync_copy(t, dir, b, off, len, ts))
         return;                 /* the copy frames a frame where the first copy's prefix did not */
+    else if (ds->st == PST_RESYNC && ds->have > 0)
+        resync_copy(t, dir, b, off, len, rank);
     else if (ds->have == 0 || ds->st == PST_DATA || ds->st == PST_RESYNC)
         return;                 /* a frame read already (krt_kept_copy had it), or bytes of no PDU */
     else if (!(rank >= 0 && prefix_differs(ds, off, b, len) && take_framing(t, dir, b, off, len, ts)))

@@ -796,6 +796,37 @@ static void test_pending_copies_one_rule(void **st)
     }
 }
 
+/* A gap (the device's second frame lost, the cloud acknowledging past it), so the device's direction
+ * searches the bytes after it for a frame boundary; a copy of the first frame there with other bytes
+ * arrives while the search is on. No frame boundary is known yet, nor the IV chain (the gap broke it), so no
+ * copy can be weighed: the bytes are disputed and the frame found there proves nothing. */
+static void test_copy_during_resync_after_gap(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    uint8_t g[96];
+    for (int round = 0; round < 2; round++) {
+        kr_conn_table *t = session_start(&l, &f);
+        garbage(f.d[2], f.dl[2], g, 11);
+        send_real(t, &f, 2, 1.05);                          /* ahead of the lost second frame: waits */
+        feed(t, pk(false, DEV_PORT, C0, D2 + 18, KR_TCP_ACK, NULL, 0, 1.051));   /* the hole is given up */
+        assert_non_null(strstr(l.text, "gap34"));
+        if (round == 1)
+            feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, g, f.dl[2], 1.052));  /* another copy of it */
+        for (int i = 3; i < 5; i++)
+            send_real(t, &f, i, 1.053 + 0.001 * i);
+        feed(t, pk(true, DEV_PORT, dev_seq(5), C0, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.06));
+        feed(t, pk(false, DEV_PORT, C0, dev_seq(5) + 1, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.061));
+        kr_conn_table_free(t);
+        assert_int_equal(l.steps[KR_STEP_FRAME], 3);          /* the frames after the gap, found */
+        /* without the copy the third frame (one block, its IV lost in the gap) gives the fourth its IV; with
+         * it, the third is disputed, and so is the IV it gives: only the fifth (and the Hello) decrypt */
+        assert_int_equal(l.reasons[KR_WHY_DISPUTED], round);
+        assert_int_equal(l.decrypted, round == 0 ? 3 : 2);
+    }
+}
+
 /* A damaged length prefix (0x0020 read as 0x8020) and the segment again with the right one: the copy frames
  * a frame that decrypts, so the frame is read at its length and the stream goes on from there. */
 static void test_damaged_prefix_then_right_copy(void **st)
@@ -1173,6 +1204,7 @@ int main(void)
         cmocka_unit_test(test_copy_after_ack_is_not_taken),
         cmocka_unit_test(test_copies_both_or_neither_disputed),
         cmocka_unit_test(test_pending_copies_one_rule),
+        cmocka_unit_test(test_copy_during_resync_after_gap),
         cmocka_unit_test(test_damaged_prefix_then_right_copy),
         cmocka_unit_test(test_damaged_prefix_resynced_then_right_copy),
         cmocka_unit_test(test_unframed_garbage_then_right_copy),
