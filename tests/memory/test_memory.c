@@ -204,25 +204,31 @@ static void report(const char *what, size_t counted, size_t reported, size_t lim
            counted / N_CONNS, reported / N_CONNS, limit);
 }
 
+/* The table's options, after one whole connection through a table of its own: what OpenSSL and the keyfile
+ * set up once (at the first RSA and AES operation) is not a connection's. */
+static kr_conn_options warm_up(tally *warm)
+{
+    kr_conn_options o;
+    kr_conn_options_default(&o);
+    o.max_conns = 0;
+    kr_conn_table *tab = kr_conn_table_new(KF, &o, &tally_cb, warm);
+    for (size_t i = 0; i < n_pkts; i++)
+        feed(tab, 0, i);
+    kr_conn_finish(tab, P[n_pkts - 1].time, "capture ended");
+    kr_conn_table_free(tab);
+    return o;
+}
+
 static void test_bytes_per_connection(void **state)
 {
     (void)state;
     size_t idblock = first_payload_of(true, KR_IDBLOCK_LEN), fin = first_fin();
     assert_true(idblock + 1 < fin);
-    tally t = { 0 };
-    kr_conn_options o;
-    kr_conn_options_default(&o);
-    o.max_conns = 0;
-    /* one whole connection first: what OpenSSL and the keyfile set up once (at the first RSA and AES
-     * operation) is not a connection's */
-    tally warm = { 0 };
-    kr_conn_table *tab = kr_conn_table_new(KF, &o, &tally_cb, &warm);
-    for (size_t i = 0; i < n_pkts; i++)
-        feed(tab, 0, i);
-    kr_conn_finish(tab, P[n_pkts - 1].time, "capture ended");
-    kr_conn_table_free(tab);
+    tally t = { 0 }, warm = { 0 };
+    kr_conn_options o = warm_up(&warm);
     assert_true(warm.oks >= 1);
     size_t base = heap_in_use();
+    kr_conn_table *tab;
     tab = kr_conn_table_new(KF, &o, &tally_cb, &t);
     /* every connection up to the cloud's acknowledgement of the id block */
     for (int k = 0; k < N_CONNS; k++)
@@ -316,16 +322,8 @@ static void test_most_frames_kept(void **state)
 {
     (void)state;
     size_t fin = first_fin();
-    tally t = { 0 };
-    kr_conn_options o;
-    kr_conn_options_default(&o);
-    o.max_conns = 0;
-    tally warm = { 0 };
-    kr_conn_table *tab = kr_conn_table_new(KF, &o, &tally_cb, &warm);
-    for (size_t i = 0; i < n_pkts; i++)
-        feed(tab, 0, i);
-    kr_conn_finish(tab, P[n_pkts - 1].time, "capture ended");
-    kr_conn_table_free(tab);
+    tally t = { 0 }, warm = { 0 };
+    kr_conn_options o = warm_up(&warm);
     assert_true(warm.have_session);
     dir_end dev = where(true, fin, warm.session), cloud = where(false, fin, warm.session);
     uint8_t df[EXTRA_FRAMES][80], cf[EXTRA_FRAMES][80];
@@ -333,7 +331,7 @@ static void test_most_frames_kept(void **state)
     extra_frames(&dev, df, dl);
     extra_frames(&cloud, cf, cl);
     size_t base = heap_in_use();
-    tab = kr_conn_table_new(KF, &o, &tally_cb, &t);
+    kr_conn_table *tab = kr_conn_table_new(KF, &o, &tally_cb, &t);
     for (int k = 0; k < N_CONNS; k++)
         for (size_t i = 0; i < fin; i++)
             feed(tab, k, i);
