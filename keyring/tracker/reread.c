@@ -239,6 +239,7 @@ static void reread(kr_tracker *t, kr_dir dir, struct krt_frec *r, const uint8_t 
                  "no longer stands): ", kr_finding_str(KR_FIND_DECRYPT_ERROR), (unsigned long long)r->off);
         if (t->findings > 0)
             t->findings--;
+        t->supersedes = KR_FIND_DECRYPT_ERROR;
     }
     krt_read_frame(t, dir, ts, again);
     r->ok = ds->frames_ok > ok;

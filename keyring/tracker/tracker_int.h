@@ -209,7 +209,8 @@ struct kr_tracker {
     kr_tri signature_ok;
     unsigned req_next[2];
     int n_pend;
-    uint32_t findings;
+    uint32_t findings;         /* findings given that stand */
+    int supersedes;            /* the next step's kr_step.supersedes (reread.c) */
     kr_step_kind last_step;    /* the last step given */
 
     kr_session sess;           /* its material is the session key M */

@@ -275,6 +275,7 @@ typedef struct log {
     int findings;            /* findings given */
     uint32_t info_findings;  /* the tracker's count of findings standing, at the last step or finding */
     char last_note[384];     /* the last step's note */
+    int last_supersedes;     /* the last step's supersedes */
 } log_t;
 
 static void lg(log_t *l, const char *fmt, ...)
@@ -302,6 +303,7 @@ static void c_step(void *ud, kr_conn *c, const kr_step *s)
     l->decrypted += s->frame_state == KR_FRAME_DECRYPTED;
     l->again += strncmp(s->note, "read again", 10) == 0;
     snprintf(l->last_note, sizeof l->last_note, "%s", s->note);
+    l->last_supersedes = s->supersedes;
     l->info_findings = kr_tracker_info(kr_conn_tracker(c))->findings;
     lg(l, "step:%s ", kr_step_str(s->kind));
 }
@@ -679,6 +681,7 @@ static void test_copy_after_read_is_read_again(void **st)
     assert_non_null(strstr(l.last_note, "the decrypt-error finding at offset"));
     assert_non_null(strstr(l.last_note, "no longer stands"));
     assert_int_equal(l.info_findings, 0);
+    assert_int_equal(l.last_supersedes, KR_FIND_DECRYPT_ERROR);
     send_real(t, &f, 2, 1.052);
     assert_int_equal(l.decrypted, 3);
     assert_true(cloud_hello_and_close(t, &l, &f, D2 + 18, 1.06));
