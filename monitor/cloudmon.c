@@ -333,6 +333,12 @@ int cm_app_pump(cm_app *a, int max)
  * be seconds behind the capture, its packets waiting in the kernel's ring or the capture queue); once
  * nothing was read for 100 ms it has caught up, and the clock goes on with the wall clock (less a block's
  * wait). */
+static void update_metrics(cm_app *a)
+{
+    cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon), a->mon.st.untracked,
+                      cm_capture_drops(&a->cap), cm_capture_queue_drops(&a->cap));
+}
+
 static double live_clock(const cm_app *a, double wall)
 {
     double now = a->mon.now;
@@ -348,8 +354,7 @@ void cm_app_tick(cm_app *a)
         kr_budget_run(a->mon.budget, a->cap.live ? live_clock(a, wall) : a->mon.now);
     if (a->metrics_on && wall - a->last_figures >= 0.5) {
         a->last_figures = wall;
-        cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon),
-                          cm_capture_drops(&a->cap), cm_capture_queue_drops(&a->cap));
+        update_metrics(a);
     }
     cm_progress_tick(&a->prog, &a->cap, a->mon.st.packets, wall);
     if (a->cap.live) {
@@ -464,8 +469,7 @@ static int finish_operator(cm_app *a)
         code = 2;
     }
     if (a->metrics_on) {
-        cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon),
-                          cm_capture_drops(&a->cap), cm_capture_queue_drops(&a->cap));
+        update_metrics(a);
         if (!a->cap.live && !cm_stop && a->o.linger != 0) {
             if (a->o.linger < 0)
                 fprintf(stderr, "cloudmon: serving the final figures on %s until interrupted\n", a->o.metrics_addr);

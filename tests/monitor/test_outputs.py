@@ -2,8 +2,10 @@
 """Line and JSON Lines outputs, limits (-c, --duration), -w, -r - (stdin), pcapng, --export-decrypted."""
 import os
 import shutil
+import struct
 import subprocess
 from cmtest import *
+import pcaptool as pt
 
 d = tmpdir()
 synth = os.path.join(d, "synth.pcap")
@@ -87,6 +89,29 @@ if md:
     check(rc == 0 and objs[-1]["evicted"] == 0 and objs[-1]["connections"] == 1 and len(finals) == 1,
           "--max-conns 1 with three devices: %s evicted, the first session followed to its final verdict"
           % objs[-1].get("evicted"))
+    # the newcomers' packets that would have started a connection (SYNs, data on the cloud port) while the
+    # first session held the table are counted as untracked, in JSON and in the text summary
+    link, pk = pt.read_pcap(cap)
+    flows, want = [], 0
+    for _, b in pk:
+        ip = pt.split_frame(link, b)[1]
+        hl, _ = pt.tcp_of(ip)
+        tcp = ip[hl:]
+        flow = frozenset((ip[12:16] + tcp[0:2], ip[16:20] + tcp[2:4]))
+        if flow not in flows:
+            flows.append(flow)
+        if flow != flows[0]:
+            data = struct.unpack(">H", ip[2:4])[0] - hl - (tcp[12] >> 4) * 4
+            want += 1 if (tcp[13] & 0x02 or data > 0) else 0
+        else:
+            last_first = want       # counted up to the first session's last packet
+    check(len(flows) == 3 and objs[-1].get("untracked") == last_first > 0,
+          "--max-conns 1: %s packets untracked, %d expected" % (objs[-1].get("untracked"), last_first))
+    rc, out, err = run(["-r", cap, "-k", kf, "--max-conns", "1"])
+    check(rc == 0 and "; %d packets not followed: the table of 1 connections is full" % last_first in out,
+          "--max-conns 1: the text summary counts the packets not followed (%r)" % out.strip().splitlines()[-1:])
+    rc, out, err = run(["-r", cap, "-k", kf, "--json"])
+    check(rc == 0 and jsonl(out)[-1].get("untracked") == 0, "without a limit nothing is untracked")
 hl = [c for c in samples() if c[0] == "healthy"]
 if hl:
     name, cap, kf = hl[0]
