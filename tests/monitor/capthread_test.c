@@ -3,7 +3,8 @@
  *    and every packet is either taken afterwards, whole and in order, or counted as dropped (a short
  *    packet may still fit where a longer one before it did not);
  * 2. a reader takes packets while the thread queues them (many chunks, each given back and used again):
- *    every packet arrives once, in order, with its bytes, and none is dropped.
+ *    every packet arrives once, in order, with its bytes, and none is dropped;
+ * 3. a stop with packets still queued: cm_capthread_discard drops and counts them.
  * Exit 0 when every check holds. */
 #include <poll.h>
 #include <stdio.h>
@@ -153,6 +154,37 @@ static void reader_keeps_up(const char *path)
     pcap_close(p);
 }
 
+/* A stop with packets still queued: those taken before it are kept, the rest are dropped by
+ * cm_capthread_discard and counted with the queue's drops, and nothing is left to take. */
+static void discard_after_stop(const char *path)
+{
+    pcap_t *p;
+    cm_capthread *t = start(path, 64, &p);
+    if (!t)
+        return;
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    unsigned got = 0;
+    for (int waits = 0; got < 100 && waits < 500;) {
+        if (cm_capthread_next(t, &h, &data) == 1)
+            got++;
+        else
+            waits++, nap();
+    }
+    for (int i = 0; i < 25; i++)    /* the file is read in milliseconds: 0.5 s for the thread to queue it all */
+        nap();
+    CHECK(cm_capthread_discard(t) == 0, "no discard while the thread runs");
+    cm_capthread_stop(t);
+    uint64_t left = cm_capthread_discard(t);
+    CHECK(got == 100 && left == N - got, "after the stop, the %u packets not taken are discarded (%llu)",
+          N - got, (unsigned long long)left);
+    CHECK(cm_capthread_queue_drops(t) == left && cm_capthread_left(t) == left,
+          "they are counted as dropped by the queue (%llu)", (unsigned long long)cm_capthread_queue_drops(t));
+    CHECK(cm_capthread_next(t, &h, &data) == 0 && cm_capthread_discard(t) == 0, "nothing is left to take");
+    cm_capthread_free(t);
+    pcap_close(p);
+}
+
 int main(void)
 {
     char path[] = "/tmp/capthread-test-XXXXXX";
@@ -163,6 +195,7 @@ int main(void)
     write_capture(path);
     full_queue(path);
     reader_keeps_up(path);
+    discard_after_stop(path);
     unlink(path);
     printf("%s\n", failed ? "some checks failed" : "all checks passed");
     return failed ? 1 : 0;
