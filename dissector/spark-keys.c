@@ -422,7 +422,7 @@ static void export_open(void)
 
 /* One session line for a connection whose session material the plugin found (first pass only), as libkeyring
  * writes it: a device's later sessions as comments, since a keyfile holds one session per device. */
-void spark_export_session(const char *device_id_hex, const uint8_t *session)
+void spark_export_session(const char *device_id_hex, const uint8_t *session, const uint8_t *hint)
 {
     char line[KR_SESSION_LINE_MAX];
     size_t n;
@@ -430,7 +430,7 @@ void spark_export_session(const char *device_id_hex, const uint8_t *session)
     export_open();
     if (spark_export_fd < 0)
         return;
-    n = kr_session_line(spark_exported, device_id_hex, session, line);
+    n = kr_session_line(spark_exported, device_id_hex, session, hint, line);
     if (n > 0 && write(spark_export_fd, line, n) != (ssize_t)n) {
         report_failure("Spark session export: writing %s failed: %s", pref_export_sessions, g_strerror(errno));
         spark_export_close();
