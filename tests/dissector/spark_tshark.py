@@ -987,6 +987,9 @@ def test_keys_table(sh):
     lines = open(out).read().split("\n")
     check(len(lines) == 2 and lines[0].startswith("session %s " % dev) and len(lines[0].split()[2]) == 80,
           "one session line for the healthy connection: %r" % lines)
+    hint = lines[0].split()[3:]
+    check(len(hint) == 1 and len(hint[0]) == 22 and hint[0].startswith("block=") and
+          all(c in "0123456789abcdef" for c in hint[0][6:]), "the line carries its block= hint: %r" % lines)
     check(decrypted(sh, cap, ["-o", "spark.session_file:" + out]) == want,
           "the exported session line must decrypt the capture without keys")
     bad = sh.write("bad-session", "session %s %s\nserver-private keys/server-private.pem\n" % (dev, "00" * 40))
