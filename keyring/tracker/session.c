@@ -48,8 +48,8 @@ void krt_consider_session_lines(kr_tracker *t)
         t->n_session_cands = 1;
         t->session_cands_all = false;
         t->session_cands[0] = (uint32_t)hinted;
-        t->session_cand_hinted = true;
     }
+    t->session_cand_hinted = hinted >= 0;
 }
 
 static bool coap_plausible(const uint8_t *pt, size_t len)
