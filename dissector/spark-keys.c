@@ -196,8 +196,8 @@ static gboolean only_session_lines(const char *text, const char *path, char **er
     for (i = 0; ok && lines[i]; i++) {
         const char *l = lines[i] + strspn(lines[i], " \t\r");
         if (l[0] && l[0] != '#' && strncmp(l, "session", 7) != 0) {
-            *error = g_strdup_printf("Session file %s:%u holds another line than 'session ID HEX' (keys belong "
-                                     "in the keyfile or the Spark keys table)", path, i + 1);
+            *error = g_strdup_printf("Session file %s:%u holds another line than 'session ID HEX [block=HINT]' "
+                                     "(keys belong in the keyfile or the Spark keys table)", path, i + 1);
             ok = FALSE;
         }
     }
@@ -228,7 +228,7 @@ static gboolean add_session_file(GString *all, const char *path, char **error)
         return FALSE;
     }
     if (kr_keyfile_count(kf) != kr_keyfile_session_count(kf)) {
-        *error = g_strdup_printf("Session file %s holds other lines than 'session ID HEX' (keys belong in the "
+        *error = g_strdup_printf("Session file %s holds other lines than 'session ID HEX [block=HINT]' (keys belong in the "
                                  "keyfile or the Spark keys table)", path);
         kr_keyfile_free(kf);
         return FALSE;
@@ -239,7 +239,10 @@ static gboolean add_session_file(GString *all, const char *path, char **error)
         size_t j;
         for (j = 0; j < KR_SESSION_LEN; j++)
             g_snprintf(hex + 2 * j, 3, "%02x", e->session[j]);
-        g_string_append_printf(all, "session %s %s\n", e->device_id_hex, hex);
+        g_string_append_printf(all, "session %s %s", e->device_id_hex, hex);
+        for (j = 0; e->has_hint && j < KR_SESSION_HINT_LEN; j++)
+            g_string_append_printf(all, j ? "%02x" : " block=%02x", e->hint[j]);
+        g_string_append_c(all, '\n');
     }
     kr_keyfile_free(kf);
     return TRUE;
