@@ -228,8 +228,8 @@ static gboolean add_session_file(GString *all, const char *path, char **error)
         return FALSE;
     }
     if (kr_keyfile_count(kf) != kr_keyfile_session_count(kf)) {
-        *error = g_strdup_printf("Session file %s holds other lines than 'session ID HEX [block=HINT]' (keys belong in the "
-                                 "keyfile or the Spark keys table)", path);
+        *error = g_strdup_printf("Session file %s holds other lines than 'session ID HEX [block=HINT]' (keys "
+                                 "belong in the keyfile or the Spark keys table)", path);
         kr_keyfile_free(kf);
         return FALSE;
     }
