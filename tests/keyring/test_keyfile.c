@@ -201,7 +201,8 @@ static void test_session_hints(void **state)
     expect_error("session " ID1 " " SESSION80 " block=\n", "kf:1:", "block= and 16 hex digits");
     expect_error("session " ID1 " " SESSION80 " block=0123456789abcdef\n\nsession " ID2 " " SESSION80
                  " block=0123456789ABCDEF\n", "kf:3:", "duplicate hint");
-    expect_error("session " ID1 " " SESSION80 " block=0123456789abcdef extra\n", "kf:1:", "session ID HEX80 [block=HEX16]");
+    expect_error("session " ID1 " " SESSION80 " block=0123456789abcdef extra\n", "kf:1:",
+                 "session ID HEX80 [block=HEX16]");
 }
 
 static void test_load_relative(void **state)
