@@ -59,7 +59,7 @@ _sparkwire_cloudmon()
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     COMPREPLY=()
     _sparkwire_value "-r --read -k --keyfile -w --write --export-decrypted --export-sessions --report" "" \
-        "-f --filter --cloud-port -c --count -s --snapshot-length --duration --idle --max-conns --history --metrics --linger --queue-mb" \
+        "-f --filter --cloud-port -c --count -s --snapshot-length --duration --idle --max-conns --history --metrics --linger --queue-mb --rsa-budget" \
         "-i=$(ls /sys/class/net 2>/dev/null) any" "--interface=$(ls /sys/class/net 2>/dev/null) any" \
         "-Z=$(compgen -u)" "--user=$(compgen -u)" && return
     [[ $cur == -* ]] && _sparkwire_words "$(_sparkwire_options "${COMP_WORDS[0]}")"

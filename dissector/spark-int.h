@@ -302,7 +302,7 @@ extern char *spark_keys_error;
 extern spark_pref_bool pref_heuristic_strict;
 extern spark_pref_bool pref_show_session_key;
 extern guint pref_max_conns;
-void spark_export_session(const char *device_id_hex, const uint8_t *session);
+void spark_export_session(const char *device_id_hex, const uint8_t *session, const uint8_t *hint);
 void spark_export_close(void);
 void spark_keys_load(void);
 void spark_keys_cleanup(void);

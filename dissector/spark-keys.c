@@ -196,8 +196,8 @@ static gboolean only_session_lines(const char *text, const char *path, char **er
     for (i = 0; ok && lines[i]; i++) {
         const char *l = lines[i] + strspn(lines[i], " \t\r");
         if (l[0] && l[0] != '#' && strncmp(l, "session", 7) != 0) {
-            *error = g_strdup_printf("Session file %s:%u holds another line than 'session ID HEX' (keys belong "
-                                     "in the keyfile or the Spark keys table)", path, i + 1);
+            *error = g_strdup_printf("Session file %s:%u holds another line than 'session ID HEX [block=HINT]' "
+                                     "(keys belong in the keyfile or the Spark keys table)", path, i + 1);
             ok = FALSE;
         }
     }
@@ -228,8 +228,8 @@ static gboolean add_session_file(GString *all, const char *path, char **error)
         return FALSE;
     }
     if (kr_keyfile_count(kf) != kr_keyfile_session_count(kf)) {
-        *error = g_strdup_printf("Session file %s holds other lines than 'session ID HEX' (keys belong in the "
-                                 "keyfile or the Spark keys table)", path);
+        *error = g_strdup_printf("Session file %s holds other lines than 'session ID HEX [block=HINT]' (keys "
+                                 "belong in the keyfile or the Spark keys table)", path);
         kr_keyfile_free(kf);
         return FALSE;
     }
@@ -239,7 +239,10 @@ static gboolean add_session_file(GString *all, const char *path, char **error)
         size_t j;
         for (j = 0; j < KR_SESSION_LEN; j++)
             g_snprintf(hex + 2 * j, 3, "%02x", e->session[j]);
-        g_string_append_printf(all, "session %s %s\n", e->device_id_hex, hex);
+        g_string_append_printf(all, "session %s %s", e->device_id_hex, hex);
+        for (j = 0; e->has_hint && j < KR_SESSION_HINT_LEN; j++)
+            g_string_append_printf(all, j ? "%02x" : " block=%02x", e->hint[j]);
+        g_string_append_c(all, '\n');
     }
     kr_keyfile_free(kf);
     return TRUE;
@@ -422,7 +425,7 @@ static void export_open(void)
 
 /* One session line for a connection whose session material the plugin found (first pass only), as libkeyring
  * writes it: a device's later sessions as comments, since a keyfile holds one session per device. */
-void spark_export_session(const char *device_id_hex, const uint8_t *session)
+void spark_export_session(const char *device_id_hex, const uint8_t *session, const uint8_t *hint)
 {
     char line[KR_SESSION_LINE_MAX];
     size_t n;
@@ -430,7 +433,7 @@ void spark_export_session(const char *device_id_hex, const uint8_t *session)
     export_open();
     if (spark_export_fd < 0)
         return;
-    n = kr_session_line(spark_exported, device_id_hex, session, line);
+    n = kr_session_line(spark_exported, device_id_hex, session, hint, line);
     if (n > 0 && write(spark_export_fd, line, n) != (ssize_t)n) {
         report_failure("Spark session export: writing %s failed: %s", pref_export_sessions, g_strerror(errno));
         spark_export_close();

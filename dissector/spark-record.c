@@ -199,7 +199,7 @@ static void cb_step(void *ud, const kr_step *s)
     if (s->kind == KR_STEP_SESSIONBLOCK && s->session_known) {
         sr->session = (guint8 *)wmem_memdup(wmem_file_scope(), s->session, KR_SESSION_LEN);
         if (sr->conn_id_known)
-            spark_export_session(sr->conn_id, s->session);
+            spark_export_session(sr->conn_id, s->session, s->session_hint_known ? s->session_hint : NULL);
     }
     rec_add(rec, SPARK_EV_STEP, sr);
 }

@@ -20,6 +20,7 @@
 #define CM_RSA_BUDGET_LIVE 400
 /* Megabytes of packets the capture thread may hold for the decoder (--queue-mb; 0: no capture thread). */
 #define CM_QUEUE_MB_DEFAULT 256
+#define CM_STOP_DRAIN 1.0            /* seconds a stopped live capture decodes what its queue holds */
 
 typedef struct cm_opts {
     const char *iface, *file, *write, *filter, *keyfile, *user, *export_path;

@@ -48,6 +48,7 @@ struct cm_capthread {
     atomic_uint chunks;              /* mapped, the spare included */
     _Atomic(chunk *) spare;
     atomic_uint_fast64_t queue_drops, kernel_drops;
+    uint64_t left;                   /* the reader's: records discarded after the stop (cm_capthread_discard) */
     /* the thread's own */
     chunk *wr;
     size_t wr_pos;
@@ -267,7 +268,25 @@ const char *cm_capthread_error(const cm_capthread *t)
 
 uint64_t cm_capthread_queue_drops(const cm_capthread *t)
 {
-    return atomic_load_explicit((atomic_uint_fast64_t *)&t->queue_drops, memory_order_relaxed);
+    return atomic_load_explicit((atomic_uint_fast64_t *)&t->queue_drops, memory_order_relaxed) + t->left;
+}
+
+uint64_t cm_capthread_left(const cm_capthread *t)
+{
+    return t->left;
+}
+
+uint64_t cm_capthread_discard(cm_capthread *t)
+{
+    if (!t->joined)
+        return 0;
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    uint64_t n = 0;
+    while (cm_capthread_next(t, &h, &data) == 1)
+        n++;
+    t->left += n;
+    return n;
 }
 
 uint64_t cm_capthread_kernel_drops(const cm_capthread *t)

@@ -28,8 +28,12 @@ int cm_capthread_next(cm_capthread *t, struct pcap_pkthdr **h, const u_char **da
 /* Readable while packets may wait: cleared only when cm_capthread_next finds the queue empty. */
 int cm_capthread_fd(const cm_capthread *t);
 const char *cm_capthread_error(const cm_capthread *t);
-/* Packets the queue had no room for. */
+/* Packets the queue dropped: those it had no room for, and those cm_capthread_discard left. */
 uint64_t cm_capthread_queue_drops(const cm_capthread *t);
+/* After cm_capthread_stop: the packets still queued are dropped and counted (returns how many). */
+uint64_t cm_capthread_discard(cm_capthread *t);
+/* Of the queue's drops, those cm_capthread_discard left. */
+uint64_t cm_capthread_left(const cm_capthread *t);
 /* The kernel's drop count as the thread last read it (every 100 ms). */
 uint64_t cm_capthread_kernel_drops(const cm_capthread *t);
 /* Ends the thread; the handle is the caller's again. Queued packets can still be taken. Idempotent. */

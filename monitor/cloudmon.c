@@ -1,6 +1,7 @@
 /* cloudmon: watch Spark Core devices talk to the cloud. Capture (an interface or a file), libkeyring's
  * connection layer and tracker, and a screen or lines/JSON Lines for what it found. */
 #include "app.h"
+#include "capthread.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -263,6 +264,41 @@ static bool decode_packet(cm_app *a, const struct pcap_pkthdr *h, const u_char *
     return a->o.filter != NULL;
 }
 
+/* -c's count of packets is reached. */
+static bool count_reached(const cm_app *a)
+{
+    return a->o.count && a->mon.st.packets >= a->o.count;
+}
+
+/* One packet read from the source: decoded and handed to the model. Sets a->eof at -c's count and at the end
+ * of a file's --duration. */
+static void take_packet(cm_app *a, const struct pcap_pkthdr *h, const u_char *data)
+{
+    a->read++;
+    double ts = (double)h->ts.tv_sec + (double)h->ts.tv_usec / 1e6;
+    if (a->first_ts == 0)
+        a->first_ts = ts;
+    if (a->o.duration > 0 && !a->cap.live && ts - a->first_ts > a->o.duration) {
+        a->eof = true;
+        return;
+    }
+    if (!a->cap.live && ts - a->last_expire >= 1.0) {
+        /* a file keeps its own clock: connections silent for too long end before this packet */
+        cm_mon_expire(&a->mon, ts);
+        a->last_expire = ts;
+    }
+    cm_pkt p;
+    cm_dec_result r;
+    if (!decode_packet(a, h, data, ts, &r, &p))
+        return;
+    a->in_packet = true;
+    cm_mon_packet(&a->mon, ts, r, &p);
+    a->in_packet = false;
+    cm_capture_record(&a->cap, h, data);
+    if (count_reached(a))
+        a->eof = true;
+}
+
 int cm_app_pump(cm_app *a, int max)
 {
     int n = 0;
@@ -297,30 +333,8 @@ int cm_app_pump(cm_app *a, int max)
             a->eof = true;
             break;
         }
-        a->read++;
         n++;
-        double ts = (double)h->ts.tv_sec + (double)h->ts.tv_usec / 1e6;
-        if (a->first_ts == 0)
-            a->first_ts = ts;
-        if (a->o.duration > 0 && !a->cap.live && ts - a->first_ts > a->o.duration) {
-            a->eof = true;
-            break;
-        }
-        if (!a->cap.live && ts - a->last_expire >= 1.0) {
-            /* a file keeps its own clock: connections silent for too long end before this packet */
-            cm_mon_expire(&a->mon, ts);
-            a->last_expire = ts;
-        }
-        cm_pkt p;
-        cm_dec_result r;
-        if (!decode_packet(a, h, data, ts, &r, &p))
-            continue;
-        a->in_packet = true;
-        cm_mon_packet(&a->mon, ts, r, &p);
-        a->in_packet = false;
-        cm_capture_record(&a->cap, h, data);
-        if (a->o.count && a->mon.st.packets >= a->o.count)
-            a->eof = true;
+        take_packet(a, h, data);
     }
     if (a->cap.live && n)
         a->last_read_wall = cm_wall();
@@ -333,6 +347,12 @@ int cm_app_pump(cm_app *a, int max)
  * be seconds behind the capture, its packets waiting in the kernel's ring or the capture queue); once
  * nothing was read for 100 ms it has caught up, and the clock goes on with the wall clock (less a block's
  * wait). */
+static void update_metrics(cm_app *a)
+{
+    cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon), a->mon.st.untracked,
+                      cm_capture_drops(&a->cap), cm_capture_queue_drops(&a->cap));
+}
+
 static double live_clock(const cm_app *a, double wall)
 {
     double now = a->mon.now;
@@ -348,8 +368,7 @@ void cm_app_tick(cm_app *a)
         kr_budget_run(a->mon.budget, a->cap.live ? live_clock(a, wall) : a->mon.now);
     if (a->metrics_on && wall - a->last_figures >= 0.5) {
         a->last_figures = wall;
-        cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon),
-                          cm_capture_drops(&a->cap), cm_capture_queue_drops(&a->cap));
+        update_metrics(a);
     }
     cm_progress_tick(&a->prog, &a->cap, a->mon.st.packets, wall);
     if (a->cap.live) {
@@ -362,10 +381,33 @@ void cm_app_tick(cm_app *a)
     }
 }
 
+/* A live capture stops (a signal, the screen's quit, --duration, a failed write): the capture thread ends,
+ * and the packets it had queued are still decoded for at most CM_STOP_DRAIN seconds; those left then (or
+ * all of them when the output failed) are counted as dropped by the queue. Past -c's count they stay
+ * unread, as the packets after it that were never queued. */
+static void drain_queue(cm_app *a)
+{
+    cm_capture_stop(&a->cap);
+    if (!a->cap.thr || count_reached(a))
+        return;
+    double until = cm_wall() + CM_STOP_DRAIN;
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    for (unsigned i = 0; !a->out.broken && !count_reached(a); i++) {
+        if (i % 256 == 0 && cm_wall() >= until)
+            break;
+        if (cm_capture_next(&a->cap, &h, &data) != 1)
+            break;
+        take_packet(a, h, data);
+    }
+    if (!count_reached(a))
+        cm_capthread_discard(a->cap.thr);
+}
+
 void cm_app_finish(cm_app *a)
 {
     if (a->cap.live)
-        cm_capture_stop(&a->cap);     /* the drop counts are final from here */
+        drain_queue(a);               /* the drop counts are final from here */
     double end = a->cap.live ? cm_wall() : a->mon.now;
     if (a->mon.budget)
         kr_budget_run(a->mon.budget, end);
@@ -391,10 +433,15 @@ static void final_notes(cm_app *a)
                 "fragments that disagree, %llu over the reassembly limits, %llu incomplete, %llu cut by the "
                 "snapshot length\n", (unsigned long long)cm_frag_dropped(&a->frag), (unsigned long long)f->overlap,
                 (unsigned long long)f->limit, (unsigned long long)f->timeout, (unsigned long long)f->cut);
-    if (cm_capture_queue_drops(&a->cap))
+    uint64_t left = a->cap.thr ? cm_capthread_left(a->cap.thr) : 0, full = cm_capture_queue_drops(&a->cap) - left;
+    if (full)
         fprintf(stderr, "cloudmon: warning: %llu packets were dropped because the capture queue (%g MB) was full: "
                 "decoding fell behind the capture (give a larger --queue-mb, or narrow the capture with -f)\n",
-                (unsigned long long)cm_capture_queue_drops(&a->cap), a->o.queue_mb);
+                (unsigned long long)full, a->o.queue_mb);
+    if (left)
+        fprintf(stderr, "cloudmon: warning: %llu packets still in the capture queue when the capture stopped were "
+                "not decoded (they had %g s): they are counted as dropped by the queue\n", (unsigned long long)left,
+                CM_STOP_DRAIN);
     if (a->bogus > (a->o.tui ? 0u : 1u))
         fprintf(stderr, "cloudmon: warning: %llu packets claimed more TCP data than their frames held\n",
                 (unsigned long long)a->bogus);
@@ -464,8 +511,7 @@ static int finish_operator(cm_app *a)
         code = 2;
     }
     if (a->metrics_on) {
-        cm_metrics_update(&a->met, a->mon.st.packets, a->mon.st.conns, cm_mon_live_count(&a->mon),
-                          cm_capture_drops(&a->cap), cm_capture_queue_drops(&a->cap));
+        update_metrics(a);
         if (!a->cap.live && !cm_stop && a->o.linger != 0) {
             if (a->o.linger < 0)
                 fprintf(stderr, "cloudmon: serving the final figures on %s until interrupted\n", a->o.metrics_addr);

@@ -83,11 +83,11 @@ cm_observer cm_metrics_observer(cm_metrics *m)
     return o;
 }
 
-void cm_metrics_update(cm_metrics *m, uint64_t packets, uint64_t conns, uint64_t open, uint64_t drops,
-                       uint64_t queue_drops)
+void cm_metrics_update(cm_metrics *m, uint64_t packets, uint64_t conns, uint64_t open, uint64_t untracked,
+                       uint64_t drops, uint64_t queue_drops)
 {
-    LOCKED(m, (m->packets = packets, m->conns = conns, m->open = open, m->drops = drops,
-               m->queue_drops = queue_drops));
+    LOCKED(m, (m->packets = packets, m->conns = conns, m->open = open, m->untracked = untracked,
+               m->drops = drops, m->queue_drops = queue_drops));
 }
 
 static void family(GString *g, const char *name, const char *type, const char *help)
@@ -140,6 +140,10 @@ char *cm_metrics_render(cm_metrics *m)
         labelled(g, "cloudmon_findings_total", "code", kr_finding_str((kr_finding_code)k), m->findings[k]);
     family(g, "cloudmon_decrypt_errors_total", "counter", "Frames that should decrypt but did not.");
     g_string_append_printf(g, "cloudmon_decrypt_errors_total %llu\n", (unsigned long long)m->decrypt_errors);
+    family(g, "cloudmon_untracked_packets_total", "counter",
+           "Packets that would have started a connection, not followed: the connection table was full of "
+           "connections that carried protocol data.");
+    g_string_append_printf(g, "cloudmon_untracked_packets_total %llu\n", (unsigned long long)m->untracked);
     family(g, "cloudmon_capture_dropped_packets_total", "counter",
            "Packets the capture dropped (kernel buffer or capture queue full).");
     g_string_append_printf(g, "cloudmon_capture_dropped_packets_total %llu\n", (unsigned long long)m->drops);

@@ -81,7 +81,8 @@ typedef struct cm_observer {
 typedef struct cm_stats {
     uint64_t packets;        /* packets handed to cm_mon_packet */
     uint64_t tcp;            /* of them TCP */
-    uint64_t other, fragments, short_pkts;
+    uint64_t other, short_pkts;
+    uint64_t fragments;      /* IP fragments handed to reassembly (the one completing a datagram is TCP) */
     uint64_t conns;          /* connections seen */
     uint64_t evicted;        /* ended early because the table was full */
     uint64_t expired;        /* ended because idle */

@@ -341,7 +341,8 @@ static void summary_json(FILE *out, const cm_mon *m, const cm_tally *t, const ch
     cm_json_int(j, "findings", (int64_t)m->st.findings);
     cm_json_int(j, "evicted", (int64_t)m->st.evicted);
     cm_json_int(j, "expired", (int64_t)m->st.expired);
-    cm_json_int(j, "fragments_ignored", (int64_t)m->st.fragments);
+    cm_json_int(j, "untracked", (int64_t)m->st.untracked);
+    cm_json_int(j, "fragments_held", (int64_t)m->st.fragments);
     cm_json_int(j, "dropped_by_capture", (int64_t)dropped);
     if (queue_dropped >= 0)
         cm_json_int(j, "dropped_by_queue", queue_dropped);
@@ -377,8 +378,13 @@ void cm_output_summary(FILE *out, bool json, const cm_mon *m, const cm_tally *t,
                         (unsigned long long)t->verdicts[v]);
                 sep = ",";
             }
+        if (m->st.untracked) {
+            char why[200];
+            kr_conn_untracked_text(m->max_conns, why, sizeof why);
+            fprintf(out, "; %llu packets %s", (unsigned long long)m->st.untracked, why);
+        }
         if (m->st.fragments)
-            fprintf(out, "; %llu IP fragments ignored", (unsigned long long)m->st.fragments);
+            fprintf(out, "; %llu IP fragments held for reassembly", (unsigned long long)m->st.fragments);
         if (dropped && queue_dropped > 0)
             fprintf(out, "; %llu packets dropped by the capture (%llu with the kernel buffer full, %lld with the "
                     "capture queue full: --queue-mb sets its size)", (unsigned long long)dropped,

@@ -33,7 +33,7 @@ static void on_step(void *ud, const cm_conn *c, const kr_step *st)
     kr_hex(st->session, KR_SESSION_LEN, hex);
     const char *id = st->device_id_known ? st->device_id_hex : known;
     char line[KR_SESSION_LINE_MAX];
-    if (s->file && id && kr_session_line(s->lines, id, st->session, line) > 0) {
+    if (s->file && id && kr_session_line(s->lines, id, st->session, st->session_hint_known ? st->session_hint : NULL, line) > 0) {
         if (fputs(line, s->file) < 0)
             s->failed = true;
         s->written++;

@@ -320,6 +320,18 @@ kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *
 
 /* ---- expiry and the end ---- */
 
+/* Connections ended together end in a stable order, not the table's hash order: by their first packet,
+ * then their number, then their addresses. */
+static gint by_first(gconstpointer a, gconstpointer b)
+{
+    const kr_conn *x = *(kr_conn *const *)a, *y = *(kr_conn *const *)b;
+    if (x->first != y->first)
+        return x->first < y->first ? -1 : 1;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return memcmp(x->key, y->key, KR_CONN_KEY_LEN);
+}
+
 static size_t expire(kr_conn_table *t, double now, bool all, const char *reason)
 {
     GPtrArray *old = g_ptr_array_new();
@@ -333,6 +345,7 @@ static size_t expire(kr_conn_table *t, double now, bool all, const char *reason)
             (!ended && c->last < now - t->o.idle))
             g_ptr_array_add(old, c);
     }
+    g_ptr_array_sort(old, by_first);
     size_t n = 0;
     for (guint i = 0; i < old->len; i++) {
         kr_conn *c = g_ptr_array_index(old, i);

@@ -41,6 +41,7 @@ struct kr_keyfile {
     idxlist wild;           /* device * entries */
     hmap ids;               /* (kind, device id) -> entry */
     hmap files;             /* key file path -> first entry that loaded it */
+    hmap hints;             /* session line block= hint -> index among the session lines */
     kr_key **owned;         /* one loaded key per distinct key file */
     size_t n_owned, cap_owned;
     kr_probe_key **probe;   /* one per session line, keyed on first use (kr_keyfile_session_probe) */
@@ -127,6 +128,17 @@ static bool id_eq(const kr_keyfile *kf, size_t i, const void *key)
     return kf->v[i].kind == k->kind && kf->v[i].has_id && memcmp(kf->v[i].device_id, k->id, KR_DEVICE_ID_LEN) == 0;
 }
 
+static bool hint_eq(const kr_keyfile *kf, size_t i, const void *key)
+{
+    const kr_entry *e = &kf->v[kf->kind[KR_ENTRY_SESSION].v[i]];
+    return e->has_hint && memcmp(e->hint, key, KR_SESSION_HINT_LEN) == 0;
+}
+
+static uint64_t hint_hash(const uint8_t *hint)
+{
+    return fnv(14695981039346656037ull, hint, KR_SESSION_HINT_LEN);
+}
+
 static bool path_eq(const kr_keyfile *kf, size_t i, const void *key)
 {
     return strcmp(kf->v[i].path, key) == 0;
@@ -161,6 +173,7 @@ void kr_keyfile_free(kr_keyfile *kf)
     free(kf->wild.v);
     free(kf->ids.s);
     free(kf->files.s);
+    free(kf->hints.s);
     free(kf->owned);
     for (size_t i = 0; kf->probe && i < kf->kind[KR_ENTRY_SESSION].n; i++)
         kr_probe_key_free(kf->probe[i]);
@@ -249,7 +262,7 @@ static const kw keywords[] = {
     { "server-private", KR_ENTRY_SERVER_PRIVATE, 2, 3, "server-private PATH [cloud=ADDR]" },
     { "server-public", KR_ENTRY_SERVER_PUBLIC, 2, 3, "server-public PATH [cloud=ADDR]" },
     { "device", KR_ENTRY_DEVICE, 3, 3, "device ID|* PATH" },
-    { "session", KR_ENTRY_SESSION, 3, 3, "session ID HEX80" },
+    { "session", KR_ENTRY_SESSION, 3, 4, "session ID HEX80 [block=HEX16]" },
     { "device-server-key", KR_ENTRY_DEVICE_SERVER_KEY, 3, 3, "device-server-key ID PATH" },
     { "device-public", KR_ENTRY_DEVICE_PUBLIC, 3, 3, "device-public ID PATH" },
 };
@@ -427,7 +440,21 @@ static int check_key(ctx *c, kr_entry *e, const char *file)
     }
 }
 
-static int parse_session(ctx *c, kr_entry *e, const char *hex)
+static int parse_hint(ctx *c, kr_entry *e, const char *word)
+{
+    const char *h = strncmp(word, "block=", 6) == 0 ? word + 6 : NULL;
+    if (!h || strlen(h) != 2 * KR_SESSION_HINT_LEN || kr_unhex(h, e->hint, KR_SESSION_HINT_LEN) != 0)
+        return fail(c, "bad hint \"%.64s\" after the session material: write block= and 16 hex digits (the first "
+                    "8 bytes of the SHA-256 of the session block's E), or drop it", word);
+    long dup = kr_keyfile_session_by_hint(c->kf, e->hint);
+    if (dup >= 0)
+        return fail(c, "duplicate hint %s (already on line %d): a hint names one connection, keep it on its own "
+                    "line only", h, kr_keyfile_session_entry(c->kf, (size_t)dup)->line);
+    e->has_hint = true;
+    return 0;
+}
+
+static int parse_session(ctx *c, kr_entry *e, const char *hex, const char *hint)
 {
     size_t hl = strlen(hex);
     if (hl != 2 * KR_SESSION_LEN)
@@ -435,7 +462,7 @@ static int parse_session(ctx *c, kr_entry *e, const char *hex)
                     hl);
     if (kr_unhex(hex, e->session, KR_SESSION_LEN) != 0)
         return fail(c, "session material is not hex (only 0-9 and a-f, 80 digits)");
-    return 0;
+    return hint ? parse_hint(c, e, hint) : 0;
 }
 
 static int parse_binding(ctx *c, kr_entry *e, const char *word)
@@ -472,7 +499,8 @@ static int add_entry(ctx *c, kr_entry *e)
     kf->v[i] = *e;
     e->path = NULL;
     if (idx_push(&kf->kind[e->kind], i) != 0 || (e->wildcard && idx_push(&kf->wild, i) != 0) ||
-        (e->has_id && hmap_put(&kf->ids, id_hash(e->kind, e->device_id), i) != 0))
+        (e->has_id && hmap_put(&kf->ids, id_hash(e->kind, e->device_id), i) != 0) ||
+        (e->has_hint && hmap_put(&kf->hints, hint_hash(e->hint), kf->kind[KR_ENTRY_SESSION].n - 1) != 0))
         return fail(c, "out of memory");
     return 0;
 }
@@ -507,7 +535,7 @@ static int parse_line(ctx *c, char *line)
         file = w[2];
     }
     if (k->kind == KR_ENTRY_SESSION)
-        return parse_session(c, &e, w[2]) != 0 ? -1 : add_entry(c, &e);
+        return parse_session(c, &e, w[2], nw == 4 ? w[3] : NULL) != 0 ? -1 : add_entry(c, &e);
     if (nw == 3 && k->min == 2 && parse_binding(c, &e, w[2]) != 0)
         return -1;
     if (load_key(c, &e, file) != 0 || check_key(c, &e, file) != 0) {
@@ -702,6 +730,11 @@ size_t kr_keyfile_session_count(const kr_keyfile *kf)
 const kr_entry *kr_keyfile_session_entry(const kr_keyfile *kf, size_t i)
 {
     return nth(kf, KR_ENTRY_SESSION, i);
+}
+
+long kr_keyfile_session_by_hint(const kr_keyfile *kf, const uint8_t hint[KR_SESSION_HINT_LEN])
+{
+    return kf && hint ? hmap_get(&kf->hints, hint_hash(hint), hint_eq, kf, hint) : -1;
 }
 
 const kr_probe_key *kr_keyfile_session_probe(const kr_keyfile *kf, size_t i)

@@ -1,32 +1,42 @@
 /* sparkwire libkeyring: a quick reader of the CoAP messages the protocol sends (docs/protocol.md 4.1): version
- * 1, a token of at most 8 bytes, options numbered below 269 with lengths below 269, only the options the
- * protocol uses (Uri-Path, Uri-Query, Max-Age, Content-Format) at lengths CoAP allows them, and a payload
- * after the marker. It reads into the message and the view without a heap PDU. Anything else (and every
+ * 1, a token of at most 8 bytes, options numbered below 269, only the options the protocol uses (Uri-Path,
+ * Uri-Query, Max-Age, Content-Format), and a payload after the marker. Max-Age and Content-Format have the
+ * lengths CoAP allows them; Uri-Path and Uri-Query any length the message holds (one or two extension bytes),
+ * as the devices read them: a Photon's function argument (up to 622 bytes) is one Uri-Query, which CoAP
+ * would cut at 255 bytes and libcoap refuses beyond. It reads into the message and the view without a heap PDU. Anything else (and every
  * message it cannot be sure of) is left to libcoap: kr_coap_quick then returns false and has set nothing. */
 #include <string.h>
 #include "msg_int.h"
 
-/* The option numbers read here and the longest value CoAP allows each (RFC 7252 5.10, RFC 7641). */
+/* The option numbers read here and the value lengths taken for each (RFC 7252 5.10, RFC 7641; the URI options
+ * without CoAP's upper bound of 255, see above). */
 static bool option_fits(unsigned number, unsigned len)
 {
     switch (number) {
-    case 11: return len <= 255;             /* Uri-Path */
-    case 15: return len >= 1 && len <= 255; /* Uri-Query */
+    case 11: return true;                   /* Uri-Path */
+    case 15: return len >= 1;               /* Uri-Query */
     case 14: return len <= 4;              /* Max-Age */
     case 12: return len <= 2;              /* Content-Format */
     default: return false;
     }
 }
 
-/* A nibble of an option header: 0-12 as it is, 13 = 13 + the next byte; false for 14 and 15. */
+/* A nibble of an option header: 0-12 as it is, 13 = 13 + the next byte, 14 = 269 + the next two bytes
+ * (big-endian); false for 15 and for extension bytes past the end. */
 static bool extended(const uint8_t *pt, size_t len, size_t *i, unsigned *v)
 {
     if (*v < 13)
         return true;
-    if (*v > 13 || *i >= len)
-        return false;
-    *v = 13 + pt[(*i)++];
-    return true;
+    if (*v == 13 && *i < len) {
+        *v = 13 + pt[(*i)++];
+        return true;
+    }
+    if (*v == 14 && len - *i >= 2) {
+        *v = 269 + (unsigned)(pt[*i] << 8 | pt[*i + 1]);
+        *i += 2;
+        return true;
+    }
+    return false;
 }
 
 bool kr_coap_quick(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv)

@@ -300,6 +300,8 @@ void krt_do_sessionblock(kr_tracker *t, double ts)
                  "another copy of its bytes differs" : "partly lost in a gap");
     }
 
+    if (!ds->damaged)
+        t->session_hint_known = kr_session_hint(e, t->session_hint);
     if (opened)
         krt_install_session(t, m, false);
     else

@@ -25,8 +25,10 @@ void krt_install_session(kr_tracker *t, const uint8_t m[KR_SESSION_LEN], bool fr
     krt_clear_text(&t->no_decrypt_reason);
 }
 
-/* Session lines that may apply when no handshake opened: the one for the device id, or all of them
- * when no id is known (tried on the frames until one alone fits). */
+/* Session lines that may apply when no handshake opened: the one for the device id, else the one whose
+ * block= hint names this connection's session block, else all of them (tried on the frames until one alone
+ * fits). A hinted line is only selected: it still has to decrypt the frames, and when it does not, every
+ * line is tried as if there were no hint. */
 void krt_consider_session_lines(kr_tracker *t)
 {
     if (t->session_known)
@@ -40,6 +42,14 @@ void krt_consider_session_lines(kr_tracker *t)
     }
     t->n_session_cands = t->device_id_known ? 0 : kr_keyfile_session_count(t->kf);
     t->session_cands_all = t->n_session_cands > 0;
+    long hinted = t->session_cands_all && t->session_hint_known ? kr_keyfile_session_by_hint(t->kf, t->session_hint)
+                                                               : -1;
+    if (hinted >= 0) {
+        t->n_session_cands = 1;
+        t->session_cands_all = false;
+        t->session_cands[0] = (uint32_t)hinted;
+    }
+    t->session_cand_hinted = hinted >= 0;
 }
 
 static bool coap_plausible(const uint8_t *pt, size_t len)
@@ -116,6 +126,12 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
         memcpy(t->session_cands, best, n_best * sizeof best[0]);
         krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key yet: %zu of the keyfile's "
                  "session lines decrypt this connection's frames alike; the next frame decides", n_best);
+    } else if (n_best == 0 && t->session_cand_hinted) {
+        /* the line the hint named does not decrypt this frame: every line is tried, as without a hint */
+        t->session_cand_hinted = false;
+        t->session_cands_all = true;
+        t->n_session_cands = kr_keyfile_session_count(t->kf);
+        try_session_candidates(t, dir, body, len, hello);
     } else if (n_best == 0) {
         krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key: none of the keyfile's "
                  "session lines decrypts this connection's frames");

@@ -36,6 +36,9 @@ static void fill_step_keys(const kr_tracker *t, kr_step *s)
     s->session_known = t->session_known;
     if (t->session_known)
         memcpy(s->session, t->sess.material, KR_SESSION_LEN);
+    s->session_hint_known = t->session_hint_known;
+    if (t->session_hint_known)
+        memcpy(s->session_hint, t->session_hint, KR_SESSION_HINT_LEN);
     s->signature_valid = t->signature_valid;
     s->signature_ok = t->signature_ok;
 }

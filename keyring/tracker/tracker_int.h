@@ -175,6 +175,7 @@ struct kr_tracker {
      * (session_cands_all), or the indexes of those that fitted every frame so far */
     size_t n_session_cands;
     uint32_t session_cands[8];
+    uint8_t session_hint[KR_SESSION_HINT_LEN];  /* kr_session_hint of the session block's E */
     char *no_decrypt_reason;   /* why frames are not decrypted; NULL: no reason given */
 
     /* messages */
@@ -247,6 +248,8 @@ struct kr_tracker {
     bool session_known;
     bool session_from_line;
     bool session_cands_all;
+    bool session_hint_known;   /* the session block's E was read whole and hashed */
+    bool session_cand_hinted;  /* the one candidate is the line the hint named: if it fails, all are tried */
     bool device_hello_ok;      /* the device's first frame decrypted as a Hello */
     bool device_hello_bad;     /* the device's first frame did not decrypt with M */
     bool cloud_hello_ok;

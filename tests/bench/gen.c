@@ -416,7 +416,10 @@ static bool cloud_process(conn *c)
             if (kr_hs_make_session_block(c->dev_key, server_key, m, block, &err) < 0)
                 die("session block: %s%s", err.msg, "");
             char idhex[KR_DEVICE_ID_HEX_LEN + 1], line[KR_SESSION_LINE_MAX];
-            kr_session_line(session_lines, kr_device_id_hex(c->dev_id, idhex), m, line);
+            uint8_t hint[KR_SESSION_HINT_LEN];
+            if (!kr_session_hint(block, hint))
+                die("session block: %s%s", "SHA-256 failed", "");
+            kr_session_line(session_lines, kr_device_id_hex(c->dev_id, idhex), m, hint, line);
             fputs(line, sessions);
             c->now += 0.0015;   /* an RSA-2048 signature on the cloud */
             send_segments(c, KR_S2D, block, sizeof block);

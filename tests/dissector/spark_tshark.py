@@ -987,8 +987,19 @@ def test_keys_table(sh):
     lines = open(out).read().split("\n")
     check(len(lines) == 2 and lines[0].startswith("session %s " % dev) and len(lines[0].split()[2]) == 80,
           "one session line for the healthy connection: %r" % lines)
+    hint = lines[0].split()[3:]
+    check(len(hint) == 1 and len(hint[0]) == 22 and hint[0].startswith("block=") and
+          all(c in "0123456789abcdef" for c in hint[0][6:]), "the line carries its block= hint: %r" % lines)
     check(decrypted(sh, cap, ["-o", "spark.session_file:" + out]) == want,
           "the exported session line must decrypt the capture without keys")
+    # the hint is kept through the session file: two lines of that material, told apart only by the hint
+    sess, twin = lines[0].split(), "ffffffffffffffffffffffff"
+    plain = sh.write("twin-plain", "session %s %s\nsession %s %s\n" % (dev, sess[2], twin, sess[2]))
+    check(decrypted(sh, cap, ["-o", "spark.session_file:" + plain]) == [],
+          "two session lines of one material without a hint: neither may be taken")
+    hinted = sh.write("twin-hinted", "session %s %s\nsession %s %s %s\n" % (dev, sess[2], twin, sess[2], sess[3]))
+    check(decrypted(sh, cap, ["-o", "spark.session_file:" + hinted]) == want,
+          "the block= hint must select its line through the session file")
     bad = sh.write("bad-session", "session %s %s\nserver-private keys/server-private.pem\n" % (dev, "00" * 40))
     r = sh.run(["-r", cap, "-o", "spark.session_file:" + bad, "-q", "-z", "spark,devices"], check_rc=False)
     check("bad-session:2 holds another line" in r.stderr, "a key line in the session file is refused: %r" % r.stderr)

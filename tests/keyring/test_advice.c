@@ -33,22 +33,25 @@ static void test_session_lines(void **state)
     kr_session_lines *s = kr_session_lines_new();
     assert_non_null(s);
     char text[4 * KR_SESSION_LINE_MAX] = "", line[KR_SESSION_LINE_MAX];
-    size_t n = kr_session_line(s, a, m1, line);
+    size_t n = kr_session_line(s, a, m1, NULL, line);
     assert_int_equal(n, strlen(line));
     assert_string_equal(line, "session 55ff6d065075555332071787 000102030405060708090a0b0c0d0e0f101112131415161718191a"
                               "1b1c1d1e1f2021222324252627\n");
     strcat(text, line);
-    n = kr_session_line(s, a, m2, line);
+    n = kr_session_line(s, a, m2, NULL, line);
     assert_int_equal(n, strlen(line));
     assert_true(strncmp(line, "# another connection: session 55ff6d065075555332071787 fffefd", 61) == 0);
     strcat(text, line);
-    assert_true(kr_session_line(s, b, m2, line) > 0);
+    const uint8_t hint[KR_SESSION_HINT_LEN] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef };
+    n = kr_session_line(s, b, m2, hint, line);
+    assert_int_equal(n, strlen(line));
     assert_true(strncmp(line, "session 53ff6c065067544816300187 fffefd", 39) == 0);
+    assert_string_equal(line + n - 24, " block=0123456789abcdef\n");
     strcat(text, line);
     /* not an id: no line */
-    assert_int_equal(kr_session_line(s, "55ff6d06507555533207178", m1, line), 0);
-    assert_int_equal(kr_session_line(s, "55ff6d065075555332071787a", m1, line), 0);
-    assert_int_equal(kr_session_line(s, "55ff6d06507555533207178g", m1, line), 0);
+    assert_int_equal(kr_session_line(s, "55ff6d06507555533207178", m1, NULL, line), 0);
+    assert_int_equal(kr_session_line(s, "55ff6d065075555332071787a", m1, NULL, line), 0);
+    assert_int_equal(kr_session_line(s, "55ff6d06507555533207178g", m1, NULL, line), 0);
     assert_string_equal(line, "");
     kr_session_lines_free(s);
 
@@ -58,6 +61,11 @@ static void test_session_lines(void **state)
     if (!kf)
         fail_msg("%s", err.msg);
     assert_int_equal(kr_keyfile_session_count(kf), 2);
+    /* the hint written is the one read back, and names b's line */
+    long i = kr_keyfile_session_by_hint(kf, hint);
+    assert_int_equal(i, 1);
+    assert_true(kr_keyfile_session_entry(kf, 1)->has_hint);
+    assert_false(kr_keyfile_session_entry(kf, 0)->has_hint);
     kr_keyfile_free(kf);
 }
 

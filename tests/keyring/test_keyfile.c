@@ -168,6 +168,43 @@ static void test_bad_lines(void **state)
     assert_non_null(strstr(err.msg, "NUL"));
 }
 
+/* block= hints on session lines: read and found by one lookup when good, absent means none, and a bad one
+ * stops the load with the line named */
+static void test_session_hints(void **state)
+{
+    (void)state;
+    kr_err err = {{0}};
+    kr_keyfile *kf = parse("session " ID1 " " SESSION80 "   block=0123456789ABCDEF  # hinted\n"
+                           "session " ID2 " " SESSION80 "\n", &err);
+    if (!kf)
+        fail_msg("%s", err.msg);
+    assert_int_equal(kr_keyfile_session_count(kf), 2);
+    const kr_entry *e = kr_keyfile_session_entry(kf, 0);
+    static const uint8_t want[KR_SESSION_HINT_LEN] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef };
+    assert_true(e->has_hint);
+    assert_memory_equal(e->hint, want, KR_SESSION_HINT_LEN);
+    assert_int_equal(kr_keyfile_session_by_hint(kf, want), 0);
+    assert_false(kr_keyfile_session_entry(kf, 1)->has_hint);
+    static const uint8_t other[KR_SESSION_HINT_LEN] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xee };
+    assert_int_equal(kr_keyfile_session_by_hint(kf, other), -1);
+    static const uint8_t zero[KR_SESSION_HINT_LEN] = { 0 };
+    assert_int_equal(kr_keyfile_session_by_hint(kf, zero), -1);   /* the unhinted line is not found as 0 */
+    kr_keyfile_free(kf);
+    kf = kr_keyfile_new_empty();
+    assert_int_equal(kr_keyfile_session_by_hint(kf, want), -1);
+    kr_keyfile_free(kf);
+
+    expect_error("session " ID1 " " SESSION80 " block=0123\n", "kf:1:", "block= and 16 hex digits");
+    expect_error("session " ID1 " " SESSION80 " block=0123456789abcdeg\n", "kf:1:", "block= and 16 hex digits");
+    expect_error("session " ID1 " " SESSION80 " block=0123456789abcdef0\n", "kf:1:", "block= and 16 hex digits");
+    expect_error("session " ID1 " " SESSION80 " hint=0123456789abcdef\n", "kf:1:", "block= and 16 hex digits");
+    expect_error("session " ID1 " " SESSION80 " block=\n", "kf:1:", "block= and 16 hex digits");
+    expect_error("session " ID1 " " SESSION80 " block=0123456789abcdef\n\nsession " ID2 " " SESSION80
+                 " block=0123456789ABCDEF\n", "kf:3:", "duplicate hint");
+    expect_error("session " ID1 " " SESSION80 " block=0123456789abcdef extra\n", "kf:1:",
+                 "session ID HEX80 [block=HEX16]");
+}
+
 static void test_load_relative(void **state)
 {
     (void)state;
@@ -351,6 +388,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_server_public_from_private),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_bad_lines),
+        cmocka_unit_test(test_session_hints),
         cmocka_unit_test(test_load_relative),
         cmocka_unit_test(test_new_lines),
         cmocka_unit_test(test_refused_files),

@@ -3,7 +3,8 @@
  *    and every packet is either taken afterwards, whole and in order, or counted as dropped (a short
  *    packet may still fit where a longer one before it did not);
  * 2. a reader takes packets while the thread queues them (many chunks, each given back and used again):
- *    every packet arrives once, in order, with its bytes, and none is dropped.
+ *    every packet arrives once, in order, with its bytes, and none is dropped;
+ * 3. a stop with packets still queued: cm_capthread_discard drops and counts them.
  * Exit 0 when every check holds. */
 #include <poll.h>
 #include <stdio.h>
@@ -126,29 +127,61 @@ static void full_queue(const char *path)
     pcap_close(p);
 }
 
-static void reader_keeps_up(const char *path)
+/* Takes packets beside the thread until want of them came (or 500 waits of 20 ms passed); those not whole
+ * or not in order are counted in *bad. */
+static unsigned take(cm_capthread *t, unsigned want, unsigned *bad)
 {
-    pcap_t *p;
-    cm_capthread *t = start(path, 64, &p);
-    if (!t)
-        return;
     struct pcap_pkthdr *h;
     const u_char *data;
-    unsigned got = 0, bad = 0;
-    for (int waits = 0; got < N && waits < 500;) {
-        int rc = cm_capthread_next(t, &h, &data);
-        if (rc == 1) {
-            bad += !packet_ok(got++, h, data);
+    unsigned got = 0;
+    for (int waits = 0; got < want && waits < 500;) {
+        if (cm_capthread_next(t, &h, &data) == 1) {
+            *bad += !packet_ok(got++, h, data);
             continue;
         }
         struct pollfd pf = { cm_capthread_fd(t), POLLIN, 0 };
         poll(&pf, 1, 20);
         waits++;
     }
+    return got;
+}
+
+static void reader_keeps_up(const char *path)
+{
+    pcap_t *p;
+    cm_capthread *t = start(path, 64, &p);
+    if (!t)
+        return;
+    unsigned bad = 0, got = take(t, N, &bad);
     CHECK(got == N && bad == 0, "a reader beside the thread takes all %d packets, whole and in order (%u, %u wrong)",
           N, got, bad);
     CHECK(cm_capthread_queue_drops(t) == 0, "none dropped (%llu)",
           (unsigned long long)cm_capthread_queue_drops(t));
+    cm_capthread_free(t);
+    pcap_close(p);
+}
+
+/* A stop with packets still queued: those taken before it are kept, the rest are dropped by
+ * cm_capthread_discard and counted with the queue's drops, and nothing is left to take. */
+static void discard_after_stop(const char *path)
+{
+    pcap_t *p;
+    cm_capthread *t = start(path, 64, &p);
+    if (!t)
+        return;
+    unsigned bad = 0, got = take(t, 100, &bad);
+    for (int i = 0; i < 25; i++)    /* the file is read in milliseconds: 0.5 s for the thread to queue it all */
+        nap();
+    CHECK(cm_capthread_discard(t) == 0, "no discard while the thread runs");
+    cm_capthread_stop(t);
+    uint64_t left = cm_capthread_discard(t);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    CHECK(got == 100 && bad == 0 && left == N - got, "after the stop, the %u packets not taken are discarded (%llu)",
+          N - got, (unsigned long long)left);
+    CHECK(cm_capthread_queue_drops(t) == left && cm_capthread_left(t) == left,
+          "they are counted as dropped by the queue (%llu)", (unsigned long long)cm_capthread_queue_drops(t));
+    CHECK(cm_capthread_next(t, &h, &data) == 0 && cm_capthread_discard(t) == 0, "nothing is left to take");
     cm_capthread_free(t);
     pcap_close(p);
 }
@@ -163,6 +196,7 @@ int main(void)
     write_capture(path);
     full_queue(path);
     reader_keeps_up(path);
+    discard_after_stop(path);
     unlink(path);
     printf("%s\n", failed ? "some checks failed" : "all checks passed");
     return failed ? 1 : 0;

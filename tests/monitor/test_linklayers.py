@@ -60,15 +60,33 @@ def fr4(link, b):
     if proto != 6 or len(ip) - hl <= 48:
         return [pt.eth(macs, (), ip)]
     frs = pt.frag4(ip, 48)
+    held.append(len(frs))           # all but the one completing the datagram, plus the repeat
     return [pt.eth(macs, (0x8100,), f) for f in frs[:1] + frs]
+held = []
 pt.rewrite(cap, p, fr4)
 link, pk = pt.read_pcap(p)
 check(len(pk) > 60, "IPv4 fragments: the capture now has %d frames (47 before)" % len(pk))
-same_as_ref("IPv4 fragments behind a VLAN tag, out of order and repeated", p)
+objs = same_as_ref("IPv4 fragments behind a VLAN tag, out of order and repeated", p)
+
+
+def summary_of(objs):
+    return objs[-1] if objs and objs[-1]["type"] == "summary" else {}
+
+
+sm = summary_of(objs)
+check(sm.get("fragments_held") == sum(held) and "fragments_ignored" not in sm,
+      "IPv4 fragments: the summary counts %d fragments held for reassembly (%r)" % (sum(held), sm))
+check(sm.get("tcp_packets") == summary_of(ref).get("tcp_packets"),
+      "IPv4 fragments: each reassembled datagram counts as one TCP packet")
+check(summary_of(ref).get("fragments_held") == 0, "the plain capture holds no fragments")
+rc, out, _ = run(["-r", p, "-k", kf])
+check(rc == 0 and "; %d IP fragments held for reassembly" % sum(held) in out,
+      "IPv4 fragments: the text summary says so (%r)" % out.strip().splitlines()[-1:])
 
 # ---- fragments that disagree: the datagram is dropped and said so ----
 p = os.path.join(d, "frag4-evil.pcap")
 evil_done = []
+evil_n = []
 
 
 def fr4_evil(link, b):
@@ -78,6 +96,7 @@ def fr4_evil(link, b):
         return [pt.eth(macs, (), ip)]
     evil_done.append(1)
     frs = pt.frag4(ip, 64)
+    evil_n.append(len(frs) + 1)
     bad = bytearray(frs[-1])                         # the first fragment, other bytes at the end
     bad[-1] ^= 0xff
     return [pt.eth(macs, (), f) for f in frs[-1:] + [bytes(bad)] + frs[:-1]]
@@ -87,6 +106,8 @@ check(rc == 0 and "1 fragmented datagrams were not reassembled: 1 with overlappi
       "disagreeing fragments: the datagram is dropped with a warning (%r)" % err.strip()[:300])
 check(any(o["type"] == "finding" and o["finding"] == "gap" for o in objs),
       "disagreeing fragments: their bytes are a gap, never taken from either copy")
+check(summary_of(objs).get("fragments_held") == evil_n[0],
+      "disagreeing fragments: all %d of them were held, none completed a datagram" % evil_n[0])
 
 # ---- IPv6: extension headers, fragments ----
 v6 = os.path.join(d, "v6.pcap")

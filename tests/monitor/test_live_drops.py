@@ -16,7 +16,9 @@
    count what the full queue could not take: every packet sent is either counted or dropped by the queue,
    the summary, the metrics and a warning on standard error say so, and nothing is lost without a count.
 3. Idle expiry live, with the queue between capture and decoder: a connection that goes silent mid-session
-   (the first 20 packets of samples/mid-session, no FIN) ends by --idle 2 while cloudmon still runs."""
+   (the first 20 packets of samples/mid-session, no FIN) ends by --idle 2 while cloudmon still runs.
+4. A stop (SIGINT) with packets still in the queue: they are decoded for at most a second, the rest counted
+   as dropped by the queue with a warning; every packet sent is counted either way, and the stop is quick."""
 import json
 import os
 import re
@@ -175,4 +177,67 @@ check(r.returncode == 0 and s.get("packets") == 20, "the silent connection's 20 
 check('"final":true' in before and '"verdict":"mid-session"' in before,
       "the silent connection ended mid-session by --idle 2 before cloudmon was stopped")
 check(s.get("expired") == 1, "the summary counts it as expired (%s)" % s.get("expired"))
+# 4. a stop with packets still queued: (a) the output is stalled when SIGINT comes (its write fails), so the
+# queue holds what was sent and nothing more is decoded: every queued packet is counted as dropped by the
+# queue, with a warning; (b) SIGINT right after a fast replay: what is queued is decoded for at most 1 s and
+# the rest counted; either way every packet sent is counted or counted as dropped, and the stop is quick
+out = os.path.join(d, "stopped.jsonl")
+script = r"""
+ip link set lo up || exit 3
+{ echo $BASHPID >"$3.pid"; exec timeout -k 5 90 "$1" -i lo -k "$2" --json 2>"$3.err"; } |
+    { while [ ! -e "$3.go" ]; do sleep 0.1; done; cat >"$3"; } &
+for i in $(seq 100); do grep -q "listening on" "$3.err" 2>/dev/null && break; sleep 0.1; done
+sleep 1
+tcpreplay -i lo --pps 20000 --limit "$5" --preload-pcap "$4" >"$3.replay" 2>&1
+sleep 1
+kill -INT "$(cat "$3.pid")"
+sleep 0.5
+touch "$3.go"
+wait
+"""
+SEND = 20000
+r = subprocess.run(["timeout", "120", "unshare", "-n", "bash", "-c", script, "sh", CLOUDMON, kf, out, cap, str(SEND)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+sent, secs = replayed(out + ".replay")
+lines = open(out).read().splitlines() if os.path.exists(out) else []
+s = json.loads(lines[-1]) if lines and lines[-1].startswith('{"type":"summary"') else {}
+err = open(out + ".err").read() if os.path.exists(out + ".err") else ""
+n, q, total = s.get("packets", -1), s.get("dropped_by_queue", -1), s.get("dropped_by_capture", -1)
+print("stalled output, then SIGINT: %s packets decoded, %s dropped by the queue, %s by the capture" % (n, q, total))
+check(r.returncode == 0 and sent == SEND and s, "a stalled cloudmon was stopped with %d packets sent (%d; %s)"
+      % (SEND, r.returncode, secs))
+m = re.search(r"warning: (\d+) packets still in the capture queue when the capture stopped were not decoded", err)
+check(m is not None and int(m.group(1)) == q > 0, "the packets left in the queue are counted as dropped by it, with "
+      "a warning (%s; %s)" % (q, err.strip()[-300:]))
+check(n + total == sent and total == q, "every packet sent was decoded or counted as dropped (%s + %s of %d)"
+      % (n, total, sent))
+
+out = os.path.join(d, "stopped2.jsonl")
+script = r"""
+ip link set lo up || exit 3
+"$1" -i lo -k "$2" --json --rsa-budget 0 >"$3" 2>"$3.err" &
+cm=$!
+for i in $(seq 100); do grep -q "listening on" "$3.err" && break; sleep 0.1; done
+sleep 1
+tcpreplay -i lo --topspeed --preload-pcap --loop 2 "$4" >"$3.replay" 2>&1
+kill -INT $cm
+date +%s.%N >"$3.t0"
+wait $cm
+date +%s.%N >"$3.t1"
+"""
+r = subprocess.run(["timeout", "120", "unshare", "-n", "sh", "-c", script, "sh", CLOUDMON, kf, out, cap],
+                   capture_output=True, text=True)
+sent, secs = replayed(out + ".replay")
+lines = open(out).read().splitlines() if os.path.exists(out) else []
+s = json.loads(lines[-1]) if lines else {}
+err = open(out + ".err").read() if os.path.exists(out + ".err") else ""
+stop = (float(open(out + ".t1").read()) - float(open(out + ".t0").read())) if os.path.exists(out + ".t1") else 99
+m = re.search(r"warning: (\d+) packets still in the capture queue", err)
+print("SIGINT after a fast replay of %s packets: %s decoded, %s dropped by the queue (%s left at the stop), "
+      "stopped in %.2f s" % (sent, s.get("packets"), s.get("dropped_by_queue"), m.group(1) if m else 0, stop))
+check(r.returncode == 0 and sent and s.get("packets", 0) + s.get("dropped_by_capture", 0) == sent,
+      "every packet sent was decoded or counted as dropped (%s + %s of %s)"
+      % (s.get("packets"), s.get("dropped_by_capture"), sent))
+check(stop < 5, "the stop took %.2f s (the queue is decoded for at most 1 s)" % stop)
+
 done()

@@ -71,7 +71,8 @@ try:
     for series in ("cloudmon_handshakes_total{step=\"hello\"} 3", "cloudmon_handshake_duration_seconds_count 3",
                    "cloudmon_messages_total{kind=\"hello\"} 6", "cloudmon_rsa_operations_total{block=\"id-block\"} 3",
                    "cloudmon_decrypt_errors_total 0", "cloudmon_capture_dropped_packets_total 0",
-                   "cloudmon_findings_total{code=\"gap\"} 0", "cloudmon_packets_total 119"):
+                   "cloudmon_findings_total{code=\"gap\"} 0", "cloudmon_packets_total 119",
+                   "cloudmon_untracked_packets_total 0"):
         check(series in (text or ""), "exposition has %s" % series)
     try:
         get("http://127.0.0.1:%d/nothing" % ports[0])
@@ -133,6 +134,26 @@ finally:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+# a full connection table: the packets not followed are the summary's untracked ones
+cap, kf = points[0][1], points[0][2]
+rc, out, err = run(["-r", cap, "-k", kf, "--json", "--max-conns", "1"])
+untracked = jsonl(out)[-1].get("untracked", 0) if rc == 0 else 0
+port = free_port()
+p = subprocess.Popen([CLOUDMON, "-r", cap, "-k", kf, "-q", "--max-conns", "1", "--metrics", "127.0.0.1:%d" % port,
+                      "--linger", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    want = "cloudmon_untracked_packets_total %d\n" % untracked
+    text = wait_get("http://127.0.0.1:%d/metrics" % port)
+    for _ in range(50):
+        if text and want in text:
+            break
+        time.sleep(0.1)
+        text = get("http://127.0.0.1:%d/metrics" % port)
+    check(untracked > 0 and want in (text or ""), "--max-conns 1: the exposition has %s" % want.strip())
+finally:
+    p.terminate()
+    p.wait(timeout=10)
 
 # bad addresses and a busy port: one line each, exit 2
 cap = points[0][1]

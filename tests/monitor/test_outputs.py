@@ -2,8 +2,10 @@
 """Line and JSON Lines outputs, limits (-c, --duration), -w, -r - (stdin), pcapng, --export-decrypted."""
 import os
 import shutil
+import struct
 import subprocess
 from cmtest import *
+import pcaptool as pt
 
 d = tmpdir()
 synth = os.path.join(d, "synth.pcap")
@@ -87,6 +89,59 @@ if md:
     check(rc == 0 and objs[-1]["evicted"] == 0 and objs[-1]["connections"] == 1 and len(finals) == 1,
           "--max-conns 1 with three devices: %s evicted, the first session followed to its final verdict"
           % objs[-1].get("evicted"))
+    # the newcomers' packets that would have started a connection (SYNs, data on the cloud port) while the
+    # first session held the table are counted as untracked, in JSON and in the text summary
+    link, pk = pt.read_pcap(cap)
+    flows, want = [], 0
+    for _, b in pk:
+        ip = pt.split_frame(link, b)[1]
+        hl, _ = pt.tcp_of(ip)
+        tcp = ip[hl:]
+        flow = frozenset((ip[12:16] + tcp[0:2], ip[16:20] + tcp[2:4]))
+        if flow not in flows:
+            flows.append(flow)
+        if flow != flows[0]:
+            data = struct.unpack(">H", ip[2:4])[0] - hl - (tcp[12] >> 4) * 4
+            want += 1 if (tcp[13] & 0x02 or data > 0) else 0
+        else:
+            last_first = want       # counted up to the first session's last packet
+    check(len(flows) == 3 and objs[-1].get("untracked") == last_first > 0,
+          "--max-conns 1: %s packets untracked, %d expected" % (objs[-1].get("untracked"), last_first))
+    rc, out, err = run(["-r", cap, "-k", kf, "--max-conns", "1"])
+    check(rc == 0 and "; %d packets not followed: the table of 1 connections is full" % last_first in out,
+          "--max-conns 1: the text summary counts the packets not followed (%r)" % out.strip().splitlines()[-1:])
+    rc, out, err = run(["-r", cap, "-k", kf, "--json"])
+    check(rc == 0 and jsonl(out)[-1].get("untracked") == 0, "without a limit nothing is untracked")
+# connections still open when the capture ends are ended in a stable order (first packet, then number),
+# not in the connection table's hash order: six copies of the three devices' sessions on other ports, a
+# fraction of a millisecond apart, without their FINs and RSTs
+if md:
+    name, cap, kf = md[0]
+    link, pk = pt.read_pcap(cap)
+    frames = []
+    for k in range(6):
+        for ts, b in pk:
+            macs, ip = pt.split_frame(link, b)
+            hl, _ = pt.tcp_of(ip)
+            if ip[hl + 13] & 0x05:
+                continue
+            sport, dport = struct.unpack(">HH", ip[hl:hl + 4])
+            dev = sport if dport == 5683 else dport
+            frames.append([ts + 0.0007 * k, pt.eth(macs, (), pt.move_port(ip, dev, dev + 1000 * k) if k else ip)])
+    frames.sort(key=lambda f: f[0])
+    opened = os.path.join(d, "left-open.pcap")
+    pt.write_pcap(opened, 1, frames)
+    rc, out, err = run(["-r", opened, "-k", kf, "--json"])
+    objs = jsonl(out)
+    ends = [o["conn"] for o in objs if o["type"] == "verdict" and o["final"]]
+    starts = [o["conn"] for o in objs if o["type"] == "step"]
+    firsts = sorted(set(starts), key=starts.index)
+    check(rc == 0 and len(ends) == 18 and ends == firsts == sorted(ends),
+          "18 connections open at the end are ended in the order they began: %s" % ends)
+    rc, out, err = run(["-r", opened, "-k", kf])
+    lines = [int(l.split()[2]) for l in out.splitlines() if " verdict " in l and "so far" not in l]
+    check(rc == 0 and len(lines) == 18 and lines == sorted(lines),
+          "the text output ends them in the same order: %s" % lines)
 hl = [c for c in samples() if c[0] == "healthy"]
 if hl:
     name, cap, kf = hl[0]

@@ -62,7 +62,43 @@ none() {
     "$fn" "$1" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
     ((${#COMPREPLY[@]} == 0)) || { echo "FAIL: '$*' offers ${COMPREPLY[*]} where a value is typed"; fails=$((fails + 1)); }
 }
+# The options CMD --help lists, one a line with 1 when the next word is its value, 0 when it takes none
+# ("-x, --long VALUE  text" or "--long VALUE  text": one space before the value, two before the text).
+help_options() {
+    local line short long v re='^ +(-[A-Za-z], +)?(--[A-Za-z0-9-]+)(.*)$'
+    "$1" --help 2>&1 | while IFS= read -r line; do
+        [[ $line =~ $re ]] || continue
+        short=${BASH_REMATCH[1]%%,*} long=${BASH_REMATCH[2]} v=0
+        [[ ${BASH_REMATCH[3]} =~ ^\ [^\ ] ]] && v=1
+        [[ -n $short ]] && echo "$short $v"
+        echo "$long $v"
+    done
+}
+# follows_help CMD: after each option that takes a value, "-" is completed as a value (no option offered);
+# after each one that takes none, as the next option (--help among them). So an option added to --help
+# without its place in the completion, or left there after it changed, fails here.
+follows_help() {
+    local opt v fn before=$fails n=0
+    fn=$(complete -p "$1" | sed -E 's/.*-F ([^ ]+) .*/\1/')
+    while read -r opt v; do
+        n=$((n + 1))
+        COMP_WORDS=("$1" "$opt" -); COMP_CWORD=2; COMPREPLY=()
+        "$fn" "$1" - "$opt"
+        if ((v)) && [[ " ${COMPREPLY[*]} " == *" -"* ]]; then
+            echo "FAIL: $1 $opt takes a value (--help) but the completion offers options after it"
+            fails=$((fails + 1))
+        elif ((!v)) && [[ " ${COMPREPLY[*]} " != *" --help "* ]]; then
+            echo "FAIL: $1 $opt takes no value (--help) but the completion offers no option after it"
+            fails=$((fails + 1))
+        fi
+    done < <(help_options "$1")
+    ((n > 10)) || { echo "FAIL: $1 --help lists only $n options"; fails=$((fails + 1)); }
+    ((fails > before)) || echo "ok: $1: the completion follows the $n options of --help"
+}
 cd "$TMPD"
+for c in cloudmon sparkdev sparkcloud; do
+    command -v "$c" >/dev/null && follows_help "$c"
+done
 for c in cloudmon sparkkeys sparkdev sparkcloud; do
     registered "$c" "_sparkwire_$c"
 done

@@ -166,12 +166,16 @@ static void c_opt(coap *c, int num, const void *v, size_t len)
     int delta = num - c->last_opt;
     c->last_opt = num;
     uint8_t *h = &c->b[c->n++];
-    int dn = delta < 13 ? delta : 13, ln = len < 13 ? (int)len : 13;
+    int dn = delta < 13 ? delta : 13, ln = len < 13 ? (int)len : len < 269 ? 13 : 14;
     *h = (uint8_t)(dn << 4 | ln);
     if (dn == 13)
         c->b[c->n++] = (uint8_t)(delta - 13);
     if (ln == 13)
         c->b[c->n++] = (uint8_t)(len - 13);
+    if (ln == 14) {     /* two extension bytes: length - 269, big-endian */
+        c->b[c->n++] = (uint8_t)((len - 269) >> 8);
+        c->b[c->n++] = (uint8_t)(len - 269);
+    }
     memcpy(c->b + c->n, v, len);
     c->n += len;
 }
@@ -571,6 +575,55 @@ static void test_photon_large_frame(void **state)
     assert_true(has(r.summaries, "Event big = aaaa"));
     rec_free(&r);
     s_end(&s);
+}
+
+/* A Photon takes function arguments of up to 622 bytes, carried in one Uri-Query: an option length of 13..268
+ * takes one extension byte, of 269 and more two. Every such call (and a variable request with a long name) is
+ * read as the message it is, without a finding. */
+static void test_long_options(void **state)
+{
+    (void)state;
+    const size_t lens[] = { 12, 13, 255, 256, 268, 269, 270, 300, 622 };
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        sess s;
+        s_ready(&s);
+        coap c;
+        char arg[622], name[400];
+        memset(arg, 'q', sizeof arg);
+        arg[lens[k] - 1] = 'Z';
+        c_start(&c, CON, POST, s.srv_id, ++s.srv_tok);
+        c_path(&c, "f");
+        c_path(&c, "brew");
+        c_query(&c, arg, lens[k]);
+        s_send(&s, KR_S2D, 0.1, &c);
+        c_start(&c, ACK, EMPTY, s.srv_id++, NO_TOKEN);
+        s_send(&s, KR_D2S, 0.003, &c);
+        c_start(&c, NON, CHANGED, s.dev_id++, s.srv_tok);
+        uint8_t one[4] = { 0, 0, 0, 1 };
+        c_payload(&c, one, 4);
+        s_send(&s, KR_D2S, 0.020, &c);
+        size_t nl = lens[k] < sizeof name ? lens[k] : sizeof name - 1;
+        memset(name, 'n', nl);
+        name[nl] = '\0';
+        c_start(&c, CON, GET, s.srv_id, ++s.srv_tok);
+        c_path(&c, "v");
+        c_path(&c, name);
+        s_send(&s, KR_S2D, 0.1, &c);
+        c_start(&c, ACK, CONTENT, s.srv_id++, s.srv_tok);
+        c_payload(&c, one, 4);
+        s_send(&s, KR_D2S, 0.012, &c);
+        rec r;
+        s_close_ok(&s, &r);     /* no finding: no decrypt-error */
+        char want[64] = "Function brew(qqqq";
+        if (lens[k] < 40)
+            snprintf(want, sizeof want, "Function brew(%.*sZ)", (int)lens[k] - 1, arg);
+        assert_true(has(r.summaries, want));
+        assert_true(has(r.summaries, "Variable request nnnnnnnn"));
+        for (guint i = 0; i < r.summaries->len; i++)
+            assert_null(strstr(g_ptr_array_index(r.summaries, i), "not a valid CoAP"));
+        rec_free(&r);
+        s_end(&s);
+    }
 }
 
 static void test_healthy(void **state)
@@ -2511,6 +2564,7 @@ int main(void)
         cmocka_unit_test(test_describe_raw_names),
         cmocka_unit_test(test_describe_twice),
         cmocka_unit_test(test_photon_large_frame),
+        cmocka_unit_test(test_long_options),
         cmocka_unit_test(test_device_key_mismatch),
         cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_id_block_failures),

@@ -18,6 +18,7 @@ extern "C" {
 #define KR_SESSION_E_LEN      128
 #define KR_SIGNATURE_LEN      256
 #define KR_SESSION_LEN        40   /* session material M: key 16, IV 16, salt 8 */
+#define KR_SESSION_HINT_LEN   8    /* a session line's block= hint: SHA-256 of E, first 8 bytes */
 #define KR_HMAC_LEN           20
 #define KR_DEVICE_SPKI_LEN    162  /* RSA-1024 SubjectPublicKeyInfo DER */
 #define KR_SERVER_SPKI_LEN    294  /* RSA-2048 SubjectPublicKeyInfo DER */

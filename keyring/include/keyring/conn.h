@@ -166,7 +166,8 @@ size_t kr_conn_expire(kr_conn_table *tab, double now);
 /* Ends one connection now (a frontend's own limit): its tracker finishes, the end callback runs; its later
  * packets stay its own (not followed) until a new SYN reuses its ports. */
 void kr_conn_end(kr_conn_table *tab, kr_conn *c, double now, const char *reason);
-/* No more packets (capture over): every live connection ends with this reason. */
+/* No more packets (capture over): every live connection ends with this reason, in the order of their first
+ * packets (then their numbers), as connections that go idle together do. */
 void kr_conn_finish(kr_conn_table *tab, double now, const char *reason);
 
 const kr_conn_stats *kr_conn_table_stats(const kr_conn_table *tab);

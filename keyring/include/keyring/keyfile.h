@@ -4,7 +4,7 @@
  *   server-public   keys/cloud_public.der
  *   device  55ff6d065075555332071787  keys/55ff6d065075555332071787.der
  *   device  *  keys/core-private.der
- *   session 55ff6d065075555332071787  <80 hex digits>
+ *   session 55ff6d065075555332071787  <80 hex digits>  [block=<16 hex digits>]
  *   device-server-key 55ff6d065075555332071787  keys/55ff..-server-key.der   (the copy in its flash)
  *   device-public 55ff6d065075555332071787  keys/55ff...pub.pem   (the cloud's record of its key)
  *   server-public keys/lab-cloud.der  cloud=192.0.2.10:5683        (judges only that cloud)
@@ -12,6 +12,10 @@
  * cloud=ADDR binds a server-private or server-public line to one cloud: IPv4 `192.0.2.10` or IPv6 in
  * brackets `[2001:db8::1]`, optionally `:PORT`. Several server keys of a kind may be given when bound to
  * different addresses; at most one of each kind is unbound, and it judges every other cloud.
+ *
+ * block=HEX16 on a session line names the connection it came from: the first 8 bytes of the SHA-256 of
+ * the session block's E (its 128-byte RSA ciphertext). A connection whose E hashes to it tries that line
+ * first, instead of every line; the line still has to decrypt the frames (a hint selects, never proves).
  *
  * '#' starts a comment, blank lines are ignored, paths are relative to the keyfile's folder.
  * Every bad line is an error "FILE:LINE: what is wrong (what to do)"; nothing is skipped.
@@ -54,6 +58,8 @@ typedef struct kr_entry {
                                          (owned by the keyfile; "" for session lines) */
     kr_key *key;                      /* loaded key (owned by the keyfile), NULL for session lines */
     uint8_t session[KR_SESSION_LEN];  /* session lines */
+    bool has_hint;                    /* session line with block=HEX16 */
+    uint8_t hint[KR_SESSION_HINT_LEN];
     /* server-private / server-public bound to one cloud with cloud=ADDR */
     bool bound;
     int cloud_family;                 /* 4 or 6 */
@@ -68,7 +74,8 @@ typedef struct kr_keyfile kr_keyfile;
  * bad line: unknown keyword, missing or unreadable key file, a key file that is not a regular file, a path
  * too long to keep whole, key of the wrong kind (public where a private key is needed...), a key the checks
  * call broken (exponent 1 or even, private numbers that do not fit together: d, CRT values), bad device id
- * (not 24 hex digits), bad session hex (not 80 hex digits), bad cloud=ADDR, duplicate device id or
+ * (not 24 hex digits), bad session hex (not 80 hex digits), bad block= hint (not 16 hex digits, or a hint
+ * already on another line), bad cloud=ADDR, duplicate device id or
  * duplicate server key (for one cloud). Lines naming the same key file share one loaded key; loading is
  * linear in the number of lines. */
 kr_keyfile *kr_keyfile_load(const char *path, kr_err *err);
@@ -113,6 +120,8 @@ const uint8_t *kr_keyfile_session(const kr_keyfile *kf, const uint8_t id[KR_DEVI
 /* All session lines, in keyfile order (mid-session captures where the id is not known). */
 size_t kr_keyfile_session_count(const kr_keyfile *kf);
 const kr_entry *kr_keyfile_session_entry(const kr_keyfile *kf, size_t i);
+/* The index (as for kr_keyfile_session_entry) of the session line whose block= hint is this one; -1 when none. */
+long kr_keyfile_session_by_hint(const kr_keyfile *kf, const uint8_t hint[KR_SESSION_HINT_LEN]);
 /* Session line i's key, set up on first use for kr_cipher_probe (NULL when out of memory). */
 const kr_probe_key *kr_keyfile_session_probe(const kr_keyfile *kf, size_t i);
 /* Finds the device entry whose key's public half equals this SPKI DER (a key a device offered in
@@ -126,11 +135,14 @@ typedef struct kr_session_lines kr_session_lines;
 kr_session_lines *kr_session_lines_new(void);
 void kr_session_lines_free(kr_session_lines *s);
 
-#define KR_SESSION_LINE_MAX (64 + KR_DEVICE_ID_HEX_LEN + 2 * KR_SESSION_LEN)
+#define KR_SESSION_LINE_MAX (64 + KR_DEVICE_ID_HEX_LEN + 2 * KR_SESSION_LEN + 2 * KR_SESSION_HINT_LEN)
 /* The line, newline included, for one connection's 40 bytes of session material into out; its length, or 0
- * (out "") when device_id_hex is not 24 hex digits. */
+ * (out "") when device_id_hex is not 24 hex digits. hint (NULL: none) adds block=HEX16 (kr_session_hint). */
 size_t kr_session_line(kr_session_lines *s, const char *device_id_hex, const uint8_t session[KR_SESSION_LEN],
-                       char out[KR_SESSION_LINE_MAX]);
+                       const uint8_t *hint, char out[KR_SESSION_LINE_MAX]);
+/* The block= hint of a connection: the first 8 bytes of SHA-256 over its session block's E. false when
+ * the digest fails. */
+bool kr_session_hint(const uint8_t e[KR_SESSION_E_LEN], uint8_t out[KR_SESSION_HINT_LEN]);
 
 #ifdef __cplusplus
 }

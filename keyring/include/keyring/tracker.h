@@ -87,6 +87,8 @@ typedef struct kr_step {
     kr_tri session_opened;   /* a device key opened E */
     bool session_known;      /* session material known (opened, or from a session line) */
     uint8_t session[KR_SESSION_LEN];
+    bool session_hint_known; /* the session block was read whole: its block= hint for session lines */
+    uint8_t session_hint[KR_SESSION_HINT_LEN];
     kr_tri signature_valid;  /* SIG recovers to the PKCS#1 type 1 structure with the server public key */
     kr_tri signature_ok;     /* ... and equals HMAC(M, E) (needs M) */
     kr_hs_result hs_result;  /* result of the crypto done on this step (KR_HS_OK when none failed) */
