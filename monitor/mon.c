@@ -93,6 +93,8 @@ static void on_step(void *ud, kr_conn *kc, const kr_step *s)
 {
     cm_conn *c = kr_conn_user(kc);
     (void)ud;
+    if (s->supersedes && c->mon->st.findings > 0)
+        c->mon->st.findings--;   /* a frame read again: the finding of its first reading no longer stands */
     add_event(c, CM_EV_STEP, s->dir, s->time, s->length, s->kind, kr_step_title(s->kind, s->dir), s->note);
     NOTIFY(c, step, s);
 }

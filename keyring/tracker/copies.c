@@ -4,8 +4,9 @@
  * - the nonce: the id block's echo names the copy the device received;
  * - the id block: the copy that opens with the server private key;
  * - the session block: the copy that opens with a device key;
- * - a frame: the copy under which it decrypts with the session key (the copy read first when both do);
- *   when none does, or without the key, the frame is disputed; a copy whose length prefix frames a whole
+ * - a frame: the copy that passes (frames its length, decrypts with the session key, parses as CoAP) where
+ *   the other does not (krt_choose_copy, one rule for frames being read and frames read already); when
+ *   both pass, or neither, or without the key, the frame is disputed; a copy whose length prefix frames a whole
  *   frame that decrypts wins over a prefix the frame being read cannot have, or one no frame has (the
  *   search for the next boundary that began there stops). Copies of frames read already: reread.c.
  * When no copy is decided by its meaning, the step is disputed and proves nothing. A copy whose TCP checksum
@@ -153,30 +154,11 @@ static bool prefix_differs(const kr_dirstate *ds, uint64_t off, const uint8_t *b
     return differs(ds, ds->pdu_offset, off, b, n);
 }
 
-/* Whether the frame in dir's buffer (laid over by copy when not NULL) decrypts with the session key at
- * the cipher's place in the IV chain. */
-static bool frame_decrypts(kr_tracker *t, kr_dir dir, const krt_copy *copy)
-{
-    kr_dirstate *ds = &t->d[dir];
-    size_t len = ds->have - 2;
-    uint8_t *f = malloc(ds->have), *pt = malloc(len ? len : 1);
-    bool ok = false;
-    if (f && pt) {
-        memcpy(f, ds->buf, ds->have);
-        if (copy)
-            memcpy(f + (copy->off - ds->pdu_offset), copy->bytes, copy->len);
-        size_t pl = 0, skip = 0;
-        kr_dec_result r = kr_cipher_trial(ds->cipher, t->sess.key, t->sess.iv, f + 2, len, pt, &pl, &skip);
-        ok = r == KR_DEC_OK || r == KR_DEC_PARTIAL;
-    }
-    free(f);
-    free(pt);
-    return ok;
-}
-
-/* A frame of dir is complete and about to be read: when copies of its bytes that differ are held, the
- * copy under which it decrypts is laid over the buffer (the copy read first stays when it decrypts);
- * when none decrypts, or there is no session key, the frame is disputed. */
+/* A frame of dir is complete and about to be read: the copies of its bytes held meanwhile are weighed in the
+ * order they came, each laid over the bytes chosen so far, by the rule for every copy of a frame
+ * (krt_choose_copy, the same as for frames read already): the copy that passes where the other does not is
+ * read; when both pass, or neither (or there is no session key), the frame is disputed and nothing rests on
+ * it. A copy that does not fall within the frame is not weighed. */
 void krt_copies_frame(kr_tracker *t, kr_dir dir)
 {
     struct krt_copies *c = t->copies;
@@ -185,20 +167,31 @@ void krt_copies_frame(kr_tracker *t, kr_dir dir)
         return;
     int n = c->n[dir];
     c->n[dir] = 0;
-    bool keyed = t->session_known && kr_cipher_keyed(ds->cipher) && ds->have > 2;
-    if (keyed && frame_decrypts(t, dir, NULL))
-        return;
-    for (int i = 0; keyed && i < n; i++) {
-        krt_copy *s = &c->slot[dir][i];
-        bool in = s->off >= ds->pdu_offset && s->off + s->len <= ds->pdu_offset + ds->have &&
-                  !prefix_differs(ds, s->off, s->bytes, s->len);
-        if (in && frame_decrypts(t, dir, s)) {
-            memcpy(ds->buf + (s->off - ds->pdu_offset), s->bytes, s->len);
-            return;
-        }
+    uint8_t *now = malloc(ds->have), *cand = malloc(ds->have);
+    kr_cipher_state at;
+    kr_cipher_save(ds->cipher, &at);
+    krt_choice ch = now && cand ? KRT_COPY_FIRST : KRT_COPY_NEITHER;
+    if (now && cand)
+        memcpy(now, ds->buf, ds->have);
+    for (int i = 0; i < n && (ch == KRT_COPY_FIRST || ch == KRT_COPY_OTHER); i++) {
+        const krt_copy *s = &c->slot[dir][i];
+        if (s->off < ds->pdu_offset || s->off + s->len > ds->pdu_offset + ds->have)
+            continue;
+        memcpy(cand, now, ds->have);
+        memcpy(cand + (s->off - ds->pdu_offset), s->bytes, s->len);
+        if (memcmp(cand, now, ds->have) == 0)
+            continue;
+        ch = krt_choose_copy(t, dir, &at, now, cand, ds->have);
+        if (ch == KRT_COPY_OTHER)
+            memcpy(now, cand, ds->have);
     }
-    for (int i = 0; i < n; i++)
-        kr_tracker_dispute(t, dir, c->slot[dir][i].off, c->slot[dir][i].len);
+    if (ch == KRT_COPY_FIRST || ch == KRT_COPY_OTHER)
+        memcpy(ds->buf, now, ds->have);
+    else
+        for (int i = 0; i < n; i++)
+            kr_tracker_dispute(t, dir, c->slot[dir][i].off, c->slot[dir][i].len);
+    free(now);
+    free(cand);
 }
 
 /* A copy of the frame being read whose length prefix says another length: when the frame it frames is whole
@@ -213,6 +206,21 @@ static bool take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t o
     kr_cipher_state now;
     kr_cipher_save(ds->cipher, &now);
     return krt_take_framing(t, dir, b, off, len, now, ts);
+}
+
+/* A copy of bytes that dir's search for the next frame boundary holds (after a gap, or a length prefix no
+ * frame has): no frame's bounds are known yet, and the gap or the bad prefix broke the IV chain, so there is
+ * no frame to weigh the copies as krt_choose_copy does. The bytes are disputed (what that rule gives when
+ * nothing tells the copies apart): a frame found over them is read as disputed and proves nothing. A copy
+ * whose checksum checks where the first did not replaces the bytes instead; one that does not check is not
+ * taken against one that does. */
+static void resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, int rank)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (rank > 0)
+        memcpy(ds->buf + (off - ds->pdu_offset), b, len);
+    else if (rank == 0)
+        kr_tracker_dispute(t, dir, off, len);
 }
 
 /* A handshake block of dir was just read: the copies of its bytes held meanwhile are tried now. */
@@ -267,6 +275,8 @@ void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, 
         reread_block(t, dir, st, b, a, off, len, ts);
     else if (ds->st == PST_RESYNC && rank >= 0 && krt_kept_resync_copy(t, dir, b, off, len, ts))
         return;                 /* the copy frames a frame where the first copy's prefix did not */
+    else if (ds->st == PST_RESYNC && ds->have > 0)
+        resync_copy(t, dir, b, off, len, rank);
     else if (ds->have == 0 || ds->st == PST_DATA || ds->st == PST_RESYNC)
         return;                 /* a frame read already (krt_kept_copy had it), or bytes of no PDU */
     else if (!(rank >= 0 && prefix_differs(ds, off, b, len) && take_framing(t, dir, b, off, len, ts)))

@@ -7,7 +7,8 @@
  * A copy that differs from a kept frame is read against it at the frame's place in the IV chain:
  * - the copy passes (its padding is right, it frames the same length and it parses as CoAP) and the
  *   frame as read did not: the frame is read again from the copy (its step re-stated, its message
- *   given), and when its first ciphertext block changed, so is the frame after it (its IV);
+ *   given; a decrypt-error finding of the first reading is named as no longer standing, and taken out
+ *   of the counts), and when its first ciphertext block changed, so is the frame after it (its IV);
  * - the frame as read passes and the copy does not: the frame stands;
  * - both pass, or neither: the frame is disputed (its step re-stated as such) and nothing rests on it:
  *   a Hello read from it no longer counts, unless a verdict was already proven by it (a proven verdict
@@ -231,7 +232,16 @@ static void reread(kr_tracker *t, kr_dir dir, struct krt_frec *r, const uint8_t 
     ds->have_last_id = false;              /* the counter is not judged on a frame read again */
     kr_cipher_restore(ds->cipher, &r->before);
     uint32_t ok = ds->frames_ok, bad = ds->frames_bad;
-    krt_read_frame(t, dir, ts, "read again from another copy of its bytes: ");
+    char again[160] = "read again from another copy of its bytes: ";
+    if (r->bad) {
+        /* the decrypt-error finding the first reading gave no longer stands: named, and no longer counted */
+        snprintf(again, sizeof again, "read again from another copy of its bytes (the %s finding at offset %llu "
+                 "no longer stands): ", kr_finding_str(KR_FIND_DECRYPT_ERROR), (unsigned long long)r->off);
+        if (t->findings > 0)
+            t->findings--;
+        t->supersedes = KR_FIND_DECRYPT_ERROR;
+    }
+    krt_read_frame(t, dir, ts, again);
     r->ok = ds->frames_ok > ok;
     r->bad = ds->frames_bad > bad;
     memcpy(r->bytes, f, r->len);
@@ -282,6 +292,15 @@ static bool passes(kr_tracker *t, kr_dir dir, const kr_cipher_state *at, const u
     return ok;
 }
 
+krt_choice krt_choose_copy(kr_tracker *t, kr_dir dir, const kr_cipher_state *at, const uint8_t *first,
+                           const uint8_t *other, size_t len)
+{
+    if (len < 18 || !t->session_known || !kr_cipher_keyed(t->d[dir].cipher))
+        return KRT_COPY_NEITHER;       /* without the session key no copy can be told from the other */
+    bool a = passes(t, dir, at, first, len), b = passes(t, dir, at, other, len);
+    return a && b ? KRT_COPY_BOTH : a ? KRT_COPY_FIRST : b ? KRT_COPY_OTHER : KRT_COPY_NEITHER;
+}
+
 /* One kept frame against the copy's bytes [off, off + len): see the head of this file. */
 static void against(kr_tracker *t, kr_dir dir, struct krt_frec *r, uint64_t off, const uint8_t *b, size_t len,
                     double ts)
@@ -294,11 +313,11 @@ static void against(kr_tracker *t, kr_dir dir, struct krt_frec *r, uint64_t off,
         return;
     memcpy(cand, r->bytes, r->len);
     memcpy(cand + (a - r->off), b + (a - off), (size_t)(e - a));
-    bool now_ok = passes(t, dir, &r->before, cand, r->len), was_ok = r->ok && !r->bad;
-    if (now_ok && !was_ok)
+    krt_choice c = krt_choose_copy(t, dir, &r->before, r->bytes, cand, r->len);
+    if (c == KRT_COPY_OTHER)
         reread(t, dir, r, cand, ts);
-    else if (now_ok == was_ok)
-        dispute(t, dir, r, now_ok, ts);
+    else if (c != KRT_COPY_FIRST)
+        dispute(t, dir, r, c == KRT_COPY_BOTH, ts);
     free(cand);
     krt_evaluate(t, ts);
 }

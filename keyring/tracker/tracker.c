@@ -61,6 +61,8 @@ void krt_step_init(kr_tracker *t, kr_step *s, kr_step_kind kind, kr_dir dir, con
 void krt_emit_step(kr_tracker *t, kr_step *s)
 {
     s->index = t->step_index++;
+    s->supersedes = t->supersedes;
+    t->supersedes = 0;
     t->last_step = s->kind;
     t->d[s->dir].last_step_time = s->time;
     if (t->cb.step)

@@ -210,7 +210,8 @@ struct kr_tracker {
     kr_tri signature_ok;
     unsigned req_next[2];
     int n_pend;
-    uint32_t findings;
+    uint32_t findings;         /* findings given that stand */
+    int supersedes;            /* the next step's kr_step.supersedes (reread.c) */
     kr_step_kind last_step;    /* the last step given */
 
     kr_session sess;           /* its material is the session key M */
@@ -337,6 +338,16 @@ void krt_kept_boundary(kr_tracker *t, kr_dir dir, const kr_cipher_state *at);
 bool krt_take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, kr_cipher_state at,
                       double ts);
 bool krt_kept_resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, double ts);
+/* The one rule between two copies of a frame (the one read or being read, and another that differs), at the
+ * cipher's place `at`: a copy passes when it frames this length, its padding is right and it parses as CoAP. */
+typedef enum krt_choice {
+    KRT_COPY_FIRST,            /* the first passes, the other does not: the first stands */
+    KRT_COPY_OTHER,            /* the other passes, the first does not: the frame is read from the other */
+    KRT_COPY_BOTH,             /* both pass: disputed, nothing rests on the frame */
+    KRT_COPY_NEITHER           /* neither passes (or no session key to tell): disputed */
+} krt_choice;
+krt_choice krt_choose_copy(kr_tracker *t, kr_dir dir, const kr_cipher_state *at, const uint8_t *first,
+                           const uint8_t *other, size_t len);
 
 /* copies.c: conflicting copies of bytes already read */
 void krt_copies_settle(kr_tracker *t, kr_dir dir, double ts);

@@ -272,6 +272,10 @@ typedef struct log {
     int decrypted;           /* frame steps decrypted whole */
     int again;               /* frame steps read again from another copy */
     bool last_proven;
+    int findings;            /* findings given */
+    uint32_t info_findings;  /* the tracker's count of findings standing, at the last step or finding */
+    char last_note[384];     /* the last step's note */
+    int last_supersedes;     /* the last step's supersedes */
 } log_t;
 
 static void lg(log_t *l, const char *fmt, ...)
@@ -298,7 +302,17 @@ static void c_step(void *ud, kr_conn *c, const kr_step *s)
         memcpy(l->frame_head, s->bytes, 16);
     l->decrypted += s->frame_state == KR_FRAME_DECRYPTED;
     l->again += strncmp(s->note, "read again", 10) == 0;
+    snprintf(l->last_note, sizeof l->last_note, "%s", s->note);
+    l->last_supersedes = s->supersedes;
+    l->info_findings = kr_tracker_info(kr_conn_tracker(c))->findings;
     lg(l, "step:%s ", kr_step_str(s->kind));
+}
+
+static void c_finding(void *ud, kr_conn *c, const kr_finding *f)
+{
+    (void)f;
+    ((log_t *)ud)->findings++;
+    ((log_t *)ud)->info_findings = kr_tracker_info(kr_conn_tracker(c))->findings;
 }
 
 static void c_verdict(void *ud, kr_conn *c, const kr_verdict *v)
@@ -328,7 +342,7 @@ static void c_end(void *ud, kr_conn *c, const char *reason)
     snprintf(l->end_reason, sizeof l->end_reason, "%s", reason);
 }
 
-static const kr_conn_callbacks cbs = { .open = c_open, .step = c_step, .verdict = c_verdict, .tcp = c_tcp,
+static const kr_conn_callbacks cbs = { .open = c_open, .step = c_step, .verdict = c_verdict, .tcp = c_tcp, .finding = c_finding,
                                        .end = c_end };
 
 #define DEV_PORT 40001
@@ -659,8 +673,15 @@ static void test_copy_after_read_is_read_again(void **st)
     kr_conn_table *t = session_start(&l, &f);
     send_garbage(t, &f, 1, 1.05);
     assert_int_equal(l.decrypted, 1);                   /* the garbage was read: it does not decrypt */
+    assert_int_equal(l.findings, 1);                    /* its decrypt-error finding */
+    assert_int_equal(l.info_findings, 1);
     send_real(t, &f, 1, 1.051);
     expect_steps(&l, 1, 2, f.d[1]);
+    /* the step read again names the finding it supersedes, which no longer counts */
+    assert_non_null(strstr(l.last_note, "the decrypt-error finding at offset"));
+    assert_non_null(strstr(l.last_note, "no longer stands"));
+    assert_int_equal(l.info_findings, 0);
+    assert_int_equal(l.last_supersedes, KR_FIND_DECRYPT_ERROR);
     send_real(t, &f, 2, 1.052);
     assert_int_equal(l.decrypted, 3);
     assert_true(cloud_hello_and_close(t, &l, &f, D2 + 18, 1.06));
@@ -719,6 +740,94 @@ static void test_copies_both_or_neither_disputed(void **st)
     assert_int_equal(l.reasons[KR_WHY_DISPUTED], 1);
     assert_int_equal(l.again, 1);
     assert_false(cloud_hello_and_close(t, &l, &f, D1, 1.05));
+}
+
+/* Another third device frame at the same IV (that of the real third frame), that decrypts too and ends in the
+ * same byte as the real one, so a copy of all its bytes but the last, laid over the real frame being read,
+ * is that whole frame. */
+static void other_third_frame(const sess_frames *f, uint8_t out[96])
+{
+    for (uint16_t id = 100; id < 5000; id++) {
+        kr_cipher *c = kr_cipher_new(M, M + 16);
+        uint8_t skip[96];
+        enc_frame(c, 'h', 1, 6, 'a', skip);
+        enc_frame(c, 'e', 2, 20, 'b', skip);
+        size_t n = enc_frame(c, 'e', id, 4, 'q', out);
+        kr_cipher_free(c);
+        if (n == f->dl[2] && out[n - 1] == f->d[2][n - 1])
+            return;
+    }
+    fail_msg("no other frame found");
+}
+
+/* The third device frame being read (all but its last byte), a copy of those bytes (first), then its last
+ * byte: the frame is read after both copies came. */
+static void send_pending_with_copy(kr_conn_table *t, const uint8_t *first, const uint8_t *copy,
+                                   const uint8_t *last, double ts)
+{
+    feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, first, 17, ts));
+    feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, copy, 17, ts + 0.0001));
+    feed(t, pk(true, DEV_PORT, D2 + 17, C0, KR_TCP_ACK, last, 1, ts + 0.0002));
+}
+
+/* A frame still being read follows the rule of frames read already (krt_choose_copy): two copies that
+ * both decrypt (padding right, the same length, CoAP) dispute it, so nothing rests on it; the copy that
+ * decrypts where the other does not is read, whichever came first. */
+static void test_pending_copies_one_rule(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    uint8_t alt[96], g[96];
+    make_frames(&f);
+    other_third_frame(&f, alt);
+    garbage(f.d[2], f.dl[2], g, 9);
+    g[17] = f.d[2][17];
+    for (int round = 0; round < 4; round++) {
+        kr_conn_table *t = session_start(&l, &f);
+        send_real(t, &f, 1, 1.05);
+        assert_int_equal(l.decrypted, 2);
+        const uint8_t *first = round == 0 ? f.d[2] : round == 1 ? g : round == 2 ? f.d[2] : alt;
+        const uint8_t *copy = round == 0 ? alt : round == 1 ? f.d[2] : round == 2 ? g : f.d[2];
+        send_pending_with_copy(t, first, copy, f.d[2] + 17, 1.06);
+        bool both = round == 0 || round == 3;
+        assert_int_equal(l.reasons[KR_WHY_DISPUTED], both ? 1 : 0);
+        assert_int_equal(l.decrypted, both ? 2 : 3);
+        if (!both)
+            assert_memory_equal(l.frame_head, f.d[2], 16);
+        kr_conn_table_free(t);
+    }
+}
+
+/* A gap (the device's second frame lost, the cloud acknowledging past it), so the device's direction
+ * searches the bytes after it for a frame boundary; a copy of the first frame there with other bytes
+ * arrives while the search is on. No frame boundary is known yet, nor the IV chain (the gap broke it), so no
+ * copy can be weighed: the bytes are disputed and the frame found there proves nothing. */
+static void test_copy_during_resync_after_gap(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    uint8_t g[96];
+    for (int round = 0; round < 2; round++) {
+        kr_conn_table *t = session_start(&l, &f);
+        garbage(f.d[2], f.dl[2], g, 11);
+        send_real(t, &f, 2, 1.05);                          /* ahead of the lost second frame: waits */
+        feed(t, pk(false, DEV_PORT, C0, D2 + 18, KR_TCP_ACK, NULL, 0, 1.051));   /* the hole is given up */
+        assert_non_null(strstr(l.text, "gap34"));
+        if (round == 1)
+            feed(t, pk(true, DEV_PORT, D2, C0, KR_TCP_ACK, g, f.dl[2], 1.052));  /* another copy of it */
+        for (int i = 3; i < 5; i++)
+            send_real(t, &f, i, 1.053 + 0.001 * i);
+        feed(t, pk(true, DEV_PORT, dev_seq(5), C0, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.06));
+        feed(t, pk(false, DEV_PORT, C0, dev_seq(5) + 1, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.061));
+        kr_conn_table_free(t);
+        assert_int_equal(l.steps[KR_STEP_FRAME], 3);          /* the frames after the gap, found */
+        /* without the copy the third frame (one block, its IV lost in the gap) gives the fourth its IV; with
+         * it, the third is disputed, and so is the IV it gives: only the fifth (and the Hello) decrypt */
+        assert_int_equal(l.reasons[KR_WHY_DISPUTED], round);
+        assert_int_equal(l.decrypted, round == 0 ? 3 : 2);
+    }
 }
 
 /* A damaged length prefix (0x0020 read as 0x8020) and the segment again with the right one: the copy frames
@@ -1097,6 +1206,8 @@ int main(void)
         cmocka_unit_test(test_read_again_moves_the_chain),
         cmocka_unit_test(test_copy_after_ack_is_not_taken),
         cmocka_unit_test(test_copies_both_or_neither_disputed),
+        cmocka_unit_test(test_pending_copies_one_rule),
+        cmocka_unit_test(test_copy_during_resync_after_gap),
         cmocka_unit_test(test_damaged_prefix_then_right_copy),
         cmocka_unit_test(test_damaged_prefix_resynced_then_right_copy),
         cmocka_unit_test(test_unframed_garbage_then_right_copy),

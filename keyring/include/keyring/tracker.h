@@ -105,6 +105,8 @@ typedef struct kr_step {
                                 e.g. "no key for device 53ff..."; never key material (the session bytes
                                 are in session[] for frontends that show them on request) */
     kr_step_reason reason;   /* why it was not opened / decrypted (KR_WHY_NONE when it was) */
+    int supersedes;          /* a frame read again from another copy of its bytes: the kr_finding_code its
+                                first reading gave that no longer stands (the note names it), 0 none */
 } kr_step;
 
 /* ---- messages: the Spark meaning of a decrypted CoAP message ---------------------------------- */
