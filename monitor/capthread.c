@@ -153,17 +153,41 @@ static void read_stats(cm_capthread *t, bool now)
         atomic_store_explicit(&t->kernel_drops, (uint64_t)ps.ps_drop + ps.ps_ifdrop, memory_order_relaxed);
 }
 
+/* A bounded batch from the kernel's ring into the queue; the reader is woken when it got packets. */
+static int take_batch(cm_capthread *t)
+{
+    int n = pcap_dispatch(t->p, BATCH, on_packet, (u_char *)t);
+    if (t->queued) {
+        t->queued = false;
+        wake(t->wake_fd);
+    }
+    return n;
+}
+
+/* At the stop, what the kernel's ring still holds is queued too: its last block is handed over within the
+ * capture's block timeout, so the ring is read until it stays empty for longer than that (at most
+ * STOP_RING seconds, on an interface that never goes quiet). */
+#define STOP_RING 0.5
+static void drain_ring(cm_capthread *t)
+{
+    struct pollfd pf = { pcap_get_selectable_fd(t->p), POLLIN, 0 };
+    struct timespec start, ts;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int n = take_batch(t);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (n < 0 || since(&start, &ts) >= STOP_RING || (n == 0 && poll(&pf, 1, 150) <= 0))
+            return;
+    }
+}
+
 static void *run(void *arg)
 {
     cm_capthread *t = arg;
     struct pollfd pf[2] = { { pcap_get_selectable_fd(t->p), POLLIN, 0 }, { t->stop_fd, POLLIN, 0 } };
     while (!atomic_load_explicit(&t->stop, memory_order_relaxed)) {
         /* a bounded batch: the reader is woken and a stop is seen at least every BATCH packets */
-        int n = pcap_dispatch(t->p, BATCH, on_packet, (u_char *)t);
-        if (t->queued) {
-            t->queued = false;
-            wake(t->wake_fd);
-        }
+        int n = take_batch(t);
         if (n < 0 && n != PCAP_ERROR_BREAK) {
             snprintf(t->err, sizeof t->err, "%s", pcap_geterr(t->p));
             atomic_store_explicit(&t->state, FAILED, memory_order_release);
@@ -178,6 +202,8 @@ static void *run(void *arg)
             break;
         }
     }
+    if (atomic_load_explicit(&t->state, memory_order_relaxed) == RUNNING)
+        drain_ring(t);
     read_stats(t, true);
     return NULL;
 }
