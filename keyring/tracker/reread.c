@@ -1,6 +1,6 @@
 /* sparkwire libkeyring: frames read already that a conflicting copy may still contradict. Each direction
  * keeps its last frames read with the session key (at most KR_KEPT_FRAMES of them, KR_KEPT_BYTES bytes in
- * all): their bytes and where the cipher stood before each. A record is made when its frame is read and
+ * all, or one frame alone up to KR_KEPT_ONE bytes): their bytes and where the cipher stood before each. A record is made when its frame is read and
  * given back once the receiver acknowledges the frame's last byte (kr_tracker_acked: a copy seen after
  * that is not what the receiver read), or when the frames stop following each other (a gap, a resync).
  *
@@ -19,6 +19,7 @@
 
 #define KR_KEPT_FRAMES 8       /* frames kept per direction */
 #define KR_KEPT_BYTES  512     /* their bytes per direction, length prefixes included */
+#define KR_KEPT_ONE    1024    /* a longer frame is kept alone, up to this (a device's buffer holds 800 bytes) */
 
 struct krt_frec {
     struct krt_frec *next;     /* the frame after it (in stream order) */
@@ -73,9 +74,9 @@ void krt_kept_add(kr_tracker *t, kr_dir dir, const kr_cipher_state *before, uint
         last = *end;
         end = &(*end)->next;
     }
-    if (len < 18 || len > KR_KEPT_BYTES || (last && last->off + last->len != off)) {
+    if (len < 18 || len > KR_KEPT_ONE || (last && last->off + last->len != off)) {
         krt_kept_forget(t, dir);       /* the frames no longer follow each other: the chain is broken */
-        if (len < 18 || len > KR_KEPT_BYTES)
+        if (len < 18 || len > KR_KEPT_ONE)
             return;
         end = &ds->kept;
     }
@@ -93,8 +94,8 @@ void krt_kept_add(kr_tracker *t, kr_dir dir, const kr_cipher_state *before, uint
     memcpy(r->bytes, b, len);
     *end = r;
     int n;
-    while (kept_bytes(ds->kept, &n) > KR_KEPT_BYTES || n > KR_KEPT_FRAMES)
-        drop_first(ds);
+    while ((kept_bytes(ds->kept, &n) > KR_KEPT_BYTES && ds->kept != r) || n > KR_KEPT_FRAMES)
+        drop_first(ds);                /* the oldest go first; the frame just read stays, even alone */
 }
 
 void kr_tracker_acked(kr_tracker *t, kr_dir dir, uint64_t offset)

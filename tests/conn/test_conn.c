@@ -687,6 +687,29 @@ static void test_copy_after_read_is_read_again(void **st)
     assert_true(cloud_hello_and_close(t, &l, &f, D2 + 18, 1.06));
 }
 
+/* A frame longer than the 512 bytes a direction keeps of several (600 bytes of CoAP payload: one a Photon's
+ * buffer holds) read from garbage, then its real copy: it was kept alone, and it is read again from the copy. */
+static void test_long_frame_read_again(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    kr_cipher *dc = kr_cipher_new(M, M + 16);
+    uint8_t hello[96], m[620] = { 0x50, 0x02, 0, 2, 0xb1, 'e', 0x01, 'x', 0xff }, big[660], g[660];
+    enc_frame(dc, 'h', 1, 6, 'a', hello);              /* the chain as far as the device's Hello */
+    memset(m + 9, 'q', 600);
+    int n = kr_cipher_encrypt(dc, m, 609, big, sizeof big);
+    kr_cipher_free(dc);
+    assert_true(n > 600);
+    garbage(big, (size_t)n, g, 3);
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, g, (size_t)n, 1.05));
+    assert_int_equal(l.decrypted, 1);                   /* the garbage was read: it does not decrypt */
+    feed(t, pk(true, DEV_PORT, D1, C0, KR_TCP_ACK, big, (size_t)n, 1.051));
+    expect_steps(&l, 1, 2, big);
+    kr_conn_table_free(t);
+}
+
 /* The frame after the one read again was read already, under the garbage's first block as its IV: it is read
  * again too, with the real one. */
 static void test_read_again_moves_the_chain(void **st)
@@ -1203,6 +1226,7 @@ int main(void)
         cmocka_unit_test(test_rst_window_scale),
         cmocka_unit_test(test_checksum_copies),
         cmocka_unit_test(test_copy_after_read_is_read_again),
+        cmocka_unit_test(test_long_frame_read_again),
         cmocka_unit_test(test_read_again_moves_the_chain),
         cmocka_unit_test(test_copy_after_ack_is_not_taken),
         cmocka_unit_test(test_copies_both_or_neither_disputed),
