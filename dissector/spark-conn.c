@@ -164,55 +164,38 @@ static gboolean endpoint(const address *a, guint32 port, kr_endpoint *e)
     return FALSE;
 }
 
-/* The window scale option of a SYN and the checksum of the whole segment, read from the header's bytes by
- * libkeyring as for cloudmon (Wireshark does not verify checksums by default). */
-static void header_facts(tvbuff_t *tvb, guint hl, kr_packet *p)
+/* The checksum of the whole segment, read from its bytes by libkeyring as for cloudmon (Wireshark does not
+ * verify checksums by default), when the capture holds it and its IP length is believed. */
+static void segment_checksum(tvbuff_t *tvb, guint hl, kr_packet *p)
 {
-    p->options_known = TRUE;
-    p->wscale = -1;
-    if (tvb_captured_length(tvb) < hl)
-        return;
-    if (p->flags & KR_TCP_SYN)
-        p->wscale = (int8_t)kr_tcp_wscale(tvb_get_ptr(tvb, 0, (gint)hl), hl);
-    /* the whole segment, when the capture holds it and its IP length is believed */
-    if (p->cut || p->wire_len != p->captured_len)
+    if (p->cut || p->wire_len != p->captured_len || tvb_captured_length(tvb) < hl)
         return;
     p->checksum = kr_tcp_checksum(&p->src, &p->dst, tvb_get_ptr(tvb, 0, (gint)(hl + p->wire_len)),
                                   hl + p->wire_len);
 }
 
-static guint32 be16(const guint8 *b)
-{
-    return (guint32)b[0] << 8 | b[1];
-}
-
-static guint32 be32(const guint8 *b)
-{
-    return be16(b) << 16 | be16(b + 2);
-}
-
-/* Notes the segment TCP is about to read (tvb: its header and payload, as IP hands them on). A header
- * TCP rejects (shorter than 20 bytes, or longer than the segment) gives no segment length: not noted. */
+/* Notes the segment TCP is about to read (tvb: its header and payload, as IP hands them on), its header read
+ * by libkeyring's one reader. A header TCP rejects (shorter than 20 bytes, or longer than the segment) gives
+ * no segment length: not noted. */
 static void note_segment(tvbuff_t *tvb, packet_info *pinfo)
 {
     kr_packet *p = &seg.p;
     guint cap = tvb_captured_length(tvb), rep = tvb_reported_length(tvb), hl, n;
-    const guint8 *h;
+    kr_tcp_hdr h;
 
     seg.frame = 0;
-    if (cap < 20)
+    if (cap < 20 || !kr_tcp_header(tvb_get_ptr(tvb, 0, (gint)MIN(cap, 60)), MIN(cap, 60), rep, &h))
         return;
-    h = tvb_get_ptr(tvb, 0, 20);
-    hl = (guint)(h[12] >> 4) * 4;
-    if (hl < 20 || rep < hl)
-        return;
+    hl = (guint)h.len;
     memset(p, 0, sizeof *p);
-    if (!endpoint(&pinfo->src, be16(h), &p->src) || !endpoint(&pinfo->dst, be16(h + 2), &p->dst))
+    if (!endpoint(&pinfo->src, h.sport, &p->src) || !endpoint(&pinfo->dst, h.dport, &p->dst))
         return;
-    p->seq = be32(h + 4);
-    p->ack = be32(h + 8);
-    p->flags = h[13];
-    p->window = be16(h + 14);
+    p->seq = h.seq;
+    p->ack = h.ack;
+    p->flags = h.flags;
+    p->window = h.window;
+    p->wscale = h.wscale;
+    p->options_known = TRUE;
     p->wire_len = rep - hl;
     p->time = ts_of(&pinfo->abs_ts);
     p->cut = pinfo->fd->cap_len < pinfo->fd->pkt_len;
@@ -221,7 +204,7 @@ static void note_segment(tvbuff_t *tvb, packet_info *pinfo)
         p->payload = tvb_get_ptr(tvb, (gint)hl, (gint)n);
         p->captured_len = n;
     }
-    header_facts(tvb, hl, p);
+    segment_checksum(tvb, hl, p);
     seg.ds = tvb_get_ds_tvb(tvb);
     seg.payload_offset = tvb_raw_offset(tvb) + (gint)hl;
     seg.frame = pinfo->num;

@@ -84,18 +84,17 @@ cm_csum cm_pkt_csum(const cm_pkt *p)
 static cm_dec_result decode_tcp(const uint8_t *p, span s, cm_pkt *out)
 {
     size_t wire = span_wire(s);
-    if (s.avail < 20 || wire < 20)
-        return CM_DEC_SHORT;
-    size_t hl = (size_t)(p[12] >> 4) * 4;
-    if (hl < 20 || hl > wire || s.avail < hl)
-        return CM_DEC_SHORT;
-    out->src.port = rd16(p);
-    out->dst.port = rd16(p + 2);
-    out->seq = rd32(p + 4);
-    out->ack = rd32(p + 8);
-    out->flags = p[13];
-    out->window = rd16(p + 14);
-    out->wscale = (out->flags & KR_TCP_SYN) ? (int8_t)kr_tcp_wscale(p, hl) : -1;
+    kr_tcp_hdr h;
+    if (!kr_tcp_header(p, s.avail, wire, &h) || s.avail < h.len)
+        return CM_DEC_SHORT;        /* a header whose options were cut is not read */
+    size_t hl = h.len;
+    out->src.port = h.sport;
+    out->dst.port = h.dport;
+    out->seq = h.seq;
+    out->ack = h.ack;
+    out->flags = h.flags;
+    out->window = h.window;
+    out->wscale = h.wscale;
     out->payload = p + hl;
     out->claimed_len = s.claimed - hl;
     out->payload_wire_len = wire - hl;

@@ -1,5 +1,5 @@
-/* sparkwire libkeyring: what a TCP header says beyond its fixed fields, read the same way by every frontend:
- * the checksum of the whole segment under its pseudo-header, and the window scale option of a SYN. */
+/* sparkwire libkeyring: a TCP header read the same way by every frontend: its fixed fields, the checksum of
+ * the whole segment under its pseudo-header, and the window scale option of a SYN. */
 #include <stdbool.h>
 #include <string.h>
 #include "conn_int.h"
@@ -88,4 +88,32 @@ int kr_tcp_wscale(const uint8_t *hdr, size_t hdr_len)
         i += hdr[i + 1];
     }
     return -1;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)rd16(p) << 16 | rd16(p + 2);
+}
+
+bool kr_tcp_header(const uint8_t *h, size_t avail, size_t wire, kr_tcp_hdr *out)
+{
+    if (!h || avail < 20)
+        return false;
+    size_t hl = (size_t)(h[12] >> 4) * 4;
+    if (hl < 20 || hl > wire)
+        return false;
+    out->sport = rd16(h);
+    out->dport = rd16(h + 2);
+    out->seq = rd32(h + 4);
+    out->ack = rd32(h + 8);
+    out->flags = h[13];
+    out->window = rd16(h + 14);
+    out->wscale = (out->flags & KR_TCP_SYN) && avail >= hl ? (int8_t)kr_tcp_wscale(h, hl) : -1;
+    out->len = hl;
+    return true;
 }

@@ -1016,6 +1016,34 @@ static void test_tcp_checksum_rule(void **st)
     assert_int_equal(kr_tcp_wscale(h, 20), -1);
     h[21] = 40;                                                                  /* MSS claims 40 bytes */
     assert_int_equal(kr_tcp_wscale(h, 32), -1);
+    /* the fixed fields, read by the one header reader both frontends use */
+    h[21] = 4;
+    h[27] = 7;
+    h[12] = 0x80;                                                                /* 32 bytes: 12 of options */
+    const uint8_t fixed[] = { 0xc3, 0x50, 0x16, 0x53, 1, 2, 3, 4, 5, 6, 7, 8 };
+    memcpy(h, fixed, sizeof fixed);
+    h[13] = KR_TCP_SYN | KR_TCP_ACK;
+    h[14] = 0x72;
+    h[15] = 0x10;
+    kr_tcp_hdr th;
+    assert_true(kr_tcp_header(h, 40, 40, &th));
+    assert_int_equal(th.sport, 50000);
+    assert_int_equal(th.dport, 5715);
+    assert_int_equal(th.seq, 0x01020304);
+    assert_int_equal(th.ack, 0x05060708);
+    assert_int_equal(th.flags, KR_TCP_SYN | KR_TCP_ACK);
+    assert_int_equal(th.window, 0x7210);
+    assert_int_equal(th.len, 32);
+    assert_int_equal(th.wscale, 7);
+    assert_true(kr_tcp_header(h, 24, 40, &th));                                  /* options cut: not read */
+    assert_int_equal(th.wscale, -1);
+    h[13] = KR_TCP_ACK;
+    assert_true(kr_tcp_header(h, 40, 40, &th));                                  /* not a SYN: not read */
+    assert_int_equal(th.wscale, -1);
+    assert_false(kr_tcp_header(h, 19, 40, &th));                                 /* fewer than 20 bytes */
+    assert_false(kr_tcp_header(h, 40, 31, &th));                                 /* header past the segment */
+    h[12] = 0x40;                                                                /* a data offset of 16 bytes */
+    assert_false(kr_tcp_header(h, 40, 40, &th));
 }
 
 static void test_rst_in_window_ends(void **st)

@@ -198,6 +198,20 @@ kr_tracker *kr_conn_take_tracker(kr_conn *c);
 
 /* ---- a TCP header, read the same way by every frontend ---------------------------------------- */
 
+/* The fixed fields of a TCP header and its length in bytes (the data offset). */
+typedef struct kr_tcp_hdr {
+    uint16_t sport, dport;
+    uint32_t seq, ack;
+    uint8_t flags;
+    uint16_t window;
+    int8_t wscale;           /* a SYN's window scale option (kr_tcp_wscale), -1 none or not captured */
+    size_t len;
+} kr_tcp_hdr;
+/* Reads the TCP header at h, of which avail bytes were captured, of a segment of wire bytes (header and
+ * payload): false when it is no header TCP accepts (fewer than 20 bytes captured, a data offset below 20
+ * bytes or past the segment). The window scale is read only when the whole header was captured. */
+bool kr_tcp_header(const uint8_t *h, size_t avail, size_t wire, kr_tcp_hdr *out);
+
 /* The checksum of a whole TCP segment (header and payload, len bytes as on the wire) under the
  * pseudo-header of src and dst: KR_CSUM_GOOD, KR_CSUM_BAD, or KR_CSUM_UNKNOWN when the field holds what
  * checksum offload leaves (0, or the bare pseudo-header sum of a packet captured on its way out). Call it
