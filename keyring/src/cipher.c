@@ -156,7 +156,7 @@ static size_t pkcs7_pad(const uint8_t *pt, size_t len)
     return pad;
 }
 
-static bool own_decrypt(const kr_cipher *c, const uint8_t *iv, const uint8_t *body, size_t blen, uint8_t *pt);
+static bool key_decrypt(const kr_probe_key *k, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out);
 
 kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
                                 size_t *pt_skip)
@@ -183,7 +183,7 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
     int outl = 0;
     int ok = 1;
     if (blen > 0 && c->own && pt != ct) {
-        ok = own_decrypt(c, iv, body, blen, pt);
+        ok = key_decrypt(c->own, iv, body, blen, pt);   /* the shared probe key's context */
     } else if (blen > 0) {
         /* While this cipher keeps the thread's context, the context chains on from the last block it
          * decrypted; the frame's IV is another block, so the first plaintext block is corrected by
@@ -242,16 +242,17 @@ void kr_cipher_share(kr_cipher *c, const kr_probe_key *k)
         c->own = k;
 }
 
-/* CBC decryption with the shared ECB context of c's key: every block at once, then each XOR the block
- * before it (iv for the first); no context is keyed again. */
-static bool own_decrypt(const kr_cipher *c, const uint8_t *iv, const uint8_t *body, size_t blen, uint8_t *pt)
+/* CBC decryption of len bytes (whole blocks) through the key's ECB context, keyed once per key: every block at
+ * once (EVP_Cipher, without the bookkeeping of EVP_DecryptUpdate), then each XOR the ciphertext block before
+ * it (iv for the first). out must not be ct. */
+static bool key_decrypt(const kr_probe_key *k, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out)
 {
-    if (EVP_Cipher(c->own->ctx, pt, body, (unsigned int)blen) <= 0)
+    if (EVP_Cipher(k->ctx, out, ct, (unsigned int)len) <= 0)
         return false;
-    for (size_t b = 0; b < blen; b += 16) {
-        const uint8_t *prev = b ? body + b - 16 : iv;
+    for (size_t b = 0; b < len; b += 16) {
+        const uint8_t *prev = b ? ct + b - 16 : iv;
         for (int i = 0; i < 16; i++)
-            pt[b + i] ^= prev[i];
+            out[b + i] ^= prev[i];
     }
     return true;
 }
@@ -280,17 +281,6 @@ void kr_probe_key_free(kr_probe_key *k)
     free(k);
 }
 
-/* One block: out = D(ct) XOR prev. */
-static bool probe_block(const kr_probe_key *k, const uint8_t *ct, const uint8_t *prev, uint8_t out[16])
-{
-    /* EVP_Cipher: one whole block, without the bookkeeping of EVP_DecryptUpdate (a third of a probe's cost) */
-    if (EVP_Cipher(k->ctx, out, ct, 16) <= 0)
-        return false;
-    for (int i = 0; i < 16; i++)
-        out[i] ^= prev[i];
-    return true;
-}
-
 bool kr_cipher_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t first_iv[16], const uint8_t *ct,
                      size_t len, uint8_t first[16], bool *have_first)
 {
@@ -299,14 +289,14 @@ bool kr_cipher_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t fi
         return false;
     const uint8_t *iv = c->passed ? c->iv : first_iv;
     uint8_t last[16];
-    if (!probe_block(k, ct + len - 16, len >= 32 ? ct + len - 32 : iv, last))
+    if (!key_decrypt(k, len >= 32 ? ct + len - 32 : iv, ct + len - 16, 16, last))
         return false;
     if (pkcs7_pad(last, 16) == 0)
         return false;
     if (c->in_sync) {
         if (len == 16)
             memcpy(first, last, 16);
-        else if (!probe_block(k, ct, iv, first))
+        else if (!key_decrypt(k, iv, ct, 16, first))
             return false;
         *have_first = true;
     }
