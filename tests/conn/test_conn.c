@@ -983,6 +983,59 @@ static void test_checksum_copies(void **st)
 }
 
 /* One checksum rule for both frontends: the whole segment under its pseudo-header. */
+/* RFC 1071 two bytes at a time over the pseudo-header and the segment, folded (not complemented) */
+static uint16_t ref_tcp_sum(const kr_endpoint *a, const kr_endpoint *b, const uint8_t *seg, size_t len, bool pseudo_only)
+{
+    size_t alen = a->family == 4 ? 4 : 16;
+    uint64_t sum = 6 + (len >> 16) + (len & 0xffff);
+    for (size_t i = 0; i < alen; i += 2)
+        sum += (uint32_t)(a->ip[i] << 8 | a->ip[i + 1]) + (uint32_t)(b->ip[i] << 8 | b->ip[i + 1]);
+    for (size_t i = 0; !pseudo_only && i < len; i += 2)
+        sum += (uint32_t)(seg[i] << 8 | (i + 1 < len ? seg[i + 1] : 0));
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)sum;
+}
+
+/* The checksum rule at every segment length and alignment, IPv4 and IPv6, against the reference above: the
+ * field that makes the sum 0xffff checks, any other is bad, except 0 and the bare pseudo-header sum (left by
+ * checksum offload), which are not known */
+static void test_tcp_checksum_lengths(void **st)
+{
+    (void)st;
+    uint8_t buf[300];
+    uint32_t x = 777;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    for (int fam = 4; fam <= 6; fam += 2) {
+        kr_endpoint a = { (uint8_t)fam, { 0 }, 1 }, b = { (uint8_t)fam, { 0 }, 2 };
+        for (int i = 0; i < 16; i++) {
+            a.ip[i] = buf[200 + i];
+            b.ip[i] = buf[220 + i];
+        }
+        for (size_t len = 20; len < 180; len++)
+            for (size_t off = 0; off < 8; off += 3) {
+                uint8_t *seg = buf + off;
+                seg[16] = seg[17] = 0;
+                uint16_t field = (uint16_t)~ref_tcp_sum(&a, &b, seg, len, false);
+                seg[16] = (uint8_t)(field >> 8);
+                seg[17] = (uint8_t)field;
+                uint16_t partial = ref_tcp_sum(&a, &b, seg, len, true);
+                assert_int_equal(kr_tcp_checksum(&a, &b, seg, len), KR_CSUM_GOOD);
+                seg[len - 1] ^= 0x10;
+                assert_int_equal(kr_tcp_checksum(&a, &b, seg, len),
+                                 field == 0 || field == partial ? KR_CSUM_UNKNOWN : KR_CSUM_BAD);
+                seg[len - 1] ^= 0x10;
+                seg[16] = (uint8_t)(partial >> 8);
+                seg[17] = (uint8_t)partial;
+                kr_checksum want = partial == field ? KR_CSUM_GOOD : KR_CSUM_UNKNOWN;
+                assert_int_equal(kr_tcp_checksum(&a, &b, seg, len), want);
+            }
+    }
+}
+
 static void test_tcp_checksum_rule(void **st)
 {
     (void)st;
@@ -1264,6 +1317,7 @@ int main(void)
         cmocka_unit_test(test_damaged_prefix_resynced_then_right_copy),
         cmocka_unit_test(test_unframed_garbage_then_right_copy),
         cmocka_unit_test(test_tcp_checksum_rule),
+        cmocka_unit_test(test_tcp_checksum_lengths),
         cmocka_unit_test(test_rst_in_window_ends),
         cmocka_unit_test(test_rst_out_of_window_ignored),
         cmocka_unit_test(test_rst_survived),

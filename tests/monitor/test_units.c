@@ -148,8 +148,8 @@ static void test_inet_sum(void **st)
         x = x * 1103515245u + 12345u;
         b[i] = (uint8_t)(x >> 16);
     }
-    for (size_t len = 0; len < 80; len++)
-        for (size_t off = 0; off < 4; off++)
+    for (size_t len = 0; len < 160; len++)
+        for (size_t off = 0; off < 8; off++)
             for (uint32_t start = 0; start < 0x30000; start += 0x7fff) {
                 assert_int_equal(cm_inet_fold(cm_inet_sum(b + off, len, start)), ref_csum(b + off, len, start));
                 uint32_t two = cm_inet_sum(b + off + len, 3 + len, cm_inet_sum(b + off, len, start) + 6);
