@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -249,9 +250,15 @@ static cm_dec_result decode_loopback(const uint8_t *data, size_t caplen, size_t 
     return CM_DEC_OTHER;
 }
 
+/* Everything but frag starts zeroed: frag is read only for CM_DEC_FRAGMENT, whose paths fill it whole. */
+static void pkt_clear(cm_pkt *out)
+{
+    memset(out, 0, offsetof(cm_pkt, frag));
+}
+
 cm_dec_result cm_decode_frame(int dlt, const uint8_t *data, size_t caplen, size_t wire_len, cm_pkt *out)
 {
-    memset(out, 0, sizeof *out);
+    pkt_clear(out);
     size_t lost = wire_len == SIZE_MAX ? SIZE_MAX : wire_len > caplen ? wire_len - caplen : 0;
     switch (dlt) {
     case DLT_EN10MB:
@@ -287,7 +294,7 @@ cm_dec_result cm_decode(int dlt, const uint8_t *data, size_t caplen, cm_pkt *out
 
 cm_dec_result cm_decode_ip(const uint8_t *ip, size_t len, cm_pkt *out)
 {
-    memset(out, 0, sizeof *out);
+    pkt_clear(out);
     return decode_ip(ip, len, 0, out);
 }
 

@@ -552,7 +552,7 @@ void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts
             t->s2d_head_len = (size_t)ds->offset + n;
     }
     while (len > 0) {
-        if (krt_rsa_hold_feed(t, dir, p, len, ts))
+        if (t->rsa && krt_rsa_hold_feed(t, dir, p, len, ts))
             return;   /* a handshake block waits for the RSA budget: the rest is held */
         /* the cloud sending past its nonce before the device's id block: not this protocol */
         if (dir == KR_S2D && ds->st == PST_SESSION && ds->have == 0 && !t->idblock_seen && !t->mid_session &&
