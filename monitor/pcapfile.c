@@ -8,18 +8,11 @@
 
 #define BLOCK (1u << 20)
 #define FILE_HDR 24
-#define REC_HDR 16
+#define REC_HDR CM_PCAPFILE_REC_HDR
 
 #ifndef DLT_LINUX_SLL2
 #define DLT_LINUX_SLL2 276
 #endif
-
-static uint32_t rd32(const uint8_t *p, bool swapped)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return swapped ? __builtin_bswap32(v) : v;
-}
 
 static uint16_t rd16(const uint8_t *p, bool swapped)
 {
@@ -55,7 +48,7 @@ bool cm_pcapfile_open(cm_pcapfile *r, int fd, off_t start, int dlt, int snapshot
     if (swapped && (dlt == DLT_LINUX_SLL || dlt == DLT_LINUX_SLL2))
         return false;            /* libpcap turns the byte order of some of their headers */
     r->swapped = swapped;
-    r->nsec = rd32(h, swapped) == 0xa1b23c4du;
+    r->nsec = cm_pcapfile_rd32(h, swapped) == 0xa1b23c4du;
     r->snapshot = (uint32_t)snapshot;
     r->cap = BLOCK > REC_HDR + r->snapshot ? BLOCK : REC_HDR + r->snapshot;
     r->buf = malloc(r->cap);
@@ -81,30 +74,15 @@ static bool refill(cm_pcapfile *r)
     return true;
 }
 
-int cm_pcapfile_next(cm_pcapfile *r, struct pcap_pkthdr **h, const u_char **data, off_t *resume)
+int cm_pcapfile_more(cm_pcapfile *r, struct pcap_pkthdr **h, const u_char **data, off_t *resume)
 {
-    for (;;) {
-        size_t left = r->have - r->pos;
-        if (left >= REC_HDR) {
-            const uint8_t *p = r->buf + r->pos;
-            uint32_t caplen = rd32(p + 8, r->swapped);
-            if (caplen > r->snapshot)
-                break;           /* libpcap cuts it to the snapshot length, or says the file is damaged */
-            if (left - REC_HDR >= caplen) {
-                int32_t sec = (int32_t)rd32(p, r->swapped), usec = (int32_t)rd32(p + 4, r->swapped);
-                r->hdr.ts.tv_sec = sec;
-                r->hdr.ts.tv_usec = r->nsec ? usec / 1000 : usec;
-                r->hdr.caplen = caplen;
-                r->hdr.len = rd32(p + 12, r->swapped);
-                *h = &r->hdr;
-                *data = p + REC_HDR;
-                r->pos += REC_HDR + caplen;
-                return 1;
-            }
-        }
-        if (!refill(r))
-            break;               /* the end of the file, a record cut short, or a read error */
-    }
+    do {
+        if (cm_pcapfile_take(r, h, data))
+            return 1;
+        if (r->have - r->pos >= CM_PCAPFILE_REC_HDR &&
+            cm_pcapfile_rd32(r->buf + r->pos + 8, r->swapped) > r->snapshot)
+            break;               /* libpcap cuts it to the snapshot length, or says the file is damaged */
+    } while (refill(r));         /* until the end of the file, a record cut short, or a read error */
     *resume = r->base + (off_t)r->pos;
     return 0;
 }

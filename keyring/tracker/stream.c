@@ -615,7 +615,8 @@ void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts
         if (ds->st == PST_RESYNC || ds->have == target)
             act(t, dir, ts);
     }
-    krt_release(ds, krt_copies_need_buffer(t, dir));
+    /* whether a handshake block must stay matters only for a buffer between PDUs */
+    krt_release(ds, ds->have == 0 && ds->buf ? krt_copies_need_buffer(t, dir) : true);
 }
 
 /* The held cloud bytes go through now: as the handshake when the device's id block was lost, else they
