@@ -82,7 +82,7 @@ cm_csum cm_pkt_csum(const cm_pkt *p)
     return p->csum_seg ? tcp_csum(p->csum_seg, p->csum_len, p) : CM_CSUM_UNKNOWN;
 }
 
-static cm_dec_result decode_tcp(const uint8_t *p, span s, cm_pkt *out)
+static inline __attribute__((always_inline)) cm_dec_result decode_tcp(const uint8_t *p, span s, cm_pkt *out)
 {
     size_t wire = span_wire(s);
     kr_tcp_hdr h;
@@ -118,7 +118,7 @@ static cm_dec_result take_fragment(const uint8_t *data, span s, cm_pkt *out)
     return CM_DEC_FRAGMENT;
 }
 
-static cm_dec_result decode_ipv4(const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
+static inline __attribute__((always_inline)) cm_dec_result decode_ipv4(const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
 {
     if (len < 20 || (p[0] >> 4) != 4)
         return CM_DEC_SHORT;
@@ -217,7 +217,7 @@ static cm_dec_result decode_ip(const uint8_t *p, size_t len, size_t lost, cm_pkt
     }
 }
 
-static cm_dec_result decode_ethertype(uint16_t type, const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
+static inline __attribute__((always_inline)) cm_dec_result decode_ethertype(uint16_t type, const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
 {
     while (type == ETHERTYPE_VLAN || type == ETHERTYPE_QINQ || type == ETHERTYPE_QINQ_OLD) {
         if (len < 4)
