@@ -391,10 +391,8 @@ void cm_capture_stop(cm_capture *c)
     cm_capthread_stop(c->thr);
 }
 
-int cm_capture_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
+int cm_capture_next_more(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
 {
-    if (c->fast_on && !c->fast_filter && cm_pcapfile_take(&c->fast, h, data))
-        return 1;                    /* the common case: a plain record already read */
     if (c->thr)
         return cm_capthread_next(c->thr, h, data);
     if (c->fast_on) {

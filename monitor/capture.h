@@ -75,7 +75,13 @@ int cm_capture_poll_fd(cm_capture *c);
 void cm_capture_stop(cm_capture *c);
 /* The next packet, as pcap_next_ex (1, 0 on a live timeout, PCAP_ERROR_BREAK at the end, PCAP_ERROR);
  * c->dlt is the packet's link type. */
-int cm_capture_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data);
+int cm_capture_next_more(cm_capture *c, struct pcap_pkthdr **h, const u_char **data);
+static inline int cm_capture_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
+{
+    if (c->fast_on && !c->fast_filter && cm_pcapfile_take(&c->fast, h, data))
+        return 1;                    /* the common case: a plain record already read in a block */
+    return cm_capture_next_more(c, h, data);
+}
 /* A file: the offset of the next byte to read (-1 when not known). */
 off_t cm_capture_offset(const cm_capture *c);
 /* Why the last read failed. */
