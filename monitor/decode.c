@@ -67,10 +67,7 @@ static size_t span_wire(span s)
 /* The checksum of a whole segment, judged by libkeyring's rule (the plugin uses the same). */
 static cm_csum tcp_csum(const uint8_t *seg, size_t len, const cm_pkt *out)
 {
-    kr_endpoint src = { .family = out->src.family }, dst = { .family = out->dst.family };
-    memcpy(src.ip, out->src.ip, 16);
-    memcpy(dst.ip, out->dst.ip, 16);
-    switch (kr_tcp_checksum(&src, &dst, seg, len)) {
+    switch (kr_tcp_checksum(&out->src, &out->dst, seg, len)) {
     case KR_CSUM_GOOD: return CM_CSUM_OK;
     case KR_CSUM_BAD: return CM_CSUM_BAD;
     default: return CM_CSUM_UNKNOWN;
