@@ -983,18 +983,56 @@ static void test_checksum_copies(void **st)
 }
 
 /* One checksum rule for both frontends: the whole segment under its pseudo-header. */
-/* RFC 1071 two bytes at a time over the pseudo-header and the segment, folded (not complemented) */
+/* Bytes from a linear congruential generator: the same every run. */
+static void fill_bytes(uint8_t *b, size_t n, uint32_t x)
+{
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        b[i] = (uint8_t)(x >> 16);
+    }
+}
+
+/* RFC 1071's sum two bytes at a time, added to s, folded (not complemented) */
+static uint16_t ref_sum(const uint8_t *p, size_t n, uint64_t s)
+{
+    for (size_t i = 0; i < n; i += 2)
+        s += (uint32_t)(p[i] << 8 | (i + 1 < n ? p[i + 1] : 0));
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+/* The same over the pseudo-header and the segment */
 static uint16_t ref_tcp_sum(const kr_endpoint *a, const kr_endpoint *b, const uint8_t *seg, size_t len, bool pseudo_only)
 {
     size_t alen = a->family == 4 ? 4 : 16;
-    uint64_t sum = 6 + (len >> 16) + (len & 0xffff);
-    for (size_t i = 0; i < alen; i += 2)
-        sum += (uint32_t)(a->ip[i] << 8 | a->ip[i + 1]) + (uint32_t)(b->ip[i] << 8 | b->ip[i + 1]);
-    for (size_t i = 0; !pseudo_only && i < len; i += 2)
-        sum += (uint32_t)(seg[i] << 8 | (i + 1 < len ? seg[i + 1] : 0));
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)sum;
+    uint64_t sum = ref_sum(b->ip, alen, ref_sum(a->ip, alen, 6 + (len >> 16) + (len & 0xffff)));
+    return pseudo_only ? (uint16_t)sum : ref_sum(seg, len, sum);
+}
+
+/* The one's complement sum at every length and alignment, on random bytes, all-ones and all-zero buffers,
+ * chained from a start sum as the pseudo-header is */
+static void test_inet_sum(void **st)
+{
+    (void)st;
+    uint8_t b[1600];
+    fill_bytes(b, sizeof b, 12345);
+    for (size_t len = 0; len < 160; len++)
+        for (size_t off = 0; off < 8; off++)
+            for (uint32_t start = 0; start < 0x30000; start += 0x7fff) {
+                uint16_t one = (uint16_t)~ref_sum(b + off, len, start);
+                assert_int_equal(kr_inet_fold(kr_inet_sum(b + off, len, start)), one);
+                uint32_t two = kr_inet_sum(b + off + len, 3 + len, kr_inet_sum(b + off, len, start) + 6);
+                uint16_t whole = (uint16_t)~ref_sum(b + off + len, 3 + len, (uint32_t)(uint16_t)~one + 6);
+                assert_int_equal(kr_inet_fold(two), whole);
+            }
+    assert_int_equal(kr_inet_fold(kr_inet_sum(b, sizeof b, 0)), (uint16_t)~ref_sum(b, sizeof b, 0));
+    memset(b, 0xff, sizeof b);
+    for (size_t len = 0; len < 64; len++)
+        assert_int_equal(kr_inet_fold(kr_inet_sum(b, len, 0)), (uint16_t)~ref_sum(b, len, 0));
+    assert_int_equal(kr_inet_fold(kr_inet_sum(b, sizeof b, 0xffff)), (uint16_t)~ref_sum(b, sizeof b, 0xffff));
+    memset(b, 0, sizeof b);
+    assert_int_equal(kr_inet_fold(kr_inet_sum(b, 40, 0)), 0xffff);   /* nothing added: ~0 */
 }
 
 /* The checksum rule at every segment length and alignment, IPv4 and IPv6, against the reference above: the
@@ -1004,11 +1042,7 @@ static void test_tcp_checksum_lengths(void **st)
 {
     (void)st;
     uint8_t buf[300];
-    uint32_t x = 777;
-    for (size_t i = 0; i < sizeof buf; i++) {
-        x = x * 1103515245u + 12345u;
-        buf[i] = (uint8_t)(x >> 16);
-    }
+    fill_bytes(buf, sizeof buf, 777);
     for (int fam = 4; fam <= 6; fam += 2) {
         kr_endpoint a = { (uint8_t)fam, { 0 }, 1 }, b = { (uint8_t)fam, { 0 }, 2 };
         for (int i = 0; i < 16; i++) {
@@ -1318,6 +1352,7 @@ int main(void)
         cmocka_unit_test(test_unframed_garbage_then_right_copy),
         cmocka_unit_test(test_tcp_checksum_rule),
         cmocka_unit_test(test_tcp_checksum_lengths),
+        cmocka_unit_test(test_inet_sum),
         cmocka_unit_test(test_rst_in_window_ends),
         cmocka_unit_test(test_rst_out_of_window_ignored),
         cmocka_unit_test(test_rst_survived),
