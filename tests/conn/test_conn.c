@@ -662,6 +662,68 @@ static bool cloud_hello_and_close(kr_conn_table *t, const log_t *l, const sess_f
     return l->last_proven;
 }
 
+/* The device's frames 1 to 4 after its Hello, as one stream of n bytes (prefix: frame 1's length prefix as
+ * sent, 0 for the real one), fed in segments of `chunk` bytes (0: one segment per frame); then the cloud's
+ * Hello and both closes. The log is left in l. */
+static void frames_in_chunks(log_t *l, size_t chunk, unsigned prefix)
+{
+    sess_frames f;
+    kr_conn_table *t = session_start(l, &f);
+    uint8_t s[4 * 96];
+    size_t n = 0, ends[4];
+    for (int i = 1; i <= 4; i++) {
+        memcpy(s + n, f.d[i], f.dl[i]);
+        n += f.dl[i];
+        ends[i - 1] = n;
+    }
+    if (prefix) {
+        s[0] = (uint8_t)(prefix >> 8);
+        s[1] = (uint8_t)prefix;
+    }
+    for (size_t at = 0, k = 0; at < n; k++) {
+        size_t end = chunk ? (at + chunk < n ? at + chunk : n) : ends[k];
+        feed(t, pk(true, DEV_PORT, D1 + (uint32_t)at, C0, KR_TCP_ACK, s + at, end - at, 1.05 + 0.001 * (double)k));
+        at = end;
+    }
+    feed(t, pk(false, DEV_PORT, C0, D1 + (uint32_t)n, KR_TCP_ACK, f.c, f.cl, 1.2));
+    feed(t, pk(true, DEV_PORT, D1 + (uint32_t)n, C0 + 18, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.21));
+    feed(t, pk(false, DEV_PORT, C0 + 18, D1 + (uint32_t)n + 1, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.22));
+    kr_conn_table_free(t);
+}
+
+/* A frame a segment holds whole is read where it lies; one split over segments through the direction's
+ * buffer: both give the same steps, messages, findings and verdict, one segment per frame, all frames in
+ * one segment, or any split (1, 5, 17, 40 bytes). So does a frame whose length prefix was damaged into a
+ * longer one (32 read as 64, over the next frame): it does not decrypt, and the next frame is found by
+ * decryption either way. */
+static void test_frames_whole_or_split_alike(void **st)
+{
+    (void)st;
+    static const size_t chunks[] = { 1, 5, 17, 40, 1000 };
+    static const unsigned prefixes[] = { 0, 64 };
+    for (size_t p = 0; p < sizeof prefixes / sizeof prefixes[0]; p++) {
+        log_t *whole = calloc(1, sizeof *whole), *split = calloc(1, sizeof *split);
+        assert_non_null(whole);
+        assert_non_null(split);
+        frames_in_chunks(whole, 0, prefixes[p]);
+        /* both Hellos and the frames that decrypt; the damaged one's decrypt error and the boundary found */
+        assert_int_equal(whole->decrypted, prefixes[p] ? 5 : 6);
+        assert_int_equal(whole->findings, prefixes[p] ? 2 : 0);
+        for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+            frames_in_chunks(split, chunks[c], prefixes[p]);
+            assert_string_equal(split->text, whole->text);
+            assert_memory_equal(split->steps, whole->steps, sizeof whole->steps);
+            assert_int_equal(split->decrypted, whole->decrypted);
+            assert_int_equal(split->findings, whole->findings);
+            assert_string_equal(split->last_note, whole->last_note);
+            assert_int_equal(split->last_code, whole->last_code);
+            assert_int_equal(split->last_proven, whole->last_proven);
+        }
+        free(whole);
+        free(split);
+    }
+}
+
 /* The device's second frame read from garbage, then its real bytes as a copy before the cloud acknowledges
  * them: the frame is read again from the copy (it decrypts, the garbage did not), and the chain goes on from
  * the real ciphertext (the next frame, one block, decrypts only under the real first block as its IV). */
@@ -1340,6 +1402,7 @@ int main(void)
         cmocka_unit_test(test_conflicting_copies_wait_out_of_order),
         cmocka_unit_test(test_rst_window_scale),
         cmocka_unit_test(test_checksum_copies),
+        cmocka_unit_test(test_frames_whole_or_split_alike),
         cmocka_unit_test(test_copy_after_read_is_read_again),
         cmocka_unit_test(test_long_frame_read_again),
         cmocka_unit_test(test_read_again_moves_the_chain),
