@@ -95,12 +95,28 @@ struct kr_conn {              /* grouped by size: a million open connections eac
     bool held;               /* ended by the frontend (kr_conn_end): its later packets stay its own */
 };
 
+/* connmap.c: key -> connection (live and ended-lingering) */
+typedef struct kr_conn_map {
+    kr_conn **slot;          /* mask + 1 slots, a power of two; NULL: empty */
+    size_t mask, n;
+    uint64_t seed;
+} kr_conn_map;
+
+void kr_map_init(kr_conn_map *m);
+void kr_map_free(kr_conn_map *m);
+kr_conn *kr_map_find(const kr_conn_map *m, const uint8_t *key);
+void kr_map_insert(kr_conn_map *m, kr_conn *c);
+void kr_map_remove(kr_conn_map *m, const kr_conn *c);
+/* The next connection from slot *pos on (start at 0), NULL after the last; not while entries are removed. */
+kr_conn *kr_map_next(const kr_conn_map *m, size_t *pos);
+size_t kr_map_memory(const kr_conn_map *m);
+
 struct kr_conn_table {
     const kr_keyfile *kf;
     kr_conn_options o;
     kr_conn_callbacks cb;
     void *ud;
-    GHashTable *map;         /* key -> kr_conn* (live and ended-lingering) */
+    kr_conn_map map;         /* key -> kr_conn* (live and ended-lingering) */
     unsigned next_id;
     size_t live;
     double last_expire;
