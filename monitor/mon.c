@@ -38,21 +38,6 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
         if ((c)->mon->obs[i_].member)                                           \
             (c)->mon->obs[i_].member((c)->mon->obs[i_].ud, (c), (arg))
 
-static void refresh(cm_conn *c)
-{
-    if (!c->tr)
-        return;
-    const char *id = kr_tracker_device_id(c->tr);   /* the cheap accessors: this runs per packet */
-    c->info.device_id_known = id != NULL;
-    if (id) {   /* without printf: this runs per packet */
-        size_t n = strnlen(id, sizeof c->info.device_id_hex - 1);
-        memcpy(c->info.device_id_hex, id, n);
-        c->info.device_id_hex[n] = '\0';
-    }
-    c->info.last_step = kr_tracker_last_step(c->tr);
-    c->info.verdict.code = kr_tracker_verdict_code(c->tr);
-}
-
 const kr_conn_info *cm_conn_info(const cm_conn *c)
 {
     static _Thread_local kr_conn_info now;
@@ -124,9 +109,6 @@ static void on_verdict(void *ud, kr_conn *kc, const kr_verdict *v)
 {
     cm_conn *c = kr_conn_user(kc);
     (void)ud;
-    c->verdict_changes++;
-    if (v->final)
-        c->final_reported = true;
     add_event(c, CM_EV_VERDICT, v->last_dir, v->time, 0, v->code, kr_verdict_str(v->code), v->evidence);
     NOTIFY(c, verdict, v);
 }
@@ -157,10 +139,10 @@ static void trim_history(cm_mon *m)
     if (m->n_ended <= m->max_history)
         return;
     size_t drop = m->n_ended - m->max_history;
-    guint kept = 0;
-    for (guint i = 0; i < m->conns->len; i++) {
+    guint kept = 0, i = 0;
+    for (; drop && i < m->conns->len; i++) {
         cm_conn *c = g_ptr_array_index(m->conns, i);
-        if (drop && c->ended) {
+        if (c->ended) {
             conn_free(c);
             drop--;
             m->n_ended--;
@@ -169,7 +151,9 @@ static void trim_history(cm_mon *m)
             m->conns->pdata[kept++] = c;
         }
     }
-    g_ptr_array_set_size(m->conns, kept);
+    guint rest = m->conns->len - i;
+    memmove(m->conns->pdata + kept, m->conns->pdata + i, rest * sizeof(gpointer));
+    g_ptr_array_set_size(m->conns, kept + rest);
 }
 
 static void on_end(void *ud, kr_conn *kc, const char *reason)
@@ -178,7 +162,6 @@ static void on_end(void *ud, kr_conn *kc, const char *reason)
     cm_conn *c = kr_conn_user(kc);
     c->tr = kr_conn_take_tracker(kc);        /* the history keeps it */
     c->kc = NULL;
-    refresh(c);
     c->ended = true;
     m->n_ended++;
     c->end_reason = g_intern_string(reason);   /* a handful of distinct words, kept once */
@@ -190,7 +173,7 @@ static void on_end(void *ud, kr_conn *kc, const char *reason)
     /* many ending at once (the capture's end, an idle sweep): the history is trimmed as they end, so
      * what the observers make of them reuses the memory of those dropped, not new memory (never while
      * a packet of this connection is handled: cm_mon_packet still reads it) */
-    size_t batch = m->conns->len / 8 > 1024 ? m->conns->len / 8 : 1024;
+    size_t batch = m->conns->len / 64 > 1024 ? m->conns->len / 64 : 1024;
     if (m->n_ended > m->max_history + batch && !kr_conn_in_packet(kc))
         trim_history(m);
 }
@@ -302,7 +285,6 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
         c->wire_bytes += p->payload_wire_len;
         if (ts > c->last)
             c->last = ts;
-        refresh(c);
         m->version++;
     }
     sync_stats(m);

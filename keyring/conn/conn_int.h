@@ -72,10 +72,9 @@ struct kr_conn {              /* grouped by size: a million open connections eac
     kr_reasm rs[2];
     uint64_t stream_pos[2];  /* bytes of each direction handed to the tracker, gaps included */
     double rst_time;         /* an accepted RST waiting to see whether the connection survives it */
-    double pre_time;
     double first, last;
     uint64_t packets;
-    size_t pre_len;
+    uint8_t *pre;            /* undecided: the first bytes of the cloud stream (KR_CONN_PRE_MAX), made at need */
     unsigned id;
     kr_conn_state state;
     kr_dir rst_dir;
@@ -85,7 +84,7 @@ struct kr_conn {              /* grouped by size: a million open connections eac
     uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
     kr_endpoint dev, cloud;
     uint8_t key[KR_CONN_KEY_LEN];
-    uint8_t pre[KR_CONN_PRE_MAX]; /* undecided: the first bytes of the cloud stream */
+    uint8_t pre_len;         /* bytes in pre */
     int8_t wscale[2];        /* each sender's window scale option in its SYN: -1 none, -2 not known */
     bool saw_syn, saw_synack, joined;
     bool have_ack[2];        /* ack_of[d] is set */

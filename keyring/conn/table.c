@@ -130,6 +130,7 @@ static void conn_free(kr_conn *c)
 {
     for (int d = 0; d < 2; d++)
         kr_reasm_free(&c->rs[d]);
+    g_free(c->pre);
     if (c->tr)
         kr_tracker_free(c->tr);
     g_free(c);
