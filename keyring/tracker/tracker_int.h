@@ -197,17 +197,7 @@ struct kr_tracker {
     uint32_t closes;
     uint32_t step_index;
     uint32_t msg_index;
-    kr_tri id_block_opened;
-    kr_hs_result id_result;
-    kr_tri nonce_ok;
-    kr_tri offered_key_known;
-    kr_tri record_differs;     /* the cloud's record (device-public) is not the offered key */
-    int generation;
-    kr_tri session_opened;
-    kr_hs_result session_result;
     int device_keys_tried;
-    kr_tri signature_valid;
-    kr_tri signature_ok;
     unsigned req_next[2];
     int n_pend;
     uint32_t findings;         /* findings given that stand */
@@ -223,6 +213,17 @@ struct kr_tracker {
     uint8_t device_id[KR_DEVICE_ID_LEN];
     char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
     uint8_t req_cap[2];
+    /* kr_tri and kr_hs_result values, a byte each */
+    int8_t id_block_opened;     /* kr_tri */
+    int8_t id_result;           /* kr_hs_result */
+    int8_t nonce_ok;            /* kr_tri */
+    int8_t offered_key_known;   /* kr_tri */
+    int8_t record_differs;      /* kr_tri: the cloud's record (device-public) is not the offered key */
+    int8_t generation;          /* 0 unknown, 1, 2 */
+    int8_t session_opened;      /* kr_tri */
+    int8_t session_result;      /* kr_hs_result */
+    int8_t signature_valid;     /* kr_tri */
+    int8_t signature_ok;        /* kr_tri */
 
     /* flags */
     bool opened;
