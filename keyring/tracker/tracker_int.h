@@ -34,8 +34,6 @@ enum kr_pst {
 
 typedef struct kr_dirstate {   /* grouped by size, as kr_tracker */
     uint8_t *buf;          /* current PDU (or resync window); grown lazily */
-    size_t cap, have;
-    size_t scan_from;      /* resync: positions before this are known not to start a frame chain */
     uint64_t offset;       /* stream offset of the next byte */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
@@ -43,13 +41,15 @@ typedef struct kr_dirstate {   /* grouped by size, as kr_tracker */
     struct krt_frec *kept;    /* frames read that a copy may still contradict (reread.c); NULL none */
     kr_cipher *cipher;     /* made at need (krt_cipher); keyed once the session key is known; holds the IV chain */
     uint8_t *pt;           /* plaintext scratch */
-    size_t pt_cap;
     double close_time;
     double first_data_time, last_data_time;
     double last_step_time;
     uint64_t bytes;
     uint64_t skipped;      /* bytes reported as data */
     enum kr_pst st;
+    uint32_t cap, have;    /* of buf (a PDU, a resync window or held bytes: a few KiB at most) */
+    uint32_t scan_from;    /* resync: positions before this are known not to start a frame chain */
+    uint32_t pt_cap;       /* of pt */
     uint32_t frames;       /* frames seen */
     uint32_t frames_ok;    /* frames decrypted (fully or partly) */
     uint32_t frames_bad;   /* frames that should decrypt but did not */
