@@ -82,8 +82,8 @@ struct kr_conn {              /* grouped by size: a million open connections eac
                                 scale is known) */
     uint32_t ack_of[2];      /* last acknowledgement the receiver of each direction sent */
     uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
+    uint32_t hash;           /* of its key (kr_conn_key_of), in its table's map */
     kr_endpoint dev, cloud;
-    uint8_t key[KR_CONN_KEY_LEN];
     uint8_t pre_len;         /* bytes in pre */
     int8_t wscale[2];        /* each sender's window scale option in its SYN: -1 none, -2 not known */
     bool saw_syn, saw_synack, joined;
@@ -93,6 +93,10 @@ struct kr_conn {              /* grouped by size: a million open connections eac
     bool in_packet;          /* the packet being handled is this connection's */
     bool held;               /* ended by the frontend (kr_conn_end): its later packets stay its own */
 };
+
+/* The connection's key: its address family, then its two ends (address, port) in byte order, so that both
+ * directions of a connection have the same (table.c). */
+void kr_conn_key_of(const kr_conn *c, uint8_t key[KR_CONN_KEY_LEN]);
 
 /* connmap.c: key -> connection (live and ended-lingering) */
 typedef struct kr_conn_map {
@@ -104,7 +108,8 @@ typedef struct kr_conn_map {
 void kr_map_init(kr_conn_map *m);
 void kr_map_free(kr_conn_map *m);
 kr_conn *kr_map_find(const kr_conn_map *m, const uint8_t *key);
-void kr_map_insert(kr_conn_map *m, kr_conn *c);
+/* key: c's (kr_conn_key_of), not in the map yet */
+void kr_map_insert(kr_conn_map *m, kr_conn *c, const uint8_t *key);
 void kr_map_remove(kr_conn_map *m, const kr_conn *c);
 /* The next connection from slot *pos on (start at 0), NULL after the last; not while entries are removed. */
 kr_conn *kr_map_next(const kr_conn_map *m, size_t *pos);

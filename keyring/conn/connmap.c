@@ -1,7 +1,7 @@
 /* sparkwire libkeyring: the connection map, from a connection's 37-byte key (conn_int.h) to its kr_conn.
  * Open addressing over an array of pointers (linear probing, a removal shifts the entries after it back,
- * so there are no tombstones): an entry costs one pointer slot, the key is read from the connection itself,
- * and a lookup hashes the key once. The hash is seeded per map, so addresses and ports chosen on the wire
+ * so there are no tombstones): an entry costs one pointer slot; a connection keeps only its key's 32-bit
+ * hash (the key is made from its two ends when the hashes match), and a lookup hashes the key once. The hash is seeded per map, so addresses and ports chosen on the wire
  * cannot be lined up into one long probe. */
 #include <string.h>
 #include "conn_int.h"
@@ -37,7 +37,7 @@ static size_t key_hash(const kr_conn_map *m, const uint8_t *k)
 
 static void place(kr_conn_map *m, kr_conn *c)
 {
-    size_t i = key_hash(m, c->key) & m->mask;
+    size_t i = c->hash & m->mask;
     while (m->slot[i])
         i = (i + 1) & m->mask;
     m->slot[i] = c;
@@ -69,25 +69,35 @@ void kr_map_free(kr_conn_map *m)
     m->n = 0;
 }
 
-/* The slot of the connection with this key, or of the empty slot that ends its probe. */
-static size_t probe(const kr_conn_map *m, const uint8_t *key)
+static bool has_key(const kr_conn *c, uint32_t h, const uint8_t *key)
 {
-    size_t i = key_hash(m, key) & m->mask;
-    while (m->slot[i] && memcmp(m->slot[i]->key, key, KR_CONN_KEY_LEN) != 0)
+    if (c->hash != h)
+        return false;
+    uint8_t k[KR_CONN_KEY_LEN];
+    kr_conn_key_of(c, k);
+    return memcmp(k, key, KR_CONN_KEY_LEN) == 0;
+}
+
+/* The slot of the connection with this key (hashed to h), or of the empty slot that ends its probe. */
+static size_t probe(const kr_conn_map *m, const uint8_t *key, uint32_t h)
+{
+    size_t i = h & m->mask;
+    while (m->slot[i] && !has_key(m->slot[i], h, key))
         i = (i + 1) & m->mask;
     return i;
 }
 
 kr_conn *kr_map_find(const kr_conn_map *m, const uint8_t *key)
 {
-    return m->slot[probe(m, key)];
+    return m->slot[probe(m, key, (uint32_t)key_hash(m, key))];
 }
 
-void kr_map_insert(kr_conn_map *m, kr_conn *c)
+void kr_map_insert(kr_conn_map *m, kr_conn *c, const uint8_t *key)
 {
     if ((m->n + 1) * 4 > (m->mask + 1) * 3)
         resize(m, (m->mask + 1) * 2);     /* at most three quarters full */
-    size_t i = probe(m, c->key);
+    c->hash = (uint32_t)key_hash(m, key);
+    size_t i = probe(m, key, c->hash);
     if (!m->slot[i])
         m->n++;
     m->slot[i] = c;
@@ -95,14 +105,16 @@ void kr_map_insert(kr_conn_map *m, kr_conn *c)
 
 void kr_map_remove(kr_conn_map *m, const kr_conn *c)
 {
-    size_t i = probe(m, c->key);
+    size_t i = c->hash & m->mask;
+    while (m->slot[i] && m->slot[i] != c)
+        i = (i + 1) & m->mask;
     if (m->slot[i] != c)
         return;
     m->slot[i] = NULL;
     m->n--;
     /* the entries after it in its run move back when their home is at or before the hole */
     for (size_t j = (i + 1) & m->mask; m->slot[j]; j = (j + 1) & m->mask) {
-        size_t home = key_hash(m, m->slot[j]->key) & m->mask;
+        size_t home = m->slot[j]->hash & m->mask;
         if (((j - home) & m->mask) >= ((j - i) & m->mask)) {
             m->slot[i] = m->slot[j];
             m->slot[j] = NULL;

@@ -26,15 +26,25 @@ static void put_end(uint8_t *o, const kr_endpoint *e)
     o[17] = (uint8_t)e->port;
 }
 
-static void make_key(const kr_packet *p, uint8_t key[KR_CONN_KEY_LEN])
+static void key_of_ends(const kr_endpoint *x, const kr_endpoint *y, uint8_t key[KR_CONN_KEY_LEN])
 {
     uint8_t a[18], b[18];
-    put_end(a, &p->src);
-    put_end(b, &p->dst);
-    key[0] = p->src.family;
+    put_end(a, x);
+    put_end(b, y);
+    key[0] = x->family;
     bool a_first = memcmp(a, b, 18) <= 0;
     memcpy(key + 1, a_first ? a : b, 18);
     memcpy(key + 19, a_first ? b : a, 18);
+}
+
+static void make_key(const kr_packet *p, uint8_t key[KR_CONN_KEY_LEN])
+{
+    key_of_ends(&p->src, &p->dst, key);
+}
+
+void kr_conn_key_of(const kr_conn *c, uint8_t key[KR_CONN_KEY_LEN])
+{
+    key_of_ends(&c->dev, &c->cloud, key);
 }
 
 static bool same_end(const kr_endpoint *a, const kr_endpoint *b)
@@ -164,7 +174,10 @@ static gint by_first(gconstpointer a, gconstpointer b)
         return x->first < y->first ? -1 : 1;
     if (x->id != y->id)
         return x->id < y->id ? -1 : 1;
-    return memcmp(x->key, y->key, KR_CONN_KEY_LEN);
+    uint8_t kx[KR_CONN_KEY_LEN], ky[KR_CONN_KEY_LEN];
+    kr_conn_key_of(x, kx);
+    kr_conn_key_of(y, ky);
+    return memcmp(kx, ky, KR_CONN_KEY_LEN);
 }
 
 /* Which connections go first when the table is full; -1: never for a new connection. */
@@ -213,7 +226,6 @@ static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *ke
         return NULL;
     kr_conn *c = g_new0(kr_conn, 1);
     c->tab = t;
-    memcpy(c->key, key, KR_CONN_KEY_LEN);
     c->dev = src_is_dev ? p->src : p->dst;
     c->cloud = src_is_dev ? p->dst : p->src;
     c->first = c->last = p->time;
@@ -222,7 +234,7 @@ static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *ke
     c->in_packet = true;                     /* made for the packet being handled */
     for (int d = 0; d < 2; d++)
         kr_reasm_init(&c->rs[d], t->o.max_waiting);
-    kr_map_insert(&t->map, c);
+    kr_map_insert(&t->map, c, key);
     t->live++;
     return c;
 }
