@@ -97,6 +97,7 @@ struct kr_conn {              /* grouped by size: a million open connections eac
 /* The connection's key: its address family, then its two ends (address, port) in byte order, so that both
  * directions of a connection have the same (table.c). */
 void kr_conn_key_of(const kr_conn *c, uint8_t key[KR_CONN_KEY_LEN]);
+bool kr_conn_has_key(const kr_conn *c, const uint8_t key[KR_CONN_KEY_LEN]);
 
 /* connmap.c: key -> connection (live and ended-lingering) */
 typedef struct kr_conn_map {

@@ -1,8 +1,9 @@
 /* sparkwire libkeyring: the connection map, from a connection's 37-byte key (conn_int.h) to its kr_conn.
  * Open addressing over an array of pointers (linear probing, a removal shifts the entries after it back,
  * so there are no tombstones): an entry costs one pointer slot; a connection keeps only its key's 32-bit
- * hash (the key is made from its two ends when the hashes match), and a lookup hashes the key once. The hash is seeded per map, so addresses and ports chosen on the wire
- * cannot be lined up into one long probe. */
+ * hash (its two ends are compared with the key when the hashes match), and a lookup hashes the key once.
+ * The hash is seeded per map, so addresses and ports chosen on the wire cannot be lined up into one long
+ * probe. */
 #include <string.h>
 #include "conn_int.h"
 
@@ -71,11 +72,7 @@ void kr_map_free(kr_conn_map *m)
 
 static bool has_key(const kr_conn *c, uint32_t h, const uint8_t *key)
 {
-    if (c->hash != h)
-        return false;
-    uint8_t k[KR_CONN_KEY_LEN];
-    kr_conn_key_of(c, k);
-    return memcmp(k, key, KR_CONN_KEY_LEN) == 0;
+    return c->hash == h && kr_conn_has_key(c, key);
 }
 
 /* The slot of the connection with this key (hashed to h), or of the empty slot that ends its probe. */

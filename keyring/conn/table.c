@@ -47,6 +47,20 @@ void kr_conn_key_of(const kr_conn *c, uint8_t key[KR_CONN_KEY_LEN])
     key_of_ends(&c->dev, &c->cloud, key);
 }
 
+/* Whether 18 bytes of a key are this end (put_end's layout). */
+static bool end_is(const uint8_t *k, const kr_endpoint *e)
+{
+    return k[16] == (uint8_t)(e->port >> 8) && k[17] == (uint8_t)e->port && memcmp(k, e->ip, 16) == 0;
+}
+
+bool kr_conn_has_key(const kr_conn *c, const uint8_t key[KR_CONN_KEY_LEN])
+{
+    /* the key holds the two ends in byte order: they are c's ends in either order */
+    return key[0] == c->dev.family &&
+           ((end_is(key + 1, &c->dev) && end_is(key + 19, &c->cloud)) ||
+            (end_is(key + 1, &c->cloud) && end_is(key + 19, &c->dev)));
+}
+
 static bool same_end(const kr_endpoint *a, const kr_endpoint *b)
 {
     return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, 16) == 0;
