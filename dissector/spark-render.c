@@ -8,12 +8,25 @@
 #include <keyring/conn.h>
 
 #include <epan/proto_data.h>
+#include <epan/tap.h>
 
 static dissector_handle_t coap_handle;
+static int expert_tap = -1;
 
 void spark_render_handoff(void)
 {
     coap_handle = find_dissector("coap");
+    expert_tap = find_tap_id("expert");
+}
+
+/* Wireshark's CoAP dissector reads the decrypted message when what it finds can be seen: in a tree, in an
+ * expert tap, or on a later pass of the same frame (CoAP pairs requests with answers on the first pass).
+ * A first pass that fills the columns and builds no tree is a summary of a single-pass read (tshark's;
+ * Wireshark's first pass and tshark -2's fill no columns): the Info column stays Spark's, the Protocol
+ * column is set to CoAP here, so CoAP would add nothing there. */
+static gboolean coap_shows(packet_info *pinfo, const spark_pass *pass)
+{
+    return pass->top || !pinfo->cinfo || (expert_tap >= 0 && have_tap_listener(expert_tap));
 }
 
 spark_pass *pass_get(packet_info *pinfo)
@@ -334,9 +347,11 @@ static void render_plaintext(spark_view *v)
     ptvb = tvb_new_child_real_data(v->tvb, v->sr->plaintext, (guint)s->plaintext_len, (gint)s->plaintext_len);
     add_new_data_source(v->pinfo, ptvb, s->plaintext_skip ? "Decrypted Spark (tail)" : "Decrypted Spark");
     if (s->frame_state == KR_FRAME_DECRYPTED && s->plaintext_skip == 0 && coap_handle) {
-        col_set_writable(v->pinfo->cinfo, COL_INFO, FALSE);
-        call_dissector(coap_handle, ptvb, v->pinfo, v->pass->top);
-        col_set_writable(v->pinfo->cinfo, COL_INFO, TRUE);
+        if (coap_shows(v->pinfo, v->pass)) {
+            col_set_writable(v->pinfo->cinfo, COL_INFO, FALSE);
+            call_dissector(coap_handle, ptvb, v->pinfo, v->pass->top);
+            col_set_writable(v->pinfo->cinfo, COL_INFO, TRUE);
+        }
         v->pass->coap_layer = TRUE;
         spark_follow_queue(v->pinfo, ptvb);
     } else {
