@@ -40,12 +40,9 @@ static double ts_of(const nstime_t *t)
 static void *conv_open(kr_conn *kc)
 {
     spark_conv *conv = wmem_new0(wmem_file_scope(), spark_conv);
-    int d;
 
     conv->tracker = kr_conn_tracker(kc);
     conv->kc = kc;
-    for (d = 0; d < 2; d++)
-        conv->pending[d] = wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
     conv->messages = wmem_array_new(wmem_file_scope(), sizeof(spark_msg_rec *));
     return conv;
 }
@@ -81,7 +78,7 @@ static void chunk_done(spark_conv *conv)
     if (rec && (!conv->step_in_chunk || conv->last_step_end[dir] != conv->stream_pos[dir])) {
         rec->range_start = conv->chunk_start;
         rec->range_end = conv->stream_pos[dir];
-        wmem_array_append_one(conv->pending[dir], rec);
+        rec_pend(conv, dir, rec);
     }
 }
 

@@ -92,14 +92,15 @@ static void keep_step(spark_step_info *d, const kr_step *s)
     d->reason = s->reason;
 }
 
-static void keep_message(spark_msg_info *d, const kr_message *m)
+/* kept: the note of the message's step, often its summary too */
+static void keep_message(spark_msg_info *d, const kr_message *m, const char *kept)
 {
     d->dir = m->dir;
     d->index = m->index;
     d->kind = m->kind;
     d->uri = keep_str(m->uri);
     d->query = keep_str(m->query);
-    d->summary = keep_str(m->summary);
+    d->summary = kept && strcmp(kept, m->summary) == 0 ? kept : keep_str(m->summary);
     d->name = keep_str(m->name);
     d->arg = keep_str(m->arg);
     d->value = keep_str(m->value);
@@ -120,8 +121,16 @@ static void keep_message(spark_msg_info *d, const kr_message *m)
     d->response_time = m->response_time;
 }
 
+/* The connection's copy of a device id: made when the id first shows or changes, shared by the records. */
+static const char *conv_id(spark_conv *conv, const char *hex)
+{
+    if (!conv->id || strncmp(conv->id, hex, KR_DEVICE_ID_HEX_LEN + 1) != 0)
+        conv->id = wmem_strndup(wmem_file_scope(), hex, KR_DEVICE_ID_HEX_LEN);
+    return conv->id;
+}
+
 /* What the tracker knows of the connection now: its device id (when known) and generation. */
-static void conn_facts(const spark_conv *conv, gboolean *id_known, char id[KR_DEVICE_ID_HEX_LEN + 1], int *gen)
+static void conn_facts(spark_conv *conv, gboolean *id_known, const char **id, int *gen)
 {
     const char *known = kr_tracker_device_id(conv->tracker);
 
@@ -129,8 +138,47 @@ static void conn_facts(const spark_conv *conv, gboolean *id_known, char id[KR_DE
         return;
     *id_known = known != NULL;
     if (known)
-        g_strlcpy(id, known, KR_DEVICE_ID_HEX_LEN + 1);
+        *id = conv_id(conv, known);
     *gen = kr_tracker_generation(conv->tracker);
+}
+
+void rec_pend(spark_conv *conv, kr_dir dir, spark_frame_rec *rec)
+{
+    if (conv->n_pending[dir] == conv->cap_pending[dir]) {
+        guint cap = conv->cap_pending[dir] ? 2 * conv->cap_pending[dir] : 4;
+        conv->pending[dir] = (spark_frame_rec **)wmem_realloc(wmem_file_scope(), conv->pending[dir],
+                                                              cap * sizeof *conv->pending[dir]);
+        conv->cap_pending[dir] = cap;
+    }
+    conv->pending[dir][conv->n_pending[dir]++] = rec;
+}
+
+/* The earlier frames whose bytes the PDU of sr holds now know where it completed; the one holding its first
+ * byte is where it starts. Frames whose bytes all lie before this PDU's end are done. */
+static void pending_done(spark_conv *conv, spark_frame_rec *rec, spark_step_rec *sr, const kr_step *s)
+{
+    spark_frame_rec **pend = conv->pending[s->dir];
+    guint64 s0 = s->offset, s1 = s->offset + s->length;
+    gboolean start_found = FALSE;
+    guint i, kept = 0, n = conv->n_pending[s->dir];
+    guint32 first = n > 0 ? pend[0]->frame : 0;
+
+    for (i = 0; i < n; i++) {
+        spark_frame_rec *p = pend[i];
+        if (p != rec && p->range_end > s0 && p->range_start < s1) {
+            if (p->completed_in == 0)
+                p->completed_in = rec->frame;
+            if (sr->in_packet < 0 && p->range_start <= s0 && !start_found) {
+                sr->first_frame = p->frame;
+                start_found = TRUE;
+            }
+        }
+        if (p->range_end > s1)
+            pend[kept++] = p;
+    }
+    if (sr->in_packet < 0 && !start_found && n > 0)
+        sr->first_frame = first;
+    conv->n_pending[s->dir] = kept;
 }
 
 static void cb_step(void *ud, const kr_step *s)
@@ -157,44 +205,16 @@ static void cb_step(void *ud, const kr_step *s)
     }
     if (sr->in_packet < 0 && s->bytes && s->length > 0)   /* later passes show it from a copy */
         sr->bytes = (guint8 *)wmem_memdup(wmem_file_scope(), s->bytes, s->length);
-    /* The earlier frames whose bytes this PDU holds now know where it completed; the one holding its
-     * first byte is where it starts. Frames whose bytes all lie before this PDU's end are done. */
     sr->first_frame = rec->frame;
-    {
-        wmem_array_t *pend = conv->pending[s->dir];
-        wmem_array_t *keep = NULL;
-        guint64 s0 = s->offset, s1 = s->offset + s->length;
-        gboolean start_found = FALSE;
-        guint i, n = wmem_array_get_count(pend);
-        for (i = 0; i < n; i++) {
-            spark_frame_rec *p = *(spark_frame_rec **)wmem_array_index(pend, i);
-            if (p != rec && p->range_end > s0 && p->range_start < s1) {
-                if (p->completed_in == 0)
-                    p->completed_in = rec->frame;
-                if (sr->in_packet < 0 && p->range_start <= s0 && !start_found) {
-                    sr->first_frame = p->frame;
-                    start_found = TRUE;
-                }
-            }
-            if (p->range_end > s1) {
-                if (!keep)
-                    keep = wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
-                wmem_array_append_one(keep, p);
-            }
-        }
-        if (sr->in_packet < 0 && !start_found && n > 0)
-            sr->first_frame = (*(spark_frame_rec **)wmem_array_index(pend, 0))->frame;
-        if (n > 0)
-            conv->pending[s->dir] = keep ? keep : wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
-    }
+    pending_done(conv, rec, sr, s);
     if (conv->chunk_active && s->dir == conv->chunk_dir)
         conv->step_in_chunk = TRUE;
     conv->last_step_end[s->dir] = s->offset + s->length;
 
-    conn_facts(conv, &sr->conn_id_known, sr->conn_id, &sr->generation);
+    conn_facts(conv, &sr->conn_id_known, &sr->conn_id, &sr->generation);
     if (s->device_id_known) {
         sr->conn_id_known = TRUE;
-        g_strlcpy(sr->conn_id, s->device_id_hex, sizeof sr->conn_id);
+        sr->conn_id = conv_id(conv, s->device_id_hex);
     }
     if (s->kind == KR_STEP_SESSIONBLOCK && s->session_known) {
         sr->session = (guint8 *)wmem_memdup(wmem_file_scope(), s->session, KR_SESSION_LEN);
@@ -213,8 +233,11 @@ static void cb_message(void *ud, const kr_message *m)
 
     if (!rec)
         return;
+    sr = rec_last_step(rec);
+    if (sr && sr->msg)
+        sr = NULL;
     mr = wmem_new0(wmem_file_scope(), spark_msg_rec);
-    keep_message(&mr->m, m);
+    keep_message(&mr->m, m, sr ? sr->s.note : NULL);
     mr->frame = rec->frame;
     if (m->answers >= 0 && (guint)m->answers < wmem_array_get_count(conv->messages)) {
         spark_msg_rec *req = *(spark_msg_rec **)wmem_array_index(conv->messages, (guint)m->answers);
@@ -230,8 +253,7 @@ static void cb_message(void *ud, const kr_message *m)
     }
     *(spark_msg_rec **)wmem_array_index(conv->messages, m->index) = mr;
 
-    sr = rec_last_step(rec);
-    if (sr && !sr->msg) {
+    if (sr) {
         sr->msg = mr;
     } else {
         /* a message without its own step in this frame: give it an empty step of its own */
@@ -264,7 +286,7 @@ static void cb_verdict(void *ud, const kr_verdict *v)
         return;
     vr = wmem_new0(wmem_file_scope(), spark_verdict_rec);
     vr->v = *v;
-    conn_facts(conv, &vr->id_known, vr->id, &vr->generation);
+    conn_facts(conv, &vr->id_known, &vr->id, &vr->generation);
     rec_add(conv->cur, SPARK_EV_VERDICT, vr);
 }
 
