@@ -241,7 +241,8 @@ struct spark_conv;
 typedef struct spark_frame_rec {
     guint32 frame;
     const struct spark_conv *conv;
-    wmem_array_t *events;         /* spark_ev, in the order the tracker reported them; NULL: none */
+    spark_ev *events;             /* in the order the tracker reported them (file scope); NULL: none */
+    guint32 n_events, cap_events;
     guint32 fed;                  /* new stream bytes this frame gave the tracker */
     guint32 retransmitted;        /* bytes already seen, dropped */
     guint64 gap;                  /* bytes missing before this frame's bytes */
@@ -321,6 +322,7 @@ void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p);
 /* rec's bytes of dir start a PDU not complete yet */
 void rec_pend(spark_conv *conv, kr_dir dir, spark_frame_rec *rec);
 guint rec_count(const spark_frame_rec *rec);
+void rec_store_reset(void);
 
 /* spark-render.c: every pass shows the records */
 spark_pass *pass_get(packet_info *pinfo);

@@ -5,21 +5,45 @@
 
 #include "spark-int.h"
 
-#include <epan/proto_data.h>
+
+/* The records by frame number: pages of SPARK_PAGE pointers, made when a frame of theirs gets a record
+ * (file scope; frame numbers run from 1 up without holes), so finding a frame's record is two reads. */
+#define SPARK_PAGE_BITS 12
+#define SPARK_PAGE (1u << SPARK_PAGE_BITS)
+static spark_frame_rec ***rec_pages;
+static guint rec_n_pages;
+
+void rec_store_reset(void)
+{
+    rec_pages = NULL;           /* its memory went with the file scope */
+    rec_n_pages = 0;
+}
 
 spark_frame_rec *rec_get(packet_info *pinfo)
 {
-    return (spark_frame_rec *)p_get_proto_data(wmem_file_scope(), pinfo, proto_spark, 0);
+    guint32 page = pinfo->num >> SPARK_PAGE_BITS;
+    if (page >= rec_n_pages || !rec_pages[page])
+        return NULL;
+    return rec_pages[page][pinfo->num & (SPARK_PAGE - 1)];
 }
 
 spark_frame_rec *rec_of_frame(packet_info *pinfo)
 {
+    guint32 page = pinfo->num >> SPARK_PAGE_BITS;
     spark_frame_rec *rec = rec_get(pinfo);
-    if (!rec) {
-        rec = wmem_new0(wmem_file_scope(), spark_frame_rec);
-        rec->frame = pinfo->num;     /* events: made with the first (most frames have none) */
-        p_add_proto_data(wmem_file_scope(), pinfo, proto_spark, 0, rec);
+    if (rec)
+        return rec;
+    if (page >= rec_n_pages) {
+        guint n = MAX(rec_n_pages * 2, page + 1);
+        rec_pages = (spark_frame_rec ***)wmem_realloc(wmem_file_scope(), rec_pages, n * sizeof *rec_pages);
+        memset(rec_pages + rec_n_pages, 0, (n - rec_n_pages) * sizeof *rec_pages);
+        rec_n_pages = n;
     }
+    if (!rec_pages[page])
+        rec_pages[page] = wmem_alloc0_array(wmem_file_scope(), spark_frame_rec *, SPARK_PAGE);
+    rec = wmem_new0(wmem_file_scope(), spark_frame_rec);
+    rec->frame = pinfo->num;     /* events: made with the first (most frames have none) */
+    rec_pages[page][pinfo->num & (SPARK_PAGE - 1)] = rec;
     return rec;
 }
 
@@ -42,21 +66,23 @@ void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p)
     case SPARK_EV_VERDICT: ev.u.verdict = (spark_verdict_rec *)p; break;
     case SPARK_EV_CLOSE: ev.u.close = (spark_close_rec *)p; break;
     }
-    if (!rec->events)
-        rec->events = wmem_array_sized_new(wmem_file_scope(), sizeof(spark_ev), 2);
-    wmem_array_append_one(rec->events, ev);
+    if (rec->n_events == rec->cap_events) {
+        rec->cap_events = rec->cap_events ? 2 * rec->cap_events : 2;
+        rec->events = (spark_ev *)wmem_realloc(wmem_file_scope(), rec->events, rec->cap_events * sizeof ev);
+    }
+    rec->events[rec->n_events++] = ev;
 }
 
 guint rec_count(const spark_frame_rec *rec)
 {
-    return rec->events ? wmem_array_get_count(rec->events) : 0;
+    return rec->n_events;
 }
 
 static spark_step_rec *rec_last_step(spark_frame_rec *rec)
 {
     guint n = rec_count(rec);
     while (n > 0) {
-        spark_ev *ev = (spark_ev *)wmem_array_index(rec->events, --n);
+        spark_ev *ev = &rec->events[--n];
         if (ev->type == SPARK_EV_STEP)
             return ev->u.step;
     }
