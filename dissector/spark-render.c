@@ -632,7 +632,7 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass 
     memset(&ti, 0, sizeof ti);
     ti.conv = rec->conv;
     ti.final_verdict = -1;
-    if (!pass->tree) {
+    if (!pass->tree && tree) {   /* (without a tree every item below is NULL) */
         pass->top = tree;
         pass->root = proto_tree_add_item(tree, proto_spark, tvb, 0, -1, ENC_NA);
         pass->tree = proto_item_add_subtree(pass->root, spark_ett.top);
