@@ -89,12 +89,46 @@ static spark_step_rec *rec_last_step(spark_frame_rec *rec)
     return NULL;
 }
 
-static const char *keep_str(const char *text)
+/* A record and the strings and bytes it keeps are one allocation: the sizes are summed first (room), then
+ * the pieces are copied behind the record (pack). */
+typedef struct spark_pack {
+    char *at;
+} spark_pack;
+
+static size_t str_room(const char *text)
 {
-    return text[0] ? wmem_strdup(wmem_file_scope(), text) : "";
+    return text[0] ? strlen(text) + 1 : 0;
 }
 
-static void keep_step(spark_step_info *d, const kr_step *s)
+static const char *keep_str(spark_pack *p, const char *text)
+{
+    const char *kept = p->at;
+    size_t n = str_room(text);
+    if (n == 0)
+        return "";
+    memcpy(p->at, text, n);
+    p->at += n;
+    return kept;
+}
+
+static guint8 *keep_bytes(spark_pack *p, const guint8 *bytes, size_t n)
+{
+    guint8 *kept = (guint8 *)p->at;
+    memcpy(p->at, bytes, n);
+    p->at += n;
+    return kept;
+}
+
+/* A zeroed record of size bytes with room behind it; p points there. */
+static void *rec_alloc(size_t size, size_t room, spark_pack *p)
+{
+    char *r = (char *)wmem_alloc(wmem_file_scope(), size + room);
+    memset(r, 0, size);
+    p->at = r + size;
+    return r;
+}
+
+static void keep_step(spark_step_info *d, const kr_step *s, spark_pack *p)
 {
     d->kind = s->kind;
     d->dir = s->dir;
@@ -114,22 +148,28 @@ static void keep_step(spark_step_info *d, const kr_step *s)
     d->frame_state = s->frame_state;
     d->plaintext_len = s->plaintext ? s->plaintext_len : 0;
     d->plaintext_skip = s->plaintext_skip;
-    d->note = keep_str(s->note);
+    d->note = keep_str(p, s->note);
     d->reason = s->reason;
 }
 
-/* kept: the note of the message's step, often its summary too */
-static void keep_message(spark_msg_info *d, const kr_message *m, const char *kept)
+/* The room keep_message needs behind the record; shared: the summary, kept already (its step's note) */
+static size_t message_room(const kr_message *m, const char *shared)
+{
+    return str_room(m->uri) + str_room(m->query) + (shared ? 0 : str_room(m->summary)) + str_room(m->name) +
+           str_room(m->arg) + str_room(m->value);
+}
+
+static void keep_message(spark_msg_info *d, const kr_message *m, const char *shared, spark_pack *p)
 {
     d->dir = m->dir;
     d->index = m->index;
     d->kind = m->kind;
-    d->uri = keep_str(m->uri);
-    d->query = keep_str(m->query);
-    d->summary = kept && strcmp(kept, m->summary) == 0 ? kept : keep_str(m->summary);
-    d->name = keep_str(m->name);
-    d->arg = keep_str(m->arg);
-    d->value = keep_str(m->value);
+    d->uri = keep_str(p, m->uri);
+    d->query = keep_str(p, m->query);
+    d->summary = shared ? shared : keep_str(p, m->summary);
+    d->name = keep_str(p, m->name);
+    d->arg = keep_str(p, m->arg);
+    d->value = keep_str(p, m->value);
     d->var_type = m->var_type;
     d->event_public = m->event_public;
     d->ttl = m->ttl;
@@ -212,25 +252,29 @@ static void cb_step(void *ud, const kr_step *s)
     spark_conv *conv = (spark_conv *)ud;
     spark_frame_rec *rec = conv->cur;
     spark_step_rec *sr;
+    spark_pack pk;
+    gint in_packet = -1;
+    gboolean plain = s->plaintext && s->plaintext_len > 0, copy;
 
     if (!rec)
         return;
-    sr = wmem_new0(wmem_file_scope(), spark_step_rec);
-    keep_step(&sr->s, s);
-    if (s->plaintext && s->plaintext_len > 0)
-        sr->plaintext = (guint8 *)wmem_memdup(wmem_file_scope(), s->plaintext, s->plaintext_len);
-
     /* Where is it in this frame? Only where the PDU lies whole in the bytes being fed. */
-    sr->in_packet = -1;
     if (conv->chunk_active && conv->chunk_tvb_offset >= 0 && s->dir == conv->chunk_dir &&
         s->offset >= conv->chunk_start &&
         s->bytes && s->length > 0) {
         guint64 pos = s->offset - conv->chunk_start;
         if (pos + s->length <= conv->chunk_len && memcmp(conv->chunk + pos, s->bytes, s->length) == 0)
-            sr->in_packet = conv->chunk_tvb_offset + (gint)pos;
+            in_packet = conv->chunk_tvb_offset + (gint)pos;
     }
-    if (sr->in_packet < 0 && s->bytes && s->length > 0)   /* later passes show it from a copy */
-        sr->bytes = (guint8 *)wmem_memdup(wmem_file_scope(), s->bytes, s->length);
+    copy = in_packet < 0 && s->bytes && s->length > 0;     /* later passes show it from a copy */
+    sr = (spark_step_rec *)rec_alloc(sizeof *sr, str_room(s->note) + (plain ? s->plaintext_len : 0) +
+                                     (copy ? s->length : 0), &pk);
+    keep_step(&sr->s, s, &pk);
+    sr->in_packet = in_packet;
+    if (plain)
+        sr->plaintext = keep_bytes(&pk, s->plaintext, s->plaintext_len);
+    if (copy)
+        sr->bytes = keep_bytes(&pk, s->bytes, s->length);
     sr->first_frame = rec->frame;
     pending_done(conv, rec, sr, s);
     if (conv->chunk_active && s->dir == conv->chunk_dir)
@@ -256,14 +300,17 @@ static void cb_message(void *ud, const kr_message *m)
     spark_frame_rec *rec = conv->cur;
     spark_step_rec *sr;
     spark_msg_rec *mr;
+    spark_pack pk;
+    const char *shared;
 
     if (!rec)
         return;
     sr = rec_last_step(rec);
     if (sr && sr->msg)
         sr = NULL;
-    mr = wmem_new0(wmem_file_scope(), spark_msg_rec);
-    keep_message(&mr->m, m, sr ? sr->s.note : NULL);
+    shared = sr && strcmp(sr->s.note, m->summary) == 0 ? sr->s.note : NULL;
+    mr = (spark_msg_rec *)rec_alloc(sizeof *mr, message_room(m, shared), &pk);
+    keep_message(&mr->m, m, shared, &pk);
     mr->frame = rec->frame;
     if (m->answers >= 0 && (guint)m->answers < wmem_array_get_count(conv->messages)) {
         spark_msg_rec *req = *(spark_msg_rec **)wmem_array_index(conv->messages, (guint)m->answers);
