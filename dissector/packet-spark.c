@@ -57,7 +57,7 @@ static void conv_bind(void *p, packet_info *pinfo)
         conv->cur = conv->last_rec;
         return;
     }
-    if (conv->last_rec && conv->last_rec->frame == pinfo->num) {
+    if (conv->last_rec && conv->last_frame == pinfo->num) {
         conv->cur = conv->last_rec;     /* bound to this frame already */
         return;
     }

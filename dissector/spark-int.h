@@ -282,6 +282,7 @@ typedef struct spark_conv {
     const char *id;               /* the device id last seen (file scope), shared by the records */
     wmem_array_t *messages;       /* spark_msg_rec *, by message index */
     spark_frame_rec *last_rec;    /* the last frame of this connection with a record */
+    guint32 last_frame;           /* its number (read without touching the record) */
     double last_ts;               /* time of the last bytes or close given to the tracker */
 } spark_conv;
 

@@ -52,6 +52,7 @@ spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
     spark_frame_rec *rec = rec_of_frame(pinfo);
     rec->conv = conv;
     conv->last_rec = rec;
+    conv->last_frame = rec->frame;
     return rec;
 }
 
