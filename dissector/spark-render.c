@@ -20,13 +20,14 @@ void spark_render_handoff(void)
 }
 
 /* Wireshark's CoAP dissector reads the decrypted message when what it finds can be seen: in a tree, in an
- * expert tap, or on a later pass of the same frame (CoAP pairs requests with answers on the first pass).
+ * expert tap or any other tap listener (a statistic or script may read CoAP's), or on a later pass of the same frame (CoAP pairs requests with answers on the first pass).
  * A first pass that fills the columns and builds no tree is a summary of a single-pass read (tshark's;
  * Wireshark's first pass and tshark -2's fill no columns): the Info column stays Spark's, the Protocol
  * column is set to CoAP here, so CoAP would add nothing there. */
 static gboolean coap_shows(packet_info *pinfo, const spark_pass *pass)
 {
-    return pass->top || !pinfo->cinfo || (expert_tap >= 0 && have_tap_listener(expert_tap));
+    return pass->top || !pinfo->cinfo || (expert_tap >= 0 && have_tap_listener(expert_tap)) ||
+           tap_listeners_require_dissection();
 }
 
 spark_pass *pass_get(packet_info *pinfo)
