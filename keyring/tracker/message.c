@@ -5,6 +5,7 @@
  * small decode function. Describe, OTA and the matching of answers to requests live in msg_describe.c,
  * msg_ota.c and msg_match.c. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,7 +451,13 @@ static void check_counter(kr_tracker *t, const kr_message *m)
 
 static void begin_message(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint64_t frame_offset)
 {
-    memset(m, 0, sizeof *m);
+    /* the numbers zeroed, the texts made empty: a message is begun for every frame, and its texts are
+     * read up to their end only */
+    memset(m, 0, offsetof(kr_message, uri));
+    m->uri[0] = m->query[0] = '\0';
+    memset(&m->payload, 0, offsetof(kr_message, summary) - offsetof(kr_message, payload));
+    m->summary[0] = m->name[0] = m->arg[0] = m->value[0] = '\0';
+    memset(&m->var_type, 0, sizeof *m - offsetof(kr_message, var_type));
     m->dir = dir;
     m->time = ts;
     m->frame_offset = frame_offset;
