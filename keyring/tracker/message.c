@@ -33,6 +33,13 @@ void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap)
         return;
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
+        /* a run of bytes that stand as they are, as far as they fit with room left for "..." */
+        size_t room = o + 5 <= cap ? cap - 4 - o : 0;
+        size_t lim = n - i < room ? n : i + room;
+        while (i < lim && d[i] >= 0x20 && d[i] < 0x7f && d[i] != '\\')
+            out[o++] = (char)d[i++];
+        if (i == n)
+            break;
         char tmp[4] = { (char)d[i], '\\', 0, 0 };
         size_t l = 1;
         if (d[i] == '\\') {
