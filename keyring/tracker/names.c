@@ -102,6 +102,9 @@ const char *kr_step_title(kr_step_kind k, kr_dir d)
 
 const char *kr_msg_kind_str(kr_msg_kind k)
 {
+    /* asked for every message: the table lists the kinds in their order, so the kind is its place */
+    if ((unsigned)k <= KR_MSG_RST && kr_msg_kind_names[k].value == (uint32_t)k)
+        return kr_msg_kind_names[k].text;
     return word(kr_msg_kind_names, (uint32_t)k, "unknown");
 }
 
