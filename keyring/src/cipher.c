@@ -245,15 +245,25 @@ void kr_cipher_share(kr_cipher *c, const kr_probe_key *k)
 /* CBC decryption of len bytes (whole blocks) through the key's ECB context, keyed once per key: every block at
  * once (EVP_Cipher, without the bookkeeping of EVP_DecryptUpdate), then each XOR the ciphertext block before
  * it (iv for the first). out must not be ct. */
+/* out ^= in over n bytes (a multiple of 8), a word at a time */
+static void xor8(uint8_t *out, const uint8_t *in, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, out + i, 8);
+        memcpy(&b, in + i, 8);
+        a ^= b;
+        memcpy(out + i, &a, 8);
+    }
+}
+
 static bool key_decrypt(const kr_probe_key *k, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out)
 {
     if (EVP_Cipher(k->ctx, out, ct, (unsigned int)len) <= 0)
         return false;
-    for (size_t b = 0; b < len; b += 16) {
-        const uint8_t *prev = b ? ct + b - 16 : iv;
-        for (int i = 0; i < 16; i++)
-            out[b + i] ^= prev[i];
-    }
+    /* eight bytes at a time: out[0..16) ^= iv, out[16..len) ^= ct[0..len-16) */
+    xor8(out, iv, 16);
+    xor8(out + 16, ct, len - 16);
     return true;
 }
 
