@@ -259,8 +259,9 @@ static void dec_hello(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
         if (m->payload_len >= 8)
             m->platform_id = p[6] << 8 | p[7];
     }
+    kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
     if (m->dir == KR_S2D)
-        snprintf(m->summary, sizeof m->summary, "Cloud Hello");
+        kr_txt_put(&x, "Cloud Hello");
     else if (m->platform_id >= 0)
         snprintf(m->summary, sizeof m->summary, "Device Hello: product %u, version %u, flags 0x%02x, platform %d (%s)",
                  m->product_id, m->product_version, m->hello_flags, m->platform_id, kr_platform_str(m->platform_id));
@@ -370,8 +371,8 @@ static void dec_title(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 {
     (void)t;
     (void)cv;
-    snprintf(m->summary, sizeof m->summary, "%s", m->kind == KR_MSG_PING ? "Ping"
-             : m->kind == KR_MSG_TIME_REQUEST ? "Time request" : "Save begin");
+    kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
+    kr_txt_put(&x, m->kind == KR_MSG_PING ? "Ping" : m->kind == KR_MSG_TIME_REQUEST ? "Time request" : "Save begin");
 }
 
 typedef void (*kr_decode_fn)(kr_tracker *t, kr_message *m, const kr_coap_view *cv);

@@ -192,8 +192,8 @@ static bool typed_value(kr_message *m, kr_var_type type)
     const uint8_t *d = m->payload;
     size_t n = m->payload_len;
     if (type == KR_VAR_INT && n == 4) {
-        int32_t v = (int32_t)kr_msg_be(d, 4);
-        snprintf(m->value, sizeof m->value, "%ld", (long)v);
+        kr_txt x = kr_txt_in(m->value, sizeof m->value);
+        kr_txt_int(&x, (int32_t)kr_msg_be(d, 4));
     } else if (type == KR_VAR_DOUBLE && n == 8) {
         uint64_t u = 0;
         for (int i = 7; i >= 0; i--)   /* little-endian on the wire (docs/protocol.md 4.7) */
@@ -202,11 +202,13 @@ static bool typed_value(kr_message *m, kr_var_type type)
         memcpy(&v, &u, sizeof v);
         snprintf(m->value, sizeof m->value, "%.10g", v);
     } else if (type == KR_VAR_BOOL && n == 1) {
-        snprintf(m->value, sizeof m->value, "%s", d[0] ? "true" : "false");
+        kr_txt x = kr_txt_in(m->value, sizeof m->value);
+        kr_txt_put(&x, d[0] ? "true" : "false");
     } else if (type == KR_VAR_STRING) {
         kr_msg_printable(d, n, m->value, sizeof m->value);
     } else if (type == KR_VAR_NULL) {
-        snprintf(m->value, sizeof m->value, "null");
+        kr_txt x = kr_txt_in(m->value, sizeof m->value);
+        kr_txt_put(&x, "null");
     } else {
         return false;
     }

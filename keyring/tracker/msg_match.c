@@ -169,9 +169,15 @@ static void answer(kr_tracker *t, kr_message *m, kr_request *r, bool by_token)
             kr_txt_int(&x, kr_msg_ms(m->response_time));
             kr_txt_put(&x, " ms)");
         } else {
-            snprintf(m->summary, sizeof m->summary, "ACK %s to %s (%d ms)%s", kr_coap_code_str(m->code, cs), title,
-                     kr_msg_ms(m->response_time), m->code == KR_COAP_BAD_REQUEST
-                     ? (r->kind == KR_MSG_EVENT ? ": slow down" : ": refused") : "");
+            kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
+            kr_txt_put(&x, "ACK ");
+            kr_txt_put(&x, kr_coap_code_str(m->code, cs));
+            kr_txt_put(&x, " to ");
+            kr_txt_put(&x, title);
+            kr_txt_put(&x, " (");
+            kr_txt_int(&x, kr_msg_ms(m->response_time));
+            kr_txt_put(&x, " ms)");
+            kr_txt_put(&x, m->code == KR_COAP_BAD_REQUEST ? (r->kind == KR_MSG_EVENT ? ": slow down" : ": refused") : "");
         }
     }
     if (by_token)
