@@ -426,6 +426,7 @@ static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode
         if (kinds[i].code == m->code && kinds[i].letter == letter) {
             m->kind = kinds[i].kind;
             *decode = kinds[i].decode;
+            break;   /* each (code, letter) is in the table once */
         }
     return true;
 }
