@@ -606,8 +606,8 @@ static bool evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
 }
 
 /* Everything the verdict of a running session reads (v_session_went_on with no key claiming a failure,
- * the notes krt_evaluate adds): while these are what they were, so are the verdict and its evidence, and
- * only the last step moves on. Never 0. */
+ * the note on blocks lost in a gap): while these are what they were, so are the verdict and its evidence,
+ * and only the last step moves on. Never 0. */
 static uint64_t running_inputs(const kr_tracker *t, bool final)
 {
     const kr_dirstate *dd = &t->d[KR_D2S], *sd = &t->d[KR_S2D];
@@ -618,7 +618,7 @@ static uint64_t running_inputs(const kr_tracker *t, bool final)
         (uint64_t)t->session_from_line << 11 | (uint64_t)t->session_known << 12 |
         (uint64_t)t->sig_key_belongs << 13 | (uint64_t)t->id_read << 14 | (uint64_t)t->nonce_damaged << 15 |
         (uint64_t)t->idblock_damaged << 16 | (uint64_t)t->sessionblock_damaged << 17 |
-        (uint64_t)t->blocks_disputed << 18 | (uint64_t)final << 19 | (uint64_t)(krt_rsa_skipped(t) != NULL) << 20;
+        (uint64_t)t->blocks_disputed << 18 | (uint64_t)final << 19;
     /* the facts the keys gave, two bits each (kr_tri + 1) */
     uint64_t tris = (uint64_t)(t->record_differs + 1) | (uint64_t)(t->session_opened + 1) << 2 |
         (uint64_t)(t->offered_key_known + 1) << 4 | (uint64_t)(t->signature_valid + 1) << 6 |
@@ -677,7 +677,8 @@ void krt_evaluate(kr_tracker *t, double ts)
     t->verdict_inputs = 0;
     kr_verdict v;
     char withdrawn[512];
-    bool running = evaluate_into(t, &v, final, withdrawn, sizeof withdrawn);
+    /* (a skipped handshake's note names why: not kept among the inputs, so made every time) */
+    bool running = evaluate_into(t, &v, final, withdrawn, sizeof withdrawn) && !krt_rsa_skipped(t);
     if (v.code != KR_V_NONE && !t->not_spark && !t->mid_session)
         note_lost_blocks(t, &v);
     if (v.code != KR_V_NONE && krt_rsa_skipped(t)) {
