@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -50,9 +51,17 @@ static void log_session(const conn *c, const uint8_t material[SW_SESSION_LEN])
     char hex[81], line[120];
     sw_to_hex(material, SW_SESSION_LEN, hex);
     int n = snprintf(line, sizeof line, "%s %s\n", c->id_hex, hex);
-    int fd = open(sc_opt.session_log, O_WRONLY | O_APPEND | O_CREAT, 0644);
-    if (fd < 0 || write(fd, line, (size_t)n) != n)
-        sw_err("session log %s: cannot write (%s)", sc_opt.session_log, strerror(errno));
+    /* session material is a secret: the log is made 0600, never written through a symlink, and only a
+     * regular file owned by this user is appended to */
+    int fd = open(sc_opt.session_log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())) {
+        sw_err("session log %s: not a regular file of this user; name a new file for --session-log",
+               sc_opt.session_log);
+    } else if (fd < 0 || write(fd, line, (size_t)n) != n) {
+        sw_err("session log %s: cannot write (%s)%s", sc_opt.session_log, strerror(errno),
+               errno == ELOOP ? ": it is a symlink; name the file itself" : "");
+    }
     if (fd >= 0)
         close(fd);
 }

@@ -4,7 +4,8 @@
   ws_chroot.py SUITE CHROOTS      SUITE: trixie (Wireshark 4.4) or sid (4.6); CHROOTS: the folder (inside a
                                   build folder) that holds one chroot per suite, kept for the next run
 
-The chroot is made once with mmdebstrap from Debian's archive (about 100 s and 180 MB each), then reused:
+The chroot is made once with mmdebstrap from Debian's archive (about 100 s and 180 MB each), then reused;
+mmdebstrap runs in a private mount namespace too, so a run killed while it installs leaves no mounts behind:
 each run copies the source tree into it, builds libkeyring and spark.so there (an ASan+UBSan build when this
 build is one) and runs `meson test --suite dissector` inside, with /proc mounted and /dev bound in a private
 mount namespace (the mounts end with the run). Exit 77 (skip) only when the archive cannot be reached, or
@@ -54,7 +55,9 @@ def create(suite, root):
         sys.exit(1)
     tmp = root + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [mm, "--variant=apt", "--include=" + ",".join(PACKAGES)]
+    # its /proc, /sys and /dev mounts live in a namespace of their own and end with it, even when killed
+    cmd = ["unshare", "--mount", "--propagation", "private", "--",
+           mm, "--variant=apt", "--include=" + ",".join(PACKAGES)]
     if suite == "sid":              # unstable's Release file may be past its Valid-Until on a stale mirror
         cmd.append('--aptopt=Acquire::Check-Valid-Until "false"')
     cmd += [suite, tmp, MIRROR]

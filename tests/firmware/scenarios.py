@@ -409,6 +409,18 @@ def session_log(c):
     lines = open(slog).read().splitlines()
     c.that(len(lines) == 1 and re.fullmatch(r'%s [0-9a-f]{80}' % D1, lines[0]) is not None,
            'session log line: %r' % lines)
+    c.that(os.stat(slog).st_mode & 0o777 == 0o600, 'session log mode %o' % (os.stat(slog).st_mode & 0o777))
+    # a symlink in its place is not written through
+    target = os.path.join(TMP, 'session-target')
+    open(target, 'w').close()
+    link = os.path.join(TMP, 'session-link.log')
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(target, link)
+    clog, [(rc, dlog, _)] = run(['--session-log', link, '--session-time', '0.5'],
+                                [device(D1, D1 + '.der', '--run-time', '3')])
+    c.that(os.path.getsize(target) == 0, 'session material written through a symlink')
+    c.has(clog, r'session log .*session-link\.log: cannot write .*symlink; name the file itself', 'cloud')
 
 
 @scenario
