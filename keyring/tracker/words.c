@@ -125,5 +125,5 @@ const char *kr_describe_flags_str(uint8_t flags)
 
 const char *kr_msg_kind_title(kr_msg_kind k)
 {
-    return or_else(kr_name_of(kind_titles, (uint32_t)k), "Unknown request");
+    return or_else(kr_name_in_order(kind_titles, KR_MSG_UNKNOWN, KR_MSG_RST + 1, (uint32_t)k), "Unknown request");
 }
