@@ -144,7 +144,7 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
 /* out = a then b, cut to cap (the per-frame notes, without printf's cost) */
 static void note_join(char *out, size_t cap, const char *a, const char *b)
 {
-    size_t la = strnlen(a, cap - 1), lb = strnlen(b, cap - 1 - la);
+    size_t la = a[0] ? strnlen(a, cap - 1) : 0, lb = strnlen(b, cap - 1 - la);   /* a is "" but on a reread */
     memcpy(out, a, la);
     memcpy(out + la, b, lb);
     out[la + lb] = '\0';
@@ -240,7 +240,8 @@ void krt_read_frame(kr_tracker *t, kr_dir dir, double ts, const char *again)
     uint8_t small[KRT_SMALL_FRAME];   /* the plaintext of a usual frame, valid through the callbacks */
     bool have_msg = false;
     bool bad = false;
-    char badwhy[160] = "";
+    char badwhy[160];
+    badwhy[0] = '\0';
     krt_take_dispute(t, dir, ds->have);
     if (ds->damaged) {
         s.frame_state = KR_FRAME_NOT_DECRYPTED;
