@@ -140,8 +140,10 @@ static EVP_CIPHER_CTX *cipher_start(const kr_cipher *c, int mode, const uint8_t 
         return NULL;
     }
     shared.owner = c;
-    shared.mode = mode;
-    return EVP_CIPHER_CTX_set_padding(shared.ctx, mode) ? shared.ctx : NULL;   /* PKCS#7 checked by hand */
+    /* PKCS#7 is checked by hand when decrypting: padding is set with the mode (a new key keeps it) */
+    bool pad = !type || EVP_CIPHER_CTX_set_padding(shared.ctx, mode);
+    shared.mode = pad ? mode : -1;
+    return pad ? shared.ctx : NULL;
 }
 
 /* The PKCS#7 padding at the end of the len plaintext bytes at pt: its length (1 to 16), 0 when it is not valid. */
@@ -180,7 +182,6 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
     uint8_t next_iv[16];
     memcpy(next_iv, ct, 16);
 
-    int outl = 0;
     int ok = 1;
     if (blen > 0 && c->own && pt != ct) {
         ok = key_decrypt(c->own, iv, body, blen, pt);   /* the shared probe key's context */
@@ -194,7 +195,7 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
         uint8_t delta[16];
         for (int i = 0; i < 16; i++)
             delta[i] = iv[i] ^ shared.chain[i];
-        ok = ctx && EVP_DecryptUpdate(ctx, pt, &outl, body, (int)blen) && (size_t)outl == blen;
+        ok = ctx && EVP_Cipher(ctx, pt, body, (unsigned int)blen) > 0;   /* whole blocks: no bookkeeping */
         for (int i = 0; ok && i < 16; i++)
             pt[i] ^= delta[i];
         memcpy(shared.chain, body + blen - 16, 16);
