@@ -39,27 +39,22 @@ static void test_cut_like_snprintf(void **state)
  * fits) ends the text. */
 static void printable_rule(const uint8_t *d, size_t n, char *out, size_t cap)
 {
-    size_t o = 0;
+    char all[4 * 128 + 1] = "";   /* every byte's text, and where each byte's text ends */
+    size_t ends[128], len = 0;
     for (size_t i = 0; i < n; i++) {
-        char b[5];
         if (d[i] == '\\')
-            snprintf(b, sizeof b, "\\\\");
+            len += (size_t)sprintf(all + len, "\\\\");
         else if (d[i] < 0x20 || d[i] >= 0x7f)
-            snprintf(b, sizeof b, "\\x%02x", d[i]);
+            len += (size_t)sprintf(all + len, "\\x%02x", d[i]);
         else
-            snprintf(b, sizeof b, "%c", d[i]);
-        size_t l = strlen(b);
-        if (o + l + 4 > cap) {
-            if (o + 4 <= cap) {
-                memcpy(out + o, "...", 3);
-                o += 3;
-            }
-            break;
-        }
-        memcpy(out + o, b, l);
-        o += l;
+            len += (size_t)sprintf(all + len, "%c", d[i]);
+        ends[i] = len;
     }
-    out[o] = '\0';
+    size_t keep = 0, i = 0;
+    while (i < n && ends[i] + 4 <= cap)   /* the bytes whose text leaves room for "..." */
+        keep = ends[i++];
+    bool cut = i < n;
+    snprintf(out, cap, "%.*s%s", (int)keep, all, cut && keep + 4 <= cap ? "..." : "");
 }
 
 static void test_printable_rule(void **state)
