@@ -69,8 +69,10 @@ bool kr_coap_quick(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *c
     cv->n_query = v.n_query;
     cv->has_max_age = v.has_max_age;
     cv->max_age = v.max_age;
-    memcpy(cv->path, v.path, (size_t)v.n_path * sizeof v.path[0]);
-    memcpy(cv->query, v.query, (size_t)v.n_query * sizeof v.query[0]);
+    for (int k = 0; k < v.n_path; k++)   /* one or two of each, usually */
+        cv->path[k] = v.path[k];
+    for (int k = 0; k < v.n_query; k++)
+        cv->query[k] = v.query[k];
     m->type = (pt[0] >> 4) & 3;
     m->code = pt[1];
     m->msg_id = (uint16_t)(pt[2] << 8 | pt[3]);
