@@ -26,6 +26,7 @@
 
 static dissector_handle_t spark_handle;
 static dissector_handle_t spark_post_handle;
+static guint32 main_ran_frame;       /* first pass: the frame whose TCP payload went through dissect_spark */
 
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
@@ -40,12 +41,9 @@ static double ts_of(const nstime_t *t)
 static void *conv_open(kr_conn *kc)
 {
     spark_conv *conv = wmem_new0(wmem_file_scope(), spark_conv);
-    int d;
 
     conv->tracker = kr_conn_tracker(kc);
     conv->kc = kc;
-    for (d = 0; d < 2; d++)
-        conv->pending[d] = wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
     conv->messages = wmem_array_new(wmem_file_scope(), sizeof(spark_msg_rec *));
     return conv;
 }
@@ -59,7 +57,7 @@ static void conv_bind(void *p, packet_info *pinfo)
         conv->cur = conv->last_rec;
         return;
     }
-    if (conv->last_rec && conv->last_rec->frame == pinfo->num) {
+    if (conv->last_rec && conv->last_frame == pinfo->num) {
         conv->cur = conv->last_rec;     /* bound to this frame already */
         return;
     }
@@ -81,7 +79,7 @@ static void chunk_done(spark_conv *conv)
     if (rec && (!conv->step_in_chunk || conv->last_step_end[dir] != conv->stream_pos[dir])) {
         rec->range_start = conv->chunk_start;
         rec->range_end = conv->stream_pos[dir];
-        wmem_array_append_one(conv->pending[dir], rec);
+        rec_pend(conv, dir, rec);
     }
 }
 
@@ -156,6 +154,7 @@ static void spark_postseq(void)
 static void spark_init(void)
 {
     heur_dtbl_entry_t *h = find_heur_dissector_by_unique_short_name("spark_tcp");
+    rec_store_reset();
     spark_keys_load();
     spark_conn_start(spark_keys, &spark_hooks, h ? h->enabled : TRUE, pref_heuristic_strict, pref_max_conns);
 }
@@ -164,6 +163,7 @@ static void spark_cleanup(void)
 {
     /* the connections' records live in file scope, which goes away with the file */
     spark_conn_stop();
+    rec_store_reset();
     spark_keys_cleanup();
 }
 
@@ -191,15 +191,20 @@ static int dissect_spark_common(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
                                 gboolean server_is_src_if_new, gboolean claim)
 {
     spark_frame_rec *rec;
+    spark_pass *pass;
 
     /* the postdissector hands the frame to the connection layer; what it recorded is shown here when the
-     * frame is dissected again (positions are in the frame's data source), and else by the postdissector */
-    spark_pass *pass = pass_get(pinfo);
-
-    if (!PINFO_FD_VISITED(pinfo) && claim)
-        spark_conn_claim(pinfo, server_is_src_if_new);
+     * frame is dissected again (positions are in the frame's data source), and else by the postdissector,
+     * told by main_ran_frame that the payload came here */
+    if (!PINFO_FD_VISITED(pinfo)) {
+        if (claim)
+            spark_conn_claim(pinfo, server_is_src_if_new);
+        main_ran_frame = pinfo->num;
+        return tvb_captured_length(tvb);
+    }
+    pass = pass_get(pinfo);
     pass->main_ran = TRUE;
-    rec = PINFO_FD_VISITED(pinfo) ? rec_get(pinfo) : NULL;
+    rec = rec_get(pinfo);
     if (rec)
         render_rec(tvb_get_ds_tvb(tvb), pinfo, tree, pass, rec);
     return tvb_captured_length(tvb);
@@ -245,7 +250,9 @@ static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
 {
     spark_frame_rec *rec;
     spark_pass *pass;
+    gboolean main_ran = main_ran_frame == pinfo->num;
 
+    main_ran_frame = 0;
     if (pinfo->ptype != PT_TCP)
         return 0;
     if (!PINFO_FD_VISITED(pinfo)) {
@@ -255,6 +262,7 @@ static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
     if (!rec)
         return 0;
     pass = pass_get(pinfo);
+    pass->main_ran = pass->main_ran || main_ran;
     if (!pass->tree && !pass->main_ran)
         pass->info_started = TRUE;  /* a frame without Spark bytes keeps TCP's columns; we append */
     render_rec(tvb, pinfo, tree, pass, rec);

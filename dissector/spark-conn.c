@@ -21,6 +21,7 @@ static const guint8 *cur_payload;    /* its payload bytes and where they are in 
 static gint cur_payload_offset;
 static double last_time;
 static guint spark_max_conns;        /* the table's bound (spark.max_conns) */
+static guint16 spark_cloud_port;     /* the layer's cloud port (0: none) */
 
 /* The TCP segment of the frame being dissected, noted before TCP reads it (see tcp_seen) */
 typedef struct spark_seg {
@@ -119,7 +120,7 @@ void spark_conn_start(const kr_keyfile *kf, const spark_conn_hooks *hooks, gbool
     kr_conn_options o;
     spark_conn_stop();
     kr_conn_options_default(&o);
-    o.cloud_port = cloud_port();
+    o.cloud_port = spark_cloud_port = cloud_port();
     o.heuristic = heuristic;
     o.strict = strict;
     o.max_conns = max_conns;  /* 0: unbounded; else the layer's eviction, as cloudmon's --max-conns */
@@ -262,6 +263,11 @@ void spark_conn_claim(packet_info *pinfo, gboolean server_is_src)
 {
     kr_packet p;
     kr_endpoint cloud;
+    guint32 cport = server_is_src ? pinfo->srcport : pinfo->destport;
+    guint32 dport = server_is_src ? pinfo->destport : pinfo->srcport;
+    if (spark_cloud_port && cport == spark_cloud_port && dport != spark_cloud_port && seg.frame == pinfo->num &&
+        !(seg.p.flags & KR_TCP_SYN))
+        return;              /* the layer follows it from its port, with the same cloud: nothing to add */
     if (!spark_tab || pinfo->ptype != PT_TCP || !endpoint(&pinfo->src, pinfo->srcport, &p.src) ||
         !endpoint(&pinfo->dst, pinfo->destport, &p.dst))
         return;

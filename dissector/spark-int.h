@@ -208,14 +208,14 @@ typedef struct spark_step_rec {
     gint in_packet;               /* offset of the PDU in this frame's TCP payload, -1 when it spans segments */
     guint32 first_frame;          /* frame holding the PDU's first byte */
     gboolean conn_id_known;       /* the connection's device id, known when this step completed */
-    char conn_id[KR_DEVICE_ID_HEX_LEN + 1];
+    const char *conn_id;          /* (the connection's copy: see spark_conv.id) */
     int generation;
 } spark_step_rec;
 
 typedef struct spark_verdict_rec {
     kr_verdict v;
     gboolean id_known;            /* the connection's device id when the verdict was given */
-    char id[KR_DEVICE_ID_HEX_LEN + 1];
+    const char *id;
     int generation;
 } spark_verdict_rec;
 
@@ -241,7 +241,8 @@ struct spark_conv;
 typedef struct spark_frame_rec {
     guint32 frame;
     const struct spark_conv *conv;
-    wmem_array_t *events;         /* spark_ev, in the order the tracker reported them; NULL: none */
+    spark_ev *events;             /* in the order the tracker reported them (file scope); NULL: none */
+    guint32 n_events, cap_events;
     guint32 fed;                  /* new stream bytes this frame gave the tracker */
     guint32 retransmitted;        /* bytes already seen, dropped */
     guint64 gap;                  /* bytes missing before this frame's bytes */
@@ -276,9 +277,12 @@ typedef struct spark_conv {
     gboolean chunk_active;
     guint64 last_step_end[2];
     gboolean step_in_chunk;
-    wmem_array_t *pending[2];     /* spark_frame_rec * waiting for the PDU their bytes start */
+    spark_frame_rec **pending[2]; /* frames waiting for the PDU their bytes start (file scope) */
+    guint n_pending[2], cap_pending[2];
+    const char *id;               /* the device id last seen (file scope), shared by the records */
     wmem_array_t *messages;       /* spark_msg_rec *, by message index */
     spark_frame_rec *last_rec;    /* the last frame of this connection with a record */
+    guint32 last_frame;           /* its number (read without touching the record) */
     double last_ts;               /* time of the last bytes or close given to the tracker */
 } spark_conv;
 
@@ -316,7 +320,10 @@ spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv);
 /* The frame's record, made (without a connection) when it has none. */
 spark_frame_rec *rec_of_frame(packet_info *pinfo);
 void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p);
+/* rec's bytes of dir start a PDU not complete yet */
+void rec_pend(spark_conv *conv, kr_dir dir, spark_frame_rec *rec);
 guint rec_count(const spark_frame_rec *rec);
+void rec_store_reset(void);
 
 /* spark-render.c: every pass shows the records */
 spark_pass *pass_get(packet_info *pinfo);

@@ -5,21 +5,45 @@
 
 #include "spark-int.h"
 
-#include <epan/proto_data.h>
+
+/* The records by frame number: pages of SPARK_PAGE pointers, made when a frame of theirs gets a record
+ * (file scope; frame numbers run from 1 up without holes), so finding a frame's record is two reads. */
+#define SPARK_PAGE_BITS 12
+#define SPARK_PAGE (1u << SPARK_PAGE_BITS)
+static spark_frame_rec ***rec_pages;
+static guint rec_n_pages;
+
+void rec_store_reset(void)
+{
+    rec_pages = NULL;           /* its memory went with the file scope */
+    rec_n_pages = 0;
+}
 
 spark_frame_rec *rec_get(packet_info *pinfo)
 {
-    return (spark_frame_rec *)p_get_proto_data(wmem_file_scope(), pinfo, proto_spark, 0);
+    guint32 page = pinfo->num >> SPARK_PAGE_BITS;
+    if (page >= rec_n_pages || !rec_pages[page])
+        return NULL;
+    return rec_pages[page][pinfo->num & (SPARK_PAGE - 1)];
 }
 
 spark_frame_rec *rec_of_frame(packet_info *pinfo)
 {
+    guint32 page = pinfo->num >> SPARK_PAGE_BITS;
     spark_frame_rec *rec = rec_get(pinfo);
-    if (!rec) {
-        rec = wmem_new0(wmem_file_scope(), spark_frame_rec);
-        rec->frame = pinfo->num;     /* events: made with the first (most frames have none) */
-        p_add_proto_data(wmem_file_scope(), pinfo, proto_spark, 0, rec);
+    if (rec)
+        return rec;
+    if (page >= rec_n_pages) {
+        guint n = MAX(rec_n_pages * 2, page + 1);
+        rec_pages = (spark_frame_rec ***)wmem_realloc(wmem_file_scope(), rec_pages, n * sizeof *rec_pages);
+        memset(rec_pages + rec_n_pages, 0, (n - rec_n_pages) * sizeof *rec_pages);
+        rec_n_pages = n;
     }
+    if (!rec_pages[page])
+        rec_pages[page] = wmem_alloc0_array(wmem_file_scope(), spark_frame_rec *, SPARK_PAGE);
+    rec = wmem_new0(wmem_file_scope(), spark_frame_rec);
+    rec->frame = pinfo->num;     /* events: made with the first (most frames have none) */
+    rec_pages[page][pinfo->num & (SPARK_PAGE - 1)] = rec;
     return rec;
 }
 
@@ -28,6 +52,7 @@ spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
     spark_frame_rec *rec = rec_of_frame(pinfo);
     rec->conv = conv;
     conv->last_rec = rec;
+    conv->last_frame = rec->frame;
     return rec;
 }
 
@@ -42,33 +67,69 @@ void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p)
     case SPARK_EV_VERDICT: ev.u.verdict = (spark_verdict_rec *)p; break;
     case SPARK_EV_CLOSE: ev.u.close = (spark_close_rec *)p; break;
     }
-    if (!rec->events)
-        rec->events = wmem_array_sized_new(wmem_file_scope(), sizeof(spark_ev), 2);
-    wmem_array_append_one(rec->events, ev);
+    if (rec->n_events == rec->cap_events) {
+        rec->cap_events = rec->cap_events ? 2 * rec->cap_events : 2;
+        rec->events = (spark_ev *)wmem_realloc(wmem_file_scope(), rec->events, rec->cap_events * sizeof ev);
+    }
+    rec->events[rec->n_events++] = ev;
 }
 
 guint rec_count(const spark_frame_rec *rec)
 {
-    return rec->events ? wmem_array_get_count(rec->events) : 0;
+    return rec->n_events;
 }
 
 static spark_step_rec *rec_last_step(spark_frame_rec *rec)
 {
     guint n = rec_count(rec);
     while (n > 0) {
-        spark_ev *ev = (spark_ev *)wmem_array_index(rec->events, --n);
+        spark_ev *ev = &rec->events[--n];
         if (ev->type == SPARK_EV_STEP)
             return ev->u.step;
     }
     return NULL;
 }
 
-static const char *keep_str(const char *text)
+/* A record and the strings and bytes it keeps are one allocation: the sizes are summed first (room), then
+ * the pieces are copied behind the record (pack). */
+typedef struct spark_pack {
+    char *at;
+} spark_pack;
+
+static size_t str_room(const char *text)
 {
-    return text[0] ? wmem_strdup(wmem_file_scope(), text) : "";
+    return text[0] ? strlen(text) + 1 : 0;
 }
 
-static void keep_step(spark_step_info *d, const kr_step *s)
+static const char *keep_str(spark_pack *p, const char *text)
+{
+    const char *kept = p->at;
+    size_t n = str_room(text);
+    if (n == 0)
+        return "";
+    memcpy(p->at, text, n);
+    p->at += n;
+    return kept;
+}
+
+static guint8 *keep_bytes(spark_pack *p, const guint8 *bytes, size_t n)
+{
+    guint8 *kept = (guint8 *)p->at;
+    memcpy(p->at, bytes, n);
+    p->at += n;
+    return kept;
+}
+
+/* A zeroed record of size bytes with room behind it; p points there. */
+static void *rec_alloc(size_t size, size_t room, spark_pack *p)
+{
+    char *r = (char *)wmem_alloc(wmem_file_scope(), size + room);
+    memset(r, 0, size);
+    p->at = r + size;
+    return r;
+}
+
+static void keep_step(spark_step_info *d, const kr_step *s, spark_pack *p)
 {
     d->kind = s->kind;
     d->dir = s->dir;
@@ -88,21 +149,28 @@ static void keep_step(spark_step_info *d, const kr_step *s)
     d->frame_state = s->frame_state;
     d->plaintext_len = s->plaintext ? s->plaintext_len : 0;
     d->plaintext_skip = s->plaintext_skip;
-    d->note = keep_str(s->note);
+    d->note = keep_str(p, s->note);
     d->reason = s->reason;
 }
 
-static void keep_message(spark_msg_info *d, const kr_message *m)
+/* The room keep_message needs behind the record; shared: the summary, kept already (its step's note) */
+static size_t message_room(const kr_message *m, const char *shared)
+{
+    return str_room(m->uri) + str_room(m->query) + (shared ? 0 : str_room(m->summary)) + str_room(m->name) +
+           str_room(m->arg) + str_room(m->value);
+}
+
+static void keep_message(spark_msg_info *d, const kr_message *m, const char *shared, spark_pack *p)
 {
     d->dir = m->dir;
     d->index = m->index;
     d->kind = m->kind;
-    d->uri = keep_str(m->uri);
-    d->query = keep_str(m->query);
-    d->summary = keep_str(m->summary);
-    d->name = keep_str(m->name);
-    d->arg = keep_str(m->arg);
-    d->value = keep_str(m->value);
+    d->uri = keep_str(p, m->uri);
+    d->query = keep_str(p, m->query);
+    d->summary = shared ? shared : keep_str(p, m->summary);
+    d->name = keep_str(p, m->name);
+    d->arg = keep_str(p, m->arg);
+    d->value = keep_str(p, m->value);
     d->var_type = m->var_type;
     d->event_public = m->event_public;
     d->ttl = m->ttl;
@@ -120,8 +188,16 @@ static void keep_message(spark_msg_info *d, const kr_message *m)
     d->response_time = m->response_time;
 }
 
+/* The connection's copy of a device id: made when the id first shows or changes, shared by the records. */
+static const char *conv_id(spark_conv *conv, const char *hex)
+{
+    if (!conv->id || strncmp(conv->id, hex, KR_DEVICE_ID_HEX_LEN + 1) != 0)
+        conv->id = wmem_strndup(wmem_file_scope(), hex, KR_DEVICE_ID_HEX_LEN);
+    return conv->id;
+}
+
 /* What the tracker knows of the connection now: its device id (when known) and generation. */
-static void conn_facts(const spark_conv *conv, gboolean *id_known, char id[KR_DEVICE_ID_HEX_LEN + 1], int *gen)
+static void conn_facts(spark_conv *conv, gboolean *id_known, const char **id, int *gen)
 {
     const char *known = kr_tracker_device_id(conv->tracker);
 
@@ -129,8 +205,47 @@ static void conn_facts(const spark_conv *conv, gboolean *id_known, char id[KR_DE
         return;
     *id_known = known != NULL;
     if (known)
-        g_strlcpy(id, known, KR_DEVICE_ID_HEX_LEN + 1);
+        *id = conv_id(conv, known);
     *gen = kr_tracker_generation(conv->tracker);
+}
+
+void rec_pend(spark_conv *conv, kr_dir dir, spark_frame_rec *rec)
+{
+    if (conv->n_pending[dir] == conv->cap_pending[dir]) {
+        guint cap = conv->cap_pending[dir] ? 2 * conv->cap_pending[dir] : 4;
+        conv->pending[dir] = (spark_frame_rec **)wmem_realloc(wmem_file_scope(), conv->pending[dir],
+                                                              cap * sizeof *conv->pending[dir]);
+        conv->cap_pending[dir] = cap;
+    }
+    conv->pending[dir][conv->n_pending[dir]++] = rec;
+}
+
+/* The earlier frames whose bytes the PDU of sr holds now know where it completed; the one holding its first
+ * byte is where it starts. Frames whose bytes all lie before this PDU's end are done. */
+static void pending_done(spark_conv *conv, spark_frame_rec *rec, spark_step_rec *sr, const kr_step *s)
+{
+    spark_frame_rec **pend = conv->pending[s->dir];
+    guint64 s0 = s->offset, s1 = s->offset + s->length;
+    gboolean start_found = FALSE;
+    guint i, kept = 0, n = conv->n_pending[s->dir];
+    guint32 first = n > 0 ? pend[0]->frame : 0;
+
+    for (i = 0; i < n; i++) {
+        spark_frame_rec *p = pend[i];
+        if (p != rec && p->range_end > s0 && p->range_start < s1) {
+            if (p->completed_in == 0)
+                p->completed_in = rec->frame;
+            if (sr->in_packet < 0 && p->range_start <= s0 && !start_found) {
+                sr->first_frame = p->frame;
+                start_found = TRUE;
+            }
+        }
+        if (p->range_end > s1)
+            pend[kept++] = p;
+    }
+    if (sr->in_packet < 0 && !start_found && n > 0)
+        sr->first_frame = first;
+    conv->n_pending[s->dir] = kept;
 }
 
 static void cb_step(void *ud, const kr_step *s)
@@ -138,63 +253,39 @@ static void cb_step(void *ud, const kr_step *s)
     spark_conv *conv = (spark_conv *)ud;
     spark_frame_rec *rec = conv->cur;
     spark_step_rec *sr;
+    spark_pack pk;
+    gint in_packet = -1;
+    gboolean plain = s->plaintext && s->plaintext_len > 0, copy;
 
     if (!rec)
         return;
-    sr = wmem_new0(wmem_file_scope(), spark_step_rec);
-    keep_step(&sr->s, s);
-    if (s->plaintext && s->plaintext_len > 0)
-        sr->plaintext = (guint8 *)wmem_memdup(wmem_file_scope(), s->plaintext, s->plaintext_len);
-
     /* Where is it in this frame? Only where the PDU lies whole in the bytes being fed. */
-    sr->in_packet = -1;
     if (conv->chunk_active && conv->chunk_tvb_offset >= 0 && s->dir == conv->chunk_dir &&
         s->offset >= conv->chunk_start &&
         s->bytes && s->length > 0) {
         guint64 pos = s->offset - conv->chunk_start;
         if (pos + s->length <= conv->chunk_len && memcmp(conv->chunk + pos, s->bytes, s->length) == 0)
-            sr->in_packet = conv->chunk_tvb_offset + (gint)pos;
+            in_packet = conv->chunk_tvb_offset + (gint)pos;
     }
-    if (sr->in_packet < 0 && s->bytes && s->length > 0)   /* later passes show it from a copy */
-        sr->bytes = (guint8 *)wmem_memdup(wmem_file_scope(), s->bytes, s->length);
-    /* The earlier frames whose bytes this PDU holds now know where it completed; the one holding its
-     * first byte is where it starts. Frames whose bytes all lie before this PDU's end are done. */
+    copy = in_packet < 0 && s->bytes && s->length > 0;     /* later passes show it from a copy */
+    sr = (spark_step_rec *)rec_alloc(sizeof *sr, str_room(s->note) + (plain ? s->plaintext_len : 0) +
+                                     (copy ? s->length : 0), &pk);
+    keep_step(&sr->s, s, &pk);
+    sr->in_packet = in_packet;
+    if (plain)
+        sr->plaintext = keep_bytes(&pk, s->plaintext, s->plaintext_len);
+    if (copy)
+        sr->bytes = keep_bytes(&pk, s->bytes, s->length);
     sr->first_frame = rec->frame;
-    {
-        wmem_array_t *pend = conv->pending[s->dir];
-        wmem_array_t *keep = NULL;
-        guint64 s0 = s->offset, s1 = s->offset + s->length;
-        gboolean start_found = FALSE;
-        guint i, n = wmem_array_get_count(pend);
-        for (i = 0; i < n; i++) {
-            spark_frame_rec *p = *(spark_frame_rec **)wmem_array_index(pend, i);
-            if (p != rec && p->range_end > s0 && p->range_start < s1) {
-                if (p->completed_in == 0)
-                    p->completed_in = rec->frame;
-                if (sr->in_packet < 0 && p->range_start <= s0 && !start_found) {
-                    sr->first_frame = p->frame;
-                    start_found = TRUE;
-                }
-            }
-            if (p->range_end > s1) {
-                if (!keep)
-                    keep = wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
-                wmem_array_append_one(keep, p);
-            }
-        }
-        if (sr->in_packet < 0 && !start_found && n > 0)
-            sr->first_frame = (*(spark_frame_rec **)wmem_array_index(pend, 0))->frame;
-        if (n > 0)
-            conv->pending[s->dir] = keep ? keep : wmem_array_new(wmem_file_scope(), sizeof(spark_frame_rec *));
-    }
+    pending_done(conv, rec, sr, s);
     if (conv->chunk_active && s->dir == conv->chunk_dir)
         conv->step_in_chunk = TRUE;
     conv->last_step_end[s->dir] = s->offset + s->length;
 
-    conn_facts(conv, &sr->conn_id_known, sr->conn_id, &sr->generation);
+    conn_facts(conv, &sr->conn_id_known, &sr->conn_id, &sr->generation);
     if (s->device_id_known) {
         sr->conn_id_known = TRUE;
-        g_strlcpy(sr->conn_id, s->device_id_hex, sizeof sr->conn_id);
+        sr->conn_id = conv_id(conv, s->device_id_hex);
     }
     if (s->kind == KR_STEP_SESSIONBLOCK && s->session_known) {
         sr->session = (guint8 *)wmem_memdup(wmem_file_scope(), s->session, KR_SESSION_LEN);
@@ -210,11 +301,17 @@ static void cb_message(void *ud, const kr_message *m)
     spark_frame_rec *rec = conv->cur;
     spark_step_rec *sr;
     spark_msg_rec *mr;
+    spark_pack pk;
+    const char *shared;
 
     if (!rec)
         return;
-    mr = wmem_new0(wmem_file_scope(), spark_msg_rec);
-    keep_message(&mr->m, m);
+    sr = rec_last_step(rec);
+    if (sr && sr->msg)
+        sr = NULL;
+    shared = sr && strcmp(sr->s.note, m->summary) == 0 ? sr->s.note : NULL;
+    mr = (spark_msg_rec *)rec_alloc(sizeof *mr, message_room(m, shared), &pk);
+    keep_message(&mr->m, m, shared, &pk);
     mr->frame = rec->frame;
     if (m->answers >= 0 && (guint)m->answers < wmem_array_get_count(conv->messages)) {
         spark_msg_rec *req = *(spark_msg_rec **)wmem_array_index(conv->messages, (guint)m->answers);
@@ -230,8 +327,7 @@ static void cb_message(void *ud, const kr_message *m)
     }
     *(spark_msg_rec **)wmem_array_index(conv->messages, m->index) = mr;
 
-    sr = rec_last_step(rec);
-    if (sr && !sr->msg) {
+    if (sr) {
         sr->msg = mr;
     } else {
         /* a message without its own step in this frame: give it an empty step of its own */
@@ -264,7 +360,7 @@ static void cb_verdict(void *ud, const kr_verdict *v)
         return;
     vr = wmem_new0(wmem_file_scope(), spark_verdict_rec);
     vr->v = *v;
-    conn_facts(conv, &vr->id_known, vr->id, &vr->generation);
+    conn_facts(conv, &vr->id_known, &vr->id, &vr->generation);
     rec_add(conv->cur, SPARK_EV_VERDICT, vr);
 }
 

@@ -8,12 +8,26 @@
 #include <keyring/conn.h>
 
 #include <epan/proto_data.h>
+#include <epan/tap.h>
 
 static dissector_handle_t coap_handle;
+static int expert_tap = -1;
 
 void spark_render_handoff(void)
 {
     coap_handle = find_dissector("coap");
+    expert_tap = find_tap_id("expert");
+}
+
+/* Wireshark's CoAP dissector reads the decrypted message when what it finds can be seen: in a tree, in an
+ * expert tap or any other tap listener (a statistic or script may read CoAP's), or on a later pass of the same frame (CoAP pairs requests with answers on the first pass).
+ * A first pass that fills the columns and builds no tree is a summary of a single-pass read (tshark's;
+ * Wireshark's first pass and tshark -2's fill no columns): the Info column stays Spark's, the Protocol
+ * column is set to CoAP here, so CoAP would add nothing there. */
+static gboolean coap_shows(packet_info *pinfo, const spark_pass *pass)
+{
+    return pass->top || !pinfo->cinfo || (expert_tap >= 0 && have_tap_listener(expert_tap)) ||
+           tap_listeners_require_dissection();
 }
 
 spark_pass *pass_get(packet_info *pinfo)
@@ -228,6 +242,7 @@ typedef struct spark_view {
     proto_tree *tree;             /* the step's subtree */
     proto_item *item;
     const char *title;
+    const char *text;             /* what the Info column gets: the title, a record's text or info */
     char info[512];
 } spark_view;
 
@@ -259,8 +274,10 @@ static void render_idblock(spark_view *v)
     if (s->id_block_opened == KR_NO)
         expert_add_info_format(v->pinfo, v->item, &spark_ei.not_opened, "Device ID block not opened: %s",
                                kr_hs_result_str(s->hs_result));
-    if (s->device_id_known)
+    if (s->device_id_known) {
         g_snprintf(v->info, sizeof v->info, "%s (device %s)", v->title, v->sr->conn_id);
+        v->text = v->info;
+    }
 }
 
 static void render_sessionblock(spark_view *v)
@@ -334,9 +351,11 @@ static void render_plaintext(spark_view *v)
     ptvb = tvb_new_child_real_data(v->tvb, v->sr->plaintext, (guint)s->plaintext_len, (gint)s->plaintext_len);
     add_new_data_source(v->pinfo, ptvb, s->plaintext_skip ? "Decrypted Spark (tail)" : "Decrypted Spark");
     if (s->frame_state == KR_FRAME_DECRYPTED && s->plaintext_skip == 0 && coap_handle) {
-        col_set_writable(v->pinfo->cinfo, COL_INFO, FALSE);
-        call_dissector(coap_handle, ptvb, v->pinfo, v->pass->top);
-        col_set_writable(v->pinfo->cinfo, COL_INFO, TRUE);
+        if (coap_shows(v->pinfo, v->pass)) {
+            col_set_writable(v->pinfo->cinfo, COL_INFO, FALSE);
+            call_dissector(coap_handle, ptvb, v->pinfo, v->pass->top);
+            col_set_writable(v->pinfo->cinfo, COL_INFO, TRUE);
+        }
         v->pass->coap_layer = TRUE;
         spark_follow_queue(v->pinfo, ptvb);
     } else {
@@ -361,10 +380,11 @@ static void render_frame(spark_view *v)
         if (v->tree)
             render_message(v->tree, v->stvb, v->sr->msg);
         if (v->sr->msg->m.summary[0])
-            g_strlcpy(v->info, v->sr->msg->m.summary, sizeof v->info);
+            v->text = v->sr->msg->m.summary;
     } else if (s->frame_state != KR_FRAME_DECRYPTED) {
         g_snprintf(v->info, sizeof v->info, "%s (%s)", v->title,
                    val_to_str_const(s->frame_state, spark_frame_state_vals, "?"));
+        v->text = v->info;
     }
 }
 
@@ -438,14 +458,14 @@ static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spa
     if (!v.title)
         v.title = "Spark PDU";
     render_step_head(&v, tree);
-    g_strlcpy(v.info, v.title, sizeof v.info);
+    v.text = v.title;
     if ((size_t)s->kind < array_length(step_renderers) && step_renderers[s->kind])
         step_renderers[s->kind](&v);
     if (v.tree && s->note[0])
         add_gen_string(v.tree, spark_hf.note, v.stvb, s->note);
     if (v.tree && s->hs_result != KR_HS_OK)
         add_gen_string(v.tree, spark_hf.hs_result, v.stvb, kr_hs_result_str(s->hs_result));
-    info_add(pinfo, pass, v.info);
+    info_add(pinfo, pass, v.text);
 }
 
 static void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
@@ -613,7 +633,7 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass 
     memset(&ti, 0, sizeof ti);
     ti.conv = rec->conv;
     ti.final_verdict = -1;
-    if (!pass->tree) {
+    if (!pass->tree && tree) {   /* (without a tree every item below is NULL) */
         pass->top = tree;
         pass->root = proto_tree_add_item(tree, proto_spark, tvb, 0, -1, ENC_NA);
         pass->tree = proto_item_add_subtree(pass->root, spark_ett.top);
@@ -622,7 +642,7 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass 
         render_header(tvb, pinfo, pass, rec);
     n = rec_count(rec);
     for (i = pass->rendered; i < n; i++) {
-        spark_ev *ev = (spark_ev *)wmem_array_index(rec->events, i);
+        spark_ev *ev = &rec->events[i];
         tap_note(&ti, ev);
         switch (ev->type) {
         case SPARK_EV_STEP: render_step(tvb, pinfo, pass->tree, pass, ev->u.step); break;

@@ -748,6 +748,27 @@ def test_samples_one_pass(sh):
     check(a == b, "healthy: one pass and two passes differ")
 
 
+def test_summary_without_tree(sh):
+    """Summary lines are the same whether or not a tree is built: tshark's single pass without a tree leaves
+    Wireshark's CoAP dissector out (nothing it adds would show), a display filter builds a tree and calls it;
+    tshark -2 calls it on the first pass, and its second pass shows the same with or without a tree. The
+    decrypted frames still say CoAP and the message in the Protocol and Info columns."""
+    for row in read_expected():
+        cap, kf = sample_in(sh, row["scenario"])
+        keys = ["-o", "spark.keyfile:" + kf]
+        plain = sh.run(["-n", "-r", cap] + keys).stdout
+        tree = sh.run(["-n", "-r", cap, "-Y", "frame"] + keys).stdout
+        two = sh.run(["-n", "-2", "-r", cap] + keys).stdout
+        two_tree = sh.run(["-n", "-2", "-r", cap, "-Y", "frame"] + keys).stdout
+        check(plain and plain == tree, "%s: summary lines differ when a tree is built" % row["scenario"])
+        check(two and two == two_tree, "%s: -2: summary lines differ when a tree is built" % row["scenario"])
+        if row["scenario"] == "healthy":
+            coap = [l for l in plain.splitlines() if " CoAP " in l]
+            mids = sh.fields(cap, ["coap.mid"], extra=keys + ["-Y", "coap"])
+            check(coap and len(coap) == len(mids), "healthy: %d summary lines say CoAP, %d frames hold CoAP"
+                  % (len(coap), len(mids)))
+
+
 def test_samples_filtered(sh):
     """A display filter on spark.verdict keeps exactly the frames that carry the verdicts."""
     for row in read_expected():
@@ -1206,6 +1227,7 @@ TESTS = {
     "samples-keys": test_samples_keys,
     "samples-no-keys": test_samples_no_keys,
     "samples-one-pass": test_samples_one_pass,
+    "summary-without-tree": test_summary_without_tree,
     "samples-filtered": test_samples_filtered,
     "samples-messages": test_samples_messages,
     "samples-ota": test_samples_ota,
