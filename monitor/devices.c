@@ -133,43 +133,65 @@ static int cmp_dev(gconstpointer pa, gconstpointer pb)
     return r ? r : strcmp(a->name, b->name);
 }
 
-GArray *cm_devices_rows(const cm_devices *d, const cm_mon *m, cm_dev_sort sort)
+static int cmp_dev_ptr(gconstpointer pa, gconstpointer pb)
 {
-    GHashTable *idx = g_hash_table_new(g_str_hash, g_str_equal);
-    GArray *rows = g_array_new(FALSE, FALSE, sizeof(cm_device));
+    return cmp_dev(*(const cm_device *const *)pa, *(const cm_device *const *)pb);
+}
+
+/* The rows as pointers, sorted: an ended connections' record as it is, a copy (in *own, which the caller
+ * frees) for a device with live connections. A row costs a pointer, not a copy of its record: a million
+ * devices are listed without a second million records. */
+static GPtrArray *row_ptrs(const cm_devices *d, const cm_mon *m, cm_dev_sort sort, GPtrArray **own)
+{
+    GHashTable *idx = g_hash_table_new(g_str_hash, g_str_equal);   /* name -> position + 1 */
+    GPtrArray *rows = g_ptr_array_sized_new(g_hash_table_size(d->by_name));
+    *own = g_ptr_array_new_with_free_func(g_free);
     GHashTableIter it;
     gpointer k, val;
     g_hash_table_iter_init(&it, d->by_name);
-    while (g_hash_table_iter_next(&it, &k, &val))
-        g_array_append_val(rows, *(cm_device *)val);
-    for (guint i = 0; i < rows->len; i++)
-        g_hash_table_insert(idx, g_array_index(rows, cm_device, i).name, GUINT_TO_POINTER(i + 1));
+    while (g_hash_table_iter_next(&it, &k, &val)) {
+        g_ptr_array_add(rows, val);
+        g_hash_table_insert(idx, ((cm_device *)val)->name, GUINT_TO_POINTER(rows->len));
+    }
     for (guint j = 0; m && j < m->conns->len; j++) {
-        {
-            const cm_conn *c = g_ptr_array_index(m->conns, j);
-            if (c->ended)
-                continue;
-            char name[48];
-            cm_device_name(c, name, sizeof name);
-            guint at = GPOINTER_TO_UINT(g_hash_table_lookup(idx, name));
-            if (!at) {
-                cm_device v = { .platform = -1, .id_known = cm_conn_info(c)->device_id_known };
-                g_strlcpy(v.name, name, sizeof v.name);
-                g_array_append_val(rows, v);
+        const cm_conn *c = g_ptr_array_index(m->conns, j);
+        if (c->ended)
+            continue;
+        char name[48];
+        cm_device_name(c, name, sizeof name);
+        guint at = GPOINTER_TO_UINT(g_hash_table_lookup(idx, name));
+        cm_device *v = at ? g_ptr_array_index(rows, at - 1) : NULL;
+        if (!v || v == g_hash_table_lookup(d->by_name, name)) {
+            /* a record of its own: a new one, or a copy of the ended connections' */
+            cm_device *copy = v ? g_memdup2(v, sizeof *v) : g_new0(cm_device, 1);
+            if (!v) {
+                copy->platform = -1;
+                copy->id_known = cm_conn_info(c)->device_id_known;
+                g_strlcpy(copy->name, name, sizeof copy->name);
+                g_ptr_array_add(rows, copy);
                 at = rows->len;
-                /* the keys point into rows, which may move: rebuild the index */
-                g_hash_table_remove_all(idx);
-                for (guint r = 0; r < rows->len; r++)
-                    g_hash_table_insert(idx, g_array_index(rows, cm_device, r).name, GUINT_TO_POINTER(r + 1));
             }
-            cm_device *v = &g_array_index(rows, cm_device, at - 1);
-            add_conn(v, c, cm_conn_info(c));
-            v->live++;
+            g_ptr_array_add(*own, copy);
+            rows->pdata[at - 1] = v = copy;
+            g_hash_table_insert(idx, v->name, GUINT_TO_POINTER(at));
         }
+        add_conn(v, c, cm_conn_info(c));
+        v->live++;
     }
     g_hash_table_destroy(idx);
     dev_sort_key = sort;
-    g_array_sort(rows, cmp_dev);
+    g_ptr_array_sort(rows, cmp_dev_ptr);
+    return rows;
+}
+
+GArray *cm_devices_rows(const cm_devices *d, const cm_mon *m, cm_dev_sort sort)
+{
+    GPtrArray *own, *p = row_ptrs(d, m, sort, &own);
+    GArray *rows = g_array_sized_new(FALSE, FALSE, sizeof(cm_device), p->len);
+    for (guint i = 0; i < p->len; i++)
+        g_array_append_vals(rows, g_ptr_array_index(p, i), 1);
+    g_ptr_array_free(p, TRUE);
+    g_ptr_array_free(own, TRUE);
     return rows;
 }
 
@@ -180,15 +202,16 @@ static const char *gen_str(int g)
 
 void cm_devices_print(const cm_devices *d, const cm_mon *m, FILE *out)
 {
-    GArray *rows = cm_devices_rows(d, m, CM_DSORT_DEVICE);
+    GPtrArray *own, *rows = row_ptrs(d, m, CM_DSORT_DEVICE, &own);
     if (!rows->len) {
-        g_array_free(rows, TRUE);
+        g_ptr_array_free(rows, TRUE);
+        g_ptr_array_free(own, TRUE);
         return;
     }
     fprintf(out, "devices: %u\n%-26s %5s %5s %6s %-23s %-15s %6s %10s %3s %s\n", rows->len, "DEVICE", "CONNS", "OK",
             "FAILED", "LAST VERDICT", "LAST SEEN (UTC)", "MSGS", "BYTES", "GEN", "PLATFORM");
     for (guint i = 0; i < rows->len; i++) {
-        const cm_device *v = &g_array_index(rows, cm_device, i);
+        const cm_device *v = g_ptr_array_index(rows, i);
         char t[32], p[32], lv[32];
         snprintf(lv, sizeof lv, "%s%s", v->last_verdict ? kr_verdict_str(v->last_verdict) : "-",
                  v->last_verdict && !v->last_proven ? "?" : "");
@@ -198,16 +221,17 @@ void cm_devices_print(const cm_devices *d, const cm_mon *m, FILE *out)
                 (unsigned long long)v->messages, (unsigned long long)v->bytes, gen_str(v->generation),
                 cm_platform_str(v->platform, p, sizeof p));
     }
-    g_array_free(rows, TRUE);
+    g_ptr_array_free(rows, TRUE);
+    g_ptr_array_free(own, TRUE);
 }
 
 void cm_devices_json(const cm_devices *d, const cm_mon *m, FILE *out)
 {
-    GArray *rows = cm_devices_rows(d, m, CM_DSORT_DEVICE);
+    GPtrArray *own, *rows = row_ptrs(d, m, CM_DSORT_DEVICE, &own);
     cm_json j;
     cm_json_init(&j);
     for (guint i = 0; i < rows->len; i++) {
-        const cm_device *v = &g_array_index(rows, cm_device, i);
+        const cm_device *v = g_ptr_array_index(rows, i);
         cm_json_reset(&j);
         cm_json_obj(&j, NULL);
         cm_json_str(&j, "type", "device");
@@ -241,5 +265,6 @@ void cm_devices_json(const cm_devices *d, const cm_mon *m, FILE *out)
         cm_json_line(&j, out);
     }
     cm_json_free(&j);
-    g_array_free(rows, TRUE);
+    g_ptr_array_free(rows, TRUE);
+    g_ptr_array_free(own, TRUE);
 }

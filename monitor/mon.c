@@ -38,21 +38,6 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
         if ((c)->mon->obs[i_].member)                                           \
             (c)->mon->obs[i_].member((c)->mon->obs[i_].ud, (c), (arg))
 
-static void refresh(cm_conn *c)
-{
-    if (!c->tr)
-        return;
-    const char *id = kr_tracker_device_id(c->tr);   /* the cheap accessors: this runs per packet */
-    c->info.device_id_known = id != NULL;
-    if (id) {   /* without printf: this runs per packet */
-        size_t n = strnlen(id, sizeof c->info.device_id_hex - 1);
-        memcpy(c->info.device_id_hex, id, n);
-        c->info.device_id_hex[n] = '\0';
-    }
-    c->info.last_step = kr_tracker_last_step(c->tr);
-    c->info.verdict.code = kr_tracker_verdict_code(c->tr);
-}
-
 const kr_conn_info *cm_conn_info(const cm_conn *c)
 {
     static _Thread_local kr_conn_info now;
@@ -80,8 +65,11 @@ static void on_open(void *ud, kr_conn *kc)
     memcpy(c->server.ip, s->ip, 16);
     c->server.port = s->port;
     c->first = c->last = m->now;
-    c->events = g_array_new(FALSE, FALSE, sizeof(cm_event));
-    g_array_set_clear_func(c->events, event_clear);
+    c->end_reason = "";
+    if (m->keep_events) {    /* only the screen and the report read them */
+        c->events = g_array_new(FALSE, FALSE, sizeof(cm_event));
+        g_array_set_clear_func(c->events, event_clear);
+    }
     kr_conn_set_user(kc, c);
     if (m->budget)
         kr_tracker_set_budget(c->tr, m->budget, d->ip);
@@ -121,9 +109,6 @@ static void on_verdict(void *ud, kr_conn *kc, const kr_verdict *v)
 {
     cm_conn *c = kr_conn_user(kc);
     (void)ud;
-    c->verdict_changes++;
-    if (v->final)
-        c->final_reported = true;
     add_event(c, CM_EV_VERDICT, v->last_dir, v->time, 0, v->code, kr_verdict_str(v->code), v->evidence);
     NOTIFY(c, verdict, v);
 }
@@ -139,23 +124,36 @@ static void on_tcp(void *ud, kr_conn *kc, const kr_tcp_event *e)
     add_event(c, CM_EV_TCP, e->dir, e->time, 0, (int)e->kind, kr_tcp_kind_str(e->kind), e->text);
 }
 
-/* Drops the oldest ended connections beyond the history limit. */
+static void conn_free(cm_conn *c)
+{
+    if (c->tr)
+        kr_tracker_free(c->tr);
+    if (c->events)
+        g_array_free(c->events, TRUE);
+    g_free(c);
+}
+
+/* Drops the oldest ended connections beyond the history limit, in one pass over the list. */
 static void trim_history(cm_mon *m)
 {
-    for (guint i = 0; m->n_ended > m->max_history && i < m->conns->len;) {
+    if (m->n_ended <= m->max_history)
+        return;
+    size_t drop = m->n_ended - m->max_history;
+    guint kept = 0, i = 0;
+    for (; drop && i < m->conns->len; i++) {
         cm_conn *c = g_ptr_array_index(m->conns, i);
         if (c->ended) {
-            g_ptr_array_remove_index(m->conns, i);
-            if (c->tr)
-                kr_tracker_free(c->tr);
-            g_array_free(c->events, TRUE);
-            g_free(c);
+            conn_free(c);
+            drop--;
             m->n_ended--;
             m->version++;
         } else {
-            i++;
+            m->conns->pdata[kept++] = c;
         }
     }
+    guint rest = m->conns->len - i;
+    memmove(m->conns->pdata + kept, m->conns->pdata + i, rest * sizeof(gpointer));
+    g_ptr_array_set_size(m->conns, kept + rest);
 }
 
 static void on_end(void *ud, kr_conn *kc, const char *reason)
@@ -164,15 +162,20 @@ static void on_end(void *ud, kr_conn *kc, const char *reason)
     cm_conn *c = kr_conn_user(kc);
     c->tr = kr_conn_take_tracker(kc);        /* the history keeps it */
     c->kc = NULL;
-    refresh(c);
     c->ended = true;
     m->n_ended++;
-    g_strlcpy(c->end_reason, reason, sizeof c->end_reason);
+    c->end_reason = g_intern_string(reason);   /* a handful of distinct words, kept once */
     add_event(c, CM_EV_END, KR_D2S, c->last, 0, 0, "end", reason);
     for (int i = 0; i < m->n_obs; i++)
         if (m->obs[i].end)
             m->obs[i].end(m->obs[i].ud, c);
     m->version++;
+    /* many ending at once (the capture's end, an idle sweep): the history is trimmed as they end, so
+     * what the observers make of them reuses the memory of those dropped, not new memory (never while
+     * a packet of this connection is handled: cm_mon_packet still reads it) */
+    size_t batch = m->conns->len / 64 > 1024 ? m->conns->len / 64 : 1024;
+    if (m->n_ended > m->max_history + batch && !kr_conn_in_packet(kc))
+        trim_history(m);
 }
 
 static const kr_conn_callbacks conn_cb = {
@@ -228,11 +231,7 @@ void cm_mon_free(cm_mon *m)
         kr_conn_table_free(m->tab);
     }
     for (guint i = 0; i < m->conns->len; i++) {
-        cm_conn *c = g_ptr_array_index(m->conns, i);
-        if (c->tr)
-            kr_tracker_free(c->tr);
-        g_array_free(c->events, TRUE);
-        g_free(c);
+        conn_free(g_ptr_array_index(m->conns, i));
     }
     g_ptr_array_free(m->conns, TRUE);
 }
@@ -286,7 +285,6 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
         c->wire_bytes += p->payload_wire_len;
         if (ts > c->last)
             c->last = ts;
-        refresh(c);
         m->version++;
     }
     sync_stats(m);
@@ -308,4 +306,5 @@ void cm_mon_finish(cm_mon *m, double now, const char *reason)
         return;
     kr_conn_finish(m->tab, now, reason);
     sync_stats(m);
+    trim_history(m);
 }

@@ -34,33 +34,21 @@ typedef struct cm_event {
     char *text;              /* owned: note, summary, finding evidence, verdict evidence */
 } cm_event;
 
-/* What the lists sort and filter by, refreshed after each packet; the whole kr_conn_info is built when a
- * view asks for it (cm_conn_info), so an open connection does not carry one. */
-typedef struct cm_brief {
-    bool device_id_known;
-    char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
-    kr_step_kind last_step;
-    struct { kr_verdict_code code; } verdict;
-} cm_brief;
-
-typedef struct cm_conn {
+typedef struct cm_conn {     /* grouped by size: a million open connections each hold one */
+    kr_conn *kc;             /* the connection layer's, while live */
+    kr_tracker *tr;          /* its tracker (kept after the end for the history) */
+    const kr_conn_info *given; /* the view of a connection made without a tracker (tests), else NULL */
+    struct cm_mon *mon;
+    const char *end_reason;  /* interned (g_intern_string): "" while open */
+    GArray *events;          /* cm_event, at most CM_MAX_EVENTS; NULL unless the model keeps events */
+    uint64_t packets;
+    uint64_t wire_bytes;     /* TCP payload bytes on the wire, both directions */
+    uint64_t events_dropped; /* events removed from the middle to stay within the limit */
+    double first, last;
     unsigned id;             /* 1, 2, ... in order of first packet */
     cm_addr client, server;  /* device and cloud */
     bool saw_syn;
     bool ended;
-    char end_reason[64];
-    kr_conn *kc;             /* the connection layer's, while live */
-    kr_tracker *tr;          /* its tracker (kept after the end for the history) */
-    cm_brief info;           /* from the tracker, refreshed after each packet */
-    const kr_conn_info *given; /* the view of a connection made without a tracker (tests), else NULL */
-    uint64_t packets;
-    uint64_t wire_bytes;     /* TCP payload bytes on the wire, both directions */
-    double first, last;
-    GArray *events;          /* cm_event, at most CM_MAX_EVENTS */
-    uint64_t events_dropped; /* events removed from the middle to stay within the limit */
-    unsigned verdict_changes;
-    bool final_reported;     /* a verdict with final set went to the observers */
-    struct cm_mon *mon;
 } cm_conn;
 
 #define CM_MAX_EVENTS 1024  /* events kept per connection ... */

@@ -72,10 +72,9 @@ struct kr_conn {              /* grouped by size: a million open connections eac
     kr_reasm rs[2];
     uint64_t stream_pos[2];  /* bytes of each direction handed to the tracker, gaps included */
     double rst_time;         /* an accepted RST waiting to see whether the connection survives it */
-    double pre_time;
     double first, last;
     uint64_t packets;
-    size_t pre_len;
+    uint8_t *pre;            /* undecided: the first bytes of the cloud stream (KR_CONN_PRE_MAX), made at need */
     unsigned id;
     kr_conn_state state;
     kr_dir rst_dir;
@@ -83,9 +82,9 @@ struct kr_conn {              /* grouped by size: a million open connections eac
                                 scale is known) */
     uint32_t ack_of[2];      /* last acknowledgement the receiver of each direction sent */
     uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
+    uint32_t hash;           /* of its key (kr_conn_key_of), in its table's map */
     kr_endpoint dev, cloud;
-    uint8_t key[KR_CONN_KEY_LEN];
-    uint8_t pre[KR_CONN_PRE_MAX]; /* undecided: the first bytes of the cloud stream */
+    uint8_t pre_len;         /* bytes in pre */
     int8_t wscale[2];        /* each sender's window scale option in its SYN: -1 none, -2 not known */
     bool saw_syn, saw_synack, joined;
     bool have_ack[2];        /* ack_of[d] is set */
@@ -95,15 +94,39 @@ struct kr_conn {              /* grouped by size: a million open connections eac
     bool held;               /* ended by the frontend (kr_conn_end): its later packets stay its own */
 };
 
+/* The connection's key: its address family, then its two ends (address, port) in byte order, so that both
+ * directions of a connection have the same (table.c). */
+void kr_conn_key_of(const kr_conn *c, uint8_t key[KR_CONN_KEY_LEN]);
+bool kr_conn_has_key(const kr_conn *c, const uint8_t key[KR_CONN_KEY_LEN]);
+
+/* connmap.c: key -> connection (live and ended-lingering) */
+typedef struct kr_conn_map {
+    kr_conn **slot;          /* mask + 1 slots, a power of two; NULL: empty */
+    size_t mask, n;
+    uint64_t seed;
+} kr_conn_map;
+
+void kr_map_init(kr_conn_map *m);
+void kr_map_free(kr_conn_map *m);
+kr_conn *kr_map_find(const kr_conn_map *m, const uint8_t *key);
+/* key: c's (kr_conn_key_of), not in the map yet */
+void kr_map_insert(kr_conn_map *m, kr_conn *c, const uint8_t *key);
+void kr_map_remove(kr_conn_map *m, const kr_conn *c);
+/* The next connection from slot *pos on (start at 0), NULL after the last; not while entries are removed. */
+kr_conn *kr_map_next(const kr_conn_map *m, size_t *pos);
+size_t kr_map_memory(const kr_conn_map *m);
+
 struct kr_conn_table {
     const kr_keyfile *kf;
     kr_conn_options o;
     kr_conn_callbacks cb;
     void *ud;
-    GHashTable *map;         /* key -> kr_conn* (live and ended-lingering) */
+    kr_conn_map map;         /* key -> kr_conn* (live and ended-lingering) */
     unsigned next_id;
     size_t live;
     double last_expire;
+    double next_due;         /* no connection can expire before this capture time (expire's scan sets it,
+                                each new connection lowers it): the scans between are skipped */
     kr_conn_stats st;
 };
 

@@ -1,5 +1,6 @@
 /* sparkwire libkeyring: the connection table: identity (one entry for both directions), which side is
  * the device, following a connection, bounded size with eviction that spares protocol sessions, expiry. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,29 +27,39 @@ static void put_end(uint8_t *o, const kr_endpoint *e)
     o[17] = (uint8_t)e->port;
 }
 
-static void make_key(const kr_packet *p, uint8_t key[KR_CONN_KEY_LEN])
+static void key_of_ends(const kr_endpoint *x, const kr_endpoint *y, uint8_t key[KR_CONN_KEY_LEN])
 {
     uint8_t a[18], b[18];
-    put_end(a, &p->src);
-    put_end(b, &p->dst);
-    key[0] = p->src.family;
+    put_end(a, x);
+    put_end(b, y);
+    key[0] = x->family;
     bool a_first = memcmp(a, b, 18) <= 0;
     memcpy(key + 1, a_first ? a : b, 18);
     memcpy(key + 19, a_first ? b : a, 18);
 }
 
-static guint key_hash(gconstpointer k)
+static void make_key(const kr_packet *p, uint8_t key[KR_CONN_KEY_LEN])
 {
-    const uint8_t *p = k;
-    guint h = 2166136261u;
-    for (int i = 0; i < KR_CONN_KEY_LEN; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h;
+    key_of_ends(&p->src, &p->dst, key);
 }
 
-static gboolean key_equal(gconstpointer a, gconstpointer b)
+void kr_conn_key_of(const kr_conn *c, uint8_t key[KR_CONN_KEY_LEN])
 {
-    return memcmp(a, b, KR_CONN_KEY_LEN) == 0;
+    key_of_ends(&c->dev, &c->cloud, key);
+}
+
+/* Whether 18 bytes of a key are this end (put_end's layout). */
+static bool end_is(const uint8_t *k, const kr_endpoint *e)
+{
+    return k[16] == (uint8_t)(e->port >> 8) && k[17] == (uint8_t)e->port && memcmp(k, e->ip, 16) == 0;
+}
+
+bool kr_conn_has_key(const kr_conn *c, const uint8_t key[KR_CONN_KEY_LEN])
+{
+    /* the key holds the two ends in byte order: they are c's ends in either order */
+    return key[0] == c->dev.family &&
+           ((end_is(key + 1, &c->dev) && end_is(key + 19, &c->cloud)) ||
+            (end_is(key + 1, &c->cloud) && end_is(key + 19, &c->dev)));
 }
 
 static bool same_end(const kr_endpoint *a, const kr_endpoint *b)
@@ -136,7 +147,7 @@ kr_conn_table *kr_conn_table_new(const kr_keyfile *kf, const kr_conn_options *o,
     if (cb)
         t->cb = *cb;
     t->ud = ud;
-    t->map = g_hash_table_new(key_hash, key_equal);
+    kr_map_init(&t->map);
     return t;
 }
 
@@ -144,6 +155,7 @@ static void conn_free(kr_conn *c)
 {
     for (int d = 0; d < 2; d++)
         kr_reasm_free(&c->rs[d]);
+    g_free(c->pre);
     if (c->tr)
         kr_tracker_free(c->tr);
     g_free(c);
@@ -152,7 +164,7 @@ static void conn_free(kr_conn *c)
 static void conn_remove(kr_conn_table *t, kr_conn *c, double ts, const char *reason)
 {
     kr_conn_end_now(c, ts, reason);
-    g_hash_table_remove(t->map, c->key);
+    kr_map_remove(&t->map, c);
     conn_free(c);
 }
 
@@ -161,13 +173,26 @@ void kr_conn_table_free(kr_conn_table *t)
     if (!t)
         return;
     kr_conn_finish(t, 0, "table freed");
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, t->map);
-    while (g_hash_table_iter_next(&it, &k, &v))
-        conn_free(v);
-    g_hash_table_destroy(t->map);
+    size_t pos = 0;
+    for (kr_conn *c; (c = kr_map_next(&t->map, &pos));)
+        conn_free(c);
+    kr_map_free(&t->map);
     g_free(t);
+}
+
+/* Connections ended together end in a stable order, not the map's order: by their first packet, then
+ * their number, then their addresses. */
+static gint by_first(gconstpointer a, gconstpointer b)
+{
+    const kr_conn *x = *(kr_conn *const *)a, *y = *(kr_conn *const *)b;
+    if (x->first != y->first)
+        return x->first < y->first ? -1 : 1;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    uint8_t kx[KR_CONN_KEY_LEN], ky[KR_CONN_KEY_LEN];
+    kr_conn_key_of(x, kx);
+    kr_conn_key_of(y, ky);
+    return memcmp(kx, ky, KR_CONN_KEY_LEN);
 }
 
 /* Which connections go first when the table is full; -1: never for a new connection. */
@@ -186,17 +211,16 @@ static int evict_class(const kr_conn *c)
 
 static bool make_room(kr_conn_table *t, double ts)
 {
-    if (!t->o.max_conns || g_hash_table_size(t->map) < t->o.max_conns)
+    if (!t->o.max_conns || t->map.n < t->o.max_conns)
         return true;
     kr_conn *victim = NULL;
     int vclass = 99;
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, t->map);
-    while (g_hash_table_iter_next(&it, &k, &v)) {
-        kr_conn *c = v;
+    size_t pos = 0;
+    for (kr_conn *c; (c = kr_map_next(&t->map, &pos));) {
         int cl = evict_class(c);
-        if (cl >= 0 && (cl < vclass || (cl == vclass && c->last < victim->last))) {
+        /* the lowest class, then the longest silent, then the oldest (by_first): never the map's order */
+        if (cl >= 0 && (cl < vclass || (cl == vclass && (c->last < victim->last ||
+                                                          (c->last == victim->last && by_first(&c, &victim) < 0))))) {
             victim = c;
             vclass = cl;
         }
@@ -211,22 +235,39 @@ static bool make_room(kr_conn_table *t, double ts)
     return true;
 }
 
+/* The earliest capture time at which c could be expired, whatever it goes through before: open, it goes
+ * after idle seconds of silence; ended (which may happen at any packet), KR_LINGER seconds after its last
+ * packet; ended by the frontend, never. Its last packet only moves later. */
+static double due(const kr_conn_table *t, const kr_conn *c)
+{
+    if (c->state == KR_CS_ENDED)
+        return c->held ? INFINITY : c->last + KR_LINGER;
+    return c->last + (t->o.idle < KR_LINGER ? t->o.idle : KR_LINGER);
+}
+
+static void due_at_least(kr_conn_table *t, const kr_conn *c)
+{
+    double d = due(t, c);
+    if (d < t->next_due)
+        t->next_due = d;
+}
+
 static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *key, bool src_is_dev)
 {
     if (!make_room(t, p->time))
         return NULL;
     kr_conn *c = g_new0(kr_conn, 1);
     c->tab = t;
-    memcpy(c->key, key, KR_CONN_KEY_LEN);
     c->dev = src_is_dev ? p->src : p->dst;
     c->cloud = src_is_dev ? p->dst : p->src;
     c->first = c->last = p->time;
+    due_at_least(t, c);
     c->state = KR_CS_UNDECIDED;
     c->wscale[0] = c->wscale[1] = -2;        /* not known until the SYNs are read */
     c->in_packet = true;                     /* made for the packet being handled */
     for (int d = 0; d < 2; d++)
         kr_reasm_init(&c->rs[d], t->o.max_waiting);
-    g_hash_table_insert(t->map, c->key, c);
+    kr_map_insert(&t->map, c, key);
     t->live++;
     return c;
 }
@@ -266,7 +307,7 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
     maybe_expire(t, p->time);
     uint8_t key[KR_CONN_KEY_LEN];
     make_key(p, key);
-    kr_conn *c = g_hash_table_lookup(t->map, key);
+    kr_conn *c = kr_map_find(&t->map, key);
     bool new_syn = (p->flags & KR_TCP_SYN) && !(p->flags & KR_TCP_ACK);
     if (c && new_syn && c->state != KR_CS_ENDED &&
         (c->rs[0].delivered || c->rs[1].delivered || c->rs[0].ooo || c->rs[1].ooo ||
@@ -280,7 +321,7 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
             t->st.late++;                    /* a retransmission or a last ACK after the end */
             return NULL;
         }
-        g_hash_table_remove(t->map, c->key);
+        kr_map_remove(&t->map, c);
         conn_free(c);
         c = NULL;
     }
@@ -296,7 +337,7 @@ kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *
 {
     uint8_t key[KR_CONN_KEY_LEN];
     make_key(p, key);
-    kr_conn *c = g_hash_table_lookup(t->map, key);
+    kr_conn *c = kr_map_find(&t->map, key);
     if (c && (c->state == KR_CS_ENDED || c->state == KR_CS_FOLLOWED))
         return c->id ? c : NULL;             /* followed already: its sides stay as they are */
     if (!c) {
@@ -320,37 +361,25 @@ kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *
 
 /* ---- expiry and the end ---- */
 
-/* Connections ended together end in a stable order, not the table's hash order: by their first packet,
- * then their number, then their addresses. */
-static gint by_first(gconstpointer a, gconstpointer b)
-{
-    const kr_conn *x = *(kr_conn *const *)a, *y = *(kr_conn *const *)b;
-    if (x->first != y->first)
-        return x->first < y->first ? -1 : 1;
-    if (x->id != y->id)
-        return x->id < y->id ? -1 : 1;
-    return memcmp(x->key, y->key, KR_CONN_KEY_LEN);
-}
-
 static size_t expire(kr_conn_table *t, double now, bool all, const char *reason)
 {
     GPtrArray *old = g_ptr_array_new();
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, t->map);
-    while (g_hash_table_iter_next(&it, &k, &v)) {
-        kr_conn *c = v;
+    size_t pos = 0;
+    t->next_due = INFINITY;
+    for (kr_conn *c; (c = kr_map_next(&t->map, &pos));) {
         bool ended = c->state == KR_CS_ENDED;
         if ((all && !ended) || (ended && !c->held && now - c->last > KR_LINGER) ||
             (!ended && c->last < now - t->o.idle))
             g_ptr_array_add(old, c);
+        else
+            due_at_least(t, c);
     }
     g_ptr_array_sort(old, by_first);
     size_t n = 0;
     for (guint i = 0; i < old->len; i++) {
         kr_conn *c = g_ptr_array_index(old, i);
         if (c->state == KR_CS_ENDED) {
-            g_hash_table_remove(t->map, c->key);
+            kr_map_remove(&t->map, c);
             conn_free(c);
             continue;
         }
@@ -370,8 +399,8 @@ static void maybe_expire(kr_conn_table *t, double now)
 {
     static const double every = 1.0;
     if (t->last_expire == 0 || now - t->last_expire >= every) {
-        if (t->last_expire != 0)
-            expire(t, now, false, NULL);
+        if (t->last_expire != 0 && now >= t->next_due)
+            expire(t, now, false, NULL);   /* before next_due no connection can go: no scan */
         t->last_expire = now;
     }
 }
@@ -428,12 +457,8 @@ kr_tracker *kr_conn_take_tracker(kr_conn *c)
 
 size_t kr_conn_table_memory(const kr_conn_table *t)
 {
-    size_t n = sizeof *t;
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, t->map);
-    while (g_hash_table_iter_next(&it, &k, &v)) {
-        const kr_conn *c = v;
+    size_t n = sizeof *t + kr_map_memory(&t->map), pos = 0;
+    for (const kr_conn *c; (c = kr_map_next(&t->map, &pos));) {
         n += sizeof *c + kr_reasm_memory(&c->rs[0]) + kr_reasm_memory(&c->rs[1]);
         if (c->tr)
             n += kr_tracker_memory(c->tr);

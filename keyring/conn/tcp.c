@@ -61,9 +61,11 @@ static void to_heuristic(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len
         to_tracker(c, dir, data, len, ts, from_packet);
         return;
     }
-    size_t n = KR_CONN_PRE_MAX - c->pre_len < len ? KR_CONN_PRE_MAX - c->pre_len : len;
+    size_t room = (size_t)KR_CONN_PRE_MAX - c->pre_len, n = room < len ? room : len;
+    if (!c->pre)
+        c->pre = g_malloc(KR_CONN_PRE_MAX);
     memcpy(c->pre + c->pre_len, data, n);
-    c->pre_len += n;
+    c->pre_len = (uint8_t)(c->pre_len + n);
     if (c->pre_len < KR_NONCE_LEN)
         return;
     if (c->tab->o.strict && !kr_conn_nonce_like(c->pre, KR_NONCE_LEN)) {
@@ -72,6 +74,8 @@ static void to_heuristic(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len
     }
     kr_conn_follow(c, ts);
     to_tracker(c, dir, c->pre, c->pre_len, ts, false);
+    g_free(c->pre);                          /* decided: the held bytes are the tracker's now */
+    c->pre = NULL;
     if (len > n)
         to_tracker(c, dir, data + n, len - n, ts, from_packet);
 }

@@ -681,7 +681,7 @@ void krt_end_direction(kr_tracker *t, kr_dir dir, double ts, bool capture_end)
             return;
         }
         if (!unfit)
-            snprintf(why, sizeof why, "the cloud port sent %zu bytes, not a 40-byte nonce", ds->have);
+            snprintf(why, sizeof why, "the cloud port sent %zu bytes, not a 40-byte nonce", (size_t)ds->have);
         declare_not_spark(t, dir, ts, "%s", why);
         if (ds->have)
             krt_emit_data(t, dir, ds->have, ts, "not of this protocol");

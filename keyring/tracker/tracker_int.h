@@ -34,8 +34,6 @@ enum kr_pst {
 
 typedef struct kr_dirstate {   /* grouped by size, as kr_tracker */
     uint8_t *buf;          /* current PDU (or resync window); grown lazily */
-    size_t cap, have;
-    size_t scan_from;      /* resync: positions before this are known not to start a frame chain */
     uint64_t offset;       /* stream offset of the next byte */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
@@ -43,13 +41,15 @@ typedef struct kr_dirstate {   /* grouped by size, as kr_tracker */
     struct krt_frec *kept;    /* frames read that a copy may still contradict (reread.c); NULL none */
     kr_cipher *cipher;     /* made at need (krt_cipher); keyed once the session key is known; holds the IV chain */
     uint8_t *pt;           /* plaintext scratch */
-    size_t pt_cap;
     double close_time;
     double first_data_time, last_data_time;
     double last_step_time;
     uint64_t bytes;
     uint64_t skipped;      /* bytes reported as data */
     enum kr_pst st;
+    uint32_t cap, have;    /* of buf (a PDU, a resync window or held bytes: a few KiB at most) */
+    uint32_t scan_from;    /* resync: positions before this are known not to start a frame chain */
+    uint32_t pt_cap;       /* of pt */
     uint32_t frames;       /* frames seen */
     uint32_t frames_ok;    /* frames decrypted (fully or partly) */
     uint32_t frames_bad;   /* frames that should decrypt but did not */
@@ -199,17 +199,7 @@ struct kr_tracker {
     uint32_t closes;
     uint32_t step_index;
     uint32_t msg_index;
-    kr_tri id_block_opened;
-    kr_hs_result id_result;
-    kr_tri nonce_ok;
-    kr_tri offered_key_known;
-    kr_tri record_differs;     /* the cloud's record (device-public) is not the offered key */
-    int generation;
-    kr_tri session_opened;
-    kr_hs_result session_result;
     int device_keys_tried;
-    kr_tri signature_valid;
-    kr_tri signature_ok;
     unsigned req_next[2];
     int n_pend;
     uint32_t findings;         /* findings given that stand */
@@ -225,6 +215,17 @@ struct kr_tracker {
     uint8_t device_id[KR_DEVICE_ID_LEN];
     char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
     uint8_t req_cap[2];
+    /* kr_tri and kr_hs_result values, a byte each */
+    int8_t id_block_opened;     /* kr_tri */
+    int8_t id_result;           /* kr_hs_result */
+    int8_t nonce_ok;            /* kr_tri */
+    int8_t offered_key_known;   /* kr_tri */
+    int8_t record_differs;      /* kr_tri: the cloud's record (device-public) is not the offered key */
+    int8_t generation;          /* 0 unknown, 1, 2 */
+    int8_t session_opened;      /* kr_tri */
+    int8_t session_result;      /* kr_hs_result */
+    int8_t signature_valid;     /* kr_tri */
+    int8_t signature_ok;        /* kr_tri */
 
     /* flags */
     bool opened;

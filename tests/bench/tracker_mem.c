@@ -2,7 +2,7 @@
  * connection layer as cloudmon and the plugin do (kr_conn_table: SYN, SYN-ACK, ACK, the cloud's 40-byte
  * nonce, then the device's 256-byte id block) and prints, after the nonce and after the id block, the
  * resident memory per connection next to what kr_conn_table_memory reports, against the goal (at most
- * 2048 bytes an open connection before the session block).
+ * 2048 bytes an open connection before the session block); exits 1 when a stage misses it.
  * usage: tracker-mem [N] [KEYFILE] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,13 +52,15 @@ static void send(kr_conn_table *tab, long i, bool from_dev, uint32_t seq, uint32
     kr_conn_packet(tab, &p);
 }
 
-static void stage(const char *what, long n, long before, const kr_conn_table *tab)
+/* Prints the figures of one stage; returns whether the goal is met. */
+static bool stage(const char *what, long n, long before, const kr_conn_table *tab)
 {
     long now = rss_kb();
     double per = (double)(now - before) * 1024.0 / (double)n;
     printf("%s: connections %ld rss_before_kb %ld rss_after_kb %ld bytes_per_connection %.0f "
            "reported_per_connection %.0f goal %d: %s\n", what, n, before, now, per,
            (double)kr_conn_table_memory(tab) / (double)n, GOAL, per <= GOAL ? "met" : "NOT met");
+    return per <= GOAL;
 }
 
 int main(int argc, char **argv)
@@ -93,14 +95,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "tracker-mem: %zu of %ld connections open\n", kr_conn_live_count(tab), n);
         return 1;
     }
-    stage("after the nonce", n, before, tab);
+    bool met = stage("after the nonce", n, before, tab);
     for (long i = 0; i < n; i++) {
         for (size_t k = 0; k < sizeof idblock; k++)
             idblock[k] = next_byte();
         send(tab, i, true, 1001, 5041, KR_TCP_ACK | KR_TCP_PSH, idblock, sizeof idblock);
     }
-    stage("after the id block", n, before, tab);
+    met = stage("after the id block", n, before, tab) && met;
     kr_conn_table_free(tab);
     kr_keyfile_free(kf);
-    return 0;
+    return met ? 0 : 1;
 }

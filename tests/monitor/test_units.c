@@ -642,7 +642,7 @@ static void test_mon_history_and_linger(void **st)
     assert_int_equal(last->id, 5);
     assert_true(m.st.late >= 5);                    /* one late retransmission per connection */
     assert_string_equal(last->end_reason, "closed by both sides");
-    assert_true(cm_conn_info(last)->verdict.final || last->info.verdict.code != KR_V_NONE);
+    assert_true(cm_conn_info(last)->verdict.final || cm_conn_info(last)->verdict.code != KR_V_NONE);
     cm_mon_free(&m);
     kr_keyfile_free(kf);
 }
