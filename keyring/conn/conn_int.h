@@ -125,6 +125,8 @@ struct kr_conn_table {
     unsigned next_id;
     size_t live;
     double last_expire;
+    double next_due;         /* no connection can expire before this capture time (expire's scan sets it,
+                                each new connection lowers it): the scans between are skipped */
     kr_conn_stats st;
 };
 

@@ -1,5 +1,6 @@
 /* sparkwire libkeyring: the connection table: identity (one entry for both directions), which side is
  * the device, following a connection, bounded size with eviction that spares protocol sessions, expiry. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,23 @@ static bool make_room(kr_conn_table *t, double ts)
     return true;
 }
 
+/* The earliest capture time at which c could be expired, whatever it goes through before: open, it goes
+ * after idle seconds of silence; ended (which may happen at any packet), KR_LINGER seconds after its last
+ * packet; ended by the frontend, never. Its last packet only moves later. */
+static double due(const kr_conn_table *t, const kr_conn *c)
+{
+    if (c->state == KR_CS_ENDED)
+        return c->held ? INFINITY : c->last + KR_LINGER;
+    return c->last + (t->o.idle < KR_LINGER ? t->o.idle : KR_LINGER);
+}
+
+static void due_at_least(kr_conn_table *t, const kr_conn *c)
+{
+    double d = due(t, c);
+    if (d < t->next_due)
+        t->next_due = d;
+}
+
 static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *key, bool src_is_dev)
 {
     if (!make_room(t, p->time))
@@ -243,6 +261,7 @@ static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *ke
     c->dev = src_is_dev ? p->src : p->dst;
     c->cloud = src_is_dev ? p->dst : p->src;
     c->first = c->last = p->time;
+    due_at_least(t, c);
     c->state = KR_CS_UNDECIDED;
     c->wscale[0] = c->wscale[1] = -2;        /* not known until the SYNs are read */
     c->in_packet = true;                     /* made for the packet being handled */
@@ -346,11 +365,14 @@ static size_t expire(kr_conn_table *t, double now, bool all, const char *reason)
 {
     GPtrArray *old = g_ptr_array_new();
     size_t pos = 0;
+    t->next_due = INFINITY;
     for (kr_conn *c; (c = kr_map_next(&t->map, &pos));) {
         bool ended = c->state == KR_CS_ENDED;
         if ((all && !ended) || (ended && !c->held && now - c->last > KR_LINGER) ||
             (!ended && c->last < now - t->o.idle))
             g_ptr_array_add(old, c);
+        else
+            due_at_least(t, c);
     }
     g_ptr_array_sort(old, by_first);
     size_t n = 0;
@@ -377,8 +399,8 @@ static void maybe_expire(kr_conn_table *t, double now)
 {
     static const double every = 1.0;
     if (t->last_expire == 0 || now - t->last_expire >= every) {
-        if (t->last_expire != 0)
-            expire(t, now, false, NULL);
+        if (t->last_expire != 0 && now >= t->next_due)
+            expire(t, now, false, NULL);   /* before next_due no connection can go: no scan */
         t->last_expire = now;
     }
 }

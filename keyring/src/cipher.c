@@ -140,8 +140,10 @@ static EVP_CIPHER_CTX *cipher_start(const kr_cipher *c, int mode, const uint8_t 
         return NULL;
     }
     shared.owner = c;
-    shared.mode = mode;
-    return EVP_CIPHER_CTX_set_padding(shared.ctx, mode) ? shared.ctx : NULL;   /* PKCS#7 checked by hand */
+    /* PKCS#7 is checked by hand when decrypting: padding is set with the mode (a new key keeps it) */
+    bool pad = !type || EVP_CIPHER_CTX_set_padding(shared.ctx, mode);
+    shared.mode = pad ? mode : -1;
+    return pad ? shared.ctx : NULL;
 }
 
 /* The PKCS#7 padding at the end of the len plaintext bytes at pt: its length (1 to 16), 0 when it is not valid. */
@@ -180,7 +182,6 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
     uint8_t next_iv[16];
     memcpy(next_iv, ct, 16);
 
-    int outl = 0;
     int ok = 1;
     if (blen > 0 && c->own && pt != ct) {
         ok = key_decrypt(c->own, iv, body, blen, pt);   /* the shared probe key's context */
@@ -194,7 +195,7 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
         uint8_t delta[16];
         for (int i = 0; i < 16; i++)
             delta[i] = iv[i] ^ shared.chain[i];
-        ok = ctx && EVP_DecryptUpdate(ctx, pt, &outl, body, (int)blen) && (size_t)outl == blen;
+        ok = ctx && EVP_Cipher(ctx, pt, body, (unsigned int)blen) > 0;   /* whole blocks: no bookkeeping */
         for (int i = 0; ok && i < 16; i++)
             pt[i] ^= delta[i];
         memcpy(shared.chain, body + blen - 16, 16);
@@ -245,15 +246,25 @@ void kr_cipher_share(kr_cipher *c, const kr_probe_key *k)
 /* CBC decryption of len bytes (whole blocks) through the key's ECB context, keyed once per key: every block at
  * once (EVP_Cipher, without the bookkeeping of EVP_DecryptUpdate), then each XOR the ciphertext block before
  * it (iv for the first). out must not be ct. */
+/* out ^= in over n bytes (a multiple of 8), a word at a time */
+static void xor8(uint8_t *out, const uint8_t *in, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, out + i, 8);
+        memcpy(&b, in + i, 8);
+        a ^= b;
+        memcpy(out + i, &a, 8);
+    }
+}
+
 static bool key_decrypt(const kr_probe_key *k, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out)
 {
     if (EVP_Cipher(k->ctx, out, ct, (unsigned int)len) <= 0)
         return false;
-    for (size_t b = 0; b < len; b += 16) {
-        const uint8_t *prev = b ? ct + b - 16 : iv;
-        for (int i = 0; i < 16; i++)
-            out[b + i] ^= prev[i];
-    }
+    /* eight bytes at a time: out[0..16) ^= iv, out[16..len) ^= ct[0..len-16) */
+    xor8(out, iv, 16);
+    xor8(out + 16, ct, len - 16);
     return true;
 }
 

@@ -43,11 +43,25 @@ static bool id_hex_ok(const char *id)
     return n == KR_DEVICE_ID_HEX_LEN;
 }
 
+/* SHA-256 fetched from the provider once for the process (kept to its end), not looked up at every
+ * connection's hint as EVP_sha256() has EVP_Digest do */
+static EVP_MD *sha256_once(void)
+{
+    static EVP_MD *md;
+    static gsize done = 0;
+    if (g_once_init_enter(&done)) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        g_once_init_leave(&done, 1);
+    }
+    return md;
+}
+
 bool kr_session_hint(const uint8_t e[KR_SESSION_E_LEN], uint8_t out[KR_SESSION_HINT_LEN])
 {
     uint8_t h[EVP_MAX_MD_SIZE];
     unsigned int hl = 0;
-    if (!e || !EVP_Digest(e, KR_SESSION_E_LEN, h, &hl, EVP_sha256(), NULL) || hl < KR_SESSION_HINT_LEN)
+    const EVP_MD *md = sha256_once();
+    if (!e || !EVP_Digest(e, KR_SESSION_E_LEN, h, &hl, md ? md : EVP_sha256(), NULL) || hl < KR_SESSION_HINT_LEN)
         return false;
     memcpy(out, h, KR_SESSION_HINT_LEN);
     return true;

@@ -46,8 +46,10 @@ bool kr_coap_quick(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *c
     size_t tkl = pt[0] & 0x0f;
     if (tkl > 8 || 4 + tkl > len || (pt[1] == 0 && len > 4))
         return false;   /* an empty message is the header alone (the cloud's with a token: see message.c) */
-    kr_coap_view v;
-    memset(&v, 0, sizeof v);
+    kr_coap_view v;   /* the counts set: only the segments counted are read, and copied */
+    v.n_path = v.n_query = 0;
+    v.has_max_age = false;
+    v.max_age = 0;
     size_t i = 4 + tkl;
     unsigned number = 0;
     while (i < len && pt[i] != 0xff) {
@@ -63,7 +65,14 @@ bool kr_coap_quick(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *c
     }
     if (i < len && ++i == len)
         return false;   /* a payload marker with nothing after it */
-    *cv = v;
+    cv->n_path = v.n_path;
+    cv->n_query = v.n_query;
+    cv->has_max_age = v.has_max_age;
+    cv->max_age = v.max_age;
+    for (int k = 0; k < v.n_path; k++)   /* one or two of each, usually */
+        cv->path[k] = v.path[k];
+    for (int k = 0; k < v.n_query; k++)
+        cv->query[k] = v.query[k];
     m->type = (pt[0] >> 4) & 3;
     m->code = pt[1];
     m->msg_id = (uint16_t)(pt[2] << 8 | pt[3]);

@@ -9,9 +9,20 @@ typedef struct jr {
     const uint8_t *p, *end;
 } jr;
 
+/* What a byte is to the reader: JSON whitespace, a byte a plain string holds as it is (printable ASCII but
+ * '"' and the backslash), a byte that ends a value (whitespace, ',', ']', '}'). */
+enum { C_WS = 1, C_PLAIN = 2, C_END = 4 };
+#define CLS(c) (((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r' ? C_WS | C_END : 0) |     \
+                ((c) >= 0x20 && (c) < 0x7f && (c) != '"' && (c) != '\\' ? C_PLAIN : 0) |             \
+                ((c) == ',' || (c) == ']' || (c) == '}' ? C_END : 0))
+#define CLS4(b) CLS(b), CLS((b) + 1), CLS((b) + 2), CLS((b) + 3)
+#define CLS16(b) CLS4(b), CLS4((b) + 4), CLS4((b) + 8), CLS4((b) + 12)
+#define CLS64(b) CLS16(b), CLS16((b) + 16), CLS16((b) + 32), CLS16((b) + 48)
+static const uint8_t cls[256] = { CLS64(0), CLS64(64), CLS64(128), CLS64(192) };
+
 static void ws(jr *r)
 {
-    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+    while (r->p < r->end && (cls[*r->p] & C_WS))
         r->p++;
 }
 
@@ -38,13 +49,10 @@ static bool string(jr *r, const uint8_t **s, size_t *n)
     if (!eat(r, '"'))
         return false;
     const uint8_t *b = r->p;
-    while (r->p < r->end && *r->p != '"') {
-        if (*r->p < 0x20 || *r->p >= 0x7f || *r->p == '\\')
-            return false;
+    while (r->p < r->end && (cls[*r->p] & C_PLAIN))
         r->p++;
-    }
-    if (r->p == r->end)
-        return false;
+    if (r->p == r->end || *r->p != '"')
+        return false;   /* the end, a control byte, a backslash or a byte above 0x7e */
     *s = b;
     *n = (size_t)(r->p - b);
     r->p++;
@@ -54,7 +62,7 @@ static bool string(jr *r, const uint8_t **s, size_t *n)
 /* A value ends at whitespace, a comma or a closing bracket (or the end, which the caller then rejects). */
 static bool delimited(const jr *r)
 {
-    return r->p == r->end || strchr(" \t\n\r,]}", *r->p) != NULL;
+    return r->p == r->end || (cls[*r->p] & C_END);
 }
 
 /* -?(0|[1-9][0-9]{0,8}) */

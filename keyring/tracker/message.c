@@ -5,6 +5,7 @@
  * small decode function. Describe, OTA and the matching of answers to requests live in msg_describe.c,
  * msg_ota.c and msg_match.c. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,13 @@ void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap)
         return;
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
+        /* a run of bytes that stand as they are, as far as they fit with room left for "..." */
+        size_t room = o + 5 <= cap ? cap - 4 - o : 0;
+        size_t lim = n - i < room ? n : i + room;
+        while (i < lim && d[i] >= 0x20 && d[i] < 0x7f && d[i] != '\\')
+            out[o++] = (char)d[i++];
+        if (i == n)
+            break;
         char tmp[4] = { (char)d[i], '\\', 0, 0 };
         size_t l = 1;
         if (d[i] == '\\') {
@@ -251,8 +259,9 @@ static void dec_hello(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
         if (m->payload_len >= 8)
             m->platform_id = p[6] << 8 | p[7];
     }
+    kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
     if (m->dir == KR_S2D)
-        snprintf(m->summary, sizeof m->summary, "Cloud Hello");
+        kr_txt_put(&x, "Cloud Hello");
     else if (m->platform_id >= 0)
         snprintf(m->summary, sizeof m->summary, "Device Hello: product %u, version %u, flags 0x%02x, platform %d (%s)",
                  m->product_id, m->product_version, m->hello_flags, m->platform_id, kr_platform_str(m->platform_id));
@@ -362,8 +371,8 @@ static void dec_title(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 {
     (void)t;
     (void)cv;
-    snprintf(m->summary, sizeof m->summary, "%s", m->kind == KR_MSG_PING ? "Ping"
-             : m->kind == KR_MSG_TIME_REQUEST ? "Time request" : "Save begin");
+    kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
+    kr_txt_put(&x, m->kind == KR_MSG_PING ? "Ping" : m->kind == KR_MSG_TIME_REQUEST ? "Time request" : "Save begin");
 }
 
 typedef void (*kr_decode_fn)(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
@@ -417,6 +426,7 @@ static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode
         if (kinds[i].code == m->code && kinds[i].letter == letter) {
             m->kind = kinds[i].kind;
             *decode = kinds[i].decode;
+            break;   /* each (code, letter) is in the table once */
         }
     return true;
 }
@@ -450,7 +460,13 @@ static void check_counter(kr_tracker *t, const kr_message *m)
 
 static void begin_message(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint64_t frame_offset)
 {
-    memset(m, 0, sizeof *m);
+    /* the numbers zeroed, the texts made empty: a message is begun for every frame, and its texts are
+     * read up to their end only */
+    memset(m, 0, offsetof(kr_message, uri));
+    m->uri[0] = m->query[0] = '\0';
+    memset(&m->payload, 0, offsetof(kr_message, summary) - offsetof(kr_message, payload));
+    m->summary[0] = m->name[0] = m->arg[0] = m->value[0] = '\0';
+    memset(&m->var_type, 0, sizeof *m - offsetof(kr_message, var_type));
     m->dir = dir;
     m->time = ts;
     m->frame_offset = frame_offset;

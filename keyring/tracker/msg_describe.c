@@ -151,13 +151,22 @@ static bool parse_describe(kr_tracker *t, kr_message *m)
         return false;
     }
     bool hf = seen.hf, hv = seen.hv;
-    int l = snprintf(m->summary, sizeof m->summary, "Describe: %zu function%s, %zu variable%s",
-                     hf ? t->n_funcs : (size_t)0, (hf && t->n_funcs == 1) ? "" : "s",
-                     hv ? t->n_vars : (size_t)0, (hv && t->n_vars == 1) ? "" : "s");
-    if (seen.hp && l > 0 && (size_t)l < sizeof m->summary)
-        l += snprintf(m->summary + l, sizeof m->summary - (size_t)l, ", platform %d", seen.platform);
-    if (seen.hm && l > 0 && (size_t)l < sizeof m->summary)
-        snprintf(m->summary + l, sizeof m->summary - (size_t)l, ", %zu firmware modules", seen.modules);
+    size_t nf = hf ? t->n_funcs : 0, nv = hv ? t->n_vars : 0;
+    kr_txt x = kr_txt_in(m->summary, sizeof m->summary);   /* without printf: one per describe answer */
+    kr_txt_put(&x, "Describe: ");
+    kr_txt_int(&x, (long long)nf);
+    kr_txt_put(&x, nf == 1 ? " function, " : " functions, ");
+    kr_txt_int(&x, (long long)nv);
+    kr_txt_put(&x, nv == 1 ? " variable" : " variables");
+    if (seen.hp) {
+        kr_txt_put(&x, ", platform ");
+        kr_txt_int(&x, seen.platform);
+    }
+    if (seen.hm) {
+        kr_txt_put(&x, ", ");
+        kr_txt_int(&x, (long long)seen.modules);
+        kr_txt_put(&x, " firmware modules");
+    }
     describe_value(t, m, hf, hv);
     return true;
 }
@@ -183,8 +192,8 @@ static bool typed_value(kr_message *m, kr_var_type type)
     const uint8_t *d = m->payload;
     size_t n = m->payload_len;
     if (type == KR_VAR_INT && n == 4) {
-        int32_t v = (int32_t)kr_msg_be(d, 4);
-        snprintf(m->value, sizeof m->value, "%ld", (long)v);
+        kr_txt x = kr_txt_in(m->value, sizeof m->value);
+        kr_txt_int(&x, (int32_t)kr_msg_be(d, 4));
     } else if (type == KR_VAR_DOUBLE && n == 8) {
         uint64_t u = 0;
         for (int i = 7; i >= 0; i--)   /* little-endian on the wire (docs/protocol.md 4.7) */
@@ -193,11 +202,13 @@ static bool typed_value(kr_message *m, kr_var_type type)
         memcpy(&v, &u, sizeof v);
         snprintf(m->value, sizeof m->value, "%.10g", v);
     } else if (type == KR_VAR_BOOL && n == 1) {
-        snprintf(m->value, sizeof m->value, "%s", d[0] ? "true" : "false");
+        kr_txt x = kr_txt_in(m->value, sizeof m->value);
+        kr_txt_put(&x, d[0] ? "true" : "false");
     } else if (type == KR_VAR_STRING) {
         kr_msg_printable(d, n, m->value, sizeof m->value);
     } else if (type == KR_VAR_NULL) {
-        snprintf(m->value, sizeof m->value, "null");
+        kr_txt x = kr_txt_in(m->value, sizeof m->value);
+        kr_txt_put(&x, "null");
     } else {
         return false;
     }

@@ -53,7 +53,11 @@ static inline kr_txt kr_txt_in(char *s, size_t cap)
 
 static inline void kr_txt_put(kr_txt *x, const char *a)
 {
-    size_t l = strnlen(a, x->cap - 1 - x->n);
+    size_t room = x->cap - 1 - x->n;
+    /* a literal's length is known when this is compiled: only other texts are measured */
+    size_t l = __builtin_constant_p(__builtin_strlen(a)) ? __builtin_strlen(a) : strnlen(a, room);
+    if (l > room)
+        l = room;
     memcpy(x->s + x->n, a, l);
     x->n += l;
     x->s[x->n] = '\0';

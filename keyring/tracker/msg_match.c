@@ -93,23 +93,18 @@ static bool fits_token(const kr_request *r, const kr_message *m)
                                                 r->kind == KR_MSG_UPDATE_BEGIN || r->kind == KR_MSG_CHUNK);
 }
 
+/* The words for the request an answer answers (without printf: one per answer). */
 static void request_title(const kr_request *r, char *out, size_t cap)
 {
     kr_txt x = kr_txt_in(out, cap);
-    switch (r->kind) {   /* the usual answers' requests without printf */
-    case KR_MSG_FUNCTION_CALL: kr_txt_put(&x, "Function call "); kr_txt_put(&x, krt_str(r->name)); return;
-    case KR_MSG_VARIABLE_REQUEST: kr_txt_put(&x, "Variable request "); kr_txt_put(&x, krt_str(r->name)); return;
-    case KR_MSG_EVENT: kr_txt_put(&x, "Event "); kr_txt_put(&x, krt_str(r->name)); return;
-    default: break;
-    }
     switch (r->kind) {
-    case KR_MSG_FUNCTION_CALL: snprintf(out, cap, "Function call %s", krt_str(r->name)); break;
-    case KR_MSG_VARIABLE_REQUEST: snprintf(out, cap, "Variable request %s", krt_str(r->name)); break;
-    case KR_MSG_EVENT: snprintf(out, cap, "Event %s", krt_str(r->name)); break;
-    case KR_MSG_SUBSCRIBE: snprintf(out, cap, "Subscribe %s", r->name ? r->name : "(all)"); break;
-    case KR_MSG_CHUNK: snprintf(out, cap, "Chunk %d", r->chunk_index); break;
-    case KR_MSG_SIGNAL: snprintf(out, cap, "Signal %s", krt_str(r->arg)); break;
-    default: snprintf(out, cap, "%s", kr_msg_kind_title(r->kind)); break;
+    case KR_MSG_FUNCTION_CALL: kr_txt_put(&x, "Function call "); kr_txt_put(&x, krt_str(r->name)); break;
+    case KR_MSG_VARIABLE_REQUEST: kr_txt_put(&x, "Variable request "); kr_txt_put(&x, krt_str(r->name)); break;
+    case KR_MSG_EVENT: kr_txt_put(&x, "Event "); kr_txt_put(&x, krt_str(r->name)); break;
+    case KR_MSG_SUBSCRIBE: kr_txt_put(&x, "Subscribe "); kr_txt_put(&x, r->name ? r->name : "(all)"); break;
+    case KR_MSG_CHUNK: kr_txt_put(&x, "Chunk "); kr_txt_int(&x, r->chunk_index); break;
+    case KR_MSG_SIGNAL: kr_txt_put(&x, "Signal "); kr_txt_put(&x, krt_str(r->arg)); break;
+    default: kr_txt_put(&x, kr_msg_kind_title(r->kind)); break;
     }
 }
 
@@ -169,9 +164,15 @@ static void answer(kr_tracker *t, kr_message *m, kr_request *r, bool by_token)
             kr_txt_int(&x, kr_msg_ms(m->response_time));
             kr_txt_put(&x, " ms)");
         } else {
-            snprintf(m->summary, sizeof m->summary, "ACK %s to %s (%d ms)%s", kr_coap_code_str(m->code, cs), title,
-                     kr_msg_ms(m->response_time), m->code == KR_COAP_BAD_REQUEST
-                     ? (r->kind == KR_MSG_EVENT ? ": slow down" : ": refused") : "");
+            kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
+            kr_txt_put(&x, "ACK ");
+            kr_txt_put(&x, kr_coap_code_str(m->code, cs));
+            kr_txt_put(&x, " to ");
+            kr_txt_put(&x, title);
+            kr_txt_put(&x, " (");
+            kr_txt_int(&x, kr_msg_ms(m->response_time));
+            kr_txt_put(&x, " ms)");
+            kr_txt_put(&x, m->code == KR_COAP_BAD_REQUEST ? (r->kind == KR_MSG_EVENT ? ": slow down" : ": refused") : "");
         }
     }
     if (by_token)

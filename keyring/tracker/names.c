@@ -90,7 +90,8 @@ static const char *word(const kr_name *table, uint32_t value, const char *fallba
 
 const char *kr_step_str(kr_step_kind k)
 {
-    return word(kr_step_names, (uint32_t)k, "");
+    const char *w = kr_name_in_order(kr_step_names, KR_STEP_NONCE, KR_STEP_DATA, (uint32_t)k);
+    return w ? w : "";
 }
 
 const char *kr_step_title(kr_step_kind k, kr_dir d)
@@ -102,7 +103,8 @@ const char *kr_step_title(kr_step_kind k, kr_dir d)
 
 const char *kr_msg_kind_str(kr_msg_kind k)
 {
-    return word(kr_msg_kind_names, (uint32_t)k, "unknown");
+    const char *w = kr_name_in_order(kr_msg_kind_names, KR_MSG_UNKNOWN, KR_MSG_RST + 1, (uint32_t)k);
+    return w ? w : "unknown";
 }
 
 const char *kr_finding_str(kr_finding_code c)

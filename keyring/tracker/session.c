@@ -6,6 +6,9 @@
 #include <string.h>
 #include "tracker_int.h"
 
+/* Frames up to this long are decrypted into the reader's own buffer, without a heap buffer per frame. */
+#define KRT_SMALL_FRAME 1024
+
 void krt_install_cipher(kr_tracker *t, kr_dir dir)
 {
     kr_dirstate *ds = &t->d[dir];
@@ -141,7 +144,7 @@ static void try_session_candidates(kr_tracker *t, kr_dir dir, const uint8_t *bod
 /* out = a then b, cut to cap (the per-frame notes, without printf's cost) */
 static void note_join(char *out, size_t cap, const char *a, const char *b)
 {
-    size_t la = strnlen(a, cap - 1), lb = strnlen(b, cap - 1 - la);
+    size_t la = a[0] ? strnlen(a, cap - 1) : 0, lb = strnlen(b, cap - 1 - la);   /* a is "" but on a reread */
     memcpy(out, a, la);
     memcpy(out + la, b, lb);
     out[la + lb] = '\0';
@@ -150,30 +153,34 @@ static void note_join(char *out, size_t cap, const char *a, const char *b)
 /* Decrypts the frame in the buffer with this direction's cipher into s (and m when it carries a message).
  * Returns whether a message was read; *bad when the frame should decrypt but does not. */
 static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, double ts, bool *bad,
-                          char *badwhy, size_t badlen, const char *again)
+                          char *badwhy, size_t badlen, const char *again, uint8_t *small)
 {
     kr_dirstate *ds = &t->d[dir];
     size_t len = ds->have - 2;
     const uint8_t *body = ds->buf + 2;
     bool have_msg = false;
-    if (ds->pt_cap < len) {
-        free(ds->pt);
-        ds->pt = malloc(len);
-        ds->pt_cap = ds->pt ? len : 0;
+    uint8_t *pt = small;
+    if (len > KRT_SMALL_FRAME) {
+        /* a long frame: a buffer made for it, given back after the PDU (krt_release) */
+        if (ds->pt_cap < len) {
+            free(ds->pt);
+            ds->pt = malloc(len);
+            ds->pt_cap = ds->pt ? len : 0;
+        }
+        pt = ds->pt;
     }
     size_t pl = 0, skip = 0;
-    if (!ds->pt)
+    if (!pt)
         kr_cipher_pass(krt_cipher(ds), body, len);   /* out of memory: the IV chain still moves on */
-    kr_dec_result r = ds->pt ? kr_cipher_decrypt(krt_cipher(ds), body, len, ds->pt, &pl, &skip)
-                             : KR_DEC_BAD_LENGTH;
-    if (r == KR_DEC_OK && coap_plausible(ds->pt, pl)) {
+    kr_dec_result r = pt ? kr_cipher_decrypt(krt_cipher(ds), body, len, pt, &pl, &skip) : KR_DEC_BAD_LENGTH;
+    if (r == KR_DEC_OK && coap_plausible(pt, pl)) {
         s->frame_state = KR_FRAME_DECRYPTED;
-        kr_msg_interpret(t, m, dir, ts, ds->pdu_offset, ds->pt, pl, false);
+        kr_msg_interpret(t, m, dir, ts, ds->pdu_offset, pt, pl, false);
         have_msg = true;
     } else if (r == KR_DEC_PARTIAL) {
         s->frame_state = KR_FRAME_PARTIAL;
         s->plaintext_skip = skip;
-        kr_msg_interpret(t, m, dir, ts, ds->pdu_offset, ds->pt, pl, true);
+        kr_msg_interpret(t, m, dir, ts, ds->pdu_offset, pt, pl, true);
         have_msg = true;
     } else {
         *bad = true;
@@ -186,7 +193,7 @@ static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, 
         snprintf(s->note, sizeof s->note, "%sdoes not decrypt with the session key: %s", again, badwhy);
     }
     if (have_msg) {
-        s->plaintext = ds->pt;
+        s->plaintext = pt;
         s->plaintext_len = pl;
         s->msg = m;
         note_join(s->note, sizeof s->note, again, m->summary);
@@ -230,9 +237,11 @@ void krt_read_frame(kr_tracker *t, kr_dir dir, double ts, const char *again)
     s.frame_len = (uint16_t)len;
 
     kr_message m;
+    uint8_t small[KRT_SMALL_FRAME];   /* the plaintext of a usual frame, valid through the callbacks */
     bool have_msg = false;
     bool bad = false;
-    char badwhy[160] = "";
+    char badwhy[160];
+    badwhy[0] = '\0';
     krt_take_dispute(t, dir, ds->have);
     if (ds->damaged) {
         s.frame_state = KR_FRAME_NOT_DECRYPTED;
@@ -250,7 +259,7 @@ void krt_read_frame(kr_tracker *t, kr_dir dir, double ts, const char *again)
             note_join(s.note, sizeof s.note, "not decrypted: ",
                       t->no_decrypt_reason && t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
         } else {
-            have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy, again);
+            have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy, again, small);
         }
     }
     /* the frame is counted once it has been decrypted (or not); the cipher moved its IV on */

@@ -188,6 +188,8 @@ struct kr_tracker {
     /* findings found while reading a message, given after its callback */
     struct kr_pending { kr_finding_code code; char text[512]; } *pend; /* 4 slots while findings wait */
     struct kr_vstore *verdict; /* last emitted; NULL before the first (krt_verdict_get / _put) */
+    uint64_t verdict_inputs;   /* verdict.c: a running session's verdict inputs when it was last made,
+                                  0 when it must be made again (krt_evaluate) */
     kr_conn_info *info;        /* filled by kr_tracker_info when asked (made at the first call) */
     struct krt_copies *copies; /* other copies of bytes already read (copies.c); NULL until one differs */
 

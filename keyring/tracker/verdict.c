@@ -215,6 +215,7 @@ typedef struct vctx {
     const char *kname;          /* which device key was tried */
     kr_verdict_code idcode;     /* what the server private key showed at the id block */
     bool idproven;
+    bool running;               /* out: the session runs and no key claims a failure (running_inputs) */
     char idtext[384];
 } vctx;
 
@@ -283,6 +284,7 @@ static void v_session_went_on(vctx *c, kr_verdict_code pcode, const char *ptext)
             snprintf(withdrawn, wlen, "%s", note);
     }
     add_note(v, c->idcode != KR_V_NONE ? withdrawn : "");
+    c->running = pcode == KR_V_NONE && c->idcode == KR_V_NONE;
 }
 
 /* How the device reacted to the session block and who closed: the wire facts. */
@@ -558,7 +560,7 @@ static void v_open_phase(vctx *c)
 
 /* The verdict as the facts seen so far show it (code KR_V_NONE: nothing decided yet). `withdrawn` gets a
  * note when a key's claim given earlier is contradicted by what the wire showed since. */
-static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdrawn, size_t wlen)
+static bool evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdrawn, size_t wlen)
 {
     /* all but the evidence's bytes after its end: this runs at every step */
     memset(v, 0, offsetof(kr_verdict, evidence) + 1);
@@ -577,11 +579,12 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
     c.kname = t->device_key_name && t->device_key_name[0] ? t->device_key_name : "the device key";
     c.idcode = KR_V_NONE;
     c.idproven = false;
+    c.running = false;
     c.idtext[0] = '\0';
     c.closed = c.fc >= 0;
     c.ct = c.closed ? t->d[c.fc].close_time : 0;
     if (v_no_handshake(&c))
-        return;
+        return false;
     c.idcode = t->idblock_seen ? id_proof(t, c.idtext, sizeof c.idtext, &c.idproven) : KR_V_NONE;
     if (c.idcode != KR_V_NONE && (t->sessionblock_seen || c.sd->frames > 0))
         id_withdrawn(t, c.idcode, withdrawn, wlen);
@@ -599,6 +602,29 @@ static void evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
     } else {
         v_open_phase(&c);
     }
+    return c.running;
+}
+
+/* Everything the verdict of a running session reads (v_session_went_on with no key claiming a failure,
+ * the note on blocks lost in a gap): while these are what they were, so are the verdict and its evidence,
+ * and only the last step moves on. Never 0. */
+static uint64_t running_inputs(const kr_tracker *t, bool final)
+{
+    const kr_dirstate *dd = &t->d[KR_D2S], *sd = &t->d[KR_S2D];
+    uint64_t flags = (uint64_t)t->not_spark | (uint64_t)t->refused << 1 | (uint64_t)t->silent_peer << 2 |
+        (uint64_t)t->nonce_seen << 3 | (uint64_t)t->mid_session << 4 | (uint64_t)t->idblock_seen << 5 |
+        (uint64_t)t->sessionblock_seen << 6 | (uint64_t)(dd->frames > 0) << 7 | (uint64_t)(sd->frames > 0) << 8 |
+        (uint64_t)t->device_hello_ok << 9 | (uint64_t)t->cloud_hello_ok << 10 |
+        (uint64_t)t->session_from_line << 11 | (uint64_t)t->session_known << 12 |
+        (uint64_t)t->sig_key_belongs << 13 | (uint64_t)t->id_read << 14 | (uint64_t)t->nonce_damaged << 15 |
+        (uint64_t)t->idblock_damaged << 16 | (uint64_t)t->sessionblock_damaged << 17 |
+        (uint64_t)t->blocks_disputed << 18 | (uint64_t)final << 19;
+    /* the facts the keys gave, two bits each (kr_tri + 1) */
+    uint64_t tris = (uint64_t)(t->record_differs + 1) | (uint64_t)(t->session_opened + 1) << 2 |
+        (uint64_t)(t->offered_key_known + 1) << 4 | (uint64_t)(t->signature_valid + 1) << 6 |
+        (uint64_t)(t->signature_ok + 1) << 8 | (uint64_t)(t->id_block_opened + 1) << 10 |
+        (uint64_t)(t->nonce_ok + 1) << 12;
+    return 1 | flags << 1 | tris << 22;
 }
 
 static bool verdict_differs(const kr_verdict *a, const kr_vstore *b)
@@ -640,9 +666,19 @@ static void note_lost_blocks(const kr_tracker *t, kr_verdict *v)
 void krt_evaluate(kr_tracker *t, double ts)
 {
     bool final = t->finished || (t->d[0].closed && t->d[1].closed) || t->d[0].rst || t->d[1].rst;
+    kr_vstore *cur = t->verdict;
+    uint64_t inputs = running_inputs(t, final);
+    if (t->verdict_inputs == inputs && cur) {
+        /* the verdict a running session was given stands as it is: only the last step moves on */
+        cur->last_step = t->last_step;
+        cur->last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
+        return;
+    }
+    t->verdict_inputs = 0;
     kr_verdict v;
     char withdrawn[512];
-    evaluate_into(t, &v, final, withdrawn, sizeof withdrawn);
+    /* (a skipped handshake's note names why: not kept among the inputs, so made every time) */
+    bool running = evaluate_into(t, &v, final, withdrawn, sizeof withdrawn) && !krt_rsa_skipped(t);
     if (v.code != KR_V_NONE && !t->not_spark && !t->mid_session)
         note_lost_blocks(t, &v);
     if (v.code != KR_V_NONE && krt_rsa_skipped(t)) {
@@ -669,7 +705,6 @@ void krt_evaluate(kr_tracker *t, double ts)
         v.proven = false;
     v.last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
     v.time = ts;
-    kr_vstore *cur = t->verdict;
     bool changed = !t->verdict_emitted || verdict_differs(&v, cur);
     if (!changed) {
         /* keep the first time; refresh the words (in place when the evidence is the same) */
@@ -682,12 +717,15 @@ void krt_evaluate(kr_tracker *t, double ts)
             memcpy(keep.evidence, v.evidence, sizeof v.evidence);
             keep.last_step = v.last_step;
             keep.last_dir = v.last_dir;
-            krt_verdict_put(t, &keep);
+            if (!krt_verdict_put(t, &keep))
+                return;
         }
+        t->verdict_inputs = running ? inputs : 0;
         return;
     }
     if (!krt_verdict_put(t, &v))
         return;
+    t->verdict_inputs = running ? inputs : 0;
     t->verdict_emitted = true;
     if (v.code == KR_V_OK)
         t->handshake_done = true;

@@ -1333,6 +1333,33 @@ static void test_idle_expiry(void **st)
     kr_conn_table_free(t);
 }
 
+/* Packets drive expiry: a scan at most once a capture second, skipped while no connection can be due yet.
+ * Here only an ended connection lingers (due 60 s after its end) when another is made: the new one must
+ * still go once it has been silent for the idle time (30 s), not when the ended one is due. */
+static void test_idle_expiry_by_packets(void **st)
+{
+    (void)st;
+    log_t l;
+    kr_conn_table *t = table(&l, 16);
+    handshake(t, DEV_PORT, 1.0);                         /* B: closed by both sides at 1.2 s */
+    feed(t, pk(true, DEV_PORT, ISN_D + 257, ISN_S + 425, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.2));
+    feed(t, pk(false, DEV_PORT, ISN_S + 425, ISN_D + 258, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.21));
+    assert_string_equal(l.end_reason, "closed by both sides");
+    /* B's last ACKs come late, one a capture second: they drive the scans */
+    feed(t, pk(true, DEV_PORT, ISN_D + 258, ISN_S + 426, KR_TCP_ACK, NULL, 0, 3.5));
+    handshake(t, DEV_PORT + 1, 5.0);                     /* C: silent after its handshake */
+    for (int s = 6; s <= 34; s++)
+        feed(t, pk(true, DEV_PORT, ISN_D + 258, ISN_S + 426, KR_TCP_ACK, NULL, 0, s + 0.5));
+    assert_int_equal(kr_conn_table_stats(t)->expired, 0);   /* C silent for 29.5 s: not yet */
+    for (int s = 35; s <= 37; s++)
+        feed(t, pk(true, DEV_PORT, ISN_D + 258, ISN_S + 426, KR_TCP_ACK, NULL, 0, s + 0.5));
+    assert_int_equal(kr_conn_table_stats(t)->expired, 1);   /* C went at the first scan after its idle time */
+    assert_string_equal(l.end_reason, "idle timeout");
+    assert_true(kr_conn_table_stats(t)->late >= 30);         /* B's ACKs were its own, late */
+    assert_int_equal(l.opens, 2);
+    kr_conn_table_free(t);
+}
+
 static void test_nonce_rule_and_heuristic(void **st)
 {
     (void)st;
@@ -1424,6 +1451,7 @@ int main(void)
         cmocka_unit_test(test_ip_length_against_captured),
         cmocka_unit_test(test_gap_given_up_by_ack),
         cmocka_unit_test(test_idle_expiry),
+        cmocka_unit_test(test_idle_expiry_by_packets),
         cmocka_unit_test(test_nonce_rule_and_heuristic),
         cmocka_unit_test(test_heuristic_other_port),
     };

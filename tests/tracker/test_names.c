@@ -44,6 +44,32 @@ static void test_tables(void **state)
     assert_null(kr_name_of(kr_platform_names, 99));
 }
 
+/* A table read at its place gives what the search gives, for every value in and around it; a table not in
+ * the order given is searched. */
+static void test_in_order(void **state)
+{
+    (void)state;
+    static const struct { const kr_name *t; uint32_t first; size_t n; } ordered[] = {
+        { kr_msg_kind_names, KR_MSG_UNKNOWN, KR_MSG_RST + 1 }, { kr_step_names, KR_STEP_NONCE, KR_STEP_DATA },
+        { kr_coap_type_names, 0, 4 }, { kr_frame_state_names, KR_FRAME_NOT_DECRYPTED, 4 },
+    };
+    for (size_t i = 0; i < sizeof ordered / sizeof ordered[0]; i++) {
+        assert_int_equal(check_table(ordered[i].t), ordered[i].n);
+        for (uint32_t v = 0; v < ordered[i].first + ordered[i].n + 3; v++) {
+            const char *a = kr_name_in_order(ordered[i].t, ordered[i].first, ordered[i].n, v);
+            const char *b = kr_name_of(ordered[i].t, v);
+            assert_true(a == b);
+        }
+    }
+    /* platforms are 0, 6, 8, 10: read at a place where another value stands, the search finds it */
+    assert_string_equal(kr_name_in_order(kr_platform_names, 0, 4, 6), "Photon");
+    assert_null(kr_name_in_order(kr_platform_names, 0, 4, 2));
+    assert_string_equal(kr_step_str(KR_STEP_DATA), "data");
+    assert_string_equal(kr_step_str(KR_STEP_NONE), "");
+    assert_string_equal(kr_msg_kind_str(KR_MSG_RST), "rst");
+    assert_string_equal(kr_msg_kind_str((kr_msg_kind)(KR_MSG_RST + 1)), "unknown");
+}
+
 static void test_words(void **state)
 {
     (void)state;
@@ -113,6 +139,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tables),
         cmocka_unit_test(test_words),
+        cmocka_unit_test(test_in_order),
         cmocka_unit_test(test_json_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,6 +35,9 @@ extern const kr_name kr_budget_class_names[]; /* "known", "fits", "other" (kr_bu
 
 /* The text of value in table, or NULL. */
 const char *kr_name_of(const kr_name *table, uint32_t value);
+/* The same for a table that lists the n values first, first + 1, ... in order: read at its place (the
+ * words asked for every step and message). */
+const char *kr_name_in_order(const kr_name *table, uint32_t first, size_t n, uint32_t value);
 
 const char *kr_frame_state_str(kr_frame_state s);  /* "not-decrypted", "decrypted", "partial", "decrypt-error" */
 const char *kr_coap_type_str(uint8_t type);         /* "CON", "NON", "ACK", "RST" */
