@@ -354,32 +354,6 @@ static size_t want(const kr_tracker *t, kr_dir dir)
     return 1;
 }
 
-/* The plaintext of a frame of up to SCRATCH bytes is written to a buffer of the thread's, lent to the direction
- * while its frame is read (a direction holds a plaintext buffer of its own only for a longer frame): nothing
- * keeps a pointer into a frame's plaintext once it has been read. Not above krt_shrink's bound. */
-#define SCRATCH 4096
-_Static_assert(SCRATCH <= SHRINK_ABOVE, "krt_shrink would free the lent buffer");
-static _Thread_local struct {
-    bool busy;
-    uint8_t b[SCRATCH];
-} scratch;
-
-static void do_frame(kr_tracker *t, kr_dir dir, double ts)
-{
-    kr_dirstate *ds = &t->d[dir];
-    if (ds->pt || scratch.busy || ds->have - 2 > SCRATCH) {
-        krt_do_frame(t, dir, ts);
-        return;
-    }
-    scratch.busy = true;
-    ds->pt = scratch.b;
-    ds->pt_cap = SCRATCH;
-    krt_do_frame(t, dir, ts);
-    ds->pt = NULL;
-    ds->pt_cap = 0;
-    scratch.busy = false;
-}
-
 /* The whole frame in dir's buffer is read, and kept for a copy of its bytes that may still come (reread.c)
  * when it was read with the session key (known before it, or from a session line it fitted). Returns
  * whether it did not decrypt. */
@@ -394,7 +368,7 @@ static bool read_whole_frame(kr_tracker *t, kr_dir dir, double ts)
     double first = ds->pdu_first_time;
     kr_cipher_state before;
     kr_cipher_save(ds->cipher, &before);
-    do_frame(t, dir, ts);
+    krt_do_frame(t, dir, ts);
     if (whole && kr_cipher_keyed(ds->cipher)) {
         if (!before.passed) {
             memcpy(before.iv, t->sess.iv, 16);   /* no frame went by before it: its IV was the first one */
