@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Live capture. Without immediate mode libpcap on Linux uses a TPACKET_V3 ring of blocks that packets fill
@@ -172,9 +173,26 @@ static int pk_close(void *cookie)
     return rc;
 }
 
+/* A regular file is read from its start again once its magic is known (libpcap then reads it itself, and
+ * pcapfile.c can read its records in place); anything else goes through a peeked stream. */
 static FILE *open_peeked(const char *path, uint32_t *magic, FILE **under)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    struct stat st;
+    if (f && f != stdin && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+        uint8_t head[4];
+        size_t n = fread(head, 1, 4, f);
+        if (fseeko(f, 0, SEEK_SET) == 0) {
+            *magic = 0;
+            if (n == 4)
+                memcpy(magic, head, 4);
+            *under = f;
+            return f;
+        }
+        clearerr(f);
+        fclose(f);
+        f = fopen(path, "rb");
+    }
     peeked *k = f ? calloc(1, sizeof *k) : NULL;
     if (!k) {
         if (f && f != stdin)
@@ -193,6 +211,8 @@ static FILE *open_peeked(const char *path, uint32_t *magic, FILE **under)
         pk_close(k);
     return s;
 }
+
+static void start_fast(cm_capture *c, const char *filter);
 
 static void open_error(cm_capture *c, const char *eb, char *err)
 {
@@ -261,9 +281,62 @@ int cm_capture_open_file(cm_capture *c, const char *path, const char *filter, ch
         return -1;
     }
     c->dlt = pcap_datalink(c->p);
-    if (check_link(c, err) < 0)
+    if (check_link(c, err) < 0 || set_filter(c, filter, PCAP_NETMASK_UNKNOWN, err) < 0)
         return -1;
-    return set_filter(c, filter, PCAP_NETMASK_UNKNOWN, err);
+    if (s == c->file)
+        start_fast(c, filter);
+    return 0;
+}
+
+/* Records of a plain pcap file are read in place (pcapfile.c) until one is not plain; libpcap reads on
+ * from there. The user's filter is applied as libpcap applies it. */
+static void start_fast(cm_capture *c, const char *filter)
+{
+    if (!cm_pcapfile_open(&c->fast, fileno(c->file), 0, c->dlt, pcap_snapshot(c->p)))
+        return;
+    if (filter && *filter) {
+        if (pcap_compile(c->p, &c->fast_prog, filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+            cm_pcapfile_close(&c->fast);
+            return;
+        }
+        c->fast_filter = true;
+    }
+    c->fast_on = true;
+}
+
+static void stop_fast(cm_capture *c)
+{
+    if (!c->fast_on)
+        return;
+    c->fast_on = false;
+    cm_pcapfile_close(&c->fast);
+    if (c->fast_filter)
+        pcap_freecode(&c->fast_prog);
+    c->fast_filter = false;
+}
+
+/* The next record from the fast reader; 0 when libpcap takes over (its stream put at the record where the
+ * reader stopped), -1 when that stream cannot be put there. */
+static int fast_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
+{
+    off_t resume;
+    while (cm_pcapfile_next(&c->fast, h, data, &resume) == 1)
+        if (!c->fast_filter || pcap_offline_filter(&c->fast_prog, *h, *data))
+            return 1;
+    stop_fast(c);
+    if (fseeko(c->file, resume, SEEK_SET) != 0) {
+        snprintf(c->read_err, sizeof c->read_err, "cannot seek to offset %lld: %s", (long long)resume,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+off_t cm_capture_offset(const cm_capture *c)
+{
+    if (c->fast_on)
+        return cm_pcapfile_offset(&c->fast);
+    return c->file ? ftello(c->file) : -1;
 }
 
 /* The user's filter on a pcapng packet, compiled once per link type. */
@@ -318,10 +391,17 @@ void cm_capture_stop(cm_capture *c)
     cm_capthread_stop(c->thr);
 }
 
-int cm_capture_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
+int cm_capture_next_more(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
 {
     if (c->thr)
         return cm_capthread_next(c->thr, h, data);
+    if (c->fast_on) {
+        int rc = fast_next(c, h, data);
+        if (rc != 0)
+            return rc;
+    }
+    if (c->read_err[0])
+        return -1;
     if (!c->ng)
         return pcap_next_ex(c->p, h, data);
     for (;;) {
@@ -342,6 +422,8 @@ const char *cm_capture_error(cm_capture *c)
 {
     if (c->thr)
         return cm_capthread_error(c->thr);
+    if (c->read_err[0])
+        return c->read_err;
     return c->ng ? c->ng->err : pcap_geterr(c->p);
 }
 
@@ -572,6 +654,7 @@ void cm_capture_close(cm_capture *c)
     c->ring_bytes = 0;
     cm_capthread_free(c->thr);
     c->thr = NULL;
+    stop_fast(c);
     if (c->p)
         pcap_close(c->p);
     c->p = NULL;

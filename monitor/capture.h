@@ -10,6 +10,7 @@
 #include <glib.h>
 #include "pcapng.h"
 #include "capthread.h"
+#include "pcapfile.h"
 
 /* A capture file being written: classic pcap (one link type) or pcapng (any, with comments). */
 typedef struct cm_sink {
@@ -30,6 +31,10 @@ typedef struct cm_capture {
     cm_capthread *thr;       /* live: the thread that reads the kernel's ring into a queue (NULL: none) */
     char name[256];          /* interface or file name as given */
     FILE *file;              /* a file: the stream read underneath (its size and position show progress) */
+    cm_pcapfile fast;        /* a plain pcap file: its records read in place until libpcap takes over */
+    bool fast_on, fast_filter;
+    struct bpf_program fast_prog;  /* the user's filter, for the records read in place */
+    char read_err[160];      /* why reading stopped, when neither reader can say */
     char *filter;            /* the BPF filter applied to pcapng packets in user space (NULL: none) */
     struct { int dlt; bool ok; struct bpf_program prog; } progs[8];  /* compiled per link type */
     int n_progs;
@@ -70,7 +75,15 @@ int cm_capture_poll_fd(cm_capture *c);
 void cm_capture_stop(cm_capture *c);
 /* The next packet, as pcap_next_ex (1, 0 on a live timeout, PCAP_ERROR_BREAK at the end, PCAP_ERROR);
  * c->dlt is the packet's link type. */
-int cm_capture_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data);
+int cm_capture_next_more(cm_capture *c, struct pcap_pkthdr **h, const u_char **data);
+static inline int cm_capture_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
+{
+    if (c->fast_on && !c->fast_filter && cm_pcapfile_take(&c->fast, h, data))
+        return 1;                    /* the common case: a plain record already read in a block */
+    return cm_capture_next_more(c, h, data);
+}
+/* A file: the offset of the next byte to read (-1 when not known). */
+off_t cm_capture_offset(const cm_capture *c);
 /* Why the last read failed. */
 const char *cm_capture_error(cm_capture *c);
 /* Prints the interfaces libpcap can capture on (-D). Returns 0, or -1 with err set. */

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,10 +67,7 @@ static size_t span_wire(span s)
 /* The checksum of a whole segment, judged by libkeyring's rule (the plugin uses the same). */
 static cm_csum tcp_csum(const uint8_t *seg, size_t len, const cm_pkt *out)
 {
-    kr_endpoint src = { .family = out->src.family }, dst = { .family = out->dst.family };
-    memcpy(src.ip, out->src.ip, 16);
-    memcpy(dst.ip, out->dst.ip, 16);
-    switch (kr_tcp_checksum(&src, &dst, seg, len)) {
+    switch (kr_tcp_checksum(&out->src, &out->dst, seg, len)) {
     case KR_CSUM_GOOD: return CM_CSUM_OK;
     case KR_CSUM_BAD: return CM_CSUM_BAD;
     default: return CM_CSUM_UNKNOWN;
@@ -81,7 +79,7 @@ cm_csum cm_pkt_csum(const cm_pkt *p)
     return p->csum_seg ? tcp_csum(p->csum_seg, p->csum_len, p) : CM_CSUM_UNKNOWN;
 }
 
-static cm_dec_result decode_tcp(const uint8_t *p, span s, cm_pkt *out)
+static inline __attribute__((always_inline)) cm_dec_result decode_tcp(const uint8_t *p, span s, cm_pkt *out)
 {
     size_t wire = span_wire(s);
     kr_tcp_hdr h;
@@ -117,7 +115,7 @@ static cm_dec_result take_fragment(const uint8_t *data, span s, cm_pkt *out)
     return CM_DEC_FRAGMENT;
 }
 
-static cm_dec_result decode_ipv4(const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
+static inline __attribute__((always_inline)) cm_dec_result decode_ipv4(const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
 {
     if (len < 20 || (p[0] >> 4) != 4)
         return CM_DEC_SHORT;
@@ -216,7 +214,7 @@ static cm_dec_result decode_ip(const uint8_t *p, size_t len, size_t lost, cm_pkt
     }
 }
 
-static cm_dec_result decode_ethertype(uint16_t type, const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
+static inline __attribute__((always_inline)) cm_dec_result decode_ethertype(uint16_t type, const uint8_t *p, size_t len, size_t lost, cm_pkt *out)
 {
     while (type == ETHERTYPE_VLAN || type == ETHERTYPE_QINQ || type == ETHERTYPE_QINQ_OLD) {
         if (len < 4)
@@ -249,9 +247,15 @@ static cm_dec_result decode_loopback(const uint8_t *data, size_t caplen, size_t 
     return CM_DEC_OTHER;
 }
 
+/* Everything but frag starts zeroed: frag is read only for CM_DEC_FRAGMENT, whose paths fill it whole. */
+static void pkt_clear(cm_pkt *out)
+{
+    memset(out, 0, offsetof(cm_pkt, frag));
+}
+
 cm_dec_result cm_decode_frame(int dlt, const uint8_t *data, size_t caplen, size_t wire_len, cm_pkt *out)
 {
-    memset(out, 0, sizeof *out);
+    pkt_clear(out);
     size_t lost = wire_len == SIZE_MAX ? SIZE_MAX : wire_len > caplen ? wire_len - caplen : 0;
     switch (dlt) {
     case DLT_EN10MB:
@@ -287,7 +291,7 @@ cm_dec_result cm_decode(int dlt, const uint8_t *data, size_t caplen, cm_pkt *out
 
 cm_dec_result cm_decode_ip(const uint8_t *ip, size_t len, cm_pkt *out)
 {
-    memset(out, 0, sizeof *out);
+    pkt_clear(out);
     return decode_ip(ip, len, 0, out);
 }
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "keyring/conn.h"
 
 /* TCP flag bits as in the header. */
 #define CM_TCP_FIN 0x01
@@ -13,11 +14,8 @@
 #define CM_TCP_PSH 0x08
 #define CM_TCP_ACK 0x10
 
-typedef struct cm_addr {
-    uint8_t family;          /* 4 or 6 */
-    uint8_t ip[16];          /* IPv4 in the first 4 bytes */
-    uint16_t port;
-} cm_addr;
+/* An address and port as libkeyring's connection layer takes it (family 4 or 6, IPv4 in the first 4 bytes). */
+typedef kr_endpoint cm_addr;
 
 /* Whether the TCP checksum was verified. Unknown when the segment is not all there (cut by the snapshot
  * length, or a bogus IP length) or the field holds what checksum offload leaves (0, or the bare

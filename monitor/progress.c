@@ -24,8 +24,7 @@ void cm_progress_init(cm_progress *p, const cm_capture *cap, bool to_stderr, dou
 
 static off_t position(const cm_capture *cap)
 {
-    FILE *f = source_file(cap);
-    off_t pos = f ? ftello(f) : -1;
+    off_t pos = source_file(cap) ? cm_capture_offset(cap) : -1;
     return pos < 0 ? 0 : pos;
 }
 

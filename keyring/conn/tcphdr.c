@@ -12,34 +12,68 @@ static uint32_t fold16(uint64_t acc)
     return (uint32_t)((acc & 0xffff) + (acc >> 16));   /* at most 0xffff */
 }
 
-/* The 16-bit one's complement sum (RFC 1071), four bytes at a time into 64 bits in the host's byte order: the
- * sum of byte-swapped words is the byte-swapped sum, and 2^16 is 1 modulo 0xffff, so a 32-bit word adds as
- * its two halves do. Returned folded to 16 bits in network order, for the caller to add more to it. */
-uint32_t kr_inet_sum(const uint8_t *p, size_t len, uint32_t sum)
+/* a + b with the carry out of bit 63 added back in (one's complement addition in 64 bits) */
+static inline uint64_t add1c(uint64_t a, uint64_t b)
 {
+    a += b;
+    return a + (a < b);
+}
+
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const bool swap = true;
+#define HOST_SWAPPED true
 #else
-    const bool swap = false;
+#define HOST_SWAPPED false
 #endif
-    uint32_t s16 = fold16(sum);
-    uint64_t acc = swap ? (uint16_t)(s16 << 8 | s16 >> 8) : s16;
+
+static inline uint16_t swap16(uint32_t v)
+{
+    return HOST_SWAPPED ? (uint16_t)(v << 8 | (v & 0xffff) >> 8) : (uint16_t)v;
+}
+
+/* The 16-bit one's complement sum (RFC 1071) of len bytes added to acc, eight bytes at a time in the host's
+ * byte order, in two running sums so that the additions overlap: the sum of byte-swapped words is the
+ * byte-swapped sum, and 2^16 is 1 modulo 0xffff, so a 64-bit word adds as its four halves do. */
+static inline uint64_t sum_bytes(uint64_t acc, const uint8_t *p, size_t len)
+{
+    uint64_t acc2 = 0;
     size_t i = 0;
-    for (; i + 4 <= len; i += 4) {
+    for (; i + 16 <= len; i += 16) {
+        acc = add1c(acc, load64(p + i));
+        acc2 = add1c(acc2, load64(p + i + 8));
+    }
+    acc = add1c(acc, acc2);
+    if (i + 8 <= len) {
+        acc = add1c(acc, load64(p + i));
+        i += 8;
+    }
+    if (i + 4 <= len) {
         uint32_t w;
         memcpy(&w, p + i, 4);
-        acc += w;
+        acc = add1c(acc, w);
+        i += 4;
     }
     if (i + 2 <= len) {
         uint16_t w;
         memcpy(&w, p + i, 2);
-        acc += w;
+        acc = add1c(acc, w);
         i += 2;
     }
     if (i < len)
-        acc += swap ? p[i] : (uint32_t)p[i] << 8;   /* the odd byte is the high half of its word */
-    uint32_t r = fold16(acc);
-    return swap ? (uint16_t)(r << 8 | r >> 8) : r;
+        acc = add1c(acc, HOST_SWAPPED ? p[i] : (uint32_t)p[i] << 8);   /* the odd byte: the high half of its word */
+    return acc;
+}
+
+/* Returned folded to 16 bits in network order, for the caller to add more to it. */
+uint32_t kr_inet_sum(const uint8_t *p, size_t len, uint32_t sum)
+{
+    return swap16(fold16(sum_bytes(swap16(fold16(sum)), p, len)));
 }
 
 uint16_t kr_inet_fold(uint32_t sum)
@@ -55,14 +89,14 @@ kr_checksum kr_tcp_checksum(const kr_endpoint *src, const kr_endpoint *dst, cons
         (src->family != 4 && src->family != 6))
         return KR_CSUM_UNKNOWN;
     size_t alen = src->family == 4 ? 4 : 16;
-    uint32_t pseudo = kr_inet_sum(src->ip, alen, 0);
-    pseudo = kr_inet_sum(dst->ip, alen, pseudo);
-    pseudo += (uint32_t)(len >> 16) + (uint32_t)(len & 0xffff) + 6;   /* length and protocol (TCP) */
-    if (kr_inet_fold(kr_inet_sum(seg, len, pseudo)) == 0)
+    /* the pseudo-header: both addresses, the length and the protocol (TCP), summed in the host's order */
+    uint64_t pseudo = sum_bytes(sum_bytes(0, src->ip, alen), dst->ip, alen);
+    pseudo = add1c(pseudo, (uint64_t)swap16((uint32_t)(len >> 16)) + swap16((uint32_t)(len & 0xffff)) + swap16(6));
+    if (fold16(sum_bytes(pseudo, seg, len)) == 0xffff)
         return KR_CSUM_GOOD;
     /* what checksum offload leaves in a packet captured on its way out: 0, or the bare pseudo-header sum */
     unsigned field = (unsigned)seg[16] << 8 | seg[17];
-    unsigned partial = 0xffffu - kr_inet_fold(pseudo);
+    unsigned partial = 0xffffu - kr_inet_fold(swap16(fold16(pseudo)));
     if (field == 0 || field == partial)
         return KR_CSUM_UNKNOWN;
     return KR_CSUM_BAD;

@@ -10,15 +10,24 @@
 #include "rsagate.h"
 #include "keyring/conn.h"
 
-static bool ensure(kr_dirstate *ds, size_t need)
+/* The size a buffer of cap bytes grows to for need bytes (cap when they fit). */
+static size_t grown_cap(size_t cap, size_t need)
 {
-    if (need <= ds->cap)
-        return true;
-    size_t c = ds->cap ? ds->cap : 64;
+    if (need <= cap)
+        return cap;
+    size_t c = cap ? cap : 64;
     while (c < need)
         c *= 2;
     if (c > 2 + KR_FRAME_MAX)
         c = need > 2 + KR_FRAME_MAX ? need : 2 + KR_FRAME_MAX;
+    return c;
+}
+
+static bool ensure(kr_dirstate *ds, size_t need)
+{
+    if (need <= ds->cap)
+        return true;
+    size_t c = grown_cap(ds->cap, need);
     uint8_t *n = realloc(ds->buf, c);
     if (!n)
         return false;
@@ -28,16 +37,18 @@ static bool ensure(kr_dirstate *ds, size_t need)
 }
 
 /* After a large PDU, give the memory back: most frames are tiny. */
+#define SHRINK_ABOVE 8192
+#define SHRINK_TO 256
 void krt_shrink(kr_dirstate *ds)
 {
-    if (ds->cap > 8192 && ds->have <= 256) {
-        uint8_t *n = realloc(ds->buf, 256);
+    if (ds->cap > SHRINK_ABOVE && ds->have <= SHRINK_TO) {
+        uint8_t *n = realloc(ds->buf, SHRINK_TO);
         if (n) {
             ds->buf = n;
-            ds->cap = 256;
+            ds->cap = SHRINK_TO;
         }
     }
-    if (ds->pt_cap > 8192) {
+    if (ds->pt_cap > SHRINK_ABOVE) {
         free(ds->pt);
         ds->pt = NULL;
         ds->pt_cap = 0;
@@ -343,6 +354,32 @@ static size_t want(const kr_tracker *t, kr_dir dir)
     return 1;
 }
 
+/* The whole frame in dir's buffer is read, and kept for a copy of its bytes that may still come (reread.c)
+ * when it was read with the session key (known before it, or from a session line it fitted). Returns
+ * whether it did not decrypt. */
+static bool read_whole_frame(kr_tracker *t, kr_dir dir, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    uint32_t bad = ds->frames_bad, ok = ds->frames_ok;
+    size_t n = ds->have;
+    bool whole = !ds->damaged;
+    bool hello = !ds->first_frame_done && t->sessionblock_seen && !t->mid_session;
+    uint64_t off = ds->pdu_offset;
+    double first = ds->pdu_first_time;
+    kr_cipher_state before;
+    kr_cipher_save(ds->cipher, &before);
+    krt_do_frame(t, dir, ts);
+    if (whole && kr_cipher_keyed(ds->cipher)) {
+        if (!before.passed) {
+            memcpy(before.iv, t->sess.iv, 16);   /* no frame went by before it: its IV was the first one */
+            before.in_sync = true;
+        }
+        krt_kept_add(t, dir, &before, off, ds->buf, n, first, hello, ds->frames_ok > ok, ds->frames_bad > bad);
+    }
+    krt_evaluate(t, ts);
+    return ds->frames_bad > bad;
+}
+
 /* A frame's length prefix (2 bytes held) or the whole frame. */
 static void act_frame(kr_tracker *t, kr_dir dir, double ts)
 {
@@ -360,27 +397,43 @@ static void act_frame(kr_tracker *t, kr_dir dir, double ts)
         return;
     }
     krt_copies_frame(t, dir);
-    uint32_t bad = ds->frames_bad, ok = ds->frames_ok;
     size_t n = ds->have;
-    /* a frame read with the session key (known before it, or from a session line it fitted) is kept for a
-     * copy of its bytes that may still come (reread.c) */
-    bool whole = !ds->damaged;
-    bool hello = !ds->first_frame_done && t->sessionblock_seen && !t->mid_session;
-    uint64_t off = ds->pdu_offset;
-    double first = ds->pdu_first_time;
-    kr_cipher_state before;
-    kr_cipher_save(ds->cipher, &before);
-    krt_do_frame(t, dir, ts);
-    if (whole && kr_cipher_keyed(ds->cipher)) {
-        if (!before.passed) {
-            memcpy(before.iv, t->sess.iv, 16);   /* no frame went by before it: its IV was the first one */
-            before.in_sync = true;
-        }
-        krt_kept_add(t, dir, &before, off, ds->buf, n, first, hello, ds->frames_ok > ok, ds->frames_bad > bad);
-    }
-    krt_evaluate(t, ts);
-    if (ds->frames_bad > bad)
+    if (read_whole_frame(t, dir, ts))
         resync_by_decryption(t, dir, n, ts);
+}
+
+/* A frame that the bytes at p hold whole from its length prefix on, when dir waits for a frame: read where
+ * it lies instead of copied into the buffer first. The buffer is lent those bytes (read only: no copy of
+ * a frame's bytes is waiting to be laid over them) while the frame is read, then given back. What follows
+ * is what reading it from the buffer does, the buffer's size included: a frame that does not decrypt is
+ * copied in for the search of the boundary by decryption when the buffer would have held it then.
+ * Returns the bytes taken (0: none, the frame goes through the buffer). */
+static size_t frame_in_place(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts)
+{
+    kr_dirstate *ds = &t->d[dir];
+    if (ds->st != PST_FRAMES || ds->have != 0 || ds->damaged || t->copies || len < 2)
+        return 0;
+    unsigned l = (unsigned)p[0] << 8 | p[1];
+    size_t n = 2 + (size_t)l;
+    if (!valid_len(l, KR_FRAME_MAX) || n > len)
+        return 0;
+    uint8_t *own = ds->buf;
+    size_t own_cap = ds->cap;
+    size_t cap = grown_cap(own_cap, n);
+    if (cap > SHRINK_ABOVE)
+        cap = SHRINK_TO;               /* krt_shrink after the frame */
+    ds->buf = (uint8_t *)(uintptr_t)p;
+    ds->cap = 0;                       /* nothing grows or shrinks a lent buffer */
+    ds->have = n;
+    ds->offset += n;
+    bool bad = read_whole_frame(t, dir, ts);
+    ds->buf = own;
+    ds->cap = own_cap;
+    if (bad && cap >= n && ensure(ds, n)) {
+        memcpy(ds->buf, p, n);
+        resync_by_decryption(t, dir, n, ts);
+    }
+    return n;
 }
 
 /* The frame being read in dir is the first len bytes of its buffer (another copy of its length prefix said
@@ -499,7 +552,7 @@ void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts
             t->s2d_head_len = (size_t)ds->offset + n;
     }
     while (len > 0) {
-        if (krt_rsa_hold_feed(t, dir, p, len, ts))
+        if (t->rsa && krt_rsa_hold_feed(t, dir, p, len, ts))
             return;   /* a handshake block waits for the RSA budget: the rest is held */
         /* the cloud sending past its nonce before the device's id block: not this protocol */
         if (dir == KR_S2D && ds->st == PST_SESSION && ds->have == 0 && !t->idblock_seen && !t->mid_session &&
@@ -519,11 +572,17 @@ void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts
             declare_not_spark(t, dir, ts, "the cloud sent more than 40 bytes before the device's 256-byte id "
                               "block");
         }
-        size_t target = want(t, dir);
         if (ds->have == 0) {
             ds->pdu_offset = ds->offset;
             ds->pdu_first_time = ts;
+            size_t took = frame_in_place(t, dir, p, len, ts);
+            if (took) {
+                p += took;
+                len -= took;
+                continue;
+            }
         }
+        size_t target = want(t, dir);
         if (ds->have >= target && ds->st != PST_RESYNC) {
             act(t, dir, ts);
             continue;
@@ -556,7 +615,8 @@ void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts
         if (ds->st == PST_RESYNC || ds->have == target)
             act(t, dir, ts);
     }
-    krt_release(ds, krt_copies_need_buffer(t, dir));
+    /* whether a handshake block must stay matters only for a buffer between PDUs */
+    krt_release(ds, ds->have == 0 && ds->buf ? krt_copies_need_buffer(t, dir) : true);
 }
 
 /* The held cloud bytes go through now: as the handshake when the device's id block was lost, else they

@@ -662,6 +662,68 @@ static bool cloud_hello_and_close(kr_conn_table *t, const log_t *l, const sess_f
     return l->last_proven;
 }
 
+/* The device's frames 1 to 4 after its Hello, as one stream of n bytes (prefix: frame 1's length prefix as
+ * sent, 0 for the real one), fed in segments of `chunk` bytes (0: one segment per frame); then the cloud's
+ * Hello and both closes. The log is left in l. */
+static void frames_in_chunks(log_t *l, size_t chunk, unsigned prefix)
+{
+    sess_frames f;
+    kr_conn_table *t = session_start(l, &f);
+    uint8_t s[4 * 96];
+    size_t n = 0, ends[4];
+    for (int i = 1; i <= 4; i++) {
+        memcpy(s + n, f.d[i], f.dl[i]);
+        n += f.dl[i];
+        ends[i - 1] = n;
+    }
+    if (prefix) {
+        s[0] = (uint8_t)(prefix >> 8);
+        s[1] = (uint8_t)prefix;
+    }
+    for (size_t at = 0, k = 0; at < n; k++) {
+        size_t end = chunk ? (at + chunk < n ? at + chunk : n) : ends[k];
+        feed(t, pk(true, DEV_PORT, D1 + (uint32_t)at, C0, KR_TCP_ACK, s + at, end - at, 1.05 + 0.001 * (double)k));
+        at = end;
+    }
+    feed(t, pk(false, DEV_PORT, C0, D1 + (uint32_t)n, KR_TCP_ACK, f.c, f.cl, 1.2));
+    feed(t, pk(true, DEV_PORT, D1 + (uint32_t)n, C0 + 18, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.21));
+    feed(t, pk(false, DEV_PORT, C0 + 18, D1 + (uint32_t)n + 1, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 1.22));
+    kr_conn_table_free(t);
+}
+
+/* A frame a segment holds whole is read where it lies; one split over segments through the direction's
+ * buffer: both give the same steps, messages, findings and verdict, one segment per frame, all frames in
+ * one segment, or any split (1, 5, 17, 40 bytes). So does a frame whose length prefix was damaged into a
+ * longer one (32 read as 64, over the next frame): it does not decrypt, and the next frame is found by
+ * decryption either way. */
+static void test_frames_whole_or_split_alike(void **st)
+{
+    (void)st;
+    static const size_t chunks[] = { 1, 5, 17, 40, 1000 };
+    static const unsigned prefixes[] = { 0, 64 };
+    for (size_t p = 0; p < sizeof prefixes / sizeof prefixes[0]; p++) {
+        log_t *whole = calloc(1, sizeof *whole), *split = calloc(1, sizeof *split);
+        assert_non_null(whole);
+        assert_non_null(split);
+        frames_in_chunks(whole, 0, prefixes[p]);
+        /* both Hellos and the frames that decrypt; the damaged one's decrypt error and the boundary found */
+        assert_int_equal(whole->decrypted, prefixes[p] ? 5 : 6);
+        assert_int_equal(whole->findings, prefixes[p] ? 2 : 0);
+        for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+            frames_in_chunks(split, chunks[c], prefixes[p]);
+            assert_string_equal(split->text, whole->text);
+            assert_memory_equal(split->steps, whole->steps, sizeof whole->steps);
+            assert_int_equal(split->decrypted, whole->decrypted);
+            assert_int_equal(split->findings, whole->findings);
+            assert_string_equal(split->last_note, whole->last_note);
+            assert_int_equal(split->last_code, whole->last_code);
+            assert_int_equal(split->last_proven, whole->last_proven);
+        }
+        free(whole);
+        free(split);
+    }
+}
+
 /* The device's second frame read from garbage, then its real bytes as a copy before the cloud acknowledges
  * them: the frame is read again from the copy (it decrypts, the garbage did not), and the chain goes on from
  * the real ciphertext (the next frame, one block, decrypts only under the real first block as its IV). */
@@ -983,6 +1045,93 @@ static void test_checksum_copies(void **st)
 }
 
 /* One checksum rule for both frontends: the whole segment under its pseudo-header. */
+/* Bytes from a linear congruential generator: the same every run. */
+static void fill_bytes(uint8_t *b, size_t n, uint32_t x)
+{
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        b[i] = (uint8_t)(x >> 16);
+    }
+}
+
+/* RFC 1071's sum two bytes at a time, added to s, folded (not complemented) */
+static uint16_t ref_sum(const uint8_t *p, size_t n, uint64_t s)
+{
+    for (size_t i = 0; i < n; i += 2)
+        s += (uint32_t)(p[i] << 8 | (i + 1 < n ? p[i + 1] : 0));
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+/* The same over the pseudo-header and the segment */
+static uint16_t ref_tcp_sum(const kr_endpoint *a, const kr_endpoint *b, const uint8_t *seg, size_t len, bool pseudo_only)
+{
+    size_t alen = a->family == 4 ? 4 : 16;
+    uint64_t sum = ref_sum(b->ip, alen, ref_sum(a->ip, alen, 6 + (len >> 16) + (len & 0xffff)));
+    return pseudo_only ? (uint16_t)sum : ref_sum(seg, len, sum);
+}
+
+/* The one's complement sum at every length and alignment, on random bytes, all-ones and all-zero buffers,
+ * chained from a start sum as the pseudo-header is */
+static void test_inet_sum(void **st)
+{
+    (void)st;
+    uint8_t b[1600];
+    fill_bytes(b, sizeof b, 12345);
+    for (size_t len = 0; len < 160; len++)
+        for (size_t off = 0; off < 8; off++)
+            for (uint32_t start = 0; start < 0x30000; start += 0x7fff) {
+                uint16_t one = (uint16_t)~ref_sum(b + off, len, start);
+                assert_int_equal(kr_inet_fold(kr_inet_sum(b + off, len, start)), one);
+                uint32_t two = kr_inet_sum(b + off + len, 3 + len, kr_inet_sum(b + off, len, start) + 6);
+                uint16_t whole = (uint16_t)~ref_sum(b + off + len, 3 + len, (uint32_t)(uint16_t)~one + 6);
+                assert_int_equal(kr_inet_fold(two), whole);
+            }
+    assert_int_equal(kr_inet_fold(kr_inet_sum(b, sizeof b, 0)), (uint16_t)~ref_sum(b, sizeof b, 0));
+    memset(b, 0xff, sizeof b);
+    for (size_t len = 0; len < 64; len++)
+        assert_int_equal(kr_inet_fold(kr_inet_sum(b, len, 0)), (uint16_t)~ref_sum(b, len, 0));
+    assert_int_equal(kr_inet_fold(kr_inet_sum(b, sizeof b, 0xffff)), (uint16_t)~ref_sum(b, sizeof b, 0xffff));
+    memset(b, 0, sizeof b);
+    assert_int_equal(kr_inet_fold(kr_inet_sum(b, 40, 0)), 0xffff);   /* nothing added: ~0 */
+}
+
+/* The checksum rule at every segment length and alignment, IPv4 and IPv6, against the reference above: the
+ * field that makes the sum 0xffff checks, any other is bad, except 0 and the bare pseudo-header sum (left by
+ * checksum offload), which are not known */
+static void test_tcp_checksum_lengths(void **st)
+{
+    (void)st;
+    uint8_t buf[300];
+    fill_bytes(buf, sizeof buf, 777);
+    for (int fam = 4; fam <= 6; fam += 2) {
+        kr_endpoint a = { (uint8_t)fam, { 0 }, 1 }, b = { (uint8_t)fam, { 0 }, 2 };
+        for (int i = 0; i < 16; i++) {
+            a.ip[i] = buf[200 + i];
+            b.ip[i] = buf[220 + i];
+        }
+        for (size_t len = 20; len < 180; len++)
+            for (size_t off = 0; off < 8; off += 3) {
+                uint8_t *seg = buf + off;
+                seg[16] = seg[17] = 0;
+                uint16_t field = (uint16_t)~ref_tcp_sum(&a, &b, seg, len, false);
+                seg[16] = (uint8_t)(field >> 8);
+                seg[17] = (uint8_t)field;
+                uint16_t partial = ref_tcp_sum(&a, &b, seg, len, true);
+                assert_int_equal(kr_tcp_checksum(&a, &b, seg, len), KR_CSUM_GOOD);
+                seg[len - 1] ^= 0x10;
+                assert_int_equal(kr_tcp_checksum(&a, &b, seg, len),
+                                 field == 0 || field == partial ? KR_CSUM_UNKNOWN : KR_CSUM_BAD);
+                seg[len - 1] ^= 0x10;
+                seg[16] = (uint8_t)(partial >> 8);
+                seg[17] = (uint8_t)partial;
+                kr_checksum want = partial == field ? KR_CSUM_GOOD : KR_CSUM_UNKNOWN;
+                assert_int_equal(kr_tcp_checksum(&a, &b, seg, len), want);
+            }
+    }
+}
+
 static void test_tcp_checksum_rule(void **st)
 {
     (void)st;
@@ -1280,6 +1429,7 @@ int main(void)
         cmocka_unit_test(test_conflicting_copies_wait_out_of_order),
         cmocka_unit_test(test_rst_window_scale),
         cmocka_unit_test(test_checksum_copies),
+        cmocka_unit_test(test_frames_whole_or_split_alike),
         cmocka_unit_test(test_copy_after_read_is_read_again),
         cmocka_unit_test(test_long_frame_read_again),
         cmocka_unit_test(test_read_again_moves_the_chain),
@@ -1291,6 +1441,8 @@ int main(void)
         cmocka_unit_test(test_damaged_prefix_resynced_then_right_copy),
         cmocka_unit_test(test_unframed_garbage_then_right_copy),
         cmocka_unit_test(test_tcp_checksum_rule),
+        cmocka_unit_test(test_tcp_checksum_lengths),
+        cmocka_unit_test(test_inet_sum),
         cmocka_unit_test(test_rst_in_window_ends),
         cmocka_unit_test(test_rst_out_of_window_ignored),
         cmocka_unit_test(test_rst_survived),

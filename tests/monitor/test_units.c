@@ -129,43 +129,6 @@ static void tcp4_csum(uint8_t *b, size_t n)
     b[37] = (uint8_t)c;
 }
 
-/* RFC 1071's sum, two bytes at a time (the export tests' reference, below), complemented */
-static uint16_t csum(const uint8_t *p, size_t n, uint32_t s);
-
-static uint16_t ref_csum(const uint8_t *p, size_t len, uint32_t start)
-{
-    return (uint16_t)~csum(p, len, start);
-}
-
-/* The one's complement sum at every length and alignment, on random bytes, all-ones and all-zero buffers,
- * chained from a start sum as the pseudo-header is */
-static void test_inet_sum(void **st)
-{
-    (void)st;
-    uint8_t b[1600];
-    uint32_t x = 12345;
-    for (size_t i = 0; i < sizeof b; i++) {
-        x = x * 1103515245u + 12345u;
-        b[i] = (uint8_t)(x >> 16);
-    }
-    for (size_t len = 0; len < 80; len++)
-        for (size_t off = 0; off < 4; off++)
-            for (uint32_t start = 0; start < 0x30000; start += 0x7fff) {
-                assert_int_equal(cm_inet_fold(cm_inet_sum(b + off, len, start)), ref_csum(b + off, len, start));
-                uint32_t two = cm_inet_sum(b + off + len, 3 + len, cm_inet_sum(b + off, len, start) + 6);
-                uint16_t whole = ref_csum(b + off + len, 3 + len, (uint32_t)~ref_csum(b + off, len, start) % 0x10000 + 6);
-                assert_int_equal(cm_inet_fold(two), whole);
-            }
-    assert_int_equal(cm_inet_fold(cm_inet_sum(b, sizeof b, 0)), ref_csum(b, sizeof b, 0));
-    memset(b, 0xff, sizeof b);
-    for (size_t len = 0; len < 64; len++)
-        assert_int_equal(cm_inet_fold(cm_inet_sum(b, len, 0)), ref_csum(b, len, 0));
-    assert_int_equal(cm_inet_fold(cm_inet_sum(b, sizeof b, 0xffff)), ref_csum(b, sizeof b, 0xffff));
-    memset(b, 0, sizeof b);
-    assert_int_equal(cm_inet_fold(cm_inet_sum(b, 40, 0)), 0xffff);   /* nothing added: ~0 */
-    assert_int_equal(ref_csum(b, 40, 0), 0xffff);
-}
-
 /* Integers as JSON members: every digit count, both signs and the ends of the range, as printf writes them */
 static void test_json_int(void **st)
 {
@@ -724,7 +687,6 @@ int main(void)
         cmocka_unit_test(test_decode_ipv6_ext),
         cmocka_unit_test(test_decode_lengths_and_checksum),
         cmocka_unit_test(test_decode_window_scale),
-        cmocka_unit_test(test_inet_sum),
         cmocka_unit_test(test_json_int),
         cmocka_unit_test(test_decode_vlan_stack),
         cmocka_unit_test(test_decode_ipv6_chain),
