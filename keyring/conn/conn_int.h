@@ -130,6 +130,9 @@ struct kr_conn_table {
     kr_conn_stats st;
 };
 
+/* table.c: no connection is expired before t->next_due; a connection made or ended lowers it to its own */
+void kr_conn_due_at_least(kr_conn_table *t, const kr_conn *c);
+
 /* tcp.c */
 void kr_conn_handle(kr_conn *c, const kr_packet *p);
 void kr_conn_event(kr_conn *c, kr_tcp_kind kind, kr_dir dir, double ts, uint64_t n, const char *fmt, ...)

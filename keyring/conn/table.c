@@ -235,17 +235,17 @@ static bool make_room(kr_conn_table *t, double ts)
     return true;
 }
 
-/* The earliest capture time at which c could be expired, whatever it goes through before: open, it goes
- * after idle seconds of silence; ended (which may happen at any packet), KR_LINGER seconds after its last
- * packet; ended by the frontend, never. Its last packet only moves later. */
+/* The earliest capture time at which c can be expired: open, after idle seconds of silence; ended, KR_LINGER
+ * seconds after its last packet; ended by the frontend, never. Its last packet only moves later, and a
+ * connection that ends tells the table then (kr_conn_due_at_least from kr_conn_end_now). */
 static double due(const kr_conn_table *t, const kr_conn *c)
 {
     if (c->state == KR_CS_ENDED)
         return c->held ? INFINITY : c->last + KR_LINGER;
-    return c->last + (t->o.idle < KR_LINGER ? t->o.idle : KR_LINGER);
+    return c->last + t->o.idle;
 }
 
-static void due_at_least(kr_conn_table *t, const kr_conn *c)
+void kr_conn_due_at_least(kr_conn_table *t, const kr_conn *c)
 {
     double d = due(t, c);
     if (d < t->next_due)
@@ -261,7 +261,7 @@ static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *ke
     c->dev = src_is_dev ? p->src : p->dst;
     c->cloud = src_is_dev ? p->dst : p->src;
     c->first = c->last = p->time;
-    due_at_least(t, c);
+    kr_conn_due_at_least(t, c);
     c->state = KR_CS_UNDECIDED;
     c->wscale[0] = c->wscale[1] = -2;        /* not known until the SYNs are read */
     c->in_packet = true;                     /* made for the packet being handled */
@@ -372,7 +372,7 @@ static size_t expire(kr_conn_table *t, double now, bool all, const char *reason)
             (!ended && c->last < now - t->o.idle))
             g_ptr_array_add(old, c);
         else
-            due_at_least(t, c);
+            kr_conn_due_at_least(t, c);
     }
     g_ptr_array_sort(old, by_first);
     size_t n = 0;

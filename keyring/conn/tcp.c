@@ -353,6 +353,7 @@ void kr_conn_end_now(kr_conn *c, double ts, const char *reason)
             c->tab->cb.end(c->tab->ud, c, end_reason);
     }
     c->state = KR_CS_ENDED;
+    kr_conn_due_at_least(c->tab, c);         /* it lingers from now on, or is held */
     if (c->tr) {
         kr_tracker_free(c->tr);
         c->tr = NULL;

@@ -1360,6 +1360,39 @@ static void test_idle_expiry_by_packets(void **st)
     kr_conn_table_free(t);
 }
 
+/* With the default idle time (600 s, longer than the 60 s an ended connection lingers), a connection that
+ * ends between two scans is still let go once its 60 s are over, not when it would have gone idle. */
+static void test_ended_freed_after_linger(void **st)
+{
+    (void)st;
+    log_t l;
+    memset(&l, 0, sizeof l);
+    fill();
+    kr_conn_options o;
+    kr_conn_options_default(&o);
+    o.max_conns = 16;
+    kr_keyfile *kf = kr_keyfile_new_empty();
+    kr_conn_table *t = kr_conn_table_new(kf, &o, &cbs, &l);
+    handshake(t, DEV_PORT, 1.0);                         /* A: open, then closed at 3 s */
+    handshake(t, DEV_PORT + 1, 1.5);                     /* B: sends an ACK every second */
+    feed(t, pk(true, DEV_PORT + 1, ISN_D + 257, ISN_S + 425, KR_TCP_ACK, NULL, 0, 2.6));   /* a scan */
+    size_t both = kr_conn_table_memory(t);
+    feed(t, pk(true, DEV_PORT, ISN_D + 257, ISN_S + 425, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 3.0));
+    feed(t, pk(false, DEV_PORT, ISN_S + 425, ISN_D + 258, KR_TCP_ACK | KR_TCP_FIN, NULL, 0, 3.01));
+    assert_string_equal(l.end_reason, "closed by both sides");
+    for (int s = 4; s <= 62; s++)
+        feed(t, pk(true, DEV_PORT + 1, ISN_D + 257, ISN_S + 425, KR_TCP_ACK, NULL, 0, s + 0.5));
+    size_t lingering = kr_conn_table_memory(t);          /* A ended 59.5 s ago: still there */
+    for (int s = 63; s <= 65; s++)
+        feed(t, pk(true, DEV_PORT + 1, ISN_D + 257, ISN_S + 425, KR_TCP_ACK, NULL, 0, s + 0.5));
+    size_t after = kr_conn_table_memory(t);
+    assert_true(lingering <= both);
+    assert_true(after < lingering);                      /* A was let go at the first scan after 60 s */
+    assert_int_equal(kr_conn_table_stats(t)->expired, 0);
+    kr_conn_table_free(t);
+    kr_keyfile_free(kf);
+}
+
 static void test_nonce_rule_and_heuristic(void **st)
 {
     (void)st;
@@ -1452,6 +1485,7 @@ int main(void)
         cmocka_unit_test(test_gap_given_up_by_ack),
         cmocka_unit_test(test_idle_expiry),
         cmocka_unit_test(test_idle_expiry_by_packets),
+        cmocka_unit_test(test_ended_freed_after_linger),
         cmocka_unit_test(test_nonce_rule_and_heuristic),
         cmocka_unit_test(test_heuristic_other_port),
     };
