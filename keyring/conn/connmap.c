@@ -2,8 +2,8 @@
  * Open addressing over an array of pointers (linear probing, a removal shifts the entries after it back,
  * so there are no tombstones): an entry costs one pointer slot; a connection keeps only its key's 32-bit
  * hash (its two ends are compared with the key when the hashes match), and a lookup hashes the key once.
- * The hash is seeded per map, so addresses and ports chosen on the wire cannot be lined up into one long
- * probe. */
+ * The hash is seeded per map with a random value, so addresses and ports chosen on the wire cannot be
+ * picked in advance to land in one long probe. */
 #include <string.h>
 #include "conn_int.h"
 

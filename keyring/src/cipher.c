@@ -158,6 +158,9 @@ static size_t pkcs7_pad(const uint8_t *pt, size_t len)
     return pad;
 }
 
+/* CBC decryption of len bytes (whole blocks) through the key's ECB context, keyed once per key: every block at
+ * once (EVP_Cipher, without the bookkeeping of EVP_DecryptUpdate), then each XOR the ciphertext block before
+ * it (iv for the first). out must not be ct. */
 static bool key_decrypt(const kr_probe_key *k, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out);
 
 kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
@@ -243,9 +246,6 @@ void kr_cipher_share(kr_cipher *c, const kr_probe_key *k)
         c->own = k;
 }
 
-/* CBC decryption of len bytes (whole blocks) through the key's ECB context, keyed once per key: every block at
- * once (EVP_Cipher, without the bookkeeping of EVP_DecryptUpdate), then each XOR the ciphertext block before
- * it (iv for the first). out must not be ct. */
 /* out ^= in over n bytes (a multiple of 8), a word at a time */
 static void xor8(uint8_t *out, const uint8_t *in, size_t n)
 {
