@@ -160,17 +160,39 @@ static sw_status send_raw(sw_device *d, const uint8_t *buf, size_t len)
     return d->hal.send(d->hal.ctx, buf, len) < 0 ? SW_ERR_IO : SW_RUNNING;
 }
 
+/* The --corrupt-frame fault: spoils the last byte of the sealed frame (length prefix included, n bytes) so
+ * that its padding no longer checks out. One spoiled byte still leaves valid padding about once in 256, so
+ * each spoiling value is tried on the last block as the receiver decrypts it (chained on the block before it,
+ * or on iv, the frame's IV, for a one-block frame) until one fails. */
+static void spoil_frame(const sw_device *d, const uint8_t iv[16], uint8_t *frame, int n)
+{
+    const uint8_t *last = frame + n - 16;
+    sw_cipher probe;
+    memcpy(probe.key, d->cipher.key, 16);
+    uint8_t out[16];
+    for (unsigned k = 0; k < 255; k++) {
+        uint8_t x = (uint8_t)((0x59 + k) % 255 + 1);   /* 0x5a..0xff, then 0x01..0x59 */
+        frame[n - 1] ^= x;
+        memcpy(probe.recv_iv, n - 2 > 16 ? last - 16 : iv, 16);
+        if (sw_frame_open(&probe, last, 16, out, sizeof out) < 0)
+            return;
+        frame[n - 1] ^= x;
+    }
+}
+
 /* Seals len bytes of d->msg (or msg) and sends the frame. */
 sw_status sw_dev_send(sw_device *d, const uint8_t *msg, int len)
 {
     if (len < 0)
         return SW_ERR_CONFIG;
+    uint8_t iv[16];
+    memcpy(iv, d->cipher.send_iv, 16);
     int n = sw_frame_seal(&d->cipher, msg, (size_t)len, d->tx, sizeof d->tx);
     if (n < 0)
         return SW_ERR_CONFIG;
     d->frames_sent++;
     if (d->cfg.corrupt_frame && d->frames_sent == d->cfg.corrupt_frame)
-        d->tx[n - 1] ^= 0x5a;   /* last block's last byte: the padding no longer checks out */
+        spoil_frame(d, iv, d->tx, n);
     return send_raw(d, d->tx, (size_t)n);
 }
 

@@ -117,7 +117,7 @@ typedef struct sw_device_config {
     uint32_t chunk_timeout_ms;       /* 3000: ChunkMissed during an update */
     sw_step stop_after;              /* fault: go silent after this step (SW_STEP_NONE: never) */
     bool hold_on_fail;               /* keep the socket after a failed handshake (G1 default) */
-    uint32_t corrupt_frame;          /* fault: flip a bit in the n-th session frame sent (1 = Hello) */
+    uint32_t corrupt_frame;          /* fault: spoil the n-th session frame sent (1 = Hello) so it does not decrypt */
     uint32_t ota_stall_after;        /* fault: go silent after this many chunks (0: never) */
     bool send_time_request;          /* ask for the time once connected */
     bool fast_ota;                   /* accept fast OTA when the cloud offers it (G2, G3) */

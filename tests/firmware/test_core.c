@@ -14,6 +14,7 @@
 #include "crc32.h"
 #include "crypto_port.h"
 #include "device.h"
+#include "device_int.h"
 #include "frame.h"
 #include "vectors.h"
 
@@ -752,6 +753,39 @@ static void test_device_ping(void **state)
     assert_int_equal(poll_until_quiet(), SW_ERR_PING_TIMEOUT);
 }
 
+/* The --corrupt-frame fault spoils a frame so that it never decrypts: across 4000 sessions and one-, two- and
+ * three-block frames, only the frame's last byte differs from the sealed frame, the sender's chain is the
+ * unspoiled one, and the receiver's sw_frame_open refuses every spoiled frame (one spoiled byte alone would
+ * leave valid padding about once in 256). */
+static void test_device_corrupt_frame_never_opens(void **state)
+{
+    (void)state;
+    static const int lens[3] = {4, 20, 40};
+    uint8_t msg[40], mat[SW_SESSION_LEN], plain[64], sealed[64];
+    memset(msg, 0x33, sizeof msg);
+    for (int i = 0; i < 4000; i++) {
+        for (int j = 0; j < SW_SESSION_LEN; j++)
+            mat[j] = (uint8_t)(i * 131 + j * 29 + (i >> 8) * j);
+        memset(&M, 0, sizeof M);
+        sw_device_config cfg;
+        sw_device_defaults(&cfg, 1);
+        cfg.corrupt_frame = 1;
+        sw_device_init(&dev, &cfg, &hal);
+        sw_device_install_session(&dev, mat);
+        int len = lens[i % 3];
+        assert_int_equal(sw_dev_send(&dev, msg, len), SW_RUNNING);
+        sw_cipher c;
+        sw_cipher_init(&c, mat);
+        int n = sw_frame_seal(&c, msg, (size_t)len, sealed, sizeof sealed);
+        assert_int_equal(M.out_len, (size_t)n);
+        assert_memory_equal(M.out, sealed, (size_t)n - 1);
+        assert_int_not_equal(M.out[n - 1], sealed[n - 1]);
+        assert_memory_equal(dev.cipher.send_iv, c.send_iv, 16);
+        sw_cipher_init(&c, mat);
+        assert_int_equal(sw_frame_open(&c, M.out + 2, (size_t)n - 2, plain, sizeof plain), -1);
+    }
+}
+
 static void test_device_registration_limits(void **state)
 {
     (void)state;
@@ -802,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_device_bad_session_blocks),
         cmocka_unit_test(test_device_bad_frames),
         cmocka_unit_test(test_device_ping),
+        cmocka_unit_test(test_device_corrupt_frame_never_opens),
         cmocka_unit_test(test_device_registration_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
