@@ -256,34 +256,28 @@ typedef struct spark_frame_rec {
     guint32 cap;                  /* spark.max_conns when it did */
 } spark_frame_rec;
 
+/* Touched for every frame of the connection, so kept small, the fields of every frame first. */
 typedef struct spark_conv {
+    guint32 last_frame;           /* the last frame of this connection the layer reported on (0: none) */
+    gboolean bound;               /* callbacks go to last_frame (rec_cur makes its record on need) */
+    spark_frame_rec *last_rec;    /* its record, NULL until something is kept for it */
     kr_tracker *tracker;          /* the connection layer's, NULL once the connection ended */
-    struct kr_conn *kc;           /* the connection layer's connection, NULL once it ended */
-    address server_addr;
-    guint32 server_port;
-    gboolean finished;
-    gboolean closed[2];
-    gboolean reset[2];
-    gboolean seq_known[2];
-    guint32 next_seq[2];
-    guint64 stream_pos[2];        /* bytes of each direction given to the tracker, gaps included */
-    /* during a feed */
-    spark_frame_rec *cur;
+    /* the bytes being fed */
+    gboolean chunk_active;
     kr_dir chunk_dir;
     guint64 chunk_start;
-    guint32 chunk_len;
     const guint8 *chunk;
+    guint32 chunk_len;
     gint chunk_tvb_offset;
-    gboolean chunk_active;
-    guint64 last_step_end[2];
     gboolean step_in_chunk;
+    guint64 stream_pos[2];        /* bytes of each direction given to the tracker, gaps included */
+    guint64 last_step_end[2];
     spark_frame_rec **pending[2]; /* frames waiting for the PDU their bytes start (file scope) */
     guint n_pending[2], cap_pending[2];
+    spark_msg_rec **messages;     /* by message index (file scope); NULL where none was kept */
+    guint32 n_messages, cap_messages;
     const char *id;               /* the device id last seen (file scope), shared by the records */
-    wmem_array_t *messages;       /* spark_msg_rec *, by message index */
-    spark_frame_rec *last_rec;    /* the last frame of this connection with a record */
-    guint32 last_frame;           /* its number (read without touching the record) */
-    double last_ts;               /* time of the last bytes or close given to the tracker */
+    char id_hex[KR_DEVICE_ID_HEX_LEN + 1]; /* the same, here: compared without reading the copy */
 } spark_conv;
 
 /* ---- per-pass state (packet scope) ------------------------------------------------------------- */
@@ -315,10 +309,15 @@ void spark_register_prefs(void);
 
 /* spark-record.c: the first pass keeps what the tracker reports against the frame that completed it */
 extern const kr_callbacks spark_callbacks;
-spark_frame_rec *rec_get(packet_info *pinfo);
-spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv);
-/* The frame's record, made (without a connection) when it has none. */
-spark_frame_rec *rec_of_frame(packet_info *pinfo);
+/* The frame's record (NULL: the frame belongs to no followed connection; rec_is_empty: it brought nothing) */
+const spark_frame_rec *rec_get(packet_info *pinfo);
+gboolean rec_is_empty(const spark_frame_rec *rec);
+/* The frame belongs to a followed connection (its record stays the shared empty one until rec_of_num). */
+void rec_mark(guint32 num);
+/* The frame's own record, made (without a connection) when it has none. */
+spark_frame_rec *rec_of_num(guint32 num);
+/* The record the connection's callbacks go to now (made on need), NULL when it is bound to no frame. */
+spark_frame_rec *rec_cur(spark_conv *conv);
 void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p);
 /* rec's bytes of dir start a PDU not complete yet */
 void rec_pend(spark_conv *conv, kr_dir dir, spark_frame_rec *rec);
@@ -327,7 +326,7 @@ void rec_store_reset(void);
 
 /* spark-render.c: every pass shows the records */
 spark_pass *pass_get(packet_info *pinfo);
-void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass, spark_frame_rec *rec);
+void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass, const spark_frame_rec *rec);
 void spark_render_handoff(void);
 
 /* spark-stats.c: statistics per device; render_rec tells it what each packet showed */
