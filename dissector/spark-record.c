@@ -90,9 +90,16 @@ void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p)
     case SPARK_EV_VERDICT: ev.u.verdict = (spark_verdict_rec *)p; break;
     case SPARK_EV_CLOSE: ev.u.close = (spark_close_rec *)p; break;
     }
-    if (rec->n_events == rec->cap_events) {
-        rec->cap_events = rec->cap_events ? 2 * rec->cap_events : 2;
-        rec->events = (spark_ev *)wmem_realloc(wmem_file_scope(), rec->events, rec->cap_events * sizeof ev);
+    if (rec->n_events == 0) {
+        rec->events = &rec->first;
+        rec->cap_events = 1;
+    } else if (rec->n_events == rec->cap_events) {
+        spark_ev *more = (spark_ev *)wmem_alloc(wmem_file_scope(), 2 * rec->cap_events * sizeof ev);
+        memcpy(more, rec->events, rec->n_events * sizeof ev);
+        if (rec->events != &rec->first)
+            wmem_free(wmem_file_scope(), rec->events);
+        rec->events = more;
+        rec->cap_events *= 2;
     }
     rec->events[rec->n_events++] = ev;
 }
