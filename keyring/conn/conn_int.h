@@ -66,26 +66,19 @@ typedef enum kr_conn_state {
 #define KR_CONN_KEY_LEN 37
 #define KR_CONN_PRE_MAX 40   /* bytes of an undecided connection's cloud stream held for the heuristic */
 
-struct kr_conn {              /* grouped by size: a million open connections each hold one */
+struct kr_conn {              /* a million open connections each hold one; what every packet reads first
+                                (the ends a lookup compares, the state) in the first cache line */
+    kr_endpoint dev, cloud;
+    uint32_t hash;           /* of its ends (kr_map_hash), in its table's map */
+    kr_conn_state state;
     kr_conn_table *tab;
     kr_tracker *tr;
-    void *user;
-    kr_reasm rs[2];
-    uint64_t stream_pos[2];  /* bytes of each direction handed to the tracker, gaps included */
-    double rst_time;         /* an accepted RST waiting to see whether the connection survives it */
-    double first, last;
+    double last;
     uint64_t packets;
-    uint8_t *pre;            /* undecided: the first bytes of the cloud stream (KR_CONN_PRE_MAX), made at need */
-    unsigned id;
-    kr_conn_state state;
-    kr_dir rst_dir;
     uint32_t window[2];      /* last window advertised by the receiver of each direction (scaled when the
                                 scale is known) */
     uint32_t ack_of[2];      /* last acknowledgement the receiver of each direction sent */
-    uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
-    uint32_t hash;           /* of its ends (kr_map_hash), in its table's map */
-    kr_endpoint dev, cloud;
-    uint8_t pre_len;         /* bytes in pre */
+    uint64_t stream_pos[2];  /* bytes of each direction handed to the tracker, gaps included */
     int8_t wscale[2];        /* each sender's window scale option in its SYN: -1 none, -2 not known */
     bool saw_syn, saw_synack, joined;
     bool have_ack[2];        /* ack_of[d] is set */
@@ -93,6 +86,15 @@ struct kr_conn {              /* grouped by size: a million open connections eac
     bool rst_pending;        /* rst_dir, rst_time: an RST is pending */
     bool in_packet;          /* the packet being handled is this connection's */
     bool held;               /* ended by the frontend (kr_conn_end): its later packets stay its own */
+    uint8_t pre_len;         /* bytes in pre */
+    kr_dir rst_dir;
+    uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
+    kr_reasm rs[2];
+    void *user;
+    double rst_time;         /* an accepted RST waiting to see whether the connection survives it */
+    double first;
+    uint8_t *pre;            /* undecided: the first bytes of the cloud stream (KR_CONN_PRE_MAX), made at need */
+    unsigned id;
 };
 
 /* The connection's key: its address family, then its two ends (address, port) in byte order, so that both

@@ -376,7 +376,7 @@ static void maybe_expire(kr_conn_table *t, double now)
 
 size_t kr_conn_expire(kr_conn_table *t, double now)
 {
-    return expire(t, now, false, NULL);
+    return now < t->next_due ? 0 : expire(t, now, false, NULL);   /* none can go yet: no scan */
 }
 
 void kr_conn_end(kr_conn_table *t, kr_conn *c, double now, const char *reason)
