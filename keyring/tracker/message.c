@@ -249,7 +249,6 @@ static void join_path(const kr_coap_view *cv, int from, char *out, size_t cap)
 
 static void dec_hello(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 {
-    (void)t;
     (void)cv;
     if (m->payload_len >= 6) {
         const uint8_t *p = m->payload;
@@ -259,6 +258,8 @@ static void dec_hello(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
         if (m->payload_len >= 8)
             m->platform_id = p[6] << 8 | p[7];
     }
+    if (t->no_texts)
+        return;
     kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
     if (m->dir == KR_S2D)
         kr_txt_put(&x, "Cloud Hello");
@@ -298,16 +299,17 @@ static void dec_variable(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 
 static void dec_event(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 {
-    (void)t;
     m->event_public = cv->path[0].v[0] == 'e';
+    if (cv->has_max_age)
+        m->ttl = cv->max_age;
+    if (t->no_texts)
+        return;
     if (m->dir == KR_D2S) {
         if (cv->n_path >= 2)
             kr_msg_seg_text(&cv->path[1], m->name, sizeof m->name);
     } else {
         join_path(cv, 1, m->name, sizeof m->name);
     }
-    if (cv->has_max_age)
-        m->ttl = cv->max_age;
     kr_msg_printable(m->payload, m->payload_len, m->value, sizeof m->value);
     char extra[96];
     kr_txt e = kr_txt_in(extra, sizeof extra), x = kr_txt_in(m->summary, sizeof m->summary);
@@ -377,32 +379,36 @@ static void dec_title(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 
 typedef void (*kr_decode_fn)(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
 
-/* (code, first Uri-Path letter) -> kind, as the device classifies a message (docs/protocol.md 4.1). */
+/* (code, first Uri-Path letter) -> kind, as the device classifies a message (docs/protocol.md 4.1), and
+ * whether its decode function makes texts only (not called when the caller reads none: kr_tracker_set_texts).
+ * The update messages' texts go into the update's findings: they are always made. */
 static const struct {
     uint8_t code;
     char letter;
+    bool text_only;
     kr_msg_kind kind;
     kr_decode_fn decode;
 } kinds[] = {
-    { KR_COAP_GET, 'v', KR_MSG_VARIABLE_REQUEST, dec_variable },
-    { KR_COAP_GET, 'd', KR_MSG_DESCRIBE, kr_msg_describe },
-    { KR_COAP_GET, 't', KR_MSG_TIME_REQUEST, dec_title },
-    { KR_COAP_GET, 'e', KR_MSG_SUBSCRIBE, dec_subscribe },
-    { KR_COAP_GET, 'c', KR_MSG_CHUNK_MISSED, kr_msg_chunk_missed },
-    { KR_COAP_POST, 'e', KR_MSG_EVENT, dec_event },
-    { KR_COAP_POST, 'E', KR_MSG_EVENT, dec_event },
-    { KR_COAP_POST, 'h', KR_MSG_HELLO, dec_hello },
-    { KR_COAP_POST, 'f', KR_MSG_FUNCTION_CALL, dec_function },
-    { KR_COAP_POST, 'u', KR_MSG_UPDATE_BEGIN, kr_msg_update_begin },
-    { KR_COAP_POST, 'c', KR_MSG_CHUNK, kr_msg_chunk },
-    { KR_COAP_POST, 's', KR_MSG_SAVE_BEGIN, dec_title },
-    { KR_COAP_PUT, 'k', KR_MSG_KEY_CHANGE, dec_key_change },
-    { KR_COAP_PUT, 'u', KR_MSG_UPDATE_DONE, kr_msg_update_done },
-    { KR_COAP_PUT, 's', KR_MSG_SIGNAL, dec_signal },
+    { KR_COAP_GET, 'v', true, KR_MSG_VARIABLE_REQUEST, dec_variable },
+    { KR_COAP_GET, 'd', true, KR_MSG_DESCRIBE, kr_msg_describe },
+    { KR_COAP_GET, 't', true, KR_MSG_TIME_REQUEST, dec_title },
+    { KR_COAP_GET, 'e', true, KR_MSG_SUBSCRIBE, dec_subscribe },
+    { KR_COAP_GET, 'c', false, KR_MSG_CHUNK_MISSED, kr_msg_chunk_missed },
+    { KR_COAP_POST, 'e', false, KR_MSG_EVENT, dec_event },
+    { KR_COAP_POST, 'E', false, KR_MSG_EVENT, dec_event },
+    { KR_COAP_POST, 'h', false, KR_MSG_HELLO, dec_hello },
+    { KR_COAP_POST, 'f', true, KR_MSG_FUNCTION_CALL, dec_function },
+    { KR_COAP_POST, 'u', false, KR_MSG_UPDATE_BEGIN, kr_msg_update_begin },
+    { KR_COAP_POST, 'c', false, KR_MSG_CHUNK, kr_msg_chunk },
+    { KR_COAP_POST, 's', true, KR_MSG_SAVE_BEGIN, dec_title },
+    { KR_COAP_PUT, 'k', true, KR_MSG_KEY_CHANGE, dec_key_change },
+    { KR_COAP_PUT, 'u', false, KR_MSG_UPDATE_DONE, kr_msg_update_done },
+    { KR_COAP_PUT, 's', true, KR_MSG_SIGNAL, dec_signal },
 };
 
-/* The kind of a message and its decode function; returns whether it is a request. */
-static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode)
+/* The kind of a message and its decode function (none for one that makes texts only when texts is false);
+ * returns whether it is a request. */
+static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode, bool texts)
 {
     *decode = NULL;
     m->kind = KR_MSG_UNKNOWN;
@@ -416,7 +422,7 @@ static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode
     }
     if (m->code == KR_COAP_EMPTY) {
         m->kind = m->type == KR_COAP_CON ? KR_MSG_PING : KR_MSG_EMPTY_ACK;
-        *decode = m->type == KR_COAP_CON ? dec_title : NULL;
+        *decode = m->type == KR_COAP_CON && texts ? dec_title : NULL;
         return m->type == KR_COAP_CON;
     }
     if (m->code != KR_COAP_GET && m->code != KR_COAP_POST && m->code != KR_COAP_PUT)
@@ -425,7 +431,7 @@ static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (kinds[i].code == m->code && kinds[i].letter == letter) {
             m->kind = kinds[i].kind;
-            *decode = kinds[i].decode;
+            *decode = texts || !kinds[i].text_only ? kinds[i].decode : NULL;
             break;   /* each (code, letter) is in the table once */
         }
     return true;
@@ -487,7 +493,7 @@ bool kr_msg_peek(const uint8_t *pt, size_t len, kr_msg_kind *kind)
     memset(&m, 0, sizeof m);
     if (!parse_coap(pt, len, &m, &cv))
         return false;
-    classify(&m, &cv, &decode);
+    classify(&m, &cv, &decode, false);
     *kind = m.kind;
     return true;
 }
@@ -501,6 +507,8 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
         m->first_block_lost = true;
         m->payload = pt;
         m->payload_len = len;
+        if (t->no_texts)
+            return;
         kr_msg_printable(pt, len > 96 ? 96 : len, pr, sizeof pr);
         snprintf(m->summary, sizeof m->summary, "first block lost; %zu more bytes: \"%s\"", len, pr);
         return;
@@ -509,14 +517,16 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
     if (!parse_coap(pt, len, m, &cv)) {
         m->payload = pt;
         m->payload_len = len;
-        snprintf(m->summary, sizeof m->summary, "not a valid CoAP message (%zu bytes)", len);
+        if (!t->no_texts)
+            snprintf(m->summary, sizeof m->summary, "not a valid CoAP message (%zu bytes)", len);
         kr_msg_pend(t, KR_FIND_DECRYPT_ERROR, "the frame decrypts with valid padding but is not a valid CoAP "
                     "message (%zu bytes)", len);
         return;
     }
-    uri_text(m, &cv);
+    if (!t->no_texts)
+        uri_text(m, &cv);
     kr_decode_fn decode;
-    bool is_request = classify(m, &cv, &decode);
+    bool is_request = classify(m, &cv, &decode, !t->no_texts);
     check_counter(t, m);
     if (decode)
         decode(t, m, &cv);
@@ -524,13 +534,15 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
         kr_msg_response(t, m);
     else if (m->code >> 5 >= 2)
         kr_msg_separate_response(t, m);
-    if (m->kind == KR_MSG_UNKNOWN && m->summary[0] == '\0') {
+    if (t->no_texts) {
+        /* the caller reads no summary */
+    } else if (m->kind == KR_MSG_UNKNOWN && m->summary[0] == '\0') {
         char cs[8];
         snprintf(m->summary, sizeof m->summary, "CoAP %s %s %s%s%s", kr_coap_type_str(m->type),
                  kr_coap_code_str(m->code, cs), m->uri, m->query[0] ? "?" : "", m->query);
-    }
-    if (m->kind == KR_MSG_EMPTY_ACK && m->summary[0] == '\0')
+    } else if (m->kind == KR_MSG_EMPTY_ACK && m->summary[0] == '\0') {
         snprintf(m->summary, sizeof m->summary, "Empty message");
+    }
     if (is_request)
         kr_msg_remember(t, m);
 }
