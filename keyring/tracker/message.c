@@ -142,18 +142,6 @@ void kr_msg_after(kr_tracker *t, const kr_message *m)
 
 /* ---- CoAP parsing ------------------------------------------------------------------------------- */
 
-void kr_coap_view_option(kr_coap_view *cv, uint16_t number, kr_seg s)
-{
-    if (number == COAP_OPTION_URI_PATH && cv->n_path < KR_MAX_PATH_SEGS)
-        cv->path[cv->n_path++] = s;
-    else if (number == COAP_OPTION_URI_QUERY && cv->n_query < KR_MAX_QUERIES)
-        cv->query[cv->n_query++] = s;
-    else if (number == COAP_OPTION_MAXAGE) {
-        cv->has_max_age = true;
-        cv->max_age = kr_msg_be(s.v, s.len);
-    }
-}
-
 /* The message's header, token, options and payload: the quick reader first, libcoap for what it leaves. */
 static bool parse_coap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv)
 {
