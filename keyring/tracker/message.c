@@ -133,6 +133,8 @@ void kr_msg_pend(kr_tracker *t, kr_finding_code code, const char *fmt, ...)
 
 void kr_msg_after(kr_tracker *t, const kr_message *m)
 {
+    if (!t->pend)
+        return;   /* no finding waits (nearly every message) */
     for (int i = 0; i < t->n_pend; i++)
         kr_tracker_emit_finding(t, t->pend[i].code, m->dir, m->time, m->frame_offset, "%s", t->pend[i].text);
     t->n_pend = 0;
