@@ -25,18 +25,26 @@ static void coap_init_once(void)
 
 /* ---- text helpers ------------------------------------------------------------------------------- */
 
-/* Printable text of bytes: ASCII as is, other bytes as \xNN; cut with "..." when out is full. */
-void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap)
+/* The bytes that stand as they are in printable text: printable ASCII but the backslash. */
+#define PLAIN(c) ((c) >= 0x20 && (c) < 0x7f && (c) != '\\')
+#define PLAIN4(b) PLAIN(b), PLAIN((b) + 1), PLAIN((b) + 2), PLAIN((b) + 3)
+#define PLAIN16(b) PLAIN4(b), PLAIN4((b) + 4), PLAIN4((b) + 8), PLAIN4((b) + 12)
+#define PLAIN64(b) PLAIN16(b), PLAIN16((b) + 16), PLAIN16((b) + 32), PLAIN16((b) + 48)
+static const bool plain[256] = { PLAIN64(0), PLAIN64(64), PLAIN64(128), PLAIN64(192) };
+
+/* Printable text of bytes: ASCII as is, other bytes as \xNN; cut with "..." when out is full. Returns its
+ * length. */
+size_t kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
     if (cap == 0)
-        return;
+        return 0;
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
         /* a run of bytes that stand as they are, as far as they fit with room left for "..." */
         size_t room = o + 5 <= cap ? cap - 4 - o : 0;
         size_t lim = n - i < room ? n : i + room;
-        while (i < lim && d[i] >= 0x20 && d[i] < 0x7f && d[i] != '\\')
+        while (i < lim && plain[d[i]])
             out[o++] = (char)d[i++];
         if (i == n)
             break;
@@ -61,6 +69,7 @@ void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap)
         o += l;
     }
     out[o] = '\0';
+    return o;
 }
 
 void kr_msg_hex(const uint8_t *d, size_t n, char *out, size_t cap)
@@ -76,9 +85,9 @@ void kr_msg_hex(const uint8_t *d, size_t n, char *out, size_t cap)
     out[o] = '\0';
 }
 
-void kr_msg_seg_text(const kr_seg *s, char *out, size_t cap)
+size_t kr_msg_seg_text(const kr_seg *s, char *out, size_t cap)
 {
-    kr_msg_printable(s->v, s->len, out, cap);
+    return kr_msg_printable(s->v, s->len, out, cap);
 }
 
 uint32_t kr_msg_be(const uint8_t *d, size_t n)
@@ -208,17 +217,13 @@ static void uri_text(kr_message *m, const kr_coap_view *cv)
     size_t o = 0;
     for (int i = 0; i < cv->n_path && o + 2 < sizeof m->uri; i++) {
         m->uri[o++] = '/';
-        m->uri[o] = '\0';
-        kr_msg_seg_text(&cv->path[i], m->uri + o, sizeof m->uri - o);
-        o += strlen(m->uri + o);
+        o += kr_msg_seg_text(&cv->path[i], m->uri + o, sizeof m->uri - o);
     }
     o = 0;
     for (int i = 0; i < cv->n_query && o + 2 < sizeof m->query; i++) {
         if (i)
             m->query[o++] = '&';
-        m->query[o] = '\0';
-        kr_msg_seg_text(&cv->query[i], m->query + o, sizeof m->query - o);
-        o += strlen(m->query + o);
+        o += kr_msg_seg_text(&cv->query[i], m->query + o, sizeof m->query - o);
     }
 }
 
@@ -229,9 +234,7 @@ static void join_path(const kr_coap_view *cv, int from, char *out, size_t cap)
     for (int i = from; i < cv->n_path && o + 2 < cap; i++) {
         if (i > from)
             out[o++] = '/';
-        out[o] = '\0';
-        kr_msg_seg_text(&cv->path[i], out + o, cap - o);
-        o += strlen(out + o);
+        o += kr_msg_seg_text(&cv->path[i], out + o, cap - o);
     }
 }
 

@@ -99,9 +99,9 @@ static inline void kr_coap_view_option(kr_coap_view *cv, uint16_t number, kr_seg
 }
 
 /* message.c: text helpers and queued findings */
-void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap);
+size_t kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap);   /* returns the length */
 void kr_msg_hex(const uint8_t *d, size_t n, char *out, size_t cap);
-void kr_msg_seg_text(const kr_seg *s, char *out, size_t cap);
+size_t kr_msg_seg_text(const kr_seg *s, char *out, size_t cap);
 int kr_msg_ms(double s);
 void kr_msg_pend(kr_tracker *t, kr_finding_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
