@@ -73,6 +73,8 @@ static void on_open(void *ud, kr_conn *kc)
     kr_conn_set_user(kc, c);
     if (m->budget)
         kr_tracker_set_budget(c->tr, m->budget, d->ip);
+    if (!m->texts)
+        kr_tracker_set_texts(c->tr, false);
     g_ptr_array_add(m->conns, c);
     m->version++;
 }
@@ -201,6 +203,7 @@ void cm_mon_init(cm_mon *m, const kr_keyfile *kf)
     m->server_port = 5683;
     m->next_id = 1;
     m->keep_events = true;
+    m->texts = true;
 }
 
 static kr_conn_table *table(cm_mon *m)
