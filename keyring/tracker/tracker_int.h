@@ -38,7 +38,7 @@ typedef struct kr_dirstate {   /* grouped by size, as kr_tracker */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
     struct kr_disputes *disp; /* disputed byte ranges; NULL until the first one */
-    struct krt_frec *kept;    /* frames read that a copy may still contradict (reread.c); NULL none */
+    struct krt_kept *kept;    /* frames read that a copy may still contradict (reread.c); NULL none yet */
     kr_cipher *cipher;     /* made at need (krt_cipher); keyed once the session key is known; holds the IV chain */
     uint8_t *pt;           /* plaintext scratch */
     double close_time;
@@ -335,6 +335,7 @@ bool krt_frame_passes(kr_tracker *t, kr_dir dir, const uint8_t *body, size_t len
 void krt_kept_add(kr_tracker *t, kr_dir dir, const kr_cipher_state *before, uint64_t off, const uint8_t *b,
                   size_t len, double first, bool hello, bool ok, bool bad);
 void krt_kept_forget(kr_tracker *t, kr_dir dir);
+void krt_kept_free(kr_tracker *t);
 void krt_kept_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, size_t len, int rank, double ts);
 size_t krt_kept_memory(const kr_tracker *t);
 void krt_kept_boundary(kr_tracker *t, kr_dir dir, const kr_cipher_state *at);
