@@ -73,21 +73,29 @@ typedef struct kr_disputes {
     uint64_t all_from;     /* every byte from here on is disputed (ranges overflowed); UINT64_MAX none */
 } kr_disputes;
 
-typedef struct kr_request {   /* 48 bytes: the larger members first */
+typedef struct kr_request {   /* 40 bytes: the larger members first */
     double time;
-    char *name;            /* copied from the message (at most 63 bytes); NULL when empty */
-    char *arg;             /* likewise (the device reads at most 63 bytes of argument) */
     uint8_t token[8];
     uint32_t index;        /* message index */
     int chunk_index;
     uint16_t msg_id;
+    uint16_t text_at;      /* its name and argument in its direction's krt_reqtext (msg_match.c) */
+    uint8_t name_len;      /* bytes of name (at most 63, as copied from the message); 0 when empty */
+    uint8_t arg_len;       /* likewise (the device reads at most 63 bytes of argument) */
     uint8_t kind;          /* kr_msg_kind */
     uint8_t type;
     uint8_t token_len;
+    uint8_t dir;           /* the direction whose ring holds it */
     bool used;
     bool acked;            /* an ACK matched it */
     bool answered;         /* a separate response matched it */
 } kr_request;
+
+/* A direction's request names and arguments, end to end in the order the requests came (msg_match.c). */
+struct krt_reqtext {
+    uint16_t cap, tail;    /* bytes of b, and those written */
+    char b[];
+};
 
 /* The last verdict given, its evidence only as long as it is. */
 typedef struct kr_vstore {
@@ -180,6 +188,7 @@ struct kr_tracker {
 
     /* messages */
     kr_request *req[2];        /* per direction a ring of req_cap[d] requests, grown to KR_REQ_RING */
+    struct krt_reqtext *req_text[2]; /* their names and arguments; NULL until one has any */
     kr_var *vars;
     size_t n_vars, cap_vars;
     char **funcs;
