@@ -27,12 +27,14 @@ static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static bool cache_key_made;
 
+/* The thread ends: its free blocks go (a block given back after this registers the cache again). */
 static void cache_empty(void *p)
 {
     struct kept_cache *c = p;
     for (int s = 0; s < KEPT_SIZES; s++)
         while (c->n[s])
             free(c->free[s][--c->n[s]]);
+    c->registered = false;
 }
 
 static void cache_key_make(void)
