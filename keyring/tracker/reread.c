@@ -1,8 +1,9 @@
 /* sparkwire libkeyring: frames read already that a conflicting copy may still contradict. Each direction
  * keeps its last frames read with the session key (at most KR_KEPT_FRAMES of them, KR_KEPT_BYTES bytes in
- * all, or one frame alone up to KR_KEPT_ONE bytes): their bytes and where the cipher stood before each. A record is made when its frame is read and
- * given back once the receiver acknowledges the frame's last byte (kr_tracker_acked: a copy seen after
- * that is not what the receiver read), or when the frames stop following each other (a gap, a resync).
+ * all, or one frame alone up to KR_KEPT_ONE bytes): their bytes and where the cipher stood before each
+ * (kept.c holds them). A record is made when its frame is read and given back once the receiver
+ * acknowledges the frame's last byte (kr_tracker_acked: a copy seen after that is not what the receiver
+ * read), or when the frames stop following each other (a gap, a resync).
  *
  * A copy that differs from a kept frame is read against it at the frame's place in the IV chain:
  * - the copy passes (its padding is right, it frames the same length and it parses as CoAP) and the
