@@ -542,6 +542,8 @@ static int setup(cm_app *a)
     a->mon.max_conns = a->o.max_conns;
     a->mon.max_history = a->o.max_history;
     a->mon.keep_events = a->o.tui || a->o.report_path;   /* only the screen and the report show them */
+    /* -q prints counts, kinds and verdicts: without a report or an export nothing reads a message's texts */
+    a->mon.texts = !a->o.quiet || a->o.tui || a->o.report_path || a->o.export_path;
     a->mon.server_port = (uint16_t)a->o.port;
 
     cm_frag_init(&a->frag, 0, 0, 0);

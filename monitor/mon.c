@@ -73,6 +73,8 @@ static void on_open(void *ud, kr_conn *kc)
     kr_conn_set_user(kc, c);
     if (m->budget)
         kr_tracker_set_budget(c->tr, m->budget, d->ip);
+    if (!m->texts)
+        kr_tracker_set_texts(c->tr, false);
     g_ptr_array_add(m->conns, c);
     m->version++;
 }
@@ -134,10 +136,8 @@ static void conn_free(cm_conn *c)
 }
 
 /* Drops the oldest ended connections beyond the history limit, in one pass over the list. */
-static void trim_history(cm_mon *m)
+static void trim_now(cm_mon *m)
 {
-    if (m->n_ended <= m->max_history)
-        return;
     size_t drop = m->n_ended - m->max_history;
     guint kept = 0, i = 0;
     for (; drop && i < m->conns->len; i++) {
@@ -154,6 +154,12 @@ static void trim_history(cm_mon *m)
     guint rest = m->conns->len - i;
     memmove(m->conns->pdata + kept, m->conns->pdata + i, rest * sizeof(gpointer));
     g_ptr_array_set_size(m->conns, kept + rest);
+}
+
+static inline void trim_history(cm_mon *m)
+{
+    if (m->n_ended > m->max_history)
+        trim_now(m);
 }
 
 static void on_end(void *ud, kr_conn *kc, const char *reason)
@@ -197,6 +203,7 @@ void cm_mon_init(cm_mon *m, const kr_keyfile *kf)
     m->server_port = 5683;
     m->next_id = 1;
     m->keep_events = true;
+    m->texts = true;
 }
 
 static kr_conn_table *table(cm_mon *m)
@@ -247,13 +254,6 @@ size_t cm_mon_live_count(const cm_mon *m)
     return m->conns->len - m->n_ended;
 }
 
-static void to_endpoint(const cm_addr *a, kr_endpoint *e)
-{
-    e->family = a->family;
-    memcpy(e->ip, a->ip, 16);
-    e->port = a->port;
-}
-
 void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
 {
     m->st.packets++;
@@ -276,8 +276,8 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
                      .checksum = csum == CM_CSUM_OK ? KR_CSUM_GOOD
                                  : csum == CM_CSUM_BAD ? KR_CSUM_BAD : KR_CSUM_UNKNOWN,
                      .options_known = true, .wscale = p->wscale, .time = ts };
-    to_endpoint(&p->src, &kp.src);
-    to_endpoint(&p->dst, &kp.dst);
+    kp.src = p->src;             /* cm_addr is the layer's kr_endpoint */
+    kp.dst = p->dst;
     kr_conn *kc = kr_conn_packet(table(m), &kp);
     cm_conn *c = kc ? kr_conn_user(kc) : NULL;
     if (c) {

@@ -92,6 +92,7 @@ typedef struct cm_mon {
     unsigned version;        /* bumped on every change: the screen redraws when it moves */
     size_t n_ended;          /* ended connections in conns */
     bool keep_events;        /* each connection keeps its events (the screen and the report show them) */
+    bool texts;              /* something reads the messages' texts and the frames' notes (kr_tracker_set_texts) */
     cm_observer obs[CM_MAX_OBSERVERS];
     int n_obs;
     double now;              /* newest packet time */

@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BLOCK (1u << 20)
+/* Bytes read at a time: the buffer holds a block and one record of the snapshot length, but only the
+ * pages a block and the rest of a record reach are ever written, so few fresh pages are touched and they
+ * stay in the cache. */
+#define BLOCK (1u << 16)
 #define FILE_HDR 24
 #define REC_HDR CM_PCAPFILE_REC_HDR
 
@@ -50,7 +53,7 @@ bool cm_pcapfile_open(cm_pcapfile *r, int fd, off_t start, int dlt, int snapshot
     r->swapped = swapped;
     r->nsec = cm_pcapfile_rd32(h, swapped) == 0xa1b23c4du;
     r->snapshot = (uint32_t)snapshot;
-    r->cap = BLOCK > REC_HDR + r->snapshot ? BLOCK : REC_HDR + r->snapshot;
+    r->cap = BLOCK + REC_HDR + r->snapshot;
     r->buf = malloc(r->cap);
     if (!r->buf)
         return false;
@@ -67,7 +70,8 @@ static bool refill(cm_pcapfile *r)
     r->base += (off_t)r->pos;
     r->pos = 0;
     r->have = left;
-    ssize_t got = read_at(r->fd, r->buf + left, r->cap - left, r->base + (off_t)left);
+    size_t want = r->cap - left < BLOCK ? r->cap - left : BLOCK;   /* above 0: the record was not whole */
+    ssize_t got = read_at(r->fd, r->buf + left, want, r->base + (off_t)left);
     if (got <= 0)
         return false;
     r->have += (size_t)got;

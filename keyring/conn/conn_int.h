@@ -3,6 +3,7 @@
 #define KEYRING_CONN_INT_H
 
 #include <glib.h>
+#include <string.h>
 #include "keyring/conn.h"
 
 /* ---- one direction's byte stream (reasm.c) ---- */
@@ -65,26 +66,19 @@ typedef enum kr_conn_state {
 #define KR_CONN_KEY_LEN 37
 #define KR_CONN_PRE_MAX 40   /* bytes of an undecided connection's cloud stream held for the heuristic */
 
-struct kr_conn {              /* grouped by size: a million open connections each hold one */
+struct kr_conn {              /* a million open connections each hold one; what every packet reads first
+                                (the ends a lookup compares, the state) in the first cache line */
+    kr_endpoint dev, cloud;
+    uint32_t hash;           /* of its ends (kr_map_hash), in its table's map */
+    kr_conn_state state;
     kr_conn_table *tab;
     kr_tracker *tr;
-    void *user;
-    kr_reasm rs[2];
-    uint64_t stream_pos[2];  /* bytes of each direction handed to the tracker, gaps included */
-    double rst_time;         /* an accepted RST waiting to see whether the connection survives it */
-    double first, last;
+    double last;
     uint64_t packets;
-    uint8_t *pre;            /* undecided: the first bytes of the cloud stream (KR_CONN_PRE_MAX), made at need */
-    unsigned id;
-    kr_conn_state state;
-    kr_dir rst_dir;
     uint32_t window[2];      /* last window advertised by the receiver of each direction (scaled when the
                                 scale is known) */
     uint32_t ack_of[2];      /* last acknowledgement the receiver of each direction sent */
-    uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
-    uint32_t hash;           /* of its key (kr_conn_key_of), in its table's map */
-    kr_endpoint dev, cloud;
-    uint8_t pre_len;         /* bytes in pre */
+    uint64_t stream_pos[2];  /* bytes of each direction handed to the tracker, gaps included */
     int8_t wscale[2];        /* each sender's window scale option in its SYN: -1 none, -2 not known */
     bool saw_syn, saw_synack, joined;
     bool have_ack[2];        /* ack_of[d] is set */
@@ -92,28 +86,58 @@ struct kr_conn {              /* grouped by size: a million open connections eac
     bool rst_pending;        /* rst_dir, rst_time: an RST is pending */
     bool in_packet;          /* the packet being handled is this connection's */
     bool held;               /* ended by the frontend (kr_conn_end): its later packets stay its own */
+    uint8_t pre_len;         /* bytes in pre */
+    kr_dir rst_dir;
+    uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
+    kr_reasm rs[2];
+    void *user;
+    double rst_time;         /* an accepted RST waiting to see whether the connection survives it */
+    double first;
+    uint8_t *pre;            /* undecided: the first bytes of the cloud stream (KR_CONN_PRE_MAX), made at need */
+    unsigned id;
 };
 
 /* The connection's key: its address family, then its two ends (address, port) in byte order, so that both
- * directions of a connection have the same (table.c). */
+ * directions of a connection have the same (table.c; the order of connections ended together). */
 void kr_conn_key_of(const kr_conn *c, uint8_t key[KR_CONN_KEY_LEN]);
-bool kr_conn_has_key(const kr_conn *c, const uint8_t key[KR_CONN_KEY_LEN]);
 
-/* connmap.c: key -> connection (live and ended-lingering) */
+static inline bool kr_end_equal(const kr_endpoint *a, const kr_endpoint *b)
+{
+    return a->port == b->port && a->family == b->family && memcmp(a->ip, b->ip, 16) == 0;
+}
+
+/* Whether x and y are c's two ends, in either order. */
+static inline bool kr_conn_has_ends(const kr_conn *c, const kr_endpoint *x, const kr_endpoint *y)
+{
+    return kr_end_equal(x, &c->dev) ? kr_end_equal(y, &c->cloud)
+                                    : kr_end_equal(x, &c->cloud) && kr_end_equal(y, &c->dev);
+}
+
+/* connmap.c: two ends -> connection (live and ended-lingering) */
+typedef struct kr_map_slot {
+    kr_conn *c;              /* NULL: empty */
+    uint32_t hash;           /* kr_map_hash of c's ends */
+} kr_map_slot;
+
 typedef struct kr_conn_map {
-    kr_conn **slot;          /* mask + 1 slots, a power of two; NULL: empty */
+    kr_map_slot *slot;       /* mask + 1 slots, a power of two */
     size_t mask, n;
     uint64_t seed;
 } kr_conn_map;
 
 void kr_map_init(kr_conn_map *m);
 void kr_map_free(kr_conn_map *m);
-kr_conn *kr_map_find(const kr_conn_map *m, const uint8_t *key);
-/* key: c's (kr_conn_key_of), not in the map yet */
-void kr_map_insert(kr_conn_map *m, kr_conn *c, const uint8_t *key);
+/* The hash of a connection's ends, the same in both directions, seeded per map. */
+uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y);
+/* The connection whose ends are x and y (h: kr_map_hash of them), or NULL. */
+kr_conn *kr_map_find(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y, uint32_t h);
+/* c, hashed to h, whose ends no connection in the map has */
+void kr_map_insert(kr_conn_map *m, kr_conn *c, uint32_t h);
 void kr_map_remove(kr_conn_map *m, const kr_conn *c);
 /* The next connection from slot *pos on (start at 0), NULL after the last; not while entries are removed. */
 kr_conn *kr_map_next(const kr_conn_map *m, size_t *pos);
+/* The most slots a lookup of a connection in the map reads. */
+size_t kr_map_longest_probe(const kr_conn_map *m);
 size_t kr_map_memory(const kr_conn_map *m);
 
 struct kr_conn_table {
@@ -121,7 +145,7 @@ struct kr_conn_table {
     kr_conn_options o;
     kr_conn_callbacks cb;
     void *ud;
-    kr_conn_map map;         /* key -> kr_conn* (live and ended-lingering) */
+    kr_conn_map map;         /* ends -> kr_conn* (live and ended-lingering) */
     unsigned next_id;
     size_t live;
     double last_expire;

@@ -1,20 +1,13 @@
-/* sparkwire libkeyring: the connection map, from a connection's 37-byte key (conn_int.h) to its kr_conn.
- * Open addressing over an array of pointers (linear probing, a removal shifts the entries after it back,
- * so there are no tombstones): an entry costs one pointer slot; a connection keeps only its key's 32-bit
- * hash (its two ends are compared with the key when the hashes match), and a lookup hashes the key once.
- * The hash is seeded per map with a random value, so addresses and ports chosen on the wire cannot be
- * picked in advance to land in one long probe. */
+/* sparkwire libkeyring: the connection map, from a connection's two ends to its kr_conn.
+ * Open addressing over an array of slots (linear probing, a removal shifts the entries after it back,
+ * so there are no tombstones): a slot holds the connection and the 32-bit hash of its ends, so a probe
+ * reads only the slot array and looks into a connection only when the hashes match. The hash is the same
+ * for both directions (the ends are put in one order first) and seeded per map with a random value, so
+ * addresses and ports chosen on the wire cannot be picked in advance to land in one long probe. */
 #include <string.h>
 #include "conn_int.h"
 
 #define MAP_MIN 64           /* slots at least (a power of two) */
-
-static inline uint64_t read64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
 
 static inline uint64_t mix(uint64_t h, uint64_t w)
 {
@@ -22,37 +15,55 @@ static inline uint64_t mix(uint64_t h, uint64_t w)
     return h ^ (h >> 31);
 }
 
-static size_t key_hash(const kr_conn_map *m, const uint8_t *k)
+static inline uint64_t word(const uint8_t *p)
 {
-    uint64_t tail = 0;
-    memcpy(&tail, k + 32, KR_CONN_KEY_LEN - 32);
-    uint64_t h = m->seed;
-    h = mix(h, read64(k));
-    h = mix(h, read64(k + 8));
-    h = mix(h, read64(k + 16));
-    h = mix(h, read64(k + 24));
-    h = mix(h, tail);
-    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
-    return (size_t)(h ^ (h >> 32));
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
 }
 
-static void place(kr_conn_map *m, kr_conn *c)
+uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y)
 {
-    size_t i = c->hash & m->mask;
-    while (m->slot[i])
+    uint64_t xa = word(x->ip), xb = word(x->ip + 8), ya = word(y->ip), yb = word(y->ip + 8);
+    uint64_t xp = (uint64_t)x->family << 16 | x->port, yp = (uint64_t)y->family << 16 | y->port;
+    /* one order of the two ends for both directions: any fixed order does */
+    if (xa != ya ? xa > ya : xb != yb ? xb > yb : xp > yp) {
+        uint64_t t;
+        t = xa, xa = ya, ya = t;
+        t = xb, xb = yb, yb = t;
+        t = xp, xp = yp, yp = t;
+    }
+    uint64_t h = mix(m->seed, xp << 32 | yp);
+    if (x->family == 4) {
+        h = mix(h, (xa & 0xffffffffu) << 32 | (ya & 0xffffffffu));   /* the rest of an IPv4 address is 0 */
+    } else {
+        h = mix(h, xa);
+        h = mix(h, xb);
+        h = mix(h, ya);
+        h = mix(h, yb);
+    }
+    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static void place(kr_conn_map *m, kr_conn *c, uint32_t h)
+{
+    size_t i = h & m->mask;
+    while (m->slot[i].c)
         i = (i + 1) & m->mask;
-    m->slot[i] = c;
+    m->slot[i].c = c;
+    m->slot[i].hash = h;
 }
 
 static void resize(kr_conn_map *m, size_t cap)
 {
-    kr_conn **old = m->slot;
+    kr_map_slot *old = m->slot;
     size_t old_cap = old ? m->mask + 1 : 0;
-    m->slot = g_new0(kr_conn *, cap);
+    m->slot = g_new0(kr_map_slot, cap);
     m->mask = cap - 1;
     for (size_t i = 0; i < old_cap; i++)
-        if (old[i])
-            place(m, old[i]);
+        if (old[i].c)
+            place(m, old[i].c, old[i].hash);
     g_free(old);
 }
 
@@ -70,51 +81,46 @@ void kr_map_free(kr_conn_map *m)
     m->n = 0;
 }
 
-static bool has_key(const kr_conn *c, uint32_t h, const uint8_t *key)
+kr_conn *kr_map_find(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y, uint32_t h)
 {
-    return c->hash == h && kr_conn_has_key(c, key);
+    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        const kr_map_slot *s = &m->slot[i];
+        if (!s->c)
+            return NULL;
+        if (s->hash == h && kr_conn_has_ends(s->c, x, y))
+            return s->c;
+    }
 }
 
-/* The slot of the connection with this key (hashed to h), or of the empty slot that ends its probe. */
-static size_t probe(const kr_conn_map *m, const uint8_t *key, uint32_t h)
-{
-    size_t i = h & m->mask;
-    while (m->slot[i] && !has_key(m->slot[i], h, key))
-        i = (i + 1) & m->mask;
-    return i;
-}
-
-kr_conn *kr_map_find(const kr_conn_map *m, const uint8_t *key)
-{
-    return m->slot[probe(m, key, (uint32_t)key_hash(m, key))];
-}
-
-void kr_map_insert(kr_conn_map *m, kr_conn *c, const uint8_t *key)
+void kr_map_insert(kr_conn_map *m, kr_conn *c, uint32_t h)
 {
     if ((m->n + 1) * 4 > (m->mask + 1) * 3)
         resize(m, (m->mask + 1) * 2);     /* at most three quarters full */
-    c->hash = (uint32_t)key_hash(m, key);
-    size_t i = probe(m, key, c->hash);
-    if (!m->slot[i])
-        m->n++;
-    m->slot[i] = c;
+    c->hash = h;
+    place(m, c, h);
+    m->n++;
+}
+
+/* The number of slots from the home of the entry at i to i. */
+static size_t distance(const kr_conn_map *m, size_t i)
+{
+    return (i - (m->slot[i].hash & m->mask)) & m->mask;
 }
 
 void kr_map_remove(kr_conn_map *m, const kr_conn *c)
 {
     size_t i = c->hash & m->mask;
-    while (m->slot[i] && m->slot[i] != c)
+    while (m->slot[i].c && m->slot[i].c != c)
         i = (i + 1) & m->mask;
-    if (m->slot[i] != c)
+    if (m->slot[i].c != c)
         return;
-    m->slot[i] = NULL;
+    m->slot[i].c = NULL;
     m->n--;
     /* the entries after it in its run move back when their home is at or before the hole */
-    for (size_t j = (i + 1) & m->mask; m->slot[j]; j = (j + 1) & m->mask) {
-        size_t home = m->slot[j]->hash & m->mask;
-        if (((j - home) & m->mask) >= ((j - i) & m->mask)) {
+    for (size_t j = (i + 1) & m->mask; m->slot[j].c; j = (j + 1) & m->mask) {
+        if (distance(m, j) >= ((j - i) & m->mask)) {
             m->slot[i] = m->slot[j];
-            m->slot[j] = NULL;
+            m->slot[j].c = NULL;
             i = j;
         }
     }
@@ -125,9 +131,18 @@ void kr_map_remove(kr_conn_map *m, const kr_conn *c)
 kr_conn *kr_map_next(const kr_conn_map *m, size_t *pos)
 {
     for (; *pos <= m->mask; (*pos)++)
-        if (m->slot[*pos])
-            return m->slot[(*pos)++];
+        if (m->slot[*pos].c)
+            return m->slot[(*pos)++].c;
     return NULL;
+}
+
+size_t kr_map_longest_probe(const kr_conn_map *m)
+{
+    size_t longest = 0;
+    for (size_t i = 0; i <= m->mask; i++)
+        if (m->slot[i].c && distance(m, i) + 1 > longest)
+            longest = distance(m, i) + 1;
+    return longest;
 }
 
 size_t kr_map_memory(const kr_conn_map *m)

@@ -27,49 +27,20 @@ static void put_end(uint8_t *o, const kr_endpoint *e)
     o[17] = (uint8_t)e->port;
 }
 
-static void key_of_ends(const kr_endpoint *x, const kr_endpoint *y, uint8_t key[KR_CONN_KEY_LEN])
+void kr_conn_key_of(const kr_conn *c, uint8_t key[KR_CONN_KEY_LEN])
 {
     uint8_t a[18], b[18];
-    put_end(a, x);
-    put_end(b, y);
-    key[0] = x->family;
+    put_end(a, &c->dev);
+    put_end(b, &c->cloud);
+    key[0] = c->dev.family;
     bool a_first = memcmp(a, b, 18) <= 0;
     memcpy(key + 1, a_first ? a : b, 18);
     memcpy(key + 19, a_first ? b : a, 18);
 }
 
-static void make_key(const kr_packet *p, uint8_t key[KR_CONN_KEY_LEN])
-{
-    key_of_ends(&p->src, &p->dst, key);
-}
-
-void kr_conn_key_of(const kr_conn *c, uint8_t key[KR_CONN_KEY_LEN])
-{
-    key_of_ends(&c->dev, &c->cloud, key);
-}
-
-/* Whether 18 bytes of a key are this end (put_end's layout). */
-static bool end_is(const uint8_t *k, const kr_endpoint *e)
-{
-    return k[16] == (uint8_t)(e->port >> 8) && k[17] == (uint8_t)e->port && memcmp(k, e->ip, 16) == 0;
-}
-
-bool kr_conn_has_key(const kr_conn *c, const uint8_t key[KR_CONN_KEY_LEN])
-{
-    /* the key holds the two ends in byte order: they are c's ends in either order */
-    return key[0] == c->dev.family &&
-           ((end_is(key + 1, &c->dev) && end_is(key + 19, &c->cloud)) ||
-            (end_is(key + 1, &c->cloud) && end_is(key + 19, &c->dev)));
-}
-
-static bool same_end(const kr_endpoint *a, const kr_endpoint *b)
-{
-    return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, 16) == 0;
-}
-
 kr_dir kr_conn_dir(const kr_conn *c, const kr_packet *p)
 {
-    return same_end(&p->src, &c->dev) ? KR_D2S : KR_S2D;
+    return kr_end_equal(&p->src, &c->dev) ? KR_D2S : KR_S2D;
 }
 
 /* ---- tracker callbacks: the connection is the user pointer ---- */
@@ -252,7 +223,7 @@ void kr_conn_due_at_least(kr_conn_table *t, const kr_conn *c)
         t->next_due = d;
 }
 
-static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *key, bool src_is_dev)
+static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, uint32_t hash, bool src_is_dev)
 {
     if (!make_room(t, p->time))
         return NULL;
@@ -267,13 +238,13 @@ static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, const uint8_t *ke
     c->in_packet = true;                     /* made for the packet being handled */
     for (int d = 0; d < 2; d++)
         kr_reasm_init(&c->rs[d], t->o.max_waiting);
-    kr_map_insert(&t->map, c, key);
+    kr_map_insert(&t->map, c, hash);
     t->live++;
     return c;
 }
 
 /* A packet of no followed connection: does it start one, and which side is the device? */
-static kr_conn *start(kr_conn_table *t, const kr_packet *p, const uint8_t *key)
+static kr_conn *start(kr_conn_table *t, const kr_packet *p, uint32_t hash)
 {
     bool syn = p->flags & KR_TCP_SYN, ack = p->flags & KR_TCP_ACK, rst = p->flags & KR_TCP_RST;
     uint16_t cp = t->o.cloud_port;
@@ -284,14 +255,14 @@ static kr_conn *start(kr_conn_table *t, const kr_packet *p, const uint8_t *key)
         /* the SYN sender is the device, the SYN-ACK sender the cloud */
         if (!(to_cloud || from_cloud) && ack)
             return NULL;                     /* other ports: from the SYN on (heuristic or claim) */
-        kr_conn *c = conn_new(t, p, key, !ack);
+        kr_conn *c = conn_new(t, p, hash, !ack);
         if (c && (to_cloud || from_cloud))
             kr_conn_follow(c, p->time);
         return c;
     }
     if (!(to_cloud || from_cloud) || p->wire_len == 0)
         return NULL;                         /* joined late: only at a segment with data on the cloud port */
-    kr_conn *c = conn_new(t, p, key, to_cloud && !from_cloud);
+    kr_conn *c = conn_new(t, p, hash, to_cloud && !from_cloud);
     if (c) {
         c->joined = true;
         kr_conn_follow(c, p->time);
@@ -305,9 +276,8 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
 {
     t->st.packets++;
     maybe_expire(t, p->time);
-    uint8_t key[KR_CONN_KEY_LEN];
-    make_key(p, key);
-    kr_conn *c = kr_map_find(&t->map, key);
+    uint32_t hash = kr_map_hash(&t->map, &p->src, &p->dst);
+    kr_conn *c = kr_map_find(&t->map, &p->src, &p->dst, hash);
     bool new_syn = (p->flags & KR_TCP_SYN) && !(p->flags & KR_TCP_ACK);
     if (c && new_syn && c->state != KR_CS_ENDED &&
         (c->rs[0].delivered || c->rs[1].delivered || c->rs[0].ooo || c->rs[1].ooo ||
@@ -325,7 +295,7 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
         conn_free(c);
         c = NULL;
     }
-    if (!c && !(c = start(t, p, key)))
+    if (!c && !(c = start(t, p, hash)))
         return NULL;
     c->in_packet = true;
     kr_conn_handle(c, p);
@@ -335,20 +305,19 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
 
 kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *cloud)
 {
-    uint8_t key[KR_CONN_KEY_LEN];
-    make_key(p, key);
-    kr_conn *c = kr_map_find(&t->map, key);
+    uint32_t hash = kr_map_hash(&t->map, &p->src, &p->dst);
+    kr_conn *c = kr_map_find(&t->map, &p->src, &p->dst, hash);
     if (c && (c->state == KR_CS_ENDED || c->state == KR_CS_FOLLOWED))
         return c->id ? c : NULL;             /* followed already: its sides stay as they are */
     if (!c) {
-        c = conn_new(t, p, key, !same_end(&p->src, cloud));
+        c = conn_new(t, p, hash, !kr_end_equal(&p->src, cloud));
         if (!c)
             return NULL;
         c->joined = true;
     } else if (c->state == KR_CS_IGNORED) {
         return NULL;                         /* its first bytes were not followed: nothing to say */
     }
-    if (!same_end(&c->cloud, cloud)) {
+    if (!kr_end_equal(&c->cloud, cloud)) {
         kr_endpoint d = c->dev;
         c->dev = c->cloud;
         c->cloud = d;
@@ -407,7 +376,7 @@ static void maybe_expire(kr_conn_table *t, double now)
 
 size_t kr_conn_expire(kr_conn_table *t, double now)
 {
-    return expire(t, now, false, NULL);
+    return now < t->next_due ? 0 : expire(t, now, false, NULL);   /* none can go yet: no scan */
 }
 
 void kr_conn_end(kr_conn_table *t, kr_conn *c, double now, const char *reason)

@@ -61,15 +61,10 @@ char *kr_hex(const uint8_t *data, size_t len, char *out)
     return out;
 }
 
-static int hexval(char c)
+static inline int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    unsigned d = (unsigned)(unsigned char)c - '0', l = ((unsigned)(unsigned char)c | 0x20) - 'a';
+    return d < 10 ? (int)d : l < 6 ? (int)l + 10 : -1;
 }
 
 int kr_unhex(const char *text, uint8_t *out, size_t len)
@@ -77,10 +72,11 @@ int kr_unhex(const char *text, uint8_t *out, size_t len)
     if (!text)
         return -1;
     for (size_t i = 0; i < len; i++) {
-        if (text[2 * i] == '\0' || text[2 * i + 1] == '\0')
+        int hi = hexval(text[2 * i]);          /* the end of the text ('\0') is no digit: never read past */
+        if (hi < 0)
             return -1;
-        int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
-        if (hi < 0 || lo < 0)
+        int lo = hexval(text[2 * i + 1]);
+        if (lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);
     }

@@ -190,14 +190,13 @@ static int split(char *line, char *words[5])
 {
     int n = 0;
     char *p = line;
+    static const char space[] = " \t\n\v\f\r";   /* white space as in the C locale, whatever the locale */
     while (*p && n < 5) {
-        while (*p && isspace((unsigned char)*p))
-            p++;
+        p += strspn(p, space);
         if (!*p)
             break;
         words[n++] = p;
-        while (*p && !isspace((unsigned char)*p))
-            p++;
+        p += strcspn(p, space);
         if (*p)
             *p++ = '\0';
     }
@@ -557,8 +556,8 @@ kr_keyfile *kr_keyfile_parse(const char *text, size_t len, const char *base_dir,
     size_t pos = 0;
     while (pos < len) {
         size_t start = pos;
-        while (pos < len && text[pos] != '\n')
-            pos++;
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        pos = nl ? (size_t)(nl - text) : len;
         size_t ll = pos - start;
         if (pos < len)
             pos++;      /* the newline */

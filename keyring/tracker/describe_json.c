@@ -20,14 +20,17 @@ enum { C_WS = 1, C_PLAIN = 2, C_END = 4 };
 #define CLS64(b) CLS16(b), CLS16((b) + 16), CLS16((b) + 32), CLS16((b) + 48)
 static const uint8_t cls[256] = { CLS64(0), CLS64(64), CLS64(128), CLS64(192) };
 
-static void ws(jr *r)
+/* The reader's small steps are made inline: a call each would cost more than the step. */
+#define STEP static inline __attribute__((always_inline))
+
+STEP void ws(jr *r)
 {
     while (r->p < r->end && (cls[*r->p] & C_WS))
         r->p++;
 }
 
 /* After ws, the next byte is c: consumes it. */
-static bool eat(jr *r, uint8_t c)
+STEP bool eat(jr *r, uint8_t c)
 {
     ws(r);
     if (r->p < r->end && *r->p == c) {
@@ -37,14 +40,14 @@ static bool eat(jr *r, uint8_t c)
     return false;
 }
 
-static bool peek(jr *r, uint8_t c)
+STEP bool peek(jr *r, uint8_t c)
 {
     ws(r);
     return r->p < r->end && *r->p == c;
 }
 
 /* A string of printable ASCII without escapes: its bytes in *s, *n. */
-static bool string(jr *r, const uint8_t **s, size_t *n)
+STEP bool string(jr *r, const uint8_t **s, size_t *n)
 {
     if (!eat(r, '"'))
         return false;
@@ -60,7 +63,7 @@ static bool string(jr *r, const uint8_t **s, size_t *n)
 }
 
 /* A value ends at whitespace, a comma or a closing bracket (or the end, which the caller then rejects). */
-static bool delimited(const jr *r)
+STEP bool delimited(const jr *r)
 {
     return r->p == r->end || (cls[*r->p] & C_END);
 }

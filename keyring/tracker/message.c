@@ -25,18 +25,26 @@ static void coap_init_once(void)
 
 /* ---- text helpers ------------------------------------------------------------------------------- */
 
-/* Printable text of bytes: ASCII as is, other bytes as \xNN; cut with "..." when out is full. */
-void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap)
+/* The bytes that stand as they are in printable text: printable ASCII but the backslash. */
+#define PLAIN(c) ((c) >= 0x20 && (c) < 0x7f && (c) != '\\')
+#define PLAIN4(b) PLAIN(b), PLAIN((b) + 1), PLAIN((b) + 2), PLAIN((b) + 3)
+#define PLAIN16(b) PLAIN4(b), PLAIN4((b) + 4), PLAIN4((b) + 8), PLAIN4((b) + 12)
+#define PLAIN64(b) PLAIN16(b), PLAIN16((b) + 16), PLAIN16((b) + 32), PLAIN16((b) + 48)
+static const bool plain[256] = { PLAIN64(0), PLAIN64(64), PLAIN64(128), PLAIN64(192) };
+
+/* Printable text of bytes: ASCII as is, other bytes as \xNN; cut with "..." when out is full. Returns its
+ * length. */
+size_t kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
     if (cap == 0)
-        return;
+        return 0;
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
         /* a run of bytes that stand as they are, as far as they fit with room left for "..." */
         size_t room = o + 5 <= cap ? cap - 4 - o : 0;
         size_t lim = n - i < room ? n : i + room;
-        while (i < lim && d[i] >= 0x20 && d[i] < 0x7f && d[i] != '\\')
+        while (i < lim && plain[d[i]])
             out[o++] = (char)d[i++];
         if (i == n)
             break;
@@ -61,6 +69,7 @@ void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap)
         o += l;
     }
     out[o] = '\0';
+    return o;
 }
 
 void kr_msg_hex(const uint8_t *d, size_t n, char *out, size_t cap)
@@ -76,9 +85,9 @@ void kr_msg_hex(const uint8_t *d, size_t n, char *out, size_t cap)
     out[o] = '\0';
 }
 
-void kr_msg_seg_text(const kr_seg *s, char *out, size_t cap)
+size_t kr_msg_seg_text(const kr_seg *s, char *out, size_t cap)
 {
-    kr_msg_printable(s->v, s->len, out, cap);
+    return kr_msg_printable(s->v, s->len, out, cap);
 }
 
 uint32_t kr_msg_be(const uint8_t *d, size_t n)
@@ -133,6 +142,8 @@ void kr_msg_pend(kr_tracker *t, kr_finding_code code, const char *fmt, ...)
 
 void kr_msg_after(kr_tracker *t, const kr_message *m)
 {
+    if (!t->pend)
+        return;   /* no finding waits (nearly every message) */
     for (int i = 0; i < t->n_pend; i++)
         kr_tracker_emit_finding(t, t->pend[i].code, m->dir, m->time, m->frame_offset, "%s", t->pend[i].text);
     t->n_pend = 0;
@@ -141,18 +152,6 @@ void kr_msg_after(kr_tracker *t, const kr_message *m)
 }
 
 /* ---- CoAP parsing ------------------------------------------------------------------------------- */
-
-void kr_coap_view_option(kr_coap_view *cv, uint16_t number, kr_seg s)
-{
-    if (number == COAP_OPTION_URI_PATH && cv->n_path < KR_MAX_PATH_SEGS)
-        cv->path[cv->n_path++] = s;
-    else if (number == COAP_OPTION_URI_QUERY && cv->n_query < KR_MAX_QUERIES)
-        cv->query[cv->n_query++] = s;
-    else if (number == COAP_OPTION_MAXAGE) {
-        cv->has_max_age = true;
-        cv->max_age = kr_msg_be(s.v, s.len);
-    }
-}
 
 /* The message's header, token, options and payload: the quick reader first, libcoap for what it leaves. */
 static bool parse_coap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv)
@@ -218,17 +217,13 @@ static void uri_text(kr_message *m, const kr_coap_view *cv)
     size_t o = 0;
     for (int i = 0; i < cv->n_path && o + 2 < sizeof m->uri; i++) {
         m->uri[o++] = '/';
-        m->uri[o] = '\0';
-        kr_msg_seg_text(&cv->path[i], m->uri + o, sizeof m->uri - o);
-        o += strlen(m->uri + o);
+        o += kr_msg_seg_text(&cv->path[i], m->uri + o, sizeof m->uri - o);
     }
     o = 0;
     for (int i = 0; i < cv->n_query && o + 2 < sizeof m->query; i++) {
         if (i)
             m->query[o++] = '&';
-        m->query[o] = '\0';
-        kr_msg_seg_text(&cv->query[i], m->query + o, sizeof m->query - o);
-        o += strlen(m->query + o);
+        o += kr_msg_seg_text(&cv->query[i], m->query + o, sizeof m->query - o);
     }
 }
 
@@ -239,9 +234,7 @@ static void join_path(const kr_coap_view *cv, int from, char *out, size_t cap)
     for (int i = from; i < cv->n_path && o + 2 < cap; i++) {
         if (i > from)
             out[o++] = '/';
-        out[o] = '\0';
-        kr_msg_seg_text(&cv->path[i], out + o, cap - o);
-        o += strlen(out + o);
+        o += kr_msg_seg_text(&cv->path[i], out + o, cap - o);
     }
 }
 
@@ -249,7 +242,6 @@ static void join_path(const kr_coap_view *cv, int from, char *out, size_t cap)
 
 static void dec_hello(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 {
-    (void)t;
     (void)cv;
     if (m->payload_len >= 6) {
         const uint8_t *p = m->payload;
@@ -259,6 +251,8 @@ static void dec_hello(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
         if (m->payload_len >= 8)
             m->platform_id = p[6] << 8 | p[7];
     }
+    if (t->no_texts)
+        return;
     kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
     if (m->dir == KR_S2D)
         kr_txt_put(&x, "Cloud Hello");
@@ -298,16 +292,17 @@ static void dec_variable(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 
 static void dec_event(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 {
-    (void)t;
     m->event_public = cv->path[0].v[0] == 'e';
+    if (cv->has_max_age)
+        m->ttl = cv->max_age;
+    if (t->no_texts)
+        return;
     if (m->dir == KR_D2S) {
         if (cv->n_path >= 2)
             kr_msg_seg_text(&cv->path[1], m->name, sizeof m->name);
     } else {
         join_path(cv, 1, m->name, sizeof m->name);
     }
-    if (cv->has_max_age)
-        m->ttl = cv->max_age;
     kr_msg_printable(m->payload, m->payload_len, m->value, sizeof m->value);
     char extra[96];
     kr_txt e = kr_txt_in(extra, sizeof extra), x = kr_txt_in(m->summary, sizeof m->summary);
@@ -377,32 +372,36 @@ static void dec_title(kr_tracker *t, kr_message *m, const kr_coap_view *cv)
 
 typedef void (*kr_decode_fn)(kr_tracker *t, kr_message *m, const kr_coap_view *cv);
 
-/* (code, first Uri-Path letter) -> kind, as the device classifies a message (docs/protocol.md 4.1). */
+/* (code, first Uri-Path letter) -> kind, as the device classifies a message (docs/protocol.md 4.1), and
+ * whether its decode function makes texts only (not called when the caller reads none: kr_tracker_set_texts).
+ * The update messages' texts go into the update's findings: they are always made. */
 static const struct {
     uint8_t code;
     char letter;
+    bool text_only;
     kr_msg_kind kind;
     kr_decode_fn decode;
 } kinds[] = {
-    { KR_COAP_GET, 'v', KR_MSG_VARIABLE_REQUEST, dec_variable },
-    { KR_COAP_GET, 'd', KR_MSG_DESCRIBE, kr_msg_describe },
-    { KR_COAP_GET, 't', KR_MSG_TIME_REQUEST, dec_title },
-    { KR_COAP_GET, 'e', KR_MSG_SUBSCRIBE, dec_subscribe },
-    { KR_COAP_GET, 'c', KR_MSG_CHUNK_MISSED, kr_msg_chunk_missed },
-    { KR_COAP_POST, 'e', KR_MSG_EVENT, dec_event },
-    { KR_COAP_POST, 'E', KR_MSG_EVENT, dec_event },
-    { KR_COAP_POST, 'h', KR_MSG_HELLO, dec_hello },
-    { KR_COAP_POST, 'f', KR_MSG_FUNCTION_CALL, dec_function },
-    { KR_COAP_POST, 'u', KR_MSG_UPDATE_BEGIN, kr_msg_update_begin },
-    { KR_COAP_POST, 'c', KR_MSG_CHUNK, kr_msg_chunk },
-    { KR_COAP_POST, 's', KR_MSG_SAVE_BEGIN, dec_title },
-    { KR_COAP_PUT, 'k', KR_MSG_KEY_CHANGE, dec_key_change },
-    { KR_COAP_PUT, 'u', KR_MSG_UPDATE_DONE, kr_msg_update_done },
-    { KR_COAP_PUT, 's', KR_MSG_SIGNAL, dec_signal },
+    { KR_COAP_GET, 'v', true, KR_MSG_VARIABLE_REQUEST, dec_variable },
+    { KR_COAP_GET, 'd', true, KR_MSG_DESCRIBE, kr_msg_describe },
+    { KR_COAP_GET, 't', true, KR_MSG_TIME_REQUEST, dec_title },
+    { KR_COAP_GET, 'e', true, KR_MSG_SUBSCRIBE, dec_subscribe },
+    { KR_COAP_GET, 'c', false, KR_MSG_CHUNK_MISSED, kr_msg_chunk_missed },
+    { KR_COAP_POST, 'e', false, KR_MSG_EVENT, dec_event },
+    { KR_COAP_POST, 'E', false, KR_MSG_EVENT, dec_event },
+    { KR_COAP_POST, 'h', false, KR_MSG_HELLO, dec_hello },
+    { KR_COAP_POST, 'f', true, KR_MSG_FUNCTION_CALL, dec_function },
+    { KR_COAP_POST, 'u', false, KR_MSG_UPDATE_BEGIN, kr_msg_update_begin },
+    { KR_COAP_POST, 'c', false, KR_MSG_CHUNK, kr_msg_chunk },
+    { KR_COAP_POST, 's', true, KR_MSG_SAVE_BEGIN, dec_title },
+    { KR_COAP_PUT, 'k', true, KR_MSG_KEY_CHANGE, dec_key_change },
+    { KR_COAP_PUT, 'u', false, KR_MSG_UPDATE_DONE, kr_msg_update_done },
+    { KR_COAP_PUT, 's', true, KR_MSG_SIGNAL, dec_signal },
 };
 
-/* The kind of a message and its decode function; returns whether it is a request. */
-static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode)
+/* The kind of a message and its decode function (none for one that makes texts only when texts is false);
+ * returns whether it is a request. */
+static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode, bool texts)
 {
     *decode = NULL;
     m->kind = KR_MSG_UNKNOWN;
@@ -416,7 +415,7 @@ static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode
     }
     if (m->code == KR_COAP_EMPTY) {
         m->kind = m->type == KR_COAP_CON ? KR_MSG_PING : KR_MSG_EMPTY_ACK;
-        *decode = m->type == KR_COAP_CON ? dec_title : NULL;
+        *decode = m->type == KR_COAP_CON && texts ? dec_title : NULL;
         return m->type == KR_COAP_CON;
     }
     if (m->code != KR_COAP_GET && m->code != KR_COAP_POST && m->code != KR_COAP_PUT)
@@ -425,7 +424,7 @@ static bool classify(kr_message *m, const kr_coap_view *cv, kr_decode_fn *decode
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (kinds[i].code == m->code && kinds[i].letter == letter) {
             m->kind = kinds[i].kind;
-            *decode = kinds[i].decode;
+            *decode = texts || !kinds[i].text_only ? kinds[i].decode : NULL;
             break;   /* each (code, letter) is in the table once */
         }
     return true;
@@ -487,7 +486,7 @@ bool kr_msg_peek(const uint8_t *pt, size_t len, kr_msg_kind *kind)
     memset(&m, 0, sizeof m);
     if (!parse_coap(pt, len, &m, &cv))
         return false;
-    classify(&m, &cv, &decode);
+    classify(&m, &cv, &decode, false);
     *kind = m.kind;
     return true;
 }
@@ -501,6 +500,8 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
         m->first_block_lost = true;
         m->payload = pt;
         m->payload_len = len;
+        if (t->no_texts)
+            return;
         kr_msg_printable(pt, len > 96 ? 96 : len, pr, sizeof pr);
         snprintf(m->summary, sizeof m->summary, "first block lost; %zu more bytes: \"%s\"", len, pr);
         return;
@@ -509,14 +510,16 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
     if (!parse_coap(pt, len, m, &cv)) {
         m->payload = pt;
         m->payload_len = len;
-        snprintf(m->summary, sizeof m->summary, "not a valid CoAP message (%zu bytes)", len);
+        if (!t->no_texts)
+            snprintf(m->summary, sizeof m->summary, "not a valid CoAP message (%zu bytes)", len);
         kr_msg_pend(t, KR_FIND_DECRYPT_ERROR, "the frame decrypts with valid padding but is not a valid CoAP "
                     "message (%zu bytes)", len);
         return;
     }
-    uri_text(m, &cv);
+    if (!t->no_texts)
+        uri_text(m, &cv);
     kr_decode_fn decode;
-    bool is_request = classify(m, &cv, &decode);
+    bool is_request = classify(m, &cv, &decode, !t->no_texts);
     check_counter(t, m);
     if (decode)
         decode(t, m, &cv);
@@ -524,13 +527,15 @@ void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint6
         kr_msg_response(t, m);
     else if (m->code >> 5 >= 2)
         kr_msg_separate_response(t, m);
-    if (m->kind == KR_MSG_UNKNOWN && m->summary[0] == '\0') {
+    if (t->no_texts) {
+        /* the caller reads no summary */
+    } else if (m->kind == KR_MSG_UNKNOWN && m->summary[0] == '\0') {
         char cs[8];
         snprintf(m->summary, sizeof m->summary, "CoAP %s %s %s%s%s", kr_coap_type_str(m->type),
                  kr_coap_code_str(m->code, cs), m->uri, m->query[0] ? "?" : "", m->query);
-    }
-    if (m->kind == KR_MSG_EMPTY_ACK && m->summary[0] == '\0')
+    } else if (m->kind == KR_MSG_EMPTY_ACK && m->summary[0] == '\0') {
         snprintf(m->summary, sizeof m->summary, "Empty message");
+    }
     if (is_request)
         kr_msg_remember(t, m);
 }

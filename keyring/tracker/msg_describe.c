@@ -174,6 +174,8 @@ static bool parse_describe(kr_tracker *t, kr_message *m)
 void kr_msg_describe_answer(kr_tracker *t, kr_message *m)
 {
     m->kind = KR_MSG_DESCRIBE_REPLY;
+    if (t->no_texts)
+        return;   /* its lists serve the texts only */
     if (!parse_describe(t, m) && m->summary[0] == '\0')
         snprintf(m->summary, sizeof m->summary, "Describe answer (%zu bytes)", m->payload_len);
 }
@@ -234,6 +236,8 @@ void kr_msg_format_value(kr_message *m, kr_var_type type)
 void kr_msg_variable_value(kr_tracker *t, kr_message *m, const char *name)
 {
     m->kind = KR_MSG_VARIABLE_VALUE;
+    if (t->no_texts)
+        return;
     if (!name) {
         kr_msg_format_value(m, KR_VAR_UNKNOWN);
         snprintf(m->summary, sizeof m->summary, "Variable value %s (request not seen)", m->value);

@@ -79,17 +79,29 @@ static inline void kr_txt_int(kr_txt *x, long long v)
 }
 
 /* CoAP reading: message.c reads with libcoap (every message), coap_quick.c the usual ones without a heap PDU
- * (false, with nothing set, for any other); both fill the header fields, token and payload of m and the
- * view of the options. kr_coap_view_option files one option into the view. */
+ * (false, with nothing of m set, for any other); both fill the header fields, token and payload of m and the
+ * view of the options. */
 bool kr_coap_libcoap(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv);
 bool kr_coap_quick(const uint8_t *pt, size_t len, kr_message *m, kr_coap_view *cv);
-void kr_coap_view_option(kr_coap_view *cv, uint16_t number, kr_seg s);
+uint32_t kr_msg_be(const uint8_t *d, size_t n);
+
+/* Files one option (RFC 7252 numbers: Uri-Path 11, Max-Age 14, Uri-Query 15) into the view. */
+static inline void kr_coap_view_option(kr_coap_view *cv, uint16_t number, kr_seg s)
+{
+    if (number == 11 && cv->n_path < KR_MAX_PATH_SEGS)
+        cv->path[cv->n_path++] = s;
+    else if (number == 15 && cv->n_query < KR_MAX_QUERIES)
+        cv->query[cv->n_query++] = s;
+    else if (number == 14) {
+        cv->has_max_age = true;
+        cv->max_age = kr_msg_be(s.v, s.len);
+    }
+}
 
 /* message.c: text helpers and queued findings */
-void kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap);
+size_t kr_msg_printable(const uint8_t *d, size_t n, char *out, size_t cap);   /* returns the length */
 void kr_msg_hex(const uint8_t *d, size_t n, char *out, size_t cap);
-void kr_msg_seg_text(const kr_seg *s, char *out, size_t cap);
-uint32_t kr_msg_be(const uint8_t *d, size_t n);
+size_t kr_msg_seg_text(const kr_seg *s, char *out, size_t cap);
 int kr_msg_ms(double s);
 void kr_msg_pend(kr_tracker *t, kr_finding_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

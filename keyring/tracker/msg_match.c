@@ -159,25 +159,46 @@ static bool fits_token(const kr_request *r, const kr_message *m)
                                                 r->kind == KR_MSG_UPDATE_BEGIN || r->kind == KR_MSG_CHUNK);
 }
 
-/* The words for the request an answer answers (without printf: one per answer). */
-static void request_title(const kr_tracker *t, const kr_request *r, char *out, size_t cap)
+/* The words for the request an answer answers, appended to x (without printf: one per answer). */
+static void request_title(const kr_tracker *t, const kr_request *r, kr_txt *x)
 {
-    kr_txt x = kr_txt_in(out, cap);
     switch (r->kind) {
-    case KR_MSG_FUNCTION_CALL: kr_txt_put(&x, "Function call "); kr_txt_put(&x, req_name(t, r)); break;
-    case KR_MSG_VARIABLE_REQUEST: kr_txt_put(&x, "Variable request "); kr_txt_put(&x, req_name(t, r)); break;
-    case KR_MSG_EVENT: kr_txt_put(&x, "Event "); kr_txt_put(&x, req_name(t, r)); break;
-    case KR_MSG_SUBSCRIBE: kr_txt_put(&x, "Subscribe "); kr_txt_put(&x, r->name_len ? req_name(t, r) : "(all)"); break;
-    case KR_MSG_CHUNK: kr_txt_put(&x, "Chunk "); kr_txt_int(&x, r->chunk_index); break;
-    case KR_MSG_SIGNAL: kr_txt_put(&x, "Signal "); kr_txt_put(&x, req_arg(t, r)); break;
-    default: kr_txt_put(&x, kr_msg_kind_title(r->kind)); break;
+    case KR_MSG_FUNCTION_CALL: kr_txt_put(x, "Function call "); kr_txt_put(x, req_name(t, r)); break;
+    case KR_MSG_VARIABLE_REQUEST: kr_txt_put(x, "Variable request "); kr_txt_put(x, req_name(t, r)); break;
+    case KR_MSG_EVENT: kr_txt_put(x, "Event "); kr_txt_put(x, req_name(t, r)); break;
+    case KR_MSG_SUBSCRIBE: kr_txt_put(x, "Subscribe "); kr_txt_put(x, r->name_len ? req_name(t, r) : "(all)"); break;
+    case KR_MSG_CHUNK: kr_txt_put(x, "Chunk "); kr_txt_int(x, r->chunk_index); break;
+    case KR_MSG_SIGNAL: kr_txt_put(x, "Signal "); kr_txt_put(x, req_arg(t, r)); break;
+    default: kr_txt_put(x, kr_msg_kind_title(r->kind)); break;
     }
 }
 
-static void time_response(kr_message *m)
+/* "ACK to Ping (12 ms)", "ACK 4.00 to Event x (12 ms): slow down" */
+static void answer_summary(const kr_tracker *t, kr_message *m, const kr_request *r)
+{
+    char cs[8];
+    kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
+    if (m->code == KR_COAP_EMPTY) {
+        kr_txt_put(&x, kr_coap_type_str(m->type));
+    } else {
+        kr_txt_put(&x, "ACK ");
+        kr_txt_put(&x, kr_coap_code_str(m->code, cs));
+    }
+    kr_txt_put(&x, " to ");
+    request_title(t, r, &x);
+    kr_txt_put(&x, " (");
+    kr_txt_int(&x, kr_msg_ms(m->response_time));
+    kr_txt_put(&x, " ms)");
+    if (m->code == KR_COAP_BAD_REQUEST)
+        kr_txt_put(&x, r->kind == KR_MSG_EVENT ? ": slow down" : ": refused");
+}
+
+static void time_response(const kr_tracker *t, kr_message *m)
 {
     m->kind = KR_MSG_TIME_RESPONSE;
     m->unix_time = kr_msg_be(m->payload, 4);
+    if (t->no_texts)
+        return;
     time_t tt = (time_t)m->unix_time;
     struct tm tmv;
     gmtime_r(&tt, &tmv);
@@ -193,9 +214,10 @@ static void count_signal_ack_id(kr_tracker *t, kr_message *m)
     if (m->dir == KR_D2S && dd->have_last_id && m->msg_id == (uint16_t)(dd->last_id + 1)) {
         dd->last_id = m->msg_id;
         krt_saw_g3(t);
-        snprintf(m->summary + l, sizeof m->summary - l, "; matched by token, it carries the device's next "
+        if (!t->no_texts)
+            snprintf(m->summary + l, sizeof m->summary - l, "; matched by token, it carries the device's next "
                  "message id 0x%04x", m->msg_id);
-    } else {
+    } else if (!t->no_texts) {
         snprintf(m->summary + l, sizeof m->summary - l, "; matched by token (message id 0x%04x)", m->msg_id);
     }
 }
@@ -203,7 +225,6 @@ static void count_signal_ack_id(kr_tracker *t, kr_message *m)
 /* An ACK (or RST) to request r. */
 static void answer(kr_tracker *t, kr_message *m, kr_request *r, bool by_token)
 {
-    char title[200], cs[8];
     r->acked = true;
     m->answers = (int)r->index;
     m->answers_kind = r->kind;
@@ -217,29 +238,11 @@ static void answer(kr_tracker *t, kr_message *m, kr_request *r, bool by_token)
     } else if (content && r->kind == KR_MSG_VARIABLE_REQUEST) {
         kr_msg_variable_value(t, m, req_name(t, r));
     } else if (content && r->kind == KR_MSG_TIME_REQUEST && m->payload_len >= 4) {
-        time_response(m);
+        time_response(t, m);
     } else {
         kr_ota_answer(t, m, r);
-        request_title(t, r, title, sizeof title);
-        if (m->code == KR_COAP_EMPTY) {
-            kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
-            kr_txt_put(&x, kr_coap_type_str(m->type));
-            kr_txt_put(&x, " to ");
-            kr_txt_put(&x, title);
-            kr_txt_put(&x, " (");
-            kr_txt_int(&x, kr_msg_ms(m->response_time));
-            kr_txt_put(&x, " ms)");
-        } else {
-            kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
-            kr_txt_put(&x, "ACK ");
-            kr_txt_put(&x, kr_coap_code_str(m->code, cs));
-            kr_txt_put(&x, " to ");
-            kr_txt_put(&x, title);
-            kr_txt_put(&x, " (");
-            kr_txt_int(&x, kr_msg_ms(m->response_time));
-            kr_txt_put(&x, " ms)");
-            kr_txt_put(&x, m->code == KR_COAP_BAD_REQUEST ? (r->kind == KR_MSG_EVENT ? ": slow down" : ": refused") : "");
-        }
+        if (!t->no_texts)
+            answer_summary(t, m, r);
     }
     if (by_token)
         count_signal_ack_id(t, m);
@@ -261,10 +264,10 @@ void kr_msg_response(kr_tracker *t, kr_message *m)
     else if (content && m->payload_len > 0 && m->payload[0] == '{')
         kr_msg_describe_answer(t, m);   /* two-part answers of firmware 0.4-0.6 */
     else if (content && m->dir == KR_S2D && m->payload_len == 4)
-        time_response(m);
+        time_response(t, m);
     else if (content && m->dir == KR_D2S)
         kr_msg_variable_value(t, m, NULL);
-    else
+    else if (!t->no_texts)
         snprintf(m->summary, sizeof m->summary, "%s %s (id 0x%04x, request not seen)", kr_coap_type_str(m->type),
                  kr_coap_code_str(m->code, cs), m->msg_id);
 }
@@ -273,6 +276,8 @@ static void function_return(const kr_tracker *t, kr_message *m, const kr_request
 {
     char cs[8];
     m->kind = KR_MSG_FUNCTION_RETURN;
+    if (t->no_texts)
+        return;
     if (r) {
         kr_txt n = kr_txt_in(m->name, sizeof m->name), a = kr_txt_in(m->arg, sizeof m->arg);
         kr_txt_put(&n, req_name(t, r));
@@ -324,12 +329,14 @@ void kr_msg_separate_response(kr_tracker *t, kr_message *m)
                t->ota->chunks > 0) {
         m->kind = KR_MSG_CHUNK_RECEIVED;
         m->chunk_index = t->ota->last_chunk_index;
-        snprintf(m->summary, sizeof m->summary, "Chunk received %s (request not seen)",
+        if (!t->no_texts)
+            snprintf(m->summary, sizeof m->summary, "Chunk received %s (request not seen)",
                  m->code == KR_COAP_CHANGED ? "OK" : "BAD");
     } else if (d2s && m->code == KR_COAP_CHANGED && t->ota && t->ota->active) {
         m->kind = KR_MSG_UPDATE_READY;
-        snprintf(m->summary, sizeof m->summary, "Update ready (request not seen)");
-    } else {
+        if (!t->no_texts)
+            snprintf(m->summary, sizeof m->summary, "Update ready (request not seen)");
+    } else if (!t->no_texts) {
         snprintf(m->summary, sizeof m->summary, "CoAP %s response %s (request not seen)", kr_coap_type_str(m->type),
                  kr_coap_code_str(m->code, cs));
     }

@@ -9,9 +9,10 @@ const kr_name kr_step_names[] = {
     { KR_STEP_HELLO, "hello" }, { KR_STEP_FRAME, "frame" }, { KR_STEP_DATA, "data" }, { 0, NULL }
 };
 
+/* in the order of the kinds, read at a kind's place (a Hello's title names its side: kr_step_title) */
 static const kr_name step_titles[] = {
     { KR_STEP_NONCE, "Nonce" }, { KR_STEP_IDBLOCK, "Device ID block" }, { KR_STEP_SESSIONBLOCK, "Session key block" },
-    { KR_STEP_FRAME, "Frame" }, { KR_STEP_DATA, "Data" }, { 0, NULL }
+    { KR_STEP_HELLO, "Hello" }, { KR_STEP_FRAME, "Frame" }, { KR_STEP_DATA, "Data" }, { 0, NULL }
 };
 
 const kr_name kr_msg_kind_names[] = {
@@ -90,7 +91,7 @@ static const char *word(const kr_name *table, uint32_t value, const char *fallba
 
 const char *kr_step_str(kr_step_kind k)
 {
-    const char *w = kr_name_in_order(kr_step_names, KR_STEP_NONCE, KR_STEP_DATA, (uint32_t)k);
+    const char *w = kr_name_at(kr_step_names, KR_STEP_NONCE, KR_STEP_DATA, (uint32_t)k);
     return w ? w : "";
 }
 
@@ -98,12 +99,13 @@ const char *kr_step_title(kr_step_kind k, kr_dir d)
 {
     if (k == KR_STEP_HELLO)
         return d == KR_D2S ? "Device Hello" : "Cloud Hello";
-    return word(step_titles, (uint32_t)k, "");
+    const char *w = kr_name_at(step_titles, KR_STEP_NONCE, KR_STEP_DATA, (uint32_t)k);
+    return w ? w : "";
 }
 
 const char *kr_msg_kind_str(kr_msg_kind k)
 {
-    const char *w = kr_name_in_order(kr_msg_kind_names, KR_MSG_UNKNOWN, KR_MSG_RST + 1, (uint32_t)k);
+    const char *w = kr_name_at(kr_msg_kind_names, KR_MSG_UNKNOWN, KR_MSG_RST + 1, (uint32_t)k);
     return w ? w : "unknown";
 }
 

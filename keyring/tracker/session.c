@@ -196,7 +196,8 @@ static bool decrypt_frame(kr_tracker *t, kr_dir dir, kr_step *s, kr_message *m, 
         s->plaintext = pt;
         s->plaintext_len = pl;
         s->msg = m;
-        note_join(s->note, sizeof s->note, again, m->summary);
+        if (!t->no_texts)
+            note_join(s->note, sizeof s->note, again, m->summary);
         ds->frames_ok++;
     }
     return have_msg;
@@ -256,8 +257,9 @@ void krt_read_frame(kr_tracker *t, kr_dir dir, double ts, const char *again)
             kr_cipher_pass(krt_cipher(ds), body, len);
             s.frame_state = KR_FRAME_NOT_DECRYPTED;
             s.reason = KR_WHY_NO_SESSION_KEY;
-            note_join(s.note, sizeof s.note, "not decrypted: ",
-                      t->no_decrypt_reason && t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
+            if (!t->no_texts)
+                note_join(s.note, sizeof s.note, "not decrypted: ",
+                          t->no_decrypt_reason && t->no_decrypt_reason[0] ? t->no_decrypt_reason : "no session key");
         } else {
             have_msg = decrypt_frame(t, dir, &s, &m, ts, &bad, badwhy, sizeof badwhy, again, small);
         }

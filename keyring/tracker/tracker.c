@@ -252,6 +252,12 @@ void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16
     t->cloud_port = port;
 }
 
+void kr_tracker_set_texts(kr_tracker *t, bool on)
+{
+    if (t)
+        t->no_texts = !on;
+}
+
 void kr_tracker_refused(kr_tracker *t, double ts)
 {
     if (!t || t->finished)

@@ -268,6 +268,7 @@ struct kr_tracker {
     bool ota_reported;
     bool verdict_emitted;
     bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
+    bool no_texts;             /* the caller reads no message texts nor frame notes (kr_tracker_set_texts) */
     struct krt_rsa *rsa;       /* the RSA budget's state (rsagate.c), NULL without a budget */
 };
 

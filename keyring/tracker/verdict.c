@@ -607,24 +607,52 @@ static bool evaluate_into(kr_tracker *t, kr_verdict *v, bool final, char *withdr
 
 /* Everything the verdict of a running session reads (v_session_went_on with no key claiming a failure,
  * the note on blocks lost in a gap): while these are what they were, so are the verdict and its evidence,
- * and only the last step moves on. Never 0. */
+ * and only the last step moves on. They are read as whole words, not one by one (this runs for every
+ * frame): the flags are bool bytes (0 or 1) among the 32 bytes from `opened`, the facts the keys gave
+ * kr_tri bytes (-1, 0, 1: told apart by their two low bits) among the 16 bytes from `id_block_opened`. */
+#define FLAG_AT(f) (offsetof(kr_tracker, f) - offsetof(kr_tracker, opened))
+#define TRI_AT(f) (offsetof(kr_tracker, f) - offsetof(kr_tracker, id_block_opened))
+#define BYTE_IN(at, k, bits) ((at) / 8 == (k) ? (uint64_t)(bits) << (8 * ((at) % 8)) : 0)
+#define FLAG_MASK(k) (BYTE_IN(FLAG_AT(not_spark), k, 1) | BYTE_IN(FLAG_AT(refused), k, 1) |                  \
+    BYTE_IN(FLAG_AT(silent_peer), k, 1) | BYTE_IN(FLAG_AT(nonce_seen), k, 1) |                                  \
+    BYTE_IN(FLAG_AT(mid_session), k, 1) | BYTE_IN(FLAG_AT(idblock_seen), k, 1) |                                \
+    BYTE_IN(FLAG_AT(sessionblock_seen), k, 1) | BYTE_IN(FLAG_AT(device_hello_ok), k, 1) |                       \
+    BYTE_IN(FLAG_AT(cloud_hello_ok), k, 1) | BYTE_IN(FLAG_AT(session_from_line), k, 1) |                        \
+    BYTE_IN(FLAG_AT(session_known), k, 1) | BYTE_IN(FLAG_AT(sig_key_belongs), k, 1) |                           \
+    BYTE_IN(FLAG_AT(id_read), k, 1) | BYTE_IN(FLAG_AT(nonce_damaged), k, 1) |                                   \
+    BYTE_IN(FLAG_AT(idblock_damaged), k, 1) | BYTE_IN(FLAG_AT(sessionblock_damaged), k, 1) |                    \
+    BYTE_IN(FLAG_AT(blocks_disputed), k, 1))
+#define TRI_MASK(k) (BYTE_IN(TRI_AT(record_differs), k, 3) | BYTE_IN(TRI_AT(session_opened), k, 3) |            \
+    BYTE_IN(TRI_AT(offered_key_known), k, 3) | BYTE_IN(TRI_AT(signature_valid), k, 3) |                         \
+    BYTE_IN(TRI_AT(signature_ok), k, 3) | BYTE_IN(TRI_AT(id_block_opened), k, 3) | BYTE_IN(TRI_AT(nonce_ok), k, 3))
+_Static_assert(FLAG_AT(not_spark) < 32 && FLAG_AT(refused) < 32 && FLAG_AT(silent_peer) < 32 &&
+               FLAG_AT(nonce_seen) < 32 && FLAG_AT(mid_session) < 32 && FLAG_AT(idblock_seen) < 32 &&
+               FLAG_AT(sessionblock_seen) < 32 && FLAG_AT(device_hello_ok) < 32 && FLAG_AT(cloud_hello_ok) < 32 &&
+               FLAG_AT(session_from_line) < 32 && FLAG_AT(session_known) < 32 && FLAG_AT(sig_key_belongs) < 32 &&
+               FLAG_AT(id_read) < 32 && FLAG_AT(nonce_damaged) < 32 && FLAG_AT(idblock_damaged) < 32 &&
+               FLAG_AT(sessionblock_damaged) < 32 && FLAG_AT(blocks_disputed) < 32 &&
+               offsetof(kr_tracker, opened) + 32 <= sizeof(kr_tracker),
+               "the verdict's input flags lie in the 32 bytes read from opened");
+/* the kr_tri facts in the first 10 of the 16 bytes read, so that bits 6 and 7 of the last six bytes of the
+ * inputs stay free for the facts that are not bytes */
+_Static_assert(TRI_AT(record_differs) < 10 && TRI_AT(session_opened) < 10 && TRI_AT(offered_key_known) < 10 &&
+               TRI_AT(signature_valid) < 10 && TRI_AT(signature_ok) < 10 && TRI_AT(nonce_ok) < 10 &&
+               offsetof(kr_tracker, id_block_opened) + 16 <= sizeof(kr_tracker),
+               "the verdict's kr_tri inputs lie in the 10 bytes from id_block_opened");
+
+/* Never 0. Each input has a bit of its own: flag word k's bytes at bit k of each byte, kr_tri word k's two
+ * low bits at bits 4 + 2k and 5 + 2k, the others at bits 62, 63, 54, 55 (free: see above). */
 static uint64_t running_inputs(const kr_tracker *t, bool final)
 {
-    const kr_dirstate *dd = &t->d[KR_D2S], *sd = &t->d[KR_S2D];
-    uint64_t flags = (uint64_t)t->not_spark | (uint64_t)t->refused << 1 | (uint64_t)t->silent_peer << 2 |
-        (uint64_t)t->nonce_seen << 3 | (uint64_t)t->mid_session << 4 | (uint64_t)t->idblock_seen << 5 |
-        (uint64_t)t->sessionblock_seen << 6 | (uint64_t)(dd->frames > 0) << 7 | (uint64_t)(sd->frames > 0) << 8 |
-        (uint64_t)t->device_hello_ok << 9 | (uint64_t)t->cloud_hello_ok << 10 |
-        (uint64_t)t->session_from_line << 11 | (uint64_t)t->session_known << 12 |
-        (uint64_t)t->sig_key_belongs << 13 | (uint64_t)t->id_read << 14 | (uint64_t)t->nonce_damaged << 15 |
-        (uint64_t)t->idblock_damaged << 16 | (uint64_t)t->sessionblock_damaged << 17 |
-        (uint64_t)t->blocks_disputed << 18 | (uint64_t)final << 19;
-    /* the facts the keys gave, two bits each (kr_tri + 1) */
-    uint64_t tris = (uint64_t)(t->record_differs + 1) | (uint64_t)(t->session_opened + 1) << 2 |
-        (uint64_t)(t->offered_key_known + 1) << 4 | (uint64_t)(t->signature_valid + 1) << 6 |
-        (uint64_t)(t->signature_ok + 1) << 8 | (uint64_t)(t->id_block_opened + 1) << 10 |
-        (uint64_t)(t->nonce_ok + 1) << 12;
-    return 1 | flags << 1 | tris << 22;
+    static const uint64_t fm[4] = { FLAG_MASK(0), FLAG_MASK(1), FLAG_MASK(2), FLAG_MASK(3) };
+    static const uint64_t tm[2] = { TRI_MASK(0), TRI_MASK(1) };
+    uint64_t f[4], k[2];
+    memcpy(f, &t->opened, sizeof f);
+    memcpy(k, &t->id_block_opened, sizeof k);
+    uint64_t flags = (f[0] & fm[0]) | (f[1] & fm[1]) << 1 | (f[2] & fm[2]) << 2 | (f[3] & fm[3]) << 3;
+    uint64_t tris = (k[0] & tm[0]) | (k[1] & tm[1]) << 2;
+    return flags | tris << 4 | 1ull << 63 | (uint64_t)final << 62 | (uint64_t)(t->d[KR_D2S].frames > 0) << 55 |
+           (uint64_t)(t->d[KR_S2D].frames > 0) << 54;
 }
 
 static bool verdict_differs(const kr_verdict *a, const kr_vstore *b)
@@ -663,6 +691,8 @@ static void note_lost_blocks(const kr_tracker *t, kr_verdict *v)
         add_note(v, note);
 }
 
+static void evaluate_again(kr_tracker *t, double ts, bool final, uint64_t inputs);
+
 void krt_evaluate(kr_tracker *t, double ts)
 {
     bool final = t->finished || (t->d[0].closed && t->d[1].closed) || t->d[0].rst || t->d[1].rst;
@@ -674,6 +704,13 @@ void krt_evaluate(kr_tracker *t, double ts)
         cur->last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
         return;
     }
+    evaluate_again(t, ts, final, inputs);
+}
+
+/* The verdict made anew (apart from krt_evaluate, which runs for every frame, for its buffers' sake). */
+static __attribute__((noinline)) void evaluate_again(kr_tracker *t, double ts, bool final, uint64_t inputs)
+{
+    kr_vstore *cur = t->verdict;
     t->verdict_inputs = 0;
     kr_verdict v;
     char withdrawn[512];

@@ -71,9 +71,7 @@ const char *kr_name_of(const kr_name *table, uint32_t value)
 
 const char *kr_name_in_order(const kr_name *table, uint32_t first, size_t n, uint32_t value)
 {
-    if (value >= first && value - first < n && table[value - first].value == value)
-        return table[value - first].text;
-    return kr_name_of(table, value);
+    return kr_name_at(table, first, n, value);
 }
 
 static const char *or_else(const char *s, const char *fallback)
@@ -83,12 +81,12 @@ static const char *or_else(const char *s, const char *fallback)
 
 const char *kr_frame_state_str(kr_frame_state s)
 {
-    return or_else(kr_name_in_order(frame_state_words, KR_FRAME_NOT_DECRYPTED, 4, (uint32_t)s), "not-decrypted");
+    return or_else(kr_name_at(frame_state_words, KR_FRAME_NOT_DECRYPTED, 4, (uint32_t)s), "not-decrypted");
 }
 
 const char *kr_coap_type_str(uint8_t type)
 {
-    return kr_name_in_order(kr_coap_type_names, 0, 4, type & 3u);
+    return kr_name_at(kr_coap_type_names, 0, 4, type & 3u);
 }
 
 char *kr_coap_code_str(uint8_t code, char out[8])
@@ -125,5 +123,5 @@ const char *kr_describe_flags_str(uint8_t flags)
 
 const char *kr_msg_kind_title(kr_msg_kind k)
 {
-    return or_else(kr_name_in_order(kind_titles, KR_MSG_UNKNOWN, KR_MSG_RST + 1, (uint32_t)k), "Unknown request");
+    return or_else(kr_name_at(kind_titles, KR_MSG_UNKNOWN, KR_MSG_RST + 1, (uint32_t)k), "Unknown request");
 }

@@ -1463,6 +1463,96 @@ static void test_heuristic_other_port(void **st)
     kr_conn_table_free(t);
 }
 
+/* ---- the connection map under hostile ends ---- */
+
+/* A connection with these ends (a device on 10.x.y.z or fd00::..., its port, and the cloud), for the map. */
+static kr_conn *map_conn(uint32_t n, bool v6)
+{
+    kr_conn *c = g_new0(kr_conn, 1);
+    c->dev.family = c->cloud.family = v6 ? 6 : 4;
+    if (v6) {
+        c->dev.ip[0] = 0xfd;
+        memcpy(c->dev.ip + 8, &n, 4);
+        c->cloud.ip[0] = 0xfd;
+        c->cloud.ip[15] = 1;
+    } else {
+        c->dev.ip[0] = 10;
+        c->dev.ip[1] = (uint8_t)(n >> 16);
+        c->dev.ip[2] = (uint8_t)(n >> 8);
+        c->dev.ip[3] = (uint8_t)n;
+        c->cloud.ip[0] = 192;
+        c->cloud.ip[3] = 1;
+    }
+    c->dev.port = (uint16_t)(40000 + (n >> 24));
+    c->cloud.port = 5683;
+    return c;
+}
+
+/* Ends picked on the wire so that they all land in one run of a map whose seed is known (as an attacker
+ * who knew it would pick them) fill one long probe there, and are spread out in a map of another seed:
+ * the seed, not the ends, decides the runs. Both directions find their connection, and removals keep
+ * every other one found. */
+static void map_hostile(bool v6)
+{
+    enum { N = 200, HOME_BITS = 10 };
+    kr_conn_map known, other;
+    kr_map_init(&known);
+    kr_map_init(&other);
+    known.seed = 0x0123456789abcdefull;
+    other.seed = 0xfedcba9876543210ull;
+    kr_conn *c[N], *twin[N];               /* a connection is in one map: its twin goes in the other */
+    uint32_t target = 0, n = 0;
+    for (int k = 0; k < N; n++) {
+        kr_conn *x = map_conn(n, v6);
+        uint32_t h = kr_map_hash(&known, &x->dev, &x->cloud);
+        if (k == 0)
+            target = h & ((1u << HOME_BITS) - 1);
+        if ((h & ((1u << HOME_BITS) - 1)) == target)
+            c[k++] = x;
+        else
+            g_free(x);
+    }
+    for (int k = 0; k < N; k++) {
+        twin[k] = g_memdup2(c[k], sizeof *c[k]);
+        kr_map_insert(&known, c[k], kr_map_hash(&known, &c[k]->dev, &c[k]->cloud));
+        kr_map_insert(&other, twin[k], kr_map_hash(&other, &c[k]->dev, &c[k]->cloud));
+    }
+    assert_int_equal(known.mask + 1, 512);
+    assert_true(kr_map_longest_probe(&known) >= N);   /* one run: what a known seed would allow */
+    assert_true(kr_map_longest_probe(&other) <= 24);  /* another seed: spread out */
+    for (int k = 0; k < N; k++) {
+        const kr_endpoint *d = &c[k]->dev, *s = &c[k]->cloud;
+        assert_int_equal(kr_map_hash(&other, d, s), kr_map_hash(&other, s, d));
+        assert_ptr_equal(kr_map_find(&known, s, d, kr_map_hash(&known, s, d)), c[k]);
+        assert_ptr_equal(kr_map_find(&other, d, s, kr_map_hash(&other, d, s)), twin[k]);
+        assert_ptr_equal(kr_map_find(&other, s, d, kr_map_hash(&other, s, d)), twin[k]);
+    }
+    for (int k = 0; k < N; k += 2) {
+        kr_map_remove(&known, c[k]);
+        kr_map_remove(&other, twin[k]);
+    }
+    for (int k = 0; k < N; k++) {
+        const kr_endpoint *d = &c[k]->dev, *s = &c[k]->cloud;
+        assert_ptr_equal(kr_map_find(&known, s, d, kr_map_hash(&known, s, d)), k % 2 ? c[k] : NULL);
+        assert_ptr_equal(kr_map_find(&other, d, s, kr_map_hash(&other, d, s)), k % 2 ? twin[k] : NULL);
+    }
+    assert_int_equal(known.n, N / 2);
+    assert_int_equal(other.n, N / 2);
+    kr_map_free(&known);
+    kr_map_free(&other);
+    for (int k = 0; k < N; k++) {
+        g_free(c[k]);
+        g_free(twin[k]);
+    }
+}
+
+static void test_map_hostile_ends(void **st)
+{
+    (void)st;
+    map_hostile(false);
+    map_hostile(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1512,6 +1602,7 @@ int main(void)
         cmocka_unit_test(test_ended_freed_after_linger),
         cmocka_unit_test(test_nonce_rule_and_heuristic),
         cmocka_unit_test(test_heuristic_other_port),
+        cmocka_unit_test(test_map_hostile_ends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

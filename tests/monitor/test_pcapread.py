@@ -77,7 +77,7 @@ for cut in offsets:
     open(path, "wb").write(data[:cut])
     rc, out, err = both_ways("cut at byte %d" % cut, path, ["--json", "-k", keys], 2)
     check("truncated" in err or "cannot read" in err, "cut at byte %d: the damage is named: %r" % (cut, err.strip()[-200:]))
-# records across the reader's 1 MiB blocks (the sample again and again, with a long filler record between)
+# records across the reader's 64 KiB blocks (the sample again and again, with a long filler record between)
 many = []
 while sum(16 + r[2] for r in many) < 3 << 20:
     many += recs + [(recs[-1][0], recs[-1][1], 4000 + len(many), 4000 + len(many), b"\x5a" * (4000 + len(many)))]
@@ -85,6 +85,15 @@ path = write("many.pcap", many)
 rc, out, err = both_ways("a file of several blocks", path, ["--json"], 0)
 tcp = sum(1 for r in many if r[4][:1] != b"\x5a")     # the fillers are not IP: left out of the count
 check(jsonl(out)[-1]["packets"] == tcp, "a file of several blocks: every packet read (%d)" % tcp)
+
+# records longer than a block (the reader reads on until one is whole), under a snapshot length that allows them
+long = []
+for n in (70000, 150000, 262144):
+    long += recs + [(recs[-1][0], recs[-1][1], n, n, b"\x5a" * n)]
+path = write("long.pcap", long + recs, snaplen=262144)
+rc, out, err = both_ways("records longer than a block", path, ["--json", "-k", keys], 0)
+tcp = sum(1 for r in long + recs if r[4][:1] != b"\x5a")
+check(jsonl(out)[-1]["packets"] == tcp, "records longer than a block: every packet read (%d)" % tcp)
 
 # the file's header and no record: an empty capture, read to its end
 path = os.path.join(d, "empty.pcap")

@@ -42,12 +42,25 @@ def read_list(path):
     return rows
 
 
-def run(dump, root, capture, keyfile, subset="all", chunk="whole"):
-    cmd = [dump, "-k", os.path.join(root, keyfile), "-s", subset, "-c", chunk, os.path.join(root, capture)]
+def run(dump, root, capture, keyfile, subset="all", chunk="whole", bare=False):
+    cmd = [dump, "-k", os.path.join(root, keyfile), "-s", subset, "-c", chunk] + (["-b"] if bare else [])
+    cmd.append(os.path.join(root, capture))
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode, p.stderr.strip()))
     return p.stdout
+
+
+def without_texts(text):
+    """The text with what kr_tracker_set_texts(false) leaves out cut away: the summary of each message and
+    the note of each frame and Hello step (the line up to its first ": ")."""
+    out = []
+    for line in text.splitlines():
+        p = line.split()
+        if len(p) > 3 and (p[1] == "msg" or (p[1] == "step" and p[3] in ("hello", "frame"))):
+            line = line.split(": ", 1)[0]
+        out.append(line)
+    return out
 
 
 def final_verdicts(text):
@@ -154,6 +167,15 @@ def main():
                 failures += 1
             else:
                 checked += 1
+        # without texts (cloudmon -q): every step, message kind and header, answer, finding and verdict the same
+        bare, full = without_texts(run(dump, root, capture, keyfile, subset, "whole", True)), without_texts(whole)
+        if bare != full:
+            print("FAIL %s: without texts the tracker gives more than the texts differently:" % name)
+            sys.stdout.writelines(l + "\n" for l in difflib.unified_diff(full, bare, "texts", "no texts", n=1,
+                                                                         lineterm=""))
+            failures += 1
+        else:
+            checked += 1
         for chunk in SEEDS:
             other = run(dump, root, capture, keyfile, subset, chunk)
             if other != whole:

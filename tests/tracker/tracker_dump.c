@@ -30,6 +30,7 @@ typedef struct ctx {
     unsigned chunking;   /* 0 whole, 1 byte, >1 seed */
     GRand *rnd;
     unsigned long skipped;
+    bool bare;           /* -b: the tracker makes no message texts nor frame notes */
 } ctx;
 
 static void addr_text(const kr_endpoint *e, char *out, size_t cap)
@@ -50,6 +51,8 @@ static void on_open(void *ud, kr_conn *kc)
     conn *k = g_new0(conn, 1);
     tk_dump_init(&k->dump, c->out, (int)kr_conn_id(kc), c->t0);
     kr_conn_set_user(kc, k);
+    if (c->bare)
+        kr_tracker_set_texts(kr_conn_tracker(kc), false);
     char a[80], b[80];
     addr_text(kr_conn_device(kc), a, sizeof a);
     addr_text(kr_conn_cloud(kc), b, sizeof b);
@@ -284,15 +287,17 @@ static char *filter_keyfile(const char *text, const char *subset)
 static void usage(void)
 {
     fprintf(stderr, "usage: tracker-dump [-k KEYFILE] [-s all|none|server-private|server-public|device|session] "
-                    "[-c whole|byte|SEED] CAPTURE\n");
+                    "[-c whole|byte|SEED] [-b] CAPTURE\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *keyfile = NULL, *subset = "all", *chunk = "whole";
+    bool bare = false;
     int opt;
-    while ((opt = getopt(argc, argv, "k:s:c:h")) != -1) {
+    while ((opt = getopt(argc, argv, "k:s:c:bh")) != -1) {
         switch (opt) {
+        case 'b': bare = true; break;
         case 'k': keyfile = optarg; break;
         case 's': subset = optarg; break;
         case 'c': chunk = optarg; break;
@@ -314,6 +319,7 @@ int main(int argc, char **argv)
     }
     ctx c;
     memset(&c, 0, sizeof c);
+    c.bare = bare;
     if (strcmp(chunk, "whole") == 0)
         c.chunking = 0;
     else if (strcmp(chunk, "byte") == 0)

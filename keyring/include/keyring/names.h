@@ -38,6 +38,13 @@ const char *kr_name_of(const kr_name *table, uint32_t value);
 /* The same for a table that lists the n values first, first + 1, ... in order: read at its place (the
  * words asked for every step and message). */
 const char *kr_name_in_order(const kr_name *table, uint32_t first, size_t n, uint32_t value);
+/* kr_name_in_order made inline, for the words of every step and message */
+static inline const char *kr_name_at(const kr_name *table, uint32_t first, size_t n, uint32_t value)
+{
+    if (value >= first && value - first < n && table[value - first].value == value)
+        return table[value - first].text;
+    return kr_name_of(table, value);
+}
 
 const char *kr_frame_state_str(kr_frame_state s);  /* "not-decrypted", "decrypted", "partial", "decrypt-error" */
 const char *kr_coap_type_str(uint8_t type);         /* "CON", "NON", "ACK", "RST" */

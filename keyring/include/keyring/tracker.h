@@ -362,6 +362,11 @@ void kr_tracker_acked(kr_tracker *t, kr_dir dir, uint64_t offset);
 /* The cloud's address and port (family 4: 4 bytes, 6: 16 bytes) for server keys bound to a cloud with
  * cloud=ADDR. Without it only unbound server keys apply. Call before the handshake's data. */
 void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16_t port);
+/* on false: the caller reads no texts of messages (uri, query, summary, name, arg, value, var_type) and no
+ * notes of frame and Hello steps, so the tracker need not make them (they may be left empty) and does not
+ * read Describe answers (no functions or variables listed). Kinds, header fields, numbers, matching,
+ * findings and verdicts stay exactly as they are. Call before the first data; texts are made by default. */
+void kr_tracker_set_texts(kr_tracker *t, bool on);
 /* No more data will come (capture ended, connection expired): settles the verdict (incomplete etc.). */
 void kr_tracker_finish(kr_tracker *t, double ts);
 
