@@ -179,6 +179,11 @@ static FILE *open_peeked(const char *path, uint32_t *magic, FILE **under)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     struct stat st;
+    if (f && f != stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        errno = EISDIR;          /* fopen opens a directory; reading it would say "truncated" */
+        return NULL;
+    }
     if (f && f != stdin && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
         uint8_t head[4];
         size_t n = fread(head, 1, 4, f);

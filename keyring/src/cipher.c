@@ -2,7 +2,8 @@
  *
  * AES-128-CBC inside each frame; the IV of a frame is the first ciphertext block of the previous frame
  * of the same direction. A cipher holds its key and IV only: one EVP context per thread serves every
- * cipher (an open connection does not carry OpenSSL's context and key schedule). While the same cipher
+ * cipher (an open connection does not carry OpenSSL's context and key schedule; the context goes when the
+ * thread ends). While the same cipher
  * keeps using it, decryption chains on without setting it up again; another cipher keys it again.
  */
 #include "keyring/cipher.h"
@@ -12,6 +13,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+
+#include "internal.h"
 
 /* The thread's context, and the cipher and mode (1 encrypt, 0 decrypt, -1 none yet) it is keyed for; in
  * decrypt mode, chain is the block the context chains its next input to (its IV now). */
@@ -126,12 +129,25 @@ void kr_cipher_restore(kr_cipher *c, const kr_cipher_state *s)
     c->passed = s->passed;
 }
 
+/* The thread ends: its context goes with it. */
+static void shared_free(void *p)
+{
+    (void)p;
+    EVP_CIPHER_CTX_free(shared.ctx);
+    shared.ctx = NULL;
+    shared.owner = NULL;
+    shared.mode = -1;
+}
+
 /* Sets the thread's context up for c in mode with this IV, keying it again only when another cipher or
  * another mode used it last. Returns the context, NULL on failure. */
 static EVP_CIPHER_CTX *cipher_start(const kr_cipher *c, int mode, const uint8_t iv[16])
 {
-    if (!shared.ctx && !(shared.ctx = EVP_CIPHER_CTX_new()))
-        return NULL;
+    if (!shared.ctx) {
+        if (!(shared.ctx = EVP_CIPHER_CTX_new()))
+            return NULL;
+        kr_at_thread_end(shared_free, NULL);   /* when it cannot be arranged, the context stays to the end */
+    }
     const uint8_t *key = shared.owner != c || shared.mode != mode ? c->key : NULL;
     const EVP_CIPHER *type = shared.mode != mode ? EVP_aes_128_cbc() : NULL;
     if (!EVP_CipherInit_ex(shared.ctx, type, NULL, key, iv, mode)) {

@@ -11,6 +11,10 @@
 #include "keyring/common.h"
 #include "keyring/key.h"
 
+/* Calls fn(arg) once when the calling thread ends (thread_end.c), for what the library keeps per thread.
+ * False when that cannot be arranged (the caller then keeps nothing it would have to give back). */
+bool kr_at_thread_end(void (*fn)(void *), void *arg);
+
 /* snprintf into a fixed buffer, cutting long text short (no truncation warning at call sites). */
 void kr_sfmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

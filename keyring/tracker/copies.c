@@ -47,8 +47,7 @@ void krt_copies_free(kr_tracker *t)
 {
     free(t->copies);
     t->copies = NULL;
-    krt_kept_forget(t, KR_D2S);
-    krt_kept_forget(t, KR_S2D);
+    krt_kept_free(t);
 }
 
 /* The handshake block [a, b) of dir that is complete and still in dir's buffer with nothing read after it;

@@ -25,9 +25,67 @@ static kr_request *next_slot(kr_tracker *t, kr_dir d)
     return &t->req[d][slot];
 }
 
-static char *copy_text(const char *s)
+/* A direction's request texts ("name\0arg\0", each part at most REQ_TEXT_MAX bytes) lie end to end in the
+ * order the requests came. A request's text is dropped when its slot is taken again, and slots are taken
+ * oldest first, so the texts still needed always follow each other: when the end is reached they move to
+ * the start, and the block grows only while more text is held at once than ever before (never past
+ * REQ_TEXT_MOST). Remembering requests thus costs no allocation in a running session. */
+#define REQ_TEXT_MAX  63
+#define REQ_TEXT_MOST (KR_REQ_RING * 2 * (REQ_TEXT_MAX + 1))
+
+/* Moves the texts of dir's requests to the start of its block. */
+static void texts_to_start(kr_tracker *t, kr_dir d)
 {
-    return s[0] ? strndup(s, 63) : NULL;
+    struct krt_reqtext *x = t->req_text[d];
+    unsigned from = x->tail;
+    for (unsigned k = 0; k < t->req_cap[d]; k++) {
+        const kr_request *q = &t->req[d][k];
+        if (q->used && (q->name_len || q->arg_len) && q->text_at < from)
+            from = q->text_at;
+    }
+    memmove(x->b, x->b + from, x->tail - from);
+    x->tail = (uint16_t)(x->tail - from);
+    for (unsigned k = 0; k < t->req_cap[d]; k++) {
+        kr_request *q = &t->req[d][k];
+        if (q->used && (q->name_len || q->arg_len))
+            q->text_at = (uint16_t)(q->text_at - from);
+    }
+}
+
+/* Room for need bytes of text at the end of dir's block; NULL when out of memory. */
+static char *text_room(kr_tracker *t, kr_dir d, size_t need)
+{
+    struct krt_reqtext *x = t->req_text[d];
+    if (x && x->tail + need > x->cap)
+        texts_to_start(t, d);
+    if (!x || x->tail + need > x->cap) {
+        size_t tail = x ? x->tail : 0, cap = x ? (size_t)x->cap * 2 : 64;
+        if (cap < tail + need)
+            cap = (tail + need + 63) & ~(size_t)63;
+        if (cap > REQ_TEXT_MOST)
+            cap = REQ_TEXT_MOST;
+        if (cap < tail + need)
+            return NULL;       /* cannot be: the ring holds at most REQ_TEXT_MOST bytes of text */
+        struct krt_reqtext *g = realloc(x, sizeof *g + cap);
+        if (!g)
+            return NULL;
+        g->cap = (uint16_t)cap;
+        g->tail = (uint16_t)tail;
+        t->req_text[d] = x = g;
+    }
+    char *at = x->b + x->tail;
+    x->tail = (uint16_t)(x->tail + need);
+    return at;
+}
+
+static const char *req_name(const kr_tracker *t, const kr_request *r)
+{
+    return r->name_len ? t->req_text[r->dir]->b + r->text_at : "";
+}
+
+static const char *req_arg(const kr_tracker *t, const kr_request *r)
+{
+    return r->arg_len ? t->req_text[r->dir]->b + r->text_at + r->name_len + 1 : "";
 }
 
 void kr_msg_remember(kr_tracker *t, const kr_message *m)
@@ -36,10 +94,9 @@ void kr_msg_remember(kr_tracker *t, const kr_message *m)
     if (!r)
         return;
     t->req_next[m->dir]++;
-    free(r->name);
-    free(r->arg);
-    memset(r, 0, sizeof *r);
+    memset(r, 0, sizeof *r);       /* its earlier text is no longer needed */
     r->used = true;
+    r->dir = (uint8_t)m->dir;
     r->kind = m->kind;
     r->index = m->index;
     r->msg_id = m->msg_id;
@@ -47,9 +104,18 @@ void kr_msg_remember(kr_tracker *t, const kr_message *m)
     r->token_len = m->token_len;
     memcpy(r->token, m->token, sizeof r->token);
     r->time = m->time;
-    r->name = copy_text(m->name);
-    r->arg = copy_text(m->arg);
     r->chunk_index = m->kind == KR_MSG_CHUNK ? m->chunk_index : -1;
+    size_t nl = strnlen(m->name, REQ_TEXT_MAX), al = strnlen(m->arg, REQ_TEXT_MAX);
+    char *at = nl || al ? text_room(t, m->dir, nl + al + 2) : NULL;
+    if (!at)
+        return;
+    r->text_at = (uint16_t)(at - t->req_text[m->dir]->b);
+    r->name_len = (uint8_t)nl;
+    r->arg_len = (uint8_t)al;
+    memcpy(at, m->name, nl);
+    at[nl] = '\0';
+    memcpy(at + nl + 1, m->arg, al);
+    at[nl + 1 + al] = '\0';
 }
 
 static bool same_token(const kr_request *r, const kr_message *m)
@@ -94,21 +160,21 @@ static bool fits_token(const kr_request *r, const kr_message *m)
 }
 
 /* The words for the request an answer answers, appended to x (without printf: one per answer). */
-static void request_title(const kr_request *r, kr_txt *x)
+static void request_title(const kr_tracker *t, const kr_request *r, kr_txt *x)
 {
     switch (r->kind) {
-    case KR_MSG_FUNCTION_CALL: kr_txt_put(x, "Function call "); kr_txt_put(x, krt_str(r->name)); break;
-    case KR_MSG_VARIABLE_REQUEST: kr_txt_put(x, "Variable request "); kr_txt_put(x, krt_str(r->name)); break;
-    case KR_MSG_EVENT: kr_txt_put(x, "Event "); kr_txt_put(x, krt_str(r->name)); break;
-    case KR_MSG_SUBSCRIBE: kr_txt_put(x, "Subscribe "); kr_txt_put(x, r->name ? r->name : "(all)"); break;
+    case KR_MSG_FUNCTION_CALL: kr_txt_put(x, "Function call "); kr_txt_put(x, req_name(t, r)); break;
+    case KR_MSG_VARIABLE_REQUEST: kr_txt_put(x, "Variable request "); kr_txt_put(x, req_name(t, r)); break;
+    case KR_MSG_EVENT: kr_txt_put(x, "Event "); kr_txt_put(x, req_name(t, r)); break;
+    case KR_MSG_SUBSCRIBE: kr_txt_put(x, "Subscribe "); kr_txt_put(x, r->name_len ? req_name(t, r) : "(all)"); break;
     case KR_MSG_CHUNK: kr_txt_put(x, "Chunk "); kr_txt_int(x, r->chunk_index); break;
-    case KR_MSG_SIGNAL: kr_txt_put(x, "Signal "); kr_txt_put(x, krt_str(r->arg)); break;
+    case KR_MSG_SIGNAL: kr_txt_put(x, "Signal "); kr_txt_put(x, req_arg(t, r)); break;
     default: kr_txt_put(x, kr_msg_kind_title(r->kind)); break;
     }
 }
 
 /* "ACK to Ping (12 ms)", "ACK 4.00 to Event x (12 ms): slow down" */
-static void answer_summary(kr_message *m, const kr_request *r)
+static void answer_summary(const kr_tracker *t, kr_message *m, const kr_request *r)
 {
     char cs[8];
     kr_txt x = kr_txt_in(m->summary, sizeof m->summary);
@@ -119,7 +185,7 @@ static void answer_summary(kr_message *m, const kr_request *r)
         kr_txt_put(&x, kr_coap_code_str(m->code, cs));
     }
     kr_txt_put(&x, " to ");
-    request_title(r, &x);
+    request_title(t, r, &x);
     kr_txt_put(&x, " (");
     kr_txt_int(&x, kr_msg_ms(m->response_time));
     kr_txt_put(&x, " ms)");
@@ -170,13 +236,13 @@ static void answer(kr_tracker *t, kr_message *m, kr_request *r, bool by_token)
     if (content && r->kind == KR_MSG_DESCRIBE) {
         kr_msg_describe_answer(t, m);
     } else if (content && r->kind == KR_MSG_VARIABLE_REQUEST) {
-        kr_msg_variable_value(t, m, krt_str(r->name));
+        kr_msg_variable_value(t, m, req_name(t, r));
     } else if (content && r->kind == KR_MSG_TIME_REQUEST && m->payload_len >= 4) {
         time_response(t, m);
     } else {
         kr_ota_answer(t, m, r);
         if (!t->no_texts)
-            answer_summary(m, r);
+            answer_summary(t, m, r);
     }
     if (by_token)
         count_signal_ack_id(t, m);
@@ -214,8 +280,8 @@ static void function_return(const kr_tracker *t, kr_message *m, const kr_request
         return;
     if (r) {
         kr_txt n = kr_txt_in(m->name, sizeof m->name), a = kr_txt_in(m->arg, sizeof m->arg);
-        kr_txt_put(&n, krt_str(r->name));
-        kr_txt_put(&a, krt_str(r->arg));
+        kr_txt_put(&n, req_name(t, r));
+        kr_txt_put(&a, req_arg(t, r));
     }
     if (m->payload_len == 4) {
         kr_txt v = kr_txt_in(m->value, sizeof m->value);

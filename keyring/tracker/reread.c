@@ -1,8 +1,9 @@
 /* sparkwire libkeyring: frames read already that a conflicting copy may still contradict. Each direction
  * keeps its last frames read with the session key (at most KR_KEPT_FRAMES of them, KR_KEPT_BYTES bytes in
- * all, or one frame alone up to KR_KEPT_ONE bytes): their bytes and where the cipher stood before each. A record is made when its frame is read and
- * given back once the receiver acknowledges the frame's last byte (kr_tracker_acked: a copy seen after
- * that is not what the receiver read), or when the frames stop following each other (a gap, a resync).
+ * all, or one frame alone up to KR_KEPT_ONE bytes): their bytes and where the cipher stood before each
+ * (kept.c holds them). A record is made when its frame is read and given back once the receiver
+ * acknowledges the frame's last byte (kr_tracker_acked: a copy seen after that is not what the receiver
+ * read), or when the frames stop following each other (a gap, a resync).
  *
  * A copy that differs from a kept frame is read against it at the frame's place in the IV chain:
  * - the copy passes (its padding is right, it frames the same length and it parses as CoAP) and the
@@ -15,97 +16,9 @@
  *   is never overturned). */
 #include <stdlib.h>
 #include <string.h>
-#include "tracker_int.h"
-
-#define KR_KEPT_FRAMES 8       /* frames kept per direction */
-#define KR_KEPT_BYTES  512     /* their bytes per direction, length prefixes included */
-#define KR_KEPT_ONE    1024    /* a longer frame is kept alone, up to this (a device's buffer holds 800 bytes) */
-
-struct krt_frec {
-    struct krt_frec *next;     /* the frame after it (in stream order) */
-    uint64_t off;              /* stream offset of its length prefix */
-    double first_time;
-    kr_cipher_state before;    /* the cipher before the frame */
-    uint16_t len;              /* 2 + body */
-    bool ok, bad;              /* counted in frames_ok / frames_bad when read */
-    bool hello;                /* it was its direction's Hello */
-    bool disputed;             /* re-stated as disputed: no copy decides it any more */
-    uint8_t bytes[];
-};
-
-static size_t kept_bytes(const struct krt_frec *r, int *n)
-{
-    size_t b = 0;
-    for (*n = 0; r; r = r->next, (*n)++)
-        b += r->len;
-    return b;
-}
-
-size_t krt_kept_memory(const kr_tracker *t)
-{
-    size_t m = 0;
-    for (int d = 0; d < 2; d++)
-        for (const struct krt_frec *r = t->d[d].kept; r; r = r->next)
-            m += sizeof *r + r->len;
-    return m;
-}
+#include "kept.h"
 
 static bool passes(kr_tracker *t, kr_dir dir, const kr_cipher_state *at, const uint8_t *f, size_t len);
-
-static void drop_first(kr_dirstate *ds)
-{
-    struct krt_frec *r = ds->kept;
-    ds->kept = r->next;
-    free(r);
-}
-
-void krt_kept_forget(kr_tracker *t, kr_dir dir)
-{
-    while (t->d[dir].kept)
-        drop_first(&t->d[dir]);
-}
-
-void krt_kept_add(kr_tracker *t, kr_dir dir, const kr_cipher_state *before, uint64_t off, const uint8_t *b,
-                  size_t len, double first, bool hello, bool ok, bool bad)
-{
-    kr_dirstate *ds = &t->d[dir];
-    struct krt_frec **end = &ds->kept, *last = NULL;
-    while (*end) {
-        last = *end;
-        end = &(*end)->next;
-    }
-    if (len < 18 || len > KR_KEPT_ONE || (last && last->off + last->len != off)) {
-        krt_kept_forget(t, dir);       /* the frames no longer follow each other: the chain is broken */
-        if (len < 18 || len > KR_KEPT_ONE)
-            return;
-        end = &ds->kept;
-    }
-    struct krt_frec *r = malloc(sizeof *r + len);
-    if (!r)
-        return;
-    memset(r, 0, sizeof *r);
-    r->off = off;
-    r->first_time = first;
-    r->before = *before;
-    r->len = (uint16_t)len;
-    r->ok = ok;
-    r->bad = bad;
-    r->hello = hello;
-    memcpy(r->bytes, b, len);
-    *end = r;
-    int n;
-    while ((kept_bytes(ds->kept, &n) > KR_KEPT_BYTES && ds->kept != r) || n > KR_KEPT_FRAMES)
-        drop_first(ds);                /* the oldest go first; the frame just read stays, even alone */
-}
-
-void kr_tracker_acked(kr_tracker *t, kr_dir dir, uint64_t offset)
-{
-    if (!t || (dir != KR_D2S && dir != KR_S2D))
-        return;
-    kr_dirstate *ds = &t->d[dir];
-    while (ds->kept && ds->kept->off + (ds->kept->len ? ds->kept->len : 1) <= offset)
-        drop_first(ds);
-}
 
 /* The frame being read in dir has a length prefix no frame has: the bytes from it on are searched for the
  * next frame boundary. Where the cipher stood (at) is kept with the boundary, as a record of no length:
@@ -114,10 +27,11 @@ void krt_kept_boundary(kr_tracker *t, kr_dir dir, const kr_cipher_state *at)
 {
     kr_dirstate *ds = &t->d[dir];
     krt_kept_forget(t, dir);
-    if (!t->session_known || !kr_cipher_keyed(ds->cipher) || !(ds->kept = calloc(1, sizeof *ds->kept)))
+    struct krt_frec *r;
+    if (!t->session_known || !kr_cipher_keyed(ds->cipher) || !(r = krt_kept_new(ds, 0)))
         return;
-    ds->kept->off = ds->pdu_offset;
-    ds->kept->before = *at;
+    r->off = ds->pdu_offset;
+    r->before = *at;
 }
 
 /* A copy of the bytes at the start of dir's buffer whose length prefix frames a frame that is whole in the
@@ -141,8 +55,8 @@ bool krt_take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off,
     if (ok) {
         memcpy(ds->buf, f, n);
         kr_cipher_restore(ds->cipher, &at);
-        if (ds->kept && ds->kept->len == 0)
-            drop_first(ds);            /* the boundary is found: the frame is read there */
+        if (krt_kept_first(ds->kept) && krt_kept_first(ds->kept)->len == 0)
+            krt_kept_drop_first(ds);            /* the boundary is found: the frame is read there */
         ds->st = PST_FRAMES;
         krt_reframe(t, dir, n, ts);
     }
@@ -156,7 +70,7 @@ bool krt_take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off,
  * when its prefix frames a frame that passes where the cipher stood (krt_take_framing). */
 bool krt_kept_resync_copy(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off, size_t len, double ts)
 {
-    const struct krt_frec *r = t->d[dir].kept;
+    const struct krt_frec *r = krt_kept_first(t->d[dir].kept);
     return r && r->len == 0 && r->off == t->d[dir].pdu_offset && krt_take_framing(t, dir, b, off, len, r->before, ts);
 }
 
@@ -248,10 +162,11 @@ static void reread(kr_tracker *t, kr_dir dir, struct krt_frec *r, const uint8_t 
     memcpy(r->bytes, f, r->len);
     put_back(ds, &s);
     krt_release(ds, true);
-    if (r->next && chain_moves) {
-        kr_cipher_save(ds->cipher, &r->next->before);
-        reread(t, dir, r->next, r->next->bytes, ts);
-    } else if (r->next) {
+    struct krt_frec *next = krt_kept_next(ds->kept, r);
+    if (next && chain_moves) {
+        kr_cipher_save(ds->cipher, &next->before);
+        reread(t, dir, next, next->bytes, ts);
+    } else if (next) {
         kr_cipher_restore(ds->cipher, &now);   /* the frames after it keep their IVs */
         ds->have_last_id = had_id;
         ds->last_id = last_id;
@@ -326,9 +241,9 @@ static void against(kr_tracker *t, kr_dir dir, struct krt_frec *r, uint64_t off,
 void krt_kept_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, size_t len, int rank, double ts)
 {
     kr_dirstate *ds = &t->d[dir];
-    if (rank < 0 || !ds->kept || !kr_cipher_keyed(ds->cipher) || !t->session_known)
+    if (rank < 0 || !krt_kept_first(ds->kept) || !kr_cipher_keyed(ds->cipher) || !t->session_known)
         return;                /* a copy whose checksum is bad is not taken against one that checks */
-    for (struct krt_frec *r = ds->kept; r; r = r->next)
+    for (struct krt_frec *r = krt_kept_first(ds->kept); r; r = krt_kept_next(ds->kept, r))
         if (off < r->off + r->len && r->off < off + len)
             against(t, dir, r, off, b, len, ts);
 }

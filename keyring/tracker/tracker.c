@@ -135,11 +135,8 @@ void kr_tracker_free(kr_tracker *t)
         if (t->d[i].cipher)
             kr_cipher_free(t->d[i].cipher);
         free(t->d[i].disp);
-        for (unsigned k = 0; k < t->req_cap[i]; k++) {
-            free(t->req[i][k].name);
-            free(t->req[i][k].arg);
-        }
         free(t->req[i]);
+        free(t->req_text[i]);
     }
     krt_rsa_free(t);
     kr_tracker_clear_describe(t);
@@ -436,8 +433,7 @@ size_t kr_tracker_memory(const kr_tracker *t)
     for (int i = 0; i < 2; i++) {
         n += t->d[i].cap + t->d[i].pt_cap + kr_cipher_memory(t->d[i].cipher);
         n += (t->d[i].disp ? sizeof *t->d[i].disp : 0) + t->req_cap[i] * sizeof(kr_request);
-        for (unsigned k = 0; k < t->req_cap[i]; k++)
-            n += text_size(t->req[i][k].name) + text_size(t->req[i][k].arg);
+        n += t->req_text[i] ? sizeof *t->req_text[i] + t->req_text[i]->cap : 0;
     }
     n += text_size(t->not_spark_why) + text_size(t->device_key_name) + text_size(t->no_decrypt_reason);
     n += t->cap_vars * sizeof(kr_var) + t->cap_funcs * sizeof(char *) + t->early_len;

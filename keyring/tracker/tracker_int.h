@@ -38,7 +38,7 @@ typedef struct kr_dirstate {   /* grouped by size, as kr_tracker */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
     struct kr_disputes *disp; /* disputed byte ranges; NULL until the first one */
-    struct krt_frec *kept;    /* frames read that a copy may still contradict (reread.c); NULL none */
+    struct krt_kept *kept;    /* frames read that a copy may still contradict (reread.c); NULL none yet */
     kr_cipher *cipher;     /* made at need (krt_cipher); keyed once the session key is known; holds the IV chain */
     uint8_t *pt;           /* plaintext scratch */
     double close_time;
@@ -73,21 +73,29 @@ typedef struct kr_disputes {
     uint64_t all_from;     /* every byte from here on is disputed (ranges overflowed); UINT64_MAX none */
 } kr_disputes;
 
-typedef struct kr_request {   /* 48 bytes: the larger members first */
+typedef struct kr_request {   /* 40 bytes: the larger members first */
     double time;
-    char *name;            /* copied from the message (at most 63 bytes); NULL when empty */
-    char *arg;             /* likewise (the device reads at most 63 bytes of argument) */
     uint8_t token[8];
     uint32_t index;        /* message index */
     int chunk_index;
     uint16_t msg_id;
+    uint16_t text_at;      /* its name and argument in its direction's krt_reqtext (msg_match.c) */
+    uint8_t name_len;      /* bytes of name (at most 63, as copied from the message); 0 when empty */
+    uint8_t arg_len;       /* likewise (the device reads at most 63 bytes of argument) */
     uint8_t kind;          /* kr_msg_kind */
     uint8_t type;
     uint8_t token_len;
+    uint8_t dir;           /* the direction whose ring holds it */
     bool used;
     bool acked;            /* an ACK matched it */
     bool answered;         /* a separate response matched it */
 } kr_request;
+
+/* A direction's request names and arguments, end to end in the order the requests came (msg_match.c). */
+struct krt_reqtext {
+    uint16_t cap, tail;    /* bytes of b, and those written */
+    char b[];
+};
 
 /* The last verdict given, its evidence only as long as it is. */
 typedef struct kr_vstore {
@@ -180,6 +188,7 @@ struct kr_tracker {
 
     /* messages */
     kr_request *req[2];        /* per direction a ring of req_cap[d] requests, grown to KR_REQ_RING */
+    struct krt_reqtext *req_text[2]; /* their names and arguments; NULL until one has any */
     kr_var *vars;
     size_t n_vars, cap_vars;
     char **funcs;
@@ -336,6 +345,7 @@ bool krt_frame_passes(kr_tracker *t, kr_dir dir, const uint8_t *body, size_t len
 void krt_kept_add(kr_tracker *t, kr_dir dir, const kr_cipher_state *before, uint64_t off, const uint8_t *b,
                   size_t len, double first, bool hello, bool ok, bool bad);
 void krt_kept_forget(kr_tracker *t, kr_dir dir);
+void krt_kept_free(kr_tracker *t);
 void krt_kept_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, size_t len, int rank, double ts);
 size_t krt_kept_memory(const kr_tracker *t);
 void krt_kept_boundary(kr_tracker *t, kr_dir dir, const kr_cipher_state *at);

@@ -788,6 +788,29 @@ static void test_read_again_moves_the_chain(void **st)
     kr_conn_table_free(t);
 }
 
+/* Five frames kept (the Hello, the second frame read from garbage, three more after it: more than the
+ * smallest block of kept frames holds, so the records move to a larger one while they are kept), then the
+ * second frame's real copy: it is read again from its record, and so is the frame after it (its IV changed);
+ * the two after that keep theirs. When the cloud acknowledges them all, what they held is given back. */
+static void test_read_again_after_the_records_moved(void **st)
+{
+    (void)st;
+    sess_frames f;
+    log_t l;
+    kr_conn_table *t = session_start(&l, &f);
+    size_t before = kr_conn_table_memory(t);
+    send_garbage(t, &f, 4, 1.05);
+    for (int i = 2; i <= 4; i++)
+        send_real(t, &f, i, 1.05 + 0.001 * i);
+    /* the third frame, one block under the garbage's IV, does not decrypt; the fourth and fifth do */
+    expect_steps(&l, 0, 3, f.d[4]);
+    send_real(t, &f, 1, 1.06);
+    expect_steps(&l, 2, 5, f.d[2]);
+    feed(t, pk(false, DEV_PORT, C0, dev_seq(4) + 18, KR_TCP_ACK, f.c, f.cl, 1.07));
+    assert_true(kr_conn_table_memory(t) < before + 64);  /* nothing of the device's frames is kept */
+    kr_conn_table_free(t);
+}
+
 /* Once the cloud acknowledged the frame, a copy seen later is not what it read: the frame stands, and the
  * frames kept for it are given back. */
 static void test_copy_after_ack_is_not_taken(void **st)
@@ -1556,6 +1579,7 @@ int main(void)
         cmocka_unit_test(test_copy_after_read_is_read_again),
         cmocka_unit_test(test_long_frame_read_again),
         cmocka_unit_test(test_read_again_moves_the_chain),
+        cmocka_unit_test(test_read_again_after_the_records_moved),
         cmocka_unit_test(test_copy_after_ack_is_not_taken),
         cmocka_unit_test(test_copies_both_or_neither_disputed),
         cmocka_unit_test(test_pending_copies_one_rule),

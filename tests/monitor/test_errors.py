@@ -40,6 +40,7 @@ check(rc == 0 and out.startswith("cloudmon (sparkwire) "), "--version: %r" % out
 err_case("no such interface", ["-i", "nosuchif0", "--batch"], ["nosuchif0", "no such interface", "ip link"])
 err_case("bad filter", ["-r", good, "-f", "tcp port bogus"], ["filter", "tcp port bogus", "not valid", "pcap-filter"])
 err_case("missing file", ["-r", os.path.join(d, "nope.pcap")], ["nope.pcap", "cannot read", "check the path"])
+err_case("a directory", ["-r", d], [d, "cannot read", "Is a directory", "give a pcap or pcapng file"])
 txt = os.path.join(d, "notes.txt")
 open(txt, "w").write("this is not a capture\n" * 10)
 err_case("not a capture", ["-r", txt], ["notes.txt", "cannot read"])

@@ -389,8 +389,9 @@ const char *kr_tracker_function(const kr_tracker *t, size_t i);
 size_t kr_tracker_variable_count(const kr_tracker *t);
 const char *kr_tracker_variable(const kr_tracker *t, size_t i, kr_var_type *type);
 
-/* Bytes of memory this tracker holds now (bounded: buffers never exceed one PDU, and the frames kept for a
- * later copy of their bytes, until their receiver acknowledges them, 512 bytes a direction). */
+/* Bytes of memory this tracker holds now (bounded: buffers never exceed one PDU, the frames kept for a
+ * later copy of their bytes, until their receiver acknowledges them, one block of at most 1,072 bytes a
+ * direction, the names and arguments of the requests remembered at most 2 KiB a direction). */
 size_t kr_tracker_memory(const kr_tracker *t);
 
 /* Many connections: keyring/conn.h (the connection layer) keeps the table of trackers. */
