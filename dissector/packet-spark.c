@@ -29,13 +29,6 @@ static dissector_handle_t spark_post_handle;
 static guint32 main_ran_frame;       /* first pass: the frame whose TCP payload went through dissect_spark */
 
 
-/* ---- small helpers ---------------------------------------------------------------------------- */
-
-static double ts_of(const nstime_t *t)
-{
-    return (double)t->secs + (double)t->nsecs / 1e9;
-}
-
 /* ---- connections: the connection layer's hooks (spark-conn.c) ----------------------------------- */
 
 static void *conv_open(kr_conn *kc)
@@ -43,40 +36,40 @@ static void *conv_open(kr_conn *kc)
     spark_conv *conv = wmem_new0(wmem_file_scope(), spark_conv);
 
     conv->tracker = kr_conn_tracker(kc);
-    conv->kc = kc;
-    conv->messages = wmem_array_new(wmem_file_scope(), sizeof(spark_msg_rec *));
     return conv;
 }
 
-/* The record the next callbacks of conv go to: this frame's, or the connection's last one. */
+/* The frame the next callbacks of conv go to: this one, or (pinfo NULL) the connection's last one. Its
+ * record is made when something is kept for it (rec_cur); till then the frame only counts as one of the
+ * connection's. */
 static void conv_bind(void *p, packet_info *pinfo)
 {
     spark_conv *conv = (spark_conv *)p;
-    gboolean first = conv->last_rec == NULL;
+    gboolean first = conv->last_frame == 0;
     if (!pinfo) {
-        conv->cur = conv->last_rec;
+        conv->bound = !first;
         return;
     }
-    if (conv->last_rec && conv->last_frame == pinfo->num) {
-        conv->cur = conv->last_rec;     /* bound to this frame already */
-        return;
-    }
-    conv->cur = rec_get_or_new(pinfo, conv);
-    conv->last_ts = ts_of(&pinfo->abs_ts);
+    conv->bound = TRUE;
+    if (conv->last_frame == pinfo->num)
+        return;                         /* bound to this frame already */
+    conv->last_frame = pinfo->num;
+    conv->last_rec = NULL;
+    rec_mark(pinfo->num);
     if (first && spark_keys_error)
-        conv->cur->keyfile_error = wmem_strdup(wmem_file_scope(), spark_keys_error);
+        rec_cur(conv)->keyfile_error = wmem_strdup(wmem_file_scope(), spark_keys_error);
 }
 
 /* The bytes of the last chunk after the last PDU it completed belong to a PDU still to come. */
 static void chunk_done(spark_conv *conv)
 {
-    spark_frame_rec *rec = conv->cur;
     kr_dir dir = conv->chunk_dir;
     if (!conv->chunk_active)
         return;
     conv->chunk_active = FALSE;
     conv->chunk = NULL;
-    if (rec && (!conv->step_in_chunk || conv->last_step_end[dir] != conv->stream_pos[dir])) {
+    if (conv->bound && (!conv->step_in_chunk || conv->last_step_end[dir] != conv->stream_pos[dir])) {
+        spark_frame_rec *rec = rec_cur(conv);
         rec->range_start = conv->chunk_start;
         rec->range_end = conv->stream_pos[dir];
         rec_pend(conv, dir, rec);
@@ -86,6 +79,7 @@ static void chunk_done(spark_conv *conv)
 static void conv_data(void *p, kr_dir dir, guint64 offset, const guint8 *bytes, size_t len, gint tvb_offset)
 {
     spark_conv *conv = (spark_conv *)p;
+    spark_frame_rec *rec;
     chunk_done(conv);
     conv->chunk_active = TRUE;
     conv->chunk_dir = dir;
@@ -95,47 +89,55 @@ static void conv_data(void *p, kr_dir dir, guint64 offset, const guint8 *bytes, 
     conv->chunk_tvb_offset = tvb_offset;
     conv->step_in_chunk = FALSE;
     conv->stream_pos[dir] = offset + len;
-    if (conv->cur)
-        conv->cur->fed += (guint32)len;
+    rec = rec_cur(conv);
+    if (rec)
+        rec->fed += (guint32)len;
 }
 
 static void conv_done(void *p)
 {
     spark_conv *conv = (spark_conv *)p;
     chunk_done(conv);
-    conv->cur = NULL;
+    conv->bound = FALSE;
 }
 
 static void conv_tcp(void *p, packet_info *pinfo, const kr_tcp_event *e)
 {
     spark_conv *conv = (spark_conv *)p;
+    spark_frame_rec *rec;
     spark_close_rec *cr;
 
     conv_bind(conv, pinfo);
-    if (!conv->cur)
-        return;
     switch (e->kind) {
-    case KR_TCP_EV_GAP: conv->cur->gap += e->nbytes; return;
-    case KR_TCP_EV_RETRANSMITTED: conv->cur->retransmitted += (guint32)e->nbytes; return;
+    case KR_TCP_EV_GAP: case KR_TCP_EV_RETRANSMITTED:
     case KR_TCP_EV_FIN: case KR_TCP_EV_RST: case KR_TCP_EV_REFUSED: case KR_TCP_EV_RST_IGNORED: break;
     default: return;
+    }
+    rec = rec_cur(conv);
+    if (!rec)
+        return;
+    if (e->kind == KR_TCP_EV_GAP) {
+        rec->gap += e->nbytes;
+        return;
+    }
+    if (e->kind == KR_TCP_EV_RETRANSMITTED) {
+        rec->retransmitted += (guint32)e->nbytes;
+        return;
     }
     cr = wmem_new0(wmem_file_scope(), spark_close_rec);
     cr->by = e->dir;
     cr->rst = e->kind == KR_TCP_EV_RST;
     if (e->kind == KR_TCP_EV_REFUSED || e->kind == KR_TCP_EV_RST_IGNORED)
         cr->text = wmem_strdup_printf(wmem_file_scope(), "%s: %s", kr_tcp_kind_str(e->kind), e->text);
-    rec_add(conv->cur, SPARK_EV_CLOSE, cr);
+    rec_add(rec, SPARK_EV_CLOSE, cr);
 }
 
 static void conv_end(void *p)
 {
     spark_conv *conv = (spark_conv *)p;
     chunk_done(conv);
-    conv->finished = TRUE;
     conv->tracker = NULL;
-    conv->kc = NULL;
-    conv->cur = NULL;
+    conv->bound = FALSE;
 }
 
 static void conv_table_full(packet_info *pinfo, guint evicted, gboolean untracked, guint cap);
@@ -179,7 +181,7 @@ static void spark_shutdown(void)
  * connection is not followed, is said on the frame. */
 static void conv_table_full(packet_info *pinfo, guint evicted, gboolean untracked, guint cap)
 {
-    spark_frame_rec *rec = rec_of_frame(pinfo);
+    spark_frame_rec *rec = rec_of_num(pinfo->num);
     rec->released += evicted;
     rec->untracked = rec->untracked || untracked;
     rec->cap = cap;
@@ -190,7 +192,7 @@ static void conv_table_full(packet_info *pinfo, guint evicted, gboolean untracke
 static int dissect_spark_common(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_,
                                 gboolean server_is_src_if_new, gboolean claim)
 {
-    spark_frame_rec *rec;
+    const spark_frame_rec *rec;
     spark_pass *pass;
 
     /* the postdissector hands the frame to the connection layer; what it recorded is shown here when the
@@ -248,7 +250,7 @@ static spark_heur_result dissect_spark_heur(tvbuff_t *tvb, packet_info *pinfo, p
  * every pass, what it brought is shown on the frame. */
 static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
 {
-    spark_frame_rec *rec;
+    const spark_frame_rec *rec;
     spark_pass *pass;
     gboolean main_ran = main_ran_frame == pinfo->num;
 
@@ -259,8 +261,8 @@ static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
         spark_conn_frame(tvb, pinfo);
     }
     rec = rec_get(pinfo);
-    if (!rec)
-        return 0;
+    if (!rec || (!tree && rec_is_empty(rec)))
+        return 0;       /* nothing to show (a frame that brought nothing shows an empty item in a tree) */
     pass = pass_get(pinfo);
     pass->main_ran = pass->main_ran || main_ran;
     if (!pass->tree && !pass->main_ran)

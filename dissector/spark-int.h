@@ -147,49 +147,50 @@ typedef enum spark_ev_type {
 } spark_ev_type;
 
 /* What the plugin keeps of a kr_message / kr_step: the fields it shows, strings only when set ("" else).
- * A capture holds many of them, so they stay small. */
+ * A capture holds many of them, so they stay small: enums and three-state answers are kept in a byte each
+ * (kr_tri in a signed one), lengths within a frame in 32 bits. */
 typedef struct spark_msg_info {
-    kr_dir dir;
-    uint32_t index;
-    kr_msg_kind kind;
     const char *uri, *query, *summary, *name, *arg, *value;
-    kr_var_type var_type;
-    bool event_public;
+    double response_time;
+    uint32_t index;
     uint32_t ttl;
-    uint16_t product_id, product_version;
-    uint8_t hello_flags;
-    int platform_id;
     uint32_t unix_time;
     uint32_t chunk_crc;
-    kr_tri chunk_crc_ok;
-    int chunk_index;
     uint32_t chunk_size;
+    int chunk_index;
     int answers;
-    kr_msg_kind answers_kind;
-    double response_time;
+    int platform_id;
+    uint16_t product_id, product_version;
+    uint8_t hello_flags;
+    guint8 dir;                   /* kr_dir */
+    guint8 kind;                  /* kr_msg_kind */
+    guint8 answers_kind;          /* kr_msg_kind */
+    guint8 var_type;              /* kr_var_type */
+    gint8 chunk_crc_ok;           /* kr_tri */
+    bool event_public;
 } spark_msg_info;
 
 typedef struct spark_step_info {
-    kr_step_kind kind;
-    kr_dir dir;
     uint64_t offset;
+    const char *note;
     uint32_t length;
     uint32_t index;
+    uint32_t id_plain_len;
+    uint32_t plaintext_len;
+    uint32_t plaintext_skip;
+    guint8 kind;                  /* kr_step_kind */
+    guint8 dir;                   /* kr_dir */
+    guint8 hs_result;             /* kr_hs_result */
+    guint8 frame_state;           /* kr_frame_state */
+    guint8 reason;                /* kr_step_reason: why it was not opened / decrypted */
+    gint8 id_block_opened;        /* kr_tri, as the four below */
+    gint8 nonce_ok;
+    gint8 offered_key_known;
+    gint8 session_opened;
+    gint8 signature_valid;
+    gint8 signature_ok;
     bool device_id_known;         /* this step revealed the device id (then it is the record's conn_id) */
-    kr_tri id_block_opened;
-    size_t id_plain_len;
-    kr_tri nonce_ok;
-    kr_tri offered_key_known;
-    kr_tri session_opened;
     bool session_known;
-    kr_tri signature_valid;
-    kr_tri signature_ok;
-    kr_hs_result hs_result;
-    kr_frame_state frame_state;
-    size_t plaintext_len;
-    size_t plaintext_skip;
-    const char *note;
-    kr_step_reason reason;        /* why it was not opened / decrypted */
 } spark_step_info;
 
 typedef struct spark_msg_rec {
@@ -205,11 +206,11 @@ typedef struct spark_step_rec {
     guint8 *plaintext;
     guint8 *session;              /* session material (KR_SESSION_LEN) a session block revealed, or NULL */
     spark_msg_rec *msg;
+    const char *conn_id;          /* (the connection's copy: see spark_conv.id) */
     gint in_packet;               /* offset of the PDU in this frame's TCP payload, -1 when it spans segments */
     guint32 first_frame;          /* frame holding the PDU's first byte */
-    gboolean conn_id_known;       /* the connection's device id, known when this step completed */
-    const char *conn_id;          /* (the connection's copy: see spark_conv.id) */
     int generation;
+    gboolean conn_id_known;       /* the connection's device id, known when this step completed */
 } spark_step_rec;
 
 typedef struct spark_verdict_rec {
@@ -239,51 +240,46 @@ struct spark_conv;
 
 /* Everything one frame showed on the first pass. */
 typedef struct spark_frame_rec {
-    guint32 frame;
     const struct spark_conv *conv;
     spark_ev *events;             /* in the order the tracker reported them (file scope); NULL: none */
-    guint32 n_events, cap_events;
-    guint32 fed;                  /* new stream bytes this frame gave the tracker */
-    guint32 retransmitted;        /* bytes already seen, dropped */
+    spark_ev first;               /* events[0] while the frame has only one (most have one at most) */
     guint64 gap;                  /* bytes missing before this frame's bytes */
-    guint32 completed_in;         /* the bytes continue a PDU completed in that frame (0 unknown) */
     guint64 range_start;          /* stream offsets of the bytes it gave the tracker (while some of */
     guint64 range_end;            /* them belong to a PDU not yet complete) */
     const char *keyfile_error;    /* shown on the first frame of a connection */
+    guint32 frame;
+    guint32 n_events, cap_events;
+    guint32 fed;                  /* new stream bytes this frame gave the tracker */
+    guint32 retransmitted;        /* bytes already seen, dropped */
+    guint32 completed_in;         /* the bytes continue a PDU completed in that frame (0 unknown) */
     guint32 released;             /* connections without protocol data the table ended to make room here */
+    guint32 cap;                  /* spark.max_conns when it did */
     gboolean untracked;           /* this frame's new connection was not followed: the table was full of
                                      connections carrying protocol data (spark.max_conns) */
-    guint32 cap;                  /* spark.max_conns when it did */
 } spark_frame_rec;
 
+/* Touched for every frame of the connection, so kept small, the fields of every frame first. */
 typedef struct spark_conv {
+    guint32 last_frame;           /* the last frame of this connection the layer reported on (0: none) */
+    gboolean bound;               /* callbacks go to last_frame (rec_cur makes its record on need) */
+    spark_frame_rec *last_rec;    /* its record, NULL until something is kept for it */
     kr_tracker *tracker;          /* the connection layer's, NULL once the connection ended */
-    struct kr_conn *kc;           /* the connection layer's connection, NULL once it ended */
-    address server_addr;
-    guint32 server_port;
-    gboolean finished;
-    gboolean closed[2];
-    gboolean reset[2];
-    gboolean seq_known[2];
-    guint32 next_seq[2];
-    guint64 stream_pos[2];        /* bytes of each direction given to the tracker, gaps included */
-    /* during a feed */
-    spark_frame_rec *cur;
+    /* the bytes being fed */
+    gboolean chunk_active;
     kr_dir chunk_dir;
     guint64 chunk_start;
-    guint32 chunk_len;
     const guint8 *chunk;
+    guint32 chunk_len;
     gint chunk_tvb_offset;
-    gboolean chunk_active;
-    guint64 last_step_end[2];
     gboolean step_in_chunk;
+    guint64 stream_pos[2];        /* bytes of each direction given to the tracker, gaps included */
+    guint64 last_step_end[2];
     spark_frame_rec **pending[2]; /* frames waiting for the PDU their bytes start (file scope) */
     guint n_pending[2], cap_pending[2];
+    spark_msg_rec **messages;     /* by message index (file scope); NULL where none was kept */
+    guint32 n_messages, cap_messages;
     const char *id;               /* the device id last seen (file scope), shared by the records */
-    wmem_array_t *messages;       /* spark_msg_rec *, by message index */
-    spark_frame_rec *last_rec;    /* the last frame of this connection with a record */
-    guint32 last_frame;           /* its number (read without touching the record) */
-    double last_ts;               /* time of the last bytes or close given to the tracker */
+    char id_hex[KR_DEVICE_ID_HEX_LEN + 1]; /* the same, here: compared without reading the copy */
 } spark_conv;
 
 /* ---- per-pass state (packet scope) ------------------------------------------------------------- */
@@ -315,10 +311,15 @@ void spark_register_prefs(void);
 
 /* spark-record.c: the first pass keeps what the tracker reports against the frame that completed it */
 extern const kr_callbacks spark_callbacks;
-spark_frame_rec *rec_get(packet_info *pinfo);
-spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv);
-/* The frame's record, made (without a connection) when it has none. */
-spark_frame_rec *rec_of_frame(packet_info *pinfo);
+/* The frame's record (NULL: the frame belongs to no followed connection; rec_is_empty: it brought nothing) */
+const spark_frame_rec *rec_get(packet_info *pinfo);
+gboolean rec_is_empty(const spark_frame_rec *rec);
+/* The frame belongs to a followed connection (its record stays the shared empty one until rec_of_num). */
+void rec_mark(guint32 num);
+/* The frame's own record, made (without a connection) when it has none. */
+spark_frame_rec *rec_of_num(guint32 num);
+/* The record the connection's callbacks go to now (made on need), NULL when it is bound to no frame. */
+spark_frame_rec *rec_cur(spark_conv *conv);
 void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p);
 /* rec's bytes of dir start a PDU not complete yet */
 void rec_pend(spark_conv *conv, kr_dir dir, spark_frame_rec *rec);
@@ -327,7 +328,7 @@ void rec_store_reset(void);
 
 /* spark-render.c: every pass shows the records */
 spark_pass *pass_get(packet_info *pinfo);
-void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass, spark_frame_rec *rec);
+void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass, const spark_frame_rec *rec);
 void spark_render_handoff(void);
 
 /* spark-stats.c: statistics per device; render_rec tells it what each packet showed */

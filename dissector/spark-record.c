@@ -13,26 +13,20 @@
 static spark_frame_rec ***rec_pages;
 static guint rec_n_pages;
 
+/* A frame of a followed connection that brought nothing of its own (an acknowledgement, say) still shows
+ * an empty Spark item in a tree: one shared record, never written, stands for all of them, so such a
+ * frame costs a pointer, not a record. */
+static const spark_frame_rec rec_nothing;
+
 void rec_store_reset(void)
 {
     rec_pages = NULL;           /* its memory went with the file scope */
     rec_n_pages = 0;
 }
 
-spark_frame_rec *rec_get(packet_info *pinfo)
+static spark_frame_rec **rec_slot(guint32 num)
 {
-    guint32 page = pinfo->num >> SPARK_PAGE_BITS;
-    if (page >= rec_n_pages || !rec_pages[page])
-        return NULL;
-    return rec_pages[page][pinfo->num & (SPARK_PAGE - 1)];
-}
-
-spark_frame_rec *rec_of_frame(packet_info *pinfo)
-{
-    guint32 page = pinfo->num >> SPARK_PAGE_BITS;
-    spark_frame_rec *rec = rec_get(pinfo);
-    if (rec)
-        return rec;
+    guint32 page = num >> SPARK_PAGE_BITS;
     if (page >= rec_n_pages) {
         guint n = MAX(rec_n_pages * 2, page + 1);
         rec_pages = (spark_frame_rec ***)wmem_realloc(wmem_file_scope(), rec_pages, n * sizeof *rec_pages);
@@ -41,19 +35,48 @@ spark_frame_rec *rec_of_frame(packet_info *pinfo)
     }
     if (!rec_pages[page])
         rec_pages[page] = wmem_alloc0_array(wmem_file_scope(), spark_frame_rec *, SPARK_PAGE);
-    rec = wmem_new0(wmem_file_scope(), spark_frame_rec);
-    rec->frame = pinfo->num;     /* events: made with the first (most frames have none) */
-    rec_pages[page][pinfo->num & (SPARK_PAGE - 1)] = rec;
-    return rec;
+    return &rec_pages[page][num & (SPARK_PAGE - 1)];
 }
 
-spark_frame_rec *rec_get_or_new(packet_info *pinfo, spark_conv *conv)
+const spark_frame_rec *rec_get(packet_info *pinfo)
 {
-    spark_frame_rec *rec = rec_of_frame(pinfo);
-    rec->conv = conv;
-    conv->last_rec = rec;
-    conv->last_frame = rec->frame;
-    return rec;
+    guint32 page = pinfo->num >> SPARK_PAGE_BITS;
+    if (page >= rec_n_pages || !rec_pages[page])
+        return NULL;
+    return rec_pages[page][pinfo->num & (SPARK_PAGE - 1)];
+}
+
+gboolean rec_is_empty(const spark_frame_rec *rec)
+{
+    return rec == &rec_nothing;
+}
+
+void rec_mark(guint32 num)
+{
+    spark_frame_rec **slot = rec_slot(num);
+    if (!*slot)
+        *slot = (spark_frame_rec *)&rec_nothing;
+}
+
+spark_frame_rec *rec_of_num(guint32 num)
+{
+    spark_frame_rec **slot = rec_slot(num);
+    if (!*slot || *slot == &rec_nothing) {
+        *slot = wmem_new0(wmem_file_scope(), spark_frame_rec);
+        (*slot)->frame = num;   /* events: made with the first (most frames have none) */
+    }
+    return *slot;
+}
+
+spark_frame_rec *rec_cur(spark_conv *conv)
+{
+    if (!conv->bound)
+        return NULL;
+    if (!conv->last_rec) {
+        conv->last_rec = rec_of_num(conv->last_frame);
+        conv->last_rec->conv = conv;
+    }
+    return conv->last_rec;
 }
 
 void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p)
@@ -67,9 +90,16 @@ void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p)
     case SPARK_EV_VERDICT: ev.u.verdict = (spark_verdict_rec *)p; break;
     case SPARK_EV_CLOSE: ev.u.close = (spark_close_rec *)p; break;
     }
-    if (rec->n_events == rec->cap_events) {
-        rec->cap_events = rec->cap_events ? 2 * rec->cap_events : 2;
-        rec->events = (spark_ev *)wmem_realloc(wmem_file_scope(), rec->events, rec->cap_events * sizeof ev);
+    if (rec->n_events == 0) {
+        rec->events = &rec->first;
+        rec->cap_events = 1;
+    } else if (rec->n_events == rec->cap_events) {
+        spark_ev *more = (spark_ev *)wmem_alloc(wmem_file_scope(), 2 * rec->cap_events * sizeof ev);
+        memcpy(more, rec->events, rec->n_events * sizeof ev);
+        if (rec->events != &rec->first)
+            wmem_free(wmem_file_scope(), rec->events);
+        rec->events = more;
+        rec->cap_events *= 2;
     }
     rec->events[rec->n_events++] = ev;
 }
@@ -191,8 +221,10 @@ static void keep_message(spark_msg_info *d, const kr_message *m, const char *sha
 /* The connection's copy of a device id: made when the id first shows or changes, shared by the records. */
 static const char *conv_id(spark_conv *conv, const char *hex)
 {
-    if (!conv->id || strncmp(conv->id, hex, KR_DEVICE_ID_HEX_LEN + 1) != 0)
+    if (!conv->id || strncmp(conv->id_hex, hex, KR_DEVICE_ID_HEX_LEN + 1) != 0) {
         conv->id = wmem_strndup(wmem_file_scope(), hex, KR_DEVICE_ID_HEX_LEN);
+        g_strlcpy(conv->id_hex, conv->id, sizeof conv->id_hex);
+    }
     return conv->id;
 }
 
@@ -251,7 +283,7 @@ static void pending_done(spark_conv *conv, spark_frame_rec *rec, spark_step_rec 
 static void cb_step(void *ud, const kr_step *s)
 {
     spark_conv *conv = (spark_conv *)ud;
-    spark_frame_rec *rec = conv->cur;
+    spark_frame_rec *rec = rec_cur(conv);
     spark_step_rec *sr;
     spark_pack pk;
     gint in_packet = -1;
@@ -264,7 +296,8 @@ static void cb_step(void *ud, const kr_step *s)
         s->offset >= conv->chunk_start &&
         s->bytes && s->length > 0) {
         guint64 pos = s->offset - conv->chunk_start;
-        if (pos + s->length <= conv->chunk_len && memcmp(conv->chunk + pos, s->bytes, s->length) == 0)
+        if (pos + s->length <= conv->chunk_len &&
+            (conv->chunk + pos == s->bytes || memcmp(conv->chunk + pos, s->bytes, s->length) == 0))
             in_packet = conv->chunk_tvb_offset + (gint)pos;
     }
     copy = in_packet < 0 && s->bytes && s->length > 0;     /* later passes show it from a copy */
@@ -295,10 +328,24 @@ static void cb_step(void *ud, const kr_step *s)
     rec_add(rec, SPARK_EV_STEP, sr);
 }
 
+/* The connection's messages by index, for the answers that name their request by it. */
+static void keep_msg_at(spark_conv *conv, guint32 index, spark_msg_rec *mr)
+{
+    if (index >= conv->cap_messages) {
+        guint cap = MAX(index + 1, conv->cap_messages ? 2 * conv->cap_messages : 16);
+        conv->messages = (spark_msg_rec **)wmem_realloc(wmem_file_scope(), conv->messages,
+                                                         cap * sizeof *conv->messages);
+        conv->cap_messages = cap;
+    }
+    while (conv->n_messages <= index)
+        conv->messages[conv->n_messages++] = NULL;
+    conv->messages[index] = mr;
+}
+
 static void cb_message(void *ud, const kr_message *m)
 {
     spark_conv *conv = (spark_conv *)ud;
-    spark_frame_rec *rec = conv->cur;
+    spark_frame_rec *rec = rec_cur(conv);
     spark_step_rec *sr;
     spark_msg_rec *mr;
     spark_pack pk;
@@ -313,19 +360,15 @@ static void cb_message(void *ud, const kr_message *m)
     mr = (spark_msg_rec *)rec_alloc(sizeof *mr, message_room(m, shared), &pk);
     keep_message(&mr->m, m, shared, &pk);
     mr->frame = rec->frame;
-    if (m->answers >= 0 && (guint)m->answers < wmem_array_get_count(conv->messages)) {
-        spark_msg_rec *req = *(spark_msg_rec **)wmem_array_index(conv->messages, (guint)m->answers);
+    if (m->answers >= 0 && (guint)m->answers < conv->n_messages) {
+        spark_msg_rec *req = conv->messages[m->answers];
         if (req) {
             mr->request_frame = req->frame;
             if (req->response_in == 0)
                 req->response_in = rec->frame;
         }
     }
-    while (wmem_array_get_count(conv->messages) <= m->index) {
-        spark_msg_rec *none = NULL;
-        wmem_array_append_one(conv->messages, none);
-    }
-    *(spark_msg_rec **)wmem_array_index(conv->messages, m->index) = mr;
+    keep_msg_at(conv, m->index, mr);
 
     if (sr) {
         sr->msg = mr;
@@ -345,23 +388,24 @@ static void cb_message(void *ud, const kr_message *m)
 
 static void cb_finding(void *ud, const kr_finding *f)
 {
-    spark_conv *conv = (spark_conv *)ud;
-    if (!conv->cur)
+    spark_frame_rec *rec = rec_cur((spark_conv *)ud);
+    if (!rec)
         return;
-    rec_add(conv->cur, SPARK_EV_FINDING, wmem_memdup(wmem_file_scope(), f, sizeof *f));
+    rec_add(rec, SPARK_EV_FINDING, wmem_memdup(wmem_file_scope(), f, sizeof *f));
 }
 
 static void cb_verdict(void *ud, const kr_verdict *v)
 {
     spark_conv *conv = (spark_conv *)ud;
+    spark_frame_rec *rec = rec_cur(conv);
     spark_verdict_rec *vr;
 
-    if (!conv->cur)
+    if (!rec)
         return;
     vr = wmem_new0(wmem_file_scope(), spark_verdict_rec);
     vr->v = *v;
     conn_facts(conv, &vr->id_known, &vr->id, &vr->generation);
-    rec_add(conv->cur, SPARK_EV_VERDICT, vr);
+    rec_add(rec, SPARK_EV_VERDICT, vr);
 }
 
 const kr_callbacks spark_callbacks = { cb_step, cb_message, cb_finding, cb_verdict };

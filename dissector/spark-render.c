@@ -625,7 +625,7 @@ static void render_header(tvbuff_t *tvb, packet_info *pinfo, spark_pass *pass, c
 }
 
 /* Shows the events of this frame's record not yet shown in this pass. */
-void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass, spark_frame_rec *rec)
+void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass, const spark_frame_rec *rec)
 {
     spark_tap_info ti;
     guint i, n;
