@@ -35,7 +35,8 @@ uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoi
     }
     uint64_t h = mix(m->seed, xp << 32 | yp);
     if (x->family == 4) {
-        h = mix(h, (xa & 0xffffffffu) << 32 | (ya & 0xffffffffu));   /* the rest of an IPv4 address is 0 */
+        /* the rest of an IPv4 address is 0, so folding a word's halves gives its 4 bytes in either byte order */
+        h = mix(h, ((xa ^ xa >> 32) & 0xffffffffu) << 32 | ((ya ^ ya >> 32) & 0xffffffffu));
     } else {
         h = mix(h, xa);
         h = mix(h, xb);
