@@ -1,10 +1,10 @@
 /* sparkwire libkeyring: the kept frames' store (kept.h): blocks of three sizes, a per-thread cache of them,
  * and the rules of what a direction keeps (at most KR_KEPT_FRAMES frames and KR_KEPT_BYTES bytes of them,
  * or one frame alone up to KR_KEPT_ONE, until the receiver acknowledges them). */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kept.h"
+#include "../src/internal.h"
 
 /* the most a direction holds at once: 8 records of 512 bytes in all (each padded by up to 7), or one alone */
 #define KEPT_MANY (KR_KEPT_FRAMES * KRT_REC_SIZE(0) + KR_KEPT_BYTES + KR_KEPT_FRAMES * 7)
@@ -20,12 +20,8 @@ _Static_assert(KEPT_MANY <= UINT16_MAX && KEPT_ONE <= UINT16_MAX, "block offsets
 static _Thread_local struct kept_cache {
     struct krt_kept *free[KEPT_SIZES][16];
     uint8_t n[KEPT_SIZES];
-    bool registered;           /* emptied when the thread ends (cache_key) */
+    bool registered;           /* emptied when the thread ends (kr_at_thread_end) */
 } cache;
-
-static pthread_key_t cache_key;
-static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-static bool cache_key_made;
 
 /* The thread ends: its free blocks go (a block given back after this registers the cache again). */
 static void cache_empty(void *p)
@@ -35,11 +31,6 @@ static void cache_empty(void *p)
         while (c->n[s])
             free(c->free[s][--c->n[s]]);
     c->registered = false;
-}
-
-static void cache_key_make(void)
-{
-    cache_key_made = pthread_key_create(&cache_key, cache_empty) == 0;
 }
 
 static struct krt_kept *block_take(unsigned size)
@@ -52,10 +43,8 @@ static struct krt_kept *block_take(unsigned size)
 
 static void block_give(struct krt_kept *k)
 {
-    if (!cache.registered) {
-        pthread_once(&cache_once, cache_key_make);
-        cache.registered = cache_key_made && pthread_setspecific(cache_key, &cache) == 0;
-    }
+    if (!cache.registered)
+        cache.registered = kr_at_thread_end(cache_empty, &cache);
     if (cache.registered && cache.n[k->size] < cache_keep[k->size])
         cache.free[k->size][cache.n[k->size]++] = k;
     else
