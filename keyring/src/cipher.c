@@ -174,6 +174,18 @@ static size_t pkcs7_pad(const uint8_t *pt, size_t len)
     return pad;
 }
 
+/* out ^= in over n bytes (a multiple of 8), a word at a time */
+static void xor8(uint8_t *out, const uint8_t *in, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, out + i, 8);
+        memcpy(&b, in + i, 8);
+        a ^= b;
+        memcpy(out + i, &a, 8);
+    }
+}
+
 /* CBC decryption of len bytes (whole blocks) through the key's ECB context, keyed once per key: every block at
  * once (EVP_Cipher, without the bookkeeping of EVP_DecryptUpdate), then each XOR the ciphertext block before
  * it (iv for the first). out must not be ct. */
@@ -211,12 +223,11 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
         EVP_CIPHER_CTX *ctx = shared.owner == c && shared.mode == 0 ? shared.ctx : NULL;
         if (!ctx && (ctx = cipher_start(c, 0, iv)) != NULL)
             memcpy(shared.chain, iv, 16);
-        uint8_t delta[16];
-        for (int i = 0; i < 16; i++)
-            delta[i] = iv[i] ^ shared.chain[i];
         ok = ctx && EVP_Cipher(ctx, pt, body, (unsigned int)blen) > 0;   /* whole blocks: no bookkeeping */
-        for (int i = 0; ok && i < 16; i++)
-            pt[i] ^= delta[i];
+        if (ok) {
+            xor8(pt, iv, 16);
+            xor8(pt, shared.chain, 16);
+        }
         memcpy(shared.chain, body + blen - 16, 16);
         if (!ok)
             shared.owner = NULL;    /* set up again at the next frame */
@@ -260,18 +271,6 @@ void kr_cipher_share(kr_cipher *c, const kr_probe_key *k)
 {
     if (c && k && c->keyed && CRYPTO_memcmp(c->key, k->key, 16) == 0)
         c->own = k;
-}
-
-/* out ^= in over n bytes (a multiple of 8), a word at a time */
-static void xor8(uint8_t *out, const uint8_t *in, size_t n)
-{
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t a, b;
-        memcpy(&a, out + i, 8);
-        memcpy(&b, in + i, 8);
-        a ^= b;
-        memcpy(out + i, &a, 8);
-    }
 }
 
 static bool key_decrypt(const kr_probe_key *k, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out)
