@@ -17,13 +17,6 @@
 #define DLT_LINUX_SLL2 276
 #endif
 
-static uint16_t rd16(const uint8_t *p, bool swapped)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return swapped ? __builtin_bswap16(v) : v;
-}
-
 /* pread that goes on after a signal; -1 on an error (libpcap then meets it and names it). */
 static ssize_t read_at(int fd, uint8_t *b, size_t n, off_t at)
 {
@@ -46,12 +39,12 @@ bool cm_pcapfile_open(cm_pcapfile *r, int fd, off_t start, int dlt, int snapshot
     bool swapped = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
     if (!swapped && magic != 0xa1b2c3d4u && magic != 0xa1b23c4du)
         return false;            /* the modified record format (0xa1b2cd34) among others: libpcap's */
-    if (rd16(h + 4, swapped) != 2 || rd16(h + 6, swapped) != 4)
+    if (cm_rd16(h + 4, swapped) != 2 || cm_rd16(h + 6, swapped) != 4)
         return false;            /* older versions may have caplen and len the other way round */
     if (swapped && (dlt == DLT_LINUX_SLL || dlt == DLT_LINUX_SLL2))
         return false;            /* libpcap turns the byte order of some of their headers */
     r->swapped = swapped;
-    r->nsec = cm_pcapfile_rd32(h, swapped) == 0xa1b23c4du;
+    r->nsec = cm_rd32(h, swapped) == 0xa1b23c4du;
     r->snapshot = (uint32_t)snapshot;
     r->cap = BLOCK + REC_HDR + r->snapshot;
     r->buf = malloc(r->cap);
@@ -84,7 +77,7 @@ int cm_pcapfile_more(cm_pcapfile *r, struct pcap_pkthdr **h, const u_char **data
         if (cm_pcapfile_take(r, h, data))
             return 1;
         if (r->have - r->pos >= CM_PCAPFILE_REC_HDR &&
-            cm_pcapfile_rd32(r->buf + r->pos + 8, r->swapped) > r->snapshot)
+            cm_rd32(r->buf + r->pos + 8, r->swapped) > r->snapshot)
             break;               /* libpcap cuts it to the snapshot length, or says the file is damaged */
     } while (refill(r));         /* until the end of the file, a record cut short, or a read error */
     *resume = r->base + (off_t)r->pos;

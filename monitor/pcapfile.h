@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <pcap/pcap.h>
+#include "rdswap.h"
 
 typedef struct cm_pcapfile {
     int fd;
@@ -29,13 +30,6 @@ typedef struct cm_pcapfile {
 bool cm_pcapfile_open(cm_pcapfile *r, int fd, off_t start, int dlt, int snapshot);
 #define CM_PCAPFILE_REC_HDR 16
 
-static inline uint32_t cm_pcapfile_rd32(const uint8_t *p, bool swapped)
-{
-    uint32_t v;
-    __builtin_memcpy(&v, p, 4);
-    return swapped ? __builtin_bswap32(v) : v;
-}
-
 /* The next record when the buffer holds it whole and it is plain: true with *h and *data set. */
 static inline bool cm_pcapfile_take(cm_pcapfile *r, struct pcap_pkthdr **h, const u_char **data)
 {
@@ -43,14 +37,14 @@ static inline bool cm_pcapfile_take(cm_pcapfile *r, struct pcap_pkthdr **h, cons
     if (left < CM_PCAPFILE_REC_HDR)
         return false;
     const uint8_t *p = r->buf + r->pos;
-    uint32_t caplen = cm_pcapfile_rd32(p + 8, r->swapped);
+    uint32_t caplen = cm_rd32(p + 8, r->swapped);
     if (caplen > r->snapshot || left - CM_PCAPFILE_REC_HDR < caplen)
         return false;
-    int32_t sec = (int32_t)cm_pcapfile_rd32(p, r->swapped), usec = (int32_t)cm_pcapfile_rd32(p + 4, r->swapped);
+    int32_t sec = (int32_t)cm_rd32(p, r->swapped), usec = (int32_t)cm_rd32(p + 4, r->swapped);
     r->hdr.ts.tv_sec = sec;
     r->hdr.ts.tv_usec = r->nsec ? usec / 1000 : usec;
     r->hdr.caplen = caplen;
-    r->hdr.len = cm_pcapfile_rd32(p + 12, r->swapped);
+    r->hdr.len = cm_rd32(p + 12, r->swapped);
     *h = &r->hdr;
     *data = p + CM_PCAPFILE_REC_HDR;
     r->pos += CM_PCAPFILE_REC_HDR + caplen;

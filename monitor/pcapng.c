@@ -1,6 +1,7 @@
 /* cloudmon: pcapng blocks (section header, interface description, enhanced/simple/obsolete packet), read
  * with every length checked against the block, and written with one interface per link type. */
 #include "pcapng.h"
+#include "rdswap.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -32,16 +33,12 @@ static unsigned dlt_to_linktype(int dlt)
 
 static uint32_t get32(const cm_pcapng_rd *rd, const uint8_t *p)
 {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return rd->swap ? __builtin_bswap32(v) : v;
+    return cm_rd32(p, rd->swap);
 }
 
 static uint16_t get16(const cm_pcapng_rd *rd, const uint8_t *p)
 {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return rd->swap ? __builtin_bswap16(v) : v;
+    return cm_rd16(p, rd->swap);
 }
 
 static int fail(cm_pcapng_rd *rd, const char *what)
