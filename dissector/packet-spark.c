@@ -251,19 +251,26 @@ static spark_heur_result dissect_spark_heur(tvbuff_t *tvb, packet_info *pinfo, p
 static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
 {
     const spark_frame_rec *rec;
-    spark_pass *pass;
+    spark_pass *pass, first;
+    gboolean visited = PINFO_FD_VISITED(pinfo);
     gboolean main_ran = main_ran_frame == pinfo->num;
 
     main_ran_frame = 0;
     if (pinfo->ptype != PT_TCP)
         return 0;
-    if (!PINFO_FD_VISITED(pinfo)) {
+    if (!visited)
         spark_conn_frame(tvb, pinfo);
-    }
     rec = rec_get(pinfo);
     if (!rec || (!tree && rec_is_empty(rec)))
         return 0;       /* nothing to show (a frame that brought nothing shows an empty item in a tree) */
-    pass = pass_get(pinfo);
+    if (!visited) {
+        /* first pass: dissect_spark showed nothing of this frame (its record was still being made), so
+         * this is the pass's one showing and its state needs no place in the packet's data */
+        memset(&first, 0, sizeof first);
+        pass = &first;
+    } else {
+        pass = pass_get(pinfo);
+    }
     pass->main_ran = pass->main_ran || main_ran;
     if (!pass->tree && !pass->main_ran)
         pass->info_started = TRUE;  /* a frame without Spark bytes keeps TCP's columns; we append */

@@ -165,14 +165,14 @@ static gboolean endpoint(const address *a, guint32 port, kr_endpoint *e)
     return FALSE;
 }
 
-/* The checksum of the whole segment, read from its bytes by libkeyring as for cloudmon (Wireshark does not
- * verify checksums by default), when the capture holds it and its IP length is believed. */
-static void segment_checksum(tvbuff_t *tvb, guint hl, kr_packet *p)
+/* The checksum of the whole segment (bytes: its header and payload as captured), read by libkeyring as for
+ * cloudmon (Wireshark does not verify checksums by default), when the capture holds it and its IP length is
+ * believed. */
+static void segment_checksum(const guint8 *bytes, guint cap, guint hl, kr_packet *p)
 {
-    if (p->cut || p->wire_len != p->captured_len || tvb_captured_length(tvb) < hl)
+    if (p->cut || p->wire_len != p->captured_len || cap < hl + p->wire_len)
         return;
-    p->checksum = kr_tcp_checksum(&p->src, &p->dst, tvb_get_ptr(tvb, 0, (gint)(hl + p->wire_len)),
-                                  hl + p->wire_len);
+    p->checksum = kr_tcp_checksum(&p->src, &p->dst, bytes, hl + p->wire_len);
 }
 
 /* Notes the segment TCP is about to read (tvb: its header and payload, as IP hands them on), its header read
@@ -182,10 +182,14 @@ static void note_segment(tvbuff_t *tvb, packet_info *pinfo)
 {
     kr_packet *p = &seg.p;
     guint cap = tvb_captured_length(tvb), rep = tvb_reported_length(tvb), hl, n;
+    const guint8 *bytes;
     kr_tcp_hdr h;
 
     seg.frame = 0;
-    if (cap < 20 || !kr_tcp_header(tvb_get_ptr(tvb, 0, (gint)MIN(cap, 60)), MIN(cap, 60), rep, &h))
+    if (cap < 20)
+        return;
+    bytes = tvb_get_ptr(tvb, 0, (gint)cap);     /* the segment as captured: header, then payload */
+    if (!kr_tcp_header(bytes, MIN(cap, 60), rep, &h))
         return;
     hl = (guint)h.len;
     memset(p, 0, sizeof *p);
@@ -202,10 +206,10 @@ static void note_segment(tvbuff_t *tvb, packet_info *pinfo)
     p->cut = pinfo->fd->cap_len < pinfo->fd->pkt_len;
     n = cap > hl ? MIN(cap - hl, rep - hl) : 0;
     if (n > 0) {
-        p->payload = tvb_get_ptr(tvb, (gint)hl, (gint)n);
+        p->payload = bytes + hl;
         p->captured_len = n;
     }
-    segment_checksum(tvb, hl, p);
+    segment_checksum(bytes, cap, hl, p);
     seg.ds = tvb_get_ds_tvb(tvb);
     seg.payload_offset = tvb_raw_offset(tvb) + (gint)hl;
     seg.frame = pinfo->num;

@@ -2,6 +2,7 @@
  * second pass, a display filter or a click on a packet shows the same thing); the decrypted CoAP goes to
  * Wireshark's own CoAP dissector. */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "spark-int.h"
@@ -40,12 +41,17 @@ spark_pass *pass_get(packet_info *pinfo)
     return p;
 }
 
-static void info_add(packet_info *pinfo, spark_pass *pass, const char *text)
+/* kept: text outlives the packet's columns (a constant or a record's, file scope), so the column may point
+ * at it instead of copying it (a record's texts are far shorter than the column) */
+static void info_add(packet_info *pinfo, spark_pass *pass, const char *text, gboolean kept)
 {
     if (!pass->info_started) {
         col_set_str(pinfo->cinfo, COL_PROTOCOL, "Spark");
         col_clear(pinfo->cinfo, COL_INFO);
-        col_add_str(pinfo->cinfo, COL_INFO, text);
+        if (kept)
+            col_set_str(pinfo->cinfo, COL_INFO, text);
+        else
+            col_add_str(pinfo->cinfo, COL_INFO, text);
         pass->info_started = TRUE;
     } else {
         col_append_sep_str(pinfo->cinfo, COL_INFO, ", ", text);
@@ -448,7 +454,8 @@ static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spa
     spark_view v;
     const spark_step_info *s = &sr->s;
 
-    memset(&v, 0, sizeof v);
+    memset(&v, 0, offsetof(spark_view, info));     /* the Info text buffer is written before it is read */
+    v.info[0] = '\0';
     v.pinfo = pinfo;
     v.pass = pass;
     v.sr = sr;
@@ -465,7 +472,7 @@ static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spa
         add_gen_string(v.tree, spark_hf.note, v.stvb, s->note);
     if (v.tree && s->hs_result != KR_HS_OK)
         add_gen_string(v.tree, spark_hf.hs_result, v.stvb, kr_hs_result_str(s->hs_result));
-    info_add(pinfo, pass, v.text);
+    info_add(pinfo, pass, v.text, v.text != v.info);
 }
 
 static void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
@@ -526,7 +533,7 @@ static void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     }
     expert_brief(pinfo, vi, ei, what, v->evidence[0] ? v->evidence : meaning, "spark.verdict.evidence");
     g_snprintf(info, sizeof info, "[verdict: %s]", code);
-    info_add(pinfo, pass, info);
+    info_add(pinfo, pass, info, FALSE);
 }
 
 static void render_finding(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
@@ -552,7 +559,7 @@ static void render_finding(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     }
     expert_brief(pinfo, fi, ei, code ? code : "finding", f->text, "spark.finding.text");
     g_snprintf(info, sizeof info, "[%s]", code ? code : "finding");
-    info_add(pinfo, pass, info);
+    info_add(pinfo, pass, info, FALSE);
 }
 
 static void render_close(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
@@ -569,7 +576,7 @@ static void render_close(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, sp
     it = add_gen_string(tree, spark_hf.close, tvb, text);
     expert_add_info_format(pinfo, it, &spark_ei.closed, "Connection %s", text);
     text[0] = g_ascii_toupper(text[0]);
-    info_add(pinfo, pass, text);
+    info_add(pinfo, pass, text, FALSE);
 }
 
 /* What one event adds to the packet's statistics record. */
@@ -662,9 +669,9 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass 
             g_snprintf(info, sizeof info, "[PDU segment]");
         }
         proto_item_append_text(it, " (part of a PDU completed in a later segment)");
-        info_add(pinfo, pass, info);
+        info_add(pinfo, pass, info, FALSE);
     } else if (!pass->header_done && n == 0 && rec->retransmitted) {
-        info_add(pinfo, pass, "[retransmission]");
+        info_add(pinfo, pass, "[retransmission]", TRUE);
     }
     if (n > pass->rendered && rec->conv)
         spark_stats_queue(pinfo, &ti);
