@@ -290,6 +290,7 @@ typedef struct spark_pass {
     proto_item *root;
     guint rendered;               /* events of the frame record already shown in this pass */
     gboolean info_started;
+    gboolean name_spark;          /* this showing started the Info column: the Protocol column says Spark */
     gboolean header_done;         /* gap, retransmission and segment notes shown */
     gboolean main_ran;            /* the TCP payload went through dissect_spark in this pass */
     gboolean id_shown;            /* spark.device_id is in the tree (once per packet) */

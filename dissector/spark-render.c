@@ -46,7 +46,7 @@ spark_pass *pass_get(packet_info *pinfo)
 static void info_add(packet_info *pinfo, spark_pass *pass, const char *text, gboolean kept)
 {
     if (!pass->info_started) {
-        col_set_str(pinfo->cinfo, COL_PROTOCOL, "Spark");
+        pass->name_spark = TRUE;        /* the Protocol column: set once, when the record is shown */
         col_clear(pinfo->cinfo, COL_INFO);
         if (kept)
             col_set_str(pinfo->cinfo, COL_INFO, text);
@@ -679,4 +679,7 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass 
     pass->rendered = n;
     if (pass->coap_layer)
         col_set_str(pinfo->cinfo, COL_PROTOCOL, "CoAP");
+    else if (pass->name_spark)
+        col_set_str(pinfo->cinfo, COL_PROTOCOL, "Spark");
+    pass->name_spark = FALSE;
 }
