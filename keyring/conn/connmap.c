@@ -22,8 +22,23 @@ static inline uint64_t word(const uint8_t *p)
     return v;
 }
 
+static inline uint32_t finish(uint64_t h)
+{
+    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
 uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y)
 {
+    if (x->family == 4 && y->family == 4) {
+        /* an IPv4 end is 48 bits (address, port): the smaller one first, for both directions */
+        uint32_t xa, ya;
+        memcpy(&xa, x->ip, 4);
+        memcpy(&ya, y->ip, 4);
+        uint64_t ex = (uint64_t)xa << 16 | x->port, ey = (uint64_t)ya << 16 | y->port;
+        uint64_t lo = ex < ey ? ex : ey, hi = ex ^ ey ^ lo;
+        return finish(mix(mix(m->seed, lo), hi));
+    }
     uint64_t xa = word(x->ip), xb = word(x->ip + 8), ya = word(y->ip), yb = word(y->ip + 8);
     uint64_t xp = (uint64_t)x->family << 16 | x->port, yp = (uint64_t)y->family << 16 | y->port;
     /* one order of the two ends for both directions: any fixed order does */
@@ -34,17 +49,11 @@ uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoi
         t = xp, xp = yp, yp = t;
     }
     uint64_t h = mix(m->seed, xp << 32 | yp);
-    if (x->family == 4) {
-        /* the rest of an IPv4 address is 0, so folding a word's halves gives its 4 bytes in either byte order */
-        h = mix(h, ((xa ^ xa >> 32) & 0xffffffffu) << 32 | ((ya ^ ya >> 32) & 0xffffffffu));
-    } else {
-        h = mix(h, xa);
-        h = mix(h, xb);
-        h = mix(h, ya);
-        h = mix(h, yb);
-    }
-    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
-    return (uint32_t)(h ^ (h >> 32));
+    h = mix(h, xa);
+    h = mix(h, xb);
+    h = mix(h, ya);
+    h = mix(h, yb);
+    return finish(h);
 }
 
 static void place(kr_conn_map *m, kr_conn *c, uint32_t h)
@@ -82,13 +91,13 @@ void kr_map_free(kr_conn_map *m)
     m->n = 0;
 }
 
-kr_conn *kr_map_find(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y, uint32_t h)
+kr_conn *kr_map_find(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y, uint32_t h, kr_dir *dir)
 {
     for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
         const kr_map_slot *s = &m->slot[i];
         if (!s->c)
             return NULL;
-        if (s->hash == h && kr_conn_has_ends(s->c, x, y))
+        if (s->hash == h && kr_conn_has_ends(s->c, x, y, dir))
             return s->c;
     }
 }

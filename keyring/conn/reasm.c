@@ -20,7 +20,7 @@ struct kr_seg {
 void kr_reasm_init(kr_reasm *r, size_t max_ooo_bytes)
 {
     memset(r, 0, sizeof *r);
-    r->max_ooo_bytes = max_ooo_bytes;
+    r->max_ooo_bytes = (uint32_t)(max_ooo_bytes < KR_REASM_MAX_WAITING ? max_ooo_bytes : KR_REASM_MAX_WAITING);
 }
 
 void kr_reasm_free(kr_reasm *r)
@@ -32,12 +32,15 @@ void kr_reasm_free(kr_reasm *r)
         s = n;
     }
     r->ooo = NULL;
-    r->ooo_bytes = r->ooo_count = 0;
+    r->ooo_bytes = 0;
 }
 
 size_t kr_reasm_memory(const kr_reasm *r)
 {
-    return r->ooo_bytes + r->ooo_count * sizeof(kr_seg);
+    size_t n = r->ooo_bytes;
+    for (const kr_seg *s = r->ooo; s; s = s->next)
+        n += sizeof *s;
+    return n;
 }
 
 void kr_reasm_syn(kr_reasm *r, uint32_t isn)
@@ -64,7 +67,7 @@ bool kr_reasm_snd_nxt(const kr_reasm *r, uint32_t *out)
     return true;
 }
 
-static void check_fin(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
+static inline void check_fin(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
 {
     if (r->fin_seen && !r->fin_done && r->started && kr_seq_diff(r->next_seq, r->fin_seq) >= 0) {
         r->fin_done = true;
@@ -119,22 +122,26 @@ static void take(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, b
         ops->deliver(ud, data + d, n, ts, from_packet);
 }
 
-static void drain(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
+static void drain_waiting(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
 {
     while (r->ooo && kr_seq_diff(r->ooo->seq, r->next_seq) <= 0) {
         kr_seg *s = r->ooo;
         r->ooo = s->next;
         r->ooo_bytes -= s->len;
-        r->ooo_count--;
         take(r, s->seq, s->data, s->len, s->bad, s->ts, false, ops, ud);
         free(s);
     }
 }
 
+/* Hands on the waiting segments the next byte has reached. */
+static inline void drain(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
+{
+    if (r->ooo)
+        drain_waiting(r, ops, ud);
+}
+
 static void give_up(kr_reasm *r, uint32_t missing, double ts, const kr_reasm_ops *ops, void *ud)
 {
-    r->gaps++;
-    r->gap_bytes += missing;
     r->next_seq += missing;
     if (ops->gap)
         ops->gap(ud, missing, ts);
@@ -170,7 +177,6 @@ static void store(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, 
     s->next = *pp;
     *pp = s;
     r->ooo_bytes += len;
-    r->ooo_count++;
 }
 
 /* Bytes beyond everything seen so far in this direction. */
