@@ -141,11 +141,52 @@ typedef struct kr_conn_map {
 
 void kr_map_init(kr_conn_map *m);
 void kr_map_free(kr_conn_map *m);
-/* The hash of a connection's ends, the same in both directions, seeded per map. */
-uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y);
+
+/* The hash of a connection's ends, the same in both directions, seeded per map (every packet's lookup: here
+ * to be inlined). */
+static inline uint64_t kr_map_mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 31);
+}
+
+static inline uint32_t kr_map_finish(uint64_t h)
+{
+    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* IPv6 ends, or a family other than IPv4 (connmap.c) */
+uint32_t kr_map_hash6(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y);
+
+static inline uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y)
+{
+    if (x->family == 4 && y->family == 4) {
+        /* an IPv4 end is 48 bits (address, port): the smaller one first, for both directions */
+        uint32_t xa, ya;
+        memcpy(&xa, x->ip, 4);
+        memcpy(&ya, y->ip, 4);
+        uint64_t ex = (uint64_t)xa << 16 | x->port, ey = (uint64_t)ya << 16 | y->port;
+        uint64_t lo = ex < ey ? ex : ey, hi = ex ^ ey ^ lo;
+        return kr_map_finish(kr_map_mix(kr_map_mix(m->seed, lo), hi));
+    }
+    return kr_map_hash6(m, x, y);
+}
+
 /* The connection whose ends are x and y (h: kr_map_hash of them), or NULL; *dir: KR_D2S when x is its
  * device's end. */
-kr_conn *kr_map_find(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y, uint32_t h, kr_dir *dir);
+static inline kr_conn *kr_map_find(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y, uint32_t h,
+                                   kr_dir *dir)
+{
+    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
+        const kr_map_slot *s = &m->slot[i];
+        if (!s->c)
+            return NULL;
+        if (s->hash == h && kr_conn_has_ends(s->c, x, y, dir))
+            return s->c;
+    }
+}
+
 /* c, hashed to h, whose ends no connection in the map has */
 void kr_map_insert(kr_conn_map *m, kr_conn *c, uint32_t h);
 void kr_map_remove(kr_conn_map *m, const kr_conn *c);

@@ -3,17 +3,12 @@
  * so there are no tombstones): a slot holds the connection and the 32-bit hash of its ends, so a probe
  * reads only the slot array and looks into a connection only when the hashes match. The hash is the same
  * for both directions (the ends are put in one order first) and seeded per map with a random value, so
- * addresses and ports chosen on the wire cannot be picked in advance to land in one long probe. */
+ * addresses and ports chosen on the wire cannot be picked in advance to land in one long probe. The lookup
+ * and the IPv4 hash, which every packet runs, are inline in conn_int.h. */
 #include <string.h>
 #include "conn_int.h"
 
 #define MAP_MIN 64           /* slots at least (a power of two) */
-
-static inline uint64_t mix(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-    return h ^ (h >> 31);
-}
 
 static inline uint64_t word(const uint8_t *p)
 {
@@ -22,23 +17,8 @@ static inline uint64_t word(const uint8_t *p)
     return v;
 }
 
-static inline uint32_t finish(uint64_t h)
+uint32_t kr_map_hash6(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y)
 {
-    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
-    return (uint32_t)(h ^ (h >> 32));
-}
-
-uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y)
-{
-    if (x->family == 4 && y->family == 4) {
-        /* an IPv4 end is 48 bits (address, port): the smaller one first, for both directions */
-        uint32_t xa, ya;
-        memcpy(&xa, x->ip, 4);
-        memcpy(&ya, y->ip, 4);
-        uint64_t ex = (uint64_t)xa << 16 | x->port, ey = (uint64_t)ya << 16 | y->port;
-        uint64_t lo = ex < ey ? ex : ey, hi = ex ^ ey ^ lo;
-        return finish(mix(mix(m->seed, lo), hi));
-    }
     uint64_t xa = word(x->ip), xb = word(x->ip + 8), ya = word(y->ip), yb = word(y->ip + 8);
     uint64_t xp = (uint64_t)x->family << 16 | x->port, yp = (uint64_t)y->family << 16 | y->port;
     /* one order of the two ends for both directions: any fixed order does */
@@ -48,12 +28,12 @@ uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoi
         t = xb, xb = yb, yb = t;
         t = xp, xp = yp, yp = t;
     }
-    uint64_t h = mix(m->seed, xp << 32 | yp);
-    h = mix(h, xa);
-    h = mix(h, xb);
-    h = mix(h, ya);
-    h = mix(h, yb);
-    return finish(h);
+    uint64_t h = kr_map_mix(m->seed, xp << 32 | yp);
+    h = kr_map_mix(h, xa);
+    h = kr_map_mix(h, xb);
+    h = kr_map_mix(h, ya);
+    h = kr_map_mix(h, yb);
+    return kr_map_finish(h);
 }
 
 static void place(kr_conn_map *m, kr_conn *c, uint32_t h)
@@ -89,17 +69,6 @@ void kr_map_free(kr_conn_map *m)
     g_free(m->slot);
     m->slot = NULL;
     m->n = 0;
-}
-
-kr_conn *kr_map_find(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y, uint32_t h, kr_dir *dir)
-{
-    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
-        const kr_map_slot *s = &m->slot[i];
-        if (!s->c)
-            return NULL;
-        if (s->hash == h && kr_conn_has_ends(s->c, x, y, dir))
-            return s->c;
-    }
 }
 
 void kr_map_insert(kr_conn_map *m, kr_conn *c, uint32_t h)

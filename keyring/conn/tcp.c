@@ -38,7 +38,8 @@ void kr_conn_event(kr_conn *c, kr_tcp_kind kind, kr_dir dir, double ts, uint64_t
 
 /* ---- bytes to the tracker (or to the heuristic while undecided) ---- */
 
-static inline __attribute__((always_inline)) void to_tracker(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, double ts, bool from_packet)
+static inline __attribute__((always_inline)) void to_tracker(kr_conn *c, kr_dir dir, const uint8_t *data,
+                                                             size_t len, double ts, bool from_packet)
 {
     if (c->tab->cb.data)
         c->tab->cb.data(c->tab->ud, c, dir, c->stream_pos[dir], data, len, from_packet);
