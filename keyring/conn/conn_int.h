@@ -19,28 +19,35 @@ typedef struct kr_reasm_ops {
     void (*copy)(void *ud, const uint8_t *data, size_t len, uint32_t back, int rank, double ts);
 } kr_reasm_ops;
 
-typedef struct kr_reasm {   /* one cache line: a connection's segments read their direction's and the other's */
+/* What only some segments of a direction read (waiting segments, the FIN, bad checksums), apart from its
+ * stream's half line. */
+typedef struct kr_reasm_rare {
+    uint32_t max_ooo_bytes;  /* KR_REASM_MAX_WAITING at most */
+    uint32_t ooo_bytes;      /* bytes waiting: at most max_ooo_bytes and one segment */
+    uint32_t isn;            /* saw_syn */
+    uint32_t fin_seq;        /* fin_seen */
+    uint32_t bad_seq, bad_end;   /* have_bad: the last bytes handed on from segments whose checksum is bad */
+} kr_reasm_rare;
+
+typedef struct kr_reasm {   /* half a cache line: a segment reads its direction's and the other's */
     kr_seg *ooo;             /* waiting segments, sorted by seq */
-    uint64_t delivered, retransmitted;
+    kr_reasm_rare *rare;
+    uint32_t retransmitted;  /* bytes seen before and not handed on again, modulo 2^32 */
     uint32_t next_seq;       /* sequence number of the next byte to hand on */
     uint32_t max_end;        /* highest sequence number + length seen in this direction (have_max) */
-    uint32_t segments;
-    uint32_t ooo_bytes;      /* bytes waiting: at most max_ooo_bytes and one segment */
-    uint32_t max_ooo_bytes;  /* KR_REASM_MAX_WAITING at most */
-    uint32_t isn;
-    uint32_t fin_seq;
-    /* the last bytes handed on from segments whose checksum is bad: [bad_seq, bad_end) */
-    uint32_t bad_seq, bad_end;
     bool have_bad : 1;
     bool started : 1;        /* next_seq is known (ISN+1 from the SYN, or settled from the first segments) */
     bool saw_syn : 1;
     bool have_max : 1;
     bool fin_seen : 1, fin_done : 1;
+    bool any_segment : 1;    /* a segment was seen */
+    bool any_delivered : 1;  /* a byte was handed on */
 } kr_reasm;
 
 #define KR_REASM_MAX_WAITING (1u << 30)   /* bytes waiting per direction, whatever the option asks */
 
-void kr_reasm_init(kr_reasm *r, size_t max_ooo_bytes);
+/* rare: r's own, for as long as r is used */
+void kr_reasm_init(kr_reasm *r, kr_reasm_rare *rare, size_t max_ooo_bytes);
 void kr_reasm_free(kr_reasm *r);
 void kr_reasm_syn(kr_reasm *r, uint32_t isn);
 /* Returns the number of new bytes (beyond everything seen in this direction) the segment carries. */
@@ -71,11 +78,12 @@ typedef enum kr_conn_state {
 #define KR_CONN_PRE_MAX 40   /* bytes of an undecided connection's cloud stream held for the heuristic */
 
 /* A million open connections each hold one, allocated on a cache line's boundary: the first line holds what
- * a lookup compares and the flags every segment reads, the second what every segment reads and writes, then
- * one line per direction's stream; what only rare segments read comes last. */
+ * a lookup compares and the flags every segment reads, the second what every segment reads and writes, the
+ * third both directions' streams; what only some segments read comes last. */
 struct kr_conn {
     kr_endpoint dev, cloud;
     uint32_t hash;           /* of its ends (kr_map_hash), in its table's map */
+    uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
     uint8_t state;           /* kr_conn_state */
     int8_t wscale[2];        /* each sender's window scale option in its SYN: -1 none, -2 not known */
     int8_t scale;            /* what both SYNs say of window scaling (tcp.c, scale_state): 0 in force, -1 not,
@@ -95,17 +103,17 @@ struct kr_conn {
                                 scale is known) */
     uint32_t ack_of[2];      /* last acknowledgement the receiver of each direction sent */
     uint64_t stream_pos[2];  /* bytes of each direction handed to the tracker, gaps included */
-    kr_reasm rs[2];          /* a line each */
+    kr_reasm rs[2];          /* the third line */
+    kr_reasm_rare rare[2];   /* rs[d].rare */
     double rst_time;         /* an accepted RST waiting to see whether the connection survives it */
     double first;
     uint8_t *pre;            /* undecided: the first bytes of the cloud stream (KR_CONN_PRE_MAX), made at need */
-    uint32_t steps;          /* protocol PDUs seen: such a connection is never evicted for a new one */
     unsigned id;
 };
 
 #define KR_CONN_ALIGN 64
 _Static_assert(offsetof(kr_conn, tab) == KR_CONN_ALIGN && offsetof(kr_conn, rs) == 2 * KR_CONN_ALIGN &&
-               sizeof(kr_reasm) == KR_CONN_ALIGN, "kr_conn: the lines as laid out");
+               sizeof(kr_reasm) == KR_CONN_ALIGN / 2, "kr_conn: the lines as laid out");
 
 /* The connection's key: its address family, then its two ends (address, port) in byte order, so that both
  * directions of a connection have the same (table.c; the order of connections ended together). */

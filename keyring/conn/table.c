@@ -240,7 +240,7 @@ static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, uint32_t hash, bo
     c->wscale[0] = c->wscale[1] = c->scale = -2;   /* not known until the SYNs are read */
     t->cur = c;                              /* made for the packet being handled */
     for (int d = 0; d < 2; d++)
-        kr_reasm_init(&c->rs[d], t->o.max_waiting);
+        kr_reasm_init(&c->rs[d], &c->rare[d], t->o.max_waiting);
     kr_map_insert(&t->map, c, hash);
     t->live++;
     return c;
@@ -284,8 +284,8 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
     kr_conn *c = kr_map_find(&t->map, &p->src, &p->dst, hash, &dir);
     bool new_syn = (p->flags & KR_TCP_SYN) && !(p->flags & KR_TCP_ACK);
     if (c && new_syn && c->state != KR_CS_ENDED &&
-        (c->rs[0].delivered || c->rs[1].delivered || c->rs[0].ooo || c->rs[1].ooo ||
-         (c->rs[KR_D2S].saw_syn && c->rs[KR_D2S].isn != p->seq))) {
+        (c->rs[0].any_delivered || c->rs[1].any_delivered || c->rs[0].ooo || c->rs[1].ooo ||
+         (c->rs[KR_D2S].saw_syn && c->rare[KR_D2S].isn != p->seq))) {
         /* a new SYN on ports that carried a connection: a new one reuses them, the old one is over */
         conn_remove(t, c, p->time, "its ports were reused by a new connection");
         c = NULL;

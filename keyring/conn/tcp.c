@@ -170,7 +170,7 @@ static void on_syn(kr_conn *c, const kr_packet *p, kr_dir dir)
     if ((dir == KR_D2S) == ack)
         return;                              /* a SYN from the cloud or a SYN-ACK from the device: not ours */
     if (!c->rs[dir].saw_syn) {
-        bool opens = !ack && !c->saw_syn && !c->rs[0].segments && !c->rs[1].segments;
+        bool opens = !ack && !c->saw_syn && !c->rs[0].any_segment && !c->rs[1].any_segment;
         if (ack)
             c->saw_synack = true;
         else
@@ -206,9 +206,9 @@ static bool rcv_nxt(const kr_conn *c, kr_dir dir, uint32_t *out)
 /* The device's SYN answered by an RST before any SYN-ACK or byte. */
 static bool refused(kr_conn *c, const kr_packet *p, kr_dir dir)
 {
-    if (dir != KR_S2D || !c->saw_syn || c->saw_synack || c->rs[0].segments || c->rs[1].segments)
+    if (dir != KR_S2D || !c->saw_syn || c->saw_synack || c->rs[0].any_segment || c->rs[1].any_segment)
         return false;
-    if ((p->flags & KR_TCP_ACK) && p->ack != c->rs[KR_D2S].isn + 1) {
+    if ((p->flags & KR_TCP_ACK) && p->ack != c->rare[KR_D2S].isn + 1) {
         kr_conn_event(c, KR_TCP_EV_RST_IGNORED, dir, p->time, 0,
                       "RST that does not acknowledge the SYN: ignored");
         c->tab->st.rst_ignored++;
@@ -302,14 +302,14 @@ void kr_conn_handle(kr_conn *c, const kr_packet *p, kr_dir dir)
     uint32_t seq = p->seq + ((p->flags & KR_TCP_SYN) ? 1u : 0u);
     size_t cap = p->captured_len < wire ? p->captured_len : wire;
     uint32_t fresh = 0;
-    uint64_t seen = c->rs[dir].retransmitted;
+    uint32_t seen = c->rs[dir].retransmitted;
     if (wire > 0 || (p->flags & KR_TCP_FIN))
         fresh = kr_reasm_segment(&c->rs[dir], seq, p->payload, cap, wire, (p->flags & KR_TCP_FIN) != 0,
                                  p->checksum == KR_CSUM_BAD, p->time, &kr_conn_rs_ops[dir], c);
-    if (c->rs[dir].retransmitted > seen)
-        kr_conn_event(c, KR_TCP_EV_RETRANSMITTED, dir, p->time, c->rs[dir].retransmitted - seen,
-                      "%llu bytes seen before: not handed on again",
-                      (unsigned long long)(c->rs[dir].retransmitted - seen));
+    uint32_t again = c->rs[dir].retransmitted - seen;
+    if (again)
+        kr_conn_event(c, KR_TCP_EV_RETRANSMITTED, dir, p->time, again, "%lu bytes seen before: not handed on again",
+                      (unsigned long)again);
     if (fresh > 0 && c->rst_pending && p->time >= c->rst_time)
         rst_survived(c, dir, p->time);
     for (int d = 0; d < 2 && c->state != KR_CS_ENDED; d++)

@@ -65,8 +65,9 @@ static void test_in_order(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 999);
     seg(&s, &r, 1000, 0, 10, false);
     seg(&s, &r, 1000, 10, 30, true);
@@ -80,8 +81,9 @@ static void test_retransmission_and_overlap(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 99);
     seg(&s, &r, 100, 0, 10, false);
     seg(&s, &r, 100, 0, 10, false);     /* exact copy */
@@ -99,8 +101,9 @@ static void test_out_of_order(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 0xfffffff0u);      /* the sequence numbers wrap inside the stream */
     uint32_t base = 0xfffffff1u;
     seg(&s, &r, base, 20, 30, false);
@@ -119,8 +122,9 @@ static void test_one_byte_segments_reversed(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 4096);
+    kr_reasm_init(&s, &sr, 4096);
     kr_reasm_syn(&s, 0);
     for (size_t i = 40; i > 0; i--)
         seg(&s, &r, 1, i - 1, i, false);
@@ -133,8 +137,9 @@ static void test_gap_at_buffer_limit(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 16);              /* at most 16 bytes wait */
+    kr_reasm_init(&s, &sr, 16);              /* at most 16 bytes wait */
     kr_reasm_syn(&s, 0);
     seg(&s, &r, 1, 0, 5, false);
     seg(&s, &r, 1, 10, 20, false);      /* 5..10 missing: waits (10 bytes) */
@@ -153,8 +158,9 @@ static void test_gap_at_end_and_fin(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 0);
     seg(&s, &r, 1, 0, 5, false);
     seg(&s, &r, 1, 8, 12, true);        /* FIN after a hole */
@@ -168,8 +174,9 @@ static void test_fin_hole_only(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 0);
     seg(&s, &r, 1, 0, 5, false);
     /* a bare FIN at 9: bytes 5..9 never seen */
@@ -183,8 +190,9 @@ static void test_ack_gives_up_hole(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 0);
     seg(&s, &r, 1, 0, 5, false);
     seg(&s, &r, 1, 9, 12, false);
@@ -199,8 +207,9 @@ static void test_joined_late(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     seg(&s, &r, 5000, 10, 20, false);   /* no SYN: the segments wait for the other side */
     seg(&s, &r, 5000, 20, 25, false);
     assert_int_equal(r.n, 0);
@@ -217,8 +226,9 @@ static void test_joined_late_out_of_order(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     seg(&s, &r, 7000, 8, 16, false);    /* the later segment is seen first */
     seg(&s, &r, 7000, 0, 8, false);
     kr_reasm_flush(&s, 2.0, &ops, &r);  /* the end settles it too */
@@ -231,8 +241,9 @@ static void test_joined_late_settles_in_time(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     for (size_t i = 0; i < 8; i++)
         seg(&s, &r, 100, i * 2, i * 2 + 2, false);
     assert_int_equal(r.n, 0);
@@ -248,8 +259,9 @@ static void test_snaplen_cut(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 0);
     kr_reasm_segment(&s, 1, text, 4, 10, false, false, 1.0, &ops, &r);   /* 10 on the wire, 4 captured */
     seg(&s, &r, 1, 10, 14, false);
