@@ -444,6 +444,54 @@ static void handshake(kr_conn_table *t, uint16_t port, double t0)
     handshake_opts(t, port, t0, false, -1, -1);
 }
 
+/* kr_conn_in_packet: true in the callbacks of the connection whose packet is handled, false in those of one
+ * that packet made the table end (eviction), and after the packet */
+typedef struct inpkt_log {
+    char text[256];
+} inpkt_log;
+
+static void ip_open(void *ud, kr_conn *c)
+{
+    inpkt_log *l = ud;
+    size_t n = strlen(l->text);
+    snprintf(l->text + n, sizeof l->text - n, "open%u:%d ", kr_conn_id(c), kr_conn_in_packet(c));
+}
+
+static void ip_end(void *ud, kr_conn *c, const char *reason)
+{
+    (void)reason;
+    inpkt_log *l = ud;
+    size_t n = strlen(l->text);
+    snprintf(l->text + n, sizeof l->text - n, "end%u:%d ", kr_conn_id(c), kr_conn_in_packet(c));
+}
+
+static void test_in_packet(void **st)
+{
+    (void)st;
+    static const kr_conn_callbacks ipcb = { .open = ip_open, .end = ip_end };
+    inpkt_log l = { { 0 } };
+    kr_keyfile *kf = kr_keyfile_new_empty();
+    kr_conn_options o;
+    kr_conn_options_default(&o);
+    o.max_conns = 1;
+    kr_conn_table *t = kr_conn_table_new(kf, &o, &ipcb, &l);
+    kr_packet a = pk(true, DEV_PORT, ISN_D, 0, KR_TCP_SYN, NULL, 0, 1.0);
+    kr_conn *ca = kr_conn_packet(t, &a);
+    assert_non_null(ca);
+    assert_false(kr_conn_in_packet(ca));              /* the packet is handled */
+    kr_packet b = pk(true, DEV_PORT + 1, ISN_D, 0, KR_TCP_SYN, NULL, 0, 2.0);
+    kr_conn *cb = kr_conn_packet(t, &b);              /* the full table ends the first: not its packet */
+    assert_non_null(cb);
+    assert_false(kr_conn_in_packet(cb));
+    kr_packet fd = pk(true, DEV_PORT + 1, ISN_D + 1, 0, KR_TCP_FIN | KR_TCP_ACK, NULL, 0, 3.0);
+    kr_packet fs = pk(false, DEV_PORT + 1, ISN_S + 1, ISN_D + 2, KR_TCP_FIN | KR_TCP_ACK, NULL, 0, 3.1);
+    kr_conn_packet(t, &fd);
+    kr_conn_packet(t, &fs);                           /* both sides closed: it ends in its own packet */
+    assert_string_equal(l.text, "open1:1 end1:0 open2:1 end2:1 ");
+    kr_conn_table_free(t);
+    kr_keyfile_free(kf);
+}
+
 static void test_isn_plus_one_and_out_of_order(void **st)
 {
     (void)st;
@@ -1584,6 +1632,7 @@ int main(void)
         cmocka_unit_test(test_joined_late_out_of_order),
         cmocka_unit_test(test_joined_late_settles_in_time),
         cmocka_unit_test(test_snaplen_cut),
+        cmocka_unit_test(test_in_packet),
         cmocka_unit_test(test_isn_plus_one_and_out_of_order),
         cmocka_unit_test(test_lost_first_segment_is_a_gap_from_isn),
         cmocka_unit_test(test_overlap_with_other_bytes),
