@@ -109,7 +109,10 @@ kr_checksum kr_tcp_checksum(const kr_endpoint *src, const kr_endpoint *dst, cons
         pseudo = add1c(add1c(pseudo, load64(src->ip)), load64(src->ip + 8));
         pseudo = add1c(add1c(pseudo, load64(dst->ip)), load64(dst->ip + 8));
     }
-    if (fold16(sum_bytes(pseudo, seg, len)) == 0xffff)
+    /* the sum folds to 0xffff exactly when it is a multiple of 0xffff other than 0 (2^16 is 1 modulo 0xffff,
+     * and folding never gives 0 for a sum that is not 0) */
+    uint64_t sum = sum_bytes(pseudo, seg, len);
+    if (sum % 0xffff == 0 && sum != 0)
         return KR_CSUM_GOOD;
     /* what checksum offload leaves in a packet captured on its way out: 0, or the bare pseudo-header sum */
     unsigned field = (unsigned)seg[16] << 8 | seg[17];
