@@ -104,8 +104,9 @@ static void note_bad(kr_reasm *r, uint32_t from, uint32_t n)
 
 /* Hands on in-order bytes of [seq, seq+len), skipping what was already handed on (later copies of those go
  * to ops->copy). */
-static void take(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, bool bad, double ts,
-                 bool from_packet, const kr_reasm_ops *ops, void *ud)
+static inline __attribute__((always_inline)) void take(kr_reasm *r, uint32_t seq, const uint8_t *data,
+                                                       uint32_t len, bool bad, double ts, bool from_packet,
+                                                       const kr_reasm_ops *ops, void *ud)
 {
     int32_t d = kr_seq_diff(r->next_seq, seq);
     if (d < 0)
