@@ -154,6 +154,13 @@ static uint32_t rd32(const uint8_t *p)
     return (uint32_t)rd16(p) << 16 | rd16(p + 2);
 }
 
+/* A SYN's options, read apart so that the fixed fields need no saved registers */
+static __attribute__((noinline)) bool syn_options(const uint8_t *h, size_t hl, kr_tcp_hdr *out)
+{
+    out->wscale = (int8_t)kr_tcp_wscale(h, hl);
+    return true;
+}
+
 bool kr_tcp_header(const uint8_t *h, size_t avail, size_t wire, kr_tcp_hdr *out)
 {
     if (!h || avail < 20)
@@ -167,7 +174,9 @@ bool kr_tcp_header(const uint8_t *h, size_t avail, size_t wire, kr_tcp_hdr *out)
     out->ack = rd32(h + 8);
     out->flags = h[13];
     out->window = rd16(h + 14);
-    out->wscale = (out->flags & KR_TCP_SYN) && avail >= hl ? (int8_t)kr_tcp_wscale(h, hl) : -1;
     out->len = hl;
+    out->wscale = -1;
+    if ((out->flags & KR_TCP_SYN) && avail >= hl)
+        return syn_options(h, hl, out);
     return true;
 }
