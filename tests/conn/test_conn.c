@@ -154,6 +154,29 @@ static void test_gap_at_buffer_limit(void **st)
     kr_reasm_free(&s);
 }
 
+/* A limit on waiting bytes beyond what a direction can hold (4 GiB, or more) is taken as 1 GiB, never cut
+ * to a smaller number: the segments ahead of a hole still wait */
+static void test_huge_waiting_limit(void **st)
+{
+    (void)st;
+    const size_t limits[] = { (size_t)1 << 32, ((size_t)1 << 32) + 8, SIZE_MAX };
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        kr_reasm s;
+        kr_reasm_rare sr;
+        rec r = { 0 };
+        kr_reasm_init(&s, &sr, limits[k]);
+        assert_int_equal(sr.max_ooo_bytes, KR_REASM_MAX_WAITING);
+        kr_reasm_syn(&s, 0);
+        seg(&s, &r, 1, 10, 20, false);  /* ahead of a hole: waits */
+        assert_int_equal(r.gaps, 0);
+        assert_int_equal(r.n, 0);
+        seg(&s, &r, 1, 0, 10, false);   /* the hole filled: all of it, in order */
+        assert_int_equal(r.n, 20);
+        assert_memory_equal(r.out, text, 20);
+        kr_reasm_free(&s);
+    }
+}
+
 static void test_gap_at_end_and_fin(void **st)
 {
     (void)st;
@@ -1625,6 +1648,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_one_byte_segments_reversed),
         cmocka_unit_test(test_gap_at_buffer_limit),
+        cmocka_unit_test(test_huge_waiting_limit),
         cmocka_unit_test(test_gap_at_end_and_fin),
         cmocka_unit_test(test_fin_hole_only),
         cmocka_unit_test(test_ack_gives_up_hole),
