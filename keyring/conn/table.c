@@ -223,11 +223,14 @@ void kr_conn_due_at_least(kr_conn_table *t, const kr_conn *c)
         t->next_due = d;
 }
 
+/* A connection's allocation: whole cache lines */
+#define CONN_BYTES ((sizeof(kr_conn) + KR_CONN_ALIGN - 1) / KR_CONN_ALIGN * KR_CONN_ALIGN)
+
 static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, uint32_t hash, bool src_is_dev)
 {
     if (!make_room(t, p->time))
         return NULL;
-    kr_conn *c = aligned_alloc(KR_CONN_ALIGN, (sizeof *c + KR_CONN_ALIGN - 1) / KR_CONN_ALIGN * KR_CONN_ALIGN);
+    kr_conn *c = aligned_alloc(KR_CONN_ALIGN, CONN_BYTES);
     if (!c)
         g_error("out of memory for a connection");
     memset(c, 0, sizeof *c);
@@ -438,7 +441,7 @@ size_t kr_conn_table_memory(const kr_conn_table *t)
 {
     size_t n = sizeof *t + kr_map_memory(&t->map), pos = 0;
     for (const kr_conn *c; (c = kr_map_next(&t->map, &pos));) {
-        n += sizeof *c + kr_reasm_memory(&c->rs[0]) + kr_reasm_memory(&c->rs[1]);
+        n += CONN_BYTES + kr_reasm_memory(&c->rs[0]) + kr_reasm_memory(&c->rs[1]);
         if (c->tr)
             n += kr_tracker_memory(c->tr);
     }
