@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "internal.h"
+#include "cipher_int.h"
 
 /* The thread's context, and the cipher and mode (1 encrypt, 0 decrypt, -1 none yet) it is keyed for; in
  * decrypt mode, chain is the block the context chains its next input to (its IV now). */
@@ -24,15 +25,6 @@ static _Thread_local struct {
     int mode;
     uint8_t chain[16];
 } shared = { NULL, NULL, -1, {0} };
-
-struct kr_cipher {
-    uint8_t key[16];
-    uint8_t iv[16];
-    bool in_sync;
-    bool keyed;            /* a session key is set (kr_cipher_new, kr_cipher_set_key) */
-    bool passed;           /* a frame went by (decrypted, passed or lost): iv is no longer the first IV */
-    const struct kr_probe_key *own;   /* a context keyed for this key already (kr_cipher_share), or NULL */
-};
 
 kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
 {
@@ -48,11 +40,16 @@ kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
 
 kr_cipher *kr_cipher_new_pending(void)
 {
-    kr_cipher *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->in_sync = true;
+    kr_cipher *c = malloc(sizeof *c);
+    if (c)
+        kr_cipher_init_pending(c);
     return c;
+}
+
+void kr_cipher_init_pending(kr_cipher *c)
+{
+    memset(c, 0, sizeof *c);
+    c->in_sync = true;
 }
 
 bool kr_cipher_keyed(const kr_cipher *c)
@@ -82,13 +79,18 @@ void kr_cipher_pass(kr_cipher *c, const uint8_t *ct, size_t len)
     c->passed = true;
 }
 
+void kr_cipher_clear(kr_cipher *c)
+{
+    if (shared.owner == c)
+        shared.owner = NULL;   /* a later cipher at this address must key the context again */
+    OPENSSL_cleanse(c, sizeof *c);
+}
+
 void kr_cipher_free(kr_cipher *c)
 {
     if (!c)
         return;
-    if (shared.owner == c)
-        shared.owner = NULL;   /* a later cipher at this address must key the context again */
-    OPENSSL_cleanse(c, sizeof *c);
+    kr_cipher_clear(c);
     free(c);
 }
 
@@ -253,12 +255,16 @@ kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const u
 {
     *pt_len = 0;
     *pt_skip = 0;
-    kr_cipher *t = c ? kr_cipher_new(key, c->passed ? c->iv : first_iv) : NULL;
-    if (!t)
+    if (!c)
         return KR_DEC_BAD_LENGTH;
-    t->in_sync = c->in_sync;
-    kr_dec_result r = kr_cipher_decrypt(t, ct, len, pt, pt_len, pt_skip);
-    kr_cipher_free(t);
+    kr_cipher t;
+    kr_cipher_init_pending(&t);
+    memcpy(t.key, key, 16);
+    memcpy(t.iv, c->passed ? c->iv : first_iv, 16);
+    t.keyed = true;
+    t.in_sync = c->in_sync;
+    kr_dec_result r = kr_cipher_decrypt(&t, ct, len, pt, pt_len, pt_skip);
+    kr_cipher_clear(&t);
     return r;
 }
 

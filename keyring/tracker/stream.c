@@ -552,7 +552,7 @@ void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts
             t->s2d_head_len = (size_t)ds->offset + n;
     }
     while (len > 0) {
-        if (t->rsa && krt_rsa_hold_feed(t, dir, p, len, ts))
+        if (krt_rsa_holding(t) && krt_rsa_hold_feed(t, dir, p, len, ts))
             return;   /* a handshake block waits for the RSA budget: the rest is held */
         /* the cloud sending past its nonce before the device's id block: not this protocol */
         if (dir == KR_S2D && ds->st == PST_SESSION && ds->have == 0 && !t->idblock_seen && !t->mid_session &&
@@ -649,7 +649,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
 {
     if (!t || t->finished || (dir != KR_D2S && dir != KR_S2D))
         return;
-    if (krt_rsa_hold_gap(t, dir, nbytes, ts))
+    if (krt_rsa_holding(t) && krt_rsa_hold_gap(t, dir, nbytes, ts))
         return;
     krt_note_time(t, ts);
     kr_dirstate *ds = &t->d[dir];

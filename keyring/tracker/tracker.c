@@ -67,7 +67,7 @@ void krt_emit_step(kr_tracker *t, kr_step *s)
     s->supersedes = t->supersedes;
     t->supersedes = 0;
     t->last_step = s->kind;
-    t->d[s->dir].last_step_time = s->time;
+    t->step_time[s->dir] = s->time;
     if (t->cb.step)
         t->cb.step(t->ud, s);
 }
@@ -100,18 +100,25 @@ void krt_emit_data(kr_tracker *t, kr_dir dir, size_t n, double ts, const char *w
     snprintf(s.note, sizeof s.note, "%zu bytes %s", n, why);
     s.reason = KR_WHY_NOT_PROTOCOL;
     krt_emit_step(t, &s);
-    ds->skipped += n;
     if (n < ds->have)
         memmove(ds->buf, ds->buf + n, ds->have - n);
     ds->have -= n;
     ds->pdu_offset += n;
 }
 
+/* bytes before a tracker in its block at most: malloc aligns for max_align_t */
+#define KRT_SLACK (_Alignof(kr_tracker) - _Alignof(max_align_t))
+
 kr_tracker *kr_tracker_new(const kr_keyfile *kf, const kr_callbacks *cb, void *ud)
 {
-    kr_tracker *t = calloc(1, sizeof *t);
-    if (!t)
+    /* on a cache line boundary, a frame reads the tracker's first lines only (tracker_int.h); placed in a
+     * block a line longer rather than by aligned_alloc, whose leftovers before and after stay unused */
+    uint8_t *mem = malloc(sizeof(kr_tracker) + KRT_SLACK);
+    if (!mem)
         return NULL;
+    kr_tracker *t = (kr_tracker *)(void *)(mem + (-(uintptr_t)mem & (_Alignof(kr_tracker) - 1)));
+    memset(t, 0, sizeof *t);
+    t->mem_off = (uint8_t)((uint8_t *)t - mem);
     t->kf = kf;
     if (cb)
         t->cb = *cb;
@@ -133,7 +140,7 @@ void kr_tracker_free(kr_tracker *t)
         free(t->d[i].buf);
         free(t->d[i].pt);
         if (t->d[i].cipher)
-            kr_cipher_free(t->d[i].cipher);
+            kr_cipher_clear(t->d[i].cipher);
         free(t->d[i].disp);
         free(t->req[i]);
         free(t->req_text[i]);
@@ -151,7 +158,7 @@ void kr_tracker_free(kr_tracker *t)
     free(t->early);
     free(t->vars);
     free(t->funcs);
-    free(t);
+    free((uint8_t *)t - t->mem_off);
 }
 
 void kr_tracker_open(kr_tracker *t, double ts)
@@ -170,7 +177,7 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
 {
     if (!t || t->finished || len == 0 || !data || (dir != KR_D2S && dir != KR_S2D))
         return;
-    if (krt_rsa_hold_data(t, dir, data, len, ts))
+    if (krt_rsa_holding(t) && krt_rsa_hold_data(t, dir, data, len, ts))
         return;
     krt_note_time(t, ts);
     kr_dirstate *ds = &t->d[dir];
@@ -187,10 +194,6 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
             krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key yet: the keyfile's session lines are tried "
                          "on the frames (a one-block frame cut at the start cannot tell)");
     }
-    if (!ds->any_data) {
-        ds->any_data = true;
-        ds->first_data_time = ts;
-    }
     ds->last_data_time = ts;
     ds->bytes += len;
     if (dir == KR_D2S)
@@ -204,7 +207,7 @@ void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len
 {
     if (!t || t->finished || (dir != KR_D2S && dir != KR_S2D) || len == 0)
         return;
-    if (krt_rsa_hold_dispute(t, dir, offset, len))
+    if (krt_rsa_holding(t) && krt_rsa_hold_dispute(t, dir, offset, len))
         return;
     kr_dirstate *ds = &t->d[dir];
     uint64_t end = offset + len < offset ? UINT64_MAX : offset + len;
@@ -271,7 +274,7 @@ void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts)
 {
     if (!t || t->finished || (by != KR_D2S && by != KR_S2D))
         return;
-    if (krt_rsa_hold_close(t, by, rst, ts))
+    if (krt_rsa_holding(t) && krt_rsa_hold_close(t, by, rst, ts))
         return;
     krt_note_time(t, ts);
     kr_dirstate *ds = &t->d[by];
@@ -280,7 +283,7 @@ void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts)
     if (!ds->closed) {
         ds->closed = true;
         ds->close_time = ts;
-        ds->close_order = ++t->closes;
+        ds->close_order = (uint8_t)++t->closes;
     }
     if (rst)
         ds->rst = true;
@@ -427,11 +430,11 @@ size_t kr_tracker_memory(const kr_tracker *t)
 {
     if (!t)
         return 0;
-    size_t n = sizeof *t + (t->info ? sizeof *t->info : 0) + (t->ota ? sizeof *t->ota : 0) +
+    size_t n = sizeof *t + KRT_SLACK + (t->info ? sizeof *t->info : 0) + (t->ota ? sizeof *t->ota : 0) +
                (t->pend ? 4 * sizeof *t->pend : 0) + (t->verdict ? sizeof *t->verdict + strlen(t->verdict->evidence) + 1 : 0) +
                krt_copies_memory(t);
     for (int i = 0; i < 2; i++) {
-        n += t->d[i].cap + t->d[i].pt_cap + kr_cipher_memory(t->d[i].cipher);
+        n += t->d[i].cap + t->d[i].pt_cap;   /* the cipher is in the tracker (sizeof) */
         n += (t->d[i].disp ? sizeof *t->d[i].disp : 0) + t->req_cap[i] * sizeof(kr_request);
         n += t->req_text[i] ? sizeof *t->req_text[i] + t->req_text[i]->cap : 0;
     }
@@ -477,8 +480,10 @@ kr_ota *krt_ota(kr_tracker *t)
  * the handshake holds none. NULL only when out of memory (the cipher calls take NULL). */
 kr_cipher *krt_cipher(kr_dirstate *ds)
 {
-    if (!ds->cipher)
-        ds->cipher = kr_cipher_new_pending();
+    if (!ds->cipher) {
+        kr_cipher_init_pending(&ds->cipher_store);
+        ds->cipher = &ds->cipher_store;
+    }
     return ds->cipher;
 }
 
@@ -506,8 +511,6 @@ void krt_release(kr_dirstate *ds, bool keep_buf)
         (dst)->final = (src)->final;                                            \
         (dst)->n_candidates = (src)->n_candidates;                              \
         memcpy((dst)->candidates, (src)->candidates, sizeof (dst)->candidates); \
-        (dst)->last_step = (src)->last_step;                                    \
-        (dst)->last_dir = (src)->last_dir;                                      \
         (dst)->time = (src)->time;                                              \
     } while (0)
 
@@ -518,6 +521,8 @@ void krt_verdict_get(const kr_tracker *t, kr_verdict *out)
     if (!s)
         return;
     COPY_VERDICT_HEAD(out, s);
+    out->last_step = t->verdict_step;
+    out->last_dir = (kr_dir)t->verdict_dir;
     size_t n = strnlen(s->evidence, sizeof out->evidence - 1);
     memcpy(out->evidence, s->evidence, n);   /* out is zeroed: the text ends there */
 }
@@ -530,6 +535,8 @@ bool krt_verdict_put(kr_tracker *t, const kr_verdict *v)
         return false;
     t->verdict = s;
     COPY_VERDICT_HEAD(s, v);
+    t->verdict_step = v->last_step;
+    t->verdict_dir = (uint8_t)v->last_dir;
     memcpy(s->evidence, v->evidence, len);
     s->evidence[len] = '\0';
     return true;
