@@ -164,12 +164,24 @@ static EVP_CIPHER_CTX *cipher_start(const kr_cipher *c, int mode, const uint8_t 
     return pad ? shared.ctx : NULL;
 }
 
-/* The PKCS#7 padding at the end of the len plaintext bytes at pt: its length (1 to 16), 0 when it is not valid. */
+/* The PKCS#7 padding at the end of the len plaintext bytes at pt: its length (1 to 16), 0 when it is not valid.
+ * On little-endian hosts the last 16 bytes are checked as two words (this runs for every frame). */
 static size_t pkcs7_pad(const uint8_t *pt, size_t len)
 {
     uint8_t pad = len ? pt[len - 1] : 0;
     if (pad == 0 || pad > 16 || pad > len)
         return 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (len >= 16) {
+        uint64_t lo, hi, want = 0x0101010101010101ull * pad;
+        memcpy(&lo, pt + len - 16, 8);
+        memcpy(&hi, pt + len - 8, 8);
+        /* the last pad bytes: the top min(pad, 8) bytes of hi, and the top pad - 8 bytes of lo */
+        uint64_t mhi = pad >= 8 ? ~0ull : ~0ull << (8 * (8 - pad));
+        uint64_t mlo = pad > 8 ? ~0ull << (8 * (16 - pad)) : 0;
+        return (((lo ^ want) & mlo) | ((hi ^ want) & mhi)) ? 0 : pad;
+    }
+#endif
     for (size_t i = len - pad; i < len; i++)
         if (pt[i] != pad)
             return 0;

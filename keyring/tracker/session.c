@@ -251,9 +251,9 @@ void krt_read_frame(kr_tracker *t, kr_dir dir, double ts, const char *again)
                  "differs" : "bytes of this frame were lost in a gap");
         kr_cipher_lose_sync(krt_cipher(ds));
     } else {
-        if (!kr_cipher_keyed(ds->cipher) && t->n_session_cands > 0)
+        if (!krt_keyed(ds) && t->n_session_cands > 0)
             try_session_candidates(t, dir, body, len, hello);
-        if (!kr_cipher_keyed(ds->cipher)) {
+        if (!krt_keyed(ds)) {
             kr_cipher_pass(krt_cipher(ds), body, len);
             s.frame_state = KR_FRAME_NOT_DECRYPTED;
             s.reason = KR_WHY_NO_SESSION_KEY;

@@ -113,6 +113,12 @@ typedef struct kr_vstore {   /* its last_step and last_dir are the tracker's ver
     char evidence[];
 } kr_vstore;
 
+/* Whether dir's cipher has the session key (kr_cipher_keyed, read where the cipher lies). */
+static inline bool krt_keyed(const kr_dirstate *ds)
+{
+    return ds->cipher && ds->cipher->keyed;
+}
+
 /* The text of a field kept as an allocated string: "" while it is not set. */
 static inline const char *krt_str(const char *s)
 {
