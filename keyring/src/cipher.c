@@ -203,7 +203,7 @@ static void xor8(uint8_t *out, const uint8_t *in, size_t n)
 /* CBC decryption of len bytes (whole blocks) through the key's ECB context, keyed once per key: every block at
  * once (EVP_Cipher, without the bookkeeping of EVP_DecryptUpdate), then each XOR the ciphertext block before
  * it (iv for the first). out must not be ct. */
-static bool key_decrypt(const kr_probe_key *k, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out);
+static bool key_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out);
 
 kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
                                 size_t *pt_skip)
@@ -229,7 +229,7 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
 
     int ok = 1;
     if (blen > 0 && c->own && pt != ct) {
-        ok = key_decrypt(c->own, iv, body, blen, pt);   /* the shared probe key's context */
+        ok = key_decrypt(c->own, iv, body, blen, pt);   /* the probe key's context, shared */
     } else if (blen > 0) {
         /* While this cipher keeps the thread's context, the context chains on from the last block it
          * decrypted; the frame's IV is another block, so the first plaintext block is corrected by
@@ -288,12 +288,12 @@ struct kr_probe_key {
 void kr_cipher_share(kr_cipher *c, const kr_probe_key *k)
 {
     if (c && k && c->keyed && CRYPTO_memcmp(c->key, k->key, 16) == 0)
-        c->own = k;
+        c->own = k->ctx;
 }
 
-static bool key_decrypt(const kr_probe_key *k, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out)
+static bool key_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out)
 {
-    if (EVP_Cipher(k->ctx, out, ct, (unsigned int)len) <= 0)
+    if (EVP_Cipher(ctx, out, ct, (unsigned int)len) <= 0)
         return false;
     /* eight bytes at a time: out[0..16) ^= iv, out[16..len) ^= ct[0..len-16) */
     xor8(out, iv, 16);
@@ -333,14 +333,14 @@ bool kr_cipher_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t fi
         return false;
     const uint8_t *iv = c->passed ? c->iv : first_iv;
     uint8_t last[16];
-    if (!key_decrypt(k, len >= 32 ? ct + len - 32 : iv, ct + len - 16, 16, last))
+    if (!key_decrypt(k->ctx, len >= 32 ? ct + len - 32 : iv, ct + len - 16, 16, last))
         return false;
     if (pkcs7_pad(last, 16) == 0)
         return false;
     if (c->in_sync) {
         if (len == 16)
             memcpy(first, last, 16);
-        else if (!key_decrypt(k, iv, ct, 16, first))
+        else if (!key_decrypt(k->ctx, iv, ct, 16, first))
             return false;
         *have_first = true;
     }

@@ -179,8 +179,10 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
         return;
     if (krt_rsa_holding(t) && krt_rsa_hold_data(t, dir, data, len, ts))
         return;
-    krt_note_time(t, ts);
     kr_dirstate *ds = &t->d[dir];
+    if (ds->cipher)
+        kr_cipher_prefetch(ds->cipher);   /* its context is read when the frame is decrypted, later */
+    krt_note_time(t, ts);
     if (!t->opened && !t->mid_session && !t->not_spark && t->d[0].bytes == 0 && t->d[1].bytes == 0) {
         /* no connection start seen: the handshake is not in the capture */
         t->mid_session = true;
