@@ -173,6 +173,19 @@ void kr_tracker_open(kr_tracker *t, double ts)
     t->d[0].started_at_zero = t->d[1].started_at_zero = true;
 }
 
+/* The lines a frame of dir reads (tracker_int.h), asked for at once: the processor fetches them together
+ * instead of one after another as the frame's code comes to each (about 1,000 connections alternate in a
+ * capture, so a connection's state is rarely in the nearest caches). */
+static void krt_prefetch(const kr_tracker *t, kr_dir dir)
+{
+    const char *p = (const char *)t, *d = (const char *)&t->d[dir], *o = (const char *)&t->d[!dir];
+    for (size_t at = 64; at < offsetof(kr_tracker, d); at += 64)
+        __builtin_prefetch(p + at);
+    __builtin_prefetch(d + 64);
+    __builtin_prefetch(d + 128);
+    __builtin_prefetch(o, 1);
+}
+
 void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len, double ts)
 {
     if (!t || t->finished || len == 0 || !data || (dir != KR_D2S && dir != KR_S2D))
@@ -180,6 +193,7 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
     if (krt_rsa_holding(t) && krt_rsa_hold_data(t, dir, data, len, ts))
         return;
     kr_dirstate *ds = &t->d[dir];
+    krt_prefetch(t, dir);
     if (ds->cipher)
         kr_cipher_prefetch(ds->cipher);   /* its context is read when the frame is decrypted, later */
     krt_note_time(t, ts);
