@@ -47,9 +47,9 @@ void krt_step_init(kr_tracker *t, kr_step *s, kr_step_kind kind, kr_dir dir, con
                       size_t len, uint64_t off, double first, double ts)
 {
     /* all but the note's bytes after its end: a step is begun for every PDU */
-    memset(s, 0, offsetof(kr_step, note));
+    krt_zero(s, offsetof(kr_step, note));
     s->note[0] = '\0';
-    memset(&s->reason, 0, sizeof *s - offsetof(kr_step, reason));
+    krt_zero(&s->reason, sizeof *s - offsetof(kr_step, reason));
     s->kind = kind;
     s->dir = dir;
     s->offset = off;

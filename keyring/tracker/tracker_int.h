@@ -113,6 +113,16 @@ typedef struct kr_vstore {   /* its last_step and last_dir are the tracker's ver
     char evidence[];
 } kr_vstore;
 
+/* Zeroes n bytes (a constant) in pieces of at most 64 bytes, which compilers store as vectors: a memset of a
+ * few hundred bytes is made `rep stos`, slow to start, and a step is begun for every frame. */
+static inline void krt_zero(void *p, size_t n)
+{
+    char *c = p;
+    for (; n > 64; c += 64, n -= 64)
+        memset(c, 0, 64);
+    memset(c, 0, n);
+}
+
 /* Whether dir's cipher has the session key (kr_cipher_keyed, read where the cipher lies). */
 static inline bool krt_keyed(const kr_dirstate *ds)
 {
