@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -301,6 +302,19 @@ static bool key_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t *iv, const uint8_t *c
     return true;
 }
 
+/* AES-128-ECB fetched from the provider once for the process (kept to its end): EVP_aes_128_ecb() has every
+ * probe key's set-up look it up again, about half of that set-up's cost (a keyfile may hold thousands). */
+static const EVP_CIPHER *aes_ecb_once(void)
+{
+    static EVP_CIPHER *fetched;
+    static gsize done = 0;
+    if (g_once_init_enter(&done)) {
+        fetched = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
+        g_once_init_leave(&done, 1);
+    }
+    return fetched ? fetched : EVP_aes_128_ecb();
+}
+
 kr_probe_key *kr_probe_key_new(const uint8_t key[16])
 {
     kr_probe_key *k = calloc(1, sizeof *k);
@@ -308,7 +322,7 @@ kr_probe_key *kr_probe_key_new(const uint8_t key[16])
         return NULL;
     memcpy(k->key, key, 16);
     k->ctx = EVP_CIPHER_CTX_new();
-    if (!k->ctx || !EVP_DecryptInit_ex(k->ctx, EVP_aes_128_ecb(), NULL, key, NULL) ||
+    if (!k->ctx || !EVP_DecryptInit_ex(k->ctx, aes_ecb_once(), NULL, key, NULL) ||
         !EVP_CIPHER_CTX_set_padding(k->ctx, 0)) {
         kr_probe_key_free(k);
         return NULL;
