@@ -179,8 +179,9 @@ void kr_tracker_open(kr_tracker *t, double ts)
 static void krt_prefetch(const kr_tracker *t, kr_dir dir)
 {
     const char *p = (const char *)t, *d = (const char *)&t->d[dir], *o = (const char *)&t->d[!dir];
-    for (size_t at = 64; at < offsetof(kr_tracker, d); at += 64)
+    for (size_t at = 0; at < offsetof(kr_tracker, d); at += 64)
         __builtin_prefetch(p + at);
+    __builtin_prefetch(d);
     __builtin_prefetch(d + 64);
     __builtin_prefetch(d + 128);
     __builtin_prefetch(o, 1);
@@ -188,12 +189,12 @@ static void krt_prefetch(const kr_tracker *t, kr_dir dir)
 
 void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len, double ts)
 {
-    if (!t || t->finished || len == 0 || !data || (dir != KR_D2S && dir != KR_S2D))
+    if (!t || len == 0 || !data || (dir != KR_D2S && dir != KR_S2D))
         return;
-    if (krt_rsa_holding(t) && krt_rsa_hold_data(t, dir, data, len, ts))
+    krt_prefetch(t, dir);   /* before the first of them is read */
+    if (t->finished || (krt_rsa_holding(t) && krt_rsa_hold_data(t, dir, data, len, ts)))
         return;
     kr_dirstate *ds = &t->d[dir];
-    krt_prefetch(t, dir);
     if (ds->cipher)
         kr_cipher_prefetch(ds->cipher);   /* its context is read when the frame is decrypted, later */
     krt_note_time(t, ts);
