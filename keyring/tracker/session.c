@@ -231,6 +231,7 @@ void krt_read_frame(kr_tracker *t, kr_dir dir, double ts, const char *again)
     const uint8_t *body = ds->buf + 2;
     kr_step s;
     bool hello = !ds->first_frame_done && t->sessionblock_seen && !t->mid_session;
+    kr_msg_prefetch(t, dir);
     krt_step_init(t, &s, hello ? KR_STEP_HELLO : KR_STEP_FRAME, dir, ds->buf, ds->have, ds->pdu_offset,
               ds->pdu_first_time, ts);
     if (hello)

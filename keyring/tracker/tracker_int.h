@@ -407,6 +407,9 @@ void krt_evaluate(kr_tracker *t, double ts);
 void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint64_t frame_offset,
                       const uint8_t *pt, size_t len, bool first_block_lost);
 void kr_msg_after(kr_tracker *t, const kr_message *m);
+/* msg_match.c: asks the processor for the request slots a message of dir may write (its next one) or read
+ * (the other side's last one, which an answer usually answers); a hint given before the frame is decrypted. */
+void kr_msg_prefetch(const kr_tracker *t, kr_dir dir);
 /* Whether pt is a whole CoAP message and which kind, without touching any tracker. */
 bool kr_msg_peek(const uint8_t *pt, size_t len, kr_msg_kind *kind);
 void kr_tracker_emit_finding(kr_tracker *t, kr_finding_code code, kr_dir dir, double ts, uint64_t off,
