@@ -263,8 +263,10 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
     return partial ? KR_DEC_PARTIAL : KR_DEC_OK;
 }
 
-kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const uint8_t first_iv[16],
-                              const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip)
+/* The next frame decrypted with key (through own, an ECB context keyed with it, when given) at c's place in the
+ * IV chain, c unchanged. */
+static kr_dec_result trial(const kr_cipher *c, const uint8_t key[16], void *own, const uint8_t first_iv[16],
+                           const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip)
 {
     *pt_len = 0;
     *pt_skip = 0;
@@ -276,15 +278,34 @@ kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const u
     memcpy(t.iv, c->passed ? c->iv : first_iv, 16);
     t.keyed = true;
     t.in_sync = c->in_sync;
+    t.own = own;
     kr_dec_result r = kr_cipher_decrypt(&t, ct, len, pt, pt_len, pt_skip);
     kr_cipher_clear(&t);
     return r;
+}
+
+kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const uint8_t first_iv[16],
+                              const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip)
+{
+    /* c's own context serves when the key is c's */
+    void *own = c && c->own && CRYPTO_memcmp(c->key, key, 16) == 0 ? c->own : NULL;
+    return trial(c, key, own, first_iv, ct, len, pt, pt_len, pt_skip);
 }
 
 struct kr_probe_key {
     EVP_CIPHER_CTX *ctx;   /* AES-128-ECB, decrypt, no padding: one block at a time */
     uint8_t key[16];
 };
+
+kr_dec_result kr_cipher_trial_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t first_iv[16],
+                                    const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip)
+{
+    if (!k) {
+        *pt_len = *pt_skip = 0;
+        return KR_DEC_BAD_LENGTH;
+    }
+    return trial(c, k->key, k->ctx, first_iv, ct, len, pt, pt_len, pt_skip);
+}
 
 void kr_cipher_share(kr_cipher *c, const kr_probe_key *k)
 {

@@ -73,10 +73,8 @@ static int line_fit(kr_tracker *t, kr_dir dir, size_t i, const uint8_t *body, si
     if (!e || !k || !kr_cipher_probe(krt_cipher(&t->d[dir]), k, e->session + 16, body, len, first, &have_first) ||
         (have_first && ((first[0] >> 6) != 1 || (first[0] & 0x0f) > 8)))
         return 0;
-    kr_session s;
-    kr_session_from_material(e->session, &s);
     size_t pl = 0, skip = 0;
-    kr_dec_result r = kr_cipher_trial(krt_cipher(&t->d[dir]), s.key, s.iv, body, len, pt, &pl, &skip);
+    kr_dec_result r = kr_cipher_trial_probe(krt_cipher(&t->d[dir]), k, e->session + 16, body, len, pt, &pl, &skip);
     if (r == KR_DEC_PARTIAL)
         return len >= 32 ? 1 : 0;
     kr_msg_kind kind = KR_MSG_UNKNOWN;

@@ -608,6 +608,11 @@ static void test_probe(void **state)
         assert_true(kr_cipher_probe(c, right, iv, frames[i] + 2, (size_t)flen[i] - 2, first, &have_first));
         assert_true(have_first);
         assert_memory_equal(first, msgs[i], strlen(msgs[i]) < 16 ? strlen(msgs[i]) : 16);
+        /* the trial through the probe key's context reads the whole message, the cipher unchanged */
+        assert_int_equal(kr_cipher_trial_probe(c, right, iv, frames[i] + 2, (size_t)flen[i] - 2, pt, &pl, &skip),
+                         KR_DEC_OK);
+        assert_int_equal(pl, strlen(msgs[i]));
+        assert_memory_equal(pt, msgs[i], pl);
         kr_cipher_pass(c, frames[i] + 2, (size_t)flen[i] - 2);
     }
     kr_cipher_free(c);
@@ -628,6 +633,11 @@ static void test_probe(void **state)
         bool quick = kr_cipher_probe(c, p, iv, frames[0] + 2, (size_t)flen[0] - 2, first, &have_first);
         kr_dec_result r = kr_cipher_trial(c, other, iv, frames[0] + 2, (size_t)flen[0] - 2, pt, &pl, &skip);
         assert_int_equal(quick, r == KR_DEC_OK);
+        uint8_t pt2[64];
+        size_t pl2, skip2;
+        assert_int_equal(kr_cipher_trial_probe(c, p, iv, frames[0] + 2, (size_t)flen[0] - 2, pt2, &pl2, &skip2), r);
+        assert_int_equal(pl2, pl);
+        assert_memory_equal(pt2, pt, pl);
         passed += quick;
         kr_probe_key_free(p);
     }
