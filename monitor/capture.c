@@ -578,7 +578,7 @@ typedef struct kept {
     u_char data[];
 } kept;
 
-void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data)
+void cm_capture_record_more(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data)
 {
     if (c->writing) {
         sink_write(&c->w, c->dlt, h, data, c->note->len ? c->note->str : NULL);

@@ -96,8 +96,13 @@ int cm_capture_open_dump(cm_capture *c, const char *path, char *err);
 void cm_capture_note(cm_capture *c, const char *text);
 /* Keeps up to max_bytes of packets in memory for cm_capture_save (0 keeps none). */
 void cm_capture_keep(cm_capture *c, size_t max_bytes);
-/* Copies one packet (of link type c->dlt) to the -w file and the ring. */
-void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data);
+/* Copies one packet (of link type c->dlt) to the -w file and the ring (when either is on). */
+void cm_capture_record_more(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data);
+static inline void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data)
+{
+    if (c->writing || c->ring_max)
+        cm_capture_record_more(c, h, data);
+}
 /* Writes the packets in the ring to path. Returns the count or -1 with err set. */
 long cm_capture_save(cm_capture *c, const char *path, char *err);
 /* Packets lost before cloudmon read them (live captures; 0 for files): dropped by the kernel or the

@@ -287,32 +287,6 @@ cm_observer cm_tally_observer(cm_tally *t)
     return ob;
 }
 
-void cm_fan_add(cm_fan *f, cm_observer o)
-{
-    if (f->n < CM_FAN_MAX)
-        f->obs[f->n++] = o;
-}
-
-#define FAN(name, ...)                                             \
-    do {                                                           \
-        cm_fan *f = ud;                                            \
-        for (int i = 0; i < f->n; i++)                             \
-            if (f->obs[i].name)                                    \
-                f->obs[i].name(f->obs[i].ud, __VA_ARGS__);         \
-    } while (0)
-
-static void fan_step(void *ud, const cm_conn *c, const kr_step *s) { FAN(step, c, s); }
-static void fan_message(void *ud, const cm_conn *c, const kr_message *m) { FAN(message, c, m); }
-static void fan_finding(void *ud, const cm_conn *c, const kr_finding *x) { FAN(finding, c, x); }
-static void fan_verdict(void *ud, const cm_conn *c, const kr_verdict *v) { FAN(verdict, c, v); }
-static void fan_end(void *ud, const cm_conn *c) { FAN(end, c); }
-
-cm_observer cm_fan_observer(cm_fan *f)
-{
-    cm_observer o = { fan_step, fan_message, fan_finding, fan_verdict, fan_end, f };
-    return o;
-}
-
 void cm_output_free(cm_output *o)
 {
     cm_json_free(&o->j);
