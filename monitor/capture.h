@@ -33,6 +33,8 @@ typedef struct cm_capture {
     FILE *file;              /* a file: the stream read underneath (its size and position show progress) */
     cm_pcapfile fast;        /* a plain pcap file: its records read in place until libpcap takes over */
     bool fast_on, fast_filter;
+    bool own_file;           /* file is read in place without libpcap (which would close it): closed here */
+    bool plain_end;          /* the in-place reader read every record to the end of the file */
     struct bpf_program fast_prog;  /* the user's filter, for the records read in place */
     char read_err[160];      /* why reading stopped, when neither reader can say */
     char *filter;            /* the BPF filter applied to pcapng packets in user space (NULL: none) */
