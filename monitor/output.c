@@ -5,14 +5,34 @@
 #include <string.h>
 #include <time.h>
 
+/* n as width digits at p (n < 10^width) */
+static void put_digits(char *p, long n, int width)
+{
+    for (int i = width - 1; i >= 0; i--, n /= 10)
+        p[i] = (char)('0' + n % 10);
+}
+
 char *cm_time_str(double t, char *out, size_t cap)
 {
     time_t s = (time_t)t;
-    struct tm tm;
-    gmtime_r(&s, &tm);
     long us = (long)((t - (double)s) * 1e6 + 0.5);
     if (us >= 1000000)
         us = 999999;
+    if (s >= 0 && us >= 0 && cap >= 16) {
+        /* the time of day of a UTC day, written out digit by digit: a line of output each */
+        long day = (long)(s % 86400);
+        put_digits(out, day / 3600, 2);
+        out[2] = ':';
+        put_digits(out + 3, day / 60 % 60, 2);
+        out[5] = ':';
+        put_digits(out + 6, day % 60, 2);
+        out[8] = '.';
+        put_digits(out + 9, us, 6);
+        out[15] = 0;
+        return out;
+    }
+    struct tm tm;
+    gmtime_r(&s, &tm);
     snprintf(out, cap, "%02d:%02d:%02d.%06ld", tm.tm_hour, tm.tm_min, tm.tm_sec, us);
     return out;
 }
