@@ -228,13 +228,14 @@ static kr_conn_table *table(cm_mon *m)
         o.max_waiting = m->max_ooo;
         o.idle = m->idle;
         m->tab = kr_conn_table_new(m->kf, &o, &conn_cb, m);
+        m->tab_st = kr_conn_table_stats(m->tab);
     }
     return m->tab;
 }
 
 static void sync_stats(cm_mon *m)
 {
-    const kr_conn_stats *s = kr_conn_table_stats(m->tab);
+    const kr_conn_stats *s = m->tab_st;
     m->st.conns = s->conns;
     m->st.evicted = s->evicted;
     m->st.expired = s->expired;
@@ -283,12 +284,14 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
     m->st.packets++;
     if (ts > m->now)
         m->now = ts;
-    switch (r) {
-    case CM_DEC_TCP: m->st.tcp++; break;
-    case CM_DEC_FRAGMENT: m->st.fragments++; return;
-    case CM_DEC_SHORT: m->st.short_pkts++; return;
-    default: m->st.other++; return;
+    if (r != CM_DEC_TCP) {
+        switch (r) {
+        case CM_DEC_FRAGMENT: m->st.fragments++; return;
+        case CM_DEC_SHORT: m->st.short_pkts++; return;
+        default: m->st.other++; return;
+        }
     }
+    m->st.tcp++;
     /* the layer judges the IP length itself (as for the plugin): what the header claims, unless the snap
      * length cut the frame, when the decoder knows how much was on the wire. The checksum is libkeyring's
      * (kr_tcp_checksum, as the plugin computes it too), the window scale option a SYN's. */

@@ -93,6 +93,7 @@ typedef struct cm_stats {
 typedef struct cm_mon {
     const kr_keyfile *kf;
     kr_conn_table *tab;      /* made at the first packet, from the settings below */
+    const kr_conn_stats *tab_st; /* its counts (kr_conn_table_stats), copied into st after each packet */
     GPtrArray *conns;        /* every kept connection (live and ended), oldest first */
     size_t max_conns, max_history, max_ooo;
     double idle;             /* seconds without a packet before a connection is ended */
