@@ -135,7 +135,8 @@ int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, u
             snprintf(err, CM_ERRLEN, "interface %s is down (bring it up: ip link set %s up)", iface, iface);
             break;
         default:
-            snprintf(err, CM_ERRLEN, "interface %s: cannot capture: %s", iface, why && *why ? why : cm_pcap.statustostr(rc));
+            snprintf(err, CM_ERRLEN, "interface %s: cannot capture: %s", iface,
+                     why && *why ? why : cm_pcap.statustostr(rc));
             break;
         }
         cm_pcap.close(c->p);
@@ -310,7 +311,8 @@ static bool open_plain(cm_capture *c)
     bool swapped = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
     uint32_t snap = cm_rd32(h + 16, swapped);
     int dlt = plain_dlt(cm_rd32(h + 20, swapped));
-    if (dlt < 0 || snap == 0 || snap > CM_SNAPLEN_MAX || !cm_pcapfile_open(&c->fast, fileno(c->file), 0, dlt, (int)snap))
+    if (dlt < 0 || snap == 0 || snap > CM_SNAPLEN_MAX ||
+        !cm_pcapfile_open(&c->fast, fileno(c->file), 0, dlt, (int)snap))
         return false;
     c->dlt = dlt;
     c->fast_on = true;
