@@ -3,17 +3,12 @@
  * so there are no tombstones): a slot holds the connection and the 32-bit hash of its ends, so a probe
  * reads only the slot array and looks into a connection only when the hashes match. The hash is the same
  * for both directions (the ends are put in one order first) and seeded per map with a random value, so
- * addresses and ports chosen on the wire cannot be picked in advance to land in one long probe. */
+ * addresses and ports chosen on the wire cannot be picked in advance to land in one long probe. The lookup
+ * and the IPv4 hash, which every packet runs, are inline in conn_int.h. */
 #include <string.h>
 #include "conn_int.h"
 
 #define MAP_MIN 64           /* slots at least (a power of two) */
-
-static inline uint64_t mix(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-    return h ^ (h >> 31);
-}
 
 static inline uint64_t word(const uint8_t *p)
 {
@@ -22,7 +17,7 @@ static inline uint64_t word(const uint8_t *p)
     return v;
 }
 
-uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y)
+uint32_t kr_map_hash6(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y)
 {
     uint64_t xa = word(x->ip), xb = word(x->ip + 8), ya = word(y->ip), yb = word(y->ip + 8);
     uint64_t xp = (uint64_t)x->family << 16 | x->port, yp = (uint64_t)y->family << 16 | y->port;
@@ -33,18 +28,12 @@ uint32_t kr_map_hash(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoi
         t = xb, xb = yb, yb = t;
         t = xp, xp = yp, yp = t;
     }
-    uint64_t h = mix(m->seed, xp << 32 | yp);
-    if (x->family == 4) {
-        /* the rest of an IPv4 address is 0, so folding a word's halves gives its 4 bytes in either byte order */
-        h = mix(h, ((xa ^ xa >> 32) & 0xffffffffu) << 32 | ((ya ^ ya >> 32) & 0xffffffffu));
-    } else {
-        h = mix(h, xa);
-        h = mix(h, xb);
-        h = mix(h, ya);
-        h = mix(h, yb);
-    }
-    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
-    return (uint32_t)(h ^ (h >> 32));
+    uint64_t h = kr_map_mix(m->seed, xp << 32 | yp);
+    h = kr_map_mix(h, xa);
+    h = kr_map_mix(h, xb);
+    h = kr_map_mix(h, ya);
+    h = kr_map_mix(h, yb);
+    return kr_map_finish(h);
 }
 
 static void place(kr_conn_map *m, kr_conn *c, uint32_t h)
@@ -80,17 +69,6 @@ void kr_map_free(kr_conn_map *m)
     g_free(m->slot);
     m->slot = NULL;
     m->n = 0;
-}
-
-kr_conn *kr_map_find(const kr_conn_map *m, const kr_endpoint *x, const kr_endpoint *y, uint32_t h)
-{
-    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
-        const kr_map_slot *s = &m->slot[i];
-        if (!s->c)
-            return NULL;
-        if (s->hash == h && kr_conn_has_ends(s->c, x, y))
-            return s->c;
-    }
 }
 
 void kr_map_insert(kr_conn_map *m, kr_conn *c, uint32_t h)

@@ -17,10 +17,18 @@ struct kr_seg {
 
 #define KR_SETTLE_WAIT 1.0   /* seconds the first segments of a stream joined late wait for their order */
 
-void kr_reasm_init(kr_reasm *r, size_t max_ooo_bytes)
+void kr_reasm_init(kr_reasm *r, kr_reasm_rare *rare, size_t max_ooo_bytes)
 {
     memset(r, 0, sizeof *r);
-    r->max_ooo_bytes = max_ooo_bytes;
+    memset(rare, 0, sizeof *rare);
+    r->rare = rare;
+    rare->max_ooo_bytes = (uint32_t)(max_ooo_bytes < KR_REASM_MAX_WAITING ? max_ooo_bytes : KR_REASM_MAX_WAITING);
+}
+
+/* More bytes wait than the limit allows. */
+static inline bool over_limit(const kr_reasm *r)
+{
+    return r->rare->ooo_bytes > r->rare->max_ooo_bytes;
 }
 
 void kr_reasm_free(kr_reasm *r)
@@ -32,12 +40,15 @@ void kr_reasm_free(kr_reasm *r)
         s = n;
     }
     r->ooo = NULL;
-    r->ooo_bytes = r->ooo_count = 0;
+    r->rare->ooo_bytes = 0;
 }
 
 size_t kr_reasm_memory(const kr_reasm *r)
 {
-    return r->ooo_bytes + r->ooo_count * sizeof(kr_seg);
+    size_t n = r->rare->ooo_bytes;
+    for (const kr_seg *s = r->ooo; s; s = s->next)
+        n += sizeof *s;
+    return n;
 }
 
 void kr_reasm_syn(kr_reasm *r, uint32_t isn)
@@ -45,7 +56,7 @@ void kr_reasm_syn(kr_reasm *r, uint32_t isn)
     if (r->saw_syn)
         return;                       /* a retransmitted SYN */
     r->saw_syn = true;
-    r->isn = isn;
+    r->rare->isn = isn;
     if (!r->started) {
         r->next_seq = isn + 1;
         r->started = true;
@@ -64,9 +75,9 @@ bool kr_reasm_snd_nxt(const kr_reasm *r, uint32_t *out)
     return true;
 }
 
-static void check_fin(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
+static inline void check_fin(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
 {
-    if (r->fin_seen && !r->fin_done && r->started && kr_seq_diff(r->next_seq, r->fin_seq) >= 0) {
+    if (r->fin_seen && !r->fin_done && r->started && kr_seq_diff(r->next_seq, r->rare->fin_seq) >= 0) {
         r->fin_done = true;
         if (ops->fin)
             ops->fin(ud, ts);
@@ -77,22 +88,25 @@ static void check_fin(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
  * when it does not check and that one did (a copy with a valid checksum beats one with a bad one). */
 static int copy_rank(const kr_reasm *r, uint32_t seq, uint32_t m, bool bad)
 {
-    bool first_bad = r->have_bad && kr_seq_diff(seq, r->bad_end) < 0 && kr_seq_diff(seq + m, r->bad_seq) > 0;
+    const kr_reasm_rare *x = r->rare;
+    bool first_bad = r->have_bad && kr_seq_diff(seq, x->bad_end) < 0 && kr_seq_diff(seq + m, x->bad_seq) > 0;
     return first_bad == bad ? 0 : bad ? -1 : 1;
 }
 
 static void note_bad(kr_reasm *r, uint32_t from, uint32_t n)
 {
-    if (!r->have_bad || r->bad_end != from)
-        r->bad_seq = from;
+    kr_reasm_rare *x = r->rare;
+    if (!r->have_bad || x->bad_end != from)
+        x->bad_seq = from;
     r->have_bad = true;
-    r->bad_end = from + n;
+    x->bad_end = from + n;
 }
 
 /* Hands on in-order bytes of [seq, seq+len), skipping what was already handed on (later copies of those go
  * to ops->copy). */
-static void take(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, bool bad, double ts,
-                 bool from_packet, const kr_reasm_ops *ops, void *ud)
+static inline __attribute__((always_inline)) void take(kr_reasm *r, uint32_t seq, const uint8_t *data,
+                                                       uint32_t len, bool bad, double ts, bool from_packet,
+                                                       const kr_reasm_ops *ops, void *ud)
 {
     int32_t d = kr_seq_diff(r->next_seq, seq);
     if (d < 0)
@@ -107,34 +121,39 @@ static void take(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, b
     }
     r->retransmitted += (uint32_t)d;
     uint32_t n = len - (uint32_t)d;
-    if (r->fin_seen && kr_seq_diff(r->fin_seq, r->next_seq) >= 0 && kr_seq_diff(r->next_seq + n, r->fin_seq) > 0)
-        n = (uint32_t)kr_seq_diff(r->fin_seq, r->next_seq);   /* nothing after the FIN */
+    if (r->fin_seen && kr_seq_diff(r->rare->fin_seq, r->next_seq) >= 0 &&
+        kr_seq_diff(r->next_seq + n, r->rare->fin_seq) > 0)
+        n = (uint32_t)kr_seq_diff(r->rare->fin_seq, r->next_seq);   /* nothing after the FIN */
     if (n == 0)
         return;
     if (bad)
         note_bad(r, r->next_seq, n);
     r->next_seq += n;
-    r->delivered += n;
+    r->any_delivered = true;
     if (ops->deliver)
         ops->deliver(ud, data + d, n, ts, from_packet);
 }
 
-static void drain(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
+static void drain_waiting(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
 {
     while (r->ooo && kr_seq_diff(r->ooo->seq, r->next_seq) <= 0) {
         kr_seg *s = r->ooo;
         r->ooo = s->next;
-        r->ooo_bytes -= s->len;
-        r->ooo_count--;
+        r->rare->ooo_bytes -= s->len;
         take(r, s->seq, s->data, s->len, s->bad, s->ts, false, ops, ud);
         free(s);
     }
 }
 
+/* Hands on the waiting segments the next byte has reached. */
+static inline void drain(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
+{
+    if (r->ooo)
+        drain_waiting(r, ops, ud);
+}
+
 static void give_up(kr_reasm *r, uint32_t missing, double ts, const kr_reasm_ops *ops, void *ud)
 {
-    r->gaps++;
-    r->gap_bytes += missing;
     r->next_seq += missing;
     if (ops->gap)
         ops->gap(ud, missing, ts);
@@ -169,8 +188,7 @@ static void store(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, 
     memcpy(s->data, data, len);
     s->next = *pp;
     *pp = s;
-    r->ooo_bytes += len;
-    r->ooo_count++;
+    r->rare->ooo_bytes += len;
 }
 
 /* Bytes beyond everything seen so far in this direction. */
@@ -192,20 +210,20 @@ static uint32_t note_extent(kr_reasm *r, uint32_t seq, uint32_t wire_len)
 uint32_t kr_reasm_segment(kr_reasm *r, uint32_t seq, const uint8_t *data, size_t len, size_t wire_len, bool fin,
                           bool bad, double ts, const kr_reasm_ops *ops, void *ud)
 {
-    r->segments++;
+    r->any_segment = true;
     if (wire_len < len)
         wire_len = len;
     uint32_t fresh = note_extent(r, seq, (uint32_t)wire_len);
     if (fin && !r->fin_seen) {
         r->fin_seen = true;
-        r->fin_seq = seq + (uint32_t)wire_len;
+        r->rare->fin_seq = seq + (uint32_t)wire_len;
     }
     if (!r->started) {
         /* joined without a SYN: the first segments may be out of order, so they wait until the other side
          * acknowledges up to the lowest one (or a second has passed), and the stream starts there */
         if (len > 0)
             store(r, seq, data, (uint32_t)len, bad, ts);
-        if (fin || r->ooo_bytes > r->max_ooo_bytes) {
+        if (fin || over_limit(r)) {
             if (!r->ooo) {
                 r->next_seq = seq + (uint32_t)wire_len;
                 r->started = true;
@@ -220,7 +238,7 @@ uint32_t kr_reasm_segment(kr_reasm *r, uint32_t seq, const uint8_t *data, size_t
             drain(r, ops, ud);
         } else {
             store(r, seq, data, (uint32_t)len, bad, ts);
-            while (r->ooo_bytes > r->max_ooo_bytes && r->ooo)
+            while (over_limit(r) && r->ooo)
                 skip_hole(r, ts, ops, ud);
         }
     }
@@ -244,7 +262,7 @@ void kr_reasm_settle(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
         r->next_seq = r->ooo->seq;
         r->started = true;
         drain(r, ops, ud);
-        while (r->ooo_bytes > r->max_ooo_bytes && r->ooo)
+        while (over_limit(r) && r->ooo)
             skip_hole(r, ts, ops, ud);
     }
     check_fin(r, ts, ops, ud);
@@ -271,7 +289,7 @@ void kr_reasm_flush(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
     kr_reasm_settle(r, ts, ops, ud);
     while (r->ooo)
         skip_hole(r, ts, ops, ud);
-    if (r->fin_seen && !r->fin_done && r->started && kr_seq_diff(r->fin_seq, r->next_seq) > 0)
-        give_up(r, (uint32_t)kr_seq_diff(r->fin_seq, r->next_seq), ts, ops, ud);
+    if (r->fin_seen && !r->fin_done && r->started && kr_seq_diff(r->rare->fin_seq, r->next_seq) > 0)
+        give_up(r, (uint32_t)kr_seq_diff(r->rare->fin_seq, r->next_seq), ts, ops, ud);
     check_fin(r, ts, ops, ud);
 }

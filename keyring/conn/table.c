@@ -129,7 +129,7 @@ static void conn_free(kr_conn *c)
     g_free(c->pre);
     if (c->tr)
         kr_tracker_free(c->tr);
-    g_free(c);
+    free(c);
 }
 
 static void conn_remove(kr_conn_table *t, kr_conn *c, double ts, const char *reason)
@@ -223,21 +223,27 @@ void kr_conn_due_at_least(kr_conn_table *t, const kr_conn *c)
         t->next_due = d;
 }
 
+/* A connection's allocation: whole cache lines */
+#define CONN_BYTES ((sizeof(kr_conn) + KR_CONN_ALIGN - 1) / KR_CONN_ALIGN * KR_CONN_ALIGN)
+
 static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, uint32_t hash, bool src_is_dev)
 {
     if (!make_room(t, p->time))
         return NULL;
-    kr_conn *c = g_new0(kr_conn, 1);
+    kr_conn *c = aligned_alloc(KR_CONN_ALIGN, CONN_BYTES);
+    if (!c)
+        g_error("out of memory for a connection");
+    memset(c, 0, sizeof *c);
     c->tab = t;
     c->dev = src_is_dev ? p->src : p->dst;
     c->cloud = src_is_dev ? p->dst : p->src;
     c->first = c->last = p->time;
     kr_conn_due_at_least(t, c);
     c->state = KR_CS_UNDECIDED;
-    c->wscale[0] = c->wscale[1] = -2;        /* not known until the SYNs are read */
-    c->in_packet = true;                     /* made for the packet being handled */
+    c->wscale[0] = c->wscale[1] = c->scale = -2;   /* not known until the SYNs are read */
+    t->cur = c;                              /* made for the packet being handled */
     for (int d = 0; d < 2; d++)
-        kr_reasm_init(&c->rs[d], t->o.max_waiting);
+        kr_reasm_init(&c->rs[d], &c->rare[d], t->o.max_waiting);
     kr_map_insert(&t->map, c, hash);
     t->live++;
     return c;
@@ -277,11 +283,12 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
     t->st.packets++;
     maybe_expire(t, p->time);
     uint32_t hash = kr_map_hash(&t->map, &p->src, &p->dst);
-    kr_conn *c = kr_map_find(&t->map, &p->src, &p->dst, hash);
+    kr_dir dir = KR_D2S;
+    kr_conn *c = kr_map_find(&t->map, &p->src, &p->dst, hash, &dir);
     bool new_syn = (p->flags & KR_TCP_SYN) && !(p->flags & KR_TCP_ACK);
     if (c && new_syn && c->state != KR_CS_ENDED &&
-        (c->rs[0].delivered || c->rs[1].delivered || c->rs[0].ooo || c->rs[1].ooo ||
-         (c->rs[KR_D2S].saw_syn && c->rs[KR_D2S].isn != p->seq))) {
+        (c->rs[0].any_delivered || c->rs[1].any_delivered || c->rs[0].ooo || c->rs[1].ooo ||
+         (c->rs[KR_D2S].saw_syn && c->rare[KR_D2S].isn != p->seq))) {
         /* a new SYN on ports that carried a connection: a new one reuses them, the old one is over */
         conn_remove(t, c, p->time, "its ports were reused by a new connection");
         c = NULL;
@@ -295,18 +302,24 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
         conn_free(c);
         c = NULL;
     }
-    if (!c && !(c = start(t, p, hash)))
-        return NULL;
-    c->in_packet = true;
-    kr_conn_handle(c, p);
-    c->in_packet = false;
+    if (!c) {
+        if (!(c = start(t, p, hash))) {
+            t->cur = NULL;
+            return NULL;
+        }
+        dir = kr_conn_dir(c, p);
+    }
+    t->cur = c;
+    kr_conn_handle(c, p, dir);
+    t->cur = NULL;
     return c->state == KR_CS_FOLLOWED || (c->state == KR_CS_ENDED && c->id) ? c : NULL;
 }
 
 kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *cloud)
 {
     uint32_t hash = kr_map_hash(&t->map, &p->src, &p->dst);
-    kr_conn *c = kr_map_find(&t->map, &p->src, &p->dst, hash);
+    kr_dir dir;
+    kr_conn *c = kr_map_find(&t->map, &p->src, &p->dst, hash, &dir);
     if (c && (c->state == KR_CS_ENDED || c->state == KR_CS_FOLLOWED))
         return c->id ? c : NULL;             /* followed already: its sides stay as they are */
     if (!c) {
@@ -322,9 +335,9 @@ kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *
         c->dev = c->cloud;
         c->cloud = d;
     }
-    c->in_packet = true;
+    t->cur = c;
     kr_conn_follow(c, p->time);
-    c->in_packet = false;
+    t->cur = NULL;
     return c;
 }
 
@@ -412,7 +425,7 @@ unsigned kr_conn_id(const kr_conn *c) { return c->id; }
 const kr_endpoint *kr_conn_device(const kr_conn *c) { return &c->dev; }
 const kr_endpoint *kr_conn_cloud(const kr_conn *c) { return &c->cloud; }
 bool kr_conn_saw_syn(const kr_conn *c) { return c->saw_syn; }
-bool kr_conn_in_packet(const kr_conn *c) { return c->in_packet; }
+bool kr_conn_in_packet(const kr_conn *c) { return c->tab->cur == c; }
 kr_tracker *kr_conn_tracker(const kr_conn *c) { return c->tr; }
 void kr_conn_set_user(kr_conn *c, void *user) { c->user = user; }
 void *kr_conn_user(const kr_conn *c) { return c->user; }
@@ -428,7 +441,7 @@ size_t kr_conn_table_memory(const kr_conn_table *t)
 {
     size_t n = sizeof *t + kr_map_memory(&t->map), pos = 0;
     for (const kr_conn *c; (c = kr_map_next(&t->map, &pos));) {
-        n += sizeof *c + kr_reasm_memory(&c->rs[0]) + kr_reasm_memory(&c->rs[1]);
+        n += CONN_BYTES + kr_reasm_memory(&c->rs[0]) + kr_reasm_memory(&c->rs[1]);
         if (c->tr)
             n += kr_tracker_memory(c->tr);
     }

@@ -21,6 +21,8 @@ static const char *side(kr_dir d)
 
 void kr_conn_event(kr_conn *c, kr_tcp_kind kind, kr_dir dir, double ts, uint64_t n, const char *fmt, ...)
 {
+    if (c->state != KR_CS_FOLLOWED || !c->tab->cb.tcp)
+        return;                              /* no one to tell */
     kr_tcp_event e;
     memset(&e, 0, sizeof e);
     e.kind = kind;
@@ -31,13 +33,13 @@ void kr_conn_event(kr_conn *c, kr_tcp_kind kind, kr_dir dir, double ts, uint64_t
     va_start(ap, fmt);
     vsnprintf(e.text, sizeof e.text, fmt, ap);
     va_end(ap);
-    if (c->state == KR_CS_FOLLOWED && c->tab->cb.tcp)
-        c->tab->cb.tcp(c->tab->ud, c, &e);
+    c->tab->cb.tcp(c->tab->ud, c, &e);
 }
 
 /* ---- bytes to the tracker (or to the heuristic while undecided) ---- */
 
-static void to_tracker(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, double ts, bool from_packet)
+static inline __attribute__((always_inline)) void to_tracker(kr_conn *c, kr_dir dir, const uint8_t *data,
+                                                             size_t len, double ts, bool from_packet)
 {
     if (c->tab->cb.data)
         c->tab->cb.data(c->tab->ud, c, dir, c->stream_pos[dir], data, len, from_packet);
@@ -153,26 +155,6 @@ const kr_reasm_ops kr_conn_rs_ops[2] = {
 
 /* ---- SYN, RST ---- */
 
-static void on_syn(kr_conn *c, const kr_packet *p, kr_dir dir)
-{
-    bool ack = (p->flags & KR_TCP_ACK) != 0;
-    if ((dir == KR_D2S) == ack)
-        return;                              /* a SYN from the cloud or a SYN-ACK from the device: not ours */
-    if (!c->rs[dir].saw_syn) {
-        bool opens = !ack && !c->saw_syn && !c->rs[0].segments && !c->rs[1].segments;
-        if (ack)
-            c->saw_synack = true;
-        else
-            c->saw_syn = true;
-        if (opens && c->state == KR_CS_FOLLOWED)
-            kr_tracker_open(c->tr, p->time);
-        c->wscale[dir] = p->options_known ? (p->wscale < 0 ? -1 : p->wscale > 14 ? 14 : p->wscale) : -2;
-        kr_conn_event(c, ack ? KR_TCP_EV_SYNACK : KR_TCP_EV_SYN, dir, p->time, 0,
-                      ack ? "the cloud accepts" : "the device connects");
-    }
-    kr_reasm_syn(&c->rs[dir], p->seq);
-}
-
 /* Window scaling is in force when both SYNs were read with their options and both carry the option
  * (RFC 7323); -1: not in force, -2: not known (a SYN missing, or read without its options). */
 static int scale_state(const kr_conn *c)
@@ -182,10 +164,31 @@ static int scale_state(const kr_conn *c)
     return c->wscale[0] >= 0 && c->wscale[1] >= 0 ? 0 : -1;
 }
 
+static void on_syn(kr_conn *c, const kr_packet *p, kr_dir dir)
+{
+    bool ack = (p->flags & KR_TCP_ACK) != 0;
+    if ((dir == KR_D2S) == ack)
+        return;                              /* a SYN from the cloud or a SYN-ACK from the device: not ours */
+    if (!c->rs[dir].saw_syn) {
+        bool opens = !ack && !c->saw_syn && !c->rs[0].any_segment && !c->rs[1].any_segment;
+        if (ack)
+            c->saw_synack = true;
+        else
+            c->saw_syn = true;
+        if (opens && c->state == KR_CS_FOLLOWED)
+            kr_tracker_open(c->tr, p->time);
+        c->wscale[dir] = p->options_known ? (p->wscale < 0 ? -1 : p->wscale > 14 ? 14 : p->wscale) : -2;
+        c->scale = (int8_t)scale_state(c);
+        kr_conn_event(c, ack ? KR_TCP_EV_SYNACK : KR_TCP_EV_SYN, dir, p->time, 0,
+                      ack ? "the cloud accepts" : "the device connects");
+    }
+    kr_reasm_syn(&c->rs[dir], p->seq);
+}
+
 /* The window a segment of dir advertises, in bytes (a SYN's window is never scaled). */
 static uint32_t advertised(const kr_conn *c, const kr_packet *p, kr_dir dir)
 {
-    if (!(p->flags & KR_TCP_SYN) && scale_state(c) == 0)
+    if (!(p->flags & KR_TCP_SYN) && c->scale == 0)
         return (uint32_t)p->window << c->wscale[dir];
     return p->window;
 }
@@ -203,9 +206,9 @@ static bool rcv_nxt(const kr_conn *c, kr_dir dir, uint32_t *out)
 /* The device's SYN answered by an RST before any SYN-ACK or byte. */
 static bool refused(kr_conn *c, const kr_packet *p, kr_dir dir)
 {
-    if (dir != KR_S2D || !c->saw_syn || c->saw_synack || c->rs[0].segments || c->rs[1].segments)
+    if (dir != KR_S2D || !c->saw_syn || c->saw_synack || c->rs[0].any_segment || c->rs[1].any_segment)
         return false;
-    if ((p->flags & KR_TCP_ACK) && p->ack != c->rs[KR_D2S].isn + 1) {
+    if ((p->flags & KR_TCP_ACK) && p->ack != c->rare[KR_D2S].isn + 1) {
         kr_conn_event(c, KR_TCP_EV_RST_IGNORED, dir, p->time, 0,
                       "RST that does not acknowledge the SYN: ignored");
         c->tab->st.rst_ignored++;
@@ -227,7 +230,7 @@ static void on_rst(kr_conn *c, const kr_packet *p, kr_dir dir)
         int32_t off = kr_seq_diff(p->seq, nxt);
         /* with both SYNs' options read, the receiver's window as scaled; else at least 64 KiB, as the
          * scale is not known */
-        uint32_t wnd = scale_state(c) != -2 ? c->window[dir] : c->window[dir] > 65535 ? c->window[dir] : 65535;
+        uint32_t wnd = c->scale != -2 ? c->window[dir] : c->window[dir] > 65535 ? c->window[dir] : 65535;
         if (off < 0 || (off > 0 && (uint32_t)off >= wnd)) {
             kr_conn_event(c, KR_TCP_EV_RST_IGNORED, dir, p->time, 0,
                           "RST from the %s %lld bytes from the next expected byte, outside the window of %u: ignored",
@@ -277,10 +280,8 @@ static void settle_peer(kr_conn *c, const kr_packet *p, kr_dir dir)
         kr_reasm_ack(o, p->ack, p->time, &kr_conn_rs_ops[!dir], c);
 }
 
-void kr_conn_handle(kr_conn *c, const kr_packet *p)
+void kr_conn_handle(kr_conn *c, const kr_packet *p, kr_dir dir)
 {
-    kr_dir dir = kr_conn_dir(c, p);
-    c->packets++;
     if (p->time > c->last)
         c->last = p->time;
     if (p->checksum == KR_CSUM_BAD)
@@ -301,14 +302,14 @@ void kr_conn_handle(kr_conn *c, const kr_packet *p)
     uint32_t seq = p->seq + ((p->flags & KR_TCP_SYN) ? 1u : 0u);
     size_t cap = p->captured_len < wire ? p->captured_len : wire;
     uint32_t fresh = 0;
-    uint64_t seen = c->rs[dir].retransmitted;
+    uint32_t seen = c->rs[dir].retransmitted;
     if (wire > 0 || (p->flags & KR_TCP_FIN))
         fresh = kr_reasm_segment(&c->rs[dir], seq, p->payload, cap, wire, (p->flags & KR_TCP_FIN) != 0,
                                  p->checksum == KR_CSUM_BAD, p->time, &kr_conn_rs_ops[dir], c);
-    if (c->rs[dir].retransmitted > seen)
-        kr_conn_event(c, KR_TCP_EV_RETRANSMITTED, dir, p->time, c->rs[dir].retransmitted - seen,
-                      "%llu bytes seen before: not handed on again",
-                      (unsigned long long)(c->rs[dir].retransmitted - seen));
+    uint32_t again = c->rs[dir].retransmitted - seen;
+    if (again)
+        kr_conn_event(c, KR_TCP_EV_RETRANSMITTED, dir, p->time, again, "%lu bytes seen before: not handed on again",
+                      (unsigned long)again);
     if (fresh > 0 && c->rst_pending && p->time >= c->rst_time)
         rst_survived(c, dir, p->time);
     for (int d = 0; d < 2 && c->state != KR_CS_ENDED; d++)

@@ -39,7 +39,9 @@ static inline uint16_t swap16(uint32_t v)
 
 /* The 16-bit one's complement sum (RFC 1071) of len bytes added to acc, eight bytes at a time in the host's
  * byte order, in two running sums so that the additions overlap: the sum of byte-swapped words is the
- * byte-swapped sum, and 2^16 is 1 modulo 0xffff, so a 64-bit word adds as its four halves do. */
+ * byte-swapped sum, and 2^16 is 1 modulo 0xffff, so a 64-bit word adds as its four halves do. The last
+ * bytes of a run of eight or more are read as the end of its last eight bytes, shifted so that the bytes
+ * already summed drop out and the first of the rest keeps its place in its 16-bit half. */
 static inline uint64_t sum_bytes(uint64_t acc, const uint8_t *p, size_t len)
 {
     uint64_t acc2 = 0;
@@ -53,7 +55,15 @@ static inline uint64_t sum_bytes(uint64_t acc, const uint8_t *p, size_t len)
         acc = add1c(acc, load64(p + i));
         i += 8;
     }
-    if (i + 4 <= len) {
+    size_t rest = len - i;   /* fewer than 8, at an even offset */
+    if (rest == 0)
+        return acc;
+    if (len >= 8) {
+        uint64_t w = load64(p + len - 8);
+        unsigned drop = (unsigned)(8 - rest) * 8;
+        return add1c(acc, HOST_SWAPPED ? w >> drop : w << drop);
+    }
+    if (rest >= 4) {
         uint32_t w;
         memcpy(&w, p + i, 4);
         acc = add1c(acc, w);
@@ -88,11 +98,21 @@ kr_checksum kr_tcp_checksum(const kr_endpoint *src, const kr_endpoint *dst, cons
     if (!src || !dst || !seg || len < 20 || len > 0xffffffu || src->family != dst->family ||
         (src->family != 4 && src->family != 6))
         return KR_CSUM_UNKNOWN;
-    size_t alen = src->family == 4 ? 4 : 16;
     /* the pseudo-header: both addresses, the length and the protocol (TCP), summed in the host's order */
-    uint64_t pseudo = sum_bytes(sum_bytes(0, src->ip, alen), dst->ip, alen);
-    pseudo = add1c(pseudo, (uint64_t)swap16((uint32_t)(len >> 16)) + swap16((uint32_t)(len & 0xffff)) + swap16(6));
-    if (fold16(sum_bytes(pseudo, seg, len)) == 0xffff)
+    uint64_t pseudo = (uint64_t)swap16((uint32_t)(len >> 16)) + swap16((uint32_t)(len & 0xffff)) + swap16(6);
+    if (src->family == 4) {
+        uint32_t s, d;
+        memcpy(&s, src->ip, 4);
+        memcpy(&d, dst->ip, 4);
+        pseudo += (uint64_t)s + d;           /* three sums of at most 32 bits: no carry out */
+    } else {
+        pseudo = add1c(add1c(pseudo, load64(src->ip)), load64(src->ip + 8));
+        pseudo = add1c(add1c(pseudo, load64(dst->ip)), load64(dst->ip + 8));
+    }
+    /* the sum folds to 0xffff exactly when it is a multiple of 0xffff other than 0 (2^16 is 1 modulo 0xffff,
+     * and folding never gives 0 for a sum that is not 0) */
+    uint64_t sum = sum_bytes(pseudo, seg, len);
+    if (sum % 0xffff == 0 && sum != 0)
         return KR_CSUM_GOOD;
     /* what checksum offload leaves in a packet captured on its way out: 0, or the bare pseudo-header sum */
     unsigned field = (unsigned)seg[16] << 8 | seg[17];
@@ -134,6 +154,13 @@ static uint32_t rd32(const uint8_t *p)
     return (uint32_t)rd16(p) << 16 | rd16(p + 2);
 }
 
+/* A SYN's options, read apart so that the fixed fields need no saved registers */
+static __attribute__((noinline)) bool syn_options(const uint8_t *h, size_t hl, kr_tcp_hdr *out)
+{
+    out->wscale = (int8_t)kr_tcp_wscale(h, hl);
+    return true;
+}
+
 bool kr_tcp_header(const uint8_t *h, size_t avail, size_t wire, kr_tcp_hdr *out)
 {
     if (!h || avail < 20)
@@ -147,7 +174,9 @@ bool kr_tcp_header(const uint8_t *h, size_t avail, size_t wire, kr_tcp_hdr *out)
     out->ack = rd32(h + 8);
     out->flags = h[13];
     out->window = rd16(h + 14);
-    out->wscale = (out->flags & KR_TCP_SYN) && avail >= hl ? (int8_t)kr_tcp_wscale(h, hl) : -1;
     out->len = hl;
+    out->wscale = -1;
+    if ((out->flags & KR_TCP_SYN) && avail >= hl)
+        return syn_options(h, hl, out);
     return true;
 }

@@ -65,8 +65,9 @@ static void test_in_order(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 999);
     seg(&s, &r, 1000, 0, 10, false);
     seg(&s, &r, 1000, 10, 30, true);
@@ -80,8 +81,9 @@ static void test_retransmission_and_overlap(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 99);
     seg(&s, &r, 100, 0, 10, false);
     seg(&s, &r, 100, 0, 10, false);     /* exact copy */
@@ -99,8 +101,9 @@ static void test_out_of_order(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 0xfffffff0u);      /* the sequence numbers wrap inside the stream */
     uint32_t base = 0xfffffff1u;
     seg(&s, &r, base, 20, 30, false);
@@ -110,7 +113,7 @@ static void test_out_of_order(void **st)
     seg(&s, &r, base, 0, 10, false);
     assert_int_equal(r.n, 30);
     assert_memory_equal(r.out, text, 30);
-    assert_int_equal(s.ooo_count, 0);
+    assert_null(s.ooo);
     assert_int_equal(kr_reasm_memory(&s), 0);
     kr_reasm_free(&s);
 }
@@ -119,8 +122,9 @@ static void test_one_byte_segments_reversed(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 4096);
+    kr_reasm_init(&s, &sr, 4096);
     kr_reasm_syn(&s, 0);
     for (size_t i = 40; i > 0; i--)
         seg(&s, &r, 1, i - 1, i, false);
@@ -133,8 +137,9 @@ static void test_gap_at_buffer_limit(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 16);              /* at most 16 bytes wait */
+    kr_reasm_init(&s, &sr, 16);              /* at most 16 bytes wait */
     kr_reasm_syn(&s, 0);
     seg(&s, &r, 1, 0, 5, false);
     seg(&s, &r, 1, 10, 20, false);      /* 5..10 missing: waits (10 bytes) */
@@ -149,12 +154,36 @@ static void test_gap_at_buffer_limit(void **st)
     kr_reasm_free(&s);
 }
 
+/* A limit on waiting bytes beyond what a direction can hold (4 GiB, or more) is taken as 1 GiB, never cut
+ * to a smaller number: the segments ahead of a hole still wait */
+static void test_huge_waiting_limit(void **st)
+{
+    (void)st;
+    const size_t limits[] = { (size_t)1 << 32, ((size_t)1 << 32) + 8, SIZE_MAX };
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        kr_reasm s;
+        kr_reasm_rare sr;
+        rec r = { 0 };
+        kr_reasm_init(&s, &sr, limits[k]);
+        assert_int_equal(sr.max_ooo_bytes, KR_REASM_MAX_WAITING);
+        kr_reasm_syn(&s, 0);
+        seg(&s, &r, 1, 10, 20, false);  /* ahead of a hole: waits */
+        assert_int_equal(r.gaps, 0);
+        assert_int_equal(r.n, 0);
+        seg(&s, &r, 1, 0, 10, false);   /* the hole filled: all of it, in order */
+        assert_int_equal(r.n, 20);
+        assert_memory_equal(r.out, text, 20);
+        kr_reasm_free(&s);
+    }
+}
+
 static void test_gap_at_end_and_fin(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 0);
     seg(&s, &r, 1, 0, 5, false);
     seg(&s, &r, 1, 8, 12, true);        /* FIN after a hole */
@@ -168,8 +197,9 @@ static void test_fin_hole_only(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 0);
     seg(&s, &r, 1, 0, 5, false);
     /* a bare FIN at 9: bytes 5..9 never seen */
@@ -183,8 +213,9 @@ static void test_ack_gives_up_hole(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 0);
     seg(&s, &r, 1, 0, 5, false);
     seg(&s, &r, 1, 9, 12, false);
@@ -199,8 +230,9 @@ static void test_joined_late(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     seg(&s, &r, 5000, 10, 20, false);   /* no SYN: the segments wait for the other side */
     seg(&s, &r, 5000, 20, 25, false);
     assert_int_equal(r.n, 0);
@@ -217,8 +249,9 @@ static void test_joined_late_out_of_order(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     seg(&s, &r, 7000, 8, 16, false);    /* the later segment is seen first */
     seg(&s, &r, 7000, 0, 8, false);
     kr_reasm_flush(&s, 2.0, &ops, &r);  /* the end settles it too */
@@ -231,8 +264,9 @@ static void test_joined_late_settles_in_time(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     for (size_t i = 0; i < 8; i++)
         seg(&s, &r, 100, i * 2, i * 2 + 2, false);
     assert_int_equal(r.n, 0);
@@ -248,8 +282,9 @@ static void test_snaplen_cut(void **st)
 {
     (void)st;
     kr_reasm s;
+    kr_reasm_rare sr;
     rec r = { 0 };
-    kr_reasm_init(&s, 1024);
+    kr_reasm_init(&s, &sr, 1024);
     kr_reasm_syn(&s, 0);
     kr_reasm_segment(&s, 1, text, 4, 10, false, false, 1.0, &ops, &r);   /* 10 on the wire, 4 captured */
     seg(&s, &r, 1, 10, 14, false);
@@ -430,6 +465,54 @@ static void handshake_opts(kr_conn_table *t, uint16_t port, double t0, bool know
 static void handshake(kr_conn_table *t, uint16_t port, double t0)
 {
     handshake_opts(t, port, t0, false, -1, -1);
+}
+
+/* kr_conn_in_packet: true in the callbacks of the connection whose packet is handled, false in those of one
+ * that packet made the table end (eviction), and after the packet */
+typedef struct inpkt_log {
+    char text[256];
+} inpkt_log;
+
+static void ip_open(void *ud, kr_conn *c)
+{
+    inpkt_log *l = ud;
+    size_t n = strlen(l->text);
+    snprintf(l->text + n, sizeof l->text - n, "open%u:%d ", kr_conn_id(c), kr_conn_in_packet(c));
+}
+
+static void ip_end(void *ud, kr_conn *c, const char *reason)
+{
+    (void)reason;
+    inpkt_log *l = ud;
+    size_t n = strlen(l->text);
+    snprintf(l->text + n, sizeof l->text - n, "end%u:%d ", kr_conn_id(c), kr_conn_in_packet(c));
+}
+
+static void test_in_packet(void **st)
+{
+    (void)st;
+    static const kr_conn_callbacks ipcb = { .open = ip_open, .end = ip_end };
+    inpkt_log l = { { 0 } };
+    kr_keyfile *kf = kr_keyfile_new_empty();
+    kr_conn_options o;
+    kr_conn_options_default(&o);
+    o.max_conns = 1;
+    kr_conn_table *t = kr_conn_table_new(kf, &o, &ipcb, &l);
+    kr_packet a = pk(true, DEV_PORT, ISN_D, 0, KR_TCP_SYN, NULL, 0, 1.0);
+    kr_conn *ca = kr_conn_packet(t, &a);
+    assert_non_null(ca);
+    assert_false(kr_conn_in_packet(ca));              /* the packet is handled */
+    kr_packet b = pk(true, DEV_PORT + 1, ISN_D, 0, KR_TCP_SYN, NULL, 0, 2.0);
+    kr_conn *cb = kr_conn_packet(t, &b);              /* the full table ends the first: not its packet */
+    assert_non_null(cb);
+    assert_false(kr_conn_in_packet(cb));
+    kr_packet fd = pk(true, DEV_PORT + 1, ISN_D + 1, 0, KR_TCP_FIN | KR_TCP_ACK, NULL, 0, 3.0);
+    kr_packet fs = pk(false, DEV_PORT + 1, ISN_S + 1, ISN_D + 2, KR_TCP_FIN | KR_TCP_ACK, NULL, 0, 3.1);
+    kr_conn_packet(t, &fd);
+    kr_conn_packet(t, &fs);                           /* both sides closed: it ends in its own packet */
+    assert_string_equal(l.text, "open1:1 end1:0 open2:1 end2:1 ");
+    kr_conn_table_free(t);
+    kr_keyfile_free(kf);
 }
 
 static void test_isn_plus_one_and_out_of_order(void **st)
@@ -1501,6 +1584,7 @@ static void map_hostile(bool v6)
     known.seed = 0x0123456789abcdefull;
     other.seed = 0xfedcba9876543210ull;
     kr_conn *c[N], *twin[N];               /* a connection is in one map: its twin goes in the other */
+    kr_dir dir;
     uint32_t target = 0, n = 0;
     for (int k = 0; k < N; n++) {
         kr_conn *x = map_conn(n, v6);
@@ -1523,9 +1607,12 @@ static void map_hostile(bool v6)
     for (int k = 0; k < N; k++) {
         const kr_endpoint *d = &c[k]->dev, *s = &c[k]->cloud;
         assert_int_equal(kr_map_hash(&other, d, s), kr_map_hash(&other, s, d));
-        assert_ptr_equal(kr_map_find(&known, s, d, kr_map_hash(&known, s, d)), c[k]);
-        assert_ptr_equal(kr_map_find(&other, d, s, kr_map_hash(&other, d, s)), twin[k]);
-        assert_ptr_equal(kr_map_find(&other, s, d, kr_map_hash(&other, s, d)), twin[k]);
+        assert_ptr_equal(kr_map_find(&known, s, d, kr_map_hash(&known, s, d), &dir), c[k]);
+        assert_int_equal(dir, KR_S2D);                /* the cloud's end first: sent by the cloud */
+        assert_ptr_equal(kr_map_find(&other, d, s, kr_map_hash(&other, d, s), &dir), twin[k]);
+        assert_int_equal(dir, KR_D2S);
+        assert_ptr_equal(kr_map_find(&other, s, d, kr_map_hash(&other, s, d), &dir), twin[k]);
+        assert_int_equal(dir, KR_S2D);
     }
     for (int k = 0; k < N; k += 2) {
         kr_map_remove(&known, c[k]);
@@ -1533,8 +1620,8 @@ static void map_hostile(bool v6)
     }
     for (int k = 0; k < N; k++) {
         const kr_endpoint *d = &c[k]->dev, *s = &c[k]->cloud;
-        assert_ptr_equal(kr_map_find(&known, s, d, kr_map_hash(&known, s, d)), k % 2 ? c[k] : NULL);
-        assert_ptr_equal(kr_map_find(&other, d, s, kr_map_hash(&other, d, s)), k % 2 ? twin[k] : NULL);
+        assert_ptr_equal(kr_map_find(&known, s, d, kr_map_hash(&known, s, d), &dir), k % 2 ? c[k] : NULL);
+        assert_ptr_equal(kr_map_find(&other, d, s, kr_map_hash(&other, d, s), &dir), k % 2 ? twin[k] : NULL);
     }
     assert_int_equal(known.n, N / 2);
     assert_int_equal(other.n, N / 2);
@@ -1561,6 +1648,7 @@ int main(void)
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_one_byte_segments_reversed),
         cmocka_unit_test(test_gap_at_buffer_limit),
+        cmocka_unit_test(test_huge_waiting_limit),
         cmocka_unit_test(test_gap_at_end_and_fin),
         cmocka_unit_test(test_fin_hole_only),
         cmocka_unit_test(test_ack_gives_up_hole),
@@ -1568,6 +1656,7 @@ int main(void)
         cmocka_unit_test(test_joined_late_out_of_order),
         cmocka_unit_test(test_joined_late_settles_in_time),
         cmocka_unit_test(test_snaplen_cut),
+        cmocka_unit_test(test_in_packet),
         cmocka_unit_test(test_isn_plus_one_and_out_of_order),
         cmocka_unit_test(test_lost_first_segment_is_a_gap_from_isn),
         cmocka_unit_test(test_overlap_with_other_bytes),

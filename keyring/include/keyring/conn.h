@@ -130,7 +130,7 @@ typedef struct kr_conn_options {
     bool heuristic;          /* follow other ports whose first cloud bytes look like a nonce */
     bool strict;             /* the nonce must look random (kr_conn_nonce_like); false: any 40 bytes */
     size_t max_conns;        /* 0: unbounded */
-    size_t max_waiting;      /* bytes waiting out of order per direction (default 256 KiB) */
+    size_t max_waiting;      /* bytes waiting out of order per direction (default 256 KiB, at most 1 GiB) */
     double hole_wait;        /* seconds a hole waits for a retransmission (default 5) */
     double idle;             /* kr_conn_expire: seconds without a packet (default 600) */
 } kr_conn_options;
