@@ -49,7 +49,6 @@ typedef struct cm_app {
     cm_tally tally;          /* when the screen runs */
     cm_export exp;
     bool exporting;
-    cm_fan fan;              /* the observers of the operator's outputs */
     cm_devices devs;
     cm_metrics met;
     bool metrics_on, reporting;

@@ -7,6 +7,7 @@
  * once a next chunk is linked and the first is read to its end, gives the first back: kept as the one spare
  * chunk, or unmapped. Every chunk mapped, the spare included, counts against the bound. */
 #include "capthread.h"
+#include "pcaplib.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -149,14 +150,14 @@ static void read_stats(cm_capthread *t, bool now)
         return;
     t->last_stats = ts;
     struct pcap_stat ps;
-    if (pcap_stats(t->p, &ps) == 0)
+    if (cm_pcap.stats(t->p, &ps) == 0)
         atomic_store_explicit(&t->kernel_drops, (uint64_t)ps.ps_drop + ps.ps_ifdrop, memory_order_relaxed);
 }
 
 /* A bounded batch from the kernel's ring into the queue; the reader is woken when it got packets. */
 static int take_batch(cm_capthread *t)
 {
-    int n = pcap_dispatch(t->p, BATCH, on_packet, (u_char *)t);
+    int n = cm_pcap.dispatch(t->p, BATCH, on_packet, (u_char *)t);
     if (t->queued) {
         t->queued = false;
         wake(t->wake_fd);
@@ -170,7 +171,7 @@ static int take_batch(cm_capthread *t)
 #define STOP_RING 0.5
 static void drain_ring(cm_capthread *t)
 {
-    struct pollfd pf = { pcap_get_selectable_fd(t->p), POLLIN, 0 };
+    struct pollfd pf = { cm_pcap.get_selectable_fd(t->p), POLLIN, 0 };
     struct timespec start, ts;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -184,12 +185,12 @@ static void drain_ring(cm_capthread *t)
 static void *run(void *arg)
 {
     cm_capthread *t = arg;
-    struct pollfd pf[2] = { { pcap_get_selectable_fd(t->p), POLLIN, 0 }, { t->stop_fd, POLLIN, 0 } };
+    struct pollfd pf[2] = { { cm_pcap.get_selectable_fd(t->p), POLLIN, 0 }, { t->stop_fd, POLLIN, 0 } };
     while (!atomic_load_explicit(&t->stop, memory_order_relaxed)) {
         /* a bounded batch: the reader is woken and a stop is seen at least every BATCH packets */
         int n = take_batch(t);
         if (n < 0 && n != PCAP_ERROR_BREAK) {
-            snprintf(t->err, sizeof t->err, "%s", pcap_geterr(t->p));
+            snprintf(t->err, sizeof t->err, "%s", cm_pcap.geterr(t->p));
             atomic_store_explicit(&t->state, FAILED, memory_order_release);
             wake(t->wake_fd);
             break;
@@ -210,6 +211,8 @@ static void *run(void *arg)
 
 cm_capthread *cm_capthread_start(pcap_t *p, size_t max_bytes, char *err, size_t errcap)
 {
+    if (!cm_pcap_load(err, errcap))      /* loaded already when p was opened through capture.c */
+        return NULL;
     cm_capthread *t = calloc(1, sizeof *t);
     if (!t) {
         snprintf(err, errcap, "the capture queue: out of memory (--queue-mb 0 captures without it)");

@@ -2,6 +2,7 @@
 #include "capture.h"
 #include "decode.h"
 #include "outfile.h"
+#include "pcaplib.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -23,9 +24,16 @@
 #define LIVE_TIMEOUT 50
 #define LIVE_BUFFER (64 << 20)
 
+/* libpcap for its names of link types only: NULL when it cannot be loaded */
+static const char *dlt_name(int dlt)
+{
+    char e[256];
+    return cm_pcap_load(e, sizeof e) ? cm_pcap.datalink_val_to_name(dlt) : NULL;
+}
+
 const char *cm_dlt_name(int dlt)
 {
-    const char *n = pcap_datalink_val_to_name(dlt);
+    const char *n = dlt_name(dlt);
     return n ? n : "unknown";
 }
 
@@ -44,16 +52,16 @@ static int set_filter(cm_capture *c, const char *filter, bpf_u_int32 netmask, ch
     struct bpf_program prog;
     if (!filter || !*filter)
         return 0;
-    if (pcap_compile(c->p, &prog, filter, 1, netmask) < 0) {
+    if (cm_pcap.compile(c->p, &prog, filter, 1, netmask) < 0) {
         snprintf(err, CM_ERRLEN, "filter '%s' is not valid: %s (write it in pcap-filter(7) syntax, e.g. -f 'tcp port 5683')",
-                 filter, pcap_geterr(c->p));
+                 filter, cm_pcap.geterr(c->p));
         return -1;
     }
-    int rc = pcap_setfilter(c->p, &prog);
-    pcap_freecode(&prog);
+    int rc = cm_pcap.setfilter(c->p, &prog);
+    cm_pcap.freecode(&prog);
     if (rc < 0) {
         snprintf(err, CM_ERRLEN, "filter '%s' could not be installed on %s: %s", filter, c->name,
-                 pcap_geterr(c->p));
+                 cm_pcap.geterr(c->p));
         return -1;
     }
     return 0;
@@ -64,8 +72,8 @@ static int check_link(cm_capture *c, char *err)
     if (!cm_linktype_supported(c->dlt)) {
         /* name the type by its number as well: libpcap has no name for some (USER0..USER15 among them) */
         char what[160];
-        const char *n = pcap_datalink_val_to_name(c->dlt);
-        const char *d = pcap_datalink_val_to_description(c->dlt);
+        const char *n = dlt_name(c->dlt);
+        const char *d = n ? cm_pcap.datalink_val_to_description(c->dlt) : NULL;
         if (c->dlt >= 147 && c->dlt <= 162)
             snprintf(what, sizeof what, "DLT %d (USER%d, a private type whose contents cloudmon cannot know)",
                      c->dlt, c->dlt - 147);
@@ -94,19 +102,24 @@ int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, u
     g_queue_init(&c->ring);
     c->live = true;
     g_strlcpy(c->name, iface, sizeof c->name);
-    c->p = pcap_create(iface, eb);
+    char le[256];
+    if (!cm_pcap_load(le, sizeof le)) {
+        snprintf(err, CM_ERRLEN, "interface %s: %s", iface, le);
+        return -1;
+    }
+    c->p = cm_pcap.create(iface, eb);
     if (!c->p) {
         snprintf(err, CM_ERRLEN, "interface %s: cannot open: %s", iface, eb);
         return -1;
     }
-    pcap_set_snaplen(c->p, lo->snaplen > 0 ? lo->snaplen : CM_SNAPLEN_DEFAULT);
-    pcap_set_promisc(c->p, lo->promisc);
-    pcap_set_timeout(c->p, LIVE_TIMEOUT);
-    pcap_set_immediate_mode(c->p, lo->immediate);
-    pcap_set_buffer_size(c->p, LIVE_BUFFER);
-    int rc = pcap_activate(c->p);
+    cm_pcap.set_snaplen(c->p, lo->snaplen > 0 ? lo->snaplen : CM_SNAPLEN_DEFAULT);
+    cm_pcap.set_promisc(c->p, lo->promisc);
+    cm_pcap.set_timeout(c->p, LIVE_TIMEOUT);
+    cm_pcap.set_immediate_mode(c->p, lo->immediate);
+    cm_pcap.set_buffer_size(c->p, LIVE_BUFFER);
+    int rc = cm_pcap.activate(c->p);
     if (rc < 0) {
-        const char *why = pcap_geterr(c->p);
+        const char *why = cm_pcap.geterr(c->p);
         switch (rc) {
         case PCAP_ERROR_NO_SUCH_DEVICE:
             snprintf(err, CM_ERRLEN, "interface %s: no such interface (list them with 'ip link' or 'tcpdump -D')",
@@ -122,23 +135,24 @@ int cm_capture_open_live(cm_capture *c, const char *iface, const char *filter, u
             snprintf(err, CM_ERRLEN, "interface %s is down (bring it up: ip link set %s up)", iface, iface);
             break;
         default:
-            snprintf(err, CM_ERRLEN, "interface %s: cannot capture: %s", iface, why && *why ? why : pcap_statustostr(rc));
+            snprintf(err, CM_ERRLEN, "interface %s: cannot capture: %s", iface,
+                     why && *why ? why : cm_pcap.statustostr(rc));
             break;
         }
-        pcap_close(c->p);
+        cm_pcap.close(c->p);
         c->p = NULL;
         return -1;
     }
-    c->dlt = pcap_datalink(c->p);
+    c->dlt = cm_pcap.datalink(c->p);
     if (check_link(c, err) < 0)
         return -1;
     /* reads never block: the main loops wait in poll() and keep an eye on the clock and signals */
-    if (pcap_setnonblock(c->p, 1, eb) < 0) {
+    if (cm_pcap.setnonblock(c->p, 1, eb) < 0) {
         snprintf(err, CM_ERRLEN, "interface %s: cannot read without blocking: %s", iface, eb);
         return -1;
     }
     bpf_u_int32 net = 0, mask = PCAP_NETMASK_UNKNOWN;
-    if (pcap_lookupnet(iface, &net, &mask, eb) < 0)
+    if (cm_pcap.lookupnet(iface, &net, &mask, eb) < 0)
         mask = PCAP_NETMASK_UNKNOWN;
     char def[256];
     if (!filter)
@@ -250,18 +264,77 @@ static int open_pcapng(cm_capture *c, FILE *s, const char *filter, char *err)
         return -1;
     if (filter && *filter) {
         c->filter = g_strdup(filter);
-        pcap_t *dead = pcap_open_dead(c->dlt, CM_SNAPLEN_MAX);
+        char le[256];
+        if (!cm_pcap_load(le, sizeof le)) {
+            snprintf(err, CM_ERRLEN, "filter '%s': %s", filter, le);
+            return -1;
+        }
+        pcap_t *dead = cm_pcap.open_dead(c->dlt, CM_SNAPLEN_MAX);
         struct bpf_program prog;
-        int rc = dead ? pcap_compile(dead, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) : -1;
+        int rc = dead ? cm_pcap.compile(dead, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) : -1;
         if (rc < 0)
             snprintf(err, CM_ERRLEN, "filter '%s' is not valid: %s (write it in pcap-filter(7) syntax, e.g. -f 'tcp port 5683')",
-                     filter, dead ? pcap_geterr(dead) : "out of memory");
+                     filter, dead ? cm_pcap.geterr(dead) : "out of memory");
         else
-            pcap_freecode(&prog);
+            cm_pcap.freecode(&prog);
         if (dead)
-            pcap_close(dead);
+            cm_pcap.close(dead);
         return rc < 0 ? -1 : 0;
     }
+    return 0;
+}
+
+/* The link types of a plain pcap file's header that cloudmon reads, as libpcap names them (DLT_ values;
+ * LINKTYPE_RAW is DLT_RAW); -1 for any other value (FCS bits included): libpcap reads those. */
+static int plain_dlt(uint32_t linktype)
+{
+    switch (linktype) {
+    case 0: return DLT_NULL;
+    case 1: return DLT_EN10MB;
+    case 101: return DLT_RAW;
+    case 108: return DLT_LOOP;
+    case 113: return DLT_LINUX_SLL;
+    case 228: case 229: case 276: return (int)linktype;
+    default: return -1;
+    }
+}
+
+/* A regular pcap file the in-place reader takes whole (pcap 2.4, a link type above, a snapshot length
+ * libpcap keeps as it is) is read without libpcap, which is loaded only if a record needs it. */
+static bool open_plain(cm_capture *c)
+{
+    uint8_t h[24];
+    if (pread(fileno(c->file), h, sizeof h, 0) != (ssize_t)sizeof h)
+        return false;
+    uint32_t magic;
+    memcpy(&magic, h, 4);
+    bool swapped = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
+    uint32_t snap = cm_rd32(h + 16, swapped);
+    int dlt = plain_dlt(cm_rd32(h + 20, swapped));
+    if (dlt < 0 || snap == 0 || snap > CM_SNAPLEN_MAX ||
+        !cm_pcapfile_open(&c->fast, fileno(c->file), 0, dlt, (int)snap))
+        return false;
+    c->dlt = dlt;
+    c->fast_on = true;
+    c->own_file = c->file != stdin;
+    return true;
+}
+
+/* The in-place reader of a file libpcap has not opened stopped at a record it does not take: libpcap
+ * opens the file now and reads on from there. */
+static int open_late(cm_capture *c)
+{
+    char eb[PCAP_ERRBUF_SIZE] = "", le[256];
+    if (!cm_pcap_load(le, sizeof le)) {
+        snprintf(c->read_err, sizeof c->read_err, "%.150s", le);
+        return -1;
+    }
+    if (fseeko(c->file, 0, SEEK_SET) != 0 ||
+        !(c->p = cm_pcap.fopen_offline_with_tstamp_precision(c->file, PCAP_TSTAMP_PRECISION_MICRO, eb))) {
+        snprintf(c->read_err, sizeof c->read_err, "%.150s", eb[0] ? eb : strerror(errno));
+        return -1;
+    }
+    c->own_file = false;         /* pcap_close closes it */
     return 0;
 }
 
@@ -279,13 +352,22 @@ int cm_capture_open_file(cm_capture *c, const char *path, const char *filter, ch
     }
     if (magic == CM_PCAPNG_MAGIC)
         return open_pcapng(c, s, filter, err);
-    c->p = pcap_fopen_offline_with_tstamp_precision(s, PCAP_TSTAMP_PRECISION_MICRO, eb);
+    if (s == c->file && !(filter && *filter) && open_plain(c))
+        return 0;
+    char le[256];
+    if (!cm_pcap_load(le, sizeof le)) {
+        if (s != stdin)
+            fclose(s);
+        snprintf(err, CM_ERRLEN, "%s: %s", c->name, le);
+        return -1;
+    }
+    c->p = cm_pcap.fopen_offline_with_tstamp_precision(s, PCAP_TSTAMP_PRECISION_MICRO, eb);
     if (!c->p) {
         fclose(s);
         open_error(c, eb, err);
         return -1;
     }
-    c->dlt = pcap_datalink(c->p);
+    c->dlt = cm_pcap.datalink(c->p);
     if (check_link(c, err) < 0 || set_filter(c, filter, PCAP_NETMASK_UNKNOWN, err) < 0)
         return -1;
     if (s == c->file)
@@ -297,10 +379,10 @@ int cm_capture_open_file(cm_capture *c, const char *path, const char *filter, ch
  * from there. The user's filter is applied as libpcap applies it. */
 static void start_fast(cm_capture *c, const char *filter)
 {
-    if (!cm_pcapfile_open(&c->fast, fileno(c->file), 0, c->dlt, pcap_snapshot(c->p)))
+    if (!cm_pcapfile_open(&c->fast, fileno(c->file), 0, c->dlt, cm_pcap.snapshot(c->p)))
         return;
     if (filter && *filter) {
-        if (pcap_compile(c->p, &c->fast_prog, filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+        if (cm_pcap.compile(c->p, &c->fast_prog, filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
             cm_pcapfile_close(&c->fast);
             return;
         }
@@ -316,7 +398,7 @@ static void stop_fast(cm_capture *c)
     c->fast_on = false;
     cm_pcapfile_close(&c->fast);
     if (c->fast_filter)
-        pcap_freecode(&c->fast_prog);
+        cm_pcap.freecode(&c->fast_prog);
     c->fast_filter = false;
 }
 
@@ -326,9 +408,18 @@ static int fast_next(cm_capture *c, struct pcap_pkthdr **h, const u_char **data)
 {
     off_t resume;
     while (cm_pcapfile_next(&c->fast, h, data, &resume) == 1)
-        if (!c->fast_filter || pcap_offline_filter(&c->fast_prog, *h, *data))
+        if (!c->fast_filter || cm_pcap.offline_filter(&c->fast_prog, *h, *data))
             return 1;
     stop_fast(c);
+    if (!c->p) {
+        struct stat st;
+        if (fstat(fileno(c->file), &st) == 0 && resume == st.st_size) {
+            c->plain_end = true;   /* every record read: the end, as libpcap would find it */
+            return PCAP_ERROR_BREAK;
+        }
+        if (open_late(c) < 0)
+            return -1;
+    }
     if (fseeko(c->file, resume, SEEK_SET) != 0) {
         snprintf(c->read_err, sizeof c->read_err, "cannot seek to offset %lld: %s", (long long)resume,
                  strerror(errno));
@@ -354,16 +445,16 @@ static bool ng_filter_pass(cm_capture *c, const struct pcap_pkthdr *h, const u_c
         if (i == (int)(sizeof c->progs / sizeof c->progs[0]))
             return false;
         c->progs[i].dlt = c->dlt;
-        pcap_t *dead = pcap_open_dead(c->dlt, CM_SNAPLEN_MAX);
-        c->progs[i].ok = dead && pcap_compile(dead, &c->progs[i].prog, c->filter, 1, PCAP_NETMASK_UNKNOWN) == 0;
+        pcap_t *dead = cm_pcap.open_dead(c->dlt, CM_SNAPLEN_MAX);
+        c->progs[i].ok = dead && cm_pcap.compile(dead, &c->progs[i].prog, c->filter, 1, PCAP_NETMASK_UNKNOWN) == 0;
         if (!c->progs[i].ok)
             snprintf(c->warn, sizeof c->warn, "%s: the filter cannot be applied to link type %s; its packets "
                      "are skipped", c->name, cm_dlt_name(c->dlt));
         if (dead)
-            pcap_close(dead);
+            cm_pcap.close(dead);
         c->n_progs++;
     }
-    return c->progs[i].ok && pcap_offline_filter(&c->progs[i].prog, h, data);
+    return c->progs[i].ok && cm_pcap.offline_filter(&c->progs[i].prog, h, data);
 }
 
 /* New interfaces of a link type cloudmon cannot read: said once each. */
@@ -388,7 +479,7 @@ int cm_capture_poll_fd(cm_capture *c)
 {
     if (c->thr)
         return cm_capthread_fd(c->thr);
-    return c->live ? pcap_get_selectable_fd(c->p) : -1;
+    return c->live ? cm_pcap.get_selectable_fd(c->p) : -1;
 }
 
 void cm_capture_stop(cm_capture *c)
@@ -407,8 +498,10 @@ int cm_capture_next_more(cm_capture *c, struct pcap_pkthdr **h, const u_char **d
     }
     if (c->read_err[0])
         return -1;
+    if (c->plain_end)
+        return PCAP_ERROR_BREAK;
     if (!c->ng)
-        return pcap_next_ex(c->p, h, data);
+        return cm_pcap.next_ex(c->p, h, data);
     for (;;) {
         unsigned ifidx;
         int rc = cm_pcapng_next(c->ng, &c->ng_hdr, data, &ifidx);
@@ -429,14 +522,16 @@ const char *cm_capture_error(cm_capture *c)
         return cm_capthread_error(c->thr);
     if (c->read_err[0])
         return c->read_err;
-    return c->ng ? c->ng->err : pcap_geterr(c->p);
+    return c->ng ? c->ng->err : c->p ? cm_pcap.geterr(c->p) : "read error";
 }
 
 int cm_capture_list(FILE *out, char *err)
 {
     char eb[PCAP_ERRBUF_SIZE] = "";
     pcap_if_t *all = NULL;
-    if (pcap_findalldevs(&all, eb) < 0) {
+    if (!cm_pcap_load(err, CM_ERRLEN))
+        return -1;
+    if (cm_pcap.findalldevs(&all, eb) < 0) {
         snprintf(err, CM_ERRLEN, "cannot list the interfaces: %s", eb);
         return -1;
     }
@@ -450,7 +545,7 @@ int cm_capture_list(FILE *out, char *err)
     }
     if (!i)
         fprintf(out, "no interface to capture on (capturing needs root or the capabilities cap_net_raw,cap_net_admin)\n");
-    pcap_freealldevs(all);
+    cm_pcap.freealldevs(all);
     return 0;
 }
 
@@ -498,8 +593,8 @@ static bool sink_start(cm_sink *w, int dlt)
     if (w->pd || !w->f)
         return w->pd != NULL;
     w->dlt = dlt;
-    w->dead = pcap_open_dead_with_tstamp_precision(dlt, CM_SNAPLEN_MAX, PCAP_TSTAMP_PRECISION_MICRO);
-    w->pd = w->dead ? pcap_dump_fopen(w->dead, w->f) : NULL;
+    w->dead = cm_pcap.open_dead_with_tstamp_precision(dlt, CM_SNAPLEN_MAX, PCAP_TSTAMP_PRECISION_MICRO);
+    w->pd = w->dead ? cm_pcap.dump_fopen(w->dead, w->f) : NULL;
     if (!w->pd)
         fclose(w->f);
     w->f = NULL;                     /* the dumper owns it */
@@ -518,7 +613,7 @@ static void sink_write(cm_sink *w, int dlt, const struct pcap_pkthdr *h, const u
         w->other_link++;
         return;
     }
-    pcap_dump((u_char *)w->pd, h, data);
+    cm_pcap.dump((u_char *)w->pd, h, data);
 }
 
 /* Returns -1 with err set when the file is not complete. */
@@ -532,11 +627,11 @@ static int sink_close(cm_sink *w, const char *what, int dlt, char *err)
         rc = -1;
     }
     if (w->pd) {
-        rc |= pcap_dump_flush(w->pd);
-        pcap_dump_close(w->pd);
+        rc |= cm_pcap.dump_flush(w->pd);
+        cm_pcap.dump_close(w->pd);
     }
     if (w->dead)
-        pcap_close(w->dead);
+        cm_pcap.close(w->dead);
     if (rc < 0)
         snprintf(err, CM_ERRLEN, "%s: the capture file could not be written whole (disk full?)", what);
     else if (w->other_link)
@@ -549,6 +644,11 @@ static int sink_close(cm_sink *w, const char *what, int dlt, char *err)
 
 int cm_capture_open_dump(cm_capture *c, const char *path, char *err)
 {
+    char le[256];
+    if (!cm_pcap_load(le, sizeof le)) {
+        snprintf(err, CM_ERRLEN, "-w %s: %s", path, le);
+        return -1;
+    }
     if (sink_open(&c->w, path, "-w", -1, err) < 0)
         return -1;
     c->writing = true;
@@ -578,13 +678,13 @@ typedef struct kept {
     u_char data[];
 } kept;
 
-void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data)
+void cm_capture_record_more(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data)
 {
     if (c->writing) {
         sink_write(&c->w, c->dlt, h, data, c->note->len ? c->note->str : NULL);
         g_string_truncate(c->note, 0);
         if (c->live && c->w.pd)
-            pcap_dump_flush(c->w.pd);
+            cm_pcap.dump_flush(c->w.pd);
         else if (c->live && c->w.pcapng)
             fflush(c->w.ng.f);
     }
@@ -609,6 +709,11 @@ void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char 
 long cm_capture_save(cm_capture *c, const char *path, char *err)
 {
     cm_sink w;
+    char le[256];
+    if (!cm_pcap_load(le, sizeof le)) {
+        snprintf(err, CM_ERRLEN, "save %s: %s", path, le);
+        return -1;
+    }
     if (sink_open(&w, path, "save", -1, err) < 0)
         return -1;
     long n = 0;
@@ -639,7 +744,7 @@ uint64_t cm_capture_drops(cm_capture *c)
     uint64_t queue = cm_capture_queue_drops(c);
     if (c->thr && !cm_capthread_stopped(c->thr))
         return cm_capthread_kernel_drops(c->thr) + queue;
-    if (!c->live || !c->p || pcap_stats(c->p, &ps) < 0)
+    if (!c->live || !c->p || cm_pcap.stats(c->p, &ps) < 0)
         return queue;
     return (uint64_t)ps.ps_drop + ps.ps_ifdrop + queue;
 }
@@ -661,8 +766,11 @@ void cm_capture_close(cm_capture *c)
     c->thr = NULL;
     stop_fast(c);
     if (c->p)
-        pcap_close(c->p);
+        cm_pcap.close(c->p);
     c->p = NULL;
+    if (c->own_file)
+        fclose(c->file);
+    c->own_file = false;
     if (c->ng) {
         cm_pcapng_close(c->ng);
         free(c->ng);
@@ -670,7 +778,7 @@ void cm_capture_close(cm_capture *c)
     }
     for (int i = 0; i < c->n_progs; i++)
         if (c->progs[i].ok)
-            pcap_freecode(&c->progs[i].prog);
+            cm_pcap.freecode(&c->progs[i].prog);
     c->n_progs = 0;
     g_free(c->filter);
     c->filter = NULL;

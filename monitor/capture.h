@@ -33,6 +33,8 @@ typedef struct cm_capture {
     FILE *file;              /* a file: the stream read underneath (its size and position show progress) */
     cm_pcapfile fast;        /* a plain pcap file: its records read in place until libpcap takes over */
     bool fast_on, fast_filter;
+    bool own_file;           /* file is read in place without libpcap (which would close it): closed here */
+    bool plain_end;          /* the in-place reader read every record to the end of the file */
     struct bpf_program fast_prog;  /* the user's filter, for the records read in place */
     char read_err[160];      /* why reading stopped, when neither reader can say */
     char *filter;            /* the BPF filter applied to pcapng packets in user space (NULL: none) */
@@ -96,8 +98,13 @@ int cm_capture_open_dump(cm_capture *c, const char *path, char *err);
 void cm_capture_note(cm_capture *c, const char *text);
 /* Keeps up to max_bytes of packets in memory for cm_capture_save (0 keeps none). */
 void cm_capture_keep(cm_capture *c, size_t max_bytes);
-/* Copies one packet (of link type c->dlt) to the -w file and the ring. */
-void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data);
+/* Copies one packet (of link type c->dlt) to the -w file and the ring (when either is on). */
+void cm_capture_record_more(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data);
+static inline void cm_capture_record(cm_capture *c, const struct pcap_pkthdr *h, const u_char *data)
+{
+    if (c->writing || c->ring_max)
+        cm_capture_record_more(c, h, data);
+}
 /* Writes the packets in the ring to path. Returns the count or -1 with err set. */
 long cm_capture_save(cm_capture *c, const char *path, char *err);
 /* Packets lost before cloudmon read them (live captures; 0 for files): dropped by the kernel or the

@@ -471,26 +471,27 @@ static void note_verdict(void *ud, const cm_conn *c, const kr_verdict *v)
     cm_capture_note(&a->cap, text);
 }
 
-/* The per-device records, the report, the session export and the metrics: one slot of the model. */
+/* The per-device records, the report, the session export and the metrics: observers of the model. */
 static int setup_operator(cm_app *a)
 {
     cm_devices_init(&a->devs);
-    cm_fan_add(&a->fan, cm_devices_observer(&a->devs));
+    cm_observer dob = cm_devices_observer(&a->devs);
+    cm_mon_observe(&a->mon, &dob);
     if (a->o.report_path) {
         if (cm_report_init(&a->rep, a->o.report_path, a->kf, a->err, sizeof a->err) < 0)
             return -1;
         a->reporting = true;
-        cm_fan_add(&a->fan, cm_report_observer(&a->rep));
+        cm_observer rob = cm_report_observer(&a->rep);
+        cm_mon_observe(&a->mon, &rob);
     }
     if (cm_sessions_open(&a->ses, a->o.sessions_path, a->o.show_keys && a->o.tui,
                          a->o.max_conns + a->o.max_history, a->err, sizeof a->err) < 0)
         return -1;
+    cm_observer sob = cm_sessions_observer(&a->ses), mob = cm_metrics_observer(&a->met);
     if (a->o.sessions_path || (a->o.show_keys && a->o.tui))
-        cm_fan_add(&a->fan, cm_sessions_observer(&a->ses));
+        cm_mon_observe(&a->mon, &sob);
     if (a->metrics_on)
-        cm_fan_add(&a->fan, cm_metrics_observer(&a->met));
-    cm_observer fo = cm_fan_observer(&a->fan);
-    cm_mon_observe(&a->mon, &fo);
+        cm_mon_observe(&a->mon, &mob);
     /* progress on standard error as pv shows it: only for a person watching it */
     cm_progress_init(&a->prog, &a->cap, !a->o.tui && !a->o.quiet && isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO),
                      cm_wall());

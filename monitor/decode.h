@@ -36,7 +36,7 @@ typedef struct cm_ipfrag {
     size_t len;              /* its length on the wire (data holds fewer when cut) */
 } cm_ipfrag;
 
-typedef struct cm_pkt {
+typedef struct cm_pkt {     /* every field before frag is zeroed by name in decode.c's pkt_clear: add new ones there */
     cm_addr src, dst;
     uint32_t seq, ack;
     uint8_t flags;

@@ -200,6 +200,43 @@ static const char *gen_str(int g)
     return g == 1 ? "1" : g == 2 ? "2" : g == 3 ? "3" : "-";
 }
 
+/* A line of the devices table, built in place (a line per device) as printf's %-Ns and %Nllu would
+ * write its columns. Every part is bounded (names of 48 bytes, libkeyring's words, numbers). */
+typedef struct row {
+    char b[320];
+    size_t n;
+} row;
+
+/* s padded to width columns, on the right (width > 0) or the left (width < 0); then the separator (0: none) */
+static void cell(row *r, const char *s, int width, char sep)
+{
+    size_t len = strnlen(s, 64), w = (size_t)(width < 0 ? -width : width);
+    size_t pad = len < w ? w - len : 0;
+    if (width < 0) {
+        memset(r->b + r->n, ' ', pad);
+        r->n += pad;
+    }
+    memcpy(r->b + r->n, s, len);
+    r->n += len;
+    if (width > 0) {
+        memset(r->b + r->n, ' ', pad);
+        r->n += pad;
+    }
+    if (sep)
+        r->b[r->n++] = sep;
+}
+
+static void num(row *r, uint64_t v, int width, char sep)
+{
+    char d[24];
+    size_t k = sizeof d - 1;
+    d[k] = 0;
+    do
+        d[--k] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    cell(r, d + k, -width, sep);
+}
+
 void cm_devices_print(const cm_devices *d, const cm_mon *m, FILE *out)
 {
     GPtrArray *own, *rows = row_ptrs(d, m, CM_DSORT_DEVICE, &own);
@@ -212,14 +249,24 @@ void cm_devices_print(const cm_devices *d, const cm_mon *m, FILE *out)
             "FAILED", "LAST VERDICT", "LAST SEEN (UTC)", "MSGS", "BYTES", "GEN", "PLATFORM");
     for (guint i = 0; i < rows->len; i++) {
         const cm_device *v = g_ptr_array_index(rows, i);
-        char t[32], p[32], lv[32];
-        snprintf(lv, sizeof lv, "%s%s", v->last_verdict ? kr_verdict_str(v->last_verdict) : "-",
-                 v->last_verdict && !v->last_proven ? "?" : "");
-        fprintf(out, "%-26s %5llu %5llu %6llu %-23s %-15s %6llu %10llu %3s %s\n", v->name,
-                (unsigned long long)v->conns, (unsigned long long)v->verdicts[KR_V_OK],
-                (unsigned long long)cm_device_failed(v), lv, cm_time_str(v->last_seen, t, sizeof t),
-                (unsigned long long)v->messages, (unsigned long long)v->bytes, gen_str(v->generation),
-                cm_platform_str(v->platform, p, sizeof p));
+        char t[32], p[32];
+        row r = { .n = 0 };
+        cell(&r, v->name, 26, ' ');
+        num(&r, v->conns, 5, ' ');
+        num(&r, v->verdicts[KR_V_OK], 5, ' ');
+        num(&r, cm_device_failed(v), 6, ' ');
+        size_t at = r.n;             /* the last verdict, "?" after it when only inferred, in 23 columns */
+        cell(&r, v->last_verdict ? kr_verdict_str(v->last_verdict) : "-", 0, 0);
+        cell(&r, v->last_verdict && !v->last_proven ? "?" : "", 0, 0);
+        while (r.n < at + 23)
+            r.b[r.n++] = ' ';
+        r.b[r.n++] = ' ';
+        cell(&r, cm_time_str(v->last_seen, t, sizeof t), 15, ' ');
+        num(&r, v->messages, 6, ' ');
+        num(&r, v->bytes, 10, ' ');
+        cell(&r, gen_str(v->generation), -3, ' ');
+        cell(&r, cm_platform_str(v->platform, p, sizeof p), 0, '\n');
+        fwrite(r.b, 1, r.n, out);
     }
     g_ptr_array_free(rows, TRUE);
     g_ptr_array_free(own, TRUE);

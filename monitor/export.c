@@ -1,6 +1,7 @@
 /* cloudmon: decrypted CoAP as UDP in a pcap. */
 #include "export.h"
 #include "outfile.h"
+#include "pcaplib.h"
 
 #include <errno.h>
 #include <string.h>
@@ -59,21 +60,26 @@ size_t cm_export_build(const cm_addr *src, const cm_addr *dst, const uint8_t *pa
 int cm_export_open(cm_export *x, const char *path, char *err, size_t errcap)
 {
     memset(x, 0, sizeof *x);
-    x->dead = pcap_open_dead(DLT_RAW, 65535);
+    char le[256];
+    if (!cm_pcap_load(le, sizeof le)) {
+        snprintf(err, errcap, "--export-decrypted %s: %s", path, le);
+        return -1;
+    }
+    x->dead = cm_pcap.open_dead(DLT_RAW, 65535);
     if (!x->dead) {
         snprintf(err, errcap, "%s: cannot prepare the export (out of memory)", path);
         return -1;
     }
     /* decrypted content: 0600, never through a link */
     FILE *f = cm_outfile_open(path, "--export-decrypted", true, err, errcap);
-    x->dump = f ? pcap_dump_fopen(x->dead, f) : NULL;
+    x->dump = f ? cm_pcap.dump_fopen(x->dead, f) : NULL;
     if (!x->dump) {
         if (f) {
             snprintf(err, errcap, "--export-decrypted %s: cannot write the decrypted export: %s (choose a writable path)",
-                     path, pcap_geterr(x->dead));
+                     path, cm_pcap.geterr(x->dead));
             fclose(f);
         }
-        pcap_close(x->dead);
+        cm_pcap.close(x->dead);
         x->dead = NULL;
         return -1;
     }
@@ -83,9 +89,9 @@ int cm_export_open(cm_export *x, const char *path, char *err, size_t errcap)
 void cm_export_close(cm_export *x)
 {
     if (x->dump)
-        pcap_dump_close(x->dump);
+        cm_pcap.dump_close(x->dump);
     if (x->dead)
-        pcap_close(x->dead);
+        cm_pcap.close(x->dead);
     x->dump = NULL;
     x->dead = NULL;
 }
@@ -108,7 +114,7 @@ static void ex_step(void *ud, const cm_conn *c, const kr_step *s)
     h.ts.tv_sec = (time_t)s->time;
     h.ts.tv_usec = (suseconds_t)((s->time - (double)h.ts.tv_sec) * 1e6);
     h.caplen = h.len = (bpf_u_int32)n;
-    pcap_dump((u_char *)x->dump, &h, buf);
+    cm_pcap.dump((u_char *)x->dump, &h, buf);
     x->written++;
 }
 

@@ -17,12 +17,10 @@ static void event_clear(gpointer p)
     g_free(e->text);
 }
 
+/* Keeps an event of c for the screen and the report (the caller has counted the change). */
 static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint32_t length, int kind,
                       const char *title, const char *text)
 {
-    c->mon->version++;
-    if (!c->mon->keep_events)
-        return;
     if (c->events->len >= CM_MAX_EVENTS) {
         /* keep the opening (the handshake) and the newest: drop the oldest after the opening */
         g_array_remove_index(c->events, CM_KEEP_HEAD);
@@ -32,11 +30,10 @@ static void add_event(cm_conn *c, cm_ev_type type, kr_dir dir, double time, uint
     g_array_append_val(c->events, e);
 }
 
-/* Passes one event to every observer that takes it. */
-#define NOTIFY(c, member, arg)                                                  \
-    for (int i_ = 0; i_ < (c)->mon->n_obs; i_++)                                \
-        if ((c)->mon->obs[i_].member)                                           \
-            (c)->mon->obs[i_].member((c)->mon->obs[i_].ud, (c), (arg))
+/* Passes one event of c to every observer that takes it (set: m's of_MEMBER). */
+#define NOTIFY(m, member, c, arg)                                                   \
+    for (int k_ = 0; k_ < (m)->of_##member.n; k_++)                                 \
+        (m)->obs[(m)->of_##member.i[k_]].member((m)->obs[(m)->of_##member.i[k_]].ud, (c), (arg))
 
 const kr_conn_info *cm_conn_info(const cm_conn *c)
 {
@@ -81,49 +78,63 @@ static void on_open(void *ud, kr_conn *kc)
 
 static void on_step(void *ud, kr_conn *kc, const kr_step *s)
 {
+    cm_mon *m = ud;
+    if (s->supersedes && m->st.findings > 0)
+        m->st.findings--;        /* a frame read again: the finding of its first reading no longer stands */
+    m->version++;
+    if (!m->keep_events && !m->of_step.n)
+        return;                  /* nobody reads it: the connection's record stays untouched */
     cm_conn *c = kr_conn_user(kc);
-    (void)ud;
-    if (s->supersedes && c->mon->st.findings > 0)
-        c->mon->st.findings--;   /* a frame read again: the finding of its first reading no longer stands */
-    add_event(c, CM_EV_STEP, s->dir, s->time, s->length, s->kind, kr_step_title(s->kind, s->dir), s->note);
-    NOTIFY(c, step, s);
+    if (m->keep_events)
+        add_event(c, CM_EV_STEP, s->dir, s->time, s->length, s->kind, kr_step_title(s->kind, s->dir), s->note);
+    NOTIFY(m, step, c, s);
 }
 
 static void on_message(void *ud, kr_conn *kc, const kr_message *msg)
 {
+    cm_mon *m = ud;
+    m->st.messages++;
+    m->version++;
+    if (!m->keep_events && !m->of_message.n)
+        return;
     cm_conn *c = kr_conn_user(kc);
-    (void)ud;
-    c->mon->st.messages++;
-    add_event(c, CM_EV_MESSAGE, msg->dir, msg->time, 0, msg->kind, kr_msg_kind_str(msg->kind), msg->summary);
-    NOTIFY(c, message, msg);
+    if (m->keep_events)
+        add_event(c, CM_EV_MESSAGE, msg->dir, msg->time, 0, msg->kind, kr_msg_kind_str(msg->kind), msg->summary);
+    NOTIFY(m, message, c, msg);
 }
 
 static void on_finding(void *ud, kr_conn *kc, const kr_finding *f)
 {
+    cm_mon *m = ud;
     cm_conn *c = kr_conn_user(kc);
-    (void)ud;
-    c->mon->st.findings++;
-    add_event(c, CM_EV_FINDING, f->dir, f->time, 0, f->code, kr_finding_str(f->code), f->text);
-    NOTIFY(c, finding, f);
+    m->st.findings++;
+    m->version++;
+    if (m->keep_events)
+        add_event(c, CM_EV_FINDING, f->dir, f->time, 0, f->code, kr_finding_str(f->code), f->text);
+    NOTIFY(m, finding, c, f);
 }
 
 static void on_verdict(void *ud, kr_conn *kc, const kr_verdict *v)
 {
+    cm_mon *m = ud;
     cm_conn *c = kr_conn_user(kc);
-    (void)ud;
-    add_event(c, CM_EV_VERDICT, v->last_dir, v->time, 0, v->code, kr_verdict_str(v->code), v->evidence);
-    NOTIFY(c, verdict, v);
+    m->version++;
+    if (m->keep_events)
+        add_event(c, CM_EV_VERDICT, v->last_dir, v->time, 0, v->code, kr_verdict_str(v->code), v->evidence);
+    NOTIFY(m, verdict, c, v);
 }
 
 static void on_tcp(void *ud, kr_conn *kc, const kr_tcp_event *e)
 {
+    cm_mon *m = ud;
     cm_conn *c = kr_conn_user(kc);
-    (void)ud;
     if (e->kind == KR_TCP_EV_SYN)
         c->saw_syn = true;
     if (e->kind == KR_TCP_EV_GAP || e->kind == KR_TCP_EV_RETRANSMITTED)
         return;                  /* the tracker reports gaps as findings; retransmissions are not news */
-    add_event(c, CM_EV_TCP, e->dir, e->time, 0, (int)e->kind, kr_tcp_kind_str(e->kind), e->text);
+    m->version++;
+    if (m->keep_events)
+        add_event(c, CM_EV_TCP, e->dir, e->time, 0, (int)e->kind, kr_tcp_kind_str(e->kind), e->text);
 }
 
 static void conn_free(cm_conn *c)
@@ -171,10 +182,11 @@ static void on_end(void *ud, kr_conn *kc, const char *reason)
     c->ended = true;
     m->n_ended++;
     c->end_reason = g_intern_string(reason);   /* a handful of distinct words, kept once */
-    add_event(c, CM_EV_END, KR_D2S, c->last, 0, 0, "end", reason);
-    for (int i = 0; i < m->n_obs; i++)
-        if (m->obs[i].end)
-            m->obs[i].end(m->obs[i].ud, c);
+    m->version++;
+    if (m->keep_events)
+        add_event(c, CM_EV_END, KR_D2S, c->last, 0, 0, "end", reason);
+    for (int k = 0; k < m->of_end.n; k++)
+        m->obs[m->of_end.i[k]].end(m->obs[m->of_end.i[k]].ud, c);
     m->version++;
     /* many ending at once (the capture's end, an idle sweep): the history is trimmed as they end, so
      * what the observers make of them reuses the memory of those dropped, not new memory (never while
@@ -216,13 +228,14 @@ static kr_conn_table *table(cm_mon *m)
         o.max_waiting = m->max_ooo;
         o.idle = m->idle;
         m->tab = kr_conn_table_new(m->kf, &o, &conn_cb, m);
+        m->tab_st = kr_conn_table_stats(m->tab);
     }
     return m->tab;
 }
 
 static void sync_stats(cm_mon *m)
 {
-    const kr_conn_stats *s = kr_conn_table_stats(m->tab);
+    const kr_conn_stats *s = m->tab_st;
     m->st.conns = s->conns;
     m->st.evicted = s->evicted;
     m->st.expired = s->expired;
@@ -245,8 +258,20 @@ void cm_mon_free(cm_mon *m)
 
 void cm_mon_observe(cm_mon *m, const cm_observer *o)
 {
-    if (m->n_obs < CM_MAX_OBSERVERS)
-        m->obs[m->n_obs++] = *o;
+    if (m->n_obs >= CM_MAX_OBSERVERS)
+        return;
+    uint8_t i = (uint8_t)m->n_obs++;
+    m->obs[i] = *o;
+    if (o->step)
+        m->of_step.i[m->of_step.n++] = i;
+    if (o->message)
+        m->of_message.i[m->of_message.n++] = i;
+    if (o->finding)
+        m->of_finding.i[m->of_finding.n++] = i;
+    if (o->verdict)
+        m->of_verdict.i[m->of_verdict.n++] = i;
+    if (o->end)
+        m->of_end.i[m->of_end.n++] = i;
 }
 
 size_t cm_mon_live_count(const cm_mon *m)
@@ -259,12 +284,14 @@ void cm_mon_packet(cm_mon *m, double ts, cm_dec_result r, const cm_pkt *p)
     m->st.packets++;
     if (ts > m->now)
         m->now = ts;
-    switch (r) {
-    case CM_DEC_TCP: m->st.tcp++; break;
-    case CM_DEC_FRAGMENT: m->st.fragments++; return;
-    case CM_DEC_SHORT: m->st.short_pkts++; return;
-    default: m->st.other++; return;
+    if (r != CM_DEC_TCP) {
+        switch (r) {
+        case CM_DEC_FRAGMENT: m->st.fragments++; return;
+        case CM_DEC_SHORT: m->st.short_pkts++; return;
+        default: m->st.other++; return;
+        }
     }
+    m->st.tcp++;
     /* the layer judges the IP length itself (as for the plugin): what the header claims, unless the snap
      * length cut the frame, when the decoder knows how much was on the wire. The checksum is libkeyring's
      * (kr_tcp_checksum, as the plugin computes it too), the window scale option a SYN's. */

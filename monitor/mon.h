@@ -34,17 +34,20 @@ typedef struct cm_event {
     char *text;              /* owned: note, summary, finding evidence, verdict evidence */
 } cm_event;
 
-typedef struct cm_conn {     /* grouped by size: a million open connections each hold one */
+typedef struct cm_conn {     /* a million open connections each hold one; what every packet changes (the
+                                counts, the newest time) in the first 32 bytes, the record aligned to a
+                                cache line (cm_mon_packet touches that one line) */
+    uint64_t packets;
+    uint64_t wire_bytes;     /* TCP payload bytes on the wire, both directions */
+    double last;
+    struct cm_mon *mon;
     kr_conn *kc;             /* the connection layer's, while live */
     kr_tracker *tr;          /* its tracker (kept after the end for the history) */
     const kr_conn_info *given; /* the view of a connection made without a tracker (tests), else NULL */
-    struct cm_mon *mon;
     const char *end_reason;  /* interned (g_intern_string): "" while open */
     GArray *events;          /* cm_event, at most CM_MAX_EVENTS; NULL unless the model keeps events */
-    uint64_t packets;
-    uint64_t wire_bytes;     /* TCP payload bytes on the wire, both directions */
     uint64_t events_dropped; /* events removed from the middle to stay within the limit */
-    double first, last;
+    double first;
     unsigned id;             /* 1, 2, ... in order of first packet */
     cm_addr client, server;  /* device and cloud */
     bool saw_syn;
@@ -64,7 +67,14 @@ typedef struct cm_observer {
     void *ud;
 } cm_observer;
 
-#define CM_MAX_OBSERVERS 4
+#define CM_MAX_OBSERVERS 8
+
+/* The observers (indexes into cm_mon.obs, in the order they came) that take one kind of event: a packet
+ * whose step nobody takes calls nobody. */
+typedef struct cm_obs_set {
+    uint8_t n;
+    uint8_t i[CM_MAX_OBSERVERS];
+} cm_obs_set;
 
 typedef struct cm_stats {
     uint64_t packets;        /* packets handed to cm_mon_packet */
@@ -83,6 +93,7 @@ typedef struct cm_stats {
 typedef struct cm_mon {
     const kr_keyfile *kf;
     kr_conn_table *tab;      /* made at the first packet, from the settings below */
+    const kr_conn_stats *tab_st; /* its counts (kr_conn_table_stats), copied into st after each packet */
     GPtrArray *conns;        /* every kept connection (live and ended), oldest first */
     size_t max_conns, max_history, max_ooo;
     double idle;             /* seconds without a packet before a connection is ended */
@@ -95,6 +106,7 @@ typedef struct cm_mon {
     bool texts;              /* something reads the messages' texts and the frames' notes (kr_tracker_set_texts) */
     cm_observer obs[CM_MAX_OBSERVERS];
     int n_obs;
+    cm_obs_set of_step, of_message, of_finding, of_verdict, of_end;   /* the observers that take each */
     double now;              /* newest packet time */
     kr_budget *budget;       /* the RSA budget every tracker consults (NULL: none) */
 } cm_mon;

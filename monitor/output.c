@@ -5,14 +5,34 @@
 #include <string.h>
 #include <time.h>
 
+/* n as width digits at p (n < 10^width) */
+static void put_digits(char *p, long n, int width)
+{
+    for (int i = width - 1; i >= 0; i--, n /= 10)
+        p[i] = (char)('0' + n % 10);
+}
+
 char *cm_time_str(double t, char *out, size_t cap)
 {
     time_t s = (time_t)t;
-    struct tm tm;
-    gmtime_r(&s, &tm);
     long us = (long)((t - (double)s) * 1e6 + 0.5);
     if (us >= 1000000)
         us = 999999;
+    if (s >= 0 && us >= 0 && cap >= 16) {
+        /* the time of day of a UTC day, written out digit by digit: a line of output each */
+        long day = (long)(s % 86400);
+        put_digits(out, day / 3600, 2);
+        out[2] = ':';
+        put_digits(out + 3, day / 60 % 60, 2);
+        out[5] = ':';
+        put_digits(out + 6, day % 60, 2);
+        out[8] = '.';
+        put_digits(out + 9, us, 6);
+        out[15] = 0;
+        return out;
+    }
+    struct tm tm;
+    gmtime_r(&s, &tm);
     snprintf(out, cap, "%02d:%02d:%02d.%06ld", tm.tm_hour, tm.tm_min, tm.tm_sec, us);
     return out;
 }
@@ -285,32 +305,6 @@ cm_observer cm_tally_observer(cm_tally *t)
     ob.end = tally_end;
     ob.ud = t;
     return ob;
-}
-
-void cm_fan_add(cm_fan *f, cm_observer o)
-{
-    if (f->n < CM_FAN_MAX)
-        f->obs[f->n++] = o;
-}
-
-#define FAN(name, ...)                                             \
-    do {                                                           \
-        cm_fan *f = ud;                                            \
-        for (int i = 0; i < f->n; i++)                             \
-            if (f->obs[i].name)                                    \
-                f->obs[i].name(f->obs[i].ud, __VA_ARGS__);         \
-    } while (0)
-
-static void fan_step(void *ud, const cm_conn *c, const kr_step *s) { FAN(step, c, s); }
-static void fan_message(void *ud, const cm_conn *c, const kr_message *m) { FAN(message, c, m); }
-static void fan_finding(void *ud, const cm_conn *c, const kr_finding *x) { FAN(finding, c, x); }
-static void fan_verdict(void *ud, const cm_conn *c, const kr_verdict *v) { FAN(verdict, c, v); }
-static void fan_end(void *ud, const cm_conn *c) { FAN(end, c); }
-
-cm_observer cm_fan_observer(cm_fan *f)
-{
-    cm_observer o = { fan_step, fan_message, fan_finding, fan_verdict, fan_end, f };
-    return o;
 }
 
 void cm_output_free(cm_output *o)

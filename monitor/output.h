@@ -33,14 +33,6 @@ cm_observer cm_output_observer(cm_output *o);
 void cm_output_free(cm_output *o);
 /* An observer that only counts final verdicts (for the summary when the screen is used). */
 cm_observer cm_tally_observer(cm_tally *t);
-/* Several observers behind one slot of the model. */
-#define CM_FAN_MAX 8
-typedef struct cm_fan {
-    cm_observer obs[CM_FAN_MAX];
-    int n;
-} cm_fan;
-void cm_fan_add(cm_fan *f, cm_observer o);
-cm_observer cm_fan_observer(cm_fan *f);
 
 /* The summary: one JSON object, or one line of text. dropped: packets the capture lost (live);
  * queue_dropped: of those, the ones the capture thread's queue had no room for (-1: no such queue). */

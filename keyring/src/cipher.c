@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "internal.h"
+#include "cipher_int.h"
 
 /* The thread's context, and the cipher and mode (1 encrypt, 0 decrypt, -1 none yet) it is keyed for; in
  * decrypt mode, chain is the block the context chains its next input to (its IV now). */
@@ -24,15 +26,6 @@ static _Thread_local struct {
     int mode;
     uint8_t chain[16];
 } shared = { NULL, NULL, -1, {0} };
-
-struct kr_cipher {
-    uint8_t key[16];
-    uint8_t iv[16];
-    bool in_sync;
-    bool keyed;            /* a session key is set (kr_cipher_new, kr_cipher_set_key) */
-    bool passed;           /* a frame went by (decrypted, passed or lost): iv is no longer the first IV */
-    const struct kr_probe_key *own;   /* a context keyed for this key already (kr_cipher_share), or NULL */
-};
 
 kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
 {
@@ -48,11 +41,16 @@ kr_cipher *kr_cipher_new(const uint8_t key[16], const uint8_t iv[16])
 
 kr_cipher *kr_cipher_new_pending(void)
 {
-    kr_cipher *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->in_sync = true;
+    kr_cipher *c = malloc(sizeof *c);
+    if (c)
+        kr_cipher_init_pending(c);
     return c;
+}
+
+void kr_cipher_init_pending(kr_cipher *c)
+{
+    memset(c, 0, sizeof *c);
+    c->in_sync = true;
 }
 
 bool kr_cipher_keyed(const kr_cipher *c)
@@ -82,13 +80,18 @@ void kr_cipher_pass(kr_cipher *c, const uint8_t *ct, size_t len)
     c->passed = true;
 }
 
+void kr_cipher_clear(kr_cipher *c)
+{
+    if (shared.owner == c)
+        shared.owner = NULL;   /* a later cipher at this address must key the context again */
+    OPENSSL_cleanse(c, sizeof *c);
+}
+
 void kr_cipher_free(kr_cipher *c)
 {
     if (!c)
         return;
-    if (shared.owner == c)
-        shared.owner = NULL;   /* a later cipher at this address must key the context again */
-    OPENSSL_cleanse(c, sizeof *c);
+    kr_cipher_clear(c);
     free(c);
 }
 
@@ -162,12 +165,24 @@ static EVP_CIPHER_CTX *cipher_start(const kr_cipher *c, int mode, const uint8_t 
     return pad ? shared.ctx : NULL;
 }
 
-/* The PKCS#7 padding at the end of the len plaintext bytes at pt: its length (1 to 16), 0 when it is not valid. */
+/* The PKCS#7 padding at the end of the len plaintext bytes at pt: its length (1 to 16), 0 when it is not valid.
+ * On little-endian hosts the last 16 bytes are checked as two words (this runs for every frame). */
 static size_t pkcs7_pad(const uint8_t *pt, size_t len)
 {
     uint8_t pad = len ? pt[len - 1] : 0;
     if (pad == 0 || pad > 16 || pad > len)
         return 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (len >= 16) {
+        uint64_t lo, hi, want = 0x0101010101010101ull * pad;
+        memcpy(&lo, pt + len - 16, 8);
+        memcpy(&hi, pt + len - 8, 8);
+        /* the last pad bytes: the top min(pad, 8) bytes of hi, and the top pad - 8 bytes of lo */
+        uint64_t mhi = pad >= 8 ? ~0ull : ~0ull << (8 * (8 - pad));
+        uint64_t mlo = pad > 8 ? ~0ull << (8 * (16 - pad)) : 0;
+        return (((lo ^ want) & mlo) | ((hi ^ want) & mhi)) ? 0 : pad;
+    }
+#endif
     for (size_t i = len - pad; i < len; i++)
         if (pt[i] != pad)
             return 0;
@@ -189,7 +204,7 @@ static void xor8(uint8_t *out, const uint8_t *in, size_t n)
 /* CBC decryption of len bytes (whole blocks) through the key's ECB context, keyed once per key: every block at
  * once (EVP_Cipher, without the bookkeeping of EVP_DecryptUpdate), then each XOR the ciphertext block before
  * it (iv for the first). out must not be ct. */
-static bool key_decrypt(const kr_probe_key *k, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out);
+static bool key_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out);
 
 kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len,
                                 size_t *pt_skip)
@@ -215,7 +230,7 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
 
     int ok = 1;
     if (blen > 0 && c->own && pt != ct) {
-        ok = key_decrypt(c->own, iv, body, blen, pt);   /* the shared probe key's context */
+        ok = key_decrypt(c->own, iv, body, blen, pt);   /* the probe key's context, shared */
     } else if (blen > 0) {
         /* While this cipher keeps the thread's context, the context chains on from the last block it
          * decrypted; the frame's IV is another block, so the first plaintext block is corrected by
@@ -248,18 +263,33 @@ kr_dec_result kr_cipher_decrypt(kr_cipher *c, const uint8_t *ct, size_t len, uin
     return partial ? KR_DEC_PARTIAL : KR_DEC_OK;
 }
 
-kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const uint8_t first_iv[16],
-                              const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip)
+/* The next frame decrypted with key (through own, an ECB context keyed with it, when given) at c's place in the
+ * IV chain, c unchanged. */
+static kr_dec_result trial(const kr_cipher *c, const uint8_t key[16], void *own, const uint8_t first_iv[16],
+                           const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip)
 {
     *pt_len = 0;
     *pt_skip = 0;
-    kr_cipher *t = c ? kr_cipher_new(key, c->passed ? c->iv : first_iv) : NULL;
-    if (!t)
+    if (!c)
         return KR_DEC_BAD_LENGTH;
-    t->in_sync = c->in_sync;
-    kr_dec_result r = kr_cipher_decrypt(t, ct, len, pt, pt_len, pt_skip);
-    kr_cipher_free(t);
+    kr_cipher t;
+    kr_cipher_init_pending(&t);
+    memcpy(t.key, key, 16);
+    memcpy(t.iv, c->passed ? c->iv : first_iv, 16);
+    t.keyed = true;
+    t.in_sync = c->in_sync;
+    t.own = own;
+    kr_dec_result r = kr_cipher_decrypt(&t, ct, len, pt, pt_len, pt_skip);
+    kr_cipher_clear(&t);
     return r;
+}
+
+kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const uint8_t first_iv[16],
+                              const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip)
+{
+    /* c's own context serves when the key is c's */
+    void *own = c && c->own && CRYPTO_memcmp(c->key, key, 16) == 0 ? c->own : NULL;
+    return trial(c, key, own, first_iv, ct, len, pt, pt_len, pt_skip);
 }
 
 struct kr_probe_key {
@@ -267,20 +297,43 @@ struct kr_probe_key {
     uint8_t key[16];
 };
 
+kr_dec_result kr_cipher_trial_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t first_iv[16],
+                                    const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip)
+{
+    if (!k) {
+        *pt_len = *pt_skip = 0;
+        return KR_DEC_BAD_LENGTH;
+    }
+    return trial(c, k->key, k->ctx, first_iv, ct, len, pt, pt_len, pt_skip);
+}
+
 void kr_cipher_share(kr_cipher *c, const kr_probe_key *k)
 {
     if (c && k && c->keyed && CRYPTO_memcmp(c->key, k->key, 16) == 0)
-        c->own = k;
+        c->own = k->ctx;
 }
 
-static bool key_decrypt(const kr_probe_key *k, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out)
+static bool key_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t *iv, const uint8_t *ct, size_t len, uint8_t *out)
 {
-    if (EVP_Cipher(k->ctx, out, ct, (unsigned int)len) <= 0)
+    if (EVP_Cipher(ctx, out, ct, (unsigned int)len) <= 0)
         return false;
     /* eight bytes at a time: out[0..16) ^= iv, out[16..len) ^= ct[0..len-16) */
     xor8(out, iv, 16);
     xor8(out + 16, ct, len - 16);
     return true;
+}
+
+/* AES-128-ECB fetched from the provider once for the process (kept to its end): EVP_aes_128_ecb() has every
+ * probe key's set-up look it up again, about half of that set-up's cost (a keyfile may hold thousands). */
+static const EVP_CIPHER *aes_ecb_once(void)
+{
+    static EVP_CIPHER *fetched;
+    static gsize done = 0;
+    if (g_once_init_enter(&done)) {
+        fetched = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
+        g_once_init_leave(&done, 1);
+    }
+    return fetched ? fetched : EVP_aes_128_ecb();
 }
 
 kr_probe_key *kr_probe_key_new(const uint8_t key[16])
@@ -290,7 +343,7 @@ kr_probe_key *kr_probe_key_new(const uint8_t key[16])
         return NULL;
     memcpy(k->key, key, 16);
     k->ctx = EVP_CIPHER_CTX_new();
-    if (!k->ctx || !EVP_DecryptInit_ex(k->ctx, EVP_aes_128_ecb(), NULL, key, NULL) ||
+    if (!k->ctx || !EVP_DecryptInit_ex(k->ctx, aes_ecb_once(), NULL, key, NULL) ||
         !EVP_CIPHER_CTX_set_padding(k->ctx, 0)) {
         kr_probe_key_free(k);
         return NULL;
@@ -315,14 +368,14 @@ bool kr_cipher_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t fi
         return false;
     const uint8_t *iv = c->passed ? c->iv : first_iv;
     uint8_t last[16];
-    if (!key_decrypt(k, len >= 32 ? ct + len - 32 : iv, ct + len - 16, 16, last))
+    if (!key_decrypt(k->ctx, len >= 32 ? ct + len - 32 : iv, ct + len - 16, 16, last))
         return false;
     if (pkcs7_pad(last, 16) == 0)
         return false;
     if (c->in_sync) {
         if (len == 16)
             memcpy(first, last, 16);
-        else if (!key_decrypt(k, iv, ct, 16, first))
+        else if (!key_decrypt(k->ctx, iv, ct, 16, first))
             return false;
         *have_first = true;
     }

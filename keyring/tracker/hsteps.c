@@ -107,7 +107,7 @@ void krt_do_idblock(kr_tracker *t, double ts)
         t->id_result = res;
         if (res == KR_HS_OK || res == KR_HS_NONCE) {
             t->id_block_opened = KR_YES;
-            t->id_plain_len = ib.plain_len;
+            t->id_plain_len = (uint16_t)ib.plain_len;   /* at most 256 */
             t->device_id_known = true;
             memcpy(t->device_id, ib.device_id, KR_DEVICE_ID_LEN);
             kr_device_id_hex(t->device_id, t->device_id_hex);

@@ -41,14 +41,20 @@ static struct krt_kept *block_take(unsigned size)
     return k;
 }
 
-static void block_give(struct krt_kept *k)
+/* Gives block k of size class `size` back (the size is passed: a block given back whole is not read). */
+static void block_give_sized(struct krt_kept *k, unsigned size)
 {
     if (!cache.registered)
         cache.registered = kr_at_thread_end(cache_empty, &cache);
-    if (cache.registered && cache.n[k->size] < cache_keep[k->size])
-        cache.free[k->size][cache.n[k->size]++] = k;
+    if (cache.registered && cache.n[size] < cache_keep[size])
+        cache.free[size][cache.n[size]++] = k;
     else
         free(k);
+}
+
+static void block_give(struct krt_kept *k)
+{
+    block_give_sized(k, k->size);
 }
 
 size_t krt_kept_memory(const kr_tracker *t)
@@ -105,6 +111,7 @@ struct krt_frec *krt_kept_new(kr_dirstate *ds, size_t len)
         g->head = 0;
         g->tail = (uint16_t)used;
         ds->kept = k = g;
+        ds->kept_size = g->size;
     }
     struct krt_frec *r = (struct krt_frec *)(void *)(k->rec + k->tail);
     memset(r, 0, sizeof *r);
@@ -149,6 +156,15 @@ void kr_tracker_acked(kr_tracker *t, kr_dir dir, uint64_t offset)
     if (!t || (dir != KR_D2S && dir != KR_S2D))
         return;
     kr_dirstate *ds = &t->d[dir];
+    if (!ds->kept)
+        return;
+    if (offset >= ds->offset) {
+        /* every byte read is acknowledged, so every frame kept (each ends by ds->offset; a boundary record
+         * has its prefix read): the block goes back whole, unread (usually: one frame was kept) */
+        block_give_sized(ds->kept, ds->kept_size);
+        ds->kept = NULL;
+        return;
+    }
     for (struct krt_frec *r; (r = krt_kept_first(ds->kept)) && r->off + (r->len ? r->len : 1) <= offset;)
         krt_kept_drop_first(ds);
 }

@@ -78,6 +78,15 @@ static char *text_room(kr_tracker *t, kr_dir d, size_t need)
     return at;
 }
 
+void kr_msg_prefetch(const kr_tracker *t, kr_dir dir)
+{
+    unsigned mine = t->req_next[dir] % KR_REQ_RING, last = (t->req_next[!dir] + KR_REQ_RING - 1) % KR_REQ_RING;
+    if (mine < t->req_cap[dir])
+        __builtin_prefetch(&t->req[dir][mine], 1);
+    if (last < t->req_cap[!dir])
+        __builtin_prefetch(&t->req[!dir][last]);
+}
+
 static const char *req_name(const kr_tracker *t, const kr_request *r)
 {
     return r->name_len ? t->req_text[r->dir]->b + r->text_at : "";

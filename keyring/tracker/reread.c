@@ -28,7 +28,7 @@ void krt_kept_boundary(kr_tracker *t, kr_dir dir, const kr_cipher_state *at)
     kr_dirstate *ds = &t->d[dir];
     krt_kept_forget(t, dir);
     struct krt_frec *r;
-    if (!t->session_known || !kr_cipher_keyed(ds->cipher) || !(r = krt_kept_new(ds, 0)))
+    if (!t->session_known || !krt_keyed(ds) || !(r = krt_kept_new(ds, 0)))
         return;
     r->off = ds->pdu_offset;
     r->before = *at;
@@ -41,7 +41,7 @@ bool krt_take_framing(kr_tracker *t, kr_dir dir, const uint8_t *b, uint64_t off,
                       double ts)
 {
     kr_dirstate *ds = &t->d[dir];
-    if (off != ds->pdu_offset || len < 2 || !t->session_known || !kr_cipher_keyed(ds->cipher))
+    if (off != ds->pdu_offset || len < 2 || !t->session_known || !krt_keyed(ds))
         return false;
     size_t n = 2 + ((size_t)b[0] << 8 | b[1]);
     if (!valid_len((unsigned)(n - 2), KR_FRAME_MAX) || n > ds->have)
@@ -241,7 +241,7 @@ static void against(kr_tracker *t, kr_dir dir, struct krt_frec *r, uint64_t off,
 void krt_kept_copy(kr_tracker *t, kr_dir dir, uint64_t off, const uint8_t *b, size_t len, int rank, double ts)
 {
     kr_dirstate *ds = &t->d[dir];
-    if (rank < 0 || !krt_kept_first(ds->kept) || !kr_cipher_keyed(ds->cipher) || !t->session_known)
+    if (rank < 0 || !krt_kept_first(ds->kept) || !krt_keyed(ds) || !t->session_known)
         return;                /* a copy whose checksum is bad is not taken against one that checks */
     for (struct krt_frec *r = krt_kept_first(ds->kept); r; r = krt_kept_next(ds->kept, r))
         if (off < r->off + r->len && r->off < off + len)

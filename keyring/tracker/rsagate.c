@@ -25,7 +25,6 @@ struct krt_rsa {
     bool decided;            /* the budget answered for this handshake */
     bool skipped;
     kr_budget_why why;
-    bool parked;             /* a block waits in its direction's buffer */
     kr_dir park_dir;
     double park_ts;
     held *log;
@@ -107,7 +106,7 @@ static void replay(kr_tracker *t)
 static void resume(void *who, bool granted, kr_budget_why why)
 {
     kr_tracker *t = who;
-    t->rsa->parked = false;
+    t->rsa_parked = false;
     decide(t->rsa, granted, why);
     replay(t);
 }
@@ -123,7 +122,7 @@ bool krt_rsa_gate(kr_tracker *t, kr_dir dir, double ts)
         decide(r, a == KR_BUDGET_GO, why);
         return false;
     }
-    r->parked = true;
+    t->rsa_parked = true;   /* a block waits in its direction's buffer */
     r->park_dir = dir;
     r->park_ts = ts;
     return true;
@@ -134,7 +133,7 @@ static void settle_now(kr_tracker *t, double ts)
 {
     struct krt_rsa *r = t->rsa;
     bool go = kr_budget_try_now(r->b, t, ts);
-    r->parked = false;
+    t->rsa_parked = false;
     decide(r, go, KR_BUDGET_WHY_ENDED);
     replay(t);
 }
@@ -142,11 +141,11 @@ static void settle_now(kr_tracker *t, double ts)
 static bool push(kr_tracker *t, held h, const uint8_t *p)
 {
     struct krt_rsa *r = t->rsa;
-    if (!r || !r->parked)
+    if (!r || !t->rsa_parked)
         return false;
     if (r->bytes + h.len > HOLD_MAX || (r->n == r->cap && r->cap >= HOLD_MAX / 16)) {
         settle_now(t, h.ts);
-        return t->rsa->parked;     /* decided: the caller goes on with this call */
+        return t->rsa_parked;     /* decided: the caller goes on with this call */
     }
     if (r->n == r->cap) {
         size_t c = r->cap ? r->cap * 2 : 8;
@@ -199,7 +198,7 @@ bool krt_rsa_hold_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t l
 
 void krt_rsa_settle(kr_tracker *t, double ts)
 {
-    if (t->rsa && t->rsa->parked)
+    if (t->rsa && t->rsa_parked)
         settle_now(t, ts);
 }
 
@@ -214,6 +213,7 @@ void krt_rsa_free(kr_tracker *t)
     free(r->log);
     free(r);
     t->rsa = NULL;
+    t->rsa_parked = false;
 }
 
 const char *krt_rsa_skipped(const kr_tracker *t)

@@ -9,6 +9,11 @@
 
 /* Before the id block (D2S) or the session block (S2D) is opened: true when it waits for the budget. */
 bool krt_rsa_gate(kr_tracker *t, kr_dir dir, double ts);
+/* Whether a block waits for the budget (read for every packet: a flag of the tracker's, not the state's). */
+static inline bool krt_rsa_holding(const kr_tracker *t)
+{
+    return t->rsa_parked;
+}
 /* While a block waits, these keep the calls for later and return true. */
 bool krt_rsa_hold_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts);
 bool krt_rsa_hold_data(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts);

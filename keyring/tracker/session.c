@@ -73,10 +73,8 @@ static int line_fit(kr_tracker *t, kr_dir dir, size_t i, const uint8_t *body, si
     if (!e || !k || !kr_cipher_probe(krt_cipher(&t->d[dir]), k, e->session + 16, body, len, first, &have_first) ||
         (have_first && ((first[0] >> 6) != 1 || (first[0] & 0x0f) > 8)))
         return 0;
-    kr_session s;
-    kr_session_from_material(e->session, &s);
     size_t pl = 0, skip = 0;
-    kr_dec_result r = kr_cipher_trial(krt_cipher(&t->d[dir]), s.key, s.iv, body, len, pt, &pl, &skip);
+    kr_dec_result r = kr_cipher_trial_probe(krt_cipher(&t->d[dir]), k, e->session + 16, body, len, pt, &pl, &skip);
     if (r == KR_DEC_PARTIAL)
         return len >= 32 ? 1 : 0;
     kr_msg_kind kind = KR_MSG_UNKNOWN;
@@ -231,6 +229,7 @@ void krt_read_frame(kr_tracker *t, kr_dir dir, double ts, const char *again)
     const uint8_t *body = ds->buf + 2;
     kr_step s;
     bool hello = !ds->first_frame_done && t->sessionblock_seen && !t->mid_session;
+    kr_msg_prefetch(t, dir);
     krt_step_init(t, &s, hello ? KR_STEP_HELLO : KR_STEP_FRAME, dir, ds->buf, ds->have, ds->pdu_offset,
               ds->pdu_first_time, ts);
     if (hello)
@@ -251,9 +250,9 @@ void krt_read_frame(kr_tracker *t, kr_dir dir, double ts, const char *again)
                  "differs" : "bytes of this frame were lost in a gap");
         kr_cipher_lose_sync(krt_cipher(ds));
     } else {
-        if (!kr_cipher_keyed(ds->cipher) && t->n_session_cands > 0)
+        if (!krt_keyed(ds) && t->n_session_cands > 0)
             try_session_candidates(t, dir, body, len, hello);
-        if (!kr_cipher_keyed(ds->cipher)) {
+        if (!krt_keyed(ds)) {
             kr_cipher_pass(krt_cipher(ds), body, len);
             s.frame_state = KR_FRAME_NOT_DECRYPTED;
             s.reason = KR_WHY_NO_SESSION_KEY;

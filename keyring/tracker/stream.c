@@ -185,7 +185,7 @@ static bool check_long_frame(kr_tracker *t, kr_dir dir, double ts, bool ended)
         if (r == 0)
             continue;
         ds->scan_from = 0;
-        if (p >= 18 && kr_cipher_keyed(ds->cipher) && kr_cipher_in_sync(ds->cipher)) {
+        if (p >= 18 && krt_keyed(ds) && kr_cipher_in_sync(ds->cipher)) {
             /* kept: a copy of its length prefix that frames it may still come (reread.c) */
             kr_cipher_state before;
             kr_cipher_save(ds->cipher, &before);
@@ -217,7 +217,7 @@ static int frame_decrypts_at(kr_tracker *t, kr_dir dir, size_t p, size_t have)
     unsigned l = (unsigned)ds->buf[p] << 8 | ds->buf[p + 1];
     if (!valid_len(l, KR_FRAME_MAX))
         return 0;
-    if (p + 2 + l > have || !kr_cipher_keyed(ds->cipher) || !kr_cipher_in_sync(ds->cipher))
+    if (p + 2 + l > have || !krt_keyed(ds) || !kr_cipher_in_sync(ds->cipher))
         return -1;
     uint8_t *pt = malloc(l);
     if (!pt)
@@ -265,7 +265,7 @@ static void resync_by_decryption(kr_tracker *t, kr_dir dir, size_t n, double ts)
 static bool end_boundary_by_decryption(kr_tracker *t, kr_dir dir, double ts)
 {
     kr_dirstate *ds = &t->d[dir];
-    if (ds->st != PST_FRAMES || ds->damaged || ds->have < 2 + 32 || !kr_cipher_keyed(ds->cipher) ||
+    if (ds->st != PST_FRAMES || ds->damaged || ds->have < 2 + 32 || !krt_keyed(ds) ||
         !kr_cipher_in_sync(ds->cipher))
         return false;
     uint8_t *pt = malloc(ds->have);
@@ -369,7 +369,7 @@ static bool read_whole_frame(kr_tracker *t, kr_dir dir, double ts)
     kr_cipher_state before;
     kr_cipher_save(ds->cipher, &before);
     krt_do_frame(t, dir, ts);
-    if (whole && kr_cipher_keyed(ds->cipher)) {
+    if (whole && krt_keyed(ds)) {
         if (!before.passed) {
             memcpy(before.iv, t->sess.iv, 16);   /* no frame went by before it: its IV was the first one */
             before.in_sync = true;
@@ -419,9 +419,6 @@ static size_t frame_in_place(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t
         return 0;
     uint8_t *own = ds->buf;
     size_t own_cap = ds->cap;
-    size_t cap = grown_cap(own_cap, n);
-    if (cap > SHRINK_ABOVE)
-        cap = SHRINK_TO;               /* krt_shrink after the frame */
     ds->buf = (uint8_t *)(uintptr_t)p;
     ds->cap = 0;                       /* nothing grows or shrinks a lent buffer */
     ds->have = n;
@@ -429,9 +426,14 @@ static size_t frame_in_place(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t
     bool bad = read_whole_frame(t, dir, ts);
     ds->buf = own;
     ds->cap = own_cap;
-    if (bad && cap >= n && ensure(ds, n)) {
-        memcpy(ds->buf, p, n);
-        resync_by_decryption(t, dir, n, ts);
+    if (bad) {
+        size_t cap = grown_cap(own_cap, n);
+        if (cap > SHRINK_ABOVE)
+            cap = SHRINK_TO;           /* krt_shrink after the frame */
+        if (cap >= n && ensure(ds, n)) {
+            memcpy(ds->buf, p, n);
+            resync_by_decryption(t, dir, n, ts);
+        }
     }
     return n;
 }
@@ -552,7 +554,7 @@ void krt_feed(kr_tracker *t, kr_dir dir, const uint8_t *p, size_t len, double ts
             t->s2d_head_len = (size_t)ds->offset + n;
     }
     while (len > 0) {
-        if (t->rsa && krt_rsa_hold_feed(t, dir, p, len, ts))
+        if (krt_rsa_holding(t) && krt_rsa_hold_feed(t, dir, p, len, ts))
             return;   /* a handshake block waits for the RSA budget: the rest is held */
         /* the cloud sending past its nonce before the device's id block: not this protocol */
         if (dir == KR_S2D && ds->st == PST_SESSION && ds->have == 0 && !t->idblock_seen && !t->mid_session &&
@@ -649,7 +651,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
 {
     if (!t || t->finished || (dir != KR_D2S && dir != KR_S2D))
         return;
-    if (krt_rsa_hold_gap(t, dir, nbytes, ts))
+    if (krt_rsa_holding(t) && krt_rsa_hold_gap(t, dir, nbytes, ts))
         return;
     krt_note_time(t, ts);
     kr_dirstate *ds = &t->d[dir];
@@ -685,7 +687,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
         ds->offset += nbytes;
         ds->damaged = true;
         kr_cipher_lose_sync(krt_cipher(ds));
-        after = kr_cipher_keyed(ds->cipher) ? "; the frame they belong to is lost, the next one decrypts from its second block"
+        after = krt_keyed(ds) ? "; the frame they belong to is lost, the next one decrypts from its second block"
                            : "; the frame they belong to is lost";
     } else {
         if (ds->have)
@@ -701,7 +703,7 @@ void kr_tracker_gap(kr_tracker *t, kr_dir dir, uint64_t nbytes, double ts)
         }
         krt_enter_resync(t, dir);
         ds->first_frame_done = true;
-        after = kr_cipher_keyed(ds->cipher) ? "; resynchronising at the next frame boundary, whose first block is lost"
+        after = krt_keyed(ds) ? "; resynchronising at the next frame boundary, whose first block is lost"
                            : "; resynchronising at the next frame boundary";
     }
     if (dir == KR_D2S)

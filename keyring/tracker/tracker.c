@@ -47,9 +47,9 @@ void krt_step_init(kr_tracker *t, kr_step *s, kr_step_kind kind, kr_dir dir, con
                       size_t len, uint64_t off, double first, double ts)
 {
     /* all but the note's bytes after its end: a step is begun for every PDU */
-    memset(s, 0, offsetof(kr_step, note));
+    krt_zero(s, offsetof(kr_step, note));
     s->note[0] = '\0';
-    memset(&s->reason, 0, sizeof *s - offsetof(kr_step, reason));
+    krt_zero(&s->reason, sizeof *s - offsetof(kr_step, reason));
     s->kind = kind;
     s->dir = dir;
     s->offset = off;
@@ -67,7 +67,7 @@ void krt_emit_step(kr_tracker *t, kr_step *s)
     s->supersedes = t->supersedes;
     t->supersedes = 0;
     t->last_step = s->kind;
-    t->d[s->dir].last_step_time = s->time;
+    t->step_time[s->dir] = s->time;
     if (t->cb.step)
         t->cb.step(t->ud, s);
 }
@@ -100,18 +100,25 @@ void krt_emit_data(kr_tracker *t, kr_dir dir, size_t n, double ts, const char *w
     snprintf(s.note, sizeof s.note, "%zu bytes %s", n, why);
     s.reason = KR_WHY_NOT_PROTOCOL;
     krt_emit_step(t, &s);
-    ds->skipped += n;
     if (n < ds->have)
         memmove(ds->buf, ds->buf + n, ds->have - n);
     ds->have -= n;
     ds->pdu_offset += n;
 }
 
+/* bytes before a tracker in its block at most: malloc aligns for max_align_t */
+#define KRT_SLACK (_Alignof(kr_tracker) - _Alignof(max_align_t))
+
 kr_tracker *kr_tracker_new(const kr_keyfile *kf, const kr_callbacks *cb, void *ud)
 {
-    kr_tracker *t = calloc(1, sizeof *t);
-    if (!t)
+    /* on a cache line boundary, a frame reads the tracker's first lines only (tracker_int.h); placed in a
+     * block a line longer rather than by aligned_alloc, whose leftovers before and after stay unused */
+    uint8_t *mem = malloc(sizeof(kr_tracker) + KRT_SLACK);
+    if (!mem)
         return NULL;
+    kr_tracker *t = (kr_tracker *)(void *)(mem + (-(uintptr_t)mem & (_Alignof(kr_tracker) - 1)));
+    memset(t, 0, sizeof *t);
+    t->mem_off = (uint8_t)((uint8_t *)t - mem);
     t->kf = kf;
     if (cb)
         t->cb = *cb;
@@ -133,7 +140,7 @@ void kr_tracker_free(kr_tracker *t)
         free(t->d[i].buf);
         free(t->d[i].pt);
         if (t->d[i].cipher)
-            kr_cipher_free(t->d[i].cipher);
+            kr_cipher_clear(t->d[i].cipher);
         free(t->d[i].disp);
         free(t->req[i]);
         free(t->req_text[i]);
@@ -151,7 +158,7 @@ void kr_tracker_free(kr_tracker *t)
     free(t->early);
     free(t->vars);
     free(t->funcs);
-    free(t);
+    free((uint8_t *)t - t->mem_off);
 }
 
 void kr_tracker_open(kr_tracker *t, double ts)
@@ -166,14 +173,31 @@ void kr_tracker_open(kr_tracker *t, double ts)
     t->d[0].started_at_zero = t->d[1].started_at_zero = true;
 }
 
+/* The lines a frame of dir reads (tracker_int.h), asked for at once: the processor fetches them together
+ * instead of one after another as the frame's code comes to each (about 1,000 connections alternate in a
+ * capture, so a connection's state is rarely in the nearest caches). */
+static void krt_prefetch(const kr_tracker *t, kr_dir dir)
+{
+    const char *p = (const char *)t, *d = (const char *)&t->d[dir], *o = (const char *)&t->d[!dir];
+    for (size_t at = 0; at < offsetof(kr_tracker, d); at += 64)
+        __builtin_prefetch(p + at);
+    __builtin_prefetch(d);
+    __builtin_prefetch(d + 64);
+    __builtin_prefetch(d + 128);
+    __builtin_prefetch(o, 1);
+}
+
 void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len, double ts)
 {
-    if (!t || t->finished || len == 0 || !data || (dir != KR_D2S && dir != KR_S2D))
+    if (!t || len == 0 || !data || (dir != KR_D2S && dir != KR_S2D))
         return;
-    if (krt_rsa_hold_data(t, dir, data, len, ts))
+    krt_prefetch(t, dir);   /* before the first of them is read */
+    if (t->finished || (krt_rsa_holding(t) && krt_rsa_hold_data(t, dir, data, len, ts)))
         return;
-    krt_note_time(t, ts);
     kr_dirstate *ds = &t->d[dir];
+    if (ds->cipher)
+        kr_cipher_prefetch(ds->cipher);   /* its context is read when the frame is decrypted, later */
+    krt_note_time(t, ts);
     if (!t->opened && !t->mid_session && !t->not_spark && t->d[0].bytes == 0 && t->d[1].bytes == 0) {
         /* no connection start seen: the handshake is not in the capture */
         t->mid_session = true;
@@ -186,10 +210,6 @@ void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len,
         else if (!t->session_known)
             krt_set_text(&t->no_decrypt_reason, KR_WHY_CAP, "no session key yet: the keyfile's session lines are tried "
                          "on the frames (a one-block frame cut at the start cannot tell)");
-    }
-    if (!ds->any_data) {
-        ds->any_data = true;
-        ds->first_data_time = ts;
     }
     ds->last_data_time = ts;
     ds->bytes += len;
@@ -204,7 +224,7 @@ void kr_tracker_dispute(kr_tracker *t, kr_dir dir, uint64_t offset, uint64_t len
 {
     if (!t || t->finished || (dir != KR_D2S && dir != KR_S2D) || len == 0)
         return;
-    if (krt_rsa_hold_dispute(t, dir, offset, len))
+    if (krt_rsa_holding(t) && krt_rsa_hold_dispute(t, dir, offset, len))
         return;
     kr_dirstate *ds = &t->d[dir];
     uint64_t end = offset + len < offset ? UINT64_MAX : offset + len;
@@ -271,7 +291,7 @@ void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts)
 {
     if (!t || t->finished || (by != KR_D2S && by != KR_S2D))
         return;
-    if (krt_rsa_hold_close(t, by, rst, ts))
+    if (krt_rsa_holding(t) && krt_rsa_hold_close(t, by, rst, ts))
         return;
     krt_note_time(t, ts);
     kr_dirstate *ds = &t->d[by];
@@ -280,7 +300,7 @@ void kr_tracker_close(kr_tracker *t, kr_dir by, bool rst, double ts)
     if (!ds->closed) {
         ds->closed = true;
         ds->close_time = ts;
-        ds->close_order = ++t->closes;
+        ds->close_order = (uint8_t)++t->closes;
     }
     if (rst)
         ds->rst = true;
@@ -427,11 +447,11 @@ size_t kr_tracker_memory(const kr_tracker *t)
 {
     if (!t)
         return 0;
-    size_t n = sizeof *t + (t->info ? sizeof *t->info : 0) + (t->ota ? sizeof *t->ota : 0) +
+    size_t n = sizeof *t + KRT_SLACK + (t->info ? sizeof *t->info : 0) + (t->ota ? sizeof *t->ota : 0) +
                (t->pend ? 4 * sizeof *t->pend : 0) + (t->verdict ? sizeof *t->verdict + strlen(t->verdict->evidence) + 1 : 0) +
                krt_copies_memory(t);
     for (int i = 0; i < 2; i++) {
-        n += t->d[i].cap + t->d[i].pt_cap + kr_cipher_memory(t->d[i].cipher);
+        n += t->d[i].cap + t->d[i].pt_cap;   /* the cipher is in the tracker (sizeof) */
         n += (t->d[i].disp ? sizeof *t->d[i].disp : 0) + t->req_cap[i] * sizeof(kr_request);
         n += t->req_text[i] ? sizeof *t->req_text[i] + t->req_text[i]->cap : 0;
     }
@@ -477,8 +497,10 @@ kr_ota *krt_ota(kr_tracker *t)
  * the handshake holds none. NULL only when out of memory (the cipher calls take NULL). */
 kr_cipher *krt_cipher(kr_dirstate *ds)
 {
-    if (!ds->cipher)
-        ds->cipher = kr_cipher_new_pending();
+    if (!ds->cipher) {
+        kr_cipher_init_pending(&ds->cipher_store);
+        ds->cipher = &ds->cipher_store;
+    }
     return ds->cipher;
 }
 
@@ -506,8 +528,6 @@ void krt_release(kr_dirstate *ds, bool keep_buf)
         (dst)->final = (src)->final;                                            \
         (dst)->n_candidates = (src)->n_candidates;                              \
         memcpy((dst)->candidates, (src)->candidates, sizeof (dst)->candidates); \
-        (dst)->last_step = (src)->last_step;                                    \
-        (dst)->last_dir = (src)->last_dir;                                      \
         (dst)->time = (src)->time;                                              \
     } while (0)
 
@@ -518,6 +538,8 @@ void krt_verdict_get(const kr_tracker *t, kr_verdict *out)
     if (!s)
         return;
     COPY_VERDICT_HEAD(out, s);
+    out->last_step = t->verdict_step;
+    out->last_dir = (kr_dir)t->verdict_dir;
     size_t n = strnlen(s->evidence, sizeof out->evidence - 1);
     memcpy(out->evidence, s->evidence, n);   /* out is zeroed: the text ends there */
 }
@@ -530,6 +552,8 @@ bool krt_verdict_put(kr_tracker *t, const kr_verdict *v)
         return false;
     t->verdict = s;
     COPY_VERDICT_HEAD(s, v);
+    t->verdict_step = v->last_step;
+    t->verdict_dir = (uint8_t)v->last_dir;
     memcpy(s->evidence, v->evidence, len);
     s->evidence[len] = '\0';
     return true;

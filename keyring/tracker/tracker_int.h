@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include "keyring/cipher.h"
+#include "../src/cipher_int.h"
 
 /* Per-direction parser states. */
 enum kr_pst {
@@ -32,38 +33,43 @@ enum kr_pst {
 #define KR_WHY_CAP        256    /* longest reason text (not_spark_why, no_decrypt_reason) + 1 */
 #define KR_KEYNAME_CAP    160    /* longest device_key_name + 1 */
 
-typedef struct kr_dirstate {   /* grouped by size, as kr_tracker */
-    uint8_t *buf;          /* current PDU (or resync window); grown lazily */
+/* A direction's parser state: three cache lines, all of them read for a frame of the direction; a frame of
+ * the other direction reads the first one only (frames, closed, rst for the verdict; offset and kept when
+ * it acknowledges frames kept). The cipher lies in the third line, made at need (cipher points to it then). */
+typedef struct kr_dirstate {
+    /* line 1 (the state lies on a line boundary) */
+    _Alignas(64) uint8_t *buf;   /* current PDU (or resync window); grown lazily */
     uint64_t offset;       /* stream offset of the next byte */
     uint64_t pdu_offset;   /* stream offset of buf[0] */
     double pdu_first_time;
-    struct kr_disputes *disp; /* disputed byte ranges; NULL until the first one */
+    kr_cipher *cipher;     /* &cipher_store once made (krt_cipher); keyed once the session key is known */
     struct krt_kept *kept;    /* frames read that a copy may still contradict (reread.c); NULL none yet */
-    kr_cipher *cipher;     /* made at need (krt_cipher); keyed once the session key is known; holds the IV chain */
-    uint8_t *pt;           /* plaintext scratch */
-    double close_time;
-    double first_data_time, last_data_time;
-    double last_step_time;
-    uint64_t bytes;
-    uint64_t skipped;      /* bytes reported as data */
+    uint32_t frames;       /* frames seen */
     enum kr_pst st;
+    bool closed, rst;
+    bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled), or disputed */
+    bool disputed;         /* ... disputed: another copy of its bytes differs (kr_tracker_dispute) */
+    bool first_frame_done; /* "hello" step given (or not applicable) */
+    bool have_last_id;
+    uint8_t kept_size;     /* the size class of kept's block (kept.c) */
+    bool gapped;           /* bytes of this direction were lost in a gap */
+    /* line 2 */
+    struct kr_disputes *disp; /* disputed byte ranges; NULL until the first one */
+    uint8_t *pt;           /* plaintext scratch */
+    uint64_t bytes;
+    double last_data_time;
     uint32_t cap, have;    /* of buf (a PDU, a resync window or held bytes: a few KiB at most) */
     uint32_t scan_from;    /* resync: positions before this are known not to start a frame chain */
     uint32_t pt_cap;       /* of pt */
-    uint32_t frames;       /* frames seen */
     uint32_t frames_ok;    /* frames decrypted (fully or partly) */
     uint32_t frames_bad;   /* frames that should decrypt but did not */
-    uint32_t close_order;  /* 1 for the side whose close came first, 2 for the other */
     uint16_t last_id;      /* counter check (device direction only) */
-    bool have_last_id;
-    bool damaged;          /* the PDU in buf has bytes lost in a gap (zero filled), or disputed */
-    bool disputed;         /* ... disputed: another copy of its bytes differs (kr_tracker_dispute) */
     bool sniffed;          /* first bytes of the stream checked */
     bool started_at_zero;  /* the stream is seen from its first byte */
-    bool gapped;           /* bytes of this direction were lost in a gap */
-    bool first_frame_done; /* "hello" step given (or not applicable) */
-    bool closed, rst;
-    bool any_data;
+    uint8_t close_order;   /* 1 for the side whose close came first, 2 for the other */
+    /* line 3 */
+    kr_cipher cipher_store;
+    double close_time;
 } kr_dirstate;
 
 /* Byte ranges another copy disagrees with (kr_tracker_dispute), made at the first one. */
@@ -98,16 +104,30 @@ struct krt_reqtext {
 };
 
 /* The last verdict given, its evidence only as long as it is. */
-typedef struct kr_vstore {
+typedef struct kr_vstore {   /* its last_step and last_dir are the tracker's verdict_step and verdict_dir */
     kr_verdict_code code;
     bool proven, final;
     int n_candidates;
     kr_verdict_code candidates[KR_MAX_CANDIDATES];
-    kr_step_kind last_step;
-    kr_dir last_dir;
     double time;
     char evidence[];
 } kr_vstore;
+
+/* Zeroes n bytes (a constant) in pieces of at most 64 bytes, which compilers store as vectors: a memset of a
+ * few hundred bytes is made `rep stos`, slow to start, and a step is begun for every frame. */
+static inline void krt_zero(void *p, size_t n)
+{
+    char *c = p;
+    for (; n > 64; c += 64, n -= 64)
+        memset(c, 0, 64);
+    memset(c, 0, n);
+}
+
+/* Whether dir's cipher has the session key (kr_cipher_keyed, read where the cipher lies). */
+static inline bool krt_keyed(const kr_dirstate *ds)
+{
+    return ds->cipher && ds->cipher->keyed;
+}
 
 /* The text of a field kept as an allocated string: "" while it is not set. */
 static inline const char *krt_str(const char *s)
@@ -155,76 +175,42 @@ typedef struct kr_ota {
     char missed_text[48];  /* their indexes */
 } kr_ota;
 
-/* Members are grouped by size (pointers and doubles, then 4-byte, then bytes and flags) so that a tracker
- * carries no padding: a million open connections each hold one. */
+/* The first six cache lines hold what every frame reads or writes (the tracker is allocated on a line
+ * boundary), then the two directions, then what the handshake and the rarer messages use. Within each part
+ * members are grouped by size, so that a tracker carries little padding: a million open connections each
+ * hold one. */
 struct kr_tracker {
-    const kr_keyfile *kf;
+    /* ---- read or written for every frame */
     kr_callbacks cb;
     void *ud;
-    double open_time;
-    double first_time, last_time;
-    double silent_after;
-    char *not_spark_why;       /* set once with not_spark (krt_set_text) */
-
-    kr_dirstate d[2];
-
-    /* handshake facts */
-    double nonce_time, idblock_time, sessionblock_time;
-    size_t s2d_head_len;
-    /* cloud bytes past the nonce before any device byte: held until the device's side shows whether its
-     * id block was lost (a gap at offset 0) or never sent (not this protocol) */
-    uint8_t *early;
-    size_t early_len;
-    double early_time;         /* when the last held byte arrived */
-    double idblock_split;      /* seconds between the id block's first and last byte */
-    size_t id_plain_len;
-    char *device_key_name;     /* which key opened E (or was tried); NULL none */
-    /* session lines to try on the frames when no device id tells which applies: all of them
-     * (session_cands_all), or the indexes of those that fitted every frame so far */
-    size_t n_session_cands;
-    uint32_t session_cands[8];
-    uint8_t session_hint[KR_SESSION_HINT_LEN];  /* kr_session_hint of the session block's E */
-    char *no_decrypt_reason;   /* why frames are not decrypted; NULL: no reason given */
-
-    /* messages */
-    kr_request *req[2];        /* per direction a ring of req_cap[d] requests, grown to KR_REQ_RING */
-    struct krt_reqtext *req_text[2]; /* their names and arguments; NULL until one has any */
-    kr_var *vars;
-    size_t n_vars, cap_vars;
-    char **funcs;
-    size_t n_funcs, cap_funcs;
-    kr_ota *ota;               /* made at the first OTA message (krt_ota) */
-    /* findings found while reading a message, given after its callback */
-    struct kr_pending { kr_finding_code code; char text[512]; } *pend; /* 4 slots while findings wait */
+    double last_time;
     struct kr_vstore *verdict; /* last emitted; NULL before the first (krt_verdict_get / _put) */
     uint64_t verdict_inputs;   /* verdict.c: a running session's verdict inputs when it was last made,
                                   0 when it must be made again (krt_evaluate) */
-    kr_conn_info *info;        /* filled by kr_tracker_info when asked (made at the first call) */
+    /* findings found while reading a message, given after its callback */
+    struct kr_pending { kr_finding_code code; char text[512]; } *pend; /* 4 slots while findings wait */
     struct krt_copies *copies; /* other copies of bytes already read (copies.c); NULL until one differs */
-
-    /* 4 bytes */
-    int cloud_family;          /* the cloud's address (kr_tracker_set_cloud) for server keys bound to it;
-                                  family 0 when unknown */
-    uint32_t closes;
+    kr_request *req[2];        /* per direction a ring of req_cap[d] requests, grown to KR_REQ_RING */
+    struct krt_reqtext *req_text[2]; /* their names and arguments; NULL until one has any */
+    double step_time[2];       /* per direction, the time of its last step */
+    /* session lines to try on the frames when no device id tells which applies: all of them
+     * (session_cands_all), or the indexes of those that fitted every frame so far */
+    size_t n_session_cands;
+    double silent_after;       /* (rarely used) */
     uint32_t step_index;
     uint32_t msg_index;
-    int device_keys_tried;
-    unsigned req_next[2];
-    int n_pend;
-    uint32_t findings;         /* findings given that stand */
     int supersedes;            /* the next step's kr_step.supersedes (reread.c) */
     kr_step_kind last_step;    /* the last step given */
-
+    kr_step_kind verdict_step; /* the last verdict's last_step and last_dir (kept here: they move with */
+    uint8_t verdict_dir;       /* every frame, the rest of the verdict rarely) */
+    uint8_t req_cap[2];
+    unsigned req_next[2];
+    int n_pend;
     kr_session sess;           /* its material is the session key M */
-    uint16_t cloud_port;
-    uint8_t cloud_addr[16];
-    uint8_t nonce[KR_NONCE_LEN];
-    uint8_t s2d_head[KR_NONCE_LEN];   /* first bytes from the cloud port, whatever they are */
-    uint8_t offered_sha256[32];
+    uint8_t session_hint[KR_SESSION_HINT_LEN];  /* kr_session_hint of the session block's E */
     uint8_t device_id[KR_DEVICE_ID_LEN];
     char device_id_hex[KR_DEVICE_ID_HEX_LEN + 1];
-    uint8_t req_cap[2];
-    /* kr_tri and kr_hs_result values, a byte each */
+    /* kr_tri and kr_hs_result values, a byte each (verdict.c reads the 16 bytes from id_block_opened) */
     int8_t id_block_opened;     /* kr_tri */
     int8_t id_result;           /* kr_hs_result */
     int8_t nonce_ok;            /* kr_tri */
@@ -235,8 +221,7 @@ struct kr_tracker {
     int8_t session_result;      /* kr_hs_result */
     int8_t signature_valid;     /* kr_tri */
     int8_t signature_ok;        /* kr_tri */
-
-    /* flags */
+    /* flags (verdict.c reads the 32 bytes from opened) */
     bool opened;
     bool any_time;
     bool mid_session;          /* no handshake start in the capture */
@@ -269,8 +254,52 @@ struct kr_tracker {
     bool verdict_emitted;
     bool handshake_done;       /* ok was given, or a session line decrypts a capture without handshake */
     bool no_texts;             /* the caller reads no message texts nor frame notes (kr_tracker_set_texts) */
+    bool rsa_parked;           /* a handshake block waits for the RSA budget (rsagate.c) */
+    /* (rarely used, in what would be padding) */
+    uint16_t cloud_port;
+    uint16_t id_plain_len;     /* 52 / 214 when the id block opened */
+    uint8_t mem_off;           /* bytes from the start of the tracker's block to the tracker (kr_tracker_new) */
+    int cloud_family;          /* the cloud's address (kr_tracker_set_cloud) for server keys bound to it;
+                                  family 0 when unknown */
+    uint32_t closes;
+    int device_keys_tried;
+    uint32_t findings;         /* findings given that stand */
+
+    /* ---- the two directions, on line boundaries */
+    kr_dirstate d[2];
+
+    /* ---- the handshake, the rarer messages, what is made on need */
+    const kr_keyfile *kf;
+    double open_time;
+    double first_time;
+    char *not_spark_why;       /* set once with not_spark (krt_set_text) */
+    double nonce_time, idblock_time, sessionblock_time;
+    /* cloud bytes past the nonce before any device byte: held until the device's side shows whether its
+     * id block was lost (a gap at offset 0) or never sent (not this protocol) */
+    uint8_t *early;
+    double early_time;         /* when the last held byte arrived */
+    double idblock_split;      /* seconds between the id block's first and last byte */
+    char *device_key_name;     /* which key opened E (or was tried); NULL none */
+    char *no_decrypt_reason;   /* why frames are not decrypted; NULL: no reason given */
+    kr_var *vars;
+    char **funcs;
+    kr_ota *ota;               /* made at the first OTA message (krt_ota) */
+    kr_conn_info *info;        /* filled by kr_tracker_info when asked (made at the first call) */
     struct krt_rsa *rsa;       /* the RSA budget's state (rsagate.c), NULL without a budget */
+    uint32_t session_cands[8];
+    uint32_t n_vars, cap_vars;
+    uint32_t n_funcs, cap_funcs;
+    uint32_t early_len;        /* bytes at early (at most KR_EARLY_MAX) */
+    uint32_t s2d_head_len;
+    uint8_t cloud_addr[16];
+    uint8_t nonce[KR_NONCE_LEN];
+    uint8_t s2d_head[KR_NONCE_LEN];   /* first bytes from the cloud port, whatever they are */
+    uint8_t offered_sha256[32];
 };
+
+_Static_assert(sizeof(kr_dirstate) == 192, "a direction's state is three cache lines");
+_Static_assert(offsetof(struct kr_tracker, d) == 384, "the parts every frame reads are six cache lines");
+_Static_assert(sizeof(struct kr_tracker) == 1088, "a tracker is 17 cache lines");
 
 /* Text fields have fixed sizes; cutting an over-long name or note is intended. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -378,6 +407,9 @@ void krt_evaluate(kr_tracker *t, double ts);
 void kr_msg_interpret(kr_tracker *t, kr_message *m, kr_dir dir, double ts, uint64_t frame_offset,
                       const uint8_t *pt, size_t len, bool first_block_lost);
 void kr_msg_after(kr_tracker *t, const kr_message *m);
+/* msg_match.c: asks the processor for the request slots a message of dir may write (its next one) or read
+ * (the other side's last one, which an answer usually answers); a hint given before the frame is decrypted. */
+void kr_msg_prefetch(const kr_tracker *t, kr_dir dir);
 /* Whether pt is a whole CoAP message and which kind, without touching any tracker. */
 bool kr_msg_peek(const uint8_t *pt, size_t len, kr_msg_kind *kind);
 void kr_tracker_emit_finding(kr_tracker *t, kr_finding_code code, kr_dir dir, double ts, uint64_t off,

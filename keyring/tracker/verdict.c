@@ -305,7 +305,7 @@ static void v_session_wire(vctx *c, char *wire, size_t wsize, bool *rejected, bo
                 snprintf(wire, wsize, "the device Hello decrypts but the cloud sent no Hello; the %s %s "
                          "%.1f s after the device Hello", who((kr_dir)(fc >= 0 ? fc : KR_D2S)),
                          fc >= 0 ? close_word(&t->d[fc]) : "capture ended",
-                         (closed ? ct : t->last_time) - dd->last_step_time);
+                         (closed ? ct : t->last_time) - t->step_time[KR_D2S]);
             }
         } else if (t->device_hello_bad) {
             *rejected = true;
@@ -316,7 +316,7 @@ static void v_session_wire(vctx *c, char *wire, size_t wsize, bool *rejected, bo
                 *stalled = true;
                 snprintf(wire, wsize, "the device sent one frame (its Hello) and closed %.1f s later "
                          "without a frame from the cloud (the device waits 2 s for the cloud Hello)",
-                         ct - dd->last_step_time);
+                         ct - t->step_time[KR_D2S]);
             } else {
                 *rejected = true;
                 snprintf(wire, wsize, "after the session block the device sent %u frame%s the cloud "
@@ -700,8 +700,8 @@ void krt_evaluate(kr_tracker *t, double ts)
     uint64_t inputs = running_inputs(t, final);
     if (t->verdict_inputs == inputs && cur) {
         /* the verdict a running session was given stands as it is: only the last step moves on */
-        cur->last_step = t->last_step;
-        cur->last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
+        t->verdict_step = t->last_step;
+        t->verdict_dir = t->step_time[KR_S2D] > t->step_time[KR_D2S] ? KR_S2D : KR_D2S;
         return;
     }
     evaluate_again(t, ts, final, inputs);
@@ -740,14 +740,14 @@ static __attribute__((noinline)) void evaluate_again(kr_tracker *t, double ts, b
     /* a failure given before the connection ended is pending: the wire may still contradict it */
     if (!final && v.proven && v.code != KR_V_OK && v.code != KR_V_MID_SESSION)
         v.proven = false;
-    v.last_dir = t->d[KR_S2D].last_step_time > t->d[KR_D2S].last_step_time ? KR_S2D : KR_D2S;
+    v.last_dir = t->step_time[KR_S2D] > t->step_time[KR_D2S] ? KR_S2D : KR_D2S;
     v.time = ts;
     bool changed = !t->verdict_emitted || verdict_differs(&v, cur);
     if (!changed) {
         /* keep the first time; refresh the words (in place when the evidence is the same) */
         if (strcmp(cur->evidence, v.evidence) == 0) {
-            cur->last_step = v.last_step;
-            cur->last_dir = v.last_dir;
+            t->verdict_step = v.last_step;
+            t->verdict_dir = (uint8_t)v.last_dir;
         } else {
             kr_verdict keep;
             krt_verdict_get(t, &keep);

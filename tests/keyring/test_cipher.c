@@ -436,6 +436,37 @@ static void raw_cbc(const uint8_t key[16], const uint8_t iv[16], const uint8_t *
     EVP_CIPHER_CTX_free(ctx);
 }
 
+/* Every padding length from 1 to 16 over two blocks: accepted as it is, refused when any one of its bytes
+ * differs (the check reads the last 16 bytes as words); the byte before the padding never matters. */
+static void test_padding_every_length(void **state)
+{
+    (void)state;
+    uint8_t key[16], iv[16];
+    session_key(key, iv);
+    for (int pad = 1; pad <= 16; pad++) {
+        for (int bad = -1; bad < pad; bad++) {        /* -1: none; else the pad byte changed, from the end */
+            uint8_t plain[32], ct[32], pt[32];
+            size_t pt_len = 99, skip = 99;
+            memset(plain, pad + 1, sizeof plain);      /* the byte before the padding looks like padding too */
+            memset(plain + 32 - pad, pad, (size_t)pad);
+            if (bad >= 0)
+                plain[31 - bad] ^= 0x40;
+            raw_cbc(key, iv, plain, 32, ct);
+            kr_cipher *c = kr_cipher_new(key, iv);
+            kr_dec_result r = kr_cipher_decrypt(c, ct, 32, pt, &pt_len, &skip);
+            if (bad < 0) {
+                assert_int_equal(r, KR_DEC_OK);
+                assert_int_equal(pt_len, 32 - pad);
+                assert_memory_equal(pt, plain, pt_len);
+            } else {
+                assert_int_equal(r, KR_DEC_BAD_PADDING);
+                assert_int_equal(pt_len, 0);
+            }
+            kr_cipher_free(c);
+        }
+    }
+}
+
 static void test_bad_padding(void **state)
 {
     (void)state;
@@ -577,6 +608,11 @@ static void test_probe(void **state)
         assert_true(kr_cipher_probe(c, right, iv, frames[i] + 2, (size_t)flen[i] - 2, first, &have_first));
         assert_true(have_first);
         assert_memory_equal(first, msgs[i], strlen(msgs[i]) < 16 ? strlen(msgs[i]) : 16);
+        /* the trial through the probe key's context reads the whole message, the cipher unchanged */
+        assert_int_equal(kr_cipher_trial_probe(c, right, iv, frames[i] + 2, (size_t)flen[i] - 2, pt, &pl, &skip),
+                         KR_DEC_OK);
+        assert_int_equal(pl, strlen(msgs[i]));
+        assert_memory_equal(pt, msgs[i], pl);
         kr_cipher_pass(c, frames[i] + 2, (size_t)flen[i] - 2);
     }
     kr_cipher_free(c);
@@ -597,6 +633,11 @@ static void test_probe(void **state)
         bool quick = kr_cipher_probe(c, p, iv, frames[0] + 2, (size_t)flen[0] - 2, first, &have_first);
         kr_dec_result r = kr_cipher_trial(c, other, iv, frames[0] + 2, (size_t)flen[0] - 2, pt, &pl, &skip);
         assert_int_equal(quick, r == KR_DEC_OK);
+        uint8_t pt2[64];
+        size_t pl2, skip2;
+        assert_int_equal(kr_cipher_trial_probe(c, p, iv, frames[0] + 2, (size_t)flen[0] - 2, pt2, &pl2, &skip2), r);
+        assert_int_equal(pl2, pl);
+        assert_memory_equal(pt2, pt, pl);
         passed += quick;
         kr_probe_key_free(p);
     }
@@ -617,6 +658,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_share),
         cmocka_unit_test(test_bad_length),
         cmocka_unit_test(test_bad_padding),
+        cmocka_unit_test(test_padding_every_length),
         cmocka_unit_test(test_encrypt_limits),
         cmocka_unit_test(test_pending),
         cmocka_unit_test(test_probe),

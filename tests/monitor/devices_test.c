@@ -80,6 +80,31 @@ int main(void)
     CHECK(strstr(buf, "\"other_devices\":true") && strstr(buf, "\"client\":\"10.0.0.7\"") &&
           strstr(buf, "\"verdicts\":{\"ok\":1,\"device-key-mismatch\":1}"), "the JSON records say the same");
     free(buf);
+    /* the table's lines as printf writes its columns, row by row */
+    f = open_memstream(&buf, &len);
+    cm_devices_print(&d, NULL, f);
+    fclose(f);
+    GString *want = g_string_new(NULL);
+    g_string_append_printf(want, "devices: %u\n%-26s %5s %5s %6s %-23s %-15s %6s %10s %3s %s\n", rows->len,
+                           "DEVICE", "CONNS", "OK", "FAILED", "LAST VERDICT", "LAST SEEN (UTC)", "MSGS", "BYTES", "GEN",
+                           "PLATFORM");
+    static const char *const gens[] = { "-", "1", "2", "3" };
+    for (guint i = 0; i < rows->len; i++) {
+        const cm_device *v = &g_array_index(rows, cm_device, i);
+        char t[32], lv[32];
+        snprintf(lv, sizeof lv, "%s%s", v->last_verdict ? kr_verdict_str(v->last_verdict) : "-",
+                 v->last_verdict && !v->last_proven ? "?" : "");
+        g_string_append_printf(want, "%-26s %5llu %5llu %6llu %-23s %-15s %6llu %10llu %3s %s\n", v->name,
+                               (unsigned long long)v->conns, (unsigned long long)v->verdicts[KR_V_OK],
+                               (unsigned long long)cm_device_failed(v), lv, cm_time_str(v->last_seen, t, sizeof t),
+                               (unsigned long long)v->messages, (unsigned long long)v->bytes,
+                               gens[v->generation >= 1 && v->generation <= 3 ? v->generation : 0], "-");
+    }
+    CHECK(len == want->len && memcmp(buf, want->str, len) == 0, "the table's columns are printf's");
+    if (len != want->len || memcmp(buf, want->str, len) != 0)
+        printf("got:\n%s\nwant:\n%s", buf, want->str);
+    g_string_free(want, TRUE);
+    free(buf);
     g_array_free(rows, TRUE);
     g_array_free(by_failed, TRUE);
     cm_devices_free(&d);

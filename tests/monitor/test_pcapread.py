@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""A classic pcap file is read in place (monitor/pcapfile.c) until a record is not plain; libpcap reads on
-from there. Reading a file must give exactly what libpcap alone gives: the same lines, the same summary,
-the same error for a damaged file. Standard input is always read by libpcap, so each file here is read
-both ways and the outputs compared byte for byte (the file's name aside)."""
+"""A classic pcap file is read in place (monitor/pcapfile.c) until a record is not plain; libpcap, loaded
+then, reads on from there. Reading a file must give exactly what libpcap alone gives: the same lines, the
+same summary, the same error for a damaged file. Standard input is always read by libpcap, so each file
+here is read both ways and the outputs compared byte for byte (the file's name aside)."""
 import os
 import struct
 from cmtest import *
@@ -99,4 +99,21 @@ check(jsonl(out)[-1]["packets"] == tcp, "records longer than a block: every pack
 path = os.path.join(d, "empty.pcap")
 open(path, "wb").write(data[:24])
 both_ways("the header alone", path, ["--json"], 0)
+
+
+# libpcap is loaded only when something needs it: not for a plain file read in place to its end, but for a
+# filter, a record the in-place reader leaves to it, and standard input (the loader's trace names it)
+def loads_libpcap(args, stdin=None):
+    rc, out, err = run(args, stdin=stdin, env={"LD_DEBUG": "files"})
+    return "libpcap.so" in err
+
+
+check(not loads_libpcap(["-q", "-r", plain, "-k", keys]), "a plain file is read without loading libpcap")
+check(not loads_libpcap(["-q", "-r", path]), "a file of its header alone is read without loading libpcap")
+check(loads_libpcap(["-q", "-r", plain, "-f", "tcp"]), "a filter loads libpcap")
+cut = write("cut.pcap", recs)
+open(cut, "r+b").truncate(os.path.getsize(cut) - 5)
+check(loads_libpcap(["-q", "-r", cut]), "a record cut short is left to libpcap, which is loaded for it")
+with open(plain, "rb") as f:
+    check(loads_libpcap(["-q", "-r", "-"], stdin=f), "standard input loads libpcap")
 done()

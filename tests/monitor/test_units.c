@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "decode.h"
@@ -14,6 +15,7 @@
 #include "frag.h"
 #include "json.h"
 #include "mon.h"
+#include "output.h"
 
 /* ---- decode ---- */
 
@@ -159,6 +161,28 @@ static void test_json_int(void **st)
         assert_memory_equal(j.buf, want, j.len);
     }
     cm_json_free(&j);
+}
+
+/* Times of day as gmtime and printf write them: the day's ends, rounding to the next microsecond, far
+ * years, before 1970, and a buffer too short */
+static void test_time_str(void **st)
+{
+    (void)st;
+    const double ts[] = { 0, 0.0000004, 0.0000006, 59.9999995, 3599.5, 86399.9999996, 86400, 1e9 + 0.123456,
+                          1700000000.654321, 4102444800.5, 253402300799.999999, -1.25, -86400.5 };
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        time_t s = (time_t)ts[i];
+        struct tm tm;
+        assert_non_null(gmtime_r(&s, &tm));
+        long us = (long)((ts[i] - (double)s) * 1e6 + 0.5);
+        if (us >= 1000000)
+            us = 999999;
+        char want[64], got[64], shortbuf[8];
+        snprintf(want, sizeof want, "%02d:%02d:%02d.%06ld", tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+        assert_string_equal(cm_time_str(ts[i], got, sizeof got), want);
+        want[sizeof shortbuf - 1] = 0;
+        assert_string_equal(cm_time_str(ts[i], shortbuf, sizeof shortbuf), want);
+    }
 }
 
 /* A SYN's window scale option and the window, read by libkeyring's rule (the plugin reads them the same way). */
@@ -688,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_decode_lengths_and_checksum),
         cmocka_unit_test(test_decode_window_scale),
         cmocka_unit_test(test_json_int),
+        cmocka_unit_test(test_time_str),
         cmocka_unit_test(test_decode_vlan_stack),
         cmocka_unit_test(test_decode_ipv6_chain),
         cmocka_unit_test(test_frag_reverse_and_duplicate),

@@ -15,7 +15,7 @@
 /* The tracker's functions and variables as one text, to compare two trackers. */
 static void state_text(const kr_tracker *t, char *out, size_t cap)
 {
-    size_t o = (size_t)snprintf(out, cap, "f%zu v%zu:", t->n_funcs, t->n_vars);
+    size_t o = (size_t)snprintf(out, cap, "f%zu v%zu:", (size_t)t->n_funcs, (size_t)t->n_vars);
     for (size_t i = 0; i < t->n_funcs && o < cap; i++)
         o += (size_t)snprintf(out + o, cap - o, " %s()", t->funcs[i]);
     for (size_t i = 0; i < t->n_vars && o < cap; i++)

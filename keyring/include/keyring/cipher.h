@@ -66,6 +66,9 @@ kr_dec_result kr_cipher_trial(const kr_cipher *c, const uint8_t key[16], const u
 typedef struct kr_probe_key kr_probe_key;
 kr_probe_key *kr_probe_key_new(const uint8_t key[16]);
 void kr_probe_key_free(kr_probe_key *k);
+/* kr_cipher_trial with k's key, decrypted through k's context (no context is keyed for the trial). */
+kr_dec_result kr_cipher_trial_probe(const kr_cipher *c, const kr_probe_key *k, const uint8_t first_iv[16],
+                                    const uint8_t *ct, size_t len, uint8_t *pt, size_t *pt_len, size_t *pt_skip);
 /* Lets c decrypt with k's context when k holds c's key (the session line that gave it): no context is
  * keyed again for c's frames. k must outlive c's use of it; kr_cipher_set_key ends the sharing. */
 void kr_cipher_share(kr_cipher *c, const kr_probe_key *k);
