@@ -35,7 +35,7 @@ $(BUILD)/build.ninja:
 	meson setup $(BUILD)
 
 $(ASAN_BUILD)/build.ninja:
-	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false \
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Db_lto=false \
 	  -Dplugin_chroot_dir=$(CURDIR)/$(BUILD)/ws-chroots
 
 build: deps $(BUILD)/build.ninja

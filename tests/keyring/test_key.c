@@ -26,6 +26,17 @@ static const kr_note *find_note(const kr_note *n, int cnt, kr_note_level l, cons
     return NULL;
 }
 
+/* find_note's note, which must be there: the test fails (and does not go on) when it is not */
+static const kr_note *need_note(const kr_note *n, int cnt, kr_note_level l, const char *word)
+{
+    const kr_note *x = find_note(n, cnt, l, word);
+    if (!x) {
+        fail_msg("no note of level %d with \"%s\"", (int)l, word);
+        abort();   /* not reached: fail_msg ends the test */
+    }
+    return x;
+}
+
 static void load_error(const char *name, const char *word)
 {
     kr_err err = {{0}};
@@ -123,8 +134,7 @@ static void test_pkcs8_device_key_problem(void **state)
     kr_key *k = fx_key("device.pkcs8.der");
     kr_note notes[16];
     int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
-    const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, "PKCS#8");
-    assert_non_null(x);
+    const kr_note *x = need_note(notes, n, KR_NOTE_PROBLEM, "PKCS#8");
     assert_true(x->storage);
     assert_non_null(strstr(x->text, "decryption error"));
     assert_non_null(strstr(x->fix, "openssl rsa -in"));
@@ -135,8 +145,7 @@ static void test_pkcs8_device_key_problem(void **state)
 
     k = fx_key("device.pem");
     n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
-    x = find_note(notes, n, KR_NOTE_WARNING, "PEM");
-    assert_non_null(x);
+    x = need_note(notes, n, KR_NOTE_WARNING, "PEM");
     assert_true(x->storage);
     assert_int_equal(count_level(notes, n, KR_NOTE_PROBLEM), 0);
     kr_key_free(k);
@@ -151,8 +160,7 @@ static void test_short_integer(void **state)
     assert_non_null(strstr(why, "instead of"));
     kr_note notes[16];
     int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
-    const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, "instead of");
-    assert_non_null(x);
+    const kr_note *x = need_note(notes, n, KR_NOTE_PROBLEM, "instead of");
     assert_false(x->storage);
     assert_non_null(strstr(x->fix, "particle keys doctor DEVICE_ID"));
     assert_non_null(strstr(x->fix, "sparkkeys new --device DEVICE_ID"));
@@ -229,8 +237,7 @@ static void test_server_public_forms(void **state)
 
     k = fx_key("server.pub.pem");
     n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
-    const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, "PEM");
-    assert_non_null(x);
+    const kr_note *x = need_note(notes, n, KR_NOTE_PROBLEM, "PEM");
     assert_true(x->storage);
     assert_non_null(strstr(x->fix, "openssl rsa -pubin -in"));
     assert_non_null(strstr(x->fix, "-outform DER"));
@@ -240,8 +247,7 @@ static void test_server_public_forms(void **state)
     assert_int_equal(k->encoding, KR_ENC_PKCS1_PUBLIC);
     assert_false(k->is_private);
     n = kr_key_check(k, KR_ROLE_SERVER_PUBLIC, notes, 16);
-    x = find_note(notes, n, KR_NOTE_PROBLEM, "RSAPublicKey");
-    assert_non_null(x);
+    x = need_note(notes, n, KR_NOTE_PROBLEM, "RSAPublicKey");
     assert_non_null(strstr(x->fix, "-RSAPublicKey_in"));
     kr_key_free(k);
 }
@@ -425,8 +431,7 @@ static void test_particle_key_said(void **state)
     char fp[65];
     kr_key_fingerprint(k, fp);
     n = kr_key_check_for(k, KR_ROLE_SERVER_PUBLIC, KR_FLASH_CORE, NULL, notes, 16);
-    const kr_note *x = find_note(notes, n, KR_NOTE_INFO, "not the published Particle cloud key");
-    assert_non_null(x);
+    const kr_note *x = need_note(notes, n, KR_NOTE_INFO, "not the published Particle cloud key");
     assert_non_null(strstr(x->text, fp));
     assert_non_null(strstr(x->fix, "`particle keys server`"));
     kr_key_free(k);
@@ -453,13 +458,10 @@ static void test_broken_keys(void **state)
         assert_false(kr_key_private_consistent(k));
         kr_note notes[16];
         int n = kr_key_check(k, KR_ROLE_DEVICE_PRIVATE, notes, 16);
-        const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, cases[i].reason);
-        if (!x)
-            fail_msg("%s: no problem note with the reason", cases[i].file);
+        const kr_note *x = need_note(notes, n, KR_NOTE_PROBLEM, cases[i].reason);
         assert_non_null(strstr(x->fix, "particle keys doctor"));
         n = kr_key_check(k, KR_ROLE_ANY, notes, 16);
-        x = find_note(notes, n, KR_NOTE_PROBLEM, cases[i].reason);
-        assert_non_null(x);
+        x = need_note(notes, n, KR_NOTE_PROBLEM, cases[i].reason);
         assert_non_null(strstr(x->fix, "use an intact copy of the key"));
         kr_key_free(k);
     }
@@ -602,8 +604,7 @@ static void test_dfu_commands(void **state)
     kr_key *k = fx_key("device.pkcs8.der");
     kr_note notes[16];
     int n = kr_key_check_for(k, KR_ROLE_DEVICE_PRIVATE, KR_FLASH_DCT, "0123456789abcdef01234567", notes, 16);
-    const kr_note *x = find_note(notes, n, KR_NOTE_PROBLEM, "PKCS#8");
-    assert_non_null(x);
+    const kr_note *x = need_note(notes, n, KR_NOTE_PROBLEM, "PKCS#8");
     assert_non_null(strstr(x->fix, "-traditional -outform DER -out "));
     assert_non_null(strstr(x->fix, "device.pkcs8-pkcs1.der, then write "));
     assert_non_null(strstr(x->fix, "dfu-util -d 2b04:d006 -a 1 -i 0 -s 34:leave -D "));
@@ -612,8 +613,7 @@ static void test_dfu_commands(void **state)
     /* a device key of the wrong size: a new key for that device */
     k = fx_key("small.der");
     n = kr_key_check_for(k, KR_ROLE_DEVICE_PRIVATE, KR_FLASH_CORE, "0123456789abcdef01234567", notes, 16);
-    x = find_note(notes, n, KR_NOTE_PROBLEM, "RSA-512");
-    assert_non_null(x);
+    x = need_note(notes, n, KR_NOTE_PROBLEM, "RSA-512");
     assert_non_null(strstr(x->fix, "particle keys doctor 0123456789abcdef01234567"));
     kr_key_free(k);
 }
