@@ -35,8 +35,9 @@ typedef struct cm_event {
 } cm_event;
 
 typedef struct cm_conn {     /* a million open connections each hold one; what every packet changes (the
-                                counts, the newest time) in the first 32 bytes, the record aligned to a
-                                cache line (cm_mon_packet touches that one line) */
+                                counts, the newest time) in the first 32 bytes, so that cm_mon_packet touches
+                                one line or two (the record is not aligned to a line: that costs about 80
+                                bytes a connection) */
     uint64_t packets;
     uint64_t wire_bytes;     /* TCP payload bytes on the wire, both directions */
     double last;
