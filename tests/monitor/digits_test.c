@@ -1,0 +1,184 @@
+/* cloudmon's decimal writer (digits.h) against snprintf: the plain forms on 0, the powers of ten and
+ * their neighbours, INT64_MIN, INT64_MAX, UINT64_MAX and a deterministic spread of values; the fixed form
+ * at every width from 1 to 20; no byte written outside the number. Then the places that print through
+ * it: JSON integers and times, and the time of day of the lines output. Exit 0 when every check holds. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "digits.h"
+#include "json.h"
+#include "output.h"
+
+static int failed, checks;
+
+static void fail(const char *what, const char *got, const char *want)
+{
+    if (failed < 20)
+        printf("FAIL %s: got \"%s\", want \"%s\"\n", what, got, want);
+    failed++;
+}
+
+/* The writer's result at the end of a buffer fenced with '#' on both sides: nothing outside it is
+ * touched and the number starts where the writer says. */
+static void check_u64(uint64_t v)
+{
+    char buf[CM_DIGITS_MAX + 16], want[32];
+    memset(buf, '#', sizeof buf);
+    char *end = buf + 8 + CM_DIGITS_MAX, *p = cm_digits_u64(end, v);
+    snprintf(want, sizeof want, "%" PRIu64, v);
+    char got[CM_DIGITS_MAX + 1] = "";
+    size_t n = p >= buf + 8 && p < end ? (size_t)(end - p) : 0;
+    memcpy(got, p, n);
+    got[n] = 0;
+    checks++;
+    if (strcmp(got, want) != 0)
+        fail("cm_digits_u64", got, want);
+    else if (p[-1] != '#' || end[0] != '#' || memcmp(buf, "########", 8) != 0)
+        fail("cm_digits_u64 wrote outside its number", got, want);
+}
+
+static void check_i64(int64_t v)
+{
+    char buf[CM_DIGITS_MAX + 16], want[32];
+    memset(buf, '#', sizeof buf);
+    char *end = buf + 8 + CM_DIGITS_MAX, *p = cm_digits_i64(end, v);
+    snprintf(want, sizeof want, "%" PRId64, v);
+    char got[CM_DIGITS_MAX + 1] = "";
+    size_t n = p >= buf + 8 && p < end ? (size_t)(end - p) : 0;
+    memcpy(got, p, n);
+    got[n] = 0;
+    checks++;
+    if (strcmp(got, want) != 0)
+        fail("cm_digits_i64", got, want);
+    else if (p[-1] != '#' || end[0] != '#')
+        fail("cm_digits_i64 wrote outside its number", got, want);
+}
+
+static void check_fixed(uint64_t v, int width)
+{
+    char buf[40], want[40], what[48];
+    memset(buf, '#', sizeof buf);
+    cm_digits_fixed(buf + 8, v, width);
+    snprintf(want, sizeof want, "########%0*" PRIu64 "########", width, v);
+    buf[width + 16] = 0;
+    snprintf(what, sizeof what, "cm_digits_fixed width %d", width);
+    checks++;
+    if (strcmp(buf, want) != 0)
+        fail(what, buf, want);
+}
+
+/* cm_json_int and cm_json_time in a one-member object */
+static void check_json(cm_json *j, int64_t iv, double t, const char *want)
+{
+    cm_json_reset(j);
+    cm_json_obj(j, NULL);
+    cm_json_int(j, "i", iv);
+    cm_json_time(j, "t", t);
+    cm_json_end(j, '}');
+    char got[128];
+    snprintf(got, sizeof got, "%.*s", (int)j->len, j->buf);
+    checks++;
+    if (strcmp(got, want) != 0)
+        fail("cm_json_int/cm_json_time", got, want);
+}
+
+static void check_time_str(double t, const char *want)
+{
+    char got[32];
+    cm_time_str(t, got, sizeof got);
+    checks++;
+    if (strcmp(got, want) != 0)
+        fail("cm_time_str", got, want);
+}
+
+int main(void)
+{
+    /* every power of ten and its neighbours, both signs */
+    uint64_t p = 1;
+    for (int e = 0; e <= 19; e++, p *= 10) {
+        for (uint64_t d = 0; d <= 2; d++) {
+            check_u64(p - d);
+            check_u64(p + d);
+            if (p + d <= INT64_MAX) {
+                check_i64((int64_t)(p + d));
+                check_i64(-(int64_t)(p + d));
+            }
+            if (p - d <= INT64_MAX) {
+                check_i64((int64_t)(p - d));
+                check_i64(-(int64_t)(p - d));
+            }
+        }
+    }
+    check_u64(0);
+    check_u64(UINT64_MAX);
+    check_u64(UINT64_MAX - 1);
+    check_u64((uint64_t)INT64_MAX + 1);
+    check_i64(0);
+    check_i64(-1);
+    check_i64(INT64_MAX);
+    check_i64(INT64_MIN);
+    check_i64(INT64_MIN + 1);
+    check_i64(INT32_MIN);
+    check_i64(INT32_MAX);
+    for (uint64_t v = 0; v < 100000; v++)
+        check_u64(v);
+    for (uint64_t x = 0x9e3779b97f4a7c15u, i = 0; i < 100000; i++) {   /* xorshift: every length, many digits */
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        check_u64(x >> (i % 64));
+        check_i64((int64_t)(x >> (i % 64)));
+        check_i64((int64_t)x);
+    }
+
+    /* the fixed form at every width: 0, 1, the largest value that fits, powers of ten and a spread */
+    for (int w = 1; w <= 20; w++) {
+        uint64_t top = w == 20 ? UINT64_MAX : 1;
+        if (w < 20) {
+            for (int i = 0; i < w; i++)
+                top *= 10;
+            top -= 1;
+        }
+        check_fixed(0, w);
+        check_fixed(1, w);
+        check_fixed(top, w);
+        check_fixed(top / 10, w);
+        check_fixed(top / 10 + 1, w);
+        for (uint64_t v = 7; v < top / 3; v = v * 3 + 1)
+            check_fixed(v, w);
+    }
+    for (uint64_t v = 0; v < 100; v++)           /* the widths cloudmon writes: 2 and 6 */
+        check_fixed(v, 2);
+    for (uint64_t v = 0; v < 1000000; v += 7)
+        check_fixed(v, 6);
+    check_fixed(999999, 6);
+
+    /* JSON: integers at their edges, times of 6 decimals */
+    cm_json j;
+    cm_json_init(&j);
+    check_json(&j, 0, 0.0, "{\"i\":0,\"t\":0.000000}");
+    check_json(&j, -1, 0.000001, "{\"i\":-1,\"t\":0.000001}");
+    check_json(&j, INT64_MIN, 1700000000.5, "{\"i\":-9223372036854775808,\"t\":1700000000.500000}");
+    check_json(&j, INT64_MAX, 1700000000.123456, "{\"i\":9223372036854775807,\"t\":1700000000.123456}");
+    check_json(&j, 100, 59.999999, "{\"i\":100,\"t\":59.999999}");
+    check_json(&j, -99, 86399.0001, "{\"i\":-99,\"t\":86399.000100}");
+    check_json(&j, 12345, 4294967295.999999, "{\"i\":12345,\"t\":4294967295.999999}");
+    cm_json_free(&j);
+
+    /* the time of day against gmtime and snprintf */
+    static const double times[] = { 0, 0.000001, 1.5, 59.999999, 3599.25, 43200.000010, 86399.999999,
+                                    1700000000.123456, 1700003723.000001, 4294967295.5 };
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        time_t s = (time_t)times[i];
+        long us = (long)((times[i] - (double)s) * 1e6 + 0.5);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        char want[32];
+        snprintf(want, sizeof want, "%02d:%02d:%02d.%06ld", tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+        check_time_str(times[i], want);
+    }
+
+    printf("%d checks, %d failed\n", checks, failed);
+    return failed != 0;
+}
