@@ -292,7 +292,9 @@ void cm_json_num(cm_json *j, const char *k, double v)
 
 void cm_json_time(cm_json *j, const char *k, double t)
 {
-    if (!isfinite(t) || t < 0 || t > 1e15) {
+    /* six decimals while t in microseconds is a whole double (below 2^53 us, year 2255): beyond, or when
+     * negative, the shortest form; a pcapng interface counting whole seconds can say 10^13 */
+    if (!isfinite(t) || t < 0 || t >= 9e9) {
         cm_json_num(j, k, t);
         return;
     }
