@@ -18,40 +18,35 @@ static void fail(const char *what, const char *got, const char *want)
     failed++;
 }
 
-/* The writer's result at the end of a buffer fenced with '#' on both sides: nothing outside it is
- * touched and the number starts where the writer says. */
-static void check_u64(uint64_t v)
+/* What a writer returned (p) for a number it wrote to end in buf, a buffer fenced with 8 '#' before the
+ * CM_DIGITS_MAX bytes for the number and '#' after: the number is want, nothing outside it is touched. */
+static void check_written(const char *what, const char *buf, const char *end, const char *p, const char *want)
 {
-    char buf[CM_DIGITS_MAX + 16], want[32];
-    memset(buf, '#', sizeof buf);
-    char *end = buf + 8 + CM_DIGITS_MAX, *p = cm_digits_u64(end, v);
-    snprintf(want, sizeof want, "%" PRIu64, v);
     char got[CM_DIGITS_MAX + 1] = "";
     size_t n = p >= buf + 8 && p < end ? (size_t)(end - p) : 0;
     memcpy(got, p, n);
     got[n] = 0;
     checks++;
     if (strcmp(got, want) != 0)
-        fail("cm_digits_u64", got, want);
+        fail(what, got, want);
     else if (p[-1] != '#' || end[0] != '#' || memcmp(buf, "########", 8) != 0)
-        fail("cm_digits_u64 wrote outside its number", got, want);
+        fail(what, "(a byte outside the number changed)", want);
+}
+
+static void check_u64(uint64_t v)
+{
+    char buf[CM_DIGITS_MAX + 16], want[32], *end = buf + 8 + CM_DIGITS_MAX;
+    memset(buf, '#', sizeof buf);
+    snprintf(want, sizeof want, "%" PRIu64, v);
+    check_written("cm_digits_u64", buf, end, cm_digits_u64(end, v), want);
 }
 
 static void check_i64(int64_t v)
 {
-    char buf[CM_DIGITS_MAX + 16], want[32];
+    char buf[CM_DIGITS_MAX + 16], want[32], *end = buf + 8 + CM_DIGITS_MAX;
     memset(buf, '#', sizeof buf);
-    char *end = buf + 8 + CM_DIGITS_MAX, *p = cm_digits_i64(end, v);
     snprintf(want, sizeof want, "%" PRId64, v);
-    char got[CM_DIGITS_MAX + 1] = "";
-    size_t n = p >= buf + 8 && p < end ? (size_t)(end - p) : 0;
-    memcpy(got, p, n);
-    got[n] = 0;
-    checks++;
-    if (strcmp(got, want) != 0)
-        fail("cm_digits_i64", got, want);
-    else if (p[-1] != '#' || end[0] != '#')
-        fail("cm_digits_i64 wrote outside its number", got, want);
+    check_written("cm_digits_i64", buf, end, cm_digits_i64(end, v), want);
 }
 
 static void check_fixed(uint64_t v, int width)
