@@ -1,16 +1,10 @@
 /* cloudmon: lines and JSON Lines. */
 #include "output.h"
+#include "digits.h"
 #include "keyring/names.h"
 
 #include <string.h>
 #include <time.h>
-
-/* n as width digits at p (n < 10^width) */
-static void put_digits(char *p, long n, int width)
-{
-    for (int i = width - 1; i >= 0; i--, n /= 10)
-        p[i] = (char)('0' + n % 10);
-}
 
 char *cm_time_str(double t, char *out, size_t cap)
 {
@@ -20,14 +14,14 @@ char *cm_time_str(double t, char *out, size_t cap)
         us = 999999;
     if (s >= 0 && us >= 0 && cap >= 16) {
         /* the time of day of a UTC day, written out digit by digit: a line of output each */
-        long day = (long)(s % 86400);
-        put_digits(out, day / 3600, 2);
+        uint64_t day = (uint64_t)(s % 86400);
+        cm_digits_fixed(out, day / 3600, 2);
         out[2] = ':';
-        put_digits(out + 3, day / 60 % 60, 2);
+        cm_digits_fixed(out + 3, day / 60 % 60, 2);
         out[5] = ':';
-        put_digits(out + 6, day % 60, 2);
+        cm_digits_fixed(out + 6, day % 60, 2);
         out[8] = '.';
-        put_digits(out + 9, us, 6);
+        cm_digits_fixed(out + 9, (uint64_t)us, 6);
         out[15] = 0;
         return out;
     }
