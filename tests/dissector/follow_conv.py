@@ -9,6 +9,7 @@ frame of a followed Spark connection must give "tcp.stream eq N" with tshark's t
 frames of other TCP connections, UDP datagrams, frames of a connection the full table did not follow and
 frames the first pass has not reached give none. Run as nobody when root, like tshark (spark_tshark.py).
 Exit 77 (skip) only when tshark is missing."""
+import json
 import os
 import random
 import shutil
@@ -117,6 +118,27 @@ def test_mixed(sh, harness):
           "first pass to %d: Spark frames on both sides of the stop expected" % half)
 
 
+def test_sharkd(sh, _):
+    """sharkd, Wireshark's own caller of conversation filters: for a packet showing the Spark layer it lists
+    the Spark follower with the filter of that packet's stream."""
+    cap, _ = sample_in(sh, "healthy")
+    streams = tcp_streams(sh, cap)
+    shown = [int(r[0]) for r in sh.fields(cap, ["frame.protocols"]) if "spark" in r[1].split(":")]
+    reqs = ['{"jsonrpc":"2.0","id":1000000,"method":"load","params":{"file":"%s"}}' % cap] + \
+        ['{"jsonrpc":"2.0","id":%d,"method":"frame","params":{"frame":%d}}' % (n, n) for n in shown]
+    sh.write("sharkd.in", "\n".join(reqs) + "\n")
+    out = sh.run(["sharkd"], cmd=["sh", "-c", "exec sharkd - < sharkd.in"]).stdout
+    got = {}
+    for line in out.splitlines():
+        r = json.loads(line) if line.startswith("{") else {}
+        if r.get("id") in shown and isinstance(r.get("result"), dict):
+            got[r["id"]] = [f for f in r["result"].get("fol", []) if f[0] == "Spark"]
+    check(len(shown) > 5 and sorted(got) == shown, "sharkd answered for frames %r, asked %r" % (sorted(got), shown))
+    for n in shown:
+        check(got[n] == [["Spark", "tcp.stream eq %d" % streams[n][0]]],
+              "sharkd, frame %d: the Spark follower says %r" % (n, got[n]))
+
+
 def test_table_full(sh, harness):
     """spark.max_conns 1: the second session finds the table full of a session with data: not followed."""
     rng = random.Random(12)
@@ -150,7 +172,7 @@ def main():
         shutil.copy(sys.argv[2], harness)
         for p in (bindir, harness):
             os.chmod(p, 0o755)
-        for test in (test_mixed, test_table_full, test_samples):
+        for test in (test_mixed, test_table_full, test_sharkd, test_samples):
             test(sh, harness)
     except Fail as e:
         print("FAIL follow-conv: %s" % e)
