@@ -7,7 +7,8 @@ FOLLOW_CONV (follow_conv.c) loads the plugin as Wireshark does, makes the first 
 selects every packet again and prints what the Spark follower's conversation filter gives for it. Every
 frame of a followed Spark connection must give "tcp.stream eq N" with tshark's tcp.stream of that frame;
 frames of other TCP connections, UDP datagrams, frames of a connection the full table did not follow and
-frames the first pass has not reached give none. Run as nobody when root, like tshark (spark_tshark.py).
+frames the first pass has not reached give none. sharkd, which calls the same filter for packets showing
+the Spark layer, must list it too. Run as nobody when root, like tshark (spark_tshark.py).
 Exit 77 (skip) only when tshark is missing."""
 import json
 import os
