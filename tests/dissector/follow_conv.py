@@ -26,7 +26,9 @@ from spark_tshark import (ACK, FIN, PSH, SYN, Capture, Fail, Shark, check, hands
 
 def conv_filters(sh, harness, cap, extra=()):
     """{frame: (filter or None, stream or None, spark among the frame's protocols)} from follow_conv."""
-    r = sh.run(list(extra) + [cap], cmd=[harness] + list(extra) + [cap])
+    # leaks checked in the ASan build (follow_conv keeps the plugin loaded to the end: see fc_keep_plugin)
+    asan = ["env", "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1"] if sh.sanitized else []
+    r = sh.run(list(extra) + [cap], cmd=asan + [harness] + list(extra) + [cap])
     rows = {}
     for line in r.stdout.splitlines():
         n, filt, stream, layer = line.split("\t")
