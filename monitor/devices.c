@@ -1,5 +1,6 @@
 /* cloudmon: the per-device records. */
 #include "devices.h"
+#include "digits.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -228,13 +229,9 @@ static void cell(row *r, const char *s, int width, char sep)
 
 static void num(row *r, uint64_t v, int width, char sep)
 {
-    char d[24];
-    size_t k = sizeof d - 1;
-    d[k] = 0;
-    do
-        d[--k] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    cell(r, d + k, -width, sep);
+    char d[CM_DIGITS_MAX + 1];
+    d[CM_DIGITS_MAX] = 0;
+    cell(r, cm_digits_u64(d + CM_DIGITS_MAX, v), -width, sep);
 }
 
 void cm_devices_print(const cm_devices *d, const cm_mon *m, FILE *out)

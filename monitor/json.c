@@ -1,5 +1,6 @@
 /* cloudmon: the JSON writer. */
 #include "json.h"
+#include "digits.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -259,24 +260,7 @@ void cm_json_str(cm_json *j, const char *k, const char *v)
 
 void cm_json_int(cm_json *j, const char *k, int64_t v)
 {
-    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                                "8081828384858687888990919293949596979899";
-    char b[24], *p = b + sizeof b;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    while (u >= 100) {      /* two digits at a time */
-        p -= 2;
-        memcpy(p, pairs + 2 * (u % 100), 2);
-        u /= 100;
-    }
-    if (u >= 10) {
-        p -= 2;
-        memcpy(p, pairs + 2 * u, 2);
-    } else {
-        *--p = (char)('0' + u);
-    }
-    if (v < 0)
-        *--p = '-';
+    char b[CM_DIGITS_MAX], *p = cm_digits_i64(b + sizeof b, v);
     size_t n = (size_t)(b + sizeof b - p);
     if (!key_room(j, k, n))
         return;
@@ -308,17 +292,17 @@ void cm_json_num(cm_json *j, const char *k, double v)
 
 void cm_json_time(cm_json *j, const char *k, double t)
 {
-    if (!isfinite(t) || t < 0 || t > 1e15) {
+    /* six decimals while t in microseconds is a whole double (below 2^53 us, year 2255): beyond, or when
+     * negative, the shortest form; a pcapng interface counting whole seconds can say 10^13 */
+    if (!isfinite(t) || t < 0 || t >= 9e9) {
         cm_json_num(j, k, t);
         return;
     }
     int64_t us = (int64_t)(t * 1e6 + 0.5);
-    char b[32];
-    int64_t s = us / 1000000, f = us % 1000000;
-    cm_json_int(j, k, s);
+    char b[7];
+    cm_json_int(j, k, us / 1000000);
     b[0] = '.';
-    for (int i = 6; i >= 1; i--, f /= 10)
-        b[i] = (char)('0' + f % 10);
+    cm_digits_fixed(b + 1, (uint64_t)(us % 1000000), 6);
     put(j, b, 7);
 }
 

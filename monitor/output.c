@@ -1,39 +1,43 @@
 /* cloudmon: lines and JSON Lines. */
 #include "output.h"
+#include "digits.h"
 #include "keyring/names.h"
 
+#include <math.h>
 #include <string.h>
-#include <time.h>
 
-/* n as width digits at p (n < 10^width) */
-static void put_digits(char *p, long n, int width)
-{
-    for (int i = width - 1; i >= 0; i--, n /= 10)
-        p[i] = (char)('0' + n % 10);
-}
-
+/* The time of day of t (seconds since 1970, UTC) to the microsecond, written digit by digit (a line of
+ * output each). Times before 1970 count back from the day's end (-1.25 is 23:59:58.750000); a time that is
+ * not a number, or too far to be a time, is written as "??:??:??.??????". cap < 16 cuts the text, as
+ * snprintf would. */
 char *cm_time_str(double t, char *out, size_t cap)
 {
-    time_t s = (time_t)t;
-    long us = (long)((t - (double)s) * 1e6 + 0.5);
-    if (us >= 1000000)
-        us = 999999;
-    if (s >= 0 && us >= 0 && cap >= 16) {
-        /* the time of day of a UTC day, written out digit by digit: a line of output each */
-        long day = (long)(s % 86400);
-        put_digits(out, day / 3600, 2);
-        out[2] = ':';
-        put_digits(out + 3, day / 60 % 60, 2);
-        out[5] = ':';
-        put_digits(out + 6, day % 60, 2);
-        out[8] = '.';
-        put_digits(out + 9, us, 6);
-        out[15] = 0;
-        return out;
+    char b[16];
+    if (isfinite(t) && fabs(t) < 9e15) {
+        double whole = floor(t);
+        int64_t us = (int64_t)((t - whole) * 1e6 + 0.5);
+        if (us >= 1000000)
+            us = 999999;
+        int64_t day = (int64_t)whole % 86400;
+        if (day < 0)
+            day += 86400;
+        cm_digits_fixed(b, (uint64_t)day / 3600, 2);
+        b[2] = ':';
+        cm_digits_fixed(b + 3, (uint64_t)day / 60 % 60, 2);
+        b[5] = ':';
+        cm_digits_fixed(b + 6, (uint64_t)day % 60, 2);
+        b[8] = '.';
+        cm_digits_fixed(b + 9, (uint64_t)us, 6);
+    } else {
+        memcpy(b, "??:??:??.??????", 15);
     }
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(out, cap, "%02d:%02d:%02d.%06ld", tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+    b[15] = 0;
+    if (cap >= sizeof b) {
+        memcpy(out, b, sizeof b);
+    } else if (cap > 0) {
+        memcpy(out, b, cap - 1);
+        out[cap - 1] = 0;
+    }
     return out;
 }
 

@@ -2,8 +2,10 @@
 # sparkwire benchmarks, one command:  tests/bench/run.sh BUILD_DIR
 #
 # Every figure is measured in this run, on captures made by sparkwire-gen, and printed beside the
-# reference it is compared with (ratios, not absolute times; CPU seconds, medians of 3). Each goal is one
-# line "GOAL name = ratio (goal <= or >= G): met | NOT met":
+# reference it is compared with (ratios, not absolute times). Times are CPU seconds; the commands a ratio
+# compares are timed together, in alternation (tests/bench/alternate.py: BENCH_ROUNDS rounds, default 5, each
+# command once a round, medians), so a drift in the machine's speed weighs on both sides of a ratio alike.
+# Each goal is one line "GOAL name = ratio (goal <= or >= G): met | NOT met":
 #   read     cloudmon -q -r with full decryption by the generator's session lines vs `tcpdump -r FILE -w
 #            /dev/null` (the read floor); --json lines per second; with the full keyfile, CPU against
 #            openssl's RSA cost per handshake x handshakes + 0.3 s
@@ -20,7 +22,7 @@
 #            (root only; skipped otherwise)
 # Sizes: BENCH_DEVICES (default 1000) x BENCH_MESSAGES (default 100) for the read and plugin figures,
 # BENCH_CONNS (default 100000) and BENCH_MILLION (default 1000000, 0 skips it) for memory; BENCH_LIVE=0 skips
-# the live part. Not part of `meson test`.
+# the live part; BENCH_ROUNDS (default 5) rounds of alternated timing. Not part of `meson test`.
 set -u
 build=${1:?usage: tests/bench/run.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
@@ -28,6 +30,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 N=${BENCH_DEVICES:-1000}
 M=${BENCH_MESSAGES:-100}
 CONNS=${BENCH_CONNS:-100000}
+ROUNDS=${BENCH_ROUNDS:-5}
 gen="$build/tests/bench/sparkwire-gen"
 cm="$build/monitor/cloudmon"
 plugin="$build/dissector/spark.so"
@@ -64,17 +67,15 @@ PY
 )
     return "${rc:-1}"
 }
-# the median of three runs of measure (T, W; RSS the largest)
-measure3() {
-    local ts=() ws=() rss=0 rc=0
-    for _ in 1 2 3; do
-        measure "$@" || rc=$?
-        ts+=("$T"); ws+=("$W"); [ "$RSS" -gt "$rss" ] && rss=$RSS
-    done
-    T=$(printf '%s\n' "${ts[@]}" | sort -n | sed -n 2p)
-    W=$(printf '%s\n' "${ws[@]}" | sort -n | sed -n 2p)
-    RSS=$rss
-    return $rc
+# Commands timed together in alternation: alt_add queues one, alt_run times the queue (ROUNDS rounds) and
+# sets ALT_T[i] (median CPU seconds) and ALT_RSS[i] (largest peak RSS, kB), i in the order they were queued
+alt_add() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@" >>"$work/alt.cmds"; }
+alt_run() {
+    local t w r c
+    ALT_T=(); ALT_RSS=()
+    python3 "$src/tests/bench/alternate.py" "$ROUNDS" "$work/alt.cmds" "$work/alt.out" || exit 1
+    while read -r t w r c; do ALT_T+=("$t"); ALT_RSS+=("$r"); done <"$work/alt.out"
+    : >"$work/alt.cmds"
 }
 # "name: A / B = R (goal OP G): met|NOT met"
 goal() {
@@ -90,7 +91,7 @@ ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); pri
 
 say "# sparkwire benchmarks $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 say "command: tests/bench/run.sh $1   (BENCH_DEVICES=$N BENCH_MESSAGES=$M BENCH_CONNS=$CONNS BENCH_MILLION=${BENCH_MILLION:-1000000} BENCH_LIVE=${BENCH_LIVE:-1})"
-say "times: CPU seconds (user + system), the median of 3 runs; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "times: CPU seconds (user + system), medians of $ROUNDS rounds of the commands compared, run in alternation; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- captures ----
 "$gen" -o "$work/main" -n "$N" -m "$M" -s 1 2>>"$out" || exit 1
@@ -109,10 +110,12 @@ expect=$(python3 -c "print('%.6f' % ($sign2048 + $sign1024 + $verify2048))")
 # ---- read: cloudmon -q (summary only) vs tcpdump ----
 kf="$work/main/keyfile"
 ses="$work/main/sessions"
-measure3 tcpdump -r "$cap" -w /dev/null; t_tcpdump=$T
-measure3 "$cm" -q -r "$cap"; t_q_nokeys=$T
-measure3 "$cm" -q -r "$cap" -k "$ses"; t_q_sess=$T
-measure3 "$cm" -q -r "$cap" -k "$kf"; t_q=$T; rss_cm=$RSS
+alt_add tcpdump -r "$cap" -w /dev/null
+alt_add "$cm" -q -r "$cap"
+alt_add "$cm" -q -r "$cap" -k "$ses"
+alt_add "$cm" -q -r "$cap" -k "$kf"
+alt_run
+t_tcpdump=${ALT_T[0]}; t_q_nokeys=${ALT_T[1]}; t_q_sess=${ALT_T[2]}; t_q=${ALT_T[3]}; rss_cm=${ALT_RSS[3]}
 sum_kf=$("$cm" -q --json -r "$cap" -k "$kf" | tail -n 1)
 sum_ses=$("$cm" -q --json -r "$cap" -k "$ses" | tail -n 1)
 say "read: tcpdump -r FILE -w /dev/null ${t_tcpdump}s; cloudmon -q -r FILE: without keys ${t_q_nokeys}s, with the session lines ${t_q_sess}s, with the keyfile ${t_q}s (peak RSS ${rss_cm} kB)"
@@ -129,9 +132,11 @@ lps() { python3 -c "import sys; n,t=float(sys.argv[1]),float(sys.argv[2]); print
 "$cm" -r "$cap" --json >"$work/nokeys.jsonl"; nj=$(wc -l <"$work/nokeys.jsonl")
 "$cm" -r "$cap" -k "$ses" --json >"$work/sessions.jsonl"; ns=$(wc -l <"$work/sessions.jsonl")
 "$cm" -r "$cap" -k "$kf" --json >"$work/keys.jsonl"; nk=$(wc -l <"$work/keys.jsonl")
-measure3 "$cm" -r "$cap" --json; t_cm_nokeys=$T
-measure3 "$cm" -r "$cap" -k "$ses" --json; t_cm_sess=$T
-measure3 "$cm" -r "$cap" -k "$kf" --json; t_cm=$T
+alt_add "$cm" -r "$cap" --json
+alt_add "$cm" -r "$cap" -k "$ses" --json
+alt_add "$cm" -r "$cap" -k "$kf" --json
+alt_run
+t_cm_nokeys=${ALT_T[0]}; t_cm_sess=${ALT_T[1]}; t_cm=${ALT_T[2]}
 say "json: without keys $nj lines in ${t_cm_nokeys}s = $(lps "$nj" "$t_cm_nokeys") lines/s; with the session lines $ns lines in ${t_cm_sess}s = $(lps "$ns" "$t_cm_sess") lines/s; with the keyfile $nk lines in ${t_cm}s = $(lps "$nk" "$t_cm") lines/s"
 goal "2a. cloudmon --json lines/s without keys / 1000000" "$(lps "$nj" "$t_cm_nokeys")" 1000000 ">=" 1
 goal "2b. cloudmon --json -k SESSIONS lines/s / 1000000" "$(lps "$ns" "$t_cm_sess")" 1000000 ">=" 1
@@ -141,7 +146,7 @@ goal "2c. cloudmon --json -k KEYFILE CPU / (openssl RSA per handshake x $N + 0.3
 say "read: $(python3 -c "print('%.0f' % ($npk / max($t_cm, 0.001)))") packets/s with the keyfile and --json"
 
 # ---- tshark ----
-ts_run() {   # plugin(yes|no) then tshark arguments; output to /dev/null, timed
+ts_argv() {  # plugin(yes|no) then tshark arguments: the command line in TS_ARGV
     local pdir="$work/ws/noplugins"
     [ "$1" = yes ] && pdir="$work/ws/plugins"
     shift
@@ -149,11 +154,13 @@ ts_run() {   # plugin(yes|no) then tshark arguments; output to /dev/null, timed
                 WIRESHARK_EXTCAP_DIR="$work/ws/noplugins" LANG=C.UTF-8 PATH="$PATH")
     [ -n "${TS_PRELOAD:-}" ] && envs+=(LD_PRELOAD="$TS_PRELOAD" SPARKWIRE_RSA_COUNT="$TS_COUNT")
     if [ "$(id -u)" = 0 ]; then
-        ${TS_MEASURE:-measure} setpriv --reuid=65534 --regid=65534 --clear-groups env -i "${envs[@]}" tshark "$@"
+        TS_ARGV=(setpriv --reuid=65534 --regid=65534 --clear-groups env -i "${envs[@]}" tshark "$@")
     else
-        ${TS_MEASURE:-measure} env -i "${envs[@]}" tshark "$@"
+        TS_ARGV=(env -i "${envs[@]}" tshark "$@")
     fi
 }
+ts_run() { ts_argv "$@"; measure "${TS_ARGV[@]}"; }   # output to /dev/null, timed
+ts_add() { ts_argv "$@"; alt_add "${TS_ARGV[@]}"; }   # queued for alt_run
 have_ts=0
 if command -v tshark >/dev/null && [ -f "$plugin" ]; then
     wsver=$(pkg-config --modversion wireshark 2>/dev/null | cut -d. -f1,2)
@@ -172,15 +179,21 @@ if command -v tshark >/dev/null && [ -f "$plugin" ]; then
     fi
 fi
 if [ "$have_ts" = 1 ]; then
-    TS_MEASURE=measure3 ts_run no -n -r "$cap"; t_ts_plain=$T
-    TS_MEASURE=measure3 ts_run yes -n -r "$cap"; t_ts_nokeys=$T
-    TS_MEASURE=measure3 ts_run yes -n -r "$cap" -o "spark.keyfile:$ses"; t_ts_sess=$T
-    TS_MEASURE=measure3 ts_run yes -n -r "$cap" -o "spark.keyfile:$kf"; t_ts=$T; rss_ts=$RSS
+    ts_add no -n -r "$cap"
+    ts_add yes -n -r "$cap"
+    ts_add yes -n -r "$cap" -o "spark.keyfile:$ses"
+    ts_add yes -n -r "$cap" -o "spark.keyfile:$kf"
+    alt_add "$cm" -r "$cap" -k "$ses" --json
+    alt_add "$cm" -r "$cap" -k "$kf" --json
+    alt_run
+    t_ts_plain=${ALT_T[0]}; t_ts_nokeys=${ALT_T[1]}; t_ts_sess=${ALT_T[2]}; t_ts=${ALT_T[3]}; rss_ts=${ALT_RSS[3]}
+    t_cm3_sess=${ALT_T[4]}; t_cm3=${ALT_T[5]}
     ts_run yes -n -2 -r "$cap" -o "spark.keyfile:$kf"; t_ts2=$T
     say "tshark: without the plugin ${t_ts_plain}s; plugin, no keys ${t_ts_nokeys}s; plugin and session lines ${t_ts_sess}s; plugin and keyfile ${t_ts}s (peak RSS ${rss_ts} kB); two passes (-2) ${t_ts2}s"
     say "ratio: plugin and keyfile / tshark without the plugin = $(ratio "$t_ts" "$t_ts_plain"); plugin without keys / without the plugin = $(ratio "$t_ts_nokeys" "$t_ts_plain")"
-    goal "3. tshark with the plugin and keyfile / cloudmon --json -k KEYFILE" "$t_ts" "$t_cm" ">=" 10
-    goal "3'. tshark with the plugin and session lines / cloudmon --json -k SESSIONS" "$t_ts_sess" "$t_cm_sess" ">=" 10
+    say "tshark: in the same rounds, cloudmon --json with the session lines ${t_cm3_sess}s, with the keyfile ${t_cm3}s"
+    goal "3. tshark with the plugin and keyfile / cloudmon --json -k KEYFILE" "$t_ts" "$t_cm3" ">=" 10
+    goal "3'. tshark with the plugin and session lines / cloudmon --json -k SESSIONS" "$t_ts_sess" "$t_cm3_sess" ">=" 10
     goal "4. tshark with the plugin and session lines / tshark without the plugin" "$t_ts_sess" "$t_ts_plain" "<=" 1.15
 else
     say "tshark: not measured (tshark or the plugin missing)"

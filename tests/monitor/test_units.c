@@ -163,18 +163,21 @@ static void test_json_int(void **st)
     cm_json_free(&j);
 }
 
-/* Times of day as gmtime and printf write them: the day's ends, rounding to the next microsecond, far
- * years, before 1970, and a buffer too short */
+/* Times of day as gmtime and printf write them (from the second below the time: before 1970 the day counts
+ * back from its end): the day's ends, rounding to the next microsecond, far years, before 1970, and a
+ * buffer too short; a time that is not one is written as question marks */
 static void test_time_str(void **st)
 {
     (void)st;
     const double ts[] = { 0, 0.0000004, 0.0000006, 59.9999995, 3599.5, 86399.9999996, 86400, 1e9 + 0.123456,
-                          1700000000.654321, 4102444800.5, 253402300799.999999, -1.25, -86400.5 };
+                          1700000000.654321, 4102444800.5, 253402300799.999999, -1.25, -86400.5, -0.0000004,
+                          -1e9 - 0.5 };
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
-        time_t s = (time_t)ts[i];
+        double whole = floor(ts[i]);
+        time_t s = (time_t)whole;
         struct tm tm;
         assert_non_null(gmtime_r(&s, &tm));
-        long us = (long)((ts[i] - (double)s) * 1e6 + 0.5);
+        long us = (long)((ts[i] - whole) * 1e6 + 0.5);
         if (us >= 1000000)
             us = 999999;
         char want[64], got[64], shortbuf[8];
@@ -182,6 +185,12 @@ static void test_time_str(void **st)
         assert_string_equal(cm_time_str(ts[i], got, sizeof got), want);
         want[sizeof shortbuf - 1] = 0;
         assert_string_equal(cm_time_str(ts[i], shortbuf, sizeof shortbuf), want);
+    }
+    assert_string_equal(cm_time_str(-1.25, (char[64]){0}, 64), "23:59:58.750000");
+    const double odd[] = { NAN, INFINITY, -INFINITY, 1e19, -1e19, 1e300 };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        char got[64];
+        assert_string_equal(cm_time_str(odd[i], got, sizeof got), "??:??:??.??????");
     }
 }
 
