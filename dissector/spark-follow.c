@@ -12,9 +12,7 @@
 static int spark_follow_tap = -1;
 static guint32 first_pass_reached;   /* the last frame the first pass handed to the plugin (file scope) */
 
-/* Marks the TCP conversation of a connection the plugin follows (on the frame where it starts following it;
- * once a connection, so the first pass pays nothing per frame). The conversation of the frame's own
- * addresses and ports, as TCP files it; never made here. */
+/* The TCP conversation of the frame's own addresses and ports, as TCP files it; never made here. */
 static conversation_t *tcp_conversation(packet_info *pinfo)
 {
     if (pinfo->ptype != PT_TCP)
@@ -23,6 +21,8 @@ static conversation_t *tcp_conversation(packet_info *pinfo)
                              pinfo->destport, 0);
 }
 
+/* First pass: marks the TCP conversation of a connection the plugin follows, on the frame where it starts
+ * following it (once a connection, so the first pass pays nothing per frame). */
 void spark_follow_mark(packet_info *pinfo)
 {
     conversation_t *c = tcp_conversation(pinfo);
@@ -30,6 +30,7 @@ void spark_follow_mark(packet_info *pinfo)
         conversation_add_proto_data(c, proto_spark, GUINT_TO_POINTER(1));
 }
 
+/* First pass: the plugin has handled this TCP frame. */
 void spark_follow_seen(packet_info *pinfo)
 {
     first_pass_reached = MAX(first_pass_reached, pinfo->num);
