@@ -56,6 +56,8 @@ static void conv_bind(void *p, packet_info *pinfo)
     conv->last_frame = pinfo->num;
     conv->last_rec = NULL;
     rec_mark(pinfo->num);
+    if (first)
+        spark_follow_mark(pinfo);
     if (first && spark_keys_error)
         rec_rare(rec_cur(conv))->keyfile_error = wmem_strdup(wmem_file_scope(), spark_keys_error);
 }
@@ -259,8 +261,10 @@ static int dissect_spark_post(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
     main_ran_frame = 0;
     if (pinfo->ptype != PT_TCP)
         return 0;
-    if (!visited)
+    if (!visited) {
         spark_conn_frame(tvb, pinfo);
+        spark_follow_seen(pinfo);
+    }
     rec = rec_get(pinfo);
     if (!rec || (!tree && rec_is_empty(rec)))
         return 0;       /* nothing to show (a frame that brought nothing shows an empty item in a tree) */

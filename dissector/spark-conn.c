@@ -240,12 +240,32 @@ void spark_conn_hook_tcp(void)
                                                                              "TCP (segments noted by Spark)"));
 }
 
+/* The table's counts before a packet or a claim, and what changed after it: connections it ended to make
+ * room, or the frame's new connection not followed (the table full), said on the frame. */
+typedef struct spark_room {
+    guint64 evicted, untracked;
+} spark_room;
+
+static spark_room room_before(void)
+{
+    const kr_conn_stats *st = kr_conn_table_stats(spark_tab);
+    spark_room r = { st->evicted, st->untracked };
+    return r;
+}
+
+static void room_after(packet_info *pinfo, spark_room r)
+{
+    const kr_conn_stats *st = kr_conn_table_stats(spark_tab);
+    if ((st->evicted != r.evicted || st->untracked != r.untracked) && spark_hooks.table_full)
+        spark_hooks.table_full(pinfo, (guint)(st->evicted - r.evicted), st->untracked != r.untracked,
+                               spark_max_conns);
+}
+
 void spark_conn_frame(tvbuff_t *tvb, packet_info *pinfo)
 {
     kr_packet *p = &seg.p;
     kr_conn *kc;
-    const kr_conn_stats *st;
-    guint64 evicted, untracked;
+    spark_room room;
     if (!spark_tab || seg.frame != pinfo->num || pinfo->ptype != PT_TCP)
         return;
     seg.frame = 0;
@@ -253,13 +273,9 @@ void spark_conn_frame(tvbuff_t *tvb, packet_info *pinfo)
     cur_payload = p->payload;
     cur_payload_offset = seg.ds == tvb ? seg.payload_offset : -1;
     last_time = p->time > last_time ? p->time : last_time;
-    st = kr_conn_table_stats(spark_tab);
-    evicted = st->evicted;
-    untracked = st->untracked;
+    room = room_before();
     kc = kr_conn_packet(spark_tab, p);
-    if ((st->evicted != evicted || st->untracked != untracked) && spark_hooks.table_full)
-        spark_hooks.table_full(pinfo, (guint)(st->evicted - evicted), st->untracked != untracked,
-                               spark_max_conns);
+    room_after(pinfo, room);
     if (kc && kr_conn_user(kc) && spark_hooks.done)
         spark_hooks.done(bound(kc));
     cur_pinfo = NULL;
@@ -270,6 +286,7 @@ void spark_conn_claim(packet_info *pinfo, gboolean server_is_src)
 {
     kr_packet p;
     kr_endpoint cloud;
+    spark_room room;
     guint32 cport = server_is_src ? pinfo->srcport : pinfo->destport;
     guint32 dport = server_is_src ? pinfo->destport : pinfo->srcport;
     if (spark_cloud_port && cport == spark_cloud_port && dport != spark_cloud_port && seg.frame == pinfo->num &&
@@ -281,7 +298,9 @@ void spark_conn_claim(packet_info *pinfo, gboolean server_is_src)
     p.time = ts_of(&pinfo->abs_ts);
     cloud = server_is_src ? p.src : p.dst;
     cur_pinfo = pinfo;
+    room = room_before();
     kr_conn_claim(spark_tab, &p, &cloud);
+    room_after(pinfo, room);
     cur_pinfo = NULL;
 }
 

@@ -355,5 +355,8 @@ void spark_stats_queue(packet_info *pinfo, const spark_tap_info *ti);
 /* spark-follow.c: Follow > Spark Stream */
 void spark_register_follow(void);
 void spark_follow_queue(packet_info *pinfo, tvbuff_t *plaintext);
+/* first pass: the frame's TCP connection is followed from here on (its first frame); the frame was handled */
+void spark_follow_mark(packet_info *pinfo);
+void spark_follow_seen(packet_info *pinfo);
 
 #endif

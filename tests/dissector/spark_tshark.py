@@ -1100,6 +1100,36 @@ def test_max_conns(sh):
           "an expert info must say a connection was not followed:\n" + out)
 
 
+def test_max_conns_claimed(sh):
+    """A connection given to the plugin by Decode As (the heuristic off) whose SYN the capture missed is
+    followed from its first bytes, which claim it; when the table (spark.max_conns) is full of half-open
+    connections, one is ended to make room, and the frame that brought the claim says so, as a frame on the
+    Spark port would."""
+    rng = random.Random(13)
+    port = sh.free_port()
+    pkts = []
+    for i in range(2):
+        c = Capture(cport=40300 + i, t0=1700000000.0 - 2 + i * 0.5)
+        c.pkt(0, SYN)
+        pkts += c.pkts
+    c = Capture(cport=40400, sport=port, t0=1700000000.0)
+    c.pkt(1, PSH | ACK, rnd(40, rng))        # the capture starts after its SYN: the claim makes its entry
+    c.pkt(0, PSH | ACK, rnd(256, rng))
+    pkts += c.pkts
+    c.pkts = sorted(pkts, key=lambda p: p[0])
+    cap = sh.write("claimed.pcap", c.bytes())
+    claim = ["--disable-heuristic", "spark_tcp", "-d", "tcp.port==%d,spark" % port]
+    rows = sh.fields(cap, ["tcp.srcport", "spark.step", "spark.released"], extra=claim + ["-o", "spark.max_conns:2"])
+    released = [(int(r[0]), int(r[3])) for r in rows if r[3]]
+    claimed = [r for r in rows if port in (int(r[1]), )]
+    check(claimed and any(r[2] for r in rows), "Decode As tcp.port==%d,spark follows the connection: %r" % (port, rows))
+    check(released == [(int(claimed[0][0]), 1)],
+          "the claimed connection's first bytes end one half-open connection, said on their frame: %r" % rows)
+    out = sh.run(["-2", "-r", cap, "-o", "spark.max_conns:2", "-q", "-z", "expert,note"] + claim).stdout
+    check("1 connection without protocol data ended to make room: more than 2 open" in out,
+          "an expert info must say a connection was ended to make room:\n" + out)
+
+
 # ---- statistics per device --------------------------------------------------------------------------
 
 def parse_devices(out):
@@ -1236,6 +1266,7 @@ TESTS = {
     "follow": test_follow,
     "keys-table": test_keys_table,
     "max-conns": test_max_conns,
+    "max-conns-claimed": test_max_conns_claimed,
     "stats-devices": test_stats_devices,
     "install-plugin": test_install_plugin,
     "meson-install": test_meson_install,

@@ -136,7 +136,8 @@ def main():
             test = "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 " \
                    "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 " + test + " --timeout-multiplier 3"
         script = "set -e; cd /src; echo \"Wireshark $(pkg-config --modversion wireshark) in %s\"; " \
-                 "[ -f %s/build.ninja ] || %s >/dev/null; ninja -C %s build.ninja >/dev/null; ninja -C %s -j 2 $(%s); %s" \
+                 "[ -f %s/build.ninja ] || %s >/dev/null; ninja -C %s build.ninja >/dev/null; " \
+                 "ninja -C %s -j 2 $(%s) tests/dissector/follow_conv; %s" \
                  % (suite, build, setup, build, build, INSTALLED % (build, build), test)
         inner = "mount -t proc proc '%s/proc' && mount --rbind /dev '%s/dev' && exec chroot '%s' /bin/sh -c \"$0\"" \
                 % (root, root, root)
