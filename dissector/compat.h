@@ -10,6 +10,11 @@
 
 #include "spark-config.h"
 
+/* What a frame does seldom (a connection's start and end, TCP events, verdicts, findings, the notes of a
+ * frame's rare part): out of the way of the code every frame runs, so that stays compact in the
+ * instruction cache (GCC and Clang). */
+#define SPARK_RARE __attribute__((cold))
+
 /* the type behind a boolean preference */
 #if SPARK_PREF_BOOL_IS_BOOL
 typedef bool spark_pref_bool;

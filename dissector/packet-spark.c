@@ -31,7 +31,7 @@ static guint32 main_ran_frame;       /* first pass: the frame whose TCP payload 
 
 /* ---- connections: the connection layer's hooks (spark-conn.c) ----------------------------------- */
 
-static void *conv_open(kr_conn *kc)
+static SPARK_RARE void *conv_open(kr_conn *kc)
 {
     spark_conv *conv = wmem_new0(wmem_file_scope(), spark_conv);
 
@@ -59,7 +59,7 @@ static void conv_bind(void *p, packet_info *pinfo)
     if (first)
         spark_follow_mark(pinfo);
     if (first && spark_keys_error)
-        rec_cur(conv)->keyfile_error = wmem_strdup(wmem_file_scope(), spark_keys_error);
+        rec_rare(rec_cur(conv))->keyfile_error = wmem_strdup(wmem_file_scope(), spark_keys_error);
 }
 
 /* The bytes of the last chunk after the last PDU it completed belong to a PDU still to come. */
@@ -72,8 +72,9 @@ static void chunk_done(spark_conv *conv)
     conv->chunk = NULL;
     if (conv->bound && (!conv->step_in_chunk || conv->last_step_end[dir] != conv->stream_pos[dir])) {
         spark_frame_rec *rec = rec_cur(conv);
-        rec->range_start = conv->chunk_start;
-        rec->range_end = conv->stream_pos[dir];
+        spark_frame_rare *rare = rec_rare(rec);
+        rare->range_start = conv->chunk_start;
+        rare->range_end = conv->stream_pos[dir];
         rec_pend(conv, dir, rec);
     }
 }
@@ -103,7 +104,7 @@ static void conv_done(void *p)
     conv->bound = FALSE;
 }
 
-static void conv_tcp(void *p, packet_info *pinfo, const kr_tcp_event *e)
+static SPARK_RARE void conv_tcp(void *p, packet_info *pinfo, const kr_tcp_event *e)
 {
     spark_conv *conv = (spark_conv *)p;
     spark_frame_rec *rec;
@@ -119,11 +120,11 @@ static void conv_tcp(void *p, packet_info *pinfo, const kr_tcp_event *e)
     if (!rec)
         return;
     if (e->kind == KR_TCP_EV_GAP) {
-        rec->gap += e->nbytes;
+        rec_rare(rec)->gap += e->nbytes;
         return;
     }
     if (e->kind == KR_TCP_EV_RETRANSMITTED) {
-        rec->retransmitted += (guint32)e->nbytes;
+        rec_rare(rec)->retransmitted += (guint32)e->nbytes;
         return;
     }
     cr = wmem_new0(wmem_file_scope(), spark_close_rec);
@@ -134,7 +135,7 @@ static void conv_tcp(void *p, packet_info *pinfo, const kr_tcp_event *e)
     rec_add(rec, SPARK_EV_CLOSE, cr);
 }
 
-static void conv_end(void *p)
+static SPARK_RARE void conv_end(void *p)
 {
     spark_conv *conv = (spark_conv *)p;
     chunk_done(conv);
@@ -142,7 +143,7 @@ static void conv_end(void *p)
     conv->bound = FALSE;
 }
 
-static void conv_table_full(packet_info *pinfo, guint evicted, gboolean untracked, guint cap);
+static SPARK_RARE void conv_table_full(packet_info *pinfo, guint evicted, gboolean untracked, guint cap);
 
 static const spark_conn_hooks spark_hooks = {
     &spark_callbacks, conv_open, conv_bind, conv_tcp, conv_data, conv_done, conv_end, conv_table_full,
@@ -181,12 +182,12 @@ static void spark_shutdown(void)
 
 /* The layer's table was full at this frame: what it ended to make room, or that this frame's new
  * connection is not followed, is said on the frame. */
-static void conv_table_full(packet_info *pinfo, guint evicted, gboolean untracked, guint cap)
+static SPARK_RARE void conv_table_full(packet_info *pinfo, guint evicted, gboolean untracked, guint cap)
 {
-    spark_frame_rec *rec = rec_of_num(pinfo->num);
-    rec->released += evicted;
-    rec->untracked = rec->untracked || untracked;
-    rec->cap = cap;
+    spark_frame_rare *rare = rec_rare(rec_of_num(pinfo->num));
+    rare->released += evicted;
+    rare->untracked = rare->untracked || untracked;
+    rare->cap = cap;
 }
 
 /* ---- dissectors ------------------------------------------------------------------------------- */

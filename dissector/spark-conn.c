@@ -46,7 +46,7 @@ static void *bound(kr_conn *kc)
     return conv;
 }
 
-static void on_open(void *ud, kr_conn *kc)
+static SPARK_RARE void on_open(void *ud, kr_conn *kc)
 {
     (void)ud;
     kr_conn_set_user(kc, spark_hooks.open(kc));
@@ -65,19 +65,19 @@ static void on_message(void *ud, kr_conn *kc, const kr_message *m)
     spark_hooks.tracker->message(bound(kc), m);
 }
 
-static void on_finding(void *ud, kr_conn *kc, const kr_finding *f)
+static SPARK_RARE void on_finding(void *ud, kr_conn *kc, const kr_finding *f)
 {
     (void)ud;
     spark_hooks.tracker->finding(bound(kc), f);
 }
 
-static void on_verdict(void *ud, kr_conn *kc, const kr_verdict *v)
+static SPARK_RARE void on_verdict(void *ud, kr_conn *kc, const kr_verdict *v)
 {
     (void)ud;
     spark_hooks.tracker->verdict(bound(kc), v);
 }
 
-static void on_tcp(void *ud, kr_conn *kc, const kr_tcp_event *e)
+static SPARK_RARE void on_tcp(void *ud, kr_conn *kc, const kr_tcp_event *e)
 {
     (void)ud;
     spark_hooks.tcp(kr_conn_user(kc), kr_conn_in_packet(kc) ? cur_pinfo : NULL, e);
@@ -93,7 +93,7 @@ static void on_data(void *ud, kr_conn *kc, kr_dir dir, uint64_t offset, const ui
     spark_hooks.data(bound(kc), dir, offset, bytes, len, at);
 }
 
-static void on_end(void *ud, kr_conn *kc, const char *reason)
+static SPARK_RARE void on_end(void *ud, kr_conn *kc, const char *reason)
 {
     (void)ud;
     (void)reason;
@@ -220,8 +220,11 @@ static void note_segment(tvbuff_t *tvb, packet_info *pinfo)
 static int tcp_seen(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
 {
     int n;
-    if (spark_tab && !PINFO_FD_VISITED(pinfo) && !pinfo->flags.in_error_pkt)
+    if (spark_tab && !PINFO_FD_VISITED(pinfo) && !pinfo->flags.in_error_pkt) {
         note_segment(tvb, pinfo);
+        if (seg.frame == pinfo->num)     /* its connection's state comes into the cache while TCP works */
+            kr_conn_prefetch(spark_tab, &seg.p.src, &seg.p.dst);
+    }
     n = call_dissector_only(tcp_handle, tvb, pinfo, tree, data);
     if (n == 0 && seg.frame == pinfo->num)
         seg.frame = 0;       /* TCP is disabled: the frame holds no TCP segment */

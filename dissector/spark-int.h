@@ -238,24 +238,31 @@ typedef struct spark_ev {
 
 struct spark_conv;
 
-/* Everything one frame showed on the first pass. */
-typedef struct spark_frame_rec {
-    const struct spark_conv *conv;
-    spark_ev *events;             /* in the order the tracker reported them (file scope); NULL: none */
-    spark_ev first;               /* events[0] while the frame has only one (most have one at most) */
+/* What only some frames note (a keyfile error, the connection cap, missing or repeated bytes, bytes of a
+ * PDU completed later): apart from the record, made for the frame that first needs it. */
+typedef struct spark_frame_rare {
     guint64 gap;                  /* bytes missing before this frame's bytes */
     guint64 range_start;          /* stream offsets of the bytes it gave the tracker (while some of */
     guint64 range_end;            /* them belong to a PDU not yet complete) */
     const char *keyfile_error;    /* shown on the first frame of a connection */
-    guint32 frame;
-    guint32 n_events, cap_events;
-    guint32 fed;                  /* new stream bytes this frame gave the tracker */
     guint32 retransmitted;        /* bytes already seen, dropped */
     guint32 completed_in;         /* the bytes continue a PDU completed in that frame (0 unknown) */
     guint32 released;             /* connections without protocol data the table ended to make room here */
     guint32 cap;                  /* spark.max_conns when it did */
     gboolean untracked;           /* this frame's new connection was not followed: the table was full of
                                      connections carrying protocol data (spark.max_conns) */
+} spark_frame_rare;
+
+/* Everything one frame showed on the first pass: one for every frame that gave the tracker bytes, so the
+ * fields of most frames only (the rest in rare). */
+typedef struct spark_frame_rec {
+    const struct spark_conv *conv;
+    spark_ev *events;             /* in the order the tracker reported them (file scope); NULL: none */
+    spark_ev first;               /* events[0] while the frame has only one (most have one at most) */
+    spark_frame_rare *rare;       /* NULL: nothing of it */
+    guint32 frame;
+    guint32 n_events, cap_events;
+    guint32 fed;                  /* new stream bytes this frame gave the tracker */
 } spark_frame_rec;
 
 /* Touched for every frame of the connection, so kept small, the fields of every frame first. */
@@ -319,6 +326,8 @@ gboolean rec_is_empty(const spark_frame_rec *rec);
 void rec_mark(guint32 num);
 /* The frame's own record, made (without a connection) when it has none. */
 spark_frame_rec *rec_of_num(guint32 num);
+/* rec's rare part, made (zeroed) on need */
+SPARK_RARE spark_frame_rare *rec_rare(spark_frame_rec *rec);
 /* The record the connection's callbacks go to now (made on need), NULL when it is bound to no frame. */
 spark_frame_rec *rec_cur(spark_conv *conv);
 void rec_add(spark_frame_rec *rec, spark_ev_type type, void *p);

@@ -68,6 +68,13 @@ spark_frame_rec *rec_of_num(guint32 num)
     return *slot;
 }
 
+spark_frame_rare *rec_rare(spark_frame_rec *rec)
+{
+    if (!rec->rare)
+        rec->rare = wmem_new0(wmem_file_scope(), spark_frame_rare);
+    return rec->rare;
+}
+
 spark_frame_rec *rec_cur(spark_conv *conv)
 {
     if (!conv->bound)
@@ -264,15 +271,16 @@ static void pending_done(spark_conv *conv, spark_frame_rec *rec, spark_step_rec 
 
     for (i = 0; i < n; i++) {
         spark_frame_rec *p = pend[i];
-        if (p != rec && p->range_end > s0 && p->range_start < s1) {
-            if (p->completed_in == 0)
-                p->completed_in = rec->frame;
-            if (sr->in_packet < 0 && p->range_start <= s0 && !start_found) {
+        spark_frame_rare *pr = p->rare;   /* (a pending frame's range is set) */
+        if (p != rec && pr->range_end > s0 && pr->range_start < s1) {
+            if (pr->completed_in == 0)
+                pr->completed_in = rec->frame;
+            if (sr->in_packet < 0 && pr->range_start <= s0 && !start_found) {
                 sr->first_frame = p->frame;
                 start_found = TRUE;
             }
         }
-        if (p->range_end > s1)
+        if (pr->range_end > s1)
             pend[kept++] = p;
     }
     if (sr->in_packet < 0 && !start_found && n > 0)
@@ -386,7 +394,7 @@ static void cb_message(void *ud, const kr_message *m)
     }
 }
 
-static void cb_finding(void *ud, const kr_finding *f)
+static SPARK_RARE void cb_finding(void *ud, const kr_finding *f)
 {
     spark_frame_rec *rec = rec_cur((spark_conv *)ud);
     if (!rec)
@@ -394,7 +402,7 @@ static void cb_finding(void *ud, const kr_finding *f)
     rec_add(rec, SPARK_EV_FINDING, wmem_memdup(wmem_file_scope(), f, sizeof *f));
 }
 
-static void cb_verdict(void *ud, const kr_verdict *v)
+static SPARK_RARE void cb_verdict(void *ud, const kr_verdict *v)
 {
     spark_conv *conv = (spark_conv *)ud;
     spark_frame_rec *rec = rec_cur(conv);

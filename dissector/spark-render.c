@@ -252,13 +252,13 @@ typedef struct spark_view {
     char info[512];
 } spark_view;
 
-static void render_nonce(spark_view *v)
+static SPARK_RARE void render_nonce(spark_view *v)
 {
     if (v->len >= KR_NONCE_LEN)
         proto_tree_add_item(v->tree, spark_hf.nonce, v->stvb, v->off, KR_NONCE_LEN, ENC_NA);
 }
 
-static void render_idblock(spark_view *v)
+static SPARK_RARE void render_idblock(spark_view *v)
 {
     const spark_step_info *s = v->s;
     proto_item *it;
@@ -286,7 +286,7 @@ static void render_idblock(spark_view *v)
     }
 }
 
-static void render_sessionblock(spark_view *v)
+static SPARK_RARE void render_sessionblock(spark_view *v)
 {
     const spark_step_info *s = v->s;
 
@@ -475,7 +475,7 @@ static void render_step(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spa
     info_add(pinfo, pass, v.text, v.text != v.info);
 }
 
-static void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
+static SPARK_RARE void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
                            const spark_verdict_rec *vr)
 {
     const kr_verdict *v = &vr->v;
@@ -536,7 +536,7 @@ static void render_verdict(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     info_add(pinfo, pass, info, FALSE);
 }
 
-static void render_finding(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
+static SPARK_RARE void render_finding(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
                            const kr_finding *f)
 {
     const char *code = kr_finding_str(f->code);
@@ -562,7 +562,7 @@ static void render_finding(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     info_add(pinfo, pass, info, FALSE);
 }
 
-static void render_close(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
+static SPARK_RARE void render_close(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass *pass,
                          const spark_close_rec *c)
 {
     char text[200];
@@ -598,35 +598,35 @@ static void tap_note(spark_tap_info *ti, const spark_ev *ev)
 }
 
 /* What the TCP side noted about this frame: a keyfile that did not load, missing or repeated bytes. */
-static void render_header(tvbuff_t *tvb, packet_info *pinfo, spark_pass *pass, const spark_frame_rec *rec)
+static SPARK_RARE void render_header(tvbuff_t *tvb, packet_info *pinfo, spark_pass *pass, const spark_frame_rare *rare)
 {
     proto_item *it;
     char what[160];
 
-    if (rec->keyfile_error) {
-        it = add_gen_string(pass->tree, spark_hf.keyfile_error, tvb, rec->keyfile_error);
-        expert_brief(pinfo, it, &spark_ei.keyfile, "The Spark keyfile was not loaded", rec->keyfile_error,
+    if (rare->keyfile_error) {
+        it = add_gen_string(pass->tree, spark_hf.keyfile_error, tvb, rare->keyfile_error);
+        expert_brief(pinfo, it, &spark_ei.keyfile, "The Spark keyfile was not loaded", rare->keyfile_error,
                      "spark.keyfile_error");
     }
-    if (rec->released) {
-        it = add_gen_uint(pass->tree, spark_hf.released, tvb, rec->released);
-        kr_conn_evicted_text(rec->released, rec->cap, what, sizeof what);
+    if (rare->released) {
+        it = add_gen_uint(pass->tree, spark_hf.released, tvb, rare->released);
+        kr_conn_evicted_text(rare->released, rare->cap, what, sizeof what);
         expert_brief(pinfo, it, &spark_ei.released, what, NULL, NULL);
     }
-    if (rec->untracked) {
-        kr_conn_untracked_text(rec->cap, what, sizeof what);
+    if (rare->untracked) {
+        kr_conn_untracked_text(rare->cap, what, sizeof what);
         expert_brief(pinfo, pass->root, &spark_ei.untracked, what, NULL, NULL);
     }
-    if (rec->gap) {
-        it = gen(proto_tree_add_uint64(pass->tree, spark_hf.gap, tvb, 0, 0, rec->gap));
+    if (rare->gap) {
+        it = gen(proto_tree_add_uint64(pass->tree, spark_hf.gap, tvb, 0, 0, rare->gap));
         g_snprintf(what, sizeof what, "%" G_GUINT64_FORMAT " bytes before this segment are missing from the "
-                   "capture", rec->gap);
+                   "capture", rare->gap);
         expert_brief(pinfo, it, &spark_ei.gap, what, NULL, NULL);
     }
-    if (rec->retransmitted) {
-        it = add_gen_uint(pass->tree, spark_hf.retransmitted, tvb, rec->retransmitted);
+    if (rare->retransmitted) {
+        it = add_gen_uint(pass->tree, spark_hf.retransmitted, tvb, rare->retransmitted);
         g_snprintf(what, sizeof what, "%u bytes were seen before (retransmission): not given to the tracker "
-                   "again", rec->retransmitted);
+                   "again", rare->retransmitted);
         expert_brief(pinfo, it, &spark_ei.retransmitted, what, NULL, NULL);
     }
 }
@@ -645,8 +645,8 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass 
         pass->root = proto_tree_add_item(tree, proto_spark, tvb, 0, -1, ENC_NA);
         pass->tree = proto_item_add_subtree(pass->root, spark_ett.top);
     }
-    if (!pass->header_done)
-        render_header(tvb, pinfo, pass, rec);
+    if (!pass->header_done && rec->rare)
+        render_header(tvb, pinfo, pass, rec->rare);
     n = rec_count(rec);
     for (i = pass->rendered; i < n; i++) {
         spark_ev *ev = &rec->events[i];
@@ -662,15 +662,15 @@ void render_rec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, spark_pass 
         proto_item *it = proto_tree_add_uint(pass->tree, spark_hf.continuation, tvb, 0,
                                              (gint)tvb_captured_length(tvb), rec->fed);
         char info[96];
-        if (rec->completed_in) {
-            add_gen_uint(pass->tree, spark_hf.pdu_completed_in, tvb, rec->completed_in);
-            g_snprintf(info, sizeof info, "[PDU segment, completed in frame %u]", rec->completed_in);
+        if (rec->rare && rec->rare->completed_in) {
+            add_gen_uint(pass->tree, spark_hf.pdu_completed_in, tvb, rec->rare->completed_in);
+            g_snprintf(info, sizeof info, "[PDU segment, completed in frame %u]", rec->rare->completed_in);
         } else {
             g_snprintf(info, sizeof info, "[PDU segment]");
         }
         proto_item_append_text(it, " (part of a PDU completed in a later segment)");
         info_add(pinfo, pass, info, FALSE);
-    } else if (!pass->header_done && n == 0 && rec->retransmitted) {
+    } else if (!pass->header_done && n == 0 && rec->rare && rec->rare->retransmitted) {
         info_add(pinfo, pass, "[retransmission]", TRUE);
     }
     if (n > pass->rendered && rec->conv)

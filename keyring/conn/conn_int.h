@@ -7,6 +7,10 @@
 #include <string.h>
 #include "keyring/conn.h"
 
+/* What a connection does once or seldom (its start and end, SYN, RST, events, holes): out of the way of the
+ * code every segment runs, so that code stays compact in the instruction cache. */
+#define KR_RARE __attribute__((cold))
+
 /* ---- one direction's byte stream (reasm.c) ---- */
 
 typedef struct kr_seg kr_seg;
@@ -225,11 +229,11 @@ void kr_conn_due_at_least(kr_conn_table *t, const kr_conn *c);
 /* tcp.c */
 /* p is c's, sent from dir's sender */
 void kr_conn_handle(kr_conn *c, const kr_packet *p, kr_dir dir);
-void kr_conn_event(kr_conn *c, kr_tcp_kind kind, kr_dir dir, double ts, uint64_t n, const char *fmt, ...)
+KR_RARE void kr_conn_event(kr_conn *c, kr_tcp_kind kind, kr_dir dir, double ts, uint64_t n, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 /* Ends the connection: flushes both streams, commits a pending RST, finishes the tracker, calls end. */
-void kr_conn_end_now(kr_conn *c, double ts, const char *reason);
-void kr_conn_follow(kr_conn *c, double ts);
+KR_RARE void kr_conn_end_now(kr_conn *c, double ts, const char *reason);
+KR_RARE void kr_conn_follow(kr_conn *c, double ts);
 extern const kr_reasm_ops kr_conn_rs_ops[2];
 
 #endif

@@ -93,7 +93,7 @@ static int copy_rank(const kr_reasm *r, uint32_t seq, uint32_t m, bool bad)
     return first_bad == bad ? 0 : bad ? -1 : 1;
 }
 
-static void note_bad(kr_reasm *r, uint32_t from, uint32_t n)
+static KR_RARE void note_bad(kr_reasm *r, uint32_t from, uint32_t n)
 {
     kr_reasm_rare *x = r->rare;
     if (!r->have_bad || x->bad_end != from)
@@ -134,7 +134,7 @@ static inline __attribute__((always_inline)) void take(kr_reasm *r, uint32_t seq
         ops->deliver(ud, data + d, n, ts, from_packet);
 }
 
-static void drain_waiting(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
+static KR_RARE void drain_waiting(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
 {
     while (r->ooo && kr_seq_diff(r->ooo->seq, r->next_seq) <= 0) {
         kr_seg *s = r->ooo;
@@ -152,7 +152,7 @@ static inline void drain(kr_reasm *r, const kr_reasm_ops *ops, void *ud)
         drain_waiting(r, ops, ud);
 }
 
-static void give_up(kr_reasm *r, uint32_t missing, double ts, const kr_reasm_ops *ops, void *ud)
+static KR_RARE void give_up(kr_reasm *r, uint32_t missing, double ts, const kr_reasm_ops *ops, void *ud)
 {
     r->next_seq += missing;
     if (ops->gap)
@@ -160,7 +160,7 @@ static void give_up(kr_reasm *r, uint32_t missing, double ts, const kr_reasm_ops
 }
 
 /* Gives up the hole before the first waiting segment. */
-static void skip_hole(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
+static KR_RARE void skip_hole(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
 {
     if (!r->ooo)
         return;
@@ -168,7 +168,7 @@ static void skip_hole(kr_reasm *r, double ts, const kr_reasm_ops *ops, void *ud)
     drain(r, ops, ud);
 }
 
-static void store(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, bool bad, double ts)
+static KR_RARE void store(kr_reasm *r, uint32_t seq, const uint8_t *data, uint32_t len, bool bad, double ts)
 {
     kr_seg **pp = &r->ooo;
     while (*pp && kr_seq_diff((*pp)->seq, seq) <= 0) {

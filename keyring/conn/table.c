@@ -122,7 +122,7 @@ kr_conn_table *kr_conn_table_new(const kr_keyfile *kf, const kr_conn_options *o,
     return t;
 }
 
-static void conn_free(kr_conn *c)
+static KR_RARE void conn_free(kr_conn *c)
 {
     for (int d = 0; d < 2; d++)
         kr_reasm_free(&c->rs[d]);
@@ -132,7 +132,7 @@ static void conn_free(kr_conn *c)
     free(c);
 }
 
-static void conn_remove(kr_conn_table *t, kr_conn *c, double ts, const char *reason)
+static KR_RARE void conn_remove(kr_conn_table *t, kr_conn *c, double ts, const char *reason)
 {
     kr_conn_end_now(c, ts, reason);
     kr_map_remove(&t->map, c);
@@ -180,7 +180,7 @@ static int evict_class(const kr_conn *c)
     return c->stream_pos[0] + c->stream_pos[1] == 0 ? 3 : 4;
 }
 
-static bool make_room(kr_conn_table *t, double ts)
+static KR_RARE bool make_room(kr_conn_table *t, double ts)
 {
     if (!t->o.max_conns || t->map.n < t->o.max_conns)
         return true;
@@ -226,7 +226,7 @@ void kr_conn_due_at_least(kr_conn_table *t, const kr_conn *c)
 /* A connection's allocation: whole cache lines */
 #define CONN_BYTES ((sizeof(kr_conn) + KR_CONN_ALIGN - 1) / KR_CONN_ALIGN * KR_CONN_ALIGN)
 
-static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, uint32_t hash, bool src_is_dev)
+static KR_RARE kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, uint32_t hash, bool src_is_dev)
 {
     if (!make_room(t, p->time))
         return NULL;
@@ -250,7 +250,7 @@ static kr_conn *conn_new(kr_conn_table *t, const kr_packet *p, uint32_t hash, bo
 }
 
 /* A packet of no followed connection: does it start one, and which side is the device? */
-static kr_conn *start(kr_conn_table *t, const kr_packet *p, uint32_t hash)
+static KR_RARE kr_conn *start(kr_conn_table *t, const kr_packet *p, uint32_t hash)
 {
     bool syn = p->flags & KR_TCP_SYN, ack = p->flags & KR_TCP_ACK, rst = p->flags & KR_TCP_RST;
     uint16_t cp = t->o.cloud_port;
@@ -315,6 +315,28 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
     return c->state == KR_CS_FOLLOWED || (c->state == KR_CS_ENDED && c->id) ? c : NULL;
 }
 
+void kr_conn_prefetch(const kr_conn_table *t, const kr_endpoint *src, const kr_endpoint *dst)
+{
+    const kr_conn_map *m = &t->map;
+    uint32_t h = kr_map_hash(m, src, dst);
+    /* the slots only: the first whose hash matches is very likely the one (a prefetch of another is harmless) */
+    for (size_t i = h & m->mask, n = 0; n < 8; i = (i + 1) & m->mask, n++) {
+        const kr_map_slot *s = &m->slot[i];
+        if (!s->c)
+            return;
+        if (s->hash == h) {
+            const char *c = (const char *)s->c;
+            __builtin_prefetch(c);
+            __builtin_prefetch(c + KR_CONN_ALIGN);
+            __builtin_prefetch(c + 2 * KR_CONN_ALIGN);
+            kr_tracker_prefetch(s->c->tr);
+            if (s->c->user)
+                __builtin_prefetch(s->c->user);
+            return;
+        }
+    }
+}
+
 kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *cloud)
 {
     uint32_t hash = kr_map_hash(&t->map, &p->src, &p->dst);
@@ -343,7 +365,7 @@ kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *
 
 /* ---- expiry and the end ---- */
 
-static size_t expire(kr_conn_table *t, double now, bool all, const char *reason)
+static KR_RARE size_t expire(kr_conn_table *t, double now, bool all, const char *reason)
 {
     GPtrArray *old = g_ptr_array_new();
     size_t pos = 0;

@@ -48,7 +48,7 @@ static inline __attribute__((always_inline)) void to_tracker(kr_conn *c, kr_dir 
 }
 
 /* Undecided (other port): the cloud's first 40 bytes decide. */
-static void to_heuristic(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, double ts, bool from_packet)
+static KR_RARE void to_heuristic(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, double ts, bool from_packet)
 {
     if (dir == KR_D2S || !c->tab->o.heuristic) {
         c->state = KR_CS_IGNORED;            /* the device spoke first, or no heuristic: not followed */
@@ -90,7 +90,7 @@ static void deliver(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, dou
         to_heuristic(c, dir, data, len, ts, from_packet);
 }
 
-static void gap(kr_conn *c, kr_dir dir, uint64_t n, double ts)
+static KR_RARE void gap(kr_conn *c, kr_dir dir, uint64_t n, double ts)
 {
     if (c->state == KR_CS_UNDECIDED)
         c->state = KR_CS_IGNORED;            /* the heuristic needs the first bytes */
@@ -102,7 +102,7 @@ static void gap(kr_conn *c, kr_dir dir, uint64_t n, double ts)
     kr_tracker_gap(c->tr, dir, n, ts);
 }
 
-static void fin(kr_conn *c, kr_dir dir, double ts)
+static KR_RARE void fin(kr_conn *c, kr_dir dir, double ts)
 {
     c->closed[dir] = true;
     if (c->state != KR_CS_FOLLOWED)
@@ -113,7 +113,7 @@ static void fin(kr_conn *c, kr_dir dir, double ts)
 
 /* Another copy of bytes handed on before: the tracker compares it and keeps it as a candidate when it
  * differs. */
-static void copy(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, uint32_t back, int rank, double ts)
+static KR_RARE void copy(kr_conn *c, kr_dir dir, const uint8_t *data, size_t len, uint32_t back, int rank, double ts)
 {
     if (c->state == KR_CS_FOLLOWED && back <= c->stream_pos[dir])
         kr_tracker_copy(c->tr, dir, c->stream_pos[dir] - back, data, len, rank, ts);
@@ -164,7 +164,7 @@ static int scale_state(const kr_conn *c)
     return c->wscale[0] >= 0 && c->wscale[1] >= 0 ? 0 : -1;
 }
 
-static void on_syn(kr_conn *c, const kr_packet *p, kr_dir dir)
+static KR_RARE void on_syn(kr_conn *c, const kr_packet *p, kr_dir dir)
 {
     bool ack = (p->flags & KR_TCP_ACK) != 0;
     if ((dir == KR_D2S) == ack)
@@ -221,7 +221,7 @@ static bool refused(kr_conn *c, const kr_packet *p, kr_dir dir)
     return true;
 }
 
-static void on_rst(kr_conn *c, const kr_packet *p, kr_dir dir)
+static KR_RARE void on_rst(kr_conn *c, const kr_packet *p, kr_dir dir)
 {
     if (refused(c, p, dir) || c->rst_pending)
         return;
@@ -246,7 +246,7 @@ static void on_rst(kr_conn *c, const kr_packet *p, kr_dir dir)
 }
 
 /* New bytes after an accepted RST: the connection went on, the RST did not end it. */
-static void rst_survived(kr_conn *c, kr_dir dir, double ts)
+static KR_RARE void rst_survived(kr_conn *c, kr_dir dir, double ts)
 {
     c->rst_pending = false;
     c->tab->st.rst_ignored++;

@@ -187,6 +187,15 @@ static void krt_prefetch(const kr_tracker *t, kr_dir dir)
     __builtin_prefetch(o, 1);
 }
 
+void kr_tracker_prefetch(const kr_tracker *t)
+{
+    if (t) {
+        krt_prefetch(t, KR_D2S);
+        __builtin_prefetch((const char *)&t->d[KR_S2D] + 64);
+        __builtin_prefetch((const char *)&t->d[KR_S2D] + 128);
+    }
+}
+
 void kr_tracker_data(kr_tracker *t, kr_dir dir, const uint8_t *data, size_t len, double ts)
 {
     if (!t || len == 0 || !data || (dir != KR_D2S && dir != KR_S2D))

@@ -158,6 +158,10 @@ void kr_conn_table_free(kr_conn_table *tab);
 /* One TCP segment, in capture order. Returns the connection it went to (NULL when it belongs to none that
  * is followed). */
 kr_conn *kr_conn_packet(kr_conn_table *tab, const kr_packet *p);
+/* A hint, changing nothing: a segment between these ends comes soon (a frontend that learns a segment's
+ * ends some work before it hands the segment on), so the lines of its connection are asked for now and
+ * arrive while the frontend does that work. */
+void kr_conn_prefetch(const kr_conn_table *tab, const kr_endpoint *src, const kr_endpoint *dst);
 /* The frontend knows this packet's connection is the protocol's (a port preference, Decode As): follow it,
  * with the cloud on the side of `cloud`. Returns the connection (NULL when the table cannot take it). */
 kr_conn *kr_conn_claim(kr_conn_table *tab, const kr_packet *p, const kr_endpoint *cloud);

@@ -359,6 +359,9 @@ void kr_tracker_copy(kr_tracker *t, kr_dir dir, uint64_t offset, const uint8_t *
  * acknowledgement): it read one copy of them, so a copy seen later is not what it read. The frames kept
  * for a later copy (the last ones read in dir) are given back up to there. */
 void kr_tracker_acked(kr_tracker *t, kr_dir dir, uint64_t offset);
+/* A hint, changing nothing: a segment of t's connection comes soon, so the lines any of its frames reads
+ * are asked for now (a connection layer that learns of the segment some work before handing it on). */
+void kr_tracker_prefetch(const kr_tracker *t);
 /* The cloud's address and port (family 4: 4 bytes, 6: 16 bytes) for server keys bound to a cloud with
  * cloud=ADDR. Without it only unbound server keys apply. Call before the handshake's data. */
 void kr_tracker_set_cloud(kr_tracker *t, int family, const uint8_t *addr, uint16_t port);
