@@ -319,7 +319,8 @@ void spark_register_prefs(void);
 
 /* spark-record.c: the first pass keeps what the tracker reports against the frame that completed it */
 extern const kr_callbacks spark_callbacks;
-/* The frame's record (NULL: the frame belongs to no followed connection; rec_is_empty: it brought nothing) */
+/* The frame's record (NULL: the frame belongs to no followed connection, or is a bare acknowledgement the
+ * layer reported nothing on; rec_is_empty: it brought nothing) */
 const spark_frame_rec *rec_get(packet_info *pinfo);
 gboolean rec_is_empty(const spark_frame_rec *rec);
 /* The frame belongs to a followed connection (its record stays the shared empty one until rec_of_num). */

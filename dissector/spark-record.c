@@ -13,9 +13,10 @@
 static spark_frame_rec ***rec_pages;
 static guint rec_n_pages;
 
-/* A frame of a followed connection that brought nothing of its own (an acknowledgement, say) still shows
- * an empty Spark item in a tree: one shared record, never written, stands for all of them, so such a
- * frame costs a pointer, not a record. */
+/* A frame the connection layer reported on while it handled it (a SYN, say) that brought nothing the plugin
+ * keeps still shows an empty Spark item in a tree: one shared record, never written, stands for all of them,
+ * so such a frame costs a pointer, not a record. A bare acknowledgement, on which the layer reports nothing,
+ * gets no record and shows no Spark item, as Wireshark shows no TLS on one. */
 static const spark_frame_rec rec_nothing;
 
 void rec_store_reset(void)
