@@ -3,7 +3,7 @@
 #
 # Every figure is measured in this run, on captures made by sparkwire-gen, and printed beside the
 # reference it is compared with (ratios, not absolute times). Times are CPU seconds; the commands a ratio
-# compares are timed together, in alternation (tests/bench/alternate.py: BENCH_ROUNDS rounds, default 5, each
+# compares are timed together, in alternation (tests/bench/alternate.py: BENCH_ROUNDS rounds, default 9, each
 # command once a round, medians), so a drift in the machine's speed weighs on both sides of a ratio alike.
 # Each goal is one line "GOAL name = ratio (goal <= or >= G): met | NOT met":
 #   read     cloudmon -q -r with full decryption by the generator's session lines vs `tcpdump -r FILE -w
@@ -22,7 +22,7 @@
 #            (root only; skipped otherwise)
 # Sizes: BENCH_DEVICES (default 1000) x BENCH_MESSAGES (default 100) for the read and plugin figures,
 # BENCH_CONNS (default 100000) and BENCH_MILLION (default 1000000, 0 skips it) for memory; BENCH_LIVE=0 skips
-# the live part; BENCH_ROUNDS (default 5) rounds of alternated timing. Not part of `meson test`.
+# the live part; BENCH_ROUNDS (default 9) rounds of alternated timing. Not part of `meson test`.
 set -u
 build=${1:?usage: tests/bench/run.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
@@ -30,7 +30,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 N=${BENCH_DEVICES:-1000}
 M=${BENCH_MESSAGES:-100}
 CONNS=${BENCH_CONNS:-100000}
-ROUNDS=${BENCH_ROUNDS:-5}
+ROUNDS=${BENCH_ROUNDS:-9}
 gen="$build/tests/bench/sparkwire-gen"
 cm="$build/monitor/cloudmon"
 plugin="$build/dissector/spark.so"
