@@ -317,24 +317,16 @@ kr_conn *kr_conn_packet(kr_conn_table *t, const kr_packet *p)
 
 void kr_conn_prefetch(const kr_conn_table *t, const kr_endpoint *src, const kr_endpoint *dst)
 {
-    const kr_conn_map *m = &t->map;
-    uint32_t h = kr_map_hash(m, src, dst);
-    /* the slots only: the first whose hash matches is very likely the one (a prefetch of another is harmless) */
-    for (size_t i = h & m->mask, n = 0; n < 8; i = (i + 1) & m->mask, n++) {
-        const kr_map_slot *s = &m->slot[i];
-        if (!s->c)
-            return;
-        if (s->hash == h) {
-            const char *c = (const char *)s->c;
-            __builtin_prefetch(c);
-            __builtin_prefetch(c + KR_CONN_ALIGN);
-            __builtin_prefetch(c + 2 * KR_CONN_ALIGN);
-            kr_tracker_prefetch(s->c->tr);
-            if (s->c->user)
-                __builtin_prefetch(s->c->user);
-            return;
-        }
-    }
+    kr_dir dir;
+    const kr_conn *c = kr_map_find(&t->map, src, dst, kr_map_hash(&t->map, src, dst), &dir);
+    if (!c)
+        return;
+    /* its first line was read to find it; the other two, the tracker's and the frontend's record follow */
+    __builtin_prefetch((const char *)c + KR_CONN_ALIGN);
+    __builtin_prefetch((const char *)c + 2 * KR_CONN_ALIGN);
+    kr_tracker_prefetch(c->tr);
+    if (c->user)
+        __builtin_prefetch(c->user);
 }
 
 kr_conn *kr_conn_claim(kr_conn_table *t, const kr_packet *p, const kr_endpoint *cloud)
