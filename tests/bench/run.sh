@@ -46,30 +46,22 @@ chmod 755 "$work"
 trap 'chmod -R a+rX "$work"' EXIT
 out="$work/results.txt"
 say() { echo "$*" | tee -a "$out"; }
-# CPU seconds (user + system, from the child's rusage in microseconds: the machine is shared, wall times
-# vary with the load) and peak RSS (kB) of a command: sets T, W (wall seconds) and RSS
+# A command as one line of tests/bench/alternate.py's command file
+cmd_line() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@"; }
+# CPU seconds (user + system, from the child's rusage: the machine is shared, wall times vary with the load)
+# and peak RSS (kB) of one run of a command, timed by alternate.py: sets T, W (wall seconds) and RSS; its
+# standard error in last.err
 measure() {
     local rc
-    read -r T W RSS rc < <(python3 - "$work/last.err" "$@" <<'PY'
-import os, subprocess, sys, time
-err = open(sys.argv[1], "w")
-t0 = time.monotonic()
-try:
-    p = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
-    _, status, ru = os.wait4(p.pid, 0)
-    rc = os.waitstatus_to_exitcode(status)
-except OSError as e:
-    print(e, file=err)
-    ru, rc = None, 127
-w = time.monotonic() - t0
-print("%.4f %.3f %d %d" % ((ru.ru_utime + ru.ru_stime) if ru else 0, w, ru.ru_maxrss if ru else 0, rc))
-PY
-)
+    cmd_line "$@" >"$work/one.cmds"
+    python3 "$src/tests/bench/alternate.py" 1 "$work/one.cmds" "$work/one.out" || return 1
+    mv "$work/one.out.err0" "$work/last.err"
+    read -r T W RSS rc <"$work/one.out"
     return "${rc:-1}"
 }
 # Commands timed together in alternation: alt_add queues one, alt_run times the queue (ROUNDS rounds) and
 # sets ALT_T[i] (median CPU seconds) and ALT_RSS[i] (largest peak RSS, kB), i in the order they were queued
-alt_add() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@" >>"$work/alt.cmds"; }
+alt_add() { cmd_line "$@" >>"$work/alt.cmds"; }
 alt_run() {
     local t w r c
     ALT_T=(); ALT_RSS=()
