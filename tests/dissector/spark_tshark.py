@@ -1121,7 +1121,7 @@ def test_max_conns_claimed(sh):
     claim = ["--disable-heuristic", "spark_tcp", "-d", "tcp.port==%d,spark" % port]
     rows = sh.fields(cap, ["tcp.srcport", "spark.step", "spark.released"], extra=claim + ["-o", "spark.max_conns:2"])
     released = [(int(r[0]), int(r[3])) for r in rows if r[3]]
-    claimed = [r for r in rows if port in (int(r[1]), )]
+    claimed = [r for r in rows if int(r[1]) == port]
     check(claimed and any(r[2] for r in rows), "Decode As tcp.port==%d,spark follows the connection: %r" % (port, rows))
     check(released == [(int(claimed[0][0]), 1)],
           "the claimed connection's first bytes end one half-open connection, said on their frame: %r" % rows)
