@@ -14,6 +14,11 @@
 /* Calls fn(arg) once when the calling thread ends (thread_end.c), for what the library keeps per thread.
  * False when that cannot be arranged (the caller then keeps nothing it would have to give back). */
 bool kr_at_thread_end(void (*fn)(void *), void *arg);
+/* What each file keeps for the process, given back by kr_library_end (each is made again on need). */
+void kr_cipher_end(void);      /* cipher.c: AES-128-ECB as fetched */
+void kr_sessline_end(void);    /* sessline.c: SHA-256 as fetched */
+void kr_key_decode_end(void);  /* key_decode.c: the decoders of a key's first use */
+void kr_msg_end(void);         /* tracker/message.c: libcoap */
 
 /* snprintf into a fixed buffer, cutting long text short (no truncation warning at call sites). */
 void kr_sfmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

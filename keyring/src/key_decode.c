@@ -211,3 +211,10 @@ EVP_PKEY *kr_key_pkey(const kr_key *key)
     pthread_mutex_unlock(&pkey_lock);
     return pkey;
 }
+
+void kr_key_decode_end(void)
+{
+    pthread_mutex_lock(&pkey_lock);
+    kr_key_loader_done(&pkey_loader);
+    pthread_mutex_unlock(&pkey_lock);
+}

@@ -1,5 +1,6 @@
-/* sparkwire libkeyring: what the library keeps per thread (the shared AES context, the kept frames' block
- * cache) is given back when the thread ends. One key for the process; each thread lists what to call. */
+/* sparkwire libkeyring: what the library keeps beyond its objects is given back. Per thread (the shared AES
+ * context, the kept frames' block cache) when the thread ends: one key for the process, each thread lists
+ * what to call. All of it, for the process and the calling thread, at kr_library_end. */
 #include <pthread.h>
 #include <stdbool.h>
 
@@ -13,8 +14,8 @@ static _Thread_local struct {
     int n;
 } at_end;
 
+static pthread_mutex_t end_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t end_key;
-static pthread_once_t end_once = PTHREAD_ONCE_INIT;
 static bool end_key_made;
 
 /* The thread ends: the calls it listed, the last first (one listed meanwhile runs as well). */
@@ -27,18 +28,40 @@ static void run_at_end(void *p)
     }
 }
 
-static void make_end_key(void)
+/* The process's key, made on first need (again after kr_library_end deleted it). */
+static bool end_key_ready(void)
 {
-    end_key_made = pthread_key_create(&end_key, run_at_end) == 0;
+    pthread_mutex_lock(&end_lock);
+    if (!end_key_made)
+        end_key_made = pthread_key_create(&end_key, run_at_end) == 0;
+    bool ok = end_key_made;
+    pthread_mutex_unlock(&end_lock);
+    return ok;
 }
 
 bool kr_at_thread_end(void (*fn)(void *), void *arg)
 {
-    pthread_once(&end_once, make_end_key);
-    if (!end_key_made || at_end.n == AT_END_MOST || pthread_setspecific(end_key, &at_end) != 0)
+    if (!end_key_ready() || at_end.n == AT_END_MOST || pthread_setspecific(end_key, &at_end) != 0)
         return false;
     at_end.fn[at_end.n] = fn;
     at_end.arg[at_end.n] = arg;
     at_end.n++;
     return true;
+}
+
+void kr_library_end(void)
+{
+    run_at_end(NULL);
+    kr_cipher_end();
+    kr_sessline_end();
+    kr_key_decode_end();
+    kr_msg_end();
+    /* no thread end may call into a library that is gone */
+    pthread_mutex_lock(&end_lock);
+    if (end_key_made) {
+        pthread_setspecific(end_key, NULL);
+        pthread_key_delete(end_key);
+        end_key_made = false;
+    }
+    pthread_mutex_unlock(&end_lock);
 }

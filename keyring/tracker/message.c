@@ -4,6 +4,7 @@
  * first Uri-Path letter to the message kind, as the device classifies what it receives; each kind has one
  * small decode function. Describe, OTA and the matching of answers to requests live in msg_describe.c,
  * msg_ota.c and msg_match.c. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -12,15 +13,32 @@
 #include <glib.h>
 #include <coap3/coap.h>
 #include "msg_int.h"
+#include "../src/internal.h"
+
+/* libcoap is started on first need and stopped by kr_library_end. */
+static pthread_mutex_t coap_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool coap_started;
 
 static void coap_init_once(void)
 {
-    static gsize done = 0;
-    if (g_once_init_enter(&done)) {
+    if (__atomic_load_n(&coap_started, __ATOMIC_ACQUIRE))
+        return;              /* every message after the first */
+    pthread_mutex_lock(&coap_lock);
+    if (!coap_started) {
         coap_startup();
         coap_set_log_level(LOG_EMERG);
-        g_once_init_leave(&done, 1);
+        __atomic_store_n(&coap_started, true, __ATOMIC_RELEASE);
     }
+    pthread_mutex_unlock(&coap_lock);
+}
+
+void kr_msg_end(void)
+{
+    pthread_mutex_lock(&coap_lock);
+    if (coap_started)
+        coap_cleanup();
+    __atomic_store_n(&coap_started, false, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&coap_lock);
 }
 
 /* ---- text helpers ------------------------------------------------------------------------------- */

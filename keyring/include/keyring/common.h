@@ -35,6 +35,13 @@ typedef enum kr_dir {
 const char *kr_dir_str(kr_dir d);   /* "device->cloud" / "cloud->device" */
 const char *kr_dir_short(kr_dir d); /* "D->S" / "S->D" */
 
+/* Gives back what libkeyring keeps beyond its objects: for the process, the algorithms fetched once, the
+ * decoders that turn a key into OpenSSL's form on first use and libcoap's state; for the calling thread,
+ * its AES context and its cache of kept-frame blocks (other threads give theirs back when they end). A
+ * host that unloads the library with itself (a Wireshark plugin) calls it last, when no other thread uses
+ * the library; whatever the library is asked to do afterwards makes what it needs again. */
+void kr_library_end(void);
+
 /* One error line for the user: names the thing, what is wrong and what to do. */
 typedef struct kr_err {
     char msg[768];

@@ -1,0 +1,92 @@
+/* The module tests/keyring/library_end_test.c loads and unloads, as Wireshark does its plugin: libkeyring
+ * linked in, used the way the plugin uses it, then told to end (or not). */
+#include <stdio.h>
+#include <string.h>
+#include <pcap/pcap.h>
+#include "keyring/keyring.h"
+#include "keyring/conn.h"
+
+typedef struct tally {
+    int messages, oks;
+} tally;
+
+static void t_message(void *ud, kr_conn *c, const kr_message *m)
+{
+    (void)c;
+    (void)m;
+    ((tally *)ud)->messages++;
+}
+
+static void t_verdict(void *ud, kr_conn *c, const kr_verdict *v)
+{
+    (void)c;
+    if (v->code == KR_V_OK)
+        ((tally *)ud)->oks++;
+}
+
+/* Ethernet, IPv4, TCP: one frame of the capture into the table */
+static void feed(kr_conn_table *tab, const struct pcap_pkthdr *h, const uint8_t *f)
+{
+    if (h->caplen < 14 + 20 + 20 || f[12] != 0x08 || f[13] != 0x00 || f[14 + 9] != 6)
+        return;
+    const uint8_t *ip = f + 14;
+    size_t ihl = (size_t)(ip[0] & 15) * 4, tot = (size_t)ip[2] << 8 | ip[3];
+    const uint8_t *tcp = ip + ihl;
+    size_t thl = (size_t)(tcp[12] >> 4) * 4;
+    if (14 + tot > h->caplen || ihl + thl > tot)
+        return;
+    kr_packet p = { .seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7],
+                    .ack = (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11],
+                    .flags = tcp[13], .window = (uint32_t)tcp[14] << 8 | tcp[15],
+                    .payload = tcp + thl, .captured_len = tot - ihl - thl, .wire_len = tot - ihl - thl,
+                    .checksum = KR_CSUM_UNKNOWN, .time = (double)h->ts.tv_sec + h->ts.tv_usec / 1e6 };
+    p.src.family = p.dst.family = 4;
+    memcpy(p.src.ip, ip + 12, 4);
+    memcpy(p.dst.ip, ip + 16, 4);
+    p.src.port = (uint16_t)(tcp[0] << 8 | tcp[1]);
+    p.dst.port = (uint16_t)(tcp[2] << 8 | tcp[3]);
+    kr_conn_packet(tab, &p);
+}
+
+/* The sample in dir through a connection table with its keyfile (device keys opened, the session decrypted,
+ * frames kept), one probe key and one session hint; then kr_library_end when end is set. Returns the
+ * messages decrypted times 10 plus the connections proven ok, or -1 when the sample cannot be read. */
+int library_end_run(const char *dir, int end)
+{
+    char path[4096], err[PCAP_ERRBUF_SIZE];
+    kr_err e = { "" };
+    snprintf(path, sizeof path, "%s/keyfile", dir);
+    kr_keyfile *kf = kr_keyfile_load(path, &e);
+    snprintf(path, sizeof path, "%s/capture.pcap", dir);
+    pcap_t *pc = kf ? pcap_open_offline(path, err) : NULL;
+    if (!pc) {
+        fprintf(stderr, "library_end_run: %s\n", kf ? err : e.msg);
+        kr_keyfile_free(kf);
+        return -1;
+    }
+    tally t = { 0, 0 };
+    kr_conn_options o;
+    kr_conn_options_default(&o);
+    kr_conn_callbacks cb = { .message = t_message, .verdict = t_verdict };
+    kr_conn_table *tab = kr_conn_table_new(kf, &o, &cb, &t);
+    struct pcap_pkthdr *h;
+    const uint8_t *f;
+    double last = 0;
+    while (pcap_next_ex(pc, &h, &f) == 1) {
+        feed(tab, h, f);
+        last = (double)h->ts.tv_sec + h->ts.tv_usec / 1e6;
+    }
+    pcap_close(pc);
+    kr_conn_finish(tab, last, "capture ended");
+    kr_conn_table_free(tab);
+    kr_keyfile_free(kf);
+
+    static const uint8_t key[16] = { 1, 2, 3 }, block[KR_SESSION_E_LEN] = { 4, 5, 6 };
+    uint8_t hint[KR_SESSION_HINT_LEN];
+    kr_probe_key_free(kr_probe_key_new(key));
+    if (!kr_session_hint(block, hint))
+        return -1;
+    if (end)
+        kr_library_end();
+    return t.messages * 10 + t.oks;
+}
