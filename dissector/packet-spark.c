@@ -172,10 +172,14 @@ static void spark_cleanup(void)
     spark_keys_cleanup();
 }
 
+/* Wireshark closes: everything the plugin and libkeyring hold goes before the plugin is unloaded (nothing
+ * would point at it afterwards). */
 static void spark_shutdown(void)
 {
     spark_conn_stop();
     spark_keys_unload();
+    spark_stats_end();
+    kr_library_end();
 }
 
 /* ---- the connection cap (spark.max_conns) ------------------------------------------------------ */

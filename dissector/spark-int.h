@@ -351,6 +351,7 @@ typedef struct spark_tap_info {
     int final_verdict;            /* kr_verdict_code of a final verdict shown here, -1 none */
 } spark_tap_info;
 void spark_register_stats(void);
+void spark_stats_end(void);          /* at shutdown: the tables go */
 void spark_stats_queue(packet_info *pinfo, const spark_tap_info *ti);
 
 /* spark-follow.c: Follow > Spark Stream */

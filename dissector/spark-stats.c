@@ -191,3 +191,9 @@ void spark_register_stats(void)
     spark_stats_tap = register_tap("spark_stats");
     register_stat_tap_table_ui(&spark_stats_ui);
 }
+
+void spark_stats_end(void)
+{
+    g_clear_pointer(&spark_rows, g_hash_table_destroy);
+    g_clear_pointer(&spark_accs, g_hash_table_destroy);
+}
