@@ -614,6 +614,7 @@ static void teardown(cm_app *a)
     cm_capture_close(&a->cap);
     if (a->kf)
         kr_keyfile_free(a->kf);
+    kr_library_end();                 /* the last user of libkeyring is gone: what it kept goes too */
 }
 
 int main(int argc, char **argv)
