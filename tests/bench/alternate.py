@@ -9,7 +9,8 @@ the child's rusage), WALL the median of its wall seconds, RSS the largest peak R
 non-zero exit code (0 when every run succeeded). A shared machine's speed drifts over tens of seconds; a
 ratio of two commands timed in the same rounds sees the same drift on both sides, where two blocks of runs
 one after the other would not. Standard output of the commands is discarded; the standard error of each
-command's last run is kept in OUTFILE.errN (N from 0, the command's line)."""
+command's last run is kept in OUTFILE.errN (N from 0, the command's line). OUTFILE.rounds gets every round's
+CPU seconds, a line a command, so a ratio can be read round by round as well as from the medians."""
 import json
 import os
 import statistics
@@ -53,6 +54,9 @@ def main():
     with open(out, "w") as f:
         for i in range(len(cmds)):
             f.write("%.4f %.3f %d %d\n" % (statistics.median(cpu[i]), statistics.median(wall[i]), rss[i], rc[i]))
+    with open(out + ".rounds", "w") as f:
+        for times in cpu:
+            f.write(" ".join("%.4f" % t for t in times) + "\n")
 
 
 if __name__ == "__main__":
