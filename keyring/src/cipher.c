@@ -8,7 +8,6 @@
  */
 #include "keyring/cipher.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -324,30 +323,6 @@ static bool key_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t *iv, const uint8_t *c
     return true;
 }
 
-/* AES-128-ECB fetched from the provider once for the process (until kr_library_end): EVP_aes_128_ecb() has
- * every probe key's set-up look it up again, about half of that set-up's cost (a keyfile may hold thousands).
- * A context set up with it holds a reference of its own, so giving it back leaves probe keys working. */
-static pthread_mutex_t ecb_lock = PTHREAD_MUTEX_INITIALIZER;
-static EVP_CIPHER *ecb_fetched;
-
-static const EVP_CIPHER *aes_ecb(void)
-{
-    pthread_mutex_lock(&ecb_lock);
-    if (!ecb_fetched)
-        ecb_fetched = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
-    const EVP_CIPHER *c = ecb_fetched;
-    pthread_mutex_unlock(&ecb_lock);
-    return c ? c : EVP_aes_128_ecb();
-}
-
-void kr_cipher_end(void)
-{
-    pthread_mutex_lock(&ecb_lock);
-    EVP_CIPHER_free(ecb_fetched);
-    ecb_fetched = NULL;
-    pthread_mutex_unlock(&ecb_lock);
-}
-
 kr_probe_key *kr_probe_key_new(const uint8_t key[16])
 {
     kr_probe_key *k = calloc(1, sizeof *k);
@@ -355,7 +330,7 @@ kr_probe_key *kr_probe_key_new(const uint8_t key[16])
         return NULL;
     memcpy(k->key, key, 16);
     k->ctx = EVP_CIPHER_CTX_new();
-    if (!k->ctx || !EVP_DecryptInit_ex(k->ctx, aes_ecb(), NULL, key, NULL) ||
+    if (!k->ctx || !EVP_DecryptInit_ex(k->ctx, kr_fetched_aes_128_ecb(), NULL, key, NULL) ||
         !EVP_CIPHER_CTX_set_padding(k->ctx, 0)) {
         kr_probe_key_free(k);
         return NULL;

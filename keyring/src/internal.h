@@ -14,9 +14,12 @@
 /* Calls fn(arg) once when the calling thread ends (thread_end.c), for what the library keeps per thread.
  * False when that cannot be arranged (the caller then keeps nothing it would have to give back). */
 bool kr_at_thread_end(void (*fn)(void *), void *arg);
+/* Algorithms fetched once for the process (fetched.c): the explicit form, or the implicit one when the
+ * fetch fails. */
+const EVP_CIPHER *kr_fetched_aes_128_ecb(void);
+const EVP_MD *kr_fetched_sha256(void);
 /* What each file keeps for the process, given back by kr_library_end (each is made again on need). */
-void kr_cipher_end(void);      /* cipher.c: AES-128-ECB as fetched */
-void kr_sessline_end(void);    /* sessline.c: SHA-256 as fetched */
+void kr_fetched_end(void);     /* fetched.c: the algorithms above */
 void kr_key_decode_end(void);  /* key_decode.c: the decoders of a key's first use */
 void kr_msg_end(void);         /* tracker/message.c: libcoap */
 

@@ -57,7 +57,7 @@ int kr_key_facts_from(kr_key_facts *f, const BIGNUM *n, const BIGNUM *e)
     int len = kr_spki_encode(n, e, &spki);
     f->bits = n ? BN_num_bits(n) : 0;
     f->exponent = len > 0 && BN_num_bits(e) <= 32 ? BN_get_word(e) : 0;
-    f->spki_ok = len > 0 && EVP_Digest(spki, (size_t)len, f->spki_sha256, NULL, EVP_sha256(), NULL);
+    f->spki_ok = len > 0 && EVP_Digest(spki, (size_t)len, f->spki_sha256, NULL, kr_fetched_sha256(), NULL);
     OPENSSL_free(spki);
     return f->spki_ok ? 0 : -1;
 }

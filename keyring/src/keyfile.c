@@ -754,7 +754,7 @@ const kr_entry *kr_keyfile_find_device_by_public(const kr_keyfile *kf, const uin
     if (!kf || !spki || !len)
         return NULL;
     uint8_t h[32];
-    if (!EVP_Digest(spki, len, h, NULL, EVP_sha256(), NULL))
+    if (!EVP_Digest(spki, len, h, NULL, kr_fetched_sha256(), NULL))
         return NULL;
     for (size_t i = 0; i < kf->kind[KR_ENTRY_DEVICE].n; i++) {
         const kr_entry *e = &kf->v[kf->kind[KR_ENTRY_DEVICE].v[i]];

@@ -7,7 +7,6 @@
 #include "internal.h"
 
 #include <ctype.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,34 +43,11 @@ static bool id_hex_ok(const char *id)
     return n == KR_DEVICE_ID_HEX_LEN;
 }
 
-/* SHA-256 fetched from the provider once for the process (until kr_library_end), not looked up at every
- * connection's hint as EVP_sha256() has EVP_Digest do. */
-static pthread_mutex_t sha256_lock = PTHREAD_MUTEX_INITIALIZER;
-static EVP_MD *sha256_fetched;
-
-static const EVP_MD *sha256(void)
-{
-    pthread_mutex_lock(&sha256_lock);
-    if (!sha256_fetched)
-        sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
-    const EVP_MD *md = sha256_fetched;
-    pthread_mutex_unlock(&sha256_lock);
-    return md ? md : EVP_sha256();
-}
-
-void kr_sessline_end(void)
-{
-    pthread_mutex_lock(&sha256_lock);
-    EVP_MD_free(sha256_fetched);
-    sha256_fetched = NULL;
-    pthread_mutex_unlock(&sha256_lock);
-}
-
 bool kr_session_hint(const uint8_t e[KR_SESSION_E_LEN], uint8_t out[KR_SESSION_HINT_LEN])
 {
     uint8_t h[EVP_MAX_MD_SIZE];
     unsigned int hl = 0;
-    if (!e || !EVP_Digest(e, KR_SESSION_E_LEN, h, &hl, sha256(), NULL) || hl < KR_SESSION_HINT_LEN)
+    if (!e || !EVP_Digest(e, KR_SESSION_E_LEN, h, &hl, kr_fetched_sha256(), NULL) || hl < KR_SESSION_HINT_LEN)
         return false;
     memcpy(out, h, KR_SESSION_HINT_LEN);
     return true;

@@ -52,8 +52,7 @@ bool kr_at_thread_end(void (*fn)(void *), void *arg)
 void kr_library_end(void)
 {
     run_at_end(NULL);
-    kr_cipher_end();
-    kr_sessline_end();
+    kr_fetched_end();
     kr_key_decode_end();
     kr_msg_end();
     /* no thread end may call into a library that is gone */

@@ -8,6 +8,7 @@
 #include "tracker_int.h"
 #include "rsagate.h"
 #include "keyring/handshake.h"
+#include "../src/internal.h"
 
 /* The server key entry of a kind that judges this connection's cloud (bound to its address, else the
  * unbound one; without kr_tracker_set_cloud only the unbound one). */
@@ -117,7 +118,7 @@ void krt_do_idblock(kr_tracker *t, double ts)
             char offered[200] = "";
             if (ib.has_public_key) {
                 t->have_offered = EVP_Digest(ib.public_key, KR_DEVICE_SPKI_LEN, t->offered_sha256, NULL,
-                                             EVP_sha256(), NULL) == 1;
+                                             kr_fetched_sha256(), NULL) == 1;
                 const kr_key *rec = kr_keyfile_device_public(t->kf, t->device_id);
                 if (rec && t->have_offered)
                     t->record_differs = memcmp(rec->spki_sha256, t->offered_sha256, 32) != 0 ? KR_YES : KR_NO;

@@ -7,21 +7,20 @@
 #include "keyring/conn.h"
 
 typedef struct tally {
-    int messages, oks;
+    int decrypted, oks;
 } tally;
 
-static void t_message(void *ud, kr_conn *c, const kr_message *m)
+static void t_step(void *ud, kr_conn *c, const kr_step *s)
 {
     (void)c;
-    (void)m;
-    ((tally *)ud)->messages++;
+    if (s->kind == KR_STEP_FRAME && s->frame_state == KR_FRAME_DECRYPTED)
+        ((tally *)ud)->decrypted++;
 }
 
 static void t_verdict(void *ud, kr_conn *c, const kr_verdict *v)
 {
     (void)c;
-    if (v->code == KR_V_OK)
-        ((tally *)ud)->oks++;
+    ((tally *)ud)->oks += v->code == KR_V_OK;
 }
 
 /* Ethernet, IPv4, TCP: one frame of the capture into the table */
@@ -50,7 +49,7 @@ static void feed(kr_conn_table *tab, const struct pcap_pkthdr *h, const uint8_t 
 
 /* The sample in dir through a connection table with its keyfile (device keys opened, the session decrypted,
  * frames kept), one probe key and one session hint; then kr_library_end when end is set. Returns the
- * messages decrypted times 10 plus the connections proven ok, or -1 when the sample cannot be read. */
+ * frames decrypted times 10 plus the connections proven ok, or -1 when the sample cannot be read. */
 int library_end_run(const char *dir, int end)
 {
     char path[4096], err[PCAP_ERRBUF_SIZE];
@@ -67,7 +66,7 @@ int library_end_run(const char *dir, int end)
     tally t = { 0, 0 };
     kr_conn_options o;
     kr_conn_options_default(&o);
-    kr_conn_callbacks cb = { .message = t_message, .verdict = t_verdict };
+    kr_conn_callbacks cb = { .step = t_step, .verdict = t_verdict };
     kr_conn_table *tab = kr_conn_table_new(kf, &o, &cb, &t);
     struct pcap_pkthdr *h;
     const uint8_t *f;
@@ -88,5 +87,5 @@ int library_end_run(const char *dir, int end)
         return -1;
     if (end)
         kr_library_end();
-    return t.messages * 10 + t.oks;
+    return t.decrypted * 10 + t.oks;
 }

@@ -48,9 +48,9 @@ int main(int argc, char **argv)
     int end = strcmp(argv[3], "end") == 0;
     int first = run(argv[2], end);
     int second = end ? run(argv[2], 1) : first;
-    printf("first run %d, second run %d (messages x 10 + connections ok)\n", first, second);
+    printf("first run %d, second run %d (frames decrypted x 10 + connections ok)\n", first, second);
     if (first <= 10 || first % 10 == 0 || second != first) {
-        fprintf(stderr, "FAIL: the runs must decrypt messages, prove the connection ok and agree\n");
+        fprintf(stderr, "FAIL: the runs must decrypt frames, prove the connection ok and agree\n");
         return 1;
     }
     if (dlclose(m) != 0) {
