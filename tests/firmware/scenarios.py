@@ -4,8 +4,10 @@
 Asserts both sides' outcome from their exit status and log lines. Usage:
   scenarios.py BUILD_DIR/firmware [SCENARIO...]
 """
+import atexit
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +25,7 @@ D2 = '55ff6d065075555332071787'
 D4 = '36ff70065067555051412287'
 UNKNOWN = '30ff71065067555011111111'
 TMP = tempfile.mkdtemp(prefix='sparkwire-fw-')
+atexit.register(shutil.rmtree, TMP, True)   # the keys, logs and images of the run go with it
 CLOUD_KEYS = os.path.join(TMP, 'cloud-keys')
 os.mkdir(CLOUD_KEYS)
 for i in (D1, D2, D4):

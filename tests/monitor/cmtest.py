@@ -1,10 +1,12 @@
 """Helpers for the cloudmon integration tests: run the program, parse JSON Lines, skip, fail."""
+import atexit
 import json
 import re
 import os
 import subprocess
 import sys
 import signal
+import shutil
 import tempfile
 import time
 
@@ -64,8 +66,10 @@ def tool(*args):
 
 
 def tmpdir():
+    """A fresh folder, removed when the test ends (a live test leaves hundreds of MB of JSON in it)."""
     d = tempfile.mkdtemp(prefix="cloudmon-test-")
     os.chmod(d, 0o755)
+    atexit.register(shutil.rmtree, d, True)
     return d
 
 
