@@ -23,27 +23,25 @@ static void t_verdict(void *ud, kr_conn *c, const kr_verdict *v)
     ((tally *)ud)->oks += v->code == KR_V_OK;
 }
 
-/* Ethernet, IPv4, TCP: one frame of the capture into the table */
+/* Ethernet, IPv4, TCP: one frame of the capture into the table (its TCP header read by libkeyring's reader) */
 static void feed(kr_conn_table *tab, const struct pcap_pkthdr *h, const uint8_t *f)
 {
-    if (h->caplen < 14 + 20 + 20 || f[12] != 0x08 || f[13] != 0x00 || f[14 + 9] != 6)
+    kr_tcp_hdr th;
+    if (h->caplen < 14 + 20 || f[12] != 0x08 || f[13] != 0x00 || f[14 + 9] != 6)
         return;
     const uint8_t *ip = f + 14;
     size_t ihl = (size_t)(ip[0] & 15) * 4, tot = (size_t)ip[2] << 8 | ip[3];
-    const uint8_t *tcp = ip + ihl;
-    size_t thl = (size_t)(tcp[12] >> 4) * 4;
-    if (14 + tot > h->caplen || ihl + thl > tot)
+    if (14 + tot > h->caplen || ihl > tot || !kr_tcp_header(ip + ihl, tot - ihl, tot - ihl, &th))
         return;
-    kr_packet p = { .seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7],
-                    .ack = (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11],
-                    .flags = tcp[13], .window = (uint32_t)tcp[14] << 8 | tcp[15],
-                    .payload = tcp + thl, .captured_len = tot - ihl - thl, .wire_len = tot - ihl - thl,
-                    .checksum = KR_CSUM_UNKNOWN, .time = (double)h->ts.tv_sec + h->ts.tv_usec / 1e6 };
+    kr_packet p = { .seq = th.seq, .ack = th.ack, .flags = th.flags, .window = th.window, .wscale = th.wscale,
+                    .options_known = true, .payload = ip + ihl + th.len, .captured_len = tot - ihl - th.len,
+                    .wire_len = tot - ihl - th.len, .checksum = KR_CSUM_UNKNOWN,
+                    .time = (double)h->ts.tv_sec + h->ts.tv_usec / 1e6 };
     p.src.family = p.dst.family = 4;
     memcpy(p.src.ip, ip + 12, 4);
     memcpy(p.dst.ip, ip + 16, 4);
-    p.src.port = (uint16_t)(tcp[0] << 8 | tcp[1]);
-    p.dst.port = (uint16_t)(tcp[2] << 8 | tcp[3]);
+    p.src.port = th.sport;
+    p.dst.port = th.dport;
     kr_conn_packet(tab, &p);
 }
 
