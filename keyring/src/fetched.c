@@ -11,23 +11,33 @@ static pthread_mutex_t fetched_lock = PTHREAD_MUTEX_INITIALIZER;
 static EVP_CIPHER *aes_ecb;
 static EVP_MD *sha256;
 
-const EVP_CIPHER *kr_fetched_aes_128_ecb(void)
+/* Both, as fetched at the first need of either (again after kr_library_end; a fetch that failed is tried
+ * again at the next need), read under the lock. */
+static void fetch(const EVP_CIPHER **c, const EVP_MD **md)
 {
     pthread_mutex_lock(&fetched_lock);
     if (!aes_ecb)
         aes_ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
-    const EVP_CIPHER *c = aes_ecb;
+    if (!sha256)
+        sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    *c = aes_ecb;
+    *md = sha256;
     pthread_mutex_unlock(&fetched_lock);
+}
+
+const EVP_CIPHER *kr_fetched_aes_128_ecb(void)
+{
+    const EVP_CIPHER *c;
+    const EVP_MD *md;
+    fetch(&c, &md);
     return c ? c : EVP_aes_128_ecb();
 }
 
 const EVP_MD *kr_fetched_sha256(void)
 {
-    pthread_mutex_lock(&fetched_lock);
-    if (!sha256)
-        sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    const EVP_MD *md = sha256;
-    pthread_mutex_unlock(&fetched_lock);
+    const EVP_CIPHER *c;
+    const EVP_MD *md;
+    fetch(&c, &md);
     return md ? md : EVP_sha256();
 }
 
